@@ -1,0 +1,96 @@
+/* ttrt.h: host API of the tt-xla software accelerator runtime.
+ *
+ * Driver-API style: every call returns a tt_status; all state lives in a tt_device (no hidden
+ * globals). Buffers and programs are 64-bit handles carrying a kind, a slot and a generation,
+ * so a stale, freed, forged or wrong-kind handle is refused with TT_ERR_INVALID_HANDLE.
+ *
+ * Threading: calls on one device must come from one thread at a time (the runtime does not
+ * lock the device); different devices are independent. The runtime's own worker threads run
+ * kernels concurrently, one simulated core per host thread at a time.
+ *
+ * Ownership: the device owns every buffer and program created on it; tt_device_close frees
+ * whatever is still alive. tt_program_launch is synchronous.
+ */
+#ifndef TTRT_H
+#define TTRT_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tt_status {
+  TT_OK = 0,
+  TT_ERR_INVALID_ARGUMENT = 1,
+  TT_ERR_INVALID_HANDLE = 2,
+  TT_ERR_OUT_OF_MEMORY = 3,
+  TT_ERR_OUT_OF_RANGE = 4,
+  TT_ERR_BAD_PROGRAM = 5,
+  TT_ERR_LOAD_FAILED = 6,
+  TT_ERR_INTERNAL = 7
+} tt_status;
+
+typedef struct tt_device tt_device;
+typedef uint64_t tt_buffer;  /* 0 is never a valid handle */
+typedef uint64_t tt_program; /* 0 is never a valid handle */
+
+typedef struct tt_device_config {
+  uint32_t grid_x, grid_y;     /* 8, 8 (grid_x * grid_y <= 4096) */
+  uint64_t sram_per_core;      /* 1499136; must be >= TT_MM_SRAM_BYTES of ttrt_kernel.h */
+  uint64_t dram_bytes;         /* 12 GiB: capacity limit for live buffers */
+  uint32_t host_threads;       /* 0 = number of online host cores */
+  /* device cost model (the modeled accelerator, not the host) */
+  double clock_ghz;            /* 1.0 */
+  double dram_bytes_per_cycle; /* 288.0 (whole chip) */
+  uint32_t vector_tile_cycles; /* 64: one vector instruction over a 32x32 tile, per core */
+  uint32_t matrix_tile_cycles; /* 16: one 32x32x32 tile product, per core */
+  uint32_t launch_cycles;      /* 1000: fixed overhead per kernel launch */
+} tt_device_config;
+
+typedef struct tt_counters {
+  uint64_t programs_launched, kernels_launched;
+  uint64_t dram_bytes_read, dram_bytes_written;   /* declared READ / WRITE operand bytes of launches */
+  uint64_t host_bytes_written, host_bytes_read;   /* tt_buffer_write / tt_buffer_read */
+  uint64_t dma_bytes, matrix_tiles;               /* summed from core counters */
+  uint64_t vector_ops;                            /* summed from launches' vector_ops */
+  uint64_t modeled_cycles;                        /* device time under the cost model */
+  uint64_t busy_ns;                               /* host wall time inside program launches */
+  uint64_t dram_bytes_allocated, dram_bytes_peak; /* live user-visible buffer bytes, and peak */
+} tt_counters;
+
+void tt_device_config_default(tt_device_config *cfg);
+const char *tt_status_name(tt_status s);
+
+tt_status tt_device_open(const tt_device_config *cfg /* NULL = default */, tt_device **out);
+tt_status tt_device_close(tt_device *dev); /* frees every buffer and program still alive */
+const char *tt_device_error(const tt_device *dev); /* message of the last failed call ("" if none) */
+tt_status tt_device_info(const tt_device *dev, tt_device_config *out); /* effective config */
+
+/* Buffer memory is 64-byte aligned and not initialized. 0 bytes is a valid size. */
+tt_status tt_buffer_alloc(tt_device *dev, uint64_t bytes, tt_buffer *out);
+tt_status tt_buffer_free(tt_device *dev, tt_buffer buf);
+tt_status tt_buffer_size(tt_device *dev, tt_buffer buf, uint64_t *out);
+tt_status tt_buffer_write(tt_device *dev, tt_buffer buf, uint64_t offset, const void *src, uint64_t bytes);
+tt_status tt_buffer_read(tt_device *dev, tt_buffer buf, uint64_t offset, void *dst, uint64_t bytes);
+/* Ranges may overlap (same buffer): behaves like memmove. */
+tt_status tt_buffer_copy(tt_device *dev, tt_buffer dst, uint64_t dst_offset, tt_buffer src, uint64_t src_offset,
+                         uint64_t bytes);
+
+/* dlopen + TT_PROGRAM_ENTRY + descriptor validation. The library must stay on disk while loaded. */
+tt_status tt_program_load(tt_device *dev, const char *library_path, tt_program *out);
+tt_status tt_program_unload(tt_device *dev, tt_program prog);
+/* Runs every launch of the program in order and returns when all are done. buffers[i] is bound
+ * to binding i; nbuffers must equal the descriptor's nbindings, and each buffer must be at least
+ * binding_bytes[i] long (else TT_ERR_OUT_OF_RANGE). */
+tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *buffers, uint32_t nbuffers);
+tt_status tt_device_synchronize(tt_device *dev); /* launches are synchronous: a cheap barrier */
+
+tt_status tt_device_counters(const tt_device *dev, tt_counters *out);
+/* Zeroes everything except the allocation figures (peak := current). */
+tt_status tt_device_reset_counters(tt_device *dev);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TTRT_H */

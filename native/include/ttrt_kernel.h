@@ -1,0 +1,249 @@
+/* ttrt_kernel.h: the device side of the tt-xla software accelerator.
+ *
+ * What a kernel library (built by the device toolchain from compiler-generated C) sees:
+ * the core it runs on (id, SRAM, counters), the device's DMA and matrix-engine primitives,
+ * and the program descriptor ABI it must export. Like an ISA manual: it knows tiles, SRAM,
+ * DMA and tile matmul, never an ML op.
+ *
+ * A kernel library exports one symbol, TT_PROGRAM_ENTRY:
+ *     const tt_program_desc *tt_program_entry(void);
+ * The runtime validates the descriptor at load time and runs its launches in order.
+ */
+#ifndef TTRT_KERNEL_H
+#define TTRT_KERNEL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define TT_ABI_VERSION 1u
+#define TT_TILE 32                    /* tiles are TT_TILE x TT_TILE elements */
+#define TT_TILE_ELEMS (TT_TILE * TT_TILE)
+#define TT_PROGRAM_ENTRY "tt_program_entry"
+
+/* Per-core counters a kernel may add to (a core runs on one host thread at a time). */
+enum {
+  TT_CORE_DMA_BYTES = 0,     /* bytes moved by tt_dma_read / tt_dma_write */
+  TT_CORE_MATRIX_TILES = 1,  /* 32x32x32 tile products issued to the matrix engine */
+  TT_CORE_NCOUNTERS = 8
+};
+
+/* The core a kernel invocation runs on. Filled by the runtime. */
+typedef struct tt_core {
+  uint32_t id;          /* 0 .. ncores-1, row-major over the grid */
+  uint32_t x, y;        /* position in the grid */
+  uint32_t ncores;
+  void *sram;           /* this core's SRAM, 64-byte aligned */
+  uint64_t sram_bytes;
+  uint64_t *counters;   /* TT_CORE_NCOUNTERS entries */
+} tt_core;
+
+/* A kernel processes work items [begin, end) of its launch on one core. operands[i] is the
+ * resolved address of the launch's operand i (bound buffer base + operand offset). */
+typedef void (*tt_kernel_fn)(const tt_core *core, void *const *operands, int64_t begin, int64_t end);
+
+enum { TT_READ = 1u, TT_WRITE = 2u };
+
+typedef struct tt_operand {
+  uint32_t binding;  /* index into the buffers given to tt_program_launch */
+  uint32_t access;   /* TT_READ | TT_WRITE */
+  uint64_t offset;   /* byte offset into that buffer */
+  uint64_t bytes;    /* the kernel touches only [offset, offset + bytes) */
+} tt_operand;
+
+typedef struct tt_launch {
+  const char *name;
+  tt_kernel_fn fn;
+  int64_t work_items;         /* split into contiguous ranges over the cores */
+  uint32_t noperands;
+  const tt_operand *operands;
+  uint64_t vector_ops;        /* device-model cost: tile-wide vector instructions, whole launch */
+  uint64_t matrix_tiles;      /* device-model cost: 32x32x32 tile products, whole launch */
+} tt_launch;
+
+typedef struct tt_program_desc {
+  uint32_t abi_version;       /* TT_ABI_VERSION */
+  uint32_t nbindings;
+  const uint64_t *binding_bytes; /* minimum size of each bound buffer */
+  uint32_t nlaunches;
+  const tt_launch *launches;
+} tt_program_desc;
+
+/* ---------------------------------------------------------------- DMA: DRAM <-> core SRAM */
+static inline void tt_dma_read(const tt_core *c, void *sram_dst, const void *dram_src, uint64_t bytes) {
+  memcpy(sram_dst, dram_src, (size_t)bytes);
+  c->counters[TT_CORE_DMA_BYTES] += bytes;
+}
+static inline void tt_dma_write(const tt_core *c, void *dram_dst, const void *sram_src, uint64_t bytes) {
+  memcpy(dram_dst, sram_src, (size_t)bytes);
+  c->counters[TT_CORE_DMA_BYTES] += bytes;
+}
+
+/* ---------------------------------------------------------------- matrix engine
+ * (implemented below by the runtime owner; signatures are the contract)
+ *
+ * tt_matmul_f32:  C[i*c_rs + j] = sum_k A[i*a_rs + k*a_cs] * B[k*b_rs + j*b_cs]
+ *   for 0<=i<M, 0<=j<N (overwrites C; K==0 writes zeros). Any strides (row/col), so transposed
+ *   operands need no copy: the engine packs blocks into the core's SRAM (it uses at most
+ *   TT_MM_SRAM_BYTES from the start of core->sram; a kernel may use the rest).
+ *   Register-blocked, vectorized with GCC vector extensions (no intrinsics; -march decides).
+ * tt_matmul_bf16: same with bf16 inputs (raw uint16_t bits), f32 accumulate, f32 C.
+ */
+#define TT_MM_SRAM_BYTES (768u * 1024u)
+
+/* ---------------------------------------------------------------- bf16 helpers */
+static inline float tt_bf16_to_f32(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+/* Round to nearest even; NaNs stay NaN (quieted) instead of rounding into infinity. */
+static inline uint16_t tt_f32_to_bf16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
+}
+
+/* ---------------------------------------------------------------- matrix engine internals
+ * Goto/BLIS-style: C is computed in blocks; a KC x NC block of B and an MC x KC block of A are
+ * packed into SRAM as NR-wide / MR-tall panels (zero padded, so the micro-kernel never branches
+ * on edges), then an MR x NR register tile of C accumulates over KC. Vector width follows the
+ * -march the library is built with, because 512-bit vectors on an AVX2 machine would spill. */
+#if defined(__AVX512F__)
+#define TT__VL 16
+#define TT__MR 8
+#elif defined(__AVX__)
+#define TT__VL 8
+#define TT__MR 6
+#else
+#define TT__VL 4
+#define TT__MR 6
+#endif
+#define TT__NR (2 * TT__VL)
+#define TT__KC 256
+#define TT__MC (TT__MR * 16)
+/* NC fills what is left of the budget after the A block, rounded down to whole NR panels. */
+#define TT__NC ((((TT_MM_SRAM_BYTES - TT__MC * TT__KC * 4u) / (TT__KC * 4u)) / TT__NR) * TT__NR)
+typedef float tt__vf __attribute__((vector_size(TT__VL * 4)));
+
+#if defined(__GNUC__) && !defined(__clang__)
+/* -std=c11 turns off FMA contraction in GCC; the matrix engine wants fused multiply-adds. */
+#define TT__FMA_CONTRACT __attribute__((optimize("fp-contract=fast")))
+#else
+#define TT__FMA_CONTRACT
+#endif
+
+static inline tt__vf tt__vload(const float *p) { tt__vf v; memcpy(&v, p, sizeof v); return v; }
+static inline void tt__vstore(float *p, tt__vf v) { memcpy(p, &v, sizeof v); }
+
+/* C[0:mr, 0:nr] (=|+=) Apanel(kc x MR) * Bpanel(kc x NR). */
+static inline TT__FMA_CONTRACT void tt__mm_micro(int64_t kc, const float *restrict a, const float *restrict b,
+                                                 float *restrict c, int64_t c_rs, int64_t mr, int64_t nr, int accum) {
+  tt__vf c0[TT__MR], c1[TT__MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < TT__MR; i++) c0[i] = c1[i] = (tt__vf){0};
+  for (int64_t k = 0; k < kc; k++) {
+    const tt__vf b0 = *(const tt__vf *)(b + k * TT__NR), b1 = *(const tt__vf *)(b + k * TT__NR + TT__VL);
+#pragma GCC unroll 16
+    for (int i = 0; i < TT__MR; i++) {
+      const float ai = a[k * TT__MR + i];
+      c0[i] += ai * b0;
+      c1[i] += ai * b1;
+    }
+  }
+  if (mr == TT__MR && nr == TT__NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < TT__MR; i++) {
+      float *ci = c + i * c_rs;
+      if (accum) { c0[i] += tt__vload(ci); c1[i] += tt__vload(ci + TT__VL); }
+      tt__vstore(ci, c0[i]);
+      tt__vstore(ci + TT__VL, c1[i]);
+    }
+    return;
+  }
+  float t[TT__MR * TT__NR] __attribute__((aligned(64)));
+  for (int i = 0; i < TT__MR; i++) { tt__vstore(t + i * TT__NR, c0[i]); tt__vstore(t + i * TT__NR + TT__VL, c1[i]); }
+  for (int64_t i = 0; i < mr; i++)
+    for (int64_t j = 0; j < nr; j++) c[i * c_rs + j] = accum ? c[i * c_rs + j] + t[i * TT__NR + j] : t[i * TT__NR + j];
+}
+
+/* Pack A[i0:i0+mc, k0:k0+kc] into MR-tall panels: panel p holds kc columns of MR values. Element
+ * type is f32 (bf16 == 0) or bf16 bits; bf16 is widened here so the micro-kernel is shared. */
+static inline void tt__mm_pack_a(float *restrict dst, const void *src, int bf16, int64_t a_rs, int64_t a_cs,
+                                 int64_t mc, int64_t kc) {
+  for (int64_t p = 0; p < mc; p += TT__MR, dst += TT__MR * kc) {
+    const int64_t mr = mc - p < TT__MR ? mc - p : TT__MR;
+    for (int64_t i = 0; i < TT__MR; i++) {
+      if (i >= mr) { for (int64_t k = 0; k < kc; k++) dst[k * TT__MR + i] = 0.0f; continue; }
+      const int64_t row = (p + i) * a_rs;
+      if (bf16) { const uint16_t *s = (const uint16_t *)src + row;
+        for (int64_t k = 0; k < kc; k++) dst[k * TT__MR + i] = tt_bf16_to_f32(s[k * a_cs]);
+      } else { const float *s = (const float *)src + row;
+        for (int64_t k = 0; k < kc; k++) dst[k * TT__MR + i] = s[k * a_cs];
+      }
+    }
+  }
+}
+
+/* Pack B[k0:k0+kc, j0:j0+nc] into NR-wide panels: panel q holds kc rows of NR values. */
+static inline void tt__mm_pack_b(float *restrict dst, const void *src, int bf16, int64_t b_rs, int64_t b_cs,
+                                 int64_t kc, int64_t nc) {
+  for (int64_t q = 0; q < nc; q += TT__NR, dst += TT__NR * kc) {
+    const int64_t nr = nc - q < TT__NR ? nc - q : TT__NR;
+    for (int64_t k = 0; k < kc; k++) {
+      float *d = dst + k * TT__NR;
+      if (bf16) { const uint16_t *s = (const uint16_t *)src + k * b_rs + q * b_cs;
+        for (int64_t j = 0; j < nr; j++) d[j] = tt_bf16_to_f32(s[j * b_cs]);
+      } else if (b_cs == 1 && nr == TT__NR) {
+        memcpy(d, (const float *)src + k * b_rs + q, TT__NR * sizeof(float));
+      } else { const float *s = (const float *)src + k * b_rs + q * b_cs;
+        for (int64_t j = 0; j < nr; j++) d[j] = s[j * b_cs];
+      }
+      for (int64_t j = nr; j < TT__NR; j++) d[j] = 0.0f;
+    }
+  }
+}
+
+static inline void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const void *A, int64_t a_rs,
+                              int64_t a_cs, const void *B, int64_t b_rs, int64_t b_cs, float *C, int64_t c_rs,
+                              int bf16) {
+  if (M <= 0 || N <= 0) return;
+  const int64_t esz = bf16 ? 2 : 4;
+  c->counters[TT_CORE_MATRIX_TILES] += (uint64_t)(((M + 31) / 32) * ((N + 31) / 32) * ((K + 31) / 32));
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; i++) memset(C + i * c_rs, 0, (size_t)N * sizeof(float));
+    return;
+  }
+  float *bp = (float *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
+  float *ap = bp + (int64_t)TT__NC * TT__KC;
+  for (int64_t jc = 0; jc < N; jc += TT__NC) {
+    const int64_t nc = N - jc < TT__NC ? N - jc : TT__NC;
+    for (int64_t pc = 0; pc < K; pc += TT__KC) {
+      const int64_t kc = K - pc < TT__KC ? K - pc : TT__KC;
+      tt__mm_pack_b(bp, (const char *)B + (pc * b_rs + jc * b_cs) * esz, bf16, b_rs, b_cs, kc, nc);
+      c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * esz);
+      for (int64_t ic = 0; ic < M; ic += TT__MC) {
+        const int64_t mc = M - ic < TT__MC ? M - ic : TT__MC;
+        tt__mm_pack_a(ap, (const char *)A + (ic * a_rs + pc * a_cs) * esz, bf16, a_rs, a_cs, mc, kc);
+        c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(mc * kc * esz);
+        for (int64_t jr = 0; jr < nc; jr += TT__NR)
+          for (int64_t ir = 0; ir < mc; ir += TT__MR)
+            tt__mm_micro(kc, ap + ir * kc, bp + jr * kc, C + (ic + ir) * c_rs + jc + jr, c_rs,
+                         mc - ir < TT__MR ? mc - ir : TT__MR, nc - jr < TT__NR ? nc - jr : TT__NR, pc > 0);
+      }
+    }
+  }
+}
+
+static inline void tt_matmul_f32(const tt_core *c, int64_t M, int64_t N, int64_t K, const float *A, int64_t a_rs,
+                                 int64_t a_cs, const float *B, int64_t b_rs, int64_t b_cs, float *C, int64_t c_rs) {
+  tt__matmul(c, M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, c_rs, 0);
+}
+static inline void tt_matmul_bf16(const tt_core *c, int64_t M, int64_t N, int64_t K, const uint16_t *A,
+                                  int64_t a_rs, int64_t a_cs, const uint16_t *B, int64_t b_rs, int64_t b_cs,
+                                  float *C, int64_t c_rs) {
+  tt__matmul(c, M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, c_rs, 1);
+}
+#endif /* TTRT_KERNEL_H */

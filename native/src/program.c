@@ -1,0 +1,218 @@
+/* program.c: loading kernel libraries, validating descriptors, launching kernels on cores. */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef const tt_program_desc *(*tt_entry_fn)(void);
+
+static void tt__program_free(tt_program_obj *p) {
+  if (!p) return;
+  if (p->dl) dlclose(p->dl);
+  free(p->launch_bytes);
+  free(p->operand_ptrs);
+  free(p);
+}
+
+/* Checks every field a launch will trust; also precomputes per-launch operand byte totals. */
+static tt_status tt__validate(tt_device *dev, const char *path, tt_program_obj *p, uint32_t *max_ops) {
+  const tt_program_desc *d = p->desc;
+#define BAD(...) tt__fail(dev, TT_ERR_BAD_PROGRAM, __VA_ARGS__)
+  if (!d) return BAD("%s: " TT_PROGRAM_ENTRY "() returned NULL", path);
+  if (d->abi_version != TT_ABI_VERSION)
+    return BAD("%s: abi_version %u, runtime expects %u", path, d->abi_version, TT_ABI_VERSION);
+  if (d->nbindings > TT_MAX_BINDINGS) return BAD("%s: %u bindings (limit %u)", path, d->nbindings, TT_MAX_BINDINGS);
+  if (d->nbindings && !d->binding_bytes) return BAD("%s: binding_bytes is NULL", path);
+  if (d->nlaunches > TT_MAX_LAUNCHES) return BAD("%s: %u launches (limit %u)", path, d->nlaunches, TT_MAX_LAUNCHES);
+  if (d->nlaunches && !d->launches) return BAD("%s: launches is NULL", path);
+  p->launch_bytes = calloc((size_t)d->nlaunches * 3 + 1, sizeof(uint64_t));
+  if (!p->launch_bytes) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
+  *max_ops = 0;
+  for (uint32_t l = 0; l < d->nlaunches; l++) {
+    const tt_launch *L = &d->launches[l];
+    const char *name = L->name ? L->name : "?";
+    if (!L->fn) return BAD("%s: launch %u (%s): fn is NULL", path, l, name);
+    if (L->work_items < 0) return BAD("%s: launch %u (%s): work_items < 0", path, l, name);
+    if (L->noperands > TT_MAX_OPERANDS)
+      return BAD("%s: launch %u (%s): %u operands (limit %u)", path, l, name, L->noperands, TT_MAX_OPERANDS);
+    if (L->noperands && !L->operands) return BAD("%s: launch %u (%s): operands is NULL", path, l, name);
+    if (L->noperands > *max_ops) *max_ops = L->noperands;
+    uint64_t *lb = &p->launch_bytes[3 * l];
+    for (uint32_t o = 0; o < L->noperands; o++) {
+      const tt_operand *op = &L->operands[o];
+      if (op->binding >= d->nbindings)
+        return BAD("%s: launch %u (%s) operand %u: binding %u >= nbindings %u", path, l, name, o, op->binding,
+                   d->nbindings);
+      if (op->access == 0 || (op->access & ~(uint32_t)(TT_READ | TT_WRITE)))
+        return BAD("%s: launch %u (%s) operand %u: bad access flags 0x%x", path, l, name, o, op->access);
+      uint64_t cap = d->binding_bytes[op->binding];
+      if (op->offset > cap || op->bytes > cap - op->offset)
+        return BAD("%s: launch %u (%s) operand %u: [%llu, +%llu) exceeds binding %u of %llu bytes", path, l, name,
+                   o, (unsigned long long)op->offset, (unsigned long long)op->bytes, op->binding,
+                   (unsigned long long)cap);
+      lb[0] += op->bytes;
+      if (op->access & TT_READ) lb[1] += op->bytes;
+      if (op->access & TT_WRITE) lb[2] += op->bytes;
+    }
+  }
+  return TT_OK;
+#undef BAD
+}
+
+tt_status tt_program_load(tt_device *dev, const char *library_path, tt_program *out) {
+  if (!dev) return TT_ERR_INVALID_ARGUMENT;
+  if (!library_path || !out) return tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_program_load: NULL argument");
+  *out = 0;
+  tt_program_obj *p = calloc(1, sizeof *p);
+  if (!p) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
+  /* RTLD_LOCAL: every kernel library defines the same entry symbol; they must not interpose. */
+  p->dl = dlopen(library_path, RTLD_NOW | RTLD_LOCAL);
+  if (!p->dl) {
+    const char *e = dlerror();
+    tt__program_free(p);
+    return tt__fail(dev, TT_ERR_LOAD_FAILED, "dlopen failed: %s", e ? e : library_path);
+  }
+  tt_entry_fn entry;
+  void *sym = dlsym(p->dl, TT_PROGRAM_ENTRY);
+  memcpy(&entry, &sym, sizeof entry); /* object -> function pointer without a pedantic cast */
+  if (!sym) {
+    tt__program_free(p);
+    return tt__fail(dev, TT_ERR_BAD_PROGRAM, "%s: no symbol " TT_PROGRAM_ENTRY, library_path);
+  }
+  p->desc = entry();
+  uint32_t max_ops = 0;
+  tt_status s = tt__validate(dev, library_path, p, &max_ops);
+  if (s == TT_OK) {
+    p->operand_ptrs = calloc(max_ops + 1, sizeof(void *));
+    if (!p->operand_ptrs) s = tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
+  }
+  if (s == TT_OK) s = tt__table_add(dev, &dev->programs, TT_KIND_PROGRAM, p, out);
+  if (s != TT_OK) tt__program_free(p);
+  return s;
+}
+
+tt_status tt_program_unload(tt_device *dev, tt_program prog) {
+  if (!dev) return TT_ERR_INVALID_ARGUMENT;
+  tt_slot *s = tt__table_get(&dev->programs, TT_KIND_PROGRAM, prog);
+  if (!s) return tt__fail(dev, TT_ERR_INVALID_HANDLE, "tt_program_unload: invalid, unloaded or stale handle 0x%llx",
+                          (unsigned long long)prog);
+  tt__program_free(s->obj);
+  tt__table_remove(&dev->programs, prog);
+  return TT_OK;
+}
+
+void tt__programs_release_all(tt_device *dev) {
+  for (uint32_t i = 0; i < dev->programs.n; i++)
+    if (dev->programs.slots[i].live) tt__program_free(dev->programs.slots[i].obj);
+}
+
+/* One launch as seen by the pool: job i runs core active[i] on its range of work items. */
+typedef struct tt_launch_ctx {
+  tt_device *dev;
+  const tt_launch *launch;
+  void *const *operands;
+} tt_launch_ctx;
+
+/* First item of `core`: core*w/n exactly; 128-bit only when the product could overflow. */
+__extension__ typedef unsigned __int128 tt_u128;
+static inline int64_t tt__split(int64_t w, uint32_t core, uint32_t n) {
+  if (w <= INT64_MAX / TT_MAX_CORES) return w * core / n;
+  return (int64_t)((tt_u128)w * core / n);
+}
+
+static void tt__run_core(void *arg, uint32_t i) {
+  tt_launch_ctx *ctx = arg;
+  tt_device *dev = ctx->dev;
+  uint32_t c = dev->active[i];
+  int64_t w = ctx->launch->work_items;
+  ctx->launch->fn(&dev->cores[c], ctx->operands, tt__split(w, c, dev->ncores), tt__split(w, c + 1, dev->ncores));
+}
+
+static uint64_t tt__now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *buffers, uint32_t nbuffers) {
+  if (!dev) return TT_ERR_INVALID_ARGUMENT;
+  tt_slot *slot = tt__table_get(&dev->programs, TT_KIND_PROGRAM, prog);
+  if (!slot) return tt__fail(dev, TT_ERR_INVALID_HANDLE, "tt_program_launch: invalid, unloaded or stale program 0x%llx",
+                             (unsigned long long)prog);
+  tt_program_obj *p = slot->obj;
+  const tt_program_desc *d = p->desc;
+  if (nbuffers != d->nbindings)
+    return tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_program_launch: %u buffers given, program has %u bindings",
+                    nbuffers, d->nbindings);
+  if (nbuffers && !buffers) return tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_program_launch: buffers is NULL");
+  /* Resolve every binding up front, so nothing runs unless all of them are valid (the base
+   * pointer array lives on the stack for the usual small binding counts). */
+  char *stack_bases[16];
+  char **bases = nbuffers <= 16 ? stack_bases : malloc((size_t)nbuffers * sizeof(char *));
+  if (!bases) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
+  tt_status st = TT_OK;
+  for (uint32_t b = 0; b < nbuffers && st == TT_OK; b++) {
+    void *ptr;
+    uint64_t size;
+    st = tt__buffer_lookup(dev, buffers[b], &ptr, &size);
+    if (st == TT_OK && size < d->binding_bytes[b])
+      st = tt__fail(dev, TT_ERR_OUT_OF_RANGE, "tt_program_launch: buffer %u has %llu bytes, binding needs %llu", b,
+                    (unsigned long long)size, (unsigned long long)d->binding_bytes[b]);
+    if (st == TT_OK) bases[b] = ptr;
+  }
+  if (st != TT_OK) {
+    if (bases != stack_bases) free(bases);
+    return st;
+  }
+  const uint64_t t0 = tt__now_ns();
+  const tt_device_config *cfg = &dev->cfg;
+  tt_counters *k = &dev->counters;
+  for (uint32_t l = 0; l < d->nlaunches && st == TT_OK; l++) {
+    const tt_launch *L = &d->launches[l];
+    for (uint32_t o = 0; o < L->noperands; o++) p->operand_ptrs[o] = bases[L->operands[o].binding] + L->operands[o].offset;
+    /* Cores whose range is non-empty; their SRAM is allocated lazily here, on this thread, so a
+     * failure is reported instead of surfacing inside a worker. */
+    uint32_t nactive = 0;
+    for (uint32_t c = 0; c < dev->ncores && L->work_items > 0; c++) {
+      if (tt__split(L->work_items, c, dev->ncores) == tt__split(L->work_items, c + 1, dev->ncores)) continue;
+      tt_core *core = &dev->cores[c];
+      if (!core->sram && !(core->sram = aligned_alloc(64, (size_t)((cfg->sram_per_core + 63) & ~63ull)))) {
+        st = tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory for core %u SRAM", c);
+        break;
+      }
+      memset(core->counters, 0, sizeof(uint64_t) * TT_CORE_NCOUNTERS);
+      dev->active[nactive++] = c;
+    }
+    if (st != TT_OK) break;
+    tt_launch_ctx ctx = {dev, L, p->operand_ptrs};
+    tt__pool_run(&dev->pool, nactive, tt__run_core, &ctx);
+    uint64_t dma = 0, tiles = 0;
+    for (uint32_t i = 0; i < nactive; i++) {
+      dma += dev->core_counters[dev->active[i]][TT_CORE_DMA_BYTES];
+      tiles += dev->core_counters[dev->active[i]][TT_CORE_MATRIX_TILES];
+    }
+    const uint64_t *lb = &p->launch_bytes[3 * l];
+    k->kernels_launched++;
+    k->dram_bytes_read += lb[1];
+    k->dram_bytes_written += lb[2];
+    k->vector_ops += L->vector_ops;
+    k->dma_bytes += dma;
+    k->matrix_tiles += tiles;
+    /* Cost model: the launch is bound by DRAM bandwidth or by per-core vector/matrix work spread
+     * over the cores that got items. Declared matrix work wins over what the engine counted. */
+    const double cores = (double)(nactive ? nactive : 1);
+    const double mt = (double)(L->matrix_tiles ? L->matrix_tiles : tiles);
+    double cyc = (double)lb[0] / cfg->dram_bytes_per_cycle;
+    const double vc = (double)L->vector_ops * cfg->vector_tile_cycles / cores, mc = mt * cfg->matrix_tile_cycles / cores;
+    if (vc > cyc) cyc = vc;
+    if (mc > cyc) cyc = mc;
+    k->modeled_cycles += cfg->launch_cycles + (uint64_t)(cyc + 0.5);
+  }
+  k->programs_launched++;
+  k->busy_ns += tt__now_ns() - t0;
+  if (bases != stack_bases) free(bases);
+  return st;
+}

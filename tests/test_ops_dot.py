@@ -1,0 +1,90 @@
+"""dot_general: matmul, vector dot, matvec, batched and multi-contracting einsums, dtypes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from util import BF16, F16, check, inputs
+
+
+def _tol_for_k(k, dtype=np.float32):
+    if np.dtype(dtype) == np.float32:
+        return dict(rtol=1e-5 * max(1, k ** 0.5), atol=1e-5 * max(1, k ** 0.5))
+    return dict(rtol=2e-2, atol=2e-2 * max(1, k ** 0.5))
+
+
+@pytest.mark.parametrize("mkn", [(1, 1, 1), (3, 5, 7), (33, 65, 17), (128, 256, 64), (1, 300, 1),
+                                 (64, 32, 96), (5, 0, 3)], ids=str)
+def test_matmul_f32(mkn):
+    m, k, n = mkn
+    a, b = inputs((m, k), edges=False), inputs((k, n), seed=1, edges=False)
+    check(jnp.matmul, a, b, **_tol_for_k(k))
+
+
+def test_matmul_nan_inf_propagate():
+    a, b = inputs((8, 40), edges=False), inputs((40, 6), seed=1, edges=False)
+    a[1, 3] = np.nan
+    a[2, 5] = np.inf
+    b[7, 4] = -np.inf
+    check(jnp.matmul, a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_vector_and_matvec():
+    v, w = inputs((65,), edges=False), inputs((65,), seed=1, edges=False)
+    m = inputs((33, 65), seed=2, edges=False)
+    check(lambda v, w, m: (jnp.dot(v, w), m @ v, w @ m.T, jnp.outer(v, w)), v, w, m,
+          rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("spec,shapes", [
+    ("bij,bjk->bik", ((4, 33, 17), (4, 17, 9))),
+    ("bij,bkj->bik", ((3, 8, 40), (3, 5, 40))),
+    ("ij,kj->ik", ((33, 65), (17, 65))),
+    ("ji,jk->ik", ((65, 33), (65, 17))),
+    ("abc,bcd->ad", ((6, 5, 7), (5, 7, 9))),
+    ("bhqd,bhkd->bhqk", ((2, 3, 16, 8), (2, 3, 10, 8))),
+    ("bij,jk->bik", ((2, 5, 7), (7, 3))),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_einsum(spec, shapes):
+    args = [inputs(s, seed=i, edges=False) for i, s in enumerate(shapes)]
+    check(lambda a, b: jnp.einsum(spec, a, b), *args, rtol=1e-4, atol=1e-4)
+
+
+def test_dot_general_batch_dims_not_leading():
+    a, b = inputs((7, 3, 5), edges=False), inputs((5, 3, 4), seed=1, edges=False)
+    dims = (((2,), (0,)), ((1,), (1,)))  # contract a.2 with b.0, batch a.1 with b.1
+    check(lambda a, b: lax.dot_general(a, b, dims), a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mkn", [(3, 5, 7), (33, 65, 17), (128, 256, 64)], ids=str)
+def test_matmul_bf16(mkn):
+    m, k, n = mkn
+    a, b = inputs((m, k), BF16, edges=False), inputs((k, n), BF16, seed=1, edges=False)
+    check(jnp.matmul, a, b, **_tol_for_k(k, BF16))
+    check(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32), a, b,
+          rtol=1e-4, atol=1e-4 * k ** 0.5)
+
+
+@pytest.mark.parametrize("mkn", [(3, 5, 7), (33, 65, 17)], ids=str)
+def test_matmul_f16(mkn):
+    m, k, n = mkn
+    a, b = inputs((m, k), F16, edges=False), inputs((k, n), F16, seed=1, edges=False)
+    check(jnp.matmul, a, b, rtol=1e-2, atol=1e-2 * k ** 0.5)
+
+
+@pytest.mark.parametrize("mkn", [(3, 5, 7), (33, 65, 17)], ids=str)
+def test_matmul_i32(mkn):
+    m, k, n = mkn
+    a, b = inputs((m, k), np.int32, low=-20, high=20), inputs((k, n), np.int32, seed=1, low=-20, high=20)
+    check(jnp.matmul, a, b)
+    check(lambda a, b: jnp.einsum("ij,kj->ik", a, b), a, a)
+
+
+def test_matmul_chain_with_bias_and_activation():
+    x, w1, w2 = inputs((33, 64), edges=False), inputs((64, 96), seed=1, edges=False), inputs((96, 10), seed=2, edges=False)
+    b1 = inputs((96,), seed=3, edges=False)
+    check(lambda x, w1, b1, w2: jax.nn.relu(x @ w1 + b1) @ w2, x, w1, b1, w2, rtol=1e-4, atol=1e-3)

@@ -1,0 +1,51 @@
+"""`tt_xla.compile(text)`: run StableHLO text on the device without jax. No jax here."""
+from __future__ import annotations
+
+import numpy as np
+
+from .array import Array
+from .client import client
+
+
+class Executable:
+    """`exe(*args)` -> tuple of tt_xla.Array. Arguments: tt_xla.Array (used in place), numpy
+    arrays of the parameter's exact dtype and shape, or Python scalars/lists (converted)."""
+
+    def __init__(self, loaded):
+        self._loaded = loaded
+
+    def __call__(self, *args) -> tuple[Array, ...]:
+        return self._loaded(*args)
+
+    def execute(self, arrays: list[Array]) -> list[Array]:
+        return self._loaded.execute(arrays)
+
+    def kernels(self):
+        return self._loaded.kernels()
+
+    @property
+    def source(self) -> str:
+        return self._loaded.source
+
+    @property
+    def input_specs(self):
+        return self._loaded.input_specs
+
+    @property
+    def output_specs(self):
+        return self._loaded.output_specs
+
+    def __repr__(self):
+        ins = ", ".join(f"{np.dtype(s.dtype).name}{list(s.shape)}" for s in self.input_specs)
+        outs = ", ".join(f"{np.dtype(s.dtype).name}{list(s.shape)}" for s in self.output_specs)
+        return f"<tt_xla.Executable ({ins}) -> ({outs}), {len(self.kernels())} kernels>"
+
+
+def compile(text: str) -> Executable:  # noqa: A001 (mirrors jax/xla naming)
+    """Parse + compile + load StableHLO text (as `jax.export(...).mlir_module()` prints it)."""
+    return Executable(client().compile(text))
+
+
+def device_put(x, device=None) -> Array:
+    """Copy a host value to the device (numpy dtype kept; see jit for jax's conversions)."""
+    return client().buffer_from_pyval(x, device)

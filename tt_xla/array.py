@@ -1,0 +1,182 @@
+"""`tt_xla.Array`: a tensor resident in device DRAM. No jax here.
+
+An Array is a DeviceBuffer plus a shape and a numpy dtype (bool for i1, ml_dtypes.bfloat16 for
+bf16). Reading it (`np.asarray(a)`, `a.to_numpy()`, indexing, `item()`, ...) copies to a fresh
+host array. The buffer is freed by `delete()` or when the Array is garbage collected.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class DeletedArrayError(RuntimeError):
+    """An Array was used after `delete()` or after being donated to a computation."""
+
+
+class Array:
+    __slots__ = ("_buf", "_shape", "_dtype", "_weak_type", "_device", "__weakref__")
+
+    def __init__(self, buf, shape, dtype, device=None, weak_type: bool = False):
+        self._buf = buf
+        self._shape = tuple(int(d) for d in shape)
+        self._dtype = np.dtype(dtype)
+        self._device = device
+        self._weak_type = bool(weak_type)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def _upload(cls, device, x: np.ndarray, weak_type: bool = False) -> "Array":
+        """Copy host array `x` (already of the wanted dtype) into a new device buffer."""
+        x = np.ascontiguousarray(x)
+        buf = device.alloc(int(x.nbytes))
+        if x.nbytes:
+            buf.write(x)
+        return cls(buf, x.shape, x.dtype, device, weak_type)
+
+    # ------------------------------------------------------------------ metadata
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def weak_type(self) -> bool:
+        return self._weak_type
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self._shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self._dtype.itemsize
+
+    @property
+    def device(self):
+        return self._device
+
+    def devices(self) -> set:
+        return {self._device}
+
+    @property
+    def buffer(self):
+        """The underlying DeviceBuffer (raises if deleted)."""
+        return self._live_buffer()
+
+    def _live_buffer(self):
+        buf = self._buf
+        if buf is None:
+            raise DeletedArrayError(
+                f"Array{list(self._shape)} {self._dtype} has been deleted (by delete() or by "
+                "donation to a computation); its device memory is gone")
+        return buf
+
+    # ------------------------------------------------------------------ lifetime
+    def block_until_ready(self) -> "Array":
+        self._live_buffer()  # launches are synchronous: nothing to wait for
+        return self
+
+    def is_deleted(self) -> bool:
+        return self._buf is None
+
+    def delete(self) -> None:
+        buf, self._buf = self._buf, None
+        if buf is not None:
+            buf.free()
+
+    def __del__(self):
+        # May run at interpreter exit when modules are half torn down: never raise.
+        try:
+            buf, self._buf = self._buf, None
+            if buf is not None:
+                buf.free()
+        except Exception:
+            pass
+
+    # ------------------------------------------------------------------ host copies
+    def to_numpy(self) -> np.ndarray:
+        buf = self._live_buffer()
+        out = np.empty(self._shape, self._dtype)
+        if out.nbytes:
+            buf.read_into(out)
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        if copy is False:
+            raise ValueError("a tt_xla.Array lives on the device: converting it to numpy "
+                             "always copies (copy=False is impossible)")
+        out = self.to_numpy()
+        if dtype is not None and np.dtype(dtype) != out.dtype:
+            out = out.astype(dtype)
+        return out
+
+    def copy_to_host(self) -> np.ndarray:
+        return self.to_numpy()
+
+    def item(self, *args):
+        return self.to_numpy().item(*args)
+
+    def tolist(self):
+        return self.to_numpy().tolist()
+
+    def _scalar(self, kind: str):
+        if self.size != 1:
+            raise TypeError(f"only size-1 arrays can be converted to Python {kind}; "
+                            f"this one has shape {self._shape}")
+        return self.to_numpy().reshape(()).item()
+
+    def __float__(self):
+        return float(self._scalar("float"))
+
+    def __int__(self):
+        return int(self._scalar("int"))
+
+    def __index__(self):
+        if not np.issubdtype(self._dtype, np.integer):
+            raise TypeError(f"only integer arrays can be used as an index, not {self._dtype}")
+        return int(self._scalar("int"))
+
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError(f"the truth value of an array with shape {self._shape} is "
+                             "ambiguous; use np.asarray(a).any() or .all()")
+        return bool(self._scalar("bool"))
+
+    def __complex__(self):
+        return complex(self._scalar("complex"))
+
+    def __len__(self):
+        if not self._shape:
+            raise TypeError("len() of unsized object (a 0-d tt_xla.Array)")
+        return self._shape[0]
+
+    def __iter__(self):
+        if not self._shape:
+            raise TypeError("iteration over a 0-d tt_xla.Array")
+        return iter(self.to_numpy())
+
+    def __getitem__(self, index):
+        return self.to_numpy()[index]
+
+    def __repr__(self):
+        if self._buf is None:
+            return f"Array(<deleted>, shape={self._shape}, dtype={self._dtype.name})"
+        body = np.array2string(self.to_numpy(), separator=", ", prefix="Array(")
+        return f"Array({body}, dtype={self._dtype.name})"
+
+    def __str__(self):
+        if self._buf is None:
+            return repr(self)
+        return str(self.to_numpy())
+
+    # hashing by identity like jax.Array is unhashable; keep that behaviour
+    __hash__ = None  # type: ignore[assignment]

@@ -1,0 +1,220 @@
+"""A PJRT-like client for the tt device. No jax here.
+
+    c = tt_xla.client()                  # process-wide
+    c.platform, c.devices()
+    exe = c.compile(stablehlo_text)      # parse + compile + load, cached by text
+    a = c.buffer_from_pyval(np.ones(8, np.float32))
+    (out,) = exe.execute([a, a])         # list[Array] -> list[Array]
+    out.to_numpy()
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from .array import Array
+from .compiler.program import KernelInfo, TensorSpec
+from . import executable as _executable
+
+PLATFORM = "tt"
+DEVICE_KIND = "tt-sim wormhole_b0-like"
+
+
+@dataclass(frozen=True)
+class DeviceHandle:
+    """What PJRT calls a Device: a description plus the runtime device it stands for."""
+    id: int
+    platform: str
+    device_kind: str
+    core_grid: tuple[int, int] | None
+    num_cores: int | None
+    sram_bytes_per_core: int | None
+    runtime_device: object
+
+    @property
+    def process_index(self) -> int:
+        return 0
+
+    def counters(self) -> dict[str, int]:
+        return self.runtime_device.counters()
+
+    def reset_counters(self) -> None:
+        self.runtime_device.reset_counters()
+
+    def __repr__(self):
+        grid = "x".join(map(str, self.core_grid)) if self.core_grid else "?"
+        return f"TtDevice(id={self.id}, kind={self.device_kind!r}, grid={grid})"
+
+
+def _describe(dev, index: int) -> DeviceHandle:
+    cfg = getattr(dev, "config", None)
+    grid = tuple(int(g) for g in cfg.grid) if cfg is not None else None
+    ncores = int(np.prod(grid)) if grid else None
+    sram = int(cfg.sram_per_core) if cfg is not None else None
+    return DeviceHandle(id=index, platform=PLATFORM, device_kind=DEVICE_KIND, core_grid=grid,
+                        num_cores=ncores, sram_bytes_per_core=sram, runtime_device=dev)
+
+
+class LoadedExecutable:
+    """A compiled program on one device, at the Array level (PJRT's LoadedExecutable)."""
+
+    def __init__(self, raw: _executable.LoadedExecutable, client: "Client", device: DeviceHandle):
+        self.raw = raw
+        self.client = client
+        self._device = device
+        self._rt = device.runtime_device
+        specs = raw.output_specs
+        self._out_meta = [(s.shape, np.dtype(s.dtype)) for s in specs]
+        self._in_meta = [(tuple(s.shape), np.dtype(s.dtype)) for s in raw.input_specs]
+
+    @property
+    def input_specs(self) -> list[TensorSpec]:
+        return self.raw.input_specs
+
+    @property
+    def output_specs(self) -> list[TensorSpec]:
+        return self.raw.output_specs
+
+    @property
+    def source(self) -> str:
+        return self.raw.source
+
+    def kernels(self) -> list[KernelInfo]:
+        return self.raw.kernels()
+
+    def devices(self) -> list[DeviceHandle]:
+        return [self._device]
+
+    def execute(self, arguments: list[Array]) -> list[Array]:
+        if len(arguments) != len(self._in_meta):
+            raise TypeError(f"executable takes {len(self._in_meta)} arguments, got {len(arguments)}")
+        bufs = []
+        for i, (a, (shape, dtype)) in enumerate(zip(arguments, self._in_meta)):
+            if not isinstance(a, Array):
+                raise TypeError(f"argument {i}: expected tt_xla.Array, got {type(a).__name__} "
+                                "(use client.buffer_from_pyval)")
+            if a._shape != shape or a._dtype != dtype:
+                raise TypeError(f"argument {i}: expected {dtype.name}{list(shape)}, "
+                                f"got {a._dtype.name}{list(a._shape)}")
+            bufs.append(a._live_buffer())
+        outs = self.raw.execute(bufs)
+        rt = self._rt
+        return [Array(b, shape, dtype, rt) for b, (shape, dtype) in zip(outs, self._out_meta)]
+
+    def __call__(self, *args) -> tuple[Array, ...]:
+        """Convenience: numpy arrays / scalars / Arrays in, tuple of Arrays out. Python scalars
+        and lists take the parameter's dtype; numpy arrays must already have it."""
+        if len(args) != len(self._in_meta):
+            raise TypeError(f"executable takes {len(self._in_meta)} arguments, got {len(args)}")
+        arrays = []
+        for i, (a, (shape, dtype)) in enumerate(zip(args, self._in_meta)):
+            if not isinstance(a, Array):
+                if isinstance(a, (bool, int, float, complex, list, tuple)):
+                    x = np.asarray(a, dtype=dtype)
+                else:
+                    x = np.asarray(a)
+                    if x.dtype != dtype:
+                        raise TypeError(f"argument {i}: expected {dtype.name}{list(shape)}, got "
+                                        f"{x.dtype.name}{list(x.shape)}")
+                if x.shape != shape:
+                    raise TypeError(f"argument {i}: expected shape {shape}, got {x.shape}")
+                a = Array._upload(self._rt, x)
+            arrays.append(a)
+        return tuple(self.execute(arrays))
+
+    def delete(self) -> None:
+        self.raw.delete()
+
+
+class Client:
+    """Process-wide entry point (PJRT's Client). Use `tt_xla.client()`."""
+
+    platform = PLATFORM
+    platform_version = "tt-xla sim"
+
+    def __init__(self, runtime_device=None):
+        if runtime_device is None:
+            from .runtime import default_device
+            runtime_device = default_device()
+        self._devices = [_describe(runtime_device, 0)]
+        self._cache: dict[str, LoadedExecutable] = {}
+        self._lock = threading.Lock()
+        self.compile_count = 0  # programs actually compiled (cache misses)
+
+    def devices(self) -> list[DeviceHandle]:
+        return list(self._devices)
+
+    def local_devices(self) -> list[DeviceHandle]:
+        return self.devices()
+
+    def device_count(self) -> int:
+        return len(self._devices)
+
+    def _device(self, device) -> DeviceHandle:
+        if device is None:
+            return self._devices[0]
+        if isinstance(device, DeviceHandle):
+            return device
+        if isinstance(device, int):
+            return self._devices[device]
+        for d in self._devices:
+            if d.runtime_device is device:
+                return d
+        raise ValueError(f"not a device of this client: {device!r}")
+
+    def compile(self, text: str, filename: str = "<module>", device=None) -> LoadedExecutable:
+        """Parse, compile and load StableHLO text. Cached by the text's hash."""
+        dev = self._device(device)
+        key = hashlib.sha256(text.encode()).hexdigest() + f":{dev.id}"
+        exe = self._cache.get(key)
+        if exe is not None:
+            return exe
+        with self._lock:
+            exe = self._cache.get(key)
+            if exe is not None:
+                return exe
+            from .hlo_parser import parse_module
+            from .compiler import compile_module
+
+            module = parse_module(text, filename)
+            compiled = compile_module(module)
+            raw = _executable.LoadedExecutable(dev.runtime_device, compiled)
+            exe = LoadedExecutable(raw, self, dev)
+            self._cache[key] = exe
+            self.compile_count += 1
+            return exe
+
+    def buffer_from_pyval(self, x, device=None, dtype=None) -> Array:
+        """Copy a numpy array, numpy/Python scalar or (nested) list to the device. The dtype is
+        numpy's (or `dtype`): float64 stays float64 here (jit converts like jax does)."""
+        dev = self._device(device)
+        if isinstance(x, Array):
+            if dtype is None or np.dtype(dtype) == x.dtype:
+                return x
+            x = x.to_numpy()
+        arr = np.asarray(x, dtype=dtype)
+        if arr.dtype == object:
+            raise TypeError(f"cannot put a {type(x).__name__} on the device")
+        return Array._upload(dev.runtime_device, arr)
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+_client: Client | None = None
+_client_lock = threading.Lock()
+
+
+def client() -> Client:
+    global _client
+    c = _client
+    if c is None:
+        with _client_lock:
+            if _client is None:
+                _client = Client()
+            c = _client
+    return c

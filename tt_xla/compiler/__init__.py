@@ -1,0 +1,96 @@
+"""The dataflow compiler: StableHLO (parsed) -> one C program for the device.
+
+Passes, each a plain function over a plain IR, in this order:
+  inline_calls -> legalize -> decompose -> simplify -> fuse (plan) -> schedule -> plan_memory
+  -> codegen
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..hlo_parser import ir, parse_module
+from .codegen import PRELUDE, Generator, KernelCode
+from .decompose import decompose
+from .fuse import is_data, plan
+from .graph import Graph, np_dtype
+from .inline import inline_calls
+from .legalize import legalize
+from .memory import plan_memory
+from .program import CompiledProgram, KernelInfo, TensorSpec
+from .schedule import schedule
+from .simplify import simplify
+
+__all__ = ["compile_module", "compile_text", "CompiledProgram", "KernelInfo", "TensorSpec", "optimize"]
+
+
+def optimize(module: ir.Module) -> Graph:
+    """The graph-level passes: what fusion and codegen see."""
+    graph = legalize(inline_calls(module))
+    graph = simplify(graph)
+    graph = decompose(graph)
+    return simplify(graph)
+
+
+def compile_text(text: str, filename: str = "<module>") -> CompiledProgram:
+    return compile_module(parse_module(text, filename))
+
+
+def compile_module(module: ir.Module) -> CompiledProgram:
+    graph = optimize(module)
+    p = plan(graph)
+    order = schedule(p)
+    params, outputs = p.graph.params, p.graph.outputs
+    consts = []
+    seen: set[int] = set()
+    for k in order:
+        from .fuse import reads
+        for r in reads(k, p.materialized):
+            if r.op == "const" and is_data(r) and r.id not in seen:
+                seen.add(r.id)
+                consts.append(r)
+    where, arena = plan_memory(order, p.materialized, params, outputs, consts)
+    nin, nout, nconst = len(params), len(outputs), len(consts)
+
+    def binding(node_id: int) -> tuple[int, int]:
+        s = where[node_id]
+        base = {"in": 0, "out": nin, "const": nin + nout, "arena": nin + nout + nconst}[s.kind]
+        return base + s.index, s.offset
+
+    gen = Generator(p.materialized)
+    codes: list[KernelCode] = []
+    for i, k in enumerate(order):
+        name = f"k{i}_{k.root.op}"
+        code = getattr(gen, k.kind)(k, name)
+        if code.work_items > 0:
+            codes.append(code)
+    binding_bytes = [n.nbytes for n in params] + [n.nbytes for n in outputs] + \
+                    [n.nbytes for n in consts] + [arena]
+    src = [PRELUDE, ""]
+    launches = []
+    for c in codes:
+        src.append(c.body)
+        ops = []
+        for node, access in c.operands:
+            b, off = binding(node.id)
+            ops.append(f"{{{b}u, {access}u, {off}ull, {node.nbytes}ull}}")
+        src.append(f"static const tt_operand {c.name}_ops[] = {{{', '.join(ops)}}};")
+        launches.append(f'  {{"{c.name}", {c.name}, {c.work_items}, {len(ops)}u, {c.name}_ops, '
+                        f'{c.vector_ops}ull, {c.matrix_tiles}ull}}')
+    nb = len(binding_bytes)
+    src.append(f"static const uint64_t binding_bytes[{nb}] = {{{', '.join(f'{b}ull' for b in binding_bytes)}}};")
+    if launches:
+        src.append("static const tt_launch launches[] = {\n" + ",\n".join(launches) + "\n};")
+    src.append("static const tt_program_desc program = {TT_ABI_VERSION, %du, binding_bytes, %du, %s};"
+               % (nb, len(launches), "launches" if launches else "NULL"))
+    src.append("const tt_program_desc *tt_program_entry(void) { return &program; }\n")
+    kernels = [KernelInfo(c.name, c.kind, tuple(c.ops), c.work_items, c.vector_ops, c.matrix_tiles)
+               for c in codes]
+    return CompiledProgram(
+        source="\n".join(src),
+        inputs=[TensorSpec(n.shape, np_dtype(n.dtype)) for n in params],
+        outputs=[TensorSpec(n.shape, np_dtype(n.dtype)) for n in outputs],
+        constants=[np.ascontiguousarray(c.attrs["value"]) for c in consts],
+        arena_bytes=arena,
+        kernels=kernels,
+        binding_bytes=binding_bytes,
+    )

@@ -1,0 +1,680 @@
+"""Pass 8: code generation. Every kernel becomes a C function over a range of work items; the
+program descriptor (ttrt_kernel.h) lists the launches with their operands and cost figures.
+
+Inner loops are written so the host compiler vectorizes them: unit-stride or broadcast loads,
+straight-line math, selects instead of branches, fixed-width lane accumulators for reductions.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from .access import Access, base_access, collapse, row_major
+from .fuse import Kernel, dot_groups, group_strides, reads, access_of
+from .graph import BITS, EXACT, FLOATS, INTS, SIGNED, UNSIGNED, VIEWS, Node, itemsize
+from .memory import Storage
+from .program import KernelInfo
+
+PRELUDE = (Path(__file__).parent / "prelude.c").read_text()
+CHUNK = 4096          # elements per work item of a loop kernel (4 tiles)
+LANES = 16            # accumulators per reduction (one 512-bit vector of f32)
+MM_BLOCK_M, MM_BLOCK_N = 96, 512
+
+CTYPE = {"f32": "float", "f64": "double", "bf16": "uint16_t", "f16": "_Float16", "i1": "uint8_t",
+         "i8": "int8_t", "i16": "int16_t", "i32": "int32_t", "i64": "int64_t", "ui8": "uint8_t",
+         "ui16": "uint16_t", "ui32": "uint32_t", "ui64": "uint64_t"}
+VTYPE = dict(CTYPE, bf16="float", f16="float", i1="int")
+UTYPE = {"i8": "uint8_t", "i16": "uint16_t", "i32": "uint32_t", "i64": "uint64_t"}
+CMP = {"EQ": "==", "NE": "!=", "LT": "<", "LE": "<=", "GT": ">", "GE": ">="}
+LIBM = {"exp": "exp", "expm1": "expm1", "log": "log", "log1p": "log1p", "tanh": "tanh",
+        "erf": "erf", "sin": "sin", "cos": "cos", "tan": "tan", "cbrt": "cbrt", "atan": "atan",
+        "exp2": "exp2", "round_away": "round"}
+
+
+def literal(value: np.ndarray, dt: str) -> str:
+    v = value.item() if hasattr(value, "item") else value
+    if dt in FLOATS:
+        v = float(v)
+        suffix = "" if dt == "f64" else "f"
+        if math.isnan(v):
+            return "(0.0" + suffix + "/0.0" + suffix + ")" if False else ("NAN" if dt != "f64" else "((double)NAN)")
+        if math.isinf(v):
+            return ("-" if v < 0 else "") + ("INFINITY" if dt != "f64" else "((double)INFINITY)")
+        return f"({v.hex()}{suffix})" if v != 0 or not math.copysign(1, v) < 0 else f"(-0.0{suffix})"
+    if dt == "i1":
+        return "1" if v else "0"
+    if dt in UNSIGNED:
+        return f"(({CTYPE[dt]}){int(v)}ULL)"
+    iv = int(v)
+    if dt == "i64" and iv == -(2 ** 63):
+        return "INT64_MIN"
+    return f"(({CTYPE[dt]}){iv}LL)"
+
+
+def load_expr(dt: str, ref: str) -> str:
+    return {"bf16": f"k_bf16_ld({ref})", "f16": f"(float)({ref})", "i1": f"(int)({ref})"}.get(dt, ref)
+
+
+def store_expr(dt: str, v: str) -> str:
+    return {"bf16": f"k_bf16_st(k_round_bf16({v}))", "f16": f"(_Float16)({v})", "i1": f"(uint8_t)({v})"}.get(dt, v)
+
+
+def rounding(dt: str, v: str) -> str:
+    return {"bf16": f"k_round_bf16({v})", "f16": f"k_round_f16({v})"}.get(dt, v)
+
+
+def _fsuffix(dt: str) -> str:
+    return "" if dt == "f64" else "f"
+
+
+def op_expr(n: Node, a: list[str]) -> str:
+    """C expression for elementwise node n over input expressions a (value types)."""
+    op, dt = n.op, n.dtype
+    src = n.inputs[0].dtype if n.inputs else dt
+    fl = dt in FLOATS
+    d = dt == "f64"
+    if op in ("add", "sub", "mul") and dt in SIGNED:
+        u = UTYPE[dt]
+        sym = {"add": "+", "sub": "-", "mul": "*"}[op]
+        return f"({CTYPE[dt]})(({u}){a[0]} {sym} ({u}){a[1]})"
+    if op in ("add", "sub", "mul"):
+        sym = {"add": "+", "sub": "-", "mul": "*"}[op]
+        return f"({VTYPE[dt]})({a[0]} {sym} {a[1]})"
+    if op == "div":
+        return f"({a[0]} / {a[1]})" if fl else f"k_{_ik(dt)}_div({a[0]}, {a[1]})"
+    if op == "rem":
+        return f"fmod{_fsuffix(dt)}({a[0]}, {a[1]})" if fl else f"k_{_ik(dt)}_rem({a[0]}, {a[1]})"
+    if op in ("max", "min"):
+        if fl:
+            return f"k_{op}{'d' if d else 'f'}({a[0]}, {a[1]})"
+        return f"({a[0]} {'>' if op == 'max' else '<'} {a[1]} ? {a[0]} : {a[1]})"
+    if op == "fma":
+        return f"fma{_fsuffix(dt)}({a[0]}, {a[1]}, {a[2]})"
+    if op == "neg":
+        return f"(-{a[0]})" if fl else f"({CTYPE[dt]})(0 - ({UTYPE.get(dt, CTYPE[dt])}){a[0]})"
+    if op == "abs":
+        if fl:
+            return f"fabs{_fsuffix(dt)}({a[0]})"
+        return f"({a[0]} < 0 ? ({CTYPE[dt]})(0 - ({UTYPE.get(dt, CTYPE[dt])}){a[0]}) : {a[0]})"
+    if op in ("sqrt", "floor", "ceil", "trunc"):
+        return f"{op}{_fsuffix(dt)}({a[0]})"
+    if op == "round_even":
+        return f"rint{_fsuffix(dt)}({a[0]})"
+    if op == "sign":
+        if fl:
+            return f"k_sign{'d' if d else 'f'}({a[0]})"
+        return f"({CTYPE[dt]})(({a[0]} > 0) - ({a[0]} < 0))"
+    if op == "is_finite":
+        return f"(({a[0]} - {a[0]}) == ({a[0]} - {a[0]}))"
+    if op == "not":
+        return f"({a[0]} ^ 1)" if dt == "i1" else f"({CTYPE[dt]})(~{a[0]})"
+    if op in ("and", "or", "xor"):
+        sym = {"and": "&", "or": "|", "xor": "^"}[op]
+        return f"({VTYPE[dt]})({a[0]} {sym} {a[1]})"
+    if op in ("shl", "shr_l", "shr_a"):
+        bits = BITS[dt]
+        u = UTYPE.get(dt, CTYPE[dt])
+        oob = f"((uint64_t)({a[1]}) >= {bits}u)"
+        if op == "shl":
+            return f"({oob} ? ({CTYPE[dt]})0 : ({CTYPE[dt]})(({u}){a[0]} << {a[1]}))"
+        if op == "shr_l":
+            return f"({oob} ? ({CTYPE[dt]})0 : ({CTYPE[dt]})(({u}){a[0]} >> {a[1]}))"
+        if dt in UNSIGNED:
+            return f"({oob} ? ({CTYPE[dt]})0 : ({CTYPE[dt]})({a[0]} >> {a[1]}))"
+        return f"({CTYPE[dt]})({a[0]} >> ({oob} ? {bits - 1} : {a[1]}))"
+    if op == "popcnt":
+        return f"({CTYPE[dt]})k_popcnt64((uint64_t)({UTYPE.get(dt, CTYPE[dt])}){a[0]})"
+    if op == "clz":
+        return f"({CTYPE[dt]})k_clz64((uint64_t)({UTYPE.get(dt, CTYPE[dt])}){a[0]}, {BITS[dt]})"
+    if op == "cmp":
+        x, y = a
+        if n.attrs.get("total") and src in FLOATS:
+            x, y = _total_key(src, x), _total_key(src, y)
+        return f"({x} {CMP[n.attrs['dir']]} {y})"
+    if op == "select":
+        return f"({a[0]} ? {a[1]} : {a[2]})"
+    if op == "copy":
+        return a[0]
+    if op == "convert":
+        return convert_expr(src, dt, a[0], fast=n.attrs.get("fast", False))
+    if op == "bitcast":
+        return bitcast_expr(src, dt, a[0])
+    if op in ("pow", "atan2"):
+        return f"{op}{_fsuffix(dt)}({a[0]}, {a[1]})" if fl else _ipow(dt, a)
+    if op in LIBM and fl:
+        return f"{LIBM[op]}{_fsuffix(dt)}({a[0]})"
+    if op == "logistic" and fl:
+        return f"(1.0 / (1.0 + exp(-{a[0]})))"
+    if op == "rsqrt" and fl:
+        return f"(1.0 / sqrt({a[0]}))"
+    raise UnsupportedError(f"{op} on {dt} is not supported", op, n.loc)
+
+
+def _ipow(dt: str, a: list[str]) -> str:
+    raise UnsupportedError(f"integer power on {dt} is not supported")
+
+
+def _ik(dt: str) -> str:
+    return dt.replace("ui", "u")
+
+
+def _total_key(dt: str, x: str) -> str:
+    if dt == "f64":
+        return f"({{k_b64 t_; t_.f = {x}; t_.i ^ (int64_t)((uint64_t)(t_.i >> 63) >> 1);}})"
+    return f"(__extension__({{k_b32 t_; t_.f = (float)({x}); t_.i ^ (int32_t)((uint32_t)(t_.i >> 31) >> 1);}}))"
+
+
+def convert_expr(src: str, dt: str, x: str, fast: bool = False) -> str:
+    if dt == "i1":
+        return f"({x} != 0)"
+    if src in FLOATS and dt in INTS:
+        if fast:
+            return f"({CTYPE[dt]})({x})"
+        return f"k_{'d' if src == 'f64' else 'f'}2{_ik(dt).replace('i', 'i', 1)}({x})"
+    if dt in ("bf16", "f16"):
+        return f"(float)({x})" if fast else rounding(dt, f"(float)({x})")
+    return f"({VTYPE[dt]})({x})"
+
+
+def bitcast_expr(src: str, dt: str, x: str) -> str:
+    if BITS[src] != BITS[dt]:
+        raise UnsupportedError(f"bitcast from {src} to {dt}")
+    if src in ("bf16", "f16") or dt in ("bf16", "f16") or src == "i1" or dt == "i1":
+        raise UnsupportedError(f"bitcast from {src} to {dt} is not supported")
+    if BITS[src] == 32:
+        fld = {"f32": "f", "i32": "i", "ui32": "u"}
+        return f"(__extension__({{k_b32 t_; t_.{fld[src]} = {x}; t_.{fld[dt]};}}))"
+    if BITS[src] == 64:
+        fld = {"f64": "f", "i64": "i", "ui64": "u"}
+        return f"(__extension__({{k_b64 t_; t_.{fld[src]} = {x}; t_.{fld[dt]};}}))"
+    return f"({CTYPE[dt]})({x})"  # 8/16-bit integers: same bits, C conversion wraps
+
+
+# ----------------------------------------------------------------------------- emitter
+@dataclass
+class Leaf:
+    acc: Access
+    dt: str
+    operand: int      # index into the kernel's operand pointers (-1: iota/scalar const)
+
+
+class Emitter:
+    """Straight-line C for an expression DAG at one iteration point. Leaves are read with index
+    expressions the caller provides (one per Access); nodes are emitted once each."""
+
+    def __init__(self, mat: set[int], index_of: dict[int, str], leaf_of: dict[int, Leaf],
+                 lines: list[str], indent: str):
+        self.mat, self.index_of, self.leaf_of = mat, index_of, leaf_of
+        self.lines, self.indent = lines, indent
+        self.names: dict[int, str] = {}
+        self.raw: dict[int, str] = {}
+        self.ops = 0
+
+    def value(self, n: Node, root: bool = False) -> str:
+        if n.id in self.names:
+            return self.names[n.id]
+        if n.id in self.leaf_of:
+            leaf = self.leaf_of[n.id]
+            expr = self.leaf_value(leaf, self.index_of[n.id])
+        else:
+            args = [self.value(i) for i in n.inputs]
+            src = n.inputs[0] if n.inputs else None
+            if n.op == "convert" and n.dtype == "f32" and src.id in self.raw:
+                args = [self.raw[src.id]]  # convert(convert(x: f32 -> bf16) -> f32) is x, as in XLA
+            expr = op_expr(n, args)
+            self.ops += 1
+            if n.dtype in ("bf16", "f16") and n.op not in EXACT and n.op != "cmp" and \
+                    (n.op != "convert" or src.dtype == "f32"):
+                # round after every op (StableHLO semantics), keeping the f32 value for converts
+                raw = f"r{n.id}"
+                self.lines.append(f"{self.indent}const float {raw} = {args[0] if n.op == 'convert' else expr};")
+                self.raw[n.id] = raw
+                expr = rounding(n.dtype, raw)
+        name = f"v{n.id}"
+        self.lines.append(f"{self.indent}const {VTYPE[n.dtype]} {name} = {expr};")
+        self.names[n.id] = name
+        return name
+
+    @staticmethod
+    def leaf_value(leaf: Leaf, index: str) -> str:
+        src = leaf.acc.src
+        if src.op == "const" and src.shape == ():
+            return literal(src.attrs["value"], src.dtype)
+        if src.op == "iota":
+            return f"({VTYPE[leaf.dt]})({index})"
+        return load_expr(leaf.dt, f"p{leaf.operand}[{index}]")
+
+
+def collect_leaves(root: Node, is_root_computed: bool, mat: set[int]) -> list[tuple[Node, Access]]:
+    """(node as referenced, its access over that node's shape) for every leaf of the expression."""
+    out: list[tuple[Node, Access]] = []
+    seen: set[int] = set()
+
+    def walk(n: Node, top: bool) -> None:
+        if n.id in seen:
+            return
+        seen.add(n.id)
+        computed = (top and is_root_computed) or (n.id not in mat and n.op not in VIEWS
+                                                   and n.op not in ("iota", "const"))
+        if computed and n.op not in VIEWS and n.op not in ("iota", "const", "param"):
+            for i in n.inputs:
+                walk(i, False)
+        else:
+            a = access_of(n, mat) if not (top and n.id in mat and n.op in VIEWS) else access_of(n, mat - {n.id})
+            assert a is not None, n
+            out.append((n, a))
+    walk(root, True)
+    return out
+
+
+# ----------------------------------------------------------------------------- kernels
+@dataclass
+class KernelCode:
+    name: str
+    kind: str
+    body: str
+    work_items: int
+    operands: list[tuple[Node, int]]   # (stored node, access flags)
+    vector_ops: int
+    matrix_tiles: int
+    ops: list[str] = field(default_factory=list)
+
+
+class Generator:
+    def __init__(self, mat: set[int]):
+        self.mat = mat
+
+    def operands_for(self, leaves: list[tuple[Node, Access]], dest: Node | None) -> dict[int, int]:
+        idx: dict[int, int] = {}
+        for _, a in leaves:
+            s = a.src
+            if s.op in ("iota",) or (s.op == "const" and s.shape == ()):
+                continue
+            idx.setdefault(s.id, len(idx))
+        if dest is not None:
+            idx.setdefault(dest.id, len(idx))
+        return idx
+
+    def pointer_decls(self, opmap: dict[int, int], nodes: dict[int, Node], written: set[int]) -> list[str]:
+        lines = []
+        for nid, i in opmap.items():
+            n = nodes[nid]
+            const = "" if nid in written else "const "
+            lines.append(f"  {const}{CTYPE[n.dtype]} *restrict p{i} = ({const}{CTYPE[n.dtype]} *)ops[{i}];")
+        return lines
+
+    # ---------------------------------------------------------------- loop kernels
+    def loop(self, k: Kernel, name: str) -> KernelCode:
+        computed = k.root is k.dest.src and k.root.op not in VIEWS and k.root.op not in ("iota", "const")
+        leaves = collect_leaves(k.root, computed, self.mat)
+        dest = k.dest
+        opmap = self.operands_for(leaves, dest.src)
+        nodes = {a.src.id: a.src for _, a in leaves}
+        nodes[dest.src.id] = dest.src
+        size = int(np.prod(k.shape, dtype=np.int64))
+        vecs = [a.strides for _, a in leaves] + [dest.strides]
+        shape, vecs = collapse(k.shape, vecs)
+        offs = [a.offset for _, a in leaves] + [dest.offset]
+        lines = [f"static void {name}(const tt_core *core, void *const *ops, int64_t begin, int64_t end) {{",
+                 "  (void)core;"]
+        lines += self.pointer_decls(opmap, nodes, {dest.src.id})
+        rank = len(shape)
+        inner = shape[-1] if rank else 1
+        outer = int(np.prod(shape[:-1], dtype=np.int64)) if rank > 1 else 1
+        if inner >= 2 * CHUNK:
+            per_row = -(-inner // CHUNK)
+            items = outer * per_row
+            lines += ["  for (int64_t it = begin; it < end; ++it) {",
+                      f"    const int64_t r = it / {per_row}, c0 = (it % {per_row}) * {CHUNK};",
+                      f"    const int64_t c1 = K_MIN(c0 + {CHUNK}, (int64_t){inner});",
+                      "    {"]
+        else:
+            rows = max(1, CHUNK // max(inner, 1))
+            items = -(-outer // rows)
+            lines += ["  for (int64_t it = begin; it < end; ++it) {",
+                      f"    const int64_t c0 = 0, c1 = {inner};",
+                      f"    for (int64_t r = it * {rows}; r < K_MIN((it + 1) * {rows}, (int64_t){outer}); ++r) {{"]
+        # outer multi-index of row r, then a base index per access
+        ind = "      "
+        rem = "r"
+        outer_dims = list(shape[:-1])
+        idx_names = []
+        if outer_dims:
+            lines.append(f"{ind}int64_t q_ = r;")
+            for d in reversed(range(len(outer_dims))):
+                lines.append(f"{ind}const int64_t i{d} = q_ % {outer_dims[d]}; q_ /= {outer_dims[d]};")
+                idx_names.append(f"i{d}")
+            lines.append(f"{ind}(void)q_;")
+        bases = []
+        for j, (v, off) in enumerate(zip(vecs, offs)):
+            terms = [str(off)] + [f"i{d} * {v[d]}" for d in range(len(outer_dims)) if v[d] != 0]
+            lines.append(f"{ind}const int64_t b{j} = {' + '.join(terms)};")
+            bases.append(f"b{j}")
+        del rem
+        index_of: dict[int, str] = {}
+        leaf_of: dict[int, Leaf] = {}
+        for j, (n, a) in enumerate(leaves):
+            st = vecs[j][-1] if rank else 0
+            index_of[n.id] = _index(bases[j], st)
+            leaf_of[n.id] = Leaf(a, n.dtype, opmap.get(a.src.id, -1))
+        body: list[str] = []
+        em = Emitter(self.mat, index_of, leaf_of, body, ind + "  ")
+        val = em.value(k.root, root=True)
+        st = vecs[-1][-1] if rank else 0
+        lines.append(f"{ind}#pragma GCC ivdep")
+        lines.append(f"{ind}for (int64_t j = c0; j < c1; ++j) {{")
+        lines += body
+        lines.append(f"{ind}  p{opmap[dest.src.id]}[{_index(bases[-1], st)}] = {store_expr(k.root.dtype, val)};")
+        lines += [f"{ind}}}", "    }", "  }", "}"]
+        tiles = -(-size // 1024)
+        return KernelCode(name, "elementwise" if computed else "movement", "\n".join(lines),
+                          items if size else 0, self._operand_list(opmap, nodes, dest.src),
+                          max(em.ops, 1) * tiles, 0, self._ops(k.root))
+
+    def _operand_list(self, opmap: dict[int, int], nodes: dict[int, Node], dest: Node) -> list[tuple[Node, int]]:
+        return [(nodes[nid], 2 if nid == dest.id else 1) for nid in opmap]
+
+    def _ops(self, root: Node) -> list[str]:
+        out: list[str] = []
+        seen: set[int] = set()
+
+        def walk(n: Node, top: bool) -> None:
+            if n.id in seen or (not top and n.id in self.mat):
+                return
+            seen.add(n.id)
+            for i in n.inputs:
+                walk(i, False)
+            if n.op not in ("const", "param"):
+                out.append(n.op)
+        walk(root, True)
+        return out
+
+    # ---------------------------------------------------------------- reductions
+    def reduce(self, k: Kernel, name: str) -> KernelCode:
+        r = k.root
+        n_ops = r.attrs["n"]
+        idx = r.attrs["index"]
+        body = r.attrs["body"]
+        operands, inits = r.inputs[:n_ops], r.inputs[n_ops:]
+        in_shape = operands[0].shape
+        axes = r.attrs["axes"]
+        kept = [d for d in range(len(in_shape)) if d not in axes]
+        perm = kept + list(axes)
+        leaves: list[tuple[Node, Access]] = []
+        for o in operands:
+            for lf in collect_leaves(o, False, self.mat):
+                if all(lf[0] is not x[0] for x in leaves):
+                    leaves.append(lf)
+        init_leaves = []
+        for i in inits:
+            for lf in collect_leaves(i, False, self.mat):
+                if all(lf[0] is not x[0] for x in init_leaves):
+                    init_leaves.append(lf)
+        dest = k.dest
+        opmap = self.operands_for(leaves + init_leaves, dest.src)
+        nodes = {a.src.id: a.src for _, a in leaves + init_leaves}
+        nodes[dest.src.id] = dest.src
+        # iteration space: kept dims then reduced dims, each group collapsed on its own
+        pshape = tuple(in_shape[d] for d in perm)
+        nk = len(kept)
+        out_rm = row_major(r.shape)
+        vecs = [tuple(a.strides[d] for d in perm) for _, a in leaves] + [tuple(out_rm) + (0,) * len(axes)]
+        kshape, kvecs = collapse(pshape[:nk], [v[:nk] for v in vecs])
+        ashape, avecs = collapse(pshape[nk:], [v[nk:] for v in vecs])
+        offs = [a.offset for _, a in leaves] + [dest.offset]
+        n_out = int(np.prod(r.shape, dtype=np.int64))
+        n_red = int(np.prod(ashape, dtype=np.int64))
+        # lane-parallel fast path: one operand, body is a single associative op on (acc, x)
+        simple = _simple_combiner(body) if n_ops == 1 else None
+        inner_reduced = bool(axes) and (not kept or max(axes) > max(kept)) and len(ashape) > 0
+        lines = [f"static void {name}(const tt_core *core, void *const *ops, int64_t begin, int64_t end) {{",
+                 "  (void)core;"]
+        lines += self.pointer_decls(opmap, nodes, {dest.src.id})
+        # init values (scalars)
+        init_lines: list[str] = []
+        ie = Emitter(self.mat, {n.id: "0" for n, _ in init_leaves},
+                     {n.id: Leaf(a, n.dtype, opmap.get(a.src.id, -1)) for n, a in init_leaves},
+                     init_lines, "  ")
+        init_vals = [ie.value(i) for i in inits]
+        lines += init_lines
+        dts = [o.dtype for o in operands]
+        col = not inner_reduced and len(kshape) > 0 and simple is not None
+        if col:
+            # column reduction: vectorize across the innermost kept dim, reduced dims outermost
+            kin = kshape[-1]
+            kouter = list(kshape[:-1])
+            ch = min(kin, 256)
+            per = -(-kin // ch)
+            items = int(np.prod(kouter, dtype=np.int64)) * per if n_out else 0
+            lines += ["  for (int64_t it = begin; it < end; ++it) {",
+                      f"    const int64_t ro = it / {per}, c0 = (it % {per}) * {ch}, c1 = K_MIN(c0 + {ch}, (int64_t){kin});",
+                      f"    {VTYPE[dts[0]]} acc[{ch}];",
+                      f"    for (int64_t j = 0; j < c1 - c0; ++j) acc[j] = {simple[1](dts[0])};",
+                      "    int64_t q_ = ro; (void)q_;"]
+            for d in reversed(range(len(kouter))):
+                lines.append(f"    const int64_t k{d} = q_ % {kouter[d]}; q_ /= {kouter[d]};")
+            lines += self._reduce_loops(ashape, "    ")
+            ind = "    " + "  " * len(ashape)
+            index_of, leaf_of = {}, {}
+            for j, (n, a) in enumerate(leaves):
+                terms = [str(offs[j])] + [f"k{d} * {kvecs[j][d]}" for d in range(len(kouter)) if kvecs[j][d]]
+                terms += [f"a{d} * {avecs[j][d]}" for d in range(len(ashape)) if avecs[j][d]]
+                lines.append(f"{ind}const int64_t b{j} = {' + '.join(terms)};")
+                index_of[n.id] = _index(f"b{j}", kvecs[j][-1])
+                leaf_of[n.id] = Leaf(a, n.dtype, opmap.get(a.src.id, -1))
+            bodyl: list[str] = []
+            em = Emitter(self.mat, index_of, leaf_of, bodyl, ind + "  ")
+            v = em.value(operands[0])
+            lines.append(f"{ind}#pragma GCC ivdep")
+            lines.append(f"{ind}for (int64_t j = c0; j < c1; ++j) {{")
+            lines += bodyl
+            lines.append(f"{ind}  acc[j - c0] = {simple[0](dts[0], f'acc[j - c0]', v)};")
+            lines.append(f"{ind}}}")
+            lines += ["    " + "  " * d + "}" for d in reversed(range(len(ashape)))]
+            oterms = [str(dest.offset)] + [f"k{d} * {kvecs[-1][d]}" for d in range(len(kouter)) if kvecs[-1][d]]
+            lines.append(f"    for (int64_t j = c0; j < c1; ++j) p{opmap[dest.src.id]}[{' + '.join(oterms)} + j * {kvecs[-1][-1]}] = "
+                         f"{store_expr(r.dtype, _round(r.dtype, simple[0](dts[0], init_vals[0], 'acc[j - c0]')))};")
+            lines += ["  }", "}"]
+            vec_ops = em.ops
+        else:
+            kdims = list(kshape)
+            items_out = n_out
+            per_item = max(1, CHUNK // max(n_red, 1))
+            items = -(-items_out // per_item) if n_out else 0
+            lines += ["  for (int64_t it = begin; it < end; ++it) {",
+                      f"    for (int64_t o = it * {per_item}; o < K_MIN((it + 1) * {per_item}, (int64_t){n_out}); ++o) {{",
+                      "      int64_t q_ = o; (void)q_;"]
+            for d in reversed(range(len(kdims))):
+                lines.append(f"      const int64_t k{d} = q_ % {kdims[d]}; q_ /= {kdims[d]};")
+            ind = "      "
+            if simple is not None and ashape:
+                lines.append(f"{ind}{VTYPE[dts[0]]} lane[{LANES}];")
+                lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) lane[l] = {simple[1](dts[0])};")
+                lines += self._reduce_loops(ashape[:-1], ind)
+                ind2 = ind + "  " * (len(ashape) - 1)
+                index_of, leaf_of = {}, {}
+                for j, (n, a) in enumerate(leaves):
+                    terms = [str(offs[j])] + [f"k{d} * {kvecs[j][d]}" for d in range(len(kdims)) if kvecs[j][d]]
+                    terms += [f"a{d} * {avecs[j][d]}" for d in range(len(ashape) - 1) if avecs[j][d]]
+                    lines.append(f"{ind2}const int64_t b{j} = {' + '.join(terms)};")
+                    index_of[n.id] = _index(f"b{j}", avecs[j][-1], var="(j + l)")
+                    leaf_of[n.id] = Leaf(a, n.dtype, opmap.get(a.src.id, -1))
+                last = ashape[-1]
+                bodyl: list[str] = []
+                em = Emitter(self.mat, index_of, leaf_of, bodyl, ind2 + "    ")
+                v = em.value(operands[0])
+                comb = simple[0](dts[0], "lane[l]", v)
+                lines.append(f"{ind2}int64_t j = 0;")
+                lines.append(f"{ind2}for (; j + {LANES} <= {last}; j += {LANES}) {{")
+                lines.append(f"{ind2}  for (int l = 0; l < {LANES}; ++l) {{")
+                lines += bodyl
+                lines.append(f"{ind2}    lane[l] = {comb};")
+                lines.append(f"{ind2}  }}")
+                lines.append(f"{ind2}}}")
+                lines.append(f"{ind2}for (int l = 0; j < {last}; ++j) {{")
+                lines += bodyl
+                lines.append(f"{ind2}    lane[0] = {simple[0](dts[0], 'lane[0]', v)};")
+                lines.append(f"{ind2}}}")
+                lines += [ind + "  " * d + "}" for d in reversed(range(len(ashape) - 1))]
+                lines.append(f"{ind}{VTYPE[dts[0]]} acc = {init_vals[0]};")
+                lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) acc = {simple[0](dts[0], 'acc', 'lane[l]')};")
+                result = "acc"
+                vec_ops = em.ops
+            else:
+                # general (variadic) reduction: straight-line body, sequential over the elements
+                accs = [f"acc{i}" for i in range(n_ops)]
+                for i in range(n_ops):
+                    lines.append(f"{ind}{VTYPE[inits[i].dtype]} acc{i} = {init_vals[i]};")
+                lines += self._reduce_loops(ashape, ind)
+                ind2 = ind + "  " * len(ashape)
+                index_of, leaf_of = {}, {}
+                for j, (n, a) in enumerate(leaves):
+                    terms = [str(offs[j])] + [f"k{d} * {kvecs[j][d]}" for d in range(len(kdims)) if kvecs[j][d]]
+                    terms += [f"a{d} * {avecs[j][d]}" for d in range(len(ashape)) if avecs[j][d]]
+                    index_of[n.id] = " + ".join(terms)
+                    leaf_of[n.id] = Leaf(a, n.dtype, opmap.get(a.src.id, -1))
+                bodyl = []
+                em = Emitter(self.mat, index_of, leaf_of, bodyl, ind2)
+                xs = [em.value(o) for o in operands]
+                lines += bodyl
+                lines += self._body(body, accs, xs, ind2)
+                lines += [ind + "  " * d + "}" for d in reversed(range(len(ashape)))]
+                result = accs[idx]
+                vec_ops = em.ops + 1
+            oterms = [str(dest.offset)] + [f"k{d} * {kvecs[-1][d]}" for d in range(len(kdims)) if kvecs[-1][d]]
+            lines.append(f"{ind}p{opmap[dest.src.id]}[{' + '.join(oterms)}] = {store_expr(r.dtype, _round(r.dtype, result))};")
+            lines += ["    }", "  }", "}"]
+        tiles = -(-int(np.prod(in_shape, dtype=np.int64)) // 1024)
+        return KernelCode(name, "reduce", "\n".join(lines), items, self._operand_list(opmap, nodes, dest.src),
+                          (vec_ops + 1) * tiles, 0, self._ops(r))
+
+    @staticmethod
+    def _reduce_loops(ashape: tuple[int, ...] | list[int], ind: str) -> list[str]:
+        return [f"{ind}{'  ' * d}for (int64_t a{d} = 0; a{d} < {n}; ++a{d}) {{" for d, n in enumerate(ashape)]
+
+    def _body(self, body, accs: list[str], xs: list[str], ind: str) -> list[str]:
+        """The reduce body as C: params are (acc..., x...), results assigned back to acc..."""
+        params = body.params
+        names = {p.id: v for p, v in zip(params, accs + xs)}
+        lines: list[str] = [f"{ind}{{"]
+        em = Emitter(set(), {}, {}, lines, ind + "  ")
+        em.names.update(names)
+        res = [em.value(o) for o in body.outputs]
+        for a, v in zip(accs, res):
+            lines.append(f"{ind}  {a} = {v};")
+        lines.append(f"{ind}}}")
+        return lines
+
+    # ---------------------------------------------------------------- matmul
+    def dot(self, k: Kernel, name: str) -> KernelCode:
+        r = k.root
+        lhs, rhs = r.inputs
+        (lb, lf, lc), (rb, rf, rc) = dot_groups(r)
+        la, ra = access_of(lhs, self.mat), access_of(rhs, self.mat)
+        ls = group_strides(lhs.shape, la, [lb, lf, lc])
+        rs = group_strides(rhs.shape, ra, [rb, rf, rc])
+        assert ls is not None and rs is not None
+        B = int(np.prod([lhs.shape[d] for d in lb], dtype=np.int64))
+        M = int(np.prod([lhs.shape[d] for d in lf], dtype=np.int64))
+        K = int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
+        N = int(np.prod([rhs.shape[d] for d in rf], dtype=np.int64))
+        dest = k.dest
+        opmap: dict[int, int] = {}
+        for a in (la, ra):
+            opmap.setdefault(a.src.id, len(opmap))
+        opmap.setdefault(dest.src.id, len(opmap))
+        nodes = {la.src.id: la.src, ra.src.id: ra.src, dest.src.id: dest.src}
+        pa, pb, pc = (f"p{opmap[x]}" for x in (la.src.id, ra.src.id, dest.src.id))
+        bm, bn = MM_BLOCK_M, MM_BLOCK_N
+        mb, nbk = -(-M // bm), -(-N // bn)
+        items = B * mb * nbk if M and N else 0
+        lines = [f"static void {name}(const tt_core *core, void *const *ops, int64_t begin, int64_t end) {{"]
+        lines += self.pointer_decls(opmap, nodes, {dest.src.id})
+        lines += ["  for (int64_t it = begin; it < end; ++it) {",
+                  f"    const int64_t b = it / {mb * nbk}, t = it % {mb * nbk};",
+                  f"    const int64_t m0 = (t / {nbk}) * {bm}, n0 = (t % {nbk}) * {bn};",
+                  f"    const int64_t m = K_MIN((int64_t){bm}, {M} - m0), n = K_MIN((int64_t){bn}, {N} - n0);",
+                  f"    const int64_t ao = {la.offset} + b * {ls[0]} + m0 * {ls[1]};",
+                  f"    const int64_t bo = {ra.offset} + b * {rs[0]} + n0 * {rs[1]};",
+                  f"    const int64_t co = {dest.offset} + b * {M * N} + m0 * {N} + n0;"]
+        ad, bd, od = lhs.dtype, rhs.dtype, r.dtype
+        if ad == bd == "f32" and od == "f32":
+            lines.append(f"    tt_matmul_f32(core, m, n, {K}, {pa} + ao, {ls[1]}, {ls[2]}, {pb} + bo, {rs[2]}, {rs[1]}, {pc} + co, {N});")
+        elif ad == bd == "bf16" and od in ("f32", "bf16"):
+            if od == "f32":
+                lines.append(f"    tt_matmul_bf16(core, m, n, {K}, {pa} + ao, {ls[1]}, {ls[2]}, {pb} + bo, {rs[2]}, {rs[1]}, {pc} + co, {N});")
+            else:
+                lines += ["    float *c_ = (float *)((char *)core->sram + TT_MM_SRAM_BYTES);",
+                          f"    tt_matmul_bf16(core, m, n, {K}, {pa} + ao, {ls[1]}, {ls[2]}, {pb} + bo, {rs[2]}, {rs[1]}, c_, n);",
+                          "    for (int64_t i = 0; i < m; ++i)",
+                          "      for (int64_t j = 0; j < n; ++j)",
+                          f"        {pc}[co + i * {N} + j] = k_bf16_st(k_round_bf16(c_[i * n + j]));"]
+        else:
+            accT = "double" if "f64" in (ad, od) else ("float" if od in FLOATS else VTYPE[od])
+            conv_a = convert_expr(ad, od if od not in FLOATS else ("f64" if accT == "double" else "f32"),
+                                  load_expr(ad, f"{pa}[ao + i * {ls[1]} + q * {ls[2]}]"))
+            conv_b = convert_expr(bd, od if od not in FLOATS else ("f64" if accT == "double" else "f32"),
+                                  load_expr(bd, f"{pb}[bo + q * {rs[2]} + j * {rs[1]}]"))
+            if od in SIGNED:
+                u = UTYPE[od]
+                upd = f"acc = ({accT})(({u})acc + ({u})(({u}){conv_a} * ({u}){conv_b}));"
+            else:
+                upd = f"acc += ({accT})({conv_a}) * ({accT})({conv_b});"
+            lines += ["    for (int64_t i = 0; i < m; ++i)",
+                      "      for (int64_t j = 0; j < n; ++j) {",
+                      f"        {accT} acc = 0;",
+                      f"        for (int64_t q = 0; q < {K}; ++q) {upd}",
+                      f"        {pc}[co + i * {N} + j] = {store_expr(od, _round(od, convert_expr('f64' if accT == 'double' else ('f32' if accT == 'float' else od), od, 'acc') if od in FLOATS else 'acc'))};",
+                      "      }"]
+        lines += ["  }", "}"]
+        tiles = B * -(-M // 32) * -(-N // 32) * -(-K // 32)
+        ops = [(nodes[x], 2 if x == dest.src.id else 1) for x in opmap]
+        return KernelCode(name, "matmul", "\n".join(lines), items, ops, 0, tiles, ["dot"])
+
+
+def _round(dt: str, v: str) -> str:
+    return v
+
+
+def _index(base: str, stride: int, var: str = "j") -> str:
+    if stride == 0:
+        return base
+    if stride == 1:
+        return f"{base} + {var}"
+    return f"{base} + {var} * {stride}"
+
+
+def _simple_combiner(body) -> tuple | None:
+    """(combine(dt, acc, x) -> C, identity(dt) -> C) when the body is one associative op of its
+    two params, else None."""
+    if len(body.outputs) != 1:
+        return None
+    o = body.outputs[0]
+    a, b = body.params
+    if o.op not in ("add", "mul", "max", "min", "and", "or", "xor") or {i.id for i in o.inputs} != {a.id, b.id}:
+        return None
+    op = o.op
+
+    def combine(dt: str, acc: str, x: str) -> str:
+        dummy = Node(op, [o.inputs[0], o.inputs[1]], (), dt)
+        return op_expr(dummy, [acc, x])
+
+    def identity(dt: str) -> str:
+        if op == "add" or op in ("or", "xor"):
+            return literal(np.array(-0.0 if dt in FLOATS else 0), dt)
+        if op == "mul":
+            return literal(np.array(1), dt)
+        if op == "and":
+            return "1" if dt == "i1" else literal(np.array(-1), dt) if dt in SIGNED else f"(({CTYPE[dt]})~0ULL)"
+        big = op == "min"
+        if dt in FLOATS:
+            return ("INFINITY" if big else "(-INFINITY)") if dt != "f64" else ("((double)INFINITY)" if big else "(-(double)INFINITY)")
+        if dt == "i1":
+            return "1" if big else "0"
+        info = np.iinfo(np.dtype(CTYPE[dt].replace("_t", "")))
+        return literal(np.array(info.max if big else info.min), dt)
+    return combine, identity

@@ -1,0 +1,214 @@
+"""Pass 5: fusion. Decide which nodes live in memory; everything else is recomputed inside the
+kernels that read it. One kernel per materialized node (two for pad, one per operand for
+concat).
+
+A node is materialized (written to DRAM by a kernel) when it is a graph output, a reduce, a dot,
+a concat or pad, a non-scalar constant or a param; when a view reads it (views are index maps
+over memory, see access.py); when a dot reads it; or when inlining it into every kernel that
+reads it would cost more than RECOMPUTE_BUDGET extra ops per element. So relu(x) - relu(1 -
+exp(x)) and the expm1/select form of ELU are each one kernel, and softmax is three (max, sum of
+exp, exp / sum): the exp is recomputed rather than stored.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .access import Access, apply_view, base_access, row_major
+from .graph import ELEMENTWISE, VIEWS, Graph, Node, toposort, users
+
+RECOMPUTE_BUDGET = 64  # extra primitive ops per element accepted to avoid a DRAM round trip
+ALWAYS = {"param", "reduce", "dot", "concat", "pad"}
+
+
+@dataclass(eq=False)
+class Kernel:
+    """One launch. kind 'loop': `root` evaluated over `shape` and stored through `dest`;
+    'reduce' / 'dot': root is that node and dest its storage."""
+    kind: str
+    root: Node
+    shape: tuple[int, ...]
+    dest: Access
+
+
+@dataclass
+class Plan:
+    graph: Graph
+    materialized: set[int]
+    kernels: list[Kernel]
+
+
+def is_data(n: Node) -> bool:
+    """Nodes whose storage is bound from outside (inputs, constants): no kernel writes them."""
+    return n.op == "param" or (n.op == "const" and n.shape != ())
+
+
+def access_of(n: Node, mat: set[int]) -> Access | None:
+    """How a kernel reads n: through views down to a stored node, an iota or a scalar const."""
+    if n.id in mat or n.op == "iota" or (n.op == "const" and n.shape == ()):
+        return base_access(n)
+    if n.op in VIEWS:
+        a = access_of(n.inputs[0], mat)
+        return None if a is None else apply_view(n, a)
+    return None
+
+
+def dot_groups(n: Node) -> list[list[list[int]]]:
+    """For each dot operand, its dims grouped [batch, free, contracting] in canonical order."""
+    a = n.attrs
+    lhs, rhs = n.inputs
+    lb, rb = list(a["lhs_batching_dimensions"]), list(a["rhs_batching_dimensions"])
+    lc, rc = list(a["lhs_contracting_dimensions"]), list(a["rhs_contracting_dimensions"])
+    lf = [d for d in range(len(lhs.shape)) if d not in lb + lc]
+    rf = [d for d in range(len(rhs.shape)) if d not in rb + rc]
+    return [[lb, lf, lc], [rb, rf, rc]]
+
+
+def group_strides(shape: tuple[int, ...], acc: Access, groups: list[list[int]]) -> list[int] | None:
+    """One stride per group of dims, or None when a group is not one arithmetic progression."""
+    out = []
+    for g in groups:
+        dims = [d for d in g if shape[d] != 1]
+        for d0, d1 in zip(dims, dims[1:]):
+            if acc.strides[d0] != acc.strides[d1] * shape[d1]:
+                return None
+        out.append(acc.strides[dims[-1]] if dims else 0)
+    return out
+
+
+def _cost(n: Node, mat: set[int], memo: dict[int, int]) -> int:
+    if n.id not in memo:
+        inline = n.id not in mat and n.op in ELEMENTWISE
+        memo[n.id] = (1 + sum(_cost(i, mat, memo) for i in n.inputs)) if inline else 0
+    return memo[n.id]
+
+
+def _distinct_outputs(graph: Graph) -> Graph:
+    """Every output gets storage of its own: inputs, constants and repeats are copied."""
+    seen: set[int] = set()
+    outs = []
+    for o in graph.outputs:
+        if is_data(o) or o.id in seen:
+            o = Node("copy", [o], o.shape, o.dtype, {}, o.loc)
+        seen.add(o.id)
+        outs.append(o)
+    return Graph(graph.params, outs)
+
+
+def _pad_interior(p: Node) -> tuple[Node, int, tuple[int, ...]] | None:
+    """The operand region that lands in pad's result: (root to evaluate, dest offset, strides)."""
+    x = p.inputs[0]
+    rm = row_major(p.shape)
+    start, count, off, strides = [], [], 0, []
+    for d, (n, lo, it) in enumerate(zip(x.shape, p.attrs["low"], p.attrs["interior"])):
+        step = it + 1
+        i0 = max(0, -(lo // step)) if lo < 0 else 0   # first operand index landing at >= 0
+        i1 = min(n - 1, (p.shape[d] - 1 - lo) // step)  # last one landing inside the result
+        if i1 < i0:
+            return None
+        start.append(i0)
+        count.append(i1 - i0 + 1)
+        off += (lo + i0 * step) * rm[d]
+        strides.append(step * rm[d])
+    root = x
+    if tuple(count) != x.shape:
+        root = Node("slice", [x], tuple(count), x.dtype,
+                    {"start": tuple(start), "strides": (1,) * len(start)}, p.loc)
+    return root, off, tuple(strides)
+
+
+def plan(graph: Graph) -> Plan:
+    graph = _distinct_outputs(graph)
+    nodes = toposort(graph.outputs, graph.params)
+    pads = {n.id: _pad_interior(n) for n in nodes if n.op == "pad"}
+    use = users(nodes)
+    mat: set[int] = {o.id for o in graph.outputs}
+    mat |= {n.id for n in nodes if n.op in ALWAYS or is_data(n)}
+
+    def ensure(s: Node) -> None:
+        """Make s readable through an Access, materializing as little as possible."""
+        if access_of(s, mat) is not None:
+            return
+        if s.op in VIEWS:
+            ensure(s.inputs[0])
+            if access_of(s, mat) is None:  # a reshape that strides cannot express
+                mat.add(s.inputs[0].id)
+        else:
+            mat.add(s.id)
+
+    for n in nodes:
+        if n.op in VIEWS:
+            ensure(n)
+        elif n.op == "dot":
+            for opnd, groups in zip(n.inputs, dot_groups(n)):
+                ensure(opnd)
+                if group_strides(opnd.shape, access_of(opnd, mat), groups) is None:
+                    mat.add(opnd.id)  # copy to a layout the matrix engine can stride through
+        elif n.op == "reduce":
+            for init in n.inputs[n.attrs["n"]:]:
+                ensure(init)
+        elif n.op == "pad":
+            ensure(n.inputs[1])
+            if pads[n.id] is not None:
+                ensure(pads[n.id][0])
+        elif n.op == "concat":
+            for x in n.inputs:
+                if x.op in VIEWS:
+                    ensure(x)
+
+    # Recompute or store: count the kernels each elementwise node would be inlined into.
+    kernels_of: dict[int, set[int]] = {}
+    for n in reversed(nodes):
+        if n.id in mat:
+            kernels_of[n.id] = {n.id}
+            continue
+        ks: set[int] = set()
+        for u in use.get(n.id, []):
+            ks |= kernels_of.get(u.id, {u.id})
+        kernels_of[n.id] = ks
+        if n.op in ELEMENTWISE and len(ks) > 1 and \
+                _cost(n, mat, {}) * (len(ks) - 1) > RECOMPUTE_BUDGET:
+            mat.add(n.id)
+            kernels_of[n.id] = {n.id}
+
+    kernels: list[Kernel] = []
+    for n in nodes:
+        if n.id not in mat or is_data(n):
+            continue
+        whole = base_access(n) if n.op != "iota" else Access(n, 0, row_major(n.shape))
+        if n.op in ("reduce", "dot"):
+            kernels.append(Kernel(n.op, n, n.shape, whole))
+        elif n.op == "concat":
+            dim, off = n.attrs["dim"], 0
+            for x in n.inputs:
+                kernels.append(Kernel("loop", x, x.shape, Access(n, off * whole.strides[dim], whole.strides)))
+                off += x.shape[dim]
+        elif n.op == "pad":
+            fill = Node("broadcast", [n.inputs[1]], n.shape, n.dtype, {"dims": ()}, n.loc)
+            kernels.append(Kernel("loop", fill, n.shape, whole))
+            if pads[n.id] is not None:
+                root, off, strides = pads[n.id]
+                kernels.append(Kernel("loop", root, root.shape, Access(n, off, strides)))
+        else:
+            kernels.append(Kernel("loop", n, n.shape, whole))
+    return Plan(graph, mat, kernels)
+
+
+def reads(k: Kernel, mat: set[int]) -> list[Node]:
+    """The stored nodes kernel k reads (its leaves), in first-use order."""
+    out: dict[int, Node] = {}
+    seen: set[int] = set()
+
+    def walk(n: Node, root: bool) -> None:
+        if n.id in seen:
+            return
+        seen.add(n.id)
+        if not root and (n.id in mat):
+            out[n.id] = n
+        elif n.op in VIEWS:
+            walk(n.inputs[0], False)
+        elif n.op in ELEMENTWISE or n.op in ("reduce", "dot"):
+            for i in n.inputs:
+                walk(i, False)
+    walk(k.root, k.root is k.dest.src or k.root.op in VIEWS)
+    out.pop(k.dest.src.id, None)
+    return list(out.values())

@@ -1,0 +1,148 @@
+"""The compiler's core IR: a DAG of single-result nodes over a small op set.
+
+Op set (tinygrad-sized on purpose):
+  leaves       param, const, iota
+  elementwise  UNARY | BINARY | cmp | select | convert | bitcast   (see the sets below)
+  views        broadcast, reshape, transpose, slice, reverse        (index maps, never compute)
+  movement     concat, pad                                          (write regions of an output)
+  reductions   reduce (one result of a possibly variadic reduce, body is a scalar Graph)
+  matrix       dot (dot_general dimension numbers)
+Element types are MLIR spellings ('f32', 'bf16', 'i1', 'ui32', ...). Values of bf16/f16 type are
+computed in f32 and rounded after every inexact op, as XLA does on CPU.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+UNARY = {
+    "neg", "abs", "sqrt", "floor", "ceil", "trunc", "round_even", "not", "popcnt", "clz",
+    "sign", "is_finite", "copy",
+    # transcendental: removed by decompose for f32/bf16/f16 (kept for f64, evaluated in double)
+    "exp", "expm1", "log", "log1p", "tanh", "logistic", "erf", "sin", "cos", "tan", "cbrt",
+    "rsqrt", "round_away", "exp2", "atan",
+}
+BINARY = {
+    "add", "sub", "mul", "div", "rem", "max", "min", "and", "or", "xor", "shl", "shr_a",
+    "shr_l", "pow", "atan2", "fma_",  # fma_ is ternary, listed here for the op table
+}
+ELEMENTWISE = UNARY | BINARY | {"cmp", "select", "convert", "bitcast", "fma"}
+VIEWS = {"broadcast", "reshape", "transpose", "slice", "reverse"}
+# ops whose f32 result is exact in any float width (no rounding needed for bf16/f16)
+EXACT = {"neg", "abs", "floor", "ceil", "trunc", "round_even", "round_away", "max", "min",
+         "select", "copy", "sign", "bitcast"}
+
+FLOATS = {"f16", "bf16", "f32", "f64"}
+SIGNED = {"i8", "i16", "i32", "i64"}
+UNSIGNED = {"ui8", "ui16", "ui32", "ui64"}
+INTS = SIGNED | UNSIGNED
+BITS = {"i1": 1, "i8": 8, "i16": 16, "i32": 32, "i64": 64, "ui8": 8, "ui16": 16, "ui32": 32,
+        "ui64": 64, "f16": 16, "bf16": 16, "f32": 32, "f64": 64}
+
+_ids = itertools.count()
+
+
+@dataclass(eq=False)
+class Node:
+    op: str
+    inputs: list["Node"]
+    shape: tuple[int, ...]
+    dtype: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+    loc: Any = None
+    id: int = field(default_factory=lambda: next(_ids))
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * itemsize(self.dtype)
+
+    def is_scalar_const(self) -> bool:
+        return self.op == "const" and self.attrs["value"].ndim == 0
+
+    def __repr__(self) -> str:
+        ins = ",".join(f"%{i.id}" for i in self.inputs)
+        return f"%{self.id}={self.op}({ins}):{self.dtype}{list(self.shape)}"
+
+
+@dataclass(eq=False)
+class Graph:
+    params: list[Node]
+    outputs: list[Node]
+
+    def nodes(self) -> list[Node]:
+        """All nodes reachable from the outputs, in a topological order (inputs first)."""
+        return toposort(self.outputs, self.params)
+
+
+def toposort(roots: list[Node], extra: list[Node] = ()) -> list[Node]:
+    order: list[Node] = []
+    seen: set[int] = set()
+    for p in extra:
+        if p.id not in seen:
+            seen.add(p.id)
+            order.append(p)
+    for r in roots:
+        if r.id in seen:
+            continue
+        stack = [(r, 0)]
+        while stack:
+            n, i = stack.pop()
+            if i < len(n.inputs):
+                stack.append((n, i + 1))
+                c = n.inputs[i]
+                if c.id not in seen:
+                    stack.append((c, 0))
+            elif n.id not in seen:
+                seen.add(n.id)
+                order.append(n)
+    return order
+
+
+def users(nodes: list[Node]) -> dict[int, list[Node]]:
+    out: dict[int, list[Node]] = {n.id: [] for n in nodes}
+    for n in nodes:
+        for i in n.inputs:
+            out.setdefault(i.id, []).append(n)
+    return out
+
+
+def itemsize(dtype: str) -> int:
+    return 1 if dtype == "i1" else BITS[dtype] // 8
+
+
+def np_dtype(dtype: str) -> np.dtype:
+    from ..hlo_parser.ir import numpy_dtype
+    return numpy_dtype(dtype)
+
+
+def is_float(dtype: str) -> bool:
+    return dtype in FLOATS
+
+
+# --------------------------------------------------------------------------- builder helpers
+def const(value: Any, dtype: str, shape: tuple[int, ...] = (), loc: Any = None) -> Node:
+    arr = np.asarray(value, dtype=np_dtype(dtype))
+    if shape and arr.ndim == 0:
+        return broadcast(Node("const", [], (), dtype, {"value": arr}, loc), shape, ())
+    return Node("const", [], tuple(arr.shape), dtype, {"value": arr}, loc)
+
+
+def broadcast(x: Node, shape: tuple[int, ...], dims: tuple[int, ...], loc: Any = None) -> Node:
+    if tuple(x.shape) == tuple(shape) and tuple(dims) == tuple(range(len(shape))):
+        return x
+    return Node("broadcast", [x], tuple(shape), x.dtype, {"dims": tuple(dims)}, loc or x.loc)
+
+
+def ew(op: str, inputs: list[Node], dtype: str | None = None, loc: Any = None, **attrs: Any) -> Node:
+    """An elementwise node; scalar-shaped inputs are broadcast to the common shape."""
+    shape = max((i.shape for i in inputs), key=len)
+    ins = [i if i.shape == shape else broadcast(i, shape, ()) for i in inputs]
+    dt = dtype or (inputs[1].dtype if op == "select" else inputs[0].dtype)
+    return Node(op, ins, shape, dt, dict(attrs), loc or inputs[-1].loc)

@@ -1,0 +1,44 @@
+"""Pass 1: inline every func.call, so the entry function is one flat list of ops."""
+from __future__ import annotations
+
+from ..errors import UnsupportedError
+from ..hlo_parser import ir
+
+
+def inline_calls(module: ir.Module) -> ir.Function:
+    """A copy of the entry function with every call replaced by the callee's body."""
+    main = module.main
+    env: dict[int, ir.Value] = {id(a): a for a in main.args}
+    ops: list[ir.Operation] = []
+    results = _inline_body(module, main.body, env, ops, depth=0)
+    ret = ir.Operation("func.return", results, [], loc=main.body.ops[-1].loc if main.body.ops else None)
+    return ir.Function(main.name, list(main.args), list(main.result_types), ir.Block([], ops + [ret]),
+                       main.visibility, main.arg_attrs, main.result_attrs, main.loc)
+
+
+def _inline_body(module: ir.Module, body: ir.Block, env: dict[int, ir.Value],
+                 out: list[ir.Operation], depth: int) -> list[ir.Value]:
+    if depth > 64:
+        raise UnsupportedError("call depth over 64 (recursive functions are not supported)")
+    for op in body.ops:
+        operands = [env.get(id(v), v) for v in op.operands]
+        if op.name == "func.return":
+            return operands
+        # A composite means exactly its decomposition function: inline it like a call.
+        target = {"func.call": "callee", "stablehlo.composite": "decomposition"}.get(op.name)
+        if target and isinstance(op.attributes.get(target), ir.SymbolRef):
+            callee = module.functions.get(op.attributes[target].name)
+            if callee is None:
+                raise UnsupportedError(f"call to unknown function @{op.attributes[target].name}",
+                                       op.name, op.loc)
+            inner = {id(a): v for a, v in zip(callee.args, operands)}
+            results = _inline_body(module, callee.body, inner, out, depth + 1)
+            for r, v in zip(op.results, results):
+                env[id(r)] = v
+            continue
+        # Fresh result values: a callee inlined twice must not define the same Value twice.
+        results = [ir.Value(r.name, r.type) for r in op.results]
+        for r, v in zip(op.results, results):
+            env[id(r)] = v
+        out.append(ir.Operation(op.name, operands, results, op.attributes, op.regions, op.loc))
+    raise UnsupportedError("function body has no func.return")

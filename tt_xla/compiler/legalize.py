@@ -1,0 +1,259 @@
+"""Pass 2: StableHLO ops -> the core op set of graph.py.
+
+Each handler follows the op's definition in the StableHLO spec. Anything else is refused with
+the op's name and the user's source line (UnsupportedError)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..hlo_parser import ir
+from .graph import FLOATS, Graph, Node, broadcast, const, ew, np_dtype
+
+BINARY = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div",
+          "remainder": "rem", "maximum": "max", "minimum": "min", "and": "and", "or": "or",
+          "xor": "xor", "shift_left": "shl", "shift_right_arithmetic": "shr_a",
+          "shift_right_logical": "shr_l", "power": "pow", "atan2": "atan2"}
+UNARY = {"negate": "neg", "abs": "abs", "sqrt": "sqrt", "rsqrt": "rsqrt", "floor": "floor",
+         "ceil": "ceil", "round_nearest_even": "round_even", "round_nearest_afz": "round_away",
+         "not": "not", "popcnt": "popcnt", "count_leading_zeros": "clz", "sign": "sign",
+         "exponential": "exp", "exponential_minus_one": "expm1", "log": "log",
+         "log_plus_one": "log1p", "tanh": "tanh", "logistic": "logistic", "sine": "sin",
+         "cosine": "cos", "tan": "tan", "cbrt": "cbrt", "erf": "erf"}
+SUPPORTED_TYPES = {"i1", "i8", "i16", "i32", "i64", "ui8", "ui16", "ui32", "ui64",
+                   "f16", "bf16", "f32", "f64"}
+
+
+class Legalizer:
+    def __init__(self) -> None:
+        self.env: dict[int, Node] = {}
+
+    def value(self, v: ir.Value) -> Node:
+        return self.env[id(v)]
+
+    def run(self, fn: ir.Function) -> Graph:
+        params = []
+        for i, a in enumerate(fn.args):
+            shape, dt = _tensor(a.type, "func.func", fn.loc)
+            p = Node("param", [], shape, dt, {"index": i}, fn.loc)
+            params.append(p)
+            self.env[id(a)] = p
+        outputs: list[Node] = []
+        for op in fn.body.ops:
+            if op.name == "func.return":
+                outputs = [self.value(v) for v in op.operands]
+                break
+            self.op(op)
+        return Graph(params, outputs)
+
+    def op(self, op: ir.Operation) -> None:
+        dialect, _, name = op.name.partition(".")
+        handler: Callable | None = None
+        if dialect in ("stablehlo", "chlo", "mhlo"):
+            if name in BINARY or name in UNARY:
+                handler = Legalizer._elementwise
+            else:
+                handler = getattr(Legalizer, "_" + name, None)
+        if handler is None:
+            raise UnsupportedError("operation is not supported by tt-xla", op.name, op.loc)
+        for r in op.results:  # every result must be a tensor of a supported element type
+            _tensor(r.type, op.name, op.loc)
+        results = handler(self, op)
+        if isinstance(results, Node):
+            results = [results]
+        for r, n in zip(op.results, results):
+            n.loc = n.loc or op.loc
+            self.env[id(r)] = n
+
+    # ------------------------------------------------------------------ helpers
+    def _ins(self, op: ir.Operation) -> list[Node]:
+        for v in op.operands:
+            _tensor(v.type, op.name, op.loc)
+        return [self.value(v) for v in op.operands]
+
+    def _result(self, op: ir.Operation, i: int = 0) -> tuple[tuple[int, ...], str]:
+        return _tensor(op.results[i].type, op.name, op.loc)
+
+    # ------------------------------------------------------------------ elementwise
+    def _elementwise(self, op: ir.Operation) -> Node:
+        name = op.name.split(".", 1)[1]
+        ins = self._ins(op)
+        shape, dt = self._result(op)
+        core = BINARY.get(name) or UNARY[name]
+        if core in ("popcnt", "clz", "shl", "shr_a", "shr_l") and dt in FLOATS:
+            raise UnsupportedError(f"{name} on {dt}", op.name, op.loc)
+        return Node(core, ins, shape, dt, {}, op.loc)
+
+    def _is_finite(self, op: ir.Operation) -> Node:
+        (x,) = self._ins(op)
+        return Node("is_finite", [x], x.shape, "i1", {}, op.loc)
+
+    def _compare(self, op: ir.Operation) -> Node:
+        a, b = self._ins(op)
+        direction = op.attributes["comparison_direction"].value
+        ctype = op.attributes.get("compare_type")
+        total = ctype is not None and ctype.value == "TOTALORDER"
+        return Node("cmp", [a, b], a.shape, "i1", {"dir": direction, "total": total}, op.loc)
+
+    def _select(self, op: ir.Operation) -> Node:
+        p, a, b = self._ins(op)
+        if p.shape != a.shape:
+            p = broadcast(p, a.shape, (), op.loc)
+        return Node("select", [p, a, b], a.shape, a.dtype, {}, op.loc)
+
+    def _clamp(self, op: ir.Operation) -> Node:
+        lo, x, hi = self._ins(op)
+        lo = lo if lo.shape == x.shape else broadcast(lo, x.shape, (), op.loc)
+        hi = hi if hi.shape == x.shape else broadcast(hi, x.shape, (), op.loc)
+        return ew("min", [ew("max", [x, lo], loc=op.loc), hi], loc=op.loc)
+
+    def _convert(self, op: ir.Operation) -> Node:
+        (x,) = self._ins(op)
+        _, dt = self._result(op)
+        return x if dt == x.dtype else Node("convert", [x], x.shape, dt, {}, op.loc)
+
+    def _bitcast_convert(self, op: ir.Operation) -> Node:
+        (x,) = self._ins(op)
+        shape, dt = self._result(op)
+        if shape != x.shape:
+            raise UnsupportedError("bitcast_convert between element types of different widths",
+                                   op.name, op.loc)
+        return x if dt == x.dtype else Node("bitcast", [x], shape, dt, {}, op.loc)
+
+    def _optimization_barrier(self, op: ir.Operation) -> list[Node]:
+        return self._ins(op)
+
+    # ------------------------------------------------------------------ leaves
+    def _constant(self, op: ir.Operation) -> Node:
+        attr = op.attributes["value"]
+        shape, dt = self._result(op)
+        values = np.asarray(attr.values).astype(np_dtype(dt), copy=False).reshape(shape)
+        flat = values.reshape(-1)
+        if flat.size and (flat.view(np.uint8).reshape(flat.size, -1) == flat[:1].view(np.uint8)).all():
+            return const(flat[0], dt, shape, op.loc)  # a splat: one scalar, broadcast (bitwise equal)
+        return Node("const", [], shape, dt, {"value": values}, op.loc)
+
+    def _iota(self, op: ir.Operation) -> Node:
+        shape, dt = self._result(op)
+        return Node("iota", [], shape, dt, {"dim": int(_int(op.attributes["iota_dimension"]))}, op.loc)
+
+    # ------------------------------------------------------------------ views and movement
+    def _broadcast_in_dim(self, op: ir.Operation) -> Node:
+        (x,) = self._ins(op)
+        shape, _ = self._result(op)
+        return broadcast(x, shape, _ints(op.attributes["broadcast_dimensions"]), op.loc)
+
+    def _reshape(self, op: ir.Operation) -> Node:
+        (x,) = self._ins(op)
+        shape, _ = self._result(op)
+        return x if shape == x.shape else Node("reshape", [x], shape, x.dtype, {}, op.loc)
+
+    def _transpose(self, op: ir.Operation) -> Node:
+        (x,) = self._ins(op)
+        perm = _ints(op.attributes["permutation"])
+        shape, _ = self._result(op)
+        if perm == tuple(range(len(perm))):
+            return x
+        return Node("transpose", [x], shape, x.dtype, {"perm": perm}, op.loc)
+
+    def _slice(self, op: ir.Operation) -> Node:
+        (x,) = self._ins(op)
+        shape, _ = self._result(op)
+        start = _ints(op.attributes["start_indices"])
+        strides = _ints(op.attributes.get("strides", (1,) * len(start)))
+        if shape == x.shape:
+            return x
+        return Node("slice", [x], shape, x.dtype, {"start": start, "strides": strides}, op.loc)
+
+    def _reverse(self, op: ir.Operation) -> Node:
+        (x,) = self._ins(op)
+        dims = _ints(op.attributes["dimensions"])
+        dims = tuple(d for d in dims if x.shape[d] > 1)
+        return x if not dims else Node("reverse", [x], x.shape, x.dtype, {"dims": dims}, op.loc)
+
+    def _concatenate(self, op: ir.Operation) -> Node:
+        ins = self._ins(op)
+        shape, dt = self._result(op)
+        dim = int(_int(op.attributes["dimension"]))
+        ins = [i for i in ins if i.shape[dim] > 0] or ins[:1]
+        if len(ins) == 1:
+            return ins[0]
+        return Node("concat", ins, shape, dt, {"dim": dim}, op.loc)
+
+    def _pad(self, op: ir.Operation) -> Node:
+        x, v = self._ins(op)
+        shape, dt = self._result(op)
+        low = _ints(op.attributes["edge_padding_low"])
+        interior = _ints(op.attributes["interior_padding"])
+        return Node("pad", [x, v], shape, dt, {"low": low, "interior": interior}, op.loc)
+
+    # ------------------------------------------------------------------ reductions, dot
+    def _reduce(self, op: ir.Operation) -> list[Node]:
+        ins = self._ins(op)
+        n = len(ins) // 2
+        axes = tuple(sorted(_ints(op.attributes["dimensions"])))
+        block = op.regions[0].blocks[0]
+        # The body is a scalar function of (acc_0..acc_n-1, x_0..x_n-1): legalize it into its own
+        # scalar Graph; codegen emits it as straight-line C.
+        body = Legalizer()
+        params = []
+        for i, a in enumerate(block.args):
+            shape, dt = _tensor(a.type, op.name, op.loc)
+            p = Node("param", [], shape, dt, {"index": i}, op.loc)
+            params.append(p)
+            body.env[id(a)] = p
+        outs: list[Node] = []
+        for bop in block.ops:
+            if bop.name in ("stablehlo.return", "func.return", "mhlo.return"):
+                outs = [body.value(v) for v in bop.operands]
+                break
+            body.op(bop)
+        graph = Graph(params, outs)
+        results = []
+        for i in range(n):
+            shape, dt = self._result(op, i)
+            results.append(Node("reduce", list(ins), shape, dt,
+                                {"axes": axes, "body": graph, "index": i, "n": n}, op.loc))
+        return results
+
+    def _dot_general(self, op: ir.Operation) -> Node:
+        a, b = self._ins(op)
+        shape, dt = self._result(op)
+        dn = op.attributes["dot_dimension_numbers"]
+        f = dn.fields if hasattr(dn, "fields") else dn
+        attrs = {k: _ints(f.get(k, ())) for k in ("lhs_batching_dimensions", "rhs_batching_dimensions",
+                                                  "lhs_contracting_dimensions", "rhs_contracting_dimensions")}
+        return Node("dot", [a, b], shape, dt, attrs, op.loc)
+
+    def _dot(self, op: ir.Operation) -> Node:
+        a, b = self._ins(op)
+        shape, dt = self._result(op)
+        attrs = {"lhs_batching_dimensions": (), "rhs_batching_dimensions": (),
+                 "lhs_contracting_dimensions": (len(a.shape) - 1,), "rhs_contracting_dimensions": (0,)}
+        return Node("dot", [a, b], shape, dt, attrs, op.loc)
+
+
+def _tensor(t: object, opname: str, loc: object) -> tuple[tuple[int, ...], str]:
+    if not isinstance(t, ir.TensorType):
+        raise UnsupportedError(f"values of type {t} are not supported", opname, loc)
+    if any(d is None for d in t.shape):
+        raise UnsupportedError(f"dynamic shape {t} is not supported", opname, loc)
+    if t.element not in SUPPORTED_TYPES:
+        raise UnsupportedError(f"element type {t.element} is not supported", opname, loc)
+    return tuple(int(d) for d in t.shape), t.element
+
+
+def _int(v: object) -> int:
+    return v.value if isinstance(v, ir.IntegerAttr) else int(v)  # type: ignore[arg-type]
+
+
+def _ints(v: object) -> tuple[int, ...]:
+    if isinstance(v, ir.DenseElements):
+        return tuple(int(x) for x in np.asarray(v.values).reshape(-1))
+    return tuple(_int(x) for x in v)  # type: ignore[union-attr]
+
+
+def legalize(fn: ir.Function) -> Graph:
+    return Legalizer().run(fn)

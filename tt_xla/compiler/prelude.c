@@ -1,0 +1,88 @@
+/* Scalar helpers for generated kernels: the compiler's own, compiled into every program.
+ * Branch-free so that loops around them vectorize. Semantics follow StableHLO as XLA:CPU
+ * implements it (NaN-propagating max/min with -0 < +0, saturating float->int, defined integer
+ * division by zero and out-of-range shifts). */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include "ttrt_kernel.h"
+
+typedef union { float f; uint32_t u; int32_t i; } k_b32;
+typedef union { double f; uint64_t u; int64_t i; } k_b64;
+#define K_MIN(a, b) ((a) < (b) ? (a) : (b))
+
+static inline float k_bf16_ld(uint16_t h) { k_b32 v; v.u = (uint32_t)h << 16; return v.f; }
+static inline uint16_t k_bf16_st(float f) { k_b32 v; v.f = f; return (uint16_t)(v.u >> 16); }
+static inline float k_round_bf16(float f) {
+  k_b32 v, o; v.f = f;
+  uint32_t r = (v.u + 0x7FFFu + ((v.u >> 16) & 1u)) & 0xFFFF0000u;
+  o.u = (f != f) ? ((v.u | 0x00400000u) & 0xFFFF0000u) : r;
+  return o.f;
+}
+static inline float k_round_f16(float f) { return (float)(_Float16)f; }
+
+static inline float k_maxf(float a, float b) {
+  k_b32 x, y, z; x.f = a; y.f = b; z.u = x.u & y.u;
+  float r = a > b ? a : (a == b ? z.f : b);
+  return (a != a || b != b) ? a + b : r;
+}
+static inline float k_minf(float a, float b) {
+  k_b32 x, y, z; x.f = a; y.f = b; z.u = x.u | y.u;
+  float r = a < b ? a : (a == b ? z.f : b);
+  return (a != a || b != b) ? a + b : r;
+}
+static inline double k_maxd(double a, double b) {
+  k_b64 x, y, z; x.f = a; y.f = b; z.u = x.u & y.u;
+  double r = a > b ? a : (a == b ? z.f : b);
+  return (a != a || b != b) ? a + b : r;
+}
+static inline double k_mind(double a, double b) {
+  k_b64 x, y, z; x.f = a; y.f = b; z.u = x.u | y.u;
+  double r = a < b ? a : (a == b ? z.f : b);
+  return (a != a || b != b) ? a + b : r;
+}
+static inline float k_signf(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x); }
+static inline double k_signd(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x); }
+
+/* float -> integer: NaN -> 0, saturating at the type's range, truncating toward zero */
+#define K_F2I(name, FT, IT, LO, HI)                                                     \
+  static inline IT name(FT x) {                                                          \
+    FT t = x != x ? (FT)0 : x;                                                           \
+    return t <= (FT)(LO) ? (IT)(LO) : (t >= (FT)(HI) ? (IT)(HI) : (IT)t);                \
+  }
+K_F2I(k_f2i8, float, int8_t, INT8_MIN, INT8_MAX)
+K_F2I(k_f2i16, float, int16_t, INT16_MIN, INT16_MAX)
+K_F2I(k_f2i32, float, int32_t, INT32_MIN, INT32_MAX)
+K_F2I(k_f2i64, float, int64_t, INT64_MIN, INT64_MAX)
+K_F2I(k_f2u8, float, uint8_t, 0, UINT8_MAX)
+K_F2I(k_f2u16, float, uint16_t, 0, UINT16_MAX)
+K_F2I(k_f2u32, float, uint32_t, 0, UINT32_MAX)
+K_F2I(k_f2u64, float, uint64_t, 0, UINT64_MAX)
+K_F2I(k_d2i8, double, int8_t, INT8_MIN, INT8_MAX)
+K_F2I(k_d2i16, double, int16_t, INT16_MIN, INT16_MAX)
+K_F2I(k_d2i32, double, int32_t, INT32_MIN, INT32_MAX)
+K_F2I(k_d2i64, double, int64_t, INT64_MIN, INT64_MAX)
+K_F2I(k_d2u8, double, uint8_t, 0, UINT8_MAX)
+K_F2I(k_d2u16, double, uint16_t, 0, UINT16_MAX)
+K_F2I(k_d2u32, double, uint32_t, 0, UINT32_MAX)
+K_F2I(k_d2u64, double, uint64_t, 0, UINT64_MAX)
+
+/* integer division: x/0 = -1 (all ones), x%0 = x, MIN/-1 = MIN, MIN%-1 = 0 */
+#define K_IDIV(name, T, UT, MINV)                                                        \
+  static inline T name##_div(T a, T b) {                                                 \
+    return b == 0 ? (T)(UT)-1 : ((MINV) != 0 && a == (T)(MINV) && b == (T)-1) ? a : (T)(a / b); \
+  }                                                                                      \
+  static inline T name##_rem(T a, T b) {                                                 \
+    return b == 0 ? a : ((MINV) != 0 && a == (T)(MINV) && b == (T)-1) ? (T)0 : (T)(a % b); \
+  }
+K_IDIV(k_i8, int8_t, uint8_t, INT8_MIN)
+K_IDIV(k_i16, int16_t, uint16_t, INT16_MIN)
+K_IDIV(k_i32, int32_t, uint32_t, INT32_MIN)
+K_IDIV(k_i64, int64_t, uint64_t, INT64_MIN)
+K_IDIV(k_u8, uint8_t, uint8_t, 0)
+K_IDIV(k_u16, uint16_t, uint16_t, 0)
+K_IDIV(k_u32, uint32_t, uint32_t, 0)
+K_IDIV(k_u64, uint64_t, uint64_t, 0)
+
+static inline int k_popcnt64(uint64_t x) { return __builtin_popcountll(x); }
+static inline int k_clz64(uint64_t x, int bits) { return x == 0 ? bits : __builtin_clzll(x) - (64 - bits); }

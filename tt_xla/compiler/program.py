@@ -1,0 +1,46 @@
+"""What the compiler hands to the runtime layer: one C translation unit plus the facts needed
+to bind buffers to it. Plain data; no device, no jax."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    shape: tuple[int, ...]
+    dtype: np.dtype  # numpy dtype: bool for i1, ml_dtypes.bfloat16 for bf16, ...
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    """One fusion group = one kernel launch."""
+    name: str
+    kind: str               # 'elementwise' | 'reduce' | 'matmul' | 'movement'
+    ops: tuple[str, ...]    # core ops fused into it, in order
+    work_items: int
+    vector_ops: int         # device-model cost figures, as given to the runtime
+    matrix_tiles: int
+
+
+@dataclass
+class CompiledProgram:
+    """Bindings, in order: inputs, outputs, constants, arena (always present, maybe 0 bytes).
+    binding_bytes has one entry per binding. Every output is written by a kernel into its own
+    output binding (pass-through outputs are copied), so output buffers never alias."""
+    source: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    constants: list[np.ndarray]
+    arena_bytes: int
+    kernels: list[KernelInfo]
+    binding_bytes: list[int] = field(default_factory=list)
+
+    @property
+    def nbindings(self) -> int:
+        return len(self.inputs) + len(self.outputs) + len(self.constants) + 1

@@ -1,0 +1,21 @@
+"""The one traversal every rewriting pass uses: rebuild a Graph bottom-up through a function."""
+from __future__ import annotations
+
+from typing import Callable
+
+from .graph import Graph, Node, toposort
+
+
+def rewrite(graph: Graph, fn: Callable[[Node], Node]) -> Graph:
+    """fn(node) returns the node's replacement (or the node itself). fn sees the node with its
+    inputs already replaced. Params are kept as they are."""
+    new: dict[int, Node] = {p.id: p for p in graph.params}
+    for orig in toposort(graph.outputs, graph.params):
+        if orig.op == "param":
+            continue
+        ins = [new[i.id] for i in orig.inputs]
+        n = orig
+        if any(a is not b for a, b in zip(ins, orig.inputs)):
+            n = Node(orig.op, ins, orig.shape, orig.dtype, dict(orig.attrs), orig.loc)
+        new[orig.id] = fn(n)
+    return Graph(graph.params, [new[o.id] for o in graph.outputs])

@@ -1,0 +1,38 @@
+"""Pass 6: order the kernels so that few buffers are alive at once.
+
+List scheduling over stored nodes: among the nodes whose inputs are ready, run the one that
+frees the most bytes for the bytes it allocates. A node's kernels stay together, in order."""
+from __future__ import annotations
+
+from .fuse import Kernel, Plan, is_data, reads
+
+
+def schedule(p: Plan) -> list[Kernel]:
+    by_target: dict[int, list[Kernel]] = {}
+    for k in p.kernels:
+        by_target.setdefault(k.dest.src.id, []).append(k)
+    deps: dict[int, set[int]] = {}
+    nodes = {}
+    for tid, ks in by_target.items():
+        nodes[tid] = ks[0].dest.src
+        deps[tid] = {r.id for k in ks for r in reads(k, p.materialized) if not is_data(r)}
+    remaining_uses: dict[int, int] = {}
+    for d in deps.values():
+        for r in d:
+            remaining_uses[r] = remaining_uses.get(r, 0) + 1
+    done: set[int] = set()
+    order: list[Kernel] = []
+    pending = list(by_target)  # topological order already (plan walks nodes in topo order)
+    while pending:
+        ready = [t for t in pending if deps[t] <= done]
+
+        def gain(t: int) -> int:
+            freed = sum(nodes[r].nbytes for r in deps[t] if remaining_uses[r] == 1)
+            return freed - nodes[t].nbytes
+        best = max(ready, key=lambda t: (gain(t), -pending.index(t)))
+        pending.remove(best)
+        done.add(best)
+        for r in deps[best]:
+            remaining_uses[r] -= 1
+        order.extend(by_target[best])
+    return order

@@ -1,0 +1,133 @@
+"""Pass 4: constant folding, algebraic identities, view canonicalization, CSE and dead code.
+
+Dead code needs no work: graphs are walked from their outputs, so unreachable nodes vanish."""
+from __future__ import annotations
+
+import numpy as np
+
+from .graph import FLOATS, INTS, Graph, Node, const, np_dtype
+from .rewrite import rewrite
+
+_FOLD = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "max": np.maximum, "min": np.minimum,
+    "neg": np.negative, "abs": np.abs, "floor": np.floor, "ceil": np.ceil, "trunc": np.trunc,
+    "round_even": np.rint, "sqrt": np.sqrt, "and": np.bitwise_and, "or": np.bitwise_or,
+    "xor": np.bitwise_xor,
+}
+_CMP = {"EQ": np.equal, "NE": np.not_equal, "LT": np.less, "LE": np.less_equal,
+        "GT": np.greater, "GE": np.greater_equal}
+
+
+def _scalar(n: Node) -> np.ndarray | None:
+    """The scalar value of a const or a broadcast of a scalar const."""
+    if n.op == "broadcast":
+        n = n.inputs[0]
+    return n.attrs["value"] if n.op == "const" and n.attrs["value"].ndim == 0 else None
+
+
+def _fold(n: Node) -> Node | None:
+    vals = [_scalar(i) for i in n.inputs]
+    if not n.inputs or any(v is None for v in vals):
+        return None
+    dt = np_dtype(n.dtype)
+    wide = [np.asarray(v, np.float32) if n.dtype in ("bf16", "f16") else v for v in vals]
+    with np.errstate(all="ignore"):
+        if n.op in _FOLD and (n.dtype in FLOATS or n.op in ("add", "sub", "mul", "max", "min", "neg",
+                                                           "abs", "and", "or", "xor")):
+            if n.dtype in INTS and n.op in ("add", "sub", "mul", "neg"):
+                r = _FOLD[n.op](*[v.astype(np.int64) for v in vals])  # wraps below
+            else:
+                r = _FOLD[n.op](*wide)
+        elif n.op == "cmp" and not n.attrs["total"]:
+            r = _CMP[n.attrs["dir"]](*wide)
+        elif n.op == "select":
+            r = vals[1] if bool(vals[0]) else vals[2]
+        elif n.op == "convert" and not (n.inputs[0].dtype in FLOATS and n.dtype not in FLOATS):
+            r = vals[0]
+        elif n.op == "div" and n.dtype in FLOATS:
+            r = np.divide(*wide)
+        else:
+            return None
+        r = np.asarray(r).astype(dt) if n.dtype not in INTS else np.asarray(r).astype(np.int64).astype(dt)
+    return const(r, n.dtype, n.shape, n.loc)
+
+
+def _is(n: Node, v: float) -> bool:
+    s = _scalar(n)
+    return s is not None and s.dtype.kind == "f" and float(s) == v and not np.signbit(s)
+
+
+def _simplify(n: Node) -> Node:
+    folded = _fold(n) if n.op not in ("const", "broadcast", "param", "iota") else None
+    if folded is not None:
+        return folded
+    ins = n.inputs
+    if n.op == "mul" and n.dtype in FLOATS:
+        if _is(ins[1], 1.0):
+            return ins[0]
+        if _is(ins[0], 1.0):
+            return ins[1]
+    if n.op == "select" and ins[1] is ins[2]:
+        return ins[1]
+    if n.op in ("max", "min") and ins[0] is ins[1]:
+        return ins[0]
+    if n.op == "convert" and ins[0].op == "convert" and ins[0].inputs[0].dtype == n.dtype \
+            and _widens(n.dtype, ins[0].dtype):
+        return ins[0].inputs[0]  # x -> wider -> x is exact
+    if n.op == "broadcast":
+        x = ins[0]
+        if x.op == "broadcast":  # compose: out dim of x's input j = dims[x.dims[j]]
+            dims = tuple(n.attrs["dims"][d] for d in x.attrs["dims"])
+            return Node("broadcast", [x.inputs[0]], n.shape, n.dtype, {"dims": dims}, n.loc)
+        if x.op == "const" and x.size == 1 and x.shape:
+            return const(x.attrs["value"].reshape(()), n.dtype, n.shape, n.loc)
+    if n.op == "reshape" and ins[0].op == "reshape":
+        return Node("reshape", [ins[0].inputs[0]], n.shape, n.dtype, {}, n.loc)
+    if n.op == "reshape" and _scalar(ins[0]) is not None:
+        return const(_scalar(ins[0]), n.dtype, n.shape, n.loc)
+    if n.op in ("transpose", "slice", "reverse") and _scalar(ins[0]) is not None:
+        return const(_scalar(ins[0]), n.dtype, n.shape, n.loc)
+    if n.op == "transpose" and ins[0].op == "transpose":
+        inner = ins[0].attrs["perm"]
+        perm = tuple(inner[p] for p in n.attrs["perm"])
+        if perm == tuple(range(len(perm))):
+            return ins[0].inputs[0]
+        return Node("transpose", [ins[0].inputs[0]], n.shape, n.dtype, {"perm": perm}, n.loc)
+    return n
+
+
+def _widens(narrow: str, wide: str) -> bool:
+    order = {"bf16": ("f32", "f64"), "f16": ("f32", "f64"), "f32": ("f64",)}
+    return wide in order.get(narrow, ())
+
+
+def _key(n: Node) -> tuple | None:
+    if n.op == "param":
+        return None
+    attrs = []
+    for k, v in sorted(n.attrs.items()):
+        if isinstance(v, np.ndarray):
+            if v.size > 64:
+                return ("big-const", n.id)
+            v = (v.dtype.str, v.shape, v.tobytes())
+        elif not isinstance(v, (int, float, str, bool, tuple, type(None))):
+            v = id(v)
+        attrs.append((k, v))
+    return (n.op, n.dtype, n.shape, tuple(i.id for i in n.inputs), tuple(attrs))
+
+
+def cse(graph: Graph) -> Graph:
+    seen: dict[tuple, Node] = {}
+
+    def visit(n: Node) -> Node:
+        k = _key(n)
+        if k is None:
+            return n
+        return seen.setdefault(k, n)
+    return rewrite(graph, visit)
+
+
+def simplify(graph: Graph) -> Graph:
+    for _ in range(3):
+        graph = cse(rewrite(graph, _simplify))
+    return graph

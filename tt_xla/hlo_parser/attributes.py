@@ -1,0 +1,538 @@
+"""Types and attributes: the part of the grammar shared by module, function and op syntax."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from . import ir
+from .lexer import Lexer, ParseError, Token
+
+_SCALAR_TYPE = re.compile(r"(?:[su]?i\d+|ui\d+|f\d+|bf16|tf32|f8E\w+|f[46]E\w+|index|none)")
+_STR_ESCAPE = re.compile(r"\\([0-9a-fA-F]{2}|.)", re.S)
+_SIMPLE_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+# Tokens inside a dense<...> literal body (read with one regex: bodies can be megabytes).
+_DENSE_TOK = re.compile(r"\s*(?:([\[\](),])|(true|false)|([-+]?(?:0x[0-9a-fA-F]+|"
+                        r"(?:\d+\.?\d*(?:[eE][-+]?\d+)?)|inf|nan)))")
+# List-valued struct fields that the spec defaults to [] when the printer omits them.
+_STRUCT_LIST_FIELDS = {
+    "stablehlo.dot": ("lhs_batching_dimensions", "rhs_batching_dimensions",
+                      "lhs_contracting_dimensions", "rhs_contracting_dimensions"),
+    "stablehlo.gather": ("offset_dims", "collapsed_slice_dims", "operand_batching_dims",
+                         "start_indices_batching_dims", "start_index_map"),
+    "stablehlo.scatter": ("update_window_dims", "inserted_window_dims", "input_batching_dims",
+                          "scatter_indices_batching_dims", "scatter_dims_to_operand_dims"),
+}
+
+
+def is_scalar_type_name(text: str) -> bool:
+    return _SCALAR_TYPE.fullmatch(text) is not None
+
+
+class AttrParser:
+    def __init__(self, text: str, filename: str):
+        self.lex = Lexer(text, filename)
+        self.attr_aliases: dict[str, Any] = {}
+        self.type_aliases: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ token helpers
+    def error(self, message: str, tok: Token | None = None) -> ParseError:
+        return self.lex.error(message, None if tok is None else tok.start)
+
+    def expect(self, text: str, what: str = "") -> Token:
+        tok = self.lex.next()
+        if tok.text != text or tok.kind in ("str", "eof"):
+            ctx = f" {what}" if what else ""
+            raise self.error(f"expected '{text}'{ctx}, found {self.lex.describe(tok)}", tok)
+        return tok
+
+    def expect_kind(self, kind: str, what: str) -> Token:
+        tok = self.lex.next()
+        if tok.kind != kind:
+            raise self.error(f"expected {what}, found {self.lex.describe(tok)}", tok)
+        return tok
+
+    def accept(self, text: str) -> bool:
+        tok = self.lex.peek()
+        if tok.text == text and tok.kind not in ("str", "eof"):
+            self.lex.next()
+            return True
+        return False
+
+    def at(self, text: str) -> bool:
+        tok = self.lex.peek()
+        return tok.text == text and tok.kind not in ("str", "eof")
+
+    def unescape(self, tok: Token) -> str:
+        body = tok.text[1:-1]
+        if "\\" not in body:
+            return body
+        out = bytearray()
+        last = 0
+        for m in _STR_ESCAPE.finditer(body):
+            out += body[last:m.start()].encode()
+            e = m.group(1)
+            out += bytes([int(e, 16)]) if len(e) == 2 else _SIMPLE_ESCAPES.get(e, e).encode()
+            last = m.end()
+        out += body[last:].encode()
+        return out.decode("utf-8", errors="surrogateescape")
+
+    def parse_int(self, what: str = "integer") -> int:
+        return int(self.expect_kind("int", what).text)
+
+    def parse_int_list(self) -> tuple[int, ...]:
+        """`[1, 2, 3]` (pretty dims lists) -> tuple of int."""
+        self.expect("[", "to start an integer list")
+        out: list[int] = []
+        while not self.accept("]"):
+            out.append(self.parse_int())
+            if not self.at("]"):
+                self.expect(",", "or ']' in integer list")
+        return tuple(out)
+
+    # ------------------------------------------------------------------ types
+    def parse_type(self) -> Any:
+        tok = self.lex.next()
+        if tok.kind == "id":
+            if tok.text == "tensor":
+                return self._tensor_type(tok)
+            if tok.text == "tuple":
+                self.expect("<", "after 'tuple'")
+                types: list[Any] = []
+                while not self.accept(">"):
+                    types.append(self.parse_type())
+                    if not self.at(">"):
+                        self.expect(",", "or '>' in tuple type")
+                return ir.TupleType(tuple(types))
+            if tok.text == "complex":
+                self.expect("<", "after 'complex'")
+                inner = self.parse_type()
+                self.expect(">", "to close complex type")
+                return ir.OpaqueType(f"complex<{inner}>")
+            if tok.text in ("vector", "memref"):  # kept opaque: not produced by jax
+                self.lex.reset(tok.start + len(tok.text))
+                return ir.OpaqueType(tok.text + self.lex.balanced(f"{tok.text} type"))
+            if is_scalar_type_name(tok.text):
+                return ir.OpaqueType(tok.text)
+            raise self.error(f"expected type, found {self.lex.describe(tok)}", tok)
+        if tok.kind == "bang":
+            if tok.text in self.type_aliases:
+                return self.type_aliases[tok.text]
+            text = tok.text
+            if self.lex.text.startswith("<", tok.start + len(tok.text)):
+                text += self.lex.balanced("dialect type")
+            return ir.OpaqueType(text)
+        if tok.kind == "punct" and tok.text == "(":
+            inputs = self._type_list_until(")")
+            self.expect("->", "in function type")
+            return ir.FunctionType(tuple(inputs), tuple(self.parse_result_types()))
+        raise self.error(f"expected type, found {self.lex.describe(tok)}", tok)
+
+    def _tensor_type(self, tok: Token) -> Any:
+        self.expect("<", "after 'tensor'")
+        if self.at("*"):  # unranked: no static shape to describe, keep as text
+            self.lex.reset(tok.start + len(tok.text))
+            return ir.OpaqueType("tensor" + self.lex.balanced("tensor type"))
+        shape = self.lex.dims()
+        elem = self.parse_type()
+        if isinstance(elem, (ir.TensorType, ir.TupleType, ir.FunctionType)):
+            raise self.error(f"invalid tensor element type {elem}", tok)
+        if self.accept(","):  # encoding (e.g. #stablehlo.bounds<...>): shape+element is enough
+            self.parse_attr()
+        self.expect(">", "to close tensor type")
+        return ir.TensorType(tuple(shape), str(elem))
+
+    def _type_list_until(self, close: str) -> list[Any]:
+        out: list[Any] = []
+        while not self.accept(close):
+            out.append(self.parse_type())
+            if not self.at(close):
+                self.expect(",", f"or '{close}' in type list")
+        return out
+
+    def parse_result_types(self) -> list[Any]:
+        """After `->`: either `(T, ...)` or a single type (which may itself be a function type)."""
+        if self.at("("):
+            mark = self.lex.mark()
+            self.lex.next()
+            types = self._type_list_until(")")
+            if not self.at("->"):
+                return types
+            self.lex.reset(mark)  # `((i32) -> i32)`-style: a single function-typed result
+        return [self.parse_type()]
+
+    # ------------------------------------------------------------------ attributes
+    def parse_attr_dict(self) -> dict[str, Any]:
+        """`{name = attr, unit_name, "quoted" = attr}`."""
+        self.expect("{", "to start attribute dictionary")
+        out: dict[str, Any] = {}
+        while not self.accept("}"):
+            tok = self.lex.next()
+            if tok.kind == "id":
+                key = tok.text
+            elif tok.kind == "str":
+                key = self.unescape(tok)
+            else:
+                raise self.error(f"expected attribute name, found {self.lex.describe(tok)}", tok)
+            out[key] = self.parse_attr() if self.accept("=") else True
+            if not self.at("}"):
+                self.expect(",", "or '}' in attribute dictionary")
+        return out
+
+    def _typed_suffix(self) -> str | None:
+        """An optional `: i32` after a number. Only scalar type names are taken, so the `:`
+        that starts an op's trailing type (`dim = 0 : tensor<4xi32>`) is left alone."""
+        if not self.at(":"):
+            return None
+        mark = self.lex.mark()
+        self.lex.next()
+        tok = self.lex.peek()
+        if tok.kind == "id" and is_scalar_type_name(tok.text):
+            self.lex.next()
+            return tok.text
+        self.lex.reset(mark)
+        return None
+
+    def parse_attr(self) -> Any:
+        tok = self.lex.peek()
+        kind, text = tok.kind, tok.text
+        if kind == "str":
+            self.lex.next()
+            value = self.unescape(tok)
+            if self.at(":"):  # typed string attr (rare): the type is irrelevant here
+                self.lex.next()
+                self.parse_type()
+            return value
+        if kind in ("int", "float", "hex"):
+            self.lex.next()
+            ty = self._typed_suffix()
+            if kind == "float" or (ty is not None and not _is_int_type(ty)):
+                ty = ty or "f64"
+                if kind == "hex":  # a float attr spelled as its bit pattern
+                    return ir.FloatAttr(float(_bits_to_float(self, int(text, 16), ty, tok)), ty)
+                return ir.FloatAttr(float(text), ty)
+            return ir.IntegerAttr(int(text, 0) if kind == "hex" else int(text), ty or "i64")
+        if kind == "punct":
+            if text == "[":
+                self.lex.next()
+                items: list[Any] = []
+                while not self.accept("]"):
+                    items.append(self.parse_attr())
+                    if not self.at("]"):
+                        self.expect(",", "or ']' in array attribute")
+                return items
+            if text == "{":
+                return self.parse_attr_dict()
+            if text == "(":
+                return ir.TypeAttr(self.parse_type())
+        if kind == "sym":
+            self.lex.next()
+            parts = [self._sym_name(tok)]
+            while self.at("::"):
+                self.lex.next()
+                parts.append(self._sym_name(self.expect_kind("sym", "symbol after '::'")))
+            return ir.SymbolRef("::".join(parts))
+        if kind == "hash":
+            return self._hash_attr()
+        if kind == "bang":
+            return ir.TypeAttr(self.parse_type())
+        if kind == "id":
+            if text in ("true", "false"):
+                self.lex.next()
+                return text == "true"
+            if text == "unit":
+                self.lex.next()
+                return True
+            if text == "dense":
+                return self.parse_dense()
+            if text == "array":
+                return self._dense_array()
+            if text in ("tensor", "tuple", "complex", "vector", "memref") or is_scalar_type_name(text):
+                return ir.TypeAttr(self.parse_type())
+            if self.lex.text.startswith("<", tok.start + len(text)):
+                # affine_map<...>, dense_resource<...>, distinct[..]<...>, sparse<...>: keep text
+                self.lex.next()
+                return ir.OpaqueAttr(text + self.lex.balanced(f"{text} attribute"))
+        raise self.error(f"expected attribute value, found {self.lex.describe(tok)}", tok)
+
+    def _sym_name(self, tok: Token) -> str:
+        name = tok.text[1:]
+        return self.unescape(Token("str", name, tok.start)) if name.startswith('"') else name
+
+    def _hash_attr(self) -> Any:
+        tok = self.lex.next()
+        name = tok.text[1:]
+        if not self.lex.text.startswith("<", tok.start + len(tok.text)):
+            if tok.text in self.attr_aliases:
+                return self.attr_aliases[tok.text]
+            raise self.error(f"unknown attribute alias {tok.text}", tok)
+        body_mark = self.lex.mark()
+        raw = tok.text + self.lex.balanced("dialect attribute")
+        end = self.lex.mark()
+        self.lex.reset(body_mark)
+        self.lex.next()  # '<'
+        try:
+            if "." not in name:
+                # `#stablehlo<comparison_direction GT>` -> EnumAttr
+                kind = self.expect_kind("id", "enum kind").text
+                value = self.expect_kind("id", "enum value").text
+                self.expect(">", "to close enum attribute")
+                return ir.EnumAttr(name, kind, value)
+            if name == "stablehlo.conv" and not self.at("raw"):
+                return self.parse_conv_dims(">")
+            self.accept("raw")  # `#stablehlo.conv<raw field = ...>` is a plain field list
+            return self.parse_struct_body(name, ">")
+        except ParseError:
+            self.lex.reset(end)
+            return ir.OpaqueAttr(raw)
+
+    def parse_struct_body(self, name: str, close: str) -> ir.StructAttr:
+        """`field = value, ...` up to `close` (consumed). Integer lists become tuples of int;
+        bare words (e.g. `tf32`, `DEFAULT`) become TypeAttr for types, else str."""
+        fields: dict[str, Any] = {}
+        while not self.accept(close):
+            key = self.expect_kind("id", "struct field name").text
+            self.expect("=", "after struct field name")
+            fields[key] = self.parse_field_value()
+            if not self.at(close):
+                self.expect(",", f"or '{close}' in struct attribute")
+        for f in _STRUCT_LIST_FIELDS.get(name, ()):
+            fields.setdefault(f, ())
+        return ir.StructAttr(name, fields)
+
+    def parse_field_value(self) -> Any:
+        tok = self.lex.peek()
+        if tok.kind == "int":
+            self.lex.next()
+            return int(tok.text)
+        if tok.text == "[" and tok.kind == "punct":
+            mark = self.lex.mark()
+            try:
+                return self.parse_int_list()
+            except ParseError:
+                self.lex.reset(mark)
+        if tok.kind == "id" and not (tok.text in ("true", "false", "dense", "array")
+                                     or is_scalar_type_name(tok.text)):
+            self.lex.next()
+            return tok.text
+        return self.parse_attr()
+
+    def parse_conv_dims(self, close: str | None) -> ir.StructAttr:
+        """`[b, 0, 1, f]x[0, 1, i, o]->[b, 0, 1, f]` -> StructAttr('stablehlo.conv', spec names)."""
+        def group(roles: str) -> tuple[dict[str, int], list[int]]:
+            self.expect("[", "in convolution dimension numbers")
+            named: dict[str, int] = {}
+            spatial: dict[int, int] = {}
+            i = 0
+            while not self.accept("]"):
+                tok = self.lex.next()
+                if tok.kind == "int" and int(tok.text) >= 0:
+                    spatial[int(tok.text)] = i
+                elif tok.kind == "id" and tok.text in roles and tok.text not in named:
+                    named[tok.text] = i
+                else:
+                    raise self.error(f"unexpected {self.lex.describe(tok)} in convolution "
+                                     "dimension numbers", tok)
+                i += 1
+                if not self.at("]"):
+                    self.expect(",", "or ']' in convolution dimension numbers")
+            if len(named) != len(roles) or sorted(spatial) != list(range(len(spatial))):
+                raise self.error("incomplete convolution dimension numbers")
+            return named, [spatial[k] for k in sorted(spatial)]
+
+        lhs, lhs_sp = group("bf")
+        self.expect("x", "in convolution dimension numbers")
+        rhs, rhs_sp = group("io")
+        self.expect("->", "in convolution dimension numbers")
+        out, out_sp = group("bf")
+        if close is not None:
+            self.expect(close, "to close convolution dimension numbers")
+        return ir.StructAttr("stablehlo.conv", {
+            "input_batch_dimension": lhs["b"], "input_feature_dimension": lhs["f"],
+            "input_spatial_dimensions": tuple(lhs_sp),
+            "kernel_input_feature_dimension": rhs["i"],
+            "kernel_output_feature_dimension": rhs["o"],
+            "kernel_spatial_dimensions": tuple(rhs_sp),
+            "output_batch_dimension": out["b"], "output_feature_dimension": out["f"],
+            "output_spatial_dimensions": tuple(out_sp)})
+
+    def _dense_array(self) -> tuple:
+        """`array<i64: 1, 2>` -> (1, 2); `array<i1: true>` -> (True,)."""
+        self.lex.next()
+        self.expect("<", "after 'array'")
+        ty = self.expect_kind("id", "dense array element type")
+        out: list[Any] = []
+        if self.accept(":"):
+            while True:
+                tok = self.lex.next()
+                if tok.kind in ("int", "hex") and _is_int_type(ty.text):
+                    out.append(int(tok.text, 0))
+                elif tok.kind in ("int", "float") and not _is_int_type(ty.text):
+                    out.append(float(tok.text))
+                elif tok.kind == "id" and tok.text in ("true", "false"):
+                    out.append(tok.text == "true")
+                else:
+                    raise self.error(f"expected {ty.text} element in dense array, found "
+                                     f"{self.lex.describe(tok)}", tok)
+                if not self.accept(","):
+                    break
+        self.expect(">", "to close dense array")
+        return tuple(out)
+
+    # ------------------------------------------------------------------ dense<...>
+    def parse_dense(self) -> ir.DenseElements:
+        start = self.lex.next()  # 'dense'
+        lt = self.expect("<", "after 'dense'")
+        text = self.lex.text
+        body_start = lt.start + 1
+        close = text.find(">", body_start)
+        if close < 0:
+            raise self.error("unterminated dense literal: expected '>'", lt)
+        body = text[body_start:close]
+        self.lex.reset(close + 1)
+        self.lex.last_end = close + 1
+        self.expect(":", "and a type after dense literal")
+        ty_tok = self.lex.peek()
+        ty = self.parse_type()
+        if not isinstance(ty, ir.TensorType) or any(d is None for d in ty.shape):
+            raise self.error(f"dense literal needs a static tensor type, found {ty}", ty_tok)
+        try:
+            dtype = np.dtype(np.int64) if ty.element == "index" else ir.numpy_dtype(ty.element)
+        except NotImplementedError:
+            raise self.error(f"dense literal of unsupported element type {ty.element}", ty_tok)
+        count = int(np.prod(ty.shape, dtype=np.int64))
+        stripped = body.strip()
+        if stripped.startswith('"'):
+            values = self._dense_hex(stripped, dtype, count, body_start + body.index('"'))
+        else:
+            values = self._dense_literal(body, body_start, ty, dtype, count, start)
+        return ir.DenseElements(ty, values.reshape(ty.shape))
+
+    def _dense_hex(self, s: str, dtype: np.dtype, count: int, offset: int) -> np.ndarray:
+        m = re.fullmatch(r'"0x([0-9a-fA-F]*)"', s)
+        if m is None or len(m.group(1)) % 2:
+            raise self.lex.error("malformed hex dense literal", offset)
+        raw = bytes.fromhex(m.group(1))
+        size = dtype.itemsize
+        if len(raw) == size and count != 1:  # a hex splat holds exactly one element
+            return np.broadcast_to(np.frombuffer(raw, dtype.newbyteorder("<")), (count,)).astype(dtype)
+        if len(raw) != size * count:
+            raise self.lex.error(f"hex dense literal has {len(raw)} bytes, expected "
+                                 f"{size * count} ({count} x {size})", offset)
+        return np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype)
+
+    def _dense_literal(self, body: str, base: int, ty: ir.TensorType, dtype: np.dtype,
+                       count: int, start: Token) -> np.ndarray:
+        # Read the nested list with a flat token scan, tracking the shape level by level.
+        flat: list[Any] = []
+        dims: dict[int, int] = {}   # depth -> length seen
+        counts: list[int] = []      # per open bracket: elements so far
+        pos, depth, complex_part = 0, 0, None
+        scalar_seen = False
+        # ml_dtypes floats (bf16, f8*) have numpy kind 'V', so decide by the MLIR spelling.
+        is_float = ty.element.startswith(("f", "bf", "complex"))
+        n = len(body)
+        while True:
+            m = _DENSE_TOK.match(body, pos)
+            if m is None:
+                rest = body[pos:]
+                if rest.strip():
+                    raise self.lex.error("bad token in dense literal",
+                                         base + pos + len(rest) - len(rest.lstrip()))
+                break
+            pos = m.end()
+            punct, boolean, num = m.groups()
+            at = base + m.start(m.lastindex or 0)
+            if punct == "[":
+                if complex_part is not None or scalar_seen and depth == 0:
+                    raise self.lex.error("unexpected '[' in dense literal", at)
+                if counts:
+                    counts[-1] += 1
+                counts.append(0)
+                depth += 1
+            elif punct == "]":
+                if not counts or complex_part is not None:
+                    raise self.lex.error("unexpected ']' in dense literal", at)
+                length = counts.pop()
+                if dims.setdefault(depth, length) != length:
+                    raise self.lex.error("ragged dense literal", at)
+                depth -= 1
+            elif punct == ",":
+                if not counts and complex_part is None:
+                    raise self.lex.error("unexpected ',' in dense literal", at)
+            elif punct == "(":
+                if complex_part is not None or not ty.element.startswith("complex"):
+                    raise self.lex.error("unexpected '(' in dense literal", at)
+                complex_part = []
+            elif punct == ")":
+                if complex_part is None or len(complex_part) != 2:
+                    raise self.lex.error("complex element needs (real, imag)", at)
+                flat.append(complex(*complex_part))
+                if counts:
+                    counts[-1] += 1
+                complex_part = None
+                scalar_seen = True
+            else:
+                if depth == 0 and scalar_seen or (depth == 0 and counts):
+                    raise self.lex.error("unexpected element after dense splat", at)
+                if boolean is not None:
+                    v: Any = boolean == "true"
+                elif num.lstrip("+-").startswith("0x"):
+                    bits = int(num, 16)
+                    real = is_float and not ty.element.startswith("complex")
+                    v = _bits_to_float(self, bits, ty.element, None, at) if real else bits
+                elif num.lstrip("+-") in ("inf", "nan"):
+                    v = float(num)
+                else:
+                    v = float(num) if is_float else _to_int(self, num, at)
+                if complex_part is not None:
+                    if len(complex_part) >= 2:
+                        raise self.lex.error("complex element needs (real, imag)", at)
+                    complex_part.append(float(v))
+                    continue
+                flat.append(v)
+                if counts:
+                    counts[-1] += 1
+                scalar_seen = True
+            if pos >= n:
+                break
+        if counts or complex_part is not None:
+            raise self.lex.error("unterminated list in dense literal", base + n)
+        shape = tuple(dims[d] for d in sorted(dims))
+        try:
+            if not dims and len(flat) == 1:  # splat
+                return np.full((count,), flat[0], dtype=dtype)
+            if not flat and count == 0 and (not dims or 0 in shape):
+                return np.zeros((0,), dtype=dtype)
+            if shape != ty.shape or len(flat) != count:
+                raise self.error(f"dense literal has shape {list(shape)} ({len(flat)} elements) "
+                                 f"but the type is {ty}", start)
+            return np.array(flat, dtype=dtype).reshape(-1)
+        except (OverflowError, ValueError, TypeError) as e:
+            raise self.error(f"dense literal value does not fit {ty.element}: {e}", start)
+
+
+
+def _is_int_type(name: str) -> bool:
+    return name.startswith(("i", "si", "ui")) or name == "index"
+
+
+def _to_int(p: AttrParser, num: str, at: int) -> int:
+    try:
+        return int(num)
+    except ValueError:
+        raise p.lex.error(f"expected integer in dense literal, found {num!r}", at)
+
+
+def _bits_to_float(p: AttrParser, bits: int, element: str, tok: Token | None, at: int = 0) -> Any:
+    """Reinterpret a hex literal (`0x7FC00000`) as the bit pattern of a float of `element`."""
+    try:
+        dtype = ir.numpy_dtype(element)
+    except NotImplementedError:
+        dtype = np.dtype(np.float64)
+    if not element.startswith(("f", "bf")):
+        dtype = np.dtype(np.float64)
+    if bits >= 1 << (8 * dtype.itemsize):
+        raise p.lex.error(f"hex literal too wide for {element}", tok.start if tok else at)
+    return np.frombuffer(bits.to_bytes(dtype.itemsize, "little"), dtype)[0]
