@@ -29,7 +29,8 @@ class Array:
     @classmethod
     def _upload(cls, device, x: np.ndarray, weak_type: bool = False) -> "Array":
         """Copy host array `x` (already of the wanted dtype) into a new device buffer."""
-        x = np.ascontiguousarray(x)
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)  # (would turn a 0-d array into 1-d: only when needed)
         buf = device.alloc(int(x.nbytes))
         if x.nbytes:
             buf.write(x)

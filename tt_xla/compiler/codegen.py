@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from .access import Access, base_access, collapse, row_major
-from .fuse import Kernel, dot_groups, group_strides, reads, access_of
+from .fuse import Kernel, _same_order, access_of, dot_groups, group_strides, inline_tree
 from .graph import BITS, EXACT, FLOATS, INTS, SIGNED, UNSIGNED, VIEWS, Node, itemsize
 from .memory import Storage
 from .program import KernelInfo
@@ -249,10 +249,12 @@ class Emitter:
         return load_expr(leaf.dt, f"p{leaf.operand}[{index}]")
 
 
-def collect_leaves(root: Node, is_root_computed: bool, mat: set[int]) -> list[tuple[Node, Access]]:
-    """(node as referenced, its access over that node's shape) for every leaf of the expression."""
+def collect_leaves(root: Node, is_root_computed: bool, mat: set[int],
+                   stop: frozenset[int] = frozenset()) -> list[tuple[Node, Access]]:
+    """(node as referenced, its access over that node's shape) for every leaf of the expression.
+    Nodes in `stop` have values the caller provides."""
     out: list[tuple[Node, Access]] = []
-    seen: set[int] = set()
+    seen: set[int] = set(stop)
 
     def walk(n: Node, top: bool) -> None:
         if n.id in seen:
@@ -476,8 +478,10 @@ class Generator:
             lines.append(f"{ind}}}")
             lines += ["    " + "  " * d + "}" for d in reversed(range(len(ashape)))]
             oterms = [str(dest.offset)] + [f"k{d} * {kvecs[-1][d]}" for d in range(len(kouter)) if kvecs[-1][d]]
-            lines.append(f"    for (int64_t j = c0; j < c1; ++j) p{opmap[dest.src.id]}[{' + '.join(oterms)} + j * {kvecs[-1][-1]}] = "
-                         f"{store_expr(r.dtype, _round(r.dtype, simple[0](dts[0], init_vals[0], 'acc[j - c0]')))};")
+            lines.append("    for (int64_t j = c0; j < c1; ++j) {")
+            val, vdt = self._finish(k, simple[0](dts[0], init_vals[0], "acc[j - c0]"), "      ", lines)
+            lines.append(f"      p{opmap[dest.src.id]}[{' + '.join(oterms)} + j * {kvecs[-1][-1]}] = {store_expr(vdt, val)};")
+            lines.append("    }")
             lines += ["  }", "}"]
             vec_ops = em.ops
         else:
@@ -546,11 +550,26 @@ class Generator:
                 result = accs[idx]
                 vec_ops = em.ops + 1
             oterms = [str(dest.offset)] + [f"k{d} * {kvecs[-1][d]}" for d in range(len(kdims)) if kvecs[-1][d]]
-            lines.append(f"{ind}p{opmap[dest.src.id]}[{' + '.join(oterms)}] = {store_expr(r.dtype, _round(r.dtype, result))};")
+            val, vdt = self._finish(k, result, ind, lines)
+            lines.append(f"{ind}p{opmap[dest.src.id]}[{' + '.join(oterms)}] = {store_expr(vdt, val)};")
             lines += ["    }", "  }", "}"]
         tiles = -(-int(np.prod(in_shape, dtype=np.int64)) // 1024)
         return KernelCode(name, "reduce", "\n".join(lines), items, self._operand_list(opmap, nodes, dest.src),
                           (vec_ops + 1) * tiles, 0, self._ops(r))
+
+    def _finish(self, k: Kernel, result: str, ind: str, lines: list[str]) -> tuple[str, str]:
+        """The value to store: the reduction result, or the epilogue applied to it."""
+        r = k.root
+        lines.append(f"{ind}const {VTYPE[r.dtype]} res_ = {result};")
+        if k.epilogue is None:
+            return "res_", r.dtype
+        _, direct = inline_tree(k.epilogue, self.mat)
+        alias = {x.id for x in direct if _same_order(x) is r} | {r.id}
+        leaves = collect_leaves(k.epilogue, True, self.mat, frozenset(alias))
+        em = Emitter(self.mat, {n.id: "0" for n, _ in leaves},
+                     {n.id: Leaf(a, n.dtype, -1) for n, a in leaves}, lines, ind)
+        em.names.update({a: "res_" for a in alias})
+        return em.value(k.epilogue), k.epilogue.dtype
 
     @staticmethod
     def _reduce_loops(ashape: tuple[int, ...] | list[int], ind: str) -> list[str]:
@@ -628,16 +647,12 @@ class Generator:
                       "      for (int64_t j = 0; j < n; ++j) {",
                       f"        {accT} acc = 0;",
                       f"        for (int64_t q = 0; q < {K}; ++q) {upd}",
-                      f"        {pc}[co + i * {N} + j] = {store_expr(od, _round(od, convert_expr('f64' if accT == 'double' else ('f32' if accT == 'float' else od), od, 'acc') if od in FLOATS else 'acc'))};",
+                      f"        {pc}[co + i * {N} + j] = {store_expr(od, (convert_expr('f64' if accT == 'double' else ('f32' if accT == 'float' else od), od, 'acc') if od in FLOATS else 'acc'))};",
                       "      }"]
         lines += ["  }", "}"]
         tiles = B * -(-M // 32) * -(-N // 32) * -(-K // 32)
         ops = [(nodes[x], 2 if x == dest.src.id else 1) for x in opmap]
         return KernelCode(name, "matmul", "\n".join(lines), items, ops, 0, tiles, ["dot"])
-
-
-def _round(dt: str, v: str) -> str:
-    return v
 
 
 def _index(base: str, stride: int, var: str = "j") -> str:

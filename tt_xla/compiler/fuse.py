@@ -28,6 +28,7 @@ class Kernel:
     root: Node
     shape: tuple[int, ...]
     dest: Access
+    epilogue: Node | None = None   # reduce kernels: elementwise node applied to the result
 
 
 @dataclass
@@ -75,11 +76,9 @@ def group_strides(shape: tuple[int, ...], acc: Access, groups: list[list[int]]) 
     return out
 
 
-def _cost(n: Node, mat: set[int], memo: dict[int, int]) -> int:
-    if n.id not in memo:
-        inline = n.id not in mat and n.op in ELEMENTWISE
-        memo[n.id] = (1 + sum(_cost(i, mat, memo) for i in n.inputs)) if inline else 0
-    return memo[n.id]
+def _cost(n: Node, mat: set[int]) -> int:
+    """Ops computed inline for n: the distinct elementwise nodes of its inline tree."""
+    return sum(1 for t in inline_tree(n, mat)[0] if t.op in ELEMENTWISE)
 
 
 def _distinct_outputs(graph: Graph) -> Graph:
@@ -166,12 +165,17 @@ def plan(graph: Graph) -> Plan:
             ks |= kernels_of.get(u.id, {u.id})
         kernels_of[n.id] = ks
         if n.op in ELEMENTWISE and len(ks) > 1 and \
-                _cost(n, mat, {}) * (len(ks) - 1) > RECOMPUTE_BUDGET:
+                _cost(n, mat) * (len(ks) - 1) > RECOMPUTE_BUDGET:
             mat.add(n.id)
             kernels_of[n.id] = {n.id}
 
+    epilogue = _epilogues(nodes, use, mat, {o.id for o in graph.outputs})
     kernels: list[Kernel] = []
     for n in nodes:
+        if n.id in epilogue:
+            r = epilogue[n.id]
+            kernels.append(Kernel("reduce", r, n.shape, base_access(n), n))
+            continue
         if n.id not in mat or is_data(n):
             continue
         whole = base_access(n) if n.op != "iota" else Access(n, 0, row_major(n.shape))
@@ -209,6 +213,72 @@ def reads(k: Kernel, mat: set[int]) -> list[Node]:
         elif n.op in ELEMENTWISE or n.op in ("reduce", "dot"):
             for i in n.inputs:
                 walk(i, False)
-    walk(k.root, k.root is k.dest.src or k.root.op in VIEWS)
+    walk(k.root, k.root is k.dest.src or k.root.op in VIEWS or k.epilogue is not None)
+    if k.epilogue is not None:
+        seen.discard(k.epilogue.id)
+        walk(k.epilogue, True)
     out.pop(k.dest.src.id, None)
     return list(out.values())
+
+
+def inline_tree(n: Node, mat: set[int]) -> tuple[list[Node], list[Node]]:
+    """(the nodes computed inside n's kernel, the stored or leaf nodes they read directly)."""
+    tree: list[Node] = []
+    leaves: list[Node] = []
+    seen: set[int] = set()
+
+    def walk(m: Node, top: bool) -> None:
+        if m.id in seen:
+            return
+        seen.add(m.id)
+        if top or (m.id not in mat and m.op in ELEMENTWISE):
+            tree.append(m)
+            for i in m.inputs:
+                walk(i, False)
+        else:
+            leaves.append(m)
+    walk(n, True)
+    return tree, leaves
+
+
+def _epilogues(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],
+               outputs: set[int]) -> dict[int, Node]:
+    """Elementwise work on a reduction's result runs in the reduction kernel, at the store:
+    max(-inf, reduce_max(x)) in softmax, sum / n in a mean, rsqrt(var + eps) in a layernorm.
+    Returns {stored elementwise node: the reduce it finishes}; that reduce is no longer stored."""
+    out: dict[int, Node] = {}
+    for n in nodes:
+        if n.id not in mat or n.op not in ELEMENTWISE:
+            continue
+        tree, leaves = inline_tree(n, mat)
+        reds = {_same_order(x).id: _same_order(x) for x in leaves
+                if _same_order(x).op == "reduce" and _same_order(x).size == n.size}
+        if len(reds) != 1:
+            continue
+        (r,) = reds.values()
+        others_ok = all(_same_order(x) is r or (x.op == "const" and x.shape == ()) or
+                        (x.op == "broadcast" and x.inputs[0].op == "const" and x.inputs[0].shape == ())
+                        for x in leaves)
+        inside = {t.id for t in tree} | {x.id for x in leaves}
+        chain = {v.id for x in leaves for v in _view_chain(x) if _same_order(x) is r}
+        if r.id not in outputs and others_ok and \
+                all(u.id in inside or u.id in chain for v in [r.id, *chain] for u in use.get(v, [])):
+            out[n.id] = r
+            mat.discard(r.id)
+    return out
+
+
+def _view_chain(x: Node) -> list[Node]:
+    chain = []
+    while x.op in ("reshape", "broadcast") and x.size == x.inputs[0].size:
+        chain.append(x)
+        x = x.inputs[0]
+    return chain
+
+
+def _same_order(x: Node) -> Node:
+    """x with reshapes and unit-dim broadcasts stripped: they keep the row-major element order."""
+    while x.op in ("reshape", "broadcast") and x.size == x.inputs[0].size and \
+            (x.op == "reshape" or list(x.attrs["dims"]) == sorted(x.attrs["dims"])):
+        x = x.inputs[0]
+    return x

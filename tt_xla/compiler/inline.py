@@ -10,14 +10,16 @@ def inline_calls(module: ir.Module) -> ir.Function:
     main = module.main
     env: dict[int, ir.Value] = {id(a): a for a in main.args}
     ops: list[ir.Operation] = []
-    results = _inline_body(module, main.body, env, ops, depth=0)
+    results = _inline_body(module, main.body, env, ops, depth=0, site=None)
     ret = ir.Operation("func.return", results, [], loc=main.body.ops[-1].loc if main.body.ops else None)
     return ir.Function(main.name, list(main.args), list(main.result_types), ir.Block([], ops + [ret]),
                        main.visibility, main.arg_attrs, main.result_attrs, main.loc)
 
 
 def _inline_body(module: ir.Module, body: ir.Block, env: dict[int, ir.Value],
-                 out: list[ir.Operation], depth: int) -> list[ir.Value]:
+                 out: list[ir.Operation], depth: int, site: ir.Location | None) -> list[ir.Value]:
+    """Appends body's ops to out. `site` is the call's location: ops inside a callee often
+    carry only a name, and the user's file and line are where the call was written."""
     if depth > 64:
         raise UnsupportedError("call depth over 64 (recursive functions are not supported)")
     for op in body.ops:
@@ -32,7 +34,7 @@ def _inline_body(module: ir.Module, body: ir.Block, env: dict[int, ir.Value],
                 raise UnsupportedError(f"call to unknown function @{op.attributes[target].name}",
                                        op.name, op.loc)
             inner = {id(a): v for a, v in zip(callee.args, operands)}
-            results = _inline_body(module, callee.body, inner, out, depth + 1)
+            results = _inline_body(module, callee.body, inner, out, depth + 1, _at(op.loc, site))
             for r, v in zip(op.results, results):
                 env[id(r)] = v
             continue
@@ -40,5 +42,12 @@ def _inline_body(module: ir.Module, body: ir.Block, env: dict[int, ir.Value],
         results = [ir.Value(r.name, r.type) for r in op.results]
         for r, v in zip(op.results, results):
             env[id(r)] = v
-        out.append(ir.Operation(op.name, operands, results, op.attributes, op.regions, op.loc))
+        out.append(ir.Operation(op.name, operands, results, op.attributes, op.regions, _at(op.loc, site)))
     raise UnsupportedError("function body has no func.return")
+
+
+def _at(loc: ir.Location | None, site: ir.Location | None) -> ir.Location | None:
+    """loc, with the file position taken from the call site when loc has none."""
+    if site is None or (loc is not None and loc.file is not None):
+        return loc
+    return ir.Location(site.file, site.line, site.col, (loc.name if loc else None) or site.name)

@@ -69,6 +69,8 @@ def _simplify(n: Node) -> Node:
             return ins[1]
     if n.op == "select" and ins[1] is ins[2]:
         return ins[1]
+    if n.op == "select" and _scalar(ins[0]) is not None:
+        return ins[1] if bool(_scalar(ins[0])) else ins[2]
     if n.op in ("max", "min") and ins[0] is ins[1]:
         return ins[0]
     if n.op == "convert" and ins[0].op == "convert" and ins[0].inputs[0].dtype == n.dtype \
@@ -110,10 +112,21 @@ def _key(n: Node) -> tuple | None:
             if v.size > 64:
                 return ("big-const", n.id)
             v = (v.dtype.str, v.shape, v.tobytes())
+        elif isinstance(v, Graph):
+            v = body_key(v)
         elif not isinstance(v, (int, float, str, bool, tuple, type(None))):
             v = id(v)
         attrs.append((k, v))
     return (n.op, n.dtype, n.shape, tuple(i.id for i in n.inputs), tuple(attrs))
+
+
+def body_key(g: Graph) -> tuple:
+    """Structural identity of a reduce body, so equal reductions written twice are merged."""
+    order = g.nodes()
+    pos = {n.id: i for i, n in enumerate(order)}
+    return tuple((n.op, n.dtype, tuple(pos[i.id] for i in n.inputs), n.attrs.get("index"),
+                  n.attrs.get("dir"), n.attrs["value"].tobytes() if n.op == "const" else None)
+                 for n in order) + (tuple(pos[o.id] for o in g.outputs),)
 
 
 def cse(graph: Graph) -> Graph:
