@@ -123,9 +123,8 @@ def op_expr(n: Node, a: list[str]) -> str:
             return f"({oob} ? ({CTYPE[dt]})0 : ({CTYPE[dt]})(({u}){a[0]} << {a[1]}))"
         if op == "shr_l":
             return f"({oob} ? ({CTYPE[dt]})0 : ({CTYPE[dt]})(({u}){a[0]} >> {a[1]}))"
-        if dt in UNSIGNED:
-            return f"({oob} ? ({CTYPE[dt]})0 : ({CTYPE[dt]})({a[0]} >> {a[1]}))"
-        return f"({CTYPE[dt]})({a[0]} >> ({oob} ? {bits - 1} : {a[1]}))"
+        st = CTYPE[dt].replace("uint", "int")  # sign-fill by the top bit, also for unsigned types
+        return f"({CTYPE[dt]})(({st}){a[0]} >> ({oob} ? {bits - 1} : {a[1]}))"
     if op == "popcnt":
         return f"({CTYPE[dt]})k_popcnt64((uint64_t)({UTYPE.get(dt, CTYPE[dt])}){a[0]})"
     if op == "clz":
@@ -183,8 +182,18 @@ def convert_expr(src: str, dt: str, x: str, fast: bool = False) -> str:
 def bitcast_expr(src: str, dt: str, x: str) -> str:
     if BITS[src] != BITS[dt]:
         raise UnsupportedError(f"bitcast from {src} to {dt}")
-    if src in ("bf16", "f16") or dt in ("bf16", "f16") or src == "i1" or dt == "i1":
-        raise UnsupportedError(f"bitcast from {src} to {dt} is not supported")
+    if src in ("bf16", "f16") or dt in ("bf16", "f16"):  # via the 16 raw bits
+        if src == "bf16":
+            bits = f"(uint16_t)(__extension__({{k_b32 t_; t_.f = {x}; t_.u >> 16;}}))"
+        elif src == "f16":
+            bits = f"(__extension__({{union {{ _Float16 h; uint16_t u; }} t_; t_.h = (_Float16)({x}); t_.u;}}))"
+        else:
+            bits = f"(uint16_t)({x})"
+        if dt == "bf16":
+            return f"(__extension__({{k_b32 t_; t_.u = (uint32_t){bits} << 16; t_.f;}}))"
+        if dt == "f16":
+            return f"(__extension__({{union {{ _Float16 h; uint16_t u; }} t_; t_.u = {bits}; (float)t_.h;}}))"
+        return f"({CTYPE[dt]}){bits}"
     if BITS[src] == 32:
         fld = {"f32": "f", "i32": "i", "ui32": "u"}
         return f"(__extension__({{k_b32 t_; t_.{fld[src]} = {x}; t_.{fld[dt]};}}))"
@@ -223,7 +232,7 @@ class Emitter:
         else:
             args = [self.value(i) for i in n.inputs]
             src = n.inputs[0] if n.inputs else None
-            if n.op == "convert" and n.dtype == "f32" and src.id in self.raw:
+            if n.op == "convert" and n.dtype == "f32" and src.id in self.raw and not n.attrs.get("rounded"):
                 args = [self.raw[src.id]]  # convert(convert(x: f32 -> bf16) -> f32) is x, as in XLA
             expr = op_expr(n, args)
             self.ops += 1

@@ -189,8 +189,8 @@ def _decompose(n: Node) -> Node:
     if n.op not in RULES or n.dtype == "f64":
         return n
     x = n.inputs[0]
-    if x.dtype != "f32":
-        x = ew("convert", [x], dtype="f32")
+    if x.dtype != "f32":  # from the rounded bf16/f16 value, as XLA:CPU upcasts math inputs
+        x = ew("convert", [x], dtype="f32", rounded=True)
     y = RULES[n.op](E(x)).n
     if n.dtype != "f32":
         y = ew("convert", [y], dtype=n.dtype)

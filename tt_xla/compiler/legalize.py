@@ -117,10 +117,11 @@ class Legalizer:
     def _bitcast_convert(self, op: ir.Operation) -> Node:
         (x,) = self._ins(op)
         shape, dt = self._result(op)
-        if shape != x.shape:
-            raise UnsupportedError("bitcast_convert between element types of different widths",
-                                   op.name, op.loc)
-        return x if dt == x.dtype else Node("bitcast", [x], shape, dt, {}, op.loc)
+        if "i1" in (dt, x.dtype):
+            raise UnsupportedError("bitcast_convert of i1", op.name, op.loc)
+        if shape == x.shape:
+            return x if dt == x.dtype else Node("bitcast", [x], shape, dt, {}, op.loc)
+        return _bitcast_resize(x, shape, dt, op.loc)
 
     def _optimization_barrier(self, op: ir.Operation) -> list[Node]:
         return self._ins(op)
@@ -257,3 +258,28 @@ def _ints(v: object) -> tuple[int, ...]:
 
 def legalize(fn: ir.Function) -> Graph:
     return Legalizer().run(fn)
+
+
+def _bitcast_resize(x: Node, shape: tuple[int, ...], dt: str, loc: object) -> Node:
+    """bitcast_convert between widths, little-endian, from shifts, masks and an OR-reduction:
+    a wide element is split along a new last dim, or the last dim is packed into one."""
+    from .graph import BITS
+    wi, wo = BITS[x.dtype], BITS[dt]
+    ui, uo = f"ui{wi}", f"ui{wo}"
+
+    def as_uint(n: Node, u: str) -> Node:
+        return n if n.dtype == u else Node("bitcast", [n], n.shape, u, {}, loc)
+
+    if wo < wi:  # split: out[..., k] = bits k*wo .. of x
+        u = broadcast(as_uint(x, ui), shape, tuple(range(len(x.shape))), loc)
+        shift = ew("mul", [Node("iota", [], shape, ui, {"dim": len(shape) - 1}, loc), const(wo, ui)])
+        part = Node("convert", [ew("shr_l", [u, shift])], shape, uo, {}, loc)
+        return part if dt == uo else Node("bitcast", [part], shape, dt, {}, loc)
+    u = Node("convert", [as_uint(x, ui)], x.shape, uo, {}, loc)
+    shift = ew("mul", [Node("iota", [], x.shape, uo, {"dim": len(x.shape) - 1}, loc), const(wi, uo)])
+    parts = ew("shl", [u, shift])
+    a, b = (Node("param", [], (), uo, {"index": i}, loc) for i in range(2))
+    body = Graph([a, b], [Node("or", [a, b], (), uo, {}, loc)])
+    packed = Node("reduce", [parts, const(0, uo)], shape, uo,
+                  {"axes": (len(x.shape) - 1,), "body": body, "index": 0, "n": 1}, loc)
+    return packed if dt == uo else Node("bitcast", [packed], shape, dt, {}, loc)
