@@ -59,37 +59,33 @@ def apply_view(v: Node, a: Access) -> Access | None:
 
 def reshape_strides(old: tuple[int, ...], strides: tuple[int, ...],
                     new: tuple[int, ...]) -> tuple[int, ...] | None:
-    """Strides that view `old` (with `strides`) as shape `new`, or None if that needs a copy."""
+    """Strides that view `old` (with `strides`) as shape `new`, or None if that needs a copy.
+    Old and new dims are matched in groups of equal product; each old group must be one
+    contiguous run, which the new group's dims then split."""
     if 0 in old or 0 in new:
         return row_major(new)
-    dims = [(d, s) for d, s in zip(old, strides) if d != 1]
-    out: list[int] = []
-    i = 0
-    for nd in new:
-        if nd == 1:
-            out.append(0)
-            continue
-        # take old dims until their product reaches nd; they must be contiguous with each other
-        if i >= len(dims):
+    o = [(d, s) for d, s in zip(old, strides) if d != 1]
+    keep = [i for i, d in enumerate(new) if d != 1]
+    nd = [new[i] for i in keep]
+    out = [0] * len(new)
+    i = j = 0
+    while i < len(o) and j < len(nd):
+        pi, pj, i2, j2 = o[i][0], nd[j], i + 1, j + 1
+        while pi != pj:
+            if pi < pj:
+                pi *= o[i2][0]
+                i2 += 1
+            else:
+                pj *= nd[j2]
+                j2 += 1
+        if any(o[k][1] != o[k + 1][1] * o[k + 1][0] for k in range(i, i2 - 1)):
             return None
-        prod, group = 1, []
-        while prod < nd and i < len(dims):
-            group.append(dims[i])
-            prod *= dims[i][0]
-            i += 1
-        for (d0, s0), (d1, s1) in zip(group, group[1:]):
-            if s0 != s1 * d1:
-                return None
-        last = group[-1][1]
-        if prod == nd:
-            out.append(last)
-        elif prod % nd == 0:  # split the (merged) old dims: the remainder stays for later new dims
-            rest = prod // nd
-            out.append(last * rest)
-            dims.insert(i, (rest, last))
-        else:
-            return None
-    return tuple(out) if i == len(dims) else None
+        st = o[i2 - 1][1]
+        for k in range(j2 - 1, j - 1, -1):
+            out[keep[k]] = st
+            st *= nd[k]
+        i, j = i2, j2
+    return tuple(out)
 
 
 def collapse(shape: tuple[int, ...], vectors: list[tuple[int, ...]]) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:

@@ -77,11 +77,7 @@ def op_expr(n: Node, a: list[str]) -> str:
     src = n.inputs[0].dtype if n.inputs else dt
     fl = dt in FLOATS
     d = dt == "f64"
-    if op in ("add", "sub", "mul") and dt in SIGNED:
-        u = UTYPE[dt]
-        sym = {"add": "+", "sub": "-", "mul": "*"}[op]
-        return f"({CTYPE[dt]})(({u}){a[0]} {sym} ({u}){a[1]})"
-    if op in ("add", "sub", "mul"):
+    if op in ("add", "sub", "mul"):  # signed overflow wraps: kernels are built with -fwrapv
         sym = {"add": "+", "sub": "-", "mul": "*"}[op]
         return f"({VTYPE[dt]})({a[0]} {sym} {a[1]})"
     if op == "div":
@@ -95,11 +91,11 @@ def op_expr(n: Node, a: list[str]) -> str:
     if op == "fma":
         return f"fma{_fsuffix(dt)}({a[0]}, {a[1]}, {a[2]})"
     if op == "neg":
-        return f"(-{a[0]})" if fl else f"({CTYPE[dt]})(0 - ({UTYPE.get(dt, CTYPE[dt])}){a[0]})"
+        return f"(-{a[0]})" if fl else f"({CTYPE[dt]})(-{a[0]})"
     if op == "abs":
         if fl:
             return f"fabs{_fsuffix(dt)}({a[0]})"
-        return f"({a[0]} < 0 ? ({CTYPE[dt]})(0 - ({UTYPE.get(dt, CTYPE[dt])}){a[0]}) : {a[0]})"
+        return f"({a[0]} < 0 ? ({CTYPE[dt]})(-{a[0]}) : {a[0]})"
     if op in ("sqrt", "floor", "ceil", "trunc"):
         return f"{op}{_fsuffix(dt)}({a[0]})"
     if op == "round_even":
@@ -647,11 +643,7 @@ class Generator:
                                   load_expr(ad, f"{pa}[ao + i * {ls[1]} + q * {ls[2]}]"))
             conv_b = convert_expr(bd, od if od not in FLOATS else ("f64" if accT == "double" else "f32"),
                                   load_expr(bd, f"{pb}[bo + q * {rs[2]} + j * {rs[1]}]"))
-            if od in SIGNED:
-                u = UTYPE[od]
-                upd = f"acc = ({accT})(({u})acc + ({u})(({u}){conv_a} * ({u}){conv_b}));"
-            else:
-                upd = f"acc += ({accT})({conv_a}) * ({accT})({conv_b});"
+            upd = f"acc = ({accT})(acc + ({accT})({conv_a}) * ({accT})({conv_b}));"
             lines += ["    for (int64_t i = 0; i < m; ++i)",
                       "      for (int64_t j = 0; j < n; ++j) {",
                       f"        {accT} acc = 0;",

@@ -125,18 +125,21 @@ def plan(graph: Graph) -> Plan:
 
     def ensure(s: Node) -> None:
         """Make s readable through an Access, materializing as little as possible."""
-        if access_of(s, mat) is not None:
-            return
         if s.op in VIEWS:
-            ensure(s.inputs[0])
-            if access_of(s, mat) is None:  # a reshape that strides cannot express
-                mat.add(s.inputs[0].id)
-        else:
+            ensure_view(s)
+        elif access_of(s, mat) is None:
             mat.add(s.id)
+
+    def ensure_view(v: Node) -> None:
+        """v's index map must compose with its input's (even when v itself is stored: its
+        kernel reads through it)."""
+        ensure(v.inputs[0])
+        if apply_view(v, access_of(v.inputs[0], mat)) is None:  # a reshape strides cannot do
+            mat.add(v.inputs[0].id)
 
     for n in nodes:
         if n.op in VIEWS:
-            ensure(n)
+            ensure_view(n)
         elif n.op == "dot":
             for opnd, groups in zip(n.inputs, dot_groups(n)):
                 ensure(opnd)

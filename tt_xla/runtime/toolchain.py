@@ -23,7 +23,10 @@ from pathlib import Path
 
 __all__ = ["ToolchainError", "build_kernel_library", "include_dir", "cache_dir", "FLAGS", "stats"]
 
-FLAGS = ("-std=c11", "-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
+# -fwrapv: generated integer code relies on two's-complement wrapping (StableHLO semantics);
+# spelling it with unsigned casts instead trips a GCC 12 vectorizer bug on widening sums.
+FLAGS = ("-std=c11", "-O3", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math", "-fwrapv",
+         "-ffp-contract=fast",  # a*b+c as one FMA, as XLA:CPU (LLVM) contracts it
          "-fopenmp-simd", "-march=native")
 
 # Process-wide build statistics (tests use them to prove a cache hit compiled nothing).
