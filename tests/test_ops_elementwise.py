@@ -272,3 +272,19 @@ ACTIVATIONS = {
 def test_activation(name, dtype):
     x = inputs((33, 65), dtype)
     check(ACTIVATIONS[name], x, transcendental=name != "relu" and name != "leaky_relu")
+
+
+# StableHLO leaves these implementation-defined (convert of NaN/inf/out-of-range floats to ints:
+# "TBD"; integer division by zero). The compiler's prelude documents XLA:CPU's behaviour
+# (saturating conversion, NaN -> 0, defined division by zero), so compare with CPU JAX here.
+def test_convert_float_to_int_out_of_range_like_xla_cpu():
+    x = np.array([np.nan, np.inf, -np.inf, 3e9, -3e9, 5e9, 300.0, -300.0, 2.7, -2.7], np.float32)
+    check(lambda x: (x.astype(jnp.int32), x.astype(jnp.uint32), x.astype(jnp.int8),
+                     x.astype(BF16).astype(jnp.int32), x.astype(F16).astype(jnp.int8)), x)
+
+
+def test_int_division_by_zero_like_xla_cpu():
+    x = np.array([7, -7, 0, 2**31 - 1, -2**31, -2**31], np.int32)
+    y = np.array([0, 0, 0, 0, 0, -1], np.int32)
+    check(lambda x, y: (lax.div(x, y), lax.rem(x, y)), x, y)
+    check(lambda x, y: (lax.div(x, y), lax.rem(x, y)), x.astype(np.uint32), y.astype(np.uint32))

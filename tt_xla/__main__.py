@@ -84,7 +84,10 @@ def demo(small: bool = False, runs: int = 10, tol: float = 1e-3) -> int:
     print(f"  host busy time     {c['busy_ns'] / 1e3:.1f} us")
     print("kernels:")
     for k in tt_mlp.kernels(x, w1, b1, w2):
-        print(f"  {k.name:<24} {k.kind:<12} work_items={k.work_items:<6} ops={' '.join(k.ops)}")
+        ops = " ".join(o for o in k.ops if o != "broadcast")
+        ops = ops if len(ops) <= 60 else ops[:57] + "..."
+        print(f"  {k.name:<14} {k.kind:<12} work_items={k.work_items:<5} vector_ops={k.vector_ops:<6} "
+              f"matrix_tiles={k.matrix_tiles:<6} {len(k.ops)} ops: {ops}")
     if not err <= tol * scale:
         print(f"FAIL: error {err:.3e} exceeds tolerance {tol * scale:.1e}", file=sys.stderr)
         return 1

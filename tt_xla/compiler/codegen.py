@@ -85,6 +85,12 @@ def op_expr(n: Node, a: list[str]) -> str:
     if op == "rem":
         return f"fmod{_fsuffix(dt)}({a[0]}, {a[1]})" if fl else f"k_{_ik(dt)}_rem({a[0]}, {a[1]})"
     if op in ("max", "min"):
+        if fl and n.attrs.get("fast"):  # NaN in a propagates; used by guards in decompositions
+            return f"({a[0]} < {a[1]} ? {a[1]} : {a[0]})" if op == "max" else f"({a[1]} < {a[0]} ? {a[1]} : {a[0]})"
+        c = _const_of(n.inputs[1])
+        if fl and c is not None and not math.isnan(c) and (c != 0 or math.copysign(1, c) == (1 if op == "max" else -1)):
+            # against a constant that is not the "wrong" zero: one compare, NaN in a kept
+            return f"(!({a[0]} {'<=' if op == 'max' else '>='} {a[1]}) ? {a[0]} : {a[1]})"
         if fl:
             return f"k_{op}{'d' if d else 'f'}({a[0]}, {a[1]})"
         return f"({a[0]} {'>' if op == 'max' else '<'} {a[1]} ? {a[0]} : {a[1]})"
@@ -147,6 +153,14 @@ def op_expr(n: Node, a: list[str]) -> str:
     if op == "rsqrt" and fl:
         return f"(1.0 / sqrt({a[0]}))"
     raise UnsupportedError(f"{op} on {dt} is not supported", op, n.loc)
+
+
+def _const_of(n: Node) -> float | None:
+    while n.op == "broadcast":
+        n = n.inputs[0]
+    if n.op == "const" and n.shape == () and n.dtype in FLOATS:
+        return float(n.attrs["value"])
+    return None
 
 
 def _ipow(dt: str, a: list[str]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from .graph import Graph, Node, const, ew
+from .ranges import value_range
 from .rewrite import rewrite
 
 TRANSCENDENTAL = {"exp", "expm1", "log", "log1p", "tanh", "logistic", "erf", "rsqrt",
@@ -42,8 +43,10 @@ class E:
     __radd__ = __add__
     __rmul__ = __mul__
     def __neg__(self): return E(ew("neg", [self.n]))
-    def max(self, o): return self._op("max", o)
-    def min(self, o): return self._op("min", o)
+    # Guards: NaN in self propagates, signed zeros don't matter here, so one compare+blend
+    def max(self, o): return self._op("max", o, fast=True)
+    def min(self, o): return self._op("min", o, fast=True)
+    def range(self) -> tuple[float, float]: return value_range(self.n)
     def cmp(self, d: str, o) -> "E": return self._op("cmp", o, dtype="i1", dir=d, total=False)
     def __and__(self, o): return self._op("and", o)
     def __or__(self, o): return self._op("or", o)
@@ -80,9 +83,10 @@ def pow2i(n: E) -> E:
     return ((n.to("i32", fast=True) + 127) << 23).f32()
 
 
-def _reduce_exp(x: E) -> tuple[E, E]:
+def _reduce_exp(x: E, cap: bool = True) -> tuple[E, E]:
     """x = n*ln2 + r, |r| <= ln2/2 (n capped at 127 so 2**n stays finite)."""
-    n = (x * LOG2E).u("round_even").min(127.0)
+    n = (x * LOG2E).u("round_even")
+    n = n.min(127.0) if cap else n
     r = n.fma(-LN2_HI, x)
     r = n.fma(-LN2_LO, r)
     return n, r
@@ -93,11 +97,20 @@ EXPM1_TAIL = [1 / math.factorial(k + 2) for k in range(6, -1, -1)]    # (e^r-1-r
 
 
 def exp(x: E) -> E:
-    xc = x.max(-87.33654).min(88.72284)
-    n, r = _reduce_exp(xc)
-    y = horner(r, EXP_TAYLOR) * pow2i(n)
-    y = select(x.cmp("GT", 88.72284), math.inf, y)
-    return select(x.cmp("LT", -87.33654), 0.0, y)
+    """No selects: x is clamped to where e^x under- or overflows anyway, and 2^n is applied as
+    two factors so that the extremes round to 0 and inf by themselves (NaN passes the clamps)."""
+    lo, hi = x.range()
+    xc = x.max(-104.0) if lo < -104.0 else x
+    xc = xc.min(89.0) if hi > 89.0 else xc
+    n, r = _reduce_exp(xc, cap=False)
+    p = horner(r, EXP_TAYLOR)
+    if lo >= -87.0 and hi <= 88.0:
+        return p * pow2i(n)
+    ni = n.to("i32", fast=True)
+    half = ni >> 1
+    s1 = ((half + 127) << 23).f32()
+    s2 = ((ni - half + 127) << 23).f32()
+    return (p * s1) * s2
 
 
 def exp2(x: E) -> E:
@@ -110,13 +123,16 @@ def exp2(x: E) -> E:
 
 
 def expm1(x: E) -> E:
-    xc = x.max(-88.0).min(88.72284)
-    n, r = _reduce_exp(xc)
-    n = n.max(-126.0)
+    lo, hi = x.range()   # ELU's argument is select(x > 0, 0, x): hi = 0, no overflow guard
+    xc = x.max(-88.0) if lo < -87.0 else x
+    xc = xc.min(88.72284) if hi > 88.72284 else xc
+    n, r = _reduce_exp(xc, hi > 88.0)
+    if lo < -87.0:
+        n = n.max(-126.0)
     pm1 = (r * r).fma(horner(r, EXPM1_TAIL), r)     # e^r - 1, exact as r -> 0
     s = pow2i(n)
     y = s.fma(pm1, s - 1.0)                          # s*(1+pm1) - 1
-    return select(x.cmp("GT", 88.72284), math.inf, y)
+    return select(x.cmp("GT", 88.72284), math.inf, y) if hi > 88.72284 else y
 
 
 def log(x: E) -> E:

@@ -71,6 +71,9 @@ def _simplify(n: Node) -> Node:
         return ins[1]
     if n.op == "select" and _scalar(ins[0]) is not None:
         return ins[1] if bool(_scalar(ins[0])) else ins[2]
+    if n.op in ("add", "mul", "max", "min", "and", "or", "xor") and not n.attrs.get("fast") and \
+            _scalar(ins[0]) is not None and _scalar(ins[1]) is None:
+        return Node(n.op, [ins[1], ins[0]], n.shape, n.dtype, dict(n.attrs), n.loc)  # const second
     if n.op in ("max", "min") and ins[0] is ins[1]:
         return ins[0]
     if n.op == "convert" and ins[0].op == "convert" and ins[0].inputs[0].dtype == n.dtype \

@@ -1,0 +1,184 @@
+"""Timing harness: interleaved tt_xla / XLA:CPU runs with per-pair ratios.
+
+For one benchmark (a jax function plus host inputs):
+
+1. inputs are placed once on each side: tt_xla.Array (``tt_xla.device_put``) for tt_xla, jax
+   arrays (``jax.device_put`` on the CPU device) for XLA, so no timed call copies host->device;
+2. both functions are compiled by a first call (not timed) and their outputs compared once with
+   ``np.testing.assert_allclose`` (a failure marks the row MISMATCH);
+3. a few warm-up calls per side, then ``reps`` pairs run interleaved (tt, XLA, tt, XLA, ...);
+   every timed call ends with ``block_until_ready()``;
+4. the row reports the median of the per-pair ratios (tt / XLA) and both absolute medians.
+"""
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+import traceback
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Bench:
+    name: str
+    fn: Callable                      # a jax-traceable function of the inputs
+    make_inputs: Callable             # (rng, quick) -> tuple of host arrays (pytrees allowed)
+    desc: str = ""                    # shape/dtype summary for the table
+    unit: str = "ms"                  # "ms" or "us"
+    rtol: float = 1e-4
+    atol: float = 1e-5
+    warmup: int = 3
+
+
+@dataclasses.dataclass
+class Result:
+    name: str
+    desc: str
+    unit: str
+    status: str = "ok"                # ok | MISMATCH | unsupported | error
+    message: str = ""
+    tt_median_s: float | None = None
+    xla_median_s: float | None = None
+    ratio_median: float | None = None  # median over pairs of (tt time / XLA time)
+    ratio_min: float | None = None
+    ratio_max: float | None = None
+    reps: int = 0
+    max_abs_err: float | None = None
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_SHORT = {"float32": "f32", "bfloat16": "bf16", "float16": "f16", "int32": "i32", "float64": "f64"}
+
+
+def shapes(tree) -> str:
+    """'f32[4096,1024] f32[1024]': the inputs of a benchmark, compactly."""
+    import jax
+    out = []
+    for a in jax.tree_util.tree_leaves(tree):
+        dt = np.dtype(a.dtype).name
+        out.append(f"{_SHORT.get(dt, dt)}[{','.join(map(str, a.shape))}]")
+    return " ".join(out)
+
+
+def _ready(tree):
+    import jax
+    for leaf in jax.tree_util.tree_leaves(tree):
+        leaf.block_until_ready()
+    return tree
+
+
+def _leaves_np(tree) -> list[np.ndarray]:
+    import jax
+    return [np.asarray(l) for l in jax.tree_util.tree_leaves(tree)]
+
+
+def _first_line(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {msg[0] if msg else ''}"[:160]
+
+
+def compare(got_tree, want_tree, rtol: float, atol: float) -> tuple[bool, float, str]:
+    """(ok, max abs error, message). Compares in float64."""
+    got, want = _leaves_np(got_tree), _leaves_np(want_tree)
+    if len(got) != len(want):
+        return False, float("nan"), f"{len(got)} outputs vs {len(want)}"
+    worst, msg, ok = 0.0, "", True
+    for g, w in zip(got, want):
+        if g.shape != w.shape:
+            return False, float("nan"), f"shape {g.shape} vs {w.shape}"
+        g64, w64 = g.astype(np.float64), w.astype(np.float64)
+        if g64.size:
+            worst = max(worst, float(np.nanmax(np.abs(g64 - w64))))
+        try:
+            np.testing.assert_allclose(g64, w64, rtol=rtol, atol=atol)
+        except AssertionError as e:
+            ok = False
+            lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+            msg = "; ".join(l for l in lines if l.startswith(("Mismatched", "Max abs", "Max rel")))
+    return ok, worst, msg
+
+
+def _time_call(f, args) -> float:
+    t0 = time.perf_counter()
+    out = f(*args)
+    _ready(out)
+    t = time.perf_counter() - t0
+    del out  # freeing the output is not part of the call
+    return t
+
+
+def run(b: Bench, *, quick: bool, reps: int | None, target_s: float, max_reps: int = 5000,
+        seed: int = 0) -> Result:
+    import jax
+    import tt_xla
+
+    res = Result(b.name, b.desc, b.unit)
+    rng = np.random.default_rng(seed)
+    host = b.make_inputs(rng, quick)
+    if not b.desc or "{shapes}" in b.desc:
+        res.desc = (b.desc or "{shapes}").replace("{shapes}", shapes(host))
+    cpu = jax.devices("cpu")[0]
+    xla_args = jax.tree_util.tree_map(lambda a: jax.device_put(a, cpu), host)
+    xla_f = jax.jit(b.fn)
+    want = _ready(xla_f(*xla_args))
+
+    tt_f = tt_xla.jit(b.fn)
+    try:
+        tt_args = jax.tree_util.tree_map(tt_xla.device_put, host)
+        got = _ready(tt_f(*tt_args))  # compiles
+    except Exception as e:  # unsupported op, compiler or toolchain failure: report, don't die
+        unsupported = isinstance(e, tt_xla.UnsupportedError) or "nsupported" in str(e)
+        res.status = "unsupported" if unsupported else "error"
+        res.message = _first_line(e)
+        res.extra["traceback"] = traceback.format_exc(limit=4)
+        return res
+
+    ok, err, msg = compare(got, want, b.rtol, b.atol)
+    res.max_abs_err = err
+    if not ok:
+        res.status, res.message = "MISMATCH", msg or f"max abs err {err:.3g}"
+    del got, want
+
+    for _ in range(b.warmup):
+        _time_call(tt_f, tt_args)
+        _time_call(xla_f, xla_args)
+
+    if reps is None:
+        pair = _time_call(tt_f, tt_args) + _time_call(xla_f, xla_args)
+        reps = int(max(5, min(max_reps, target_s / max(pair, 1e-7))))
+    tt_t, xla_t, ratios = [], [], []
+    for _ in range(reps):
+        a = _time_call(tt_f, tt_args)
+        x = _time_call(xla_f, xla_args)
+        tt_t.append(a)
+        xla_t.append(x)
+        ratios.append(a / x)
+    res.reps = reps
+    res.tt_median_s = statistics.median(tt_t)
+    res.xla_median_s = statistics.median(xla_t)
+    res.ratio_median = statistics.median(ratios)
+    res.ratio_min, res.ratio_max = min(ratios), max(ratios)
+    return res
+
+
+def device_model(fn, host_args) -> dict[str, int]:
+    """Device cost-model counters (deltas) for one tt_xla call of ``fn`` (compiled beforehand)."""
+    import jax
+    import tt_xla
+    from tt_xla.runtime import default_device
+
+    dev = default_device()
+    f = tt_xla.jit(fn)
+    args = jax.tree_util.tree_map(tt_xla.device_put, host_args)
+    _ready(f(*args))
+    before = dev.counters()
+    out = _ready(f(*args))
+    after = dev.counters()
+    del out
+    return {k: after[k] - before[k] for k in after if k not in ("dram_bytes_allocated", "dram_bytes_peak")}
