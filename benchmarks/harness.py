@@ -31,6 +31,7 @@ class Bench:
     rtol: float = 1e-4
     atol: float = 1e-5
     warmup: int = 3
+    max_reps: int = 5000
 
 
 @dataclasses.dataclass
@@ -139,6 +140,7 @@ def run(b: Bench, *, quick: bool, reps: int | None, target_s: float, max_reps: i
         res.extra["traceback"] = traceback.format_exc(limit=4)
         return res
 
+    res.extra["kernels"] = [f"{k.name}({k.kind})" for k in tt_f.kernels(*tt_args)]
     ok, err, msg = compare(got, want, b.rtol, b.atol)
     res.max_abs_err = err
     if not ok:

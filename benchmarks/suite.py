@@ -127,7 +127,7 @@ def benchmarks() -> list[Bench]:
               rtol=1e-4, atol=1e-3),
         Bench("transpose", f["transpose"], square, "{shapes} .T", rtol=0, atol=0),
         Bench("tiny_add", f["add"], lambda rng, q: (_normal(rng, (8,)), _normal(rng, (8,))), "{shapes} x+y",
-              unit="us", rtol=0, atol=0, warmup=50),
+              unit="us", rtol=0, atol=0, warmup=200, max_reps=200_000),
     ]
 
 
@@ -208,9 +208,13 @@ def compile_bench(quick: bool, reps: int | None) -> tuple[list[Result], dict]:
         old = os.environ.get("TT_XLA_CACHE_DIR")
         os.environ["TT_XLA_CACHE_DIR"] = cache_dir
         try:
+            from tt_xla.runtime import toolchain
+            before = dict(toolchain.stats)
             t0 = time.perf_counter()
             exe = tt_xla.Client().compile(text)
-            return time.perf_counter() - t0, exe
+            t = time.perf_counter() - t0
+            cstats = {k: toolchain.stats[k] - before.get(k, 0) for k in toolchain.stats}
+            return t, exe, cstats
         finally:
             if old is None:
                 os.environ.pop("TT_XLA_CACHE_DIR", None)
@@ -233,10 +237,10 @@ def compile_bench(quick: bool, reps: int | None) -> tuple[list[Result], dict]:
             text = jax.export.export(jax.jit(fresh()))(*args).mlir_module()
             return time.perf_counter() - t0, text
 
-        what = ("value_and_grad" if grad else "fwd loss") + f" 2L tfm s{seq} d{d}"
+        what = ("v&g" if grad else "fwd loss") + f" tfm s{seq} d{d}"
         rows = {k: Result(f"{k}_{tag}", f"{what}: {w}", "ms") for k, w in (
             ("export", "jax.export->text"), ("compile_cold", "text->loaded, empty C cache"),
-            ("compile_warm", "text->loaded, warm C cache"))}
+            ("compile_warm", "text->loaded, C cache dir warm"))}
         results.extend(rows.values())
         inf = info[tag] = {}
         xla_compile()  # first-time jax/XLA initialisation is not what we measure
@@ -244,7 +248,7 @@ def compile_bench(quick: bool, reps: int | None) -> tuple[list[Result], dict]:
         inf["stablehlo_chars"] = len(text)
         warm_dir = tempfile.mkdtemp(prefix="tt_xla_bench_warm_")
         try:
-            t_first, exe = tt_compile(text, warm_dir)  # fills warm_dir
+            _, exe, _ = tt_compile(text, warm_dir)  # fills warm_dir
         except Exception as e:  # report, keep going
             msg = f"tt_xla compile failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:200]
             inf["error"] = msg
@@ -263,13 +267,16 @@ def compile_bench(quick: bool, reps: int | None) -> tuple[list[Result], dict]:
                 for r in rows.values():
                     r.status, r.message = "MISMATCH", msg
         xs, cold, warm, exps = [], [], [], []
+        warm_misses = 0
         for _ in range(n):  # interleaved
             xs.append(xla_compile())
             te, text = export()
             exps.append(te)
             if exe is not None:
                 cold.append(tt_compile(text, tempfile.mkdtemp(prefix="tt_xla_bench_cold_"))[0])
-                warm.append(tt_compile(text, warm_dir)[0])
+                tw, _, st = tt_compile(text, warm_dir)
+                warm.append(tw)
+                warm_misses += st.get("compiles", 0)
         for key, ts in (("export", exps), ("compile_cold", cold), ("compile_warm", warm)):
             r = rows[key]
             r.xla_median_s = statistics.median(xs)
@@ -281,6 +288,10 @@ def compile_bench(quick: bool, reps: int | None) -> tuple[list[Result], dict]:
             r.ratio_median = statistics.median(ratios)
             r.ratio_min, r.ratio_max = min(ratios), max(ratios)
             r.max_abs_err = inf.get("max_abs_err")
+        inf["warm_cache_misses"] = warm_misses
+        if warm_misses and rows["compile_warm"].status == "ok":
+            rows["compile_warm"].message = (f"NOTE: C kernel cache missed {warm_misses}/{n} times (the generated "
+                                            "C differs between compiles of the same text)")
         if cold:
             inf["export_plus_cold_over_xla"] = statistics.median(
                 [(e + c) / xx for e, c, xx in zip(exps, cold, xs)])
@@ -342,6 +353,8 @@ def print_table(results: list[Result]) -> None:
             continue
         rng = f"({r.ratio_min:.2f}-{r.ratio_max:.2f})"
         status = "ok" if r.status == "ok" else f"{r.status}: {r.message}"
+        if r.status == "ok" and r.message:
+            status += f"  {r.message}"
         print(f"{r.name:<17} {r.desc[:W]:<{W}} {_fmt_t(r.tt_median_s, r.unit):>11} "
               f"{_fmt_t(r.xla_median_s, r.unit):>11} {r.ratio_median:>6.2f} {rng:>13} {r.reps:>5}  {status}")
 
@@ -392,7 +405,7 @@ def main(argv=None) -> int:
     results: list[Result] = []
     for b in benches:
         t0 = time.perf_counter()
-        r = run(b, quick=a.quick, reps=a.reps, target_s=target)
+        r = run(b, quick=a.quick, reps=a.reps, target_s=target, max_reps=b.max_reps)
         r.extra["wall_s"] = round(time.perf_counter() - t0, 2)
         results.append(r)
         print(f"  [{b.name}: {r.status}, {r.extra['wall_s']:.1f} s]", file=sys.stderr, flush=True)

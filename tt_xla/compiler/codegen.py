@@ -21,6 +21,7 @@ from .program import KernelInfo
 
 PRELUDE = (Path(__file__).parent / "prelude.c").read_text()
 CHUNK = 4096          # elements per work item of a loop kernel (4 tiles)
+TILE = 32             # the device's tile edge
 LANES = 16            # accumulators per reduction (one 512-bit vector of f32)
 MM_BLOCK_M, MM_BLOCK_N = 96, 512
 
@@ -346,7 +347,23 @@ class Generator:
         rank = len(shape)
         inner = shape[-1] if rank else 1
         outer = int(np.prod(shape[:-1], dtype=np.int64)) if rank > 1 else 1
-        if inner >= 2 * CHUNK:
+        transposed = rank >= 2 and any(v[-1] not in (0, 1) and abs(v[-2]) == 1 and a.src.op != "iota"
+                                       for v, (_, a) in zip(vecs, leaves))
+        if transposed:
+            # 32x32 tiles: a transposed read walks down columns, so keep a tile's lines in L1
+            rows2, o2 = shape[-2], int(np.prod(shape[:-2], dtype=np.int64))
+            ti, tj = -(-rows2 // TILE), -(-inner // TILE)
+            items = o2 * ti * tj
+            lines += ["  for (int64_t it = begin; it < end; ++it) {",
+                      f"    const int64_t o2 = it / {ti * tj}, t = it % {ti * tj};",
+                      f"    const int64_t r0 = o2 * {rows2} + (t / {tj}) * {TILE};",
+                      f"    const int64_t r1 = o2 * {rows2} + K_MIN((t / {tj}) * {TILE} + {TILE}, (int64_t){rows2});",
+                      f"    const int64_t c0 = (t % {tj}) * {TILE}, c1 = K_MIN(c0 + {TILE}, (int64_t){inner});",
+                      "    for (int64_t r = r0; r < r1; ++r) {"]
+            if not computed and len(leaves) == 1 and itemsize(k.root.dtype) == 4 \
+                    and vecs[0][-2] == 1 and vecs[1][-1] == 1 and leaves[0][1].src.op != "iota":
+                return self._transpose_copy(k, name, lines[:-1], shape, vecs, offs, opmap, nodes, items, size)
+        elif inner >= 2 * CHUNK:
             per_row = -(-inner // CHUNK)
             items = outer * per_row
             lines += ["  for (int64_t it = begin; it < end; ++it) {",
@@ -395,6 +412,33 @@ class Generator:
         return KernelCode(name, "elementwise" if computed else "movement", "\n".join(lines),
                           items if size else 0, self._operand_list(opmap, nodes, dest.src),
                           max(em.ops, 1) * tiles, 0, self._ops(k.root))
+
+    def _transpose_copy(self, k: Kernel, name: str, lines: list[str], shape, vecs, offs, opmap,
+                        nodes, items: int, size: int) -> KernelCode:
+        """A stored transpose: 8x8 register transposes over each 32x32 tile, scalar edges."""
+        src = next(i for nid, i in opmap.items() if nid != k.dest.src.id)
+        dst = opmap[k.dest.src.id]
+        S, D = vecs[0][-1], vecs[1][-2]
+        lines.append("      int64_t q_ = r0;")
+        outer_dims = list(shape[:-1])
+        for d in reversed(range(len(outer_dims))):
+            lines.append(f"      const int64_t i{d} = q_ % {outer_dims[d]}; q_ /= {outer_dims[d]};")
+        lines.append("      (void)q_;")
+        for j, (v, off) in enumerate(zip(vecs, offs)):
+            terms = [str(off)] + [f"i{d} * {v[d]}" for d in range(len(outer_dims)) if v[d] != 0]
+            lines.append(f"      const int64_t b{j} = {' + '.join(terms)};")
+        body = [
+            "      const int64_t nr = r1 - r0, fr = nr & ~7, fc = c0 + ((c1 - c0) & ~7);",
+            "      for (int64_t rr = 0; rr < fr; rr += 8)",
+            "        for (int64_t cc = c0; cc < fc; cc += 8)",
+            f"          tt_transpose8x8_b32(p{src} + b0 + rr + cc * {S}, {S}, p{dst} + b1 + rr * {D} + cc, {D});",
+            "      for (int64_t rr = 0; rr < nr; ++rr)",
+            "        for (int64_t cc = (rr < fr ? fc : c0); cc < c1; ++cc)",
+            f"          p{dst}[b1 + rr * {D} + cc] = p{src}[b0 + rr + cc * {S}];",
+        ]
+        code = lines + body + ["  }", "}"]
+        return KernelCode(name, "movement", "\n".join(code), items if size else 0,
+                          self._operand_list(opmap, nodes, k.dest.src), -(-size // 1024), 0, self._ops(k.root))
 
     def _operand_list(self, opmap: dict[int, int], nodes: dict[int, Node], dest: Node) -> list[tuple[Node, int]]:
         return [(nodes[nid], 2 if nid == dest.id else 1) for nid in opmap]
@@ -474,7 +518,8 @@ class Generator:
             lines += ["  for (int64_t it = begin; it < end; ++it) {",
                       f"    const int64_t ro = it / {per}, c0 = (it % {per}) * {ch}, c1 = K_MIN(c0 + {ch}, (int64_t){kin});",
                       f"    {VTYPE[dts[0]]} acc[{ch}];",
-                      f"    for (int64_t j = 0; j < c1 - c0; ++j) acc[j] = {simple[1](dts[0])};",
+                      f"    int nanv[{ch}];",
+                      f"    for (int64_t j = 0; j < c1 - c0; ++j) {{ acc[j] = {simple[1](dts[0])}; nanv[j] = 0; }}",
                       "    int64_t q_ = ro; (void)q_;"]
             for d in reversed(range(len(kouter))):
                 lines.append(f"    const int64_t k{d} = q_ % {kouter[d]}; q_ /= {kouter[d]};")
@@ -493,12 +538,13 @@ class Generator:
             lines.append(f"{ind}#pragma GCC ivdep")
             lines.append(f"{ind}for (int64_t j = c0; j < c1; ++j) {{")
             lines += bodyl
-            lines.append(f"{ind}  acc[j - c0] = {simple[0](dts[0], f'acc[j - c0]', v)};")
+            lines += _lane_update(simple, dts[0], "acc[j - c0]", "nanv[j - c0]", v, ind + "  ")
             lines.append(f"{ind}}}")
             lines += ["    " + "  " * d + "}" for d in reversed(range(len(ashape)))]
             oterms = [str(dest.offset)] + [f"k{d} * {kvecs[-1][d]}" for d in range(len(kouter)) if kvecs[-1][d]]
             lines.append("    for (int64_t j = c0; j < c1; ++j) {")
-            val, vdt = self._finish(k, simple[0](dts[0], init_vals[0], "acc[j - c0]"), "      ", lines)
+            val, vdt = self._finish(k, _with_nan(simple[0](dts[0], init_vals[0], "acc[j - c0]"), "nanv[j - c0]", dts[0]),
+                                    "      ", lines)
             lines.append(f"      p{opmap[dest.src.id]}[{' + '.join(oterms)} + j * {kvecs[-1][-1]}] = {store_expr(vdt, val)};")
             lines.append("    }")
             lines += ["  }", "}"]
@@ -516,7 +562,8 @@ class Generator:
             ind = "      "
             if simple is not None and ashape:
                 lines.append(f"{ind}{VTYPE[dts[0]]} lane[{LANES}];")
-                lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) lane[l] = {simple[1](dts[0])};")
+                lines.append(f"{ind}int nanv[{LANES}];")
+                lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) {{ lane[l] = {simple[1](dts[0])}; nanv[l] = 0; }}")
                 lines += self._reduce_loops(ashape[:-1], ind)
                 ind2 = ind + "  " * (len(ashape) - 1)
                 index_of, leaf_of = {}, {}
@@ -530,22 +577,22 @@ class Generator:
                 bodyl: list[str] = []
                 em = Emitter(self.mat, index_of, leaf_of, bodyl, ind2 + "    ")
                 v = em.value(operands[0])
-                comb = simple[0](dts[0], "lane[l]", v)
                 lines.append(f"{ind2}int64_t j = 0;")
                 lines.append(f"{ind2}for (; j + {LANES} <= {last}; j += {LANES}) {{")
-                lines.append(f"{ind2}  for (int l = 0; l < {LANES}; ++l) {{")
+                lines.append(f"{ind2}  _Pragma(\"omp simd\") for (int l = 0; l < {LANES}; ++l) {{")
                 lines += bodyl
-                lines.append(f"{ind2}    lane[l] = {comb};")
+                lines += _lane_update(simple, dts[0], "lane[l]", "nanv[l]", v, ind2 + "    ")
                 lines.append(f"{ind2}  }}")
                 lines.append(f"{ind2}}}")
                 lines.append(f"{ind2}for (int l = 0; j < {last}; ++j) {{")
                 lines += bodyl
-                lines.append(f"{ind2}    lane[0] = {simple[0](dts[0], 'lane[0]', v)};")
+                lines += _lane_update(simple, dts[0], "lane[0]", "nanv[0]", v, ind2 + "    ")
                 lines.append(f"{ind2}}}")
                 lines += [ind + "  " * d + "}" for d in reversed(range(len(ashape) - 1))]
                 lines.append(f"{ind}{VTYPE[dts[0]]} acc = {init_vals[0]};")
-                lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) acc = {simple[0](dts[0], 'acc', 'lane[l]')};")
-                result = "acc"
+                lines.append(f"{ind}int nan_ = 0;")
+                lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) {{ acc = {simple[0](dts[0], 'acc', 'lane[l]')}; nan_ |= nanv[l]; }}")
+                result = _with_nan("acc", "nan_", dts[0]) if simple[2] is not None else "acc"
                 vec_ops = em.ops
             else:
                 # general (variadic) reduction: straight-line body, sequential over the elements
@@ -678,6 +725,21 @@ def _index(base: str, stride: int, var: str = "j") -> str:
     return f"{base} + {var} * {stride}"
 
 
+def _lane_update(simple: tuple, dt: str, acc: str, nan: str, v: str, ind: str) -> list[str]:
+    """One accumulation step. Float max/min use a plain compare in the hot loop and track NaN
+    on the side (the exact NaN/-0 rules are applied once, when the lanes are combined)."""
+    if simple[2] is None:
+        return [f"{ind}{acc} = {simple[0](dt, acc, v)};"]
+    return [f"{ind}{acc} = {simple[2](acc, v)};", f"{ind}{nan} |= ({v} != {v});"]
+
+
+def _with_nan(expr: str, flag: str, dt: str) -> str:
+    if dt not in FLOATS:
+        return expr
+    nan = "((double)NAN)" if dt == "f64" else "NAN"
+    return f"({flag} ? {nan} : {expr})"
+
+
 def _simple_combiner(body) -> tuple | None:
     """(combine(dt, acc, x) -> C, identity(dt) -> C) when the body is one associative op of its
     two params, else None."""
@@ -707,4 +769,8 @@ def _simple_combiner(body) -> tuple | None:
             return "1" if big else "0"
         info = np.iinfo(np.dtype(CTYPE[dt].replace("_t", "")))
         return literal(np.array(info.max if big else info.min), dt)
-    return combine, identity
+    hot = None
+    if op in ("max", "min") and o.dtype in FLOATS:
+        hot = (lambda acc, x: f"({acc} < {x} ? {x} : {acc})") if op == "max" else \
+              (lambda acc, x: f"({x} < {acc} ? {x} : {acc})")
+    return combine, identity, hot
