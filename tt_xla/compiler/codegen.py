@@ -227,12 +227,14 @@ class Emitter:
     expressions the caller provides (one per Access); nodes are emitted once each."""
 
     def __init__(self, mat: set[int], index_of: dict[int, str], leaf_of: dict[int, Leaf],
-                 lines: list[str], indent: str):
+                 lines: list[str], indent: str, prefix: str = "v"):
+        self.prefix = prefix
         self.mat, self.index_of, self.leaf_of = mat, index_of, leaf_of
         self.lines, self.indent = lines, indent
         self.names: dict[int, str] = {}
         self.raw: dict[int, str] = {}
         self.ops = 0
+        self.count = 0  # C names are numbered per kernel so equal programs give equal source
 
     def value(self, n: Node, root: bool = False) -> str:
         if n.id in self.names:
@@ -250,11 +252,13 @@ class Emitter:
             if n.dtype in ("bf16", "f16") and n.op not in EXACT and n.op != "cmp" and \
                     (n.op != "convert" or src.dtype == "f32"):
                 # round after every op (StableHLO semantics), keeping the f32 value for converts
-                raw = f"r{n.id}"
+                raw = f"{self.prefix}r{self.count}"
+                self.count += 1
                 self.lines.append(f"{self.indent}const float {raw} = {args[0] if n.op == 'convert' else expr};")
                 self.raw[n.id] = raw
                 expr = rounding(n.dtype, raw)
-        name = f"v{n.id}"
+        name = f"{self.prefix}{self.count}"
+        self.count += 1
         self.lines.append(f"{self.indent}const {VTYPE[n.dtype]} {name} = {expr};")
         self.names[n.id] = name
         return name
@@ -503,7 +507,7 @@ class Generator:
         init_lines: list[str] = []
         ie = Emitter(self.mat, {n.id: "0" for n, _ in init_leaves},
                      {n.id: Leaf(a, n.dtype, opmap.get(a.src.id, -1)) for n, a in init_leaves},
-                     init_lines, "  ")
+                     init_lines, "  ", prefix="init")
         init_vals = [ie.value(i) for i in inits]
         lines += init_lines
         dts = [o.dtype for o in operands]
@@ -633,7 +637,7 @@ class Generator:
         alias = {x.id for x in direct if _same_order(x) is r} | {r.id}
         leaves = collect_leaves(k.epilogue, True, self.mat, frozenset(alias))
         em = Emitter(self.mat, {n.id: "0" for n, _ in leaves},
-                     {n.id: Leaf(a, n.dtype, -1) for n, a in leaves}, lines, ind)
+                     {n.id: Leaf(a, n.dtype, -1) for n, a in leaves}, lines, ind, prefix="epi")
         em.names.update({a: "res_" for a in alias})
         return em.value(k.epilogue), k.epilogue.dtype
 
@@ -646,7 +650,7 @@ class Generator:
         params = body.params
         names = {p.id: v for p, v in zip(params, accs + xs)}
         lines: list[str] = [f"{ind}{{"]
-        em = Emitter(set(), {}, {}, lines, ind + "  ")
+        em = Emitter(set(), {}, {}, lines, ind + "  ", prefix="bod")
         em.names.update(names)
         res = [em.value(o) for o in body.outputs]
         for a, v in zip(accs, res):

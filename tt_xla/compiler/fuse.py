@@ -264,7 +264,8 @@ def _epilogues(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],
                         for x in leaves)
         inside = {t.id for t in tree} | {x.id for x in leaves}
         chain = {v.id for x in leaves for v in _view_chain(x) if _same_order(x) is r}
-        if r.id not in outputs and others_ok and \
+        private = all(u.id in inside for t in tree if t is not n for u in use.get(t.id, []))
+        if r.id not in outputs and others_ok and private and \
                 all(u.id in inside or u.id in chain for v in [r.id, *chain] for u in use.get(v, [])):
             out[n.id] = r
             mat.discard(r.id)
