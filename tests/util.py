@@ -18,10 +18,9 @@ F16, F32 = np.dtype(np.float16), np.dtype(np.float32)
 SHAPES = [(), (1,), (0,), (3, 5), (1, 1), (2, 0, 3), (33, 65), (1, 1027), (4096,)]
 SMALL_SHAPES = [(), (1,), (0,), (3, 5), (33, 65), (1, 1027)]
 
-# Edge values mixed into float inputs. "denormal" and "huge" are separable and denormals are
-# off by default: XLA:CPU runs with denormals-are-zero / flush-to-zero (1e-40 * 3e38 == 0 and
-# log(1e-40) == -inf on CPU), which is platform-defined, not StableHLO semantics; tt-xla keeps
-# denormals. Huge arguments of sin/cos/tan depend on the quality of range reduction.
+# Edge values mixed into float inputs. The device flushes denormals (DAZ/FTZ, like Tenstorrent's
+# FPUs and like XLA:CPU: 1e-40 * 3e38 == 0 and log(1e-40) == -inf on both). Huge arguments of
+# sin/cos/tan depend on the quality of range reduction.
 EDGE_BASE = [np.nan, np.inf, -np.inf, -0.0, 0.0, 1.0, -1.0, 0.5, -2.5]
 EDGE_DENORMAL = [1e-40, -1e-40]
 EDGE_HUGE = [3e38, -3e38, 1e20, -1e20]
@@ -44,7 +43,7 @@ def _tol(dtype, transcendental: bool):
     return 0, 0  # ints, bools: exact
 
 
-def inputs(shape, dtype=np.float32, *, seed=0, edges=True, denormals=False, huge=True,
+def inputs(shape, dtype=np.float32, *, seed=0, edges=True, denormals=True, huge=True,
            low=None, high=None, positive=False):
     """Random input of `shape`/`dtype`: normals (floats) or uniform ints, with edge values mixed
     in at a few positions (floats: NaN, +-inf, -0.0, denormals, huge; ints: 0, -1, min, max)."""

@@ -88,4 +88,31 @@ int tt__pool_init(tt_pool *p, uint32_t nthreads);
 void tt__pool_destroy(tt_pool *p);
 void tt__pool_run(tt_pool *p, uint32_t njobs, void (*run)(void *, uint32_t), void *ctx);
 
+/* Like Tenstorrent's FPUs (and XLA:CPU), the device flushes denormals: inputs are read as zero
+ * and results flushed to zero (x86 MXCSR DAZ|FTZ, AArch64 FPCR.FZ) on every thread that runs
+ * kernels, for the duration of a launch on the calling thread. */
+static inline uint64_t tt__fp_enter(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned old = __builtin_ia32_stmxcsr();
+  __builtin_ia32_ldmxcsr(old | 0x8040u);
+  return old;
+#elif defined(__aarch64__)
+  uint64_t old;
+  __asm__ volatile("mrs %0, fpcr" : "=r"(old));
+  __asm__ volatile("msr fpcr, %0" ::"r"(old | (1ull << 24)));
+  return old;
+#else
+  return 0;
+#endif
+}
+static inline void tt__fp_leave(uint64_t old) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_ldmxcsr((unsigned)old);
+#elif defined(__aarch64__)
+  __asm__ volatile("msr fpcr, %0" ::"r"(old));
+#else
+  (void)old;
+#endif
+}
+
 #endif

@@ -33,6 +33,7 @@ static void tt__pool_work(tt_pool *p, uint32_t gen) {
 
 static void *tt__pool_main(void *arg) {
   tt_pool *p = arg;
+  (void)tt__fp_enter(); /* this thread only ever runs kernels */
   uint32_t seen = (uint32_t)(atomic_load(&p->word) >> 32);
   for (;;) {
     uint32_t gen = seen;

@@ -168,6 +168,7 @@ tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *bu
     return st;
   }
   const uint64_t t0 = tt__now_ns();
+  const uint64_t fp = tt__fp_enter();
   const tt_device_config *cfg = &dev->cfg;
   tt_counters *k = &dev->counters;
   for (uint32_t l = 0; l < d->nlaunches && st == TT_OK; l++) {
@@ -212,6 +213,7 @@ tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *bu
     k->modeled_cycles += cfg->launch_cycles + (uint64_t)(cyc + 0.5);
   }
   k->programs_launched++;
+  tt__fp_leave(fp);
   k->busy_ns += tt__now_ns() - t0;
   if (bases != stack_bases) free(bases);
   return st;
