@@ -22,7 +22,7 @@ from .program import KernelInfo
 PRELUDE = (Path(__file__).parent / "prelude.c").read_text()
 CHUNK = 4096          # elements per work item of a loop kernel (4 tiles)
 TILE = 32             # the device's tile edge
-LANES = 16            # accumulators per reduction (one 512-bit vector of f32)
+LANES = 64            # accumulators per reduction: 4 independent 512-bit vectors of f32
 MM_BLOCK_M, MM_BLOCK_N = 96, 512
 
 CTYPE = {"f32": "float", "f64": "double", "bf16": "uint16_t", "f16": "_Float16", "i1": "uint8_t",
@@ -775,6 +775,6 @@ def _simple_combiner(body) -> tuple | None:
         return literal(np.array(info.max if big else info.min), dt)
     hot = None
     if op in ("max", "min") and o.dtype in FLOATS:
-        hot = (lambda acc, x: f"({acc} < {x} ? {x} : {acc})") if op == "max" else \
-              (lambda acc, x: f"({x} < {acc} ? {x} : {acc})")
+        fn = f"k_{op}z{'d' if o.dtype == 'f64' else 'f'}"
+        hot = lambda acc, x: f"{fn}({acc}, {x})"
     return combine, identity, hot

@@ -41,6 +41,11 @@ static inline double k_mind(double a, double b) {
   double r = a < b ? a : (a == b ? z.f : b);
   return (a != a || b != b) ? a + b : r;
 }
+/* hot-loop forms for reductions: the -0 < +0 rule but no NaN test (NaN is tracked on the side) */
+static inline float k_maxzf(float a, float b) { k_b32 x, y, z; x.f = a; y.f = b; z.u = x.u & y.u; return a < b ? b : (a == b ? z.f : a); }
+static inline float k_minzf(float a, float b) { k_b32 x, y, z; x.f = a; y.f = b; z.u = x.u | y.u; return b < a ? b : (a == b ? z.f : a); }
+static inline double k_maxzd(double a, double b) { k_b64 x, y, z; x.f = a; y.f = b; z.u = x.u & y.u; return a < b ? b : (a == b ? z.f : a); }
+static inline double k_minzd(double a, double b) { k_b64 x, y, z; x.f = a; y.f = b; z.u = x.u | y.u; return b < a ? b : (a == b ? z.f : a); }
 static inline float k_signf(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x); }
 static inline double k_signd(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x); }
 

@@ -1,0 +1,66 @@
+"""Compiler behaviour a user relies on beyond single ops: fused normalizations and their
+gradients, stored transposes, deterministic code (so the kernel cache hits), epilogues."""
+import jax
+from jax import lax
+
+import tt_xla
+from util import check, inputs, jnp, np
+
+
+def _text(f, *args):
+    return jax.export.export(jax.jit(f))(*args).mlir_module()
+
+
+def test_rmsnorm_and_its_gradient():
+    x = inputs((32, 64), edges=False)
+    rms = lambda x: lax.rsqrt(jnp.mean(x * x, -1, keepdims=True) + 1e-5) * x
+    check(rms, x, rtol=1e-5, atol=1e-5, transcendental=True)
+    check(jax.grad(lambda x: jnp.sum(rms(x))), x, rtol=1e-4, atol=1e-5)
+
+
+def test_layernorm_gradient():
+    x = inputs((16, 48), edges=False)
+    ln = lambda x: (x - x.mean(-1, keepdims=True)) / jnp.sqrt(x.var(-1, keepdims=True) + 1e-5)
+    check(jax.grad(lambda x: jnp.sum(ln(x) ** 2)), x, rtol=1e-4, atol=1e-4)
+
+
+def test_stored_transposes():
+    for shape, perm in [((2048, 64), (1, 0)), ((33, 65), (1, 0)), ((3, 40, 70), (0, 2, 1)),
+                        ((5, 7, 9), (2, 0, 1)), ((64, 64), (1, 0))]:
+        check(lambda x: jnp.transpose(x, perm), inputs(shape))
+        check(lambda x: jnp.transpose(x, perm), inputs(shape, np.int32))
+    check(lambda x: x.T, inputs((40, 33), jnp.bfloat16))  # 2-byte elements: tiled loop path
+
+
+def test_same_text_gives_same_c_source():
+    """C names do not depend on process-wide counters: the disk cache serves a recompile."""
+    text = _text(lambda x: jax.nn.softmax(jax.nn.elu(x), -1), np.ones((8, 16), np.float32))
+    a = tt_xla.compiler.compile_text(text).source
+    b = tt_xla.compiler.compile_text(text).source
+    assert a == b
+
+
+def test_reduction_epilogues_fuse():
+    x = np.ones((64, 128), np.float32)
+    kernels = tt_xla.compile(_text(lambda x: jnp.mean(x, -1), x)).kernels()
+    assert len(kernels) == 1 and kernels[0].kind == "reduce"
+    ln = lambda x: (x - x.mean(-1, keepdims=True)) / jnp.sqrt(x.var(-1, keepdims=True) + 1e-5)
+    assert len(tt_xla.compile(_text(ln, x)).kernels()) <= 3
+
+
+def test_elu_needs_no_overflow_guard():
+    """Range analysis: ELU's expm1 argument is <= 0, so its kernel has fewer ops than the
+    composite's exp, which guards both ends."""
+    x = np.ones((1024,), np.float32)
+    elu = tt_xla.compile(_text(jax.nn.elu, x)).kernels()
+    comp = tt_xla.compile(_text(lambda x: jax.nn.relu(x) - jax.nn.relu(1 - jnp.exp(x)), x)).kernels()
+    assert len(elu) == len(comp) == 1
+    assert elu[0].vector_ops <= comp[0].vector_ops
+
+
+def test_max_reduction_nan_and_signed_zero_rules():
+    x = inputs((7, 100))
+    check(lambda x: (jnp.max(x, -1), jnp.min(x, 0), jnp.max(x)), x)
+    z = np.array([[-0.0, 0.0, -0.0], [0.0, -0.0, -0.0]], np.float32)
+    got = np.asarray(tt_xla.jit(lambda z: jnp.max(z, -1))(z))
+    assert not np.signbit(got).any()  # max(-0, +0) = +0 after the lanes are combined
