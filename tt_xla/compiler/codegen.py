@@ -625,7 +625,7 @@ class Generator:
             lines += ["    }", "  }", "}"]
         tiles = -(-int(np.prod(in_shape, dtype=np.int64)) // 1024)
         return KernelCode(name, "reduce", "\n".join(lines), items, self._operand_list(opmap, nodes, dest.src),
-                          (vec_ops + 1) * tiles, 0, self._ops(r))
+                          (vec_ops + 1) * tiles, 0, self._ops(k.epilogue if k.epilogue is not None else r))
 
     def _finish(self, k: Kernel, result: str, ind: str, lines: list[str]) -> tuple[str, str]:
         """The value to store: the reduction result, or the epilogue applied to it."""
@@ -672,11 +672,20 @@ class Generator:
         K = int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
         N = int(np.prod([rhs.shape[d] for d in rf], dtype=np.int64))
         dest = k.dest
+        epi_leaves: list[tuple[Node, Access]] = []
+        if k.epilogue is not None:
+            _, direct = inline_tree(k.epilogue, self.mat)
+            alias = frozenset({x.id for x in direct if _same_order(x) is r} | {r.id})
+            epi_leaves = collect_leaves(k.epilogue, True, self.mat, alias)
         opmap: dict[int, int] = {}
         for a in (la, ra):
             opmap.setdefault(a.src.id, len(opmap))
+        for _, a in epi_leaves:
+            if a.src.op != "iota" and not (a.src.op == "const" and a.src.shape == ()):
+                opmap.setdefault(a.src.id, len(opmap))
         opmap.setdefault(dest.src.id, len(opmap))
         nodes = {la.src.id: la.src, ra.src.id: ra.src, dest.src.id: dest.src}
+        nodes.update({a.src.id: a.src for _, a in epi_leaves})
         pa, pb, pc = (f"p{opmap[x]}" for x in (la.src.id, ra.src.id, dest.src.id))
         bm, bn = MM_BLOCK_M, MM_BLOCK_N
         mb, nbk = -(-M // bm), -(-N // bn)
@@ -691,7 +700,32 @@ class Generator:
                   f"    const int64_t bo = {ra.offset} + b * {rs[0]} + n0 * {rs[1]};",
                   f"    const int64_t co = {dest.offset} + b * {M * N} + m0 * {N} + n0;"]
         ad, bd, od = lhs.dtype, rhs.dtype, r.dtype
-        if ad == bd == "f32" and od == "f32":
+        if k.epilogue is not None:
+            # the product block lands in SRAM (f32); the epilogue reads it while it is hot and
+            # writes the result, so the product itself never goes to DRAM
+            mm = "tt_matmul_f32" if ad == "f32" else "tt_matmul_bf16"
+            lines += ["    float *c_ = (float *)((char *)core->sram + TT_MM_SRAM_BYTES);",
+                      f"    {mm}(core, m, n, {K}, {pa} + ao, {ls[1]}, {ls[2]}, {pb} + bo, {rs[2]}, {rs[1]}, c_, n);",
+                      "    for (int64_t i = 0; i < m; ++i) {"]
+            groups = [list(range(len(lb))), list(range(len(lb), len(lb) + len(lf))),
+                      list(range(len(lb) + len(lf), len(r.shape)))]
+            index_of, leaf_of = {}, {}
+            for j, (n_, a) in enumerate(epi_leaves):
+                g = group_strides(r.shape, a, groups) or [0, 0, 0]
+                lines.append(f"      const int64_t e{j} = {a.offset} + b * {g[0]} + (m0 + i) * {g[1]} + n0 * {g[2]};")
+                index_of[n_.id] = _index(f"e{j}", g[2])
+                leaf_of[n_.id] = Leaf(a, n_.dtype, opmap.get(a.src.id, -1))
+            body: list[str] = []
+            em = Emitter(self.mat, index_of, leaf_of, body, "        ", prefix="epi")
+            res = "k_round_bf16(c_[i * n + j])" if od == "bf16" else "c_[i * n + j]"
+            alias_ids = {x.id for x in inline_tree(k.epilogue, self.mat)[1] if _same_order(x) is r} | {r.id}
+            body.append(f"        const float res_ = {res};")
+            em.names.update({a_: "res_" for a_ in alias_ids})
+            val = em.value(k.epilogue)
+            lines += ["      #pragma GCC ivdep", "      for (int64_t j = 0; j < n; ++j) {"]
+            lines += body
+            lines += [f"        {pc}[co + i * {N} + j] = {store_expr(k.epilogue.dtype, val)};", "      }", "    }"]
+        elif ad == bd == "f32" and od == "f32":
             lines.append(f"    tt_matmul_f32(core, m, n, {K}, {pa} + ao, {ls[1]}, {ls[2]}, {pb} + bo, {rs[2]}, {rs[1]}, {pc} + co, {N});")
         elif ad == bd == "bf16" and od in ("f32", "bf16"):
             if od == "f32":
@@ -718,7 +752,8 @@ class Generator:
         lines += ["  }", "}"]
         tiles = B * -(-M // 32) * -(-N // 32) * -(-K // 32)
         ops = [(nodes[x], 2 if x == dest.src.id else 1) for x in opmap]
-        return KernelCode(name, "matmul", "\n".join(lines), items, ops, 0, tiles, ["dot"])
+        fused = self._ops(k.epilogue) if k.epilogue is not None else ["dot"]
+        return KernelCode(name, "matmul", "\n".join(lines), items, ops, 0, tiles, fused)
 
 
 def _index(base: str, stride: int, var: str = "j") -> str:

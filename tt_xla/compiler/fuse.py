@@ -177,7 +177,7 @@ def plan(graph: Graph) -> Plan:
     for n in nodes:
         if n.id in epilogue:
             r = epilogue[n.id]
-            kernels.append(Kernel("reduce", r, n.shape, base_access(n), n))
+            kernels.append(Kernel(r.op, r, n.shape, base_access(n), n))
             continue
         if n.id not in mat or is_data(n):
             continue
@@ -246,30 +246,50 @@ def inline_tree(n: Node, mat: set[int]) -> tuple[list[Node], list[Node]]:
 
 def _epilogues(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],
                outputs: set[int]) -> dict[int, Node]:
-    """Elementwise work on a reduction's result runs in the reduction kernel, at the store:
-    max(-inf, reduce_max(x)) in softmax, sum / n in a mean, rsqrt(var + eps) in a layernorm.
-    Returns {stored elementwise node: the reduce it finishes}; that reduce is no longer stored."""
+    """Elementwise work on a reduction's or a matmul's result runs in that kernel, at the store:
+    max(-inf, reduce_max(x)) in softmax, sum / n in a mean, rsqrt(var + eps) in a layernorm,
+    gelu(x @ w + b) in an MLP layer. Returns {stored elementwise node: the reduce or dot it
+    finishes}; that node is no longer stored. Reduction epilogues read only constants besides
+    the result; matmul epilogues may read any tensor laid out like the product (bias, residual)."""
     out: dict[int, Node] = {}
     for n in nodes:
         if n.id not in mat or n.op not in ELEMENTWISE:
             continue
         tree, leaves = inline_tree(n, mat)
-        reds = {_same_order(x).id: _same_order(x) for x in leaves
-                if _same_order(x).op == "reduce" and _same_order(x).size == n.size}
-        if len(reds) != 1:
+        heads = {_same_order(x).id: _same_order(x) for x in leaves
+                 if _same_order(x).op in ("reduce", "dot") and _same_order(x).size == n.size}
+        if len(heads) != 1:
             continue
-        (r,) = reds.values()
-        others_ok = all(_same_order(x) is r or (x.op == "const" and x.shape == ()) or
-                        (x.op == "broadcast" and x.inputs[0].op == "const" and x.inputs[0].shape == ())
-                        for x in leaves)
+        (r,) = heads.values()
+        if r.op == "dot":
+            a, b = (i.dtype for i in r.inputs)
+            if not (a == b == "f32" and r.dtype == "f32" or a == b == "bf16" and r.dtype in ("f32", "bf16")):
+                continue  # epilogues ride on the matrix engine's f32 block only
+            groups = _dot_out_groups(r)
+            others_ok = r.shape == n.shape and all(
+                _same_order(x) is r and x.shape == n.shape or
+                (access_of(x, mat) is not None and x.shape == n.shape and
+                 group_strides(n.shape, access_of(x, mat), groups) is not None)
+                for x in leaves)
+        else:
+            others_ok = all(_same_order(x) is r or (x.op == "const" and x.shape == ()) or
+                            (x.op == "broadcast" and x.inputs[0].op == "const" and x.inputs[0].shape == ())
+                            for x in leaves)
         inside = {t.id for t in tree} | {x.id for x in leaves}
         chain = {v.id for x in leaves for v in _view_chain(x) if _same_order(x) is r}
         private = all(u.id in inside for t in tree if t is not n for u in use.get(t.id, []))
-        if r.id not in outputs and others_ok and private and \
+        if r.id not in outputs and others_ok and private and r.id not in out.values() and \
                 all(u.id in inside or u.id in chain for v in [r.id, *chain] for u in use.get(v, [])):
             out[n.id] = r
             mat.discard(r.id)
     return out
+
+
+def _dot_out_groups(d: Node) -> list[list[int]]:
+    """The dims of a dot's result grouped as [batch, lhs free, rhs free]."""
+    (lb, lf, _), (_, rf, _) = dot_groups(d)
+    nb, nl = len(lb), len(lf)
+    return [list(range(nb)), list(range(nb, nb + nl)), list(range(nb + nl, nb + nl + len(rf)))]
 
 
 def _view_chain(x: Node) -> list[Node]:

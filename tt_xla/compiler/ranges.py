@@ -65,6 +65,8 @@ def value_range(n: Node, memo: dict[int, tuple[float, float]] | None = None) -> 
                 if f is x:
                     rf = _restrict(rf, _FLIP[dd], k)
         r = (min(rt[0], rf[0]), max(rt[1], rf[1]))
+    elif n.op == "sub" and _bounds_above(n.inputs[1], n.inputs[0]):
+        r = (-math.inf, 0.0)  # x - max(x) <= 0, as in softmax
     elif n.op in ("add", "sub", "mul"):
         (alo, ahi), (blo, bhi) = (value_range(i, memo) for i in n.inputs)
         with_inf = [alo, ahi, blo, bhi]
@@ -86,3 +88,13 @@ def value_range(n: Node, memo: dict[int, tuple[float, float]] | None = None) -> 
 
 def _mirror(d: str) -> str:
     return {"GT": "LT", "GE": "LE", "LT": "GT", "LE": "GE"}.get(d, d)
+
+
+def _bounds_above(m: Node, x: Node) -> bool:
+    """m is (a view of) max(..., reduce_max over x): every element of x is <= its m."""
+    while m.op in ("broadcast", "reshape") or (m.op == "max" and _scalar(m.inputs[1]) is not None):
+        m = m.inputs[0]
+    if m.op != "reduce" or m.attrs["n"] != 1 or m.inputs[0] is not x:
+        return False
+    out = m.attrs["body"].outputs
+    return len(out) == 1 and out[0].op == "max"
