@@ -252,25 +252,25 @@ static inline void tt_matmul_bf16(const tt_core *c, int64_t M, int64_t N, int64_
  * unpacker; here: 24 shuffles of eight 8-lane vectors, which GCC lowers for the -march). */
 typedef uint32_t tt__v8u __attribute__((vector_size(32)));
 typedef int32_t tt__v8i __attribute__((vector_size(32)));
-static inline void tt_transpose8x8_b32(const void *src, int64_t src_stride, void *dst, int64_t dst_stride) {
+static inline __attribute__((always_inline)) void tt_transpose8x8_b32(const void *src, int64_t src_stride, void *dst, int64_t dst_stride) {
   const uint32_t *s = (const uint32_t *)src;
   uint32_t *d = (uint32_t *)dst;
   tt__v8u r[8], t[8], u[8];
-  for (int i = 0; i < 8; ++i) memcpy(&r[i], s + i * src_stride, 32);
+  _Pragma("GCC unroll 8") for (int i = 0; i < 8; ++i) memcpy(&r[i], s + i * src_stride, 32);
   const tt__v8i lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
   const tt__v8i lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
   const tt__v8i lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
-  for (int i = 0; i < 8; i += 2) {
+  _Pragma("GCC unroll 4") for (int i = 0; i < 8; i += 2) {
     t[i] = __builtin_shuffle(r[i], r[i + 1], lo);
     t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi);
   }
-  for (int i = 0; i < 8; i += 4) {
+  _Pragma("GCC unroll 2") for (int i = 0; i < 8; i += 4) {
     u[i] = __builtin_shuffle(t[i], t[i + 2], lo2);
     u[i + 1] = __builtin_shuffle(t[i], t[i + 2], hi2);
     u[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], lo2);
     u[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], hi2);
   }
-  for (int i = 0; i < 4; ++i) {
+  _Pragma("GCC unroll 4") for (int i = 0; i < 4; ++i) {
     tt__v8u a = __builtin_shuffle(u[i], u[i + 4], lo4), b = __builtin_shuffle(u[i], u[i + 4], hi4);
     memcpy(d + i * dst_stride, &a, 32);
     memcpy(d + (i + 4) * dst_stride, &b, 32);

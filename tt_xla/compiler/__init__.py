@@ -10,6 +10,10 @@ import numpy as np
 
 from ..hlo_parser import ir, parse_module
 from .codegen import PRELUDE, Generator, KernelCode
+
+SPLIT = "/* tt:part */\n"  # the device toolchain may compile the pieces between these apart
+KERNEL_ATTR = '__attribute__((visibility("hidden"))) '
+
 from .decompose import decompose
 from .fuse import is_data, plan
 from .graph import Graph, np_dtype
@@ -65,18 +69,24 @@ def compile_module(module: ir.Module) -> CompiledProgram:
             codes.append(code)
     binding_bytes = [n.nbytes for n in params] + [n.nbytes for n in outputs] + \
                     [n.nbytes for n in consts] + [arena]
+    # Pieces between SPLIT markers compile on their own (the toolchain may build them in
+    # parallel): kernels have external, hidden linkage and the descriptor declares them.
     src = [PRELUDE, ""]
     launches = []
+    desc = []
     for c in codes:
-        src.append(c.body)
+        src.append(SPLIT + KERNEL_ATTR + c.body.removeprefix("static "))
+        desc.append(f"{KERNEL_ATTR}void {c.name}(const tt_core *, void *const *, int64_t, int64_t);")
         ops = []
         for node, access in c.operands:
             b, off = binding(node.id)
             ops.append(f"{{{b}u, {access}u, {off}ull, {node.nbytes}ull}}")
-        src.append(f"static const tt_operand {c.name}_ops[] = {{{', '.join(ops)}}};")
+        desc.append(f"static const tt_operand {c.name}_ops[] = {{{', '.join(ops)}}};")
         launches.append(f'  {{"{c.name}", {c.name}, {c.work_items}, {len(ops)}u, {c.name}_ops, '
                         f'{c.vector_ops}ull, {c.matrix_tiles}ull}}')
     nb = len(binding_bytes)
+    src.append(SPLIT)
+    src.extend(desc)
     src.append(f"static const uint64_t binding_bytes[{nb}] = {{{', '.join(f'{b}ull' for b in binding_bytes)}}};")
     if launches:
         src.append("static const tt_launch launches[] = {\n" + ",\n".join(launches) + "\n};")
