@@ -52,7 +52,7 @@ def compile_module(module: ir.Module) -> CompiledProgram:
             if r.op == "const" and is_data(r) and r.id not in seen:
                 seen.add(r.id)
                 consts.append(r)
-    where, arena = plan_memory(order, p.materialized, params, outputs, consts)
+    where, arena, live = plan_memory(order, p.materialized, params, outputs, consts)
     nin, nout, nconst = len(params), len(outputs), len(consts)
 
     def binding(node_id: int) -> tuple[int, int]:
@@ -103,4 +103,5 @@ def compile_module(module: ir.Module) -> CompiledProgram:
         arena_bytes=arena,
         kernels=kernels,
         binding_bytes=binding_bytes,
+        live_peak_bytes=live,
     )

@@ -19,7 +19,8 @@ class Storage:
 
 
 def plan_memory(order: list[Kernel], mat: set[int], params: list, outputs: list,
-                consts: list) -> tuple[dict[int, Storage], int]:
+                consts: list) -> tuple[dict[int, Storage], int, int]:
+    """(where each stored node lives, arena bytes, lower bound on arena bytes)."""
     where: dict[int, Storage] = {}
     for i, p in enumerate(params):
         where[p.id] = Storage("in", i, 0)
@@ -54,4 +55,9 @@ def plan_memory(order: list[Kernel], mat: set[int], params: list, outputs: list,
         placed.append((off, off + sz, lo, hi))
         where[nid] = Storage("arena", 0, off)
         arena = max(arena, off + sz)
-    return where, arena
+    return where, arena, live_peak(len(order), first, last, size)
+
+
+def live_peak(order_len: int, first: dict[int, int], last: dict[int, int], size: dict[int, int]) -> int:
+    """The most bytes of arena buffers alive at one time: no placement can use less."""
+    return max((sum(size[n] for n in first if first[n] <= t <= last[n]) for t in range(order_len)), default=0)

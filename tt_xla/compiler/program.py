@@ -40,6 +40,7 @@ class CompiledProgram:
     arena_bytes: int
     kernels: list[KernelInfo]
     binding_bytes: list[int] = field(default_factory=list)
+    live_peak_bytes: int = 0  # most intermediate bytes alive at once: arena_bytes' lower bound
 
     @property
     def nbindings(self) -> int:

@@ -179,6 +179,7 @@ def build_kernel_library(source: str) -> Path:
 
 
 SPLIT = "/* tt:part */\n"  # codegen's marker between independently compilable pieces
+SPLIT_MIN_CHARS = 60_000   # below this one compiler process is quicker than several
 
 
 def _jobs() -> int:
@@ -190,7 +191,7 @@ def _split(source: str, jobs: int) -> list[str]:
     first marker) plus a share of the pieces, balanced by size; the last piece (the program
     descriptor) goes with the smallest share. Small programs stay one unit."""
     pieces = source.split(SPLIT)
-    if jobs < 2 or len(pieces) < 4 or len(source) < 60_000:
+    if jobs < 2 or len(pieces) < 4 or len(source) < SPLIT_MIN_CHARS:
         return [source]
     head, body = pieces[0], pieces[1:]
     shares: list[list[str]] = [[] for _ in range(jobs)]
