@@ -241,11 +241,107 @@ static inline void tt_matmul_f32(const tt_core *c, int64_t M, int64_t N, int64_t
                                  int64_t a_cs, const float *B, int64_t b_rs, int64_t b_cs, float *C, int64_t c_rs) {
   tt__matmul(c, M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, c_rs, 0);
 }
+#if defined(__AVX512BF16__) && defined(__AVX512F__) && TT__VL == 16
+/* bf16 on a host with a bf16 dot-product unit: pairs of k multiply in one instruction
+ * (vdpbf16ps: acc += a[2i]*b[2i] + a[2i+1]*b[2i+1] per f32 lane), twice the f32 rate. Panels
+ * hold k in pairs: A as one 32-bit (a[k], a[k+1]) word per row, B as NR interleaved pairs. */
+#include <immintrin.h>
+
+static inline void tt__mm_pack_a_bf16x2(uint32_t *restrict dst, const uint16_t *src, int64_t a_rs, int64_t a_cs,
+                                        int64_t mc, int64_t kc) {
+  const int64_t kp = (kc + 1) / 2;
+  for (int64_t p = 0; p < mc; p += TT__MR, dst += TT__MR * kp)
+    for (int64_t i = 0; i < TT__MR; i++) {
+      if (p + i >= mc) {
+        for (int64_t k2 = 0; k2 < kp; k2++) dst[k2 * TT__MR + i] = 0;
+        continue;
+      }
+      const uint16_t *s = src + (p + i) * a_rs;
+      const int64_t full = kc / 2;
+      for (int64_t k2 = 0; k2 < full; k2++)
+        dst[k2 * TT__MR + i] = (uint32_t)s[2 * k2 * a_cs] | (uint32_t)s[(2 * k2 + 1) * a_cs] << 16;
+      if (kc & 1) dst[full * TT__MR + i] = s[(kc - 1) * a_cs];
+    }
+}
+
+static inline void tt__mm_pack_b_bf16x2(uint16_t *restrict dst, const uint16_t *src, int64_t b_rs, int64_t b_cs,
+                                        int64_t kc, int64_t nc) {
+  const int64_t kp = (kc + 1) / 2;
+  for (int64_t q = 0; q < nc; q += TT__NR, dst += 2 * TT__NR * kp) {
+    const int64_t nr = nc - q < TT__NR ? nc - q : TT__NR;
+    for (int64_t k2 = 0; k2 < kp; k2++) {
+      uint16_t *d = dst + k2 * 2 * TT__NR;
+      const uint16_t *r0 = src + 2 * k2 * b_rs + q * b_cs, *r1 = r0 + b_rs;
+      const int two = 2 * k2 + 1 < kc;
+      if (b_cs == 1 && nr == TT__NR && two) {  /* the common case: interleave two rows */
+        for (int64_t j = 0; j < TT__NR; j++) { d[2 * j] = r0[j]; d[2 * j + 1] = r1[j]; }
+        continue;
+      }
+      for (int64_t j = 0; j < TT__NR; j++) {
+        d[2 * j] = j < nr ? r0[j * b_cs] : 0;
+        d[2 * j + 1] = j < nr && two ? r1[j * b_cs] : 0;
+      }
+    }
+  }
+}
+
+static inline void tt__mm_micro_bf16x2(int64_t kp, const uint32_t *restrict a, const uint16_t *restrict b,
+                                       float *restrict c, int64_t c_rs, int64_t mr, int64_t nr, int accum) {
+  __m512 c0[TT__MR], c1[TT__MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < TT__MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+  for (int64_t k2 = 0; k2 < kp; k2++) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + k2 * 2 * TT__NR);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + k2 * 2 * TT__NR + 32);
+#pragma GCC unroll 16
+    for (int i = 0; i < TT__MR; i++) {
+      const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[k2 * TT__MR + i]);
+      c0[i] = _mm512_dpbf16_ps(c0[i], ai, b0);
+      c1[i] = _mm512_dpbf16_ps(c1[i], ai, b1);
+    }
+  }
+  float t[TT__MR * TT__NR] __attribute__((aligned(64)));
+  for (int i = 0; i < TT__MR; i++) { _mm512_store_ps(t + i * TT__NR, c0[i]); _mm512_store_ps(t + i * TT__NR + 16, c1[i]); }
+  for (int64_t i = 0; i < mr; i++)
+    for (int64_t j = 0; j < nr; j++) c[i * c_rs + j] = accum ? c[i * c_rs + j] + t[i * TT__NR + j] : t[i * TT__NR + j];
+}
+
+static inline void tt_matmul_bf16(const tt_core *c, int64_t M, int64_t N, int64_t K, const uint16_t *A,
+                                  int64_t a_rs, int64_t a_cs, const uint16_t *B, int64_t b_rs, int64_t b_cs,
+                                  float *C, int64_t c_rs) {
+  if (M <= 0 || N <= 0) return;
+  c->counters[TT_CORE_MATRIX_TILES] += (uint64_t)(((M + 31) / 32) * ((N + 31) / 32) * ((K + 31) / 32));
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; i++) memset(C + i * c_rs, 0, (size_t)N * sizeof(float));
+    return;
+  }
+  uint16_t *bp = (uint16_t *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
+  uint32_t *ap = (uint32_t *)(bp + (int64_t)TT__NC * TT__KC);
+  for (int64_t jc = 0; jc < N; jc += TT__NC) {
+    const int64_t nc = N - jc < TT__NC ? N - jc : TT__NC;
+    for (int64_t pc = 0; pc < K; pc += TT__KC) {
+      const int64_t kc = K - pc < TT__KC ? K - pc : TT__KC, kp = (kc + 1) / 2;
+      tt__mm_pack_b_bf16x2(bp, B + pc * b_rs + jc * b_cs, b_rs, b_cs, kc, nc);
+      c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * 2);
+      for (int64_t ic = 0; ic < M; ic += TT__MC) {
+        const int64_t mc = M - ic < TT__MC ? M - ic : TT__MC;
+        tt__mm_pack_a_bf16x2(ap, A + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc);
+        c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(mc * kc * 2);
+        for (int64_t jr = 0; jr < nc; jr += TT__NR)
+          for (int64_t ir = 0; ir < mc; ir += TT__MR)
+            tt__mm_micro_bf16x2(kp, ap + ir * kp, bp + jr * 2 * kp, C + (ic + ir) * c_rs + jc + jr, c_rs,
+                                mc - ir < TT__MR ? mc - ir : TT__MR, nc - jr < TT__NR ? nc - jr : TT__NR, pc > 0);
+      }
+    }
+  }
+}
+#else
 static inline void tt_matmul_bf16(const tt_core *c, int64_t M, int64_t N, int64_t K, const uint16_t *A,
                                   int64_t a_rs, int64_t a_cs, const uint16_t *B, int64_t b_rs, int64_t b_cs,
                                   float *C, int64_t c_rs) {
   tt__matmul(c, M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, c_rs, 1);
 }
+#endif
 /* ---------------------------------------------------------------- data movement engine
  * tt_transpose8x8_b32: dst[j * dst_stride + i] = src[i * src_stride + j] for 0 <= i, j < 8, on
  * 32-bit elements (any 4-byte type), through registers (the device transposes tiles in its

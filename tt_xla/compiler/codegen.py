@@ -23,7 +23,7 @@ PRELUDE = (Path(__file__).parent / "prelude.c").read_text()
 CHUNK = 4096          # elements per work item of a loop kernel (4 tiles)
 TILE = 32             # the device's tile edge
 LANES = 64            # accumulators per reduction: 4 independent 512-bit vectors of f32
-MM_BLOCK_M, MM_BLOCK_N = 96, 512
+MM_BLOCK_M, MM_BLOCK_N = 256, 512  # C block per work item: B is packed once per block row
 
 CTYPE = {"f32": "float", "f64": "double", "bf16": "uint16_t", "f16": "_Float16", "i1": "uint8_t",
          "i8": "int8_t", "i16": "int16_t", "i32": "int32_t", "i64": "int64_t", "ui8": "uint8_t",
@@ -751,9 +751,10 @@ class Generator:
                       "      }"]
         lines += ["  }", "}"]
         tiles = B * -(-M // 32) * -(-N // 32) * -(-K // 32)
+        vec = em.ops * -(-B * M * N // 1024) if k.epilogue is not None else 0
         ops = [(nodes[x], 2 if x == dest.src.id else 1) for x in opmap]
         fused = self._ops(k.epilogue) if k.epilogue is not None else ["dot"]
-        return KernelCode(name, "matmul", "\n".join(lines), items, ops, 0, tiles, fused)
+        return KernelCode(name, "matmul", "\n".join(lines), items, ops, vec, tiles, fused)
 
 
 def _index(base: str, stride: int, var: str = "j") -> str:
