@@ -21,31 +21,29 @@ static inline float k_round_bf16(float f) {
 }
 static inline float k_round_f16(float f) { return (float)(_Float16)f; }
 
-static inline float k_maxf(float a, float b) {
-  k_b32 x, y, z; x.f = a; y.f = b; z.u = x.u & y.u;
-  float r = a > b ? a : (a == b ? z.f : b);
-  return (a != a || b != b) ? a + b : r;
-}
-static inline float k_minf(float a, float b) {
-  k_b32 x, y, z; x.f = a; y.f = b; z.u = x.u | y.u;
-  float r = a < b ? a : (a == b ? z.f : b);
-  return (a != a || b != b) ? a + b : r;
-}
-static inline double k_maxd(double a, double b) {
-  k_b64 x, y, z; x.f = a; y.f = b; z.u = x.u & y.u;
-  double r = a > b ? a : (a == b ? z.f : b);
-  return (a != a || b != b) ? a + b : r;
-}
-static inline double k_mind(double a, double b) {
-  k_b64 x, y, z; x.f = a; y.f = b; z.u = x.u | y.u;
-  double r = a < b ? a : (a == b ? z.f : b);
-  return (a != a || b != b) ? a + b : r;
-}
-/* hot-loop forms for reductions: the -0 < +0 rule but no NaN test (NaN is tracked on the side) */
-static inline float k_maxzf(float a, float b) { k_b32 x, y, z; x.f = a; y.f = b; z.u = x.u & y.u; return a < b ? b : (a == b ? z.f : a); }
-static inline float k_minzf(float a, float b) { k_b32 x, y, z; x.f = a; y.f = b; z.u = x.u | y.u; return b < a ? b : (a == b ? z.f : a); }
-static inline double k_maxzd(double a, double b) { k_b64 x, y, z; x.f = a; y.f = b; z.u = x.u & y.u; return a < b ? b : (a == b ? z.f : a); }
-static inline double k_minzd(double a, double b) { k_b64 x, y, z; x.f = a; y.f = b; z.u = x.u | y.u; return b < a ? b : (a == b ? z.f : a); }
+/* NaN-propagating max/min with -0 < +0 (equal operands: AND of the bits for max, OR for min),
+ * and the hot-loop forms for reductions: the zero rule but no NaN test (tracked on the side). */
+#define K_MINMAX(T, B, sfx)                                                                     \
+  static inline T k_max##sfx(T a, T b) {                                                        \
+    B x, y, z; x.f = a; y.f = b; z.u = x.u & y.u;                                               \
+    T r = a > b ? a : (a == b ? z.f : b);                                                       \
+    return (a != a || b != b) ? a + b : r;                                                      \
+  }                                                                                             \
+  static inline T k_min##sfx(T a, T b) {                                                        \
+    B x, y, z; x.f = a; y.f = b; z.u = x.u | y.u;                                               \
+    T r = a < b ? a : (a == b ? z.f : b);                                                       \
+    return (a != a || b != b) ? a + b : r;                                                      \
+  }                                                                                             \
+  static inline T k_maxz##sfx(T a, T b) {                                                       \
+    B x, y, z; x.f = a; y.f = b; z.u = x.u & y.u;                                               \
+    return a < b ? b : (a == b ? z.f : a);                                                      \
+  }                                                                                             \
+  static inline T k_minz##sfx(T a, T b) {                                                       \
+    B x, y, z; x.f = a; y.f = b; z.u = x.u | y.u;                                               \
+    return b < a ? b : (a == b ? z.f : a);                                                      \
+  }
+K_MINMAX(float, k_b32, f)
+K_MINMAX(double, k_b64, d)
 static inline float k_signf(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x); }
 static inline double k_signd(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x); }
 
