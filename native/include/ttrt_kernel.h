@@ -106,6 +106,37 @@ static inline uint16_t tt_f32_to_bf16(float f) {
   return (uint16_t)(u >> 16);
 }
 
+/* ---------------------------------------------------------------- data movement engine
+ * tt_transpose8x8_b32: dst[j * dst_stride + i] = src[i * src_stride + j] for 0 <= i, j < 8, on
+ * 32-bit elements (any 4-byte type), through registers (the device transposes tiles in its
+ * unpacker; here: 24 shuffles of eight 8-lane vectors, which GCC lowers for the -march). */
+typedef uint32_t tt__v8u __attribute__((vector_size(32)));
+typedef int32_t tt__v8i __attribute__((vector_size(32)));
+static inline __attribute__((always_inline)) void tt_transpose8x8_b32(const void *src, int64_t src_stride, void *dst, int64_t dst_stride) {
+  const uint32_t *s = (const uint32_t *)src;
+  uint32_t *d = (uint32_t *)dst;
+  tt__v8u r[8], t[8], u[8];
+  _Pragma("GCC unroll 8") for (int i = 0; i < 8; ++i) memcpy(&r[i], s + i * src_stride, 32);
+  const tt__v8i lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
+  const tt__v8i lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
+  const tt__v8i lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+  _Pragma("GCC unroll 4") for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shuffle(r[i], r[i + 1], lo);
+    t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi);
+  }
+  _Pragma("GCC unroll 2") for (int i = 0; i < 8; i += 4) {
+    u[i] = __builtin_shuffle(t[i], t[i + 2], lo2);
+    u[i + 1] = __builtin_shuffle(t[i], t[i + 2], hi2);
+    u[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], lo2);
+    u[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], hi2);
+  }
+  _Pragma("GCC unroll 4") for (int i = 0; i < 4; ++i) {
+    tt__v8u a = __builtin_shuffle(u[i], u[i + 4], lo4), b = __builtin_shuffle(u[i], u[i + 4], hi4);
+    memcpy(d + i * dst_stride, &a, 32);
+    memcpy(d + (i + 4) * dst_stride, &b, 32);
+  }
+}
+
 /* ---------------------------------------------------------------- matrix engine internals
  * Goto/BLIS-style: C is computed in blocks; a KC x NC block of B and an MC x KC block of A are
  * packed into SRAM as NR-wide / MR-tall panels (zero padded, so the micro-kernel never branches
@@ -124,9 +155,21 @@ static inline uint16_t tt_f32_to_bf16(float f) {
 #define TT__NR (2 * TT__VL)
 #define TT__KC 256
 #define TT__MC (TT__MR * 16)
-/* NC fills what is left of the budget after the A block, rounded down to whole NR panels. */
-#define TT__NC ((((TT_MM_SRAM_BYTES - TT__MC * TT__KC * 4u) / (TT__KC * 4u)) / TT__NR) * TT__NR)
 typedef float tt__vf __attribute__((vector_size(TT__VL * 4)));
+
+/* Depth of one packed block: all of K when it is short (a second pass would re-read and
+ * re-write C for little work, as in a convolution's K = 9 * channels), else equal chunks of
+ * about TT__KC. */
+static inline int64_t tt__mm_kc(int64_t K) {
+  if (K <= 2 * TT__KC) return K < 2 ? 2 : K;
+  const int64_t n = (K + TT__KC - 1) / TT__KC;
+  return (K + n - 1) / n;
+}
+/* Width of one packed B block: what the SRAM budget leaves after the A block, in NR panels. */
+static inline int64_t tt__mm_nc(int64_t kc, int64_t esz) {
+  const int64_t nc = ((int64_t)TT_MM_SRAM_BYTES - TT__MC * (kc + 1) * esz) / ((kc + 1) * esz);
+  return nc < TT__NR ? TT__NR : nc / TT__NR * TT__NR;
+}
 
 #if defined(__GNUC__) && !defined(__clang__)
 /* -std=c11 turns off FMA contraction in GCC; the matrix engine wants fused multiply-adds. */
@@ -175,6 +218,16 @@ static inline void tt__mm_pack_a(float *restrict dst, const void *src, int bf16,
                                  int64_t mc, int64_t kc) {
   for (int64_t p = 0; p < mc; p += TT__MR, dst += TT__MR * kc) {
     const int64_t mr = mc - p < TT__MR ? mc - p : TT__MR;
+#if TT__MR == 8
+    if (!bf16 && a_cs == 1 && mr == 8) {  /* rows along k: 8x8 register transposes */
+      const float *s = (const float *)src + p * a_rs;
+      int64_t k = 0;
+      for (; k + 8 <= kc; k += 8) tt_transpose8x8_b32(s + k, a_rs, dst + k * 8, 8);
+      for (; k < kc; k++)
+        for (int64_t i = 0; i < 8; i++) dst[k * 8 + i] = s[i * a_rs + k];
+      continue;
+    }
+#endif
     for (int64_t i = 0; i < TT__MR; i++) {
       if (i >= mr) { for (int64_t k = 0; k < kc; k++) dst[k * TT__MR + i] = 0.0f; continue; }
       const int64_t row = (p + i) * a_rs;
@@ -216,12 +269,13 @@ static inline void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K,
     for (int64_t i = 0; i < M; i++) memset(C + i * c_rs, 0, (size_t)N * sizeof(float));
     return;
   }
+  const int64_t kb = tt__mm_kc(K), ncb = tt__mm_nc(kb, 4);
   float *bp = (float *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
-  float *ap = bp + (int64_t)TT__NC * TT__KC;
-  for (int64_t jc = 0; jc < N; jc += TT__NC) {
-    const int64_t nc = N - jc < TT__NC ? N - jc : TT__NC;
-    for (int64_t pc = 0; pc < K; pc += TT__KC) {
-      const int64_t kc = K - pc < TT__KC ? K - pc : TT__KC;
+  float *ap = bp + ncb * kb;
+  for (int64_t jc = 0; jc < N; jc += ncb) {
+    const int64_t nc = N - jc < ncb ? N - jc : ncb;
+    for (int64_t pc = 0; pc < K; pc += kb) {
+      const int64_t kc = K - pc < kb ? K - pc : kb;
       tt__mm_pack_b(bp, (const char *)B + (pc * b_rs + jc * b_cs) * esz, bf16, b_rs, b_cs, kc, nc);
       c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * esz);
       for (int64_t ic = 0; ic < M; ic += TT__MC) {
@@ -315,12 +369,13 @@ static inline void tt_matmul_bf16(const tt_core *c, int64_t M, int64_t N, int64_
     for (int64_t i = 0; i < M; i++) memset(C + i * c_rs, 0, (size_t)N * sizeof(float));
     return;
   }
+  const int64_t kb = tt__mm_kc(K) & ~(int64_t)1, ncb = tt__mm_nc(kb, 2);  /* even: k pairs */
   uint16_t *bp = (uint16_t *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
-  uint32_t *ap = (uint32_t *)(bp + (int64_t)TT__NC * TT__KC);
-  for (int64_t jc = 0; jc < N; jc += TT__NC) {
-    const int64_t nc = N - jc < TT__NC ? N - jc : TT__NC;
-    for (int64_t pc = 0; pc < K; pc += TT__KC) {
-      const int64_t kc = K - pc < TT__KC ? K - pc : TT__KC, kp = (kc + 1) / 2;
+  uint32_t *ap = (uint32_t *)(bp + ((ncb * (kb + 1) + 31) & ~(int64_t)31));
+  for (int64_t jc = 0; jc < N; jc += ncb) {
+    const int64_t nc = N - jc < ncb ? N - jc : ncb;
+    for (int64_t pc = 0; pc < K; pc += kb) {
+      const int64_t kc = K - pc < kb ? K - pc : kb, kp = (kc + 1) / 2;
       tt__mm_pack_b_bf16x2(bp, B + pc * b_rs + jc * b_cs, b_rs, b_cs, kc, nc);
       c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * 2);
       for (int64_t ic = 0; ic < M; ic += TT__MC) {
@@ -342,35 +397,4 @@ static inline void tt_matmul_bf16(const tt_core *c, int64_t M, int64_t N, int64_
   tt__matmul(c, M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, c_rs, 1);
 }
 #endif
-/* ---------------------------------------------------------------- data movement engine
- * tt_transpose8x8_b32: dst[j * dst_stride + i] = src[i * src_stride + j] for 0 <= i, j < 8, on
- * 32-bit elements (any 4-byte type), through registers (the device transposes tiles in its
- * unpacker; here: 24 shuffles of eight 8-lane vectors, which GCC lowers for the -march). */
-typedef uint32_t tt__v8u __attribute__((vector_size(32)));
-typedef int32_t tt__v8i __attribute__((vector_size(32)));
-static inline __attribute__((always_inline)) void tt_transpose8x8_b32(const void *src, int64_t src_stride, void *dst, int64_t dst_stride) {
-  const uint32_t *s = (const uint32_t *)src;
-  uint32_t *d = (uint32_t *)dst;
-  tt__v8u r[8], t[8], u[8];
-  _Pragma("GCC unroll 8") for (int i = 0; i < 8; ++i) memcpy(&r[i], s + i * src_stride, 32);
-  const tt__v8i lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
-  const tt__v8i lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
-  const tt__v8i lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
-  _Pragma("GCC unroll 4") for (int i = 0; i < 8; i += 2) {
-    t[i] = __builtin_shuffle(r[i], r[i + 1], lo);
-    t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi);
-  }
-  _Pragma("GCC unroll 2") for (int i = 0; i < 8; i += 4) {
-    u[i] = __builtin_shuffle(t[i], t[i + 2], lo2);
-    u[i + 1] = __builtin_shuffle(t[i], t[i + 2], hi2);
-    u[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], lo2);
-    u[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], hi2);
-  }
-  _Pragma("GCC unroll 4") for (int i = 0; i < 4; ++i) {
-    tt__v8u a = __builtin_shuffle(u[i], u[i + 4], lo4), b = __builtin_shuffle(u[i], u[i + 4], hi4);
-    memcpy(d + i * dst_stride, &a, 32);
-    memcpy(d + (i + 4) * dst_stride, &b, 32);
-  }
-}
-
 #endif /* TTRT_KERNEL_H */

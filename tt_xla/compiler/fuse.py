@@ -66,6 +66,8 @@ def dot_groups(n: Node) -> list[list[list[int]]]:
 
 def group_strides(shape: tuple[int, ...], acc: Access, groups: list[list[int]]) -> list[int] | None:
     """One stride per group of dims, or None when a group is not one arithmetic progression."""
+    if 0 in shape:
+        return [0] * len(groups)  # nothing is read
     out = []
     for g in groups:
         dims = [d for d in g if shape[d] != 1]

@@ -292,16 +292,15 @@ def _convolution(self: Legalizer, op: ir.Operation) -> Node:
                                {"start": start, "strides": (1, *strides, 1)}, loc))
         patches = pieces[0] if len(pieces) == 1 else \
             Node("concat", pieces, (n, *osp, cg * len(pieces)), xt.dtype, {"dim": k + 1}, loc)
-        rows = int(np.prod((n, *osp)))
-        lhs = _reshape(patches, (rows, patches.shape[-1]), loc)
         wg = wt if groups == 1 else Node("slice", [wt], (*ksz, cin, og), wt.dtype,
                                          {"start": (0,) * (k + 1) + (g * og,), "strides": (1,) * (k + 2)}, loc)
         rhs = _reshape(wg, (int(np.prod(ksz)) * cin, og), loc)
-        outs.append(Node("dot", [lhs, rhs], (rows, og), dt,
+        # patches [n, *out_spatial, positions * c] @ kernel [positions * c, o]: the free dims of
+        # the patches are the result's, so no reshape (and no copy) follows the product
+        outs.append(Node("dot", [patches, rhs], (n, *osp, og), dt,
                          {"lhs_batching_dimensions": (), "rhs_batching_dimensions": (),
-                          "lhs_contracting_dimensions": (1,), "rhs_contracting_dimensions": (0,)}, loc))
-    y = outs[0] if groups == 1 else Node("concat", outs, (outs[0].shape[0], cout), dt, {"dim": 1}, loc)
-    y = _reshape(y, (n, *osp, cout), loc)
+                          "lhs_contracting_dimensions": (k + 1,), "rhs_contracting_dimensions": (0,)}, loc))
+    y = outs[0] if groups == 1 else Node("concat", outs, (n, *osp, cout), dt, {"dim": k + 1}, loc)
     order = [d["output_batch_dimension"], *d["output_spatial_dimensions"], d["output_feature_dimension"]]
     inv = [order.index(i) for i in range(k + 2)]  # result dim i comes from y's dim inv[i]
     return _transpose(y, inv, loc)
