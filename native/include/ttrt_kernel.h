@@ -158,7 +158,7 @@ static inline __attribute__((always_inline)) void tt_transpose8x8_b32(const void
 typedef float tt__vf __attribute__((vector_size(TT__VL * 4)));
 
 /* Depth of one packed block: all of K when it is short (a second pass would re-read and
- * re-write C for little work, as in a convolution's K = 9 * channels), else equal chunks of
+ * re-write C for little work, as for K = 9 * 32), else equal chunks of
  * about TT__KC. */
 static inline int64_t tt__mm_kc(int64_t K) {
   if (K <= 2 * TT__KC) return K < 2 ? 2 : K;
