@@ -295,7 +295,9 @@ static inline void tt_matmul_f32(const tt_core *c, int64_t M, int64_t N, int64_t
                                  int64_t a_cs, const float *B, int64_t b_rs, int64_t b_cs, float *C, int64_t c_rs) {
   tt__matmul(c, M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, c_rs, 0);
 }
-#if defined(__AVX512BF16__) && defined(__AVX512F__) && TT__VL == 16
+/* Only programs that multiply bf16 ask for this path (TT_USE_BF16_DOT): <immintrin.h> alone
+ * costs a tenth of a second of compile time per translation unit. */
+#if defined(TT_USE_BF16_DOT) && defined(__AVX512BF16__) && defined(__AVX512F__) && TT__VL == 16
 /* bf16 on a host with a bf16 dot-product unit: pairs of k multiply in one instruction
  * (vdpbf16ps: acc += a[2i]*b[2i] + a[2i+1]*b[2i+1] per f32 lane), twice the f32 rate. Panels
  * hold k in pairs: A as one 32-bit (a[k], a[k+1]) word per row, B as NR interleaved pairs. */

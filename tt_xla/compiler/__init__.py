@@ -71,18 +71,25 @@ def compile_module(module: ir.Module) -> CompiledProgram:
                     [n.nbytes for n in consts] + [arena]
     # Pieces between SPLIT markers compile on their own (the toolchain may build them in
     # parallel): kernels have external, hidden linkage and the descriptor declares them.
-    src = [PRELUDE, ""]
+    # A kernel's code holds shapes, strides and math, never where its operands live (that is in
+    # the descriptor), so repeated layers share functions: each distinct body is emitted once.
+    bf16_dot = any("tt_matmul_bf16(" in c.body for c in codes)
+    src = [("#define TT_USE_BF16_DOT 1\n" if bf16_dot else "") + PRELUDE, ""]
     launches = []
     desc = []
+    fn_of: dict[str, str] = {}
     for c in codes:
-        src.append(SPLIT + KERNEL_ATTR + c.body.removeprefix("static "))
-        desc.append(f"{KERNEL_ATTR}void {c.name}(const tt_core *, void *const *, int64_t, int64_t);")
+        generic = c.body.replace(f" {c.name}(", " @(", 1)
+        fn = fn_of.setdefault(generic, c.name)
+        if fn == c.name:
+            src.append(SPLIT + KERNEL_ATTR + c.body.removeprefix("static "))
+            desc.append(f"{KERNEL_ATTR}void {c.name}(const tt_core *, void *const *, int64_t, int64_t);")
         ops = []
         for node, access in c.operands:
             b, off = binding(node.id)
             ops.append(f"{{{b}u, {access}u, {off}ull, {node.nbytes}ull}}")
         desc.append(f"static const tt_operand {c.name}_ops[] = {{{', '.join(ops)}}};")
-        launches.append(f'  {{"{c.name}", {c.name}, {c.work_items}, {len(ops)}u, {c.name}_ops, '
+        launches.append(f'  {{"{c.name}", {fn}, {c.work_items}, {len(ops)}u, {c.name}_ops, '
                         f'{c.vector_ops}ull, {c.matrix_tiles}ull}}')
     nb = len(binding_bytes)
     src.append(SPLIT)
