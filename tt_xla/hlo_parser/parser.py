@@ -435,11 +435,15 @@ class Parser(AttrParser):
 
     # ------------------------------------------------------------------ pretty forms
     def _p_call(self, name: str, nres: int) -> _Parts:
-        callee = ir.SymbolRef(self._sym_name(self.expect_kind("sym", "callee (@name)")))
-        self.expect("(", "to start call operands")
+        return self._symbol_call("callee", "call", nres, ir.SymbolRef)
+
+    def _symbol_call(self, attr: str, what: str, nres: int, wrap: Any) -> _Parts:
+        """`@sym(%a, %b) {attrs} : types`, shared by call and custom_call."""
+        sym = wrap(self._sym_name(self.expect_kind("sym", f"{what} target (@name)")))
+        self.expect("(", f"to start {what} operands")
         operands = self._operands()
-        self.expect(")", "to close call operands")
-        attrs: dict[str, Any] = {"callee": callee}
+        self.expect(")", f"to close {what} operands")
+        attrs: dict[str, Any] = {attr: sym}
         if self.at("{"):
             attrs.update(self.parse_attr_dict())
         return _Parts(operands, attrs, [], self._trailing_types(operands, nres))
@@ -499,14 +503,7 @@ class Parser(AttrParser):
         raise self.error("expected a typed constant value (dense<...> : tensor<...>)", vtok)
 
     def _p_custom_call(self, name: str, nres: int) -> _Parts:
-        target = self._sym_name(self.expect_kind("sym", "custom call target (@name)"))
-        self.expect("(", "to start custom_call operands")
-        operands = self._operands()
-        self.expect(")", "to close custom_call operands")
-        attrs: dict[str, Any] = {"call_target_name": target}
-        if self.at("{"):
-            attrs.update(self.parse_attr_dict())
-        return _Parts(operands, attrs, [], self._trailing_types(operands, nres))
+        return self._symbol_call("call_target_name", "custom_call", nres, str)
 
     def _p_composite(self, name: str, nres: int) -> _Parts:
         attrs: dict[str, Any] = {"name": self.unescape(self.expect_kind("str", "composite name"))}
