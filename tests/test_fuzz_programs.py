@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jax
@@ -105,7 +105,14 @@ def _apply(name, args, p):
     if name == "pad":
         x = args[0]
         return lax.pad(x, np.array(p[1], x.dtype), p[0])
-    if name in ("sum", "max_r", "min_r", "mean", "var"):
+    if name in ("max_r", "min_r"):
+        # XLA:CPU drops NaNs from some vectorized max/min reductions (jnp.max(x, 0) of a
+        # (2, 32, 65) array with one NaN gives 1.0 there; tt_xla's NaN is right): not comparable
+        x = args[0]
+        if not _is_int(x.dtype):
+            x = jnp.where(jnp.isnan(x), jnp.zeros((), x.dtype), x)
+        return (jnp.max if name == "max_r" else jnp.min)(x, axis=p[0], keepdims=p[1])
+    if name in ("sum", "mean", "var"):
         f = {"sum": jnp.sum, "max_r": jnp.max, "min_r": jnp.min, "mean": jnp.mean,
              "var": jnp.var}[name]
         return f(args[0], axis=p[0], keepdims=p[1])
@@ -185,7 +192,12 @@ def programs(draw, dtypes=("f32",), n_ops=(2, 8), ops_allowed=None, huge=False):
         op = None
         if kind == "unary":
             names = sorted(INT_UNARY) if isint and draw(st.booleans()) else sorted(UNARY)
-            op = (draw(st.sampled_from(names)), (i,), ())
+            name = draw(st.sampled_from(names))
+            if name == "elu" and x.dtype == BF16:
+                # XLA:CPU returns garbage (0, 4e-39, 7.5e22) for elu of a bf16 NaN (its fused
+                # select + expm1); tt_xla's NaN is right. Not comparable: skip.
+                continue
+            op = (name, (i,), ())
         elif kind in ("binary", "where"):
             k = 2 if kind == "binary" else 4
             idx = [i]
@@ -318,52 +330,36 @@ def _tolerances(spec):
     return dict(transcendental=n_transc > 0)
 
 
-# Known tt_xla bugs (each has an xfail regression test below). Programs that hit one are
-# rejected so the fuzz tests keep guarding everything else; delete an entry once it is fixed.
-# (exception type, function in tt_xla/compiler/codegen.py where it is raised)
-KNOWN_BUGS = {
-    (ZeroDivisionError, "reduce"),  # column reduction with an empty kept dim
-    (AssertionError, "dot"),  # dot_general whose free dims are not contiguous
-    (AssertionError, "walk"),  # reduce of an empty array, reshaped, used twice
-}
-
-
-def _known_bug(e: BaseException) -> bool:
-    tb = e.__traceback__
-    last = None
-    while tb is not None:
-        last = tb.tb_frame
-        tb = tb.tb_next
-    return (last is not None and last.f_code.co_filename.endswith("codegen.py")
-            and (type(e), last.f_code.co_name) in KNOWN_BUGS)
-
-
 def run_spec(spec):
     f = _build(spec)
     args = _make_inputs(spec[0])
     with np.errstate(all="ignore"):
-        try:
-            check(f, *args, **_tolerances(spec))
-        except (ZeroDivisionError, AssertionError) as e:
-            if _known_bug(e):
-                reject()
-            raise
+        check(f, *args, **_tolerances(spec))
 
 
 # ----------------------------------------------------------------------------- tests
-@_settings(40)
+@_settings(25)
+@given(programs(dtypes=("f32",), huge=True,
+                ops_allowed={"unary", "binary", "where", "transpose", "reshape", "slice", "rev",
+                             "concat", "pad", "astype"}))
+def test_fuzz_elementwise_with_huge_values(spec):
+    """Huge inputs (+-3e38, 1e20) only without sums: their order decides what overflows."""
+    run_spec(spec)
+
+
+@_settings(60)
 @given(programs(dtypes=("f32",)))
 def test_fuzz_f32_programs(spec):
     run_spec(spec)
 
 
-@_settings(15)
+@_settings(40)
 @given(programs(dtypes=("f32", "f32", "bf16", "i32")))
 def test_fuzz_mixed_dtype_programs(spec):
     run_spec(spec)
 
 
-@_settings(15)
+@_settings(30)
 @given(programs(dtypes=("i32",),
                 ops_allowed={"unary", "binary", "where", "transpose", "reshape", "slice", "rev",
                              "concat", "pad", "reduce", "einsum"}))
@@ -372,26 +368,20 @@ def test_fuzz_int_programs(spec):
 
 
 # ----------------------------------------------------------------------------- regressions
-# Minimal reproducers of bugs the fuzzer found (see KNOWN_BUGS). Flip to plain tests when fixed.
-@pytest.mark.xfail(strict=True, raises=ZeroDivisionError,
-                   reason="codegen.reduce: column-reduction path divides by the innermost kept "
-                          "dim (ch = min(kin, 256) = 0) when the kept dims are empty")
+# Minimal reproducers of bugs the fuzzer found, fixed since.
 def test_regression_column_reduce_empty_kept_dim():
+    """The column-reduction path sized its chunks by an empty kept dim."""
     check(lambda x: jnp.sum(x, axis=0), np.zeros((3, 0), np.float32))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="codegen.dot: group_strides returns None for an lhs whose free dims "
-                          "(0, 2) are split by the contracting dim 1; nothing transposes it first")
 def test_regression_dot_contracting_middle_dim():
+    """Free dims split by the contracting dim: legalize now puts operands in canonical order."""
     x = inputs((2, 4, 5), edges=False)
     y = inputs((4, 6), seed=1, edges=False)
     check(lambda x, y: jnp.einsum("abc,bd->acd", x, y), x, y, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="codegen.collect_leaves: the reduce of an empty array (folded to a "
-                          "constant) reshaped to (1,) and used by two outputs has no access")
 def test_regression_empty_reduce_reshaped_twice():
+    """A stored view of a reduction result kept the reduction from becoming an epilogue."""
     check(lambda x: (jnp.sum(x, keepdims=True), jnp.sum(x, keepdims=True) + 1),
           np.zeros((0,), np.float32))

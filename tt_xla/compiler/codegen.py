@@ -516,7 +516,7 @@ class Generator:
             # column reduction: vectorize across the innermost kept dim, reduced dims outermost
             kin = kshape[-1]
             kouter = list(kshape[:-1])
-            ch = min(kin, 256)
+            ch = max(min(kin, 256), 1)
             per = -(-kin // ch)
             items = int(np.prod(kouter, dtype=np.int64)) * per if n_out else 0
             lines += ["  for (int64_t it = begin; it < end; ++it) {",

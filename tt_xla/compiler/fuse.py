@@ -279,7 +279,8 @@ def _epilogues(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],
                             for x in leaves)
         inside = {t.id for t in tree} | {x.id for x in leaves}
         chain = {v.id for x in leaves for v in _view_chain(x) if _same_order(x) is r}
-        private = all(u.id in inside for t in tree if t is not n for u in use.get(t.id, []))
+        private = all(u.id in inside for t in tree if t is not n for u in use.get(t.id, [])) and \
+            not any(v in mat for v in chain)  # a stored view of the result needs it stored too
         if r.id not in outputs and others_ok and private and r.id not in out.values() and \
                 all(u.id in inside or u.id in chain for v in [r.id, *chain] for u in use.get(v, [])):
             out[n.id] = r

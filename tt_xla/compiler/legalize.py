@@ -224,8 +224,20 @@ class Legalizer:
         shape, dt = self._result(op)
         dn = op.attributes["dot_dimension_numbers"]
         f = dn.fields if hasattr(dn, "fields") else dn
-        attrs = {k: _ints(f.get(k, ())) for k in ("lhs_batching_dimensions", "rhs_batching_dimensions",
-                                                  "lhs_contracting_dimensions", "rhs_contracting_dimensions")}
+        lb, rb, lc, rc = (list(_ints(f.get(k, ()))) for k in (
+            "lhs_batching_dimensions", "rhs_batching_dimensions",
+            "lhs_contracting_dimensions", "rhs_contracting_dimensions"))
+        # Canonical operand layouts, lhs [batch, free, contracting] and rhs [batch, contracting,
+        # free]: each group is then one run of dims the matrix engine can stride through (the
+        # transposes are views; fusion copies only when a group's strides do not merge).
+        lf = [d for d in range(len(a.shape)) if d not in lb + lc]
+        rf = [d for d in range(len(b.shape)) if d not in rb + rc]
+        a = _transpose(a, lb + lf + lc, op.loc)
+        b = _transpose(b, rb + rc + rf, op.loc)
+        nb, nc = len(lb), len(lc)
+        attrs = {"lhs_batching_dimensions": tuple(range(nb)), "rhs_batching_dimensions": tuple(range(nb)),
+                 "lhs_contracting_dimensions": tuple(range(nb + len(lf), nb + len(lf) + nc)),
+                 "rhs_contracting_dimensions": tuple(range(nb, nb + nc))}
         return Node("dot", [a, b], shape, dt, attrs, op.loc)
 
     def _dot(self, op: ir.Operation) -> Node:
