@@ -16,7 +16,7 @@ import dataclasses
 import statistics
 import time
 import traceback
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 

@@ -3,7 +3,6 @@ arguments), tt_xla.compile without jax, the client, Arrays, errors, fusion count
 no-jax import discipline of the lower layers."""
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import sys
@@ -101,7 +100,6 @@ def test_python_scalars_and_x64_off():
 
 
 def test_weak_type_output_matches_jax():
-    f = lambda: 1.0
     got = tt_xla.jit(lambda s: s * 2)(3.0)
     want = jax.jit(lambda s: s * 2)(3.0)
     assert got.dtype == want.dtype and got.weak_type == want.weak_type

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +23,6 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-import tt_xla
 from util import BF16, check, inputs
 
 DTYPES = {"f32": np.dtype(np.float32), "bf16": BF16, "i32": np.dtype(np.int32)}
@@ -219,6 +217,8 @@ def programs(draw, dtypes=("f32",), n_ops=(2, 8), ops_allowed=None, huge=False):
                     continue
                 if name == "div" and idx[1] >= len(ins):
                     name = "div_safe"
+                if huge and name in ("div", "div_safe") and any(t >= len(ins) for t in idx):
+                    continue  # XLA rewrites (a/b)/c as a/(b*c): with huge values only one overflows
                 op = (name, tuple(idx), ())
         elif kind == "transpose" and nd >= 2:
             perm = tuple(draw(st.permutations(range(nd))))

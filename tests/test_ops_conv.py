@@ -40,7 +40,7 @@ def test_conv_grad():
 
 def test_conv_batch_group_is_refused_with_location():
     import tt_xla
-    x, w = np.ones((4, 5, 5, 2), np.float32), np.ones((3, 3, 1, 4), np.float32)
+    x = np.ones((4, 5, 5, 2), np.float32)
     f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                               batch_group_count=2)
     with pytest.raises(tt_xla.errors.UnsupportedError, match="batch_group_count.*test_ops_conv.py"):

@@ -7,7 +7,6 @@ import itertools
 import numpy as np
 import pytest
 
-import jax
 import jax.numpy as jnp
 
 from util import BF16, check, inputs

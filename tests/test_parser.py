@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ast
 import pathlib
-import sys
 import time
 
 import jax

@@ -27,7 +27,6 @@ def _median_time(fn, runs: int) -> float:
 def demo(small: bool = False, runs: int = 10, tol: float = 1e-3) -> int:
     import numpy as np
     import jax
-    import jax.numpy as jnp
 
     import tt_xla
 

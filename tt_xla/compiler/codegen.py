@@ -13,11 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UnsupportedError
-from .access import Access, base_access, collapse, row_major
+from .access import Access, collapse, row_major
 from .fuse import Kernel, _same_order, access_of, dot_groups, group_strides, inline_tree
 from .graph import BITS, EXACT, FLOATS, INTS, SIGNED, UNSIGNED, VIEWS, Node, itemsize
-from .memory import Storage
-from .program import KernelInfo
 
 PRELUDE = (Path(__file__).parent / "prelude.c").read_text()
 CHUNK = 4096          # elements per work item of a loop kernel (4 tiles)
@@ -42,7 +40,7 @@ def literal(value: np.ndarray, dt: str) -> str:
         v = float(v)
         suffix = "" if dt == "f64" else "f"
         if math.isnan(v):
-            return "(0.0" + suffix + "/0.0" + suffix + ")" if False else ("NAN" if dt != "f64" else "((double)NAN)")
+            return "NAN" if dt != "f64" else "((double)NAN)"
         if math.isinf(v):
             return ("-" if v < 0 else "") + ("INFINITY" if dt != "f64" else "((double)INFINITY)")
         return f"({v.hex()}{suffix})" if v != 0 or not math.copysign(1, v) < 0 else f"(-0.0{suffix})"
@@ -236,7 +234,7 @@ class Emitter:
         self.ops = 0
         self.count = 0  # C names are numbered per kernel so equal programs give equal source
 
-    def value(self, n: Node, root: bool = False) -> str:
+    def value(self, n: Node) -> str:
         if n.id in self.names:
             return self.names[n.id]
         if n.id in self.leaf_of:
@@ -382,21 +380,17 @@ class Generator:
                       f"    for (int64_t r = it * {rows}; r < K_MIN((it + 1) * {rows}, (int64_t){outer}); ++r) {{"]
         # outer multi-index of row r, then a base index per access
         ind = "      "
-        rem = "r"
         outer_dims = list(shape[:-1])
-        idx_names = []
         if outer_dims:
             lines.append(f"{ind}int64_t q_ = r;")
             for d in reversed(range(len(outer_dims))):
                 lines.append(f"{ind}const int64_t i{d} = q_ % {outer_dims[d]}; q_ /= {outer_dims[d]};")
-                idx_names.append(f"i{d}")
             lines.append(f"{ind}(void)q_;")
         bases = []
         for j, (v, off) in enumerate(zip(vecs, offs)):
             terms = [str(off)] + [f"i{d} * {v[d]}" for d in range(len(outer_dims)) if v[d] != 0]
             lines.append(f"{ind}const int64_t b{j} = {' + '.join(terms)};")
             bases.append(f"b{j}")
-        del rem
         index_of: dict[int, str] = {}
         leaf_of: dict[int, Leaf] = {}
         for j, (n, a) in enumerate(leaves):
@@ -405,7 +399,7 @@ class Generator:
             leaf_of[n.id] = Leaf(a, n.dtype, opmap.get(a.src.id, -1))
         body: list[str] = []
         em = Emitter(self.mat, index_of, leaf_of, body, ind + "  ")
-        val = em.value(k.root, root=True)
+        val = em.value(k.root)
         st = vecs[-1][-1] if rank else 0
         lines.append(f"{ind}#pragma GCC ivdep")
         lines.append(f"{ind}for (int64_t j = c0; j < c1; ++j) {{")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .fuse import Kernel, is_data, reads
+from .fuse import Kernel, reads
 
 ALIGN = 64
 
