@@ -88,3 +88,11 @@ def test_matmul_chain_with_bias_and_activation():
     x, w1, w2 = inputs((33, 64), edges=False), inputs((64, 96), seed=1, edges=False), inputs((96, 10), seed=2, edges=False)
     b1 = inputs((96,), seed=3, edges=False)
     check(lambda x, w1, b1, w2: jax.nn.relu(x @ w1 + b1) @ w2, x, w1, b1, w2, rtol=1e-4, atol=1e-3)
+
+
+def test_dot_with_operands_that_have_no_memory():
+    """A broadcast constant or an iota as a matmul operand is stored first (found by fuzzing)."""
+    x = inputs((4, 5), edges=False)
+    check(lambda x: x @ jnp.ones((5, 3)), x)
+    check(lambda x: x @ jnp.arange(15.0, dtype=jnp.float32).reshape(5, 3), x)
+    check(lambda x: jnp.einsum("ab,ad->bd", x, jnp.full((0, 1), jnp.nan)), np.ones((0, 1), np.float32))

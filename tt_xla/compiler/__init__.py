@@ -19,7 +19,7 @@ from .fuse import is_data, plan
 from .graph import Graph, np_dtype
 from .inline import inline_calls
 from .legalize import legalize
-from .memory import plan_memory
+from .memory import Storage, plan_memory
 from .program import CompiledProgram, KernelInfo, TensorSpec
 from .schedule import schedule
 from .simplify import simplify
@@ -56,7 +56,8 @@ def compile_module(module: ir.Module) -> CompiledProgram:
     nin, nout, nconst = len(params), len(outputs), len(consts)
 
     def binding(node_id: int) -> tuple[int, int]:
-        s = where[node_id]
+        # an empty tensor's producer launches nothing, so it has no place: any binding will do
+        s = where.get(node_id, Storage("arena", 0, 0))
         base = {"in": 0, "out": nin, "const": nin + nout, "arena": nin + nout + nconst}[s.kind]
         return base + s.index, s.offset
 

@@ -145,8 +145,12 @@ def plan(graph: Graph) -> Plan:
         elif n.op == "dot":
             for opnd, groups in zip(n.inputs, dot_groups(n)):
                 ensure(opnd)
-                if group_strides(opnd.shape, access_of(opnd, mat), groups) is None:
-                    mat.add(opnd.id)  # copy to a layout the matrix engine can stride through
+                a = access_of(opnd, mat)
+                if group_strides(opnd.shape, a, groups) is None or a.src.op in ("iota", "const") \
+                        and a.src.shape == () or a.src.op == "iota":
+                    # copy to a layout the matrix engine can stride through (an iota or a
+                    # broadcast scalar constant has no memory at all)
+                    mat.add(opnd.id)
         elif n.op == "reduce":
             for init in n.inputs[n.attrs["n"]:]:
                 ensure(init)
