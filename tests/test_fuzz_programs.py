@@ -191,6 +191,10 @@ def programs(draw, dtypes=("f32",), n_ops=(2, 8), ops_allowed=None, huge=False):
         if kind == "unary":
             names = sorted(INT_UNARY) if isint and draw(st.booleans()) else sorted(UNARY)
             name = draw(st.sampled_from(names))
+            if name in ("floor", "sign") and i >= len(ins) and not isint:
+                # a 1-ulp difference in a computed value (transcendental results are not exactly
+                # rounded on either side) can flip floor/sign: only apply them to inputs
+                continue
             if name == "elu" and x.dtype == BF16:
                 # XLA:CPU returns garbage (0, 4e-39, 7.5e22) for elu of a bf16 NaN (its fused
                 # select + expm1); tt_xla's NaN is right. Not comparable: skip.
@@ -268,6 +272,8 @@ def programs(draw, dtypes=("f32",), n_ops=(2, 8), ops_allowed=None, huge=False):
             op = ("pad", (i,), (tuple(cfg), value))
         elif kind == "reduce" and nd >= 1:
             name = draw(st.sampled_from(["sum", "max_r", "min_r", "mean", "var"]))
+            if name in ("mean", "var") and isint:
+                continue  # int32 extremes summed in f32: the result depends on the order
             axes = draw(st.sets(st.integers(0, nd - 1), min_size=1))
             axes = tuple(sorted(axes)) if len(axes) > 1 else next(iter(axes))
             if name in ("max_r", "min_r") and 0 in x.shape:  # empty max: jnp raises

@@ -67,6 +67,14 @@ def _simplify(n: Node) -> Node:
             return ins[0]
         if _is(ins[0], 1.0):
             return ins[1]
+    if n.op == "div" and n.dtype in FLOATS and ins[1].op == "broadcast":
+        # a / broadcast(b) = a * broadcast(1 / b): one division per element of b, not of a.
+        # XLA:CPU rewrites it the same way, so results (e.g. 7 / 3 = 2.3333335) match it.
+        b = ins[1]
+        src = b.inputs[0]
+        recip = Node("div", [const(1.0, src.dtype, src.shape, n.loc), src], src.shape, src.dtype, {}, n.loc)
+        bc = Node("broadcast", [recip], b.shape, b.dtype, dict(b.attrs), b.loc)
+        return Node("mul", [ins[0], bc], n.shape, n.dtype, {}, n.loc)
     if n.op == "select" and ins[1] is ins[2]:
         return ins[1]
     if n.op == "select" and _scalar(ins[0]) is not None:
