@@ -450,16 +450,18 @@ class Parser(AttrParser):
 
     def _p_return(self, name: str, nres: int) -> _Parts:
         operands = self._operands()
-        types: list[Any] = []
         if operands:
-            colon = self.expect(":", "and operand types")
-            types = [self.parse_type()]
-            while self.accept(","):
-                types.append(self.parse_type())
-            if len(types) != len(operands):
-                raise self.error(f"type mismatch: {len(operands)} operands but {len(types)} types",
-                                 colon)
+            self._types_for(operands, self.expect(":", "and operand types"))
         return _Parts(operands, {}, [], [])
+
+    def _types_for(self, operands: list, colon: Any) -> list[Any]:
+        """`T, T, ...` after a colon: one type per operand."""
+        types = [self.parse_type()]
+        while self.accept(","):
+            types.append(self.parse_type())
+        if len(types) != len(operands):
+            raise self.error(f"type mismatch: {len(operands)} operands but {len(types)} types", colon)
+        return types
 
     def _p_compare(self, name: str, nres: int) -> _Parts:
         direction = self.expect_kind("id", "comparison direction (EQ, NE, GE, GT, LE, LT)")
@@ -531,13 +533,7 @@ class Parser(AttrParser):
                 self.expect(",", "or ')' in while operands")
         types: list[Any] = []
         if self.at(":"):
-            colon = self.lex.next()
-            types = [self.parse_type()]
-            while self.accept(","):
-                types.append(self.parse_type())
-            if len(types) != len(operands):
-                raise self.error(f"type mismatch: {len(operands)} operands but {len(types)} types",
-                                 colon)
+            types = self._types_for(operands, self.lex.next())
         elif operands:
             self.expect(":", "and loop-carried types")
         attrs = self.parse_attr_dict() if self.accept("attributes") else {}
