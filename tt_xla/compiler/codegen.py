@@ -22,6 +22,7 @@ CHUNK = 4096          # elements per work item of a loop kernel (4 tiles)
 TILE = 32             # the device's tile edge
 LANES = 64            # accumulators per reduction: 4 independent 512-bit vectors of f32
 MM_BLOCK_M, MM_BLOCK_N = 256, 512  # C block per work item: B is packed once per block row
+MM_MIN_ITEMS = 32                  # ...but at least this many work items when the product allows
 
 CTYPE = {"f32": "float", "f64": "double", "bf16": "uint16_t", "f16": "_Float16", "i1": "uint8_t",
          "i8": "int8_t", "i16": "int16_t", "i32": "int32_t", "i64": "int64_t", "ui8": "uint8_t",
@@ -681,7 +682,14 @@ class Generator:
         nodes = {la.src.id: la.src, ra.src.id: ra.src, dest.src.id: dest.src}
         nodes.update({a.src.id: a.src for _, a in epi_leaves})
         pa, pb, pc = (f"p{opmap[x]}" for x in (la.src.id, ra.src.id, dest.src.id))
+        # big blocks pack B once per block row (host speed); small products still get split
+        # into enough work items to occupy the grid (and the host threads)
         bm, bn = MM_BLOCK_M, MM_BLOCK_N
+        while B * -(-M // bm) * -(-N // bn) < MM_MIN_ITEMS and (bm > 32 or bn > 64):
+            if bm > 32 and (bm >= bn or bn <= 64):
+                bm //= 2
+            else:
+                bn //= 2
         mb, nbk = -(-M // bm), -(-N // bn)
         items = B * mb * nbk if M and N else 0
         lines = [f"static void {name}(const tt_core *core, void *const *ops, int64_t begin, int64_t end) {{"]
