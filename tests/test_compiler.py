@@ -90,3 +90,21 @@ def test_arena_close_to_the_live_peak():
     for grad in (False, True):
         p = tt_xla.compiler.compile_text(_text(make_step(grad), ps, x, y))
         assert p.live_peak_bytes <= p.arena_bytes <= 1.1 * p.live_peak_bytes + 64 * len(p.kernels)
+
+
+def test_matmul_result_read_by_two_stored_kernels():
+    """A product read by an epilogue candidate and by another stored kernel stays stored."""
+    x, w = inputs((64, 32), edges=False), inputs((32, 48), seed=1, edges=False)
+
+    def f(x, w):
+        y = x @ w
+        e = y * y
+        return e, y + e
+    check(f, x, w, rtol=1e-5, atol=1e-4)
+
+
+def test_device_refuses_too_little_sram():
+    from tt_xla.runtime import Device, DeviceConfig, DeviceError
+    import pytest
+    with pytest.raises(DeviceError):
+        Device(DeviceConfig(sram_per_core=900 * 1024))

@@ -89,6 +89,9 @@ static inline void tt_dma_write(const tt_core *c, void *dram_dst, const void *sr
  * tt_matmul_bf16: same with bf16 inputs (raw uint16_t bits), f32 accumulate, f32 C.
  */
 #define TT_MM_SRAM_BYTES (768u * 1024u)
+/* Kernels may use the next TT_MM_BLOCK_BYTES of SRAM for one f32 block of C (an epilogue reads
+ * it while it is hot); a device refuses configurations with less SRAM per core than both. */
+#define TT_MM_BLOCK_BYTES (512u * 1024u)
 
 /* ---------------------------------------------------------------- bf16 helpers */
 static inline float tt_bf16_to_f32(uint16_t h) {

@@ -11,18 +11,17 @@ import numpy as np
 from ..hlo_parser import ir, parse_module
 from .codegen import PRELUDE, Generator, KernelCode
 
-SPLIT = "/* tt:part */\n"  # the device toolchain may compile the pieces between these apart
-KERNEL_ATTR = '__attribute__((visibility("hidden"))) '
-
 from .decompose import decompose
 from .fuse import is_data, plan
-from .graph import Graph, np_dtype
+from .graph import Graph, Node, np_dtype
 from .inline import inline_calls
 from .legalize import legalize
 from .memory import Storage, plan_memory
-from .program import CompiledProgram, KernelInfo, TensorSpec
+from .program import SPLIT, CompiledProgram, KernelInfo, TensorSpec
 from .schedule import schedule
 from .simplify import simplify
+
+KERNEL_ATTR = '__attribute__((visibility("hidden"))) '  # kernels link across parts
 
 __all__ = ["compile_module", "compile_text", "CompiledProgram", "KernelInfo", "TensorSpec", "optimize"]
 
@@ -55,9 +54,9 @@ def compile_module(module: ir.Module) -> CompiledProgram:
     where, arena, live = plan_memory(order, p.materialized, params, outputs, consts)
     nin, nout, nconst = len(params), len(outputs), len(consts)
 
-    def binding(node_id: int) -> tuple[int, int]:
+    def binding(node: Node) -> tuple[int, int]:
         # an empty tensor's producer launches nothing, so it has no place: any binding will do
-        s = where.get(node_id, Storage("arena", 0, 0))
+        s = where[node.id] if node.size else where.get(node.id, Storage("arena", 0, 0))
         base = {"in": 0, "out": nin, "const": nin + nout, "arena": nin + nout + nconst}[s.kind]
         return base + s.index, s.offset
 
@@ -87,7 +86,7 @@ def compile_module(module: ir.Module) -> CompiledProgram:
             desc.append(f"{KERNEL_ATTR}void {c.name}(const tt_core *, void *const *, int64_t, int64_t);")
         ops = []
         for node, access in c.operands:
-            b, off = binding(node.id)
+            b, off = binding(node)
             ops.append(f"{{{b}u, {access}u, {off}ull, {node.nbytes}ull}}")
         desc.append(f"static const tt_operand {c.name}_ops[] = {{{', '.join(ops)}}};")
         launches.append(f'  {{"{c.name}", {fn}, {c.work_items}, {len(ops)}u, {c.name}_ops, '

@@ -14,7 +14,8 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from .access import Access, collapse, row_major
-from .fuse import Kernel, _same_order, access_of, dot_groups, group_strides, inline_tree
+from .fuse import Kernel, _same_order, access_of, dot_groups, group_strides, inline_tree, memoryless
+from .ranges import float_const
 from .graph import BITS, EXACT, FLOATS, INTS, SIGNED, UNSIGNED, VIEWS, Node, itemsize
 
 PRELUDE = (Path(__file__).parent / "prelude.c").read_text()
@@ -23,6 +24,8 @@ TILE = 32             # the device's tile edge
 LANES = 64            # accumulators per reduction: 4 independent 512-bit vectors of f32
 MM_BLOCK_M, MM_BLOCK_N = 256, 512  # C block per work item: B is packed once per block row
 MM_MIN_ITEMS = 32                  # ...but at least this many work items when the product allows
+MM_BLOCK_BYTES = 512 * 1024        # = TT_MM_BLOCK_BYTES: SRAM after the engine's for one f32 C block
+assert MM_BLOCK_M * MM_BLOCK_N * 4 <= MM_BLOCK_BYTES
 
 CTYPE = {"f32": "float", "f64": "double", "bf16": "uint16_t", "f16": "_Float16", "i1": "uint8_t",
          "i8": "int8_t", "i16": "int16_t", "i32": "int32_t", "i64": "int64_t", "ui8": "uint8_t",
@@ -87,7 +90,7 @@ def op_expr(n: Node, a: list[str]) -> str:
     if op in ("max", "min"):
         if fl and n.attrs.get("fast"):  # NaN in a propagates; used by guards in decompositions
             return f"({a[0]} < {a[1]} ? {a[1]} : {a[0]})" if op == "max" else f"({a[1]} < {a[0]} ? {a[1]} : {a[0]})"
-        c = _const_of(n.inputs[1])
+        c = float_const(n.inputs[1])
         if fl and c is not None and not math.isnan(c) and (c != 0 or math.copysign(1, c) == (1 if op == "max" else -1)):
             # against a constant that is not the "wrong" zero: one compare, NaN in a kept
             return f"(!({a[0]} {'<=' if op == 'max' else '>='} {a[1]}) ? {a[0]} : {a[1]})"
@@ -155,12 +158,6 @@ def op_expr(n: Node, a: list[str]) -> str:
     raise UnsupportedError(f"{op} on {dt} is not supported", op, n.loc)
 
 
-def _const_of(n: Node) -> float | None:
-    while n.op == "broadcast":
-        n = n.inputs[0]
-    if n.op == "const" and n.shape == () and n.dtype in FLOATS:
-        return float(n.attrs["value"])
-    return None
 
 
 def _ipow(dt: str, a: list[str]) -> str:
@@ -317,7 +314,7 @@ class Generator:
         idx: dict[int, int] = {}
         for _, a in leaves:
             s = a.src
-            if s.op in ("iota",) or (s.op == "const" and s.shape == ()):
+            if memoryless(s):
                 continue
             idx.setdefault(s.id, len(idx))
         if dest is not None:
@@ -517,7 +514,7 @@ class Generator:
             lines += ["  for (int64_t it = begin; it < end; ++it) {",
                       f"    const int64_t ro = it / {per}, c0 = (it % {per}) * {ch}, c1 = K_MIN(c0 + {ch}, (int64_t){kin});",
                       f"    {VTYPE[dts[0]]} acc[{ch}];",
-                      f"    int nanv[{ch}];",
+                      f"    int nanv[{ch}]; (void)nanv;",
                       f"    for (int64_t j = 0; j < c1 - c0; ++j) {{ acc[j] = {simple[1](dts[0])}; nanv[j] = 0; }}",
                       "    int64_t q_ = ro; (void)q_;"]
             for d in reversed(range(len(kouter))):
@@ -542,8 +539,10 @@ class Generator:
             lines += ["    " + "  " * d + "}" for d in reversed(range(len(ashape)))]
             oterms = [str(dest.offset)] + [f"k{d} * {kvecs[-1][d]}" for d in range(len(kouter)) if kvecs[-1][d]]
             lines.append("    for (int64_t j = c0; j < c1; ++j) {")
-            val, vdt = self._finish(k, _with_nan(simple[0](dts[0], init_vals[0], "acc[j - c0]"), "nanv[j - c0]", dts[0]),
-                                    "      ", lines)
+            res = simple[0](dts[0], init_vals[0], "acc[j - c0]")
+            if simple[2] is not None:  # only max/min track NaN on the side
+                res = _with_nan(res, "nanv[j - c0]", dts[0])
+            val, vdt = self._finish(k, res, "      ", lines)
             lines.append(f"      p{opmap[dest.src.id]}[{' + '.join(oterms)} + j * {kvecs[-1][-1]}] = {store_expr(vdt, val)};")
             lines.append("    }")
             lines += ["  }", "}"]
@@ -561,7 +560,7 @@ class Generator:
             ind = "      "
             if simple is not None and ashape:
                 lines.append(f"{ind}{VTYPE[dts[0]]} lane[{LANES}];")
-                lines.append(f"{ind}int nanv[{LANES}];")
+                lines.append(f"{ind}int nanv[{LANES}]; (void)nanv;")
                 lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) {{ lane[l] = {simple[1](dts[0])}; nanv[l] = 0; }}")
                 lines += self._reduce_loops(ashape[:-1], ind)
                 ind2 = ind + "  " * (len(ashape) - 1)
@@ -589,9 +588,12 @@ class Generator:
                 lines.append(f"{ind2}}}")
                 lines += [ind + "  " * d + "}" for d in reversed(range(len(ashape) - 1))]
                 lines.append(f"{ind}{VTYPE[dts[0]]} acc = {init_vals[0]};")
-                lines.append(f"{ind}int nan_ = 0;")
-                lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) {{ acc = {simple[0](dts[0], 'acc', 'lane[l]')}; nan_ |= nanv[l]; }}")
-                result = _with_nan("acc", "nan_", dts[0]) if simple[2] is not None else "acc"
+                lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) acc = {simple[0](dts[0], 'acc', 'lane[l]')};")
+                result = "acc"
+                if simple[2] is not None:  # only max/min track NaN on the side
+                    lines.append(f"{ind}int nan_ = 0;")
+                    lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) nan_ |= nanv[l];")
+                    result = _with_nan("acc", "nan_", dts[0])
                 vec_ops = em.ops
             else:
                 # general (variadic) reduction: straight-line body, sequential over the elements
@@ -676,7 +678,7 @@ class Generator:
         for a in (la, ra):
             opmap.setdefault(a.src.id, len(opmap))
         for _, a in epi_leaves:
-            if a.src.op != "iota" and not (a.src.op == "const" and a.src.shape == ()):
+            if not memoryless(a.src):
                 opmap.setdefault(a.src.id, len(opmap))
         opmap.setdefault(dest.src.id, len(opmap))
         nodes = {la.src.id: la.src, ra.src.id: ra.src, dest.src.id: dest.src}

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .access import Access, apply_view, base_access, row_major
-from .graph import ELEMENTWISE, VIEWS, Graph, Node, toposort, users
+from .graph import ELEMENTWISE, VIEWS, Graph, Node, scalar_const, toposort, users
 
 RECOMPUTE_BUDGET = 64  # extra primitive ops per element accepted to avoid a DRAM round trip
 ALWAYS = {"param", "reduce", "dot", "concat", "pad"}
@@ -43,9 +43,14 @@ def is_data(n: Node) -> bool:
     return n.op == "param" or (n.op == "const" and n.shape != ())
 
 
+def memoryless(n: Node) -> bool:
+    """Leaves a kernel computes from the index (iota) or writes as a literal (scalar const)."""
+    return n.op == "iota" or (n.op == "const" and n.shape == ())
+
+
 def access_of(n: Node, mat: set[int]) -> Access | None:
     """How a kernel reads n: through views down to a stored node, an iota or a scalar const."""
-    if n.id in mat or n.op == "iota" or (n.op == "const" and n.shape == ()):
+    if n.id in mat or memoryless(n):
         return base_access(n)
     if n.op in VIEWS:
         a = access_of(n.inputs[0], mat)
@@ -146,8 +151,7 @@ def plan(graph: Graph) -> Plan:
             for opnd, groups in zip(n.inputs, dot_groups(n)):
                 ensure(opnd)
                 a = access_of(opnd, mat)
-                if group_strides(opnd.shape, a, groups) is None or a.src.op in ("iota", "const") \
-                        and a.src.shape == () or a.src.op == "iota":
+                if group_strides(opnd.shape, a, groups) is None or memoryless(a.src):
                     # copy to a layout the matrix engine can stride through (an iota or a
                     # broadcast scalar constant has no memory at all)
                     mat.add(opnd.id)
@@ -262,30 +266,28 @@ def _epilogues(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],
         if n.id not in mat or n.op not in ELEMENTWISE:
             continue
         tree, leaves = inline_tree(n, mat)
-        heads = {_same_order(x).id: _same_order(x) for x in leaves
-                 if _same_order(x).op in ("reduce", "dot") and _same_order(x).size == n.size}
+        bases = [_same_order(x) for x in leaves]
+        heads = {b.id: b for b in bases if b.op in ("reduce", "dot") and b.size == n.size}
         if len(heads) != 1:
             continue
         (r,) = heads.values()
         if r.op == "dot":
-            a, b = (i.dtype for i in r.inputs)
-            if not (a == b == "f32" and r.dtype == "f32" or a == b == "bf16" and r.dtype in ("f32", "bf16")):
+            da, db = (i.dtype for i in r.inputs)
+            if not (da == db == "f32" and r.dtype == "f32" or da == db == "bf16" and r.dtype in ("f32", "bf16")):
                 continue  # epilogues ride on the matrix engine's f32 block only
             groups = _dot_out_groups(r)
             others_ok = r.shape == n.shape and all(
-                _same_order(x) is r and x.shape == n.shape or
+                b is r and x.shape == n.shape or
                 (access_of(x, mat) is not None and x.shape == n.shape and
                  group_strides(n.shape, access_of(x, mat), groups) is not None)
-                for x in leaves)
+                for x, b in zip(leaves, bases))
         else:
-            others_ok = all(_same_order(x) is r or (x.op == "const" and x.shape == ()) or
-                            (x.op == "broadcast" and x.inputs[0].op == "const" and x.inputs[0].shape == ())
-                            for x in leaves)
-        inside = {t.id for t in tree} | {x.id for x in leaves}
-        chain = {v.id for x in leaves for v in _view_chain(x) if _same_order(x) is r}
+            others_ok = all(b is r or scalar_const(x) is not None for x, b in zip(leaves, bases))
+        inside = {t.id for t in tree}  # computed in n's kernel (its stored leaves are not)
+        chain = {v.id for x, b in zip(leaves, bases) for v in _view_chain(x) if b is r}
         private = all(u.id in inside for t in tree if t is not n for u in use.get(t.id, [])) and \
             not any(v in mat for v in chain)  # a stored view of the result needs it stored too
-        if r.id not in outputs and others_ok and private and r.id not in out.values() and \
+        if r.id not in outputs and others_ok and private and all(r is not q for q in out.values()) and \
                 all(u.id in inside or u.id in chain for v in [r.id, *chain] for u in use.get(v, [])):
             out[n.id] = r
             mat.discard(r.id)

@@ -63,9 +63,6 @@ class Node:
     def nbytes(self) -> int:
         return self.size * itemsize(self.dtype)
 
-    def is_scalar_const(self) -> bool:
-        return self.op == "const" and self.attrs["value"].ndim == 0
-
     def __repr__(self) -> str:
         ins = ",".join(f"%{i.id}" for i in self.inputs)
         return f"%{self.id}={self.op}({ins}):{self.dtype}{list(self.shape)}"
@@ -111,6 +108,13 @@ def users(nodes: list[Node]) -> dict[int, list[Node]]:
         for i in n.inputs:
             out.setdefault(i.id, []).append(n)
     return out
+
+
+def scalar_const(n: Node) -> np.ndarray | None:
+    """The value of a scalar constant, seen through broadcasts of it (else None)."""
+    while n.op == "broadcast":
+        n = n.inputs[0]
+    return n.attrs["value"] if n.op == "const" and n.shape == () else None
 
 
 def itemsize(dtype: str) -> int:

@@ -60,4 +60,12 @@ def plan_memory(order: list[Kernel], mat: set[int], params: list, outputs: list,
 
 def live_peak(order_len: int, first: dict[int, int], last: dict[int, int], size: dict[int, int]) -> int:
     """The most bytes of arena buffers alive at one time: no placement can use less."""
-    return max((sum(size[n] for n in first if first[n] <= t <= last[n]) for t in range(order_len)), default=0)
+    delta = [0] * (order_len + 1)
+    for n in first:  # a sweep over lifetimes: +size where one starts, -size after it ends
+        delta[first[n]] += size[n]
+        delta[last[n] + 1] -= size[n]
+    peak = live = 0
+    for d in delta:
+        live += d
+        peak = max(peak, live)
+    return peak

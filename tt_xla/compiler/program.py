@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+# Between these markers the generated source splits into pieces that compile on their own, so
+# the device toolchain may build a big program on several host cores and link the parts.
+SPLIT = "/* tt:part */\n"
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     shape: tuple[int, ...]

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import math
 
-from .graph import Node
+from .graph import FLOATS, Node, scalar_const
 
 FULL = (-math.inf, math.inf)
 _FLIP = {"GT": "LE", "GE": "LT", "LT": "GE", "LE": "GT", "EQ": "NE", "NE": "EQ"}
 
 
-def _scalar(n: Node) -> float | None:
-    while n.op == "broadcast":
-        n = n.inputs[0]
-    if n.op == "const" and n.attrs["value"].ndim == 0 and n.attrs["value"].dtype.kind == "f":
-        return float(n.attrs["value"])
-    return None
+def float_const(n: Node) -> float | None:
+    """The value of a scalar float constant, seen through broadcasts (else None)."""
+    v = scalar_const(n)
+    return float(v) if v is not None and n.dtype in FLOATS else None
 
 
 def _restrict(r: tuple[float, float], d: str, c: float) -> tuple[float, float]:
@@ -35,7 +33,7 @@ def value_range(n: Node, memo: dict[int, tuple[float, float]] | None = None) -> 
     memo = {} if memo is None else memo
     if n.id in memo:
         return memo[n.id]
-    c = _scalar(n)
+    c = float_const(n)
     r = FULL
     if c is not None:
         r = (c, c) if not math.isnan(c) else FULL
@@ -57,7 +55,7 @@ def value_range(n: Node, memo: dict[int, tuple[float, float]] | None = None) -> 
         if p.op == "cmp" and not p.attrs.get("total"):
             a, b = p.inputs
             d = p.attrs["dir"]
-            for x, k, dd in ((a, _scalar(b), d), (b, _scalar(a), _mirror(d))):
+            for x, k, dd in ((a, float_const(b), d), (b, float_const(a), _mirror(d))):
                 if k is None or math.isnan(k):
                     continue
                 if t is x:
@@ -92,7 +90,7 @@ def _mirror(d: str) -> str:
 
 def _bounds_above(m: Node, x: Node) -> bool:
     """m is (a view of) max(..., reduce_max over x): every element of x is <= its m."""
-    while m.op in ("broadcast", "reshape") or (m.op == "max" and _scalar(m.inputs[1]) is not None):
+    while m.op in ("broadcast", "reshape") or (m.op == "max" and float_const(m.inputs[1]) is not None):
         m = m.inputs[0]
     if m.op != "reduce" or m.attrs["n"] != 1 or m.inputs[0] is not x:
         return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import FLOATS, INTS, Graph, Node, const, np_dtype
+from .graph import FLOATS, INTS, Graph, Node, const, np_dtype, scalar_const
 from .rewrite import rewrite
 
 _FOLD = {
@@ -18,15 +18,10 @@ _CMP = {"EQ": np.equal, "NE": np.not_equal, "LT": np.less, "LE": np.less_equal,
         "GT": np.greater, "GE": np.greater_equal}
 
 
-def _scalar(n: Node) -> np.ndarray | None:
-    """The scalar value of a const or a broadcast of a scalar const."""
-    if n.op == "broadcast":
-        n = n.inputs[0]
-    return n.attrs["value"] if n.op == "const" and n.attrs["value"].ndim == 0 else None
 
 
 def _fold(n: Node) -> Node | None:
-    vals = [_scalar(i) for i in n.inputs]
+    vals = [scalar_const(i) for i in n.inputs]
     if not n.inputs or any(v is None for v in vals):
         return None
     dt = np_dtype(n.dtype)
@@ -53,7 +48,7 @@ def _fold(n: Node) -> Node | None:
 
 
 def _is(n: Node, v: float) -> bool:
-    s = _scalar(n)
+    s = scalar_const(n)
     return s is not None and s.dtype.kind == "f" and float(s) == v and not np.signbit(s)
 
 
@@ -77,10 +72,10 @@ def _simplify(n: Node) -> Node:
         return Node("mul", [ins[0], bc], n.shape, n.dtype, {}, n.loc)
     if n.op == "select" and ins[1] is ins[2]:
         return ins[1]
-    if n.op == "select" and _scalar(ins[0]) is not None:
-        return ins[1] if bool(_scalar(ins[0])) else ins[2]
+    if n.op == "select" and scalar_const(ins[0]) is not None:
+        return ins[1] if bool(scalar_const(ins[0])) else ins[2]
     if n.op in ("add", "mul", "max", "min", "and", "or", "xor") and not n.attrs.get("fast") and \
-            _scalar(ins[0]) is not None and _scalar(ins[1]) is None:
+            scalar_const(ins[0]) is not None and scalar_const(ins[1]) is None:
         return Node(n.op, [ins[1], ins[0]], n.shape, n.dtype, dict(n.attrs), n.loc)  # const second
     if n.op in ("max", "min") and ins[0] is ins[1]:
         return ins[0]
@@ -96,10 +91,10 @@ def _simplify(n: Node) -> Node:
             return const(x.attrs["value"].reshape(()), n.dtype, n.shape, n.loc)
     if n.op == "reshape" and ins[0].op == "reshape":
         return Node("reshape", [ins[0].inputs[0]], n.shape, n.dtype, {}, n.loc)
-    if n.op == "reshape" and _scalar(ins[0]) is not None:
-        return const(_scalar(ins[0]), n.dtype, n.shape, n.loc)
-    if n.op in ("transpose", "slice", "reverse") and _scalar(ins[0]) is not None:
-        return const(_scalar(ins[0]), n.dtype, n.shape, n.loc)
+    if n.op == "reshape" and scalar_const(ins[0]) is not None:
+        return const(scalar_const(ins[0]), n.dtype, n.shape, n.loc)
+    if n.op in ("transpose", "slice", "reverse") and scalar_const(ins[0]) is not None:
+        return const(scalar_const(ins[0]), n.dtype, n.shape, n.loc)
     if n.op == "transpose" and ins[0].op == "transpose":
         inner = ins[0].attrs["perm"]
         perm = tuple(inner[p] for p in n.attrs["perm"])

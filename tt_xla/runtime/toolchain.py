@@ -178,11 +178,11 @@ def build_kernel_library(source: str) -> Path:
     return lib
 
 
-SPLIT = "/* tt:part */\n"  # codegen's marker between independently compilable pieces
 SPLIT_MIN_CHARS = 60_000   # below this one compiler process is quicker than several
 
 
 def _jobs() -> int:
+    """Parallel compiler processes for one program ($TT_XLA_BUILD_JOBS, else the host cores)."""
     return int(os.environ.get("TT_XLA_BUILD_JOBS") or os.cpu_count() or 1)
 
 
@@ -190,6 +190,7 @@ def _split(source: str, jobs: int) -> list[str]:
     """The source as `jobs` translation units: each is the shared head (everything before the
     first marker) plus a share of the pieces, balanced by size; the last piece (the program
     descriptor) goes with the smallest share. Small programs stay one unit."""
+    from ..compiler.program import SPLIT  # the marker codegen writes
     pieces = source.split(SPLIT)
     if jobs < 2 or len(pieces) < 4 or len(source) < SPLIT_MIN_CHARS:
         return [source]
