@@ -630,13 +630,17 @@ class Generator:
         lines.append(f"{ind}const {VTYPE[r.dtype]} res_ = {result};")
         if k.epilogue is None:
             return "res_", r.dtype
-        _, direct = inline_tree(k.epilogue, self.mat)
-        alias = {x.id for x in direct if _same_order(x) is r} | {r.id}
-        leaves = collect_leaves(k.epilogue, True, self.mat, frozenset(alias))
+        alias, leaves = self._epilogue_inputs(k)
         em = Emitter(self.mat, {n.id: "0" for n, _ in leaves},
                      {n.id: Leaf(a, n.dtype, -1) for n, a in leaves}, lines, ind, prefix="epi")
         em.names.update({a: "res_" for a in alias})
         return em.value(k.epilogue), k.epilogue.dtype
+
+    def _epilogue_inputs(self, k: Kernel) -> tuple[frozenset[int], list[tuple[Node, Access]]]:
+        """(ids that stand for the finished result, the epilogue's other leaves)."""
+        _, direct = inline_tree(k.epilogue, self.mat)
+        alias = frozenset({x.id for x in direct if _same_order(x) is k.root} | {k.root.id})
+        return alias, collect_leaves(k.epilogue, True, self.mat, alias)
 
     @staticmethod
     def _reduce_loops(ashape: tuple[int, ...] | list[int], ind: str) -> list[str]:
@@ -669,11 +673,7 @@ class Generator:
         K = int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
         N = int(np.prod([rhs.shape[d] for d in rf], dtype=np.int64))
         dest = k.dest
-        epi_leaves: list[tuple[Node, Access]] = []
-        if k.epilogue is not None:
-            _, direct = inline_tree(k.epilogue, self.mat)
-            alias = frozenset({x.id for x in direct if _same_order(x) is r} | {r.id})
-            epi_leaves = collect_leaves(k.epilogue, True, self.mat, alias)
+        alias, epi_leaves = self._epilogue_inputs(k) if k.epilogue is not None else (frozenset(), [])
         opmap: dict[int, int] = {}
         for a in (la, ra):
             opmap.setdefault(a.src.id, len(opmap))
@@ -722,9 +722,8 @@ class Generator:
             body: list[str] = []
             em = Emitter(self.mat, index_of, leaf_of, body, "        ", prefix="epi")
             res = "k_round_bf16(c_[i * n + j])" if od == "bf16" else "c_[i * n + j]"
-            alias_ids = {x.id for x in inline_tree(k.epilogue, self.mat)[1] if _same_order(x) is r} | {r.id}
             body.append(f"        const float res_ = {res};")
-            em.names.update({a_: "res_" for a_ in alias_ids})
+            em.names.update({a_: "res_" for a_ in alias})
             val = em.value(k.epilogue)
             lines += ["      #pragma GCC ivdep", "      for (int64_t j = 0; j < n; ++j) {"]
             lines += body
