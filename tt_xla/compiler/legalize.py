@@ -247,8 +247,6 @@ class Legalizer:
                  "lhs_contracting_dimensions": (len(a.shape) - 1,), "rhs_contracting_dimensions": (0,)}
         return Node("dot", [a, b], shape, dt, attrs, op.loc)
 
-
-
     def _convolution(self, op: ir.Operation) -> Node:
         """Convolution as im2col + one matmul per feature group: the padded (and lhs-dilated)
         input is sliced once per kernel position, the slices are concatenated along features, and
