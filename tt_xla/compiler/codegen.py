@@ -376,19 +376,8 @@ class Generator:
             lines += ["  for (int64_t it = begin; it < end; ++it) {",
                       f"    const int64_t c0 = 0, c1 = {inner};",
                       f"    for (int64_t r = it * {rows}; r < K_MIN((it + 1) * {rows}, (int64_t){outer}); ++r) {{"]
-        # outer multi-index of row r, then a base index per access
         ind = "      "
-        outer_dims = list(shape[:-1])
-        if outer_dims:
-            lines.append(f"{ind}int64_t q_ = r;")
-            for d in reversed(range(len(outer_dims))):
-                lines.append(f"{ind}const int64_t i{d} = q_ % {outer_dims[d]}; q_ /= {outer_dims[d]};")
-            lines.append(f"{ind}(void)q_;")
-        bases = []
-        for j, (v, off) in enumerate(zip(vecs, offs)):
-            terms = [str(off)] + [f"i{d} * {v[d]}" for d in range(len(outer_dims)) if v[d] != 0]
-            lines.append(f"{ind}const int64_t b{j} = {' + '.join(terms)};")
-            bases.append(f"b{j}")
+        bases = _row_bases(shape, vecs, offs, "r", ind, lines)
         index_of: dict[int, str] = {}
         leaf_of: dict[int, Leaf] = {}
         for j, (n, a) in enumerate(leaves):
@@ -415,14 +404,7 @@ class Generator:
         src = next(i for nid, i in opmap.items() if nid != k.dest.src.id)
         dst = opmap[k.dest.src.id]
         S, D = vecs[0][-1], vecs[1][-2]
-        lines.append("      int64_t q_ = r0;")
-        outer_dims = list(shape[:-1])
-        for d in reversed(range(len(outer_dims))):
-            lines.append(f"      const int64_t i{d} = q_ % {outer_dims[d]}; q_ /= {outer_dims[d]};")
-        lines.append("      (void)q_;")
-        for j, (v, off) in enumerate(zip(vecs, offs)):
-            terms = [str(off)] + [f"i{d} * {v[d]}" for d in range(len(outer_dims)) if v[d] != 0]
-            lines.append(f"      const int64_t b{j} = {' + '.join(terms)};")
+        _row_bases(shape, vecs, offs, "r0", "      ", lines)  # b0: source, b1: destination
         body = [
             "      const int64_t nr = r1 - r0, fr = nr & ~7, fc = c0 + ((c1 - c0) & ~7);",
             "      for (int64_t rr = 0; rr < fr; rr += 8)",
@@ -758,6 +740,23 @@ class Generator:
         ops = [(nodes[x], 2 if x == dest.src.id else 1) for x in opmap]
         fused = self._ops(k.epilogue) if k.epilogue is not None else ["dot"]
         return KernelCode(name, "matmul", "\n".join(lines), items, ops, vec, tiles, fused)
+
+
+def _row_bases(shape, vecs, offs, row: str, ind: str, lines: list[str]) -> list[str]:
+    """Decode `row` into the outer dims of `shape` (all but the last), then one base index per
+    access (b0, b1, ...: offset plus each outer index times that access's stride)."""
+    outer = list(shape[:-1])
+    if outer:
+        lines.append(f"{ind}int64_t q_ = {row};")
+        for d in reversed(range(len(outer))):
+            lines.append(f"{ind}const int64_t i{d} = q_ % {outer[d]}; q_ /= {outer[d]};")
+        lines.append(f"{ind}(void)q_;")
+    bases = []
+    for j, (v, off) in enumerate(zip(vecs, offs)):
+        terms = [str(off)] + [f"i{d} * {v[d]}" for d in range(len(outer)) if v[d] != 0]
+        lines.append(f"{ind}const int64_t b{j} = {' + '.join(terms)};")
+        bases.append(f"b{j}")
+    return bases
 
 
 def _index(base: str, stride: int, var: str = "j") -> str:
