@@ -266,7 +266,8 @@ def _epilogues(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],
         if n.id not in mat or n.op not in ELEMENTWISE:
             continue
         tree, leaves = inline_tree(n, mat)
-        bases = [_same_order(x) for x in leaves]
+        stripped = [_strip_same_order(x) for x in leaves]
+        bases = [b for b, _ in stripped]
         heads = {b.id: b for b in bases if b.op in ("reduce", "dot") and b.size == n.size}
         if len(heads) != 1:
             continue
@@ -276,15 +277,15 @@ def _epilogues(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],
             if not (da == db == "f32" and r.dtype == "f32" or da == db == "bf16" and r.dtype in ("f32", "bf16")):
                 continue  # epilogues ride on the matrix engine's f32 block only
             groups = _dot_out_groups(r)
+            accesses = [access_of(x, mat) for x in leaves]
             others_ok = r.shape == n.shape and all(
                 b is r and x.shape == n.shape or
-                (access_of(x, mat) is not None and x.shape == n.shape and
-                 group_strides(n.shape, access_of(x, mat), groups) is not None)
-                for x, b in zip(leaves, bases))
+                (a is not None and x.shape == n.shape and group_strides(n.shape, a, groups) is not None)
+                for x, b, a in zip(leaves, bases, accesses))
         else:
             others_ok = all(b is r or scalar_const(x) is not None for x, b in zip(leaves, bases))
         inside = {t.id for t in tree}  # computed in n's kernel (its stored leaves are not)
-        chain = {v.id for x, b in zip(leaves, bases) for v in _view_chain(x) if b is r}
+        chain = {v.id for b, views in stripped if b is r for v in views}
         private = all(u.id in inside for t in tree if t is not n for u in use.get(t.id, [])) and \
             not any(v in mat for v in chain)  # a stored view of the result needs it stored too
         if r.id not in outputs and others_ok and private and all(r is not q for q in out.values()) and \
@@ -301,17 +302,16 @@ def _dot_out_groups(d: Node) -> list[list[int]]:
     return [list(range(nb)), list(range(nb, nb + nl)), list(range(nb + nl, nb + nl + len(rf)))]
 
 
-def _view_chain(x: Node) -> list[Node]:
+def _strip_same_order(x: Node) -> tuple[Node, list[Node]]:
+    """x with reshapes and unit-dim broadcasts stripped (they keep the row-major element
+    order), and the views stripped."""
     chain = []
-    while x.op in ("reshape", "broadcast") and x.size == x.inputs[0].size:
+    while x.op in ("reshape", "broadcast") and x.size == x.inputs[0].size and \
+            (x.op == "reshape" or list(x.attrs["dims"]) == sorted(x.attrs["dims"])):
         chain.append(x)
         x = x.inputs[0]
-    return chain
+    return x, chain
 
 
 def _same_order(x: Node) -> Node:
-    """x with reshapes and unit-dim broadcasts stripped: they keep the row-major element order."""
-    while x.op in ("reshape", "broadcast") and x.size == x.inputs[0].size and \
-            (x.op == "reshape" or list(x.attrs["dims"]) == sorted(x.attrs["dims"])):
-        x = x.inputs[0]
-    return x
+    return _strip_same_order(x)[0]
