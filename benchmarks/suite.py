@@ -314,7 +314,7 @@ def machine_info() -> dict:
         pass
     try:
         from tt_xla.runtime import toolchain
-        flags = " ".join(toolchain.FLAGS)
+        flags = " ".join(toolchain.FLAGS) + " + -O2 (kernels with much work) or -O1 (the rest)"
         cc = toolchain._compiler_version(tuple(toolchain._compiler())).splitlines()[0]
     except Exception as e:  # pragma: no cover
         flags, cc = f"? ({e})", "?"

@@ -73,11 +73,59 @@ def test_program_built_in_parallel_parts(monkeypatch, tmp_path):
     monkeypatch.setenv("TT_XLA_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("TT_XLA_BUILD_JOBS", "2")
     monkeypatch.setattr(toolchain, "SPLIT_MIN_CHARS", 0)
+    # both optimization levels in one program: the product's kernel at -O2, the rest at -O1
+    monkeypatch.setattr(tt_xla.compiler, "_hot", lambda c: c.kind == "matmul")
     before = toolchain.stats["compiles"]
     x = inputs((8, 33), edges=False)
     f = lambda x: (jax.nn.softmax(x, -1), jnp.tanh(x).sum(0), jax.nn.gelu(x) @ x.T)
     check(f, x, rtol=1e-5, atol=1e-5, transcendental=True)
     assert toolchain.stats["compiles"] - before >= 3  # two parts and the link
+
+
+def test_split_keeps_every_piece_once_at_its_level():
+    from tt_xla.compiler.program import part
+    from tt_xla.runtime import toolchain
+    pieces = [("O2" if i % 3 == 0 else "O1", f"/* piece {i} */" + "x" * (100 * i) + "\n") for i in range(12)]
+    src = "HEAD\n" + "".join(part(lv) + text for lv, text in pieces)
+    for jobs, min_chars in ((1, 0), (2, 0), (4, 0), (2, 10**9)):
+        toolchain.SPLIT_MIN_CHARS, old = min_chars, toolchain.SPLIT_MIN_CHARS
+        try:
+            units = toolchain._split(src, jobs)
+        finally:
+            toolchain.SPLIT_MIN_CHARS = old
+        assert all(u.startswith("HEAD\n") for _, u in units)
+        assert len(units) <= max(jobs, 2)
+        for lv, text in pieces:
+            assert [u_lv for u_lv, u in units if text in u] == [lv]
+    assert toolchain._split("no markers", 2) == [(toolchain.DEFAULT_LEVEL, "no markers")]
+
+
+def test_kernels_with_much_work_build_at_O2():
+    small = tt_xla.compiler.compile_text(_text(jax.nn.relu, np.ones((64, 64), np.float32))).source
+    big = tt_xla.compiler.compile_text(_text(jax.nn.relu, np.ones((1024, 1024), np.float32))).source
+    assert "tt:part O2" not in small and "tt:part O1" in small
+    assert "tt:part O2" in big
+
+
+def test_reduce_over_size_one_or_empty_dims():
+    """Such a reduce combines nothing: it becomes elementwise (body(init, x)) or its init."""
+    x = inputs((5, 1, 7))
+    check(lambda x: (jnp.sum(x, 1), jnp.max(x, 1), jnp.min(x, 1), jnp.prod(x, 1), jnp.argmax(x, 1)), x)
+    check(lambda x: (jnp.sum(x, 1), jnp.max(x, 1, initial=-jnp.inf)), inputs((4, 0, 3)))
+    kernels = tt_xla.compile(_text(lambda x: jnp.sum(x, 1) * 2, np.ones((5, 1, 7), np.float32))).kernels()
+    assert [k.kind for k in kernels] == ["elementwise"]
+
+
+def test_transposed_product_is_one_matmul():
+    """transpose(x @ w) is w.T @ x.T with the engine reading the operands strided: no copy."""
+    x, w = inputs((40, 24), edges=False), inputs((24, 56), seed=1, edges=False)
+    check(lambda x, w: (x @ w).T, x, w, rtol=1e-5, atol=1e-4)
+    a, b = inputs((3, 10, 6), edges=False), inputs((3, 6, 9), seed=2, edges=False)
+    check(lambda a, b: jnp.einsum("bij,bjk->bki", a, b), a, b, rtol=1e-5, atol=1e-4)
+    kernels = tt_xla.compile(_text(lambda x, w: (x @ w).T, x, w)).kernels()
+    assert [k.kind for k in kernels] == ["matmul"]
+    # read twice, the product stays one kernel and the transpose another
+    check(lambda x, w: ((x @ w).T, x @ w), x, w, rtol=1e-5, atol=1e-4)
 
 
 def test_arena_close_to_the_live_peak():

@@ -84,6 +84,7 @@ tt_status tt_device_open(const tt_device_config *cfg, tt_device **out) {
     k->sram = NULL; /* allocated on first launch that uses the core */
     k->sram_bytes = c.sram_per_core;
     k->counters = d->core_counters[i];
+    tt__engine_bind(k, NULL);
   }
   if (tt__pool_init(&d->pool, c.host_threads - 1) != 0) {
     tt__pool_destroy(&d->pool);

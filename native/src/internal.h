@@ -83,6 +83,17 @@ tt_status tt__buffer_lookup(tt_device *dev, tt_buffer buf, void **ptr, uint64_t 
 /* programs */
 void tt__programs_release_all(tt_device *dev);
 
+/* matrix engine builds (engine.c, one per instruction-set level; engine_select.c) */
+typedef struct tt__engine {
+  const char *name;
+  tt_matmul_f32_fn f32;
+  tt_matmul_bf16_fn bf16;
+} tt__engine;
+/* The builds this host can run, best first: writes up to cap of them, returns how many there are. */
+uint32_t tt__engines(const tt__engine **out, uint32_t cap);
+/* Points a core at engine e (NULL: the host's best). */
+void tt__engine_bind(tt_core *core, const tt__engine *e);
+
 /* pool */
 int tt__pool_init(tt_pool *p, uint32_t nthreads);
 void tt__pool_destroy(tt_pool *p);

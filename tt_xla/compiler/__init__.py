@@ -17,7 +17,7 @@ from .graph import Graph, Node, np_dtype
 from .inline import inline_calls
 from .legalize import legalize
 from .memory import Storage, plan_memory
-from .program import SPLIT, CompiledProgram, KernelInfo, TensorSpec
+from .program import CompiledProgram, KernelInfo, TensorSpec, part
 from .schedule import schedule
 from .simplify import simplify
 
@@ -32,6 +32,16 @@ def optimize(module: ir.Module) -> Graph:
     graph = simplify(graph)
     graph = decompose(graph)
     return simplify(graph)
+
+
+HOT_TILES = 1024  # 1M element-ops or 4 MiB moved: about 0.1 ms of host time at -O2
+
+
+def _hot(c: KernelCode) -> bool:
+    """Whether a kernel does enough work (tile-wide vector ops plus tiles of operand bytes it
+    moves) that -O2's faster loops beat the compile time they cost. The matrix engine's own
+    work is in the runtime, already optimized, so matrix tiles do not count."""
+    return c.vector_ops + sum(n.nbytes for n, _ in c.operands) // 4096 >= HOT_TILES
 
 
 def compile_text(text: str, filename: str = "<module>") -> CompiledProgram:
@@ -69,20 +79,24 @@ def compile_module(module: ir.Module) -> CompiledProgram:
             codes.append(code)
     binding_bytes = [n.nbytes for n in params] + [n.nbytes for n in outputs] + \
                     [n.nbytes for n in consts] + [arena]
-    # Pieces between SPLIT markers compile on their own (the toolchain may build them in
+    # Pieces between part markers compile on their own (the toolchain may build them in
     # parallel): kernels have external, hidden linkage and the descriptor declares them.
     # A kernel's code holds shapes, strides and math, never where its operands live (that is in
-    # the descriptor), so repeated layers share functions: each distinct body is emitted once.
-    bf16_dot = any("tt_matmul_bf16(" in c.body for c in codes)
-    src = [("#define TT_USE_BF16_DOT 1\n" if bf16_dot else "") + PRELUDE, ""]
+    # the descriptor), so repeated layers share functions: each distinct body is emitted once,
+    # at -O2 if any launch of it has much work (see _hot).
+    src = [PRELUDE, ""]
     launches = []
     desc = []
     fn_of: dict[str, str] = {}
+    hot: dict[str, bool] = {}
     for c in codes:
         generic = c.body.replace(f" {c.name}(", " @(", 1)
         fn = fn_of.setdefault(generic, c.name)
+        hot[fn] = hot.get(fn, False) or _hot(c)
+    for c in codes:
+        fn = fn_of[c.body.replace(f" {c.name}(", " @(", 1)]
         if fn == c.name:
-            src.append(SPLIT + KERNEL_ATTR + c.body.removeprefix("static "))
+            src.append(part("O2" if hot[fn] else "O1") + KERNEL_ATTR + c.body.removeprefix("static "))
             desc.append(f"{KERNEL_ATTR}void {c.name}(const tt_core *, void *const *, int64_t, int64_t);")
         ops = []
         for node, access in c.operands:
@@ -92,7 +106,7 @@ def compile_module(module: ir.Module) -> CompiledProgram:
         launches.append(f'  {{"{c.name}", {fn}, {c.work_items}, {len(ops)}u, {c.name}_ops, '
                         f'{c.vector_ops}ull, {c.matrix_tiles}ull}}')
     nb = len(binding_bytes)
-    src.append(SPLIT)
+    src.append(part("O1"))
     src.extend(desc)
     src.append(f"static const uint64_t binding_bytes[{nb}] = {{{', '.join(f'{b}ull' for b in binding_bytes)}}};")
     if launches:

@@ -144,6 +144,12 @@ def broadcast(x: Node, shape: tuple[int, ...], dims: tuple[int, ...], loc: Any =
     return Node("broadcast", [x], tuple(shape), x.dtype, {"dims": tuple(dims)}, loc or x.loc)
 
 
+def transpose(x: Node, perm: list[int], loc: Any = None) -> Node:
+    if list(perm) == list(range(len(perm))):
+        return x
+    return Node("transpose", [x], tuple(x.shape[p] for p in perm), x.dtype, {"perm": tuple(perm)}, loc or x.loc)
+
+
 def ew(op: str, inputs: list[Node], dtype: str | None = None, loc: Any = None, **attrs: Any) -> Node:
     """An elementwise node; scalar-shaped inputs are broadcast to the common shape."""
     shape = max((i.shape for i in inputs), key=len)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
-from .graph import BITS, FLOATS, Graph, Node, broadcast, const, ew, np_dtype
+from .graph import BITS, FLOATS, Graph, Node, broadcast, const, ew, np_dtype, transpose
 
 BINARY = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div",
           "remainder": "rem", "maximum": "max", "minimum": "min", "and": "and", "or": "or",
@@ -232,8 +232,8 @@ class Legalizer:
         # transposes are views; fusion copies only when a group's strides do not merge).
         lf = [d for d in range(len(a.shape)) if d not in lb + lc]
         rf = [d for d in range(len(b.shape)) if d not in rb + rc]
-        a = _transpose(a, lb + lf + lc, op.loc)
-        b = _transpose(b, rb + rc + rf, op.loc)
+        a = transpose(a, lb + lf + lc, op.loc)
+        b = transpose(b, rb + rc + rf, op.loc)
         nb, nc = len(lb), len(lc)
         attrs = {"lhs_batching_dimensions": tuple(range(nb)), "rhs_batching_dimensions": tuple(range(nb)),
                  "lhs_contracting_dimensions": tuple(range(nb + len(lf), nb + len(lf) + nc)),
@@ -266,8 +266,8 @@ class Legalizer:
         rhs_dil = _ints(a.get("rhs_dilation", (1,) * k)) or (1,) * k
         rev = tuple(a.get("window_reversal", (False,) * k) or (False,) * k)
         loc = op.loc
-        xt = _transpose(x, [d["input_batch_dimension"], *sp, d["input_feature_dimension"]], loc)
-        wt = _transpose(w, [*d["kernel_spatial_dimensions"], d["kernel_input_feature_dimension"],
+        xt = transpose(x, [d["input_batch_dimension"], *sp, d["input_feature_dimension"]], loc)
+        wt = transpose(w, [*d["kernel_spatial_dimensions"], d["kernel_input_feature_dimension"],
                             d["kernel_output_feature_dimension"]], loc)
         if any(rev):
             wt = Node("reverse", [wt], wt.shape, wt.dtype, {"dims": tuple(i for i in range(k) if rev[i])}, loc)
@@ -304,13 +304,7 @@ class Legalizer:
         y = outs[0] if groups == 1 else Node("concat", outs, (n, *osp, cout), dt, {"dim": k + 1}, loc)
         order = [d["output_batch_dimension"], *d["output_spatial_dimensions"], d["output_feature_dimension"]]
         inv = [order.index(i) for i in range(k + 2)]  # result dim i comes from y's dim inv[i]
-        return _transpose(y, inv, loc)
-
-def _transpose(x: Node, perm: list[int], loc: object) -> Node:
-    if perm == list(range(len(perm))):
-        return x
-    return Node("transpose", [x], tuple(x.shape[p] for p in perm), x.dtype, {"perm": tuple(perm)}, loc)
-
+        return transpose(y, inv, loc)
 
 def _reshape(x: Node, shape: tuple[int, ...], loc: object) -> Node:
     return x if x.shape == shape else Node("reshape", [x], shape, x.dtype, {}, loc)

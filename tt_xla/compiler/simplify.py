@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import FLOATS, INTS, Graph, Node, const, np_dtype, scalar_const
+from .graph import ELEMENTWISE, FLOATS, INTS, Graph, Node, broadcast, const, np_dtype, scalar_const, transpose, users
 from .rewrite import rewrite
 
 _FOLD = {
@@ -95,6 +95,10 @@ def _simplify(n: Node) -> Node:
         return const(scalar_const(ins[0]), n.dtype, n.shape, n.loc)
     if n.op in ("transpose", "slice", "reverse") and scalar_const(ins[0]) is not None:
         return const(scalar_const(ins[0]), n.dtype, n.shape, n.loc)
+    if n.op == "reduce":
+        r = _trivial_reduce(n)
+        if r is not None:
+            return r
     if n.op == "transpose" and ins[0].op == "transpose":
         inner = ins[0].attrs["perm"]
         perm = tuple(inner[p] for p in n.attrs["perm"])
@@ -102,6 +106,67 @@ def _simplify(n: Node) -> Node:
             return ins[0].inputs[0]
         return Node("transpose", [ins[0].inputs[0]], n.shape, n.dtype, {"perm": perm}, n.loc)
     return n
+
+
+def _trivial_reduce(n: Node) -> Node | None:
+    """A reduce that combines nothing is elementwise: over no elements it is its init, over
+    one element per result it is body(init, x) once (so a sum of -0.0 is +0.0, as in XLA)."""
+    k = n.attrs["n"]
+    xs, inits = n.inputs[:k], n.inputs[k:]
+    sizes = [xs[0].shape[a] for a in n.attrs["axes"]]
+    if 0 in sizes and n.size:
+        return broadcast(inits[n.attrs["index"]], n.shape, ())
+    if any(s != 1 for s in sizes):
+        return None
+    body: Graph = n.attrs["body"]
+    if any(b.op not in ELEMENTWISE and b.op not in ("param", "const") for b in body.nodes()):
+        return None
+    # the body's scalar nodes, rebuilt at the result's shape
+    env: dict[int, Node] = {}
+    for b in body.params:
+        i = b.attrs["index"]
+        src = broadcast(inits[i], n.shape, ()) if i < k else \
+            Node("reshape", [xs[i - k]], n.shape, xs[i - k].dtype, {}, n.loc)
+        env[b.id] = src
+    for b in body.nodes():
+        if b.id in env:
+            continue
+        if b.op == "const":
+            env[b.id] = broadcast(b, n.shape, ())
+        else:
+            env[b.id] = Node(b.op, [env[i.id] for i in b.inputs], n.shape, b.dtype, dict(b.attrs), n.loc)
+    return env[body.outputs[n.attrs["index"]].id]
+
+
+def transposed_dots(graph: Graph) -> Graph:
+    """transpose(dot(a, b)) that swaps the two free-dim groups is dot(b, a): the matrix engine
+    writes the product in the layout its one user wants (XLA's transpose folding), and the copy
+    kernel is gone. Operand layouts are legalize's canonical [batch, free, contracting] and
+    [batch, contracting, free], so both operands only get (view) transposes."""
+    nodes = graph.nodes()
+    use = users(nodes)
+    outs = {o.id for o in graph.outputs}
+    single = {n.id for n in nodes if n.op == "dot" and n.id not in outs and len(use[n.id]) == 1}
+
+    def fold(n: Node) -> Node:
+        if n.op != "transpose" or n.inputs[0].id not in single:
+            return n
+        d = n.inputs[0]
+        a, b = d.inputs
+        nb = len(d.attrs["lhs_batching_dimensions"])
+        nc = len(d.attrs["lhs_contracting_dimensions"])
+        nl = len(a.shape) - nb - nc
+        nr = len(b.shape) - nb - nc
+        batch = list(range(nb))
+        if list(n.attrs["perm"]) != batch + list(range(nb + nl, nb + nl + nr)) + list(range(nb, nb + nl)):
+            return n
+        b2 = transpose(b, batch + list(range(nb + nc, nb + nc + nr)) + list(range(nb, nb + nc)), n.loc)
+        a2 = transpose(a, batch + list(range(nb + nl, nb + nl + nc)) + list(range(nb, nb + nl)), n.loc)
+        attrs = {"lhs_batching_dimensions": tuple(batch), "rhs_batching_dimensions": tuple(batch),
+                 "lhs_contracting_dimensions": tuple(range(nb + nr, nb + nr + nc)),
+                 "rhs_contracting_dimensions": tuple(range(nb, nb + nc))}
+        return Node("dot", [b2, a2], n.shape, d.dtype, attrs, d.loc)
+    return rewrite(graph, fold)
 
 
 def _widens(narrow: str, wide: str) -> bool:
@@ -148,5 +213,5 @@ def cse(graph: Graph) -> Graph:
 
 def simplify(graph: Graph) -> Graph:
     for _ in range(3):
-        graph = cse(rewrite(graph, _simplify))
+        graph = cse(rewrite(transposed_dots(graph), _simplify))
     return graph

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import os
 import shlex
 import subprocess
@@ -25,12 +26,17 @@ __all__ = ["ToolchainError", "build_kernel_library", "include_dir", "cache_dir",
 
 # -fwrapv: generated integer code relies on two's-complement wrapping (StableHLO semantics);
 # spelling it with unsigned casts instead trips a GCC 12 vectorizer bug on widening sums.
-# -O2 with the vectorizer on: the generated loops vectorize as well as at -O3 and a program
-# builds in about half the time (compile time is what a user waits for on a first call).
-FLAGS = ("-std=c11", "-O2", "-ftree-vectorize", "-fvect-cost-model=dynamic", "-fPIC", "-shared",
+# The optimization level is per piece of the source (see compiler.program.PART): -O2 with the
+# vectorizer on for kernels with much work (the loops vectorize as well as at -O3, and build in
+# about half the time), -O1 with the vectorizer for the rest. Compile time is what a user
+# waits for on a first call. -fexpensive-optimizations keeps FMA contraction on at -O1, so a
+# kernel's results do not depend on its level.
+FLAGS = ("-std=c11", "-ftree-vectorize", "-fvect-cost-model=dynamic", "-fPIC", "-shared",
          "-fno-math-errno", "-fno-trapping-math", "-fwrapv",
          "-ffp-contract=fast",  # a*b+c as one FMA, as XLA:CPU (LLVM) contracts it
          "-fopenmp-simd", "-march=native")
+LEVELS = {"O2": ("-O2",), "O1": ("-O1", "-fexpensive-optimizations")}
+DEFAULT_LEVEL = "O2"  # for source without part markers
 
 # Process-wide build statistics (tests use them to prove a cache hit compiled nothing).
 stats = {"compiles": 0, "cache_hits": 0}
@@ -140,7 +146,8 @@ def build_kernel_library(source: str) -> Path:
     inc = include_dir()
     flags = list(FLAGS)
     h = hashlib.sha256()
-    for part in (source.encode(), "\0".join(flags).encode(), _compiler_version(tuple(cc)).encode()):
+    levels = repr(sorted(LEVELS.items()))
+    for part in (source.encode(), "\0".join(flags).encode(), levels.encode(), _compiler_version(tuple(cc)).encode()):
         h.update(len(part).to_bytes(8, "little") + part)
     h.update(_header_digest(inc))
     key = h.hexdigest()[:32]
@@ -151,28 +158,27 @@ def build_kernel_library(source: str) -> Path:
         return lib
     src = d / f"{key}.c"
     _atomic_write(src, source.encode())
-    parts = _split(source, _jobs())
-    if len(parts) < 2:
-        _compile(cc, flags, [src], lib, [f"-I{inc}"])
+    units = _split(source, _jobs())
+    if len(units) == 1:
+        _compile(cc, [*flags, *LEVELS[units[0][0]]], [src], lib, [f"-I{inc}"])
         return lib
-    # Big programs: compile the parts on all host cores at once, then link.
+    # Compile the units on all host cores at once, each at its level, then link.
     cflags = [f for f in flags if f != "-shared"]
     with tempfile.TemporaryDirectory(dir=d, prefix=f"{key}.") as tmp:
         objs, procs = [], []
-        for i, text in enumerate(parts):
+        for i, (level, text) in enumerate(units):
             psrc, obj = Path(tmp) / f"part{i}.c", Path(tmp) / f"part{i}.o"
             psrc.write_text(text)
             objs.append(obj)
-            procs.append((subprocess.Popen([*cc, *cflags, "-c", str(psrc), "-o", str(obj), f"-I{inc}"],
-                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), psrc))
-        failed = None
-        for proc, psrc in procs:
-            _, err = proc.communicate()
-            if proc.returncode != 0 and failed is None:
-                failed = err
-        stats["compiles"] += len(parts)
-        if failed is not None:  # report through the one-file path, which keeps the source
-            _compile(cc, flags, [src], lib, [f"-I{inc}"])
+            procs.append(subprocess.Popen([*cc, *cflags, *LEVELS[level], "-c", str(psrc), "-o", str(obj), f"-I{inc}"],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        failed = False
+        for proc in procs:
+            proc.communicate()
+            failed = failed or proc.returncode != 0
+        stats["compiles"] += len(units)
+        if failed:  # report through the one-file path, which keeps the source
+            _compile(cc, [*flags, *LEVELS[DEFAULT_LEVEL]], [src], lib, [f"-I{inc}"])
         else:
             _compile(cc, ["-shared"], objs, lib, [])
     return lib
@@ -186,23 +192,36 @@ def _jobs() -> int:
     return int(os.environ.get("TT_XLA_BUILD_JOBS") or os.cpu_count() or 1)
 
 
-def _split(source: str, jobs: int) -> list[str]:
-    """The source as `jobs` translation units: each is the shared head (everything before the
-    first marker) plus a share of the pieces, balanced by size; the last piece (the program
-    descriptor) goes with the smallest share. Small programs stay one unit."""
-    from ..compiler.program import SPLIT  # the marker codegen writes
-    pieces = source.split(SPLIT)
-    if jobs < 2 or len(pieces) < 4 or len(source) < SPLIT_MIN_CHARS:
-        return [source]
-    head, body = pieces[0], pieces[1:]
-    shares: list[list[str]] = [[] for _ in range(jobs)]
-    sizes = [0] * jobs
-    for piece in sorted(body[:-1], key=len, reverse=True):
-        i = sizes.index(min(sizes))
-        shares[i].append(piece)
-        sizes[i] += len(piece)
-    shares[sizes.index(min(sizes))].append(body[-1])
-    return [head + "".join(sh) for sh in shares if sh]
+PIECE_CHARS = 2500  # the C compiler's fixed cost per kernel function, in chars of source
+LEVEL_COST = {"O2": 1.5, "O1": 1.0}  # relative compile time per char
+
+
+def _split(source: str, jobs: int) -> list[tuple[str, str]]:
+    """The source as (optimization level, translation unit) pairs. Each unit is the shared head
+    (everything before the first marker) plus pieces of one level. A big source is cut so that
+    no unit costs more than 1/jobs of the whole (costs estimated per piece: PIECE_CHARS plus
+    its length, times its level's factor), so the units finish together on `jobs` cores
+    however the OS interleaves them; each level's pieces are balanced over its units."""
+    from ..compiler.program import PART  # the markers codegen writes
+    bits = PART.split(source)
+    if len(bits) == 1:
+        return [(DEFAULT_LEVEL, source)]
+    head, pieces = bits[0], list(zip(bits[1::2], bits[2::2]))
+    cost = {i: (PIECE_CHARS + len(p)) * LEVEL_COST[lv] for i, (lv, p) in enumerate(pieces)}
+    target = sum(cost.values()) / max(1, jobs)
+    big = jobs >= 2 and len(pieces) >= 4 and len(source) >= SPLIT_MIN_CHARS
+    units: list[tuple[str, str]] = []
+    for lvl in sorted({lv for lv, _ in pieces}, reverse=True):
+        mine = sorted((i for i, (lv, _) in enumerate(pieces) if lv == lvl), key=cost.get, reverse=True)
+        n = max(1, min(len(mine), math.ceil(sum(map(cost.get, mine)) / target - 1e-9))) if big else 1
+        bins: list[list[int]] = [[] for _ in range(n)]
+        load = [0.0] * n
+        for i in mine:  # largest first onto the least loaded unit
+            b = load.index(min(load))
+            bins[b].append(i)
+            load[b] += cost[i]
+        units += [(lvl, head + "".join(pieces[i][1] for i in sorted(b))) for b in bins]
+    return units
 
 
 def build_runtime_library() -> Path:
@@ -213,7 +232,9 @@ def build_runtime_library() -> Path:
     if not srcs:
         raise ToolchainError("libttrt not found and no runtime sources to build it from")
     cc = _compiler()
-    flags = ["-std=c11", "-O2", "-fPIC", "-shared", "-pthread", f"-I{inc}", f"-I{srcs[0].parent}"]
+    # one matrix-engine build, for this host (an installed runtime carries one per ISA level)
+    flags = ["-std=c11", "-O2", "-fPIC", "-shared", "-pthread", "-march=native", "-ffp-contract=fast",
+             "-DTT_ENGINE=native", "-DTT_HAVE_ENGINE_native", f"-I{inc}", f"-I{srcs[0].parent}"]
     h = hashlib.sha256(_compiler_version(tuple(cc)).encode() + "\0".join(flags).encode())
     for f in srcs + sorted(inc.glob("*.h")) + sorted(srcs[0].parent.glob("*.h")):
         h.update(f.name.encode() + b"\0" + f.read_bytes())

@@ -1,0 +1,272 @@
+/* engine.c: the matrix engine, compiled once per instruction-set level (TT_ENGINE names it;
+ * CMake adds that level's -m flags) so the runtime ships code for every host it may meet and
+ * picks one when a device opens (engine_select.c). Kernels reach it through tt_core. */
+#include "internal.h"
+
+#ifndef TT_ENGINE
+#error "build with -DTT_ENGINE=<variant>"
+#endif
+#define TT__CAT2(a, b) a##b
+#define TT__CAT(a, b) TT__CAT2(a, b)
+#define TT__ENGINE_FN(name) TT__CAT(TT__CAT(tt__, name), TT__CAT(_, TT_ENGINE))
+
+/* ---------------------------------------------------------------- internals
+ * Goto/BLIS-style: C is computed in blocks; a KC x NC block of B and an MC x KC block of A are
+ * packed into SRAM as NR-wide / MR-tall panels (zero padded, so the micro-kernel never branches
+ * on edges), then an MR x NR register tile of C accumulates over KC. Vector width follows the
+ * -march the library is built with, because 512-bit vectors on an AVX2 machine would spill. */
+#if defined(__AVX512F__)
+#define TT__VL 16
+#define TT__MR 8
+#elif defined(__AVX__)
+#define TT__VL 8
+#define TT__MR 6
+#else
+#define TT__VL 4
+#define TT__MR 6
+#endif
+#define TT__NR (2 * TT__VL)
+#define TT__KC 256
+#define TT__MC (TT__MR * 16)
+typedef float tt__vf __attribute__((vector_size(TT__VL * 4)));
+
+/* Depth of one packed block: all of K when it is short (a second pass would re-read and
+ * re-write C for little work, as for K = 9 * 32), else equal chunks of
+ * about TT__KC. */
+static int64_t tt__mm_kc(int64_t K) {
+  if (K <= 2 * TT__KC) return K < 2 ? 2 : K;
+  const int64_t n = (K + TT__KC - 1) / TT__KC;
+  return (K + n - 1) / n;
+}
+/* Width of one packed B block: what the SRAM budget leaves after the A block, in NR panels. */
+static int64_t tt__mm_nc(int64_t kc, int64_t esz) {
+  const int64_t nc = ((int64_t)TT_MM_SRAM_BYTES - TT__MC * (kc + 1) * esz) / ((kc + 1) * esz);
+  return nc < TT__NR ? TT__NR : nc / TT__NR * TT__NR;
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+/* -std=c11 turns off FMA contraction in GCC; the matrix engine wants fused multiply-adds. */
+#define TT__FMA_CONTRACT __attribute__((optimize("fp-contract=fast")))
+#else
+#define TT__FMA_CONTRACT
+#endif
+
+static tt__vf tt__vload(const float *p) { tt__vf v; memcpy(&v, p, sizeof v); return v; }
+static void tt__vstore(float *p, tt__vf v) { memcpy(p, &v, sizeof v); }
+
+/* C[0:mr, 0:nr] (=|+=) Apanel(kc x MR) * Bpanel(kc x NR). */
+static TT__FMA_CONTRACT void tt__mm_micro(int64_t kc, const float *restrict a, const float *restrict b,
+                                                 float *restrict c, int64_t c_rs, int64_t mr, int64_t nr, int accum) {
+  tt__vf c0[TT__MR], c1[TT__MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < TT__MR; i++) c0[i] = c1[i] = (tt__vf){0};
+  for (int64_t k = 0; k < kc; k++) {
+    const tt__vf b0 = *(const tt__vf *)(b + k * TT__NR), b1 = *(const tt__vf *)(b + k * TT__NR + TT__VL);
+#pragma GCC unroll 16
+    for (int i = 0; i < TT__MR; i++) {
+      const float ai = a[k * TT__MR + i];
+      c0[i] += ai * b0;
+      c1[i] += ai * b1;
+    }
+  }
+  if (mr == TT__MR && nr == TT__NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < TT__MR; i++) {
+      float *ci = c + i * c_rs;
+      if (accum) { c0[i] += tt__vload(ci); c1[i] += tt__vload(ci + TT__VL); }
+      tt__vstore(ci, c0[i]);
+      tt__vstore(ci + TT__VL, c1[i]);
+    }
+    return;
+  }
+  float t[TT__MR * TT__NR] __attribute__((aligned(64)));
+  for (int i = 0; i < TT__MR; i++) { tt__vstore(t + i * TT__NR, c0[i]); tt__vstore(t + i * TT__NR + TT__VL, c1[i]); }
+  for (int64_t i = 0; i < mr; i++)
+    for (int64_t j = 0; j < nr; j++) c[i * c_rs + j] = accum ? c[i * c_rs + j] + t[i * TT__NR + j] : t[i * TT__NR + j];
+}
+
+/* Pack A[i0:i0+mc, k0:k0+kc] into MR-tall panels: panel p holds kc columns of MR values. Element
+ * type is f32 (bf16 == 0) or bf16 bits; bf16 is widened here so the micro-kernel is shared. */
+static void tt__mm_pack_a(float *restrict dst, const void *src, int bf16, int64_t a_rs, int64_t a_cs,
+                                 int64_t mc, int64_t kc) {
+  for (int64_t p = 0; p < mc; p += TT__MR, dst += TT__MR * kc) {
+    const int64_t mr = mc - p < TT__MR ? mc - p : TT__MR;
+#if TT__MR == 8
+    if (!bf16 && a_cs == 1 && mr == 8) {  /* rows along k: 8x8 register transposes */
+      const float *s = (const float *)src + p * a_rs;
+      int64_t k = 0;
+      for (; k + 8 <= kc; k += 8) tt_transpose8x8_b32(s + k, a_rs, dst + k * 8, 8);
+      for (; k < kc; k++)
+        for (int64_t i = 0; i < 8; i++) dst[k * 8 + i] = s[i * a_rs + k];
+      continue;
+    }
+#endif
+    for (int64_t i = 0; i < TT__MR; i++) {
+      if (i >= mr) { for (int64_t k = 0; k < kc; k++) dst[k * TT__MR + i] = 0.0f; continue; }
+      const int64_t row = (p + i) * a_rs;
+      if (bf16) { const uint16_t *s = (const uint16_t *)src + row;
+        for (int64_t k = 0; k < kc; k++) dst[k * TT__MR + i] = tt_bf16_to_f32(s[k * a_cs]);
+      } else { const float *s = (const float *)src + row;
+        for (int64_t k = 0; k < kc; k++) dst[k * TT__MR + i] = s[k * a_cs];
+      }
+    }
+  }
+}
+
+/* Pack B[k0:k0+kc, j0:j0+nc] into NR-wide panels: panel q holds kc rows of NR values. */
+static void tt__mm_pack_b(float *restrict dst, const void *src, int bf16, int64_t b_rs, int64_t b_cs,
+                                 int64_t kc, int64_t nc) {
+  for (int64_t q = 0; q < nc; q += TT__NR, dst += TT__NR * kc) {
+    const int64_t nr = nc - q < TT__NR ? nc - q : TT__NR;
+    for (int64_t k = 0; k < kc; k++) {
+      float *d = dst + k * TT__NR;
+      if (bf16) { const uint16_t *s = (const uint16_t *)src + k * b_rs + q * b_cs;
+        for (int64_t j = 0; j < nr; j++) d[j] = tt_bf16_to_f32(s[j * b_cs]);
+      } else if (b_cs == 1 && nr == TT__NR) {
+        memcpy(d, (const float *)src + k * b_rs + q, TT__NR * sizeof(float));
+      } else { const float *s = (const float *)src + k * b_rs + q * b_cs;
+        for (int64_t j = 0; j < nr; j++) d[j] = s[j * b_cs];
+      }
+      for (int64_t j = nr; j < TT__NR; j++) d[j] = 0.0f;
+    }
+  }
+}
+
+static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const void *A, int64_t a_rs,
+                              int64_t a_cs, const void *B, int64_t b_rs, int64_t b_cs, float *C, int64_t c_rs,
+                              int bf16) {
+  if (M <= 0 || N <= 0) return;
+  const int64_t esz = bf16 ? 2 : 4;
+  c->counters[TT_CORE_MATRIX_TILES] += (uint64_t)(((M + 31) / 32) * ((N + 31) / 32) * ((K + 31) / 32));
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; i++) memset(C + i * c_rs, 0, (size_t)N * sizeof(float));
+    return;
+  }
+  const int64_t kb = tt__mm_kc(K), ncb = tt__mm_nc(kb, 4);
+  float *bp = (float *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
+  float *ap = bp + ncb * kb;
+  for (int64_t jc = 0; jc < N; jc += ncb) {
+    const int64_t nc = N - jc < ncb ? N - jc : ncb;
+    for (int64_t pc = 0; pc < K; pc += kb) {
+      const int64_t kc = K - pc < kb ? K - pc : kb;
+      tt__mm_pack_b(bp, (const char *)B + (pc * b_rs + jc * b_cs) * esz, bf16, b_rs, b_cs, kc, nc);
+      c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * esz);
+      for (int64_t ic = 0; ic < M; ic += TT__MC) {
+        const int64_t mc = M - ic < TT__MC ? M - ic : TT__MC;
+        tt__mm_pack_a(ap, (const char *)A + (ic * a_rs + pc * a_cs) * esz, bf16, a_rs, a_cs, mc, kc);
+        c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(mc * kc * esz);
+        for (int64_t jr = 0; jr < nc; jr += TT__NR)
+          for (int64_t ir = 0; ir < mc; ir += TT__MR)
+            tt__mm_micro(kc, ap + ir * kc, bp + jr * kc, C + (ic + ir) * c_rs + jc + jr, c_rs,
+                         mc - ir < TT__MR ? mc - ir : TT__MR, nc - jr < TT__NR ? nc - jr : TT__NR, pc > 0);
+      }
+    }
+  }
+}
+
+void TT__ENGINE_FN(matmul_f32)(const tt_core *c, int64_t M, int64_t N, int64_t K, const float *A, int64_t a_rs,
+                                 int64_t a_cs, const float *B, int64_t b_rs, int64_t b_cs, float *C, int64_t c_rs) {
+  tt__matmul(c, M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, c_rs, 0);
+}
+#if defined(__AVX512BF16__) && defined(__AVX512F__) && TT__VL == 16
+/* bf16 on a host with a bf16 dot-product unit: pairs of k multiply in one instruction
+ * (vdpbf16ps: acc += a[2i]*b[2i] + a[2i+1]*b[2i+1] per f32 lane), twice the f32 rate. Panels
+ * hold k in pairs: A as one 32-bit (a[k], a[k+1]) word per row, B as NR interleaved pairs. */
+#include <immintrin.h>
+
+static void tt__mm_pack_a_bf16x2(uint32_t *restrict dst, const uint16_t *src, int64_t a_rs, int64_t a_cs,
+                                        int64_t mc, int64_t kc) {
+  const int64_t kp = (kc + 1) / 2;
+  for (int64_t p = 0; p < mc; p += TT__MR, dst += TT__MR * kp)
+    for (int64_t i = 0; i < TT__MR; i++) {
+      if (p + i >= mc) {
+        for (int64_t k2 = 0; k2 < kp; k2++) dst[k2 * TT__MR + i] = 0;
+        continue;
+      }
+      const uint16_t *s = src + (p + i) * a_rs;
+      const int64_t full = kc / 2;
+      for (int64_t k2 = 0; k2 < full; k2++)
+        dst[k2 * TT__MR + i] = (uint32_t)s[2 * k2 * a_cs] | (uint32_t)s[(2 * k2 + 1) * a_cs] << 16;
+      if (kc & 1) dst[full * TT__MR + i] = s[(kc - 1) * a_cs];
+    }
+}
+
+static void tt__mm_pack_b_bf16x2(uint16_t *restrict dst, const uint16_t *src, int64_t b_rs, int64_t b_cs,
+                                        int64_t kc, int64_t nc) {
+  const int64_t kp = (kc + 1) / 2;
+  for (int64_t q = 0; q < nc; q += TT__NR, dst += 2 * TT__NR * kp) {
+    const int64_t nr = nc - q < TT__NR ? nc - q : TT__NR;
+    for (int64_t k2 = 0; k2 < kp; k2++) {
+      uint16_t *d = dst + k2 * 2 * TT__NR;
+      const uint16_t *r0 = src + 2 * k2 * b_rs + q * b_cs, *r1 = r0 + b_rs;
+      const int two = 2 * k2 + 1 < kc;
+      if (b_cs == 1 && nr == TT__NR && two) {  /* the common case: interleave two rows */
+        for (int64_t j = 0; j < TT__NR; j++) { d[2 * j] = r0[j]; d[2 * j + 1] = r1[j]; }
+        continue;
+      }
+      for (int64_t j = 0; j < TT__NR; j++) {
+        d[2 * j] = j < nr ? r0[j * b_cs] : 0;
+        d[2 * j + 1] = j < nr && two ? r1[j * b_cs] : 0;
+      }
+    }
+  }
+}
+
+static void tt__mm_micro_bf16x2(int64_t kp, const uint32_t *restrict a, const uint16_t *restrict b,
+                                       float *restrict c, int64_t c_rs, int64_t mr, int64_t nr, int accum) {
+  __m512 c0[TT__MR], c1[TT__MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < TT__MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+  for (int64_t k2 = 0; k2 < kp; k2++) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + k2 * 2 * TT__NR);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + k2 * 2 * TT__NR + 32);
+#pragma GCC unroll 16
+    for (int i = 0; i < TT__MR; i++) {
+      const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[k2 * TT__MR + i]);
+      c0[i] = _mm512_dpbf16_ps(c0[i], ai, b0);
+      c1[i] = _mm512_dpbf16_ps(c1[i], ai, b1);
+    }
+  }
+  float t[TT__MR * TT__NR] __attribute__((aligned(64)));
+  for (int i = 0; i < TT__MR; i++) { _mm512_store_ps(t + i * TT__NR, c0[i]); _mm512_store_ps(t + i * TT__NR + 16, c1[i]); }
+  for (int64_t i = 0; i < mr; i++)
+    for (int64_t j = 0; j < nr; j++) c[i * c_rs + j] = accum ? c[i * c_rs + j] + t[i * TT__NR + j] : t[i * TT__NR + j];
+}
+
+void TT__ENGINE_FN(matmul_bf16)(const tt_core *c, int64_t M, int64_t N, int64_t K, const uint16_t *A,
+                                  int64_t a_rs, int64_t a_cs, const uint16_t *B, int64_t b_rs, int64_t b_cs,
+                                  float *C, int64_t c_rs) {
+  if (M <= 0 || N <= 0) return;
+  c->counters[TT_CORE_MATRIX_TILES] += (uint64_t)(((M + 31) / 32) * ((N + 31) / 32) * ((K + 31) / 32));
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; i++) memset(C + i * c_rs, 0, (size_t)N * sizeof(float));
+    return;
+  }
+  const int64_t kb = tt__mm_kc(K) & ~(int64_t)1, ncb = tt__mm_nc(kb, 2);  /* even: k pairs */
+  uint16_t *bp = (uint16_t *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
+  uint32_t *ap = (uint32_t *)(bp + ((ncb * (kb + 1) + 31) & ~(int64_t)31));
+  for (int64_t jc = 0; jc < N; jc += ncb) {
+    const int64_t nc = N - jc < ncb ? N - jc : ncb;
+    for (int64_t pc = 0; pc < K; pc += kb) {
+      const int64_t kc = K - pc < kb ? K - pc : kb, kp = (kc + 1) / 2;
+      tt__mm_pack_b_bf16x2(bp, B + pc * b_rs + jc * b_cs, b_rs, b_cs, kc, nc);
+      c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * 2);
+      for (int64_t ic = 0; ic < M; ic += TT__MC) {
+        const int64_t mc = M - ic < TT__MC ? M - ic : TT__MC;
+        tt__mm_pack_a_bf16x2(ap, A + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc);
+        c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(mc * kc * 2);
+        for (int64_t jr = 0; jr < nc; jr += TT__NR)
+          for (int64_t ir = 0; ir < mc; ir += TT__MR)
+            tt__mm_micro_bf16x2(kp, ap + ir * kp, bp + jr * 2 * kp, C + (ic + ir) * c_rs + jc + jr, c_rs,
+                                mc - ir < TT__MR ? mc - ir : TT__MR, nc - jr < TT__NR ? nc - jr : TT__NR, pc > 0);
+      }
+    }
+  }
+}
+#else
+void TT__ENGINE_FN(matmul_bf16)(const tt_core *c, int64_t M, int64_t N, int64_t K, const uint16_t *A,
+                                  int64_t a_rs, int64_t a_cs, const uint16_t *B, int64_t b_rs, int64_t b_cs,
+                                  float *C, int64_t c_rs) {
+  tt__matmul(c, M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, c_rs, 1);
+}
+#endif
