@@ -124,6 +124,11 @@ def test_transposed_product_is_one_matmul():
     check(lambda a, b: jnp.einsum("bij,bjk->bki", a, b), a, b, rtol=1e-5, atol=1e-4)
     kernels = tt_xla.compile(_text(lambda x, w: (x @ w).T, x, w)).kernels()
     assert [k.kind for k in kernels] == ["matmul"]
+    # a transpose that keeps the product's columns innermost: the engine writes it in place
+    q, k = inputs((4, 16, 8), edges=False), inputs((4, 8, 16), seed=3, edges=False)
+    attn = lambda q, k: jnp.transpose(q @ k, (1, 0, 2)).reshape(16, 64) * 2
+    check(attn, q, k, rtol=1e-5, atol=1e-4)
+    assert [k.kind for k in tt_xla.compile(_text(attn, q, k)).kernels()] == ["matmul", "elementwise"]
     # read twice, the product stays one kernel and the transpose another
     check(lambda x, w: ((x @ w).T, x @ w), x, w, rtol=1e-5, atol=1e-4)
 

@@ -655,6 +655,11 @@ class Generator:
         K = int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
         N = int(np.prod([rhs.shape[d] for d in rf], dtype=np.int64))
         dest = k.dest
+        # the result's [batch, row, column] strides where it is stored: row-major, or a
+        # transpose's layout (fuse._stores_through_transpose) with columns still contiguous
+        cs = group_strides(r.shape, dest, [list(range(len(lb))), list(range(len(lb), len(lb) + len(lf))),
+                                           list(range(len(lb) + len(lf), len(r.shape)))])
+        assert cs is not None and cs[2] in (0, 1)
         alias, epi_leaves = self._epilogue_inputs(k) if k.epilogue is not None else (frozenset(), [])
         opmap: dict[int, int] = {}
         for a in (la, ra):
@@ -684,7 +689,7 @@ class Generator:
                   f"    const int64_t m = K_MIN((int64_t){bm}, {M} - m0), n = K_MIN((int64_t){bn}, {N} - n0);",
                   f"    const int64_t ao = {la.offset} + b * {ls[0]} + m0 * {ls[1]};",
                   f"    const int64_t bo = {ra.offset} + b * {rs[0]} + n0 * {rs[1]};",
-                  f"    const int64_t co = {dest.offset} + b * {M * N} + m0 * {N} + n0;"]
+                  f"    const int64_t co = {dest.offset} + b * {cs[0]} + m0 * {cs[1]} + n0;"]
         ad, bd, od = lhs.dtype, rhs.dtype, r.dtype
         if k.epilogue is not None:
             # the product block lands in SRAM (f32); the epilogue reads it while it is hot and
@@ -709,18 +714,18 @@ class Generator:
             val = em.value(k.epilogue)
             lines += ["      #pragma GCC ivdep", "      for (int64_t j = 0; j < n; ++j) {"]
             lines += body
-            lines += [f"        {pc}[co + i * {N} + j] = {store_expr(k.epilogue.dtype, val)};", "      }", "    }"]
+            lines += [f"        {pc}[co + i * {cs[1]} + j] = {store_expr(k.epilogue.dtype, val)};", "      }", "    }"]
         elif ad == bd == "f32" and od == "f32":
-            lines.append(f"    tt_matmul_f32(core, m, n, {K}, {pa} + ao, {ls[1]}, {ls[2]}, {pb} + bo, {rs[2]}, {rs[1]}, {pc} + co, {N});")
+            lines.append(f"    tt_matmul_f32(core, m, n, {K}, {pa} + ao, {ls[1]}, {ls[2]}, {pb} + bo, {rs[2]}, {rs[1]}, {pc} + co, {cs[1]});")
         elif ad == bd == "bf16" and od in ("f32", "bf16"):
             if od == "f32":
-                lines.append(f"    tt_matmul_bf16(core, m, n, {K}, {pa} + ao, {ls[1]}, {ls[2]}, {pb} + bo, {rs[2]}, {rs[1]}, {pc} + co, {N});")
+                lines.append(f"    tt_matmul_bf16(core, m, n, {K}, {pa} + ao, {ls[1]}, {ls[2]}, {pb} + bo, {rs[2]}, {rs[1]}, {pc} + co, {cs[1]});")
             else:
                 lines += ["    float *c_ = (float *)((char *)core->sram + TT_MM_SRAM_BYTES);",
                           f"    tt_matmul_bf16(core, m, n, {K}, {pa} + ao, {ls[1]}, {ls[2]}, {pb} + bo, {rs[2]}, {rs[1]}, c_, n);",
                           "    for (int64_t i = 0; i < m; ++i)",
                           "      for (int64_t j = 0; j < n; ++j)",
-                          f"        {pc}[co + i * {N} + j] = k_bf16_st(k_round_bf16(c_[i * n + j]));"]
+                          f"        {pc}[co + i * {cs[1]} + j] = k_bf16_st(k_round_bf16(c_[i * n + j]));"]
         else:
             accT = "double" if "f64" in (ad, od) else ("float" if od in FLOATS else VTYPE[od])
             conv_a = convert_expr(ad, od if od not in FLOATS else ("f64" if accT == "double" else "f32"),
@@ -732,7 +737,7 @@ class Generator:
                       "      for (int64_t j = 0; j < n; ++j) {",
                       f"        {accT} acc = 0;",
                       f"        for (int64_t q = 0; q < {K}; ++q) {upd}",
-                      f"        {pc}[co + i * {N} + j] = {store_expr(od, (convert_expr('f64' if accT == 'double' else ('f32' if accT == 'float' else od), od, 'acc') if od in FLOATS else 'acc'))};",
+                      f"        {pc}[co + i * {cs[1]} + j] = {store_expr(od, (convert_expr('f64' if accT == 'double' else ('f32' if accT == 'float' else od), od, 'acc') if od in FLOATS else 'acc'))};",
                       "      }"]
         lines += ["  }", "}"]
         tiles = B * -(-M // 32) * -(-N // 32) * -(-K // 32)

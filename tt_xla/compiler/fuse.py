@@ -183,11 +183,16 @@ def plan(graph: Graph) -> Plan:
             kernels_of[n.id] = {n.id}
 
     epilogue = _epilogues(nodes, use, mat, {o.id for o in graph.outputs})
+    through = _stores_through_transpose(nodes, use, mat, {o.id for o in graph.outputs})
     kernels: list[Kernel] = []
     for n in nodes:
         if n.id in epilogue:
             r = epilogue[n.id]
             kernels.append(Kernel(r.op, r, n.shape, base_access(n), n))
+            continue
+        if n.id in through:
+            d, dest = through[n.id]
+            kernels.append(Kernel("dot", d, d.shape, dest))
             continue
         if n.id not in mat or is_data(n):
             continue
@@ -292,6 +297,30 @@ def _epilogues(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],
                 all(u.id in inside or u.id in chain for v in [r.id, *chain] for u in use.get(v, [])):
             out[n.id] = r
             mat.discard(r.id)
+    return out
+
+
+def _stores_through_transpose(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],
+                              outputs: set[int]) -> dict[int, tuple[Node, Access]]:
+    """A product whose one reader is a stored transpose is written straight into the
+    transpose's storage when its columns stay contiguous there (the matrix engine writes rows
+    at any stride): attention's (heads, seq, dh) product stored as (seq, heads, dh) for the
+    output projection. Returns {transpose id: (dot, the dot's access into that storage)}."""
+    out: dict[int, tuple[Node, Access]] = {}
+    for n in nodes:
+        d = n.inputs[0] if n.op == "transpose" else None
+        if d is None or n.id not in mat or d.op != "dot" or d.id not in mat or d.id in outputs or \
+                len(use.get(d.id, [])) != 1:
+            continue
+        rm = row_major(n.shape)
+        strides = [0] * len(d.shape)
+        for i, p in enumerate(n.attrs["perm"]):
+            strides[p] = rm[i]
+        dest = Access(n, 0, tuple(strides))
+        g = group_strides(d.shape, dest, _dot_out_groups(d))
+        if g is not None and g[2] in (0, 1):
+            out[n.id] = (d, dest)
+            mat.discard(d.id)
     return out
 
 
