@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import threading
 from dataclasses import dataclass
@@ -179,8 +180,16 @@ class Client:
             from .hlo_parser import parse_module
             from .compiler import compile_module
 
-            module = parse_module(text, filename)
-            compiled = compile_module(module)
+            # No cyclic GC while compiling: a collection then walks the user's whole heap (jax's,
+            # say) for garbage the compiler does not make, and costs as much as the passes.
+            gc_was_on = gc.isenabled()
+            gc.disable()
+            try:
+                module = parse_module(text, filename)
+                compiled = compile_module(module)
+            finally:
+                if gc_was_on:
+                    gc.enable()
             raw = _executable.LoadedExecutable(dev.runtime_device, compiled)
             exe = LoadedExecutable(raw, self, dev)
             self._cache[key] = exe

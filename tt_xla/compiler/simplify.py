@@ -213,5 +213,8 @@ def cse(graph: Graph) -> Graph:
 
 def simplify(graph: Graph) -> Graph:
     for _ in range(3):
-        graph = cse(rewrite(transposed_dots(graph), _simplify))
+        new = cse(rewrite(transposed_dots(graph), _simplify))
+        if all(a is b for a, b in zip(new.outputs, graph.outputs)):
+            return new  # a fixed point: nothing was rewritten
+        graph = new
     return graph
