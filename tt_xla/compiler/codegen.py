@@ -542,8 +542,11 @@ class Generator:
             ind = "      "
             if simple is not None and ashape:
                 lines.append(f"{ind}{VTYPE[dts[0]]} lane[{LANES}];")
-                lines.append(f"{ind}int nanv[{LANES}]; (void)nanv;")
-                lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) {{ lane[l] = {simple[1](dts[0])}; nanv[l] = 0; }}")
+                if simple[2] is not None:  # only max/min track NaN on the side
+                    lines.append(f"{ind}int nanv[{LANES}];")
+                    lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) {{ lane[l] = {simple[1](dts[0])}; nanv[l] = 0; }}")
+                else:
+                    lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) lane[l] = {simple[1](dts[0])};")
                 lines += self._reduce_loops(ashape[:-1], ind)
                 ind2 = ind + "  " * (len(ashape) - 1)
                 index_of, leaf_of = {}, {}
@@ -557,17 +560,21 @@ class Generator:
                 bodyl: list[str] = []
                 em = Emitter(self.mat, index_of, leaf_of, bodyl, ind2 + "    ")
                 v = em.value(operands[0])
+                # the row in LANES-wide steps, then its tail (each only if the length needs it:
+                # less C for the C compiler)
                 lines.append(f"{ind2}int64_t j = 0;")
-                lines.append(f"{ind2}for (; j + {LANES} <= {last}; j += {LANES}) {{")
-                lines.append(f"{ind2}  _Pragma(\"omp simd\") for (int l = 0; l < {LANES}; ++l) {{")
-                lines += bodyl
-                lines += _lane_update(simple, dts[0], "lane[l]", "nanv[l]", v, ind2 + "    ")
-                lines.append(f"{ind2}  }}")
-                lines.append(f"{ind2}}}")
-                lines.append(f"{ind2}for (int l = 0; j < {last}; ++j) {{")
-                lines += bodyl
-                lines += _lane_update(simple, dts[0], "lane[0]", "nanv[0]", v, ind2 + "    ")
-                lines.append(f"{ind2}}}")
+                if last >= LANES:
+                    lines.append(f"{ind2}for (; j + {LANES} <= {last}; j += {LANES}) {{")
+                    lines.append(f"{ind2}  _Pragma(\"omp simd\") for (int l = 0; l < {LANES}; ++l) {{")
+                    lines += bodyl
+                    lines += _lane_update(simple, dts[0], "lane[l]", "nanv[l]", v, ind2 + "    ")
+                    lines.append(f"{ind2}  }}")
+                    lines.append(f"{ind2}}}")
+                if last % LANES:
+                    lines.append(f"{ind2}for (int l = 0; j < {last}; ++j) {{")
+                    lines += bodyl
+                    lines += _lane_update(simple, dts[0], "lane[0]", "nanv[0]", v, ind2 + "    ")
+                    lines.append(f"{ind2}}}")
                 lines += [ind + "  " * d + "}" for d in reversed(range(len(ashape) - 1))]
                 lines.append(f"{ind}{VTYPE[dts[0]]} acc = {init_vals[0]};")
                 lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) acc = {simple[0](dts[0], 'acc', 'lane[l]')};")
