@@ -75,6 +75,8 @@ tt_status tt_device_open(const tt_device_config *cfg, tt_device **out) {
   d->active = calloc(d->ncores, sizeof *d->active);
   d->free_lists = calloc(256, sizeof *d->free_lists);
   if (!d->cores || !d->core_counters || !d->active || !d->free_lists) goto oom;
+  const tt__engine *engine = NULL;
+  tt__engines(&engine, 1); /* the host's best matrix-engine build */
   for (uint32_t i = 0; i < d->ncores; i++) {
     tt_core *k = &d->cores[i];
     k->id = i;
@@ -84,7 +86,7 @@ tt_status tt_device_open(const tt_device_config *cfg, tt_device **out) {
     k->sram = NULL; /* allocated on first launch that uses the core */
     k->sram_bytes = c.sram_per_core;
     k->counters = d->core_counters[i];
-    tt__engine_bind(k, NULL);
+    tt__engine_bind(k, engine);
   }
   if (tt__pool_init(&d->pool, c.host_threads - 1) != 0) {
     tt__pool_destroy(&d->pool);

@@ -44,19 +44,14 @@ static int64_t tt__mm_nc(int64_t kc, int64_t esz) {
   return nc < TT__NR ? TT__NR : nc / TT__NR * TT__NR;
 }
 
-#if defined(__GNUC__) && !defined(__clang__)
-/* -std=c11 turns off FMA contraction in GCC; the matrix engine wants fused multiply-adds. */
-#define TT__FMA_CONTRACT __attribute__((optimize("fp-contract=fast")))
-#else
-#define TT__FMA_CONTRACT
-#endif
-
 static tt__vf tt__vload(const float *p) { tt__vf v; memcpy(&v, p, sizeof v); return v; }
 static void tt__vstore(float *p, tt__vf v) { memcpy(p, &v, sizeof v); }
 
 /* C[0:mr, 0:nr] (=|+=) Apanel(kc x MR) * Bpanel(kc x NR). */
-static TT__FMA_CONTRACT void tt__mm_micro(int64_t kc, const float *restrict a, const float *restrict b,
-                                                 float *restrict c, int64_t c_rs, int64_t mr, int64_t nr, int accum) {
+/* Built with -ffp-contract=fast (CMakeLists.txt, toolchain.build_runtime_library): the products
+ * accumulate as fused multiply-adds. */
+static void tt__mm_micro(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
+                         int64_t c_rs, int64_t mr, int64_t nr, int accum) {
   tt__vf c0[TT__MR], c1[TT__MR];
 #pragma GCC unroll 16
   for (int i = 0; i < TT__MR; i++) c0[i] = c1[i] = (tt__vf){0};

@@ -88,13 +88,11 @@ def compile_module(module: ir.Module) -> CompiledProgram:
     launches = []
     desc = []
     fn_of: dict[str, str] = {}
+    fns = [fn_of.setdefault(c.body.replace(f" {c.name}(", " @(", 1), c.name) for c in codes]
     hot: dict[str, bool] = {}
-    for c in codes:
-        generic = c.body.replace(f" {c.name}(", " @(", 1)
-        fn = fn_of.setdefault(generic, c.name)
+    for c, fn in zip(codes, fns):
         hot[fn] = hot.get(fn, False) or _hot(c)
-    for c in codes:
-        fn = fn_of[c.body.replace(f" {c.name}(", " @(", 1)]
+    for c, fn in zip(codes, fns):
         if fn == c.name:
             src.append(part("O2" if hot[fn] else "O1") + KERNEL_ATTR + c.body.removeprefix("static "))
             desc.append(f"{KERNEL_ATTR}void {c.name}(const tt_core *, void *const *, int64_t, int64_t);")

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from .access import Access, collapse, row_major
-from .fuse import Kernel, _same_order, access_of, dot_groups, group_strides, inline_tree, memoryless
+from .fuse import Kernel, _same_order, access_of, dot_groups, dot_out_groups, group_strides, inline_tree, memoryless
 from .ranges import float_const
 from .graph import BITS, EXACT, FLOATS, INTS, SIGNED, UNSIGNED, VIEWS, Node, itemsize
 
@@ -664,8 +664,8 @@ class Generator:
         dest = k.dest
         # the result's [batch, row, column] strides where it is stored: row-major, or a
         # transpose's layout (fuse._stores_through_transpose) with columns still contiguous
-        cs = group_strides(r.shape, dest, [list(range(len(lb))), list(range(len(lb), len(lb) + len(lf))),
-                                           list(range(len(lb) + len(lf), len(r.shape)))])
+        out_groups = dot_out_groups(r)
+        cs = group_strides(r.shape, dest, out_groups)
         assert cs is not None and cs[2] in (0, 1)
         alias, epi_leaves = self._epilogue_inputs(k) if k.epilogue is not None else (frozenset(), [])
         opmap: dict[int, int] = {}
@@ -705,11 +705,9 @@ class Generator:
             lines += ["    float *c_ = (float *)((char *)core->sram + TT_MM_SRAM_BYTES);",
                       f"    {mm}(core, m, n, {K}, {pa} + ao, {ls[1]}, {ls[2]}, {pb} + bo, {rs[2]}, {rs[1]}, c_, n);",
                       "    for (int64_t i = 0; i < m; ++i) {"]
-            groups = [list(range(len(lb))), list(range(len(lb), len(lb) + len(lf))),
-                      list(range(len(lb) + len(lf), len(r.shape)))]
             index_of, leaf_of = {}, {}
             for j, (n_, a) in enumerate(epi_leaves):
-                g = group_strides(r.shape, a, groups) or [0, 0, 0]
+                g = group_strides(r.shape, a, out_groups) or [0, 0, 0]
                 lines.append(f"      const int64_t e{j} = {a.offset} + b * {g[0]} + (m0 + i) * {g[1]} + n0 * {g[2]};")
                 index_of[n_.id] = _index(f"e{j}", g[2])
                 leaf_of[n_.id] = Leaf(a, n_.dtype, opmap.get(a.src.id, -1))

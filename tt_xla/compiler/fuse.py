@@ -281,7 +281,7 @@ def _epilogues(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],
             da, db = (i.dtype for i in r.inputs)
             if not (da == db == "f32" and r.dtype == "f32" or da == db == "bf16" and r.dtype in ("f32", "bf16")):
                 continue  # epilogues ride on the matrix engine's f32 block only
-            groups = _dot_out_groups(r)
+            groups = dot_out_groups(r)
             accesses = [access_of(x, mat) for x in leaves]
             others_ok = r.shape == n.shape and all(
                 b is r and x.shape == n.shape or
@@ -317,14 +317,14 @@ def _stores_through_transpose(nodes: list[Node], use: dict[int, list[Node]], mat
         for i, p in enumerate(n.attrs["perm"]):
             strides[p] = rm[i]
         dest = Access(n, 0, tuple(strides))
-        g = group_strides(d.shape, dest, _dot_out_groups(d))
+        g = group_strides(d.shape, dest, dot_out_groups(d))
         if g is not None and g[2] in (0, 1):
             out[n.id] = (d, dest)
             mat.discard(d.id)
     return out
 
 
-def _dot_out_groups(d: Node) -> list[list[int]]:
+def dot_out_groups(d: Node) -> list[list[int]]:
     """The dims of a dot's result grouped as [batch, lhs free, rhs free]."""
     (lb, lf, _), (_, rf, _) = dot_groups(d)
     nb, nl = len(lb), len(lf)

@@ -306,6 +306,7 @@ class Legalizer:
         inv = [order.index(i) for i in range(k + 2)]  # result dim i comes from y's dim inv[i]
         return transpose(y, inv, loc)
 
+
 def _reshape(x: Node, shape: tuple[int, ...], loc: object) -> Node:
     return x if x.shape == shape else Node("reshape", [x], shape, x.dtype, {}, loc)
 

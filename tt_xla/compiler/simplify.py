@@ -18,8 +18,6 @@ _CMP = {"EQ": np.equal, "NE": np.not_equal, "LT": np.less, "LE": np.less_equal,
         "GT": np.greater, "GE": np.greater_equal}
 
 
-
-
 def _fold(n: Node) -> Node | None:
     vals = [scalar_const(i) for i in n.inputs]
     if not n.inputs or any(v is None for v in vals):
