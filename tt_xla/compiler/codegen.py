@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UnsupportedError
 from .access import Access, collapse, row_major
 from .fuse import Kernel, _same_order, access_of, dot_groups, dot_out_groups, group_strides, inline_tree, memoryless
-from .ranges import float_const
-from .graph import BITS, EXACT, FLOATS, INTS, SIGNED, UNSIGNED, VIEWS, Node, itemsize
+from .dtypes import CTYPE, VTYPE
+from .graph import EXACT, FLOATS, SIGNED, UNSIGNED, VIEWS, Node, itemsize
+from .ops import bitcast_expr, convert_expr, rounding  # noqa: F401  (kernel emitters use them)
+from .ops import cost as op_cost, render as render_op
 
 PRELUDE = (Path(__file__).parent / "prelude.c").read_text()
 CHUNK = 4096          # elements per work item of a loop kernel (4 tiles)
@@ -26,16 +27,6 @@ MM_BLOCK_M, MM_BLOCK_N = 256, 512  # C block per work item: B is packed once per
 MM_MIN_ITEMS = 32                  # ...but at least this many work items when the product allows
 MM_BLOCK_BYTES = 512 * 1024        # = TT_MM_BLOCK_BYTES: SRAM after the engine's for one f32 C block
 assert MM_BLOCK_M * MM_BLOCK_N * 4 <= MM_BLOCK_BYTES
-
-CTYPE = {"f32": "float", "f64": "double", "bf16": "uint16_t", "f16": "_Float16", "i1": "uint8_t",
-         "i8": "int8_t", "i16": "int16_t", "i32": "int32_t", "i64": "int64_t", "ui8": "uint8_t",
-         "ui16": "uint16_t", "ui32": "uint32_t", "ui64": "uint64_t"}
-VTYPE = dict(CTYPE, bf16="float", f16="float", i1="int")
-UTYPE = {"i8": "uint8_t", "i16": "uint16_t", "i32": "uint32_t", "i64": "uint64_t"}
-CMP = {"EQ": "==", "NE": "!=", "LT": "<", "LE": "<=", "GT": ">", "GE": ">="}
-LIBM = {"exp": "exp", "expm1": "expm1", "log": "log", "log1p": "log1p", "tanh": "tanh",
-        "erf": "erf", "sin": "sin", "cos": "cos", "tan": "tan", "cbrt": "cbrt", "atan": "atan",
-        "exp2": "exp2", "round_away": "round"}
 
 
 def literal(value: np.ndarray, dt: str) -> str:
@@ -66,148 +57,10 @@ def store_expr(dt: str, v: str) -> str:
     return {"bf16": f"k_bf16_st(k_round_bf16({v}))", "f16": f"(_Float16)({v})", "i1": f"(uint8_t)({v})"}.get(dt, v)
 
 
-def rounding(dt: str, v: str) -> str:
-    return {"bf16": f"k_round_bf16({v})", "f16": f"k_round_f16({v})"}.get(dt, v)
-
-
-def _fsuffix(dt: str) -> str:
-    return "" if dt == "f64" else "f"
-
-
 def op_expr(n: Node, a: list[str]) -> str:
-    """C expression for elementwise node n over input expressions a (value types)."""
-    op, dt = n.op, n.dtype
-    src = n.inputs[0].dtype if n.inputs else dt
-    fl = dt in FLOATS
-    d = dt == "f64"
-    if op in ("add", "sub", "mul"):  # signed overflow wraps: kernels are built with -fwrapv
-        sym = {"add": "+", "sub": "-", "mul": "*"}[op]
-        return f"({VTYPE[dt]})({a[0]} {sym} {a[1]})"
-    if op == "div":
-        return f"({a[0]} / {a[1]})" if fl else f"k_{_ik(dt)}_div({a[0]}, {a[1]})"
-    if op == "rem":
-        return f"fmod{_fsuffix(dt)}({a[0]}, {a[1]})" if fl else f"k_{_ik(dt)}_rem({a[0]}, {a[1]})"
-    if op in ("max", "min"):
-        if fl and n.attrs.get("fast"):  # NaN in a propagates; used by guards in decompositions
-            return f"({a[0]} < {a[1]} ? {a[1]} : {a[0]})" if op == "max" else f"({a[1]} < {a[0]} ? {a[1]} : {a[0]})"
-        c = float_const(n.inputs[1])
-        if fl and c is not None and not math.isnan(c) and (c != 0 or math.copysign(1, c) == (1 if op == "max" else -1)):
-            # against a constant that is not the "wrong" zero: one compare, NaN in a kept
-            return f"(!({a[0]} {'<=' if op == 'max' else '>='} {a[1]}) ? {a[0]} : {a[1]})"
-        if fl:
-            return f"k_{op}{'d' if d else 'f'}({a[0]}, {a[1]})"
-        return f"({a[0]} {'>' if op == 'max' else '<'} {a[1]} ? {a[0]} : {a[1]})"
-    if op == "fma":
-        return f"fma{_fsuffix(dt)}({a[0]}, {a[1]}, {a[2]})"
-    if op == "neg":
-        return f"(-{a[0]})" if fl else f"({CTYPE[dt]})(-{a[0]})"
-    if op == "abs":
-        if fl:
-            return f"fabs{_fsuffix(dt)}({a[0]})"
-        return f"({a[0]} < 0 ? ({CTYPE[dt]})(-{a[0]}) : {a[0]})"
-    if op in ("sqrt", "floor", "ceil", "trunc"):
-        return f"{op}{_fsuffix(dt)}({a[0]})"
-    if op == "round_even":
-        return f"rint{_fsuffix(dt)}({a[0]})"
-    if op == "sign":
-        if fl:
-            return f"k_sign{'d' if d else 'f'}({a[0]})"
-        return f"({CTYPE[dt]})(({a[0]} > 0) - ({a[0]} < 0))"
-    if op == "is_finite":
-        return f"(({a[0]} - {a[0]}) == ({a[0]} - {a[0]}))"
-    if op == "not":
-        return f"({a[0]} ^ 1)" if dt == "i1" else f"({CTYPE[dt]})(~{a[0]})"
-    if op in ("and", "or", "xor"):
-        sym = {"and": "&", "or": "|", "xor": "^"}[op]
-        return f"({VTYPE[dt]})({a[0]} {sym} {a[1]})"
-    if op in ("shl", "shr_l", "shr_a"):
-        bits = BITS[dt]
-        u = UTYPE.get(dt, CTYPE[dt])
-        oob = f"((uint64_t)({a[1]}) >= {bits}u)"
-        if op == "shl":
-            return f"({oob} ? ({CTYPE[dt]})0 : ({CTYPE[dt]})(({u}){a[0]} << {a[1]}))"
-        if op == "shr_l":
-            return f"({oob} ? ({CTYPE[dt]})0 : ({CTYPE[dt]})(({u}){a[0]} >> {a[1]}))"
-        st = CTYPE[dt].replace("uint", "int")  # sign-fill by the top bit, also for unsigned types
-        return f"({CTYPE[dt]})(({st}){a[0]} >> ({oob} ? {bits - 1} : {a[1]}))"
-    if op == "popcnt":
-        return f"({CTYPE[dt]})k_popcnt64((uint64_t)({UTYPE.get(dt, CTYPE[dt])}){a[0]})"
-    if op == "clz":
-        return f"({CTYPE[dt]})k_clz64((uint64_t)({UTYPE.get(dt, CTYPE[dt])}){a[0]}, {BITS[dt]})"
-    if op == "cmp":
-        x, y = a
-        if n.attrs.get("total") and src in FLOATS:
-            x, y = _total_key(src, x), _total_key(src, y)
-        return f"({x} {CMP[n.attrs['dir']]} {y})"
-    if op == "select":
-        return f"({a[0]} ? {a[1]} : {a[2]})"
-    if op == "copy":
-        return a[0]
-    if op == "convert":
-        return convert_expr(src, dt, a[0], fast=n.attrs.get("fast", False))
-    if op == "bitcast":
-        return bitcast_expr(src, dt, a[0])
-    if op in ("pow", "atan2"):
-        return f"{op}{_fsuffix(dt)}({a[0]}, {a[1]})" if fl else _ipow(dt, a)
-    if op in LIBM and fl:
-        return f"{LIBM[op]}{_fsuffix(dt)}({a[0]})"
-    if op == "logistic" and fl:
-        return f"(1.0 / (1.0 + exp(-{a[0]})))"
-    if op == "rsqrt" and fl:
-        return f"(1.0 / sqrt({a[0]}))"
-    raise UnsupportedError(f"{op} on {dt} is not supported", op, n.loc)
-
-
-
-
-def _ipow(dt: str, a: list[str]) -> str:
-    raise UnsupportedError(f"integer power on {dt} is not supported")
-
-
-def _ik(dt: str) -> str:
-    return dt.replace("ui", "u")
-
-
-def _total_key(dt: str, x: str) -> str:
-    if dt == "f64":
-        return f"({{k_b64 t_; t_.f = {x}; t_.i ^ (int64_t)((uint64_t)(t_.i >> 63) >> 1);}})"
-    return f"(__extension__({{k_b32 t_; t_.f = (float)({x}); t_.i ^ (int32_t)((uint32_t)(t_.i >> 31) >> 1);}}))"
-
-
-def convert_expr(src: str, dt: str, x: str, fast: bool = False) -> str:
-    if dt == "i1":
-        return f"({x} != 0)"
-    if src in FLOATS and dt in INTS:
-        if fast:
-            return f"({CTYPE[dt]})({x})"
-        return f"k_{'d' if src == 'f64' else 'f'}2{_ik(dt).replace('i', 'i', 1)}({x})"
-    if dt in ("bf16", "f16"):
-        return f"(float)({x})" if fast else rounding(dt, f"(float)({x})")
-    return f"({VTYPE[dt]})({x})"
-
-
-def bitcast_expr(src: str, dt: str, x: str) -> str:
-    if BITS[src] != BITS[dt]:
-        raise UnsupportedError(f"bitcast from {src} to {dt}")
-    if src in ("bf16", "f16") or dt in ("bf16", "f16"):  # via the 16 raw bits
-        if src == "bf16":
-            bits = f"(uint16_t)(__extension__({{k_b32 t_; t_.f = {x}; t_.u >> 16;}}))"
-        elif src == "f16":
-            bits = f"(__extension__({{union {{ _Float16 h; uint16_t u; }} t_; t_.h = (_Float16)({x}); t_.u;}}))"
-        else:
-            bits = f"(uint16_t)({x})"
-        if dt == "bf16":
-            return f"(__extension__({{k_b32 t_; t_.u = (uint32_t){bits} << 16; t_.f;}}))"
-        if dt == "f16":
-            return f"(__extension__({{union {{ _Float16 h; uint16_t u; }} t_; t_.u = {bits}; (float)t_.h;}}))"
-        return f"({CTYPE[dt]}){bits}"
-    if BITS[src] == 32:
-        fld = {"f32": "f", "i32": "i", "ui32": "u"}
-        return f"(__extension__({{k_b32 t_; t_.{fld[src]} = {x}; t_.{fld[dt]};}}))"
-    if BITS[src] == 64:
-        fld = {"f64": "f", "i64": "i", "ui64": "u"}
-        return f"(__extension__({{k_b64 t_; t_.{fld[src]} = {x}; t_.{fld[dt]};}}))"
-    return f"({CTYPE[dt]})({x})"  # 8/16-bit integers: same bits, C conversion wraps
+    """C expression for elementwise node n over input expressions a (value types): its row of
+    the op table renders it."""
+    return render_op(n, a)
 
 
 # ----------------------------------------------------------------------------- emitter
@@ -244,7 +97,7 @@ class Emitter:
             if n.op == "convert" and n.dtype == "f32" and src.id in self.raw and not n.attrs.get("rounded"):
                 args = [self.raw[src.id]]  # convert(convert(x: f32 -> bf16) -> f32) is x, as in XLA
             expr = op_expr(n, args)
-            self.ops += 1
+            self.ops += op_cost(n.op)
             if n.dtype in ("bf16", "f16") and n.op not in EXACT and n.op != "cmp" and \
                     (n.op != "convert" or src.dtype == "f32"):
                 # round after every op (StableHLO semantics), keeping the f32 value for converts

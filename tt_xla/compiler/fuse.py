@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .access import Access, apply_view, base_access, row_major
 from .graph import ELEMENTWISE, VIEWS, Graph, Node, scalar_const, toposort, users
+from .ops import cost as op_cost
 
 RECOMPUTE_BUDGET = 64  # extra primitive ops per element accepted to avoid a DRAM round trip
 ALWAYS = {"param", "reduce", "dot", "concat", "pad"}
@@ -84,8 +85,9 @@ def group_strides(shape: tuple[int, ...], acc: Access, groups: list[list[int]]) 
 
 
 def _cost(n: Node, mat: set[int]) -> int:
-    """Ops computed inline for n: the distinct elementwise nodes of its inline tree."""
-    return sum(1 for t in inline_tree(n, mat)[0] if t.op in ELEMENTWISE)
+    """Vector instructions computed inline for n: the op table's cost of the distinct
+    elementwise nodes of its inline tree."""
+    return sum(op_cost(t.op) for t in inline_tree(n, mat)[0] if t.op in ELEMENTWISE)
 
 
 def _distinct_outputs(graph: Graph) -> Graph:

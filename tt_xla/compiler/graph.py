@@ -2,7 +2,8 @@
 
 Op set (tinygrad-sized on purpose):
   leaves       param, const, iota
-  elementwise  UNARY | BINARY | cmp | select | convert | bitcast   (see the sets below)
+  elementwise  the rows of the op table (ops.py): arithmetic, math, bitwise, cmp, select,
+               convert, bitcast, ...
   views        broadcast, reshape, transpose, slice, reverse        (index maps, never compute)
   movement     concat, pad                                          (write regions of an output)
   reductions   reduce (one result of a possibly variadic reduce, body is a scalar Graph)
@@ -19,29 +20,16 @@ from typing import Any
 
 import numpy as np
 
-UNARY = {
-    "neg", "abs", "sqrt", "floor", "ceil", "trunc", "round_even", "not", "popcnt", "clz",
-    "sign", "is_finite", "copy",
-    # transcendental: removed by decompose for f32/bf16/f16 (kept for f64, evaluated in double)
-    "exp", "expm1", "log", "log1p", "tanh", "logistic", "erf", "sin", "cos", "tan", "cbrt",
-    "rsqrt", "round_away", "exp2", "atan",
-}
-BINARY = {
-    "add", "sub", "mul", "div", "rem", "max", "min", "and", "or", "xor", "shl", "shr_a",
-    "shr_l", "pow", "atan2", "fma_",  # fma_ is ternary, listed here for the op table
-}
-ELEMENTWISE = UNARY | BINARY | {"cmp", "select", "convert", "bitcast", "fma"}
+from .dtypes import BITS, FLOATS, INTS, SIGNED, UNSIGNED  # noqa: F401  (re-exported)
+from .ops import OPS, result_dtype
+
+# The elementwise op sets, derived from the op table (ops.py: one row per op)
+UNARY = {name for name, op in OPS.items() if op.arity == 1}
+BINARY = {name for name, op in OPS.items() if op.arity == 2}
+ELEMENTWISE = set(OPS)
 VIEWS = {"broadcast", "reshape", "transpose", "slice", "reverse"}
 # ops whose f32 result is exact in any float width (no rounding needed for bf16/f16)
-EXACT = {"neg", "abs", "floor", "ceil", "trunc", "round_even", "round_away", "max", "min",
-         "select", "copy", "sign", "bitcast"}
-
-FLOATS = {"f16", "bf16", "f32", "f64"}
-SIGNED = {"i8", "i16", "i32", "i64"}
-UNSIGNED = {"ui8", "ui16", "ui32", "ui64"}
-INTS = SIGNED | UNSIGNED
-BITS = {"i1": 1, "i8": 8, "i16": 16, "i32": 32, "i64": 64, "ui8": 8, "ui16": 16, "ui32": 32,
-        "ui64": 64, "f16": 16, "bf16": 16, "f32": 32, "f64": 64}
+EXACT = {name for name, op in OPS.items() if op.exact}
 
 _ids = itertools.count()
 
@@ -155,5 +143,5 @@ def ew(op: str, inputs: list[Node], dtype: str | None = None, loc: Any = None, *
     """An elementwise node; scalar-shaped inputs are broadcast to the common shape."""
     shape = max((i.shape for i in inputs), key=len)
     ins = [i if i.shape == shape else broadcast(i, shape, ()) for i in inputs]
-    dt = dtype or (inputs[1].dtype if op == "select" else inputs[0].dtype)
+    dt = dtype or result_dtype(op, [i.dtype for i in inputs])
     return Node(op, ins, shape, dt, dict(attrs), loc or inputs[-1].loc)

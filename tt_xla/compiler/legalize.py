@@ -11,17 +11,8 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
 from .graph import BITS, FLOATS, Graph, Node, broadcast, const, ew, np_dtype, transpose
+from .ops import BY_HLO
 
-BINARY = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div",
-          "remainder": "rem", "maximum": "max", "minimum": "min", "and": "and", "or": "or",
-          "xor": "xor", "shift_left": "shl", "shift_right_arithmetic": "shr_a",
-          "shift_right_logical": "shr_l", "power": "pow", "atan2": "atan2"}
-UNARY = {"negate": "neg", "abs": "abs", "sqrt": "sqrt", "rsqrt": "rsqrt", "floor": "floor",
-         "ceil": "ceil", "round_nearest_even": "round_even", "round_nearest_afz": "round_away",
-         "not": "not", "popcnt": "popcnt", "count_leading_zeros": "clz", "sign": "sign",
-         "exponential": "exp", "exponential_minus_one": "expm1", "log": "log",
-         "log_plus_one": "log1p", "tanh": "tanh", "logistic": "logistic", "sine": "sin",
-         "cosine": "cos", "tan": "tan", "cbrt": "cbrt", "erf": "erf"}
 SUPPORTED_TYPES = {"i1", "i8", "i16", "i32", "i64", "ui8", "ui16", "ui32", "ui64",
                    "f16", "bf16", "f32", "f64"}
 
@@ -52,7 +43,7 @@ class Legalizer:
         dialect, _, name = op.name.partition(".")
         handler: Callable | None = None
         if dialect in ("stablehlo", "chlo", "mhlo"):
-            if name in BINARY or name in UNARY:
+            if name in BY_HLO:
                 handler = Legalizer._elementwise
             else:
                 handler = getattr(Legalizer, "_" + name, None)
@@ -78,17 +69,21 @@ class Legalizer:
 
     # ------------------------------------------------------------------ elementwise
     def _elementwise(self, op: ir.Operation) -> Node:
+        """Any op with a row in the op table (ops.py): the row says which operand types it
+        takes and which attributes it keeps."""
         name = op.name.split(".", 1)[1]
+        row = BY_HLO[name]
         ins = self._ins(op)
         shape, dt = self._result(op)
-        core = BINARY.get(name) or UNARY[name]
-        if core in ("popcnt", "clz", "shl", "shr_a", "shr_l") and dt in FLOATS:
-            raise UnsupportedError(f"{name} on {dt}", op.name, op.loc)
-        return Node(core, ins, shape, dt, {}, op.loc)
-
-    def _is_finite(self, op: ir.Operation) -> Node:
-        (x,) = self._ins(op)
-        return Node("is_finite", [x], x.shape, "i1", {}, op.loc)
+        src = ins[0].dtype
+        if (row.operands == "int" and src in FLOATS) or (row.operands == "float" and src not in FLOATS):
+            raise UnsupportedError(f"{name} on {src}", op.name, op.loc)
+        attrs = {}
+        for k in row.hlo_attrs:
+            if k not in op.attributes:
+                raise UnsupportedError(f"{name} without its {k} attribute", op.name, op.loc)
+            attrs[k] = int(_int(op.attributes[k]))
+        return Node(row.name, ins, shape, dt, attrs, op.loc)
 
     def _compare(self, op: ir.Operation) -> Node:
         a, b = self._ins(op)

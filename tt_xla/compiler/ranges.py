@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from .graph import FLOATS, Node, scalar_const
+from .ops import OPS
 
 FULL = (-math.inf, math.inf)
 _FLIP = {"GT": "LE", "GE": "LT", "LT": "GE", "LE": "GT", "EQ": "NE", "NE": "EQ"}
@@ -37,18 +38,8 @@ def value_range(n: Node, memo: dict[int, tuple[float, float]] | None = None) -> 
     r = FULL
     if c is not None:
         r = (c, c) if not math.isnan(c) else FULL
-    elif n.op in ("broadcast", "reshape", "transpose", "slice", "reverse", "copy"):
+    elif n.op in ("broadcast", "reshape", "transpose", "slice", "reverse"):
         r = value_range(n.inputs[0], memo)
-    elif n.op in ("max", "min") and n.dtype.startswith(("f", "b")):
-        (alo, ahi), (blo, bhi) = (value_range(i, memo) for i in n.inputs)
-        f = max if n.op == "max" else min
-        r = (f(alo, blo), f(ahi, bhi))
-    elif n.op == "abs":
-        lo, hi = value_range(n.inputs[0], memo)
-        r = (0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi)), max(abs(lo), abs(hi)))
-    elif n.op == "neg":
-        lo, hi = value_range(n.inputs[0], memo)
-        r = (-hi, -lo)
     elif n.op == "select":
         p, t, f = n.inputs
         rt, rf = value_range(t, memo), value_range(f, memo)
@@ -65,21 +56,8 @@ def value_range(n: Node, memo: dict[int, tuple[float, float]] | None = None) -> 
         r = (min(rt[0], rf[0]), max(rt[1], rf[1]))
     elif n.op == "sub" and _bounds_above(n.inputs[1], n.inputs[0]):
         r = (-math.inf, 0.0)  # x - max(x) <= 0, as in softmax
-    elif n.op in ("add", "sub", "mul"):
-        (alo, ahi), (blo, bhi) = (value_range(i, memo) for i in n.inputs)
-        with_inf = [alo, ahi, blo, bhi]
-        if all(math.isfinite(v) for v in with_inf):
-            if n.op == "add":
-                r = (alo + blo, ahi + bhi)
-            elif n.op == "sub":
-                r = (alo - bhi, ahi - blo)
-            else:
-                ps = [alo * blo, alo * bhi, ahi * blo, ahi * bhi]
-                r = (min(ps), max(ps))
-        elif n.op == "mul" and blo == bhi and blo > 0:
-            r = (alo * blo, ahi * blo)
-        elif n.op == "mul" and alo == ahi and alo > 0:
-            r = (blo * alo, bhi * alo)
+    elif n.op in OPS and OPS[n.op].interval is not None:  # the op table's interval rule
+        r = OPS[n.op].interval(n, [value_range(i, memo) for i in n.inputs]) or FULL
     memo[n.id] = r
     return r
 

@@ -1,48 +1,46 @@
 """Pass 4: constant folding, algebraic identities, view canonicalization, CSE and dead code.
 
+Folding and identities are rewrite patterns (PATTERNS), read per node op; facts about ops
+(folds, commutativity, idempotence) come from the op table.
+
 Dead code needs no work: graphs are walked from their outputs, so unreachable nodes vanish."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
-from .graph import ELEMENTWISE, FLOATS, INTS, Graph, Node, broadcast, const, np_dtype, scalar_const, transpose, users
+from .graph import ELEMENTWISE, FLOATS, Graph, Node, broadcast, const, scalar_const, transpose, users
+from .ops import OPS, fold
 from .rewrite import rewrite
 
-_FOLD = {
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "max": np.maximum, "min": np.minimum,
-    "neg": np.negative, "abs": np.abs, "floor": np.floor, "ceil": np.ceil, "trunc": np.trunc,
-    "round_even": np.rint, "sqrt": np.sqrt, "and": np.bitwise_and, "or": np.bitwise_or,
-    "xor": np.bitwise_xor,
-}
-_CMP = {"EQ": np.equal, "NE": np.not_equal, "LT": np.less, "LE": np.less_equal,
-        "GT": np.greater, "GE": np.greater_equal}
+Rewrite = Callable[[Node], "Node | None"]
 
 
-def _fold(n: Node) -> Node | None:
-    vals = [scalar_const(i) for i in n.inputs]
-    if not n.inputs or any(v is None for v in vals):
-        return None
-    dt = np_dtype(n.dtype)
-    wide = [np.asarray(v, np.float32) if n.dtype in ("bf16", "f16") else v for v in vals]
-    with np.errstate(all="ignore"):
-        if n.op in _FOLD and (n.dtype in FLOATS or n.op in ("add", "sub", "mul", "max", "min", "neg",
-                                                           "abs", "and", "or", "xor")):
-            if n.dtype in INTS and n.op in ("add", "sub", "mul", "neg"):
-                r = _FOLD[n.op](*[v.astype(np.int64) for v in vals])  # wraps below
-            else:
-                r = _FOLD[n.op](*wide)
-        elif n.op == "cmp" and not n.attrs["total"]:
-            r = _CMP[n.attrs["dir"]](*wide)
-        elif n.op == "select":
-            r = vals[1] if bool(vals[0]) else vals[2]
-        elif n.op == "convert" and not (n.inputs[0].dtype in FLOATS and n.dtype not in FLOATS):
-            r = vals[0]
-        elif n.op == "div" and n.dtype in FLOATS:
-            r = np.divide(*wide)
-        else:
-            return None
-        r = np.asarray(r).astype(dt) if n.dtype not in INTS else np.asarray(r).astype(np.int64).astype(dt)
-    return const(r, n.dtype, n.shape, n.loc)
+@dataclass(frozen=True)
+class Pattern:
+    """A rewrite for nodes whose op is in `ops`: the replacement, or None if it does not apply."""
+    ops: frozenset[str]
+    rewrite: Rewrite
+
+
+class Patterns:
+    """Rewrites node by node (like tinygrad's PatternMatcher, in plain Python): the first
+    pattern for the node's op that returns a replacement wins."""
+
+    def __init__(self, patterns: list[Pattern]):
+        self.by_op: dict[str, list[Rewrite]] = {}
+        for p in patterns:
+            for op in p.ops:
+                self.by_op.setdefault(op, []).append(p.rewrite)
+
+    def __call__(self, n: Node) -> Node:
+        for rw in self.by_op.get(n.op, ()):
+            r = rw(n)
+            if r is not None:
+                return r
+        return n
 
 
 def _is(n: Node, v: float) -> bool:
@@ -50,60 +48,115 @@ def _is(n: Node, v: float) -> bool:
     return s is not None and s.dtype.kind == "f" and float(s) == v and not np.signbit(s)
 
 
-def _simplify(n: Node) -> Node:
-    folded = _fold(n) if n.op not in ("const", "broadcast", "param", "iota") else None
-    if folded is not None:
-        return folded
-    ins = n.inputs
-    if n.op == "mul" and n.dtype in FLOATS:
-        if _is(ins[1], 1.0):
-            return ins[0]
-        if _is(ins[0], 1.0):
-            return ins[1]
-    if n.op == "div" and n.dtype in FLOATS and ins[1].op == "broadcast":
-        # a / broadcast(b) = a * broadcast(1 / b): one division per element of b, not of a.
-        # XLA:CPU rewrites it the same way, so results (e.g. 7 / 3 = 2.3333335) match it.
-        b = ins[1]
-        src = b.inputs[0]
-        recip = Node("div", [const(1.0, src.dtype, src.shape, n.loc), src], src.shape, src.dtype, {}, n.loc)
-        bc = Node("broadcast", [recip], b.shape, b.dtype, dict(b.attrs), b.loc)
-        return Node("mul", [ins[0], bc], n.shape, n.dtype, {}, n.loc)
-    if n.op == "select" and ins[1] is ins[2]:
-        return ins[1]
-    if n.op == "select" and scalar_const(ins[0]) is not None:
-        return ins[1] if bool(scalar_const(ins[0])) else ins[2]
-    if n.op in ("add", "mul", "max", "min", "and", "or", "xor") and not n.attrs.get("fast") and \
-            scalar_const(ins[0]) is not None and scalar_const(ins[1]) is None:
-        return Node(n.op, [ins[1], ins[0]], n.shape, n.dtype, dict(n.attrs), n.loc)  # const second
-    if n.op in ("max", "min") and ins[0] is ins[1]:
-        return ins[0]
-    if n.op == "convert" and ins[0].op == "convert" and ins[0].inputs[0].dtype == n.dtype \
-            and _widens(n.dtype, ins[0].dtype):
-        return ins[0].inputs[0]  # x -> wider -> x is exact
-    if n.op == "broadcast":
-        x = ins[0]
-        if x.op == "broadcast":  # compose: out dim of x's input j = dims[x.dims[j]]
-            dims = tuple(n.attrs["dims"][d] for d in x.attrs["dims"])
-            return Node("broadcast", [x.inputs[0]], n.shape, n.dtype, {"dims": dims}, n.loc)
-        if x.op == "const" and x.size == 1 and x.shape:
-            return const(x.attrs["value"].reshape(()), n.dtype, n.shape, n.loc)
-    if n.op == "reshape" and ins[0].op == "reshape":
-        return Node("reshape", [ins[0].inputs[0]], n.shape, n.dtype, {}, n.loc)
-    if n.op == "reshape" and scalar_const(ins[0]) is not None:
-        return const(scalar_const(ins[0]), n.dtype, n.shape, n.loc)
-    if n.op in ("transpose", "slice", "reverse") and scalar_const(ins[0]) is not None:
-        return const(scalar_const(ins[0]), n.dtype, n.shape, n.loc)
-    if n.op == "reduce":
-        r = _trivial_reduce(n)
-        if r is not None:
-            return r
-    if n.op == "transpose" and ins[0].op == "transpose":
-        inner = ins[0].attrs["perm"]
-        perm = tuple(inner[p] for p in n.attrs["perm"])
-        if perm == tuple(range(len(perm))):
-            return ins[0].inputs[0]
-        return Node("transpose", [ins[0].inputs[0]], n.shape, n.dtype, {"perm": perm}, n.loc)
-    return n
+def _fold(n: Node) -> Node | None:
+    """An elementwise op on scalar constants is a constant (its op table row folds it)."""
+    vals = [scalar_const(i) for i in n.inputs]
+    if not n.inputs or any(v is None for v in vals):
+        return None
+    r = fold(n, vals)
+    return None if r is None else const(r, n.dtype, n.shape, n.loc)
+
+
+def _mul_one(n: Node) -> Node | None:
+    if n.dtype in FLOATS:
+        if _is(n.inputs[1], 1.0):
+            return n.inputs[0]
+        if _is(n.inputs[0], 1.0):
+            return n.inputs[1]
+    return None
+
+
+def _div_broadcast(n: Node) -> Node | None:
+    """a / broadcast(b) = a * broadcast(1 / b): one division per element of b, not of a.
+    XLA:CPU rewrites it the same way, so results (e.g. 7 / 3 = 2.3333335) match it."""
+    a, b = n.inputs
+    if n.dtype not in FLOATS or b.op != "broadcast":
+        return None
+    src = b.inputs[0]
+    recip = Node("div", [const(1.0, src.dtype, src.shape, n.loc), src], src.shape, src.dtype, {}, n.loc)
+    bc = Node("broadcast", [recip], b.shape, b.dtype, dict(b.attrs), b.loc)
+    return Node("mul", [a, bc], n.shape, n.dtype, {}, n.loc)
+
+
+def _select_same(n: Node) -> Node | None:
+    return n.inputs[1] if n.inputs[1] is n.inputs[2] else None
+
+
+def _select_const(n: Node) -> Node | None:
+    p = scalar_const(n.inputs[0])
+    return None if p is None else (n.inputs[1] if bool(p) else n.inputs[2])
+
+
+def _const_second(n: Node) -> Node | None:
+    a, b = n.inputs
+    if n.attrs.get("fast") or scalar_const(a) is None or scalar_const(b) is not None:
+        return None
+    return Node(n.op, [b, a], n.shape, n.dtype, dict(n.attrs), n.loc)
+
+
+def _idempotent(n: Node) -> Node | None:
+    return n.inputs[0] if n.inputs[0] is n.inputs[1] else None
+
+
+def _convert_roundtrip(n: Node) -> Node | None:
+    x = n.inputs[0]
+    if x.op == "convert" and x.inputs[0].dtype == n.dtype and _widens(n.dtype, x.dtype):
+        return x.inputs[0]  # x -> wider -> x is exact
+    return None
+
+
+def _broadcast(n: Node) -> Node | None:
+    x = n.inputs[0]
+    if x.op == "broadcast":  # compose: out dim of x's input j = dims[x.dims[j]]
+        dims = tuple(n.attrs["dims"][d] for d in x.attrs["dims"])
+        return Node("broadcast", [x.inputs[0]], n.shape, n.dtype, {"dims": dims}, n.loc)
+    if x.op == "const" and x.size == 1 and x.shape:
+        return const(x.attrs["value"].reshape(()), n.dtype, n.shape, n.loc)
+    return None
+
+
+def _reshape_reshape(n: Node) -> Node | None:
+    x = n.inputs[0]
+    return Node("reshape", [x.inputs[0]], n.shape, n.dtype, {}, n.loc) if x.op == "reshape" else None
+
+
+def _view_of_scalar(n: Node) -> Node | None:
+    """A view of a broadcast scalar constant is that scalar broadcast to the view's shape."""
+    c = scalar_const(n.inputs[0])
+    return None if c is None else const(c, n.dtype, n.shape, n.loc)
+
+
+def _transpose_transpose(n: Node) -> Node | None:
+    x = n.inputs[0]
+    if x.op != "transpose":
+        return None
+    inner = x.attrs["perm"]
+    perm = tuple(inner[p] for p in n.attrs["perm"])
+    if perm == tuple(range(len(perm))):
+        return x.inputs[0]
+    return Node("transpose", [x.inputs[0]], n.shape, n.dtype, {"perm": perm}, n.loc)
+
+
+def _ops(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+# In order: for a node, the first pattern of its op that applies wins.
+PATTERNS = Patterns([
+    Pattern(frozenset(OPS), _fold),
+    Pattern(_ops("mul"), _mul_one),
+    Pattern(_ops("div"), _div_broadcast),
+    Pattern(_ops("select"), _select_same),
+    Pattern(_ops("select"), _select_const),
+    Pattern(frozenset(k for k, op in OPS.items() if op.commutative), _const_second),  # constants second
+    Pattern(frozenset(k for k, op in OPS.items() if op.idempotent), _idempotent),
+    Pattern(_ops("convert"), _convert_roundtrip),
+    Pattern(_ops("broadcast"), _broadcast),
+    Pattern(_ops("reshape"), _reshape_reshape),
+    Pattern(_ops("reshape", "transpose", "slice", "reverse"), _view_of_scalar),
+    Pattern(_ops("reduce"), lambda n: _trivial_reduce(n)),
+    Pattern(_ops("transpose"), _transpose_transpose),
+])
 
 
 def _trivial_reduce(n: Node) -> Node | None:
@@ -211,7 +264,7 @@ def cse(graph: Graph) -> Graph:
 
 def simplify(graph: Graph) -> Graph:
     for _ in range(3):
-        new = cse(rewrite(transposed_dots(graph), _simplify))
+        new = cse(rewrite(transposed_dots(graph), PATTERNS))
         if all(a is b for a, b in zip(new.outputs, graph.outputs)):
             return new  # a fixed point: nothing was rewritten
         graph = new
