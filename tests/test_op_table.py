@@ -165,3 +165,97 @@ def test_simplify_is_a_list_of_patterns():
     swapped = PATTERNS(Node("mul", [c, x], (4,), "f32"))
     assert swapped.inputs[0] is x
     assert PATTERNS(Node("max", [x, x], (4,), "f32")) is x
+
+
+# ----------------------------------------------------------------------------- ops added as rows
+def float_inputs(t: str, arity: int, seed: int = 0, huge: bool = True) -> list[np.ndarray]:
+    """Every pair (or single) of edge values, then random values at several scales: a length
+    that is not a multiple of the 32x32 tile."""
+    xs = grid(t, arity)
+    rng = np.random.default_rng(seed)
+    extra = [(rng.standard_normal(301) * rng.choice([0.01, 1.0, 30.0], 301)).astype(np.float32)
+             for _ in range(arity)]
+    xs = [np.concatenate([x, e.astype(NP[t])]) for x, e in zip(xs, extra)]
+    if not huge:  # trig of huge arguments depends on the quality of range reduction
+        keep = np.all([np.abs(x.astype(np.float64)) < 1e4 for x in xs], axis=0) | np.any([np.isnan(x.astype(np.float64)) for x in xs], axis=0)
+        xs = [x[keep] for x in xs]
+    return xs
+
+
+# (op in text, CPU JAX function, arity, result "same"/"i1", compare: "close"/"transc"/"exact", huge)
+ROWS = {
+    "chlo.sinh": (jnp.sinh, 1, "same", "transc", True),
+    "chlo.cosh": (jnp.cosh, 1, "same", "transc", True),
+    "chlo.tan": (jnp.tan, 1, "same", "transc", False),
+    "chlo.atan": (jnp.arctan, 1, "same", "transc", True),
+    "chlo.is_inf": (jnp.isinf, 1, "i1", "exact", True),
+    "chlo.is_pos_inf": (jnp.isposinf, 1, "i1", "exact", True),
+    "chlo.is_neg_inf": (jnp.isneginf, 1, "i1", "exact", True),
+    "stablehlo.cbrt": (jnp.cbrt, 1, "same", "transc", True),
+    "stablehlo.atan2": (jnp.arctan2, 2, "same", "transc", True),
+    "stablehlo.sign": (jnp.sign, 1, "same", "close", True),
+    "stablehlo.is_finite": (jnp.isfinite, 1, "i1", "exact", True),
+    "stablehlo.round_nearest_afz": (lambda x: lax.round(x, lax.RoundingMethod.AWAY_FROM_ZERO), 1, "same", "exact", True),
+}
+
+
+@pytest.mark.parametrize("t", FLOAT_TYPES)
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_row_vs_cpu_jax(name, t):
+    """Parse -> compile -> run the op written as text, against CPU JAX's function."""
+    fn, arity, res, cmp, huge = ROWS[name]
+    xs = float_inputs(t, arity, huge=huge)
+    got = run(program(name, [t] * arity, t if res == "same" else "i1", xs[0].size), *xs)
+    want = np.asarray(jax.jit(fn)(*xs))
+    if cmp == "exact":
+        _same(got, want, f"{name} {t}")
+    else:
+        _close(got, want, cmp == "transc", f"{name} {t}")
+
+
+@pytest.mark.parametrize("t", FLOAT_TYPES)
+def test_round_afz_ties_exact(t):
+    x = (np.arange(-40, 41) / 2).astype(NP[t])  # every .5 tie in [-20, 20]
+    got = run(program("stablehlo.round_nearest_afz", [t], t, x.size), x)
+    _same(got, np.asarray(jax.jit(lambda x: lax.round(x, lax.RoundingMethod.AWAY_FROM_ZERO))(x)), t)
+
+
+@pytest.mark.parametrize("t", ["i32", "ui8", "i8"])
+def test_popcnt_clz_vs_cpu_jax(t):
+    x = np.concatenate([edge_values(t), np.random.default_rng(0).integers(-128, 127, 70).astype(NP[t])])
+    for name, fn in (("stablehlo.popcnt", lax.population_count), ("stablehlo.count_leading_zeros", lax.clz)):
+        _same(run(program(name, [t], t, x.size), x), np.asarray(jax.jit(fn)(x)), f"{name} {t}")
+
+
+REDUCE_PRECISION = [(5, 2), (4, 3), (5, 10), (8, 7), (8, 23), (2, 1), (3, 0), (8, 0), (6, 5)]
+
+
+@pytest.mark.parametrize("t", FLOAT_TYPES)
+@pytest.mark.parametrize("bits", REDUCE_PRECISION, ids=lambda b: f"e{b[0]}m{b[1]}")
+def test_reduce_precision_exact(bits, t):
+    """Exact rounding (nearest, ties to even; overflow to inf, underflow to zero, NaN kept) in
+    the operand's own format, bit for bit as CPU JAX."""
+    e, m = bits
+    x = float_inputs(t, 1)[0]
+    # ties and near-ties at every mantissa width
+    ties = (1.0 + np.arange(1, 64) / 64.0).astype(np.float32)
+    x = np.concatenate([x, ties.astype(NP[t]), (-ties * 1000).astype(NP[t])])
+    got = run(program("stablehlo.reduce_precision", [t], t, x.size,
+                      f"exponent_bits = {e} : i32, mantissa_bits = {m} : i32"), x)
+    _same(got, np.asarray(jax.jit(lambda x: lax.reduce_precision(x, e, m))(x)), f"e{e}m{m} {t}")
+
+
+def test_reduce_precision_from_jax():
+    """jax.export prints reduce_precision in its pretty form (format = e5m2)."""
+    from util import check
+    x = float_inputs("f32", 1)[0]
+    check(lambda x: (lax.reduce_precision(x, 5, 2), lax.reduce_precision(x.astype(BF16), 4, 3)), x)
+
+
+def test_row_refuses_wrong_operand_types():
+    with pytest.raises(UnsupportedError, match="is_inf on i32"):
+        tt_xla.compile(program("chlo.is_inf", ["i32"], "i1", 4))
+    with pytest.raises(UnsupportedError, match="popcnt on f32"):
+        tt_xla.compile(program("stablehlo.popcnt", ["f32"], "f32", 4))
+    with pytest.raises(UnsupportedError, match="mantissa_bits"):
+        tt_xla.compile(program("stablehlo.reduce_precision", ["f32"], "f32", 4, "exponent_bits = 5 : i32"))

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser.ir import numpy_dtype
-from .dtypes import BITS, CTYPE, FLOATS, INTS, UTYPE, VTYPE
+from .dtypes import BITS, CTYPE, FLOAT_FORMAT, FLOATS, INTS, UTYPE, VTYPE
 
 if TYPE_CHECKING:
     from .graph import Node
@@ -57,6 +57,10 @@ def fsuffix(dt: str) -> str:
 
 def _ik(dt: str) -> str:
     return dt.replace("ui", "u")
+
+
+def _inf(dt: str) -> str:
+    return "((double)INFINITY)" if dt == "f64" else "INFINITY"
 
 
 def _unsupported(n: "Node") -> UnsupportedError:
@@ -213,6 +217,50 @@ def _pow_like(fn: str) -> Render:
     return render
 
 
+def _is_inf(test: str) -> Render:
+    """is_inf / is_pos_inf / is_neg_inf: `test` compares `x` with the infinity `inf`."""
+    def render(n: "Node", a: list[str]) -> str:
+        dt = n.inputs[0].dtype
+        if dt not in FLOATS:
+            raise _unsupported(n)
+        x = f"fabs{fsuffix(dt)}({a[0]})" if test == "abs" else a[0]
+        inf = f"(-{_inf(dt)})" if test == "neg" else _inf(dt)
+        return f"({x} == {inf})"
+    return render
+
+
+def _bits_type(dt: str) -> str:
+    return f"uint{BITS[dt]}_t"
+
+
+def _reduce_precision(n: "Node", a: list[str]) -> str:
+    """x rounded to `mantissa_bits` (nearest, ties to even) and its exponent range cut to
+    `exponent_bits` (overflow to inf, values at or below the smallest normal exponent to zero;
+    no denormals), on the bits of x's own format, as XLA:CPU does; NaN stays NaN."""
+    dt = n.dtype
+    if dt not in FLOATS:
+        raise _unsupported(n)
+    e, m = n.attrs["exponent_bits"], n.attrs["mantissa_bits"]
+    if e < 1 or m < 0:
+        raise UnsupportedError(f"reduce_precision to {e} exponent and {m} mantissa bits", n.op, n.loc)
+    E, M = FLOAT_FORMAT[dt]
+    u, w = _bits_type(dt), BITS[dt]
+    ub = f"ui{w}"
+    lines = [f"{u} b_ = {bitcast_expr(dt, ub, a[0])};"]
+    if m < M:
+        last = 1 << (M - m)
+        lines.append(f"b_ = ({u})((b_ + ((b_ >> {M - m}) & 1u) + {(last >> 1) - 1}u) & ({u})~({u}){last - 1}u);")
+    if e < E:
+        bias, rbias = (1 << (E - 1)) - 1, (1 << (e - 1)) - 1
+        exp_mask = ((1 << E) - 1) << M
+        sign = 1 << (w - 1)
+        lines.append(f"const {u} e_ = b_ & ({u}){exp_mask}ULL, s_ = b_ & ({u}){sign}ULL;")
+        lines.append(f"b_ = e_ > ({u}){(bias + rbias) << M}ULL ? ({u})(s_ | ({u}){exp_mask}ULL) : "
+                     f"(e_ <= ({u}){(bias - rbias) << M}ULL ? s_ : b_);")
+    body = " ".join(lines)
+    return f"(__extension__({{{body} {a[0]} != {a[0]} ? {a[0]} : {bitcast_expr(ub, dt, 'b_')};}}))"
+
+
 # ----------------------------------------------------------------------------- folds
 def _wide(v: np.ndarray) -> np.ndarray:
     """bf16/f16 constants are computed in f32, as the device does (and rounded once after)."""
@@ -353,9 +401,16 @@ OPS: dict[str, Op] = _rows(
     Op("round_even", 1, _float_fn("rint"), ("round_nearest_even",), operands="float",
        fold=_np(np.rint, ints=False), exact=True),
     Op("round_away", 1, _float_fn("round"), ("round_nearest_afz",), operands="float", exact=True),
+    Op("reduce_precision", 1, _reduce_precision, ("reduce_precision",), operands="float",
+       hlo_attrs=("exponent_bits", "mantissa_bits"), cost=8, exact=True),
     # classification
     Op("is_finite", 1, lambda n, a: f"(({a[0]} - {a[0]}) == ({a[0]} - {a[0]}))", ("is_finite",),
        operands="float", result="i1", fold=_fold_is(np.isfinite)),
+    Op("is_inf", 1, _is_inf("abs"), ("is_inf",), operands="float", result="i1", fold=_fold_is(np.isinf), cost=2),
+    Op("is_pos_inf", 1, _is_inf("pos"), ("is_pos_inf",), operands="float", result="i1",
+       fold=_fold_is(np.isposinf)),
+    Op("is_neg_inf", 1, _is_inf("neg"), ("is_neg_inf",), operands="float", result="i1",
+       fold=_fold_is(np.isneginf)),
     # transcendental: exp..round_away are decomposed for f32/bf16/f16 (decompose.py), the rest
     # and f64 are libm calls
     _unary_fn("exp", "exp", ("exponential",)),
@@ -370,8 +425,10 @@ OPS: dict[str, Op] = _rows(
     _unary_fn("sin", "sin", ("sine",)),
     _unary_fn("cos", "cos", ("cosine",)),
     _unary_fn("tan", "tan", ("tan",)),
-    _unary_fn("atan", "atan", ()),
+    _unary_fn("atan", "atan", ("atan",)),
     _unary_fn("cbrt", "cbrt", ("cbrt",)),
+    _unary_fn("sinh", "__builtin_sinh", ("sinh",)),
+    _unary_fn("cosh", "__builtin_cosh", ("cosh",)),
     # bitwise
     Op("not", 1, _not, ("not",), operands="int"),
     Op("and", 2, _arith("&"), ("and",), operands="int", fold=_np(np.bitwise_and), commutative=True, idempotent=True),
