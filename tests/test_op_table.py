@@ -259,3 +259,13 @@ def test_row_refuses_wrong_operand_types():
         tt_xla.compile(program("stablehlo.popcnt", ["f32"], "f32", 4))
     with pytest.raises(UnsupportedError, match="mantissa_bits"):
         tt_xla.compile(program("stablehlo.reduce_precision", ["f32"], "f32", 4, "exponent_bits = 5 : i32"))
+
+
+@pytest.mark.parametrize("t", FLOAT_TYPES)
+def test_next_after_exact(t):
+    """chlo.next_after steps by one ulp of the operand's own format (bf16 by bf16 ulps), from
+    zero to the smallest denormal with the direction's sign, NaN in -> NaN, x == y -> y; bit for
+    bit as CPU JAX's nextafter."""
+    x, y = float_inputs(t, 2)
+    got = run(program("chlo.next_after", [t, t], t, x.size), x, y)
+    _same(got, np.asarray(jax.jit(jnp.nextafter)(x, y)), f"next_after {t}")

@@ -59,6 +59,10 @@ def _ik(dt: str) -> str:
     return dt.replace("ui", "u")
 
 
+def _nan(dt: str) -> str:
+    return "((double)NAN)" if dt == "f64" else "NAN"
+
+
 def _inf(dt: str) -> str:
     return "((double)INFINITY)" if dt == "f64" else "INFINITY"
 
@@ -233,6 +237,26 @@ def _bits_type(dt: str) -> str:
     return f"uint{BITS[dt]}_t"
 
 
+def _next_after(n: "Node", a: list[str]) -> str:
+    """The neighbour of x towards y in x's own format (bf16 steps by bf16 ulps), on the bits:
+    NaN if either is NaN, y if x == y, the smallest denormal with y's sign from a zero,
+    else the bits of x plus or minus one (as chlo.next_after is defined)."""
+    dt = n.dtype
+    if dt not in FLOATS:
+        raise _unsupported(n)
+    u, w = _bits_type(dt), BITS[dt]
+    ub = f"ui{w}"
+    xb, yb = bitcast_expr(dt, ub, a[0]), bitcast_expr(dt, ub, a[1])
+    sign = f"(({u})1 << {w - 1})"
+    step = (f"(ax_ == 0 ? ({u})((yb_ & {sign}) | 1) : "
+            f"({u})((ax_ > ay_ || ((xb_ ^ yb_) & {sign})) ? xb_ - 1 : xb_ + 1))")
+    return (f"(__extension__({{const {u} xb_ = {xb}, yb_ = {yb}; "
+            f"const {u} ax_ = xb_ & ({u})~{sign}, ay_ = yb_ & ({u})~{sign}; "
+            f"const {u} r_ = {step}; "
+            f"({a[0]} != {a[0]} || {a[1]} != {a[1]}) ? {_nan(dt)} : "
+            f"({a[0]} == {a[1]} ? {a[1]} : {bitcast_expr(ub, dt, 'r_')});}}))")
+
+
 def _reduce_precision(n: "Node", a: list[str]) -> str:
     """x rounded to `mantissa_bits` (nearest, ties to even) and its exponent range cut to
     `exponent_bits` (overflow to inf, values at or below the smallest normal exponent to zero;
@@ -403,6 +427,7 @@ OPS: dict[str, Op] = _rows(
     Op("round_away", 1, _float_fn("round"), ("round_nearest_afz",), operands="float", exact=True),
     Op("reduce_precision", 1, _reduce_precision, ("reduce_precision",), operands="float",
        hlo_attrs=("exponent_bits", "mantissa_bits"), cost=8, exact=True),
+    Op("next_after", 2, _next_after, ("next_after",), operands="float", cost=10, exact=True),
     # classification
     Op("is_finite", 1, lambda n, a: f"(({a[0]} - {a[0]}) == ({a[0]} - {a[0]}))", ("is_finite",),
        operands="float", result="i1", fold=_fold_is(np.isfinite)),
