@@ -454,6 +454,12 @@ OPS: dict[str, Op] = _rows(
     _unary_fn("cbrt", "cbrt", ("cbrt",)),
     _unary_fn("sinh", "__builtin_sinh", ("sinh",)),
     _unary_fn("cosh", "__builtin_cosh", ("cosh",)),
+    _unary_fn("asin", "__builtin_asin", ("asin",)),
+    _unary_fn("acos", "__builtin_acos", ("acos",)),
+    _unary_fn("asinh", "__builtin_asinh", ("asinh",)),
+    _unary_fn("acosh", "__builtin_acosh", ("acosh",)),
+    _unary_fn("atanh", "__builtin_atanh", ("atanh",)),
+    _unary_fn("erfc", "__builtin_erfc", ("erfc",)),
     # bitwise
     Op("not", 1, _not, ("not",), operands="int"),
     Op("and", 2, _arith("&"), ("and",), operands="int", fold=_np(np.bitwise_and), commutative=True, idempotent=True),
