@@ -148,12 +148,19 @@ def _minmax(op: str) -> Render:
     return render
 
 
-def _float_fn(fn: str) -> Render:
-    """A libm function (or builtin) of the float operands, in the result's precision."""
+def _float_fn(fn: str, ftz: bool = False) -> Render:
+    """A libm function (or builtin) of the float operands, in the result's precision. `ftz`:
+    read a denormal operand as a zero of its sign first, as XLA:CPU's arithmetic does under
+    DAZ (libm returns x itself for tiny x, never touching the FPU, so the device's DAZ mode
+    would not apply)."""
     def render(n: "Node", a: list[str]) -> str:
-        if n.dtype not in FLOATS:
+        dt = n.dtype
+        if dt not in FLOATS:
             raise _unsupported(n)
-        return f"{fn}{fsuffix(n.dtype)}({', '.join(a)})"
+        if ftz:
+            tiny = "0x1p-1022" if dt == "f64" else "0x1p-126f"
+            a = [f"(fabs{fsuffix(dt)}({x}) < {tiny} ? {x} * 0 : {x})" for x in a]
+        return f"{fn}{fsuffix(dt)}({', '.join(a)})"
     return render
 
 
@@ -391,9 +398,9 @@ def _rows(*rows: Op) -> dict[str, Op]:
     return {r.name: r for r in rows}
 
 
-def _unary_fn(name: str, fn: str, hlo: tuple[str, ...], cost: int = LIBM_COST, **kw: Any) -> Op:
-    """A float-only unary math function rendered as the libm call `fn`."""
-    return Op(name, 1, _float_fn(fn), hlo=hlo, operands="float", cost=cost, **kw)
+def _unary_fn(name: str, fn: str, hlo: tuple[str, ...], ftz: bool = False, **kw: Any) -> Op:
+    """A float-only unary math function rendered as the libm call `fn` (see _float_fn)."""
+    return Op(name, 1, _float_fn(fn, ftz), hlo=hlo, operands="float", cost=LIBM_COST, **kw)
 
 
 OPS: dict[str, Op] = _rows(
@@ -452,13 +459,13 @@ OPS: dict[str, Op] = _rows(
     _unary_fn("tan", "tan", ("tan",)),
     _unary_fn("atan", "atan", ("atan",)),
     _unary_fn("cbrt", "cbrt", ("cbrt",)),
-    _unary_fn("sinh", "__builtin_sinh", ("sinh",)),
+    _unary_fn("sinh", "__builtin_sinh", ("sinh",), ftz=True),
     _unary_fn("cosh", "__builtin_cosh", ("cosh",)),
-    _unary_fn("asin", "__builtin_asin", ("asin",)),
+    _unary_fn("asin", "__builtin_asin", ("asin",), ftz=True),
     _unary_fn("acos", "__builtin_acos", ("acos",)),
-    _unary_fn("asinh", "__builtin_asinh", ("asinh",)),
+    _unary_fn("asinh", "__builtin_asinh", ("asinh",), ftz=True),
     _unary_fn("acosh", "__builtin_acosh", ("acosh",)),
-    _unary_fn("atanh", "__builtin_atanh", ("atanh",)),
+    _unary_fn("atanh", "__builtin_atanh", ("atanh",), ftz=True),
     _unary_fn("erfc", "__builtin_erfc", ("erfc",)),
     # bitwise
     Op("not", 1, _not, ("not",), operands="int"),
