@@ -177,7 +177,8 @@ def float_inputs(t: str, arity: int, seed: int = 0, huge: bool = True) -> list[n
              for _ in range(arity)]
     xs = [np.concatenate([x, e.astype(NP[t])]) for x, e in zip(xs, extra)]
     if not huge:  # trig of huge arguments depends on the quality of range reduction
-        keep = np.all([np.abs(x.astype(np.float64)) < 1e4 for x in xs], axis=0) | np.any([np.isnan(x.astype(np.float64)) for x in xs], axis=0)
+        x64 = [x.astype(np.float64) for x in xs]
+        keep = np.all([np.abs(x) < 1e4 for x in x64], axis=0) | np.any([np.isnan(x) for x in x64], axis=0)
         xs = [x[keep] for x in xs]
     return xs
 

@@ -137,28 +137,6 @@ def _transpose_transpose(n: Node) -> Node | None:
     return Node("transpose", [x.inputs[0]], n.shape, n.dtype, {"perm": perm}, n.loc)
 
 
-def _ops(*names: str) -> frozenset[str]:
-    return frozenset(names)
-
-
-# In order: for a node, the first pattern of its op that applies wins.
-PATTERNS = Patterns([
-    Pattern(frozenset(OPS), _fold),
-    Pattern(_ops("mul"), _mul_one),
-    Pattern(_ops("div"), _div_broadcast),
-    Pattern(_ops("select"), _select_same),
-    Pattern(_ops("select"), _select_const),
-    Pattern(frozenset(k for k, op in OPS.items() if op.commutative), _const_second),  # constants second
-    Pattern(frozenset(k for k, op in OPS.items() if op.idempotent), _idempotent),
-    Pattern(_ops("convert"), _convert_roundtrip),
-    Pattern(_ops("broadcast"), _broadcast),
-    Pattern(_ops("reshape"), _reshape_reshape),
-    Pattern(_ops("reshape", "transpose", "slice", "reverse"), _view_of_scalar),
-    Pattern(_ops("reduce"), lambda n: _trivial_reduce(n)),
-    Pattern(_ops("transpose"), _transpose_transpose),
-])
-
-
 def _trivial_reduce(n: Node) -> Node | None:
     """A reduce that combines nothing is elementwise: over no elements it is its init, over
     one element per result it is body(init, x) once (so a sum of -0.0 is +0.0, as in XLA)."""
@@ -187,6 +165,28 @@ def _trivial_reduce(n: Node) -> Node | None:
         else:
             env[b.id] = Node(b.op, [env[i.id] for i in b.inputs], n.shape, b.dtype, dict(b.attrs), n.loc)
     return env[body.outputs[n.attrs["index"]].id]
+
+
+def _ops(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+# In order: for a node, the first pattern of its op that applies wins.
+PATTERNS = Patterns([
+    Pattern(frozenset(OPS), _fold),
+    Pattern(_ops("mul"), _mul_one),
+    Pattern(_ops("div"), _div_broadcast),
+    Pattern(_ops("select"), _select_same),
+    Pattern(_ops("select"), _select_const),
+    Pattern(frozenset(k for k, op in OPS.items() if op.commutative), _const_second),  # constants second
+    Pattern(frozenset(k for k, op in OPS.items() if op.idempotent), _idempotent),
+    Pattern(_ops("convert"), _convert_roundtrip),
+    Pattern(_ops("broadcast"), _broadcast),
+    Pattern(_ops("reshape"), _reshape_reshape),
+    Pattern(_ops("reshape", "transpose", "slice", "reverse"), _view_of_scalar),
+    Pattern(_ops("reduce"), _trivial_reduce),
+    Pattern(_ops("transpose"), _transpose_transpose),
+])
 
 
 def transposed_dots(graph: Graph) -> Graph:
