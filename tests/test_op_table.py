@@ -23,9 +23,10 @@ from tt_xla.errors import UnsupportedError
 
 from util import BF16, F16, F32, _tol
 
-NP = {"f32": F32, "bf16": BF16, "f16": F16, "i32": np.dtype(np.int32), "ui8": np.dtype(np.uint8),
+NP = {"f64": np.dtype(np.float64), "f32": F32, "bf16": BF16, "f16": F16, "i32": np.dtype(np.int32), "ui8": np.dtype(np.uint8),
       "i8": np.dtype(np.int8), "i1": np.dtype(np.bool_)}
 FLOAT_TYPES = ["f32", "bf16", "f16"]
+ALL_FLOATS = FLOAT_TYPES + ["f64"]  # f64 is computed in f64 (the reference with x64 on)
 
 
 def edge_values(t: str) -> np.ndarray:
@@ -42,6 +43,14 @@ def edge_values(t: str) -> np.ndarray:
         return np.array([False, True])
     info = np.iinfo(d)
     return np.array(sorted({0, 1, 7, 100, info.max, info.min} | ({-1, -100} if info.min < 0 else set()))).astype(d)
+
+
+def reference(fn, *xs: np.ndarray) -> np.ndarray:
+    """fn under jax.jit on CPU; f64 operands with x64 on, so they stay f64."""
+    if any(x.dtype == np.float64 for x in xs):
+        with jax.enable_x64(True):
+            return np.asarray(jax.jit(fn)(*xs))
+    return np.asarray(jax.jit(fn)(*xs))
 
 
 def _same(got: np.ndarray, want: np.ndarray, msg: str) -> None:
@@ -206,14 +215,14 @@ ROWS = {
 }
 
 
-@pytest.mark.parametrize("t", FLOAT_TYPES)
+@pytest.mark.parametrize("t", ALL_FLOATS)
 @pytest.mark.parametrize("name", sorted(ROWS))
 def test_row_vs_cpu_jax(name, t):
     """Parse -> compile -> run the op written as text, against CPU JAX's function."""
     fn, arity, res, cmp, huge = ROWS[name]
     xs = float_inputs(t, arity, huge=huge)
     got = run(program(name, [t] * arity, t if res == "same" else "i1", xs[0].size), *xs)
-    want = np.asarray(jax.jit(fn)(*xs))
+    want = reference(fn, *xs)
     if cmp == "exact":
         _same(got, want, f"{name} {t}")
     else:
@@ -234,10 +243,10 @@ def test_popcnt_clz_vs_cpu_jax(t):
         _same(run(program(name, [t], t, x.size), x), np.asarray(jax.jit(fn)(x)), f"{name} {t}")
 
 
-REDUCE_PRECISION = [(5, 2), (4, 3), (5, 10), (8, 7), (8, 23), (2, 1), (3, 0), (8, 0), (6, 5)]
+REDUCE_PRECISION = [(5, 2), (4, 3), (5, 10), (8, 7), (8, 23), (2, 1), (3, 0), (8, 0), (6, 5), (11, 30), (10, 52)]
 
 
-@pytest.mark.parametrize("t", FLOAT_TYPES)
+@pytest.mark.parametrize("t", ALL_FLOATS)
 @pytest.mark.parametrize("bits", REDUCE_PRECISION, ids=lambda b: f"e{b[0]}m{b[1]}")
 def test_reduce_precision_exact(bits, t):
     """Exact rounding (nearest, ties to even; overflow to inf, underflow to zero, NaN kept) in
@@ -249,7 +258,7 @@ def test_reduce_precision_exact(bits, t):
     x = np.concatenate([x, ties.astype(NP[t]), (-ties * 1000).astype(NP[t])])
     got = run(program("stablehlo.reduce_precision", [t], t, x.size,
                       f"exponent_bits = {e} : i32, mantissa_bits = {m} : i32"), x)
-    _same(got, np.asarray(jax.jit(lambda x: lax.reduce_precision(x, e, m))(x)), f"e{e}m{m} {t}")
+    _same(got, reference(lambda x: lax.reduce_precision(x, e, m), x), f"e{e}m{m} {t}")
 
 
 def test_reduce_precision_from_jax():
@@ -268,14 +277,14 @@ def test_row_refuses_wrong_operand_types():
         tt_xla.compile(program("stablehlo.reduce_precision", ["f32"], "f32", 4, "exponent_bits = 5 : i32"))
 
 
-@pytest.mark.parametrize("t", FLOAT_TYPES)
+@pytest.mark.parametrize("t", ALL_FLOATS)
 def test_next_after_exact(t):
     """chlo.next_after steps by one ulp of the operand's own format (bf16 by bf16 ulps), from
     zero to the smallest denormal with the direction's sign, NaN in -> NaN, x == y -> y; bit for
     bit as CPU JAX's nextafter."""
     x, y = float_inputs(t, 2)
     got = run(program("chlo.next_after", [t, t], t, x.size), x, y)
-    _same(got, np.asarray(jax.jit(jnp.nextafter)(x, y)), f"next_after {t}")
+    _same(got, reference(jnp.nextafter, x, y), f"next_after {t}")
 
 
 @pytest.mark.parametrize("name,fn", [("chlo.sinh", jnp.sinh), ("chlo.asin", jnp.arcsin),
