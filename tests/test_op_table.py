@@ -293,3 +293,52 @@ def test_denormal_operands_read_as_zero(name, fn):
     """libm returns a tiny x itself; XLA:CPU (DAZ) reads a denormal as a zero of its sign."""
     x = np.array([1e-40, -1e-40, 1e-45, -1e-45, 0.0, -0.0], np.float32)
     _same(run(program(name, ["f32"], "f32", x.size), x), np.asarray(jax.jit(fn)(x)), name)
+
+
+# ----------------------------------------------------------------------------- CHLO broadcasting ops
+def _broadcast_program(name: str, a: tuple, b: tuple, out: tuple, res: str, attrs: str = "") -> str:
+    ta, tb, to = (f"tensor<{'x'.join(map(str, s))}{'x' if s else ''}{t}>"
+                  for s, t in ((a, "f32"), (b, "f32"), (out, res)))
+    attr = f" {{{attrs}}}" if attrs else ""
+    return (f"module {{\n  func.func @main(%a: {ta}, %b: {tb}) -> {to} {{\n"
+            f"    %0 = {name} %a, %b{attr} : ({ta}, {tb}) -> {to}\n"
+            f"    return %0 : {to}\n  }}\n}}\n")
+
+
+BROADCASTS = [  # (lhs shape, rhs shape, result shape, broadcast_dimensions or None)
+    ((4,), (3, 4), (3, 4), None),
+    ((3,), (3, 4), (3, 4), (0,)),
+    ((3, 1), (1, 5), (3, 5), None),
+    ((), (2, 33), (2, 33), None),
+    ((2, 1, 33), (7, 1), (2, 7, 33), None),
+]
+
+
+@pytest.mark.parametrize("case", BROADCASTS, ids=str)
+@pytest.mark.parametrize("name,fn,res", [
+    ("chlo.broadcast_add", jnp.add, "f32"), ("chlo.broadcast_maximum", jnp.maximum, "f32"),
+    ("chlo.broadcast_next_after", jnp.nextafter, "f32"), ("chlo.broadcast_atan2", jnp.arctan2, "f32"),
+    ("chlo.broadcast_compare", jnp.less, "i1")], ids=lambda v: v if isinstance(v, str) else "")
+def test_chlo_broadcasting_ops(name, fn, res, case):
+    """chlo.broadcast_<op> is the table's <op> on operands broadcast to the result (numpy
+    rules, or broadcast_dimensions for the lower-rank operand)."""
+    sa, sb, so, dims = case
+    attrs = []
+    if dims is not None:
+        attrs.append(f"broadcast_dimensions = array<i64: {', '.join(map(str, dims))}>")
+    if name.endswith("compare"):
+        attrs.append("comparison_direction = #chlo<comparison_direction LT>")
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal(sa).astype(np.float32)
+    b = rng.standard_normal(sb).astype(np.float32)
+    if a.size > 3:
+        a.flat[:3] = [np.nan, -np.inf, 0.0]
+    got = run(_broadcast_program(name, sa, sb, so, res, ", ".join(attrs)), a, b)
+    ea = a.reshape(a.shape + (1,) * (len(so) - a.ndim)) if dims == (0,) else a
+    want = reference(fn, np.broadcast_to(ea, so).copy(), np.broadcast_to(b, so).copy())
+    _close(got, want, True, name)
+
+
+def test_chlo_broadcast_refuses_incompatible_shapes():
+    with pytest.raises(UnsupportedError, match="does not broadcast"):
+        tt_xla.compile(_broadcast_program("chlo.broadcast_add", (3,), (3, 4), (3, 4), "f32"))

@@ -45,6 +45,9 @@ class Legalizer:
         if dialect in ("stablehlo", "chlo", "mhlo"):
             if name in BY_HLO:
                 handler = Legalizer._elementwise
+            elif dialect == "chlo" and name.startswith("broadcast_") and \
+                    (name[len("broadcast_"):] in BY_HLO or name == "broadcast_compare"):
+                handler = Legalizer._broadcasting
             else:
                 handler = getattr(Legalizer, "_" + name, None)
         if handler is None:
@@ -68,12 +71,12 @@ class Legalizer:
         return _tensor(op.results[i].type, op.name, op.loc)
 
     # ------------------------------------------------------------------ elementwise
-    def _elementwise(self, op: ir.Operation) -> Node:
+    def _elementwise(self, op: ir.Operation, ins: list[Node] | None = None, name: str | None = None) -> Node:
         """Any op with a row in the op table (ops.py): the row says which operand types it
         takes and which attributes it keeps."""
-        name = op.name.split(".", 1)[1]
+        name = name or op.name.split(".", 1)[1]
         row = BY_HLO[name]
-        ins = self._ins(op)
+        ins = self._ins(op) if ins is None else ins
         shape, dt = self._result(op)
         src = ins[0].dtype
         if (row.operands == "int" and src in FLOATS) or (row.operands == "float" and src not in FLOATS):
@@ -85,8 +88,26 @@ class Legalizer:
             attrs[k] = int(_int(op.attributes[k]))
         return Node(row.name, ins, shape, dt, attrs, op.loc)
 
-    def _compare(self, op: ir.Operation) -> Node:
-        a, b = self._ins(op)
+    def _broadcasting(self, op: ir.Operation) -> Node:
+        """chlo.broadcast_<op>: the operands are broadcast to the result's shape (a lower-rank
+        operand by `broadcast_dimensions`, else aligned to the trailing dims; size-1 dims
+        expand, as in numpy), then it is <op>."""
+        shape, _ = self._result(op)
+        given = op.attributes.get("broadcast_dimensions")
+        ins = []
+        for x in self._ins(op):
+            lower = len(x.shape) < len(shape)
+            dims = _ints(given) if lower and given is not None else \
+                tuple(range(len(shape) - len(x.shape), len(shape)))
+            if len(dims) != len(x.shape) or any(x.shape[j] not in (1, shape[d]) for j, d in enumerate(dims)):
+                raise UnsupportedError(f"operand of shape {x.shape} does not broadcast to {shape} "
+                                       f"by dims {dims}", op.name, op.loc)
+            ins.append(broadcast(x, shape, dims, op.loc))
+        inner = op.name.split(".", 1)[1][len("broadcast_"):]
+        return self._compare(op, ins) if inner == "compare" else self._elementwise(op, ins, inner)
+
+    def _compare(self, op: ir.Operation, ins: list[Node] | None = None) -> Node:
+        a, b = self._ins(op) if ins is None else ins
         direction = op.attributes["comparison_direction"].value
         ctype = op.attributes.get("compare_type")
         total = ctype is not None and ctype.value == "TOTALORDER"
