@@ -123,7 +123,7 @@ def _fold_cases():
     for name, r in sorted(ops.OPS.items()):
         if r.fold is None or not r.hlo or r.hlo_attrs:
             continue
-        types = {"float": FLOAT_TYPES, "int": ["i32", "ui8", "i1"]}.get(r.operands, FLOAT_TYPES + ["i32", "ui8", "i8"])
+        types = {"float": ALL_FLOATS, "int": ["i32", "ui8", "i1"]}.get(r.operands, ALL_FLOATS + ["i32", "ui8", "i8"])
         for t in types:
             yield pytest.param(name, t, id=f"{name}-{t}")
 
@@ -147,16 +147,17 @@ def test_fold_matches_the_device(name, t):
             pytest.skip(f"{name} on {t} is not folded")
         got.append(f)
     got = np.array(got, NP[out_t])
-    if out_t in FLOATS:  # the device computes in f32 and flushes its denormals to (signed) zero
+    if out_t in FLOATS:  # the device computes in f32 (f64) and flushes denormals to (signed) zero
         g64 = got.astype(np.float64)
+        tiny = np.finfo(np.float64 if t == "f64" else np.float32).tiny
         with np.errstate(invalid="ignore"):
-            sub = np.abs(g64) < np.finfo(np.float32).tiny
+            sub = np.abs(g64) < tiny
         got = np.where(sub, np.copysign(0.0, g64), g64).astype(NP[out_t])
         sub_in = np.zeros(got.shape, bool)
         for x in xs:
             with np.errstate(invalid="ignore"):
                 ax = np.abs(x.astype(np.float64))
-            sub_in |= (ax > 0) & (ax < np.finfo(np.float32).tiny)
+            sub_in |= (ax > 0) & (ax < tiny)
         keep = ~sub_in  # denormal operands are read as zero by the device, not by numpy
         got, want = got[keep], want[keep]
     _same(got, want, f"{name} {t}")
