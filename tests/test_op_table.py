@@ -193,26 +193,37 @@ def float_inputs(t: str, arity: int, seed: int = 0, huge: bool = True) -> list[n
     return xs
 
 
-# (op in text, CPU JAX function, arity, result "same"/"i1", compare: "close"/"transc"/"exact", huge)
+def _math(fn, arity: int = 1, huge: bool = True) -> tuple:
+    """A float function compared with the transcendental tolerance."""
+    return fn, arity, "same", "transc", huge
+
+
+def _exact(fn, result: str = "same") -> tuple:
+    """A function whose result must be bit for bit CPU JAX's."""
+    return fn, 1, result, "exact", True
+
+
+# op in text -> (CPU JAX function, arity, result "same"/"i1", compare "close"/"transc"/"exact",
+# huge arguments included)
 ROWS = {
-    "chlo.sinh": (jnp.sinh, 1, "same", "transc", True),  # denormals in: zeros of their sign
-    "chlo.cosh": (jnp.cosh, 1, "same", "transc", True),
-    "chlo.tan": (jnp.tan, 1, "same", "transc", False),
-    "chlo.atan": (jnp.arctan, 1, "same", "transc", True),
-    "chlo.asin": (jnp.arcsin, 1, "same", "transc", True),
-    "chlo.acos": (jnp.arccos, 1, "same", "transc", True),
-    "chlo.asinh": (jnp.arcsinh, 1, "same", "transc", True),
-    "chlo.acosh": (jnp.arccosh, 1, "same", "transc", True),
-    "chlo.atanh": (jnp.arctanh, 1, "same", "transc", True),
-    "chlo.erfc": (jax.scipy.special.erfc, 1, "same", "transc", True),
-    "chlo.is_inf": (jnp.isinf, 1, "i1", "exact", True),
-    "chlo.is_pos_inf": (jnp.isposinf, 1, "i1", "exact", True),
-    "chlo.is_neg_inf": (jnp.isneginf, 1, "i1", "exact", True),
-    "stablehlo.cbrt": (jnp.cbrt, 1, "same", "transc", True),
-    "stablehlo.atan2": (jnp.arctan2, 2, "same", "transc", True),
+    "chlo.sinh": _math(jnp.sinh),  # denormals in: zeros of their sign
+    "chlo.cosh": _math(jnp.cosh),
+    "chlo.tan": _math(jnp.tan, huge=False),
+    "chlo.atan": _math(jnp.arctan),
+    "chlo.asin": _math(jnp.arcsin),
+    "chlo.acos": _math(jnp.arccos),
+    "chlo.asinh": _math(jnp.arcsinh),
+    "chlo.acosh": _math(jnp.arccosh),
+    "chlo.atanh": _math(jnp.arctanh),
+    "chlo.erfc": _math(jax.scipy.special.erfc),
+    "chlo.is_inf": _exact(jnp.isinf, "i1"),
+    "chlo.is_pos_inf": _exact(jnp.isposinf, "i1"),
+    "chlo.is_neg_inf": _exact(jnp.isneginf, "i1"),
+    "stablehlo.cbrt": _math(jnp.cbrt),
+    "stablehlo.atan2": _math(jnp.arctan2, 2),
     "stablehlo.sign": (jnp.sign, 1, "same", "close", True),
-    "stablehlo.is_finite": (jnp.isfinite, 1, "i1", "exact", True),
-    "stablehlo.round_nearest_afz": (lambda x: lax.round(x, lax.RoundingMethod.AWAY_FROM_ZERO), 1, "same", "exact", True),
+    "stablehlo.is_finite": _exact(jnp.isfinite, "i1"),
+    "stablehlo.round_nearest_afz": _exact(lambda x: lax.round(x, lax.RoundingMethod.AWAY_FROM_ZERO)),
 }
 
 
