@@ -40,7 +40,7 @@ class Op:
     render: Render                 # C expression over the operands' C expressions (value types)
     hlo: tuple[str, ...] = ()      # StableHLO/CHLO op names (dialect dropped) legalized to it
     hlo_attrs: tuple[str, ...] = ()  # integer attributes of the StableHLO op the node keeps
-    operands: str = "any"          # operand types legalize accepts: "any", "float" or "int"
+    operands: str = "any"          # operand types legalize accepts: "any", "float", "int" (or i1)
     result: str = "same"           # result type: "same" (operand 0's), "i1", "select" (operand 1's), "given"
     fold: Fold | None = None       # numpy on scalar constants; None: never folded
     cost: int = 1                  # vector instructions per element (the cost model's count)
