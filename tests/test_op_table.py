@@ -23,7 +23,7 @@ from tt_xla.errors import UnsupportedError
 
 from util import BF16, F16, F32, _tol
 
-NP = {"f64": np.dtype(np.float64), "f32": F32, "bf16": BF16, "f16": F16, "i32": np.dtype(np.int32), "ui8": np.dtype(np.uint8),
+NP = {"f64": np.dtype(np.float64), "f32": F32, "ui32": np.dtype(np.uint32), "i16": np.dtype(np.int16), "bf16": BF16, "f16": F16, "i32": np.dtype(np.int32), "ui8": np.dtype(np.uint8),
       "i8": np.dtype(np.int8), "i1": np.dtype(np.bool_)}
 FLOAT_TYPES = ["f32", "bf16", "f16"]
 ALL_FLOATS = FLOAT_TYPES + ["f64"]  # f64 is computed in f64 (the reference with x64 on)
@@ -90,6 +90,18 @@ def program(name: str, in_types: list[str], out_type: str, n: int, attrs: str = 
 
 def run(text: str, *args: np.ndarray) -> np.ndarray:
     (out,) = tt_xla.compile(text)(*args)
+    return np.asarray(out)
+
+
+def xla_run(text: str, *args: np.ndarray) -> np.ndarray:
+    """The same StableHLO/CHLO text compiled and run by XLA:CPU (jax's backend): XLA's own
+    semantics for the text, also for ops no jax function exports (integer power)."""
+    from jax._src import xla_bridge
+    from jax._src.lib import xla_client as xc
+    backend = xla_bridge.get_backend("cpu")
+    exe = backend.compile_and_load(text, xc.DeviceList(tuple(jax.devices("cpu"))), xc.CompileOptions())
+    with jax.enable_x64(any(a.dtype.itemsize == 8 for a in args)):  # f64 operands stay f64
+        (out,) = exe.execute([jax.device_put(a) for a in args])
     return np.asarray(out)
 
 
@@ -230,15 +242,17 @@ ROWS = {
 @pytest.mark.parametrize("t", ALL_FLOATS)
 @pytest.mark.parametrize("name", sorted(ROWS))
 def test_row_vs_cpu_jax(name, t):
-    """Parse -> compile -> run the op written as text, against CPU JAX's function."""
+    """Parse -> compile -> run the op written as text, against CPU JAX's function and against
+    XLA:CPU running the same text."""
     fn, arity, res, cmp, huge = ROWS[name]
     xs = float_inputs(t, arity, huge=huge)
-    got = run(program(name, [t] * arity, t if res == "same" else "i1", xs[0].size), *xs)
-    want = reference(fn, *xs)
-    if cmp == "exact":
-        _same(got, want, f"{name} {t}")
-    else:
-        _close(got, want, cmp == "transc", f"{name} {t}")
+    text = program(name, [t] * arity, t if res == "same" else "i1", xs[0].size)
+    got = run(text, *xs)
+    for want, ref in ((reference(fn, *xs), "jax"), (xla_run(text, *xs), "XLA on the text")):
+        if cmp == "exact":
+            _same(got, want, f"{name} {t} vs {ref}")
+        else:
+            _close(got, want, cmp == "transc", f"{name} {t} vs {ref}")
 
 
 @pytest.mark.parametrize("t", FLOAT_TYPES)
@@ -268,9 +282,11 @@ def test_reduce_precision_exact(bits, t):
     # ties and near-ties at every mantissa width
     ties = (1.0 + np.arange(1, 64) / 64.0).astype(np.float32)
     x = np.concatenate([x, ties.astype(NP[t]), (-ties * 1000).astype(NP[t])])
-    got = run(program("stablehlo.reduce_precision", [t], t, x.size,
-                      f"exponent_bits = {e} : i32, mantissa_bits = {m} : i32"), x)
+    text = program("stablehlo.reduce_precision", [t], t, x.size,
+                   f"exponent_bits = {e} : i32, mantissa_bits = {m} : i32")
+    got = run(text, x)
     _same(got, reference(lambda x: lax.reduce_precision(x, e, m), x), f"e{e}m{m} {t}")
+    _same(got, xla_run(text, x), f"e{e}m{m} {t} vs XLA on the text")
 
 
 def test_reduce_precision_from_jax():
@@ -295,8 +311,10 @@ def test_next_after_exact(t):
     zero to the smallest denormal with the direction's sign, NaN in -> NaN, x == y -> y; bit for
     bit as CPU JAX's nextafter."""
     x, y = float_inputs(t, 2)
-    got = run(program("chlo.next_after", [t, t], t, x.size), x, y)
+    text = program("chlo.next_after", [t, t], t, x.size)
+    got = run(text, x, y)
     _same(got, reference(jnp.nextafter, x, y), f"next_after {t}")
+    _same(got, xla_run(text, x, y), f"next_after {t} vs XLA on the text")
 
 
 @pytest.mark.parametrize("name,fn", [("chlo.sinh", jnp.sinh), ("chlo.asin", jnp.arcsin),
@@ -354,3 +372,18 @@ def test_chlo_broadcasting_ops(name, fn, res, case):
 def test_chlo_broadcast_refuses_incompatible_shapes():
     with pytest.raises(UnsupportedError, match="does not broadcast"):
         tt_xla.compile(_broadcast_program("chlo.broadcast_add", (3,), (3, 4), (3, 4), "f32"))
+
+
+@pytest.mark.parametrize("t", ["i32", "ui32", "i16", "i8", "ui8"])
+def test_integer_power_like_xla(t):
+    """stablehlo.power on integers: wrapping, exponents taken mod 64, negative exponents (as
+    signed numbers) give 0 except for bases 1 and -1."""
+    d = NP[t]
+    info = np.iinfo(d)
+    bases = np.array(sorted({0, 1, 2, 3, 7, 16, info.max, info.min, info.max - 1}
+                            | ({-1, -2, -3} if info.min < 0 else set()))).astype(d)
+    exps = np.array([0, 1, 2, 3, 7, 31, 32, 63, 64, 65, 100, 127, int(info.max)]
+                    + ([-1, -2, -3, -64, int(info.min)] if info.min < 0 else [int(info.max) - 1])).astype(d)
+    b, e = (m.reshape(-1) for m in np.meshgrid(bases, exps, indexing="ij"))
+    text = program("stablehlo.power", [t, t], t, b.size)
+    _same(run(text, b, e), xla_run(text, b, e), f"power {t}")

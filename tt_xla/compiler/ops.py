@@ -220,12 +220,20 @@ def _cmp(n: "Node", a: list[str]) -> str:
     return f"({x} {CMP[n.attrs['dir']]} {y})"
 
 
-def _pow_like(fn: str) -> Render:
-    def render(n: "Node", a: list[str]) -> str:
-        if n.dtype not in FLOATS:
-            raise UnsupportedError(f"integer {n.op} on {n.dtype} is not supported", n.op, n.loc)
-        return f"{fn}{fsuffix(n.dtype)}({a[0]}, {a[1]})"
-    return render
+def _pow(n: "Node", a: list[str]) -> str:
+    """Floats: libm pow. Integers as XLA:CPU computes them: base ** (exponent & 63) by six
+    squaring steps, wrapping; an exponent negative as a signed number gives that power for
+    bases 1 and -1 and 0 otherwise."""
+    dt = n.dtype
+    if dt in FLOATS:
+        return f"pow{fsuffix(dt)}({a[0]}, {a[1]})"
+    if dt not in INTS:
+        raise _unsupported(n)
+    ct, w = CTYPE[dt], "uint64_t" if BITS[dt] == 64 else "uint32_t"
+    signed = f"int{BITS[dt]}_t"
+    return (f"(__extension__({{{w} b_ = ({w})({a[0]}), e_ = ({w})({a[1]}), r_ = 1; "
+            f"for (int i_ = 0; i_ < 6; ++i_) {{ r_ = (e_ & 1u) ? r_ * b_ : r_; b_ *= b_; e_ >>= 1; }} "
+            f"(({signed})({a[1]}) < 0 && {a[0]} != ({ct})1 && {a[0]} != ({ct})-1) ? ({ct})0 : ({ct})r_;}}))")
 
 
 def _is_inf(test: str) -> Render:
@@ -421,8 +429,8 @@ OPS: dict[str, Op] = _rows(
        interval=lambda n, r: (-r[0][1], -r[0][0])),
     Op("abs", 1, _abs, ("abs",), fold=_np(np.abs), exact=True, interval=_iv_abs),
     Op("sign", 1, _sign, ("sign",), exact=True),
-    Op("pow", 2, _pow_like("pow"), ("power",), cost=LIBM_COST),
-    Op("atan2", 2, _pow_like("atan2"), ("atan2",), operands="float", cost=LIBM_COST),
+    Op("pow", 2, _pow, ("power",), cost=LIBM_COST),
+    Op("atan2", 2, _float_fn("atan2"), ("atan2",), operands="float", cost=LIBM_COST),
     # rounding and square roots (one instruction each on the vector unit)
     Op("sqrt", 1, _float_fn("sqrt"), ("sqrt",), operands="float", fold=_np(np.sqrt, ints=False)),
     Op("rsqrt", 1, lambda n, a: f"(1.0 / sqrt({a[0]}))", ("rsqrt",), operands="float"),
