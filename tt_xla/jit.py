@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+import threading
 import types
 
 import numpy as np
@@ -141,6 +142,9 @@ class Jitted:
         self._donate_names = frozenset(dnames)
         self._has_negative = any(i < 0 for i in snums | dnums)
         self._cache: dict = {}
+        # Held while exporting a missing entry, so threads calling with a new signature export
+        # it once; hits read the dict without it.
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ cache key
     def _split(self, args, kwargs):
@@ -177,8 +181,11 @@ class Jitted:
             raise ValueError("Non-hashable static arguments are not supported: "
                              f"{[v for _, v in statics + skw]!r} ({e})") from None
         if entry is None:
-            entry = self._export(args, statics, skw, treedef, sig, dyn_pos, dnums, dkw)
-            self._cache[key] = entry
+            with self._lock:
+                entry = self._cache.get(key)
+                if entry is None:
+                    entry = self._export(args, statics, skw, treedef, sig, dyn_pos, dnums, dkw)
+                    self._cache[key] = entry
         return entry, leaves
 
     # ------------------------------------------------------------------ export / compile
@@ -223,7 +230,7 @@ class Jitted:
         return e
 
     def _load(self, e: _Entry) -> None:
-        if e.exe is not None:
+        if e.exe is not None and not e.exe.is_deleted():
             return
         exe = _client().compile(e.text, filename=getattr(self._fun, "__name__", "<module>"))
         specs = exe.input_specs
@@ -240,7 +247,7 @@ class Jitted:
     # ------------------------------------------------------------------ calls
     def __call__(self, *args, **kwargs):
         entry, leaves = self._prepare(args, kwargs)
-        if entry.exe is None:
+        if entry.exe is None or entry.exe.is_deleted():
             if any(isinstance(x, jax.core.Tracer) for x in leaves):
                 return self._fun(*args, **kwargs)  # called under a jax transformation: inline
             self._load(entry)
@@ -288,7 +295,8 @@ class Jitted:
         return len(self._cache)
 
     def clear_cache(self) -> None:
-        self._cache.clear()
+        with self._lock:
+            self._cache.clear()
 
     def __repr__(self):
         return f"<tt_xla.jit({getattr(self._fun, '__qualname__', self._fun)!r})>"
