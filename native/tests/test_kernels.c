@@ -78,6 +78,8 @@ static tt_program_desc built;
 static tt_launch built_launch[1];
 static void *heap_block;
 
+__attribute__((destructor)) static void free_heap_block(void) { free(heap_block); }
+
 static void *on_heap(const void *src, size_t n) {
   free(heap_block);
   heap_block = malloc(n);
