@@ -192,6 +192,16 @@ static void test_device_binding(void) {
   CHECK(strcmp(tt_device_error(a), "") == 0);
   EXPECT(tt_buffer_read(a, ba, 0, tmp, 64), TT_OK);
   EXPECT(tt_device_close(b), TT_OK);
+  /* a device opened after b closed gets another id: b's handles mean nothing to it */
+  tt_device *c;
+  EXPECT(tt_device_open(NULL, &c), TT_OK);
+  uint32_t idc = 0;
+  EXPECT(tt_device_id(c, &idc), TT_OK);
+  CHECK(idc != ida && idc != idb);
+  tt_buffer bc;
+  EXPECT(tt_buffer_alloc(c, 64, &bc), TT_OK);
+  EXPECT(tt_buffer_read(c, bb, 0, tmp, 64), TT_ERR_INVALID_HANDLE);
+  EXPECT(tt_device_close(c), TT_OK);
   EXPECT(tt_device_close(a), TT_OK);
 }
 
