@@ -34,7 +34,8 @@ static tt_status tt__snapshot(tt_device *dev, const char *path, const tt__image 
                               tt_program_obj *p) {
   if (!raw) return BAD("%s: " TT_PROGRAM_ENTRY "() returned NULL", path);
   if (!ALIGNED(raw, tt_program_desc) || !tt__image_holds(img, raw, sizeof *raw, TT_SEG_R))
-    return BAD("%s: the descriptor at %p is misaligned or outside the library's mapped sections", path, (const void *)raw);
+    return BAD("%s: the descriptor at %p is misaligned or outside the library's mapped sections", path,
+               (const void *)raw);
   tt_program_desc d = *raw;
   if (d.abi_version != TT_ABI_VERSION)
     return BAD("%s: abi_version %u, runtime expects %u", path, d.abi_version, TT_ABI_VERSION);
@@ -42,12 +43,12 @@ static tt_status tt__snapshot(tt_device *dev, const char *path, const tt__image 
   if (d.nlaunches > TT_MAX_LAUNCHES) return BAD("%s: %u launches (limit %u)", path, d.nlaunches, TT_MAX_LAUNCHES);
   if (d.nbindings && (!ALIGNED(d.binding_bytes, uint64_t) ||
                       !tt__image_holds(img, d.binding_bytes, (uint64_t)d.nbindings * sizeof(uint64_t), TT_SEG_R)))
-    return BAD("%s: binding_bytes (%u entries at %p) is misaligned or outside the library's mapped sections", path, d.nbindings,
-               (const void *)d.binding_bytes);
+    return BAD("%s: binding_bytes (%u entries at %p) is misaligned or outside the library's mapped sections", path,
+               d.nbindings, (const void *)d.binding_bytes);
   if (d.nlaunches && (!ALIGNED(d.launches, tt_launch) ||
                       !tt__image_holds(img, d.launches, (uint64_t)d.nlaunches * sizeof(tt_launch), TT_SEG_R)))
-    return BAD("%s: launches (%u entries at %p) is misaligned or outside the library's mapped sections", path, d.nlaunches,
-               (const void *)d.launches);
+    return BAD("%s: launches (%u entries at %p) is misaligned or outside the library's mapped sections", path,
+               d.nlaunches, (const void *)d.launches);
   p->binding_bytes = malloc(((size_t)d.nbindings + 1) * sizeof(uint64_t));
   p->launches = malloc(((size_t)d.nlaunches + 1) * sizeof(tt_launch));
   if (!p->binding_bytes || !p->launches) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
@@ -68,8 +69,8 @@ static tt_status tt__snapshot(tt_device *dev, const char *path, const tt__image 
       return BAD("%s: launch %u (%s): %u operands (limit %u)", path, l, name, L->noperands, TT_MAX_OPERANDS);
     if (L->noperands && (!ALIGNED(L->operands, tt_operand) ||
                          !tt__image_holds(img, L->operands, (uint64_t)L->noperands * sizeof(tt_operand), TT_SEG_R)))
-      return BAD("%s: launch %u (%s): operands (%u entries at %p) is misaligned or outside the library's mapped sections", path,
-                 l, name, L->noperands, (const void *)L->operands);
+      return BAD("%s: launch %u (%s): operands (%u entries at %p) is misaligned or outside the library's mapped "
+                 "sections", path, l, name, L->noperands, (const void *)L->operands);
     total += L->noperands;
   }
   if (total > TT_MAX_TOTAL_OPERANDS)
