@@ -9,9 +9,9 @@
  * Threading: a device may be used from any number of threads at once. Every call takes the
  * device's lock for its duration, so calls on one device are serialized (a launch included: a
  * second launch, alloc or read waits until it is done); different devices are independent.
- * tt_device_error reports the last failed call of the calling thread. tt_device_close must not
- * race with other calls on the same device. The runtime's own worker threads run kernels
- * concurrently, one simulated core per host thread at a time.
+ * tt_device_error reports the last failed call of the calling thread. tt_device_close waits for
+ * a call in progress on another thread; no call on the device may start after it. The runtime's
+ * own worker threads run kernels concurrently, one simulated core per host thread at a time.
  *
  * Ownership: the device owns every buffer and program created on it; tt_device_close frees
  * whatever is still alive. tt_program_launch is synchronous.

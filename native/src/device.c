@@ -133,6 +133,10 @@ fail:
 
 tt_status tt_device_close(tt_device *dev) {
   if (!dev) return TT_ERR_INVALID_ARGUMENT;
+  /* Let a call in flight on another thread (a launch, say) finish first. Calls made after
+   * close are the caller's bug: the device is gone. */
+  tt__lock(dev);
+  tt__unlock(dev);
   tt__pool_destroy(&dev->pool);
   pthread_mutex_destroy(&dev->mu);
   tt__error_forget(dev);
