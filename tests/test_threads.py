@@ -150,6 +150,22 @@ def test_executables_share_the_default_device_without_jax():
     _check(run(CALLS, use_jax=False))
 
 
+def test_jitted_function_calling_itself_while_exported():
+    """The export lock is re-entrant: tracing f(x, 2) calls f(x, 1), a new entry of f."""
+    import functools
+
+    @functools.partial(tt_xla.jit, static_argnums=1)
+    def f(x, n):
+        return x if n == 0 else f(x, n - 1) * 2
+
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(np.asarray(f(np.ones(4, np.float32), 2))), daemon=True)
+    t.start()
+    t.join(TIMEOUT_S)
+    assert not t.is_alive(), "deadlock exporting a recursive jitted function"
+    np.testing.assert_array_equal(out[0], np.full(4, 4.0, np.float32))
+
+
 def test_concurrent_alloc_free_and_reads():
     """Allocation, writes, reads and frees racing on one device stay consistent."""
     dev = tt_xla.client().devices()[0].runtime_device

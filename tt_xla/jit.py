@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-import threading
 import types
 
 import numpy as np
@@ -141,10 +140,10 @@ class Jitted:
         self._donate_nums = frozenset(dnums)
         self._donate_names = frozenset(dnames)
         self._has_negative = any(i < 0 for i in snums | dnums)
+        # Thread-safe without a lock: entries are published with one atomic setdefault, so
+        # threads racing on a new signature may each export it but all use the first entry. No
+        # lock is held while jax traces `fun`, which may call this or another jitted function.
         self._cache: dict = {}
-        # Held while exporting a missing entry, so threads calling with a new signature export
-        # it once; hits read the dict without it.
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ cache key
     def _split(self, args, kwargs):
@@ -181,11 +180,8 @@ class Jitted:
             raise ValueError("Non-hashable static arguments are not supported: "
                              f"{[v for _, v in statics + skw]!r} ({e})") from None
         if entry is None:
-            with self._lock:
-                entry = self._cache.get(key)
-                if entry is None:
-                    entry = self._export(args, statics, skw, treedef, sig, dyn_pos, dnums, dkw)
-                    self._cache[key] = entry
+            entry = self._export(args, statics, skw, treedef, sig, dyn_pos, dnums, dkw)
+            entry = self._cache.setdefault(key, entry)
         return entry, leaves
 
     # ------------------------------------------------------------------ export / compile
@@ -295,8 +291,7 @@ class Jitted:
         return len(self._cache)
 
     def clear_cache(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        self._cache.clear()
 
     def __repr__(self):
         return f"<tt_xla.jit({getattr(self._fun, '__qualname__', self._fun)!r})>"
