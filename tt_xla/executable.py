@@ -78,25 +78,35 @@ class LoadedExecutable:
         DeviceBuffers. One synchronous launch."""
         if len(args) != self._nin:
             raise TypeError(f"executable takes {self._nin} arguments, got {len(args)}")
-        dev = self._device
+        self._check_devices(args)
         for i, (a, need) in enumerate(zip(args, self._in_bytes)):
-            if a.device is not dev:  # its handle means nothing here (the runtime refuses it too)
-                spec = self.input_specs[i]
-                raise DeviceMismatchError(f"argument {i} ({np.dtype(spec.dtype).name}{list(spec.shape)}) "
-                                          f"lives on {a.device!r}, "
-                                          f"but this executable runs on {dev!r}; copy it to the host "
-                                          "(np.asarray) and pass that, or compile for its device")
             if a.nbytes < need:
                 raise ValueError(f"argument {i}: buffer of {a.nbytes} bytes, executable needs "
                                  f"{need} bytes for {self.input_specs[i]}")
-        alloc = dev.alloc
+        alloc = self._device.alloc
         outs = [alloc(n) for n in self._out_bytes]
         with self._lock:
-            if self._deleted:
-                raise DeletedExecutableError("this executable has been deleted (delete() was called): "
-                                             "its program and constants are gone; compile it again")
+            self._check_live()
             self._program.launch([*args, *outs, *self._resident])
         return outs
+
+    # Every way of calling the executable runs these two checks (the live one under the lock).
+    def _check_devices(self, args) -> None:
+        """Device buffers among `args` must be this executable's device's: another device's
+        handle means nothing here (the runtime refuses it too, by device id)."""
+        dev = self._device
+        for i, a in enumerate(args):
+            if not isinstance(a, np.ndarray) and a.device is not dev:
+                spec = self.input_specs[i]
+                raise DeviceMismatchError(
+                    f"argument {i} ({np.dtype(spec.dtype).name}{list(spec.shape)}) lives on {a.device!r}, "
+                    f"but this executable runs on {dev!r}; copy it to the host (np.asarray) and pass "
+                    "that, or compile for its device")
+
+    def _check_live(self) -> None:
+        if self._deleted:
+            raise DeletedExecutableError("this executable has been deleted (delete() was called): its "
+                                         "program and constants are gone; compile it again")
 
     def is_deleted(self) -> bool:
         return self._deleted
