@@ -12,8 +12,10 @@ from .api import Executable, compile, device_put
 from .array import Array, DeletedArrayError
 from .client import Client, DeviceHandle, client
 from .errors import UnsupportedError
+from .executable import DeletedExecutableError, DeviceMismatchError
 
-__all__ = ["Array", "Client", "DeletedArrayError", "DeviceHandle", "Executable",
+__all__ = ["Array", "Client", "DeletedArrayError", "DeletedExecutableError", "DeviceHandle",
+           "DeviceMismatchError", "Executable",
            "UnsupportedError", "client", "compile", "device_put", "devices", "errors", "jit"]
 
 

@@ -126,7 +126,13 @@ class LoadedExecutable:
             arrays.append(a)
         return tuple(self.execute(arrays))
 
+    def is_deleted(self) -> bool:
+        return self.raw.is_deleted()
+
     def delete(self) -> None:
+        """Unload now; later calls raise DeletedExecutableError. The client forgets it, so
+        compiling the same text again loads a fresh executable."""
+        self.client._forget(self)
         self.raw.delete()
 
 
@@ -171,11 +177,11 @@ class Client:
         dev = self._device(device)
         key = hashlib.sha256(text.encode()).hexdigest() + f":{dev.id}"
         exe = self._cache.get(key)
-        if exe is not None:
+        if exe is not None and not exe.is_deleted():
             return exe
-        with self._lock:
+        with self._lock:  # one compile at a time; a thread asking for the same text waits for it
             exe = self._cache.get(key)
-            if exe is not None:
+            if exe is not None and not exe.is_deleted():
                 return exe
             from .hlo_parser import parse_module
             from .compiler import compile_module
@@ -198,16 +204,22 @@ class Client:
 
     def buffer_from_pyval(self, x, device=None, dtype=None) -> Array:
         """Copy a numpy array, numpy/Python scalar or (nested) list to the device. The dtype is
-        numpy's (or `dtype`): float64 stays float64 here (jit converts like jax does)."""
+        numpy's (or `dtype`): float64 stays float64 here (jit converts like jax does). An Array
+        of another device is copied over (through the host)."""
         dev = self._device(device)
         if isinstance(x, Array):
-            if dtype is None or np.dtype(dtype) == x.dtype:
+            if (dtype is None or np.dtype(dtype) == x.dtype) and x.device is dev.runtime_device:
                 return x
             x = x.to_numpy()
         arr = np.asarray(x, dtype=dtype)
         if arr.dtype == object:
             raise TypeError(f"cannot put a {type(x).__name__} on the device")
         return Array._upload(dev.runtime_device, arr)
+
+    def _forget(self, exe: LoadedExecutable) -> None:
+        with self._lock:
+            for key in [k for k, v in self._cache.items() if v is exe]:
+                del self._cache[key]
 
     def clear_cache(self) -> None:
         with self._lock:

@@ -14,6 +14,14 @@ import numpy as np
 from .compiler.program import CompiledProgram, KernelInfo, TensorSpec
 
 
+class DeletedExecutableError(RuntimeError):
+    """A LoadedExecutable was called after `delete()`."""
+
+
+class DeviceMismatchError(ValueError):
+    """An argument lives on another device than the executable it is passed to."""
+
+
 class LoadedExecutable:
     def __init__(self, device, compiled: CompiledProgram):
         from .runtime.toolchain import build_kernel_library
@@ -42,8 +50,10 @@ class LoadedExecutable:
                 buf.write(c)
             self._resident.append(buf)
         self._resident.append(device.alloc(max(int(sizes[-1]), int(compiled.arena_bytes))))
-        # The arena is shared by all calls of this executable: serialize launches.
+        # The arena is shared by all calls of this executable: serialize launches (the runtime
+        # serializes launches on a device too; this keeps the executable correct on its own).
         self._lock = threading.Lock()
+        self._deleted = False
 
     # ------------------------------------------------------------------ introspection
     @property
@@ -68,6 +78,7 @@ class LoadedExecutable:
         DeviceBuffers. One synchronous launch."""
         if len(args) != self._nin:
             raise TypeError(f"executable takes {self._nin} arguments, got {len(args)}")
+        self._check_devices(args)
         for i, (a, need) in enumerate(zip(args, self._in_bytes)):
             if a.nbytes < need:
                 raise ValueError(f"argument {i}: buffer of {a.nbytes} bytes, executable needs "
@@ -75,15 +86,46 @@ class LoadedExecutable:
         alloc = self._device.alloc
         outs = [alloc(n) for n in self._out_bytes]
         with self._lock:
+            self._check_live()
             self._program.launch([*args, *outs, *self._resident])
         return outs
 
+    # Every way of calling the executable runs these two checks (the live one under the lock).
+    def _check_devices(self, args) -> None:
+        """Device buffers among `args` must be this executable's device's: another device's
+        handle means nothing here (the runtime refuses it too, by device id)."""
+        dev = self._device
+        for i, a in enumerate(args):
+            if not isinstance(a, np.ndarray) and a.device is not dev:
+                spec = self.input_specs[i]
+                raise DeviceMismatchError(
+                    f"argument {i} ({np.dtype(spec.dtype).name}{list(spec.shape)}) lives on {a.device!r}, "
+                    f"but this executable runs on {dev!r}; copy it to the host (np.asarray) and pass "
+                    "that, or compile for its device")
+
+    def _check_live(self) -> None:
+        if self._deleted:
+            raise DeletedExecutableError("this executable has been deleted (delete() was called): its "
+                                         "program and constants are gone; compile it again")
+
+    def is_deleted(self) -> bool:
+        return self._deleted
+
     def delete(self) -> None:
-        """Free the constants and the arena now (the executable is unusable afterwards)."""
-        resident, self._resident = self._resident, []
+        """Unload the program and free the constants and the arena now; later calls raise
+        DeletedExecutableError. Idempotent."""
+        with self._lock:  # not under a running launch
+            self._deleted = True
+            resident, self._resident = self._resident, []
+            program = getattr(self, "_program", None)
         for b in resident:
             try:
                 b.free()
+            except Exception:
+                pass
+        if program is not None:
+            try:
+                program.unload()
             except Exception:
                 pass
 

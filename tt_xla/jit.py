@@ -140,6 +140,9 @@ class Jitted:
         self._donate_nums = frozenset(dnums)
         self._donate_names = frozenset(dnames)
         self._has_negative = any(i < 0 for i in snums | dnums)
+        # Thread-safe without a lock: entries are published with one atomic setdefault, so
+        # threads racing on a new signature may each export it but all use the first entry. No
+        # lock is held while jax traces `fun`, which may call this or another jitted function.
         self._cache: dict = {}
 
     # ------------------------------------------------------------------ cache key
@@ -178,7 +181,7 @@ class Jitted:
                              f"{[v for _, v in statics + skw]!r} ({e})") from None
         if entry is None:
             entry = self._export(args, statics, skw, treedef, sig, dyn_pos, dnums, dkw)
-            self._cache[key] = entry
+            entry = self._cache.setdefault(key, entry)
         return entry, leaves
 
     # ------------------------------------------------------------------ export / compile
@@ -223,7 +226,7 @@ class Jitted:
         return e
 
     def _load(self, e: _Entry) -> None:
-        if e.exe is not None:
+        if e.exe is not None and not e.exe.is_deleted():
             return
         exe = _client().compile(e.text, filename=getattr(self._fun, "__name__", "<module>"))
         specs = exe.input_specs
@@ -240,7 +243,7 @@ class Jitted:
     # ------------------------------------------------------------------ calls
     def __call__(self, *args, **kwargs):
         entry, leaves = self._prepare(args, kwargs)
-        if entry.exe is None:
+        if entry.exe is None or entry.exe.is_deleted():
             if any(isinstance(x, jax.core.Tracer) for x in leaves):
                 return self._fun(*args, **kwargs)  # called under a jax transformation: inline
             self._load(entry)

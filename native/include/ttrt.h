@@ -1,12 +1,17 @@
 /* ttrt.h: host API of the tt-xla software accelerator runtime.
  *
- * Driver-API style: every call returns a tt_status; all state lives in a tt_device (no hidden
- * globals). Buffers and programs are 64-bit handles carrying a kind, a slot and a generation,
- * so a stale, freed, forged or wrong-kind handle is refused with TT_ERR_INVALID_HANDLE.
+ * Driver-API style: every call returns a tt_status; all state lives in a tt_device (the only
+ * process-wide state is the set of device ids in use). Buffers and programs are 64-bit handles
+ * carrying a kind, their device's id, a slot and a generation, so a stale, freed, forged,
+ * wrong-kind or other device's handle is refused with TT_ERR_INVALID_HANDLE. A slot whose
+ * generations run out is retired, never reused: a stale handle never becomes valid again.
  *
- * Threading: calls on one device must come from one thread at a time (the runtime does not
- * lock the device); different devices are independent. The runtime's own worker threads run
- * kernels concurrently, one simulated core per host thread at a time.
+ * Threading: a device may be used from any number of threads at once. Every call takes the
+ * device's lock for its duration, so calls on one device are serialized (a launch included: a
+ * second launch, alloc or read waits until it is done); different devices are independent.
+ * tt_device_error reports the last failed call of the calling thread. tt_device_close waits for
+ * a call in progress on another thread; no call on the device may start after it. The runtime's
+ * own worker threads run kernels concurrently, one simulated core per host thread at a time.
  *
  * Ownership: the device owns every buffer and program created on it; tt_device_close frees
  * whatever is still alive. tt_program_launch is synchronous.
@@ -64,8 +69,11 @@ const char *tt_status_name(tt_status s);
 
 tt_status tt_device_open(const tt_device_config *cfg /* NULL = default */, tt_device **out);
 tt_status tt_device_close(tt_device *dev); /* frees every buffer and program still alive */
-const char *tt_device_error(const tt_device *dev); /* message of the last failed call ("" if none) */
+/* Message of this thread's last failed call on dev ("" if none); valid until its next failed call. */
+const char *tt_device_error(const tt_device *dev);
 tt_status tt_device_info(const tt_device *dev, tt_device_config *out); /* effective config */
+/* The device's id (1..65535): unique among open devices, part of every handle it issues. */
+tt_status tt_device_id(const tt_device *dev, uint32_t *out);
 
 /* Buffer memory is 64-byte aligned and not initialized. 0 bytes is a valid size. */
 tt_status tt_buffer_alloc(tt_device *dev, uint64_t bytes, tt_buffer *out);
@@ -77,12 +85,17 @@ tt_status tt_buffer_read(tt_device *dev, tt_buffer buf, uint64_t offset, void *d
 tt_status tt_buffer_copy(tt_device *dev, tt_buffer dst, uint64_t dst_offset, tt_buffer src, uint64_t src_offset,
                          uint64_t bytes);
 
-/* dlopen + TT_PROGRAM_ENTRY + descriptor validation. The library must stay on disk while loaded. */
+/* dlopen + TT_PROGRAM_ENTRY + descriptor validation: every count, table and function pointer of
+ * the descriptor must lie inside the library's own mapped segments (tables readable, kernels
+ * executable) before it is read; the validated descriptor is copied, so later writes to the
+ * library's memory cannot change what runs. The library must stay on disk while loaded. */
 tt_status tt_program_load(tt_device *dev, const char *library_path, tt_program *out);
 tt_status tt_program_unload(tt_device *dev, tt_program prog);
 /* Runs every launch of the program in order and returns when all are done. buffers[i] is bound
- * to binding i; nbuffers must equal the descriptor's nbindings, and each buffer must be at least
- * binding_bytes[i] long (else TT_ERR_OUT_OF_RANGE). */
+ * to binding i; nbuffers must equal the descriptor's nbindings, each buffer must belong to dev
+ * (else TT_ERR_INVALID_HANDLE) and be at least binding_bytes[i] long (else TT_ERR_OUT_OF_RANGE);
+ * nothing runs unless all are. Every operand range lies inside its binding's minimum size
+ * (checked at load), so kernels only touch the bound buffers. */
 tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *buffers, uint32_t nbuffers);
 tt_status tt_device_synchronize(tt_device *dev); /* launches are synchronous: a cheap barrier */
 

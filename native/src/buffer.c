@@ -40,8 +40,7 @@ static void tt__block_release(tt_device *dev, void *b, uint32_t c, uint64_t cls_
   dev->cached_bytes += cls_bytes;
 }
 
-tt_status tt_buffer_alloc(tt_device *dev, uint64_t bytes, tt_buffer *out) {
-  if (!dev) return TT_ERR_INVALID_ARGUMENT;
+static tt_status tt__buffer_alloc_locked(tt_device *dev, uint64_t bytes, tt_buffer *out) {
   if (!out) return tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_buffer_alloc: out is NULL");
   *out = 0;
   uint64_t live = dev->counters.dram_bytes_allocated;
@@ -70,7 +69,7 @@ tt_status tt_buffer_alloc(tt_device *dev, uint64_t bytes, tt_buffer *out) {
     tt__block_release(dev, b, c, cls_bytes);
     return s;
   }
-  tt_slot *slot = &dev->buffers.slots[(uint32_t)*out - 1];
+  tt_slot *slot = &dev->buffers.slots[TT_HANDLE_SLOT(*out) - 1];
   slot->a = bytes;
   slot->b = cls_bytes;
   slot->cls = c;
@@ -79,20 +78,19 @@ tt_status tt_buffer_alloc(tt_device *dev, uint64_t bytes, tt_buffer *out) {
   return TT_OK;
 }
 
-tt_status tt__buffer_lookup(tt_device *dev, tt_buffer buf, void **ptr, uint64_t *size) {
-  tt_slot *s = tt__table_get(&dev->buffers, TT_KIND_BUFFER, buf);
-  if (!s) return tt__fail(dev, TT_ERR_INVALID_HANDLE, "invalid, freed or stale buffer handle 0x%llx",
-                          (unsigned long long)buf);
+tt_status tt__buffer_lookup(tt_device *dev, const char *what, tt_buffer buf, void **ptr, uint64_t *size) {
+  tt_slot *s;
+  tt_status st = tt__table_get(dev, &dev->buffers, TT_KIND_BUFFER, buf, what, &s);
+  if (st != TT_OK) return st;
   *ptr = s->obj;
   *size = s->a;
   return TT_OK;
 }
 
-tt_status tt_buffer_free(tt_device *dev, tt_buffer buf) {
-  if (!dev) return TT_ERR_INVALID_ARGUMENT;
-  tt_slot *s = tt__table_get(&dev->buffers, TT_KIND_BUFFER, buf);
-  if (!s) return tt__fail(dev, TT_ERR_INVALID_HANDLE, "tt_buffer_free: invalid, freed or stale handle 0x%llx",
-                          (unsigned long long)buf);
+static tt_status tt__buffer_free_locked(tt_device *dev, tt_buffer buf) {
+  tt_slot *s;
+  tt_status st = tt__table_get(dev, &dev->buffers, TT_KIND_BUFFER, buf, "tt_buffer_free", &s);
+  if (st != TT_OK) return st;
   dev->counters.dram_bytes_allocated -= s->a;
   tt__block_release(dev, s->obj, s->cls, s->b);
   tt__table_remove(&dev->buffers, buf);
@@ -105,11 +103,10 @@ void tt__buffers_release_all(tt_device *dev) {
   tt__flush_cache(dev);
 }
 
-tt_status tt_buffer_size(tt_device *dev, tt_buffer buf, uint64_t *out) {
-  if (!dev) return TT_ERR_INVALID_ARGUMENT;
+static tt_status tt__buffer_size_locked(tt_device *dev, tt_buffer buf, uint64_t *out) {
   if (!out) return tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_buffer_size: out is NULL");
   void *p;
-  return tt__buffer_lookup(dev, buf, &p, out);
+  return tt__buffer_lookup(dev, "tt_buffer_size", buf, &p, out);
 }
 
 /* Resolves buf and checks [offset, offset+bytes) lies inside it without overflowing. */
@@ -117,7 +114,7 @@ static tt_status tt__range(tt_device *dev, const char *what, tt_buffer buf, uint
                            char **ptr) {
   void *p;
   uint64_t size;
-  tt_status s = tt__buffer_lookup(dev, buf, &p, &size);
+  tt_status s = tt__buffer_lookup(dev, what, buf, &p, &size);
   if (s != TT_OK) return s;
   if (offset > size || bytes > size - offset)
     return tt__fail(dev, TT_ERR_OUT_OF_RANGE, "%s: range [%llu, +%llu) outside buffer of %llu bytes", what,
@@ -126,8 +123,8 @@ static tt_status tt__range(tt_device *dev, const char *what, tt_buffer buf, uint
   return TT_OK;
 }
 
-tt_status tt_buffer_write(tt_device *dev, tt_buffer buf, uint64_t offset, const void *src, uint64_t bytes) {
-  if (!dev) return TT_ERR_INVALID_ARGUMENT;
+static tt_status tt__buffer_write_locked(tt_device *dev, tt_buffer buf, uint64_t offset, const void *src,
+                                         uint64_t bytes) {
   char *p = NULL;
   tt_status s = tt__range(dev, "tt_buffer_write", buf, offset, bytes, &p);
   if (s != TT_OK) return s;
@@ -137,8 +134,7 @@ tt_status tt_buffer_write(tt_device *dev, tt_buffer buf, uint64_t offset, const 
   return TT_OK;
 }
 
-tt_status tt_buffer_read(tt_device *dev, tt_buffer buf, uint64_t offset, void *dst, uint64_t bytes) {
-  if (!dev) return TT_ERR_INVALID_ARGUMENT;
+static tt_status tt__buffer_read_locked(tt_device *dev, tt_buffer buf, uint64_t offset, void *dst, uint64_t bytes) {
   char *p = NULL;
   tt_status s = tt__range(dev, "tt_buffer_read", buf, offset, bytes, &p);
   if (s != TT_OK) return s;
@@ -148,9 +144,8 @@ tt_status tt_buffer_read(tt_device *dev, tt_buffer buf, uint64_t offset, void *d
   return TT_OK;
 }
 
-tt_status tt_buffer_copy(tt_device *dev, tt_buffer dst, uint64_t dst_offset, tt_buffer src, uint64_t src_offset,
-                         uint64_t bytes) {
-  if (!dev) return TT_ERR_INVALID_ARGUMENT;
+static tt_status tt__buffer_copy_locked(tt_device *dev, tt_buffer dst, uint64_t dst_offset, tt_buffer src,
+                                        uint64_t src_offset, uint64_t bytes) {
   char *d = NULL, *s = NULL;
   tt_status st = tt__range(dev, "tt_buffer_copy (dst)", dst, dst_offset, bytes, &d);
   if (st != TT_OK) return st;
@@ -158,4 +153,23 @@ tt_status tt_buffer_copy(tt_device *dev, tt_buffer dst, uint64_t dst_offset, tt_
   if (st != TT_OK) return st;
   if (bytes) memmove(d, s, (size_t)bytes);
   return TT_OK;
+}
+
+/* ---------------------------------------------------------------- public calls: under the device lock */
+tt_status tt_buffer_alloc(tt_device *dev, uint64_t bytes, tt_buffer *out) {
+  TT__LOCKED(tt__buffer_alloc_locked(dev, bytes, out));
+}
+tt_status tt_buffer_free(tt_device *dev, tt_buffer buf) { TT__LOCKED(tt__buffer_free_locked(dev, buf)); }
+tt_status tt_buffer_size(tt_device *dev, tt_buffer buf, uint64_t *out) {
+  TT__LOCKED(tt__buffer_size_locked(dev, buf, out));
+}
+tt_status tt_buffer_write(tt_device *dev, tt_buffer buf, uint64_t offset, const void *src, uint64_t bytes) {
+  TT__LOCKED(tt__buffer_write_locked(dev, buf, offset, src, bytes));
+}
+tt_status tt_buffer_read(tt_device *dev, tt_buffer buf, uint64_t offset, void *dst, uint64_t bytes) {
+  TT__LOCKED(tt__buffer_read_locked(dev, buf, offset, dst, bytes));
+}
+tt_status tt_buffer_copy(tt_device *dev, tt_buffer dst, uint64_t dst_offset, tt_buffer src, uint64_t src_offset,
+                         uint64_t bytes) {
+  TT__LOCKED(tt__buffer_copy_locked(dev, dst, dst_offset, src, src_offset, bytes));
 }

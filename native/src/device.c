@@ -37,14 +37,31 @@ const char *tt_status_name(tt_status s) {
   return "TT_ERR_UNKNOWN";
 }
 
+/* The last failure on this thread: with several threads on one device, each one reads the
+ * message of its own failed call. */
+static _Thread_local struct {
+  const tt_device *dev;
+  char msg[512];
+} tt__last_error;
+
 tt_status tt__fail(tt_device *dev, tt_status s, const char *fmt, ...) {
   if (dev) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(dev->error, sizeof dev->error, fmt, ap);
+    vsnprintf(tt__last_error.msg, sizeof tt__last_error.msg, fmt, ap);
     va_end(ap);
+    tt__last_error.dev = dev;
   }
   return s;
+}
+
+void tt__error_forget(const tt_device *dev) {
+  if (tt__last_error.dev == dev) tt__last_error.dev = NULL;
+}
+
+const char *tt_device_error(const tt_device *dev) {
+  if (!dev) return "invalid device (NULL)";
+  return tt__last_error.dev == dev ? tt__last_error.msg : "";
 }
 
 tt_status tt_device_open(const tt_device_config *cfg, tt_device **out) {
@@ -61,6 +78,12 @@ tt_status tt_device_open(const tt_device_config *cfg, tt_device **out) {
     return TT_ERR_INVALID_ARGUMENT;
   tt_device *d = calloc(1, sizeof *d);
   if (!d) return TT_ERR_OUT_OF_MEMORY;
+  if (tt__tag_acquire(&d->tag) != TT_OK) {
+    free(d);
+    return TT_ERR_OUT_OF_MEMORY;
+  }
+  tt__error_forget(d); /* a closed device may have had this address */
+  tt_status st = TT_ERR_INTERNAL;
   if (c.host_threads == 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     c.host_threads = n > 0 ? (uint32_t)n : 1;
@@ -88,29 +111,36 @@ tt_status tt_device_open(const tt_device_config *cfg, tt_device **out) {
     k->counters = d->core_counters[i];
     tt__engine_bind(k, engine);
   }
+  if (pthread_mutex_init(&d->mu, NULL) != 0) goto fail;
   if (tt__pool_init(&d->pool, c.host_threads - 1) != 0) {
     tt__pool_destroy(&d->pool);
-    free(d->cores);
-    free(d->core_counters);
-    free(d->active);
-    free(d->free_lists);
-    free(d);
-    return TT_ERR_INTERNAL;
+    pthread_mutex_destroy(&d->mu);
+    goto fail;
   }
   *out = d;
   return TT_OK;
 oom:
+  st = TT_ERR_OUT_OF_MEMORY;
+fail:
   free(d->cores);
   free(d->core_counters);
   free(d->active);
   free(d->free_lists);
+  tt__tag_release(d->tag);
   free(d);
-  return TT_ERR_OUT_OF_MEMORY;
+  return st;
 }
 
 tt_status tt_device_close(tt_device *dev) {
   if (!dev) return TT_ERR_INVALID_ARGUMENT;
+  /* Let a call in flight on another thread (a launch, say) finish first. Calls made after
+   * close are the caller's bug: the device is gone. */
+  tt__lock(dev);
+  tt__unlock(dev);
   tt__pool_destroy(&dev->pool);
+  pthread_mutex_destroy(&dev->mu);
+  tt__error_forget(dev);
+  tt__tag_release(dev->tag);
   tt__programs_release_all(dev);
   tt__buffers_release_all(dev);
   for (uint32_t i = 0; i < dev->ncores; i++) free(dev->cores[i].sram);
@@ -124,8 +154,6 @@ tt_status tt_device_close(tt_device *dev) {
   return TT_OK;
 }
 
-const char *tt_device_error(const tt_device *dev) { return dev ? dev->error : "invalid device (NULL)"; }
-
 tt_status tt_device_info(const tt_device *dev, tt_device_config *out) {
   if (!dev) return TT_ERR_INVALID_ARGUMENT;
   if (!out) return tt__fail((tt_device *)dev, TT_ERR_INVALID_ARGUMENT, "tt_device_info: out is NULL");
@@ -133,63 +161,36 @@ tt_status tt_device_info(const tt_device *dev, tt_device_config *out) {
   return TT_OK;
 }
 
-tt_status tt_device_synchronize(tt_device *dev) { return dev ? TT_OK : TT_ERR_INVALID_ARGUMENT; }
+tt_status tt_device_id(const tt_device *dev, uint32_t *out) {
+  if (!dev) return TT_ERR_INVALID_ARGUMENT;
+  if (!out) return tt__fail((tt_device *)dev, TT_ERR_INVALID_ARGUMENT, "tt_device_id: out is NULL");
+  *out = dev->tag;
+  return TT_OK;
+}
+
+/* Launches are synchronous and hold the device lock: taking it waits for one in flight. */
+tt_status tt_device_synchronize(tt_device *dev) {
+  if (!dev) return TT_ERR_INVALID_ARGUMENT;
+  tt__lock(dev);
+  tt__unlock(dev);
+  return TT_OK;
+}
 
 tt_status tt_device_counters(const tt_device *dev, tt_counters *out) {
   if (!dev) return TT_ERR_INVALID_ARGUMENT;
   if (!out) return tt__fail((tt_device *)dev, TT_ERR_INVALID_ARGUMENT, "tt_device_counters: out is NULL");
+  tt__lock(dev);
   *out = dev->counters;
+  tt__unlock(dev);
   return TT_OK;
 }
 
 tt_status tt_device_reset_counters(tt_device *dev) {
   if (!dev) return TT_ERR_INVALID_ARGUMENT;
+  tt__lock(dev);
   uint64_t live = dev->counters.dram_bytes_allocated;
   memset(&dev->counters, 0, sizeof dev->counters);
   dev->counters.dram_bytes_allocated = dev->counters.dram_bytes_peak = live;
+  tt__unlock(dev);
   return TT_OK;
-}
-
-/* ---------------------------------------------------------------- handle tables */
-tt_status tt__table_add(tt_device *dev, tt_table *t, uint32_t kind, void *obj, uint64_t *out) {
-  uint32_t idx;
-  if (t->free_head) {
-    idx = t->free_head - 1;
-    t->free_head = t->slots[idx].next_free;
-  } else {
-    if (t->n == t->cap) {
-      if (t->cap >= (1u << 30)) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "too many live handles");
-      uint32_t cap = t->cap ? t->cap * 2 : 64;
-      tt_slot *s = realloc(t->slots, (size_t)cap * sizeof *s);
-      if (!s) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory for handle table");
-      t->slots = s;
-      t->cap = cap;
-    }
-    idx = t->n++;
-    t->slots[idx].gen = 1;
-  }
-  tt_slot *s = &t->slots[idx];
-  s->live = 1;
-  s->next_free = 0;
-  s->obj = obj;
-  *out = ((uint64_t)kind << 56) | ((uint64_t)s->gen << 32) | (uint64_t)(idx + 1);
-  return TT_OK;
-}
-
-tt_slot *tt__table_get(tt_table *t, uint32_t kind, uint64_t h) {
-  uint32_t idx = (uint32_t)h;
-  if ((h >> 56) != kind || idx == 0 || idx > t->n) return NULL;
-  tt_slot *s = &t->slots[idx - 1];
-  return (s->live && s->gen == ((h >> 32) & 0xffffffu)) ? s : NULL;
-}
-
-void tt__table_remove(tt_table *t, uint64_t h) {
-  uint32_t idx = (uint32_t)h - 1;
-  tt_slot *s = &t->slots[idx];
-  s->live = 0;
-  s->obj = NULL;
-  s->gen = (s->gen + 1) & 0xffffffu;
-  if (s->gen == 0) s->gen = 1;
-  s->next_free = t->free_head;
-  t->free_head = idx + 1;
 }

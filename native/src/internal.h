@@ -14,8 +14,18 @@
 #define TT_MAX_LAUNCHES (1u << 20)
 #define TT_MAX_OPERANDS 4096u
 
-/* Handles: [63:56] kind | [55:32] generation (24 bits, never 0) | [31:0] slot index + 1. */
-enum { TT_KIND_BUFFER = 0xB1, TT_KIND_PROGRAM = 0xC7 };
+/* Handles: [63:60] kind | [59:44] device tag | [43:20] generation | [19:0] slot index + 1.
+ * The tag is unique among open devices, so a handle of another device is told apart from one of
+ * this device. A slot's generation goes up on every free and never wraps: a slot whose
+ * generation is used up is retired (never handed out again), so no stale handle can ever match. */
+enum { TT_KIND_BUFFER = 0xB, TT_KIND_PROGRAM = 0xC };
+#define TT_HANDLE_KIND(h) ((uint32_t)((h) >> 60))
+#define TT_HANDLE_TAG(h) ((uint32_t)((h) >> 44) & 0xffffu)
+#define TT_HANDLE_GEN(h) ((uint32_t)((h) >> 20) & 0xffffffu)
+#define TT_HANDLE_SLOT(h) ((uint32_t)(h) & 0xfffffu)
+#define TT_GEN_MAX 0xffffffu        /* a slot freed at this generation is retired */
+#define TT_MAX_SLOTS 0xfffffu       /* slots per table (live or retired) */
+#define TT_MAX_DEVICES 0xffffu      /* open at once: one tag each */
 
 typedef struct tt_slot {
   uint32_t gen;       /* bumped on every free, so old handles stop matching */
@@ -29,6 +39,7 @@ typedef struct tt_slot {
 typedef struct tt_table {
   tt_slot *slots;
   uint32_t n, cap, free_head; /* free_head: index + 1, 0 = none */
+  uint32_t retired;           /* slots whose generations are used up */
 } tt_table;
 
 /* Thread pool: `run(ctx, i)` for i in [0, njobs), the calling thread participates.
@@ -49,12 +60,23 @@ typedef struct tt_pool {
 
 typedef struct tt_program_obj {
   void *dl;
+  /* The descriptor as validated at load time: a copy in runtime memory (desc points at
+   * desc_copy), so a library cannot change what a launch runs after it was checked. */
   const tt_program_desc *desc;
+  tt_program_desc desc_copy;
+  uint64_t *binding_bytes;
+  tt_launch *launches;
+  tt_operand *operands;
   uint64_t *launch_bytes;    /* per launch: total, read, written operand bytes (3 entries each) */
   void **operand_ptrs;       /* scratch sized for the largest launch */
 } tt_program_obj;
 
+/* Thread safety: every public call on a device holds `mu` for its whole duration (a launch
+ * included), so device state (handle tables, allocator, counters, cores, pool) is only ever
+ * touched by one caller at a time and launches are serialized. Error messages are per thread. */
 struct tt_device {
+  pthread_mutex_t mu;
+  uint32_t tag;              /* in every handle of this device; unique among open devices */
   tt_device_config cfg;
   uint32_t ncores;
   tt_core *cores;
@@ -66,19 +88,50 @@ struct tt_device {
   uint64_t cached_bytes, cache_limit;
   tt_pool pool;
   uint32_t *active;          /* launch scratch: cores with a non-empty range */
-  char error[512];
 };
 
+/* Records the message of a failing call for tt_device_error (on the calling thread). */
 tt_status tt__fail(tt_device *dev, tt_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void tt__error_forget(const tt_device *dev);
+static inline void tt__lock(const tt_device *dev) { pthread_mutex_lock((pthread_mutex_t *)&dev->mu); }
+static inline void tt__unlock(const tt_device *dev) { pthread_mutex_unlock((pthread_mutex_t *)&dev->mu); }
+/* The body of a public call: checks dev, then runs `call` (the *_locked implementation) under
+ * the device lock. */
+#define TT__LOCKED(call)                        \
+  do {                                          \
+    if (!dev) return TT_ERR_INVALID_ARGUMENT;   \
+    tt__lock(dev);                              \
+    tt_status locked_status_ = (call);          \
+    tt__unlock(dev);                            \
+    return locked_status_;                      \
+  } while (0)
 
-/* handle tables */
+/* handle tables and device tags (handles.c) */
+tt_status tt__tag_acquire(uint32_t *tag);
+void tt__tag_release(uint32_t tag);
 tt_status tt__table_add(tt_device *dev, tt_table *t, uint32_t kind, void *obj, uint64_t *out);
-tt_slot *tt__table_get(tt_table *t, uint32_t kind, uint64_t h);
+/* The live slot `h` names on this device, else fails naming `what` and why (another device's
+ * handle, a freed/stale one, the wrong kind). */
+tt_status tt__table_get(tt_device *dev, tt_table *t, uint32_t kind, uint64_t h, const char *what, tt_slot **out);
 void tt__table_remove(tt_table *t, uint64_t h);
+
+/* mapped sections of a loaded library (image.c) */
+enum { TT_SEG_R = 1u, TT_SEG_X = 2u };
+#define TT_IMAGE_MAX_SEGS 16
+typedef struct tt__image {
+  struct { uintptr_t lo, hi; uint32_t flags; } segs[TT_IMAGE_MAX_SEGS];
+  uint32_t n;
+} tt__image;
+/* Fills img with the PT_LOAD segments of the library behind a dlopen handle; 0 on success. */
+int tt__image_of(void *dl, tt__image *img);
+/* Whether [p, p + bytes) lies inside one segment having every flag of `need`. */
+int tt__image_holds(const tt__image *img, const void *p, uint64_t bytes, uint32_t need);
+/* Whether s is a NUL-terminated string of at most max chars inside a readable segment. */
+int tt__image_string(const tt__image *img, const char *s, size_t max);
 
 /* buffers */
 void tt__buffers_release_all(tt_device *dev);
-tt_status tt__buffer_lookup(tt_device *dev, tt_buffer buf, void **ptr, uint64_t *size);
+tt_status tt__buffer_lookup(tt_device *dev, const char *what, tt_buffer buf, void **ptr, uint64_t *size);
 
 /* programs */
 void tt__programs_release_all(tt_device *dev);

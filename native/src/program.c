@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <dlfcn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,31 +15,95 @@ static void tt__program_free(tt_program_obj *p) {
   if (p->dl) dlclose(p->dl);
   free(p->launch_bytes);
   free(p->operand_ptrs);
+  free(p->binding_bytes);
+  free(p->launches);
+  free(p->operands);
   free(p);
 }
 
-/* Checks every field a launch will trust; also precomputes per-launch operand byte totals. */
+#define BAD(...) tt__fail(dev, TT_ERR_BAD_PROGRAM, __VA_ARGS__)
+#define ALIGNED(ptr, T) ((uintptr_t)(ptr) % _Alignof(T) == 0)
+/* Operands over all launches: real programs have thousands; the bound keeps a descriptor whose
+ * launches all share one big operand table from making us copy gigabytes. */
+#define TT_MAX_TOTAL_OPERANDS (1u << 24)
+
+/* Copies the descriptor `raw` into runtime memory (p->desc), reading each count and table only
+ * after checking it lies inside the library's mapped segments (`img`): the tables must be
+ * readable, kernel functions executable, names NUL-terminated. */
+static tt_status tt__snapshot(tt_device *dev, const char *path, const tt__image *img, const tt_program_desc *raw,
+                              tt_program_obj *p) {
+  if (!raw) return BAD("%s: " TT_PROGRAM_ENTRY "() returned NULL", path);
+  if (!ALIGNED(raw, tt_program_desc) || !tt__image_holds(img, raw, sizeof *raw, TT_SEG_R))
+    return BAD("%s: the descriptor at %p is misaligned or outside the library's mapped sections", path,
+               (const void *)raw);
+  tt_program_desc d = *raw;
+  if (d.abi_version != TT_ABI_VERSION)
+    return BAD("%s: abi_version %u, runtime expects %u", path, d.abi_version, TT_ABI_VERSION);
+  if (d.nbindings > TT_MAX_BINDINGS) return BAD("%s: %u bindings (limit %u)", path, d.nbindings, TT_MAX_BINDINGS);
+  if (d.nlaunches > TT_MAX_LAUNCHES) return BAD("%s: %u launches (limit %u)", path, d.nlaunches, TT_MAX_LAUNCHES);
+  if (d.nbindings && (!ALIGNED(d.binding_bytes, uint64_t) ||
+                      !tt__image_holds(img, d.binding_bytes, (uint64_t)d.nbindings * sizeof(uint64_t), TT_SEG_R)))
+    return BAD("%s: binding_bytes (%u entries at %p) is misaligned or outside the library's mapped sections", path,
+               d.nbindings, (const void *)d.binding_bytes);
+  if (d.nlaunches && (!ALIGNED(d.launches, tt_launch) ||
+                      !tt__image_holds(img, d.launches, (uint64_t)d.nlaunches * sizeof(tt_launch), TT_SEG_R)))
+    return BAD("%s: launches (%u entries at %p) is misaligned or outside the library's mapped sections", path,
+               d.nlaunches, (const void *)d.launches);
+  p->binding_bytes = malloc(((size_t)d.nbindings + 1) * sizeof(uint64_t));
+  p->launches = malloc(((size_t)d.nlaunches + 1) * sizeof(tt_launch));
+  if (!p->binding_bytes || !p->launches) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
+  if (d.nbindings) memcpy(p->binding_bytes, d.binding_bytes, (size_t)d.nbindings * sizeof(uint64_t));
+  if (d.nlaunches) memcpy(p->launches, d.launches, (size_t)d.nlaunches * sizeof(tt_launch));
+  uint64_t total = 0;
+  for (uint32_t l = 0; l < d.nlaunches; l++) {
+    tt_launch *L = &p->launches[l];
+    if (L->name && !tt__image_string(img, L->name, 255))
+      return BAD("%s: launch %u: name is not a string inside the library", path, l);
+    const char *name = L->name ? L->name : "?";
+    if (!L->fn) return BAD("%s: launch %u (%s): fn is NULL", path, l, name);
+    void *fn;
+    memcpy(&fn, &L->fn, sizeof fn); /* function -> object pointer without a pedantic cast */
+    if (!tt__image_holds(img, fn, 1, TT_SEG_X))
+      return BAD("%s: launch %u (%s): fn %p is not code of the library", path, l, name, fn);
+    if (L->noperands > TT_MAX_OPERANDS)
+      return BAD("%s: launch %u (%s): %u operands (limit %u)", path, l, name, L->noperands, TT_MAX_OPERANDS);
+    if (L->noperands && (!ALIGNED(L->operands, tt_operand) ||
+                         !tt__image_holds(img, L->operands, (uint64_t)L->noperands * sizeof(tt_operand), TT_SEG_R)))
+      return BAD("%s: launch %u (%s): operands (%u entries at %p) is misaligned or outside the library's mapped "
+                 "sections", path, l, name, L->noperands, (const void *)L->operands);
+    total += L->noperands;
+  }
+  if (total > TT_MAX_TOTAL_OPERANDS)
+    return BAD("%s: %llu operands over all launches (limit %u)", path, (unsigned long long)total,
+               TT_MAX_TOTAL_OPERANDS);
+  p->operands = malloc(((size_t)total + 1) * sizeof(tt_operand));
+  if (!p->operands) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
+  tt_operand *next = p->operands;
+  for (uint32_t l = 0; l < d.nlaunches; l++) {
+    tt_launch *L = &p->launches[l];
+    if (L->noperands) memcpy(next, L->operands, (size_t)L->noperands * sizeof(tt_operand));
+    L->operands = next;
+    next += L->noperands;
+  }
+  d.binding_bytes = p->binding_bytes;
+  d.launches = p->launches;
+  p->desc_copy = d;
+  p->desc = &p->desc_copy;
+  return TT_OK;
+}
+
+/* Checks every field of the (copied) descriptor a launch will trust: each operand's binding
+ * and access, and its range inside the binding's minimum size; also precomputes per-launch
+ * operand byte totals. */
 static tt_status tt__validate(tt_device *dev, const char *path, tt_program_obj *p, uint32_t *max_ops) {
   const tt_program_desc *d = p->desc;
-#define BAD(...) tt__fail(dev, TT_ERR_BAD_PROGRAM, __VA_ARGS__)
-  if (!d) return BAD("%s: " TT_PROGRAM_ENTRY "() returned NULL", path);
-  if (d->abi_version != TT_ABI_VERSION)
-    return BAD("%s: abi_version %u, runtime expects %u", path, d->abi_version, TT_ABI_VERSION);
-  if (d->nbindings > TT_MAX_BINDINGS) return BAD("%s: %u bindings (limit %u)", path, d->nbindings, TT_MAX_BINDINGS);
-  if (d->nbindings && !d->binding_bytes) return BAD("%s: binding_bytes is NULL", path);
-  if (d->nlaunches > TT_MAX_LAUNCHES) return BAD("%s: %u launches (limit %u)", path, d->nlaunches, TT_MAX_LAUNCHES);
-  if (d->nlaunches && !d->launches) return BAD("%s: launches is NULL", path);
   p->launch_bytes = calloc((size_t)d->nlaunches * 3 + 1, sizeof(uint64_t));
   if (!p->launch_bytes) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
   *max_ops = 0;
   for (uint32_t l = 0; l < d->nlaunches; l++) {
     const tt_launch *L = &d->launches[l];
     const char *name = L->name ? L->name : "?";
-    if (!L->fn) return BAD("%s: launch %u (%s): fn is NULL", path, l, name);
     if (L->work_items < 0) return BAD("%s: launch %u (%s): work_items < 0", path, l, name);
-    if (L->noperands > TT_MAX_OPERANDS)
-      return BAD("%s: launch %u (%s): %u operands (limit %u)", path, l, name, L->noperands, TT_MAX_OPERANDS);
-    if (L->noperands && !L->operands) return BAD("%s: launch %u (%s): operands is NULL", path, l, name);
     if (L->noperands > *max_ops) *max_ops = L->noperands;
     uint64_t *lb = &p->launch_bytes[3 * l];
     for (uint32_t o = 0; o < L->noperands; o++) {
@@ -59,11 +124,11 @@ static tt_status tt__validate(tt_device *dev, const char *path, tt_program_obj *
     }
   }
   return TT_OK;
-#undef BAD
 }
+#undef BAD
+#undef ALIGNED
 
-tt_status tt_program_load(tt_device *dev, const char *library_path, tt_program *out) {
-  if (!dev) return TT_ERR_INVALID_ARGUMENT;
+static tt_status tt__program_load_locked(tt_device *dev, const char *library_path, tt_program *out) {
   if (!library_path || !out) return tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_program_load: NULL argument");
   *out = 0;
   tt_program_obj *p = calloc(1, sizeof *p);
@@ -75,16 +140,21 @@ tt_status tt_program_load(tt_device *dev, const char *library_path, tt_program *
     tt__program_free(p);
     return tt__fail(dev, TT_ERR_LOAD_FAILED, "dlopen failed: %s", e ? e : library_path);
   }
+  tt__image img;
+  if (tt__image_of(p->dl, &img) != 0) {
+    tt__program_free(p);
+    return tt__fail(dev, TT_ERR_LOAD_FAILED, "%s: cannot find the library's mapped sections", library_path);
+  }
   tt_entry_fn entry;
   void *sym = dlsym(p->dl, TT_PROGRAM_ENTRY);
   memcpy(&entry, &sym, sizeof entry); /* object -> function pointer without a pedantic cast */
-  if (!sym) {
+  if (!sym || !tt__image_holds(&img, sym, 1, TT_SEG_X)) { /* dlsym also searches dependencies */
     tt__program_free(p);
-    return tt__fail(dev, TT_ERR_BAD_PROGRAM, "%s: no symbol " TT_PROGRAM_ENTRY, library_path);
+    return tt__fail(dev, TT_ERR_BAD_PROGRAM, "%s: no function " TT_PROGRAM_ENTRY " in the library", library_path);
   }
-  p->desc = entry();
   uint32_t max_ops = 0;
-  tt_status s = tt__validate(dev, library_path, p, &max_ops);
+  tt_status s = tt__snapshot(dev, library_path, &img, entry(), p);
+  if (s == TT_OK) s = tt__validate(dev, library_path, p, &max_ops);
   if (s == TT_OK) {
     p->operand_ptrs = calloc(max_ops + 1, sizeof(void *));
     if (!p->operand_ptrs) s = tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
@@ -94,11 +164,10 @@ tt_status tt_program_load(tt_device *dev, const char *library_path, tt_program *
   return s;
 }
 
-tt_status tt_program_unload(tt_device *dev, tt_program prog) {
-  if (!dev) return TT_ERR_INVALID_ARGUMENT;
-  tt_slot *s = tt__table_get(&dev->programs, TT_KIND_PROGRAM, prog);
-  if (!s) return tt__fail(dev, TT_ERR_INVALID_HANDLE, "tt_program_unload: invalid, unloaded or stale handle 0x%llx",
-                          (unsigned long long)prog);
+static tt_status tt__program_unload_locked(tt_device *dev, tt_program prog) {
+  tt_slot *s;
+  tt_status st = tt__table_get(dev, &dev->programs, TT_KIND_PROGRAM, prog, "tt_program_unload", &s);
+  if (st != TT_OK) return st;
   tt__program_free(s->obj);
   tt__table_remove(&dev->programs, prog);
   return TT_OK;
@@ -131,17 +200,24 @@ static void tt__run_core(void *arg, uint32_t i) {
   ctx->launch->fn(&dev->cores[c], ctx->operands, tt__split(w, c, dev->ncores), tt__split(w, c + 1, dev->ncores));
 }
 
+/* Adds which binding a refused buffer was bound to (error path only). */
+static tt_status tt__name_binding(tt_device *dev, tt_status st, uint32_t b) {
+  char msg[400];
+  snprintf(msg, sizeof msg, "%s", tt_device_error(dev));
+  return tt__fail(dev, st, "%s (bound to binding %u)", msg, b);
+}
+
 static uint64_t tt__now_ns(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
-tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *buffers, uint32_t nbuffers) {
-  if (!dev) return TT_ERR_INVALID_ARGUMENT;
-  tt_slot *slot = tt__table_get(&dev->programs, TT_KIND_PROGRAM, prog);
-  if (!slot) return tt__fail(dev, TT_ERR_INVALID_HANDLE, "tt_program_launch: invalid, unloaded or stale program 0x%llx",
-                             (unsigned long long)prog);
+static tt_status tt__program_launch_locked(tt_device *dev, tt_program prog, const tt_buffer *buffers,
+                                           uint32_t nbuffers) {
+  tt_slot *slot;
+  tt_status st = tt__table_get(dev, &dev->programs, TT_KIND_PROGRAM, prog, "tt_program_launch", &slot);
+  if (st != TT_OK) return st;
   tt_program_obj *p = slot->obj;
   const tt_program_desc *d = p->desc;
   if (nbuffers != d->nbindings)
@@ -153,11 +229,11 @@ tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *bu
   char *stack_bases[16];
   char **bases = nbuffers <= 16 ? stack_bases : malloc((size_t)nbuffers * sizeof(char *));
   if (!bases) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
-  tt_status st = TT_OK;
   for (uint32_t b = 0; b < nbuffers && st == TT_OK; b++) {
     void *ptr;
     uint64_t size;
-    st = tt__buffer_lookup(dev, buffers[b], &ptr, &size);
+    st = tt__buffer_lookup(dev, "tt_program_launch", buffers[b], &ptr, &size);
+    if (st != TT_OK) st = tt__name_binding(dev, st, b);
     if (st == TT_OK && size < d->binding_bytes[b])
       st = tt__fail(dev, TT_ERR_OUT_OF_RANGE, "tt_program_launch: buffer %u has %llu bytes, binding needs %llu", b,
                     (unsigned long long)size, (unsigned long long)d->binding_bytes[b]);
@@ -217,4 +293,15 @@ tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *bu
   k->busy_ns += tt__now_ns() - t0;
   if (bases != stack_bases) free(bases);
   return st;
+}
+
+/* ---------------------------------------------------------------- public calls: under the device lock */
+tt_status tt_program_load(tt_device *dev, const char *library_path, tt_program *out) {
+  TT__LOCKED(tt__program_load_locked(dev, library_path, out));
+}
+tt_status tt_program_unload(tt_device *dev, tt_program prog) { TT__LOCKED(tt__program_unload_locked(dev, prog)); }
+/* Holding the lock for the whole launch serializes launches on a device: the pool, the cores and
+ * each executable's scratch are used by one launch at a time. */
+tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *buffers, uint32_t nbuffers) {
+  TT__LOCKED(tt__program_launch_locked(dev, prog, buffers, nbuffers));
 }

@@ -1,10 +1,14 @@
 /* test_kernels.c: a kernel library for the runtime's C tests.
  * Descriptor 0 is a valid program (elementwise add, f32 matmul, bf16 matmul with transposed B);
  * the others are each broken in one way. The test selects one by writing tt_test_variant
- * through its own dlopen of this library before the runtime loads it (same handle). */
+ * through its own dlopen of this library before the runtime loads it (same handle). Variants
+ * past the static table are built when asked for: tables that lie outside the library or run
+ * past its end, a "kernel" pointing at data. */
 #include "ttrt_kernel.h"
 
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define N_ADD 1000
 #define MM_M 67
@@ -69,7 +73,49 @@ static const tt_program_desc descs[] = {
     {TT_ABI_VERSION, 9, bindings, 1, many_ops},
 };
 
+/* Built variants keep their heap blocks reachable from statics (no leak reports). */
+static tt_program_desc built;
+static tt_launch built_launch[1];
+static void *heap_block;
+
+__attribute__((destructor)) static void free_heap_block(void) { free(heap_block); }
+
+static void *on_heap(const void *src, size_t n) {
+  free(heap_block);
+  heap_block = malloc(n);
+  if (heap_block) memcpy(heap_block, src, n);
+  return heap_block;
+}
+
 const tt_program_desc *tt_program_entry(void) {
   int n = (int)(sizeof descs / sizeof descs[0]);
-  return tt_test_variant >= 0 && tt_test_variant < n ? &descs[tt_test_variant] : NULL;
+  if (tt_test_variant >= 0 && tt_test_variant < n) return &descs[tt_test_variant];
+  built = descs[0];
+  built_launch[0] = good[0];
+  switch (tt_test_variant - n) {
+  case 0: /* the descriptor itself on the heap */
+    return on_heap(&descs[0], sizeof descs[0]);
+  case 1: /* more launches than the table holds: runs past the library's mapped sections */
+    built.nlaunches = 1u << 19;
+    return &built;
+  case 2: /* more bindings than the table holds */
+    built.nbindings = 60000;
+    return &built;
+  case 3: /* a kernel function that points at data */
+    built_launch[0].fn = (tt_kernel_fn)(uintptr_t)bindings;
+    break;
+  case 4: /* a name outside the library */
+    built_launch[0].name = on_heap("heap", 5);
+    break;
+  case 5: /* an operand table outside the library */
+    built_launch[0].operands = on_heap(add_ops, sizeof add_ops);
+    break;
+  case 6: /* a misaligned descriptor */
+    return (const tt_program_desc *)((const char *)&descs[0] + 1);
+  default:
+    return NULL;
+  }
+  built.nlaunches = 1;
+  built.launches = built_launch;
+  return &built;
 }

@@ -5,8 +5,10 @@
     prog = dev.load_program(toolchain.build_kernel_library(c_source))
     prog.launch([buf_a, buf_b, buf_out])  # synchronous
 
-Every failing runtime call raises DeviceError(status, message). A Device and its objects must be
-used from one thread at a time (the runtime's own worker threads are internal).
+Every failing runtime call raises DeviceError(status, message). A Device may be used from many
+threads at once: the runtime locks the device for every call (launches run one at a time) and
+reports each thread its own errors. Only `close()` must not race with other uses of the device.
+Handles carry their device: a buffer of another device is refused (TT_ERR_INVALID_HANDLE).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ for _name, _args in {
     "tt_device_open": [C.POINTER(_Config), C.POINTER(_P)],
     "tt_device_close": [_P],
     "tt_device_info": [_P, C.POINTER(_Config)],
+    "tt_device_id": [_P, C.POINTER(_U32)],
     "tt_buffer_alloc": [_P, _U64, _PU64],
     "tt_buffer_free": [_P, _U64],
     "tt_buffer_write": [_P, _U64, _U64, _P, _U64],
@@ -147,6 +150,13 @@ class Device:
         c = _Config()
         _lib.tt_device_info(self._ptr, C.byref(c))
         self.config = DeviceConfig._from_c(c)
+        i = C.c_uint32()
+        _lib.tt_device_id(self._ptr, C.byref(i))
+        self.id = i.value  # unique among open devices; what the runtime's messages call it
+
+    def __repr__(self):
+        grid = "x".join(map(str, self.config.grid))
+        return f"Device(id={self.id}, grid={grid}{', closed' if self._ptr is None else ''})"
 
     def _check(self, st: int) -> None:
         if st:
