@@ -24,7 +24,10 @@ typedef struct tt_slot {
   uint32_t cls;       /* buffer: size-class index */
   void *obj;          /* payload (buffer block or program) */
   uint64_t a, b;      /* buffer: requested size, class size */
+  uint32_t refs;      /* buffer: references beyond the owner's (tt_buffer_map) */
+  uint32_t flags;     /* buffer: TT__BUF_* */
 } tt_slot;
+enum { TT__BUF_READONLY = 1, TT__BUF_EXTERNAL = 2 }; /* EXTERNAL: memory is the host's (tt_buffer_wrap) */
 
 typedef struct tt_table {
   tt_slot *slots;
@@ -52,6 +55,7 @@ typedef struct tt_program_obj {
   const tt_program_desc *desc;
   uint64_t *launch_bytes;    /* per launch: total, read, written operand bytes (3 entries each) */
   void **operand_ptrs;       /* scratch sized for the largest launch */
+  uint8_t *written;          /* per binding: some launch has a WRITE operand on it */
 } tt_program_obj;
 
 struct tt_device {
@@ -79,6 +83,8 @@ void tt__table_remove(tt_table *t, uint64_t h);
 /* buffers */
 void tt__buffers_release_all(tt_device *dev);
 tt_status tt__buffer_lookup(tt_device *dev, tt_buffer buf, void **ptr, uint64_t *size);
+/* The live slot of buf, or NULL. */
+tt_slot *tt__buffer_slot(tt_device *dev, tt_buffer buf);
 
 /* programs */
 void tt__programs_release_all(tt_device *dev);

@@ -14,6 +14,7 @@ static void tt__program_free(tt_program_obj *p) {
   if (p->dl) dlclose(p->dl);
   free(p->launch_bytes);
   free(p->operand_ptrs);
+  free(p->written);
   free(p);
 }
 
@@ -29,7 +30,8 @@ static tt_status tt__validate(tt_device *dev, const char *path, tt_program_obj *
   if (d->nlaunches > TT_MAX_LAUNCHES) return BAD("%s: %u launches (limit %u)", path, d->nlaunches, TT_MAX_LAUNCHES);
   if (d->nlaunches && !d->launches) return BAD("%s: launches is NULL", path);
   p->launch_bytes = calloc((size_t)d->nlaunches * 3 + 1, sizeof(uint64_t));
-  if (!p->launch_bytes) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
+  p->written = calloc((size_t)d->nbindings + 1, 1);
+  if (!p->launch_bytes || !p->written) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
   *max_ops = 0;
   for (uint32_t l = 0; l < d->nlaunches; l++) {
     const tt_launch *L = &d->launches[l];
@@ -55,7 +57,7 @@ static tt_status tt__validate(tt_device *dev, const char *path, tt_program_obj *
                    (unsigned long long)cap);
       lb[0] += op->bytes;
       if (op->access & TT_READ) lb[1] += op->bytes;
-      if (op->access & TT_WRITE) lb[2] += op->bytes;
+      if (op->access & TT_WRITE) lb[2] += op->bytes, p->written[op->binding] = 1;
     }
   }
   return TT_OK;
@@ -161,6 +163,10 @@ tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *bu
     if (st == TT_OK && size < d->binding_bytes[b])
       st = tt__fail(dev, TT_ERR_OUT_OF_RANGE, "tt_program_launch: buffer %u has %llu bytes, binding needs %llu", b,
                     (unsigned long long)size, (unsigned long long)d->binding_bytes[b]);
+    /* a kernel never writes memory the host reads in place or owns (tt_buffer_map/wrap) */
+    if (st == TT_OK && p->written[b] && (tt__buffer_slot(dev, buffers[b])->flags & TT__BUF_READONLY))
+      st = tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_program_launch: buffer %u is read-only (mapped by the host or "
+                    "wrapping host memory) but the program writes binding %u", b, b);
     if (st == TT_OK) bases[b] = ptr;
   }
   if (st != TT_OK) {
@@ -216,5 +222,46 @@ tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *bu
   tt__fp_leave(fp);
   k->busy_ns += tt__now_ns() - t0;
   if (bases != stack_bases) free(bases);
+  return st;
+}
+
+tt_status tt_program_execute(tt_device *dev, tt_program prog, tt_buffer *buffers, const void *const *host,
+                             const uint64_t *bytes, uint32_t nbuffers) {
+  if (!dev) return TT_ERR_INVALID_ARGUMENT;
+  if (nbuffers && !buffers) return tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_program_execute: buffers is NULL");
+  if (nbuffers > TT_MAX_BINDINGS)
+    return tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_program_execute: %u buffers (limit %u)", nbuffers,
+                    TT_MAX_BINDINGS);
+  tt_buffer stack_made[16];
+  tt_buffer *made = nbuffers <= 16 ? stack_made : calloc(nbuffers, sizeof(tt_buffer));
+  if (!made) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
+  tt_status st = TT_OK;
+  for (uint32_t b = 0; b < nbuffers; b++) {
+    made[b] = 0;
+    if (buffers[b] || st != TT_OK) continue;
+    if (!bytes) {
+      st = tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_program_execute: binding %u is 0 and bytes is NULL", b);
+      continue;
+    }
+    if (host && host[b]) st = tt_buffer_wrap(dev, host[b], bytes[b], &made[b]);
+    else st = tt_buffer_alloc(dev, bytes[b], &made[b]);
+  }
+  if (st == TT_OK) {
+    tt_buffer stack_all[16];
+    tt_buffer *all = nbuffers <= 16 ? stack_all : malloc((size_t)nbuffers * sizeof(tt_buffer));
+    if (!all) st = tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
+    else {
+      for (uint32_t b = 0; b < nbuffers; b++) all[b] = buffers[b] ? buffers[b] : made[b];
+      st = tt_program_launch(dev, prog, all, nbuffers);
+      if (all != stack_all) free(all);
+    }
+  }
+  /* wrapped host memory is bound for this launch only; fresh buffers are the caller's on success */
+  for (uint32_t b = 0; b < nbuffers; b++) {
+    if (!made[b]) continue;
+    if (st == TT_OK && !(host && host[b])) buffers[b] = made[b];
+    else tt_buffer_free(dev, made[b]);
+  }
+  if (made != stack_made) free(made);
   return st;
 }
