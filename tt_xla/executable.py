@@ -42,7 +42,9 @@ class LoadedExecutable:
                 buf.write(c)
             self._resident.append(buf)
         self._resident.append(device.alloc(max(int(sizes[-1]), int(compiled.arena_bytes))))
-        # The arena is shared by all calls of this executable: serialize launches.
+        from .runtime import Executor
+        self._executor = Executor(self._program, self._in_bytes, self._out_bytes, self._resident)
+        # The arena (and the executor's binding arrays) are shared by all calls: serialize them.
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ introspection
@@ -72,11 +74,16 @@ class LoadedExecutable:
             if a.nbytes < need:
                 raise ValueError(f"argument {i}: buffer of {a.nbytes} bytes, executable needs "
                                  f"{need} bytes for {self.input_specs[i]}")
-        alloc = self._device.alloc
-        outs = [alloc(n) for n in self._out_bytes]
         with self._lock:
-            self._program.launch([*args, *outs, *self._resident])
-        return outs
+            return self._executor(args)
+
+    def run(self, args: list) -> list:
+        """Like `execute`, and an argument may also be a numpy array of the input's exact dtype
+        and shape (the caller checks them): bound read-only for the call without a copy when it
+        is C-contiguous and 16-byte aligned (PJRT's kImmutableZeroCopy), else copied once. The
+        allocation of the outputs and the launch are one runtime call."""
+        with self._lock:
+            return self._executor(args)
 
     def delete(self) -> None:
         """Free the constants and the arena now (the executable is unusable afterwards)."""
