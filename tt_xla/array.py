@@ -134,7 +134,7 @@ class Array:
             return out if dtype is None else out.astype(dtype, copy=False)
         v = self._view()
         if dtype is None or np.dtype(dtype) == v.dtype:
-            return v
+            return v.view()  # its own array object: setting .shape on it leaves ours alone
         if copy is False:
             raise ValueError(f"converting a {self._dtype} tt_xla.Array to {np.dtype(dtype)} copies "
                              "(copy=False)")

@@ -4,6 +4,9 @@
     buf = dev.alloc(4096); buf.write(np_array); buf.read_into(out_array)
     prog = dev.load_program(toolchain.build_kernel_library(c_source))
     prog.launch([buf_a, buf_b, buf_out])  # synchronous
+    view = buf.map()                      # read-only numpy view of the buffer, no copy
+    inp = dev.wrap(np_array)              # read-only buffer over host memory, no copy
+    Executor(prog, in_bytes, out_bytes, resident)(args)  # a whole call in one runtime call
 
 Every failing runtime call raises DeviceError(status, message). A Device and its objects must be
 used from one thread at a time (the runtime's own worker threads are internal).
