@@ -128,8 +128,8 @@ class LoadedExecutable:
             if x.shape != shape:
                 raise TypeError(f"argument {i}: expected shape {shape}, got {x.shape}")
             bufs.append(x)  # bound for the call without a copy where it can be (executable.run)
-        rt = self._rt
-        return tuple(Array(b, shape, dtype, rt) for b, (shape, dtype) in zip(self.raw.run(bufs), self._out_meta))
+        outs, rt = self.raw.run(bufs), self._rt
+        return tuple(Array(b, shape, dtype, rt) for b, (shape, dtype) in zip(outs, self._out_meta))
 
     def delete(self) -> None:
         self.raw.delete()
@@ -213,8 +213,9 @@ class Client:
             x = x.to_numpy()
         if type(x) is not np.ndarray and hasattr(x, "__dlpack__"):
             ext = _from_dlpack(x)
-            if (not ext.flags.writeable and ext.flags.c_contiguous and (dtype is None or np.dtype(dtype) == ext.dtype)
-                    and not ext.__array_interface__["data"][0] % 16):
+            same = dtype is None or np.dtype(dtype) == ext.dtype
+            if same and not ext.flags.writeable and ext.flags.c_contiguous \
+                    and not ext.__array_interface__["data"][0] % 16:  # what tt_buffer_wrap takes
                 return Array._wrap(dev.runtime_device, ext)
             x = ext
         arr = np.asarray(x, dtype=dtype)

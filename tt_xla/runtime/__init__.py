@@ -27,8 +27,8 @@ import numpy as np
 from . import toolchain
 from .toolchain import ToolchainError, build_kernel_library, include_dir
 
-__all__ = ["DeviceError", "DeviceConfig", "Device", "DeviceBuffer", "Program", "Executor", "default_device",
-           "ToolchainError", "build_kernel_library", "include_dir", "library_path", "COUNTER_NAMES"]
+__all__ = ["DeviceError", "DeviceConfig", "Device", "DeviceBuffer", "Program", "Executor",
+           "default_device", "ToolchainError", "build_kernel_library", "include_dir", "library_path", "COUNTER_NAMES"]
 
 _STATUS = ["TT_OK", "TT_ERR_INVALID_ARGUMENT", "TT_ERR_INVALID_HANDLE", "TT_ERR_OUT_OF_MEMORY",
            "TT_ERR_OUT_OF_RANGE", "TT_ERR_BAD_PROGRAM", "TT_ERR_LOAD_FAILED", "TT_ERR_INTERNAL"]
@@ -418,13 +418,13 @@ class Executor:
 
     def __call__(self, args: Sequence) -> list[DeviceBuffer]:
         hs, ps, nb = self._handles, self._hosts, self._bytes
-        copies = None
+        copies = []  # aligned copies of arguments that cannot be bound in place: alive through the call
         for i, a in enumerate(args):
             if type(a) is np.ndarray:
                 p = _data_ptr(a)
-                if p is None or p % 16:  # not bindable in place: one aligned copy
+                if p is None or p % 16:
                     a = _aligned_copy(a)
-                    copies = [*(copies or ()), a]  # alive through the call
+                    copies.append(a)
                     p = _addr(a)
                 hs[i] = 0
                 ps[i] = p
