@@ -44,6 +44,12 @@ static int64_t tt__mm_nc(int64_t kc, int64_t esz) {
   return nc < TT__NR ? TT__NR : nc / TT__NR * TT__NR;
 }
 
+/* Where the panels are packed: the host thread's scratch (engine_select.c), else the core's SRAM. */
+static void *tt__mm_scratch(const tt_core *c) {
+  void *s = tt__engine_scratch();
+  return s ? s : (void *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
+}
+
 static tt__vf tt__vload(const float *p) { tt__vf v; memcpy(&v, p, sizeof v); return v; }
 static void tt__vstore(float *p, tt__vf v) { memcpy(p, &v, sizeof v); }
 
@@ -153,7 +159,7 @@ static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const 
     return;
   }
   const int64_t kb = tt__mm_kc(K, TT__KC), ncb = tt__mm_nc(kb, 4);
-  float *bp = (float *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
+  float *bp = (float *)tt__mm_scratch(c);
   float *ap = bp + ncb * kb;
   for (int64_t jc = 0; jc < N; jc += ncb) {
     const int64_t nc = N - jc < ncb ? N - jc : ncb;
@@ -276,7 +282,7 @@ void TT__ENGINE_FN(matmul_bf16)(const tt_core *c, int64_t M, int64_t N, int64_t 
     return;
   }
   const int64_t kb = tt__mm_kc(K, 2 * TT__KC) & ~(int64_t)1, ncb = tt__mm_nc(kb, 2);  /* even: k pairs */
-  uint16_t *bp = (uint16_t *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
+  uint16_t *bp = (uint16_t *)tt__mm_scratch(c);
   uint32_t *ap = (uint32_t *)(bp + ((ncb * (kb + 1) + 31) & ~(int64_t)31));
   for (int64_t jc = 0; jc < N; jc += ncb) {
     const int64_t nc = N - jc < ncb ? N - jc : ncb;

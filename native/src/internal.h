@@ -99,6 +99,9 @@ typedef struct tt__engine {
 uint32_t tt__engines(const tt__engine **out, uint32_t cap);
 /* Points a core at engine e (NULL: the host's best). */
 void tt__engine_bind(tt_core *core, const tt__engine *e);
+/* The calling thread's TT_MM_SRAM_BYTES of 64-byte aligned packing scratch (NULL if it cannot be
+ * had: the engine then packs into the core's SRAM). */
+void *tt__engine_scratch(void);
 
 /* pool */
 int tt__pool_init(tt_pool *p, uint32_t nthreads);
