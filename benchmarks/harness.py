@@ -4,11 +4,15 @@ For one benchmark (a jax function plus host inputs):
 
 1. inputs are placed once on each side: tt_xla.Array (``tt_xla.device_put``) for tt_xla, jax
    arrays (``jax.device_put`` on the CPU device) for XLA, so no timed call copies host->device;
+   a ``io="numpy"`` benchmark instead passes the host numpy arrays to both sides and reads every
+   output back with ``np.asarray`` inside the timed call (what a user writes);
 2. both functions are compiled by a first call (not timed) and their outputs compared once with
    ``np.testing.assert_allclose`` (a failure marks the row MISMATCH);
 3. a few warm-up calls per side, then ``reps`` pairs run interleaved (tt, XLA, tt, XLA, ...);
    every timed call ends with ``block_until_ready()``;
-4. the row reports the median of the per-pair ratios (tt / XLA) and both absolute medians.
+4. the row reports the median of the per-pair ratios (tt / XLA) and both absolute medians, and
+   the median time tt_xla spent inside runtime launches (the device counters' busy_ns): the
+   kernels, as opposed to transfers and Python around them.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ class Bench:
     atol: float = 1e-5
     warmup: int = 3
     max_reps: int = 5000
+    io: str = "device"                # "device": resident inputs; "numpy": numpy in, numpy out
 
 
 @dataclasses.dataclass
@@ -47,6 +52,7 @@ class Result:
     ratio_min: float | None = None
     ratio_max: float | None = None
     reps: int = 0
+    tt_kernel_s: float | None = None   # median tt_xla time inside runtime launches per call
     max_abs_err: float | None = None
     extra: dict = dataclasses.field(default_factory=dict)
 
@@ -105,10 +111,14 @@ def compare(got_tree, want_tree, rtol: float, atol: float) -> tuple[bool, float,
     return ok, worst, msg
 
 
-def _time_call(f, args) -> float:
+def _time_call(f, args, to_numpy: bool = False) -> float:
+    import jax
     t0 = time.perf_counter()
     out = f(*args)
-    _ready(out)
+    if to_numpy:
+        out = [np.asarray(l) for l in jax.tree_util.tree_leaves(out)]
+    else:
+        _ready(out)
     t = time.perf_counter() - t0
     del out  # freeing the output is not part of the call
     return t
@@ -125,13 +135,14 @@ def run(b: Bench, *, quick: bool, reps: int | None, target_s: float, max_reps: i
     if not b.desc or "{shapes}" in b.desc:
         res.desc = (b.desc or "{shapes}").replace("{shapes}", shapes(host))
     cpu = jax.devices("cpu")[0]
-    xla_args = jax.tree_util.tree_map(lambda a: jax.device_put(a, cpu), host)
+    numpy_io = b.io == "numpy"
+    xla_args = host if numpy_io else jax.tree_util.tree_map(lambda a: jax.device_put(a, cpu), host)
     xla_f = jax.jit(b.fn)
     want = _ready(xla_f(*xla_args))
 
     tt_f = tt_xla.jit(b.fn)
     try:
-        tt_args = jax.tree_util.tree_map(tt_xla.device_put, host)
+        tt_args = host if numpy_io else jax.tree_util.tree_map(tt_xla.device_put, host)
         got = _ready(tt_f(*tt_args))  # compiles
     except Exception as e:  # unsupported op, compiler or toolchain failure: report, don't die
         unsupported = isinstance(e, tt_xla.UnsupportedError) or "nsupported" in str(e)
@@ -148,20 +159,25 @@ def run(b: Bench, *, quick: bool, reps: int | None, target_s: float, max_reps: i
     del got, want
 
     for _ in range(b.warmup):
-        _time_call(tt_f, tt_args)
-        _time_call(xla_f, xla_args)
+        _time_call(tt_f, tt_args, numpy_io)
+        _time_call(xla_f, xla_args, numpy_io)
 
     if reps is None:
-        pair = _time_call(tt_f, tt_args) + _time_call(xla_f, xla_args)
+        pair = _time_call(tt_f, tt_args, numpy_io) + _time_call(xla_f, xla_args, numpy_io)
         reps = int(max(5, min(max_reps, target_s / max(pair, 1e-7))))
-    tt_t, xla_t, ratios = [], [], []
+    from tt_xla.runtime import default_device
+    dev = default_device()
+    tt_t, xla_t, ratios, kernel_t = [], [], [], []
     for _ in range(reps):
-        a = _time_call(tt_f, tt_args)
-        x = _time_call(xla_f, xla_args)
+        busy = dev.counters()["busy_ns"]  # (outside the timed region)
+        a = _time_call(tt_f, tt_args, numpy_io)
+        kernel_t.append((dev.counters()["busy_ns"] - busy) * 1e-9)
+        x = _time_call(xla_f, xla_args, numpy_io)
         tt_t.append(a)
         xla_t.append(x)
         ratios.append(a / x)
     res.reps = reps
+    res.tt_kernel_s = statistics.median(kernel_t)
     res.tt_median_s = statistics.median(tt_t)
     res.xla_median_s = statistics.median(xla_t)
     res.ratio_median = statistics.median(ratios)

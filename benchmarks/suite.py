@@ -128,6 +128,16 @@ def benchmarks() -> list[Bench]:
         Bench("transpose", f["transpose"], square, "{shapes} .T", rtol=0, atol=0),
         Bench("tiny_add", f["add"], lambda rng, q: (_normal(rng, (8,)), _normal(rng, (8,))), "{shapes} x+y",
               unit="us", rtol=0, atol=0, warmup=200, max_reps=200_000),
+        # numpy in, numpy out: what a user writes (the rows above keep inputs and outputs resident)
+        Bench("softmax_np", f["softmax"], lambda rng, q: (_normal(rng, rows(rng, q)),),
+              "{shapes} numpy in/out", rtol=1e-4, atol=1e-7, io="numpy"),
+        Bench("layernorm_np", f["layernorm"], ln_inputs, "{shapes} numpy in/out", rtol=1e-4, atol=1e-4,
+              io="numpy"),
+        Bench("gelu_np", f["gelu"], vec(), "{shapes} numpy in/out", io="numpy"),
+        Bench("matmul_f32_np", f["matmul"], mat(np.float32), "{shapes} numpy in/out", rtol=1e-3, atol=1e-3,
+              io="numpy"),
+        Bench("tiny_add_np", f["add"], lambda rng, q: (_normal(rng, (8,)), _normal(rng, (8,))),
+              "{shapes} numpy in/out", unit="us", rtol=0, atol=0, warmup=200, max_reps=200_000, io="numpy"),
     ]
 
 
@@ -359,6 +369,20 @@ def print_table(results: list[Result]) -> None:
               f"{_fmt_t(r.xla_median_s, r.unit):>11} {r.ratio_median:>6.2f} {rng:>13} {r.reps:>5}  {status}")
 
 
+def print_kernel_split(results: list[Result]) -> None:
+    """tt_xla's time per call split into the kernels (inside runtime launches) and the rest
+    (host<->device transfers, argument binding, Python)."""
+    rows = [r for r in results if r.tt_kernel_s is not None and r.tt_median_s]
+    if not rows:
+        return
+    print(f"\n{'tt_xla per call':<17} {'total':>11} {'kernels':>11} {'transfer+host':>14} {'kernels/XLA':>11}")
+    for r in rows:
+        other = max(r.tt_median_s - r.tt_kernel_s, 0.0)
+        kx = f"{r.tt_kernel_s / r.xla_median_s:.2f}" if r.xla_median_s else "-"
+        print(f"{r.name:<17} {_fmt_t(r.tt_median_s, r.unit):>11} {_fmt_t(r.tt_kernel_s, r.unit):>11} "
+              f"{_fmt_t(other, r.unit):>14} {kx:>11}")
+
+
 def _abs_ratio(by: dict, a: str, b: str, side: str) -> str:
     ra, rb = by.get(a), by.get(b)
     ta = getattr(ra, side) if ra else None
@@ -418,6 +442,7 @@ def main(argv=None) -> int:
 
     print()
     print_table(results)
+    print_kernel_split(results)
     by = {r.name: r for r in results}
     for tag, inf in compile_info.items():
         if "error" in inf:

@@ -47,5 +47,7 @@ def compile(text: str) -> Executable:  # noqa: A001 (mirrors jax/xla naming)
 
 
 def device_put(x, device=None) -> Array:
-    """Copy a host value to the device (numpy dtype kept; see jit for jax's conversions)."""
+    """Put a host value or DLPack producer on the device (numpy dtype kept; see jit for jax's
+    conversions). Copies, except memory a DLPack producer marks read-only (a jax array), which
+    the Array aliases."""
     return client().buffer_from_pyval(x, device)

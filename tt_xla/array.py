@@ -1,8 +1,11 @@
 """`tt_xla.Array`: a tensor resident in device DRAM. No jax here.
 
 An Array is a DeviceBuffer plus a shape and a numpy dtype (bool for i1, ml_dtypes.bfloat16 for
-bf16). Reading it (`np.asarray(a)`, `a.to_numpy()`, indexing, `item()`, ...) copies to a fresh
-host array. The buffer is freed by `delete()` or when the Array is garbage collected.
+bf16). The device's DRAM is host memory in the software model, so `np.asarray(a)` (and DLPack
+consumers) read it in place: a read-only numpy view of the buffer (DeviceBuffer.map), which
+keeps the memory alive after the Array is deleted or donated; the runtime then refuses every
+write into that buffer, so a view never changes. `a.to_numpy()`, `np.array(a)` and indexing
+return fresh copies. The buffer is freed by `delete()` or when the Array is garbage collected.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ class DeletedArrayError(RuntimeError):
 
 
 class Array:
-    __slots__ = ("_buf", "_shape", "_dtype", "_weak_type", "_device", "__weakref__")
+    __slots__ = ("_buf", "_shape", "_dtype", "_weak_type", "_device", "_host", "__weakref__")
 
     def __init__(self, buf, shape, dtype, device=None, weak_type: bool = False):
         self._buf = buf
@@ -24,8 +27,22 @@ class Array:
         self._dtype = np.dtype(dtype)
         self._device = device
         self._weak_type = bool(weak_type)
+        self._host = None  # the read-only numpy view, made on first use
 
     # ------------------------------------------------------------------ construction
+    @classmethod
+    def _new(cls, buf, shape: tuple, dtype: np.dtype, device, weak_type: bool = False) -> "Array":
+        """The constructor for the call path: `shape` a tuple of ints and `dtype` a np.dtype."""
+        a = object.__new__(cls)
+        a._buf, a._shape, a._dtype, a._device, a._weak_type, a._host = buf, shape, dtype, device, weak_type, None
+        return a
+
+    @classmethod
+    def _wrap(cls, device, x: np.ndarray) -> "Array":
+        """An Array over `x`'s memory, no copy (C-contiguous, 16-byte aligned): `x` must never
+        change (the caller knows it is read-only at its source); the Array keeps it alive."""
+        return cls(device.wrap(x), x.shape, x.dtype, device)
+
     @classmethod
     def _upload(cls, device, x: np.ndarray, weak_type: bool = False) -> "Array":
         """Copy host array `x` (already of the wanted dtype) into a new device buffer."""
@@ -91,17 +108,9 @@ class Array:
 
     def delete(self) -> None:
         buf, self._buf = self._buf, None
+        self._host = None  # views handed out keep the memory alive by themselves
         if buf is not None:
             buf.free()
-
-    def __del__(self):
-        # May run at interpreter exit when modules are half torn down: never raise.
-        try:
-            buf, self._buf = self._buf, None
-            if buf is not None:
-                buf.free()
-        except Exception:
-            pass
 
     # ------------------------------------------------------------------ host copies
     def to_numpy(self) -> np.ndarray:
@@ -111,14 +120,43 @@ class Array:
             buf.read_into(out)
         return out
 
+    def _view(self) -> np.ndarray:
+        """The read-only numpy view of the device buffer (made once per Array)."""
+        v = self._host
+        if v is None:
+            v = self._live_buffer().map().view(self._dtype).reshape(self._shape)
+            self._host = v
+        return v
+
     def __array__(self, dtype=None, copy=None):
+        if copy:
+            out = self.to_numpy()
+            return out if dtype is None else out.astype(dtype, copy=False)
+        v = self._view()
+        if dtype is None or np.dtype(dtype) == v.dtype:
+            return v.view()  # its own array object: setting .shape on it leaves ours alone
         if copy is False:
-            raise ValueError("a tt_xla.Array lives on the device: converting it to numpy "
-                             "always copies (copy=False is impossible)")
-        out = self.to_numpy()
-        if dtype is not None and np.dtype(dtype) != out.dtype:
-            out = out.astype(dtype)
-        return out
+            raise ValueError(f"converting a {self._dtype} tt_xla.Array to {np.dtype(dtype)} copies "
+                             "(copy=False)")
+        return v.astype(dtype)
+
+    # ------------------------------------------------------------------ DLPack
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)  # kDLCPU: the software device's memory is host memory
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """Zero-copy to consumers that can be told the memory is read-only (DLPack >= 1.0, e.g.
+        numpy); an unversioned consumer (jax) could write into it, so it gets a copy."""
+        if stream is not None and stream != -1:
+            raise BufferError("a tt_xla.Array lives in host memory: no stream to synchronize")
+        versioned = max_version is not None and max_version[0] >= 1
+        if copy or not versioned:
+            if copy is False:
+                raise BufferError("an unversioned DLPack consumer cannot be told the memory is "
+                                  "read-only: a copy is needed (copy=False)")
+            out = self.to_numpy()
+            return out.__dlpack__(max_version=max_version) if versioned else out.__dlpack__()
+        return self._view().__dlpack__(max_version=max_version, dl_device=dl_device, copy=copy)
 
     def copy_to_host(self) -> np.ndarray:
         return self.to_numpy()
@@ -166,12 +204,13 @@ class Array:
         return iter(self.to_numpy())
 
     def __getitem__(self, index):
-        return self.to_numpy()[index]
+        out = self._view()[index]
+        return out.copy() if isinstance(out, np.ndarray) else out  # a fresh, writable result
 
     def __repr__(self):
         if self._buf is None:
             return f"Array(<deleted>, shape={self._shape}, dtype={self._dtype.name})"
-        body = np.array2string(self.to_numpy(), separator=", ", prefix="Array(")
+        body = np.array2string(self._view(), separator=", ", prefix="Array(")
         return f"Array({body}, dtype={self._dtype.name})"
 
     def __str__(self):

@@ -110,21 +110,26 @@ class LoadedExecutable:
         and lists take the parameter's dtype; numpy arrays must already have it."""
         if len(args) != len(self._in_meta):
             raise TypeError(f"executable takes {len(self._in_meta)} arguments, got {len(args)}")
-        arrays = []
+        bufs = []
         for i, (a, (shape, dtype)) in enumerate(zip(args, self._in_meta)):
-            if not isinstance(a, Array):
-                if isinstance(a, (bool, int, float, complex, list, tuple)):
-                    x = np.asarray(a, dtype=dtype)
-                else:
-                    x = np.asarray(a)
-                    if x.dtype != dtype:
-                        raise TypeError(f"argument {i}: expected {dtype.name}{list(shape)}, got "
-                                        f"{x.dtype.name}{list(x.shape)}")
-                if x.shape != shape:
-                    raise TypeError(f"argument {i}: expected shape {shape}, got {x.shape}")
-                a = Array._upload(self._rt, x)
-            arrays.append(a)
-        return tuple(self.execute(arrays))
+            if isinstance(a, Array):
+                if a._shape != shape or a._dtype != dtype:
+                    raise TypeError(f"argument {i}: expected {dtype.name}{list(shape)}, "
+                                    f"got {a._dtype.name}{list(a._shape)}")
+                bufs.append(a._live_buffer())
+                continue
+            if isinstance(a, (bool, int, float, complex, list, tuple)):
+                x = np.asarray(a, dtype=dtype)
+            else:
+                x = np.asarray(a)
+                if x.dtype != dtype:
+                    raise TypeError(f"argument {i}: expected {dtype.name}{list(shape)}, got "
+                                    f"{x.dtype.name}{list(x.shape)}")
+            if x.shape != shape:
+                raise TypeError(f"argument {i}: expected shape {shape}, got {x.shape}")
+            bufs.append(x)  # bound for the call without a copy where it can be (executable.run)
+        outs, rt = self.raw.run(bufs), self._rt
+        return tuple(Array(b, shape, dtype, rt) for b, (shape, dtype) in zip(outs, self._out_meta))
 
     def is_deleted(self) -> bool:
         return self.raw.is_deleted()
@@ -203,14 +208,23 @@ class Client:
             return exe
 
     def buffer_from_pyval(self, x, device=None, dtype=None) -> Array:
-        """Copy a numpy array, numpy/Python scalar or (nested) list to the device. The dtype is
-        numpy's (or `dtype`): float64 stays float64 here (jit converts like jax does). An Array
-        of another device is copied over (through the host)."""
+        """Put a numpy array, numpy/Python scalar, (nested) list or DLPack producer on the
+        device. The dtype is numpy's (or `dtype`): float64 stays float64 here (jit converts like
+        jax does). Host memory is copied, except a DLPack producer's that it marks read-only
+        (a jax array's), which is aliased (kept alive by the Array, never written). An Array of
+        another device is copied over (through the host)."""
         dev = self._device(device)
         if isinstance(x, Array):
             if (dtype is None or np.dtype(dtype) == x.dtype) and x.device is dev.runtime_device:
                 return x
             x = x.to_numpy()
+        if type(x) is not np.ndarray and hasattr(x, "__dlpack__"):
+            ext = _from_dlpack(x)
+            same = dtype is None or np.dtype(dtype) == ext.dtype
+            if same and not ext.flags.writeable and ext.flags.c_contiguous \
+                    and not ext.__array_interface__["data"][0] % 16:  # what tt_buffer_wrap takes
+                return Array._wrap(dev.runtime_device, ext)
+            x = ext
         arr = np.asarray(x, dtype=dtype)
         if arr.dtype == object:
             raise TypeError(f"cannot put a {type(x).__name__} on the device")
@@ -224,6 +238,18 @@ class Client:
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
+
+
+def _from_dlpack(x) -> np.ndarray:
+    """A numpy view of a DLPack producer's host memory (its read-only flag kept)."""
+    kind, _ = x.__dlpack_device__()
+    if int(kind) not in (1, 3):  # kDLCPU, kDLCUDAHost: memory the host reads
+        raise TypeError(f"cannot put a {type(x).__name__} on the device: its memory is on DLPack "
+                        f"device type {int(kind)}, not the host")
+    try:
+        return np.from_dlpack(x)
+    except (BufferError, TypeError, ValueError, RuntimeError):  # e.g. bf16, which numpy cannot name
+        return np.asarray(x)
 
 
 _client: Client | None = None

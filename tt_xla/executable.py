@@ -50,8 +50,9 @@ class LoadedExecutable:
                 buf.write(c)
             self._resident.append(buf)
         self._resident.append(device.alloc(max(int(sizes[-1]), int(compiled.arena_bytes))))
-        # The arena is shared by all calls of this executable: serialize launches (the runtime
-        # serializes launches on a device too; this keeps the executable correct on its own).
+        from .runtime import Executor
+        self._executor = Executor(self._program, self._in_bytes, self._out_bytes, self._resident)
+        # The arena (and the executor's binding arrays) are shared by all calls: serialize them.
         self._lock = threading.Lock()
         self._deleted = False
 
@@ -83,12 +84,19 @@ class LoadedExecutable:
             if a.nbytes < need:
                 raise ValueError(f"argument {i}: buffer of {a.nbytes} bytes, executable needs "
                                  f"{need} bytes for {self.input_specs[i]}")
-        alloc = self._device.alloc
-        outs = [alloc(n) for n in self._out_bytes]
         with self._lock:
             self._check_live()
-            self._program.launch([*args, *outs, *self._resident])
-        return outs
+            return self._executor(args)
+
+    def run(self, args: list) -> list:
+        """Like `execute`, and an argument may also be a numpy array of the input's exact dtype
+        and shape (the caller checks them): bound read-only for the call without a copy when it
+        is C-contiguous and 16-byte aligned (PJRT's kImmutableZeroCopy), else copied once. The
+        allocation of the outputs and the launch are one runtime call."""
+        self._check_devices(args)
+        with self._lock:
+            self._check_live()
+            return self._executor(args)
 
     # Every way of calling the executable runs these two checks (the live one under the lock).
     def _check_devices(self, args) -> None:

@@ -85,6 +85,21 @@ tt_status tt_buffer_read(tt_device *dev, tt_buffer buf, uint64_t offset, void *d
 tt_status tt_buffer_copy(tt_device *dev, tt_buffer dst, uint64_t dst_offset, tt_buffer src, uint64_t src_offset,
                          uint64_t bytes);
 
+/* Zero-copy host access: the software device's DRAM is host memory, so a buffer can be read in
+ * place and host memory can be bound without a copy. Both make the buffer read-only: writes and
+ * copies into it, and launches binding it to a WRITE operand, are refused (TT_ERR_INVALID_ARGUMENT),
+ * so no kernel ever writes into memory the host reads directly or owns.
+ *
+ * tt_buffer_map: *out = the buffer's memory, for host reads. The buffer gains a reference (each
+ * tt_buffer_free drops one; the memory goes with the last), so it stays readable after its owner
+ * frees it. Counted in host_bytes_read (what a real device would transfer).
+ * tt_buffer_wrap: a read-only buffer over `bytes` of host memory at `host` (16-byte aligned), no
+ * copy. The caller keeps that memory alive and unchanged until the buffer is freed (freeing does
+ * not touch it). Counted in host_bytes_written and in the DRAM allocation figures, as a copy
+ * would be (the modeled accelerator pays that transfer). */
+tt_status tt_buffer_map(tt_device *dev, tt_buffer buf, const void **out);
+tt_status tt_buffer_wrap(tt_device *dev, const void *host, uint64_t bytes, tt_buffer *out);
+
 /* dlopen + TT_PROGRAM_ENTRY + descriptor validation: every count, table and function pointer of
  * the descriptor must lie inside the library's own mapped segments (tables readable, kernels
  * executable) before it is read; the validated descriptor is copied, so later writes to the
@@ -97,6 +112,13 @@ tt_status tt_program_unload(tt_device *dev, tt_program prog);
  * nothing runs unless all are. Every operand range lies inside its binding's minimum size
  * (checked at load), so kernels only touch the bound buffers. */
 tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *buffers, uint32_t nbuffers);
+/* tt_program_launch with its buffers made in the same call (a jitted function's whole call):
+ * for each binding i with buffers[i] == 0, host[i] != NULL wraps bytes[i] of host memory for this
+ * launch only (as tt_buffer_wrap, freed before returning), host[i] == NULL allocates a fresh
+ * buffer of bytes[i] bytes that is returned in buffers[i]. host and bytes may be NULL when no
+ * binding is 0. On failure every buffer the call made is freed and buffers[] is as given. */
+tt_status tt_program_execute(tt_device *dev, tt_program prog, tt_buffer *buffers, const void *const *host,
+                             const uint64_t *bytes, uint32_t nbuffers);
 tt_status tt_device_synchronize(tt_device *dev); /* launches are synchronous: a cheap barrier */
 
 tt_status tt_device_counters(const tt_device *dev, tt_counters *out);

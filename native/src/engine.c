@@ -32,16 +32,22 @@ typedef float tt__vf __attribute__((vector_size(TT__VL * 4)));
 
 /* Depth of one packed block: all of K when it is short (a second pass would re-read and
  * re-write C for little work, as for K = 9 * 32), else equal chunks of
- * about TT__KC. */
-static int64_t tt__mm_kc(int64_t K) {
-  if (K <= 2 * TT__KC) return K < 2 ? 2 : K;
-  const int64_t n = (K + TT__KC - 1) / TT__KC;
+ * about `target` (TT__KC f32 values, or as many bytes of bf16). */
+static int64_t tt__mm_kc(int64_t K, int64_t target) {
+  if (K <= 2 * target) return K < 2 ? 2 : K;
+  const int64_t n = (K + target - 1) / target;
   return (K + n - 1) / n;
 }
 /* Width of one packed B block: what the SRAM budget leaves after the A block, in NR panels. */
 static int64_t tt__mm_nc(int64_t kc, int64_t esz) {
   const int64_t nc = ((int64_t)TT_MM_SRAM_BYTES - TT__MC * (kc + 1) * esz) / ((kc + 1) * esz);
   return nc < TT__NR ? TT__NR : nc / TT__NR * TT__NR;
+}
+
+/* Where the panels are packed: the host thread's scratch (engine_select.c), else the core's SRAM. */
+static void *tt__mm_scratch(const tt_core *c) {
+  void *s = tt__engine_scratch();
+  return s ? s : (void *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
 }
 
 static tt__vf tt__vload(const float *p) { tt__vf v; memcpy(&v, p, sizeof v); return v; }
@@ -87,9 +93,21 @@ static void tt__mm_pack_a(float *restrict dst, const void *src, int bf16, int64_
   for (int64_t p = 0; p < mc; p += TT__MR, dst += TT__MR * kc) {
     const int64_t mr = mc - p < TT__MR ? mc - p : TT__MR;
 #if TT__MR == 8
-    if (!bf16 && a_cs == 1 && mr == 8) {  /* rows along k: 8x8 register transposes */
-      const float *s = (const float *)src + p * a_rs;
+    if (a_cs == 1 && mr == 8) {  /* rows along k: 8x8 register transposes (bf16 widened first) */
       int64_t k = 0;
+      if (bf16) {
+        const uint16_t *s = (const uint16_t *)src + p * a_rs;
+        float w[64] __attribute__((aligned(64)));
+        for (; k + 8 <= kc; k += 8) {
+          for (int64_t i = 0; i < 8; i++)
+            for (int64_t j = 0; j < 8; j++) w[i * 8 + j] = tt_bf16_to_f32(s[i * a_rs + k + j]);
+          tt_transpose8x8_b32(w, 8, dst + k * 8, 8);
+        }
+        for (; k < kc; k++)
+          for (int64_t i = 0; i < 8; i++) dst[k * 8 + i] = tt_bf16_to_f32(s[i * a_rs + k]);
+        continue;
+      }
+      const float *s = (const float *)src + p * a_rs;
       for (; k + 8 <= kc; k += 8) tt_transpose8x8_b32(s + k, a_rs, dst + k * 8, 8);
       for (; k < kc; k++)
         for (int64_t i = 0; i < 8; i++) dst[k * 8 + i] = s[i * a_rs + k];
@@ -115,7 +133,10 @@ static void tt__mm_pack_b(float *restrict dst, const void *src, int bf16, int64_
     const int64_t nr = nc - q < TT__NR ? nc - q : TT__NR;
     for (int64_t k = 0; k < kc; k++) {
       float *d = dst + k * TT__NR;
-      if (bf16) { const uint16_t *s = (const uint16_t *)src + k * b_rs + q * b_cs;
+      if (bf16 && b_cs == 1 && nr == TT__NR) {  /* widening a contiguous row vectorizes */
+        const uint16_t *s = (const uint16_t *)src + k * b_rs + q;
+        for (int64_t j = 0; j < TT__NR; j++) d[j] = tt_bf16_to_f32(s[j]);
+      } else if (bf16) { const uint16_t *s = (const uint16_t *)src + k * b_rs + q * b_cs;
         for (int64_t j = 0; j < nr; j++) d[j] = tt_bf16_to_f32(s[j * b_cs]);
       } else if (b_cs == 1 && nr == TT__NR) {
         memcpy(d, (const float *)src + k * b_rs + q, TT__NR * sizeof(float));
@@ -137,8 +158,8 @@ static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const 
     for (int64_t i = 0; i < M; i++) memset(C + i * c_rs, 0, (size_t)N * sizeof(float));
     return;
   }
-  const int64_t kb = tt__mm_kc(K), ncb = tt__mm_nc(kb, 4);
-  float *bp = (float *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
+  const int64_t kb = tt__mm_kc(K, TT__KC), ncb = tt__mm_nc(kb, 4);
+  float *bp = (float *)tt__mm_scratch(c);
   float *ap = bp + ncb * kb;
   for (int64_t jc = 0; jc < N; jc += ncb) {
     const int64_t nc = N - jc < ncb ? N - jc : ncb;
@@ -169,23 +190,32 @@ void TT__ENGINE_FN(matmul_f32)(const tt_core *c, int64_t M, int64_t N, int64_t K
  * hold k in pairs: A as one 32-bit (a[k], a[k+1]) word per row, B as NR interleaved pairs. */
 #include <immintrin.h>
 
+/* A panel: one 32-bit word (a[k], a[k+1]) per row and k pair, MR rows per pair. When rows run
+ * along k those words are already contiguous in memory, so eight rows are one 8x8 transpose of
+ * 32-bit words per eight k pairs (the data-movement engine), not a gather per element. */
 static void tt__mm_pack_a_bf16x2(uint32_t *restrict dst, const uint16_t *src, int64_t a_rs, int64_t a_cs,
                                         int64_t mc, int64_t kc) {
-  const int64_t kp = (kc + 1) / 2;
-  for (int64_t p = 0; p < mc; p += TT__MR, dst += TT__MR * kp)
+  const int64_t kp = (kc + 1) / 2, full = kc / 2;
+  for (int64_t p = 0; p < mc; p += TT__MR, dst += TT__MR * kp) {
+    int64_t k2 = 0;
+    if (a_cs == 1 && !(a_rs & 1) && mc - p >= TT__MR) {  /* (an odd row stride splits pairs across words) */
+      const uint16_t *s = src + p * a_rs;
+      for (; k2 + 8 <= full; k2 += 8) tt_transpose8x8_b32(s + 2 * k2, a_rs / 2, dst + k2 * TT__MR, TT__MR);
+    }
     for (int64_t i = 0; i < TT__MR; i++) {
       if (p + i >= mc) {
-        for (int64_t k2 = 0; k2 < kp; k2++) dst[k2 * TT__MR + i] = 0;
+        for (int64_t q = k2; q < kp; q++) dst[q * TT__MR + i] = 0;
         continue;
       }
       const uint16_t *s = src + (p + i) * a_rs;
-      const int64_t full = kc / 2;
-      for (int64_t k2 = 0; k2 < full; k2++)
-        dst[k2 * TT__MR + i] = (uint32_t)s[2 * k2 * a_cs] | (uint32_t)s[(2 * k2 + 1) * a_cs] << 16;
+      for (int64_t q = k2; q < full; q++)
+        dst[q * TT__MR + i] = (uint32_t)s[2 * q * a_cs] | (uint32_t)s[(2 * q + 1) * a_cs] << 16;
       if (kc & 1) dst[full * TT__MR + i] = s[(kc - 1) * a_cs];
     }
+  }
 }
 
+/* B panel: for each k pair, NR columns of (b[k][j], b[k+1][j]) 32-bit pairs. */
 static void tt__mm_pack_b_bf16x2(uint16_t *restrict dst, const uint16_t *src, int64_t b_rs, int64_t b_cs,
                                         int64_t kc, int64_t nc) {
   const int64_t kp = (kc + 1) / 2;
@@ -195,8 +225,12 @@ static void tt__mm_pack_b_bf16x2(uint16_t *restrict dst, const uint16_t *src, in
       uint16_t *d = dst + k2 * 2 * TT__NR;
       const uint16_t *r0 = src + 2 * k2 * b_rs + q * b_cs, *r1 = r0 + b_rs;
       const int two = 2 * k2 + 1 < kc;
-      if (b_cs == 1 && nr == TT__NR && two) {  /* the common case: interleave two rows */
-        for (int64_t j = 0; j < TT__NR; j++) { d[2 * j] = r0[j]; d[2 * j + 1] = r1[j]; }
+      if (b_cs == 1 && nr == TT__NR && two) {  /* the common case: interleave two rows by widening */
+        for (int h = 0; h < 2; h++) {
+          const __m512i lo = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(r0 + 16 * h)));
+          const __m512i hi = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(r1 + 16 * h)));
+          _mm512_storeu_si512(d + 32 * h, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
         continue;
       }
       for (int64_t j = 0; j < TT__NR; j++) {
@@ -222,6 +256,16 @@ static void tt__mm_micro_bf16x2(int64_t kp, const uint32_t *restrict a, const ui
       c1[i] = _mm512_dpbf16_ps(c1[i], ai, b1);
     }
   }
+  if (mr == TT__MR && nr == TT__NR) {  /* a whole register tile: straight to C */
+#pragma GCC unroll 16
+    for (int i = 0; i < TT__MR; i++) {
+      float *ci = c + i * c_rs;
+      if (accum) { c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(ci)); c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(ci + 16)); }
+      _mm512_storeu_ps(ci, c0[i]);
+      _mm512_storeu_ps(ci + 16, c1[i]);
+    }
+    return;
+  }
   float t[TT__MR * TT__NR] __attribute__((aligned(64)));
   for (int i = 0; i < TT__MR; i++) { _mm512_store_ps(t + i * TT__NR, c0[i]); _mm512_store_ps(t + i * TT__NR + 16, c1[i]); }
   for (int64_t i = 0; i < mr; i++)
@@ -237,8 +281,8 @@ void TT__ENGINE_FN(matmul_bf16)(const tt_core *c, int64_t M, int64_t N, int64_t 
     for (int64_t i = 0; i < M; i++) memset(C + i * c_rs, 0, (size_t)N * sizeof(float));
     return;
   }
-  const int64_t kb = tt__mm_kc(K) & ~(int64_t)1, ncb = tt__mm_nc(kb, 2);  /* even: k pairs */
-  uint16_t *bp = (uint16_t *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
+  const int64_t kb = tt__mm_kc(K, 2 * TT__KC) & ~(int64_t)1, ncb = tt__mm_nc(kb, 2);  /* even: k pairs */
+  uint16_t *bp = (uint16_t *)tt__mm_scratch(c);
   uint32_t *ap = (uint32_t *)(bp + ((ncb * (kb + 1) + 31) & ~(int64_t)31));
   for (int64_t jc = 0; jc < N; jc += ncb) {
     const int64_t nc = N - jc < ncb ? N - jc : ncb;

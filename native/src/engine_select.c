@@ -2,7 +2,28 @@
  * per instruction-set level it was built for; the best one the host can run wins. */
 #include "internal.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+/* The engine's packing scratch, one per host thread. The packed panels live only inside one
+ * tt_matmul call, so which memory holds them is the simulator's choice: a thread's own block
+ * stays in that host core's cache from one simulated core to the next, where each core's SRAM
+ * would be cold (a host thread runs many cores in turn). */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_ok;
+static void scratch_init(void) { scratch_ok = pthread_key_create(&scratch_key, free) == 0; }
+
+void *tt__engine_scratch(void) {
+  pthread_once(&scratch_once, scratch_init);
+  if (!scratch_ok) return NULL;
+  void *p = pthread_getspecific(scratch_key);
+  if (!p && (p = aligned_alloc(64, TT_MM_SRAM_BYTES)) && pthread_setspecific(scratch_key, p) != 0) {
+    free(p);
+    p = NULL;
+  }
+  return p;
+}
 
 #define TT__DECLARE(v)                                                                               \
   void tt__matmul_f32_##v(const tt_core *, int64_t, int64_t, int64_t, const float *, int64_t, int64_t, \

@@ -34,7 +34,10 @@ typedef struct tt_slot {
   uint32_t cls;       /* buffer: size-class index */
   void *obj;          /* payload (buffer block or program) */
   uint64_t a, b;      /* buffer: requested size, class size */
+  uint32_t refs;      /* buffer: references beyond the owner's (tt_buffer_map) */
+  uint32_t flags;     /* buffer: TT__BUF_* */
 } tt_slot;
+enum { TT__BUF_READONLY = 1, TT__BUF_EXTERNAL = 2 }; /* EXTERNAL: memory is the host's (tt_buffer_wrap) */
 
 typedef struct tt_table {
   tt_slot *slots;
@@ -69,6 +72,7 @@ typedef struct tt_program_obj {
   tt_operand *operands;
   uint64_t *launch_bytes;    /* per launch: total, read, written operand bytes (3 entries each) */
   void **operand_ptrs;       /* scratch sized for the largest launch */
+  uint8_t *written;          /* per binding: some launch has a WRITE operand on it */
 } tt_program_obj;
 
 /* Thread safety: every public call on a device holds `mu` for its whole duration (a launch
@@ -132,6 +136,12 @@ int tt__image_string(const tt__image *img, const char *s, size_t max);
 /* buffers */
 void tt__buffers_release_all(tt_device *dev);
 tt_status tt__buffer_lookup(tt_device *dev, const char *what, tt_buffer buf, void **ptr, uint64_t *size);
+/* The live slot of buf (call after a successful tt__buffer_lookup of it), or NULL. */
+tt_slot *tt__buffer_slot(tt_device *dev, tt_buffer buf);
+/* Bodies of public calls that other public calls reuse; the caller holds the device lock. */
+tt_status tt__buffer_alloc_locked(tt_device *dev, uint64_t bytes, tt_buffer *out);
+tt_status tt__buffer_free_locked(tt_device *dev, tt_buffer buf);
+tt_status tt__buffer_wrap_locked(tt_device *dev, const void *host, uint64_t bytes, tt_buffer *out);
 
 /* programs */
 void tt__programs_release_all(tt_device *dev);
@@ -146,6 +156,9 @@ typedef struct tt__engine {
 uint32_t tt__engines(const tt__engine **out, uint32_t cap);
 /* Points a core at engine e (NULL: the host's best). */
 void tt__engine_bind(tt_core *core, const tt__engine *e);
+/* The calling thread's TT_MM_SRAM_BYTES of 64-byte aligned packing scratch (NULL if it cannot be
+ * had: the engine then packs into the core's SRAM). */
+void *tt__engine_scratch(void);
 
 /* pool */
 int tt__pool_init(tt_pool *p, uint32_t nthreads);

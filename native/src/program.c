@@ -18,6 +18,7 @@ static void tt__program_free(tt_program_obj *p) {
   free(p->binding_bytes);
   free(p->launches);
   free(p->operands);
+  free(p->written);
   free(p);
 }
 
@@ -98,7 +99,8 @@ static tt_status tt__snapshot(tt_device *dev, const char *path, const tt__image 
 static tt_status tt__validate(tt_device *dev, const char *path, tt_program_obj *p, uint32_t *max_ops) {
   const tt_program_desc *d = p->desc;
   p->launch_bytes = calloc((size_t)d->nlaunches * 3 + 1, sizeof(uint64_t));
-  if (!p->launch_bytes) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
+  p->written = calloc((size_t)d->nbindings + 1, 1);
+  if (!p->launch_bytes || !p->written) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
   *max_ops = 0;
   for (uint32_t l = 0; l < d->nlaunches; l++) {
     const tt_launch *L = &d->launches[l];
@@ -120,7 +122,7 @@ static tt_status tt__validate(tt_device *dev, const char *path, tt_program_obj *
                    (unsigned long long)cap);
       lb[0] += op->bytes;
       if (op->access & TT_READ) lb[1] += op->bytes;
-      if (op->access & TT_WRITE) lb[2] += op->bytes;
+      if (op->access & TT_WRITE) lb[2] += op->bytes, p->written[op->binding] = 1;
     }
   }
   return TT_OK;
@@ -237,6 +239,10 @@ static tt_status tt__program_launch_locked(tt_device *dev, tt_program prog, cons
     if (st == TT_OK && size < d->binding_bytes[b])
       st = tt__fail(dev, TT_ERR_OUT_OF_RANGE, "tt_program_launch: buffer %u has %llu bytes, binding needs %llu", b,
                     (unsigned long long)size, (unsigned long long)d->binding_bytes[b]);
+    /* a kernel never writes memory the host reads in place or owns (tt_buffer_map/wrap) */
+    if (st == TT_OK && p->written[b] && (tt__buffer_slot(dev, buffers[b])->flags & TT__BUF_READONLY))
+      st = tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_program_launch: buffer %u is read-only (mapped by the host or "
+                    "wrapping host memory) but the program writes binding %u", b, b);
     if (st == TT_OK) bases[b] = ptr;
   }
   if (st != TT_OK) {
@@ -295,6 +301,46 @@ static tt_status tt__program_launch_locked(tt_device *dev, tt_program prog, cons
   return st;
 }
 
+static tt_status tt__program_execute_locked(tt_device *dev, tt_program prog, tt_buffer *buffers,
+                                           const void *const *host, const uint64_t *bytes, uint32_t nbuffers) {
+  if (nbuffers && !buffers) return tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_program_execute: buffers is NULL");
+  if (nbuffers > TT_MAX_BINDINGS)
+    return tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_program_execute: %u buffers (limit %u)", nbuffers,
+                    TT_MAX_BINDINGS);
+  tt_buffer stack_made[16];
+  tt_buffer *made = nbuffers <= 16 ? stack_made : calloc(nbuffers, sizeof(tt_buffer));
+  if (!made) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
+  tt_status st = TT_OK;
+  for (uint32_t b = 0; b < nbuffers; b++) {
+    made[b] = 0;
+    if (buffers[b] || st != TT_OK) continue;
+    if (!bytes) {
+      st = tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_program_execute: binding %u is 0 and bytes is NULL", b);
+      continue;
+    }
+    if (host && host[b]) st = tt__buffer_wrap_locked(dev, host[b], bytes[b], &made[b]);
+    else st = tt__buffer_alloc_locked(dev, bytes[b], &made[b]);
+  }
+  if (st == TT_OK) {
+    tt_buffer stack_all[16];
+    tt_buffer *all = nbuffers <= 16 ? stack_all : malloc((size_t)nbuffers * sizeof(tt_buffer));
+    if (!all) st = tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
+    else {
+      for (uint32_t b = 0; b < nbuffers; b++) all[b] = buffers[b] ? buffers[b] : made[b];
+      st = tt__program_launch_locked(dev, prog, all, nbuffers);
+      if (all != stack_all) free(all);
+    }
+  }
+  /* wrapped host memory is bound for this launch only; fresh buffers are the caller's on success */
+  for (uint32_t b = 0; b < nbuffers; b++) {
+    if (!made[b]) continue;
+    if (st == TT_OK && !(host && host[b])) buffers[b] = made[b];
+    else tt__buffer_free_locked(dev, made[b]);
+  }
+  if (made != stack_made) free(made);
+  return st;
+}
+
 /* ---------------------------------------------------------------- public calls: under the device lock */
 tt_status tt_program_load(tt_device *dev, const char *library_path, tt_program *out) {
   TT__LOCKED(tt__program_load_locked(dev, library_path, out));
@@ -304,4 +350,9 @@ tt_status tt_program_unload(tt_device *dev, tt_program prog) { TT__LOCKED(tt__pr
  * each executable's scratch are used by one launch at a time. */
 tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *buffers, uint32_t nbuffers) {
   TT__LOCKED(tt__program_launch_locked(dev, prog, buffers, nbuffers));
+}
+/* One lock for the whole call: its buffers are made, bound and launched atomically. */
+tt_status tt_program_execute(tt_device *dev, tt_program prog, tt_buffer *buffers, const void *const *host,
+                             const uint64_t *bytes, uint32_t nbuffers) {
+  TT__LOCKED(tt__program_execute_locked(dev, prog, buffers, host, bytes, nbuffers));
 }

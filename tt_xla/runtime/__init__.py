@@ -4,6 +4,9 @@
     buf = dev.alloc(4096); buf.write(np_array); buf.read_into(out_array)
     prog = dev.load_program(toolchain.build_kernel_library(c_source))
     prog.launch([buf_a, buf_b, buf_out])  # synchronous
+    view = buf.map()                      # read-only numpy view of the buffer, no copy
+    inp = dev.wrap(np_array)              # read-only buffer over host memory, no copy
+    Executor(prog, in_bytes, out_bytes, resident)(args)  # a whole call in one runtime call
 
 Every failing runtime call raises DeviceError(status, message). A Device may be used from many
 threads at once: the runtime locks the device for every call (launches run one at a time) and
@@ -26,8 +29,8 @@ import numpy as np
 from . import toolchain
 from .toolchain import ToolchainError, build_kernel_library, include_dir
 
-__all__ = ["DeviceError", "DeviceConfig", "Device", "DeviceBuffer", "Program", "default_device",
-           "ToolchainError", "build_kernel_library", "include_dir", "library_path", "COUNTER_NAMES"]
+__all__ = ["DeviceError", "DeviceConfig", "Device", "DeviceBuffer", "Program", "Executor",
+           "default_device", "ToolchainError", "build_kernel_library", "include_dir", "library_path", "COUNTER_NAMES"]
 
 _STATUS = ["TT_OK", "TT_ERR_INVALID_ARGUMENT", "TT_ERR_INVALID_HANDLE", "TT_ERR_OUT_OF_MEMORY",
            "TT_ERR_OUT_OF_RANGE", "TT_ERR_BAD_PROGRAM", "TT_ERR_LOAD_FAILED", "TT_ERR_INTERNAL"]
@@ -88,6 +91,9 @@ for _name, _args in {
     "tt_device_synchronize": [_P],
     "tt_device_counters": [_P, C.POINTER(_Counters)],
     "tt_device_reset_counters": [_P],
+    "tt_buffer_map": [_P, _U64, C.POINTER(_P)],
+    "tt_buffer_wrap": [_P, _P, _U64, _PU64],
+    "tt_program_execute": [_P, _U64, _PU64, C.POINTER(_P), _PU64, _U32],
 }.items():
     _f = getattr(_lib, _name)
     _f.argtypes = _args
@@ -137,6 +143,24 @@ def _addr(a: np.ndarray) -> int:
     return a.__array_interface__["data"][0]
 
 
+def _data_ptr(a: np.ndarray) -> int | None:
+    """The address of C-contiguous `a`'s data, else None. (Through ctypes' buffer view when `a`
+    is writable: several times cheaper than building __array_interface__, on the call path.)"""
+    try:
+        return C.addressof(C.c_char.from_buffer(a))
+    except (TypeError, ValueError, BufferError):  # read-only, empty or not contiguous
+        return _addr(a) if a.flags.c_contiguous else None
+
+
+def _aligned_copy(x: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of `x` at a 64-byte aligned address."""
+    raw = np.empty(x.nbytes + 64, np.uint8)
+    off = -_addr(raw) % 64
+    out = raw[off:off + x.nbytes].view(x.dtype).reshape(x.shape)
+    out[...] = x
+    return out
+
+
 class Device:
     """One simulated accelerator. ``config`` is the effective configuration."""
 
@@ -173,6 +197,17 @@ class Device:
         self._check(_lib.tt_buffer_alloc(self._live(), int(nbytes), C.byref(h)))
         return DeviceBuffer(self, h.value, int(nbytes))
 
+    def wrap(self, host: np.ndarray) -> "DeviceBuffer":
+        """A read-only buffer over ``host``'s memory, no copy (``host`` must be C-contiguous and
+        16-byte aligned; the buffer keeps it alive). Kernels can never write it."""
+        if not host.flags.c_contiguous:
+            raise ValueError("wrap needs a C-contiguous array")
+        h = C.c_uint64()
+        self._check(_lib.tt_buffer_wrap(self._live(), _addr(host), host.nbytes, C.byref(h)))
+        buf = DeviceBuffer(self, h.value, host.nbytes)
+        buf._keep = host
+        return buf
+
     def load_program(self, path) -> "Program":
         h = C.c_uint64()
         self._check(_lib.tt_program_load(self._live(), os.fsencode(path), C.byref(h)))
@@ -190,9 +225,25 @@ class Device:
         self._check(_lib.tt_device_synchronize(self._live()))
 
     def close(self) -> None:
-        """Frees everything on the device; its buffers and programs refuse further use."""
+        """Frees everything on the device; its buffers and programs refuse further use. Memory
+        that numpy views still read (DeviceBuffer.map) lives on until the last view goes."""
         if self._ptr is not None:
             ptr, self._ptr = self._ptr, None
+            if self._mapped:
+                self._closing = ptr
+            else:
+                _lib.tt_device_close(ptr)
+
+    # numpy views of device memory (DeviceBuffer.map) alive; a close waits for them
+    _mapped = 0
+    _closing = None
+
+    def _unmap(self, handle: int) -> None:
+        self._mapped -= 1
+        if self._ptr is not None:
+            _lib.tt_buffer_free(self._ptr, handle)
+        elif self._closing is not None and not self._mapped:
+            ptr, self._closing = self._closing, None
             _lib.tt_device_close(ptr)
 
     @property
@@ -212,13 +263,47 @@ class Device:
             pass
 
 
+class _Mapping:
+    """One runtime reference to a buffer's memory (tt_buffer_map), the base of the numpy views of
+    it: the memory lives until this goes, whatever happens to the DeviceBuffer. It exposes no
+    writable buffer, so numpy cannot make a view of it writable."""
+
+    __slots__ = ("_device", "_handle", "__array_interface__")
+
+    def __init__(self, device: Device, handle: int, ptr: int, nbytes: int):
+        self._device, self._handle = device, handle
+        self.__array_interface__ = {"shape": (nbytes,), "typestr": "|u1", "data": (ptr, True), "version": 3}
+
+    def __del__(self):
+        try:
+            self._device._unmap(self._handle)
+        except Exception:
+            pass
+
+
 class DeviceBuffer:
     """A device DRAM buffer. Freed on ``free()`` or when garbage collected."""
 
-    __slots__ = ("device", "handle", "nbytes", "__weakref__")
+    __slots__ = ("device", "handle", "nbytes", "_keep", "__weakref__")
 
     def __init__(self, device: Device, handle: int, nbytes: int):
         self.device, self.handle, self.nbytes = device, handle, nbytes
+        self._keep = None  # host memory a wrapped buffer aliases (Device.wrap)
+
+    def map(self) -> np.ndarray:
+        """A read-only uint8 numpy view of the buffer's memory, no copy (the device's DRAM is host
+        memory). The buffer becomes read-only for good; the view keeps the memory alive after
+        ``free()``."""
+        h = self._h()
+        dev = self.device
+        ptr = C.c_void_p()
+        dev._check(_lib.tt_buffer_map(dev._live(), h, C.byref(ptr)))
+        dev._mapped += 1
+        m = _Mapping(dev, h, ptr.value or 0, self.nbytes)
+        view = np.asarray(m)
+        if self._keep is not None:  # wrapped host memory: the view must keep it alive too
+            view = np.asarray(_KeepAlive(view, self._keep))
+        return view
 
     def _h(self) -> int:
         if not self.handle:
@@ -274,6 +359,16 @@ class DeviceBuffer:
         return f"DeviceBuffer(nbytes={self.nbytes}, handle={self.handle:#x})"
 
 
+class _KeepAlive:
+    """A view's base that also holds another object (the host memory a wrapped buffer aliases)."""
+
+    __slots__ = ("__array_interface__", "_objs")
+
+    def __init__(self, view: np.ndarray, *objs):
+        self.__array_interface__ = dict(view.__array_interface__, data=(_addr(view), True))
+        self._objs = (view, *objs)
+
+
 _ARRAY_TYPES = [C.c_uint64 * n for n in range(65)]
 _launch = _lib.tt_program_launch
 
@@ -310,6 +405,63 @@ class Program:
         return f"Program({str(self.path)!r}, handle={self.handle:#x})"
 
 
+class Executor:
+    """A program's call in one runtime call (tt_program_execute), its bindings being
+    ``[args..., outputs..., resident...]``: ``args`` are DeviceBuffers or C-contiguous, 16-byte
+    aligned numpy arrays (bound read-only for the call, no copy), outputs fresh buffers of
+    ``out_bytes`` from the device's pooled allocator, resident buffers fixed (constants, arena).
+    The binding arrays are reused, so calls must not overlap: the caller serializes them."""
+
+    def __init__(self, program: Program, in_bytes: Sequence[int], out_bytes: Sequence[int],
+                 resident: Sequence[DeviceBuffer]):
+        nin, nout = len(in_bytes), len(out_bytes)
+        n = nin + nout + len(resident)
+        self.program, self._n, self._resident = program, n, list(resident)
+        # Arguments converted once: ctypes' per-call argtypes conversion costs more than the
+        # runtime call on the latency path of a tiny program.
+        self._dev_ptr, self._prog_handle = C.c_void_p(program.device._live()), C.c_uint64(program.handle)
+        self._handles = (C.c_uint64 * n)(*([0] * (nin + nout)), *(b.handle for b in resident))
+        self._hosts = (C.c_void_p * n)()
+        self._bytes = (C.c_uint64 * n)(*in_bytes, *out_bytes, *([0] * len(resident)))
+        self._outs = tuple((i, int(b)) for i, b in enumerate(out_bytes, nin))
+        self._nc = C.c_uint32(n)
+
+    def __call__(self, args: Sequence) -> list[DeviceBuffer]:
+        hs, ps, nb = self._handles, self._hosts, self._bytes
+        copies = []  # aligned copies of arguments that cannot be bound in place: alive through the call
+        for i, a in enumerate(args):
+            if type(a) is np.ndarray:
+                p = _data_ptr(a)
+                if p is None or p % 16:
+                    a = _aligned_copy(a)
+                    copies.append(a)
+                    p = _addr(a)
+                hs[i] = 0
+                ps[i] = p
+                nb[i] = a.nbytes
+            else:
+                h = a.handle
+                if not h:  # 0 would ask the runtime for a fresh (uninitialized) buffer
+                    raise DeviceError("TT_ERR_INVALID_HANDLE", f"argument {i}: buffer has been freed")
+                hs[i] = h
+                ps[i] = None
+        for i, _ in self._outs:
+            hs[i] = 0
+        prog = self.program
+        dev = prog.device
+        if dev._ptr is None or not prog.handle:  # closed / unloaded: the saved pointers are stale
+            raise DeviceError("TT_ERR_INVALID_HANDLE", "device is closed" if dev._ptr is None
+                              else "program has been unloaded")
+        st = _execute_raw(self._dev_ptr, self._prog_handle, hs, ps, nb, self._nc)
+        if st:
+            if not prog.handle:
+                raise DeviceError("TT_ERR_INVALID_HANDLE", "program has been unloaded")
+            dev._check(st)
+        return [DeviceBuffer(dev, hs[i], n) for i, n in self._outs]
+
+
+_execute_raw = C.CDLL(str(library_path)).tt_program_execute  # no argtypes: Executor converts once
+_execute_raw.restype = C.c_int
 _default: Device | None = None
 _default_lock = threading.Lock()
 
