@@ -216,8 +216,8 @@ class Jitted:
         """A cache hit whose arguments are all arrays: the steady-state call path."""
         fkey = self._fast_key(args)
         hit = self._fast.get(fkey) if fkey is not None else None
-        if hit is None or hit[0].exe is None:
-            return _MISS
+        if hit is None or hit[0].exe is None or hit[0].exe.is_deleted():
+            return _MISS  # (a deleted executable is loaded again by the slow path)
         entry, plan = hit
         bufs = []
         for i, dtype, how in plan:

@@ -322,7 +322,7 @@ static tt_status tt__program_execute_locked(tt_device *dev, tt_program prog, tt_
     else st = tt__buffer_alloc_locked(dev, bytes[b], &made[b]);
   }
   if (st == TT_OK) {
-    tt_buffer stack_all[16];
+    tt_buffer stack_all[16] = {0}; /* (zeroed: GCC cannot see every binding is set) */
     tt_buffer *all = nbuffers <= 16 ? stack_all : malloc((size_t)nbuffers * sizeof(tt_buffer));
     if (!all) st = tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
     else {
