@@ -10,6 +10,8 @@ import numpy as np
 
 from ..hlo_parser import ir, parse_module
 from .codegen import PRELUDE, Generator, KernelCode
+from .lower import lower_loop, operand_nodes
+from .render import render
 
 from .decompose import decompose
 from .fuse import is_data, plan
@@ -17,7 +19,7 @@ from .graph import Graph, Node, np_dtype
 from .inline import inline_calls
 from .legalize import legalize
 from .memory import Storage, plan_memory
-from .program import CompiledProgram, KernelInfo, TensorSpec, part
+from .program import DEFAULT_SRAM_PER_CORE, CompiledProgram, KernelInfo, TensorSpec, part
 from .schedule import schedule
 from .simplify import simplify
 
@@ -44,11 +46,22 @@ def _hot(c: KernelCode) -> bool:
     return c.vector_ops + sum(n.nbytes for n, _ in c.operands) // 4096 >= HOT_TILES
 
 
-def compile_text(text: str, filename: str = "<module>") -> CompiledProgram:
-    return compile_module(parse_module(text, filename))
+def compile_text(text: str, filename: str = "<module>", sram_per_core: int = DEFAULT_SRAM_PER_CORE) -> CompiledProgram:
+    return compile_module(parse_module(text, filename), sram_per_core)
 
 
-def compile_module(module: ir.Module) -> CompiledProgram:
+def _lower(gen: Generator, k, name: str, sram_per_core: int) -> KernelCode:
+    """One kernel: loop kernels through the loop IR and its renderer; reductions and products
+    still through codegen's emitters."""
+    if k.kind != "loop":
+        return getattr(gen, k.kind)(k, name)
+    lk, kind = lower_loop(gen, k, name, sram_per_core)
+    return KernelCode(name, kind, render(lk), lk.work_items, operand_nodes(gen, k), lk.vector_ops, 0,
+                      lk.ops, lk.sram_bytes, lk)
+
+
+def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE) -> CompiledProgram:
+    """`sram_per_core`: the target device's SRAM per core; every kernel's buffers are sized to it."""
     graph = optimize(module)
     p = plan(graph)
     order = schedule(p)
@@ -74,7 +87,7 @@ def compile_module(module: ir.Module) -> CompiledProgram:
     codes: list[KernelCode] = []
     for i, k in enumerate(order):
         name = f"k{i}_{k.root.op}"
-        code = getattr(gen, k.kind)(k, name)
+        code = _lower(gen, k, name, sram_per_core)
         if code.work_items > 0:
             codes.append(code)
     binding_bytes = [n.nbytes for n in params] + [n.nbytes for n in outputs] + \
@@ -102,7 +115,7 @@ def compile_module(module: ir.Module) -> CompiledProgram:
             ops.append(f"{{{b}u, {access}u, {off}ull, {node.nbytes}ull}}")
         desc.append(f"static const tt_operand {c.name}_ops[] = {{{', '.join(ops)}}};")
         launches.append(f'  {{"{c.name}", {fn}, {c.work_items}, {len(ops)}u, {c.name}_ops, '
-                        f'{c.vector_ops}ull, {c.matrix_tiles}ull}}')
+                        f'{c.vector_ops}ull, {c.matrix_tiles}ull, {c.sram_bytes}ull}}')
     nb = len(binding_bytes)
     src.append(part("O1"))
     src.extend(desc)
@@ -112,7 +125,9 @@ def compile_module(module: ir.Module) -> CompiledProgram:
     src.append("static const tt_program_desc program = {TT_ABI_VERSION, %du, binding_bytes, %du, %s};"
                % (nb, len(launches), "launches" if launches else "NULL"))
     src.append("const tt_program_desc *tt_program_entry(void) { return &program; }\n")
-    kernels = [KernelInfo(c.name, c.kind, tuple(c.ops), c.work_items, c.vector_ops, c.matrix_tiles)
+    kernels = [KernelInfo(c.name, c.kind, tuple(c.ops), c.work_items, c.vector_ops, c.matrix_tiles,
+                          c.sram_bytes, c.ir.dma_bytes if c.ir is not None else None,
+                          c.ir.format() if c.ir is not None else None)
                for c in codes]
     return CompiledProgram(
         source="\n".join(src),

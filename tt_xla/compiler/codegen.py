@@ -24,6 +24,7 @@ TILE = 32             # the device's tile edge
 LANES = 64            # accumulators per reduction: 4 independent 512-bit vectors of f32
 MM_BLOCK_M, MM_BLOCK_N = 256, 512  # C block per work item: B is packed once per block row
 MM_MIN_ITEMS = 32                  # ...but at least this many work items when the product allows
+MM_SRAM_BYTES = 768 * 1024         # = TT_MM_SRAM_BYTES: the matrix engine's packing space
 MM_BLOCK_BYTES = 512 * 1024        # = TT_MM_BLOCK_BYTES: SRAM after the engine's for one f32 C block
 assert MM_BLOCK_M * MM_BLOCK_N * 4 <= MM_BLOCK_BYTES
 
@@ -250,14 +251,18 @@ class Emitter:
                 # round after every op (StableHLO semantics), keeping the f32 value for converts
                 raw = f"{self.prefix}r{self.count}"
                 self.count += 1
-                self.lines.append(f"{self.indent}const float {raw} = {args[0] if n.op == 'convert' else expr};")
+                self.define(raw, "float", args[0] if n.op == 'convert' else expr)
                 self.raw[n.id] = raw
                 expr = rounding(n.dtype, raw)
         name = f"{self.prefix}{self.count}"
         self.count += 1
-        self.lines.append(f"{self.indent}const {VTYPE[n.dtype]} {name} = {expr};")
+        self.define(name, VTYPE[n.dtype], expr)
         self.names[n.id] = name
         return name
+
+    def define(self, name: str, ctype: str, expr: str) -> None:
+        """One named value (the loop-IR lowering overrides this to emit IR ops)."""
+        self.lines.append(f"{self.indent}const {ctype} {name} = {expr};")
 
     @staticmethod
     def leaf_value(leaf: Leaf, index: str) -> str:
@@ -304,6 +309,8 @@ class KernelCode:
     vector_ops: int
     matrix_tiles: int
     ops: list[str] = field(default_factory=list)
+    sram_bytes: int = 0                # per core (circular buffers, matrix-engine blocks)
+    ir: object | None = None           # the kernel's loop IR (loopir.LoopKernel), once lowered
 
 
 class Generator:
@@ -328,95 +335,6 @@ class Generator:
             const = "" if nid in written else "const "
             lines.append(f"  {const}{CTYPE[n.dtype]} *restrict p{i} = ({const}{CTYPE[n.dtype]} *)ops[{i}];")
         return lines
-
-    # ---------------------------------------------------------------- loop kernels
-    def loop(self, k: Kernel, name: str) -> KernelCode:
-        computed = k.root is k.dest.src and k.root.op not in VIEWS and k.root.op not in ("iota", "const")
-        leaves = collect_leaves(k.root, computed, self.mat)
-        dest = k.dest
-        opmap = self.operands_for(leaves, dest.src)
-        nodes = {a.src.id: a.src for _, a in leaves}
-        nodes[dest.src.id] = dest.src
-        size = int(np.prod(k.shape, dtype=np.int64))
-        vecs = [a.strides for _, a in leaves] + [dest.strides]
-        shape, vecs = collapse(k.shape, vecs)
-        offs = [a.offset for _, a in leaves] + [dest.offset]
-        lines = [f"static void {name}(const tt_core *core, void *const *ops, int64_t begin, int64_t end) {{",
-                 "  (void)core;"]
-        lines += self.pointer_decls(opmap, nodes, {dest.src.id})
-        rank = len(shape)
-        inner = shape[-1] if rank else 1
-        outer = int(np.prod(shape[:-1], dtype=np.int64)) if rank > 1 else 1
-        transposed = rank >= 2 and any(v[-1] not in (0, 1) and abs(v[-2]) == 1 and a.src.op != "iota"
-                                       for v, (_, a) in zip(vecs, leaves))
-        if transposed:
-            # 32x32 tiles: a transposed read walks down columns, so keep a tile's lines in L1
-            rows2, o2 = shape[-2], int(np.prod(shape[:-2], dtype=np.int64))
-            ti, tj = -(-rows2 // TILE), -(-inner // TILE)
-            items = o2 * ti * tj
-            lines += ["  for (int64_t it = begin; it < end; ++it) {",
-                      f"    const int64_t o2 = it / {ti * tj}, t = it % {ti * tj};",
-                      f"    const int64_t r0 = o2 * {rows2} + (t / {tj}) * {TILE};",
-                      f"    const int64_t r1 = o2 * {rows2} + K_MIN((t / {tj}) * {TILE} + {TILE}, (int64_t){rows2});",
-                      f"    const int64_t c0 = (t % {tj}) * {TILE}, c1 = K_MIN(c0 + {TILE}, (int64_t){inner});",
-                      "    for (int64_t r = r0; r < r1; ++r) {"]
-            if not computed and len(leaves) == 1 and itemsize(k.root.dtype) == 4 \
-                    and vecs[0][-2] == 1 and vecs[1][-1] == 1 and leaves[0][1].src.op != "iota":
-                return self._transpose_copy(k, name, lines[:-1], shape, vecs, offs, opmap, nodes, items, size)
-        elif inner >= 2 * CHUNK:
-            per_row = -(-inner // CHUNK)
-            items = outer * per_row
-            lines += ["  for (int64_t it = begin; it < end; ++it) {",
-                      f"    const int64_t r = it / {per_row}, c0 = (it % {per_row}) * {CHUNK};",
-                      f"    const int64_t c1 = K_MIN(c0 + {CHUNK}, (int64_t){inner});",
-                      "    {"]
-        else:
-            rows = max(1, CHUNK // max(inner, 1))
-            items = -(-outer // rows)
-            lines += ["  for (int64_t it = begin; it < end; ++it) {",
-                      f"    const int64_t c0 = 0, c1 = {inner};",
-                      f"    for (int64_t r = it * {rows}; r < K_MIN((it + 1) * {rows}, (int64_t){outer}); ++r) {{"]
-        ind = "      "
-        bases = _row_bases(shape, vecs, offs, "r", ind, lines)
-        index_of: dict[int, str] = {}
-        leaf_of: dict[int, Leaf] = {}
-        for j, (n, a) in enumerate(leaves):
-            st = vecs[j][-1] if rank else 0
-            index_of[n.id] = _index(bases[j], st)
-            leaf_of[n.id] = Leaf(a, n.dtype, opmap.get(a.src.id, -1))
-        body: list[str] = []
-        em = Emitter(self.mat, index_of, leaf_of, body, ind + "  ")
-        val = em.value(k.root)
-        st = vecs[-1][-1] if rank else 0
-        lines.append(f"{ind}#pragma GCC ivdep")
-        lines.append(f"{ind}for (int64_t j = c0; j < c1; ++j) {{")
-        lines += body
-        lines.append(f"{ind}  p{opmap[dest.src.id]}[{_index(bases[-1], st)}] = {store_expr(k.root.dtype, val)};")
-        lines += [f"{ind}}}", "    }", "  }", "}"]
-        tiles = -(-size // 1024)
-        return KernelCode(name, "elementwise" if computed else "movement", "\n".join(lines),
-                          items if size else 0, self._operand_list(opmap, nodes, dest.src),
-                          max(em.ops, 1) * tiles, 0, self._ops(k.root))
-
-    def _transpose_copy(self, k: Kernel, name: str, lines: list[str], shape, vecs, offs, opmap,
-                        nodes, items: int, size: int) -> KernelCode:
-        """A stored transpose: 8x8 register transposes over each 32x32 tile, scalar edges."""
-        src = next(i for nid, i in opmap.items() if nid != k.dest.src.id)
-        dst = opmap[k.dest.src.id]
-        S, D = vecs[0][-1], vecs[1][-2]
-        _row_bases(shape, vecs, offs, "r0", "      ", lines)  # b0: source, b1: destination
-        body = [
-            "      const int64_t nr = r1 - r0, fr = nr & ~7, fc = c0 + ((c1 - c0) & ~7);",
-            "      for (int64_t rr = 0; rr < fr; rr += 8)",
-            "        for (int64_t cc = c0; cc < fc; cc += 8)",
-            f"          tt_transpose8x8_b32(p{src} + b0 + rr + cc * {S}, {S}, p{dst} + b1 + rr * {D} + cc, {D});",
-            "      for (int64_t rr = 0; rr < nr; ++rr)",
-            "        for (int64_t cc = (rr < fr ? fc : c0); cc < c1; ++cc)",
-            f"          p{dst}[b1 + rr * {D} + cc] = p{src}[b0 + rr + cc * {S}];",
-        ]
-        code = lines + body + ["  }", "}"]
-        return KernelCode(name, "movement", "\n".join(code), items if size else 0,
-                          self._operand_list(opmap, nodes, k.dest.src), -(-size // 1024), 0, self._ops(k.root))
 
     def _operand_list(self, opmap: dict[int, int], nodes: dict[int, Node], dest: Node) -> list[tuple[Node, int]]:
         return [(nodes[nid], 2 if nid == dest.id else 1) for nid in opmap]
@@ -749,24 +667,8 @@ class Generator:
         vec = em.ops * -(-B * M * N // 1024) if k.epilogue is not None else 0
         ops = [(nodes[x], 2 if x == dest.src.id else 1) for x in opmap]
         fused = self._ops(k.epilogue) if k.epilogue is not None else ["dot"]
-        return KernelCode(name, "matmul", "\n".join(lines), items, ops, vec, tiles, fused)
-
-
-def _row_bases(shape, vecs, offs, row: str, ind: str, lines: list[str]) -> list[str]:
-    """Decode `row` into the outer dims of `shape` (all but the last), then one base index per
-    access (b0, b1, ...: offset plus each outer index times that access's stride)."""
-    outer = list(shape[:-1])
-    if outer:
-        lines.append(f"{ind}int64_t q_ = {row};")
-        for d in reversed(range(len(outer))):
-            lines.append(f"{ind}const int64_t i{d} = q_ % {outer[d]}; q_ /= {outer[d]};")
-        lines.append(f"{ind}(void)q_;")
-    bases = []
-    for j, (v, off) in enumerate(zip(vecs, offs)):
-        terms = [str(off)] + [f"i{d} * {v[d]}" for d in range(len(outer)) if v[d] != 0]
-        lines.append(f"{ind}const int64_t b{j} = {' + '.join(terms)};")
-        bases.append(f"b{j}")
-    return bases
+        sram = MM_SRAM_BYTES + (MM_BLOCK_BYTES if "c_" in "\n".join(lines) else 0)
+        return KernelCode(name, "matmul", "\n".join(lines), items, ops, vec, tiles, fused, sram)
 
 
 def _index(base: str, stride: int, var: str = "j") -> str:

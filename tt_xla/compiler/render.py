@@ -1,0 +1,57 @@
+"""Loop IR -> C: one table entry per micro-op. The renderer knows C syntax and the device's
+kernel primitives (ttrt_kernel.h), nothing about ML ops: those arrive as Alu expressions."""
+from __future__ import annotations
+
+from typing import Callable
+
+from . import loopir as L
+
+
+def _dma_read(u: L.DmaRead) -> str:
+    return (f"tt_dma_read_strided(core, {u.page} + {u.sram_index}, p{u.src.index} + ({u.index}), "
+            f"{u.cb.esize}u, {u.count}, {u.stride});")
+
+
+def _dma_write(u: L.DmaWrite) -> str:
+    return (f"tt_dma_write_strided(core, p{u.dst.index} + ({u.index}), {u.page} + {u.sram_index}, "
+            f"{u.cb.esize}u, {u.count}, {u.stride});")
+
+
+RULES: dict[type, Callable] = {
+    L.Range: lambda u: (f"_Pragma(\"{u.pragma}\") " if u.pragma else "") +
+    f"for (int64_t {u.var} = {u.start}; {u.var} < {u.end}; ++{u.var}) {{",
+    L.End: lambda u: "}",
+    L.Define: lambda u: f"const {u.ctype} {u.var} = {u.expr};",
+    L.DmaRead: _dma_read,
+    L.DmaWrite: _dma_write,
+    L.CbReserve: lambda u: f"{u.cb.ctype} *restrict {u.page} = ({u.cb.ctype} *)tt_cb_reserve_back(core, &{u.cb.name});",
+    L.CbPush: lambda u: f"tt_cb_push_back(&{u.cb.name});",
+    L.CbWait: lambda u: f"{u.cb.ctype} *restrict {u.page} = ({u.cb.ctype} *)tt_cb_wait_front(core, &{u.cb.name});",
+    L.CbPop: lambda u: f"tt_cb_pop_front(&{u.cb.name});",
+    L.Load: lambda u: f"const {u.ctype} {u.var} = {u.expr.format(ref=f'{u.page}[{u.index}]')};",
+    L.Store: lambda u: f"{u.page}[{u.index}] = {u.expr};",
+    L.Alu: lambda u: f"const {u.ctype} {u.var} = {u.expr};",
+    L.VectorOps: lambda u: f"tt_vector_ops(core, (uint64_t)({u.count}));",
+    L.Call: lambda u: f"{u.fn}({', '.join(u.args)});",
+}
+
+
+def render(k: L.LoopKernel) -> str:
+    """The kernel as one C function `static void name(core, ops, begin, end)`."""
+    lines = [f"static void {k.name}(const tt_core *core, void *const *ops, int64_t begin, int64_t end) {{"]
+    for o in k.operands:
+        const = "" if o.writes else "const "
+        lines.append(f"  {const}{o.ctype} *restrict p{o.index} = ({const}{o.ctype} *)ops[{o.index}];")
+    for cb in k.cbs:
+        lines.append(f"  tt_cb {cb.name};")
+        lines.append(f"  tt_cb_init(core, &{cb.name}, {cb.offset}u, {cb.page_bytes}u, {cb.npages}u);")
+    lines.append("  for (int64_t it = begin; it < end; ++it) {")
+    depth = 2
+    for u in k.body:
+        if isinstance(u, L.End):
+            depth -= 1
+        lines.append("  " * depth + RULES[type(u)](u))
+        if isinstance(u, L.Range):
+            depth += 1
+    lines += ["  }", "}"]
+    return "\n".join(lines)
