@@ -10,7 +10,7 @@ import numpy as np
 
 from ..hlo_parser import ir, parse_module
 from .codegen import PRELUDE, Generator, KernelCode
-from .lower import lower_loop, operand_nodes
+from .lower import lower_loop, lower_reduce
 from .render import render
 
 from .decompose import decompose
@@ -51,12 +51,16 @@ def compile_text(text: str, filename: str = "<module>", sram_per_core: int = DEF
 
 
 def _lower(gen: Generator, k, name: str, sram_per_core: int) -> KernelCode:
-    """One kernel: loop kernels through the loop IR and its renderer; reductions and products
-    still through codegen's emitters."""
-    if k.kind != "loop":
-        return getattr(gen, k.kind)(k, name)
-    lk, kind = lower_loop(gen, k, name, sram_per_core)
-    return KernelCode(name, kind, render(lk), lk.work_items, operand_nodes(gen, k), lk.vector_ops, 0,
+    """One kernel: loop kernels and reductions through the loop IR and its renderer; products
+    still through codegen's emitter."""
+    if k.kind == "dot":
+        return gen.dot(k, name)
+    if k.kind == "reduce":
+        lk, kind = lower_reduce(gen, k, name, sram_per_core), "reduce"
+    else:
+        lk, kind = lower_loop(gen, k, name, sram_per_core)
+    operands = [(o.node, 2 if o.writes else 1) for o in lk.operands]
+    return KernelCode(name, kind, render(lk), lk.work_items, operands, lk.vector_ops, 0,
                       lk.ops, lk.sram_bytes, lk)
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UnsupportedError
-from .access import Access, collapse, row_major
+from .access import Access
 from .fuse import Kernel, _same_order, access_of, dot_groups, dot_out_groups, group_strides, inline_tree, memoryless
 from .ranges import float_const
-from .graph import BITS, EXACT, FLOATS, INTS, SIGNED, UNSIGNED, VIEWS, Node, itemsize
+from .graph import BITS, EXACT, FLOATS, INTS, SIGNED, UNSIGNED, VIEWS, Node
 
 PRELUDE = (Path(__file__).parent / "prelude.c").read_text()
 CHUNK = 4096          # elements per work item of a loop kernel (4 tiles)
@@ -354,217 +354,11 @@ class Generator:
         walk(root, True)
         return out
 
-    # ---------------------------------------------------------------- reductions
-    def reduce(self, k: Kernel, name: str) -> KernelCode:
-        r = k.root
-        n_ops = r.attrs["n"]
-        idx = r.attrs["index"]
-        body = r.attrs["body"]
-        operands, inits = r.inputs[:n_ops], r.inputs[n_ops:]
-        in_shape = operands[0].shape
-        axes = r.attrs["axes"]
-        kept = [d for d in range(len(in_shape)) if d not in axes]
-        perm = kept + list(axes)
-        leaves: list[tuple[Node, Access]] = []
-        for o in operands:
-            for lf in collect_leaves(o, False, self.mat):
-                if all(lf[0] is not x[0] for x in leaves):
-                    leaves.append(lf)
-        init_leaves = []
-        for i in inits:
-            for lf in collect_leaves(i, False, self.mat):
-                if all(lf[0] is not x[0] for x in init_leaves):
-                    init_leaves.append(lf)
-        dest = k.dest
-        opmap = self.operands_for(leaves + init_leaves, dest.src)
-        nodes = {a.src.id: a.src for _, a in leaves + init_leaves}
-        nodes[dest.src.id] = dest.src
-        # iteration space: kept dims then reduced dims, each group collapsed on its own
-        pshape = tuple(in_shape[d] for d in perm)
-        nk = len(kept)
-        out_rm = row_major(r.shape)
-        vecs = [tuple(a.strides[d] for d in perm) for _, a in leaves] + [tuple(out_rm) + (0,) * len(axes)]
-        kshape, kvecs = collapse(pshape[:nk], [v[:nk] for v in vecs])
-        ashape, avecs = collapse(pshape[nk:], [v[nk:] for v in vecs])
-        offs = [a.offset for _, a in leaves] + [dest.offset]
-        n_out = int(np.prod(r.shape, dtype=np.int64))
-        n_red = int(np.prod(ashape, dtype=np.int64))
-        # lane-parallel fast path: one operand, body is a single associative op on (acc, x)
-        simple = _simple_combiner(body) if n_ops == 1 else None
-        inner_reduced = bool(axes) and (not kept or max(axes) > max(kept)) and len(ashape) > 0
-        lines = [f"static void {name}(const tt_core *core, void *const *ops, int64_t begin, int64_t end) {{",
-                 "  (void)core;"]
-        lines += self.pointer_decls(opmap, nodes, {dest.src.id})
-        # init values (scalars)
-        init_lines: list[str] = []
-        ie = Emitter(self.mat, {n.id: "0" for n, _ in init_leaves},
-                     {n.id: Leaf(a, n.dtype, opmap.get(a.src.id, -1)) for n, a in init_leaves},
-                     init_lines, "  ", prefix="init")
-        init_vals = [ie.value(i) for i in inits]
-        lines += init_lines
-        dts = [o.dtype for o in operands]
-        col = not inner_reduced and len(kshape) > 0 and simple is not None
-        if col:
-            # column reduction: vectorize across the innermost kept dim, reduced dims outermost
-            kin = kshape[-1]
-            kouter = list(kshape[:-1])
-            ch = max(min(kin, 256), 1)
-            per = -(-kin // ch)
-            items = int(np.prod(kouter, dtype=np.int64)) * per if n_out else 0
-            lines += ["  for (int64_t it = begin; it < end; ++it) {",
-                      f"    const int64_t ro = it / {per}, c0 = (it % {per}) * {ch}, c1 = K_MIN(c0 + {ch}, (int64_t){kin});",
-                      f"    {VTYPE[dts[0]]} acc[{ch}];",
-                      f"    int nanv[{ch}]; (void)nanv;",
-                      f"    for (int64_t j = 0; j < c1 - c0; ++j) {{ acc[j] = {simple[1](dts[0])}; nanv[j] = 0; }}",
-                      "    int64_t q_ = ro; (void)q_;"]
-            for d in reversed(range(len(kouter))):
-                lines.append(f"    const int64_t k{d} = q_ % {kouter[d]}; q_ /= {kouter[d]};")
-            lines += self._reduce_loops(ashape, "    ")
-            ind = "    " + "  " * len(ashape)
-            index_of, leaf_of = {}, {}
-            for j, (n, a) in enumerate(leaves):
-                terms = [str(offs[j])] + [f"k{d} * {kvecs[j][d]}" for d in range(len(kouter)) if kvecs[j][d]]
-                terms += [f"a{d} * {avecs[j][d]}" for d in range(len(ashape)) if avecs[j][d]]
-                lines.append(f"{ind}const int64_t b{j} = {' + '.join(terms)};")
-                index_of[n.id] = _index(f"b{j}", kvecs[j][-1])
-                leaf_of[n.id] = Leaf(a, n.dtype, opmap.get(a.src.id, -1))
-            bodyl: list[str] = []
-            em = Emitter(self.mat, index_of, leaf_of, bodyl, ind + "  ")
-            v = em.value(operands[0])
-            lines.append(f"{ind}#pragma GCC ivdep")
-            lines.append(f"{ind}for (int64_t j = c0; j < c1; ++j) {{")
-            lines += bodyl
-            lines += _lane_update(simple, dts[0], "acc[j - c0]", "nanv[j - c0]", v, ind + "  ")
-            lines.append(f"{ind}}}")
-            lines += ["    " + "  " * d + "}" for d in reversed(range(len(ashape)))]
-            oterms = [str(dest.offset)] + [f"k{d} * {kvecs[-1][d]}" for d in range(len(kouter)) if kvecs[-1][d]]
-            lines.append("    for (int64_t j = c0; j < c1; ++j) {")
-            res = simple[0](dts[0], init_vals[0], "acc[j - c0]")
-            if simple[2] is not None:  # only max/min track NaN on the side
-                res = _with_nan(res, "nanv[j - c0]", dts[0])
-            val, vdt = self._finish(k, res, "      ", lines)
-            lines.append(f"      p{opmap[dest.src.id]}[{' + '.join(oterms)} + j * {kvecs[-1][-1]}] = {store_expr(vdt, val)};")
-            lines.append("    }")
-            lines += ["  }", "}"]
-            vec_ops = em.ops
-        else:
-            kdims = list(kshape)
-            items_out = n_out
-            per_item = max(1, CHUNK // max(n_red, 1))
-            items = -(-items_out // per_item) if n_out else 0
-            lines += ["  for (int64_t it = begin; it < end; ++it) {",
-                      f"    for (int64_t o = it * {per_item}; o < K_MIN((it + 1) * {per_item}, (int64_t){n_out}); ++o) {{",
-                      "      int64_t q_ = o; (void)q_;"]
-            for d in reversed(range(len(kdims))):
-                lines.append(f"      const int64_t k{d} = q_ % {kdims[d]}; q_ /= {kdims[d]};")
-            ind = "      "
-            if simple is not None and ashape:
-                lines.append(f"{ind}{VTYPE[dts[0]]} lane[{LANES}];")
-                if simple[2] is not None:  # only max/min track NaN on the side
-                    lines.append(f"{ind}int nanv[{LANES}];")
-                    lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) {{ lane[l] = {simple[1](dts[0])}; nanv[l] = 0; }}")
-                else:
-                    lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) lane[l] = {simple[1](dts[0])};")
-                lines += self._reduce_loops(ashape[:-1], ind)
-                ind2 = ind + "  " * (len(ashape) - 1)
-                index_of, leaf_of = {}, {}
-                for j, (n, a) in enumerate(leaves):
-                    terms = [str(offs[j])] + [f"k{d} * {kvecs[j][d]}" for d in range(len(kdims)) if kvecs[j][d]]
-                    terms += [f"a{d} * {avecs[j][d]}" for d in range(len(ashape) - 1) if avecs[j][d]]
-                    lines.append(f"{ind2}const int64_t b{j} = {' + '.join(terms)};")
-                    index_of[n.id] = _index(f"b{j}", avecs[j][-1], var="(j + l)")
-                    leaf_of[n.id] = Leaf(a, n.dtype, opmap.get(a.src.id, -1))
-                last = ashape[-1]
-                bodyl: list[str] = []
-                em = Emitter(self.mat, index_of, leaf_of, bodyl, ind2 + "    ")
-                v = em.value(operands[0])
-                # the row in LANES-wide steps, then its tail (each only if the length needs it:
-                # less C for the C compiler)
-                lines.append(f"{ind2}int64_t j = 0;")
-                if last >= LANES:
-                    lines.append(f"{ind2}for (; j + {LANES} <= {last}; j += {LANES}) {{")
-                    lines.append(f"{ind2}  _Pragma(\"omp simd\") for (int l = 0; l < {LANES}; ++l) {{")
-                    lines += bodyl
-                    lines += _lane_update(simple, dts[0], "lane[l]", "nanv[l]", v, ind2 + "    ")
-                    lines.append(f"{ind2}  }}")
-                    lines.append(f"{ind2}}}")
-                if last % LANES:
-                    lines.append(f"{ind2}for (int l = 0; j < {last}; ++j) {{")
-                    lines += bodyl
-                    lines += _lane_update(simple, dts[0], "lane[0]", "nanv[0]", v, ind2 + "    ")
-                    lines.append(f"{ind2}}}")
-                lines += [ind + "  " * d + "}" for d in reversed(range(len(ashape) - 1))]
-                lines.append(f"{ind}{VTYPE[dts[0]]} acc = {init_vals[0]};")
-                lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) acc = {simple[0](dts[0], 'acc', 'lane[l]')};")
-                result = "acc"
-                if simple[2] is not None:  # only max/min track NaN on the side
-                    lines.append(f"{ind}int nan_ = 0;")
-                    lines.append(f"{ind}for (int l = 0; l < {LANES}; ++l) nan_ |= nanv[l];")
-                    result = _with_nan("acc", "nan_", dts[0])
-                vec_ops = em.ops
-            else:
-                # general (variadic) reduction: straight-line body, sequential over the elements
-                accs = [f"acc{i}" for i in range(n_ops)]
-                for i in range(n_ops):
-                    lines.append(f"{ind}{VTYPE[inits[i].dtype]} acc{i} = {init_vals[i]};")
-                lines += self._reduce_loops(ashape, ind)
-                ind2 = ind + "  " * len(ashape)
-                index_of, leaf_of = {}, {}
-                for j, (n, a) in enumerate(leaves):
-                    terms = [str(offs[j])] + [f"k{d} * {kvecs[j][d]}" for d in range(len(kdims)) if kvecs[j][d]]
-                    terms += [f"a{d} * {avecs[j][d]}" for d in range(len(ashape)) if avecs[j][d]]
-                    index_of[n.id] = " + ".join(terms)
-                    leaf_of[n.id] = Leaf(a, n.dtype, opmap.get(a.src.id, -1))
-                bodyl = []
-                em = Emitter(self.mat, index_of, leaf_of, bodyl, ind2)
-                xs = [em.value(o) for o in operands]
-                lines += bodyl
-                lines += self._body(body, accs, xs, ind2)
-                lines += [ind + "  " * d + "}" for d in reversed(range(len(ashape)))]
-                result = accs[idx]
-                vec_ops = em.ops + 1
-            oterms = [str(dest.offset)] + [f"k{d} * {kvecs[-1][d]}" for d in range(len(kdims)) if kvecs[-1][d]]
-            val, vdt = self._finish(k, result, ind, lines)
-            lines.append(f"{ind}p{opmap[dest.src.id]}[{' + '.join(oterms)}] = {store_expr(vdt, val)};")
-            lines += ["    }", "  }", "}"]
-        tiles = -(-int(np.prod(in_shape, dtype=np.int64)) // 1024)
-        return KernelCode(name, "reduce", "\n".join(lines), items, self._operand_list(opmap, nodes, dest.src),
-                          (vec_ops + 1) * tiles, 0, self._ops(k.epilogue if k.epilogue is not None else r))
-
-    def _finish(self, k: Kernel, result: str, ind: str, lines: list[str]) -> tuple[str, str]:
-        """The value to store: the reduction result, or the epilogue applied to it."""
-        r = k.root
-        lines.append(f"{ind}const {VTYPE[r.dtype]} res_ = {result};")
-        if k.epilogue is None:
-            return "res_", r.dtype
-        alias, leaves = self._epilogue_inputs(k)
-        em = Emitter(self.mat, {n.id: "0" for n, _ in leaves},
-                     {n.id: Leaf(a, n.dtype, -1) for n, a in leaves}, lines, ind, prefix="epi")
-        em.names.update({a: "res_" for a in alias})
-        return em.value(k.epilogue), k.epilogue.dtype
-
     def _epilogue_inputs(self, k: Kernel) -> tuple[frozenset[int], list[tuple[Node, Access]]]:
         """(ids that stand for the finished result, the epilogue's other leaves)."""
         _, direct = inline_tree(k.epilogue, self.mat)
         alias = frozenset({x.id for x in direct if _same_order(x) is k.root} | {k.root.id})
         return alias, collect_leaves(k.epilogue, True, self.mat, alias)
-
-    @staticmethod
-    def _reduce_loops(ashape: tuple[int, ...] | list[int], ind: str) -> list[str]:
-        return [f"{ind}{'  ' * d}for (int64_t a{d} = 0; a{d} < {n}; ++a{d}) {{" for d, n in enumerate(ashape)]
-
-    def _body(self, body, accs: list[str], xs: list[str], ind: str) -> list[str]:
-        """The reduce body as C: params are (acc..., x...), results assigned back to acc..."""
-        params = body.params
-        names = {p.id: v for p, v in zip(params, accs + xs)}
-        lines: list[str] = [f"{ind}{{"]
-        em = Emitter(set(), {}, {}, lines, ind + "  ", prefix="bod")
-        em.names.update(names)
-        res = [em.value(o) for o in body.outputs]
-        for a, v in zip(accs, res):
-            lines.append(f"{ind}  {a} = {v};")
-        lines.append(f"{ind}}}")
-        return lines
 
     # ---------------------------------------------------------------- matmul
     def dot(self, k: Kernel, name: str) -> KernelCode:
@@ -677,14 +471,6 @@ def _index(base: str, stride: int, var: str = "j") -> str:
     if stride == 1:
         return f"{base} + {var}"
     return f"{base} + {var} * {stride}"
-
-
-def _lane_update(simple: tuple, dt: str, acc: str, nan: str, v: str, ind: str) -> list[str]:
-    """One accumulation step. Float max/min use a plain compare in the hot loop and track NaN
-    on the side (the exact NaN/-0 rules are applied once, when the lanes are combined)."""
-    if simple[2] is None:
-        return [f"{ind}{acc} = {simple[0](dt, acc, v)};"]
-    return [f"{ind}{acc} = {simple[2](acc, v)};", f"{ind}{nan} |= ({v} != {v});"]
 
 
 def _with_nan(expr: str, flag: str, dt: str) -> str:

@@ -26,6 +26,7 @@ class Operand:
     index: int
     ctype: str
     writes: bool
+    node: object = field(default=None, compare=False)  # the stored graph node it binds (for memory planning)
 
 
 @dataclass
@@ -54,6 +55,8 @@ class Range:
     start: str
     end: str
     pragma: str = ""         # e.g. "GCC ivdep" on loops the host compiler should vectorize
+    step: int = 1
+    var_type: str = "int64_t"
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,22 @@ class Define:
     """`const ctype var = expr;` (index arithmetic, scalars)."""
     var: str
     ctype: str
+    expr: str
+
+
+@dataclass(frozen=True)
+class Var:
+    """A mutable scalar or (n > 0) an array of n in registers: accumulators, lanes."""
+    var: str
+    ctype: str
+    init: str = ""
+    n: int = 0
+
+
+@dataclass(frozen=True)
+class Assign:
+    """target = expr (an accumulator update; target may index a Var array)."""
+    target: str
     expr: str
 
 
@@ -156,7 +175,7 @@ class Call:
     args: tuple[str, ...]
 
 
-UOp = Range | End | Define | DmaRead | DmaWrite | CbReserve | CbPush | CbWait | CbPop | Load | Store | Alu | \
+UOp = Range | End | Define | Var | Assign | DmaRead | DmaWrite | CbReserve | CbPush | CbWait | CbPop | Load | Store | Alu | \
     VectorOps | Call
 
 
@@ -203,7 +222,7 @@ class LoopKernel:
 
 def _fmt(u: UOp) -> str:
     if isinstance(u, Range):
-        return f"range {u.var} in [{u.start}, {u.end})"
+        return f"range {u.var} in [{u.start}, {u.end})" + (f" step {u.step}" if u.step != 1 else "")
     if isinstance(u, DmaRead):
         return f"dma_read {u.cb.name}:{u.page}[{u.sram_index}] <- p{u.src.index}[{u.index}] x{u.count} stride {u.stride}"
     if isinstance(u, DmaWrite):
@@ -218,6 +237,10 @@ def _fmt(u: UOp) -> str:
         return f"store {u.page}[{u.index}] = {u.expr}"
     if isinstance(u, Alu):
         return f"{u.var} = alu {u.expr}"
+    if isinstance(u, Var):
+        return f"var {u.var}{f'[{u.n}]' if u.n else ''}: {u.ctype}" + (f" = {u.init}" if u.init else "")
+    if isinstance(u, Assign):
+        return f"{u.target} <- {u.expr}"
     if isinstance(u, Define):
         return f"{u.var} = {u.expr}"
     if isinstance(u, VectorOps):
@@ -243,7 +266,7 @@ def check_dma_only(k: LoopKernel) -> list[str]:
     operands = {f"p{o.index}" for o in k.operands}
     bad = []
     for u in k.body:
-        if isinstance(u, (Load, Store)) and u.page not in pages:
+        if isinstance(u, (Load, Store)) and u.page not in pages:  # (a page may be written by a Call)
             bad.append(f"{k.name}: {_fmt(u)} does not address an SRAM page")
         text = " ".join(str(v) for v in vars(u).values() if isinstance(v, str))
         if not isinstance(u, (DmaRead, DmaWrite)) and any(_mentions(text, p) for p in operands):

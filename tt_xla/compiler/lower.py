@@ -22,8 +22,9 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from . import loopir as L
-from .access import Access, collapse
-from .codegen import CHUNK, CTYPE, TILE, VTYPE, Emitter, Generator, Leaf, collect_leaves, load_expr, store_expr
+from .access import Access, collapse, row_major
+from .codegen import (CHUNK, CTYPE, LANES, TILE, VTYPE, Emitter, Generator, Leaf, _simple_combiner, _with_nan,
+                      collect_leaves, load_expr, store_expr)
 from .fuse import Kernel, memoryless
 from .graph import VIEWS, Node, itemsize
 
@@ -93,7 +94,7 @@ def lower_loop(gen: Generator, k: Kernel, name: str, sram_budget: int) -> tuple[
     inner_st = [v[-1] if rank else 0 for v in vecs]
     transposed = rank >= 2 and any(v[-1] not in (0, 1) and abs(v[-2]) == 1 and a.src.op != "iota"
                                    for v, (_, a) in zip(vecs, leaves))
-    operands = [L.Operand(i, CTYPE[nodes[nid].dtype], nid == dest.src.id) for nid, i in opmap.items()]
+    operands = [L.Operand(i, CTYPE[nodes[nid].dtype], nid == dest.src.id, nodes[nid]) for nid, i in opmap.items()]
     op_of = {nid: operands[i] for nid, i in opmap.items()}
     stored = [j for j, (_, a) in enumerate(leaves) if not memoryless(a.src)]
     # one circular buffer per stored input (leaves of the same node share the node's operand,
@@ -276,14 +277,291 @@ def lower_loop(gen: Generator, k: Kernel, name: str, sram_budget: int) -> tuple[
     return lk, kind
 
 
-def operand_nodes(gen: Generator, k: Kernel) -> list[tuple[Node, int]]:
-    """(stored node, access flags) per operand of a loop kernel, in operand order."""
-    computed = k.root is k.dest.src and k.root.op not in VIEWS and k.root.op not in ("iota", "const")
-    leaves = collect_leaves(k.root, computed, gen.mat)
-    opmap = gen.operands_for(leaves, k.dest.src)
-    nodes: dict[int, Node] = {a.src.id: a.src for _, a in leaves}
-    nodes[k.dest.src.id] = k.dest.src
-    return gen._operand_list(opmap, nodes, k.dest.src)
+# ----------------------------------------------------------------------------- reductions
+PIECE = 4096  # elements of one reduced run DMA'd at a time (a multiple of LANES)
+COLS = 256    # kept columns per work item of a column reduction
 
 
-__all__ = ["lower_loop", "operand_nodes", "IREmitter", "Access"]
+def _lane_ir(simple: tuple, dt: str, acc: str, nan: str, v: str) -> list:
+    """One accumulation step. Float max/min use a plain compare in the hot loop and track NaN
+    on the side (the exact NaN/-0 rules are applied once, when the lanes are combined)."""
+    if simple[2] is None:
+        return [L.Assign(acc, simple[0](dt, acc, v))]
+    return [L.Assign(acc, simple[2](acc, v)), L.Assign(nan, f"{nan} | ({v} != {v})")]
+
+
+def lower_reduce(gen: Generator, k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
+    """A reduction: each work item reduces a group of outputs (or, for a column reduction, a
+    strip of kept columns); the reduced runs come into SRAM by DMA in pieces, results leave by
+    one DMA per item."""
+    mat = gen.mat
+    r = k.root
+    n_ops, idx_out, rbody = r.attrs["n"], r.attrs["index"], r.attrs["body"]
+    operands, inits = r.inputs[:n_ops], r.inputs[n_ops:]
+    in_shape = operands[0].shape
+    axes = r.attrs["axes"]
+    kept = [d for d in range(len(in_shape)) if d not in axes]
+    perm = kept + list(axes)
+    leaves: list[tuple[Node, Access]] = []
+    for o in operands:
+        for lf in collect_leaves(o, False, mat):
+            if all(lf[0] is not x[0] for x in leaves):
+                leaves.append(lf)
+    init_leaves: list[tuple[Node, Access]] = []
+    for i in inits:
+        for lf in collect_leaves(i, False, mat):
+            if all(lf[0] is not x[0] for x in init_leaves):
+                init_leaves.append(lf)
+    dest = k.dest
+    opmap = gen.operands_for(leaves + init_leaves, dest.src)
+    nodes = {a.src.id: a.src for _, a in leaves + init_leaves}
+    nodes[dest.src.id] = dest.src
+    operands_ir = [L.Operand(i, CTYPE[nodes[nid].dtype], nid == dest.src.id, nodes[nid]) for nid, i in opmap.items()]
+    op_of = {nid: operands_ir[i] for nid, i in opmap.items()}
+    pshape = tuple(in_shape[d] for d in perm)
+    nk = len(kept)
+    out_rm = row_major(r.shape)
+    vecs = [tuple(a.strides[d] for d in perm) for _, a in leaves] + [tuple(out_rm) + (0,) * len(axes)]
+    kshape, kvecs = collapse(pshape[:nk], [v[:nk] for v in vecs])
+    ashape, avecs = collapse(pshape[nk:], [v[nk:] for v in vecs])
+    if not ashape:  # nothing (or only size-1 dims) reduced: one step per output
+        ashape, avecs = (1,), [(0,) for _ in avecs]
+    offs = [a.offset for _, a in leaves] + [dest.offset]
+    n_out = int(np.prod(r.shape, dtype=np.int64))
+    n_red = int(np.prod(ashape, dtype=np.int64))
+    in_size = int(np.prod(in_shape, dtype=np.int64))
+    simple = _simple_combiner(rbody) if n_ops == 1 else None
+    inner_reduced = bool(axes) and (not kept or max(axes) > max(kept))
+    col = not inner_reduced and len(kshape) > 0 and simple is not None
+    dts = [o.dtype for o in operands]
+    stored = [j for j, (_, a) in enumerate(leaves) if not memoryless(a.src)]
+    init_stored = [j for j, (_, a) in enumerate(init_leaves) if not memoryless(a.src)]
+    last = ashape[-1]
+    run = COLS if col else last  # elements one DMA brings per leaf
+
+    def make_cbs(piece: int, per: int) -> list[L.CircularBuffer]:
+        cbs = [L.CircularBuffer(f"cb{t}", CTYPE[leaves[j][0].dtype], itemsize(leaves[j][0].dtype),
+                                1 if avecs[j][-1] == 0 and not col else piece) for t, j in enumerate(stored)]
+        cbs += [L.CircularBuffer(f"cbi{t}", CTYPE[init_leaves[j][0].dtype], itemsize(init_leaves[j][0].dtype), 1, 1)
+                for t, j in enumerate(init_stored)]
+        cbs.append(L.CircularBuffer("cbout", CTYPE[dest.src.dtype], itemsize(dest.src.dtype), per))
+        L.place(cbs)
+        return cbs
+
+    piece = min(PIECE, max(run, 1)) if not col else min(COLS, kshape[-1])
+    per_item = 1 if col else max(1, CHUNK // max(n_red, 1))
+    per_out = piece if col else per_item
+    cbs = make_cbs(piece, per_out)
+    while cbs[-1].offset + cbs[-1].bytes > sram_budget and piece > LANES:
+        piece = max(LANES, piece // 2)
+        per_item = max(1, per_item // 2)
+        per_out = piece if col else per_item
+        cbs = make_cbs(piece, per_out)
+    need = cbs[-1].offset + cbs[-1].bytes
+    if need > sram_budget:
+        raise UnsupportedError(
+            f"kernel {name} (reduce) needs {need} bytes of SRAM per core for {len(cbs)} circular buffers of its "
+            f"smallest block; the device's cores have {sram_budget}", r.op, r.loc)
+    cb_of = dict(zip(stored, cbs))
+    icb_of = dict(zip(init_stored, cbs[len(stored):]))
+    out_cb = cbs[-1]
+    body: list = []
+
+    # init values: scalars (a stored one comes in by a one-element DMA)
+    ipage: dict[int, str] = {}
+    for t, j in enumerate(init_stored):
+        a = init_leaves[j][1]
+        body.append(L.CbReserve(icb_of[j], f"iw{t}"))
+        body.append(L.DmaRead(icb_of[j], f"iw{t}", "0", op_of[a.src.id], str(a.offset), "1", 0))
+        body.append(L.CbPush(icb_of[j]))
+        body.append(L.CbWait(icb_of[j], f"ir{t}"))
+    ileaf = {n.id: Leaf(a, n.dtype, opmap.get(a.src.id, -1)) for n, a in init_leaves}
+    for t, j in enumerate(init_stored):
+        ipage[id(ileaf[init_leaves[j][0].id])] = f"ir{t}"
+    ie = IREmitter(mat, {n.id: "0" for n, _ in init_leaves}, ileaf, ipage, body)
+    ie.prefix = "init"
+    init_vals = [ie.value(i) for i in inits]
+
+    def leaf_setup(index_of_fn) -> tuple[dict[int, str], dict[int, Leaf], dict[int, str]]:
+        index_of, leaf_of, page_of = {}, {}, {}
+        for j, (n, a) in enumerate(leaves):
+            leaf_of[n.id] = Leaf(a, n.dtype, opmap.get(a.src.id, -1))
+            index_of[n.id] = index_of_fn(j)
+            if j in cb_of:
+                page_of[id(leaf_of[n.id])] = f"x{j}"
+        return index_of, leaf_of, page_of
+
+    def dma_in(j: int, base: str, count: str, stride: int) -> None:
+        body.append(L.CbReserve(cb_of[j], f"w{j}"))
+        body.append(L.DmaRead(cb_of[j], f"w{j}", "0", op_of[leaves[j][1].src.id], base,
+                              "1" if stride == 0 else count, stride))
+        body.append(L.CbPush(cb_of[j]))
+        body.append(L.CbWait(cb_of[j], f"x{j}"))
+
+    def iota_base(j: int, kidx: list[str], aidx: list[str], kv: list, av: list) -> str:
+        return _base(offs[j], tuple(kv) + tuple(av), kidx + aidx)
+
+    body.append(L.CbReserve(out_cb, "out"))
+    if col:
+        kin = kshape[-1]
+        kouter = list(kshape[:-1])
+        per = -(-kin // piece)
+        items = int(np.prod(kouter, dtype=np.int64)) * per if n_out else 0
+        body += [L.Define("ro", "int64_t", f"it / {per}"), L.Define("c0", "int64_t", f"(it % {per}) * {piece}"),
+                 L.Define("c1", "int64_t", f"K_MIN(c0 + {piece}, (int64_t){kin})"), L.Define("nc", "int64_t", "c1 - c0"),
+                 L.Var("acc", VTYPE[dts[0]], n=piece), L.Var("nanv", "int", n=piece),
+                 L.Range("j", "0", "nc"), L.Assign("acc[j]", simple[1](dts[0])), L.Assign("nanv[j]", "0"), L.End()]
+        kidx = _decode("ro", kouter, "k", body)
+        aidx = [f"a{d}" for d in range(len(ashape))]
+        for d, n in enumerate(ashape):
+            body.append(L.Range(f"a{d}", "0", str(n)))
+        for j in stored:
+            base = f"{_base(offs[j], kvecs[j][:-1] + avecs[j], kidx + aidx)} + c0 * {kvecs[j][-1]}"
+            dma_in(j, base, "nc", kvecs[j][-1])
+        for j, (_, a) in enumerate(leaves):
+            if a.src.op == "iota":
+                body.append(L.Define(f"ib{j}", "int64_t", _base(offs[j], kvecs[j][:-1] + avecs[j], kidx + aidx)))
+
+        def col_index(j: int) -> str:
+            if leaves[j][1].src.op == "iota":
+                return f"ib{j} + j * {kvecs[j][-1]}" if kvecs[j][-1] else f"ib{j}"
+            if j in cb_of:
+                return "(j - c0)" if kvecs[j][-1] else "0"
+            return "0"
+        index_of, leaf_of, page_of = leaf_setup(col_index)
+        body.append(L.Range("j", "c0", "c1", "GCC ivdep"))
+        em = IREmitter(mat, index_of, leaf_of, page_of, body)
+        v = em.value(operands[0])
+        body += _lane_ir(simple, dts[0], "acc[j - c0]", "nanv[j - c0]", v)
+        body.append(L.End())
+        for j in stored:
+            body.append(L.CbPop(cb_of[j]))
+        body += [L.End() for _ in ashape]
+        body.append(L.Range("j", "0", "nc"))
+        res = simple[0](dts[0], init_vals[0], "acc[j]")
+        if simple[2] is not None:
+            res = _with_nan(res, "nanv[j]", dts[0])
+        val, vdt = _finish_ir(gen, k, res, body)
+        body.append(L.Store("out", "j", store_expr(vdt, val)))
+        body.append(L.End())
+        vec_ops = em.ops
+        nvec = f"{vec_ops + 1} * ((nc * {n_red} + 1023) / 1024)"
+        oidx = _decode("ro", kouter, "o", body)
+        out_base = f"{_base(dest.offset, kvecs[-1][:-1], oidx)} + c0 * {kvecs[-1][-1]}"
+        out_count, out_stride = "nc", kvecs[-1][-1]
+    else:
+        items = -(-n_out // per_item) if n_out else 0
+        body += [L.Define("o0", "int64_t", f"it * {per_item}"),
+                 L.Define("o1", "int64_t", f"K_MIN(o0 + {per_item}, (int64_t){n_out})"),
+                 L.Range("o", "o0", "o1")]
+        kidx = _decode("o", list(kshape), "k", body) if kshape else []
+        aouter = [f"a{d}" for d in range(len(ashape) - 1)]
+        lanes = simple is not None
+        if lanes:
+            body.append(L.Var("lane", VTYPE[dts[0]], n=LANES))
+            if simple[2] is not None:
+                body.append(L.Var("nanv", "int", n=LANES))
+            body.append(L.Range("l", "0", str(LANES), var_type="int"))
+            body.append(L.Assign("lane[l]", simple[1](dts[0])))
+            if simple[2] is not None:
+                body.append(L.Assign("nanv[l]", "0"))
+            body.append(L.End())
+        else:
+            accs = [f"acc{i}" for i in range(n_ops)]
+            for i in range(n_ops):
+                body.append(L.Var(accs[i], VTYPE[inits[i].dtype], init_vals[i]))
+        for d in range(len(ashape) - 1):
+            body.append(L.Range(f"a{d}", "0", str(ashape[d])))
+        body.append(L.Range("pc", "0", str(last), step=piece))
+        body.append(L.Define("np_", "int64_t", f"K_MIN((int64_t){piece}, {last} - pc)"))
+        for j in stored:
+            base = f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc * {avecs[j][-1]}"
+            dma_in(j, base, "np_", avecs[j][-1])
+        for j, (_, a) in enumerate(leaves):
+            if a.src.op == "iota":
+                body.append(L.Define(f"ib{j}", "int64_t",
+                                     f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc * {avecs[j][-1]}"))
+
+        def row_index(var: str):
+            def f(j: int) -> str:
+                s = avecs[j][-1]
+                if leaves[j][1].src.op == "iota":
+                    return f"ib{j} + ({var}) * {s}" if s else f"ib{j}"
+                if j in cb_of:
+                    return f"({var})" if s else "0"
+                return "0"
+            return f
+        if lanes:
+            body.append(L.Define("jm", "int64_t", f"np_ / {LANES} * {LANES}"))
+            body.append(L.Range("jj", "0", "jm", step=LANES))
+            body.append(L.Range("l", "0", str(LANES), "omp simd", var_type="int"))
+            index_of, leaf_of, page_of = leaf_setup(row_index("jj + l"))
+            em = IREmitter(mat, index_of, leaf_of, page_of, body)
+            v = em.value(operands[0])
+            body += _lane_ir(simple, dts[0], "lane[l]", "nanv[l]", v)
+            body += [L.End(), L.End()]
+            body.append(L.Range("jj", "jm", "np_"))
+            index_of, leaf_of, page_of = leaf_setup(row_index("jj"))
+            em2 = IREmitter(mat, index_of, leaf_of, page_of, body)
+            v2 = em2.value(operands[0])
+            body += _lane_ir(simple, dts[0], "lane[0]", "nanv[0]", v2)
+            body.append(L.End())
+        else:
+            body.append(L.Range("jj", "0", "np_"))
+            index_of, leaf_of, page_of = leaf_setup(row_index("jj"))
+            em = IREmitter(mat, index_of, leaf_of, page_of, body)
+            xs = [em.value(o) for o in operands]
+            be = IREmitter(set(), {}, {}, {}, body)
+            be.prefix = "bod"
+            be.names.update({p.id: v for p, v in zip(rbody.params, accs + xs)})
+            res_ = [be.value(o) for o in rbody.outputs]
+            body += [L.Assign(a, v) for a, v in zip(accs, res_)]
+            body.append(L.End())
+        for j in stored:
+            body.append(L.CbPop(cb_of[j]))
+        body.append(L.End())  # pc
+        body += [L.End() for _ in range(len(ashape) - 1)]
+        if lanes:
+            body.append(L.Var("acc", VTYPE[dts[0]], init_vals[0]))
+            body += [L.Range("l", "0", str(LANES), var_type="int"), L.Assign("acc", simple[0](dts[0], "acc", "lane[l]")),
+                     L.End()]
+            result = "acc"
+            if simple[2] is not None:
+                body += [L.Var("nan_", "int", "0"), L.Range("l", "0", str(LANES), var_type="int"),
+                         L.Assign("nan_", "nan_ | nanv[l]"), L.End()]
+                result = _with_nan("acc", "nan_", dts[0])
+            vec_ops = em.ops
+        else:
+            result = accs[idx_out]
+            vec_ops = em.ops + 1
+        val, vdt = _finish_ir(gen, k, result, body)
+        body.append(L.Store("out", "o - o0", store_expr(vdt, val)))
+        body.append(L.End())  # o
+        nvec = f"{vec_ops + 1} * (((o1 - o0) * {n_red} + 1023) / 1024)"
+        out_base, out_count, out_stride = f"{dest.offset} + o0", "o1 - o0", 1
+    body.append(L.CbPush(out_cb))
+    body.append(L.VectorOps(nvec))
+    for t, j in enumerate(init_stored):
+        body.append(L.CbPop(icb_of[j]))
+    body.append(L.CbWait(out_cb, "res"))
+    body.append(L.DmaWrite(out_cb, "res", "0", op_of[dest.src.id], out_base, out_count, out_stride))
+    body.append(L.CbPop(out_cb))
+    dma = n_out * itemsize(dest.src.dtype) + sum(in_size * itemsize(leaves[j][0].dtype) for j in stored)
+    tiles = -(-in_size // 1024)
+    ops = gen._ops(k.epilogue if k.epilogue is not None else r)
+    return L.LoopKernel(name, operands_ir, cbs, body, items, (vec_ops + 1) * tiles, dma, 0, ops)
+
+
+def _finish_ir(gen: Generator, k: Kernel, result: str, body: list) -> tuple[str, str]:
+    """The value to store: the reduction result, or the epilogue applied to it (epilogues of
+    reductions read only constants besides the result)."""
+    r = k.root
+    body.append(L.Define("res_", VTYPE[r.dtype], result))
+    if k.epilogue is None:
+        return "res_", r.dtype
+    alias, leaves = gen._epilogue_inputs(k)
+    assert all(memoryless(a.src) for _, a in leaves), "a reduction epilogue reads memory"
+    em = IREmitter(gen.mat, {n.id: "0" for n, _ in leaves}, {n.id: Leaf(a, n.dtype, -1) for n, a in leaves}, {}, body)
+    em.prefix = "epi"
+    em.names.update({a: "res_" for a in alias})
+    return em.value(k.epilogue), k.epilogue.dtype

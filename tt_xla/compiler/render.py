@@ -19,7 +19,9 @@ def _dma_write(u: L.DmaWrite) -> str:
 
 RULES: dict[type, Callable] = {
     L.Range: lambda u: (f"_Pragma(\"{u.pragma}\") " if u.pragma else "") +
-    f"for (int64_t {u.var} = {u.start}; {u.var} < {u.end}; ++{u.var}) {{",
+    f"for ({u.var_type} {u.var} = {u.start}; {u.var} < {u.end}; " + (f"++{u.var}) {{" if u.step == 1 else f"{u.var} += {u.step}) {{"),
+    L.Var: lambda u: f"{u.ctype} {u.var}" + (f"[{u.n}]" if u.n else "") + (f" = {u.init};" if u.init else ";"),
+    L.Assign: lambda u: f"{u.target} = {u.expr};",
     L.End: lambda u: "}",
     L.Define: lambda u: f"const {u.ctype} {u.var} = {u.expr};",
     L.DmaRead: _dma_read,
