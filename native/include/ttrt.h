@@ -37,7 +37,7 @@ typedef uint64_t tt_program; /* 0 is never a valid handle */
 
 typedef struct tt_device_config {
   uint32_t grid_x, grid_y;     /* 8, 8 (grid_x * grid_y <= 4096) */
-  uint64_t sram_per_core;      /* 1499136; must be >= TT_MM_SRAM_BYTES of ttrt_kernel.h */
+  uint64_t sram_per_core;      /* 1499136; must be >= TT_MIN_SRAM_PER_CORE of ttrt_kernel.h */
   uint64_t dram_bytes;         /* 12 GiB: capacity limit for live buffers */
   uint32_t host_threads;       /* 0 = number of online host cores */
   /* device cost model (the modeled accelerator, not the host) */

@@ -172,7 +172,8 @@ static inline void tt_cb_pop_front(tt_cb *cb) { cb->head++; }
  * tt_matmul_f32:  C[i*c_rs + j] = sum_k A[i*a_rs + k*a_cs] * B[k*b_rs + j*b_cs]
  *   for 0<=i<M, 0<=j<N (overwrites C; K==0 writes zeros). Any strides (row/col), so transposed
  *   operands need no copy: the engine packs blocks into the core's SRAM (it uses at most
- *   TT_MM_SRAM_BYTES from the start of core->sram; a kernel may use the rest).
+ *   TT_MM_SRAM(core->sram_bytes) from the start of core->sram, blocking K and N to fit; a kernel
+ *   may use the rest, and declares in its launch's sram_bytes how much it uses in all).
  * tt_matmul_bf16: same with bf16 inputs (raw uint16_t bits), f32 accumulate, f32 C.
  * Both add to the core's TT_CORE_MATRIX_TILES and TT_CORE_DMA_BYTES counters.
  */
@@ -186,9 +187,11 @@ static inline void tt_matmul_bf16(const tt_core *c, int64_t M, int64_t N, int64_
   c->matmul_bf16(c, M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, c_rs);
 }
 #define TT_MM_SRAM_BYTES (768u * 1024u)
-/* Kernels may use the next TT_MM_BLOCK_BYTES of SRAM for one f32 block of C (an epilogue reads
- * it while it is hot); a device refuses configurations with less SRAM per core than both. */
-#define TT_MM_BLOCK_BYTES (512u * 1024u)
+/* The engine's share of a core's SRAM: half of it, at most TT_MM_SRAM_BYTES (the compiler
+ * computes the same to size a kernel's own blocks after it). */
+#define TT_MM_SRAM(sram_bytes) ((sram_bytes) / 2 < TT_MM_SRAM_BYTES ? (sram_bytes) / 2 : (uint64_t)TT_MM_SRAM_BYTES)
+/* The least SRAM per core a device may have: the engine blocks down to it, slower. */
+#define TT_MIN_SRAM_PER_CORE (64u * 1024u)
 
 /* ---------------------------------------------------------------- bf16 helpers */
 static inline float tt_bf16_to_f32(uint16_t h) {

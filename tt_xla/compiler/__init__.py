@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..hlo_parser import ir, parse_module
-from .codegen import PRELUDE, Generator, KernelCode
-from .lower import lower_loop, lower_reduce
+from .codegen import PRELUDE
+from .loopir import LoopKernel
+from .lower import lower_kernel
 from .render import render
 
 from .decompose import decompose
@@ -39,29 +40,15 @@ def optimize(module: ir.Module) -> Graph:
 HOT_TILES = 4096  # 4M element-ops or 16 MiB moved: about 0.5 ms of host time at -O2
 
 
-def _hot(c: KernelCode) -> bool:
+def _hot(k: LoopKernel) -> bool:
     """Whether a kernel does enough work (tile-wide vector ops plus tiles of operand bytes it
     moves) that -O2's faster loops beat the compile time they cost. The matrix engine's own
     work is in the runtime, already optimized, so matrix tiles do not count."""
-    return c.vector_ops + sum(n.nbytes for n, _ in c.operands) // 4096 >= HOT_TILES
+    return k.vector_ops + sum(o.node.nbytes for o in k.operands) // 4096 >= HOT_TILES
 
 
 def compile_text(text: str, filename: str = "<module>", sram_per_core: int = DEFAULT_SRAM_PER_CORE) -> CompiledProgram:
     return compile_module(parse_module(text, filename), sram_per_core)
-
-
-def _lower(gen: Generator, k, name: str, sram_per_core: int) -> KernelCode:
-    """One kernel: loop kernels and reductions through the loop IR and its renderer; products
-    still through codegen's emitter."""
-    if k.kind == "dot":
-        return gen.dot(k, name)
-    if k.kind == "reduce":
-        lk, kind = lower_reduce(gen, k, name, sram_per_core), "reduce"
-    else:
-        lk, kind = lower_loop(gen, k, name, sram_per_core)
-    operands = [(o.node, 2 if o.writes else 1) for o in lk.operands]
-    return KernelCode(name, kind, render(lk), lk.work_items, operands, lk.vector_ops, 0,
-                      lk.ops, lk.sram_bytes, lk)
 
 
 def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE) -> CompiledProgram:
@@ -87,13 +74,11 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
         base = {"in": 0, "out": nin, "const": nin + nout, "arena": nin + nout + nconst}[s.kind]
         return base + s.index, s.offset
 
-    gen = Generator(p.materialized)
-    codes: list[KernelCode] = []
+    codes: list[tuple[LoopKernel, str, str]] = []  # (IR, kind, C)
     for i, k in enumerate(order):
-        name = f"k{i}_{k.root.op}"
-        code = _lower(gen, k, name, sram_per_core)
-        if code.work_items > 0:
-            codes.append(code)
+        lk, kind = lower_kernel(k, f"k{i}_{k.root.op}", p.materialized, sram_per_core)
+        if lk.work_items > 0:
+            codes.append((lk, kind, render(lk)))
     binding_bytes = [n.nbytes for n in params] + [n.nbytes for n in outputs] + \
                     [n.nbytes for n in consts] + [arena]
     # Pieces between part markers compile on their own (the toolchain may build them in
@@ -105,18 +90,18 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
     launches = []
     desc = []
     fn_of: dict[str, str] = {}
-    fns = [fn_of.setdefault(c.body.replace(f" {c.name}(", " @(", 1), c.name) for c in codes]
+    fns = [fn_of.setdefault(body.replace(f" {c.name}(", " @(", 1), c.name) for c, _, body in codes]
     hot: dict[str, bool] = {}
-    for c, fn in zip(codes, fns):
+    for (c, _, _), fn in zip(codes, fns):
         hot[fn] = hot.get(fn, False) or _hot(c)
-    for c, fn in zip(codes, fns):
+    for (c, _, body), fn in zip(codes, fns):
         if fn == c.name:
-            src.append(part("O2" if hot[fn] else "O1") + KERNEL_ATTR + c.body.removeprefix("static "))
+            src.append(part("O2" if hot[fn] else "O1") + KERNEL_ATTR + body.removeprefix("static "))
             desc.append(f"{KERNEL_ATTR}void {c.name}(const tt_core *, void *const *, int64_t, int64_t);")
         ops = []
-        for node, access in c.operands:
-            b, off = binding(node)
-            ops.append(f"{{{b}u, {access}u, {off}ull, {node.nbytes}ull}}")
+        for o in c.operands:
+            b, off = binding(o.node)
+            ops.append(f"{{{b}u, {2 if o.writes else 1}u, {off}ull, {o.node.nbytes}ull}}")
         desc.append(f"static const tt_operand {c.name}_ops[] = {{{', '.join(ops)}}};")
         launches.append(f'  {{"{c.name}", {fn}, {c.work_items}, {len(ops)}u, {c.name}_ops, '
                         f'{c.vector_ops}ull, {c.matrix_tiles}ull, {c.sram_bytes}ull}}')
@@ -129,10 +114,8 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
     src.append("static const tt_program_desc program = {TT_ABI_VERSION, %du, binding_bytes, %du, %s};"
                % (nb, len(launches), "launches" if launches else "NULL"))
     src.append("const tt_program_desc *tt_program_entry(void) { return &program; }\n")
-    kernels = [KernelInfo(c.name, c.kind, tuple(c.ops), c.work_items, c.vector_ops, c.matrix_tiles,
-                          c.sram_bytes, c.ir.dma_bytes if c.ir is not None else None,
-                          c.ir.format() if c.ir is not None else None)
-               for c in codes]
+    kernels = [KernelInfo(c.name, kind, tuple(c.ops), c.work_items, c.vector_ops, c.matrix_tiles,
+                          c.sram_bytes, c.dma_bytes, c.format()) for c, kind, _ in codes]
     return CompiledProgram(
         source="\n".join(src),
         inputs=[TensorSpec(n.shape, np_dtype(n.dtype)) for n in params],

@@ -7,26 +7,18 @@ straight-line math, selects instead of branches, fixed-width lane accumulators f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UnsupportedError
 from .access import Access
-from .fuse import Kernel, _same_order, access_of, dot_groups, dot_out_groups, group_strides, inline_tree, memoryless
+from .fuse import access_of
 from .ranges import float_const
 from .graph import BITS, EXACT, FLOATS, INTS, SIGNED, UNSIGNED, VIEWS, Node
 
 PRELUDE = (Path(__file__).parent / "prelude.c").read_text()
-CHUNK = 4096          # elements per work item of a loop kernel (4 tiles)
-TILE = 32             # the device's tile edge
-LANES = 64            # accumulators per reduction: 4 independent 512-bit vectors of f32
-MM_BLOCK_M, MM_BLOCK_N = 256, 512  # C block per work item: B is packed once per block row
-MM_MIN_ITEMS = 32                  # ...but at least this many work items when the product allows
-MM_SRAM_BYTES = 768 * 1024         # = TT_MM_SRAM_BYTES: the matrix engine's packing space
-MM_BLOCK_BYTES = 512 * 1024        # = TT_MM_BLOCK_BYTES: SRAM after the engine's for one f32 C block
-assert MM_BLOCK_M * MM_BLOCK_N * 4 <= MM_BLOCK_BYTES
 
 CTYPE = {"f32": "float", "f64": "double", "bf16": "uint16_t", "f16": "_Float16", "i1": "uint8_t",
          "i8": "int8_t", "i16": "int16_t", "i32": "int32_t", "i64": "int64_t", "ui8": "uint8_t",
@@ -299,180 +291,6 @@ def collect_leaves(root: Node, is_root_computed: bool, mat: set[int],
 
 
 # ----------------------------------------------------------------------------- kernels
-@dataclass
-class KernelCode:
-    name: str
-    kind: str
-    body: str
-    work_items: int
-    operands: list[tuple[Node, int]]   # (stored node, access flags)
-    vector_ops: int
-    matrix_tiles: int
-    ops: list[str] = field(default_factory=list)
-    sram_bytes: int = 0                # per core (circular buffers, matrix-engine blocks)
-    ir: object | None = None           # the kernel's loop IR (loopir.LoopKernel), once lowered
-
-
-class Generator:
-    def __init__(self, mat: set[int]):
-        self.mat = mat
-
-    def operands_for(self, leaves: list[tuple[Node, Access]], dest: Node | None) -> dict[int, int]:
-        idx: dict[int, int] = {}
-        for _, a in leaves:
-            s = a.src
-            if memoryless(s):
-                continue
-            idx.setdefault(s.id, len(idx))
-        if dest is not None:
-            idx.setdefault(dest.id, len(idx))
-        return idx
-
-    def pointer_decls(self, opmap: dict[int, int], nodes: dict[int, Node], written: set[int]) -> list[str]:
-        lines = []
-        for nid, i in opmap.items():
-            n = nodes[nid]
-            const = "" if nid in written else "const "
-            lines.append(f"  {const}{CTYPE[n.dtype]} *restrict p{i} = ({const}{CTYPE[n.dtype]} *)ops[{i}];")
-        return lines
-
-    def _operand_list(self, opmap: dict[int, int], nodes: dict[int, Node], dest: Node) -> list[tuple[Node, int]]:
-        return [(nodes[nid], 2 if nid == dest.id else 1) for nid in opmap]
-
-    def _ops(self, root: Node) -> list[str]:
-        out: list[str] = []
-        seen: set[int] = set()
-
-        def walk(n: Node, top: bool) -> None:
-            if n.id in seen or (not top and n.id in self.mat):
-                return
-            seen.add(n.id)
-            for i in n.inputs:
-                walk(i, False)
-            if n.op not in ("const", "param"):
-                out.append(n.op)
-        walk(root, True)
-        return out
-
-    def _epilogue_inputs(self, k: Kernel) -> tuple[frozenset[int], list[tuple[Node, Access]]]:
-        """(ids that stand for the finished result, the epilogue's other leaves)."""
-        _, direct = inline_tree(k.epilogue, self.mat)
-        alias = frozenset({x.id for x in direct if _same_order(x) is k.root} | {k.root.id})
-        return alias, collect_leaves(k.epilogue, True, self.mat, alias)
-
-    # ---------------------------------------------------------------- matmul
-    def dot(self, k: Kernel, name: str) -> KernelCode:
-        r = k.root
-        lhs, rhs = r.inputs
-        (lb, lf, lc), (rb, rf, rc) = dot_groups(r)
-        la, ra = access_of(lhs, self.mat), access_of(rhs, self.mat)
-        ls = group_strides(lhs.shape, la, [lb, lf, lc])
-        rs = group_strides(rhs.shape, ra, [rb, rf, rc])
-        assert ls is not None and rs is not None
-        B = int(np.prod([lhs.shape[d] for d in lb], dtype=np.int64))
-        M = int(np.prod([lhs.shape[d] for d in lf], dtype=np.int64))
-        K = int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
-        N = int(np.prod([rhs.shape[d] for d in rf], dtype=np.int64))
-        dest = k.dest
-        # the result's [batch, row, column] strides where it is stored: row-major, or a
-        # transpose's layout (fuse._stores_through_transpose) with columns still contiguous
-        out_groups = dot_out_groups(r)
-        cs = group_strides(r.shape, dest, out_groups)
-        assert cs is not None and cs[2] in (0, 1)
-        alias, epi_leaves = self._epilogue_inputs(k) if k.epilogue is not None else (frozenset(), [])
-        opmap: dict[int, int] = {}
-        for a in (la, ra):
-            opmap.setdefault(a.src.id, len(opmap))
-        for _, a in epi_leaves:
-            if not memoryless(a.src):
-                opmap.setdefault(a.src.id, len(opmap))
-        opmap.setdefault(dest.src.id, len(opmap))
-        nodes = {la.src.id: la.src, ra.src.id: ra.src, dest.src.id: dest.src}
-        nodes.update({a.src.id: a.src for _, a in epi_leaves})
-        pa, pb, pc = (f"p{opmap[x]}" for x in (la.src.id, ra.src.id, dest.src.id))
-        # big blocks pack B once per block row (host speed); small products still get split
-        # into enough work items to occupy the grid (and the host threads)
-        bm, bn = MM_BLOCK_M, MM_BLOCK_N
-        while B * -(-M // bm) * -(-N // bn) < MM_MIN_ITEMS and (bm > 32 or bn > 64):
-            if bm > 32 and (bm >= bn or bn <= 64):
-                bm //= 2
-            else:
-                bn //= 2
-        mb, nbk = -(-M // bm), -(-N // bn)
-        items = B * mb * nbk if M and N else 0
-        lines = [f"static void {name}(const tt_core *core, void *const *ops, int64_t begin, int64_t end) {{"]
-        lines += self.pointer_decls(opmap, nodes, {dest.src.id})
-        lines += ["  for (int64_t it = begin; it < end; ++it) {",
-                  f"    const int64_t b = it / {mb * nbk}, t = it % {mb * nbk};",
-                  f"    const int64_t m0 = (t / {nbk}) * {bm}, n0 = (t % {nbk}) * {bn};",
-                  f"    const int64_t m = K_MIN((int64_t){bm}, {M} - m0), n = K_MIN((int64_t){bn}, {N} - n0);",
-                  f"    const int64_t ao = {la.offset} + b * {ls[0]} + m0 * {ls[1]};",
-                  f"    const int64_t bo = {ra.offset} + b * {rs[0]} + n0 * {rs[1]};",
-                  f"    const int64_t co = {dest.offset} + b * {cs[0]} + m0 * {cs[1]} + n0;"]
-        ad, bd, od = lhs.dtype, rhs.dtype, r.dtype
-        if k.epilogue is not None:
-            # the product block lands in SRAM (f32); the epilogue reads it while it is hot and
-            # writes the result, so the product itself never goes to DRAM
-            mm = "tt_matmul_f32" if ad == "f32" else "tt_matmul_bf16"
-            lines += ["    float *c_ = (float *)((char *)core->sram + TT_MM_SRAM_BYTES);",
-                      f"    {mm}(core, m, n, {K}, {pa} + ao, {ls[1]}, {ls[2]}, {pb} + bo, {rs[2]}, {rs[1]}, c_, n);",
-                      "    for (int64_t i = 0; i < m; ++i) {"]
-            index_of, leaf_of = {}, {}
-            for j, (n_, a) in enumerate(epi_leaves):
-                g = group_strides(r.shape, a, out_groups) or [0, 0, 0]
-                lines.append(f"      const int64_t e{j} = {a.offset} + b * {g[0]} + (m0 + i) * {g[1]} + n0 * {g[2]};")
-                index_of[n_.id] = _index(f"e{j}", g[2])
-                leaf_of[n_.id] = Leaf(a, n_.dtype, opmap.get(a.src.id, -1))
-            body: list[str] = []
-            em = Emitter(self.mat, index_of, leaf_of, body, "        ", prefix="epi")
-            res = "k_round_bf16(c_[i * n + j])" if od == "bf16" else "c_[i * n + j]"
-            body.append(f"        const float res_ = {res};")
-            em.names.update({a_: "res_" for a_ in alias})
-            val = em.value(k.epilogue)
-            lines += ["      #pragma GCC ivdep", "      for (int64_t j = 0; j < n; ++j) {"]
-            lines += body
-            lines += [f"        {pc}[co + i * {cs[1]} + j] = {store_expr(k.epilogue.dtype, val)};", "      }", "    }"]
-        elif ad == bd == "f32" and od == "f32":
-            lines.append(f"    tt_matmul_f32(core, m, n, {K}, {pa} + ao, {ls[1]}, {ls[2]}, {pb} + bo, {rs[2]}, {rs[1]}, {pc} + co, {cs[1]});")
-        elif ad == bd == "bf16" and od in ("f32", "bf16"):
-            if od == "f32":
-                lines.append(f"    tt_matmul_bf16(core, m, n, {K}, {pa} + ao, {ls[1]}, {ls[2]}, {pb} + bo, {rs[2]}, {rs[1]}, {pc} + co, {cs[1]});")
-            else:
-                lines += ["    float *c_ = (float *)((char *)core->sram + TT_MM_SRAM_BYTES);",
-                          f"    tt_matmul_bf16(core, m, n, {K}, {pa} + ao, {ls[1]}, {ls[2]}, {pb} + bo, {rs[2]}, {rs[1]}, c_, n);",
-                          "    for (int64_t i = 0; i < m; ++i)",
-                          "      for (int64_t j = 0; j < n; ++j)",
-                          f"        {pc}[co + i * {cs[1]} + j] = k_bf16_st(k_round_bf16(c_[i * n + j]));"]
-        else:
-            accT = "double" if "f64" in (ad, od) else ("float" if od in FLOATS else VTYPE[od])
-            conv_a = convert_expr(ad, od if od not in FLOATS else ("f64" if accT == "double" else "f32"),
-                                  load_expr(ad, f"{pa}[ao + i * {ls[1]} + q * {ls[2]}]"))
-            conv_b = convert_expr(bd, od if od not in FLOATS else ("f64" if accT == "double" else "f32"),
-                                  load_expr(bd, f"{pb}[bo + q * {rs[2]} + j * {rs[1]}]"))
-            upd = f"acc = ({accT})(acc + ({accT})({conv_a}) * ({accT})({conv_b}));"
-            lines += ["    for (int64_t i = 0; i < m; ++i)",
-                      "      for (int64_t j = 0; j < n; ++j) {",
-                      f"        {accT} acc = 0;",
-                      f"        for (int64_t q = 0; q < {K}; ++q) {upd}",
-                      f"        {pc}[co + i * {cs[1]} + j] = {store_expr(od, (convert_expr('f64' if accT == 'double' else ('f32' if accT == 'float' else od), od, 'acc') if od in FLOATS else 'acc'))};",
-                      "      }"]
-        lines += ["  }", "}"]
-        tiles = B * -(-M // 32) * -(-N // 32) * -(-K // 32)
-        vec = em.ops * -(-B * M * N // 1024) if k.epilogue is not None else 0
-        ops = [(nodes[x], 2 if x == dest.src.id else 1) for x in opmap]
-        fused = self._ops(k.epilogue) if k.epilogue is not None else ["dot"]
-        sram = MM_SRAM_BYTES + (MM_BLOCK_BYTES if "c_" in "\n".join(lines) else 0)
-        return KernelCode(name, "matmul", "\n".join(lines), items, ops, vec, tiles, fused, sram)
-
-
-def _index(base: str, stride: int, var: str = "j") -> str:
-    if stride == 0:
-        return base
-    if stride == 1:
-        return f"{base} + {var}"
-    return f"{base} + {var} * {stride}"
-
-
 def _with_nan(expr: str, flag: str, dt: str) -> str:
     if dt not in FLOATS:
         return expr

@@ -168,6 +168,27 @@ class VectorOps:
 
 
 @dataclass(frozen=True)
+class MatMul:
+    """The matrix engine: page[i * c_rs + j] = sum_q A[a_index + i*a_rs + q*a_cs] * B[b_index +
+    q*b_rs + j*b_cs] for an m x n block, into SRAM. The engine's packer is its DMA: it reads the
+    operand blocks from DRAM into the engine's share of SRAM, counting the bytes."""
+    fn: str                  # tt_matmul_f32 | tt_matmul_bf16
+    m: str
+    n: str
+    k: int
+    a: Operand
+    a_index: str
+    a_rs: int
+    a_cs: int
+    b: Operand
+    b_index: str
+    b_rs: int
+    b_cs: int
+    page: str
+    c_rs: str
+
+
+@dataclass(frozen=True)
 class Call:
     """A device primitive on SRAM (the data-movement engine's 8x8 transpose, the matrix
     engine): `fn(args...)`."""
@@ -176,7 +197,7 @@ class Call:
 
 
 UOp = Range | End | Define | Var | Assign | DmaRead | DmaWrite | CbReserve | CbPush | CbWait | CbPop | Load | Store | Alu | \
-    VectorOps | Call
+    VectorOps | MatMul | Call
 
 
 @dataclass
@@ -245,6 +266,9 @@ def _fmt(u: UOp) -> str:
         return f"{u.var} = {u.expr}"
     if isinstance(u, VectorOps):
         return f"vector_ops += {u.count}"
+    if isinstance(u, MatMul):
+        return (f"{u.page}[{u.m} x {u.n}] = {u.fn} p{u.a.index}[{u.a_index}] ({u.a_rs}, {u.a_cs}) @ "
+                f"p{u.b.index}[{u.b_index}] ({u.b_rs}, {u.b_cs}), K {u.k}")
     if isinstance(u, Call):
         return f"call {u.fn}({', '.join(u.args)})"
     return type(u).__name__.lower()
@@ -260,8 +284,9 @@ def place(cbs: list[CircularBuffer], base: int = 0) -> int:
 
 
 def check_dma_only(k: LoopKernel) -> list[str]:
-    """Violations of the dataflow rule: DRAM operands are touched only by DMA ops, and memory
-    ops address SRAM pages that a circular-buffer op produced. Empty when the kernel is sound."""
+    """Violations of the dataflow rule: DRAM operands are touched only by DMA ops (and the
+    matrix engine's packer, its DMA), and memory ops address SRAM pages that a circular-buffer
+    op produced. Empty when the kernel is sound."""
     pages = {u.page for u in k.body if isinstance(u, (CbReserve, CbWait))}
     operands = {f"p{o.index}" for o in k.operands}
     bad = []
@@ -269,7 +294,7 @@ def check_dma_only(k: LoopKernel) -> list[str]:
         if isinstance(u, (Load, Store)) and u.page not in pages:  # (a page may be written by a Call)
             bad.append(f"{k.name}: {_fmt(u)} does not address an SRAM page")
         text = " ".join(str(v) for v in vars(u).values() if isinstance(v, str))
-        if not isinstance(u, (DmaRead, DmaWrite)) and any(_mentions(text, p) for p in operands):
+        if not isinstance(u, (DmaRead, DmaWrite, MatMul)) and any(_mentions(text, p) for p in operands):
             bad.append(f"{k.name}: {_fmt(u)} touches a DRAM operand outside DMA")
     return bad
 

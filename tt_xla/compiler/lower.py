@@ -23,12 +23,63 @@ import numpy as np
 from ..errors import UnsupportedError
 from . import loopir as L
 from .access import Access, collapse, row_major
-from .codegen import (CHUNK, CTYPE, LANES, TILE, VTYPE, Emitter, Generator, Leaf, _simple_combiner, _with_nan,
-                      collect_leaves, load_expr, store_expr)
-from .fuse import Kernel, memoryless
-from .graph import VIEWS, Node, itemsize
+from .codegen import (CTYPE, VTYPE, Emitter, Leaf, _simple_combiner, _with_nan, collect_leaves, convert_expr,
+                      load_expr, store_expr)
+from .fuse import (Kernel, _same_order, access_of, dot_groups, dot_out_groups, group_strides, inline_tree,
+                   memoryless)
+from .graph import FLOATS, VIEWS, Node, itemsize
 
-MIN_BLOCK = 32  # elements: the smallest block a loop kernel is re-blocked to before it is refused
+CHUNK = 4096       # elements per block of a loop kernel (4 tiles; 16 KiB of f32 stays in L1/L2)
+TILE = 32          # the device's tile edge
+LANES = 64         # accumulators per reduction: 4 independent 512-bit vectors of f32
+MIN_BLOCK = 32     # elements: the smallest block a loop kernel is re-blocked to before it is refused
+MM_BLOCK_M, MM_BLOCK_N = 256, 512  # C block per work item: B is packed once per block row
+MM_MIN_ITEMS = 32                  # ...but at least this many work items when the product allows
+MM_SRAM_BYTES = 768 * 1024         # = TT_MM_SRAM_BYTES: the most SRAM the matrix engine packs into
+
+
+def operands_for(leaves: list[tuple[Node, Access]], dest: Node | None) -> dict[int, int]:
+    """{stored node id: operand index} for a kernel's leaves, then its destination."""
+    idx: dict[int, int] = {}
+    for _, a in leaves:
+        if not memoryless(a.src):
+            idx.setdefault(a.src.id, len(idx))
+    if dest is not None:
+        idx.setdefault(dest.id, len(idx))
+    return idx
+
+
+def fused_ops(root: Node, mat: set[int]) -> list[str]:
+    """The core ops computed in root's kernel, inputs first (KernelInfo.ops)."""
+    out: list[str] = []
+    seen: set[int] = set()
+
+    def walk(n: Node, top: bool) -> None:
+        if n.id in seen or (not top and n.id in mat):
+            return
+        seen.add(n.id)
+        for i in n.inputs:
+            walk(i, False)
+        if n.op not in ("const", "param"):
+            out.append(n.op)
+    walk(root, True)
+    return out
+
+
+def epilogue_inputs(k: Kernel, mat: set[int]) -> tuple[frozenset[int], list[tuple[Node, Access]]]:
+    """(ids that stand for the finished reduce/dot result, the epilogue's other leaves)."""
+    _, direct = inline_tree(k.epilogue, mat)
+    alias = frozenset({x.id for x in direct if _same_order(x) is k.root} | {k.root.id})
+    return alias, collect_leaves(k.epilogue, True, mat, alias)
+
+
+def lower_kernel(k: Kernel, name: str, mat: set[int], sram_budget: int) -> tuple[L.LoopKernel, str]:
+    """(the kernel's loop IR, its kind: 'elementwise' | 'movement' | 'reduce' | 'matmul')."""
+    if k.kind == "dot":
+        return lower_dot(mat, k, name, sram_budget), "matmul"
+    if k.kind == "reduce":
+        return lower_reduce(mat, k, name, sram_budget), "reduce"
+    return lower_loop(mat, k, name, sram_budget)
 
 
 class IREmitter(Emitter):
@@ -75,13 +126,12 @@ def _base(off: int, vec: tuple[int, ...], idx: list[str]) -> str:
     return " + ".join(terms)
 
 
-def lower_loop(gen: Generator, k: Kernel, name: str, sram_budget: int) -> tuple[L.LoopKernel, str]:
+def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> tuple[L.LoopKernel, str]:
     """(the kernel's IR, its kind: 'elementwise' or 'movement')."""
-    mat = gen.mat
     computed = k.root is k.dest.src and k.root.op not in VIEWS and k.root.op not in ("iota", "const")
     leaves = collect_leaves(k.root, computed, mat)
     dest = k.dest
-    opmap = gen.operands_for(leaves, dest.src)
+    opmap = operands_for(leaves, dest.src)
     nodes = {a.src.id: a.src for _, a in leaves}
     nodes[dest.src.id] = dest.src
     size = int(np.prod(k.shape, dtype=np.int64))
@@ -140,7 +190,7 @@ def lower_loop(gen: Generator, k: Kernel, name: str, sram_budget: int) -> tuple[
     need = max(c.offset + c.bytes for c in cbs)
     if need > sram_budget:
         raise UnsupportedError(
-            f"kernel {name} ({kind} of {', '.join(gen._ops(k.root)[-4:]) or k.root.op}) needs {need} bytes of SRAM "
+            f"kernel {name} ({kind} of {', '.join(fused_ops(k.root, mat)[-4:]) or k.root.op}) needs {need} bytes of SRAM "
             f"per core for {len(cbs)} circular buffers of its smallest block; the device's cores have {sram_budget}",
             k.root.op, k.root.loc)
     out_cb = cbs[-1]
@@ -273,7 +323,7 @@ def lower_loop(gen: Generator, k: Kernel, name: str, sram_budget: int) -> tuple[
         else:
             elems = size if inner_st[j] != 0 or layout(j, mode) == "col" else size // max(inner, 1) * -(-inner // w)
         dma += elems * itemsize(leaves[j][0].dtype)
-    lk = L.LoopKernel(name, operands, cbs, body, items if size else 0, ops_per_elem * tiles, dma, 0, gen._ops(k.root))
+    lk = L.LoopKernel(name, operands, cbs, body, items if size else 0, ops_per_elem * tiles, dma, 0, fused_ops(k.root, mat))
     return lk, kind
 
 
@@ -290,11 +340,10 @@ def _lane_ir(simple: tuple, dt: str, acc: str, nan: str, v: str) -> list:
     return [L.Assign(acc, simple[2](acc, v)), L.Assign(nan, f"{nan} | ({v} != {v})")]
 
 
-def lower_reduce(gen: Generator, k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
+def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
     """A reduction: each work item reduces a group of outputs (or, for a column reduction, a
     strip of kept columns); the reduced runs come into SRAM by DMA in pieces, results leave by
     one DMA per item."""
-    mat = gen.mat
     r = k.root
     n_ops, idx_out, rbody = r.attrs["n"], r.attrs["index"], r.attrs["body"]
     operands, inits = r.inputs[:n_ops], r.inputs[n_ops:]
@@ -313,7 +362,7 @@ def lower_reduce(gen: Generator, k: Kernel, name: str, sram_budget: int) -> L.Lo
             if all(lf[0] is not x[0] for x in init_leaves):
                 init_leaves.append(lf)
     dest = k.dest
-    opmap = gen.operands_for(leaves + init_leaves, dest.src)
+    opmap = operands_for(leaves + init_leaves, dest.src)
     nodes = {a.src.id: a.src for _, a in leaves + init_leaves}
     nodes[dest.src.id] = dest.src
     operands_ir = [L.Operand(i, CTYPE[nodes[nid].dtype], nid == dest.src.id, nodes[nid]) for nid, i in opmap.items()]
@@ -441,7 +490,7 @@ def lower_reduce(gen: Generator, k: Kernel, name: str, sram_budget: int) -> L.Lo
         res = simple[0](dts[0], init_vals[0], "acc[j]")
         if simple[2] is not None:
             res = _with_nan(res, "nanv[j]", dts[0])
-        val, vdt = _finish_ir(gen, k, res, body)
+        val, vdt = _finish_ir(mat, k, res, body)
         body.append(L.Store("out", "j", store_expr(vdt, val)))
         body.append(L.End())
         vec_ops = em.ops
@@ -534,7 +583,7 @@ def lower_reduce(gen: Generator, k: Kernel, name: str, sram_budget: int) -> L.Lo
         else:
             result = accs[idx_out]
             vec_ops = em.ops + 1
-        val, vdt = _finish_ir(gen, k, result, body)
+        val, vdt = _finish_ir(mat, k, result, body)
         body.append(L.Store("out", "o - o0", store_expr(vdt, val)))
         body.append(L.End())  # o
         nvec = f"{vec_ops + 1} * (((o1 - o0) * {n_red} + 1023) / 1024)"
@@ -548,20 +597,180 @@ def lower_reduce(gen: Generator, k: Kernel, name: str, sram_budget: int) -> L.Lo
     body.append(L.CbPop(out_cb))
     dma = n_out * itemsize(dest.src.dtype) + sum(in_size * itemsize(leaves[j][0].dtype) for j in stored)
     tiles = -(-in_size // 1024)
-    ops = gen._ops(k.epilogue if k.epilogue is not None else r)
+    ops = fused_ops(k.epilogue if k.epilogue is not None else r, mat)
     return L.LoopKernel(name, operands_ir, cbs, body, items, (vec_ops + 1) * tiles, dma, 0, ops)
 
 
-def _finish_ir(gen: Generator, k: Kernel, result: str, body: list) -> tuple[str, str]:
+def _finish_ir(mat: set[int], k: Kernel, result: str, body: list) -> tuple[str, str]:
     """The value to store: the reduction result, or the epilogue applied to it (epilogues of
     reductions read only constants besides the result)."""
     r = k.root
     body.append(L.Define("res_", VTYPE[r.dtype], result))
     if k.epilogue is None:
         return "res_", r.dtype
-    alias, leaves = gen._epilogue_inputs(k)
+    alias, leaves = epilogue_inputs(k, mat)
     assert all(memoryless(a.src) for _, a in leaves), "a reduction epilogue reads memory"
-    em = IREmitter(gen.mat, {n.id: "0" for n, _ in leaves}, {n.id: Leaf(a, n.dtype, -1) for n, a in leaves}, {}, body)
+    em = IREmitter(mat, {n.id: "0" for n, _ in leaves}, {n.id: Leaf(a, n.dtype, -1) for n, a in leaves}, {}, body)
     em.prefix = "epi"
     em.names.update({a: "res_" for a in alias})
     return em.value(k.epilogue), k.epilogue.dtype
+
+
+# ----------------------------------------------------------------------------- products
+def mm_sram(sram_per_core: int) -> int:
+    """The matrix engine's share of a core's SRAM (= ttrt_kernel.h's TT_MM_SRAM)."""
+    return min(sram_per_core // 2, MM_SRAM_BYTES)
+
+
+def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
+    """A product: each work item is a bm x bn block of one batch. The engine packs the operand
+    blocks into its share of SRAM and writes the f32 block into a page after it; an epilogue
+    (bias, activation, residual) runs on that page row by row with its other inputs brought in
+    by DMA; each finished row leaves by DMA. Products the engine does not take (integer, f64,
+    mixed) run a scalar loop over DMA'd rows and columns."""
+    r = k.root
+    lhs, rhs = r.inputs
+    (lb, lf, lc), (rb, rf, rc) = dot_groups(r)
+    la, ra = access_of(lhs, mat), access_of(rhs, mat)
+    ls = group_strides(lhs.shape, la, [lb, lf, lc])
+    rs = group_strides(rhs.shape, ra, [rb, rf, rc])
+    assert ls is not None and rs is not None
+    B = int(np.prod([lhs.shape[d] for d in lb], dtype=np.int64))
+    M = int(np.prod([lhs.shape[d] for d in lf], dtype=np.int64))
+    K = int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
+    N = int(np.prod([rhs.shape[d] for d in rf], dtype=np.int64))
+    dest = k.dest
+    # the result's [batch, row, column] strides where it is stored: row-major, or a
+    # transpose's layout (fuse._stores_through_transpose) with columns still contiguous
+    out_groups = dot_out_groups(r)
+    cs = group_strides(r.shape, dest, out_groups)
+    assert cs is not None and cs[2] in (0, 1)
+    alias, epi_leaves = epilogue_inputs(k, mat) if k.epilogue is not None else (frozenset(), [])
+    opmap: dict[int, int] = {}
+    for a in (la, ra):
+        opmap.setdefault(a.src.id, len(opmap))
+    for _, a in epi_leaves:
+        if not memoryless(a.src):
+            opmap.setdefault(a.src.id, len(opmap))
+    opmap.setdefault(dest.src.id, len(opmap))
+    nodes = {la.src.id: la.src, ra.src.id: ra.src, dest.src.id: dest.src}
+    nodes.update({a.src.id: a.src for _, a in epi_leaves})
+    operands = [L.Operand(i, CTYPE[nodes[nid].dtype], nid == dest.src.id, nodes[nid]) for nid, i in opmap.items()]
+    op_of = {nid: operands[i] for nid, i in opmap.items()}
+    ad, bd, od = lhs.dtype, rhs.dtype, r.dtype
+    engine = ad == bd == "f32" and od == "f32" or ad == bd == "bf16" and od in ("f32", "bf16")
+    out_dt = k.epilogue.dtype if k.epilogue is not None else od
+    stored = [j for j, (_, a) in enumerate(epi_leaves) if not memoryless(a.src)]
+
+    def make_cbs(bm: int, bn: int) -> list[L.CircularBuffer]:
+        base = mm_sram(sram_budget)
+        cbs = []
+        if engine:
+            cbs.append(L.CircularBuffer("cbc", "float", 4, bm * bn, 1))
+        else:
+            cbs += [L.CircularBuffer("cba", CTYPE[ad], itemsize(ad), K), L.CircularBuffer("cbb", CTYPE[bd], itemsize(bd), K)]
+            base = 0
+        cbs += [L.CircularBuffer(f"cb{t}", CTYPE[epi_leaves[j][0].dtype], itemsize(epi_leaves[j][0].dtype), bn)
+                for t, j in enumerate(stored)]
+        cbs.append(L.CircularBuffer("cbout", CTYPE[dest.src.dtype], itemsize(dest.src.dtype), bn))
+        L.place(cbs, base)
+        return cbs
+
+    # big blocks pack B once per block row (host speed); small products still get split into
+    # enough work items to occupy the grid (and the host threads); all of it fits the SRAM
+    bm, bn = MM_BLOCK_M, MM_BLOCK_N
+    while B * -(-M // bm) * -(-N // bn) < MM_MIN_ITEMS and (bm > 32 or bn > 64):
+        if bm > 32 and (bm >= bn or bn <= 64):
+            bm //= 2
+        else:
+            bn //= 2
+    cbs = make_cbs(bm, bn)
+    while cbs[-1].offset + cbs[-1].bytes > sram_budget and (bm > 8 or bn > 8):
+        if bm >= bn and bm > 8:
+            bm //= 2
+        else:
+            bn //= 2
+        cbs = make_cbs(bm, bn)
+    need = cbs[-1].offset + cbs[-1].bytes
+    if need > sram_budget:
+        raise UnsupportedError(
+            f"kernel {name} (matmul {M}x{K} @ {K}x{N}) needs {need} bytes of SRAM per core for its smallest "
+            f"block; the device's cores have {sram_budget}", r.op, r.loc)
+    mb, nbk = -(-M // bm), -(-N // bn)
+    items = B * mb * nbk if M and N else 0
+    body: list = [L.Define("b", "int64_t", f"it / {mb * nbk}"), L.Define("t", "int64_t", f"it % {mb * nbk}"),
+                  L.Define("m0", "int64_t", f"(t / {nbk}) * {bm}"), L.Define("n0", "int64_t", f"(t % {nbk}) * {bn}"),
+                  L.Define("m", "int64_t", f"K_MIN((int64_t){bm}, {M} - m0)"),
+                  L.Define("n", "int64_t", f"K_MIN((int64_t){bn}, {N} - n0)"),
+                  L.Define("ao", "int64_t", f"{la.offset} + b * {ls[0]} + m0 * {ls[1]}"),
+                  L.Define("bo", "int64_t", f"{ra.offset} + b * {rs[0]} + n0 * {rs[1]}"),
+                  L.Define("co", "int64_t", f"{dest.offset} + b * {cs[0]} + m0 * {cs[1]} + n0")]
+    out_cb = cbs[-1]
+    dop = op_of[dest.src.id]
+    ops_per = 0
+    if engine:
+        cbc = cbs[0]
+        fn = "tt_matmul_f32" if ad == "f32" else "tt_matmul_bf16"
+        body += [L.CbReserve(cbc, "c_"),
+                 L.MatMul(fn, "m", "n", K, op_of[la.src.id], "ao", ls[1], ls[2], op_of[ra.src.id], "bo", rs[2], rs[1],
+                          "c_", "n"),
+                 L.CbPush(cbc), L.CbWait(cbc, "cblk"), L.Range("i", "0", "m")]
+        pages = {}
+        for t, j in enumerate(stored):
+            n_, a = epi_leaves[j]
+            g = group_strides(r.shape, a, out_groups) or [0, 0, 0]
+            cb = cbs[1 + t]
+            body += [L.CbReserve(cb, f"w{t}"),
+                     L.DmaRead(cb, f"w{t}", "0", op_of[a.src.id], f"{a.offset} + b * {g[0]} + (m0 + i) * {g[1]} + n0 * {g[2]}",
+                               "1" if g[2] == 0 else "n", g[2]),
+                     L.CbPush(cb), L.CbWait(cb, f"x{t}")]
+            pages[j] = (f"x{t}", g[2])
+        body += [L.CbReserve(out_cb, "orow"), L.Range("j", "0", "n", "GCC ivdep"),
+                 L.Load("res_", "float", "cblk", "i * n + j", "k_round_bf16({ref})" if od == "bf16" else "{ref}")]
+        val = "res_"
+        if k.epilogue is not None:
+            index_of, leaf_of, page_of = {}, {}, {}
+            for j, (n_, a) in enumerate(epi_leaves):
+                leaf_of[n_.id] = Leaf(a, n_.dtype, -1)
+                if j in pages:
+                    page_of[id(leaf_of[n_.id])] = pages[j][0]
+                    index_of[n_.id] = "j" if pages[j][1] else "0"
+                else:
+                    g = group_strides(r.shape, a, out_groups) or [0, 0, 0]  # an iota: its index
+                    index_of[n_.id] = f"({a.offset} + b * {g[0]} + (m0 + i) * {g[1]} + (n0 + j) * {g[2]})"
+            em = IREmitter(mat, index_of, leaf_of, page_of, body)
+            em.prefix = "epi"
+            em.names.update({a_: "res_" for a_ in alias})
+            val = em.value(k.epilogue)
+            ops_per = em.ops
+        body += [L.Store("orow", "j", store_expr(out_dt, val)), L.End()]
+        body += [L.CbPop(cbs[1 + t]) for t in range(len(stored))]
+        body += [L.CbPush(out_cb), L.CbWait(out_cb, "ores"),
+                 L.DmaWrite(out_cb, "ores", "0", dop, f"co + i * {cs[1]}", "n", cs[2] or 1), L.CbPop(out_cb),
+                 L.End(), L.CbPop(cbc)]
+        if ops_per:
+            body.append(L.VectorOps(f"{ops_per} * ((m * n + 1023) / 1024)"))
+    else:
+        cba, cbb = cbs[0], cbs[1]
+        accT = "double" if "f64" in (ad, od) else ("float" if od in FLOATS else VTYPE[od])
+        acc_dt = "f64" if accT == "double" else ("f32" if accT == "float" else od)
+        conv_a = convert_expr(ad, od if od not in FLOATS else acc_dt, load_expr(ad, "xa[q]"))
+        conv_b = convert_expr(bd, od if od not in FLOATS else acc_dt, load_expr(bd, "xb[q]"))
+        fin = convert_expr(acc_dt, od, "acc") if od in FLOATS else "acc"
+        body += [L.Range("i", "0", "m"),
+                 L.CbReserve(cba, "wa"), L.DmaRead(cba, "wa", "0", op_of[la.src.id], f"ao + i * {ls[1]}", str(K), ls[2]),
+                 L.CbPush(cba), L.CbWait(cba, "xa"), L.CbReserve(out_cb, "orow"),
+                 L.Range("j", "0", "n"),
+                 L.CbReserve(cbb, "wb"), L.DmaRead(cbb, "wb", "0", op_of[ra.src.id], f"bo + j * {rs[1]}", str(K), rs[2]),
+                 L.CbPush(cbb), L.CbWait(cbb, "xb"),
+                 L.Var("acc", accT, "0"), L.Range("q", "0", str(K)),
+                 L.Assign("acc", f"({accT})(acc + ({accT})({conv_a}) * ({accT})({conv_b}))"), L.End(),
+                 L.Store("orow", "j", store_expr(od, fin)), L.CbPop(cbb), L.End(),
+                 L.CbPop(cba), L.CbPush(out_cb), L.CbWait(out_cb, "ores"),
+                 L.DmaWrite(out_cb, "ores", "0", dop, f"co + i * {cs[1]}", "n", cs[2] or 1), L.CbPop(out_cb), L.End()]
+    tiles = B * -(-M // 32) * -(-N // 32) * -(-K // 32)
+    vec = ops_per * -(-B * M * N // 1024)
+    dma = B * M * N * itemsize(dest.src.dtype) + sum(B * M * N * itemsize(epi_leaves[j][0].dtype) for j in stored)
+    dma += (B * M * K * itemsize(ad) + B * K * N * itemsize(bd)) if engine else B * M * N * K * (itemsize(ad) + itemsize(bd))
+    fused = fused_ops(k.epilogue, mat) if k.epilogue is not None else ["dot"]
+    return L.LoopKernel(name, operands, cbs, body, items, vec, dma, tiles, fused)

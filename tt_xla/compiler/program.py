@@ -44,8 +44,8 @@ class KernelInfo:
     vector_ops: int         # device-model cost figures, as given to the runtime
     matrix_tiles: int
     sram_bytes: int = 0     # SRAM per core its buffers take
-    dma_bytes: int | None = None  # DRAM <-> SRAM bytes its DMA moves (None: kernel kind not in the loop IR yet)
-    ir: str | None = field(default=None, repr=False)  # its loop IR as text (print(k.ir)); None: not lowered through it yet
+    dma_bytes: int = 0      # DRAM <-> SRAM bytes its DMA moves (the matrix engine's packing included)
+    ir: str = field(default="", repr=False)  # its loop IR as text: print(k.ir)
 
 
 @dataclass
