@@ -36,6 +36,7 @@ MIN_BLOCK = 32     # elements: the smallest block a loop kernel is re-blocked to
 MM_BLOCK_M, MM_BLOCK_N = 256, 512  # C block per work item: B is packed once per block row
 MM_MIN_ITEMS = 32                  # ...but at least this many work items when the product allows
 MM_SRAM_BYTES = 768 * 1024         # = TT_MM_SRAM_BYTES: the most SRAM the matrix engine packs into
+MM_SRAM_MIN = 32 * 1024            # = TT_MIN_SRAM_PER_CORE / 2: the least it can pack into
 
 
 def operands_for(leaves: list[tuple[Node, Access]], dest: Node | None) -> dict[int, int]:
@@ -663,7 +664,7 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKe
     stored = [j for j, (_, a) in enumerate(epi_leaves) if not memoryless(a.src)]
 
     def make_cbs(bm: int, bn: int) -> list[L.CircularBuffer]:
-        base = mm_sram(sram_budget)
+        base = max(mm_sram(sram_budget), MM_SRAM_MIN)
         cbs = []
         if engine:
             cbs.append(L.CircularBuffer("cbc", "float", 4, bm * bn, 1))
