@@ -174,3 +174,19 @@ def test_circular_buffers_are_double_buffered_and_in_sram():
     assert ends == sorted(ends) and ends[-1] == k.sram_bytes
     assert re.search(r"tt_cb_init\(core, &cb0, 0u, \d+u, 2u\)", compile_text(
         _text(lambda x: x + 1, np.ones((100, 100), np.float32))).source)
+
+
+def test_per_kernel_figures_from_events():
+    c = tt_xla.client()
+    x = np.random.default_rng(1).standard_normal((512, 256)).astype(np.float32)
+    w = np.random.default_rng(2).standard_normal((256, 256)).astype(np.float32)
+    exe = c.compile(_text(lambda x, w: jax.nn.softmax(jax.nn.relu(x @ w), -1), x, w))
+    assert all(s["modeled_cycles"] == 0 for s in exe.kernel_stats())  # not run yet
+    exe.execute([c.buffer_from_pyval(x), c.buffer_from_pyval(w)])
+    stats = exe.kernel_stats()
+    assert [s["name"] for s in stats] == [k.name for k in exe.kernels()]
+    for s, k in zip(stats, exe.kernels()):
+        assert s["modeled_cycles"] >= 1000 and s["dma_bytes"] > 0 and 1 <= s["cores"] <= 64
+        assert s["sram_bytes"] == k.sram_bytes and s["bound"] in ("compute", "memory")
+    mm = next(s for s, k in zip(stats, exe.kernels()) if k.kind == "matmul")
+    assert mm["matrix_tiles"] == 16 * 8 * 8  # counted by the engine as it issues them

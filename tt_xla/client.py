@@ -86,6 +86,10 @@ class LoadedExecutable:
     def kernels(self) -> list[KernelInfo]:
         return self.raw.kernels()
 
+    def kernel_stats(self) -> list[dict]:
+        """Per kernel, from the cores' events of the last run: see executable.kernel_stats."""
+        return self.raw.kernel_stats()
+
     def devices(self) -> list[DeviceHandle]:
         return [self._device]
 

@@ -86,6 +86,16 @@ tt_status tt_program_unload(tt_device *dev, tt_program prog);
 tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *buffers, uint32_t nbuffers);
 tt_status tt_device_synchronize(tt_device *dev); /* launches are synchronous: a cheap barrier */
 
+/* What one launch of a program did the last time the program ran, from the cores' events. */
+typedef struct tt_launch_stats {
+  uint64_t modeled_cycles;   /* launch cost + the slowest core's max(compute, DMA at its DRAM share) */
+  uint64_t dma_bytes, vector_ops, matrix_tiles;
+  uint64_t sram_bytes;       /* declared SRAM per core */
+  uint32_t cores;            /* cores that got work items */
+  uint32_t memory_bound;     /* 1: DMA time bounds the slowest core; 0: compute does */
+} tt_launch_stats;
+tt_status tt_program_launch_stats(tt_device *dev, tt_program prog, uint32_t launch, tt_launch_stats *out);
+
 tt_status tt_device_counters(const tt_device *dev, tt_counters *out);
 /* Zeroes everything except the allocation figures (peak := current). */
 tt_status tt_device_reset_counters(tt_device *dev);
