@@ -42,7 +42,13 @@ RULES: dict[type, Callable] = {
 
 def render(k: L.LoopKernel) -> str:
     """The kernel as one C function `static void name(core, ops, begin, end)`."""
-    lines = [f"static void {k.name}(const tt_core *core, void *const *ops, int64_t begin, int64_t end) {{"]
+    # The core's counters are counted in a local copy and added once at the end: cores that run
+    # at the same time on different host threads would otherwise share their cache lines.
+    lines = [f"static void {k.name}(const tt_core *core_, void *const *ops, int64_t begin, int64_t end) {{",
+             "  uint64_t counts_[TT_CORE_NCOUNTERS] = {0};",
+             "  tt_core local_ = *core_;",
+             "  local_.counters = counts_;",
+             "  const tt_core *core = &local_;"]
     for o in k.operands:
         const = "" if o.writes else "const "
         lines.append(f"  {const}{o.ctype} *restrict p{o.index} = ({const}{o.ctype} *)ops[{o.index}];")
@@ -57,5 +63,5 @@ def render(k: L.LoopKernel) -> str:
         lines.append("  " * depth + RULES[type(u)](u))
         if isinstance(u, L.Range):
             depth += 1
-    lines += ["  }", "}"]
+    lines += ["  }", "  for (int i = 0; i < TT_CORE_NCOUNTERS; ++i) core_->counters[i] += counts_[i];", "}"]
     return "\n".join(lines)
