@@ -89,50 +89,51 @@ class Assign:
 
 
 @dataclass(frozen=True)
-class DmaRead:
-    """`count` elements, `stride` elements apart, from DRAM operand[index...] to SRAM page ptr."""
+class _Dma:
+    """`count` elements, `stride` elements apart in DRAM operand[index...], to or from a dense
+    run at page[sram_index...] in SRAM (a page of cb)."""
     cb: CircularBuffer
-    page: str                # SRAM pointer variable (a page of cb)
+    page: str                # SRAM pointer variable
     sram_index: str          # element offset in the page
-    src: Operand
-    index: str               # element index in the operand
+    operand: Operand
+    index: str               # element index in the operand (any index expression, data-dependent too)
     count: str
     stride: int
 
 
+class DmaRead(_Dma):
+    """DRAM -> SRAM."""
+
+
+class DmaWrite(_Dma):
+    """SRAM -> DRAM."""
+
+
 @dataclass(frozen=True)
-class DmaWrite:
+class _CbPage:
     cb: CircularBuffer
     page: str
-    sram_index: str
-    dst: Operand
-    index: str
-    count: str
-    stride: int
 
 
-@dataclass(frozen=True)
-class CbReserve:
+class CbReserve(_CbPage):
     """Producer side: the back page of cb, as `page` (a pointer to cb's element type)."""
-    cb: CircularBuffer
-    page: str
 
 
-@dataclass(frozen=True)
-class CbPush:
-    cb: CircularBuffer
-
-
-@dataclass(frozen=True)
-class CbWait:
+class CbWait(_CbPage):
     """Consumer side: the front page of cb, as `page`."""
-    cb: CircularBuffer
-    page: str
 
 
 @dataclass(frozen=True)
-class CbPop:
+class _Cb:
     cb: CircularBuffer
+
+
+class CbPush(_Cb):
+    """Producer side: the reserved page is filled."""
+
+
+class CbPop(_Cb):
+    """Consumer side: the front page is used up."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ class LoopKernel:
 
     @property
     def sram_bytes(self) -> int:
-        return max((cb.offset + cb.bytes for cb in self.cbs), default=0)
+        return sram_end(self.cbs)
 
     def alu_count(self) -> int:
         return sum(1 for u in self.body if isinstance(u, Alu))
@@ -245,9 +246,9 @@ def _fmt(u: UOp) -> str:
     if isinstance(u, Range):
         return f"range {u.var} in [{u.start}, {u.end})" + (f" step {u.step}" if u.step != 1 else "")
     if isinstance(u, DmaRead):
-        return f"dma_read {u.cb.name}:{u.page}[{u.sram_index}] <- p{u.src.index}[{u.index}] x{u.count} stride {u.stride}"
+        return f"dma_read {u.cb.name}:{u.page}[{u.sram_index}] <- p{u.operand.index}[{u.index}] x{u.count} stride {u.stride}"
     if isinstance(u, DmaWrite):
-        return f"dma_write p{u.dst.index}[{u.index}] <- {u.cb.name}:{u.page}[{u.sram_index}] x{u.count} stride {u.stride}"
+        return f"dma_write p{u.operand.index}[{u.index}] <- {u.cb.name}:{u.page}[{u.sram_index}] x{u.count} stride {u.stride}"
     if isinstance(u, (CbReserve, CbWait)):
         return f"{'cb_reserve_back' if isinstance(u, CbReserve) else 'cb_wait_front'} {u.cb.name} -> {u.page}"
     if isinstance(u, (CbPush, CbPop)):
@@ -281,6 +282,11 @@ def place(cbs: list[CircularBuffer], base: int = 0) -> int:
         cb.offset = off
         off += cb.bytes
     return off
+
+
+def sram_end(cbs: list[CircularBuffer]) -> int:
+    """The SRAM bytes from the start of a core's SRAM that the buffers take."""
+    return max((cb.offset + cb.bytes for cb in cbs), default=0)
 
 
 def check_dma_only(k: LoopKernel) -> list[str]:

@@ -75,6 +75,15 @@ def epilogue_inputs(k: Kernel, mat: set[int]) -> tuple[frozenset[int], list[tupl
     return alias, collect_leaves(k.epilogue, True, mat, alias)
 
 
+def _check_fits(cbs: list[L.CircularBuffer], budget: int, name: str, what: str, node: Node) -> None:
+    """Refuse, naming the kernel and the sizes, a kernel whose smallest blocks overflow SRAM."""
+    need = L.sram_end(cbs)
+    if need > budget:
+        raise UnsupportedError(
+            f"kernel {name} ({what}) needs {need} bytes of SRAM per core for the {len(cbs)} circular buffers of "
+            f"its smallest block; the device's cores have {budget}", node.op, node.loc)
+
+
 def lower_kernel(k: Kernel, name: str, mat: set[int], sram_budget: int) -> tuple[L.LoopKernel, str]:
     """(the kernel's loop IR, its kind: 'elementwise' | 'movement' | 'reduce' | 'matmul')."""
     if k.kind == "dot":
@@ -186,15 +195,10 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> tuple[L
 
     block = CHUNK
     cbs, mode, rb, w = sizes(block)
-    while max(c.offset + c.bytes for c in cbs) > sram_budget and block > MIN_BLOCK and mode != "tile":
+    while L.sram_end(cbs) > sram_budget and block > MIN_BLOCK and mode != "tile":
         block //= 2
         cbs, mode, rb, w = sizes(block)
-    need = max(c.offset + c.bytes for c in cbs)
-    if need > sram_budget:
-        raise UnsupportedError(
-            f"kernel {name} ({kind} of {', '.join(fused_ops(k.root, mat)[-4:]) or k.root.op}) needs {need} bytes of SRAM "
-            f"per core for {len(cbs)} circular buffers of its smallest block; the device's cores have {sram_budget}",
-            k.root.op, k.root.loc)
+    _check_fits(cbs, sram_budget, name, f"{kind} of {', '.join(fused_ops(k.root, mat)[-4:]) or k.root.op}", k.root)
     out_cb = cbs[-1]
     in_cb = dict(zip(stored, cbs))
 
@@ -403,16 +407,12 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
     per_item = 1 if col else max(1, CHUNK // max(n_red, 1))
     per_out = piece if col else per_item
     cbs = make_cbs(piece, per_out)
-    while cbs[-1].offset + cbs[-1].bytes > sram_budget and piece > LANES:
+    while L.sram_end(cbs) > sram_budget and piece > LANES:
         piece = max(LANES, piece // 2)
         per_item = max(1, per_item // 2)
         per_out = piece if col else per_item
         cbs = make_cbs(piece, per_out)
-    need = cbs[-1].offset + cbs[-1].bytes
-    if need > sram_budget:
-        raise UnsupportedError(
-            f"kernel {name} (reduce) needs {need} bytes of SRAM per core for {len(cbs)} circular buffers of its "
-            f"smallest block; the device's cores have {sram_budget}", r.op, r.loc)
+    _check_fits(cbs, sram_budget, name, "reduce", r)
     cb_of = dict(zip(stored, cbs))
     icb_of = dict(zip(init_stored, cbs[len(stored):]))
     out_cb = cbs[-1]
@@ -687,17 +687,13 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKe
         else:
             bn //= 2
     cbs = make_cbs(bm, bn)
-    while cbs[-1].offset + cbs[-1].bytes > sram_budget and (bm > 8 or bn > 8):
+    while L.sram_end(cbs) > sram_budget and (bm > 8 or bn > 8):
         if bm >= bn and bm > 8:
             bm //= 2
         else:
             bn //= 2
         cbs = make_cbs(bm, bn)
-    need = cbs[-1].offset + cbs[-1].bytes
-    if need > sram_budget:
-        raise UnsupportedError(
-            f"kernel {name} (matmul {M}x{K} @ {K}x{N}) needs {need} bytes of SRAM per core for its smallest "
-            f"block; the device's cores have {sram_budget}", r.op, r.loc)
+    _check_fits(cbs, sram_budget, name, f"matmul {M}x{K} @ {K}x{N}", r)
     mb, nbk = -(-M // bm), -(-N // bn)
     items = B * mb * nbk if M and N else 0
     body: list = [L.Define("b", "int64_t", f"it / {mb * nbk}"), L.Define("t", "int64_t", f"it % {mb * nbk}"),

@@ -8,12 +8,12 @@ from . import loopir as L
 
 
 def _dma_read(u: L.DmaRead) -> str:
-    return (f"tt_dma_read_strided(core, {u.page} + {u.sram_index}, p{u.src.index} + ({u.index}), "
+    return (f"tt_dma_read_strided(core, {u.page} + {u.sram_index}, p{u.operand.index} + ({u.index}), "
             f"{u.cb.esize}u, {u.count}, {u.stride});")
 
 
 def _dma_write(u: L.DmaWrite) -> str:
-    return (f"tt_dma_write_strided(core, p{u.dst.index} + ({u.index}), {u.page} + {u.sram_index}, "
+    return (f"tt_dma_write_strided(core, p{u.operand.index} + ({u.index}), {u.page} + {u.sram_index}, "
             f"{u.cb.esize}u, {u.count}, {u.stride});")
 
 
