@@ -16,9 +16,9 @@ def pytest_configure(config):
     lower = compiler.lower_kernel
 
     def checked(*args, **kwargs):
-        lk, kind = lower(*args, **kwargs)
+        lk = lower(*args, **kwargs)
         _dma_violations.extend(check_dma_only(lk))
-        return lk, kind
+        return lk
     compiler.lower_kernel = checked
 
 

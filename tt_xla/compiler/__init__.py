@@ -2,7 +2,7 @@
 
 Passes, each a plain function over a plain IR, in this order:
   inline_calls -> legalize -> decompose -> simplify -> fuse (plan) -> schedule -> plan_memory
-  -> codegen
+  -> lower (each kernel to the loop IR) -> render (C)
 """
 from __future__ import annotations
 
@@ -74,11 +74,11 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
         base = {"in": 0, "out": nin, "const": nin + nout, "arena": nin + nout + nconst}[s.kind]
         return base + s.index, s.offset
 
-    codes: list[tuple[LoopKernel, str, str]] = []  # (IR, kind, C)
+    codes: list[tuple[LoopKernel, str]] = []  # (IR, C)
     for i, k in enumerate(order):
-        lk, kind = lower_kernel(k, f"k{i}_{k.root.op}", p.materialized, sram_per_core)
+        lk = lower_kernel(k, f"k{i}_{k.root.op}", p.materialized, sram_per_core)
         if lk.work_items > 0:
-            codes.append((lk, kind, render(lk)))
+            codes.append((lk, render(lk)))
     binding_bytes = [n.nbytes for n in params] + [n.nbytes for n in outputs] + \
                     [n.nbytes for n in consts] + [arena]
     # Pieces between part markers compile on their own (the toolchain may build them in
@@ -90,11 +90,11 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
     launches = []
     desc = []
     fn_of: dict[str, str] = {}
-    fns = [fn_of.setdefault(body.replace(f" {c.name}(", " @(", 1), c.name) for c, _, body in codes]
+    fns = [fn_of.setdefault(body.replace(f" {c.name}(", " @(", 1), c.name) for c, body in codes]
     hot: dict[str, bool] = {}
-    for (c, _, _), fn in zip(codes, fns):
+    for (c, _), fn in zip(codes, fns):
         hot[fn] = hot.get(fn, False) or _hot(c)
-    for (c, _, body), fn in zip(codes, fns):
+    for (c, body), fn in zip(codes, fns):
         if fn == c.name:
             src.append(part("O2" if hot[fn] else "O1") + KERNEL_ATTR + body.removeprefix("static "))
             desc.append(f"{KERNEL_ATTR}void {c.name}(const tt_core *, void *const *, int64_t, int64_t);")
@@ -114,8 +114,8 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
     src.append("static const tt_program_desc program = {TT_ABI_VERSION, %du, binding_bytes, %du, %s};"
                % (nb, len(launches), "launches" if launches else "NULL"))
     src.append("const tt_program_desc *tt_program_entry(void) { return &program; }\n")
-    kernels = [KernelInfo(c.name, kind, tuple(c.ops), c.work_items, c.vector_ops, c.matrix_tiles,
-                          c.sram_bytes, c.dma_bytes, c.format()) for c, kind, _ in codes]
+    kernels = [KernelInfo(c.name, c.kind, tuple(c.ops), c.work_items, c.vector_ops, c.matrix_tiles,
+                          c.sram_bytes, c.dma_bytes, c.format()) for c, _ in codes]
     return CompiledProgram(
         source="\n".join(src),
         inputs=[TensorSpec(n.shape, np_dtype(n.dtype)) for n in params],

@@ -215,6 +215,7 @@ class LoopKernel:
     dma_bytes: int = 0
     matrix_tiles: int = 0
     ops: list[str] = field(default_factory=list)
+    kind: str = ""           # 'elementwise' | 'movement' | 'reduce' | 'matmul'
 
     @property
     def sram_bytes(self) -> int:

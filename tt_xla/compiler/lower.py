@@ -1,5 +1,5 @@
-"""Fusion groups -> loop IR (loopir.py). One lowering per kernel kind; today: loop kernels
-(elementwise, movement, stored transposes).
+"""Fusion groups -> loop IR (loopir.py). One lowering per kernel kind: loop kernels
+(elementwise, movement, stored transposes), reductions, products.
 
 The dataflow of a loop kernel on its core, per work item (a block of rows x columns of the
 kernel's collapsed iteration space):
@@ -84,12 +84,12 @@ def _check_fits(cbs: list[L.CircularBuffer], budget: int, name: str, what: str, 
             f"its smallest block; the device's cores have {budget}", node.op, node.loc)
 
 
-def lower_kernel(k: Kernel, name: str, mat: set[int], sram_budget: int) -> tuple[L.LoopKernel, str]:
-    """(the kernel's loop IR, its kind: 'elementwise' | 'movement' | 'reduce' | 'matmul')."""
+def lower_kernel(k: Kernel, name: str, mat: set[int], sram_budget: int) -> L.LoopKernel:
+    """The kernel's loop IR (its `kind`: 'elementwise' | 'movement' | 'reduce' | 'matmul')."""
     if k.kind == "dot":
-        return lower_dot(mat, k, name, sram_budget), "matmul"
+        return lower_dot(mat, k, name, sram_budget)
     if k.kind == "reduce":
-        return lower_reduce(mat, k, name, sram_budget), "reduce"
+        return lower_reduce(mat, k, name, sram_budget)
     return lower_loop(mat, k, name, sram_budget)
 
 
@@ -137,8 +137,8 @@ def _base(off: int, vec: tuple[int, ...], idx: list[str]) -> str:
     return " + ".join(terms)
 
 
-def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> tuple[L.LoopKernel, str]:
-    """(the kernel's IR, its kind: 'elementwise' or 'movement')."""
+def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
+    """An elementwise or movement kernel."""
     computed = k.root is k.dest.src and k.root.op not in VIEWS and k.root.op not in ("iota", "const")
     leaves = collect_leaves(k.root, computed, mat)
     dest = k.dest
@@ -324,13 +324,14 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> tuple[L
     tiles = -(-size // (TILE * TILE))
     dma = size * itemsize(dest.src.dtype)
     for j in stored:
-        if rowconst[j] and layout(j, mode) == "row":
-            elems = (items if size else 0) * (w if inner_st[j] else 1)  # one row per block
+        if rowconst[j] and layout(j, mode) == "row":  # one row (segment) per block
+            per = 1 if not inner_st[j] else inner if mode == "rows" else w
+            elems = size if mode == "chunk" and inner_st[j] else (items if size else 0) * per
         else:
             elems = size if inner_st[j] != 0 or layout(j, mode) == "col" else size // max(inner, 1) * -(-inner // w)
         dma += elems * itemsize(leaves[j][0].dtype)
-    lk = L.LoopKernel(name, operands, cbs, body, items if size else 0, ops_per_elem * tiles, dma, 0, fused_ops(k.root, mat))
-    return lk, kind
+    return L.LoopKernel(name, operands, cbs, body, items if size else 0, ops_per_elem * tiles, dma, 0,
+                        fused_ops(k.root, mat), kind)
 
 
 # ----------------------------------------------------------------------------- reductions
@@ -600,7 +601,7 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
     dma = n_out * itemsize(dest.src.dtype) + sum(in_size * itemsize(leaves[j][0].dtype) for j in stored)
     tiles = -(-in_size // 1024)
     ops = fused_ops(k.epilogue if k.epilogue is not None else r, mat)
-    return L.LoopKernel(name, operands_ir, cbs, body, items, (vec_ops + 1) * tiles, dma, 0, ops)
+    return L.LoopKernel(name, operands_ir, cbs, body, items, (vec_ops + 1) * tiles, dma, 0, ops, "reduce")
 
 
 def _finish_ir(mat: set[int], k: Kernel, result: str, body: list) -> tuple[str, str]:
@@ -771,4 +772,4 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKe
     dma = B * M * N * itemsize(dest.src.dtype) + sum(B * M * N * itemsize(epi_leaves[j][0].dtype) for j in stored)
     dma += (B * M * K * itemsize(ad) + B * K * N * itemsize(bd)) if engine else B * M * N * K * (itemsize(ad) + itemsize(bd))
     fused = fused_ops(k.epilogue, mat) if k.epilogue is not None else ["dot"]
-    return L.LoopKernel(name, operands, cbs, body, items, vec, dma, tiles, fused)
+    return L.LoopKernel(name, operands, cbs, body, items, vec, dma, tiles, fused, "matmul")
