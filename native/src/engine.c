@@ -33,14 +33,19 @@ typedef float tt__vf __attribute__((vector_size(TT__VL * 4)));
 /* Depth of one packed block: all of K when it is short (a second pass would re-read and
  * re-write C for little work, as for K = 9 * 32), else equal chunks of
  * about TT__KC. */
-static int64_t tt__mm_kc(int64_t K) {
-  if (K <= 2 * TT__KC) return K < 2 ? 2 : K;
-  const int64_t n = (K + TT__KC - 1) / TT__KC;
-  return (K + n - 1) / n;
+static int64_t tt__mm_kc(int64_t K, int64_t budget, int64_t esz) {
+  int64_t kc = K < 2 ? 2 : K;
+  if (K > 2 * TT__KC) {
+    const int64_t n = (K + TT__KC - 1) / TT__KC;
+    kc = (K + n - 1) / n;
+  }
+  /* the A block takes at most half the engine's SRAM (small cores: shallower blocks) */
+  const int64_t kmax = budget / 2 / (TT__MC * esz) - 1;
+  return kc > kmax ? (kmax < 2 ? 2 : kmax) : kc;
 }
 /* Width of one packed B block: what the SRAM budget leaves after the A block, in NR panels. */
-static int64_t tt__mm_nc(int64_t kc, int64_t esz) {
-  const int64_t nc = ((int64_t)TT_MM_SRAM_BYTES - TT__MC * (kc + 1) * esz) / ((kc + 1) * esz);
+static int64_t tt__mm_nc(int64_t kc, int64_t esz, int64_t budget) {
+  const int64_t nc = (budget - TT__MC * (kc + 1) * esz) / ((kc + 1) * esz);
   return nc < TT__NR ? TT__NR : nc / TT__NR * TT__NR;
 }
 
@@ -137,7 +142,8 @@ static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const 
     for (int64_t i = 0; i < M; i++) memset(C + i * c_rs, 0, (size_t)N * sizeof(float));
     return;
   }
-  const int64_t kb = tt__mm_kc(K), ncb = tt__mm_nc(kb, 4);
+  const int64_t budget = (int64_t)TT_MM_SRAM(c->sram_bytes) - 128; /* less the alignments below */
+  const int64_t kb = tt__mm_kc(K, budget, 4), ncb = tt__mm_nc(kb, 4, budget);
   float *bp = (float *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
   float *ap = bp + ncb * kb;
   for (int64_t jc = 0; jc < N; jc += ncb) {
@@ -237,7 +243,8 @@ void TT__ENGINE_FN(matmul_bf16)(const tt_core *c, int64_t M, int64_t N, int64_t 
     for (int64_t i = 0; i < M; i++) memset(C + i * c_rs, 0, (size_t)N * sizeof(float));
     return;
   }
-  const int64_t kb = tt__mm_kc(K) & ~(int64_t)1, ncb = tt__mm_nc(kb, 2);  /* even: k pairs */
+  const int64_t budget = (int64_t)TT_MM_SRAM(c->sram_bytes) - 128; /* less the alignments below */
+  const int64_t kb = tt__mm_kc(K, budget, 2) & ~(int64_t)1, ncb = tt__mm_nc(kb, 2, budget); /* even: k pairs */
   uint16_t *bp = (uint16_t *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
   uint32_t *ap = (uint32_t *)(bp + ((ncb * (kb + 1) + 31) & ~(int64_t)31));
   for (int64_t jc = 0; jc < N; jc += ncb) {

@@ -52,6 +52,7 @@ typedef struct tt_program_obj {
   const tt_program_desc *desc;
   uint64_t *launch_bytes;    /* per launch: total, read, written operand bytes (3 entries each) */
   void **operand_ptrs;       /* scratch sized for the largest launch */
+  tt_launch_stats *stats;    /* per launch, from the last run */
 } tt_program_obj;
 
 struct tt_device {

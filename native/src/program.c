@@ -14,6 +14,7 @@ static void tt__program_free(tt_program_obj *p) {
   if (p->dl) dlclose(p->dl);
   free(p->launch_bytes);
   free(p->operand_ptrs);
+  free(p->stats);
   free(p);
 }
 
@@ -29,7 +30,8 @@ static tt_status tt__validate(tt_device *dev, const char *path, tt_program_obj *
   if (d->nlaunches > TT_MAX_LAUNCHES) return BAD("%s: %u launches (limit %u)", path, d->nlaunches, TT_MAX_LAUNCHES);
   if (d->nlaunches && !d->launches) return BAD("%s: launches is NULL", path);
   p->launch_bytes = calloc((size_t)d->nlaunches * 3 + 1, sizeof(uint64_t));
-  if (!p->launch_bytes) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
+  p->stats = calloc((size_t)d->nlaunches + 1, sizeof(tt_launch_stats));
+  if (!p->launch_bytes || !p->stats) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
   *max_ops = 0;
   for (uint32_t l = 0; l < d->nlaunches; l++) {
     const tt_launch *L = &d->launches[l];
@@ -40,6 +42,9 @@ static tt_status tt__validate(tt_device *dev, const char *path, tt_program_obj *
       return BAD("%s: launch %u (%s): %u operands (limit %u)", path, l, name, L->noperands, TT_MAX_OPERANDS);
     if (L->noperands && !L->operands) return BAD("%s: launch %u (%s): operands is NULL", path, l, name);
     if (L->noperands > *max_ops) *max_ops = L->noperands;
+    if (L->sram_bytes > dev->cfg.sram_per_core)
+      return BAD("%s: launch %u (%s) needs %llu bytes of SRAM per core, the device's cores have %llu", path, l, name,
+                 (unsigned long long)L->sram_bytes, (unsigned long long)dev->cfg.sram_per_core);
     uint64_t *lb = &p->launch_bytes[3 * l];
     for (uint32_t o = 0; o < L->noperands; o++) {
       const tt_operand *op = &L->operands[o];
@@ -190,31 +195,70 @@ tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *bu
     if (st != TT_OK) break;
     tt_launch_ctx ctx = {dev, L, p->operand_ptrs};
     tt__pool_run(&dev->pool, nactive, tt__run_core, &ctx);
-    uint64_t dma = 0, tiles = 0;
+    /* Counters from events: what each core's DMA, matrix and vector engines did. A core's time
+     * is max(compute, its DMA at its share of the DRAM bandwidth); the launch takes its slowest
+     * core's time. Kernels that report no events of a kind (older kernel kinds whose loads are
+     * not DMA yet) are modeled from their declared figures, spread evenly. */
+    uint64_t dma = 0, tiles = 0, vops = 0, faults = 0;
+    double slowest = 0, slowest_mem = 0, slowest_comp = 0;
+    const double cores = (double)(nactive ? nactive : 1);
+    const double share = cfg->dram_bytes_per_cycle / cores; /* bytes per cycle per active core */
     for (uint32_t i = 0; i < nactive; i++) {
-      dma += dev->core_counters[dev->active[i]][TT_CORE_DMA_BYTES];
-      tiles += dev->core_counters[dev->active[i]][TT_CORE_MATRIX_TILES];
+      const uint64_t *cc = dev->core_counters[dev->active[i]];
+      dma += cc[TT_CORE_DMA_BYTES];
+      tiles += cc[TT_CORE_MATRIX_TILES];
+      vops += cc[TT_CORE_VECTOR_OPS];
+      faults += cc[TT_CORE_FAULTS];
+      const double comp = (double)cc[TT_CORE_VECTOR_OPS] * cfg->vector_tile_cycles +
+                          (double)cc[TT_CORE_MATRIX_TILES] * cfg->matrix_tile_cycles;
+      const double mem = (double)cc[TT_CORE_DMA_BYTES] / share;
+      const double t = comp > mem ? comp : mem;
+      if (t > slowest) slowest = t, slowest_mem = mem, slowest_comp = comp;
     }
     const uint64_t *lb = &p->launch_bytes[3 * l];
     k->kernels_launched++;
     k->dram_bytes_read += lb[1];
     k->dram_bytes_written += lb[2];
-    k->vector_ops += L->vector_ops;
+    k->vector_ops += vops ? vops : L->vector_ops;
     k->dma_bytes += dma;
     k->matrix_tiles += tiles;
-    /* Cost model: the launch is bound by DRAM bandwidth or by per-core vector/matrix work spread
-     * over the cores that got items. Declared matrix work wins over what the engine counted. */
-    const double cores = (double)(nactive ? nactive : 1);
-    const double mt = (double)(L->matrix_tiles ? L->matrix_tiles : tiles);
-    double cyc = (double)lb[0] / cfg->dram_bytes_per_cycle;
-    const double vc = (double)L->vector_ops * cfg->vector_tile_cycles / cores, mc = mt * cfg->matrix_tile_cycles / cores;
-    if (vc > cyc) cyc = vc;
-    if (mc > cyc) cyc = mc;
-    k->modeled_cycles += cfg->launch_cycles + (uint64_t)(cyc + 0.5);
+    if (faults) {
+      st = tt__fail(dev, TT_ERR_INTERNAL, "launch %u (%s): %llu dataflow faults (circular buffer misuse or SRAM overrun)",
+                    l, L->name ? L->name : "?", (unsigned long long)faults);
+      break;
+    }
+    double cyc = slowest;
+    int mem_bound = slowest_mem >= slowest_comp;
+    if (!dma || !vops) { /* declared figures for what the cores did not report */
+      const double mt = (double)(L->matrix_tiles ? L->matrix_tiles : tiles);
+      const double dc = dma ? 0 : (double)lb[0] / cfg->dram_bytes_per_cycle;
+      const double vc = vops ? 0 : (double)L->vector_ops * cfg->vector_tile_cycles / cores;
+      const double mc = mt * cfg->matrix_tile_cycles / cores;
+      if (dc > cyc) cyc = dc, mem_bound = 1;
+      if (vc > cyc) cyc = vc, mem_bound = 0;
+      if (mc > cyc) cyc = mc, mem_bound = 0;
+    }
+    const uint64_t launch_cyc = cfg->launch_cycles + (uint64_t)(cyc + 0.5);
+    k->modeled_cycles += launch_cyc;
+    p->stats[l] = (tt_launch_stats){launch_cyc, dma, vops ? vops : L->vector_ops, tiles, L->sram_bytes, nactive,
+                                    (uint32_t)mem_bound};
   }
   k->programs_launched++;
   tt__fp_leave(fp);
   k->busy_ns += tt__now_ns() - t0;
   if (bases != stack_bases) free(bases);
   return st;
+}
+
+tt_status tt_program_launch_stats(tt_device *dev, tt_program prog, uint32_t launch, tt_launch_stats *out) {
+  if (!dev) return TT_ERR_INVALID_ARGUMENT;
+  tt_slot *slot = tt__table_get(&dev->programs, TT_KIND_PROGRAM, prog);
+  if (!slot) return tt__fail(dev, TT_ERR_INVALID_HANDLE, "tt_program_launch_stats: invalid, unloaded or stale program 0x%llx",
+                             (unsigned long long)prog);
+  tt_program_obj *p = slot->obj;
+  if (!out || launch >= p->desc->nlaunches)
+    return tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_program_launch_stats: launch %u of %u", launch,
+                    p->desc->nlaunches);
+  *out = p->stats[launch];
+  return TT_OK;
 }

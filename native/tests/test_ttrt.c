@@ -134,7 +134,7 @@ static void test_bad_programs(void) {
   CHECK(p == 0 && strlen(tt_device_error(d)) > 0);
   EXPECT(tt_program_load(d, NULL, &p), TT_ERR_INVALID_ARGUMENT);
   EXPECT(tt_program_load(d, "libm.so.6", &p), TT_ERR_BAD_PROGRAM); /* no entry symbol */
-  for (int v = 1; v <= 7; v++) { /* 7 is past the table: entry returns NULL */
+  for (int v = 1; v <= 8; v++) { /* 8 is past the table: entry returns NULL */
     *variant = v;
     EXPECT(tt_program_load(d, kernels_path, &p), TT_ERR_BAD_PROGRAM);
     fprintf(stderr, "  variant %d refused: %s\n", v, tt_device_error(d));
