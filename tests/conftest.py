@@ -3,3 +3,26 @@ import sys
 
 # tests/util.py is imported as `util` by the test modules
 sys.path.insert(0, os.path.dirname(__file__))
+
+
+# Every kernel the suite compiles is checked against the dataflow rule of the loop IR: DRAM is
+# touched only by DMA (tests/test_loopir.py). A violation fails the session, naming the kernel.
+_dma_violations: list[str] = []
+
+
+def pytest_configure(config):
+    import tt_xla.compiler as compiler
+    from tt_xla.compiler.loopir import check_dma_only
+    lower = compiler.lower_kernel
+
+    def checked(*args, **kwargs):
+        lk = lower(*args, **kwargs)
+        _dma_violations.extend(check_dma_only(lk))
+        return lk
+    compiler.lower_kernel = checked
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _dma_violations:
+        print("\nkernels touching DRAM outside DMA:\n  " + "\n  ".join(_dma_violations[:20]))
+        session.exitstatus = 1

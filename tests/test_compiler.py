@@ -160,4 +160,4 @@ def test_device_refuses_too_little_sram():
     from tt_xla.runtime import Device, DeviceConfig, DeviceError
     import pytest
     with pytest.raises(DeviceError):
-        Device(DeviceConfig(sram_per_core=900 * 1024))
+        Device(DeviceConfig(sram_per_core=32 * 1024))  # below TT_MIN_SRAM_PER_CORE (64 KiB)

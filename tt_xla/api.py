@@ -23,6 +23,11 @@ class Executable:
     def kernels(self):
         return self._loaded.kernels()
 
+    def kernel_stats(self):
+        """Per kernel, from the cores' events of the last run: modeled cycles, DMA bytes,
+        vector ops, matrix tiles, SRAM bytes, cores used, compute- or memory-bound."""
+        return self._loaded.kernel_stats()
+
     @property
     def source(self) -> str:
         return self._loaded.source

@@ -86,6 +86,10 @@ class LoadedExecutable:
     def kernels(self) -> list[KernelInfo]:
         return self.raw.kernels()
 
+    def kernel_stats(self) -> list[dict]:
+        """Per kernel, from the cores' events of the last run: see executable.kernel_stats."""
+        return self.raw.kernel_stats()
+
     def devices(self) -> list[DeviceHandle]:
         return [self._device]
 
@@ -190,6 +194,7 @@ class Client:
                 return exe
             from .hlo_parser import parse_module
             from .compiler import compile_module
+            from .compiler.program import DEFAULT_SRAM_PER_CORE
 
             # No cyclic GC while compiling: a collection then walks the user's whole heap (jax's,
             # say) for garbage the compiler does not make, and costs as much as the passes.
@@ -197,7 +202,7 @@ class Client:
             gc.disable()
             try:
                 module = parse_module(text, filename)
-                compiled = compile_module(module)
+                compiled = compile_module(module, dev.sram_bytes_per_core or DEFAULT_SRAM_PER_CORE)
             finally:
                 if gc_was_on:
                     gc.enable()

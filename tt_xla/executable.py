@@ -73,6 +73,12 @@ class LoadedExecutable:
     def kernels(self) -> list[KernelInfo]:
         return list(self._compiled.kernels)
 
+    def kernel_stats(self) -> list[dict]:
+        """Per kernel, what it did on the device the last time this executable ran (zeros before
+        the first run): name, modeled cycles, DMA bytes, vector ops, matrix tiles, SRAM bytes per
+        core, cores used, bound ('compute' | 'memory')."""
+        return [dict(name=k.name, **self._program.launch_stats(i)) for i, k in enumerate(self._compiled.kernels)]
+
     # ------------------------------------------------------------------ running
     def execute(self, args: list) -> list:
         """Run once on DeviceBuffers `args` (one per input, in order); returns fresh output

@@ -42,7 +42,7 @@ typedef uint64_t tt_program; /* 0 is never a valid handle */
 
 typedef struct tt_device_config {
   uint32_t grid_x, grid_y;     /* 8, 8 (grid_x * grid_y <= 4096) */
-  uint64_t sram_per_core;      /* 1499136; must be >= TT_MM_SRAM_BYTES of ttrt_kernel.h */
+  uint64_t sram_per_core;      /* 1499136; must be >= TT_MIN_SRAM_PER_CORE of ttrt_kernel.h */
   uint64_t dram_bytes;         /* 12 GiB: capacity limit for live buffers */
   uint32_t host_threads;       /* 0 = number of online host cores */
   /* device cost model (the modeled accelerator, not the host) */
@@ -120,6 +120,16 @@ tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *bu
 tt_status tt_program_execute(tt_device *dev, tt_program prog, tt_buffer *buffers, const void *const *host,
                              const uint64_t *bytes, uint32_t nbuffers);
 tt_status tt_device_synchronize(tt_device *dev); /* launches are synchronous: a cheap barrier */
+
+/* What one launch of a program did the last time the program ran, from the cores' events. */
+typedef struct tt_launch_stats {
+  uint64_t modeled_cycles;   /* launch cost + the slowest core's max(compute, DMA at its DRAM share) */
+  uint64_t dma_bytes, vector_ops, matrix_tiles;
+  uint64_t sram_bytes;       /* declared SRAM per core */
+  uint32_t cores;            /* cores that got work items */
+  uint32_t memory_bound;     /* 1: DMA time bounds the slowest core; 0: compute does */
+} tt_launch_stats;
+tt_status tt_program_launch_stats(tt_device *dev, tt_program prog, uint32_t launch, tt_launch_stats *out);
 
 tt_status tt_device_counters(const tt_device *dev, tt_counters *out);
 /* Zeroes everything except the allocation figures (peak := current). */

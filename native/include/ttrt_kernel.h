@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define TT_ABI_VERSION 2u
+#define TT_ABI_VERSION 3u
 #define TT_TILE 32                    /* tiles are TT_TILE x TT_TILE elements */
 #define TT_TILE_ELEMS (TT_TILE * TT_TILE)
 #define TT_PROGRAM_ENTRY "tt_program_entry"
@@ -24,6 +24,8 @@
 enum {
   TT_CORE_DMA_BYTES = 0,     /* bytes moved by tt_dma_read / tt_dma_write */
   TT_CORE_MATRIX_TILES = 1,  /* 32x32x32 tile products issued to the matrix engine */
+  TT_CORE_VECTOR_OPS = 2,    /* tile-wide (32x32) vector instructions, counted by tt_vector_ops */
+  TT_CORE_FAULTS = 3,        /* dataflow faults (a circular buffer misused, SRAM overrun): launch fails */
   TT_CORE_NCOUNTERS = 8
 };
 
@@ -69,6 +71,7 @@ typedef struct tt_launch {
   const tt_operand *operands;
   uint64_t vector_ops;        /* device-model cost: tile-wide vector instructions, whole launch */
   uint64_t matrix_tiles;      /* device-model cost: 32x32x32 tile products, whole launch */
+  uint64_t sram_bytes;        /* SRAM each core uses (circular buffers, engine blocks): checked at load */
 } tt_launch;
 
 typedef struct tt_program_desc {
@@ -89,6 +92,78 @@ static inline void tt_dma_write(const tt_core *c, void *dram_dst, const void *sr
   c->counters[TT_CORE_DMA_BYTES] += bytes;
 }
 
+/* Strided DMA: `count` elements of `esize` bytes, `stride` elements apart in DRAM (0: one element
+ * repeated, as a broadcast reads it), into / out of a dense SRAM run. Contiguous runs are one copy;
+ * the counters count the bytes that cross, as a NoC would. */
+static inline void tt_dma_read_strided(const tt_core *c, void *sram_dst, const void *dram_src, uint32_t esize,
+                                       int64_t count, int64_t stride) {
+  if (count <= 0) return;
+  if (stride == 1) {
+    memcpy(sram_dst, dram_src, (size_t)(count * esize));
+  } else if (stride == 0) {
+    memcpy(sram_dst, dram_src, esize);
+    count = 1;
+  } else {
+    char *d = (char *)sram_dst;
+    const char *s = (const char *)dram_src;
+    const int64_t step = stride * (int64_t)esize;
+    switch (esize) { /* fixed sizes so the copies are single moves */
+      case 1: for (int64_t i = 0; i < count; ++i) memcpy(d + i, s + i * step, 1); break;
+      case 2: for (int64_t i = 0; i < count; ++i) memcpy(d + 2 * i, s + i * step, 2); break;
+      case 4: for (int64_t i = 0; i < count; ++i) memcpy(d + 4 * i, s + i * step, 4); break;
+      default: for (int64_t i = 0; i < count; ++i) memcpy(d + 8 * i, s + i * step, 8); break;
+    }
+  }
+  c->counters[TT_CORE_DMA_BYTES] += (uint64_t)count * esize;
+}
+static inline void tt_dma_write_strided(const tt_core *c, void *dram_dst, const void *sram_src, uint32_t esize,
+                                        int64_t count, int64_t stride) {
+  if (count <= 0) return;
+  if (stride == 1) {
+    memcpy(dram_dst, sram_src, (size_t)(count * esize));
+  } else {
+    char *d = (char *)dram_dst;
+    const char *s = (const char *)sram_src;
+    const int64_t step = stride * (int64_t)esize;
+    for (int64_t i = 0; i < count; ++i) memcpy(d + i * step, s + i * (int64_t)esize, esize);
+  }
+  c->counters[TT_CORE_DMA_BYTES] += (uint64_t)count * esize;
+}
+
+/* Vector engine: a kernel reports the tile-wide instructions it issued (the cost model's
+ * compute time is built from these events). */
+static inline void tt_vector_ops(const tt_core *c, uint64_t n) { c->counters[TT_CORE_VECTOR_OPS] += n; }
+
+/* ---------------------------------------------------------------- circular buffers
+ * As on a Tensix core: a ring of `npages` pages in the core's SRAM between a producer (the DMA
+ * reader, or compute) and a consumer (compute, or the DMA writer). The producer reserves the
+ * back page, fills it and pushes it; the consumer waits for the front page, uses it and pops
+ * it. A core here runs its reader, compute and writer in program order, so a wait on an empty
+ * ring or a reserve on a full one would hang a real core: it is counted as a fault (the launch
+ * then fails) and the call returns the page anyway. */
+typedef struct tt_cb {
+  char *base;
+  uint64_t page_bytes;
+  uint32_t npages, head, tail;
+} tt_cb;
+static inline void tt_cb_init(const tt_core *c, tt_cb *cb, uint64_t sram_offset, uint64_t page_bytes, uint32_t npages) {
+  cb->base = (char *)c->sram + sram_offset;
+  cb->page_bytes = page_bytes;
+  cb->npages = npages ? npages : 1;
+  cb->head = cb->tail = 0;
+  if (sram_offset + page_bytes * cb->npages > c->sram_bytes) c->counters[TT_CORE_FAULTS]++;
+}
+static inline void *tt_cb_reserve_back(const tt_core *c, tt_cb *cb) {
+  if (cb->tail - cb->head >= cb->npages) c->counters[TT_CORE_FAULTS]++;
+  return cb->base + (uint64_t)(cb->tail % cb->npages) * cb->page_bytes;
+}
+static inline void tt_cb_push_back(tt_cb *cb) { cb->tail++; }
+static inline void *tt_cb_wait_front(const tt_core *c, tt_cb *cb) {
+  if (cb->tail == cb->head) c->counters[TT_CORE_FAULTS]++;
+  return cb->base + (uint64_t)(cb->head % cb->npages) * cb->page_bytes;
+}
+static inline void tt_cb_pop_front(tt_cb *cb) { cb->head++; }
+
 /* ---------------------------------------------------------------- matrix engine
  * The engine lives in the runtime (built once, for every instruction-set level it may meet,
  * and chosen for the host when a device opens), not in each kernel library: a program then
@@ -97,7 +172,8 @@ static inline void tt_dma_write(const tt_core *c, void *dram_dst, const void *sr
  * tt_matmul_f32:  C[i*c_rs + j] = sum_k A[i*a_rs + k*a_cs] * B[k*b_rs + j*b_cs]
  *   for 0<=i<M, 0<=j<N (overwrites C; K==0 writes zeros). Any strides (row/col), so transposed
  *   operands need no copy: the engine packs blocks into the core's SRAM (it uses at most
- *   TT_MM_SRAM_BYTES from the start of core->sram; a kernel may use the rest).
+ *   TT_MM_SRAM(core->sram_bytes) from the start of core->sram, blocking K and N to fit; a kernel
+ *   may use the rest, and declares in its launch's sram_bytes how much it uses in all).
  * tt_matmul_bf16: same with bf16 inputs (raw uint16_t bits), f32 accumulate, f32 C.
  * Both add to the core's TT_CORE_MATRIX_TILES and TT_CORE_DMA_BYTES counters.
  */
@@ -111,9 +187,11 @@ static inline void tt_matmul_bf16(const tt_core *c, int64_t M, int64_t N, int64_
   c->matmul_bf16(c, M, N, K, A, a_rs, a_cs, B, b_rs, b_cs, C, c_rs);
 }
 #define TT_MM_SRAM_BYTES (768u * 1024u)
-/* Kernels may use the next TT_MM_BLOCK_BYTES of SRAM for one f32 block of C (an epilogue reads
- * it while it is hot); a device refuses configurations with less SRAM per core than both. */
-#define TT_MM_BLOCK_BYTES (512u * 1024u)
+/* The engine's share of a core's SRAM: half of it, at most TT_MM_SRAM_BYTES (the compiler
+ * computes the same to size a kernel's own blocks after it). */
+#define TT_MM_SRAM(sram_bytes) ((sram_bytes) / 2 < TT_MM_SRAM_BYTES ? (sram_bytes) / 2 : (uint64_t)TT_MM_SRAM_BYTES)
+/* The least SRAM per core a device may have: the engine blocks down to it, slower. */
+#define TT_MIN_SRAM_PER_CORE (64u * 1024u)
 
 /* ---------------------------------------------------------------- bf16 helpers */
 static inline float tt_bf16_to_f32(uint16_t h) {

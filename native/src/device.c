@@ -70,10 +70,10 @@ tt_status tt_device_open(const tt_device_config *cfg, tt_device **out) {
   tt_device_config c;
   if (cfg) c = *cfg;
   else tt_device_config_default(&c);
-  /* The matrix engine packs into the first TT_MM_SRAM_BYTES of SRAM and kernels keep a block of C
-   * after it (TT_MM_BLOCK_BYTES), so smaller cores cannot work. */
+  /* The compiler sizes every kernel's SRAM blocks to the cores' SRAM and the matrix engine blocks
+   * to its share (TT_MM_SRAM); below TT_MIN_SRAM_PER_CORE the blocks would be too small to work. */
   if (c.grid_x == 0 || c.grid_y == 0 || (uint64_t)c.grid_x * c.grid_y > TT_MAX_CORES ||
-      c.sram_per_core < TT_MM_SRAM_BYTES + TT_MM_BLOCK_BYTES || c.sram_per_core > (1ull << 32) || !(c.clock_ghz > 0) ||
+      c.sram_per_core < TT_MIN_SRAM_PER_CORE || c.sram_per_core > (1ull << 32) || !(c.clock_ghz > 0) ||
       !(c.dram_bytes_per_cycle > 0))
     return TT_ERR_INVALID_ARGUMENT;
   tt_device *d = calloc(1, sizeof *d);

@@ -32,19 +32,26 @@ typedef float tt__vf __attribute__((vector_size(TT__VL * 4)));
 
 /* Depth of one packed block: all of K when it is short (a second pass would re-read and
  * re-write C for little work, as for K = 9 * 32), else equal chunks of
- * about `target` (TT__KC f32 values, or as many bytes of bf16). */
-static int64_t tt__mm_kc(int64_t K, int64_t target) {
-  if (K <= 2 * target) return K < 2 ? 2 : K;
-  const int64_t n = (K + target - 1) / target;
-  return (K + n - 1) / n;
+ * about `target` (TT__KC f32 values, or as many bytes of bf16), no deeper than half the engine's
+ * SRAM budget allows for the A block (small cores: shallower blocks). */
+static int64_t tt__mm_kc(int64_t K, int64_t target, int64_t budget, int64_t esz) {
+  int64_t kc = K < 2 ? 2 : K;
+  if (K > 2 * target) {
+    const int64_t n = (K + target - 1) / target;
+    kc = (K + n - 1) / n;
+  }
+  const int64_t kmax = budget / 2 / (TT__MC * esz) - 1;
+  return kc > kmax ? (kmax < 2 ? 2 : kmax) : kc;
 }
 /* Width of one packed B block: what the SRAM budget leaves after the A block, in NR panels. */
-static int64_t tt__mm_nc(int64_t kc, int64_t esz) {
-  const int64_t nc = ((int64_t)TT_MM_SRAM_BYTES - TT__MC * (kc + 1) * esz) / ((kc + 1) * esz);
+static int64_t tt__mm_nc(int64_t kc, int64_t esz, int64_t budget) {
+  const int64_t nc = (budget - TT__MC * (kc + 1) * esz) / ((kc + 1) * esz);
   return nc < TT__NR ? TT__NR : nc / TT__NR * TT__NR;
 }
 
-/* Where the panels are packed: the host thread's scratch (engine_select.c), else the core's SRAM. */
+/* Where the panels are packed: the host thread's scratch (engine_select.c), else the core's SRAM.
+ * Either way the blocks are sized to the engine's share of the core's SRAM (TT_MM_SRAM), so the
+ * model's capacity holds; the scratch only keeps the host's caches warm across simulated cores. */
 static void *tt__mm_scratch(const tt_core *c) {
   void *s = tt__engine_scratch();
   return s ? s : (void *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
@@ -158,7 +165,8 @@ static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const 
     for (int64_t i = 0; i < M; i++) memset(C + i * c_rs, 0, (size_t)N * sizeof(float));
     return;
   }
-  const int64_t kb = tt__mm_kc(K, TT__KC), ncb = tt__mm_nc(kb, 4);
+  const int64_t budget = (int64_t)TT_MM_SRAM(c->sram_bytes) - 128; /* less the alignments below */
+  const int64_t kb = tt__mm_kc(K, TT__KC, budget, 4), ncb = tt__mm_nc(kb, 4, budget);
   float *bp = (float *)tt__mm_scratch(c);
   float *ap = bp + ncb * kb;
   for (int64_t jc = 0; jc < N; jc += ncb) {
@@ -281,7 +289,8 @@ void TT__ENGINE_FN(matmul_bf16)(const tt_core *c, int64_t M, int64_t N, int64_t 
     for (int64_t i = 0; i < M; i++) memset(C + i * c_rs, 0, (size_t)N * sizeof(float));
     return;
   }
-  const int64_t kb = tt__mm_kc(K, 2 * TT__KC) & ~(int64_t)1, ncb = tt__mm_nc(kb, 2);  /* even: k pairs */
+  const int64_t budget = (int64_t)TT_MM_SRAM(c->sram_bytes) - 128; /* less the alignments below */
+  const int64_t kb = tt__mm_kc(K, 2 * TT__KC, budget, 2) & ~(int64_t)1, ncb = tt__mm_nc(kb, 2, budget); /* even: k pairs */
   uint16_t *bp = (uint16_t *)tt__mm_scratch(c);
   uint32_t *ap = (uint32_t *)(bp + ((ncb * (kb + 1) + 31) & ~(int64_t)31));
   for (int64_t jc = 0; jc < N; jc += ncb) {

@@ -73,6 +73,7 @@ typedef struct tt_program_obj {
   uint64_t *launch_bytes;    /* per launch: total, read, written operand bytes (3 entries each) */
   void **operand_ptrs;       /* scratch sized for the largest launch */
   uint8_t *written;          /* per binding: some launch has a WRITE operand on it */
+  tt_launch_stats *stats;    /* per launch, from the last run */
 } tt_program_obj;
 
 /* Thread safety: every public call on a device holds `mu` for its whole duration (a launch

@@ -19,6 +19,7 @@ static void tt__program_free(tt_program_obj *p) {
   free(p->launches);
   free(p->operands);
   free(p->written);
+  free(p->stats);
   free(p);
 }
 
@@ -100,13 +101,17 @@ static tt_status tt__validate(tt_device *dev, const char *path, tt_program_obj *
   const tt_program_desc *d = p->desc;
   p->launch_bytes = calloc((size_t)d->nlaunches * 3 + 1, sizeof(uint64_t));
   p->written = calloc((size_t)d->nbindings + 1, 1);
-  if (!p->launch_bytes || !p->written) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
+  p->stats = calloc((size_t)d->nlaunches + 1, sizeof(tt_launch_stats));
+  if (!p->launch_bytes || !p->written || !p->stats) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
   *max_ops = 0;
   for (uint32_t l = 0; l < d->nlaunches; l++) {
     const tt_launch *L = &d->launches[l];
     const char *name = L->name ? L->name : "?";
     if (L->work_items < 0) return BAD("%s: launch %u (%s): work_items < 0", path, l, name);
     if (L->noperands > *max_ops) *max_ops = L->noperands;
+    if (L->sram_bytes > dev->cfg.sram_per_core)
+      return BAD("%s: launch %u (%s) needs %llu bytes of SRAM per core, the device's cores have %llu", path, l, name,
+                 (unsigned long long)L->sram_bytes, (unsigned long long)dev->cfg.sram_per_core);
     uint64_t *lb = &p->launch_bytes[3 * l];
     for (uint32_t o = 0; o < L->noperands; o++) {
       const tt_operand *op = &L->operands[o];
@@ -272,27 +277,53 @@ static tt_status tt__program_launch_locked(tt_device *dev, tt_program prog, cons
     if (st != TT_OK) break;
     tt_launch_ctx ctx = {dev, L, p->operand_ptrs};
     tt__pool_run(&dev->pool, nactive, tt__run_core, &ctx);
-    uint64_t dma = 0, tiles = 0;
+    /* Counters from events: what each core's DMA, matrix and vector engines did. A core's time
+     * is max(compute, its DMA at its share of the DRAM bandwidth); the launch takes its slowest
+     * core's time. Kernels that report no events of a kind (older kernel kinds whose loads are
+     * not DMA yet) are modeled from their declared figures, spread evenly. */
+    uint64_t dma = 0, tiles = 0, vops = 0, faults = 0;
+    double slowest = 0, slowest_mem = 0, slowest_comp = 0;
+    const double cores = (double)(nactive ? nactive : 1);
+    const double share = cfg->dram_bytes_per_cycle / cores; /* bytes per cycle per active core */
     for (uint32_t i = 0; i < nactive; i++) {
-      dma += dev->core_counters[dev->active[i]][TT_CORE_DMA_BYTES];
-      tiles += dev->core_counters[dev->active[i]][TT_CORE_MATRIX_TILES];
+      const uint64_t *cc = dev->core_counters[dev->active[i]];
+      dma += cc[TT_CORE_DMA_BYTES];
+      tiles += cc[TT_CORE_MATRIX_TILES];
+      vops += cc[TT_CORE_VECTOR_OPS];
+      faults += cc[TT_CORE_FAULTS];
+      const double comp = (double)cc[TT_CORE_VECTOR_OPS] * cfg->vector_tile_cycles +
+                          (double)cc[TT_CORE_MATRIX_TILES] * cfg->matrix_tile_cycles;
+      const double mem = (double)cc[TT_CORE_DMA_BYTES] / share;
+      const double t = comp > mem ? comp : mem;
+      if (t > slowest) slowest = t, slowest_mem = mem, slowest_comp = comp;
     }
     const uint64_t *lb = &p->launch_bytes[3 * l];
     k->kernels_launched++;
     k->dram_bytes_read += lb[1];
     k->dram_bytes_written += lb[2];
-    k->vector_ops += L->vector_ops;
+    k->vector_ops += vops ? vops : L->vector_ops;
     k->dma_bytes += dma;
     k->matrix_tiles += tiles;
-    /* Cost model: the launch is bound by DRAM bandwidth or by per-core vector/matrix work spread
-     * over the cores that got items. Declared matrix work wins over what the engine counted. */
-    const double cores = (double)(nactive ? nactive : 1);
-    const double mt = (double)(L->matrix_tiles ? L->matrix_tiles : tiles);
-    double cyc = (double)lb[0] / cfg->dram_bytes_per_cycle;
-    const double vc = (double)L->vector_ops * cfg->vector_tile_cycles / cores, mc = mt * cfg->matrix_tile_cycles / cores;
-    if (vc > cyc) cyc = vc;
-    if (mc > cyc) cyc = mc;
-    k->modeled_cycles += cfg->launch_cycles + (uint64_t)(cyc + 0.5);
+    if (faults) {
+      st = tt__fail(dev, TT_ERR_INTERNAL, "launch %u (%s): %llu dataflow faults (circular buffer misuse or SRAM overrun)",
+                    l, L->name ? L->name : "?", (unsigned long long)faults);
+      break;
+    }
+    double cyc = slowest;
+    int mem_bound = slowest_mem >= slowest_comp;
+    if (!dma || !vops) { /* declared figures for what the cores did not report */
+      const double mt = (double)(L->matrix_tiles ? L->matrix_tiles : tiles);
+      const double dc = dma ? 0 : (double)lb[0] / cfg->dram_bytes_per_cycle;
+      const double vc = vops ? 0 : (double)L->vector_ops * cfg->vector_tile_cycles / cores;
+      const double mc = mt * cfg->matrix_tile_cycles / cores;
+      if (dc > cyc) cyc = dc, mem_bound = 1;
+      if (vc > cyc) cyc = vc, mem_bound = 0;
+      if (mc > cyc) cyc = mc, mem_bound = 0;
+    }
+    const uint64_t launch_cyc = cfg->launch_cycles + (uint64_t)(cyc + 0.5);
+    k->modeled_cycles += launch_cyc;
+    p->stats[l] = (tt_launch_stats){launch_cyc, dma, vops ? vops : L->vector_ops, tiles, L->sram_bytes, nactive,
+                                    (uint32_t)mem_bound};
   }
   k->programs_launched++;
   tt__fp_leave(fp);
@@ -341,6 +372,19 @@ static tt_status tt__program_execute_locked(tt_device *dev, tt_program prog, tt_
   return st;
 }
 
+static tt_status tt__program_launch_stats_locked(tt_device *dev, tt_program prog, uint32_t launch,
+                                                 tt_launch_stats *out) {
+  tt_slot *slot;
+  tt_status st = tt__table_get(dev, &dev->programs, TT_KIND_PROGRAM, prog, "tt_program_launch_stats", &slot);
+  if (st != TT_OK) return st;
+  tt_program_obj *p = slot->obj;
+  if (!out || launch >= p->desc->nlaunches)
+    return tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_program_launch_stats: launch %u of %u", launch,
+                    p->desc->nlaunches);
+  *out = p->stats[launch];
+  return TT_OK;
+}
+
 /* ---------------------------------------------------------------- public calls: under the device lock */
 tt_status tt_program_load(tt_device *dev, const char *library_path, tt_program *out) {
   TT__LOCKED(tt__program_load_locked(dev, library_path, out));
@@ -355,4 +399,7 @@ tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *bu
 tt_status tt_program_execute(tt_device *dev, tt_program prog, tt_buffer *buffers, const void *const *host,
                              const uint64_t *bytes, uint32_t nbuffers) {
   TT__LOCKED(tt__program_execute_locked(dev, prog, buffers, host, bytes, nbuffers));
+}
+tt_status tt_program_launch_stats(tt_device *dev, tt_program prog, uint32_t launch, tt_launch_stats *out) {
+  TT__LOCKED(tt__program_launch_stats_locked(dev, prog, launch, out));
 }

@@ -53,15 +53,16 @@ static const tt_operand bad_range_ops[1] = {{0, TT_READ, 8, N_ADD * 4}};
 #define MM_TILES (3 * 2 * 5)
 
 static const tt_launch good[3] = {
-    {"add", add_kernel, N_ADD, 3, add_ops, 1, 0},
-    {"mm_f32", mm_f32_kernel, MM_ITEMS, 3, mm_ops, 0, MM_TILES},
-    {"mm_bf16", mm_bf16_kernel, MM_ITEMS, 3, mmh_ops, 0, MM_TILES},
+    {"add", add_kernel, N_ADD, 3, add_ops, 1, 0, 0},
+    {"mm_f32", mm_f32_kernel, MM_ITEMS, 3, mm_ops, 0, MM_TILES, TT_MM_SRAM_BYTES},
+    {"mm_bf16", mm_bf16_kernel, MM_ITEMS, 3, mmh_ops, 0, MM_TILES, TT_MM_SRAM_BYTES},
 };
-static const tt_launch null_fn[1] = {{"null", NULL, 1, 0, NULL, 0, 0}};
-static const tt_launch neg_items[1] = {{"neg", add_kernel, -1, 0, NULL, 0, 0}};
-static const tt_launch bad_binding[1] = {{"bad_binding", add_kernel, 1, 1, bad_binding_ops, 0, 0}};
-static const tt_launch bad_range[1] = {{"bad_range", add_kernel, 1, 1, bad_range_ops, 0, 0}};
-static const tt_launch many_ops[1] = {{"many", add_kernel, 1, 1u << 20, add_ops, 0, 0}};
+static const tt_launch null_fn[1] = {{"null", NULL, 1, 0, NULL, 0, 0, 0}};
+static const tt_launch neg_items[1] = {{"neg", add_kernel, -1, 0, NULL, 0, 0, 0}};
+static const tt_launch bad_binding[1] = {{"bad_binding", add_kernel, 1, 1, bad_binding_ops, 0, 0, 0}};
+static const tt_launch bad_range[1] = {{"bad_range", add_kernel, 1, 1, bad_range_ops, 0, 0, 0}};
+static const tt_launch many_ops[1] = {{"many", add_kernel, 1, 1u << 20, add_ops, 0, 0, 0}};
+static const tt_launch too_much_sram[1] = {{"sram", add_kernel, 1, 3, add_ops, 0, 0, 1ull << 40}};
 
 static const tt_program_desc descs[] = {
     {TT_ABI_VERSION, 9, bindings, 3, good},
@@ -71,6 +72,7 @@ static const tt_program_desc descs[] = {
     {TT_ABI_VERSION, 9, bindings, 1, bad_binding},
     {TT_ABI_VERSION, 9, bindings, 1, bad_range},
     {TT_ABI_VERSION, 9, bindings, 1, many_ops},
+    {TT_ABI_VERSION, 9, bindings, 1, too_much_sram},
 };
 
 /* Built variants keep their heap blocks reachable from statics (no leak reports). */

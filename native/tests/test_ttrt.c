@@ -135,13 +135,13 @@ static void test_bad_programs(void) {
   CHECK(p == 0 && strlen(tt_device_error(d)) > 0);
   EXPECT(tt_program_load(d, NULL, &p), TT_ERR_INVALID_ARGUMENT);
   EXPECT(tt_program_load(d, "libm.so.6", &p), TT_ERR_BAD_PROGRAM); /* no entry symbol */
-  /* 1-6: broken fields; 7-13: tables outside the library or past its end, a data "kernel", a
-   * misaligned descriptor; 14: entry returns NULL */
+  /* 1-7: broken fields (7: more SRAM than a core has); 8-14: tables outside the library or past
+   * its end, a data "kernel", a misaligned descriptor; 15: entry returns NULL */
   static const char *const why[] = {"", "abi_version", "fn is NULL", "work_items", "binding 9", "exceeds binding",
-                                    "operands (limit", "descriptor at", "launches (524288", "binding_bytes (60000",
-                                    "not code of the library", "name is not a string", "operands (3 entries at",
-                                    "descriptor at", "returned NULL"};
-  for (int v = 1; v <= 14; v++) {
+                                    "operands (limit", "bytes of SRAM per core", "descriptor at", "launches (524288",
+                                    "binding_bytes (60000", "not code of the library", "name is not a string",
+                                    "operands (3 entries at", "descriptor at", "returned NULL"};
+  for (int v = 1; v <= 15; v++) {
     *variant = v;
     EXPECT(tt_program_load(d, kernels_path, &p), TT_ERR_BAD_PROGRAM);
     CHECK(p == 0 && strstr(tt_device_error(d), why[v]) != NULL);

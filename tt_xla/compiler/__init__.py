@@ -2,14 +2,17 @@
 
 Passes, each a plain function over a plain IR, in this order:
   inline_calls -> legalize -> decompose -> simplify -> fuse (plan) -> schedule -> plan_memory
-  -> codegen
+  -> lower (each kernel to the loop IR) -> render (C)
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..hlo_parser import ir, parse_module
-from .codegen import PRELUDE, Generator, KernelCode
+from .codegen import PRELUDE
+from .loopir import LoopKernel
+from .lower import lower_kernel
+from .render import render
 
 from .decompose import decompose
 from .fuse import is_data, plan
@@ -17,7 +20,7 @@ from .graph import Graph, Node, np_dtype
 from .inline import inline_calls
 from .legalize import legalize
 from .memory import Storage, plan_memory
-from .program import CompiledProgram, KernelInfo, TensorSpec, part
+from .program import DEFAULT_SRAM_PER_CORE, CompiledProgram, KernelInfo, TensorSpec, part
 from .schedule import schedule
 from .simplify import simplify
 
@@ -37,18 +40,19 @@ def optimize(module: ir.Module) -> Graph:
 HOT_TILES = 4096  # 4M element-ops or 16 MiB moved: about 0.5 ms of host time at -O2
 
 
-def _hot(c: KernelCode) -> bool:
+def _hot(k: LoopKernel) -> bool:
     """Whether a kernel does enough work (tile-wide vector ops plus tiles of operand bytes it
     moves) that -O2's faster loops beat the compile time they cost. The matrix engine's own
     work is in the runtime, already optimized, so matrix tiles do not count."""
-    return c.vector_ops + sum(n.nbytes for n, _ in c.operands) // 4096 >= HOT_TILES
+    return k.vector_ops + sum(o.node.nbytes for o in k.operands) // 4096 >= HOT_TILES
 
 
-def compile_text(text: str, filename: str = "<module>") -> CompiledProgram:
-    return compile_module(parse_module(text, filename))
+def compile_text(text: str, filename: str = "<module>", sram_per_core: int = DEFAULT_SRAM_PER_CORE) -> CompiledProgram:
+    return compile_module(parse_module(text, filename), sram_per_core)
 
 
-def compile_module(module: ir.Module) -> CompiledProgram:
+def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE) -> CompiledProgram:
+    """`sram_per_core`: the target device's SRAM per core; every kernel's buffers are sized to it."""
     graph = optimize(module)
     p = plan(graph)
     order = schedule(p)
@@ -70,13 +74,11 @@ def compile_module(module: ir.Module) -> CompiledProgram:
         base = {"in": 0, "out": nin, "const": nin + nout, "arena": nin + nout + nconst}[s.kind]
         return base + s.index, s.offset
 
-    gen = Generator(p.materialized)
-    codes: list[KernelCode] = []
+    codes: list[tuple[LoopKernel, str]] = []  # (IR, C)
     for i, k in enumerate(order):
-        name = f"k{i}_{k.root.op}"
-        code = getattr(gen, k.kind)(k, name)
-        if code.work_items > 0:
-            codes.append(code)
+        lk = lower_kernel(k, f"k{i}_{k.root.op}", p.materialized, sram_per_core)
+        if lk.work_items > 0:
+            codes.append((lk, render(lk)))
     binding_bytes = [n.nbytes for n in params] + [n.nbytes for n in outputs] + \
                     [n.nbytes for n in consts] + [arena]
     # Pieces between part markers compile on their own (the toolchain may build them in
@@ -88,21 +90,21 @@ def compile_module(module: ir.Module) -> CompiledProgram:
     launches = []
     desc = []
     fn_of: dict[str, str] = {}
-    fns = [fn_of.setdefault(c.body.replace(f" {c.name}(", " @(", 1), c.name) for c in codes]
+    fns = [fn_of.setdefault(body.replace(f" {c.name}(", " @(", 1), c.name) for c, body in codes]
     hot: dict[str, bool] = {}
-    for c, fn in zip(codes, fns):
+    for (c, _), fn in zip(codes, fns):
         hot[fn] = hot.get(fn, False) or _hot(c)
-    for c, fn in zip(codes, fns):
+    for (c, body), fn in zip(codes, fns):
         if fn == c.name:
-            src.append(part("O2" if hot[fn] else "O1") + KERNEL_ATTR + c.body.removeprefix("static "))
+            src.append(part("O2" if hot[fn] else "O1") + KERNEL_ATTR + body.removeprefix("static "))
             desc.append(f"{KERNEL_ATTR}void {c.name}(const tt_core *, void *const *, int64_t, int64_t);")
         ops = []
-        for node, access in c.operands:
-            b, off = binding(node)
-            ops.append(f"{{{b}u, {access}u, {off}ull, {node.nbytes}ull}}")
+        for o in c.operands:
+            b, off = binding(o.node)
+            ops.append(f"{{{b}u, {2 if o.writes else 1}u, {off}ull, {o.node.nbytes}ull}}")
         desc.append(f"static const tt_operand {c.name}_ops[] = {{{', '.join(ops)}}};")
         launches.append(f'  {{"{c.name}", {fn}, {c.work_items}, {len(ops)}u, {c.name}_ops, '
-                        f'{c.vector_ops}ull, {c.matrix_tiles}ull}}')
+                        f'{c.vector_ops}ull, {c.matrix_tiles}ull, {c.sram_bytes}ull}}')
     nb = len(binding_bytes)
     src.append(part("O1"))
     src.extend(desc)
@@ -112,8 +114,8 @@ def compile_module(module: ir.Module) -> CompiledProgram:
     src.append("static const tt_program_desc program = {TT_ABI_VERSION, %du, binding_bytes, %du, %s};"
                % (nb, len(launches), "launches" if launches else "NULL"))
     src.append("const tt_program_desc *tt_program_entry(void) { return &program; }\n")
-    kernels = [KernelInfo(c.name, c.kind, tuple(c.ops), c.work_items, c.vector_ops, c.matrix_tiles)
-               for c in codes]
+    kernels = [KernelInfo(c.name, c.kind, tuple(c.ops), c.work_items, c.vector_ops, c.matrix_tiles,
+                          c.sram_bytes, c.dma_bytes, c.format()) for c, _ in codes]
     return CompiledProgram(
         source="\n".join(src),
         inputs=[TensorSpec(n.shape, np_dtype(n.dtype)) for n in params],

@@ -19,6 +19,11 @@ def part(level: str) -> str:
     return f"/* tt:part {level} */\n"
 
 
+# The default device's SRAM per core (an n150's Tensix L1; the runtime's tt_device_config_default
+# says the same, a test checks they agree): what a program is compiled for when no device is named.
+DEFAULT_SRAM_PER_CORE = 1499136
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     shape: tuple[int, ...]
@@ -38,6 +43,9 @@ class KernelInfo:
     work_items: int
     vector_ops: int         # device-model cost figures, as given to the runtime
     matrix_tiles: int
+    sram_bytes: int = 0     # SRAM per core its buffers take
+    dma_bytes: int = 0      # DRAM <-> SRAM bytes its DMA moves (the matrix engine's packing included)
+    ir: str = field(default="", repr=False)  # its loop IR as text: print(k.ir)
 
 
 @dataclass

@@ -61,6 +61,11 @@ class _Counters(C.Structure):
     _fields_ = [(n, C.c_uint64) for n in COUNTER_NAMES]
 
 
+class _LaunchStats(C.Structure):
+    _fields_ = [(n, C.c_uint64) for n in ("modeled_cycles", "dma_bytes", "vector_ops", "matrix_tiles", "sram_bytes")] + \
+        [("cores", C.c_uint32), ("memory_bound", C.c_uint32)]
+
+
 def _find_library() -> Path:
     env = os.environ.get("TT_XLA_RUNTIME_LIB")
     if env:
@@ -94,6 +99,7 @@ for _name, _args in {
     "tt_buffer_map": [_P, _U64, C.POINTER(_P)],
     "tt_buffer_wrap": [_P, _P, _U64, _PU64],
     "tt_program_execute": [_P, _U64, _PU64, C.POINTER(_P), _PU64, _U32],
+    "tt_program_launch_stats": [_P, _U64, _U32, C.POINTER(_LaunchStats)],
 }.items():
     _f = getattr(_lib, _name)
     _f.argtypes = _args
@@ -388,6 +394,16 @@ class Program:
             if not self.handle:
                 raise DeviceError("TT_ERR_INVALID_HANDLE", "program has been unloaded")
             self.device._check(st)
+
+    def launch_stats(self, launch: int) -> dict[str, int | str]:
+        """What launch `launch` did the last time the program ran (from the cores' events):
+        modeled cycles, DMA bytes, vector ops, matrix tiles, SRAM bytes per core, cores used,
+        and whether compute or memory bound it."""
+        out = _LaunchStats()
+        self.device._check(_lib.tt_program_launch_stats(self.device._ptr, self.handle, launch, C.byref(out)))
+        d = {n: int(getattr(out, n)) for n, _ in _LaunchStats._fields_ if n != "memory_bound"}
+        d["bound"] = "memory" if out.memory_bound else "compute"
+        return d
 
     def unload(self) -> None:
         """Idempotent."""

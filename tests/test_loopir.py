@@ -1,0 +1,192 @@
+"""The loop IR and the core dataflow: DRAM -> SRAM by DMA through circular buffers -> compute
+-> DMA out; SRAM sized to the device; counters from the cores' events."""
+import re
+
+import jax
+import pytest
+
+import tt_xla
+from tt_xla.compiler import compile_text
+from tt_xla.compiler.loopir import Alu, CbReserve, DmaWrite, Load, LoopKernel, Operand, check_dma_only
+from tt_xla.errors import UnsupportedError
+from util import check, inputs, jnp, np
+
+
+def _text(f, *args):
+    return jax.export.export(jax.jit(f))(*args).mlir_module()
+
+
+PROGRAMS = [  # one of each kernel kind and access pattern: views, tiles, reductions, products
+    (jax.nn.elu, [(37, 300)]),
+    (lambda x: x.T * 2, [(70, 45)]),
+    (lambda x: jnp.transpose(x, (2, 0, 1)), [(5, 7, 9)]),
+    (lambda x, b: x + b[:, None] + jnp.arange(x.shape[1], dtype=x.dtype), [(33, 65), (33,)]),
+    (lambda x: jnp.concatenate([x[::-1], jnp.pad(x, ((1, 2), (0, 0)))], 0), [(9, 10)]),
+    (lambda x: (x.sum(-1), x.max(0), jnp.argmax(x, 1)), [(50, 130)]),
+    (lambda x: jax.nn.softmax(x, -1), [(20, 5000)]),
+    (lambda x, w, b: jax.nn.gelu(x @ w + b), [(40, 64), (64, 72), (72,)]),
+    (lambda x, w: jnp.einsum("bij,bkj->bik", x, w), [(3, 20, 16), (3, 24, 16)]),
+]
+
+
+def _collect(text: str, sram: int = 1499136) -> list[LoopKernel]:
+    """The loop IR of every kernel of a program (compiled with a recording lowering)."""
+    import tt_xla.compiler as compiler
+    seen: list[LoopKernel] = []
+    orig = compiler.lower_kernel
+
+    def rec(*a, **kw):
+        lk = orig(*a, **kw)
+        seen.append(lk)
+        return lk
+    compiler.lower_kernel = rec
+    try:
+        compile_text(text, sram_per_core=sram)
+    finally:
+        compiler.lower_kernel = orig
+    return seen
+
+
+@pytest.mark.parametrize("i", range(len(PROGRAMS)))
+def test_every_kernel_moves_dram_only_by_dma(i):
+    f, shapes = PROGRAMS[i]
+    args = [inputs(s, edges=False, seed=j) for j, s in enumerate(shapes)]
+    check(f, *args, rtol=1e-4, atol=1e-4, transcendental=True)
+    kernels = _collect(_text(f, *args))
+    assert kernels
+    for k in kernels:
+        assert check_dma_only(k) == [], k.format()
+        assert any(isinstance(u, DmaWrite) for u in k.body)  # results leave by DMA too
+
+
+def test_the_dma_check_catches_a_dram_load():
+    """The invariant test can fail: a Load from an operand pointer is a violation."""
+    op = Operand(0, "float", False)
+    k = LoopKernel("bad", [op], [], [Load("v", "float", "p0", "0"), Alu("w", "float", "p0[1] + 1")], 1)
+    bad = check_dma_only(k)
+    assert len(bad) == 3 and all(b.startswith("bad: ") for b in bad)
+
+
+def test_kernels_print_their_ir():
+    exe = tt_xla.compile(_text(jax.nn.elu, np.ones((64, 64), np.float32)))
+    (k,) = exe.kernels()
+    assert k.ir.startswith(f"kernel {k.name}:")
+    for word in ("cb_reserve_back", "dma_read", "cb_push_back", "cb_wait_front", "alu", "dma_write", "cb_pop_front"):
+        assert word in k.ir
+    assert k.sram_bytes > 0 and k.dma_bytes == 2 * 64 * 64 * 4
+
+
+def test_elu_counters_come_from_dma_events_and_are_memory_bound():
+    """ELU on 4M f32: the cores DMA every byte in and out (>= 32 MiB) and, as for ReLU, the
+    DRAM time bounds the kernel: modeled ELU/ReLU = 1.00."""
+    c = tt_xla.client()
+    dev = c.devices()[0]
+    x = c.buffer_from_pyval(np.random.default_rng(0).standard_normal(4 << 20).astype(np.float32))
+    got = {}
+    for name, f in (("elu", jax.nn.elu), ("relu", jax.nn.relu)):
+        exe = c.compile(_text(f, np.zeros(4 << 20, np.float32)))
+        exe.execute([x])
+        before = dev.counters()
+        exe.execute([x])
+        after = dev.counters()
+        got[name] = {k: after[k] - before[k] for k in ("dma_bytes", "modeled_cycles", "vector_ops")}
+    assert got["elu"]["dma_bytes"] >= 32 << 20 and got["relu"]["dma_bytes"] >= 32 << 20
+    assert got["elu"]["vector_ops"] > 10 * got["relu"]["vector_ops"]  # counted by the cores
+    assert got["elu"]["modeled_cycles"] == got["relu"]["modeled_cycles"]
+
+
+def _run_on(sram: int, text: str, args: list) -> tuple[list, int, list]:
+    """(outputs, DMA bytes the cores moved, kernels) of one call on a device with `sram` per core."""
+    from tt_xla.client import Client
+    from tt_xla.runtime import Device, DeviceConfig
+    c = Client(Device(DeviceConfig(sram_per_core=sram)))
+    exe = c.compile(text)
+    dev = c.devices()[0]
+    bufs = [c.buffer_from_pyval(a) for a in args]
+    before = dev.counters()["dma_bytes"]
+    outs = exe.execute(bufs)
+    return [o.to_numpy() for o in outs], dev.counters()["dma_bytes"] - before, exe.kernels()
+
+
+def test_small_sram_device_runs_a_transformer_value_and_grad():
+    """256 KiB of SRAM per core: every kernel's buffers are sized to it, results are the same."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from benchmarks.suite import _transformer
+    init, make_step = _transformer(seq=64, d=128, heads=4, mlp=512, layers=1)
+    ps, x, y = init(np.random.default_rng(0))
+    step = make_step(True)
+    flat = jax.tree_util.tree_leaves((ps, x, y))
+    want = jax.tree_util.tree_leaves(jax.jit(step)(ps, x, y))
+    outs, dma, kernels = _run_on(256 * 1024, _text(step, ps, x, y), flat)
+    assert max(k.sram_bytes for k in kernels) <= 256 * 1024 and dma > 0
+    for o, w in zip(outs, want):
+        np.testing.assert_allclose(o, np.asarray(w), rtol=2e-3, atol=2e-4)
+
+
+def test_small_sram_means_smaller_blocks_and_more_dma():
+    """A product whose default blocks (256x256 of f32 C) do not fit 256 KiB is re-blocked:
+    more, smaller blocks, so the engine packs its operands more often."""
+    x, w = inputs((1024, 256), edges=False), inputs((256, 2048), seed=1, edges=False)
+    text = _text(lambda a, b: a @ b, x, w)
+    small, dma_small, k_small = _run_on(256 * 1024, text, [x, w])
+    big, dma_big, k_big = _run_on(1499136, text, [x, w])
+    want = x.astype(np.float64) @ w.astype(np.float64)
+    for got in (small[0], big[0]):  # (shallower K blocks on the small core: another summation order)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+    assert k_small[0].work_items > k_big[0].work_items and k_small[0].sram_bytes < 256 * 1024 < k_big[0].sram_bytes
+    assert dma_small > dma_big
+
+
+def test_a_program_that_cannot_fit_is_refused_at_compile_time():
+    text = _text(lambda x, w: jax.nn.relu(x @ w), np.ones((64, 64), np.float32), np.ones((64, 64), np.float32))
+    with pytest.raises(UnsupportedError, match=r"kernel k\d+_\w+ .*needs \d+ bytes of SRAM per core.*have 1024"):
+        compile_text(text, sram_per_core=1024)
+    text = _text(lambda x: x + 1, np.ones((1000,), np.float32))
+    with pytest.raises(UnsupportedError, match=r"kernel k0_add .*needs \d+ bytes of SRAM per core.*have 256"):
+        compile_text(text, sram_per_core=256)
+
+
+def test_runtime_refuses_a_launch_declaring_more_sram_than_a_core_has():
+    from tt_xla.runtime import Device, DeviceConfig, DeviceError
+    from tt_xla.executable import LoadedExecutable
+    vs = [np.ones((8192,), np.float32)] * 12
+    p = compile_text(_text(lambda *xs: sum(x * (i + 1) for i, x in enumerate(xs)), *vs))  # sized for the default
+    small = Device(DeviceConfig(sram_per_core=64 * 1024))
+    need = max(k.sram_bytes for k in p.kernels)
+    assert need > 64 * 1024
+    with pytest.raises(DeviceError, match=rf"\(k0_\w+\) needs {need} bytes of SRAM per core.*65536"):
+        LoadedExecutable(small, p)
+
+
+def test_compiler_default_sram_is_the_runtime_default():
+    from tt_xla.compiler.program import DEFAULT_SRAM_PER_CORE
+    from tt_xla.runtime import DeviceConfig
+    assert DEFAULT_SRAM_PER_CORE == DeviceConfig().sram_per_core
+
+
+def test_circular_buffers_are_double_buffered_and_in_sram():
+    (k,) = _collect(_text(lambda x: x + 1, np.ones((100, 100), np.float32)))
+    assert all(cb.npages == 2 for cb in k.cbs)
+    assert sum(isinstance(u, CbReserve) for u in k.body) == 2  # the input's, the output's
+    ends = [cb.offset + cb.bytes for cb in k.cbs]
+    assert ends == sorted(ends) and ends[-1] == k.sram_bytes
+    assert re.search(r"tt_cb_init\(core, &cb0, 0u, \d+u, 2u\)", compile_text(
+        _text(lambda x: x + 1, np.ones((100, 100), np.float32))).source)
+
+
+def test_per_kernel_figures_from_events():
+    c = tt_xla.client()
+    x = np.random.default_rng(1).standard_normal((512, 256)).astype(np.float32)
+    w = np.random.default_rng(2).standard_normal((256, 256)).astype(np.float32)
+    exe = c.compile(_text(lambda x, w: jax.nn.softmax(jax.nn.relu(x @ w), -1), x, w))
+    assert all(s["modeled_cycles"] == 0 for s in exe.kernel_stats())  # not run yet
+    exe.execute([c.buffer_from_pyval(x), c.buffer_from_pyval(w)])
+    stats = exe.kernel_stats()
+    assert [s["name"] for s in stats] == [k.name for k in exe.kernels()]
+    for s, k in zip(stats, exe.kernels()):
+        assert s["modeled_cycles"] >= 1000 and s["dma_bytes"] > 0 and 1 <= s["cores"] <= 64
+        assert s["sram_bytes"] == k.sram_bytes and s["bound"] in ("compute", "memory")
+    mm = next(s for s, k in zip(stats, exe.kernels()) if k.kind == "matmul")
+    assert mm["matrix_tiles"] == 16 * 8 * 8  # counted by the engine as it issues them

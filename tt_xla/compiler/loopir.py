@@ -1,0 +1,311 @@
+"""The loop IR: what a kernel does on one core, as a flat list of typed micro-ops between fusion
+and C (in the spirit of tinygrad's UOps).
+
+A kernel's DRAM operands are reached only through DMA ops (`DmaRead` / `DmaWrite`) that move a
+run of elements between DRAM (operand base + a computed element index, which may be any C
+index expression, including one computed from data a kernel has already read) and a page of a
+circular buffer in the core's SRAM. Compute reads and writes SRAM pages only (`Load`/`Store`
+with computed indices); `Alu` ops are C expressions built by codegen's `op_expr`. Ranges nest
+(`Range` ... `End`). `render.py` turns a `LoopKernel` into C; `check_dma_only` is the invariant
+the tests assert for every kernel the suite compiles.
+
+Index and scalar expressions are C expression strings over the IR's own variables: they are
+integer arithmetic the renderer passes through, while everything that touches memory or costs
+device time is a typed op the cost figures are computed from.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SRAM_ALIGN = 64
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A kernel operand: DRAM bound by the launch (ops[index] in the kernel's signature)."""
+    index: int
+    ctype: str
+    writes: bool
+    node: object = field(default=None, compare=False)  # the stored graph node it binds (for memory planning)
+
+
+@dataclass
+class CircularBuffer:
+    """A ring of `npages` pages of `page_elems` elements in the core's SRAM, at `offset`."""
+    name: str
+    ctype: str
+    esize: int
+    page_elems: int
+    npages: int = 2          # double-buffered: a DMA may fill one page while compute uses the other
+    offset: int = 0          # bytes from the start of the core's SRAM (set by `place`)
+
+    @property
+    def page_bytes(self) -> int:
+        return -(-self.page_elems * self.esize // SRAM_ALIGN) * SRAM_ALIGN
+
+    @property
+    def bytes(self) -> int:
+        return self.page_bytes * self.npages
+
+
+# ----------------------------------------------------------------------------- micro-ops
+@dataclass(frozen=True)
+class Range:
+    var: str
+    start: str
+    end: str
+    pragma: str = ""         # e.g. "GCC ivdep" on loops the host compiler should vectorize
+    step: int = 1
+    var_type: str = "int64_t"
+
+
+@dataclass(frozen=True)
+class End:
+    pass
+
+
+@dataclass(frozen=True)
+class Define:
+    """`const ctype var = expr;` (index arithmetic, scalars)."""
+    var: str
+    ctype: str
+    expr: str
+
+
+@dataclass(frozen=True)
+class Var:
+    """A mutable scalar or (n > 0) an array of n in registers: accumulators, lanes."""
+    var: str
+    ctype: str
+    init: str = ""
+    n: int = 0
+
+
+@dataclass(frozen=True)
+class Assign:
+    """target = expr (an accumulator update; target may index a Var array)."""
+    target: str
+    expr: str
+
+
+@dataclass(frozen=True)
+class _Dma:
+    """`count` elements, `stride` elements apart in DRAM operand[index...], to or from a dense
+    run at page[sram_index...] in SRAM (a page of cb)."""
+    cb: CircularBuffer
+    page: str                # SRAM pointer variable
+    sram_index: str          # element offset in the page
+    operand: Operand
+    index: str               # element index in the operand (any index expression, data-dependent too)
+    count: str
+    stride: int
+
+
+class DmaRead(_Dma):
+    """DRAM -> SRAM."""
+
+
+class DmaWrite(_Dma):
+    """SRAM -> DRAM."""
+
+
+@dataclass(frozen=True)
+class _CbPage:
+    cb: CircularBuffer
+    page: str
+
+
+class CbReserve(_CbPage):
+    """Producer side: the back page of cb, as `page` (a pointer to cb's element type)."""
+
+
+class CbWait(_CbPage):
+    """Consumer side: the front page of cb, as `page`."""
+
+
+@dataclass(frozen=True)
+class _Cb:
+    cb: CircularBuffer
+
+
+class CbPush(_Cb):
+    """Producer side: the reserved page is filled."""
+
+
+class CbPop(_Cb):
+    """Consumer side: the front page is used up."""
+
+
+@dataclass(frozen=True)
+class Load:
+    """var = page[index] read from SRAM, converted to the value type by `expr` (a template
+    with {ref} for the element reference: bf16 bits become a float, ...)."""
+    var: str
+    ctype: str
+    page: str
+    index: str
+    expr: str = "{ref}"
+
+
+@dataclass(frozen=True)
+class Store:
+    page: str
+    index: str
+    expr: str
+
+
+@dataclass(frozen=True)
+class Alu:
+    """One vector-engine instruction per element: var = expr (from codegen.op_expr)."""
+    var: str
+    ctype: str
+    expr: str
+
+
+@dataclass(frozen=True)
+class VectorOps:
+    """An event for the cost model: the core issued `count` tile-wide vector instructions."""
+    count: str
+
+
+@dataclass(frozen=True)
+class MatMul:
+    """The matrix engine: page[i * c_rs + j] = sum_q A[a_index + i*a_rs + q*a_cs] * B[b_index +
+    q*b_rs + j*b_cs] for an m x n block, into SRAM. The engine's packer is its DMA: it reads the
+    operand blocks from DRAM into the engine's share of SRAM, counting the bytes."""
+    fn: str                  # tt_matmul_f32 | tt_matmul_bf16
+    m: str
+    n: str
+    k: int
+    a: Operand
+    a_index: str
+    a_rs: int
+    a_cs: int
+    b: Operand
+    b_index: str
+    b_rs: int
+    b_cs: int
+    page: str
+    c_rs: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """A device primitive on SRAM (the data-movement engine's 8x8 transpose, the matrix
+    engine): `fn(args...)`."""
+    fn: str
+    args: tuple[str, ...]
+
+
+UOp = Range | End | Define | Var | Assign | DmaRead | DmaWrite | CbReserve | CbPush | CbWait | CbPop | Load | Store | Alu | \
+    VectorOps | MatMul | Call
+
+
+@dataclass
+class LoopKernel:
+    """One kernel: operands, SRAM circular buffers, and the body run for each work item `it`
+    in [begin, end). Figures (vector instructions, DMA bytes) are for the whole launch, from
+    the lowering's trip counts; `sram_bytes` is per core."""
+    name: str
+    operands: list[Operand]
+    cbs: list[CircularBuffer]
+    body: list[UOp]
+    work_items: int
+    vector_ops: int = 0
+    dma_bytes: int = 0
+    matrix_tiles: int = 0
+    ops: list[str] = field(default_factory=list)
+    kind: str = ""           # 'elementwise' | 'movement' | 'reduce' | 'matmul'
+
+    @property
+    def sram_bytes(self) -> int:
+        return sram_end(self.cbs)
+
+    def alu_count(self) -> int:
+        return sum(1 for u in self.body if isinstance(u, Alu))
+
+    def format(self) -> str:
+        """The IR as text, one op a line, nested by range (what `exe.kernels()` shows)."""
+        lines = [f"kernel {self.name}: {self.work_items} work items, SRAM {self.sram_bytes} B/core, "
+                 f"DMA {self.dma_bytes} B, {self.vector_ops} vector ops"]
+        for o in self.operands:
+            lines.append(f"  operand p{o.index}: {o.ctype} {'write' if o.writes else 'read'}")
+        for cb in self.cbs:
+            lines.append(f"  cb {cb.name}: {cb.npages} x {cb.page_elems} {cb.ctype} @ sram+{cb.offset}")
+        depth = 1
+        for u in self.body:
+            if isinstance(u, End):
+                depth -= 1
+                continue
+            lines.append("  " * depth + _fmt(u))
+            if isinstance(u, Range):
+                depth += 1
+        return "\n".join(lines)
+
+
+def _fmt(u: UOp) -> str:
+    if isinstance(u, Range):
+        return f"range {u.var} in [{u.start}, {u.end})" + (f" step {u.step}" if u.step != 1 else "")
+    if isinstance(u, DmaRead):
+        return f"dma_read {u.cb.name}:{u.page}[{u.sram_index}] <- p{u.operand.index}[{u.index}] x{u.count} stride {u.stride}"
+    if isinstance(u, DmaWrite):
+        return f"dma_write p{u.operand.index}[{u.index}] <- {u.cb.name}:{u.page}[{u.sram_index}] x{u.count} stride {u.stride}"
+    if isinstance(u, (CbReserve, CbWait)):
+        return f"{'cb_reserve_back' if isinstance(u, CbReserve) else 'cb_wait_front'} {u.cb.name} -> {u.page}"
+    if isinstance(u, (CbPush, CbPop)):
+        return f"{'cb_push_back' if isinstance(u, CbPush) else 'cb_pop_front'} {u.cb.name}"
+    if isinstance(u, Load):
+        return f"{u.var} = load {u.page}[{u.index}]"
+    if isinstance(u, Store):
+        return f"store {u.page}[{u.index}] = {u.expr}"
+    if isinstance(u, Alu):
+        return f"{u.var} = alu {u.expr}"
+    if isinstance(u, Var):
+        return f"var {u.var}{f'[{u.n}]' if u.n else ''}: {u.ctype}" + (f" = {u.init}" if u.init else "")
+    if isinstance(u, Assign):
+        return f"{u.target} <- {u.expr}"
+    if isinstance(u, Define):
+        return f"{u.var} = {u.expr}"
+    if isinstance(u, VectorOps):
+        return f"vector_ops += {u.count}"
+    if isinstance(u, MatMul):
+        return (f"{u.page}[{u.m} x {u.n}] = {u.fn} p{u.a.index}[{u.a_index}] ({u.a_rs}, {u.a_cs}) @ "
+                f"p{u.b.index}[{u.b_index}] ({u.b_rs}, {u.b_cs}), K {u.k}")
+    if isinstance(u, Call):
+        return f"call {u.fn}({', '.join(u.args)})"
+    return type(u).__name__.lower()
+
+
+def place(cbs: list[CircularBuffer], base: int = 0) -> int:
+    """Lay the circular buffers out one after another in SRAM from `base`; returns the end."""
+    off = base
+    for cb in cbs:
+        cb.offset = off
+        off += cb.bytes
+    return off
+
+
+def sram_end(cbs: list[CircularBuffer]) -> int:
+    """The SRAM bytes from the start of a core's SRAM that the buffers take."""
+    return max((cb.offset + cb.bytes for cb in cbs), default=0)
+
+
+def check_dma_only(k: LoopKernel) -> list[str]:
+    """Violations of the dataflow rule: DRAM operands are touched only by DMA ops (and the
+    matrix engine's packer, its DMA), and memory ops address SRAM pages that a circular-buffer
+    op produced. Empty when the kernel is sound."""
+    pages = {u.page for u in k.body if isinstance(u, (CbReserve, CbWait))}
+    operands = {f"p{o.index}" for o in k.operands}
+    bad = []
+    for u in k.body:
+        if isinstance(u, (Load, Store)) and u.page not in pages:  # (a page may be written by a Call)
+            bad.append(f"{k.name}: {_fmt(u)} does not address an SRAM page")
+        text = " ".join(str(v) for v in vars(u).values() if isinstance(v, str))
+        if not isinstance(u, (DmaRead, DmaWrite, MatMul)) and any(_mentions(text, p) for p in operands):
+            bad.append(f"{k.name}: {_fmt(u)} touches a DRAM operand outside DMA")
+    return bad
+
+
+def _mentions(text: str, name: str) -> bool:
+    import re
+    return re.search(rf"\b{name}\b", text) is not None

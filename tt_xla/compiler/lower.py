@@ -1,0 +1,775 @@
+"""Fusion groups -> loop IR (loopir.py). One lowering per kernel kind: loop kernels
+(elementwise, movement, stored transposes), reductions, products.
+
+The dataflow of a loop kernel on its core, per work item (a block of rows x columns of the
+kernel's collapsed iteration space):
+
+    reader:  for each stored input: reserve a page of its circular buffer, DMA the block's
+             elements DRAM -> SRAM (one strided run per row; a transposed read per column, so
+             the DMA reads DRAM contiguously), push the page
+    compute: wait for the input pages and reserve an output page, evaluate the fused
+             expression element by element from SRAM into the output page, pop the inputs,
+             push the output, report the vector instructions issued
+    writer:  wait for the output page, DMA it SRAM -> DRAM, pop it
+
+Pages are sized so every buffer of the kernel fits the core's SRAM (`sram_budget`): a block
+shrinks until it does; a kernel that cannot fit even one small block is refused, naming the
+kernel and the sizes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from . import loopir as L
+from .access import Access, collapse, row_major
+from .codegen import (CTYPE, VTYPE, Emitter, Leaf, _simple_combiner, _with_nan, collect_leaves, convert_expr,
+                      load_expr, store_expr)
+from .fuse import (Kernel, _same_order, access_of, dot_groups, dot_out_groups, group_strides, inline_tree,
+                   memoryless)
+from .graph import FLOATS, VIEWS, Node, itemsize
+
+CHUNK = 1024       # elements per block of a loop kernel (1 tile): its pages (4 KiB of f32 each) stay in
+                   # the host's L1 (one host thread, ELU on 4M f32: about 1.3x faster than 4096)
+TILE = 32          # the device's tile edge
+LANES = 64         # accumulators per reduction: 4 independent 512-bit vectors of f32
+MIN_BLOCK = 32     # elements: the smallest block a loop kernel is re-blocked to before it is refused
+MM_BLOCK_M, MM_BLOCK_N = 256, 512  # C block per work item: B is packed once per block row
+MM_MIN_ITEMS = 32                  # ...but at least this many work items when the product allows
+MM_SRAM_BYTES = 768 * 1024         # = TT_MM_SRAM_BYTES: the most SRAM the matrix engine packs into
+MM_SRAM_MIN = 32 * 1024            # = TT_MIN_SRAM_PER_CORE / 2: the least it can pack into
+
+
+def operands_for(leaves: list[tuple[Node, Access]], dest: Node | None) -> dict[int, int]:
+    """{stored node id: operand index} for a kernel's leaves, then its destination."""
+    idx: dict[int, int] = {}
+    for _, a in leaves:
+        if not memoryless(a.src):
+            idx.setdefault(a.src.id, len(idx))
+    if dest is not None:
+        idx.setdefault(dest.id, len(idx))
+    return idx
+
+
+def fused_ops(root: Node, mat: set[int]) -> list[str]:
+    """The core ops computed in root's kernel, inputs first (KernelInfo.ops)."""
+    out: list[str] = []
+    seen: set[int] = set()
+
+    def walk(n: Node, top: bool) -> None:
+        if n.id in seen or (not top and n.id in mat):
+            return
+        seen.add(n.id)
+        for i in n.inputs:
+            walk(i, False)
+        if n.op not in ("const", "param"):
+            out.append(n.op)
+    walk(root, True)
+    return out
+
+
+def epilogue_inputs(k: Kernel, mat: set[int]) -> tuple[frozenset[int], list[tuple[Node, Access]]]:
+    """(ids that stand for the finished reduce/dot result, the epilogue's other leaves)."""
+    _, direct = inline_tree(k.epilogue, mat)
+    alias = frozenset({x.id for x in direct if _same_order(x) is k.root} | {k.root.id})
+    return alias, collect_leaves(k.epilogue, True, mat, alias)
+
+
+def _check_fits(cbs: list[L.CircularBuffer], budget: int, name: str, what: str, node: Node) -> None:
+    """Refuse, naming the kernel and the sizes, a kernel whose smallest blocks overflow SRAM."""
+    need = L.sram_end(cbs)
+    if need > budget:
+        raise UnsupportedError(
+            f"kernel {name} ({what}) needs {need} bytes of SRAM per core for the {len(cbs)} circular buffers of "
+            f"its smallest block; the device's cores have {budget}", node.op, node.loc)
+
+
+def lower_kernel(k: Kernel, name: str, mat: set[int], sram_budget: int) -> L.LoopKernel:
+    """The kernel's loop IR (its `kind`: 'elementwise' | 'movement' | 'reduce' | 'matmul')."""
+    if k.kind == "dot":
+        return lower_dot(mat, k, name, sram_budget)
+    if k.kind == "reduce":
+        return lower_reduce(mat, k, name, sram_budget)
+    return lower_loop(mat, k, name, sram_budget)
+
+
+class IREmitter(Emitter):
+    """codegen's expression emitter, writing loop-IR ops: each value an Alu, each stored leaf a
+    Load from its SRAM page."""
+
+    def __init__(self, mat: set[int], index_of: dict[int, str], leaf_of: dict[int, Leaf],
+                 page_of: dict[int, str], body: list):
+        super().__init__(mat, index_of, leaf_of, [], "")
+        self.page_of, self.body = page_of, body
+
+    def define(self, name: str, ctype: str, expr: str) -> None:
+        self.body.append(L.Alu(name, ctype, expr))
+
+    def leaf_value(self, leaf: Leaf, index: str) -> str:
+        if memoryless(leaf.acc.src):
+            return Emitter.leaf_value(leaf, index)
+        name = f"ld{self.count}"
+        self.count += 1
+        self.body.append(L.Load(name, VTYPE[leaf.dt], self.page_of[id(leaf)], index,
+                                load_expr(leaf.dt, "{ref}")))
+        return name
+
+
+def _decode(row: str, outer: list[int], tag: str, body: list) -> list[str]:
+    """Index variables of the outer dims for flat row `row` (emits their definitions)."""
+    if not outer:
+        return []
+    names = [f"{tag}i{d}" for d in range(len(outer))]
+    q = row
+    for d in reversed(range(len(outer))):
+        if d == 0:
+            body.append(L.Define(names[d], "int64_t", f"{q}" if len(outer) == 1 else f"{q} % {outer[0]}"))
+        else:
+            body.append(L.Define(names[d], "int64_t", f"({q}) % {outer[d]}"))
+            nq = f"{tag}q{d}"
+            body.append(L.Define(nq, "int64_t", f"({q}) / {outer[d]}"))
+            q = nq
+    return names
+
+
+def _base(off: int, vec: tuple[int, ...], idx: list[str]) -> str:
+    terms = [str(off)] + [f"{i} * {v}" for i, v in zip(idx, vec) if v != 0]
+    return " + ".join(terms)
+
+
+def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
+    """An elementwise or movement kernel."""
+    computed = k.root is k.dest.src and k.root.op not in VIEWS and k.root.op not in ("iota", "const")
+    leaves = collect_leaves(k.root, computed, mat)
+    dest = k.dest
+    opmap = operands_for(leaves, dest.src)
+    nodes = {a.src.id: a.src for _, a in leaves}
+    nodes[dest.src.id] = dest.src
+    size = int(np.prod(k.shape, dtype=np.int64))
+    shape, vecs = collapse(k.shape, [a.strides for _, a in leaves] + [dest.strides])
+    offs = [a.offset for _, a in leaves] + [dest.offset]
+    rank = len(shape)
+    inner = shape[-1] if rank else 1
+    outer_shape = list(shape[:-1])
+    outer = int(np.prod(outer_shape, dtype=np.int64)) if rank > 1 else 1
+    inner_st = [v[-1] if rank else 0 for v in vecs]
+    transposed = rank >= 2 and any(v[-1] not in (0, 1) and abs(v[-2]) == 1 and a.src.op != "iota"
+                                   for v, (_, a) in zip(vecs, leaves))
+    operands = [L.Operand(i, CTYPE[nodes[nid].dtype], nid == dest.src.id, nodes[nid]) for nid, i in opmap.items()]
+    op_of = {nid: operands[i] for nid, i in opmap.items()}
+    stored = [j for j, (_, a) in enumerate(leaves) if not memoryless(a.src)]
+    # one circular buffer per stored input (leaves of the same node share the node's operand,
+    # but each view of it gets its own buffer: a view is a different walk over DRAM)
+    kind = "elementwise" if computed else "movement"
+
+    def plan(block: int) -> tuple[str, int, int, list[str], dict[int, str]]:
+        """(mode, rows per block, columns per block, ...) for a block of about `block` elements."""
+        if transposed:
+            return "tile", TILE, TILE, [], {}
+        if inner >= 2 * block:
+            return "chunk", 1, block, [], {}
+        return "rows", max(1, block // max(inner, 1)), inner, [], {}
+
+    # layouts: 'col' pages hold a tile column-major (a transposed read DMAs columns, which are
+    # contiguous in DRAM); 'row' pages hold the block row-major; a row-invariant leaf (all outer
+    # strides 0) holds one row; a column-invariant leaf (inner stride 0) one element per row
+    def layout(j: int, mode: str) -> str:
+        v = vecs[j]
+        if mode == "tile" and v[-1] not in (0, 1) and abs(v[-2]) == 1:
+            return "col"
+        return "row"
+
+    def sizes(block: int) -> tuple[list[L.CircularBuffer], str, int, int]:
+        mode, rb, w, _, _ = plan(block)
+        cbs = []
+        for n_, j in enumerate(stored):
+            n, a = leaves[j]
+            lay = layout(j, mode)
+            rowconst = all(s == 0 for s in vecs[j][:-1]) if rank else True
+            rows = 1 if (rowconst and lay == "row") else rb
+            cols = (1 if inner_st[j] == 0 else w) if lay == "row" else w
+            cbs.append(L.CircularBuffer(f"cb{n_}", CTYPE[n.dtype], itemsize(n.dtype), rows * cols))
+        cbs.append(L.CircularBuffer("cbout", CTYPE[dest.src.dtype], itemsize(dest.src.dtype), rb * w))
+        L.place(cbs)
+        return cbs, mode, rb, w
+
+    block = CHUNK
+    cbs, mode, rb, w = sizes(block)
+    while L.sram_end(cbs) > sram_budget and block > MIN_BLOCK and mode != "tile":
+        block //= 2
+        cbs, mode, rb, w = sizes(block)
+    _check_fits(cbs, sram_budget, name, f"{kind} of {', '.join(fused_ops(k.root, mat)[-4:]) or k.root.op}", k.root)
+    out_cb = cbs[-1]
+    in_cb = dict(zip(stored, cbs))
+
+    body: list = []
+    if mode == "tile":
+        rows2, o2 = shape[-2], int(np.prod(shape[:-2], dtype=np.int64))
+        ti, tj = -(-rows2 // TILE), -(-inner // TILE)
+        items = o2 * ti * tj
+        body += [L.Define("o2", "int64_t", f"it / {ti * tj}"), L.Define("t", "int64_t", f"it % {ti * tj}"),
+                 L.Define("r0", "int64_t", f"o2 * {rows2} + (t / {tj}) * {TILE}"),
+                 L.Define("r1", "int64_t", f"o2 * {rows2} + K_MIN((t / {tj}) * {TILE} + {TILE}, (int64_t){rows2})"),
+                 L.Define("c0", "int64_t", f"(t % {tj}) * {TILE}"),
+                 L.Define("c1", "int64_t", f"K_MIN(c0 + {TILE}, (int64_t){inner})")]
+    elif mode == "chunk":
+        per_row = -(-inner // w)
+        items = outer * per_row
+        body += [L.Define("r0", "int64_t", f"it / {per_row}"), L.Define("r1", "int64_t", "r0 + 1"),
+                 L.Define("c0", "int64_t", f"(it % {per_row}) * {w}"),
+                 L.Define("c1", "int64_t", f"K_MIN(c0 + {w}, (int64_t){inner})")]
+    else:
+        items = -(-outer // rb)
+        body += [L.Define("r0", "int64_t", f"it * {rb}"), L.Define("r1", "int64_t", f"K_MIN(r0 + {rb}, (int64_t){outer})"),
+                 L.Define("c0", "int64_t", "0"), L.Define("c1", "int64_t", f"{inner}")]
+    body.append(L.Define("nc", "int64_t", "c1 - c0"))
+
+    # ---- reader: DRAM -> SRAM pages
+    page_in = {j: f"in{n_}" for n_, j in enumerate(stored)}
+    for j in stored:
+        body.append(L.CbReserve(in_cb[j], page_in[j]))
+    row_leaves = [j for j in stored if layout(j, mode) == "row"]
+    col_leaves = [j for j in stored if layout(j, mode) == "col"]
+    rowconst = {j: (all(s == 0 for s in vecs[j][:-1]) if rank else True) for j in stored}
+    if col_leaves:
+        idx = _decode("r0", outer_shape, "s", body)
+        for j in col_leaves:
+            op = op_of[leaves[j][1].src.id]
+            body.append(L.Range("c", "c0", "c1"))
+            body.append(L.DmaRead(in_cb[j], page_in[j], f"(c - c0) * {TILE}", op,
+                                  f"{_base(offs[j], vecs[j][:-1], idx)} + c * {vecs[j][-1]}", "r1 - r0", vecs[j][-2]))
+            body.append(L.End())
+    once = [j for j in row_leaves if rowconst[j]]
+    per_row = [j for j in row_leaves if not rowconst[j]]
+    for j in once:
+        op = op_of[leaves[j][1].src.id]
+        cnt = "1" if inner_st[j] == 0 else "nc"
+        body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{offs[j]} + c0 * {inner_st[j]}", cnt, inner_st[j]))
+    if per_row:
+        body.append(L.Range("r", "r0", "r1"))
+        idx = _decode("r", outer_shape, "", body)
+        for j in per_row:
+            op = op_of[leaves[j][1].src.id]
+            wj = 1 if inner_st[j] == 0 else w
+            cnt = "1" if inner_st[j] == 0 else "nc"
+            body.append(L.DmaRead(in_cb[j], page_in[j], f"(r - r0) * {wj}", op,
+                                  f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}", cnt, inner_st[j]))
+        body.append(L.End())
+    for j in stored:
+        body.append(L.CbPush(in_cb[j]))
+
+    # ---- compute: SRAM -> SRAM
+    page_of: dict[int, str] = {}  # id(Leaf) -> its SRAM page (two views of one node: two pages)
+    for j in stored:
+        body.append(L.CbWait(in_cb[j], f"x{page_in[j]}"))
+    body.append(L.CbReserve(out_cb, "out"))
+    single = not computed and len(leaves) == 1 and itemsize(k.root.dtype) == 4 and stored == [0] \
+        and mode == "tile" and layout(0, mode) == "col" and vecs[1][-1] == 1
+    ops_per_elem = 1
+    if single:
+        # a stored transpose: 8x8 register transposes over the tile, scalar edges
+        src = f"x{page_in[0]}"
+        body += [L.Define("nr", "int64_t", "r1 - r0"), L.Define("fr", "int64_t", "nr & ~7"),
+                 L.Define("fc", "int64_t", "nc & ~7"),
+                 L.Range("rr", "0", "fr / 8"), L.Range("cc", "0", "fc / 8"),
+                 L.Call("tt_transpose8x8_b32", (f"{src} + cc * 8 * {TILE} + rr * 8", str(TILE),
+                                                f"out + rr * 8 * {TILE} + cc * 8", str(TILE))),
+                 L.End(), L.End(),
+                 L.Range("rr", "0", "nr"), L.Range("cc", "(rr < fr ? fc : 0)", "nc"),
+                 L.Store("out", f"rr * {TILE} + cc", f"{src}[cc * {TILE} + rr]"),
+                 L.End(), L.End()]
+    else:
+        iota = [j for j, (_, a) in enumerate(leaves) if a.src.op == "iota"]
+        body.append(L.Range("r", "r0", "r1"))
+        idx = _decode("r", outer_shape, "v", body) if iota else []
+        index_of: dict[int, str] = {}
+        leaf_of: dict[int, Leaf] = {}
+        for j, (n, a) in enumerate(leaves):
+            leaf_of[n.id] = Leaf(a, n.dtype, opmap.get(a.src.id, -1))
+            if j in in_cb:
+                page_of[id(leaf_of[n.id])] = f"x{page_in[j]}"
+            if j in iota:
+                body.append(L.Define(f"ib{j}", "int64_t", _base(offs[j], vecs[j][:-1], idx)))
+                index_of[n.id] = f"ib{j} + j * {inner_st[j]}" if inner_st[j] else f"ib{j}"
+            elif j in in_cb:
+                if layout(j, mode) == "col":
+                    index_of[n.id] = f"(j - c0) * {TILE} + (r - r0)"
+                else:
+                    row = "0" if rowconst[j] else f"(r - r0) * {1 if inner_st[j] == 0 else w}"
+                    index_of[n.id] = row if inner_st[j] == 0 else f"{row} + (j - c0)"
+            else:
+                index_of[n.id] = "0"  # scalar constant
+        body.append(L.Range("j", "c0", "c1", "GCC ivdep"))
+        em = IREmitter(mat, index_of, leaf_of, page_of, body)
+        val = em.value(k.root)
+        ops_per_elem = max(em.ops, 1)
+        body.append(L.Store("out", f"(r - r0) * {w} + (j - c0)", store_expr(k.root.dtype, val)))
+        body += [L.End(), L.End()]
+    for j in stored:
+        body.append(L.CbPop(in_cb[j]))
+    body.append(L.CbPush(out_cb))
+    body.append(L.VectorOps(f"{ops_per_elem} * (((r1 - r0) * nc + {TILE * TILE - 1}) / {TILE * TILE})"))
+
+    # ---- writer: SRAM -> DRAM
+    body.append(L.CbWait(out_cb, "res"))
+    body.append(L.Range("r", "r0", "r1"))
+    idx = _decode("r", outer_shape, "w", body)
+    dop = op_of[dest.src.id]
+    body.append(L.DmaWrite(out_cb, "res", f"(r - r0) * {w}", dop,
+                           f"{_base(offs[-1], vecs[-1][:-1], idx)} + c0 * {inner_st[-1]}", "nc", inner_st[-1]))
+    body.append(L.End())
+    body.append(L.CbPop(out_cb))
+
+    # figures for the whole launch, from the blocking above
+    tiles = -(-size // (TILE * TILE))
+    dma = size * itemsize(dest.src.dtype)
+    for j in stored:
+        if rowconst[j] and layout(j, mode) == "row":  # one row (segment) per block
+            per = 1 if not inner_st[j] else inner if mode == "rows" else w
+            elems = size if mode == "chunk" and inner_st[j] else (items if size else 0) * per
+        else:
+            elems = size if inner_st[j] != 0 or layout(j, mode) == "col" else size // max(inner, 1) * -(-inner // w)
+        dma += elems * itemsize(leaves[j][0].dtype)
+    return L.LoopKernel(name, operands, cbs, body, items if size else 0, ops_per_elem * tiles, dma, 0,
+                        fused_ops(k.root, mat), kind)
+
+
+# ----------------------------------------------------------------------------- reductions
+PIECE = 4096  # elements of one reduced run DMA'd at a time (a multiple of LANES)
+COLS = 256    # kept columns per work item of a column reduction
+
+
+def _lane_ir(simple: tuple, dt: str, acc: str, nan: str, v: str) -> list:
+    """One accumulation step. Float max/min use a plain compare in the hot loop and track NaN
+    on the side (the exact NaN/-0 rules are applied once, when the lanes are combined)."""
+    if simple[2] is None:
+        return [L.Assign(acc, simple[0](dt, acc, v))]
+    return [L.Assign(acc, simple[2](acc, v)), L.Assign(nan, f"{nan} | ({v} != {v})")]
+
+
+def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
+    """A reduction: each work item reduces a group of outputs (or, for a column reduction, a
+    strip of kept columns); the reduced runs come into SRAM by DMA in pieces, results leave by
+    one DMA per item."""
+    r = k.root
+    n_ops, idx_out, rbody = r.attrs["n"], r.attrs["index"], r.attrs["body"]
+    operands, inits = r.inputs[:n_ops], r.inputs[n_ops:]
+    in_shape = operands[0].shape
+    axes = r.attrs["axes"]
+    kept = [d for d in range(len(in_shape)) if d not in axes]
+    perm = kept + list(axes)
+    leaves: list[tuple[Node, Access]] = []
+    for o in operands:
+        for lf in collect_leaves(o, False, mat):
+            if all(lf[0] is not x[0] for x in leaves):
+                leaves.append(lf)
+    init_leaves: list[tuple[Node, Access]] = []
+    for i in inits:
+        for lf in collect_leaves(i, False, mat):
+            if all(lf[0] is not x[0] for x in init_leaves):
+                init_leaves.append(lf)
+    dest = k.dest
+    opmap = operands_for(leaves + init_leaves, dest.src)
+    nodes = {a.src.id: a.src for _, a in leaves + init_leaves}
+    nodes[dest.src.id] = dest.src
+    operands_ir = [L.Operand(i, CTYPE[nodes[nid].dtype], nid == dest.src.id, nodes[nid]) for nid, i in opmap.items()]
+    op_of = {nid: operands_ir[i] for nid, i in opmap.items()}
+    pshape = tuple(in_shape[d] for d in perm)
+    nk = len(kept)
+    out_rm = row_major(r.shape)
+    vecs = [tuple(a.strides[d] for d in perm) for _, a in leaves] + [tuple(out_rm) + (0,) * len(axes)]
+    kshape, kvecs = collapse(pshape[:nk], [v[:nk] for v in vecs])
+    ashape, avecs = collapse(pshape[nk:], [v[nk:] for v in vecs])
+    if not ashape:  # nothing (or only size-1 dims) reduced: one step per output
+        ashape, avecs = (1,), [(0,) for _ in avecs]
+    offs = [a.offset for _, a in leaves] + [dest.offset]
+    n_out = int(np.prod(r.shape, dtype=np.int64))
+    n_red = int(np.prod(ashape, dtype=np.int64))
+    in_size = int(np.prod(in_shape, dtype=np.int64))
+    simple = _simple_combiner(rbody) if n_ops == 1 else None
+    inner_reduced = bool(axes) and (not kept or max(axes) > max(kept))
+    col = not inner_reduced and len(kshape) > 0 and simple is not None
+    dts = [o.dtype for o in operands]
+    stored = [j for j, (_, a) in enumerate(leaves) if not memoryless(a.src)]
+    init_stored = [j for j, (_, a) in enumerate(init_leaves) if not memoryless(a.src)]
+    last = ashape[-1]
+    run = COLS if col else last  # elements one DMA brings per leaf
+
+    def make_cbs(piece: int, per: int) -> list[L.CircularBuffer]:
+        cbs = [L.CircularBuffer(f"cb{t}", CTYPE[leaves[j][0].dtype], itemsize(leaves[j][0].dtype),
+                                1 if avecs[j][-1] == 0 and not col else piece) for t, j in enumerate(stored)]
+        cbs += [L.CircularBuffer(f"cbi{t}", CTYPE[init_leaves[j][0].dtype], itemsize(init_leaves[j][0].dtype), 1, 1)
+                for t, j in enumerate(init_stored)]
+        cbs.append(L.CircularBuffer("cbout", CTYPE[dest.src.dtype], itemsize(dest.src.dtype), per))
+        L.place(cbs)
+        return cbs
+
+    piece = min(PIECE, max(run, 1)) if not col else min(COLS, kshape[-1])
+    per_item = 1 if col else max(1, CHUNK // max(n_red, 1))
+    per_out = piece if col else per_item
+    cbs = make_cbs(piece, per_out)
+    while L.sram_end(cbs) > sram_budget and piece > LANES:
+        piece = max(LANES, piece // 2)
+        per_item = max(1, per_item // 2)
+        per_out = piece if col else per_item
+        cbs = make_cbs(piece, per_out)
+    _check_fits(cbs, sram_budget, name, "reduce", r)
+    cb_of = dict(zip(stored, cbs))
+    icb_of = dict(zip(init_stored, cbs[len(stored):]))
+    out_cb = cbs[-1]
+    body: list = []
+
+    # init values: scalars (a stored one comes in by a one-element DMA)
+    ipage: dict[int, str] = {}
+    for t, j in enumerate(init_stored):
+        a = init_leaves[j][1]
+        body.append(L.CbReserve(icb_of[j], f"iw{t}"))
+        body.append(L.DmaRead(icb_of[j], f"iw{t}", "0", op_of[a.src.id], str(a.offset), "1", 0))
+        body.append(L.CbPush(icb_of[j]))
+        body.append(L.CbWait(icb_of[j], f"ir{t}"))
+    ileaf = {n.id: Leaf(a, n.dtype, opmap.get(a.src.id, -1)) for n, a in init_leaves}
+    for t, j in enumerate(init_stored):
+        ipage[id(ileaf[init_leaves[j][0].id])] = f"ir{t}"
+    ie = IREmitter(mat, {n.id: "0" for n, _ in init_leaves}, ileaf, ipage, body)
+    ie.prefix = "init"
+    init_vals = [ie.value(i) for i in inits]
+
+    def leaf_setup(index_of_fn) -> tuple[dict[int, str], dict[int, Leaf], dict[int, str]]:
+        index_of, leaf_of, page_of = {}, {}, {}
+        for j, (n, a) in enumerate(leaves):
+            leaf_of[n.id] = Leaf(a, n.dtype, opmap.get(a.src.id, -1))
+            index_of[n.id] = index_of_fn(j)
+            if j in cb_of:
+                page_of[id(leaf_of[n.id])] = f"x{j}"
+        return index_of, leaf_of, page_of
+
+    def dma_in(j: int, base: str, count: str, stride: int) -> None:
+        body.append(L.CbReserve(cb_of[j], f"w{j}"))
+        body.append(L.DmaRead(cb_of[j], f"w{j}", "0", op_of[leaves[j][1].src.id], base,
+                              "1" if stride == 0 else count, stride))
+        body.append(L.CbPush(cb_of[j]))
+        body.append(L.CbWait(cb_of[j], f"x{j}"))
+
+    def iota_base(j: int, kidx: list[str], aidx: list[str], kv: list, av: list) -> str:
+        return _base(offs[j], tuple(kv) + tuple(av), kidx + aidx)
+
+    body.append(L.CbReserve(out_cb, "out"))
+    if col:
+        kin = kshape[-1]
+        kouter = list(kshape[:-1])
+        per = -(-kin // piece)
+        items = int(np.prod(kouter, dtype=np.int64)) * per if n_out else 0
+        body += [L.Define("ro", "int64_t", f"it / {per}"), L.Define("c0", "int64_t", f"(it % {per}) * {piece}"),
+                 L.Define("c1", "int64_t", f"K_MIN(c0 + {piece}, (int64_t){kin})"), L.Define("nc", "int64_t", "c1 - c0"),
+                 L.Var("acc", VTYPE[dts[0]], n=piece), L.Var("nanv", "int", n=piece),
+                 L.Range("j", "0", "nc"), L.Assign("acc[j]", simple[1](dts[0])), L.Assign("nanv[j]", "0"), L.End()]
+        kidx = _decode("ro", kouter, "k", body)
+        aidx = [f"a{d}" for d in range(len(ashape))]
+        for d, n in enumerate(ashape):
+            body.append(L.Range(f"a{d}", "0", str(n)))
+        for j in stored:
+            base = f"{_base(offs[j], kvecs[j][:-1] + avecs[j], kidx + aidx)} + c0 * {kvecs[j][-1]}"
+            dma_in(j, base, "nc", kvecs[j][-1])
+        for j, (_, a) in enumerate(leaves):
+            if a.src.op == "iota":
+                body.append(L.Define(f"ib{j}", "int64_t", _base(offs[j], kvecs[j][:-1] + avecs[j], kidx + aidx)))
+
+        def col_index(j: int) -> str:
+            if leaves[j][1].src.op == "iota":
+                return f"ib{j} + j * {kvecs[j][-1]}" if kvecs[j][-1] else f"ib{j}"
+            if j in cb_of:
+                return "(j - c0)" if kvecs[j][-1] else "0"
+            return "0"
+        index_of, leaf_of, page_of = leaf_setup(col_index)
+        body.append(L.Range("j", "c0", "c1", "GCC ivdep"))
+        em = IREmitter(mat, index_of, leaf_of, page_of, body)
+        v = em.value(operands[0])
+        body += _lane_ir(simple, dts[0], "acc[j - c0]", "nanv[j - c0]", v)
+        body.append(L.End())
+        for j in stored:
+            body.append(L.CbPop(cb_of[j]))
+        body += [L.End() for _ in ashape]
+        body.append(L.Range("j", "0", "nc"))
+        res = simple[0](dts[0], init_vals[0], "acc[j]")
+        if simple[2] is not None:
+            res = _with_nan(res, "nanv[j]", dts[0])
+        val, vdt = _finish_ir(mat, k, res, body)
+        body.append(L.Store("out", "j", store_expr(vdt, val)))
+        body.append(L.End())
+        vec_ops = em.ops
+        nvec = f"{vec_ops + 1} * ((nc * {n_red} + 1023) / 1024)"
+        oidx = _decode("ro", kouter, "o", body)
+        out_base = f"{_base(dest.offset, kvecs[-1][:-1], oidx)} + c0 * {kvecs[-1][-1]}"
+        out_count, out_stride = "nc", kvecs[-1][-1]
+    else:
+        items = -(-n_out // per_item) if n_out else 0
+        body += [L.Define("o0", "int64_t", f"it * {per_item}"),
+                 L.Define("o1", "int64_t", f"K_MIN(o0 + {per_item}, (int64_t){n_out})"),
+                 L.Range("o", "o0", "o1")]
+        kidx = _decode("o", list(kshape), "k", body) if kshape else []
+        aouter = [f"a{d}" for d in range(len(ashape) - 1)]
+        lanes = simple is not None
+        if lanes:
+            body.append(L.Var("lane", VTYPE[dts[0]], n=LANES))
+            if simple[2] is not None:
+                body.append(L.Var("nanv", "int", n=LANES))
+            body.append(L.Range("l", "0", str(LANES), var_type="int"))
+            body.append(L.Assign("lane[l]", simple[1](dts[0])))
+            if simple[2] is not None:
+                body.append(L.Assign("nanv[l]", "0"))
+            body.append(L.End())
+        else:
+            accs = [f"acc{i}" for i in range(n_ops)]
+            for i in range(n_ops):
+                body.append(L.Var(accs[i], VTYPE[inits[i].dtype], init_vals[i]))
+        for d in range(len(ashape) - 1):
+            body.append(L.Range(f"a{d}", "0", str(ashape[d])))
+        body.append(L.Range("pc", "0", str(last), step=piece))
+        body.append(L.Define("np_", "int64_t", f"K_MIN((int64_t){piece}, {last} - pc)"))
+        for j in stored:
+            base = f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc * {avecs[j][-1]}"
+            dma_in(j, base, "np_", avecs[j][-1])
+        for j, (_, a) in enumerate(leaves):
+            if a.src.op == "iota":
+                body.append(L.Define(f"ib{j}", "int64_t",
+                                     f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc * {avecs[j][-1]}"))
+
+        def row_index(var: str):
+            def f(j: int) -> str:
+                s = avecs[j][-1]
+                if leaves[j][1].src.op == "iota":
+                    return f"ib{j} + ({var}) * {s}" if s else f"ib{j}"
+                if j in cb_of:
+                    return f"({var})" if s else "0"
+                return "0"
+            return f
+        if lanes:
+            body.append(L.Define("jm", "int64_t", f"np_ / {LANES} * {LANES}"))
+            body.append(L.Range("jj", "0", "jm", step=LANES))
+            body.append(L.Range("l", "0", str(LANES), "omp simd", var_type="int"))
+            index_of, leaf_of, page_of = leaf_setup(row_index("jj + l"))
+            em = IREmitter(mat, index_of, leaf_of, page_of, body)
+            v = em.value(operands[0])
+            body += _lane_ir(simple, dts[0], "lane[l]", "nanv[l]", v)
+            body += [L.End(), L.End()]
+            body.append(L.Range("jj", "jm", "np_"))
+            index_of, leaf_of, page_of = leaf_setup(row_index("jj"))
+            em2 = IREmitter(mat, index_of, leaf_of, page_of, body)
+            v2 = em2.value(operands[0])
+            body += _lane_ir(simple, dts[0], "lane[0]", "nanv[0]", v2)
+            body.append(L.End())
+        else:
+            body.append(L.Range("jj", "0", "np_"))
+            index_of, leaf_of, page_of = leaf_setup(row_index("jj"))
+            em = IREmitter(mat, index_of, leaf_of, page_of, body)
+            xs = [em.value(o) for o in operands]
+            be = IREmitter(set(), {}, {}, {}, body)
+            be.prefix = "bod"
+            be.names.update({p.id: v for p, v in zip(rbody.params, accs + xs)})
+            res_ = [be.value(o) for o in rbody.outputs]
+            body += [L.Assign(a, v) for a, v in zip(accs, res_)]
+            body.append(L.End())
+        for j in stored:
+            body.append(L.CbPop(cb_of[j]))
+        body.append(L.End())  # pc
+        body += [L.End() for _ in range(len(ashape) - 1)]
+        if lanes:
+            body.append(L.Var("acc", VTYPE[dts[0]], init_vals[0]))
+            body += [L.Range("l", "0", str(LANES), var_type="int"), L.Assign("acc", simple[0](dts[0], "acc", "lane[l]")),
+                     L.End()]
+            result = "acc"
+            if simple[2] is not None:
+                body += [L.Var("nan_", "int", "0"), L.Range("l", "0", str(LANES), var_type="int"),
+                         L.Assign("nan_", "nan_ | nanv[l]"), L.End()]
+                result = _with_nan("acc", "nan_", dts[0])
+            vec_ops = em.ops
+        else:
+            result = accs[idx_out]
+            vec_ops = em.ops + 1
+        val, vdt = _finish_ir(mat, k, result, body)
+        body.append(L.Store("out", "o - o0", store_expr(vdt, val)))
+        body.append(L.End())  # o
+        nvec = f"{vec_ops + 1} * (((o1 - o0) * {n_red} + 1023) / 1024)"
+        out_base, out_count, out_stride = f"{dest.offset} + o0", "o1 - o0", 1
+    body.append(L.CbPush(out_cb))
+    body.append(L.VectorOps(nvec))
+    for t, j in enumerate(init_stored):
+        body.append(L.CbPop(icb_of[j]))
+    body.append(L.CbWait(out_cb, "res"))
+    body.append(L.DmaWrite(out_cb, "res", "0", op_of[dest.src.id], out_base, out_count, out_stride))
+    body.append(L.CbPop(out_cb))
+    dma = n_out * itemsize(dest.src.dtype) + sum(in_size * itemsize(leaves[j][0].dtype) for j in stored)
+    tiles = -(-in_size // 1024)
+    ops = fused_ops(k.epilogue if k.epilogue is not None else r, mat)
+    return L.LoopKernel(name, operands_ir, cbs, body, items, (vec_ops + 1) * tiles, dma, 0, ops, "reduce")
+
+
+def _finish_ir(mat: set[int], k: Kernel, result: str, body: list) -> tuple[str, str]:
+    """The value to store: the reduction result, or the epilogue applied to it (epilogues of
+    reductions read only constants besides the result)."""
+    r = k.root
+    body.append(L.Define("res_", VTYPE[r.dtype], result))
+    if k.epilogue is None:
+        return "res_", r.dtype
+    alias, leaves = epilogue_inputs(k, mat)
+    assert all(memoryless(a.src) for _, a in leaves), "a reduction epilogue reads memory"
+    em = IREmitter(mat, {n.id: "0" for n, _ in leaves}, {n.id: Leaf(a, n.dtype, -1) for n, a in leaves}, {}, body)
+    em.prefix = "epi"
+    em.names.update({a: "res_" for a in alias})
+    return em.value(k.epilogue), k.epilogue.dtype
+
+
+# ----------------------------------------------------------------------------- products
+def mm_sram(sram_per_core: int) -> int:
+    """The matrix engine's share of a core's SRAM (= ttrt_kernel.h's TT_MM_SRAM)."""
+    return min(sram_per_core // 2, MM_SRAM_BYTES)
+
+
+def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
+    """A product: each work item is a bm x bn block of one batch. The engine packs the operand
+    blocks into its share of SRAM and writes the f32 block into a page after it; an epilogue
+    (bias, activation, residual) runs on that page row by row with its other inputs brought in
+    by DMA; each finished row leaves by DMA. Products the engine does not take (integer, f64,
+    mixed) run a scalar loop over DMA'd rows and columns."""
+    r = k.root
+    lhs, rhs = r.inputs
+    (lb, lf, lc), (rb, rf, rc) = dot_groups(r)
+    la, ra = access_of(lhs, mat), access_of(rhs, mat)
+    ls = group_strides(lhs.shape, la, [lb, lf, lc])
+    rs = group_strides(rhs.shape, ra, [rb, rf, rc])
+    assert ls is not None and rs is not None
+    B = int(np.prod([lhs.shape[d] for d in lb], dtype=np.int64))
+    M = int(np.prod([lhs.shape[d] for d in lf], dtype=np.int64))
+    K = int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
+    N = int(np.prod([rhs.shape[d] for d in rf], dtype=np.int64))
+    dest = k.dest
+    # the result's [batch, row, column] strides where it is stored: row-major, or a
+    # transpose's layout (fuse._stores_through_transpose) with columns still contiguous
+    out_groups = dot_out_groups(r)
+    cs = group_strides(r.shape, dest, out_groups)
+    assert cs is not None and cs[2] in (0, 1)
+    alias, epi_leaves = epilogue_inputs(k, mat) if k.epilogue is not None else (frozenset(), [])
+    opmap: dict[int, int] = {}
+    for a in (la, ra):
+        opmap.setdefault(a.src.id, len(opmap))
+    for _, a in epi_leaves:
+        if not memoryless(a.src):
+            opmap.setdefault(a.src.id, len(opmap))
+    opmap.setdefault(dest.src.id, len(opmap))
+    nodes = {la.src.id: la.src, ra.src.id: ra.src, dest.src.id: dest.src}
+    nodes.update({a.src.id: a.src for _, a in epi_leaves})
+    operands = [L.Operand(i, CTYPE[nodes[nid].dtype], nid == dest.src.id, nodes[nid]) for nid, i in opmap.items()]
+    op_of = {nid: operands[i] for nid, i in opmap.items()}
+    ad, bd, od = lhs.dtype, rhs.dtype, r.dtype
+    engine = ad == bd == "f32" and od == "f32" or ad == bd == "bf16" and od in ("f32", "bf16")
+    out_dt = k.epilogue.dtype if k.epilogue is not None else od
+    stored = [j for j, (_, a) in enumerate(epi_leaves) if not memoryless(a.src)]
+
+    def make_cbs(bm: int, bn: int) -> list[L.CircularBuffer]:
+        base = max(mm_sram(sram_budget), MM_SRAM_MIN)
+        cbs = []
+        if engine:
+            cbs.append(L.CircularBuffer("cbc", "float", 4, bm * bn, 1))
+        else:
+            cbs += [L.CircularBuffer("cba", CTYPE[ad], itemsize(ad), K), L.CircularBuffer("cbb", CTYPE[bd], itemsize(bd), K)]
+            base = 0
+        cbs += [L.CircularBuffer(f"cb{t}", CTYPE[epi_leaves[j][0].dtype], itemsize(epi_leaves[j][0].dtype), bn)
+                for t, j in enumerate(stored)]
+        cbs.append(L.CircularBuffer("cbout", CTYPE[dest.src.dtype], itemsize(dest.src.dtype), bn))
+        L.place(cbs, base)
+        return cbs
+
+    # big blocks pack B once per block row (host speed); small products still get split into
+    # enough work items to occupy the grid (and the host threads); all of it fits the SRAM
+    bm, bn = MM_BLOCK_M, MM_BLOCK_N
+    while B * -(-M // bm) * -(-N // bn) < MM_MIN_ITEMS and (bm > 32 or bn > 64):
+        if bm > 32 and (bm >= bn or bn <= 64):
+            bm //= 2
+        else:
+            bn //= 2
+    cbs = make_cbs(bm, bn)
+    while L.sram_end(cbs) > sram_budget and (bm > 8 or bn > 8):
+        if bm >= bn and bm > 8:
+            bm //= 2
+        else:
+            bn //= 2
+        cbs = make_cbs(bm, bn)
+    _check_fits(cbs, sram_budget, name, f"matmul {M}x{K} @ {K}x{N}", r)
+    mb, nbk = -(-M // bm), -(-N // bn)
+    items = B * mb * nbk if M and N else 0
+    body: list = [L.Define("b", "int64_t", f"it / {mb * nbk}"), L.Define("t", "int64_t", f"it % {mb * nbk}"),
+                  L.Define("m0", "int64_t", f"(t / {nbk}) * {bm}"), L.Define("n0", "int64_t", f"(t % {nbk}) * {bn}"),
+                  L.Define("m", "int64_t", f"K_MIN((int64_t){bm}, {M} - m0)"),
+                  L.Define("n", "int64_t", f"K_MIN((int64_t){bn}, {N} - n0)"),
+                  L.Define("ao", "int64_t", f"{la.offset} + b * {ls[0]} + m0 * {ls[1]}"),
+                  L.Define("bo", "int64_t", f"{ra.offset} + b * {rs[0]} + n0 * {rs[1]}"),
+                  L.Define("co", "int64_t", f"{dest.offset} + b * {cs[0]} + m0 * {cs[1]} + n0")]
+    out_cb = cbs[-1]
+    dop = op_of[dest.src.id]
+    ops_per = 0
+    if engine:
+        cbc = cbs[0]
+        fn = "tt_matmul_f32" if ad == "f32" else "tt_matmul_bf16"
+        body += [L.CbReserve(cbc, "c_"),
+                 L.MatMul(fn, "m", "n", K, op_of[la.src.id], "ao", ls[1], ls[2], op_of[ra.src.id], "bo", rs[2], rs[1],
+                          "c_", "n"),
+                 L.CbPush(cbc), L.CbWait(cbc, "cblk"), L.Range("i", "0", "m")]
+        pages = {}
+        for t, j in enumerate(stored):
+            n_, a = epi_leaves[j]
+            g = group_strides(r.shape, a, out_groups) or [0, 0, 0]
+            cb = cbs[1 + t]
+            body += [L.CbReserve(cb, f"w{t}"),
+                     L.DmaRead(cb, f"w{t}", "0", op_of[a.src.id], f"{a.offset} + b * {g[0]} + (m0 + i) * {g[1]} + n0 * {g[2]}",
+                               "1" if g[2] == 0 else "n", g[2]),
+                     L.CbPush(cb), L.CbWait(cb, f"x{t}")]
+            pages[j] = (f"x{t}", g[2])
+        body += [L.CbReserve(out_cb, "orow"), L.Range("j", "0", "n", "GCC ivdep"),
+                 L.Load("res_", "float", "cblk", "i * n + j", "k_round_bf16({ref})" if od == "bf16" else "{ref}")]
+        val = "res_"
+        if k.epilogue is not None:
+            index_of, leaf_of, page_of = {}, {}, {}
+            for j, (n_, a) in enumerate(epi_leaves):
+                leaf_of[n_.id] = Leaf(a, n_.dtype, -1)
+                if j in pages:
+                    page_of[id(leaf_of[n_.id])] = pages[j][0]
+                    index_of[n_.id] = "j" if pages[j][1] else "0"
+                else:
+                    g = group_strides(r.shape, a, out_groups) or [0, 0, 0]  # an iota: its index
+                    index_of[n_.id] = f"({a.offset} + b * {g[0]} + (m0 + i) * {g[1]} + (n0 + j) * {g[2]})"
+            em = IREmitter(mat, index_of, leaf_of, page_of, body)
+            em.prefix = "epi"
+            em.names.update({a_: "res_" for a_ in alias})
+            val = em.value(k.epilogue)
+            ops_per = em.ops
+        body += [L.Store("orow", "j", store_expr(out_dt, val)), L.End()]
+        body += [L.CbPop(cbs[1 + t]) for t in range(len(stored))]
+        body += [L.CbPush(out_cb), L.CbWait(out_cb, "ores"),
+                 L.DmaWrite(out_cb, "ores", "0", dop, f"co + i * {cs[1]}", "n", cs[2] or 1), L.CbPop(out_cb),
+                 L.End(), L.CbPop(cbc)]
+        if ops_per:
+            body.append(L.VectorOps(f"{ops_per} * ((m * n + 1023) / 1024)"))
+    else:
+        cba, cbb = cbs[0], cbs[1]
+        accT = "double" if "f64" in (ad, od) else ("float" if od in FLOATS else VTYPE[od])
+        acc_dt = "f64" if accT == "double" else ("f32" if accT == "float" else od)
+        conv_a = convert_expr(ad, od if od not in FLOATS else acc_dt, load_expr(ad, "xa[q]"))
+        conv_b = convert_expr(bd, od if od not in FLOATS else acc_dt, load_expr(bd, "xb[q]"))
+        fin = convert_expr(acc_dt, od, "acc") if od in FLOATS else "acc"
+        body += [L.Range("i", "0", "m"),
+                 L.CbReserve(cba, "wa"), L.DmaRead(cba, "wa", "0", op_of[la.src.id], f"ao + i * {ls[1]}", str(K), ls[2]),
+                 L.CbPush(cba), L.CbWait(cba, "xa"), L.CbReserve(out_cb, "orow"),
+                 L.Range("j", "0", "n"),
+                 L.CbReserve(cbb, "wb"), L.DmaRead(cbb, "wb", "0", op_of[ra.src.id], f"bo + j * {rs[1]}", str(K), rs[2]),
+                 L.CbPush(cbb), L.CbWait(cbb, "xb"),
+                 L.Var("acc", accT, "0"), L.Range("q", "0", str(K)),
+                 L.Assign("acc", f"({accT})(acc + ({accT})({conv_a}) * ({accT})({conv_b}))"), L.End(),
+                 L.Store("orow", "j", store_expr(od, fin)), L.CbPop(cbb), L.End(),
+                 L.CbPop(cba), L.CbPush(out_cb), L.CbWait(out_cb, "ores"),
+                 L.DmaWrite(out_cb, "ores", "0", dop, f"co + i * {cs[1]}", "n", cs[2] or 1), L.CbPop(out_cb), L.End()]
+    tiles = B * -(-M // 32) * -(-N // 32) * -(-K // 32)
+    vec = ops_per * -(-B * M * N // 1024)
+    dma = B * M * N * itemsize(dest.src.dtype) + sum(B * M * N * itemsize(epi_leaves[j][0].dtype) for j in stored)
+    dma += (B * M * K * itemsize(ad) + B * K * N * itemsize(bd)) if engine else B * M * N * K * (itemsize(ad) + itemsize(bd))
+    fused = fused_ops(k.epilogue, mat) if k.epilogue is not None else ["dot"]
+    return L.LoopKernel(name, operands, cbs, body, items, vec, dma, tiles, fused, "matmul")
