@@ -404,7 +404,7 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
         L.place(cbs)
         return cbs
 
-    piece = min(PIECE, max(run, 1)) if not col else min(COLS, kshape[-1])
+    piece = min(PIECE, max(run, 1)) if not col else max(1, min(COLS, kshape[-1]))  # (an empty kept dim: no items)
     per_item = 1 if col else max(1, CHUNK // max(n_red, 1))
     per_out = piece if col else per_item
     cbs = make_cbs(piece, per_out)
