@@ -190,3 +190,38 @@ def test_per_kernel_figures_from_events():
         assert s["sram_bytes"] == k.sram_bytes and s["bound"] in ("compute", "memory")
     mm = next(s for s, k in zip(stats, exe.kernels()) if k.kind == "matmul")
     assert mm["matrix_tiles"] == 16 * 8 * 8  # counted by the engine as it issues them
+
+
+FAULTY = r"""
+#include "ttrt_kernel.h"
+static void waits_on_nothing(const tt_core *core, void *const *ops, int64_t begin, int64_t end) {
+  (void)ops;
+  tt_cb cb;
+  tt_cb_init(core, &cb, 0u, 4096u, 2u);
+  for (int64_t it = begin; it < end; ++it) {
+    float *page = (float *)tt_cb_wait_front(core, &cb);  /* nothing was pushed: a hang on a real core */
+    (void)page;
+    tt_cb_pop_front(&cb);
+  }
+}
+static const uint64_t binding_bytes[1] = {64};
+static const tt_operand ops_[1] = {{0u, 1u, 0ull, 64ull}};
+static const tt_launch launches[1] = {{"waits_on_nothing", waits_on_nothing, 4, 1u, ops_, 1ull, 0ull, 8192ull}};
+static const tt_program_desc program = {TT_ABI_VERSION, 1u, binding_bytes, 1u, launches};
+const tt_program_desc *tt_program_entry(void) { return &program; }
+"""
+
+
+def test_a_circular_buffer_misused_fails_the_launch():
+    """Reader/compute/writer run in program order on a core: a wait on an empty ring would hang
+    a real core; here the launch fails with the kernel's name, and the device stays usable."""
+    from tt_xla.runtime import Device, DeviceError
+    from tt_xla.runtime.toolchain import build_kernel_library
+    dev = Device()
+    prog = dev.load_program(build_kernel_library(FAULTY))
+    buf = dev.alloc(64)
+    with pytest.raises(DeviceError, match=r"waits_on_nothing.*dataflow faults"):
+        prog.launch([buf])
+    exe = tt_xla.client().compile(_text(lambda x: x + 1, np.ones(4, np.float32)))
+    (out,) = exe.execute([tt_xla.client().buffer_from_pyval(np.ones(4, np.float32))])
+    assert (out.to_numpy() == 2).all()

@@ -94,8 +94,11 @@ static inline void tt_dma_write(const tt_core *c, void *dram_dst, const void *sr
 
 /* Strided DMA: `count` elements of `esize` bytes, `stride` elements apart in DRAM (0: one element
  * repeated, as a broadcast reads it), into / out of a dense SRAM run. Contiguous runs are one copy;
- * the counters count the bytes that cross, as a NoC would. */
-static inline void tt_dma_read_strided(const tt_core *c, void *sram_dst, const void *dram_src, uint32_t esize,
+ * the counters count the bytes that cross, as a NoC would. The DMA and circular-buffer calls are
+ * out of line (one copy per kernel library): inlined at every call site they made the C compiler
+ * take about twice as long over a program's kernels, for no host speed. */
+#define TT__OUT_OF_LINE static __attribute__((noinline, unused))
+TT__OUT_OF_LINE void tt_dma_read_strided(const tt_core *c, void *sram_dst, const void *dram_src, uint32_t esize,
                                        int64_t count, int64_t stride) {
   if (count <= 0) return;
   if (stride == 1) {
@@ -116,7 +119,7 @@ static inline void tt_dma_read_strided(const tt_core *c, void *sram_dst, const v
   }
   c->counters[TT_CORE_DMA_BYTES] += (uint64_t)count * esize;
 }
-static inline void tt_dma_write_strided(const tt_core *c, void *dram_dst, const void *sram_src, uint32_t esize,
+TT__OUT_OF_LINE void tt_dma_write_strided(const tt_core *c, void *dram_dst, const void *sram_src, uint32_t esize,
                                         int64_t count, int64_t stride) {
   if (count <= 0) return;
   if (stride == 1) {
@@ -146,19 +149,19 @@ typedef struct tt_cb {
   uint64_t page_bytes;
   uint32_t npages, head, tail;
 } tt_cb;
-static inline void tt_cb_init(const tt_core *c, tt_cb *cb, uint64_t sram_offset, uint64_t page_bytes, uint32_t npages) {
+TT__OUT_OF_LINE void tt_cb_init(const tt_core *c, tt_cb *cb, uint64_t sram_offset, uint64_t page_bytes, uint32_t npages) {
   cb->base = (char *)c->sram + sram_offset;
   cb->page_bytes = page_bytes;
   cb->npages = npages ? npages : 1;
   cb->head = cb->tail = 0;
   if (sram_offset + page_bytes * cb->npages > c->sram_bytes) c->counters[TT_CORE_FAULTS]++;
 }
-static inline void *tt_cb_reserve_back(const tt_core *c, tt_cb *cb) {
+TT__OUT_OF_LINE void *tt_cb_reserve_back(const tt_core *c, tt_cb *cb) {
   if (cb->tail - cb->head >= cb->npages) c->counters[TT_CORE_FAULTS]++;
   return cb->base + (uint64_t)(cb->tail % cb->npages) * cb->page_bytes;
 }
 static inline void tt_cb_push_back(tt_cb *cb) { cb->tail++; }
-static inline void *tt_cb_wait_front(const tt_core *c, tt_cb *cb) {
+TT__OUT_OF_LINE void *tt_cb_wait_front(const tt_core *c, tt_cb *cb) {
   if (cb->tail == cb->head) c->counters[TT_CORE_FAULTS]++;
   return cb->base + (uint64_t)(cb->head % cb->npages) * cb->page_bytes;
 }

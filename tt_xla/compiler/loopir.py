@@ -11,7 +11,8 @@ the tests assert for every kernel the suite compiles.
 
 Index and scalar expressions are C expression strings over the IR's own variables: they are
 integer arithmetic the renderer passes through, while everything that touches memory or costs
-device time is a typed op the cost figures are computed from.
+device time is a typed op the cost figures are computed from. Operand i is the C pointer `p<i>`;
+no IR variable takes such a name (that is how `check_dma_only` finds DRAM accesses).
 """
 from __future__ import annotations
 

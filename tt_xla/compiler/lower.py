@@ -404,7 +404,7 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
         L.place(cbs)
         return cbs
 
-    piece = min(PIECE, max(run, 1)) if not col else min(COLS, kshape[-1])
+    piece = min(PIECE, max(run, 1)) if not col else max(1, min(COLS, kshape[-1]))  # (an empty kept dim: no items)
     per_item = 1 if col else max(1, CHUNK // max(n_red, 1))
     per_out = piece if col else per_item
     cbs = make_cbs(piece, per_out)
@@ -544,20 +544,24 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
                 return "0"
             return f
         if lanes:
+            # the run in LANES-wide steps, then its tail, each only if the lengths need it (less
+            # C for the C compiler: reductions are most of a training step's kernels)
             body.append(L.Define("jm", "int64_t", f"np_ / {LANES} * {LANES}"))
-            body.append(L.Range("jj", "0", "jm", step=LANES))
-            body.append(L.Range("l", "0", str(LANES), "omp simd", var_type="int"))
-            index_of, leaf_of, page_of = leaf_setup(row_index("jj + l"))
-            em = IREmitter(mat, index_of, leaf_of, page_of, body)
-            v = em.value(operands[0])
-            body += _lane_ir(simple, dts[0], "lane[l]", "nanv[l]", v)
-            body += [L.End(), L.End()]
-            body.append(L.Range("jj", "jm", "np_"))
-            index_of, leaf_of, page_of = leaf_setup(row_index("jj"))
-            em2 = IREmitter(mat, index_of, leaf_of, page_of, body)
-            v2 = em2.value(operands[0])
-            body += _lane_ir(simple, dts[0], "lane[0]", "nanv[0]", v2)
-            body.append(L.End())
+            if piece >= LANES:
+                body.append(L.Range("jj", "0", "jm", step=LANES))
+                body.append(L.Range("l", "0", str(LANES), "omp simd", var_type="int"))
+                index_of, leaf_of, page_of = leaf_setup(row_index("jj + l"))
+                em = IREmitter(mat, index_of, leaf_of, page_of, body)
+                v = em.value(operands[0])
+                body += _lane_ir(simple, dts[0], "lane[l]", "nanv[l]", v)
+                body += [L.End(), L.End()]
+            if last % LANES or piece % LANES:
+                body.append(L.Range("jj", "jm", "np_"))
+                index_of, leaf_of, page_of = leaf_setup(row_index("jj"))
+                em = IREmitter(mat, index_of, leaf_of, page_of, body)
+                v = em.value(operands[0])
+                body += _lane_ir(simple, dts[0], "lane[0]", "nanv[0]", v)
+                body.append(L.End())
         else:
             body.append(L.Range("jj", "0", "np_"))
             index_of, leaf_of, page_of = leaf_setup(row_index("jj"))
