@@ -8,7 +8,8 @@ The reference is the float64 numpy/scipy function of the input rounded to f32. T
 flushes denormals (DAZ/FTZ, like XLA:CPU's fast paths), so denormal inputs are evaluated as
 +-0 and a result whose reference is below the smallest normal counts as exact when it is
 returned as zero or that denormal. An error is |got - ref| / ulp(ref) with ulp(ref) the
-spacing of f32 at ref (so a correctly rounded result has error <= 0.5). "special" counts
+spacing of f32 at ref (so a correctly rounded result has error <= 0.5); the relative error is
+|got - ref| / |ref| (JAX's own test harness allows 1e-6 for f32). "special" counts
 results that differ from the reference in kind: NaN vs number, an infinity, or the sign of a
 zero (a difference the tolerance-based tests cannot see).
 """
@@ -71,8 +72,9 @@ def flush(x: np.ndarray) -> np.ndarray:
     return np.where(np.abs(x) < TINY, np.copysign(np.float32(0), x), x).astype(np.float32)
 
 
-def compare(got: np.ndarray, ref64: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ulp error, special mismatch) per element of got against a float64 reference."""
+def compare(got: np.ndarray, ref64: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ulp error, relative error, special mismatch) per element of got against a float64
+    reference."""
     with np.errstate(all="ignore"):
         ref32 = ref64.astype(np.float32)
         gnan, rnan = np.isnan(got), np.isnan(ref32)
@@ -83,20 +85,23 @@ def compare(got: np.ndarray, ref64: np.ndarray) -> tuple[np.ndarray, np.ndarray]
         tiny = (np.abs(ref64) < TINY) & (np.abs(got) < TINY)
         spacing = np.maximum(np.spacing(np.abs(ref32)).astype(np.float64), 2.0 ** -149)
         err = np.abs(got.astype(np.float64) - ref64) / spacing
-        err = np.where(~(gnan | rnan | ginf | rinf | tiny), err, 0.0)
-    return err, bad
+        keep = ~(gnan | rnan | ginf | rinf | tiny)
+        rel = np.where(keep & (ref64 != 0), np.abs(got.astype(np.float64) - ref64) / np.abs(ref64), 0.0)
+    return np.where(keep, err, 0.0), rel, bad
 
 
 class Stats:
     def __init__(self) -> None:
         self.max_ulp, self.at, self.got, self.want = 0.0, math.nan, math.nan, math.nan
-        self.special, self.special_at, self.n = 0, math.nan, 0
+        self.special, self.special_at, self.n, self.max_rel = 0, math.nan, 0, 0.0
 
     def add(self, x: np.ndarray, got: np.ndarray, refs: list[np.ndarray]) -> None:
         """refs: the reference for each accepted reading of x (denormals flushed or not)."""
         got = got.astype(np.float32)
-        errs, bads = zip(*(compare(got, r) for r in refs))
+        errs, rels, bads = zip(*(compare(got, r) for r in refs))
         err, bad = np.minimum.reduce(errs), np.logical_and.reduce(bads)
+        if err.size:
+            self.max_rel = max(self.max_rel, float(np.minimum.reduce(rels).max()))
         self.n += x.size
         if bad.any():
             if self.special == 0:
@@ -144,12 +149,12 @@ def measure(names: list[str], exhaustive: bool, samples: int, size: int, xla: bo
 
 
 def report(res: dict[str, tuple[Stats, Stats | None]]) -> str:
-    lines = ["| op | tt max ulp | at x (got, want) | tt special | XLA:CPU max ulp | at x | XLA special |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| op | tt max ulp | tt max rel | at x (got, want) | tt special | XLA:CPU max ulp | max rel | at x | XLA special |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, (st, sx) in res.items():
-        xs = f"{sx.max_ulp:.2f} | {sx.at:.9g} | {sx.special}" if sx is not None else "- | - | -"
+        xs = f"{sx.max_ulp:.2f} | {sx.max_rel:.2g} | {sx.at:.9g} | {sx.special}" if sx is not None else "- | - | - | -"
         sp = f"{st.special} (x={st.special_at:.9g})" if st.special else "0"
-        lines.append(f"| {name} | {st.max_ulp:.2f} | {st.at:.9g} ({st.got:.9g}, {st.want:.9g}) | {sp} | {xs} |")
+        lines.append(f"| {name} | {st.max_ulp:.2f} | {st.max_rel:.2g} | {st.at:.9g} ({st.got:.9g}, {st.want:.9g}) | {sp} | {xs} |")
     return "\n".join(lines)
 
 
