@@ -1,9 +1,10 @@
-"""Pass 3: math functions -> device primitives (mul, fma, rint, shifts, bitcasts, selects).
+"""Pass 3: math functions -> device primitives (mul, fma, floor, shifts, bitcasts, selects).
 
 The device has no exp or log unit worth the name, so every transcendental becomes a short,
-branch-free sequence: range reduction on the exponent bits plus a polynomial. All of them are
-written once here for f32; bf16/f16 are computed in f32 and rounded back; f64 keeps the op (the
-code generator evaluates it in double precision).
+branch-free sequence: range reduction on the exponent bits plus a polynomial or rational of the
+lowest degree that keeps it within ~3e-7 relative error (docs/math.md has the measured errors
+and op counts). All of them are written once here for f32; bf16/f16 are computed in f32 and
+rounded back; f64 keeps the op (the code generator evaluates it in double precision).
 """
 from __future__ import annotations
 
@@ -87,11 +88,6 @@ def horner(x: E, coeffs: list[float]) -> E:
     return p
 
 
-def pow2i(n: E) -> E:
-    """2**n for an f32 holding an integer in [-126, 127], built from exponent bits."""
-    return ((n.to("i32", fast=True) + 127) << 23).f32()
-
-
 def pow2_shifted(t: E) -> E:
     """2^n from t = n + SHIFTER (n an integer in [-127, 128]): one shift, see SHIFTER."""
     return (t.bits() << 23).f32()
@@ -115,9 +111,11 @@ def exp(x: E, negate: bool = False) -> E:
     has the odd coefficients negated)."""
     lo, hi = x.range()
     if negate:
-        lo, hi = -hi, -lo
-    xc = x.min(88.0) if negate and lo < -88.0 else x.max(-88.0) if lo < -88.0 else x
-    if hi > 88.75:
+        lo, hi = -hi, -lo      # the range of -x
+    xc = x
+    if lo < -88.0:             # keeps n >= -127
+        xc = xc.min(88.0) if negate else xc.max(-88.0)
+    if hi > 88.75:             # keeps n <= 128
         xc = xc.max(-88.75) if negate else xc.min(88.75)
     sign = -1.0 if negate else 1.0
     n = (xc * (sign * LOG2E)).u("floor")
@@ -127,6 +125,7 @@ def exp(x: E, negate: bool = False) -> E:
 
 
 def exp2(x: E) -> E:
+    """2^x = 2^n e^((x - n) ln2), n = floor(x): exp's scheme with an exact reduction."""
     xc = x.max(-127.0).min(128.0)
     n = xc.u("floor")
     return horner((xc - n) * LN2, EXP_POLY) * pow2_shifted(n + SHIFTER)
@@ -192,11 +191,18 @@ def _log_reduce(u: E) -> tuple[E, E, E]:
     return k.to("f32", fast=True), (b - k23).f32() - 1.0, k23
 
 
-def _log_specials(x: E, y: E) -> E:
-    """NaN and +inf return themselves, +-0 and denormals -inf, negatives NaN."""
-    y = select(x.cmp("LT", math.inf), y, x)
-    y = select(x.cmp("LT", TINY), -math.inf, y)
-    return select(x.cmp("LT", 0.0), math.nan, y)
+def _log_specials(x: E, y: E, nan_in_y: bool = False) -> E:
+    """NaN and +inf return themselves, +-0 and denormals -inf, negatives NaN: each guard only
+    where x's range reaches it. Ranges say nothing about NaN, so the first guard stays unless
+    y is NaN for a NaN x by itself (nan_in_y)."""
+    lo, hi = x.range()
+    if hi == math.inf or not nan_in_y:
+        y = select(x.cmp("LT", math.inf), y, x)
+    if lo < TINY:
+        y = select(x.cmp("LT", TINY), -math.inf, y)
+    if lo < 0.0:
+        y = select(x.cmp("LT", 0.0), math.nan, y)
+    return y
 
 
 def log(x: E) -> E:
@@ -212,9 +218,10 @@ def log1p(x: E) -> E:
     c = x - (u - 1.0)
     e, f, k23 = _log_reduce(u)
     # 2^-e: the bits of 1.0 minus e << 23 (e = 128, where c = 0, would give -inf: capped)
-    scale = (E.c(0x3F800000, k23, "i32") - k23.min(0x3F800000)).f32()
+    cap = k23.min(0x3F800000) if x.range()[1] > 1e38 else k23
+    scale = (E.c(0x3F800000, k23, "i32") - cap).f32()
     y = e.fma(LN2_HI, e.fma(LN2_LO, f.fma(horner(f, LOG_POLY), c * scale)))
-    return with_sign_of(_log_specials(u, y), x)
+    return with_sign_of(_log_specials(u, y, nan_in_y=True), x)     # c is NaN for a NaN x
 
 
 def copysign(mag: E, sign: E) -> E:
@@ -270,6 +277,18 @@ RULES = {"exp": exp, "expm1": expm1, "log": log, "log1p": log1p, "tanh": tanh,
          "logistic": logistic, "erf": erf, "rsqrt": rsqrt, "round_away": round_away, "exp2": exp2}
 
 
+def _exp_range(lo: float, hi: float) -> tuple[float, float]:
+    top = math.exp(hi) * (1 + 1e-6) if hi < 88.0 else math.inf   # 1e-6: the approximation's error
+    return 0.0, top
+
+
+# The value ranges of results, for the functions applied to them (the decomposed expression
+# itself is opaque to ranges.py): softplus's log1p(exp(-|x|)) sees an argument in [0, 1] and
+# drops its NaN, inf and zero guards.
+RESULT_RANGE = {"exp": _exp_range, "logistic": lambda lo, hi: (0.0, 1.0),
+                "tanh": lambda lo, hi: (-1.000001, 1.000001), "erf": lambda lo, hi: (-1.000001, 1.000001)}
+
+
 def _decompose(n: Node) -> Node:
     if n.op not in RULES or n.dtype == "f64":
         return n
@@ -277,6 +296,8 @@ def _decompose(n: Node) -> Node:
     if x.dtype != "f32":  # from the rounded bf16/f16 value, as XLA:CPU upcasts math inputs
         x = ew("convert", [x], dtype="f32", rounded=True)
     y = RULES[n.op](E(x)).n
+    if n.op in RESULT_RANGE:
+        y.attrs["range"] = RESULT_RANGE[n.op](*value_range(x))
     if n.dtype != "f32":
         y = ew("convert", [y], dtype=n.dtype)
     y.loc = n.loc

@@ -37,6 +37,8 @@ def value_range(n: Node, memo: dict[int, tuple[float, float]] | None = None) -> 
     r = FULL
     if c is not None:
         r = (c, c) if not math.isnan(c) else FULL
+    elif "range" in n.attrs:  # set by decompose on the result of exp, logistic, tanh, erf
+        r = n.attrs["range"]
     elif n.op in ("broadcast", "reshape", "transpose", "slice", "reverse", "copy"):
         r = value_range(n.inputs[0], memo)
     elif n.op in ("max", "min") and n.dtype.startswith(("f", "b")):
