@@ -83,6 +83,13 @@ def test_negative_zero_keeps_its_sign(dtype):
         assert got[0] == 0 and got[1] == 0
 
 
+def test_exp_of_tiny_negative_rounds_to_one():
+    """The floor reduction would give n = -1 and P(ln2 - tiny)/2, an ulp below 1."""
+    x = np.array([-1e-30, -1e-20, -1e-10, -0.0, 1e-30], np.float32)
+    for f in (jnp.exp, jnp.exp2):
+        np.testing.assert_array_equal(np.asarray(tt_xla.jit(f)(x)), np.ones(5, np.float32))
+
+
 def _kernel_ops(f, x) -> list[str]:
     text = jax.export.export(jax.jit(f))(x).mlir_module()
     (k,) = tt_xla.compile(text).kernels()

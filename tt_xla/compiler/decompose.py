@@ -93,7 +93,11 @@ def pow2_shifted(t: E) -> E:
     return (t.bits() << 23).f32()
 
 
-# e^r = 1 + r*Q(r) on r in [0, ln2], degree 5: 1.7e-7 relative in f32 (degree 4: 3e-6). The
+# floor(x/ln2 + 2^-20): a tiny negative x still gets n = 0 and r = x, so e^-tiny rounds to 1 (with
+# n = -1 it would be P(ln2 - tiny)/2, an ulp below). The overflow edge moves by 2^-20 ln2, less
+# than the spacing of f32 there.
+FLOOR_BIAS = 2.0 ** -20
+# e^r = 1 + r*Q(r) on r in [0, ln2] (fitted on [-1e-3, ln2 + 1e-3] for the roundings), degree 5: 1.7e-7 relative in f32 (degree 4: 3e-6). The
 # constant 1 is exact so that e^0 = 1.
 EXP_POLY = [0.0116749731823802, 0.03905441612005234, 0.16755898296833038, 0.49987006187438965,
             1.0000059604644775, 1.0]
@@ -118,7 +122,7 @@ def exp(x: E, negate: bool = False) -> E:
     if hi > 88.75:             # keeps n <= 128
         xc = xc.max(-88.75) if negate else xc.min(88.75)
     sign = -1.0 if negate else 1.0
-    n = (xc * (sign * LOG2E)).u("floor")
+    n = xc.fma(sign * LOG2E, FLOOR_BIAS).u("floor")
     r = n.fma(-sign * LN2_LO, n.fma(-sign * LN2_HI, xc))    # sign * r
     poly = [c * sign ** (len(EXP_POLY) - 1 - k) for k, c in enumerate(EXP_POLY)]
     return horner(r, poly) * pow2_shifted(n + SHIFTER)
@@ -127,7 +131,7 @@ def exp(x: E, negate: bool = False) -> E:
 def exp2(x: E) -> E:
     """2^x = 2^n e^((x - n) ln2), n = floor(x): exp's scheme with an exact reduction."""
     xc = x.max(-127.0).min(128.0)
-    n = xc.u("floor")
+    n = (xc + FLOOR_BIAS).u("floor")
     return horner((xc - n) * LN2, EXP_POLY) * pow2_shifted(n + SHIFTER)
 
 
