@@ -33,12 +33,12 @@ def value_range(n: Node, memo: dict[int, tuple[float, float]] | None = None) -> 
     memo = {} if memo is None else memo
     if n.id in memo:
         return memo[n.id]
+    if "range" in n.attrs:  # set by decompose on the results of exp, logistic, tanh, erf
+        return n.attrs["range"]
     c = float_const(n)
     r = FULL
     if c is not None:
         r = (c, c) if not math.isnan(c) else FULL
-    elif "range" in n.attrs:  # set by decompose on the result of exp, logistic, tanh, erf
-        r = n.attrs["range"]
     elif n.op in ("broadcast", "reshape", "transpose", "slice", "reverse", "copy"):
         r = value_range(n.inputs[0], memo)
     elif n.op in ("max", "min") and n.dtype.startswith(("f", "b")):
