@@ -73,17 +73,21 @@ def report(name: str, coeffs: list[float], err: float) -> None:
 def main() -> None:
     ln2 = math.log(2)
     rel = lambda f: (lambda x: 1 / np.abs(f(x)))  # noqa: E731
-    # exp: e^r = 1 + r*Q(r) on r in [0, ln2] (the reduction rounds x/ln2 down; 1 exact so e^0 = 1)
-    for deg in (4, 5, 6):
+    # exp: e^r = 1 + r*Q(r) on r in [0, ln2] (the reduction rounds x/ln2 down; 1 exact so e^0 = 1);
+    # degree 3 is bf16's
+    for deg in (3, 4, 5, 6):
         c, _ = fit(np.expm1, -1e-3, ln2 + 1e-3, powers(1, deg), weight=rel(np.exp))
         cs = f32(c[::-1]) + [1.0]
         r = grid(0, ln2)
         report(f"exp deg {deg} on [0, ln2]", cs, float(np.max(np.abs(horner32(r, cs) / np.exp(r) - 1))))
     # expm1: (e^r - 1)/r on |r| <= ln2/2, so e^r - 1 = r * P(r) keeps the sign of zero
     g = lambda r: np.where(r == 0, 1.0, np.expm1(r) / np.where(r == 0, 1.0, r))  # noqa: E731
-    for deg in (4, 5):
+    for deg in (3, 4, 5):   # 3: bf16's, its constant pinned to 1
         c, _ = fit(g, -ln2 / 2 - 1e-3, ln2 / 2 + 1e-3, powers(0, deg), weight=rel(g))
         cs = f32(c[::-1])
+        if deg == 3:
+            c, _ = fit(lambda r: g(r) - 1, -ln2 / 2 - 1e-3, ln2 / 2 + 1e-3, powers(1, deg), weight=rel(g))
+            cs = f32(c[::-1]) + [1.0]
         r = grid(-ln2 / 2, ln2 / 2)
         got = (r.astype(np.float32) * horner32(r, cs)).astype(np.float32)
         report(f"expm1 deg {deg}", cs, float(np.max(np.abs(got / np.expm1(r) - 1))))
@@ -98,7 +102,8 @@ def main() -> None:
     # tanh and erf: x * P(x^2) / Q(x^2) on [0, top]. The slope at 0 is pinned to f32(f'(0)), so
     # that tiny arguments come out exact.
     for name, fn, top, slope, (np_, nq) in (("tanh", np.tanh, 9.0, 1.0, (6, 4)),
-                                            ("erf", _erf, 3.92, 2 / math.sqrt(math.pi), (7, 5))):
+                                            ("erf", _erf, 3.92, 2 / math.sqrt(math.pi), (7, 5)),
+                                            ("tanh (bf16)", np.tanh, 4.0, 1.0, (3, 3))):
         cs, ds = odd_rational(fn, top, float(np.float32(slope)), np_, nq)
         x = grid(1e-4, top).astype(np.float32).astype(np.float64)
         z = (x * x).astype(np.float32).astype(np.float64)

@@ -9,6 +9,7 @@ rounded back; f64 keeps the op (the code generator evaluates it in double precis
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from .graph import Graph, Node, const, ew
 from .ranges import value_range
@@ -56,7 +57,11 @@ class E:
     # Guards: NaN in self propagates, signed zeros don't matter here, so one compare+blend
     def max(self, o): return self._op("max", o, fast=True)
     def min(self, o): return self._op("min", o, fast=True)
-    def range(self) -> tuple[float, float]: return value_range(self.n)
+    def range(self) -> tuple[float, float]:
+        n = self.n
+        while n.op == "convert" and n.dtype == "f32" and n.inputs[0].dtype in ("bf16", "f16"):
+            n = n.inputs[0]  # widening is exact: bf16 ELU's argument is still known <= 0
+        return value_range(n)
     def cmp(self, d: str, o) -> "E": return self._op("cmp", o, dtype="i1", dir=d, total=False)
     def __and__(self, o): return self._op("and", o)
     def __or__(self, o): return self._op("or", o)
@@ -106,7 +111,28 @@ EXPM1_POLY = [0.001388886827044189, 0.008369275368750095, 0.041667141020298004,
               0.16666504740715027, 0.4999999701976776, 1.0]
 
 
-def exp(x: E, negate: bool = False) -> E:
+@dataclass(frozen=True)
+class Precision:
+    """The approximations for one result type. bf16 keeps 8 significant bits, so its results
+    need ~2^-13 relative error, not f32's 2^-22: lower degrees and one-FMA reductions (then
+    rounding to bf16 agrees with XLA's f32-then-round in all but ~2% of values, by one bf16 ulp)."""
+    exp: list[float]
+    expm1: list[float]
+    tanh: tuple[float, list[float], list[float]]   # clamp, P, Q
+    exact_ln2: bool
+
+
+# bf16: e^r degree 3 (8.6e-5), (e^r - 1)/r degree 3 (2.1e-5), tanh 3/3 on |x| <= 4 (1.5e-5; bf16
+# rounds tanh(4) to 1)
+BF16_MATH = Precision(
+    exp=[0.2315235137939453, 0.47373154759407043, 1.002854347229004, 1.0],
+    expm1=[0.04160967469215393, 0.1675010770559311, 0.5000167489051819, 1.0],
+    tanh=(4.0, [0.0007758832070976496, 0.10550951212644577, 1.0],
+          [0.013805992901325226, 0.4387723505496979, 1.0]),
+    exact_ln2=False)
+
+
+def exp(x: E, negate: bool = False, prec: Precision | None = None) -> E:
     """e^x (e^-x when negate) = 2^n e^r with n = floor(x/ln2), r in [0, ln2): then 2^n is normal
     exactly when the result is, and n = -127 (result below the smallest normal: 0 under FTZ) and
     n = 128 (overflow: inf) come out of the exponent bits by themselves, so no select is needed.
@@ -121,10 +147,11 @@ def exp(x: E, negate: bool = False) -> E:
         xc = xc.min(88.0) if negate else xc.max(-88.0)
     if hi > 88.75:             # keeps n <= 128
         xc = xc.max(-88.75) if negate else xc.min(88.75)
+    prec = prec or F32_MATH
     sign = -1.0 if negate else 1.0
     n = xc.fma(sign * LOG2E, FLOOR_BIAS).u("floor")
-    r = n.fma(-sign * LN2_LO, n.fma(-sign * LN2_HI, xc))    # sign * r
-    poly = [c * sign ** (len(EXP_POLY) - 1 - k) for k, c in enumerate(EXP_POLY)]
+    r = n.fma(-sign * LN2_LO, n.fma(-sign * LN2_HI, xc)) if prec.exact_ln2 else n.fma(-sign * LN2, xc)
+    poly = [c * sign ** (len(prec.exp) - 1 - k) for k, c in enumerate(prec.exp)]    # P(sign * r)
     return horner(r, poly) * pow2_shifted(n + SHIFTER)
 
 
@@ -141,7 +168,7 @@ def with_sign_of(y: E, x: E) -> E:
     return (y.bits() | (x.bits() & -0x80000000)).f32()
 
 
-def _expm1_core(x: E, exact_ln2: bool) -> E:
+def _expm1_core(x: E, exact_ln2: bool, poly: list[float] = EXPM1_POLY) -> E:
     """e^x - 1 for x in [-88, 88]: n = rint(x/ln2), r = x - n ln2 in [-ln2/2, ln2/2] (so r = x
     exactly near 0), s = 2^n (0 for n = -127), result s(1 + (e^r - 1)) - 1. Written so the sign of
     a zero survives with no extra op: e^r - 1 = r * P(r), and for n = 0 the last FMA adds
@@ -153,10 +180,10 @@ def _expm1_core(x: E, exact_ln2: bool) -> E:
     # One FMA with ln2 rounded to f32 is off by n * 1.9e-9 in r; when n <= 0 that error is
     # scaled by s <= 1/2 against a result >= 0.29 in magnitude, so it is below 1e-8 relative.
     r = n.fma(-LN2, x) if not exact_ln2 else n.fma(-LN2_LO, n.fma(-LN2_HI, x))
-    return s.fma(r * horner(r, EXPM1_POLY), -(1.0 - s))
+    return s.fma(r * horner(r, poly), -(1.0 - s))
 
 
-def _expm1_halved(x: E) -> E:
+def _expm1_halved(x: E, poly: list[float] = EXPM1_POLY) -> E:
     """e^x - 1 for x in [-88, 88.8] without 2^128: g = 2(e^(x/2) - 1), then e^x - 1 = g + g^2/4.
     x/2 itself is never formed (it would flush below 2^-125): n = rint(x/(2 ln2)), r2 = x - 2n ln2,
     and 2(e^(r2/2) - 1) = r2 P(r2/2), the halving folded into P's coefficients. (-0 gets its sign
@@ -164,19 +191,20 @@ def _expm1_halved(x: E) -> E:
     t = x.fma(LOG2E / 2, SHIFTER)
     n, s = t - SHIFTER, pow2_shifted(t)
     r2 = n.fma(-2 * LN2_LO, n.fma(-2 * LN2_HI, x))
-    p = [c * 0.5 ** (len(EXPM1_POLY) - 1 - k) for k, c in enumerate(EXPM1_POLY)]
+    p = [c * 0.5 ** (len(poly) - 1 - k) for k, c in enumerate(poly)]
     g = s.fma(r2 * horner(r2, p), s.fma(2.0, -2.0))          # s (2 + r2 P) - 2
     return with_sign_of(g * g.fma(0.25, 1.0), x)
 
 
-def expm1(x: E) -> E:
+def expm1(x: E, prec: Precision | None = None) -> E:
+    prec = prec or F32_MATH
     lo, hi = x.range()   # ELU's argument is select(x > 0, 0, x): hi = 0, no overflow handling
     xc = x.max(-88.0) if lo < -88.0 else x     # keeps n >= -127: 2^n >= 0, result -1
     if hi <= 0.0:
-        return _expm1_core(xc, exact_ln2=False)
+        return _expm1_core(xc, False, prec.expm1)
     if hi <= 88.0:
-        return _expm1_core(xc, exact_ln2=True)
-    return _expm1_halved(xc.min(88.8))     # past 88.72 the result rounds to inf by itself
+        return _expm1_core(xc, prec.exact_ln2, prec.expm1)
+    return _expm1_halved(xc.min(88.8), prec.expm1)   # past 88.72 the result rounds to inf by itself
 
 
 # log(1 + f) = f * P(f) on f in [sqrt(1/2) - 1, sqrt(2) - 1], degree 8: 2.0e-7 relative
@@ -255,16 +283,16 @@ ERF_P = [1.996229492817747e-08, -1.936708031280432e-06, 0.00013730794307775795,
 ERF_Q = [0.0009119735914282501, 0.01399918831884861, 0.11330517381429672, 0.5068973898887634, 1.0]
 
 
-def tanh(x: E) -> E:
-    return _odd_rational(x, 9.0, TANH_P, TANH_Q)
+def tanh(x: E, prec: Precision | None = None) -> E:
+    return _odd_rational(x, *(prec or F32_MATH).tanh)
 
 
 def erf(x: E) -> E:
     return _odd_rational(x, 3.92, ERF_P, ERF_Q)
 
 
-def logistic(x: E) -> E:
-    return 1.0 / (exp(x, negate=True) + 1.0)
+def logistic(x: E, prec: Precision | None = None) -> E:
+    return 1.0 / (exp(x, negate=True, prec=prec) + 1.0)
 
 
 def rsqrt(x: E) -> E:
@@ -277,6 +305,8 @@ def round_away(x: E) -> E:
     return select(half, t + copysign(E.c(1.0, x), x), t)
 
 
+F32_MATH = Precision(EXP_POLY, EXPM1_POLY, (9.0, TANH_P, TANH_Q), exact_ln2=True)
+PRECISION_AWARE = {"exp", "expm1", "tanh", "logistic"}
 RULES = {"exp": exp, "expm1": expm1, "log": log, "log1p": log1p, "tanh": tanh,
          "logistic": logistic, "erf": erf, "rsqrt": rsqrt, "round_away": round_away, "exp2": exp2}
 
@@ -299,7 +329,9 @@ def _decompose(n: Node) -> Node:
     x = n.inputs[0]
     if x.dtype != "f32":  # from the rounded bf16/f16 value, as XLA:CPU upcasts math inputs
         x = ew("convert", [x], dtype="f32", rounded=True)
-    y = RULES[n.op](E(x)).n
+    # bf16 results take the cheaper approximations where there are some
+    y = (RULES[n.op](E(x), prec=BF16_MATH) if n.dtype == "bf16" and n.op in PRECISION_AWARE
+         else RULES[n.op](E(x))).n
     if n.op in RESULT_RANGE:
         y.attrs["range"] = RESULT_RANGE[n.op](*value_range(x))
     if n.dtype != "f32":
