@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from . import activations
 from .harness import Bench, Result, device_model, run
 
 M4 = 4 * 1024 * 1024
@@ -33,6 +34,9 @@ def _fns():
 
     def gelu(x):
         return jax.nn.gelu(x)  # approximate=True (tanh form), jax's default
+
+    def exp(x):
+        return jnp.exp(x)
 
     def silu(x):
         return jax.nn.silu(x)
@@ -67,7 +71,7 @@ def _fns():
     def add(x, y):
         return x + y
 
-    return dict(relu=relu, elu=elu, elu_composite=elu_composite, gelu=gelu, silu=silu,
+    return dict(relu=relu, elu=elu, elu_composite=elu_composite, gelu=gelu, exp=exp, silu=silu,
                 softmax=softmax, layernorm=layernorm, matmul=matmul, matmul_bf16=matmul_bf16,
                 mlp=mlp, conv3x3=conv3x3, row_sum=row_sum, transpose=transpose, add=add)
 
@@ -114,6 +118,7 @@ def benchmarks() -> list[Bench]:
         Bench("relu", f["relu"], vec(), "{shapes}"),
         Bench("elu", f["elu"], vec(), "{shapes}"),
         Bench("elu_composite", f["elu_composite"], vec(), "{shapes}", rtol=1e-4, atol=1e-5),
+        Bench("exp", f["exp"], vec(), "{shapes}"),
         Bench("gelu", f["gelu"], vec(), "{shapes} tanh approx"),
         Bench("silu_bf16", f["silu"], vec(bf16), "{shapes}", rtol=2e-2, atol=2e-2),
         Bench("softmax", f["softmax"], lambda rng, q: (_normal(rng, rows(rng, q)),), "{shapes} axis -1",
@@ -404,7 +409,7 @@ def main(argv=None) -> int:
         pass
 
     benches = benchmarks()
-    names = [b.name for b in benches] + ["compile"]
+    names = [b.name for b in benches] + ["compile", "act_ratios"]
     if a.list:
         print("\n".join(names))
         return 0
@@ -481,11 +486,18 @@ def main(argv=None) -> int:
         except (KeyError, ZeroDivisionError, TypeError):
             print("modeled ELU / ReLU (device model): n/a")
 
+    acts: dict = {}
+    if not only or "act_ratios" in only:
+        n, rounds = (M4 // 16, 21) if a.quick else (M4, a.reps or 41)
+        acts = activations.measure(n, rounds)
+        print()
+        print(activations.report(acts, n, rounds))
+
     total = time.perf_counter() - t_start
     print(f"\ntotal benchmark time: {total:.1f} s")
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(dict(machine=info, quick=a.quick, results=[r.to_json() for r in results],
-                           compile=compile_info, device_model=model, total_s=total), fh, indent=2)
+                           compile=compile_info, device_model=model, act_ratios=acts, total_s=total), fh, indent=2)
         print(f"wrote {a.json}")
     return 0

@@ -1,13 +1,15 @@
-"""Pass 3: math functions -> device primitives (mul, fma, rint, shifts, bitcasts, selects).
+"""Pass 3: math functions -> device primitives (mul, fma, floor, shifts, bitcasts, selects).
 
 The device has no exp or log unit worth the name, so every transcendental becomes a short,
-branch-free sequence: range reduction on the exponent bits plus a polynomial. All of them are
-written once here for f32; bf16/f16 are computed in f32 and rounded back; f64 keeps the op (the
-code generator evaluates it in double precision).
+branch-free sequence: range reduction on the exponent bits plus a polynomial or rational of the
+lowest degree that keeps it within ~3e-7 relative error (docs/math.md has the measured errors
+and op counts). All of them are written once here for f32; bf16/f16 are computed in f32 and
+rounded back; f64 keeps the op (the code generator evaluates it in double precision).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from .graph import Graph, Node, const, ew
 from .ranges import value_range
@@ -16,8 +18,17 @@ from .rewrite import rewrite
 TRANSCENDENTAL = {"exp", "expm1", "log", "log1p", "tanh", "logistic", "erf", "rsqrt",
                   "round_away", "exp2"}
 LOG2E = 1.4426950408889634
+LN2 = 0.6931471805599453
 LN2_HI = 0.693145751953125     # ln 2 split so n*LN2_HI is exact for |n| < 2^11
 LN2_LO = 1.428606765330187e-06
+# Adding 1.5*2^23 to a float of magnitude < 2^22 rounds it to an integer n and leaves n in the
+# low mantissa bits; with 127 more, the low 9 bits of the sum's bits are n + 127, which a shift
+# by 23 turns into 2^n (0 for n = -127, inf for n = 128). So one add (or FMA) replaces rint, the
+# float->int conversion and the bias add, and 2^n costs one shift.
+SHIFTER = 12582912.0 + 127.0
+TINY = 1.1754943508222875e-38  # smallest normal f32: smaller inputs read as zero (DAZ)
+# The coefficients below come from tools/minimax.py (minimax fits, rounded to f32); tools/ulp.py
+# measures the kernels built from them (table in docs/math.md).
 
 
 class E:
@@ -46,7 +57,11 @@ class E:
     # Guards: NaN in self propagates, signed zeros don't matter here, so one compare+blend
     def max(self, o): return self._op("max", o, fast=True)
     def min(self, o): return self._op("min", o, fast=True)
-    def range(self) -> tuple[float, float]: return value_range(self.n)
+    def range(self) -> tuple[float, float]:
+        n = self.n
+        while n.op == "convert" and n.dtype == "f32" and n.inputs[0].dtype in ("bf16", "f16"):
+            n = n.inputs[0]  # widening is exact: bf16 ELU's argument is still known <= 0
+        return value_range(n)
     def cmp(self, d: str, o) -> "E": return self._op("cmp", o, dtype="i1", dir=d, total=False)
     def __and__(self, o): return self._op("and", o)
     def __or__(self, o): return self._op("or", o)
@@ -78,116 +93,206 @@ def horner(x: E, coeffs: list[float]) -> E:
     return p
 
 
-def pow2i(n: E) -> E:
-    """2**n for an f32 holding an integer in [-126, 127], built from exponent bits."""
-    return ((n.to("i32", fast=True) + 127) << 23).f32()
+def pow2_shifted(t: E) -> E:
+    """2^n from t = n + SHIFTER (n an integer in [-127, 128]): one shift, see SHIFTER."""
+    return (t.bits() << 23).f32()
 
 
-def _reduce_exp(x: E, cap: bool = True) -> tuple[E, E]:
-    """x = n*ln2 + r, |r| <= ln2/2 (n capped at 127 so 2**n stays finite)."""
-    n = (x * LOG2E).u("round_even")
-    n = n.min(127.0) if cap else n
-    r = n.fma(-LN2_HI, x)
-    r = n.fma(-LN2_LO, r)
-    return n, r
+# floor(x/ln2 + 2^-20): a tiny negative x still gets n = 0 and r = x, so e^-tiny rounds to 1 (with
+# n = -1 it would be P(ln2 - tiny)/2, an ulp below). The overflow edge moves by 2^-20 ln2, less
+# than the spacing of f32 there.
+FLOOR_BIAS = 2.0 ** -20
+# e^r = 1 + r*Q(r) on r in [0, ln2] (fitted on [-1e-3, ln2 + 1e-3] for the roundings), degree 5: 1.7e-7 relative in f32 (degree 4: 3e-6). The
+# constant 1 is exact so that e^0 = 1.
+EXP_POLY = [0.0116749731823802, 0.03905441612005234, 0.16755898296833038, 0.49987006187438965,
+            1.0000059604644775, 1.0]
+# (e^r - 1)/r on |r| <= ln2/2, degree 5: 1.5e-7 relative (degree 4: 5.8e-7)
+EXPM1_POLY = [0.001388886827044189, 0.008369275368750095, 0.041667141020298004,
+              0.16666504740715027, 0.4999999701976776, 1.0]
 
 
-# e^r on |r| <= ln2/2: a degree-6 near-minimax polynomial (Lawson-weighted Chebyshev fit, max
-# relative error 1.9e-9 in exact arithmetic, < 1 ulp evaluated in f32): one FMA less than Taylor.
-EXP_POLY = [0.0013836845755577087, 0.008374815806746483, 0.04166822507977486,
-            0.16666419804096222, 0.49999991059303284, 1.0, 1.0]
-EXPM1_TAIL = [1 / math.factorial(k + 2) for k in range(6, -1, -1)]    # (e^r-1-r)/r^2
+@dataclass(frozen=True)
+class Precision:
+    """The approximations for one result type. bf16 keeps 8 significant bits, so its results
+    need ~2^-13 relative error, not f32's 2^-22: lower degrees and one-FMA reductions (then
+    rounding to bf16 agrees with XLA's f32-then-round in all but ~2% of values, by one bf16 ulp)."""
+    exp: list[float]
+    expm1: list[float]
+    tanh: tuple[float, list[float], list[float]]   # clamp, P, Q
+    exact_ln2: bool
 
 
-def exp(x: E) -> E:
-    """No selects: x is clamped to where e^x under- or overflows anyway, and 2^n is applied as
-    two factors so that the extremes round to 0 and inf by themselves (NaN passes the clamps)."""
+# bf16: e^r degree 3 (8.6e-5), (e^r - 1)/r degree 3 (2.1e-5), tanh 3/3 on |x| <= 4 (1.5e-5; bf16
+# rounds tanh(4) to 1)
+BF16_MATH = Precision(
+    exp=[0.2315235137939453, 0.47373154759407043, 1.002854347229004, 1.0],
+    expm1=[0.04160967469215393, 0.1675010770559311, 0.5000167489051819, 1.0],
+    tanh=(4.0, [0.0007758832070976496, 0.10550951212644577, 1.0],
+          [0.013805992901325226, 0.4387723505496979, 1.0]),
+    exact_ln2=False)
+
+
+def exp(x: E, negate: bool = False, prec: Precision | None = None) -> E:
+    """e^x (e^-x when negate) = 2^n e^r with n = floor(x/ln2), r in [0, ln2): then 2^n is normal
+    exactly when the result is, and n = -127 (result below the smallest normal: 0 under FTZ) and
+    n = 128 (overflow: inf) come out of the exponent bits by themselves, so no select is needed.
+    The clamps only keep n in [-127, 128]; NaN passes them. 12 vector ops, plus the clamps the
+    argument's range needs. e^-x folds the sign into the constants (r = -(x + n ln2) and P(-r)
+    has the odd coefficients negated)."""
     lo, hi = x.range()
-    xc = x.max(-104.0) if lo < -104.0 else x
-    xc = xc.min(89.0) if hi > 89.0 else xc
-    n, r = _reduce_exp(xc, cap=False)
-    p = horner(r, EXP_POLY)
-    if lo >= -87.0 and hi <= 88.0:
-        return p * pow2i(n)
-    ni = n.to("i32", fast=True)
-    half = ni >> 1
-    s1 = ((half + 127) << 23).f32()
-    s2 = ((ni - half + 127) << 23).f32()
-    return (p * s1) * s2
+    if negate:
+        lo, hi = -hi, -lo      # the range of -x
+    xc = x
+    if lo < -88.0:             # keeps n >= -127
+        xc = xc.min(88.0) if negate else xc.max(-88.0)
+    if hi > 88.75:             # keeps n <= 128
+        xc = xc.max(-88.75) if negate else xc.min(88.75)
+    prec = prec or F32_MATH
+    sign = -1.0 if negate else 1.0
+    n = xc.fma(sign * LOG2E, FLOOR_BIAS).u("floor")
+    r = n.fma(-sign * LN2_LO, n.fma(-sign * LN2_HI, xc)) if prec.exact_ln2 else n.fma(-sign * LN2, xc)
+    poly = [c * sign ** (len(prec.exp) - 1 - k) for k, c in enumerate(prec.exp)]    # P(sign * r)
+    return horner(r, poly) * pow2_shifted(n + SHIFTER)
 
 
 def exp2(x: E) -> E:
-    xc = x.max(-126.0).min(128.0)
-    n = xc.u("round_even").min(127.0)
-    r = (xc - n) * math.log(2)
-    y = horner(r, EXP_POLY) * pow2i(n)
-    y = select(x.cmp("GE", 128.0), math.inf, y)
-    return select(x.cmp("LT", -126.0), 0.0, y)
+    """2^x = 2^n e^((x - n) ln2), n = floor(x): exp's scheme with an exact reduction."""
+    xc = x.max(-127.0).min(128.0)
+    n = (xc + FLOOR_BIAS).u("floor")
+    return horner((xc - n) * LN2, EXP_POLY) * pow2_shifted(n + SHIFTER)
 
 
-def expm1(x: E) -> E:
-    lo, hi = x.range()   # ELU's argument is select(x > 0, 0, x): hi = 0, no overflow guard
-    xc = x.max(-88.0) if lo < -87.0 else x
-    xc = xc.min(88.72284) if hi > 88.72284 else xc
-    n, r = _reduce_exp(xc, hi > 88.0)
-    if lo < -87.0:
-        n = n.max(-126.0)
-    pm1 = (r * r).fma(horner(r, EXPM1_TAIL), r)     # e^r - 1, exact as r -> 0
-    s = pow2i(n)
-    y = s.fma(pm1, s - 1.0)                          # s*(1+pm1) - 1
-    return select(x.cmp("GT", 88.72284), math.inf, y) if hi > 88.72284 else y
+def with_sign_of(y: E, x: E) -> E:
+    """y with x's sign bit ORed in: for functions whose result has the sign of x (expm1, log1p),
+    this gives f(-0) = -0 whatever the host compiler does with zeros' signs."""
+    return (y.bits() | (x.bits() & -0x80000000)).f32()
+
+
+def _expm1_core(x: E, exact_ln2: bool, poly: list[float] = EXPM1_POLY) -> E:
+    """e^x - 1 for x in [-88, 88]: n = rint(x/ln2), r = x - n ln2 in [-ln2/2, ln2/2] (so r = x
+    exactly near 0), s = 2^n (0 for n = -127), result s(1 + (e^r - 1)) - 1. Written so the sign of
+    a zero survives with no extra op: e^r - 1 = r * P(r), and for n = 0 the last FMA adds
+    -(1 - s) = -0 (an FMA with a negated addend is an exact fused multiply-subtract; never
+    negate an FMA's result: compilers turn -(a*b + c) into -a*b - c, which is +0 where it should
+    be -0)."""
+    t = x.fma(LOG2E, SHIFTER)   # n + SHIFTER with n = rint(x/ln2)
+    n, s = t - SHIFTER, pow2_shifted(t)
+    # One FMA with ln2 rounded to f32 is off by n * 1.9e-9 in r; when n <= 0 that error is
+    # scaled by s <= 1/2 against a result >= 0.29 in magnitude, so it is below 1e-8 relative.
+    r = n.fma(-LN2, x) if not exact_ln2 else n.fma(-LN2_LO, n.fma(-LN2_HI, x))
+    return s.fma(r * horner(r, poly), -(1.0 - s))
+
+
+def _expm1_halved(x: E, poly: list[float] = EXPM1_POLY) -> E:
+    """e^x - 1 for x in [-88, 88.8] without 2^128: g = 2(e^(x/2) - 1), then e^x - 1 = g + g^2/4.
+    x/2 itself is never formed (it would flush below 2^-125): n = rint(x/(2 ln2)), r2 = x - 2n ln2,
+    and 2(e^(r2/2) - 1) = r2 P(r2/2), the halving folded into P's coefficients. (-0 gets its sign
+    back at the end: with 2s - 2 an FMA, the host compiler may rewrite its zero's sign.)"""
+    t = x.fma(LOG2E / 2, SHIFTER)
+    n, s = t - SHIFTER, pow2_shifted(t)
+    r2 = n.fma(-2 * LN2_LO, n.fma(-2 * LN2_HI, x))
+    p = [c * 0.5 ** (len(poly) - 1 - k) for k, c in enumerate(poly)]
+    g = s.fma(r2 * horner(r2, p), s.fma(2.0, -2.0))          # s (2 + r2 P) - 2
+    return with_sign_of(g * g.fma(0.25, 1.0), x)
+
+
+def expm1(x: E, prec: Precision | None = None) -> E:
+    prec = prec or F32_MATH
+    lo, hi = x.range()   # ELU's argument is select(x > 0, 0, x): hi = 0, no overflow handling
+    xc = x.max(-88.0) if lo < -88.0 else x     # keeps n >= -127: 2^n >= 0, result -1
+    if hi <= 0.0:
+        return _expm1_core(xc, False, prec.expm1)
+    if hi <= 88.0:
+        return _expm1_core(xc, prec.exact_ln2, prec.expm1)
+    return _expm1_halved(xc.min(88.8), prec.expm1)   # past 88.72 the result rounds to inf by itself
+
+
+# log(1 + f) = f * P(f) on f in [sqrt(1/2) - 1, sqrt(2) - 1], degree 8: 2.0e-7 relative
+# (degree 7: 3.1e-7, which is 3.6 ulp for results just below a power of two)
+LOG_POLY = [0.08722243458032608, -0.14366787672042847, 0.1495228260755539, -0.16562402248382568,
+            0.19956833124160767, -0.25002074241638184, 0.3333418667316437, -0.49999988079071045, 1.0]
+SQRT_HALF_BITS = 0x3F3504F3     # f32 bits of sqrt(1/2)
+
+
+def _log_reduce(u: E) -> tuple[E, E, E]:
+    """(e, f, k << 23) with u = 2^e (1 + f), 1 + f in [sqrt(1/2), sqrt(2)), from the bits of
+    u > 0 (normal, finite): integer ops only, no select."""
+    b = u.bits()
+    k = (b - SQRT_HALF_BITS) >> 23
+    k23 = k << 23
+    return k.to("f32", fast=True), (b - k23).f32() - 1.0, k23
+
+
+def _log_specials(x: E, y: E, nan_in_y: bool = False) -> E:
+    """NaN and +inf return themselves, +-0 and denormals -inf, negatives NaN: each guard only
+    where x's range reaches it. Ranges say nothing about NaN, so the first guard stays unless
+    y is NaN for a NaN x by itself (nan_in_y)."""
+    lo, hi = x.range()
+    if hi == math.inf or not nan_in_y:
+        y = select(x.cmp("LT", math.inf), y, x)
+    if lo < TINY:
+        y = select(x.cmp("LT", TINY), -math.inf, y)
+    if lo < 0.0:
+        y = select(x.cmp("LT", 0.0), math.nan, y)
+    return y
 
 
 def log(x: E) -> E:
-    tiny = x.cmp("LT", 1.1754943508222875e-38)
-    xs = select(tiny, x * 8388608.0, x)              # lift denormals into the normal range
-    b = xs.bits()
-    e = ((b >> 23) - 127).to("f32", fast=True) - select(tiny, 23.0, 0.0)
-    m = ((b & 0x007FFFFF) | 0x3F800000).f32()        # mantissa in [1, 2)
-    big = m.cmp("GT", 1.4142135623730951)
-    m = select(big, m * 0.5, m)
-    e = select(big, e + 1.0, e)
-    f = m - 1.0
-    s = f / (f + 2.0)                                 # log(1+f) = 2 atanh(s)
-    z = s * s
-    l1p = (s + s) * horner(z, [1 / 9, 1 / 7, 1 / 5, 1 / 3, 1.0])
-    y = e.fma(LN2_HI, e.fma(LN2_LO, l1p))
-    y = select(x.cmp("EQ", math.inf), math.inf, y)
-    y = select(x.cmp("EQ", 0.0), -math.inf, y)
-    return select(x.cmp("LT", 0.0) | x.cmp("NE", x), math.nan, y)
+    e, f, _ = _log_reduce(x)
+    y = e.fma(LN2_HI, e.fma(LN2_LO, f * horner(f, LOG_POLY)))
+    return _log_specials(x, y)
 
 
 def log1p(x: E) -> E:
+    """log(u) + c/u with u = 1 + x rounded and c = x - (u - 1) its rounding error (exact), c/u
+    taken as c * 2^-e (the 1/(1+f) factor changes it by less than half an ulp of the result)."""
     u = x + 1.0
-    d = u - 1.0
-    y = select(d.cmp("EQ", 0.0), x, log(u) * (x / d))   # corrects the rounding of 1+x
-    return select(x.cmp("EQ", math.inf), math.inf, y)
+    c = x - (u - 1.0)
+    e, f, k23 = _log_reduce(u)
+    # 2^-e: the bits of 1.0 minus e << 23 (e = 128, where c = 0, would give -inf: capped)
+    cap = k23.min(0x3F800000) if x.range()[1] > 1e38 else k23
+    scale = (E.c(0x3F800000, k23, "i32") - cap).f32()
+    y = e.fma(LN2_HI, e.fma(LN2_LO, f.fma(horner(f, LOG_POLY), c * scale)))
+    return with_sign_of(_log_specials(u, y, nan_in_y=True), x)     # c is NaN for a NaN x
 
 
 def copysign(mag: E, sign: E) -> E:
     return ((mag.bits() & 0x7FFFFFFF) | (sign.bits() & -0x80000000)).f32()
 
 
-def tanh(x: E) -> E:
-    a = x.u("abs").min(9.0)                          # tanh(9) rounds to 1 in f32
-    e = expm1(a + a)
-    return copysign(e / (e + 2.0), x)
+def _odd_rational(x: E, top: float, p: list[float], q: list[float]) -> E:
+    """x * P(x^2) / Q(x^2) on x clamped to [-top, top] (NaN passes the clamps): odd, so signs
+    and -0 come out right with no select."""
+    lo, hi = x.range()
+    xc = x.max(-top) if lo < -top else x
+    xc = xc.min(top) if hi > top else xc
+    z = xc * xc
+    return (xc * horner(z, p)) / horner(z, q)
 
 
-def logistic(x: E) -> E:
-    return 1.0 / (exp(-x) + 1.0)
+# tanh(x) = x P(x^2) / Q(x^2) on |x| <= 9 (tanh(9) rounds to 1): 6e-8 relative in exact
+# arithmetic, 3e-7 evaluated in f32. The slopes at 0 (1 and 2/sqrt(pi) in f32) are pinned so that
+# tiny arguments come out exact.
+TANH_P = [1.8418553140997496e-11, -1.2854124875616435e-08, 9.29540692595765e-06,
+          0.0029241328593343496, 0.1292250156402588, 1.0]
+TANH_Q = [0.0002285472146468237, 0.02377736195921898, 0.46255800127983093, 1.0]
+# erf(x) = x P(x^2) / Q(x^2) on |x| <= 3.92 (erf(3.92) rounds to 1): 6e-8 relative in exact
+# arithmetic, 3e-7 in f32 (6/5 coefficients: 7e-7)
+ERF_P = [1.996229492817747e-08, -1.936708031280432e-06, 0.00013730794307775795,
+         0.0035240789875388145, 0.0500265471637249, 0.19584645330905914, 1.128379225730896]
+ERF_Q = [0.0009119735914282501, 0.01399918831884861, 0.11330517381429672, 0.5068973898887634, 1.0]
 
 
-ERF_SMALL = [(-1) ** k / (math.factorial(k) * (2 * k + 1)) * 2 / math.sqrt(math.pi) for k in range(7, -1, -1)]
-AS_P, AS_A = 0.3275911, [1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592]
+def tanh(x: E, prec: Precision | None = None) -> E:
+    return _odd_rational(x, *(prec or F32_MATH).tanh)
 
 
 def erf(x: E) -> E:
-    a = x.u("abs").min(4.0)
-    small = x * horner(x * x, ERF_SMALL)             # Maclaurin series, |x| < 0.5
-    t = 1.0 / a.fma(AS_P, 1.0)                       # Abramowitz & Stegun 7.1.26
-    big = 1.0 - t * horner(t, AS_A) * exp(-(a * a))
-    return select(a.cmp("LT", 0.5), small, copysign(big, x))
+    return _odd_rational(x, 3.92, ERF_P, ERF_Q)
+
+
+def logistic(x: E, prec: Precision | None = None) -> E:
+    return 1.0 / (exp(x, negate=True, prec=prec) + 1.0)
 
 
 def rsqrt(x: E) -> E:
@@ -200,8 +305,22 @@ def round_away(x: E) -> E:
     return select(half, t + copysign(E.c(1.0, x), x), t)
 
 
+F32_MATH = Precision(EXP_POLY, EXPM1_POLY, (9.0, TANH_P, TANH_Q), exact_ln2=True)
+PRECISION_AWARE = {"exp", "expm1", "tanh", "logistic"}
 RULES = {"exp": exp, "expm1": expm1, "log": log, "log1p": log1p, "tanh": tanh,
          "logistic": logistic, "erf": erf, "rsqrt": rsqrt, "round_away": round_away, "exp2": exp2}
+
+
+def _exp_range(lo: float, hi: float) -> tuple[float, float]:
+    top = math.exp(hi) * (1 + 1e-6) if hi < 88.0 else math.inf   # 1e-6: the approximation's error
+    return 0.0, top
+
+
+# The value ranges of results, for the functions applied to them (the decomposed expression
+# itself is opaque to ranges.py): softplus's log1p(exp(-|x|)) sees an argument in [0, 1] and
+# drops its NaN, inf and zero guards.
+RESULT_RANGE = {"exp": _exp_range, "logistic": lambda lo, hi: (0.0, 1.0),
+                "tanh": lambda lo, hi: (-1.000001, 1.000001), "erf": lambda lo, hi: (-1.000001, 1.000001)}
 
 
 def _decompose(n: Node) -> Node:
@@ -210,7 +329,11 @@ def _decompose(n: Node) -> Node:
     x = n.inputs[0]
     if x.dtype != "f32":  # from the rounded bf16/f16 value, as XLA:CPU upcasts math inputs
         x = ew("convert", [x], dtype="f32", rounded=True)
-    y = RULES[n.op](E(x)).n
+    # bf16 results take the cheaper approximations where there are some
+    y = (RULES[n.op](E(x), prec=BF16_MATH) if n.dtype == "bf16" and n.op in PRECISION_AWARE
+         else RULES[n.op](E(x))).n
+    if n.op in RESULT_RANGE:
+        y.attrs["range"] = RESULT_RANGE[n.op](*value_range(x))
     if n.dtype != "f32":
         y = ew("convert", [y], dtype=n.dtype)
     y.loc = n.loc

@@ -34,6 +34,8 @@ def value_range(n: Node, memo: dict[int, tuple[float, float]] | None = None) -> 
     memo = {} if memo is None else memo
     if n.id in memo:
         return memo[n.id]
+    if "range" in n.attrs:  # set by decompose on the results of exp, logistic, tanh, erf
+        return n.attrs["range"]
     c = float_const(n)
     r = FULL
     if c is not None:
