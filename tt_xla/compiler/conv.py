@@ -1,0 +1,268 @@
+"""stablehlo.convolution -> core ops (views, pad, concat, elementwise, reduce, dot).
+
+Follows the StableHLO spec's definition: the lhs is padded (edge padding, which may be
+negative, and interior padding for lhs dilation), split into `batch_group_count` groups along its
+batch dimension or `feature_group_count` groups along its feature dimension, and every output
+element is the sum over one window (strided by `window_strides`, its taps spaced by
+`rhs_dilation`, the kernel optionally reversed) of lhs * rhs over the group's input features.
+
+Three lowerings, chosen by shape, all over the same padded lhs:
+  direct_depthwise  one input feature per group (depthwise forward and input gradient): a sum
+                    over taps of (shifted view of the input) * (broadcast tap weight), all
+                    elementwise, so fusion makes it one loop kernel with nothing materialized
+                    but the padded input.
+  direct_reduce     batch groups of one image with one output feature each (the weight gradient
+                    of a depthwise convolution): one reduction of (shifted input) * (output
+                    gradient) per kernel tap, reading both in their own layouts.
+  im2col            everything else: shifted views concatenated into patches (along the
+                    shorter of the window and the output), then one batched product on the
+                    matrix engine with the groups as its batch dimension.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..hlo_parser import ir
+from .graph import Graph, Node, broadcast, const, ew, transpose
+
+OP = "stablehlo.convolution"
+
+
+@dataclass(frozen=True)
+class Conv:
+    """One convolution's attributes, dimension numbers resolved to positions."""
+    x_batch: int
+    x_feature: int
+    x_spatial: tuple[int, ...]
+    w_in: int
+    w_out: int
+    w_spatial: tuple[int, ...]
+    y_batch: int
+    y_feature: int
+    y_spatial: tuple[int, ...]
+    strides: tuple[int, ...]
+    pad: tuple[tuple[int, int], ...]
+    lhs_dilation: tuple[int, ...]
+    rhs_dilation: tuple[int, ...]
+    reversal: tuple[bool, ...]
+    feature_groups: int
+    batch_groups: int
+
+    @staticmethod
+    def from_op(op: ir.Operation) -> "Conv":
+        a = op.attributes
+        d = a["dimension_numbers"].fields
+        k = len(d["input_spatial_dimensions"])
+
+        def ints(name: str, default: int) -> tuple[int, ...]:
+            v = a.get(name)
+            if v is None:
+                return (default,) * k
+            vals = v.values if isinstance(v, ir.DenseElements) else v
+            out = tuple(int(x.value if isinstance(x, ir.IntegerAttr) else x)
+                        for x in np.asarray(vals, dtype=object).reshape(-1))
+            return out or (default,) * k
+
+        pad = ints("padding", 0) if "padding" in a else (0,) * (2 * k)
+        if len(pad) == k:  # an absent or empty padding attribute
+            pad = (0,) * (2 * k)
+        rev = a.get("window_reversal")
+        rev = tuple(bool(r) for r in (np.asarray(rev.values).reshape(-1) if isinstance(rev, ir.DenseElements)
+                                      else rev)) if rev else (False,) * k
+
+        def count(name: str) -> int:
+            v = a.get(name, 1)
+            return int(v.value if isinstance(v, ir.IntegerAttr) else v)
+
+        return Conv(d["input_batch_dimension"], d["input_feature_dimension"], tuple(d["input_spatial_dimensions"]),
+                    d["kernel_input_feature_dimension"], d["kernel_output_feature_dimension"],
+                    tuple(d["kernel_spatial_dimensions"]),
+                    d["output_batch_dimension"], d["output_feature_dimension"], tuple(d["output_spatial_dimensions"]),
+                    ints("window_strides", 1), tuple(zip(pad[0::2], pad[1::2])), ints("lhs_dilation", 1),
+                    ints("rhs_dilation", 1), rev or (False,) * k, count("feature_group_count"),
+                    count("batch_group_count"))
+
+
+def convolution(op: ir.Operation, x: Node, w: Node, shape: tuple[int, ...], dt: str) -> Node:
+    """The legalize handler for stablehlo.convolution."""
+    c = Conv.from_op(op)
+    loc = op.loc
+    if c.feature_groups > 1 and c.batch_groups > 1:
+        raise UnsupportedError("convolution with both feature_group_count and batch_group_count > 1", OP, loc)
+    k = len(c.x_spatial)
+    groups = max(c.feature_groups, c.batch_groups)
+    nb = x.shape[c.x_batch] // c.batch_groups               # images per group
+    cg = x.shape[c.x_feature] // c.feature_groups           # input features per group
+    og = w.shape[c.w_out] // groups                         # output features per group
+    window = tuple(w.shape[i] for i in c.w_spatial)
+    osp = tuple(shape[i] for i in c.y_spatial)
+    if any(c.reversal):
+        w = Node("reverse", [w], w.shape, w.dtype,
+                 {"dims": tuple(c.w_spatial[i] for i in range(k) if c.reversal[i])}, loc)
+    if 0 in shape:
+        return const(0, dt, shape, loc)
+    if cg * int(np.prod(window)) == 0:  # nothing to sum: every output is the empty sum, 0
+        return const(0, dt, shape, loc)
+    xp = _pad(x, c, loc)
+    if c.batch_groups == 1 and cg == 1 and groups > 1:
+        y = _direct_depthwise(xp, w, c, groups, og, window, osp, dt, loc)
+    elif c.batch_groups > 1 and nb == 1 and og == 1:
+        y = _direct_reduce(xp, w, c, window, osp, dt, loc)
+    else:
+        y = _im2col(xp, w, c, groups, nb, cg, og, window, osp, dt, loc)
+    # y is [batch, *spatial, feature]; result dim i comes from y's dim inv[i]
+    order = [c.y_batch, *c.y_spatial, c.y_feature]
+    return transpose(y, [order.index(i) for i in range(k + 2)], loc)
+
+
+def _pad(x: Node, c: Conv, loc: object) -> Node:
+    """Edge and interior (lhs dilation) padding of the input, in the input's own layout."""
+    r = len(x.shape)
+    low, high, interior = [0] * r, [0] * r, [0] * r
+    for i, d in enumerate(c.x_spatial):
+        low[d], high[d] = c.pad[i]
+        interior[d] = c.lhs_dilation[i] - 1
+    if not any(low) and not any(high) and not any(interior):
+        return x
+    shape = tuple(x.shape[i] + low[i] + high[i] + max(x.shape[i] - 1, 0) * interior[i] for i in range(r))
+    return Node("pad", [x, const(0, x.dtype)], shape, x.dtype, {"low": tuple(low), "interior": tuple(interior)}, loc)
+
+
+def _shifted(xp: Node, c: Conv, start: tuple[int, ...], size: tuple[int, ...], step: tuple[int, ...],
+             loc: object) -> Node:
+    """The view of the padded input whose spatial dim i runs start[i] + step[i] * j, j < size[i]."""
+    st, sh, sd = [0] * len(xp.shape), list(xp.shape), [1] * len(xp.shape)
+    for i, d in enumerate(c.x_spatial):
+        st[d], sh[d], sd[d] = start[i], size[i], step[i]
+    if tuple(sh) == xp.shape:
+        return xp
+    return Node("slice", [xp], tuple(sh), xp.dtype, {"start": tuple(st), "strides": tuple(sd)}, loc)
+
+
+def _reshape(x: Node, shape: tuple[int, ...], loc: object) -> Node:
+    return x if x.shape == tuple(shape) else Node("reshape", [x], tuple(shape), x.dtype, {}, loc)
+
+
+def _convert(x: Node, dt: str, loc: object) -> Node:
+    return x if x.dtype == dt else Node("convert", [x], x.shape, dt, {}, loc)
+
+
+def _acc_type(dt: str) -> str:
+    """Sums run in f32 for narrow floats and are rounded once, as XLA:CPU does."""
+    return "f32" if dt in ("bf16", "f16") else dt
+
+
+def _direct_depthwise(xp: Node, w: Node, c: Conv, groups: int, og: int, window: tuple[int, ...],
+                      osp: tuple[int, ...], dt: str, loc: object) -> Node:
+    """y[b, o, g*og + m] = sum over taps p of x[b, o*stride + p*dilation, g] * w[p, 0, g*og + m]."""
+    k = len(window)
+    acc = _acc_type(dt)
+    xt = transpose(xp, [c.x_batch, *c.x_spatial, c.x_feature], loc)        # [B, *sp, G]
+    wt = transpose(w, [*c.w_spatial, c.w_in, c.w_out], loc)                # [*window, 1, G*og]
+    n = xt.shape[0]
+    yshape = (n, *osp, groups * og)
+    total: Node | None = None
+    for p in np.ndindex(*window):
+        xs = _slice_g(xt, 0, tuple(q * r for q, r in zip(p, c.rhs_dilation)), osp, c.strides, loc)
+        if og > 1:  # each input feature feeds og outputs: repeat it along a new minor dim
+            xs = _reshape(broadcast(xs, (*xs.shape, og), tuple(range(k + 2)), loc), yshape, loc)
+        tap = Node("slice", [wt], (1,) * (k + 1) + (groups * og,), wt.dtype,
+                   {"start": (*p, 0, 0), "strides": (1,) * (k + 2)}, loc)
+        tap = broadcast(_reshape(tap, (groups * og,), loc), yshape, (k + 1,), loc)
+        term = ew("mul", [_convert(xs, acc, loc), _convert(tap, acc, loc)], loc=loc)
+        total = term if total is None else ew("add", [total, term], loc=loc)
+    assert total is not None
+    return _convert(total, dt, loc)
+
+
+def _direct_reduce(xp: Node, w: Node, c: Conv, window: tuple[int, ...], osp: tuple[int, ...],
+                   dt: str, loc: object) -> Node:
+    """Batch groups of one image, one output feature each: y[0, o, g] = sum over the window p and
+    the group's input features f of x[g, o*stride + p*dilation, f] * w[p, f, g]. The rhs is
+    viewed in the input's dim order, so each product is elementwise in the input's layout and
+    each output position one reduction over every dim but the group's."""
+    acc = _acc_type(dt)
+    perm = [0] * len(xp.shape)
+    perm[c.x_batch], perm[c.x_feature] = c.w_out, c.w_in
+    for i, d in enumerate(c.x_spatial):
+        perm[d] = c.w_spatial[i]
+    wx = _convert(transpose(w, perm, loc), acc, loc)
+    axes = tuple(i for i in range(len(xp.shape)) if i != c.x_batch)
+    groups = xp.shape[c.x_batch]
+    rows = []
+    for o in np.ndindex(*osp):
+        xs = _shifted(xp, c, tuple(q * s for q, s in zip(o, c.strides)), window, c.rhs_dilation, loc)
+        rows.append(_reshape(_sum(ew("mul", [_convert(xs, acc, loc), wx], loc=loc), axes, loc), (1, groups), loc))
+    y = rows[0] if len(rows) == 1 else Node("concat", rows, (len(rows), groups), acc, {"dim": 0}, loc)
+    return _convert(_reshape(y, (1, *osp, groups), loc), dt, loc)
+
+
+def _sum(x: Node, axes: tuple[int, ...], loc: object) -> Node:
+    a, b = (Node("param", [], (), x.dtype, {"index": i}, loc) for i in range(2))
+    body = Graph([a, b], [Node("add", [a, b], (), x.dtype, {}, loc)])
+    shape = tuple(s for i, s in enumerate(x.shape) if i not in axes)
+    return Node("reduce", [x, const(0, x.dtype)], shape, x.dtype,
+                {"axes": axes, "body": body, "index": 0, "n": 1}, loc)
+
+
+def _im2col(xp: Node, w: Node, c: Conv, groups: int, nb: int, cg: int, og: int, window: tuple[int, ...],
+            osp: tuple[int, ...], dt: str, loc: object) -> Node:
+    """Patches [G, nb, *out, taps, cg] times the kernel [G, taps, cg, og], batched over the G
+    groups on the matrix engine (no batch dim when G = 1). The patches are one shifted view per
+    window tap, concatenated; when the output has fewer positions than the window has taps (a
+    weight gradient, whose window is the image) they are one view per output position instead,
+    [G, nb, positions, *window, cg]. Either way the product's contracting dims are contiguous."""
+    k = len(window)
+    xt = transpose(xp, [c.x_batch, *c.x_spatial, c.x_feature], loc)         # [B, *sp, C]
+    if groups == 1:
+        xg = xt
+    elif c.batch_groups > 1:   # [G*nb, *sp, C] -> [G, nb, *sp, C]
+        xg = _reshape(xt, (groups, nb, *xt.shape[1:]), loc)
+    else:                      # [B, *sp, G*cg] -> [G, B, *sp, cg]
+        xg = transpose(_reshape(xt, (*xt.shape[:-1], groups, cg), loc), [k + 1, 0, *range(1, k + 1), k + 2], loc)
+    lead = (groups,) if groups > 1 else ()
+    b = len(lead)                                                            # dims before nb
+    npos, ntap = int(np.prod(osp)), int(np.prod(window))
+    by_tap = ntap <= npos
+    pieces = []
+    for q in np.ndindex(*(window if by_tap else osp)):
+        if by_tap:
+            s = _slice_g(xg, b, tuple(i * r for i, r in zip(q, c.rhs_dilation)), osp, c.strides, loc)
+            pieces.append(_reshape(s, (*lead, nb, *osp, 1, cg), loc))
+        else:
+            s = _slice_g(xg, b, tuple(i * r for i, r in zip(q, c.strides)), window, c.rhs_dilation, loc)
+            pieces.append(_reshape(s, (*lead, nb, 1, *window, cg), loc))
+    pshape = (*lead, nb, *osp, ntap, cg) if by_tap else (*lead, nb, npos, *window, cg)
+    axis = b + 1 + (k if by_tap else 0)
+    patches = pieces[0] if len(pieces) == 1 else Node("concat", pieces, pshape, xg.dtype, {"dim": axis}, loc)
+    free = k if by_tap else 1
+    wt = transpose(w, [*c.w_spatial, c.w_in, c.w_out], loc)                 # [*window, cg, G*og]
+    if by_tap:
+        wt = _reshape(wt, (ntap, cg, groups * og), loc)
+    if groups > 1:                                                           # [G, *taps, cg, og]
+        r = len(wt.shape)
+        wt = transpose(_reshape(wt, (*wt.shape[:-1], groups, og), loc), [r - 1, *range(r - 1), r], loc)
+    ncontract = len(pshape) - b - 1 - free
+    lc = tuple(range(b + 1 + free, len(pshape)))
+    rc = tuple(range(b, b + ncontract))
+    y = Node("dot", [patches, wt], (*lead, nb, *(osp if by_tap else (npos,)), og), dt,
+             {"lhs_batching_dimensions": tuple(range(b)), "rhs_batching_dimensions": tuple(range(b)),
+              "lhs_contracting_dimensions": lc, "rhs_contracting_dimensions": rc}, loc)
+    if groups > 1:   # [G, nb, ..., og] -> [nb, ..., G*og]
+        r = len(y.shape)
+        y = _reshape(transpose(y, [*range(1, r - 1), 0, r - 1], loc), (*y.shape[1:-1], groups * og), loc)
+    return _reshape(y, (nb, *osp, y.shape[-1]), loc)
+
+
+def _slice_g(xg: Node, b: int, start: tuple[int, ...], size: tuple[int, ...], step: tuple[int, ...],
+             loc: object) -> Node:
+    """A shifted view of a [*lead, nb, *spatial, cg] input (b leading dims)."""
+    shape = (*xg.shape[:b + 1], *size, xg.shape[-1])
+    if shape == xg.shape:
+        return xg
+    z, one = (0,) * (b + 1), (1,) * (b + 1)
+    return Node("slice", [xg], shape, xg.dtype,
+                {"start": (*z, *start, 0), "strides": (*one, *step, 1)}, loc)
