@@ -46,6 +46,8 @@ CASES = {
                                                                 dimension_numbers=NCHW)),
     "depthwise_1d": ((3, 17, 6), (5, 1, 6), dict(window_strides=(1,), padding="SAME", feature_group_count=6,
                                                  dimension_numbers=NWC)),
+    "groups_wide": ((2, 7, 7, 12), (3, 3, 6, 10), dict(window_strides=(1, 1), padding="SAME", feature_group_count=2,
+                                                       dimension_numbers=NHWC)),
     "batch_groups": ((4, 6, 5, 3), (3, 3, 3, 4), dict(window_strides=(1, 1), padding="SAME", batch_group_count=2,
                                                       dimension_numbers=NHWC)),
     "batch_groups_depthwise": ((6, 7, 7, 2), (3, 3, 2, 6), dict(window_strides=(1, 1), padding="VALID",
@@ -69,6 +71,16 @@ def test_conv(name, dtype):
     pet = jnp.float32 if dtype == "bf16->f32" else None
     tol = 2e-3 if pet else 5e-2  # bf16 out: one rounding of a sum XLA:CPU may add in another order
     check(lambda x, w: lax.conv_general_dilated(x, w, preferred_element_type=pet, **kw), x, w, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("name", ["nhwc_same", "depthwise_x2_strided", "groups_rhs_dilated", "batch_groups_depthwise"])
+@pytest.mark.parametrize("dtype", [np.int32, np.int8, np.float16])
+def test_conv_other_types(name, dtype):
+    """Integers are exact (wrapping like XLA:CPU's), f16 rounds once like bf16."""
+    xs, ws, kw = CASES[name]
+    x, w = (inputs(s, seed=i, edges=False) * 2 for i, s in enumerate((xs, ws)))
+    tol = 1e-2 if dtype == np.float16 else 0
+    check(lambda x, w: lax.conv_general_dilated(x, w, **kw), x.astype(dtype), w.astype(dtype), rtol=tol, atol=tol)
 
 
 def test_conv_edges_and_bf16():

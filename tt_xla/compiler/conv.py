@@ -7,7 +7,8 @@ element is the sum over one window (strided by `window_strides`, its taps spaced
 `rhs_dilation`, the kernel optionally reversed) of lhs * rhs over the group's input features.
 
 Three lowerings, chosen by shape, all over the same padded lhs:
-  direct_depthwise  one input feature per group (depthwise forward and input gradient): a sum
+  direct_grouped    a few input and output features per group (depthwise forward and input
+                    gradient, with or without a channel multiplier): a sum
                     over taps of (shifted view of the input) * (broadcast tap weight), all
                     elementwise, so fusion makes it one loop kernel with nothing materialized
                     but the padded input.
@@ -29,6 +30,10 @@ from ..hlo_parser import ir
 from .graph import Graph, Node, broadcast, const, ew, transpose
 
 OP = "stablehlo.convolution"
+# Groups this narrow (depthwise: 1 input feature; its input gradient with a channel multiplier: a
+# few) waste most of each 32x32 matrix tile; the vector engine does their few products per
+# output element directly instead.
+DIRECT_MAX = 4
 
 
 @dataclass(frozen=True)
@@ -107,8 +112,8 @@ def convolution(op: ir.Operation, x: Node, w: Node, shape: tuple[int, ...], dt: 
     if cg * int(np.prod(window)) == 0:  # nothing to sum: every output is the empty sum, 0
         return const(0, dt, shape, loc)
     xp = _pad(x, c, loc)
-    if c.batch_groups == 1 and cg == 1 and groups > 1:
-        y = _direct_depthwise(xp, w, c, groups, og, window, osp, dt, loc)
+    if c.batch_groups == 1 and groups > 1 and cg <= DIRECT_MAX and og <= DIRECT_MAX:
+        y = _direct_grouped(xp, w, c, groups, cg, og, window, osp, dt, loc)
     elif c.batch_groups > 1 and nb == 1 and og == 1:
         y = _direct_reduce(xp, w, c, window, osp, dt, loc)
     else:
@@ -155,27 +160,36 @@ def _acc_type(dt: str) -> str:
     return "f32" if dt in ("bf16", "f16") else dt
 
 
-def _direct_depthwise(xp: Node, w: Node, c: Conv, groups: int, og: int, window: tuple[int, ...],
-                      osp: tuple[int, ...], dt: str, loc: object) -> Node:
-    """y[b, o, g*og + m] = sum over taps p of x[b, o*stride + p*dilation, g] * w[p, 0, g*og + m]."""
+def _direct_grouped(xp: Node, w: Node, c: Conv, groups: int, cg: int, og: int, window: tuple[int, ...],
+                    osp: tuple[int, ...], dt: str, loc: object) -> Node:
+    """y[b, o, g, m] = sum over taps p and the group's features f of
+    x[b, o*stride + p*dilation, g, f] * w[p, f, g, m]: one multiply-add per (tap, feature) on
+    the whole output, each operand a view (a shifted input, a broadcast weight row)."""
     k = len(window)
     acc = _acc_type(dt)
-    xt = transpose(xp, [c.x_batch, *c.x_spatial, c.x_feature], loc)        # [B, *sp, G]
-    wt = transpose(w, [*c.w_spatial, c.w_in, c.w_out], loc)                # [*window, 1, G*og]
+    xt = transpose(xp, [c.x_batch, *c.x_spatial, c.x_feature], loc)        # [B, *sp, G*cg]
+    xt = _reshape(xt, (*xt.shape[:-1], groups, cg), loc)                   # [B, *sp, G, cg]
+    wt = transpose(w, [*c.w_spatial, c.w_in, c.w_out], loc)                # [*window, cg, G*og]
+    wt = _reshape(wt, (*wt.shape[:-1], groups, og), loc)                   # [*window, cg, G, og]
     n = xt.shape[0]
-    yshape = (n, *osp, groups * og)
+    # the multiplier dim only when there is one: the result reshaped from [.., G, 1] would be a
+    # copy of the output, not a view
+    ydims = (groups, og) if og > 1 else (groups,)
+    yshape = (n, *osp, *ydims)
     total: Node | None = None
     for p in np.ndindex(*window):
-        xs = _slice_g(xt, 0, tuple(q * r for q, r in zip(p, c.rhs_dilation)), osp, c.strides, loc)
-        if og > 1:  # each input feature feeds og outputs: repeat it along a new minor dim
-            xs = _reshape(broadcast(xs, (*xs.shape, og), tuple(range(k + 2)), loc), yshape, loc)
-        tap = Node("slice", [wt], (1,) * (k + 1) + (groups * og,), wt.dtype,
-                   {"start": (*p, 0, 0), "strides": (1,) * (k + 2)}, loc)
-        tap = broadcast(_reshape(tap, (groups * og,), loc), yshape, (k + 1,), loc)
-        term = ew("mul", [_convert(xs, acc, loc), _convert(tap, acc, loc)], loc=loc)
-        total = term if total is None else ew("add", [total, term], loc=loc)
+        for f in range(cg):
+            xs = Node("slice", [xt], (n, *osp, groups, 1), xt.dtype,
+                      {"start": (0, *[q * r for q, r in zip(p, c.rhs_dilation)], 0, f),
+                       "strides": (1, *c.strides, 1, 1)}, loc)
+            xs = broadcast(_reshape(xs, (n, *osp, groups), loc), yshape, tuple(range(k + 2)), loc)
+            tap = Node("slice", [wt], (1,) * (k + 1) + (groups, og), wt.dtype,
+                       {"start": (*p, f, 0, 0), "strides": (1,) * (k + 3)}, loc)
+            tap = broadcast(_reshape(tap, ydims, loc), yshape, tuple(range(k + 1, len(yshape))), loc)
+            term = ew("mul", [_convert(xs, acc, loc), _convert(tap, acc, loc)], loc=loc)
+            total = term if total is None else ew("add", [total, term], loc=loc)
     assert total is not None
-    return _convert(total, dt, loc)
+    return _reshape(_convert(total, dt, loc), (n, *osp, groups * og), loc)
 
 
 def _direct_reduce(xp: Node, w: Node, c: Conv, window: tuple[int, ...], osp: tuple[int, ...],
