@@ -27,6 +27,18 @@ CASES = {
                                                             dimension_numbers=NHWC)),
     "lhs_dilated": ((1, 6, 5, 2), (2, 2, 2, 3), dict(window_strides=(1, 1), padding=[(1, 1), (1, 1)],
                                                      lhs_dilation=(2, 2), dimension_numbers=NHWC)),
+    "lhs_dilated_odd": ((2, 5, 4, 3), (3, 4, 3, 2), dict(window_strides=(1, 1), padding=[(2, -1), (0, 3)],
+                                                         lhs_dilation=(3, 2), dimension_numbers=NHWC)),
+    "lhs_dilated_one_dim": ((2, 3, 7, 5), (4, 3, 2, 3), dict(window_strides=(1, 1), padding=[(1, 2), (3, 1)],
+                                                             lhs_dilation=(1, 2), dimension_numbers=NCHW)),
+    "lhs_dilated_kernel_small": ((1, 6, 4), (1, 4, 3), dict(window_strides=(1,), padding=[(0, 0)], lhs_dilation=(3,),
+                                                            dimension_numbers=NWC)),
+    "lhs_dilated_strided": ((2, 6, 6, 2), (3, 3, 2, 3), dict(window_strides=(2, 1), padding=[(1, 1), (1, 1)],
+                                                             lhs_dilation=(2, 2), rhs_dilation=(1, 2),
+                                                             dimension_numbers=NHWC)),
+    "lhs_dilated_depthwise": ((2, 5, 6, 4), (3, 3, 1, 4), dict(window_strides=(1, 1), padding=[(1, 2), (2, 1)],
+                                                               lhs_dilation=(2, 2), feature_group_count=4,
+                                                               dimension_numbers=NHWC)),
     "1d": ((2, 10, 3), (3, 3, 5), dict(window_strides=(1,), padding="SAME", dimension_numbers=NWC)),
     "1d_dilated_33ch": ((2, 40, 33), (9, 33, 7), dict(window_strides=(1,), padding="SAME", rhs_dilation=(2,),
                                                       dimension_numbers=NWC)),
@@ -171,6 +183,18 @@ def test_conv_groups_both_refused_with_location():
     assert n == 1
     with pytest.raises(Exception, match="batch_group_count.*test_ops_conv.py"):
         tt_xla.compile(text)
+
+
+def test_transposed_conv_skips_the_zeros():
+    """A stride-2 transposed convolution is four undilated ones (sub-pixel phases): the products
+    do a quarter of the matrix work of one over the zero-dilated input."""
+    x, w = inputs((2, 16, 16, 32), edges=False), inputs((3, 3, 32, 32), seed=1, edges=False)
+    f = lambda x, w: lax.conv_transpose(x, w, (2, 2), "SAME", dimension_numbers=NHWC)
+    check(f, x, w, rtol=1e-4, atol=1e-4)
+    tiles = sum(k.matrix_tiles for k in tt_xla.jit(f).kernels(x, w))
+    # 64 row tiles of output, each phase a quarter of them with its own taps (4 + 2 + 2 + 1 of
+    # 32 features); over the dilated input it would be 64 * 9
+    assert tiles == 16 * (4 + 2 + 2 + 1), tiles
 
 
 def test_kernels_chosen_by_shape():

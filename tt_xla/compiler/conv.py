@@ -21,7 +21,9 @@ Three lowerings, chosen by shape, all over the same padded lhs:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -98,29 +100,100 @@ def convolution(op: ir.Operation, x: Node, w: Node, shape: tuple[int, ...], dt: 
     if c.feature_groups > 1 and c.batch_groups > 1:
         raise UnsupportedError("convolution with both feature_group_count and batch_group_count > 1", OP, loc)
     k = len(c.x_spatial)
+    if any(c.reversal):
+        w = Node("reverse", [w], w.shape, w.dtype,
+                 {"dims": tuple(c.w_spatial[i] for i in range(k) if c.reversal[i])}, loc)
+        c = replace(c, reversal=(False,) * k)
+    cg = x.shape[c.x_feature] // c.feature_groups
+    if 0 in shape or cg * math.prod(w.shape[i] for i in c.w_spatial) == 0:
+        return const(0, dt, shape, loc)  # nothing to sum: every output is the empty sum, 0
+    y = _lower(x, w, c, tuple(shape[i] for i in c.y_spatial), dt, loc)
+    # y is [batch, *spatial, feature]; result dim i comes from y's dim inv[i]
+    order = [c.y_batch, *c.y_spatial, c.y_feature]
+    return transpose(y, [order.index(i) for i in range(k + 2)], loc)
+
+
+def _lower(x: Node, w: Node, c: Conv, osp: tuple[int, ...], dt: str, loc: object) -> Node:
+    """The convolution (kernel already reversed) as [batch, *out spatial, feature]."""
     groups = max(c.feature_groups, c.batch_groups)
     nb = x.shape[c.x_batch] // c.batch_groups               # images per group
     cg = x.shape[c.x_feature] // c.feature_groups           # input features per group
     og = w.shape[c.w_out] // groups                         # output features per group
     window = tuple(w.shape[i] for i in c.w_spatial)
-    osp = tuple(shape[i] for i in c.y_spatial)
-    if any(c.reversal):
-        w = Node("reverse", [w], w.shape, w.dtype,
-                 {"dims": tuple(c.w_spatial[i] for i in range(k) if c.reversal[i])}, loc)
-    if 0 in shape:
-        return const(0, dt, shape, loc)
-    if cg * int(np.prod(window)) == 0:  # nothing to sum: every output is the empty sum, 0
-        return const(0, dt, shape, loc)
+    if _phased(x, c):
+        return _by_phase(x, w, c, osp, dt, loc)
     xp = _pad(x, c, loc)
     if c.batch_groups == 1 and groups > 1 and cg <= DIRECT_MAX and og <= DIRECT_MAX:
-        y = _direct_grouped(xp, w, c, groups, cg, og, window, osp, dt, loc)
-    elif c.batch_groups > 1 and nb == 1 and og == 1:
-        y = _direct_reduce(xp, w, c, window, osp, dt, loc)
-    else:
-        y = _im2col(xp, w, c, groups, nb, cg, og, window, osp, dt, loc)
-    # y is [batch, *spatial, feature]; result dim i comes from y's dim inv[i]
-    order = [c.y_batch, *c.y_spatial, c.y_feature]
-    return transpose(y, [order.index(i) for i in range(k + 2)], loc)
+        return _direct_grouped(xp, w, c, groups, cg, og, window, osp, dt, loc)
+    if c.batch_groups > 1 and nb == 1 and og == 1:
+        return _direct_reduce(xp, w, c, window, osp, dt, loc)
+    return _im2col(xp, w, c, groups, nb, cg, og, window, osp, dt, loc)
+
+
+def _phased(x: Node, c: Conv) -> bool:
+    """Whether lhs dilation (a transposed convolution, the input gradient of a strided one) is
+    better split by output phase: dilating by s fills the input with (s-1)/s zeros per dim that
+    every form would multiply. Done where the window is dense and unstrided in those dims."""
+    dil = [i for i, s in enumerate(c.lhs_dilation) if s > 1]
+    return bool(dil) and x.size > 0 and all(c.strides[i] == 1 and c.rhs_dilation[i] == 1 for i in dil)
+
+
+def _by_phase(x: Node, w: Node, c: Conv, osp: tuple[int, ...], dt: str, loc: object) -> Node:
+    """Sub-pixel form of an lhs-dilated convolution. In a dim dilated by s (stride 1, dense
+    window, padding lo), output o = s*j + phase reads dilated input o + p - lo, which is a real
+    input only for the taps p = p0 + s*t with p0 = (lo - phase) mod s, and then it is input
+    j + t + e, e = (phase + p0 - lo) / s. So each phase is an undilated convolution with the
+    kernel's taps p0::s and edge padding -e; all phases are computed for ceil(O/s) outputs and
+    interleaved (a concat along a new minor dim, merged into the dim by a view), then cut to O."""
+    k = len(osp)
+    dil = [i for i in range(k) if c.lhs_dilation[i] > 1]
+    nout = x.shape[c.x_batch] // c.batch_groups
+    fout = w.shape[c.w_out]
+    per_dim = []   # for each dilated dim: [(p0, taps, low, high)] per phase, and the phase count
+    for i in dil:
+        s, lo = c.lhs_dilation[i], c.pad[i][0]
+        n_in, n_tap, jn = x.shape[c.x_spatial[i]], w.shape[c.w_spatial[i]], -(-osp[i] // s)
+        phases = []
+        for ph in range(s):
+            p0 = (lo - ph) % s
+            taps = max(0, -(-(n_tap - p0) // s))
+            e = (ph + p0 - lo) // s
+            phases.append((p0, taps, -e, jn + taps - 1 - n_in + e))
+        per_dim.append(phases)
+    jsp = list(osp)
+    for i in dil:
+        jsp[i] = -(-osp[i] // c.lhs_dilation[i])
+    results: dict[tuple[int, ...], Node] = {}
+    for combo in itertools.product(*(range(c.lhs_dilation[i]) for i in dil)):
+        pad, start, size, step = list(c.pad), [0] * len(w.shape), list(w.shape), [1] * len(w.shape)
+        for d, i, ph in zip(range(len(dil)), dil, combo):
+            p0, taps, low, high = per_dim[d][ph]
+            pad[i] = (low, high)
+            wd = c.w_spatial[i]
+            start[wd], size[wd], step[wd] = p0, taps, c.lhs_dilation[i]
+        if 0 in size:  # no tap lands on a real input: this phase's outputs are 0
+            results[combo] = const(0, dt, (nout, *jsp, fout), loc)
+            continue
+        ws = w if tuple(size) == w.shape else \
+            Node("slice", [w], tuple(size), w.dtype, {"start": tuple(start), "strides": tuple(step)}, loc)
+        sub = replace(c, pad=tuple(pad), lhs_dilation=(1,) * k)
+        results[combo] = _lower(x, ws, sub, tuple(jsp), dt, loc)
+    # interleave, the last dilated dim first: phases of dim i stacked after it, merged into it
+    for d in reversed(range(len(dil))):
+        i, s = dil[d], c.lhs_dilation[dil[d]]
+        merged: dict[tuple[int, ...], Node] = {}
+        for prefix in itertools.product(*(range(c.lhs_dilation[j]) for j in dil[:d])):
+            parts = [results[(*prefix, ph)] for ph in range(s)]
+            shp = parts[0].shape
+            split = (*shp[:i + 2], 1, *shp[i + 2:])
+            cat = Node("concat", [_reshape(p_, split, loc) for p_ in parts],
+                       (*shp[:i + 2], s, *shp[i + 2:]), dt, {"dim": i + 2}, loc)
+            merged[prefix] = _reshape(cat, (*shp[:i + 1], shp[i + 1] * s, *shp[i + 2:]), loc)
+        results = merged
+    y = results[()]
+    if y.shape[1:k + 1] == osp:
+        return y
+    return Node("slice", [y], (nout, *osp, fout), dt, {"start": (0,) * (k + 2), "strides": (1,) * (k + 2)}, loc)
 
 
 def _pad(x: Node, c: Conv, loc: object) -> Node:
