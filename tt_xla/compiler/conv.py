@@ -301,7 +301,8 @@ def _im2col(xp: Node, w: Node, c: Conv, groups: int, nb: int, cg: int, og: int, 
     groups on the matrix engine (no batch dim when G = 1). The patches are one shifted view per
     window tap, concatenated; when the output has fewer positions than the window has taps (a
     weight gradient, whose window is the image) they are one view per output position instead,
-    [G, nb, positions, *window, cg]. Either way the product's contracting dims are contiguous."""
+    [G, nb, positions, *window and cg in the kernel's order]. Either way the product's
+    contracting dims are contiguous in the patches."""
     k = len(window)
     xt = transpose(xp, [c.x_batch, *c.x_spatial, c.x_feature], loc)         # [B, *sp, C]
     if groups == 1:
@@ -314,6 +315,11 @@ def _im2col(xp: Node, w: Node, c: Conv, groups: int, nb: int, cg: int, og: int, 
     b = len(lead)                                                            # dims before nb
     npos, ntap = int(np.prod(osp)), int(np.prod(window))
     by_tap = ntap <= npos
+    # Contracting dims (window..., features) in the kernel's own order when the kernel is the big
+    # operand (a weight gradient's output gradient, e.g. NHWC read as [N, H, W] x C), so it is
+    # read in place; the small kernel of a forward conv is reordered instead.
+    corder = list(range(k + 1)) if by_tap else \
+        sorted(range(k + 1), key=lambda j: c.w_spatial[j] if j < k else c.w_in)
     pieces = []
     for q in np.ndindex(*(window if by_tap else osp)):
         if by_tap:
@@ -321,12 +327,15 @@ def _im2col(xp: Node, w: Node, c: Conv, groups: int, nb: int, cg: int, og: int, 
             pieces.append(_reshape(s, (*lead, nb, *osp, 1, cg), loc))
         else:
             s = _slice_g(xg, b, tuple(i * r for i, r in zip(q, c.strides)), window, c.rhs_dilation, loc)
-            pieces.append(_reshape(s, (*lead, nb, 1, *window, cg), loc))
-    pshape = (*lead, nb, *osp, ntap, cg) if by_tap else (*lead, nb, npos, *window, cg)
+            s = transpose(s, [*range(b + 1), *(b + 1 + j for j in corder)], loc)
+            pieces.append(_reshape(s, (*lead, nb, 1, *s.shape[b + 1:]), loc))
+    cshape = tuple((*window, cg)[j] for j in corder)
+    pshape = (*lead, nb, *osp, ntap, cg) if by_tap else (*lead, nb, npos, *cshape)
     axis = b + 1 + (k if by_tap else 0)
     patches = pieces[0] if len(pieces) == 1 else Node("concat", pieces, pshape, xg.dtype, {"dim": axis}, loc)
     free = k if by_tap else 1
-    wt = transpose(w, [*c.w_spatial, c.w_in, c.w_out], loc)                 # [*window, cg, G*og]
+    wdims = [*c.w_spatial, c.w_in]
+    wt = transpose(w, [*(wdims[j] for j in corder), c.w_out], loc)          # [*contracting, G*og]
     if by_tap:
         wt = _reshape(wt, (ntap, cg, groups * og), loc)
     if groups > 1:                                                           # [G, *taps, cg, og]
