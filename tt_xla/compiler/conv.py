@@ -12,8 +12,8 @@ Three lowerings, chosen by shape, all over the same padded lhs:
                     over taps of (shifted view of the input) * (broadcast tap weight), all
                     elementwise, so fusion makes it one loop kernel with nothing materialized
                     but the padded input.
-  direct_reduce     batch groups of one image with one output feature each (the weight gradient
-                    of a depthwise convolution): one reduction of (shifted input) * (output
+  direct_reduce     batch groups of one image with a few output features each (the weight
+                    gradient of a depthwise convolution): one reduction of (shifted input) * (output
                     gradient) per kernel tap, reading both in their own layouts.
   im2col            everything else: shifted views concatenated into patches (along the
                     shorter of the window and the output), then one batched product on the
@@ -125,7 +125,7 @@ def _lower(x: Node, w: Node, c: Conv, osp: tuple[int, ...], dt: str, loc: object
     xp = _pad(x, c, loc)
     if c.batch_groups == 1 and groups > 1 and cg <= DIRECT_MAX and og <= DIRECT_MAX:
         return _direct_grouped(xp, w, c, groups, cg, og, window, osp, dt, loc)
-    if c.batch_groups > 1 and nb == 1 and og == 1:
+    if c.batch_groups > 1 and nb == 1 and og <= DIRECT_MAX:
         return _direct_reduce(xp, w, c, window, osp, dt, loc)
     return _im2col(xp, w, c, groups, nb, cg, og, window, osp, dt, loc)
 
@@ -267,24 +267,29 @@ def _direct_grouped(xp: Node, w: Node, c: Conv, groups: int, cg: int, og: int, w
 
 def _direct_reduce(xp: Node, w: Node, c: Conv, window: tuple[int, ...], osp: tuple[int, ...],
                    dt: str, loc: object) -> Node:
-    """Batch groups of one image, one output feature each: y[0, o, g] = sum over the window p and
-    the group's input features f of x[g, o*stride + p*dilation, f] * w[p, f, g]. The rhs is
-    viewed in the input's dim order, so each product is elementwise in the input's layout and
-    each output position one reduction over every dim but the group's."""
+    """Batch groups of one image, a few output features each: y[0, o, g*og + m] = sum over the
+    window p and the group's input features f of x[g, o*stride + p*dilation, f] * w[p, f, g, m].
+    The rhs is viewed in the input's dim order (its output features split into [G, og] where
+    the input has its batch), the input broadcast over m, so each product is elementwise in the
+    input's layout and each output position one reduction over every dim but (g, m)."""
     acc = _acc_type(dt)
-    perm = [0] * len(xp.shape)
-    perm[c.x_batch], perm[c.x_feature] = c.w_out, c.w_in
+    xb, r = c.x_batch, len(xp.shape)
+    groups = xp.shape[xb]
+    og = w.shape[c.w_out] // groups
+    perm = [0] * r
+    perm[xb], perm[c.x_feature] = c.w_out, c.w_in
     for i, d in enumerate(c.x_spatial):
         perm[d] = c.w_spatial[i]
-    wx = _convert(transpose(w, perm, loc), acc, loc)
-    axes = tuple(i for i in range(len(xp.shape)) if i != c.x_batch)
-    groups = xp.shape[c.x_batch]
+    wx = transpose(w, perm, loc)
+    wx = _convert(_reshape(wx, (*wx.shape[:xb], groups, og, *wx.shape[xb + 1:]), loc), acc, loc)
+    axes = tuple(i for i in range(r + 1) if i not in (xb, xb + 1))
     rows = []
     for o in np.ndindex(*osp):
         xs = _shifted(xp, c, tuple(q * s for q, s in zip(o, c.strides)), window, c.rhs_dilation, loc)
-        rows.append(_reshape(_sum(ew("mul", [_convert(xs, acc, loc), wx], loc=loc), axes, loc), (1, groups), loc))
-    y = rows[0] if len(rows) == 1 else Node("concat", rows, (len(rows), groups), acc, {"dim": 0}, loc)
-    return _convert(_reshape(y, (1, *osp, groups), loc), dt, loc)
+        xs = broadcast(_convert(xs, acc, loc), wx.shape, tuple(i + (i > xb) for i in range(r)), loc)
+        rows.append(_reshape(_sum(ew("mul", [xs, wx], loc=loc), axes, loc), (1, groups * og), loc))
+    y = rows[0] if len(rows) == 1 else Node("concat", rows, (len(rows), groups * og), acc, {"dim": 0}, loc)
+    return _convert(_reshape(y, (1, *osp, groups * og), loc), dt, loc)
 
 
 def _sum(x: Node, axes: tuple[int, ...], loc: object) -> Node:
