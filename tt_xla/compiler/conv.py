@@ -73,8 +73,8 @@ class Conv:
                         for x in np.asarray(vals, dtype=object).reshape(-1))
             return out or (default,) * k
 
-        pad = ints("padding", 0) if "padding" in a else (0,) * (2 * k)
-        if len(pad) == k:  # an absent or empty padding attribute
+        pad = ints("padding", 0)
+        if len(pad) != 2 * k:  # absent or empty: no padding
             pad = (0,) * (2 * k)
         rev = a.get("window_reversal")
         rev = tuple(bool(r) for r in (np.asarray(rev.values).reshape(-1) if isinstance(rev, ir.DenseElements)
@@ -99,6 +99,10 @@ def convolution(op: ir.Operation, x: Node, w: Node, shape: tuple[int, ...], dt: 
     loc = op.loc
     if c.feature_groups > 1 and c.batch_groups > 1:
         raise UnsupportedError("convolution with both feature_group_count and batch_group_count > 1", OP, loc)
+    groups = max(c.feature_groups, c.batch_groups)
+    if x.shape[c.x_feature] % c.feature_groups or x.shape[c.x_batch] % c.batch_groups or w.shape[c.w_out] % groups:
+        raise UnsupportedError("convolution whose group counts do not divide its feature/batch dimensions",
+                               OP, loc)
     k = len(c.x_spatial)
     if any(c.reversal):
         w = Node("reverse", [w], w.shape, w.dtype,
@@ -108,7 +112,7 @@ def convolution(op: ir.Operation, x: Node, w: Node, shape: tuple[int, ...], dt: 
     if 0 in shape or cg * math.prod(w.shape[i] for i in c.w_spatial) == 0:
         return const(0, dt, shape, loc)  # nothing to sum: every output is the empty sum, 0
     y = _lower(x, w, c, tuple(shape[i] for i in c.y_spatial), dt, loc)
-    # y is [batch, *spatial, feature]; result dim i comes from y's dim inv[i]
+    # y is [batch, *spatial, feature]; result dim i comes from y's dim order.index(i)
     order = [c.y_batch, *c.y_spatial, c.y_feature]
     return transpose(y, [order.index(i) for i in range(k + 2)], loc)
 
@@ -149,7 +153,7 @@ def _by_phase(x: Node, w: Node, c: Conv, osp: tuple[int, ...], dt: str, loc: obj
     dil = [i for i in range(k) if c.lhs_dilation[i] > 1]
     nout = x.shape[c.x_batch] // c.batch_groups
     fout = w.shape[c.w_out]
-    per_dim = []   # for each dilated dim: [(p0, taps, low, high)] per phase, and the phase count
+    per_dim = []   # for each dilated dim: (p0, taps, low, high) per phase
     for i in dil:
         s, lo = c.lhs_dilation[i], c.pad[i][0]
         n_in, n_tap, jn = x.shape[c.x_spatial[i]], w.shape[c.w_spatial[i]], -(-osp[i] // s)
