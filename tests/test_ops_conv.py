@@ -189,6 +189,16 @@ def test_conv_groups_both_refused_with_location():
         tt_xla.compile(text)
 
 
+@pytest.mark.parametrize("n,mode", [(100, "full"), (57, "same"), (40, "valid")])
+def test_long_1d_window(n, mode):
+    """jnp.convolve's window is a whole signal: its patches come from ~2*sqrt(n) copies, and
+    inf/NaN inputs still reach only the outputs whose taps read them."""
+    a, v = inputs((n + 7,), huge=False), inputs((n,), seed=1, edges=False)  # huge: order-dependent overflow
+    f = lambda a, v: jnp.convolve(a, v, mode=mode)
+    check(f, a, v, rtol=1e-4, atol=1e-3)
+    assert len(tt_xla.jit(f).kernels(a, v)) < 40
+
+
 def test_transposed_conv_skips_the_zeros():
     """A stride-2 transposed convolution is four undilated ones (sub-pixel phases): the products
     do a quarter of the matrix work of one over the zero-dilated input."""

@@ -36,6 +36,8 @@ OP = "stablehlo.convolution"
 # few) waste most of each 32x32 matrix tile; the vector engine does their few products per
 # output element directly instead.
 DIRECT_MAX = 4
+# Past this many taps a 1-D window's patches are cut from blocks (see _tap_blocks).
+TAP_BLOCK_MIN = 32
 
 
 @dataclass(frozen=True)
@@ -330,7 +332,9 @@ def _im2col(xp: Node, w: Node, c: Conv, groups: int, nb: int, cg: int, og: int, 
     corder = list(range(k + 1)) if by_tap else \
         sorted(range(k + 1), key=lambda j: c.w_spatial[j] if j < k else c.w_in)
     pieces = []
-    for q in np.ndindex(*(window if by_tap else osp)):
+    if by_tap and k == 1 and c.strides == (1,) and ntap > TAP_BLOCK_MIN:
+        pieces = _tap_blocks(xg, b, ntap, osp[0], c.rhs_dilation[0], loc)
+    for q in np.ndindex(*(window if by_tap else osp)) if not pieces else ():
         if by_tap:
             s = _slice_g(xg, b, tuple(i * r for i, r in zip(q, c.rhs_dilation)), osp, c.strides, loc)
             pieces.append(_reshape(s, (*lead, nb, *osp, 1, cg), loc))
@@ -360,6 +364,33 @@ def _im2col(xp: Node, w: Node, c: Conv, groups: int, nb: int, cg: int, og: int, 
         r = len(y.shape)
         y = _reshape(transpose(y, [*range(1, r - 1), 0, r - 1], loc), (*y.shape[1:-1], groups * og), loc)
     return _reshape(y, (nb, *osp, y.shape[-1]), loc)
+
+
+def _tap_blocks(xg: Node, b: int, ntap: int, nout: int, rd: int, loc: object) -> list[Node]:
+    """1-D patches [.., nout, ntap, cg] of a long window (jnp.convolve) from about 2*sqrt(ntap)
+    copies instead of ntap: E[u, q] = x[u + q*rd] for q < B is built by B shifted views, and
+    taps j*B + q are E shifted by j*B*rd. Only real taps are cut from E (a zero-weight tap
+    would turn an inf input into NaN); E's tail past the input reads zeros nothing uses."""
+    blk = math.isqrt(ntap - 1) + 1
+    nblk = -(-ntap // blk)
+    span = nout + (nblk - 1) * blk * rd                    # E's rows
+    need = (blk - 1) * rd + span
+    if need > xg.shape[b + 1]:
+        r = len(xg.shape)
+        xg = Node("pad", [xg, const(0, xg.dtype)], (*xg.shape[:b + 1], need, *xg.shape[b + 2:]), xg.dtype,
+                  {"low": (0,) * r, "interior": (0,) * r}, loc)
+    lead_nb = xg.shape[:b + 1]
+    cg = xg.shape[-1]
+    cols = [_reshape(_slice_g(xg, b, (q * rd,), (span,), (1,), loc), (*lead_nb, span, 1, cg), loc)
+            for q in range(blk)]
+    e = Node("concat", cols, (*lead_nb, span, blk, cg), xg.dtype, {"dim": b + 2}, loc)
+    out = []
+    for j in range(nblk):
+        n = min(blk, ntap - j * blk)
+        z = (0,) * (b + 1)
+        out.append(Node("slice", [e], (*lead_nb, nout, n, cg), e.dtype,
+                        {"start": (*z, j * blk * rd, 0, 0), "strides": (1,) * (b + 4)}, loc))
+    return out
 
 
 def _slice_g(xg: Node, b: int, start: tuple[int, ...], size: tuple[int, ...], step: tuple[int, ...],
