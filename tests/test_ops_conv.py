@@ -197,6 +197,16 @@ def test_long_1d_window(n, mode):
     f = lambda a, v: jnp.convolve(a, v, mode=mode)
     check(f, a, v, rtol=1e-4, atol=1e-3)
     assert len(tt_xla.jit(f).kernels(a, v)) < 40
+    g = jax.grad(lambda a, v: jnp.sum(jnp.sin(f(a, v))), argnums=(0, 1))  # a window of outputs
+    check(g, *(inputs(s.shape, seed=i, edges=False) for i, s in enumerate((a, v))), rtol=1e-3, atol=1e-3)
+    assert len(tt_xla.jit(g).kernels(a, v)) < 100
+
+
+def test_long_1d_window_strided_dilated():
+    x, w = inputs((2, 300, 3), edges=False), inputs((40, 3, 2), seed=1, edges=False)
+    f = lambda x, w: lax.conv_general_dilated(x, w, (3,), [(5, 4)], rhs_dilation=(2,), dimension_numbers=NWC)
+    check(f, x, w, rtol=1e-4, atol=1e-4)
+    check(jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1)), x, w, rtol=1e-4, atol=1e-3)
 
 
 def test_transposed_conv_skips_the_zeros():

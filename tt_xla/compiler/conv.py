@@ -36,7 +36,7 @@ OP = "stablehlo.convolution"
 # few) waste most of each 32x32 matrix tile; the vector engine does their few products per
 # output element directly instead.
 DIRECT_MAX = 4
-# Past this many taps a 1-D window's patches are cut from blocks (see _tap_blocks).
+# Past this many pieces a 1-D convolution's patches are cut from blocks (see _blocked_pieces).
 TAP_BLOCK_MIN = 32
 
 
@@ -332,8 +332,13 @@ def _im2col(xp: Node, w: Node, c: Conv, groups: int, nb: int, cg: int, og: int, 
     corder = list(range(k + 1)) if by_tap else \
         sorted(range(k + 1), key=lambda j: c.w_spatial[j] if j < k else c.w_in)
     pieces = []
-    if by_tap and k == 1 and c.strides == (1,) and ntap > TAP_BLOCK_MIN:
-        pieces = _tap_blocks(xg, b, ntap, osp[0], c.rhs_dilation[0], loc)
+    if k == 1 and min(ntap, npos) > TAP_BLOCK_MIN:
+        st, rd = c.strides[0], c.rhs_dilation[0]
+        if by_tap:
+            pieces = _blocked_pieces(xg, b, ntap, rd, npos, st, True, loc)
+        else:
+            pieces = [transpose(p_, [*range(b + 2), *(b + 2 + j for j in corder)], loc)
+                      for p_ in _blocked_pieces(xg, b, npos, st, ntap, rd, False, loc)]
     for q in np.ndindex(*(window if by_tap else osp)) if not pieces else ():
         if by_tap:
             s = _slice_g(xg, b, tuple(i * r for i, r in zip(q, c.rhs_dilation)), osp, c.strides, loc)
@@ -366,30 +371,35 @@ def _im2col(xp: Node, w: Node, c: Conv, groups: int, nb: int, cg: int, og: int, 
     return _reshape(y, (nb, *osp, y.shape[-1]), loc)
 
 
-def _tap_blocks(xg: Node, b: int, ntap: int, nout: int, rd: int, loc: object) -> list[Node]:
-    """1-D patches [.., nout, ntap, cg] of a long window (jnp.convolve) from about 2*sqrt(ntap)
-    copies instead of ntap: E[u, q] = x[u + q*rd] for q < B is built by B shifted views, and
-    taps j*B + q are E shifted by j*B*rd. Only real taps are cut from E (a zero-weight tap
-    would turn an inf input into NaN); E's tail past the input reads zeros nothing uses."""
-    blk = math.isqrt(ntap - 1) + 1
-    nblk = -(-ntap // blk)
-    span = nout + (nblk - 1) * blk * rd                    # E's rows
-    need = (blk - 1) * rd + span
+def _blocked_pieces(xg: Node, b: int, n_i: int, a_i: int, n_v: int, a_v: int, i_inner: bool,
+                    loc: object) -> list[Node]:
+    """1-D patches P[i, v] = x[i*a_i + v*a_v] (i the taps and v the outputs, or the other way
+    round) over a long i, from about 2*sqrt(n_i) copies instead of n_i: E[q, u] = x[q*a_i + u]
+    for q < B is B shifted views, and rows j*B + q of P are E[q, j*B*a_i + v*a_v], one strided
+    view of E per block. Pieces are [.., nb, n_v, rows, cg] if i_inner else [.., nb, rows, n_v,
+    cg]. Only real rows are cut (a zero-weight tap would turn an inf input into NaN); E's tail
+    past the input reads zeros nothing uses."""
+    blk = math.isqrt(n_i - 1) + 1
+    nblk = -(-n_i // blk)
+    span = (nblk - 1) * blk * a_i + (n_v - 1) * a_v + 1      # E's columns
+    need = (blk - 1) * a_i + span
+    r = len(xg.shape)
     if need > xg.shape[b + 1]:
-        r = len(xg.shape)
         xg = Node("pad", [xg, const(0, xg.dtype)], (*xg.shape[:b + 1], need, *xg.shape[b + 2:]), xg.dtype,
                   {"low": (0,) * r, "interior": (0,) * r}, loc)
-    lead_nb = xg.shape[:b + 1]
-    cg = xg.shape[-1]
-    cols = [_reshape(_slice_g(xg, b, (q * rd,), (span,), (1,), loc), (*lead_nb, span, 1, cg), loc)
+    lead_nb, cg = xg.shape[:b + 1], xg.shape[-1]
+    qa = b + 2 if i_inner else b + 1                           # E's q axis
+    eshape = (*lead_nb, span, blk, cg) if i_inner else (*lead_nb, blk, span, cg)
+    cols = [_reshape(_slice_g(xg, b, (q * a_i,), (span,), (1,), loc), (*eshape[:qa], 1, *eshape[qa + 1:]), loc)
             for q in range(blk)]
-    e = Node("concat", cols, (*lead_nb, span, blk, cg), xg.dtype, {"dim": b + 2}, loc)
+    e = Node("concat", cols, eshape, xg.dtype, {"dim": qa}, loc)
     out = []
     for j in range(nblk):
-        n = min(blk, ntap - j * blk)
-        z = (0,) * (b + 1)
-        out.append(Node("slice", [e], (*lead_nb, nout, n, cg), e.dtype,
-                        {"start": (*z, j * blk * rd, 0, 0), "strides": (1,) * (b + 4)}, loc))
+        n = min(blk, n_i - j * blk)
+        start, size, step = [0] * (r + 1), list(eshape), [1] * (r + 1)
+        start[2 * b + 3 - qa], step[2 * b + 3 - qa], size[2 * b + 3 - qa] = j * blk * a_i, a_v, n_v
+        size[qa] = n
+        out.append(Node("slice", [e], tuple(size), e.dtype, {"start": tuple(start), "strides": tuple(step)}, loc))
     return out
 
 
