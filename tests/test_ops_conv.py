@@ -146,6 +146,8 @@ GRAD_CASES = {
                                                      lhs_dilation=(2, 2), dimension_numbers=NHWC)),
     "1d_dilated_depthwise": ((2, 30, 6), (9, 1, 6), dict(window_strides=(1,), padding="SAME", rhs_dilation=(2,),
                                                          feature_group_count=6, dimension_numbers=NWC)),
+    "1d_depthwise_long": ((2, 100, 4), (41, 1, 4), dict(window_strides=(1,), padding="SAME", feature_group_count=4,
+                                                        dimension_numbers=NWC)),
     "3d_depthwise_strided": ((2, 5, 6, 7, 4), (3, 3, 2, 1, 4), dict(window_strides=(2, 1, 2), padding="SAME",
                                                                     feature_group_count=4, dimension_numbers=NDHWC)),
     "3d_dense_strided": ((1, 6, 5, 7, 3), (2, 3, 3, 3, 4), dict(window_strides=(1, 2, 2), padding="SAME",

@@ -131,7 +131,8 @@ def _lower(x: Node, w: Node, c: Conv, osp: tuple[int, ...], dt: str, loc: object
     xp = _pad(x, c, loc)
     if c.batch_groups == 1 and groups > 1 and cg <= DIRECT_MAX and og <= DIRECT_MAX:
         return _direct_grouped(xp, w, c, groups, cg, og, window, osp, dt, loc)
-    if c.batch_groups > 1 and nb == 1 and og <= DIRECT_MAX:
+    # (one reduction per output position; a long 1-D one is cheaper as blocked patches)
+    if c.batch_groups > 1 and nb == 1 and og <= DIRECT_MAX and not (len(osp) == 1 and osp[0] > TAP_BLOCK_MIN):
         return _direct_reduce(xp, w, c, window, osp, dt, loc)
     return _im2col(xp, w, c, groups, nb, cg, og, window, osp, dt, loc)
 
