@@ -165,7 +165,10 @@ def test_conv_grad(name):
     check(jax.grad(loss, argnums=(0, 1)), x, w, rtol=1e-4, atol=1e-3)
 
 
-def test_conv_transpose_grad():
+@pytest.mark.parametrize("phased", [False, True])
+def test_conv_transpose_grad(phased, request):
+    if phased:
+        request.getfixturevalue("always_phased")
     x, w = inputs((2, 5, 6, 3), edges=False), inputs((3, 3, 3, 4), seed=1, edges=False)
     f = lambda x, w: lax.conv_transpose(x, w, (2, 2), "SAME", dimension_numbers=NHWC)
     check(f, x, w, rtol=1e-4, atol=1e-4)
@@ -211,16 +214,43 @@ def test_long_1d_window_strided_dilated():
     check(jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1)), x, w, rtol=1e-4, atol=1e-3)
 
 
+@pytest.fixture
+def always_phased(monkeypatch):
+    """Small lhs-dilated convs too go through the sub-pixel phases (compiled afresh)."""
+    from tt_xla.compiler import conv
+    monkeypatch.setattr(conv, "PHASE_MIN", 0)
+    tt_xla.client().clear_cache()
+    yield
+    tt_xla.client().clear_cache()
+
+
+LHS_DILATED = [n for n, (_, _, kw) in CASES.items() if "lhs_dilation" in kw]
+STRIDED_GRADS = [n for n, (_, _, kw) in GRAD_CASES.items() if max(kw["window_strides"]) > 1 or "lhs_dilation" in kw]
+
+
+@pytest.mark.parametrize("name", LHS_DILATED + STRIDED_GRADS)
+def test_by_phase(name, always_phased):
+    if name in CASES:
+        xs, ws, kw = CASES[name]
+        f = lambda x, w: lax.conv_general_dilated(x, w, **kw)
+    else:
+        xs, ws, kw = GRAD_CASES[name]
+        f = jax.grad(lambda x, w: jnp.sum(jnp.sin(lax.conv_general_dilated(x, w, **kw))), argnums=(0, 1))
+    x, w = inputs(xs, edges=False), inputs(ws, seed=1, edges=False)
+    check(f, x, w, rtol=1e-4, atol=1e-3)
+    check(f, x.astype(jnp.bfloat16), w.astype(jnp.bfloat16), rtol=5e-2, atol=5e-1)
+
+
 def test_transposed_conv_skips_the_zeros():
     """A stride-2 transposed convolution is four undilated ones (sub-pixel phases): the products
     do a quarter of the matrix work of one over the zero-dilated input."""
-    x, w = inputs((2, 16, 16, 32), edges=False), inputs((3, 3, 32, 32), seed=1, edges=False)
+    x, w = inputs((4, 16, 16, 32), edges=False), inputs((3, 3, 32, 32), seed=1, edges=False)
     f = lambda x, w: lax.conv_transpose(x, w, (2, 2), "SAME", dimension_numbers=NHWC)
     check(f, x, w, rtol=1e-4, atol=1e-4)
     tiles = sum(k.matrix_tiles for k in tt_xla.jit(f).kernels(x, w))
-    # 64 row tiles of output, each phase a quarter of them with its own taps (4 + 2 + 2 + 1 of
-    # 32 features); over the dilated input it would be 64 * 9
-    assert tiles == 16 * (4 + 2 + 2 + 1), tiles
+    # 128 row tiles of output, each phase a quarter of them with its own taps (4 + 2 + 2 + 1 of
+    # 32 features); over the dilated input it would be 128 * 9
+    assert tiles == 32 * (4 + 2 + 2 + 1), tiles
 
 
 def test_kernels_chosen_by_shape():
@@ -254,9 +284,9 @@ def test_mobilenet_block_training_step():
     model, tx = Block(), optax.sgd(0.1, momentum=0.9)
     x = inputs((4, 10, 10, 6), edges=False)
     labels = inputs((4, 12), seed=3, edges=False)
-    variables = model.init(jax.random.PRNGKey(0), x)
+    variables = jax.jit(model.init)(jax.random.PRNGKey(0), x)  # eager init: one XLA compile per op
     params, stats = variables["params"], variables["batch_stats"]
-    opt = tx.init(params)
+    opt = jax.jit(tx.init)(params)
 
     def step(params, stats, opt, x, labels):
         def loss(p):
@@ -267,3 +297,28 @@ def test_mobilenet_block_training_step():
         return optax.apply_updates(params, updates), new_stats, opt, l
 
     check(step, params, stats, opt, x, labels, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_autoencoder_training_step():
+    """Strided convs down, transposed convs up (flax.linen.ConvTranspose): the input gradients
+    and the transposed convs go through the sub-pixel phases."""
+    nn = pytest.importorskip("flax.linen")
+    optax = pytest.importorskip("optax")
+
+    class AE(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            y = nn.relu(nn.Conv(8, (3, 3), strides=(2, 2))(x))
+            return nn.ConvTranspose(x.shape[-1], (4, 4), strides=(2, 2))(y)
+
+    model, tx = AE(), optax.sgd(0.1)
+    x = inputs((2, 12, 12, 3), edges=False)
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), x)  # eager init: one XLA compile per op
+    opt = jax.jit(tx.init)(params)
+
+    def step(params, opt, x):
+        l, g = jax.value_and_grad(lambda p: jnp.mean((model.apply(p, x) - x) ** 2))(params)
+        updates, opt = tx.update(g, opt, params)
+        return optax.apply_updates(params, updates), opt, l
+
+    check(step, params, opt, x, rtol=1e-4, atol=1e-4)

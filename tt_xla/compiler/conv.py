@@ -36,6 +36,9 @@ OP = "stablehlo.convolution"
 # few) waste most of each 32x32 matrix tile; the vector engine does their few products per
 # output element directly instead.
 DIRECT_MAX = 4
+# Splitting an lhs-dilated convolution into phases makes about twice its kernels: worth it from
+# about this many (dilated input elements x taps), ~1 ms of host work.
+PHASE_MIN = 1 << 20
 # Past this many pieces a 1-D convolution's patches are cut from blocks (see _blocked_pieces).
 TAP_BLOCK_MIN = 32
 
@@ -126,7 +129,7 @@ def _lower(x: Node, w: Node, c: Conv, osp: tuple[int, ...], dt: str, loc: object
     cg = x.shape[c.x_feature] // c.feature_groups           # input features per group
     og = w.shape[c.w_out] // groups                         # output features per group
     window = tuple(w.shape[i] for i in c.w_spatial)
-    if _phased(x, c):
+    if _phased(x, w, c):
         return _by_phase(x, w, c, osp, dt, loc)
     xp = _pad(x, c, loc)
     if c.batch_groups == 1 and groups > 1 and cg <= DIRECT_MAX and og <= DIRECT_MAX:
@@ -137,12 +140,15 @@ def _lower(x: Node, w: Node, c: Conv, osp: tuple[int, ...], dt: str, loc: object
     return _im2col(xp, w, c, groups, nb, cg, og, window, osp, dt, loc)
 
 
-def _phased(x: Node, c: Conv) -> bool:
+def _phased(x: Node, w: Node, c: Conv) -> bool:
     """Whether lhs dilation (a transposed convolution, the input gradient of a strided one) is
     better split by output phase: dilating by s fills the input with (s-1)/s zeros per dim that
-    every form would multiply. Done where the window is dense and unstrided in those dims."""
+    every form would multiply. Done where the window is dense and unstrided in those dims, and
+    the zeros would cost more than the phases' extra kernels cost to build."""
     dil = [i for i, s in enumerate(c.lhs_dilation) if s > 1]
-    return bool(dil) and x.size > 0 and all(c.strides[i] == 1 and c.rhs_dilation[i] == 1 for i in dil)
+    work = x.size * math.prod(c.lhs_dilation) * math.prod(w.shape[i] for i in c.w_spatial)
+    return bool(dil) and work >= PHASE_MIN and x.size > 0 and \
+        all(c.strides[i] == 1 and c.rhs_dilation[i] == 1 for i in dil)
 
 
 def _by_phase(x: Node, w: Node, c: Conv, osp: tuple[int, ...], dt: str, loc: object) -> Node:
