@@ -62,6 +62,17 @@ def _fns():
         return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
+    def depthwise3x3(x, w):
+        return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=x.shape[-1],
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    def depthwise3x3_wgrad(x, w, dy):  # what training needs: a batch_group_count convolution
+        return jax.grad(lambda w: jnp.sum(depthwise3x3(x, w) * dy))(w)
+
+    def conv1d_k9_d2(x, w):
+        return jax.lax.conv_general_dilated(x, w, (1,), "SAME", rhs_dilation=(2,),
+                                            dimension_numbers=("NWC", "WIO", "NWC"))
+
     def row_sum(x):
         return jnp.sum(x, axis=-1)
 
@@ -73,7 +84,8 @@ def _fns():
 
     return dict(relu=relu, elu=elu, elu_composite=elu_composite, gelu=gelu, exp=exp, silu=silu,
                 softmax=softmax, layernorm=layernorm, matmul=matmul, matmul_bf16=matmul_bf16,
-                mlp=mlp, conv3x3=conv3x3, row_sum=row_sum, transpose=transpose, add=add)
+                mlp=mlp, conv3x3=conv3x3, depthwise3x3=depthwise3x3,
+                depthwise3x3_wgrad=depthwise3x3_wgrad, conv1d_k9_d2=conv1d_k9_d2, row_sum=row_sum, transpose=transpose, add=add)
 
 
 def _normal(rng, shape, dtype=np.float32, scale=1.0):
@@ -110,6 +122,16 @@ def benchmarks() -> list[Bench]:
         hw = 16 if q else 64
         return (_normal(rng, (8, hw, hw, 32)), _normal(rng, (3, 3, 32, 64), scale=1 / 17))
 
+    def dw_inputs(grad):
+        def make(rng, q):
+            x = _normal(rng, (8, 28 if q else 112, 28 if q else 112, 64))
+            w = _normal(rng, (3, 3, 1, 64), scale=1 / 3)
+            return (x, w, _normal(rng, x.shape)) if grad else (x, w)
+        return make
+
+    def conv1d_inputs(rng, q):
+        return (_normal(rng, (4, 256 if q else 1024, 16)), _normal(rng, (9, 16, 16), scale=1 / 12))
+
     def square(rng, q):
         n = 512 if q else 2048
         return (_normal(rng, (n, n)),)
@@ -128,6 +150,12 @@ def benchmarks() -> list[Bench]:
         Bench("matmul_bf16", f["matmul_bf16"], mat(bf16), "{shapes} -> f32 out", rtol=1e-2, atol=1e-2),
         Bench("mlp_gelu", f["mlp"], mlp_inputs, "gelu(x@w+b) {shapes}", rtol=1e-3, atol=1e-3),
         Bench("conv3x3", f["conv3x3"], conv_inputs, "{shapes} SAME", rtol=1e-3, atol=1e-3),
+        Bench("depthwise3x3", f["depthwise3x3"], dw_inputs(False), "{shapes} SAME groups=64",
+              rtol=1e-4, atol=1e-4),
+        Bench("depthwise3x3_wgrad", f["depthwise3x3_wgrad"], dw_inputs(True), "{shapes} d/dw (batch groups)",
+              rtol=1e-3, atol=5e-2),
+        Bench("conv1d_k9_d2", f["conv1d_k9_d2"], conv1d_inputs, "{shapes} SAME rhs_dilation 2",
+              rtol=1e-3, atol=1e-3),
         Bench("row_sum", f["row_sum"], lambda rng, q: (_normal(rng, rows(rng, q)),), "{shapes} axis -1",
               rtol=1e-4, atol=1e-3),
         Bench("transpose", f["transpose"], square, "{shapes} .T", rtol=0, atol=0),

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
+from .conv import convolution
 from .graph import BITS, FLOATS, Graph, Node, broadcast, const, ew, np_dtype, transpose
 from .ops import BY_HLO
 
@@ -264,69 +265,7 @@ class Legalizer:
         return Node("dot", [a, b], shape, dt, attrs, op.loc)
 
     def _convolution(self, op: ir.Operation) -> Node:
-        """Convolution as im2col + one matmul per feature group: the padded (and lhs-dilated)
-        input is sliced once per kernel position, the slices are concatenated along features, and
-        the patches are multiplied by the kernel reshaped to [positions * in_features, out]."""
-        x, w = self._ins(op)
-        shape, dt = self._result(op)
-        a = op.attributes
-        d = a["dimension_numbers"].fields
-        if int(_int(a.get("batch_group_count", 1))) != 1:
-            raise UnsupportedError("convolution with batch_group_count > 1", op.name, op.loc)
-        groups = int(_int(a.get("feature_group_count", 1)))
-        sp = list(d["input_spatial_dimensions"])
-        k = len(sp)
-        strides = _ints(a.get("window_strides", (1,) * k)) or (1,) * k
-        pad = np.asarray(a["padding"].values).reshape(k, 2) if "padding" in a else np.zeros((k, 2), int)
-        lhs_dil = _ints(a.get("lhs_dilation", (1,) * k)) or (1,) * k
-        rhs_dil = _ints(a.get("rhs_dilation", (1,) * k)) or (1,) * k
-        rev = tuple(a.get("window_reversal", (False,) * k) or (False,) * k)
-        loc = op.loc
-        xt = transpose(x, [d["input_batch_dimension"], *sp, d["input_feature_dimension"]], loc)
-        wt = transpose(w, [*d["kernel_spatial_dimensions"], d["kernel_input_feature_dimension"],
-                            d["kernel_output_feature_dimension"]], loc)
-        if any(rev):
-            wt = Node("reverse", [wt], wt.shape, wt.dtype, {"dims": tuple(i for i in range(k) if rev[i])}, loc)
-        n, c = xt.shape[0], xt.shape[-1]
-        ksz, cin, cout = wt.shape[:k], wt.shape[k], wt.shape[k + 1]
-        osp = tuple(shape[i] for i in d["output_spatial_dimensions"])
-        if any(p != 0 for p in pad.reshape(-1)) or any(v != 1 for v in lhs_dil):
-            low = (0, *[int(v) for v in pad[:, 0]], 0)
-            interior = (0, *[v - 1 for v in lhs_dil], 0)
-            high = [0, *[int(v) for v in pad[:, 1]], 0]
-            pshape = tuple(xt.shape[i] + low[i] + high[i] + max(xt.shape[i] - 1, 0) * interior[i]
-                           for i in range(k + 2))
-            xt = Node("pad", [xt, const(0, dt if dt == xt.dtype else xt.dtype)], pshape, xt.dtype,
-                      {"low": low, "interior": interior}, loc)
-        outs = []
-        cg, og = c // groups, cout // groups
-        for g in range(groups):
-            pieces = []
-            for pos in np.ndindex(*ksz):
-                start = (0, *[p * r for p, r in zip(pos, rhs_dil)], g * cg)
-                sshape = (n, *osp, cg)
-                pieces.append(Node("slice", [xt], sshape, xt.dtype,
-                                   {"start": start, "strides": (1, *strides, 1)}, loc))
-            patches = pieces[0] if len(pieces) == 1 else \
-                Node("concat", pieces, (n, *osp, cg * len(pieces)), xt.dtype, {"dim": k + 1}, loc)
-            wg = wt if groups == 1 else Node("slice", [wt], (*ksz, cin, og), wt.dtype,
-                                             {"start": (0,) * (k + 1) + (g * og,), "strides": (1,) * (k + 2)}, loc)
-            rhs = _reshape(wg, (int(np.prod(ksz)) * cin, og), loc)
-            # patches [n, *out_spatial, positions * c] @ kernel [positions * c, o]: the free dims of
-            # the patches are the result's, so no reshape (and no copy) follows the product
-            outs.append(Node("dot", [patches, rhs], (n, *osp, og), dt,
-                             {"lhs_batching_dimensions": (), "rhs_batching_dimensions": (),
-                              "lhs_contracting_dimensions": (k + 1,), "rhs_contracting_dimensions": (0,)}, loc))
-        y = outs[0] if groups == 1 else Node("concat", outs, (n, *osp, cout), dt, {"dim": k + 1}, loc)
-        order = [d["output_batch_dimension"], *d["output_spatial_dimensions"], d["output_feature_dimension"]]
-        inv = [order.index(i) for i in range(k + 2)]  # result dim i comes from y's dim inv[i]
-        return transpose(y, inv, loc)
-
-
-def _reshape(x: Node, shape: tuple[int, ...], loc: object) -> Node:
-    return x if x.shape == shape else Node("reshape", [x], shape, x.dtype, {}, loc)
-
-
+        return convolution(op, *self._ins(op), *self._result(op))
 
 
 def _tensor(t: object, opname: str, loc: object) -> tuple[tuple[int, ...], str]:
