@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..hlo_parser import ir, parse_module
+from ..hlo_parser.verify import verify
 from .codegen import PRELUDE, Generator, KernelCode
 
 from .decompose import decompose
@@ -27,7 +28,9 @@ __all__ = ["compile_module", "compile_text", "CompiledProgram", "KernelInfo", "T
 
 
 def optimize(module: ir.Module) -> Graph:
-    """The graph-level passes: what fusion and codegen see."""
+    """The graph-level passes: what fusion and codegen see. The module is verified first, so
+    no pass (and no generated kernel) ever sees a program that breaks a StableHLO rule."""
+    verify(module)
     graph = legalize(inline_calls(module))
     graph = simplify(graph)
     graph = decompose(graph)

@@ -1,0 +1,77 @@
+"""Writes the seed modules the mutation fuzzer starts from (tests/data/*.mlir).
+
+Each is a small real program exported by jax.export, with locations, so mutations start from
+text exactly as tt_xla.jit produces it. Regenerate (needs jax):
+
+    python tools/export_fuzz_seeds.py            # writes tests/data/*.mlir
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "data")
+
+
+def mlp(x, w1, b1, w2):
+    return jax.nn.gelu(x @ w1 + b1) @ w2
+
+
+def conv(x, w):
+    y = lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jax.nn.relu(y)
+
+
+def attention(q, k, v):
+    s = jnp.einsum("bqd,bkd->bqk", q, k) / np.float32(np.sqrt(q.shape[-1]))
+    return jnp.einsum("bqk,bkd->bqd", jax.nn.softmax(s, axis=-1), v)
+
+
+def norms(x, g):
+    m = x.mean(-1, keepdims=True)
+    v = ((x - m) ** 2).mean(-1, keepdims=True)
+    return jax.nn.softmax((x - m) * lax.rsqrt(v + 1e-5) * g, axis=-1)
+
+
+def reductions(x, i):
+    return x.sum(0), x.max(1), jnp.argmax(x, axis=1), (i * 3 + 1).astype(jnp.float32).min(), \
+        jnp.flip(x[1:, ::2], 0).T, jnp.pad(x, ((1, 0), (0, 2)))
+
+
+def control(x, i):  # ops the compiler does not support yet: verified, then refused
+    y = jnp.sort(x, axis=-1)
+    g = x[i % x.shape[0]]
+    c = lax.fori_loop(0, 3, lambda _, a: a * 2.0, y)
+    return c, g, lax.dynamic_slice(x, (i[0], 0), (2, 4)), x.at[i % 5].add(1.0), \
+        lax.reduce_window(x, 0.0, lax.add, (2, 2), (1, 1), "VALID"), jnp.cumsum(x, 0), \
+        lax.cond(i[0] > 0, lambda a: a + 1, lambda a: a - 1, x)
+
+
+SEEDS = {
+    "mlp": (mlp, [(4, 32), (32, 64), (64,), (64, 8)], [np.float32] * 4),
+    "conv": (conv, [(1, 8, 8, 3), (3, 3, 3, 4)], [np.float32] * 2),
+    "attention": (attention, [(2, 16, 8)] * 3, [np.float32] * 3),
+    "norms": (norms, [(4, 33), (33,)], [np.float32] * 2),
+    "reductions": (reductions, [(6, 10), (6,)], [np.float32, np.int32]),
+    "control": (control, [(5, 4), (2,)], [np.float32, np.int32]),
+}
+
+
+def main() -> None:
+    os.makedirs(OUT, exist_ok=True)
+    for name, (f, shapes, dtypes) in SEEDS.items():
+        args = [jax.ShapeDtypeStruct(s, d) for s, d in zip(shapes, dtypes)]
+        text = jax.export.export(jax.jit(f))(*args).mlir_module()
+        with open(os.path.join(OUT, f"{name}.mlir"), "w") as fh:
+            fh.write(text)
+        print(f"{name}: {len(text)} chars", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
