@@ -287,3 +287,18 @@ def test_callee_error_points_at_the_call_site():
 def test_exported_programs_verify(path):
     with open(path) as f:
         verify(parse_module(f.read(), path))
+
+
+def test_reduce_body_capturing_an_outer_value_is_unsupported():
+    """Valid StableHLO (a region may use values of the blocks around it), but the compiler's
+    reduce bodies are scalar functions of their arguments: a clear error, not a KeyError."""
+    text = ('func.func public @main(%arg0: tensor<4xf32>, %arg1: tensor<f32>) -> tensor<f32> {\n'
+            '  %0 = stablehlo.reduce(%arg0 init: %arg1) across dimensions = [0] : '
+            '(tensor<4xf32>, tensor<f32>) -> tensor<f32>\n'
+            '   reducer(%a: tensor<f32>, %b: tensor<f32>)  {\n'
+            '    %1 = stablehlo.add %a, %arg1 : tensor<f32>\n'
+            '    stablehlo.return %1 : tensor<f32>\n  }\n'
+            '  return %0 : tensor<f32>\n}\n')
+    verify(parse_module(text))
+    with pytest.raises(tt_xla.errors.UnsupportedError, match="reduce body using a value defined outside"):
+        compile_text(text)

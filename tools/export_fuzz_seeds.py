@@ -44,6 +44,20 @@ def reductions(x, i):
         jnp.flip(x[1:, ::2], 0).T, jnp.pad(x, ((1, 0), (0, 2)))
 
 
+def integers(a, b, x):
+    bits = lax.bitcast_convert_type(x, jnp.uint8)  # width-changing bitcast
+    return (a << (b & 7)) ^ (a >> 2), a % jnp.where(b == 0, 1, b), a // jnp.where(b == 0, 1, b), \
+        lax.population_count(a), lax.clz(b), bits.sum(-1), jnp.clip(a, -3, 4), \
+        lax.convert_element_type(x, jnp.int32), jnp.concatenate([a, b], 0), a.max()
+
+
+def conv_groups(x, w, y):
+    z = lax.conv_general_dilated(x, w, (2, 1), ((1, 2), (0, 1)), rhs_dilation=(1, 2),
+                                 feature_group_count=2, dimension_numbers=("NCHW", "OIHW", "NCHW"))
+    return z.astype(jnp.bfloat16), (y.astype(jnp.bfloat16) @ y.T.astype(jnp.bfloat16)), \
+        jnp.expm1(y.astype(jnp.float16)), jnp.flip(y, 1)[:, 1::3]
+
+
 def control(x, i):  # ops the compiler does not support yet: verified, then refused
     y = jnp.sort(x, axis=-1)
     g = x[i % x.shape[0]]
@@ -59,6 +73,8 @@ SEEDS = {
     "attention": (attention, [(2, 16, 8)] * 3, [np.float32] * 3),
     "norms": (norms, [(4, 33), (33,)], [np.float32] * 2),
     "reductions": (reductions, [(6, 10), (6,)], [np.float32, np.int32]),
+    "integers": (integers, [(7,), (7,), (3, 2)], [np.int32, np.int32, np.float32]),
+    "conv_groups": (conv_groups, [(2, 4, 9, 7), (6, 2, 3, 2), (5, 40)], [np.float32] * 3),
     "control": (control, [(5, 4), (2,)], [np.float32, np.int32]),
 }
 

@@ -207,6 +207,10 @@ class Legalizer:
             body.env[id(a)] = p
         outs: list[Node] = []
         for bop in block.ops:
+            if any(id(v) not in body.env for v in bop.operands):
+                # Valid StableHLO (regions may capture), but a body here is a scalar function
+                # of its arguments alone.
+                raise UnsupportedError("a reduce body using a value defined outside it", op.name, op.loc)
             if bop.name in ("stablehlo.return", "func.return", "mhlo.return"):
                 outs = [body.value(v) for v in bop.operands]
                 break

@@ -1,0 +1,124 @@
+"""Long compile-and-run fuzzing over mutations of exported modules (tests/mutations.py).
+
+Each case (seed module, mutation seed) is parsed, verified, compiled, built and run in a worker
+subprocess, so a crash (segfault, abort, SIGFPE) or a hang is caught and recorded with the
+case that caused it; the worker is then restarted. Every case must end in a result or a clear
+error (ParseError, VerificationError, UnsupportedError, DeviceError); anything else is a bug.
+
+    python tools/fuzz_compile.py --cases 10000 --start 0 --out /tmp/fuzz.jsonl
+
+prints a summary by outcome; --out gets one JSON line per bug (replay one with --replay NAME:SEED,
+which prints the mutant and runs it in this process). --timeout bounds one case (seconds).
+With TT_XLA_FUZZ_NO_VERIFY=1 the workers skip the verifier: a measurement of what it stops
+(invalid programs then reach the compiler and the device), never a way to run programs.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+sys.path.insert(0, os.path.join(HERE, ".."))
+
+import mutations  # noqa: E402
+
+
+def worker() -> None:
+    """Reads `name seed` lines, answers one JSON line each: the outcome, or the raw exception."""
+    limit = int(os.environ.get("TT_XLA_FUZZ_MEMORY", str(6 << 30)))  # a huge allocation fails
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if os.environ.get("TT_XLA_FUZZ_NO_VERIFY"):  # measures what the verifier stops (see --help)
+        import tt_xla.compiler
+        tt_xla.compiler.verify = lambda module: None
+    for line in sys.stdin:
+        name, seed = line.split()
+        try:
+            outcome, detail = mutations.run_case(mutations.mutant(name, int(seed))), ""
+        except Exception as e:  # the bug this tool looks for: report it, keep going
+            tb = traceback.extract_tb(e.__traceback__)
+            where = next((f"{os.path.basename(f.filename)}:{f.lineno}" for f in reversed(tb)
+                          if "tt_xla" in f.filename), "?")
+            outcome, detail = f"raw {type(e).__name__} at {where}", str(e)[:300]
+        print(json.dumps({"outcome": outcome, "detail": detail}), flush=True)
+
+
+class Pool:
+    """One worker subprocess, restarted after a crash or a hang."""
+
+    def __init__(self, timeout: float):
+        self.timeout, self.proc = timeout, None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def run(self, name: str, seed: int) -> dict:
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        self.proc.stdin.write(f"{name} {seed}\n")
+        self.proc.stdin.flush()
+        import select
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if line:
+            return json.loads(line)
+        if not ready:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+            return {"outcome": "hang", "detail": f"no answer in {self.timeout} s"}
+        code = self.proc.wait()
+        self.proc = None
+        return {"outcome": f"crash (exit {code})", "detail": ""}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--cases", type=int, default=1000)
+    ap.add_argument("--start", type=int, default=0, help="first mutation seed")
+    ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--out", default=None, help="JSON lines, one per bug found")
+    ap.add_argument("--replay", default=None, help="NAME:SEED, run in this process")
+    args = ap.parse_args()
+    if args.worker:
+        return worker()
+    if args.replay:
+        name, seed = args.replay.split(":")
+        text = mutations.mutant(name, int(seed))
+        print(text)
+        print(mutations.run_case(text))
+        return
+    pool, counts = Pool(args.timeout), collections.Counter()
+    out = open(args.out, "a") if args.out else None
+    t0 = time.time()
+    for k in range(args.cases):
+        seed = args.start + k
+        name = mutations.SEEDS[seed % len(mutations.SEEDS)]
+        r = pool.run(name, seed)
+        kind = r["outcome"]
+        counts[kind.split(" (")[0] if kind.startswith("crash") else kind] += 1
+        bug = kind not in ("ok", "compiled") and kind not in mutations.CLEAR
+        if bug and out:
+            out.write(json.dumps({"case": f"{name}:{seed}", **r}) + "\n")
+            out.flush()
+        if bug:
+            print(f"{name}:{seed}: {kind}: {r['detail'][:200]}", file=sys.stderr, flush=True)
+        if (k + 1) % 500 == 0:
+            print(f"[{k + 1} cases, {time.time() - t0:.0f} s] {dict(counts)}", file=sys.stderr, flush=True)
+    if pool.proc is not None:
+        pool.proc.stdin.close()
+        pool.proc.wait()
+    print(json.dumps({"cases": args.cases, "start": args.start, "outcomes": dict(counts)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
