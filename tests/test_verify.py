@@ -219,6 +219,24 @@ CASES = [
      one(f"{A2}, %arg1: tensor<f32>", '"stablehlo.reduce_window"(%arg0, %arg1) ' + SUM +
          " {window_dimensions = array<i64: 0, 1>} : (tensor<2x3xf32>, tensor<f32>) -> tensor<2x3xf32>",
          "tensor<2x3xf32>"), "stablehlo.reduce_window", "window_dimensions [0, 1] must be positive"),
+    ("scatter_window_dims",
+     one("%arg0: tensor<5x4xf32>, %arg1: tensor<2x1xi32>, %arg2: tensor<2x4xf32>",
+         '"stablehlo.scatter"(%arg0, %arg1, %arg2) <{scatter_dimension_numbers = #stablehlo.scatter<'
+         "update_window_dims = [2], inserted_window_dims = [0], scatter_dims_to_operand_dims = [0], "
+         "index_vector_dim = 1>}> " + SUM + " : (tensor<5x4xf32>, tensor<2x1xi32>, tensor<2x4xf32>) "
+         "-> tensor<5x4xf32>", "tensor<5x4xf32>"),
+     "stablehlo.scatter", "update_window_dims [2]: dimension 2 is out of range"),
+    ("while_cond_not_i1",
+     fn("%arg0: tensor<i32>, %arg1: tensor<4xf32>",
+        "%0:2 = stablehlo.while(%a = %arg0, %b = %arg1) : tensor<i32>, tensor<4xf32>\n"
+        "  cond {\n    stablehlo.return %a : tensor<i32>\n  } do {\n"
+        f"    stablehlo.return %a, %b : tensor<i32>, tensor<4xf32>\n  }} {L}", "%0#1", "tensor<4xf32>"),
+     "stablehlo.while", "cond region must return one tensor<i1>"),
+    ("dynamic_update_slice_too_big",
+     one("%arg0: tensor<4xf32>, %arg1: tensor<5xf32>, %arg2: tensor<i32>",
+         "stablehlo.dynamic_update_slice %arg0, %arg1, %arg2 : (tensor<4xf32>, tensor<5xf32>, "
+         "tensor<i32>) -> tensor<4xf32>", "tensor<4xf32>"),
+     "stablehlo.dynamic_update_slice", "update dimension 0 (size 5) exceeds"),
 ]
 
 

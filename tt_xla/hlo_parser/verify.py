@@ -717,6 +717,32 @@ class _Verifier:
         raise self.fail(f"dimension numbers lack '{k}'")
 
     # ------------------------------------------------------------------ not compiled yet
+    def _indexing(self, rx: int, idx: ir.TensorType, f: dict[str, Any],
+                  groups: list[tuple[str, tuple[int, ...]]], idx_name: str) -> int:
+        """The rules gather and scatter share (spec, gather C2-C11 and scatter C6-C14), over
+        their own names for: the operand dims the window drops, the operand's batching dims, the
+        indices' batching dims and the map from index vector entries to operand dims. Returns
+        index_vector_dim."""
+        (dropped, d), (batching, b), (idx_batching, ib), (index_map, m) = groups
+        ri = len(idx.shape)
+        ivd = self.as_int(f.get("index_vector_dim", ri), "index_vector_dim")
+        if not 0 <= ivd <= ri:
+            raise self.fail(f"index_vector_dim {ivd} is out of range for {idx_name} of rank {ri}")
+        self.dims(d, rx, dropped, sorted_=True)
+        self.dims(b, rx, batching, sorted_=True)
+        self.disjoint(d, b, f"{dropped} and {batching}")
+        self.dims(ib, ri, idx_batching)
+        if ivd in ib:
+            raise self.fail(f"{idx_batching} must not hold index_vector_dim")
+        if len(ib) != len(b):
+            raise self.fail(f"{batching} and {idx_batching} must have the same size")
+        self.dims(m, rx, index_map)
+        self.disjoint(m, b, f"{index_map} and {batching}")
+        nidx = idx.shape[ivd] if ivd < ri else 1
+        if nidx is not None and len(m) != nidx:
+            raise self.fail(f"{index_map} {list(m)} must have {nidx} entries (the index vector's size)")
+        return ivd
+
     def _gather(self) -> None:
         x, idx = self.ins(2, 2)
         (out,) = self.outs(1)
@@ -729,26 +755,10 @@ class _Verifier:
         g = {k: self.as_ints(f.get(k, ()), k) for k in (
             "offset_dims", "collapsed_slice_dims", "operand_batching_dims",
             "start_indices_batching_dims", "start_index_map")}
-        ivd = self.as_int(f.get("index_vector_dim", len(idx.shape)), "index_vector_dim")
-        rx, ri = len(x.shape), len(idx.shape)
-        if not 0 <= ivd <= ri:
-            raise self.fail(f"index_vector_dim {ivd} is out of range for start_indices of rank {ri}")
-        self.dims(g["collapsed_slice_dims"], rx, "collapsed_slice_dims", sorted_=True)
-        self.dims(g["operand_batching_dims"], rx, "operand_batching_dims", sorted_=True)
-        self.disjoint(g["collapsed_slice_dims"], g["operand_batching_dims"],
-                      "collapsed_slice_dims and operand_batching_dims")
-        self.dims(g["start_indices_batching_dims"], ri, "start_indices_batching_dims")
-        if ivd in g["start_indices_batching_dims"]:
-            raise self.fail("start_indices_batching_dims must not hold index_vector_dim")
-        if len(g["start_indices_batching_dims"]) != len(g["operand_batching_dims"]):
-            raise self.fail("operand_batching_dims and start_indices_batching_dims must have the same size")
-        self.dims(g["start_index_map"], rx, "start_index_map")
-        self.disjoint(g["start_index_map"], g["operand_batching_dims"],
-                      "start_index_map and operand_batching_dims")
-        nidx = idx.shape[ivd] if ivd < ri else 1
-        if nidx is not None and len(g["start_index_map"]) != nidx:
-            raise self.fail(f"start_index_map {list(g['start_index_map'])} must have {nidx} entries "
-                            f"(the index vector's size)")
+        rx = len(x.shape)
+        ivd = self._indexing(rx, idx, f, [(k, g[k]) for k in (
+            "collapsed_slice_dims", "operand_batching_dims", "start_indices_batching_dims",
+            "start_index_map")], "start_indices")
         sizes = self.ints_attr("slice_sizes")
         self.sized(sizes, rx, "slice_sizes")
         for i, s in enumerate(sizes):
@@ -792,26 +802,11 @@ class _Verifier:
             "update_window_dims", "inserted_window_dims", "input_batching_dims",
             "scatter_indices_batching_dims", "scatter_dims_to_operand_dims")}
         x, u = inputs[0], updates[0]
-        rx, ri, ru = len(x.shape), len(idx.shape), len(u.shape)
-        ivd = self.as_int(f.get("index_vector_dim", ri), "index_vector_dim")
-        if not 0 <= ivd <= ri:
-            raise self.fail(f"index_vector_dim {ivd} is out of range for scatter_indices of rank {ri}")
+        rx, ru = len(x.shape), len(u.shape)
         self.dims(s["update_window_dims"], ru, "update_window_dims", sorted_=True)
-        self.dims(s["inserted_window_dims"], rx, "inserted_window_dims", sorted_=True)
-        self.dims(s["input_batching_dims"], rx, "input_batching_dims", sorted_=True)
-        self.disjoint(s["inserted_window_dims"], s["input_batching_dims"],
-                      "inserted_window_dims and input_batching_dims")
-        self.dims(s["scatter_indices_batching_dims"], ri, "scatter_indices_batching_dims")
-        if ivd in s["scatter_indices_batching_dims"]:
-            raise self.fail("scatter_indices_batching_dims must not hold index_vector_dim")
-        if len(s["scatter_indices_batching_dims"]) != len(s["input_batching_dims"]):
-            raise self.fail("input_batching_dims and scatter_indices_batching_dims must have the same size")
-        self.dims(s["scatter_dims_to_operand_dims"], rx, "scatter_dims_to_operand_dims")
-        self.disjoint(s["scatter_dims_to_operand_dims"], s["input_batching_dims"],
-                      "scatter_dims_to_operand_dims and input_batching_dims")
-        nidx = idx.shape[ivd] if ivd < ri else 1
-        if nidx is not None and len(s["scatter_dims_to_operand_dims"]) != nidx:
-            raise self.fail(f"scatter_dims_to_operand_dims must have {nidx} entries (the index vector's size)")
+        ivd = self._indexing(rx, idx, f, [(k, s[k]) for k in (
+            "inserted_window_dims", "input_batching_dims", "scatter_indices_batching_dims",
+            "scatter_dims_to_operand_dims")], "scatter_indices")
         if rx != len(s["update_window_dims"]) + len(s["inserted_window_dims"]) + len(s["input_batching_dims"]):
             raise self.fail("rank(inputs) must equal size(update_window_dims) + size(inserted_window_dims)"
                             " + size(input_batching_dims)")
