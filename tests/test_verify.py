@@ -320,3 +320,9 @@ def test_reduce_body_capturing_an_outer_value_is_unsupported():
     verify(parse_module(text))
     with pytest.raises(tt_xla.errors.UnsupportedError, match="reduce body using a value defined outside"):
         compile_text(text)
+
+
+@pytest.mark.parametrize("text", ["module {}", "func.func private @f() -> () {\n  return\n}\n"])
+def test_module_without_an_entry_function(text):
+    with pytest.raises(VerificationError, match="builtin.module: module has no unique public entry"):
+        compile_text(text)

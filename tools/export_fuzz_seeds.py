@@ -58,6 +58,32 @@ def conv_groups(x, w, y):
         jnp.expm1(y.astype(jnp.float16)), jnp.flip(y, 1)[:, 1::3]
 
 
+def shapes(x, y):
+    a = jnp.concatenate([x.reshape(3, 4, 5).transpose(2, 0, 1), jnp.flip(y, 0)[None]], 0)
+    b = lax.pad(x, np.float32(-1), ((2, -3, 1), (-1, 2, 0)))
+    return a * jnp.arange(4, dtype=jnp.float32), b, jnp.broadcast_to(y[:1], (2, 3, 4)), \
+        x[::-2, 1:4], jnp.tile(y, (2, 1)).T
+
+
+def dots(a, b, v):
+    return jnp.einsum("bij,bkj->bik", a, b), jnp.einsum("bij,j->bi", a, v), v @ a[0].T, \
+        jnp.einsum("bij,bij->b", a, a), (a.astype(jnp.bfloat16) @ v.astype(jnp.bfloat16))
+
+
+def grad_step(w, x, y):
+    def loss(w):
+        logits = jnp.tanh(x @ w["a"]) @ w["b"]
+        return -(jax.nn.log_softmax(logits) * y).sum(-1).mean()
+    g = jax.grad(loss)(w)
+    return jax.tree_util.tree_map(lambda p, d: p - 0.1 * d, w, g)
+
+
+def dtypes(h, u, p):
+    return (h * h + np.float16(1)).astype(jnp.float32), u.astype(jnp.int8) + 3, \
+        jnp.where(p, h, -h), p & (u > 7), ~p, lax.bitcast_convert_type(h, jnp.int16) >> 3, \
+        u.astype(jnp.float32).astype(jnp.uint8)
+
+
 def control(x, i):  # ops the compiler does not support yet: verified, then refused
     y = jnp.sort(x, axis=-1)
     g = x[i % x.shape[0]]
@@ -75,6 +101,10 @@ SEEDS = {
     "reductions": (reductions, [(6, 10), (6,)], [np.float32, np.int32]),
     "integers": (integers, [(7,), (7,), (3, 2)], [np.int32, np.int32, np.float32]),
     "conv_groups": (conv_groups, [(2, 4, 9, 7), (6, 2, 3, 2), (5, 40)], [np.float32] * 3),
+    "shapes": (shapes, [(6, 10), (3, 4)], [np.float32] * 2),
+    "dots": (dots, [(3, 4, 33), (3, 2, 33), (33,)], [np.float32] * 3),
+    "grad_step": (grad_step, [{"a": (16, 32), "b": (32, 10)}, (8, 16), (8, 10)], None),
+    "dtypes": (dtypes, [(5, 3), (5, 3), (5, 3)], [np.float16, np.uint8, np.bool_]),
     "control": (control, [(5, 4), (2,)], [np.float32, np.int32]),
 }
 
@@ -82,7 +112,11 @@ SEEDS = {
 def main() -> None:
     os.makedirs(OUT, exist_ok=True)
     for name, (f, shapes, dtypes) in SEEDS.items():
-        args = [jax.ShapeDtypeStruct(s, d) for s, d in zip(shapes, dtypes)]
+        if dtypes is None:  # a pytree of float32 shapes
+            args = jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s, np.float32), shapes,
+                                          is_leaf=lambda s: isinstance(s, tuple))
+        else:
+            args = [jax.ShapeDtypeStruct(s, d) for s, d in zip(shapes, dtypes)]
         text = jax.export.export(jax.jit(f))(*args).mlir_module()
         with open(os.path.join(OUT, f"{name}.mlir"), "w") as fh:
             fh.write(text)

@@ -101,6 +101,7 @@ class _Verifier:
         self.opname: str | None = None
         self.loc: ir.Location | None = None
         self.sites: dict[str, ir.Location | None] = {}  # callee -> its first call site's location
+        self.fn: ir.Function | None = None  # the function being checked
 
     # ------------------------------------------------------------------ failure
     def fail(self, rule: str) -> VerificationError:
@@ -120,22 +121,24 @@ class _Verifier:
             main = self.module.main
         except ValueError as e:
             raise VerificationError(str(e), "builtin.module") from None
-        self._call_sites(main, set())
+        self._call_sites(main)
         for fn in fns.values():
             self._function(fn)
 
-    def _call_sites(self, fn: ir.Function, seen: set[str]) -> None:
-        """The location of the first call to each function reachable from the entry."""
-        if fn.name in seen:
-            return
-        seen.add(fn.name)
-        for op in _walk(fn.body.ops):
-            ref = op.attributes.get("callee" if op.name == "func.call" else "decomposition")
-            if op.name in ("func.call", "stablehlo.composite") and isinstance(ref, ir.SymbolRef):
-                callee = self.module.functions.get(ref.name)
-                if callee is not None:
-                    self.sites.setdefault(callee.name, self._at(op.loc, fn))
-                    self._call_sites(callee, seen)
+    def _call_sites(self, main: ir.Function) -> None:
+        """The location of the first call to each function reachable from the entry (a
+        worklist, not recursion: call chains can be long)."""
+        todo, seen = [main], {main.name}
+        while todo:
+            fn = todo.pop()
+            for op in _walk(fn.body.ops):
+                ref = op.attributes.get("callee" if op.name == "func.call" else "decomposition")
+                if op.name in ("func.call", "stablehlo.composite") and isinstance(ref, ir.SymbolRef):
+                    callee = self.module.functions.get(ref.name)
+                    if callee is not None and callee.name not in seen:
+                        seen.add(callee.name)
+                        self.sites[callee.name] = self._at(op.loc, fn)
+                        todo.append(callee)
 
     def _function(self, fn: ir.Function) -> None:
         self.fn = fn
@@ -158,7 +161,14 @@ class _Verifier:
         """Checks each op of the block in order; `scope` holds the ids of the values defined so
         far (regions see the values of the blocks that enclose them). `terminator` is the op
         that must end the block (None: any)."""
-        scope = set(scope)
+        added = [id(a) for a in block.args] + [id(r) for op in block.ops for r in op.results]
+        fresh = [v for v in added if v not in scope]
+        try:
+            self._block_ops(block, scope, terminator)
+        finally:  # the block's values go out of scope (one shared set: no copy per region)
+            scope.difference_update(fresh)
+
+    def _block_ops(self, block: ir.Block, scope: set[int], terminator: str | None) -> None:
         for k, a in enumerate(block.args):
             self._type(a.type, f"block argument #{k}")
             scope.add(id(a))
