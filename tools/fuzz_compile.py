@@ -8,7 +8,7 @@ error (ParseError, VerificationError, UnsupportedError, DeviceError); anything e
     python tools/fuzz_compile.py --cases 10000 --start 0 --out /tmp/fuzz.jsonl
 
 prints a summary by outcome; --out gets one JSON line per bug (replay one with --replay NAME:SEED,
-which prints the mutant and runs it in this process). --timeout bounds one case (seconds).
+which prints the mutant and runs it in this process; rerun them all with --cases-from FILE). --timeout bounds one case (seconds).
 With TT_XLA_FUZZ_NO_VERIFY=1 the workers skip the verifier: a measurement of what it stops
 (invalid programs then reach the compiler and the device), never a way to run programs.
 """
@@ -88,6 +88,8 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--out", default=None, help="JSON lines, one per bug found")
     ap.add_argument("--replay", default=None, help="NAME:SEED, run in this process")
+    ap.add_argument("--cases-from", default=None,
+                    help="run the cases of an --out file again (e.g. after a fix) instead of new ones")
     args = ap.parse_args()
     if args.worker:
         return worker()
@@ -100,9 +102,14 @@ def main() -> None:
     pool, counts = Pool(args.timeout), collections.Counter()
     out = open(args.out, "a") if args.out else None
     t0 = time.time()
-    for k in range(args.cases):
-        seed = args.start + k
-        name = mutations.SEEDS[seed % len(mutations.SEEDS)]
+    if args.cases_from:
+        with open(args.cases_from) as f:
+            cases = [json.loads(line)["case"].split(":") for line in f if line.strip()]
+        cases = [(name, int(seed)) for name, seed in cases]
+    else:
+        cases = [(mutations.SEEDS[s % len(mutations.SEEDS)], s)
+                 for s in range(args.start, args.start + args.cases)]
+    for k, (name, seed) in enumerate(cases):
         r = pool.run(name, seed)
         kind = r["outcome"]
         counts[kind.split(" (")[0] if kind.startswith("crash") else kind] += 1
@@ -117,7 +124,7 @@ def main() -> None:
     if pool.proc is not None:
         pool.proc.stdin.close()
         pool.proc.wait()
-    print(json.dumps({"cases": args.cases, "start": args.start, "outcomes": dict(counts)}, indent=1))
+    print(json.dumps({"cases": len(cases), "outcomes": dict(counts)}, indent=1))
 
 
 if __name__ == "__main__":
