@@ -137,7 +137,7 @@ def mutant(name: str, seed: int) -> str:
     return text
 
 
-def _input(spec, rng: np.random.Generator) -> np.ndarray:
+def _input(spec, rng: np.random.Generator, edges: bool = True) -> np.ndarray:
     shape, dt = tuple(spec.shape), np.dtype(spec.dtype)
     if dt == np.bool_:
         return rng.random(shape) < 0.5
@@ -145,17 +145,19 @@ def _input(spec, rng: np.random.Generator) -> np.ndarray:
         return rng.integers(-5 if dt.kind == "i" else 0, 6, size=shape).astype(dt)
     x = rng.standard_normal(shape).astype(np.float32)
     flat = x.reshape(-1)
-    edges = np.array([np.nan, np.inf, -np.inf, -0.0, 1e-40], np.float32)
-    flat[: min(flat.size, 5)] = edges[: min(flat.size, 5)]
+    special = np.array([np.nan, np.inf, -np.inf, -0.0, 1e-40], np.float32)
+    if edges:
+        flat[: min(flat.size, 5)] = special[: min(flat.size, 5)]
     return x.astype(dt)
 
 
 MAX_RUN_BYTES = 256 << 20  # larger programs are compiled but not run (a shared test machine)
 
 
-def run_case(text: str) -> str:
+def run_case(text: str, results: list | None = None, edges: bool = True) -> str:
     """Parse, verify, compile, load and run `text` on random inputs; returns 'ok', 'compiled'
-    (too big to run here) or the clear error's class name. Other exceptions propagate."""
+    (too big to run here) or the clear error's class name. Other exceptions propagate.
+    `results`, if given, receives (inputs, outputs) of a run as numpy arrays."""
     import tt_xla
     from tt_xla.compiler import compile_text
     from tt_xla.errors import UnsupportedError, VerificationError
@@ -169,11 +171,81 @@ def run_case(text: str) -> str:
         exe = tt_xla.compile(text)
         try:
             rng = np.random.default_rng(0)
-            outs = exe(*[_input(s, rng) for s in exe.input_specs])
-            for o in outs:
-                np.asarray(o)
+            args = [_input(s, rng, edges) for s in exe.input_specs]
+            outs = [np.asarray(o) for o in exe(*args)]
         finally:
             tt_xla.client().clear_cache()  # one executable per case: do not keep them all
+        if results is not None:
+            results.extend([args, outs])
         return "ok"
     except (ParseError, VerificationError, UnsupportedError, DeviceError) as e:
         return type(e).__name__
+
+
+def xla_reference(text: str, args: list[np.ndarray] | None) -> tuple[bool, object]:
+    """The oracle: XLA:CPU (through jaxlib, whose MLIR verifier is the StableHLO one) compiles
+    `text` and, given `args`, runs it. Returns (accepted, outputs or the error message).
+    Uses jaxlib's backend directly (no public API compiles MLIR text): for fuzzing only."""
+    import jax
+    from jax._src import compiler, xla_bridge
+
+    jax.config.update("jax_enable_x64", True)  # f64/i64 inputs stay 64-bit
+    backend = xla_bridge.get_backend("cpu")
+    try:
+        # jax.jit's own options (plain CompileOptions differ: e.g. NaN-dropping fast min/max)
+        options = compiler.get_compile_options(num_replicas=1, num_partitions=1)
+        exe = backend.compile_and_load(text, backend.devices()[:1], options)
+    except Exception as e:  # noqa: BLE001 (any refusal is the verdict)
+        return False, str(e).split("\n")[0][:200]
+    if args is None:
+        return True, None
+    return True, [np.asarray(o) for o in exe.execute([jax.device_put(a) for a in args])]
+
+
+SYNTAX_GAPS = ("expects different type than prior uses", "literal for a floating",
+               "integer constant out of range", "invalid dimension", "expected ','")
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind in "biu":
+        return bool((a == b).all())
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    tol = 1e-3 if a.dtype.itemsize >= 4 else 5e-2
+    return bool(np.allclose(x, y, rtol=tol, atol=tol, equal_nan=True))
+
+
+def check_case(text: str) -> tuple[str, str]:
+    """run_case plus the XLA:CPU oracle. The verdict is 'agree', or one of: 'verifier gap'
+    (we ran what StableHLO's verifier rejects), 'syntax gap' (the same, for text MLIR's parser
+    refuses and ours reads), 'false reject' (we refused as invalid what it accepts),
+    'mismatch' (both ran, results differ; 'on edge values' when finite inputs agree), 'not
+    supported' (we refuse, XLA runs it)."""
+    got: list = []
+    outcome = run_case(text, got)
+    if outcome not in ("ok", "VerificationError"):
+        accepted, _ = xla_reference(text, None)
+        return outcome, "not supported" if accepted and outcome != "compiled" else "agree"
+    accepted, ref = xla_reference(text, got[0] if got else None)
+    if outcome == "VerificationError":
+        return outcome, "false reject" if accepted else "agree"
+    if not accepted:
+        # MLIR checks a use's written type against the value's at parse time; our parser
+        # reads only the value's (the verifier re-derives each result from it), and it takes
+        # integer literals for float constants, and out of range for their type: syntax, not
+        # meaning (the parser's to fix; the program we run is the one the values describe).
+        syntax = any(m in ref for m in SYNTAX_GAPS)
+        return outcome, f"{'syntax gap' if syntax else 'verifier gap'}: {ref}"
+    if _agree(got[1], ref):
+        return outcome, "agree"
+    # XLA:CPU's own NaN handling varies with shape (a max-reduction over (33, 16, 16) drops
+    # NaN, over (2, 16, 16) keeps it): tell mismatches that need edge values apart.
+    got = []
+    run_case(text, got, edges=False)
+    _, ref = xla_reference(text, got[0])
+    return outcome, "mismatch on edge values" if _agree(got[1], ref) else "mismatch"
+
+
+def _agree(ours: list[np.ndarray], ref: list[np.ndarray]) -> bool:
+    return len(ref) == len(ours) and all(_close(a, b) for a, b in zip(ours, ref))

@@ -21,7 +21,7 @@ _N = int(os.environ.get("TT_XLA_FUZZ_EXAMPLES", "0"))
 _RANDOM = bool(os.environ.get("TT_XLA_FUZZ_RANDOM"))
 
 
-@settings(max_examples=_N or 60, deadline=None, derandomize=not _RANDOM, database=None,
+@settings(max_examples=_N or 50, deadline=None, derandomize=not _RANDOM, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(mutations.SEEDS), seed=st.integers(0, 2**32 - 1))
 def test_mutant_ends_in_a_result_or_a_clear_error(name, seed):

@@ -9,7 +9,9 @@ error (ParseError, VerificationError, UnsupportedError, DeviceError); anything e
 
 prints a summary by outcome; --out gets one JSON line per bug (replay one with --replay NAME:SEED,
 which prints the mutant and runs it in this process; rerun them all with --cases-from FILE). --timeout bounds one case (seconds).
-With TT_XLA_FUZZ_NO_VERIFY=1 the workers skip the verifier: a measurement of what it stops
+With --oracle each case is also given to XLA:CPU (jaxlib, the StableHLO verifier) and the
+results compared: a program it rejects that we ran, a program it accepts that we called
+invalid, or different numbers are bugs too (mutations.check_case). With TT_XLA_FUZZ_NO_VERIFY=1 the workers skip the verifier: a measurement of what it stops
 (invalid programs then reach the compiler and the device), never a way to run programs.
 """
 from __future__ import annotations
@@ -31,8 +33,9 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 import mutations  # noqa: E402
 
 
-def worker() -> None:
-    """Reads `name seed` lines, answers one JSON line each: the outcome, or the raw exception."""
+def worker(oracle: bool) -> None:
+    """Reads `name seed` lines, answers one JSON line each: the outcome, or the raw exception,
+    and with `oracle` the verdict of comparing with XLA:CPU (mutations.check_case)."""
     limit = int(os.environ.get("TT_XLA_FUZZ_MEMORY", str(6 << 30)))  # a huge allocation fails
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     if os.environ.get("TT_XLA_FUZZ_NO_VERIFY"):  # measures what the verifier stops (see --help)
@@ -40,24 +43,31 @@ def worker() -> None:
         tt_xla.compiler.verify = lambda module: None
     for line in sys.stdin:
         name, seed = line.split()
+        verdict = ""
         try:
-            outcome, detail = mutations.run_case(mutations.mutant(name, int(seed))), ""
+            text = mutations.mutant(name, int(seed))
+            if oracle:
+                outcome, verdict = mutations.check_case(text)
+            else:
+                outcome = mutations.run_case(text)
+            detail = ""
         except Exception as e:  # the bug this tool looks for: report it, keep going
             tb = traceback.extract_tb(e.__traceback__)
             where = next((f"{os.path.basename(f.filename)}:{f.lineno}" for f in reversed(tb)
                           if "tt_xla" in f.filename), "?")
             outcome, detail = f"raw {type(e).__name__} at {where}", str(e)[:300]
-        print(json.dumps({"outcome": outcome, "detail": detail}), flush=True)
+        print(json.dumps({"outcome": outcome, "detail": detail, "verdict": verdict}), flush=True)
 
 
 class Pool:
     """One worker subprocess, restarted after a crash or a hang."""
 
-    def __init__(self, timeout: float):
-        self.timeout, self.proc = timeout, None
+    def __init__(self, timeout: float, oracle: bool):
+        self.timeout, self.proc, self.oracle = timeout, None, oracle
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker"],
+        flags = ["--worker"] + (["--oracle"] if self.oracle else [])
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), *flags],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def run(self, name: str, seed: int) -> dict:
@@ -88,18 +98,20 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--out", default=None, help="JSON lines, one per bug found")
     ap.add_argument("--replay", default=None, help="NAME:SEED, run in this process")
+    ap.add_argument("--oracle", action="store_true",
+                    help="also compile (and run) each case with XLA:CPU through jaxlib and compare")
     ap.add_argument("--cases-from", default=None,
                     help="run the cases of an --out file again (e.g. after a fix) instead of new ones")
     args = ap.parse_args()
     if args.worker:
-        return worker()
+        return worker(args.oracle)
     if args.replay:
         name, seed = args.replay.split(":")
         text = mutations.mutant(name, int(seed))
         print(text)
-        print(mutations.run_case(text))
+        print(mutations.check_case(text) if args.oracle else mutations.run_case(text))
         return
-    pool, counts = Pool(args.timeout), collections.Counter()
+    pool, counts, verdicts = Pool(args.timeout, args.oracle), collections.Counter(), collections.Counter()
     out = open(args.out, "a") if args.out else None
     t0 = time.time()
     if args.cases_from:
@@ -113,18 +125,26 @@ def main() -> None:
         r = pool.run(name, seed)
         kind = r["outcome"]
         counts[kind.split(" (")[0] if kind.startswith("crash") else kind] += 1
-        bug = kind not in ("ok", "compiled") and kind not in mutations.CLEAR
+        verdict = r.get("verdict", "").split(":")[0]
+        if verdict:
+            verdicts[verdict] += 1
+        bug = (kind not in ("ok", "compiled") and kind not in mutations.CLEAR) or \
+            verdict in ("verifier gap", "false reject", "mismatch")
         if bug and out:
             out.write(json.dumps({"case": f"{name}:{seed}", **r}) + "\n")
             out.flush()
         if bug:
-            print(f"{name}:{seed}: {kind}: {r['detail'][:200]}", file=sys.stderr, flush=True)
+            print(f"{name}:{seed}: {kind}: {r['detail'][:200]} {r.get('verdict', '')[:200]}",
+                  file=sys.stderr, flush=True)
         if (k + 1) % 500 == 0:
             print(f"[{k + 1} cases, {time.time() - t0:.0f} s] {dict(counts)}", file=sys.stderr, flush=True)
     if pool.proc is not None:
         pool.proc.stdin.close()
         pool.proc.wait()
-    print(json.dumps({"cases": len(cases), "outcomes": dict(counts)}, indent=1))
+    summary = {"cases": len(cases), "outcomes": dict(counts)}
+    if args.oracle:
+        summary["xla_verdicts"] = dict(verdicts)
+    print(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":
