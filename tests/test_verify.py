@@ -158,6 +158,11 @@ CASES = [
          "window = {} {batch_group_count = 1 : i64, feature_group_count = 0 : i64} : "
          "(tensor<1x8x8x3xf32>, tensor<3x3x3x4xf32>) -> tensor<1x6x6x4xf32>", "tensor<1x6x6x4xf32>"),
      "stablehlo.convolution", "feature_group_count [0] must be positive"),
+    ("attribute_past_64_bits",
+     one("%arg0: tensor<4xf32>, %arg1: tensor<f32>", "stablehlo.pad %arg0, %arg1, "
+         "low = [-18446744073709551616], high = [18446744073709551616], interior = [0] : "
+         "(tensor<4xf32>, tensor<f32>) -> tensor<4xf32>", "tensor<4xf32>"),
+     "stablehlo.pad", "'edge_padding_low' = -18446744073709551616 does not fit in 64 bits"),
     ("iota_dimension_out_of_range",
      one("", "stablehlo.iota dim = 3 : tensor<4x4xi32>", "tensor<4x4xi32>"),
      "stablehlo.iota", "iota_dimension 3 is out of range"),

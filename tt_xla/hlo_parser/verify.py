@@ -26,6 +26,7 @@ from . import ir
 # The parser and compiler do not load the runtime, so the figure is repeated here.
 DRAM_BYTES = 12 << 30
 
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 _INT = re.compile(r"(?:ui|si|i)(\d+)")
 _FLOAT = re.compile(r"f16|bf16|f32|f64|tf32|f8E\w+|f6E\w+|f4E\w+")
 _COMPLEX = {"complex<f32>": 8, "complex<f64>": 16}
@@ -188,6 +189,8 @@ class _Verifier:
                                 f"must end with {terminator}, not {op.name}")
             for k, r in enumerate(op.results):  # operands were checked where they were defined
                 self._type(r.type, f"result #{k}")
+            for name, value in op.attributes.items():
+                self._int64(name, value)
             self._op(op)
             self.op, self.opname, self.loc = op, op.name, self._at(op.loc, self.fn)
             # Regions of other dialects' ops may end in their own terminators.
@@ -212,6 +215,21 @@ class _Verifier:
         if n > DRAM_BYTES:
             raise self.fail(f"{what} {t} needs {n:,} bytes, more than the device's "
                             f"{DRAM_BYTES:,}-byte DRAM")
+
+    def _int64(self, name: str, v: Any) -> None:
+        """Integer attributes are 64-bit in StableHLO (dims, strides, padding, counts): a
+        bigger one is invalid, and would overflow the C the compiler writes."""
+        if isinstance(v, ir.IntegerAttr):
+            v = v.value
+        if isinstance(v, int) and not isinstance(v, bool):
+            if not _I64_MIN <= v <= _I64_MAX:
+                raise self.fail(f"attribute '{name}' = {v} does not fit in 64 bits")
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                self._int64(name, x)
+        elif isinstance(v, ir.StructAttr):
+            for k, x in v.fields.items():
+                self._int64(k, x)
 
     def tensor(self, v: ir.Value | Any, what: str) -> ir.TensorType:
         t = v.type if isinstance(v, ir.Value) else v
