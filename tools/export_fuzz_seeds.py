@@ -93,6 +93,17 @@ def control(x, i):  # ops the compiler does not support yet: verified, then refu
         lax.cond(i[0] > 0, lambda a: a + 1, lambda a: a - 1, x)
 
 
+def control2(x, i, key):  # more ops not compiled yet: their verifier rules meet XLA's
+    pool = lambda a: lax.reduce_window(a, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+    g = jax.grad(lambda a: pool(a).sum())(x)  # select_and_scatter
+    bits = jax.random.bits(jax.random.wrap_key_data(key, impl="rbg"), (3,))  # rng_bit_generator
+    flat = x.reshape(-1)
+    upd = lax.dynamic_update_slice(flat, jnp.ones(3, flat.dtype), (i[0],))
+    order = jnp.argsort(flat[:8])  # a sort of two operands
+    rows = jax.vmap(lambda r, j: r[j])(x.reshape(4, -1), i % 4)  # gather with batching dims
+    return g, bits, upd, order, rows, lax.cond(i[1] > 0, jnp.sin, jnp.cos, flat)
+
+
 SEEDS = {
     "mlp": (mlp, [(4, 32), (32, 64), (64,), (64, 8)], [np.float32] * 4),
     "conv": (conv, [(1, 8, 8, 3), (3, 3, 3, 4)], [np.float32] * 2),
@@ -105,6 +116,7 @@ SEEDS = {
     "dots": (dots, [(3, 4, 33), (3, 2, 33), (33,)], [np.float32] * 3),
     "grad_step": (grad_step, [{"a": (16, 32), "b": (32, 10)}, (8, 16), (8, 10)], None),
     "dtypes": (dtypes, [(5, 3), (5, 3), (5, 3)], [np.float16, np.uint8, np.bool_]),
+    "control2": (control2, [(1, 4, 4, 2), (4,), (4,)], [np.float32, np.int32, np.uint32]),
     "control": (control, [(5, 4), (2,)], [np.float32, np.int32]),
 }
 

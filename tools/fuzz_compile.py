@@ -98,6 +98,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--out", default=None, help="JSON lines, one per bug found")
     ap.add_argument("--replay", default=None, help="NAME:SEED, run in this process")
+    ap.add_argument("--seeds", default=None, help="comma-separated seed modules (default: all)")
     ap.add_argument("--oracle", action="store_true",
                     help="also compile (and run) each case with XLA:CPU through jaxlib and compare")
     ap.add_argument("--cases-from", default=None,
@@ -119,8 +120,8 @@ def main() -> None:
             cases = [json.loads(line)["case"].split(":") for line in f if line.strip()]
         cases = [(name, int(seed)) for name, seed in cases]
     else:
-        cases = [(mutations.SEEDS[s % len(mutations.SEEDS)], s)
-                 for s in range(args.start, args.start + args.cases)]
+        names = args.seeds.split(",") if args.seeds else mutations.SEEDS
+        cases = [(names[s % len(names)], s) for s in range(args.start, args.start + args.cases)]
     for k, (name, seed) in enumerate(cases):
         r = pool.run(name, seed)
         kind = r["outcome"]

@@ -329,6 +329,8 @@ class _Verifier:
         if v is None:
             return ((0, 0),) * rank
         flat = self.as_ints(v, "padding")
+        if isinstance(v, ir.DenseElements) and v.type.element != "i64":
+            raise self.fail(f"padding must hold i64, got {v.type}")
         shape = tuple(v.values.shape) if isinstance(v, ir.DenseElements) else (len(flat) // 2, 2)
         if len(flat) != 2 * rank or (shape != (rank, 2) and not (rank == 0 and len(flat) == 0)):
             raise self.fail(f"padding must have shape [{rank}, 2], got {list(shape)}")
