@@ -192,7 +192,7 @@ def xla_reference(text: str, args: list[np.ndarray] | None) -> tuple[bool, objec
     jax.config.update("jax_enable_x64", True)  # f64/i64 inputs stay 64-bit
     backend = xla_bridge.get_backend("cpu")
     try:
-        # jax.jit's own options (plain CompileOptions differ: e.g. NaN-dropping fast min/max)
+        # jax.jit's own options: the oracle is what jax.jit would do with this text
         options = compiler.get_compile_options(num_replicas=1, num_partitions=1)
         exe = backend.compile_and_load(text, backend.devices()[:1], options)
     except Exception as e:  # noqa: BLE001 (any refusal is the verdict)
