@@ -292,12 +292,12 @@ def test_splat_constant_bigger_than_dram():
 
 def test_callee_error_points_at_the_call_site():
     """Ops inside a private function carry only a name: the error names the user's call line."""
-    text = (f'func.func public @main(%arg0: tensor<4xf32>) -> tensor<4xf32> {{\n'
-            f'  %0 = call @f(%arg0) : (tensor<4xf32>) -> tensor<4xf32> loc("user.py":12:5)\n'
-            f'  return %0 : tensor<4xf32>\n}}\n'
-            f'func.func private @f(%arg0: tensor<4xf32>) -> tensor<4xf32> {{\n'
-            f'  %0 = stablehlo.transpose %arg0, dims = [1] : (tensor<4xf32>) -> tensor<4xf32> loc("f/transpose")\n'
-            f'  return %0 : tensor<4xf32>\n}}\n')
+    text = ('func.func public @main(%arg0: tensor<4xf32>) -> tensor<4xf32> {\n'
+            '  %0 = call @f(%arg0) : (tensor<4xf32>) -> tensor<4xf32> loc("user.py":12:5)\n'
+            '  return %0 : tensor<4xf32>\n}\n'
+            'func.func private @f(%arg0: tensor<4xf32>) -> tensor<4xf32> {\n'
+            '  %0 = stablehlo.transpose %arg0, dims = [1] : (tensor<4xf32>) -> tensor<4xf32> loc("f/transpose")\n'
+            '  return %0 : tensor<4xf32>\n}\n')
     with pytest.raises(VerificationError, match=r"transpose: .*permutation.*user.py:12:5 \(f/transpose\)"):
         compile_text(text)
 
