@@ -80,6 +80,9 @@ CASES = [
     ("subtract_on_booleans",
      one("%arg0: tensor<4xi1>", "stablehlo.subtract %arg0, %arg0 : tensor<4xi1>", "tensor<4xi1>"),
      "stablehlo.subtract", "operands may not be boolean"),
+    ("bitwise_on_floats",
+     one("%arg0: tensor<4xf32>", "stablehlo.or %arg0, %arg0 : tensor<4xf32>", "tensor<4xf32>"),
+     "stablehlo.or", "operands must be integers or booleans"),
     ("broadcast_dims_out_of_range",
      one("%arg0: tensor<3xf32>", "stablehlo.broadcast_in_dim %arg0, dims = [2] : "
          "(tensor<3xf32>) -> tensor<2x3xf32>", "tensor<2x3xf32>"),

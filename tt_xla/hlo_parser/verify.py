@@ -45,6 +45,8 @@ _BINARY = {"add", "subtract", "multiply", "divide", "remainder", "maximum", "min
            "atan2", "complex"}
 # Ops whose spec operands are integers (or floats) but never booleans: the op table's "int"
 # includes i1, and XLA's verifier refuses these on i1.
+# Bitwise ops take integers or booleans only (a float has no C bitwise operators either).
+_BITWISE = {"and", "or", "xor", "not"}
 _NOT_BOOL = {"subtract", "divide", "remainder", "power", "abs", "negate", "sign", "popcnt",
              "count_leading_zeros", "shift_left", "shift_right_arithmetic", "shift_right_logical"}
 _RETURNS = ("stablehlo.return", "mhlo.return")
@@ -406,6 +408,8 @@ class _Verifier:
         e = x.element
         if name in _NOT_BOOL and _is_bool(e):
             raise self.fail(f"operands may not be boolean (i1): {x}")
+        if name in _BITWISE and not (_is_int(e) or _is_bool(e)):
+            raise self.fail(f"operands must be integers or booleans: {x}")
         if name == "is_finite":
             return self.expect_type(out, x.shape, "i1")
         if name in ("real", "imag") or (name == "abs" and _is_complex(e)):
