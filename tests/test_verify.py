@@ -331,3 +331,15 @@ def test_reduce_body_capturing_an_outer_value_is_unsupported():
 def test_module_without_an_entry_function(text):
     with pytest.raises(VerificationError, match="builtin.module: module has no unique public entry"):
         compile_text(text)
+
+
+def test_boolean_products_are_unsupported():
+    """Valid StableHLO (an OR of ANDs), but the matrix engine sums: refused, not miscomputed
+    (found by the fuzzer's XLA oracle: a conv of i1 gave 2 and 4 where XLA gives 1)."""
+    text = ("func.func public @main(%arg0: tensor<2x3xi1>, %arg1: tensor<3x2xi1>) -> tensor<2x2xi1> {\n"
+            "  %0 = stablehlo.dot_general %arg0, %arg1, contracting_dims = [1] x [0] : "
+            "(tensor<2x3xi1>, tensor<3x2xi1>) -> tensor<2x2xi1>\n  return %0 : tensor<2x2xi1>\n}\n")
+    verify(parse_module(text))
+    with pytest.raises(tt_xla.errors.UnsupportedError, match="dot_general of booleans"):
+        compile_text(text)
+
