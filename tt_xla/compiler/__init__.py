@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..hlo_parser import ir, parse_module
-from ..hlo_parser.verify import verify
 from .codegen import PRELUDE, Generator, KernelCode
 
 from .decompose import decompose
@@ -21,6 +20,7 @@ from .memory import Storage, plan_memory
 from .program import CompiledProgram, KernelInfo, TensorSpec, part
 from .schedule import schedule
 from .simplify import simplify
+from ..hlo_parser.verify import verify
 
 KERNEL_ATTR = '__attribute__((visibility("hidden"))) '  # kernels link across parts
 

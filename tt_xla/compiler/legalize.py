@@ -22,7 +22,6 @@ UNARY = {"negate": "neg", "abs": "abs", "sqrt": "sqrt", "rsqrt": "rsqrt", "floor
          "exponential": "exp", "exponential_minus_one": "expm1", "log": "log",
          "log_plus_one": "log1p", "tanh": "tanh", "logistic": "logistic", "sine": "sin",
          "cosine": "cos", "tan": "tan", "cbrt": "cbrt", "erf": "erf"}
-PRODUCTS = {"dot_general", "dot", "convolution"}
 SUPPORTED_TYPES = {"i1", "i8", "i16", "i32", "i64", "ui8", "ui16", "ui32", "ui64",
                    "f16", "bf16", "f32", "f64"}
 
@@ -59,7 +58,7 @@ class Legalizer:
                 handler = getattr(Legalizer, "_" + name, None)
         if handler is None:
             raise UnsupportedError("operation is not supported by tt-xla", op.name, op.loc)
-        if name in PRODUCTS and any(getattr(v.type, "element", None) == "i1" for v in op.operands):
+        if name in ("dot_general", "dot", "convolution") and any(getattr(v.type, "element", None) == "i1" for v in op.operands):
             # A boolean product is an OR of ANDs; the matrix engine would sum them.
             raise UnsupportedError(f"{name} of booleans (i1)", op.name, op.loc)
         for r in op.results:  # every result must be a tensor of a supported element type
