@@ -23,6 +23,7 @@ from .memory import Storage, plan_memory
 from .program import DEFAULT_SRAM_PER_CORE, CompiledProgram, KernelInfo, TensorSpec, part
 from .schedule import schedule
 from .simplify import simplify
+from ..hlo_parser.verify import verify
 
 KERNEL_ATTR = '__attribute__((visibility("hidden"))) '  # kernels link across parts
 
@@ -30,7 +31,9 @@ __all__ = ["compile_module", "compile_text", "CompiledProgram", "KernelInfo", "T
 
 
 def optimize(module: ir.Module) -> Graph:
-    """The graph-level passes: what fusion and codegen see."""
+    """The graph-level passes: what fusion and codegen see. The module is verified first, so
+    no pass (and no generated kernel) ever sees a program that breaks a StableHLO rule."""
+    verify(module)
     graph = legalize(inline_calls(module))
     graph = simplify(graph)
     graph = decompose(graph)

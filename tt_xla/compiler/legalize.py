@@ -53,6 +53,9 @@ class Legalizer:
                 handler = getattr(Legalizer, "_" + name, None)
         if handler is None:
             raise UnsupportedError("operation is not supported by tt-xla", op.name, op.loc)
+        if name in ("dot_general", "dot", "convolution") and any(getattr(v.type, "element", None) == "i1" for v in op.operands):
+            # A boolean product is an OR of ANDs; the matrix engine would sum them.
+            raise UnsupportedError(f"{name} of booleans (i1)", op.name, op.loc)
         for r in op.results:  # every result must be a tensor of a supported element type
             _tensor(r.type, op.name, op.loc)
         results = handler(self, op)
@@ -224,6 +227,10 @@ class Legalizer:
             body.env[id(a)] = p
         outs: list[Node] = []
         for bop in block.ops:
+            if any(id(v) not in body.env for v in bop.operands):
+                # Valid StableHLO (regions may capture), but a body here is a scalar function
+                # of its arguments alone.
+                raise UnsupportedError("a reduce body using a value defined outside it", op.name, op.loc)
             if bop.name in ("stablehlo.return", "func.return", "mhlo.return"):
                 outs = [body.value(v) for v in bop.operands]
                 break
