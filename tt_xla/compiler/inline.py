@@ -38,8 +38,9 @@ def _inline_body(module: ir.Module, body: ir.Block, env: dict[int, ir.Value],
             for r, v in zip(op.results, results):
                 env[id(r)] = v
             continue
-        # Fresh result values: a callee inlined twice must not define the same Value twice.
-        results = [ir.Value(r.name, r.type) for r in op.results]
+        # Fresh result values: a callee inlined twice must not define the same Value twice. The
+        # entry function's ops keep theirs: regions (a scatter's body) may name them directly.
+        results = list(op.results) if depth == 0 else [ir.Value(r.name, r.type) for r in op.results]
         for r, v in zip(op.results, results):
             env[id(r)] = v
         out.append(ir.Operation(op.name, operands, results, op.attributes, op.regions, _at(op.loc, site)))

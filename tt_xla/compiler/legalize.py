@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
+from . import indexing
 from .graph import BITS, FLOATS, Graph, Node, broadcast, const, ew, np_dtype, transpose
 from .ops import BY_HLO
 
@@ -211,23 +212,7 @@ class Legalizer:
         ins = self._ins(op)
         n = len(ins) // 2
         axes = tuple(sorted(_ints(op.attributes["dimensions"])))
-        block = op.regions[0].blocks[0]
-        # The body is a scalar function of (acc_0..acc_n-1, x_0..x_n-1): legalize it into its own
-        # scalar Graph; codegen emits it as straight-line C.
-        body = Legalizer()
-        params = []
-        for i, a in enumerate(block.args):
-            shape, dt = _tensor(a.type, op.name, op.loc)
-            p = Node("param", [], shape, dt, {"index": i}, op.loc)
-            params.append(p)
-            body.env[id(a)] = p
-        outs: list[Node] = []
-        for bop in block.ops:
-            if bop.name in ("stablehlo.return", "func.return", "mhlo.return"):
-                outs = [body.value(v) for v in bop.operands]
-                break
-            body.op(bop)
-        graph = Graph(params, outs)
+        graph = _region(op, self)
         results = []
         for i in range(n):
             shape, dt = self._result(op, i)
@@ -321,6 +306,55 @@ class Legalizer:
         order = [d["output_batch_dimension"], *d["output_spatial_dimensions"], d["output_feature_dimension"]]
         inv = [order.index(i) for i in range(k + 2)]  # result dim i comes from y's dim inv[i]
         return transpose(y, inv, loc)
+
+
+    # ------------------------------------------------------------------ indexing (indexing.py)
+    def _gather(self, op: ir.Operation) -> Node:
+        x, idx = self._ins(op)
+        shape, _ = self._result(op)
+        return indexing.gather(x, idx, _fields(op.attributes["dimension_numbers"]),
+                               _ints(op.attributes["slice_sizes"]), shape, op.loc)
+
+    def _scatter(self, op: ir.Operation) -> Node:
+        ins = self._ins(op)
+        if len(ins) != 3:
+            raise UnsupportedError("scatter of several operands", op.name, op.loc)
+        return indexing.scatter(*ins, _fields(op.attributes["scatter_dimension_numbers"]), _region(op, self),
+                                op.loc)
+
+    def _dynamic_slice(self, op: ir.Operation) -> Node:
+        x, *starts = self._ins(op)
+        return indexing.dynamic_slice(x, starts, _ints(op.attributes["slice_sizes"]), op.loc)
+
+    def _dynamic_update_slice(self, op: ir.Operation) -> Node:
+        x, upd, *starts = self._ins(op)
+        return indexing.dynamic_update_slice(x, upd, starts, op.loc)
+
+
+def _fields(dn: object) -> dict:
+    return dn.fields if hasattr(dn, "fields") else dn  # type: ignore[return-value]
+
+
+def _region(op: ir.Operation, outer: Legalizer) -> Graph:
+    """An op's scalar region (a reduce's or scatter's body, a function of its block arguments)
+    legalized into its own scalar Graph; the kernels emit it as straight-line code. It may use
+    scalar constants of the enclosing function (jax hoists them out of the region)."""
+    block = op.regions[0].blocks[0]
+    body = Legalizer()
+    body.env = {k: v for k, v in outer.env.items() if v.op == "const" and v.shape == ()}
+    params = []
+    for i, a in enumerate(block.args):
+        shape, dt = _tensor(a.type, op.name, op.loc)
+        p = Node("param", [], shape, dt, {"index": i}, op.loc)
+        params.append(p)
+        body.env[id(a)] = p
+    outs: list[Node] = []
+    for bop in block.ops:
+        if bop.name in ("stablehlo.return", "func.return", "mhlo.return"):
+            outs = [body.value(v) for v in bop.operands]
+            break
+        body.op(bop)
+    return Graph(params, outs)
 
 
 def _reshape(x: Node, shape: tuple[int, ...], loc: object) -> Node:

@@ -85,11 +85,15 @@ def _check_fits(cbs: list[L.CircularBuffer], budget: int, name: str, what: str, 
 
 
 def lower_kernel(k: Kernel, name: str, mat: set[int], sram_budget: int) -> L.LoopKernel:
-    """The kernel's loop IR (its `kind`: 'elementwise' | 'movement' | 'reduce' | 'matmul')."""
+    """The kernel's loop IR (its `kind`: 'elementwise' | 'movement' | 'reduce' | 'matmul' | 'gather' |
+    'scatter')."""
     if k.kind == "dot":
         return lower_dot(mat, k, name, sram_budget)
     if k.kind == "reduce":
         return lower_reduce(mat, k, name, sram_budget)
+    if k.kind in ("gather", "scatter"):
+        from .lower_indexing import LOWER  # (it builds on this module's helpers)
+        return LOWER[k.kind](mat, k, name, sram_budget)
     return lower_loop(mat, k, name, sram_budget)
 
 
