@@ -18,8 +18,9 @@ from .graph import ELEMENTWISE, VIEWS, Graph, Node, scalar_const, toposort, user
 from .ops import cost as op_cost
 
 RECOMPUTE_BUDGET = 64  # extra primitive ops per element accepted to avoid a DRAM round trip
-ALWAYS = {"param", "reduce", "dot", "concat", "pad", "gather", "scatter"}
+ALWAYS = {"param", "reduce", "dot", "concat", "pad", "gather", "scatter", "scan"}
 INDEXED = ("gather", "scatter")  # kernels that address their operands by indices they read (lower_indexing.py)
+OWN_KIND = INDEXED + ("scan",)   # nodes whose kernel kind is their op
 
 
 @dataclass(eq=False)
@@ -169,6 +170,9 @@ def plan(graph: Graph) -> Plan:
             for x in n.inputs:
                 if x.op in VIEWS:
                     ensure(x)
+        elif n.op == "scan":  # the scan kernel walks its operand row-major
+            ensure(n.inputs[0])
+            mat.add(n.inputs[0].id)
         elif n.op in INDEXED:
             # read through their accesses (any strides); scatter's operand is only copied into
             # the result by a loop kernel, so it may be a broadcast constant
@@ -207,7 +211,7 @@ def plan(graph: Graph) -> Plan:
         if n.id not in mat or is_data(n):
             continue
         whole = base_access(n) if n.op != "iota" else Access(n, 0, row_major(n.shape))
-        if n.op in ("reduce", "dot", "gather"):
+        if n.op in ("reduce", "dot", "gather", "scan"):
             kernels.append(Kernel(n.op, n, n.shape, whole))
         elif n.op == "scatter":  # the operand copied into the result, then the updates applied in place
             kernels.append(Kernel("loop", n.inputs[0], n.shape, whole))
@@ -241,7 +245,7 @@ def reads(k: Kernel, mat: set[int]) -> list[Node]:
             out[n.id] = n
         elif n.op in VIEWS:
             walk(n.inputs[0], False)
-        elif n.op in ELEMENTWISE or n.op in ("reduce", "dot") or n.op in INDEXED:
+        elif n.op in ELEMENTWISE or n.op in ("reduce", "dot") or n.op in OWN_KIND:
             for i in n.inputs:
                 walk(i, False)
     walk(k.root, k.root is k.dest.src or k.root.op in VIEWS or k.epilogue is not None)

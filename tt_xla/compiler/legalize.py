@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
-from . import indexing
+from . import indexing, windows
 from .graph import BITS, FLOATS, Graph, Node, broadcast, const, ew, np_dtype, transpose
 from .ops import BY_HLO
 
@@ -330,16 +330,40 @@ class Legalizer:
         x, upd, *starts = self._ins(op)
         return indexing.dynamic_update_slice(x, upd, starts, op.loc)
 
+    # ------------------------------------------------------------------ windows (windows.py)
+    def _window_attrs(self, op: ir.Operation, rank: int) -> tuple:
+        a = op.attributes
+        wd = _ints(a["window_dimensions"])
+        st = _ints(a["window_strides"]) if "window_strides" in a else (1,) * rank
+        bd = _ints(a["base_dilations"]) if "base_dilations" in a else (1,) * rank
+        wdil = _ints(a["window_dilations"]) if "window_dilations" in a else (1,) * rank
+        pad = np.asarray(a["padding"].values, dtype=np.int64).reshape(rank, 2) if "padding" in a else \
+            np.zeros((rank, 2), np.int64)
+        return wd, st, bd, wdil, pad
+
+    def _reduce_window(self, op: ir.Operation) -> list[Node]:
+        ins = self._ins(op)
+        n = len(ins) // 2
+        wd, st, bd, wdil, pad = self._window_attrs(op, len(ins[0].shape))
+        shapes = [self._result(op, i)[0] for i in range(n)]
+        return windows.reduce_window(ins[:n], ins[n:], _region(op, self), shapes, wd, st, bd, wdil, pad, op.loc)
+
+    def _select_and_scatter(self, op: ir.Operation) -> Node:
+        x, source, init = self._ins(op)
+        wd, st, _, _, pad = self._window_attrs(op, len(x.shape))
+        return windows.select_and_scatter(x, source, init, _region(op, self, 0), _region(op, self, 1), wd, st, pad,
+                                          op.loc)
+
 
 def _fields(dn: object) -> dict:
     return dn.fields if hasattr(dn, "fields") else dn  # type: ignore[return-value]
 
 
-def _region(op: ir.Operation, outer: Legalizer) -> Graph:
+def _region(op: ir.Operation, outer: Legalizer, which: int = 0) -> Graph:
     """An op's scalar region (a reduce's or scatter's body, a function of its block arguments)
     legalized into its own scalar Graph; the kernels emit it as straight-line code. It may use
     scalar constants of the enclosing function (jax hoists them out of the region)."""
-    block = op.regions[0].blocks[0]
+    block = op.regions[which].blocks[0]
     body = Legalizer()
     body.env = {k: v for k, v in outer.env.items() if v.op == "const" and v.shape == ()}
     params = []

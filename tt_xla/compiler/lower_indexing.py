@@ -21,10 +21,10 @@ import numpy as np
 
 from . import loopir as L
 from .access import collapse, row_major
-from .codegen import CTYPE, VTYPE, literal, load_expr, store_expr
+from .codegen import CTYPE, VTYPE, load_expr, store_expr
 from .fuse import Kernel, access_of
 from .graph import Node, itemsize
-from .lower import CHUNK, MIN_BLOCK, IREmitter, _base, _check_fits, _decode
+from .lower import CHUNK, MIN_BLOCK, IREmitter, _base, _check_fits, _decode, region_names
 
 SCATTER_ITEMS = 16  # column strips of a scatter whose window has free columns (enough to spread over cores)
 
@@ -217,8 +217,7 @@ def lower_scatter(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Lo
     region = n.attrs["body"]
     em = IREmitter(set(), {}, {}, {}, body)
     em.prefix = "bod"
-    em.names.update({region.params[0].id: "x_", region.params[1].id: "u_"})
-    em.names.update({c.id: literal(c.attrs["value"], c.dtype) for c in region.nodes() if c.op == "const"})
+    em.names.update(region_names(region, ["x_", "u_"]))
     val = em.value(region.outputs[0])
     body += [L.Store("out", "j", store_expr(n.dtype, val)), L.End(),
              L.CbPop(cbu), L.CbPop(cbr), L.CbPush(cbo), L.CbWait(cbo, "res"),
