@@ -18,8 +18,8 @@ from .graph import ELEMENTWISE, VIEWS, Graph, Node, scalar_const, toposort, user
 from .ops import cost as op_cost
 
 RECOMPUTE_BUDGET = 64  # extra primitive ops per element accepted to avoid a DRAM round trip
-ALWAYS = {"param", "reduce", "dot", "concat", "pad", "gather", "scatter", "scan"}
-INDEXED = ("gather", "scatter")  # kernels that address their operands by indices they read (lower_indexing.py)
+ALWAYS = {"param", "reduce", "dot", "concat", "pad", "gather", "scatter", "scan", "sort"}
+INDEXED = ("gather", "scatter", "sort")  # kernels that address their operands by indices they compute
 OWN_KIND = INDEXED + ("scan",)   # nodes whose kernel kind is their op
 
 
@@ -59,6 +59,14 @@ def access_of(n: Node, mat: set[int]) -> Access | None:
         a = access_of(n.inputs[0], mat)
         return None if a is None else apply_view(n, a)
     return None
+
+
+def read_access(n: Node, mat: set[int]) -> Access | None:
+    """access_of, except that a stored iota is read from its storage (row-major), not
+    recomputed: for kernels that DMA their operands (gather, scatter, sort, scan)."""
+    if n.op == "iota" and n.id in mat:
+        return Access(n, 0, row_major(n.shape))
+    return access_of(n, mat)
 
 
 def dot_groups(n: Node) -> list[list[list[int]]]:
@@ -211,7 +219,7 @@ def plan(graph: Graph) -> Plan:
         if n.id not in mat or is_data(n):
             continue
         whole = base_access(n) if n.op != "iota" else Access(n, 0, row_major(n.shape))
-        if n.op in ("reduce", "dot", "gather", "scan"):
+        if n.op in ("reduce", "dot", "gather", "scan", "sort"):
             kernels.append(Kernel(n.op, n, n.shape, whole))
         elif n.op == "scatter":  # the operand copied into the result, then the updates applied in place
             kernels.append(Kernel("loop", n.inputs[0], n.shape, whole))

@@ -330,6 +330,36 @@ class Legalizer:
         x, upd, *starts = self._ins(op)
         return indexing.dynamic_update_slice(x, upd, starts, op.loc)
 
+    def _sort(self, op: ir.Operation) -> list[Node]:
+        """One `sort` node per result (each kernel sorts the row's permutation and writes its
+        operand; results nobody reads are never computed). Sorting is always stable."""
+        ins = self._ins(op)
+        dim = int(_int(op.attributes.get("dimension", -1)))
+        dim = dim % len(ins[0].shape) if ins[0].shape else 0
+        body = _region(op, self)
+        if not ins[0].shape:
+            return ins
+        return [Node("sort", list(ins), x.shape, x.dtype, {"dim": dim, "index": i, "body": body}, op.loc)
+                for i, x in enumerate(ins)]
+
+    def _top_k(self, op: ir.Operation) -> list[Node]:
+        """chlo.top_k: a stable sort of (x, its positions) along the last dim by value, greatest
+        first (total order: NaN above +inf, +0 above -0), and the first k of each row."""
+        (x,) = self._ins(op)
+        k = int(_int(op.attributes["k"]))
+        (vshape, _), (ishape, idt) = self._result(op, 0), self._result(op, 1)
+        last = len(x.shape) - 1
+        pos = Node("iota", [], x.shape, idt, {"dim": last}, op.loc)
+        a, b, ia, ib = (Node("param", [], (), dt, {"index": i}, op.loc) for i, dt in enumerate((x.dtype, x.dtype, idt, idt)))
+        gt = Node("cmp", [a, b], (), "i1", {"dir": "GT", "total": x.dtype in FLOATS}, op.loc)
+        body = Graph([a, b, ia, ib], [gt])
+        out = []
+        for i, (src, shape) in enumerate(((x, vshape), (pos, ishape))):
+            s = Node("sort", [x, pos], x.shape, src.dtype, {"dim": last, "index": i, "body": body}, op.loc)
+            out.append(s if shape == x.shape else Node("slice", [s], shape, src.dtype,
+                                                       {"start": (0,) * len(shape), "strides": (1,) * len(shape)}, op.loc))
+        return out
+
     # ------------------------------------------------------------------ windows (windows.py)
     def _window_attrs(self, op: ir.Operation, rank: int) -> tuple:
         a = op.attributes
@@ -373,11 +403,15 @@ def _region(op: ir.Operation, outer: Legalizer, which: int = 0) -> Graph:
         params.append(p)
         body.env[id(a)] = p
     outs: list[Node] = []
-    for bop in block.ops:
-        if bop.name in ("stablehlo.return", "func.return", "mhlo.return"):
-            outs = [body.value(v) for v in bop.operands]
-            break
-        body.op(bop)
+    try:
+        for bop in block.ops:
+            if bop.name in ("stablehlo.return", "func.return", "mhlo.return"):
+                outs = [body.value(v) for v in bop.operands]
+                break
+            body.op(bop)
+    except KeyError:
+        raise UnsupportedError("a region that uses a value of the function around it (other than a "
+                               "scalar constant)", op.name, op.loc) from None
     return Graph(params, outs)
 
 

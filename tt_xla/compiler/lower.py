@@ -86,7 +86,7 @@ def _check_fits(cbs: list[L.CircularBuffer], budget: int, name: str, what: str, 
 
 def lower_kernel(k: Kernel, name: str, mat: set[int], sram_budget: int) -> L.LoopKernel:
     """The kernel's loop IR (its `kind`: 'elementwise' | 'movement' | 'reduce' | 'matmul' | 'gather' |
-    'scatter' | 'scan')."""
+    'scatter' | 'scan' | 'sort')."""
     if k.kind == "dot":
         return lower_dot(mat, k, name, sram_budget)
     if k.kind == "reduce":
@@ -97,6 +97,9 @@ def lower_kernel(k: Kernel, name: str, mat: set[int], sram_budget: int) -> L.Loo
     if k.kind == "scan":
         from .lower_scan import lower_scan
         return lower_scan(mat, k, name, sram_budget)
+    if k.kind == "sort":
+        from .lower_sort import lower_sort
+        return lower_sort(mat, k, name, sram_budget)
     return lower_loop(mat, k, name, sram_budget)
 
 

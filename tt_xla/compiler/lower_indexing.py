@@ -22,7 +22,7 @@ import numpy as np
 from . import loopir as L
 from .access import collapse, row_major
 from .codegen import CTYPE, VTYPE, load_expr, store_expr
-from .fuse import Kernel, access_of
+from .fuse import Kernel, read_access
 from .graph import Node, itemsize
 from .lower import CHUNK, MIN_BLOCK, IREmitter, _base, _check_fits, _decode, region_names
 
@@ -55,7 +55,7 @@ def _index_block(n: Node, mat: set[int], body: list, cbi: L.CircularBuffer, iop:
     first element in the operand (offset `ooff`, `ostrides` per operand dim). Returns the C
     condition under which the window is applied (in 'skip' mode: it fits in the operand)."""
     operand, idx = n.inputs[0], n.inputs[1]
-    ia = access_of(idx, mat)
+    ia = read_access(idx, mat)
     _, nidx, bdims = _geometry(n)
     ivd = n.attrs["ivd"]
     coord = dict(zip(bdims, bidx))
@@ -91,7 +91,7 @@ def lower_gather(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
     size = int(np.prod(n.shape, dtype=np.int64))
     if size == 0:
         return _empty(name, n, "gather")
-    oa, ia = access_of(operand, mat), access_of(idx, mat)
+    oa, ia = read_access(operand, mat), read_access(idx, mat)
     batch, nidx, _ = _geometry(n)
     B = int(np.prod(batch, dtype=np.int64))
     cw, (ov,) = _window(n, [tuple(oa.strides[d] for d in n.attrs["window"])])
@@ -147,7 +147,7 @@ def lower_scatter(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Lo
     batch, nidx, _ = _geometry(n)
     B = int(np.prod(batch, dtype=np.int64))
     nb = len(batch)
-    ua, ia = access_of(upd, mat), access_of(idx, mat)
+    ua, ia = read_access(upd, mat), read_access(idx, mat)
     rs = row_major(n.shape)
     window = n.attrs["window"]
     cw, (rv, uv) = _window(n, [tuple(rs[d] for d in window), ua.strides[nb:]])

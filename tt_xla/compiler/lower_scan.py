@@ -15,7 +15,7 @@ import numpy as np
 
 from . import loopir as L
 from .codegen import CTYPE, VTYPE, literal, load_expr, store_expr
-from .fuse import Kernel, access_of
+from .fuse import Kernel, read_access
 from .graph import itemsize, scalar_const
 from .lower import CHUNK, MIN_BLOCK, IREmitter, _check_fits, region_names
 
@@ -25,7 +25,7 @@ STRIP = 256  # columns per work item of a scan over a non-innermost axis
 def lower_scan(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
     node = k.root
     x = node.inputs[0]
-    xa = access_of(x, mat)
+    xa = read_access(x, mat)
     a, rev, region = node.attrs["axis"], node.attrs["reverse"], node.attrs["body"]
     shape = node.shape
     n = shape[a]
