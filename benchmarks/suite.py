@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from .harness import Bench, Result, device_model, run
+from .indexing_rows import indexing_benchmarks
 
 M4 = 4 * 1024 * 1024
 
@@ -128,7 +129,7 @@ def benchmarks() -> list[Bench]:
         Bench("transpose", f["transpose"], square, "{shapes} .T", rtol=0, atol=0),
         Bench("tiny_add", f["add"], lambda rng, q: (_normal(rng, (8,)), _normal(rng, (8,))), "{shapes} x+y",
               unit="us", rtol=0, atol=0, warmup=200, max_reps=200_000),
-    ]
+    ] + indexing_benchmarks()
 
 
 # ---------------------------------------------------------------------------- compile time

@@ -111,3 +111,18 @@ def test_select_and_scatter_direct():
     def f(a, b):
         return _select_and_scatter(a, jax.lax.le, (3, 2), (2, 2), ((1, 1), (1, 1)), b, np.float32(0), jax.lax.add)
     check(f, x, s)
+
+
+@pytest.mark.parametrize("cfg", [((-2, 3, 1), (4, -5, 2)), ((-5, 0, 0), (0, 0, 0)), ((1, -9, 1), (-3, -30, 0)),
+                                 ((0, 0, 3), (-36, 0, 0))])
+def test_pad_negative_and_interior(cfg):
+    x = inputs((5, 37), np.float32)
+    check(lambda a: jax.lax.pad(a, np.float32(-1), cfg), x)
+
+
+def test_reverse_and_iota_corners():
+    x = inputs((5, 1, 37), np.float32)
+    check(lambda a: jnp.flip(a) + jax.lax.broadcasted_iota(jnp.float32, a.shape, 2), x)
+    check(lambda a: jnp.flip(a, (0, 1)), x)
+    check(lambda a: (jax.lax.broadcasted_iota(jnp.uint8, (3, 300), 1), jax.lax.broadcasted_iota(jnp.bfloat16, (3, 300), 1),
+                     jax.lax.broadcasted_iota(jnp.int16, (2, 1, 4), 1), jax.lax.iota(jnp.int32, 0)), x)

@@ -28,6 +28,11 @@ from ..errors import UnsupportedError
 from .graph import Graph, Node, transpose
 
 
+def _dims(dn: dict, *keys: str) -> list[tuple[int, ...]]:
+    """Dimension-number lists (an absent one is empty)."""
+    return [tuple(int(d) for d in dn.get(k, ())) for k in keys]
+
+
 def _canonical_perm(rank: int, window_dims: tuple[int, ...]) -> list[int]:
     """The dims of a StableHLO gather result / scatter updates tensor, ordered
     [batch dims..., window dims...] (each group in increasing order)."""
@@ -37,11 +42,9 @@ def _canonical_perm(rank: int, window_dims: tuple[int, ...]) -> list[int]:
 
 def gather(operand: Node, indices: Node, dn: dict, slice_sizes: tuple[int, ...], shape: tuple[int, ...],
            loc: object) -> Node:
-    offset_dims = tuple(dn.get("offset_dims", ()))
-    collapsed = tuple(dn.get("collapsed_slice_dims", ()))
-    obatch = tuple(dn.get("operand_batching_dims", ()))
-    ibatch = tuple(dn.get("start_indices_batching_dims", ()))
-    start_map = tuple(dn.get("start_index_map", ()))
+    offset_dims, collapsed, obatch, ibatch, start_map = _dims(dn, "offset_dims", "collapsed_slice_dims",
+                                                              "operand_batching_dims", "start_indices_batching_dims",
+                                                              "start_index_map")
     ivd = int(dn.get("index_vector_dim", 0))  # the attribute omits 0
     window = tuple(d for d in range(len(operand.shape)) if d not in collapsed and d not in obatch)
     batch_shape = tuple(s for d, s in enumerate(indices.shape) if d != ivd)
@@ -56,12 +59,10 @@ def gather(operand: Node, indices: Node, dn: dict, slice_sizes: tuple[int, ...],
 
 
 def scatter(operand: Node, indices: Node, updates: Node, dn: dict, body: Graph, loc: object) -> Node:
-    uwd = tuple(dn.get("update_window_dims", ()))
-    inserted = tuple(dn.get("inserted_window_dims", ()))
-    obatch = tuple(dn.get("input_batching_dims", ()))
-    ibatch = tuple(dn.get("scatter_indices_batching_dims", ()))
-    start_map = tuple(dn.get("scatter_dims_to_operand_dims", ()))
-    ivd = int(dn.get("index_vector_dim", 0))  # the attribute omits 0
+    uwd, inserted, obatch, ibatch, start_map = _dims(dn, "update_window_dims", "inserted_window_dims",
+                                                     "input_batching_dims", "scatter_indices_batching_dims",
+                                                     "scatter_dims_to_operand_dims")
+    ivd = int(dn.get("index_vector_dim", 0))
     window = tuple(d for d in range(len(operand.shape)) if d not in inserted and d not in obatch)
     perm = _canonical_perm(len(updates.shape), uwd)
     u = transpose(updates, perm, loc)

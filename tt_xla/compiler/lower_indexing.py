@@ -81,6 +81,17 @@ def _index_block(n: Node, mat: set[int], body: list, cbi: L.CircularBuffer, iop:
     return " && ".join(ok) or "1"
 
 
+def fit_blocks(make, p: int, budget: int, name: str, what: str, node: Node) -> tuple[list[L.CircularBuffer], int]:
+    """The circular buffers `make(p)` for the largest block p (halving from `p`, down to
+    MIN_BLOCK) that fits the core's SRAM; refused, with the sizes, when none does."""
+    cbs = make(p)
+    while L.sram_end(cbs) > budget and p > MIN_BLOCK:
+        p //= 2
+        cbs = make(p)
+    _check_fits(cbs, budget, name, what, node)
+    return cbs, p
+
+
 def _empty(name: str, n: Node, kind: str) -> L.LoopKernel:
     return L.LoopKernel(name, [], [], [], 0, ops=[n.op], kind=kind)
 
@@ -107,13 +118,8 @@ def lower_gather(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
                L.CircularBuffer("cbo", CTYPE[n.dtype], itemsize(n.dtype), page)]
         L.place(cbs)
         return cbs
-    p = CHUNK
-    cbs = make(p)
-    while L.sram_end(cbs) > sram_budget and p > MIN_BLOCK:
-        p //= 2
-        cbs = make(p)
-    _check_fits(cbs, sram_budget, name, "gather", n)
-    cbi, cbo = cbs
+    (cbi, cbo), p = fit_blocks(make, CHUNK, sram_budget, name, "gather", n)
+    cbs = [cbi, cbo]
     body: list = []
     if inner <= p:
         rb = max(1, p // inner)
@@ -176,12 +182,7 @@ def lower_scatter(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Lo
                L.CircularBuffer("cbo", CTYPE[n.dtype], itemsize(n.dtype), p)]
         L.place(cbs)
         return cbs
-    p = min(CHUNK, inner)
-    cbs = make(p)
-    while L.sram_end(cbs) > sram_budget and p > MIN_BLOCK:
-        p //= 2
-        cbs = make(p)
-    _check_fits(cbs, sram_budget, name, "scatter", n)
+    cbs, p = fit_blocks(make, min(CHUNK, inner), sram_budget, name, "scatter", n)
     cbi, cbu, cbr, cbo = cbs
     body: list = []
     if B == 1:  # one window: nothing conflicts, every row and column strip is its own item

@@ -17,7 +17,8 @@ from . import loopir as L
 from .codegen import CTYPE, VTYPE, literal, load_expr, store_expr
 from .fuse import Kernel, read_access
 from .graph import itemsize, scalar_const
-from .lower import CHUNK, MIN_BLOCK, IREmitter, _check_fits, region_names
+from .lower import CHUNK, IREmitter, region_names
+from .lower_indexing import fit_blocks
 
 STRIP = 256  # columns per work item of a scan over a non-innermost axis
 
@@ -43,29 +44,32 @@ def lower_scan(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
                L.CircularBuffer("cbo", CTYPE[dt], itemsize(dt), w)]
         L.place(cbs)
         return cbs
-    cbs = make(width)
-    while L.sram_end(cbs) > sram_budget and width > MIN_BLOCK:
-        width //= 2
-        cbs = make(width)
-    _check_fits(cbs, sram_budget, name, "scan", node)
+    cbs, width = fit_blocks(make, width, sram_budget, name, "scan", node)
     cbx, cbo = cbs
     body: list = []
     em = IREmitter(set(), {}, {}, {}, body)
     em.prefix = "bod"
+
+    def step(acc: str, at: str, count: str, loop: list) -> None:
+        """The run of `count` DMA'd in at element `at` is scanned into the output page (`loop`
+        opens the loop over it, `j` the element's index in the run; acc updated per element)
+        and DMA'd out to the same place."""
+        em.names.update(region_names(region, [acc, "xv"]))
+        body.extend([L.CbReserve(cbx, "xin"), L.DmaRead(cbx, "xin", "0", xop, f"{xoff} + {at}", count, 1),
+                     L.CbPush(cbx), L.CbWait(cbx, "xs"), L.CbReserve(cbo, "out"), *loop,
+                     L.Load("xv", VTYPE[x.dtype], "xs", "j", load_expr(x.dtype, "{ref}"))])
+        v = em.value(region.outputs[0])
+        body.extend([L.Assign(acc, v), L.Store("out", "j", store_expr(dt, acc)), L.End(),
+                     L.CbPop(cbx), L.CbPush(cbo), L.CbWait(cbo, "res"),
+                     L.DmaWrite(cbo, "res", "0", dop, f"{doff} + {at}", count, 1), L.CbPop(cbo)])
     if inner == 1:
         items = outer
         body += [L.Var("acc", VTYPE[dt], init),
                  L.Range("pc", "0", str(n), step=width), L.Define("np_", "int64_t", f"K_MIN((int64_t){width}, {n} - pc)"),
-                 L.Define("s0", "int64_t", f"{n} - pc - np_" if rev else "pc"),
-                 L.CbReserve(cbx, "xin"), L.DmaRead(cbx, "xin", "0", xop, f"{xoff} + it * {n} + s0", "np_", 1),
-                 L.CbPush(cbx), L.CbWait(cbx, "xs"), L.CbReserve(cbo, "out"),
-                 L.Range("jj", "0", "np_"), L.Define("j", "int64_t", "np_ - 1 - jj" if rev else "jj"),
-                 L.Load("xv", VTYPE[x.dtype], "xs", "j", load_expr(x.dtype, "{ref}"))]
-        em.names.update(region_names(region, ["acc", "xv"]))
-        v = em.value(region.outputs[0])
-        body += [L.Assign("acc", v), L.Store("out", "j", store_expr(dt, "acc")), L.End(),
-                 L.CbPop(cbx), L.CbPush(cbo), L.CbWait(cbo, "res"),
-                 L.DmaWrite(cbo, "res", "0", dop, f"{doff} + it * {n} + s0", "np_", 1), L.CbPop(cbo), L.End()]
+                 L.Define("s0", "int64_t", f"{n} - pc - np_" if rev else "pc")]
+        step("acc", f"it * {n} + s0", "np_",
+             [L.Range("jj", "0", "np_"), L.Define("j", "int64_t", "np_ - 1 - jj" if rev else "jj")])
+        body.append(L.End())
         nvec = f"{em.ops} * (({n} + 1023) / 1024)"
     else:
         per = -(-inner // width)
@@ -74,15 +78,9 @@ def lower_scan(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
                  L.Define("nc", "int64_t", f"K_MIN((int64_t){width}, {inner} - c0)"),
                  L.Var("acc", VTYPE[dt], n=width), L.Range("j", "0", "nc"), L.Assign("acc[j]", init), L.End(),
                  L.Range("t", "0", str(n)), L.Define("tt", "int64_t", f"{n - 1} - t" if rev else "t"),
-                 L.Define("row", "int64_t", f"(o * {n} + tt) * {inner} + c0"),
-                 L.CbReserve(cbx, "xin"), L.DmaRead(cbx, "xin", "0", xop, f"{xoff} + row", "nc", 1),
-                 L.CbPush(cbx), L.CbWait(cbx, "xs"), L.CbReserve(cbo, "out"),
-                 L.Range("j", "0", "nc"), L.Load("xv", VTYPE[x.dtype], "xs", "j", load_expr(x.dtype, "{ref}"))]
-        em.names.update(region_names(region, ["acc[j]", "xv"]))
-        v = em.value(region.outputs[0])
-        body += [L.Assign("acc[j]", v), L.Store("out", "j", store_expr(dt, "acc[j]")), L.End(),
-                 L.CbPop(cbx), L.CbPush(cbo), L.CbWait(cbo, "res"),
-                 L.DmaWrite(cbo, "res", "0", dop, f"{doff} + row", "nc", 1), L.CbPop(cbo), L.End()]
+                 L.Define("row", "int64_t", f"(o * {n} + tt) * {inner} + c0")]
+        step("acc[j]", "row", "nc", [L.Range("j", "0", "nc")])
+        body.append(L.End())
         nvec = f"{em.ops} * (({n} * nc + 1023) / 1024)"
     if em.ops:
         body.append(L.VectorOps(nvec))

@@ -2,7 +2,7 @@
 
 reduce_window is, as the StableHLO spec defines it, a reduce over the windows of the padded,
 base-dilated operand: pad(x, init, low, high, interior = base_dilation - 1), then a `windows`
-view (out dims ++ window dims, each an affine walk: out * stride + w * window_dilation, so no
+view (window dims ++ out dims, each an affine walk: out * stride + w * window_dilation, so no
 copy) reduced over the window dims with the op's body. Its cumulative form (one dim's window
 spans the whole dim, padded on one side: jnp.cumsum, cumprod, cummax, cummin, cumlogsumexp)
 becomes a `scan` node instead: O(n) work per row (lower_scan.py), not O(n * window).
@@ -23,8 +23,10 @@ from .graph import Graph, Node, broadcast, const, ew, scalar_const
 
 def windows(x: Node, out: tuple[int, ...], wdims: tuple[int, ...], strides: tuple[int, ...],
             wdil: tuple[int, ...], loc: object) -> Node:
-    """The view [out..., window...] of x: element (o, w) is x[o * stride + w * wdil]."""
-    return Node("windows", [x], tuple(out) + tuple(wdims), x.dtype, {"strides": tuple(strides), "wdil": tuple(wdil)}, loc)
+    """The view [window..., out...] of x: element (w, o) is x[o * stride + w * wdil]. Window dims
+    first: the reduce over them is then a column reduction, whose DMA moves runs of the output's
+    innermost dim (a pool's channels) rather than a window's few strided elements."""
+    return Node("windows", [x], tuple(wdims) + tuple(out), x.dtype, {"strides": tuple(strides), "wdil": tuple(wdil)}, loc)
 
 
 def _padded(x: Node, fill: Node, pad: np.ndarray, bdil: tuple[int, ...], loc: object) -> Node:
@@ -77,7 +79,7 @@ def reduce_window(xs: list[Node], inits: list[Node], body: Graph, shapes: list[t
             raise UnsupportedError(f"reduce_window result {shapes[0]} does not match its window {out}",
                                    "stablehlo.reduce_window", loc)
         views.append(windows(p, out, wdims, strides, wdil, loc))
-    axes = tuple(range(rank, 2 * rank))
+    axes = tuple(range(rank))
     return [Node("reduce", views + list(inits), tuple(shapes[i]), xs[i].dtype,
                  {"axes": axes, "body": body, "index": i, "n": n}, loc) for i in range(n)]
 
@@ -119,7 +121,7 @@ def select_and_scatter(x: Node, source: Node, init: Node, select: Graph, combine
     take = ew("or", [none_yet, ew("and", [valid, ew("not", [keep], loc=loc)], loc=loc)], loc=loc)
     body = Graph([av, ai, xv, xi], [Node("select", [take, xv, av], (), x.dtype, {}, loc),
                                     Node("select", [take, xi, ai], (), it, {}, loc)])
-    axes = tuple(range(rank, 2 * rank))
+    axes = tuple(range(rank))
     views = [windows(px, out, wdims, strides, ones, loc), windows(pf, out, wdims, strides, ones, loc)]
     inits = [const(0, x.dtype, (), loc), const(-1, it, (), loc)]
     pos = Node("reduce", views + inits, out, it, {"axes": axes, "body": body, "index": 1, "n": 2}, loc)
