@@ -323,7 +323,7 @@ def test_reduce_body_capturing_an_outer_value_is_unsupported():
             '    stablehlo.return %1 : tensor<f32>\n  }\n'
             '  return %0 : tensor<f32>\n}\n')
     verify(parse_module(text))
-    with pytest.raises(tt_xla.errors.UnsupportedError, match="reduce body using a value defined outside"):
+    with pytest.raises(tt_xla.errors.UnsupportedError, match="region using a value defined outside"):
         compile_text(text)
 
 

@@ -51,6 +51,9 @@ def apply_view(v: Node, a: Access) -> Access | None:
             off += (src_shape[d] - 1) * st[d]
             st[d] = -st[d]
         return Access(a.src, off, tuple(st))
+    if v.op == "windows":  # [window..., out...] of reduce_window: w * window_dilation + out * stride
+        return Access(a.src, a.offset, tuple(t * d for t, d in zip(a.strides, v.attrs["wdil"])) +
+                      tuple(t * s for t, s in zip(a.strides, v.attrs["strides"])))
     if v.op == "reshape":
         st = reshape_strides(src_shape, a.strides, v.shape)
         return None if st is None else Access(a.src, a.offset, st)

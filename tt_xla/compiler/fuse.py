@@ -18,7 +18,9 @@ from .graph import ELEMENTWISE, VIEWS, Graph, Node, scalar_const, toposort, user
 from .ops import cost as op_cost
 
 RECOMPUTE_BUDGET = 64  # extra primitive ops per element accepted to avoid a DRAM round trip
-ALWAYS = {"param", "reduce", "dot", "concat", "pad"}
+ALWAYS = {"param", "reduce", "dot", "concat", "pad", "gather", "scatter", "scan", "sort"}
+INDEXED = ("gather", "scatter", "sort")  # kernels that address their operands by indices they compute
+OWN_KIND = INDEXED + ("scan",)   # nodes whose kernel kind is their op
 
 
 @dataclass(eq=False)
@@ -57,6 +59,14 @@ def access_of(n: Node, mat: set[int]) -> Access | None:
         a = access_of(n.inputs[0], mat)
         return None if a is None else apply_view(n, a)
     return None
+
+
+def read_access(n: Node, mat: set[int]) -> Access | None:
+    """access_of, except that a stored iota is read from its storage (row-major), not
+    recomputed: for kernels that DMA their operands (gather, scatter, sort, scan)."""
+    if n.op == "iota" and n.id in mat:
+        return Access(n, 0, row_major(n.shape))
+    return access_of(n, mat)
 
 
 def dot_groups(n: Node) -> list[list[list[int]]]:
@@ -168,6 +178,16 @@ def plan(graph: Graph) -> Plan:
             for x in n.inputs:
                 if x.op in VIEWS:
                     ensure(x)
+        elif n.op == "scan":  # the scan kernel walks its operand row-major
+            ensure(n.inputs[0])
+            mat.add(n.inputs[0].id)
+        elif n.op in INDEXED:
+            # read through their accesses (any strides); scatter's operand is only copied into
+            # the result by a loop kernel, so it may be a broadcast constant
+            for j, x in enumerate(n.inputs):
+                ensure(x)
+                if memoryless(access_of(x, mat).src) and not (n.op == "scatter" and j == 0):
+                    mat.add(x.id)
 
     # Recompute or store: count the kernels each elementwise node would be inlined into.
     kernels_of: dict[int, set[int]] = {}
@@ -199,8 +219,11 @@ def plan(graph: Graph) -> Plan:
         if n.id not in mat or is_data(n):
             continue
         whole = base_access(n) if n.op != "iota" else Access(n, 0, row_major(n.shape))
-        if n.op in ("reduce", "dot"):
+        if n.op in ("reduce", "dot", "gather", "scan", "sort"):
             kernels.append(Kernel(n.op, n, n.shape, whole))
+        elif n.op == "scatter":  # the operand copied into the result, then the updates applied in place
+            kernels.append(Kernel("loop", n.inputs[0], n.shape, whole))
+            kernels.append(Kernel("scatter", n, n.shape, whole))
         elif n.op == "concat":
             dim, off = n.attrs["dim"], 0
             for x in n.inputs:
@@ -230,7 +253,7 @@ def reads(k: Kernel, mat: set[int]) -> list[Node]:
             out[n.id] = n
         elif n.op in VIEWS:
             walk(n.inputs[0], False)
-        elif n.op in ELEMENTWISE or n.op in ("reduce", "dot"):
+        elif n.op in ELEMENTWISE or n.op in ("reduce", "dot") or n.op in OWN_KIND:
             for i in n.inputs:
                 walk(i, False)
     walk(k.root, k.root is k.dest.src or k.root.op in VIEWS or k.epilogue is not None)

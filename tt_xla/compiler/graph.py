@@ -27,7 +27,7 @@ from .ops import OPS, result_dtype
 UNARY = {name for name, op in OPS.items() if op.arity == 1}
 BINARY = {name for name, op in OPS.items() if op.arity == 2}
 ELEMENTWISE = set(OPS)
-VIEWS = {"broadcast", "reshape", "transpose", "slice", "reverse"}
+VIEWS = {"broadcast", "reshape", "transpose", "slice", "reverse", "windows"}  # windows: windows.py
 # ops whose f32 result is exact in any float width (no rounding needed for bf16/f16)
 EXACT = {name for name, op in OPS.items() if op.exact}
 

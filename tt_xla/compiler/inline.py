@@ -46,12 +46,25 @@ def _inline_body(module: ir.Module, body: ir.Block, env: dict[int, ir.Value],
             for r, v in zip(op.results, results):
                 env[id(r)] = v
             continue
-        # Fresh result values: a callee inlined twice must not define the same Value twice.
-        results = [ir.Value(r.name, r.type) for r in op.results]
+        # Fresh result values: a callee inlined twice must not define the same Value twice. The
+        # entry function's ops keep theirs: regions (a scatter's body) may name them directly.
+        results = list(op.results) if depth == 0 else [ir.Value(r.name, r.type) for r in op.results]
         for r, v in zip(op.results, results):
             env[id(r)] = v
-        out.append(ir.Operation(op.name, operands, results, op.attributes, op.regions, _at(op.loc, site)))
+        regions = op.regions if depth == 0 or not op.regions else [_remap(r, env) for r in op.regions]
+        out.append(ir.Operation(op.name, operands, results, op.attributes, regions, _at(op.loc, site)))
     raise UnsupportedError("function body has no func.return")
+
+
+def _remap(region: ir.Region, env: dict[int, ir.Value]) -> ir.Region:
+    """A region (a sort's comparator, a scatter's body) whose uses of values of the inlined
+    function around it name their inlined copies (its own values stay as they are)."""
+    blocks = []
+    for b in region.blocks:
+        ops = [ir.Operation(o.name, [env.get(id(v), v) for v in o.operands], o.results, o.attributes,
+                            [_remap(r, env) for r in o.regions], o.loc) for o in b.ops]
+        blocks.append(ir.Block(b.args, ops))
+    return ir.Region(blocks)
 
 
 def _at(loc: ir.Location | None, site: ir.Location | None) -> ir.Location | None:

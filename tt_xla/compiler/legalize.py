@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
+from . import indexing, windows
 from .conv import convolution
 from .graph import BITS, FLOATS, Graph, Node, broadcast, const, ew, np_dtype, transpose
 from .ops import BY_HLO
@@ -215,27 +216,7 @@ class Legalizer:
         ins = self._ins(op)
         n = len(ins) // 2
         axes = tuple(sorted(_ints(op.attributes["dimensions"])))
-        block = op.regions[0].blocks[0]
-        # The body is a scalar function of (acc_0..acc_n-1, x_0..x_n-1): legalize it into its own
-        # scalar Graph; codegen emits it as straight-line C.
-        body = Legalizer()
-        params = []
-        for i, a in enumerate(block.args):
-            shape, dt = _tensor(a.type, op.name, op.loc)
-            p = Node("param", [], shape, dt, {"index": i}, op.loc)
-            params.append(p)
-            body.env[id(a)] = p
-        outs: list[Node] = []
-        for bop in block.ops:
-            if any(id(v) not in body.env for v in bop.operands):
-                # Valid StableHLO (regions may capture), but a body here is a scalar function
-                # of its arguments alone.
-                raise UnsupportedError("a reduce body using a value defined outside it", op.name, op.loc)
-            if bop.name in ("stablehlo.return", "func.return", "mhlo.return"):
-                outs = [body.value(v) for v in bop.operands]
-                break
-            body.op(bop)
-        graph = Graph(params, outs)
+        graph = _region(op, self)
         results = []
         for i in range(n):
             shape, dt = self._result(op, i)
@@ -273,6 +254,115 @@ class Legalizer:
 
     def _convolution(self, op: ir.Operation) -> Node:
         return convolution(op, *self._ins(op), *self._result(op))
+
+    # ------------------------------------------------------------------ indexing (indexing.py)
+    def _gather(self, op: ir.Operation) -> Node:
+        x, idx = self._ins(op)
+        shape, _ = self._result(op)
+        return indexing.gather(x, idx, _fields(op.attributes["dimension_numbers"]),
+                               _ints(op.attributes["slice_sizes"]), shape, op.loc)
+
+    def _scatter(self, op: ir.Operation) -> Node:
+        ins = self._ins(op)
+        if len(ins) != 3:
+            raise UnsupportedError("scatter of several operands", op.name, op.loc)
+        return indexing.scatter(*ins, _fields(op.attributes["scatter_dimension_numbers"]), _region(op, self),
+                                op.loc)
+
+    def _dynamic_slice(self, op: ir.Operation) -> Node:
+        x, *starts = self._ins(op)
+        return indexing.dynamic_slice(x, starts, _ints(op.attributes["slice_sizes"]), op.loc)
+
+    def _dynamic_update_slice(self, op: ir.Operation) -> Node:
+        x, upd, *starts = self._ins(op)
+        return indexing.dynamic_update_slice(x, upd, starts, op.loc)
+
+    def _sort(self, op: ir.Operation) -> list[Node]:
+        """One `sort` node per result (each kernel sorts the row's permutation and writes its
+        operand; results nobody reads are never computed). Sorting is always stable."""
+        ins = self._ins(op)
+        dim = int(_int(op.attributes.get("dimension", -1)))
+        dim = dim % len(ins[0].shape) if ins[0].shape else 0
+        body = _region(op, self)
+        if not ins[0].shape:
+            return ins
+        return [Node("sort", list(ins), x.shape, x.dtype, {"dim": dim, "index": i, "body": body}, op.loc)
+                for i, x in enumerate(ins)]
+
+    def _top_k(self, op: ir.Operation) -> list[Node]:
+        """chlo.top_k: a stable sort of (x, its positions) along the last dim by value, greatest
+        first (total order: NaN above +inf, +0 above -0), and the first k of each row."""
+        (x,) = self._ins(op)
+        k = int(_int(op.attributes["k"]))
+        (vshape, _), (ishape, idt) = self._result(op, 0), self._result(op, 1)
+        last = len(x.shape) - 1
+        pos = Node("iota", [], x.shape, idt, {"dim": last}, op.loc)
+        a, b, ia, ib = (Node("param", [], (), dt, {"index": i}, op.loc) for i, dt in enumerate((x.dtype, x.dtype, idt, idt)))
+        gt = Node("cmp", [a, b], (), "i1", {"dir": "GT", "total": x.dtype in FLOATS}, op.loc)
+        body = Graph([a, b, ia, ib], [gt])
+        out = []
+        for i, (src, shape) in enumerate(((x, vshape), (pos, ishape))):
+            s = Node("sort", [x, pos], x.shape, src.dtype, {"dim": last, "index": i, "body": body}, op.loc)
+            out.append(s if shape == x.shape else Node("slice", [s], shape, src.dtype,
+                                                       {"start": (0,) * len(shape), "strides": (1,) * len(shape)}, op.loc))
+        return out
+
+    # ------------------------------------------------------------------ windows (windows.py)
+    def _window_attrs(self, op: ir.Operation, rank: int) -> tuple:
+        a = op.attributes
+        wd = _ints(a["window_dimensions"])
+        st = _ints(a["window_strides"]) if "window_strides" in a else (1,) * rank
+        bd = _ints(a["base_dilations"]) if "base_dilations" in a else (1,) * rank
+        wdil = _ints(a["window_dilations"]) if "window_dilations" in a else (1,) * rank
+        pad = np.asarray(a["padding"].values, dtype=np.int64).reshape(rank, 2) if "padding" in a else \
+            np.zeros((rank, 2), np.int64)
+        return wd, st, bd, wdil, pad
+
+    def _reduce_window(self, op: ir.Operation) -> list[Node]:
+        ins = self._ins(op)
+        n = len(ins) // 2
+        wd, st, bd, wdil, pad = self._window_attrs(op, len(ins[0].shape))
+        shapes = [self._result(op, i)[0] for i in range(n)]
+        return windows.reduce_window(ins[:n], ins[n:], _region(op, self), shapes, wd, st, bd, wdil, pad, op.loc)
+
+    def _select_and_scatter(self, op: ir.Operation) -> Node:
+        x, source, init = self._ins(op)
+        wd, st, _, _, pad = self._window_attrs(op, len(x.shape))
+        return windows.select_and_scatter(x, source, init, _region(op, self, 0), _region(op, self, 1), wd, st, pad,
+                                          op.loc)
+
+
+def _fields(dn: object) -> dict:
+    return dn.fields if hasattr(dn, "fields") else dn  # type: ignore[return-value]
+
+
+def _region(op: ir.Operation, outer: Legalizer, which: int = 0) -> Graph:
+    """An op's scalar region (a reduce's or scatter's body, a function of its block arguments)
+    legalized into its own scalar Graph; the kernels emit it as straight-line code. It may use
+    scalar constants of the enclosing function (jax hoists them out of the region)."""
+    block = op.regions[which].blocks[0]
+    body = Legalizer()
+    body.env = {k: v for k, v in outer.env.items() if v.op == "const" and v.shape == ()}
+    params = []
+    for i, a in enumerate(block.args):
+        shape, dt = _tensor(a.type, op.name, op.loc)
+        p = Node("param", [], shape, dt, {"index": i}, op.loc)
+        params.append(p)
+        body.env[id(a)] = p
+    outs: list[Node] = []
+    for bop in block.ops:
+        if any(id(v) not in body.env for v in bop.operands):
+            # Valid StableHLO (regions may capture), but a region here is a scalar function of
+            # its arguments and the function's scalar constants alone.
+            raise UnsupportedError("a region using a value defined outside it (other than a scalar "
+                                   "constant)", op.name, op.loc)
+        if bop.name in ("stablehlo.return", "func.return", "mhlo.return"):
+            outs = [body.value(v) for v in bop.operands]
+            break
+        body.op(bop)
+    return Graph(params, outs)
+
+
 
 
 def _tensor(t: object, opname: str, loc: object) -> tuple[tuple[int, ...], str]:

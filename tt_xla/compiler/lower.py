@@ -24,7 +24,7 @@ from ..errors import UnsupportedError
 from . import loopir as L
 from .access import Access, collapse, row_major
 from .codegen import (CTYPE, VTYPE, Emitter, Leaf, _simple_combiner, _with_nan, collect_leaves, convert_expr,
-                      load_expr, store_expr)
+                      literal, load_expr, store_expr)
 from .fuse import (Kernel, _same_order, access_of, dot_groups, dot_out_groups, group_strides, inline_tree,
                    memoryless)
 from .graph import FLOATS, VIEWS, Node, itemsize
@@ -85,11 +85,21 @@ def _check_fits(cbs: list[L.CircularBuffer], budget: int, name: str, what: str, 
 
 
 def lower_kernel(k: Kernel, name: str, mat: set[int], sram_budget: int) -> L.LoopKernel:
-    """The kernel's loop IR (its `kind`: 'elementwise' | 'movement' | 'reduce' | 'matmul')."""
+    """The kernel's loop IR (its `kind`: 'elementwise' | 'movement' | 'reduce' | 'matmul' | 'gather' |
+    'scatter' | 'scan' | 'sort')."""
     if k.kind == "dot":
         return lower_dot(mat, k, name, sram_budget)
     if k.kind == "reduce":
         return lower_reduce(mat, k, name, sram_budget)
+    if k.kind in ("gather", "scatter"):
+        from .lower_indexing import LOWER  # (they build on this module's helpers)
+        return LOWER[k.kind](mat, k, name, sram_budget)
+    if k.kind == "scan":
+        from .lower_scan import lower_scan
+        return lower_scan(mat, k, name, sram_budget)
+    if k.kind == "sort":
+        from .lower_sort import lower_sort
+        return lower_sort(mat, k, name, sram_budget)
     return lower_loop(mat, k, name, sram_budget)
 
 
@@ -113,6 +123,14 @@ class IREmitter(Emitter):
         self.body.append(L.Load(name, VTYPE[leaf.dt], self.page_of[id(leaf)], index,
                                 load_expr(leaf.dt, "{ref}")))
         return name
+
+
+def region_names(region, values: list[str]) -> dict[int, str]:
+    """The C names of a region's (reduce, scatter or scan body's) params, given their values,
+    and of its scalar constants (literals)."""
+    names = {p.id: v for p, v in zip(region.params, values)}
+    names.update({c.id: literal(c.attrs["value"], c.dtype) for c in region.nodes() if c.op == "const"})
+    return names
 
 
 def _decode(row: str, outer: list[int], tag: str, body: list) -> list[str]:
@@ -569,7 +587,7 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
             xs = [em.value(o) for o in operands]
             be = IREmitter(set(), {}, {}, {}, body)
             be.prefix = "bod"
-            be.names.update({p.id: v for p, v in zip(rbody.params, accs + xs)})
+            be.names.update(region_names(rbody, accs + xs))
             res_ = [be.value(o) for o in rbody.outputs]
             body += [L.Assign(a, v) for a, v in zip(accs, res_)]
             body.append(L.End())
