@@ -752,7 +752,7 @@ class _Verifier:
         index_vector_dim."""
         (dropped, d), (batching, b), (idx_batching, ib), (index_map, m) = groups
         ri = len(idx.shape)
-        ivd = self.as_int(f.get("index_vector_dim", ri), "index_vector_dim")
+        ivd = self.as_int(f.get("index_vector_dim", 0), "index_vector_dim")  # the attribute omits 0
         if not 0 <= ivd <= ri:
             raise self.fail(f"index_vector_dim {ivd} is out of range for {idx_name} of rank {ri}")
         self.dims(d, rx, dropped, sorted_=True)
