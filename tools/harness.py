@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from tools.outcome import CLEAR, CRASH, KINDS, PASS, REF_ERROR, WRONG, Outcome, classify_error, compare_leaves, table
+from tools.outcome import CLEAR, CRASH, PASS, REF_ERROR, WRONG, Outcome, run_against_cpu, table
 
 # Groups whose results are exact data movement or exactly rounded arithmetic: compared with the
 # dtype's tight tolerance. Every other group (transcendentals, reductions, products,
@@ -62,30 +62,11 @@ def select(groups: list[str] | None, limit: int | None) -> list[str]:
 
 def run_case(name: str) -> Outcome:
     """Run one harness on CPU JAX and on tt-xla, and classify."""
-    import jax
-
-    import tt_xla
-
     h = harnesses()[name]
-    args = h.dyn_args_maker(np.random.RandomState(0))
-    try:
-        want = jax.jit(h.dyn_fun)(*args)
-        want_leaves, want_tree = jax.tree_util.tree_flatten(want)
-        want_leaves = [np.asarray(w) for w in want_leaves]
-    except Exception as e:  # noqa: BLE001 - the reference itself cannot run this case
-        return Outcome(REF_ERROR, f"{type(e).__name__}: {e}".splitlines()[0][:300])
-    try:
-        got = tt_xla.jit(h.dyn_fun)(*args)
-        got_leaves, got_tree = jax.tree_util.tree_flatten(got)
-        got_leaves = [np.asarray(g) for g in got_leaves]
-    except Exception as e:  # noqa: BLE001 - classifying every failure is the point
-        return classify_error(e)
-    if got_tree != want_tree:
-        return Outcome(WRONG, f"output tree {got_tree} != {want_tree}")
     tol = h.params.get("tol")
-    mismatch = compare_leaves(got_leaves, want_leaves, loose=h.group_name not in EXACT_GROUPS,
-                              tol=(tol, tol) if tol is not None else None)
-    return Outcome(WRONG, mismatch) if mismatch else Outcome(PASS)
+    return run_against_cpu(h.dyn_fun, h.dyn_args_maker(np.random.RandomState(0)),
+                           loose=h.group_name not in EXACT_GROUPS,
+                           tol=(tol, tol) if tol is not None else None)
 
 
 def summarize(results: dict[str, Outcome]) -> list[tuple[str, dict[str, int]]]:

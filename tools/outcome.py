@@ -125,3 +125,28 @@ def table(rows: list[tuple[str, dict[str, int]]], title: str = "group") -> str:
     pct = f" ({100 * totals[PASS] / n:.1f}% pass)" if n else ""
     lines.append(f"| **total**{pct} | {n} | " + " | ".join(str(totals[k]) for k in KINDS) + " |")
     return "\n".join(lines)
+
+
+def run_against_cpu(fn, args, *, loose: bool = False, tol: tuple[float, float] | None = None) -> Outcome:
+    """Run `fn(*args)` under `jax.jit` on CPU and under `tt_xla.jit`, and classify: REF_ERROR
+    when CPU JAX itself fails, then a clear error or a crash from tt-xla, then a comparison."""
+    import jax
+
+    import tt_xla
+
+    try:
+        want = jax.jit(fn)(*args)
+        want_leaves, want_tree = jax.tree_util.tree_flatten(want)
+        want_leaves = [np.asarray(w) for w in want_leaves]
+    except Exception as e:  # noqa: BLE001 - the reference itself cannot run this case
+        return Outcome(REF_ERROR, f"{type(e).__name__}: {e}".splitlines()[0][:300])
+    try:
+        got = tt_xla.jit(fn)(*args)
+        got_leaves, got_tree = jax.tree_util.tree_flatten(got)
+        got_leaves = [np.asarray(g) for g in got_leaves]
+    except Exception as e:  # noqa: BLE001 - classifying every failure is the point
+        return classify_error(e)
+    if got_tree != want_tree:
+        return Outcome(WRONG, f"output tree {got_tree} != {want_tree}")
+    mismatch = compare_leaves(got_leaves, want_leaves, loose=loose, tol=tol)
+    return Outcome(WRONG, mismatch) if mismatch else Outcome(PASS)
