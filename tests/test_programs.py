@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+pytest.importorskip("flax")  # the test extras install flax and optax
+pytest.importorskip("optax")
+
 from tools.isolate import run_isolated
 from tools.outcome import CLEAR, PASS
 from tools.programs import PROGRAMS

@@ -60,11 +60,38 @@ def select(groups: list[str] | None, limit: int | None) -> list[str]:
     return out
 
 
-def run_case(name: str) -> Outcome:
-    """Run one harness on CPU JAX and on tt-xla, and classify."""
+# Mixed into float inputs by --edges: the values where implementations differ (NaN propagation,
+# signed zeros, infinities, denormals, which the device flushes like XLA:CPU, huge magnitudes).
+EDGES = (np.nan, np.inf, -np.inf, -0.0, 0.0, 1e-40, -1e-40, 3e38, -3e38, 1.0, -1.0, 0.5)
+EDGE_SUFFIX = "@edges"
+
+
+def with_edges(args: list) -> list:
+    """Float array arguments with the EDGES values written over some of their elements (the
+    same ones every run); other arguments (indices, shapes, ints) unchanged."""
+    from tools.outcome import is_float
+
+    out = []
+    for k, a in enumerate(args):
+        if isinstance(a, np.ndarray) and a.size and is_float(a.dtype) and a.dtype.kind != "c":
+            a = a.copy()
+            flat = a.reshape(-1)
+            rng = np.random.default_rng(k)
+            idx = rng.choice(flat.size, size=min(flat.size, len(EDGES)), replace=False)
+            with np.errstate(over="ignore"):  # 3e38 in f16/bf16 is inf: still an edge
+                flat[idx] = np.array(EDGES[:len(idx)], np.float64).astype(a.dtype)
+        out.append(a)
+    return out
+
+
+def run_case(case: str) -> Outcome:
+    """Run one harness (`name`, or `name@edges` for its inputs with EDGES mixed in) on CPU JAX
+    and on tt-xla, and classify."""
+    name, edges = case.removesuffix(EDGE_SUFFIX), case.endswith(EDGE_SUFFIX)
     h = harnesses()[name]
+    args = h.dyn_args_maker(np.random.RandomState(0))
     tol = h.params.get("tol")
-    return run_against_cpu(h.dyn_fun, h.dyn_args_maker(np.random.RandomState(0)),
+    return run_against_cpu(h.dyn_fun, with_edges(args) if edges else args,
                            loose=h.group_name not in EXACT_GROUPS,
                            tol=(tol, tol) if tol is not None else None)
 
@@ -72,7 +99,7 @@ def run_case(name: str) -> Outcome:
 def summarize(results: dict[str, Outcome]) -> list[tuple[str, dict[str, int]]]:
     groups: dict[str, Counter] = defaultdict(Counter)
     for name, res in results.items():
-        groups[harnesses()[name].group_name][res.kind] += 1
+        groups[harnesses()[name.removesuffix(EDGE_SUFFIX)].group_name][res.kind] += 1
     return [(g, dict(c)) for g, c in sorted(groups.items())]
 
 
@@ -84,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk", type=int, default=100, help="cases per worker process")
     ap.add_argument("--json", help="write every case's outcome here")
     ap.add_argument("--markdown", help="write the table and the failures here")
+    ap.add_argument("--edges", action="store_true",
+                    help="mix NaN, +-inf, -0, denormals and huge values into float inputs")
     ap.add_argument("--list-groups", action="store_true")
     ap.add_argument("-v", "--verbose", action="store_true", help="print each case as it ends")
     a = ap.parse_args(argv)
@@ -93,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     from tools.isolate import run_isolated
 
     names = select(a.group, a.limit)
+    if a.edges:
+        names = [n + EDGE_SUFFIX for n in names]
     t0 = time.monotonic()
     done = 0
 
