@@ -60,3 +60,12 @@ def test_isolate_reports_crash_and_hang_and_goes_on(tmp_path, monkeypatch) -> No
     assert {k: r.kind for k, r in res.items()} == {
         "a": PASS, "die": CRASH, "b": PASS, "hang": CRASH, "raise": CRASH, "c": PASS}
     assert "worker died" in res["die"].detail and "timeout" in res["hang"].detail
+
+
+def test_harness_edges_reach_float_inputs_only() -> None:
+    from tools.harness import with_edges
+
+    f, i = np.ones((4, 5), np.float32), np.arange(6, dtype=np.int32)
+    ef, ei = with_edges([f, i])
+    assert np.isnan(ef).sum() == 1 and np.isposinf(ef).sum() == 1 and np.signbit(ef[ef == 0]).any()
+    assert (ei == i).all() and (f == 1).all()  # ints untouched, the input not modified in place

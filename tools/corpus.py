@@ -28,7 +28,7 @@ from tools.outcome import CLEAR, CRASH, PASS, WRONG, Outcome, classify_error, co
 
 SKIP = "skipped"
 # A top-level function: its header line, its body up to the closing brace at function indent.
-_FUNC = re.compile(r"^  func\.func (?:public |private )?@([\w.$-]+)\((.*?)\)(?: -> (.*?))? \{\n(.*?)^  \}\n",
+_FUNC = re.compile(r"^  func\.func (?:public |private )?@([\w.$-]+|\"[^\"\n]*\")\((.*?)\)(?: -> (.*?))? \{\n(.*?)^  \}\n",
                    re.M | re.S)
 _CALL = re.compile(r"^\s*(%[\w]+)(?::(\d+))? = (?:func\.)?call @(inputs|expected)\(\)[^\n]*\n", re.M)
 _CHECK = re.compile(r"^\s*(?:%[\w]+ = )?stablehlo\.custom_call @check\.(\w+)\((%[\w#]+), (%[\w#]+)\)"
@@ -62,7 +62,7 @@ def split_types(s: str) -> list[str]:
 def rewrite(text: str) -> Rewritten | None:
     """The three modules for one test file, or None when the file is not in the supported form."""
     funcs = {m.group(1): m for m in _FUNC.finditer(text)}
-    if not {"main", "inputs", "expected"} <= funcs.keys():
+    if not {"main", "inputs", "expected"} <= funcs.keys() or len(funcs) != text.count("func.func "):
         return None
     main = funcs["main"]
     body = main.group(4)
