@@ -1,0 +1,152 @@
+"""One place for what a conformance case's outcome is: compare tt-xla's outputs with CPU JAX's
+(dtype-fitting tolerances, NaN where NaN) and sort exceptions into clear errors vs crashes.
+
+Used by tools.harness, tools.programs and tools.corpus, and by their pytest front ends."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+PASS, CLEAR, WRONG, CRASH, REF_ERROR = "pass", "clear error", "wrong", "crash", "ref error"
+# Column order of every report table.
+KINDS = (PASS, CLEAR, WRONG, CRASH)
+
+BF16 = np.dtype(ml_dtypes.bfloat16)
+
+# Exceptions that are a *clear* refusal: the compiler or runtime said what it cannot do.
+# Matched by class name so that error classes other engineers add (VerificationError) count
+# without this module importing them; anything else (KeyError, AssertionError, a C compiler
+# failure on generated code, ...) is a crash: a bug, not a refusal.
+CLEAR_ERRORS = frozenset({"UnsupportedError", "VerificationError", "ParseError", "DeviceError"})
+
+_OP_RE = re.compile(r"\b((?:stablehlo|chlo|mhlo|func|tt)\.[a-z_0-9]+)")
+
+
+@dataclass
+class Outcome:
+    kind: str                 # one of KINDS or REF_ERROR
+    detail: str = ""          # error message or the mismatch found
+    op: str | None = None     # the op a clear error names
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "detail": self.detail, "op": self.op, **self.extra}
+
+
+def op_named(exc: BaseException) -> str | None:
+    """The op an error names: its `.op` attribute, else the first dialect-qualified name in
+    its message."""
+    op = getattr(exc, "op", None)
+    if op:
+        return str(op)
+    m = _OP_RE.search(str(exc))
+    return m.group(1) if m else None
+
+
+def classify_error(exc: BaseException) -> Outcome:
+    name = type(exc).__name__
+    msg = f"{name}: {exc}".splitlines()[0][:400] if str(exc) else name
+    if name in CLEAR_ERRORS:
+        return Outcome(CLEAR, msg, op_named(exc))
+    return Outcome(CRASH, msg, op_named(exc))
+
+
+def is_float(dtype: np.dtype) -> bool:
+    """numpy's kind is 'V' for ml_dtypes' bfloat16: do not test `.kind == "f"`."""
+    return dtype.kind in "fc" or dtype == BF16 or "float8" in dtype.name
+
+
+def tolerance(dtype: np.dtype, loose: bool = False) -> tuple[float, float]:
+    """(rtol, atol) for a dtype. `loose` for results that go through transcendental
+    approximations or long accumulations whose order differs from XLA:CPU's."""
+    if dtype == BF16:
+        return (2e-2, 2e-2) if loose else (1e-2, 1e-2)
+    if dtype == np.float16:
+        return (5e-3, 5e-3) if loose else (1e-3, 1e-3)
+    if "float8" in dtype.name:
+        return 1.3e-1, 1.3e-1
+    if dtype in (np.float32, np.complex64):
+        return (2e-4, 1e-5) if loose else (1e-5, 1e-6)
+    if dtype in (np.float64, np.complex128):
+        return (1e-9, 1e-12) if loose else (1e-12, 1e-14)
+    return 0.0, 0.0  # integers and bools: exact
+
+
+def compare_leaves(got: list[Any], want: list[Any], *, loose: bool = False,
+                   tol: tuple[float, float] | None = None) -> str | None:
+    """None when every output matches, else a one-line description of the first mismatch.
+    Shapes and dtypes must match exactly; NaNs must be where CPU JAX has them; floats within
+    `tol` (or the dtype's tolerance), everything else bit-exact."""
+    if len(got) != len(want):
+        return f"{len(got)} outputs, expected {len(want)}"
+    for i, (g, w) in enumerate(zip(got, want)):
+        w = np.asarray(w)
+        g = np.asarray(g)
+        if g.shape != w.shape:
+            return f"output {i}: shape {g.shape} != {w.shape}"
+        if g.dtype != w.dtype:
+            return f"output {i}: dtype {g.dtype} != {w.dtype}"
+        if g.size == 0:
+            continue
+        if not is_float(w.dtype):
+            if not np.array_equal(g, w):
+                bad = np.argwhere(g != w)[0]
+                return (f"output {i} ({w.dtype}{list(w.shape)}): {int((g != w).sum())} "
+                        f"elements differ, first at {tuple(bad)}: {g[tuple(bad)]!r} != {w[tuple(bad)]!r}")
+            continue
+        rtol, atol = tol if tol is not None else tolerance(w.dtype, loose)
+        wide = np.complex128 if w.dtype.kind == "c" else np.float64
+        gf, wf = g.astype(wide), w.astype(wide)
+        gn, wn = np.isnan(gf), np.isnan(wf)
+        with np.errstate(invalid="ignore"):  # inf - inf: NaN, and then gf == wf decides
+            ok = np.where(wn, gn, ~gn & ((gf == wf) | (np.abs(gf - wf) <= atol + rtol * np.abs(wf))))
+        if not ok.all():
+            bad = tuple(np.argwhere(~ok)[0])
+            return (f"output {i} ({w.dtype}{list(w.shape)}): {int((~ok).sum())}/{ok.size} elements "
+                    f"outside rtol={rtol:g} atol={atol:g}, first at {bad}: got {gf[bad]!r} want {wf[bad]!r}")
+    return None
+
+
+def table(rows: list[tuple[str, dict[str, int]]], title: str = "group") -> str:
+    """A markdown table: one row per group with its counts per kind, then the totals."""
+    totals = {k: 0 for k in KINDS}
+    lines = [f"| {title} | cases | " + " | ".join(KINDS) + " |",
+             "|---|---:|" + "---:|" * len(KINDS)]
+    for name, counts in rows:
+        n = sum(counts.get(k, 0) for k in KINDS)
+        for k in KINDS:
+            totals[k] += counts.get(k, 0)
+        lines.append(f"| {name} | {n} | " + " | ".join(str(counts.get(k, 0)) for k in KINDS) + " |")
+    n = sum(totals.values())
+    pct = f" ({100 * totals[PASS] / n:.1f}% pass)" if n else ""
+    lines.append(f"| **total**{pct} | {n} | " + " | ".join(str(totals[k]) for k in KINDS) + " |")
+    return "\n".join(lines)
+
+
+def run_against_cpu(fn, args, *, loose: bool = False, tol: tuple[float, float] | None = None) -> Outcome:
+    """Run `fn(*args)` under `jax.jit` on CPU and under `tt_xla.jit`, and classify: REF_ERROR
+    when CPU JAX itself fails, then a clear error or a crash from tt-xla, then a comparison."""
+    import jax
+
+    import tt_xla
+
+    try:
+        want = jax.jit(fn)(*args)
+        want_leaves, want_tree = jax.tree_util.tree_flatten(want)
+        want_leaves = [np.asarray(w) for w in want_leaves]
+    except Exception as e:  # noqa: BLE001 - the reference itself cannot run this case
+        return Outcome(REF_ERROR, f"{type(e).__name__}: {e}".splitlines()[0][:300])
+    try:
+        got = tt_xla.jit(fn)(*args)
+        got_leaves, got_tree = jax.tree_util.tree_flatten(got)
+        got_leaves = [np.asarray(g) for g in got_leaves]
+    except Exception as e:  # noqa: BLE001 - classifying every failure is the point
+        return classify_error(e)
+    if got_tree != want_tree:
+        return Outcome(WRONG, f"output tree {got_tree} != {want_tree}")
+    mismatch = compare_leaves(got_leaves, want_leaves, loose=loose, tol=tol)
+    return Outcome(WRONG, mismatch) if mismatch else Outcome(PASS)
