@@ -11,8 +11,9 @@ class Executable:
     """`exe(*args)` -> tuple of tt_xla.Array. Arguments: tt_xla.Array (used in place), numpy
     arrays of the parameter's exact dtype and shape, or Python scalars/lists (converted)."""
 
-    def __init__(self, loaded):
+    def __init__(self, loaded, text: str | None = None):
         self._loaded = loaded
+        self._text = text
 
     def __call__(self, *args) -> tuple[Array, ...]:
         return self._loaded(*args)
@@ -22,6 +23,17 @@ class Executable:
 
     def kernels(self):
         return self._loaded.kernels()
+
+    def ir_text(self, stage: str = "parsed") -> str:
+        """The program after a compiler stage, as text, for debugging a compile: "parsed"
+        (generic StableHLO), "inlined", "legalized", "simplified", "decomposed", "optimized",
+        "scheduled" (see tt_xla.compiler.stages)."""
+        from .compiler.stages import ir_text
+        from .hlo_parser import parse_module
+
+        if self._text is None:
+            raise ValueError("this executable was not compiled from text")
+        return ir_text(parse_module(self._text), stage)
 
     @property
     def source(self) -> str:
@@ -43,7 +55,7 @@ class Executable:
 
 def compile(text: str) -> Executable:  # noqa: A001 (mirrors jax/xla naming)
     """Parse + compile + load StableHLO text (as `jax.export(...).mlir_module()` prints it)."""
-    return Executable(client().compile(text))
+    return Executable(client().compile(text), text)
 
 
 def device_put(x, device=None) -> Array:

@@ -129,9 +129,13 @@ class Lexer:
         start = self.mark()
         m = _DIMS.match(self.text, start)
         assert m is not None  # the pattern matches the empty string
+        dims = m.group()[:-1].split("x") if m.group() else []
+        for d in dims:
+            if len(d) > 19:  # beyond int64 (and int() of a huge digit string is slow)
+                raise self.error(f"dimension {d[:20]}... is too large", start)
         self.reset(m.end())
         self.last_end = m.end()
-        return [None if d == "?" else int(d) for d in m.group()[:-1].split("x")] if m.group() else []
+        return [None if d == "?" else int(d) for d in dims]
 
     def balanced(self, what: str) -> str:
         """Consume a balanced `<...>`/`(...)`/`[...]`/`{...}` group starting at the next token
