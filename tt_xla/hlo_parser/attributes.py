@@ -14,8 +14,9 @@ _SCALAR_TYPE = re.compile(r"(?:[su]?i\d+|ui\d+|f\d+|bf16|tf32|f8E\w+|f[46]E\w+|i
 _STR_ESCAPE = re.compile(r"\\([0-9a-fA-F]{2}|.)", re.S)
 _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
 # Tokens inside a dense<...> literal body (read with one regex: bodies can be megabytes).
-_DENSE_TOK = re.compile(r"\s*(?:([\[\](),])|(true|false)|([-+]?(?:0x[0-9a-fA-F]+|"
+_DENSE_TOK = re.compile(r"(?:\s|//[^\n]*(?![^\n]))*(?:([\[\](),])|(true|false)|([-+]?(?:0x[0-9a-fA-F]+|"
                         r"(?:\d+\.?\d*(?:[eE][-+]?\d+)?)|inf|nan)))")
+_BLANK = re.compile(r"(?:\s|//[^\n]*)*")  # whitespace and comments
 # List-valued struct fields that the spec defaults to [] when the printer omits them.
 STRUCT_LIST_FIELDS = {
     "stablehlo.dot": ("lhs_batching_dimensions", "rhs_batching_dimensions",
@@ -156,7 +157,7 @@ class AttrParser:
             if tok.text in self.type_aliases:
                 return self.type_aliases[tok.text]
             text = tok.text
-            if self.lex.text.startswith("<", tok.start + len(tok.text)):
+            if self.lex.followed_by(tok, "<"):
                 text += self.lex.balanced("dialect type")
             return ir.OpaqueType(text)
         if tok.kind == "punct" and tok.text == "(":
@@ -254,9 +255,7 @@ class AttrParser:
         if kind == "str":
             self.lex.next()
             value = self.unescape(tok)
-            if self.at(":"):  # typed string attr (rare): the type is irrelevant here
-                self.lex.next()
-                self.parse_type()
+            self._typed_suffix()  # a typed string attr (rare): the type is irrelevant here
             return value
         if kind in ("int", "float", "hex"):
             self.lex.next()
@@ -304,7 +303,7 @@ class AttrParser:
                 return self._dense_array()
             if text in ("tensor", "tuple", "complex", "vector", "memref") or is_scalar_type_name(text):
                 return ir.TypeAttr(self.parse_type())
-            if self.lex.text.startswith("<", tok.start + len(text)):
+            if self.lex.followed_by(tok, "<"):
                 # affine_map<...>, dense_resource<...>, distinct[..]<...>, sparse<...>: keep text
                 self.lex.next()
                 return ir.OpaqueAttr(text + self.lex.balanced(f"{text} attribute"))
@@ -317,7 +316,7 @@ class AttrParser:
     def _hash_attr(self) -> Any:
         tok = self.lex.next()
         name = tok.text[1:]
-        if not self.lex.text.startswith("<", tok.start + len(tok.text)):
+        if not self.lex.followed_by(tok, "<"):
             if tok.text in self.attr_aliases:
                 return self.attr_aliases[tok.text]
             raise self.error(f"unknown attribute alias {tok.text}", tok)
@@ -363,7 +362,7 @@ class AttrParser:
         if tok.text == "[" and tok.kind == "punct":
             mark = self.lex.mark()
             try:
-                return self.parse_int_list()
+                return tuple(self.parse_int_list())  # struct fields are plain int lists
             except ParseError:
                 self.lex.reset(mark)
         if tok.kind == "id" and not (tok.text in ("true", "false", "dense", "array")
@@ -440,7 +439,7 @@ class AttrParser:
         lt = self.expect("<", "after 'dense'")
         text = self.lex.text
         body_start = lt.start + 1
-        close = text.find(">", body_start)
+        close = _dense_end(text, body_start)
         if close < 0:
             raise self.error("unterminated dense literal: expected '>'", lt)
         body = text[body_start:close]
@@ -456,9 +455,12 @@ class AttrParser:
         except NotImplementedError:
             raise self.error(f"dense literal of unsupported element type {ty.element}", ty_tok)
         count = math.prod(ty.shape)  # bounded: the type passed the DRAM size check
-        stripped = body.strip()
-        if stripped.startswith('"'):
-            return self._dense_hex(stripped, ty, dtype, count, body_start + body.index('"'))
+        lead = _BLANK.match(body).end()
+        if body.startswith('"', lead):
+            end = body.find('"', lead + 1) + 1
+            if end == 0 or _BLANK.match(body, end).end() != len(body):
+                raise self.lex.error("malformed hex dense literal", body_start + lead)
+            return self._dense_hex(body[lead:end], ty, dtype, count, body_start + lead)
         return self._dense_literal(body, body_start, ty, dtype, count, start)
 
     def _dense_hex(self, s: str, ty: ir.TensorType, dtype: np.dtype, count: int,
@@ -499,10 +501,9 @@ class AttrParser:
         while True:
             m = _DENSE_TOK.match(body, pos)
             if m is None:
-                rest = body[pos:]
-                if rest.strip():
-                    raise self.lex.error("bad token in dense literal",
-                                         base + pos + len(rest) - len(rest.lstrip()))
+                blank = _BLANK.match(body, pos).end()
+                if blank < n:
+                    raise self.lex.error("bad token in dense literal", base + blank)
                 break
             pos = m.end()
             punct, boolean, num = m.groups()
@@ -577,6 +578,20 @@ class AttrParser:
             return ir.DenseElements(ty, np.array(flat, dtype=dtype).reshape(ty.shape))
         except (OverflowError, ValueError, TypeError) as e:
             raise self.error(f"dense literal value does not fit {ty.element}: {e}", start)
+
+
+def _dense_end(text: str, start: int) -> int:
+    """Offset of the `>` closing a dense literal body at `start` (comments skipped), or -1."""
+    i = start
+    while True:
+        close = text.find(">", i)
+        comment = text.find("//", i)
+        if close < 0 or comment < 0 or close < comment:
+            return close
+        nl = text.find("\n", comment)
+        if nl < 0:
+            return -1
+        i = nl
 
 
 def _is_int_type(name: str) -> bool:

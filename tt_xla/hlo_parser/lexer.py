@@ -119,9 +119,11 @@ class Lexer:
         self.pos = offset
         self._peeked = None
 
-    def at_new_line(self) -> bool:
-        """Whether the next token starts on a later line than the last consumed one."""
-        return self.text.find("\n", self.last_end, self.peek().start) != -1
+    def followed_by(self, tok: Token, text: str) -> bool:
+        """Whether the token after `tok` (whitespace and comments between are allowed, as
+        everywhere in MLIR) starts with `text`: `loc (`, `#dialect <`, `affine_map <`."""
+        pos = _SKIP.match(self.text, tok.start + len(tok.text)).end()
+        return self.text.startswith(text, pos)
 
     # ------------------------------------------------------------------ context-dependent reads
     def dims(self) -> list[int | None]:
@@ -150,6 +152,10 @@ class Lexer:
                 if m is None:
                     raise self.error("unterminated string", i)
                 i = m.end()
+                continue
+            if c == "/" and text.startswith("//", i):  # a comment is whitespace
+                end = text.find("\n", i)
+                i = len(text) if end < 0 else end
                 continue
             if c in closer:
                 stack.append(closer[c])

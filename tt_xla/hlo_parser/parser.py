@@ -89,6 +89,7 @@ class Parser(AttrParser):
             "func.call": self._p_call, "func.return": self._p_return,
             "stablehlo.return": self._p_return, "stablehlo.compare": self._p_compare,
             "stablehlo.slice": self._p_slice, "stablehlo.constant": self._p_constant,
+            "chlo.constant": self._p_constant,
             "stablehlo.custom_call": self._p_custom_call, "stablehlo.composite": self._p_composite,
             "stablehlo.get_tuple_element": self._p_get_tuple_element,
             "stablehlo.while": self._p_while, "stablehlo.reduce": self._p_reduce,
@@ -316,7 +317,7 @@ class Parser(AttrParser):
 
     def _opt_loc(self, target: Any = None) -> None:
         tok = self.lex.peek()
-        if tok.kind == "id" and tok.text == "loc" and self.lex.text.startswith("(", tok.start + 3):
+        if tok.kind == "id" and tok.text == "loc" and self.lex.followed_by(tok, "("):
             node = parse_loc(self.lex, self.unescape)
             if target is not None:
                 self._pending.append((target, node))
@@ -640,7 +641,7 @@ class Parser(AttrParser):
 
     def _at_loc(self) -> bool:
         tok = self.lex.peek()
-        return tok.kind == "id" and tok.text == "loc" and self.lex.text.startswith("(", tok.start + 3)
+        return tok.kind == "id" and tok.text == "loc" and self.lex.followed_by(tok, "(")
 
     def _items(self, table: dict[str, tuple[str, str]], parts: _Parts, positional: list[Any],
                top: bool) -> None:
@@ -673,7 +674,7 @@ class Parser(AttrParser):
         tok = self.lex.peek()
         if tok.kind == "val":
             parts.operands.append(self._use())
-        elif tok.kind == "id":
+        elif tok.kind == "id" and not self.lex.followed_by(tok, "<"):
             self.lex.next()
             if self.accept("="):
                 if tok.text in table:
@@ -802,9 +803,9 @@ class Parser(AttrParser):
         batching = attrs.pop("_batching", ((), ()))
         contracting = attrs.pop("_contracting", ((), ()))
         attrs["dot_dimension_numbers"] = ir.StructAttr("stablehlo.dot", {
-            "lhs_batching_dimensions": batching[0], "rhs_batching_dimensions": batching[1],
-            "lhs_contracting_dimensions": contracting[0],
-            "rhs_contracting_dimensions": contracting[1]})
+            "lhs_batching_dimensions": tuple(batching[0]), "rhs_batching_dimensions": tuple(batching[1]),
+            "lhs_contracting_dimensions": tuple(contracting[0]),
+            "rhs_contracting_dimensions": tuple(contracting[1])})
 
     def _conv_window(self, attrs: dict[str, Any]) -> None:
         """`window = {stride = [..], pad = [[l, h], ..], lhs_dilate = [..], rhs_dilate = [..],
