@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from tt_xla.hlo_parser import ParseError, ir, parse_module, print_module
-from tt_xla.hlo_parser.lexer import _DIMS, _SKIP, _TOKEN
+from tt_xla.hlo_parser.lexer import split_tokens
 
 CORPUS = sorted((pathlib.Path(__file__).parent / "data" / "corpus").glob("*.mlir"))
 
@@ -91,35 +91,8 @@ def structure(m: ir.Module):
 
 
 # ----------------------------------------------------------------------------- re-flowing
-_DENSE_ATOM = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\](),]|true|false|'
-                         r"[-+]?(?:0x[0-9a-fA-F]+|\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)")
-
-
 def atoms(text: str) -> list[str]:
-    """MLIR tokens, with the two places MLIR allows no whitespace kept whole: a shape prefix
-    glued to its element type (`4x8xf32`), and each number inside a dense literal."""
-    out: list[str] = []
-    pos = 0
-    while True:
-        pos = _SKIP.match(text, pos).end()
-        if pos >= len(text):
-            return out
-        if len(out) >= 2 and out[-1] == "<" and out[-2] in ("tensor", "vector", "memref"):
-            m = _DIMS.match(text, pos)
-            if m.group():
-                end = _TOKEN.match(text, m.end()).end()
-                out.append(text[pos:end])
-                pos = end
-                continue
-        if len(out) >= 2 and out[-1] == "<" and out[-2] == "dense":
-            end = text.index(">", pos)
-            out += [a.group() for a in _DENSE_ATOM.finditer(text, pos, end)]
-            pos = end
-            continue
-        m = _TOKEN.match(text, pos)
-        assert m is not None, text[pos:pos + 40]
-        out.append(m.group())
-        pos = m.end()
+    return split_tokens(text)
 
 
 REFLOW = {

@@ -113,6 +113,8 @@ class AttrParser:
         lo, hi = int_range(element) or (-(1 << 63), (1 << 64) - 1)
         if not lo <= value <= hi:
             raise self.error(f"integer {value} out of range for {element}", tok)
+        if lo < 0 and hi > -lo and value >= -lo:  # signless: MLIR keeps the bit pattern
+            value -= hi + 1
         return value
 
     def parse_int(self, what: str = "integer") -> int:

@@ -7,6 +7,7 @@ generic form and the StableHLO spec use).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -282,6 +283,7 @@ _NUMPY = {
 SUB_BYTE_BITS = {"i2": 2, "ui2": 2, "i4": 4, "ui4": 4, "f4E2M1FN": 4, "f6E2M3FN": 6, "f6E3M2FN": 6}
 
 
+@functools.lru_cache(maxsize=None)
 def numpy_dtype(element: str) -> np.dtype:
     """The numpy dtype for an MLIR element type (bf16, sub-byte and f8 types from ml_dtypes;
     i1 -> bool)."""
@@ -293,6 +295,7 @@ def numpy_dtype(element: str) -> np.dtype:
     return np.dtype(getattr(ml_dtypes, name, None) or name)
 
 
+@functools.lru_cache(maxsize=None)
 def element_bits(element: str) -> int:
     """Bits of one element (sub-byte types count their own width); NotImplementedError if
     the type has no numpy dtype."""

@@ -176,3 +176,43 @@ class Lexer:
 
     def describe(self, tok: Token) -> str:
         return _EOF if tok.kind == "eof" else repr(tok.text)
+
+
+_DENSE_ATOM = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\](),]|true|false|'
+                         r"[-+]?(?:0x[0-9a-fA-F]+|\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)")
+
+
+def split_tokens(text: str) -> list[str]:
+    """The text's tokens as MLIR separates them (comments and whitespace dropped), keeping
+    whole the two things MLIR allows no whitespace in: a shape prefix with its element type
+    (`4x8xf32`) and each element of a dense literal. Joining them with any whitespace or
+    comments gives the same module; the metamorphic tests and the fuzzer use this."""
+    out: list[str] = []
+    pos = 0
+    while True:
+        pos = _SKIP.match(text, pos).end()
+        if pos >= len(text):
+            return out
+        if len(out) >= 2 and out[-1] == "<" and out[-2] in ("tensor", "vector", "memref"):
+            m = _DIMS.match(text, pos)
+            if m.group():
+                t = _TOKEN.match(text, m.end())
+                end = t.end() if t else m.end()
+                out.append(text[pos:end])
+                pos = end
+                continue
+        if len(out) >= 2 and out[-1] == "<" and out[-2] == "dense":
+            end = text.find(">", pos)
+            end = len(text) if end < 0 else end
+            out += [a.group() for a in _DENSE_ATOM.finditer(text, pos, end)]
+            out.append(text[end:end + 1])  # the closing '>' (the body may have no atoms)
+            pos = end + 1
+            continue
+        m = _TOKEN.match(text, pos)
+        if m is None:  # not MLIR: keep the character as a token of its own
+            out.append(text[pos])
+            pos += 1
+            continue
+        out.append(m.group())
+        pos = m.end()
+
