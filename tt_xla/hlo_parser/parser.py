@@ -31,6 +31,8 @@ _INT_ATTRS = frozenset({
 })
 
 # Pretty `key = value` keywords -> (attribute name, how to read the value).
+_CONV_KEYS = {"dim_numbers": ("dimension_numbers", "conv"), "window": ("", "window")}
+_EINSUM_KEYS = {"config": ("einsum_config", "attr")}
 _KEYED: dict[str, dict[str, tuple[str, str]]] = {
     "stablehlo.broadcast_in_dim": {"dims": ("broadcast_dimensions", "ints")},
     "stablehlo.transpose": {"dims": ("permutation", "ints")},
@@ -50,16 +52,12 @@ _KEYED: dict[str, dict[str, tuple[str, str]]] = {
     "stablehlo.rng": {"distribution": ("rng_distribution", "enum:rng_distribution")},
     "stablehlo.fft": {"type": ("fft_type", "enum:fft_type"), "length": ("fft_length", "ints")},
     "stablehlo.dynamic_slice": {"sizes": ("slice_sizes", "ints")},
-    "stablehlo.convolution": {"dim_numbers": ("dimension_numbers", "conv"),
-                              "window": ("", "window")},
-    "stablehlo.dynamic_conv": {"dim_numbers": ("dimension_numbers", "conv"),
-                               "window": ("", "window")},
+    "stablehlo.convolution": _CONV_KEYS, "stablehlo.dynamic_conv": _CONV_KEYS,
     "stablehlo.broadcast": {"sizes": ("broadcast_sizes", "ints")},
     "stablehlo.dynamic_broadcast_in_dim": {"dims": ("broadcast_dimensions", "ints")},
     "stablehlo.dynamic_iota": {"dim": ("iota_dimension", "int")},
     "stablehlo.set_dimension_size": {"dim": ("dimension", "int")},
-    "stablehlo.einsum": {"config": ("einsum_config", "attr")},
-    "stablehlo.unary_einsum": {"config": ("einsum_config", "attr")},
+    "stablehlo.einsum": _EINSUM_KEYS, "stablehlo.unary_einsum": _EINSUM_KEYS,
 }
 # Bare words that begin an operation (func's short forms); any dotted word does too.
 _OP_WORDS = frozenset({"return", "call", "func"})
