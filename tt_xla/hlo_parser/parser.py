@@ -87,7 +87,7 @@ class Parser(AttrParser):
             "func.call": self._p_call, "func.return": self._p_return,
             "stablehlo.return": self._p_return, "stablehlo.compare": self._p_compare,
             "stablehlo.slice": self._p_slice, "stablehlo.constant": self._p_constant,
-            "chlo.constant": self._p_constant,
+            "chlo.constant": self._p_constant, "chlo.scan": self._p_scan,
             "stablehlo.custom_call": self._p_custom_call, "stablehlo.composite": self._p_composite,
             "stablehlo.get_tuple_element": self._p_get_tuple_element,
             "stablehlo.while": self._p_while, "stablehlo.reduce": self._p_reduce,
@@ -526,9 +526,37 @@ class Parser(AttrParser):
     def _p_composite(self, name: str, nres: int) -> _Parts:
         attrs: dict[str, Any] = {"name": self.unescape(self.expect_kind("str", "composite name"))}
         operands = self._operands()
+        regions: list[ir.Region] = []
+        if self.accept("("):  # `(composite_regions)`
+            while not self.accept(")"):
+                regions.append(self._region())
+                if not self.at(")"):
+                    self.expect(",", "or ')' in composite regions")
         if self.at("{"):
             attrs.update(self.parse_attr_dict())
-        return _Parts(operands, attrs, [], self._trailing_types(operands, nres))
+        return _Parts(operands, attrs, regions, self._trailing_types(operands, nres))
+
+    def _p_scan(self, name: str, nres: int) -> _Parts:
+        """`chlo.scan (%in...) inits (%init...) dimension=0 [attributes {..}] {body} : (..) -> (..)`
+        with the segment sizes the generic form carries."""
+        def group(what: str) -> list[ir.Value]:
+            self.expect("(", f"to start scan {what}")
+            values = self._operands()
+            self.expect(")", f"to close scan {what}")
+            return values
+        inputs = group("inputs")
+        self.expect("inits", "in chlo.scan")
+        inits = group("inits")
+        self.expect("dimension", "in chlo.scan")
+        self.expect("=", "after 'dimension'")
+        attrs: dict[str, Any] = {"dimension": ir.IntegerAttr(self.parse_int("scan dimension"), "i64")}
+        if self.accept("attributes"):
+            attrs.update(self.parse_attr_dict())
+        region = self._region()
+        types = self._trailing_types(inputs + inits, nres)
+        attrs["operandSegmentSizes"] = ir.DenseArray([len(inputs), len(inits)], "i32")
+        attrs["resultSegmentSizes"] = ir.DenseArray([len(types) - len(inits), len(inits)], "i32")
+        return _Parts(inputs + inits, attrs, [region], types)
 
     def _p_get_tuple_element(self, name: str, nres: int) -> _Parts:
         operands = [self._use()]
@@ -672,6 +700,9 @@ class Parser(AttrParser):
         tok = self.lex.peek()
         if tok.kind == "val":
             parts.operands.append(self._use())
+        elif tok.kind == "id" and tok.text == "attributes" and self.lex.followed_by(tok, "{"):
+            self.lex.next()  # `attributes {...}` (an attr-dict with its keyword, as chlo.scan prints)
+            parts.attrs.update(self.parse_attr_dict())
         elif tok.kind == "id" and not self.lex.followed_by(tok, "<"):
             self.lex.next()
             if self.accept("="):
@@ -720,11 +751,13 @@ class Parser(AttrParser):
             return False
         return not (a.kind in ("id", "str") and b.kind == "punct" and b.text in ("=", ",", "}"))
 
-    def _value_ends(self) -> bool:
-        """Whether the cursor is where an item's value may end."""
+    def _value_ends(self, keyword_ends: bool) -> bool:
+        """Whether the cursor is where an item's value may end. After a whole attribute a
+        bare word is the next keyword (`dimension=0 attributes {..}`); inside raw text it is
+        not (`[b, f]x[o, i]`)."""
         tok = self.lex.peek()
         return (tok.kind == "eof" or (tok.kind == "punct" and tok.text in (",", ":", "{", "}", ")", "]"))
-                or self._at_loc() or self._begins_op(tok))
+                or self._at_loc() or self._begins_op(tok) or (keyword_ends and tok.kind == "id"))
 
     def _sweep_value(self) -> Any:
         """An attribute if one parses cleanly up to where a value ends; else the raw text of
@@ -732,7 +765,7 @@ class Parser(AttrParser):
         mark = self.lex.mark()
         try:
             value = self.parse_attr()
-            if self._value_ends():
+            if self._value_ends(keyword_ends=True):
                 return value
         except ParseError:
             pass
@@ -743,7 +776,7 @@ class Parser(AttrParser):
             tok = self.lex.peek()
             if tok.kind == "eof":
                 break
-            if depth == 0 and end > mark and self._value_ends():
+            if depth == 0 and end > mark and self._value_ends(keyword_ends=False):
                 break
             if depth == 0 and end == mark and tok.kind == "punct" and tok.text in (",", ":", "{", "}", ")", "]"):
                 break

@@ -136,6 +136,10 @@ module @pretty_forms {
     %1 = func.call @unary_helper(%0) : (tensor<4xf32>) -> tensor<4xf32>
     %2 = stablehlo.custom_call @foo(%1) {backend_config = "", has_side_effect = true, api_version = 2 : i32} : (tensor<4xf32>) -> tensor<4xf32>
     %3 = stablehlo.composite "my.op" %2 {composite_attributes = {alpha = 1.0 : f32}, decomposition = @unary_helper, version = 1 : i32} : (tensor<4xf32>) -> tensor<4xf32>
+    %3b = stablehlo.composite "my.op2" %2 ({
+    ^bb0(%r: tensor<4xf32>):
+      stablehlo.return %r : tensor<4xf32>
+    }) {decomposition = @unary_helper} : (tensor<4xf32>) -> tensor<4xf32>
     %4 = stablehlo.tuple %3, %x : tuple<tensor<4xf32>, tensor<4xf32>>
     %5 = stablehlo.get_tuple_element %4[1] : (tuple<tensor<4xf32>, tensor<4xf32>>) -> tensor<4xf32>
     %6 = stablehlo.after_all %t, %t : !stablehlo.token
@@ -159,6 +163,11 @@ module @pretty_forms {
     %7 = chlo.constant dense<1.0> : tensor<16xf32>
     %8 = chlo.mulhi %i, %i : tensor<16xi32>, tensor<16xi32> -> tensor<16xi32>
     %9 = chlo.lgamma %x : tensor<16xf32> -> tensor<16xf32>
+    %10:2 = chlo.scan (%x) inits (%y) dimension=0 attributes {is_reverse = false} {
+    ^bb0(%e: tensor<f32>, %acc: tensor<f32>):
+      %s = stablehlo.add %e, %acc : tensor<f32>
+      stablehlo.return %s, %s : tensor<f32>, tensor<f32>
+    } : (tensor<16xf32>, tensor<16xf32>) -> (tensor<16xf32>, tensor<16xf32>)
     return %0#0, %0#1 : tensor<2xf32>, tensor<2xi32>
   }
 }
