@@ -24,17 +24,6 @@ class Executable:
     def kernels(self):
         return self._loaded.kernels()
 
-    def ir_text(self, stage: str = "parsed") -> str:
-        """The program after a compiler stage, as text, for debugging a compile: "parsed"
-        (generic StableHLO), "inlined", "legalized", "simplified", "decomposed", "optimized",
-        "scheduled" (see tt_xla.compiler.stages)."""
-        from .compiler.stages import ir_text
-        from .hlo_parser import parse_module
-
-        if self._text is None:
-            raise ValueError("this executable was not compiled from text")
-        return ir_text(parse_module(self._text), stage)
-
     @property
     def source(self) -> str:
         return self._loaded.source
@@ -46,6 +35,17 @@ class Executable:
     @property
     def output_specs(self):
         return self._loaded.output_specs
+
+    def ir_text(self, stage: str = "parsed") -> str:
+        """The program after a compiler stage, as text, for debugging a compile: "parsed"
+        (generic StableHLO), "inlined", "legalized", "simplified", "decomposed", "optimized",
+        "scheduled" (see tt_xla.compiler.stages)."""
+        from .compiler.stages import ir_text
+        from .hlo_parser import parse_module
+
+        if self._text is None:
+            raise ValueError("this executable was not compiled from text")
+        return ir_text(parse_module(self._text), stage)
 
     def __repr__(self):
         ins = ", ".join(f"{np.dtype(s.dtype).name}{list(s.shape)}" for s in self.input_specs)
