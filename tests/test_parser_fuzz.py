@@ -45,6 +45,9 @@ FOUND = [
     "  %0 = stablehlo.convolution(%a, %b) dim_numbers = [b, 0, 1, f]x[0, 1, i, o]->[b, 0, 1, f], "
     "window = {pad = [[18446744073709551615, 1], [1, 1]]} : (tensor<1x4x4x1xf32>, tensor<3x3x1x1xf32>) "
     "-> tensor<1x4x4x1xf32>\n  return %0 : tensor<1x4x4x1xf32>\n}",
+    # an integer type of absurd width in an attribute (OverflowError computing its range)
+    'func.func @main() -> () {\n  "x.y"() {a = 1 : i' + "9" * 5000 + '} : () -> ()\n  return\n}',
+    'func.func @main() -> () {\n  "x.y"() {a = 1 : i99999999} : () -> ()\n  return\n}',
 ]
 
 

@@ -10,7 +10,9 @@ import numpy as np
 from . import ir
 from .lexer import Lexer, ParseError, Token
 
-_SCALAR_TYPE = re.compile(r"(?:[su]?i\d+|ui\d+|f\d+|bf16|tf32|f8E\w+|f[46]E\w+|index|none)")
+# Integer widths are bounded (5 digits; MLIR's own limit is 2^24 - 1) so that no input makes
+# us compute with 2^(huge) ranges.
+_SCALAR_TYPE = re.compile(r"(?:[su]?i\d{1,5}|f\d{1,5}|bf16|tf32|f8E\w+|f[46]E\w+|index|none)")
 _STR_ESCAPE = re.compile(r"\\([0-9a-fA-F]{2}|.)", re.S)
 _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
 # Tokens inside a dense<...> literal body (read with one regex: bodies can be megabytes).
