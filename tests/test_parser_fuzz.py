@@ -10,8 +10,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tt_xla.hlo_parser import ParseError, parse_module
-
 _spec = importlib.util.spec_from_file_location(
     "fuzz_parser", pathlib.Path(__file__).resolve().parent.parent / "tools" / "fuzz_parser.py")
 fuzz = importlib.util.module_from_spec(_spec)
@@ -48,12 +46,11 @@ FOUND = [
     # an integer type of absurd width in an attribute (OverflowError computing its range)
     'func.func @main() -> () {\n  "x.y"() {a = 1 : i' + "9" * 5000 + '} : () -> ()\n  return\n}',
     'func.func @main() -> () {\n  "x.y"() {a = 1 : i99999999} : () -> ()\n  return\n}',
+    # a message quoting an opaque type with line breaks in it (the error must stay one line)
+    'func.func @main(%a: tensor<2xf32>) -> () {\n  %0 = "x.y"(%a) : !tensor<\n2\nx5x1xf32\n>\n  return\n}',
 ]
 
 
 @pytest.mark.parametrize("text", FOUND)
 def test_found_cases(text):
-    try:
-        parse_module(text)
-    except ParseError as e:
-        assert not e.message.startswith("internal parser error"), e.message
+    fuzz.check(text)

@@ -83,6 +83,9 @@ class Lexer:
         start = self._line_starts[line - 1]  # type: ignore[index]
         end = self.text.find("\n", start)
         src = self.text[start: end if end >= 0 else len(self.text)]
+        # One line of message: text quoted from the input (an opaque type's raw body) may
+        # hold line breaks.
+        message = re.sub(r"\s*\n\s*", " ", message)
         return ParseError(message, line, col, self.filename, src)
 
     # ------------------------------------------------------------------ tokens
