@@ -46,6 +46,9 @@ FOUND = [
     # an integer type of absurd width in an attribute (OverflowError computing its range)
     'func.func @main() -> () {\n  "x.y"() {a = 1 : i' + "9" * 5000 + '} : () -> ()\n  return\n}',
     'func.func @main() -> () {\n  "x.y"() {a = 1 : i99999999} : () -> ()\n  return\n}',
+    # integers of 5000 digits where a result count, a location line or a conv spatial dim goes
+    "func.func @main() -> () {\n  %0:" + "9" * 5000 + ' = "x.y"() : () -> ()\n  return\n}',
+    'func.func @main() -> () {\n  "x.y"() : () -> () loc("f.py":' + "9" * 5000 + ':1)\n  return\n}',
     # a message quoting an opaque type with line breaks in it (the error must stay one line)
     'func.func @main(%a: tensor<2xf32>) -> () {\n  %0 = "x.y"(%a) : !tensor<\n2\nx5x1xf32\n>\n  return\n}',
 ]

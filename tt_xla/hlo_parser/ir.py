@@ -293,10 +293,3 @@ def numpy_dtype(element: str) -> np.dtype:
     if name is None:
         raise NotImplementedError(f"element type {element} has no numpy dtype here")
     return np.dtype(getattr(ml_dtypes, name, None) or name)
-
-
-@functools.lru_cache(maxsize=None)
-def element_bits(element: str) -> int:
-    """Bits of one element (sub-byte types count their own width); NotImplementedError if
-    the type has no numpy dtype."""
-    return SUB_BYTE_BITS.get(element) or (1 if element == "i1" else numpy_dtype(element).itemsize * 8)

@@ -332,7 +332,7 @@ class Parser(AttrParser):
                 count = 1
                 if self.accept(":"):
                     ctok = self.expect_kind("int", "result count")
-                    count = int(ctok.text)
+                    count = self.int_value(ctok, None)
                     if count < 1:
                         raise self.error("result count must be positive", ctok)
                 defs.append((vtok, count))
@@ -866,6 +866,8 @@ class Parser(AttrParser):
                 rows = [ints(r) for r in (value if isinstance(value, list) else [None])]
                 if any(len(r) != 2 for r in rows):
                     raise self.error("convolution padding must be [[low, high], ...]", tok)
+                if any(not -(1 << 63) <= x < (1 << 63) for r in rows for x in r):
+                    raise self.error("convolution padding does not fit in 64 bits", tok)
                 arr = np.array(rows, dtype=np.int64).reshape(len(rows), 2)
                 attrs["padding"] = ir.DenseElements(ir.TensorType((len(rows), 2), "i64"), arr)
             else:
