@@ -49,6 +49,9 @@ FOUND = [
     # integers of 5000 digits where a result count, a location line or a conv spatial dim goes
     "func.func @main() -> () {\n  %0:" + "9" * 5000 + ' = "x.y"() : () -> ()\n  return\n}',
     'func.func @main() -> () {\n  "x.y"() : () -> () loc("f.py":' + "9" * 5000 + ':1)\n  return\n}',
+    # a signed hex element (a negative bit pattern)
+    'func.func @main() -> () {\n  %0 = stablehlo.constant dense<-0x00168282702> : tensor<4x8xf32>\n  return\n}',
+    'func.func @main() -> () {\n  %0 = stablehlo.constant dense<[-0x1, 2]> : tensor<2xi8>\n  return\n}',
     # a message quoting an opaque type with line breaks in it (the error must stay one line)
     'func.func @main(%a: tensor<2xf32>) -> () {\n  %0 = "x.y"(%a) : !tensor<\n2\nx5x1xf32\n>\n  return\n}',
 ]

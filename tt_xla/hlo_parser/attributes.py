@@ -535,6 +535,8 @@ class AttrParser:
                 elif num.lstrip("+-").startswith("0x"):
                     if len(num) > MAX_INT_DIGITS:
                         raise self.lex.error("hex literal too long", at)
+                    if num[0] in "+-":  # a bit pattern has no sign
+                        raise self.lex.error("hex literal in a dense literal cannot have a sign", at)
                     bits = int(num, 16)
                     real = is_float and not ty.element.startswith("complex")
                     v = _bits_to_float(self, bits, ty.element, None, at) if real else \
