@@ -11,8 +11,9 @@ class Executable:
     """`exe(*args)` -> tuple of tt_xla.Array. Arguments: tt_xla.Array (used in place), numpy
     arrays of the parameter's exact dtype and shape, or Python scalars/lists (converted)."""
 
-    def __init__(self, loaded):
+    def __init__(self, loaded, text: str | None = None):
         self._loaded = loaded
+        self._text = text
 
     def __call__(self, *args) -> tuple[Array, ...]:
         return self._loaded(*args)
@@ -40,6 +41,17 @@ class Executable:
     def output_specs(self):
         return self._loaded.output_specs
 
+    def ir_text(self, stage: str = "parsed") -> str:
+        """The program after a compiler stage, as text, for debugging a compile: "parsed"
+        (generic StableHLO), "inlined", "legalized", "simplified", "decomposed", "optimized",
+        "scheduled" (see tt_xla.compiler.stages)."""
+        from .compiler.stages import ir_text
+        from .hlo_parser import parse_module
+
+        if self._text is None:
+            raise ValueError("this executable was not compiled from text")
+        return ir_text(parse_module(self._text), stage)
+
     def __repr__(self):
         ins = ", ".join(f"{np.dtype(s.dtype).name}{list(s.shape)}" for s in self.input_specs)
         outs = ", ".join(f"{np.dtype(s.dtype).name}{list(s.shape)}" for s in self.output_specs)
@@ -48,7 +60,7 @@ class Executable:
 
 def compile(text: str) -> Executable:  # noqa: A001 (mirrors jax/xla naming)
     """Parse + compile + load StableHLO text (as `jax.export(...).mlir_module()` prints it)."""
-    return Executable(client().compile(text))
+    return Executable(client().compile(text), text)
 
 
 def device_put(x, device=None) -> Array:

@@ -6,6 +6,8 @@ Passes, each a plain function over a plain IR, in this order:
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 
 from ..hlo_parser import ir, parse_module
@@ -30,14 +32,23 @@ KERNEL_ATTR = '__attribute__((visibility("hidden"))) '  # kernels link across pa
 __all__ = ["compile_module", "compile_text", "CompiledProgram", "KernelInfo", "TensorSpec", "optimize"]
 
 
-def optimize(module: ir.Module) -> Graph:
+def optimize(module: ir.Module, dump: Callable[[str, Any], None] | None = None) -> Graph:
     """The graph-level passes: what fusion and codegen see. The module is verified first, so
-    no pass (and no generated kernel) ever sees a program that breaks a StableHLO rule."""
+    no pass (and no generated kernel) ever sees a program that breaks a StableHLO rule.
+    `dump(stage, ir)` (for `stages.ir_text`) sees the IR after each pass."""
     verify(module)
-    graph = legalize(inline_calls(module))
+    see = dump or (lambda stage, x: None)
+    fn = inline_calls(module)
+    see("inlined", fn)
+    graph = legalize(fn)
+    see("legalized", graph)
     graph = simplify(graph)
+    see("simplified", graph)
     graph = decompose(graph)
-    return simplify(graph)
+    see("decomposed", graph)
+    graph = simplify(graph)
+    see("optimized", graph)
+    return graph
 
 
 HOT_TILES = 4096  # 4M element-ops or 16 MiB moved: about 0.5 ms of host time at -O2

@@ -151,6 +151,9 @@ class Legalizer:
     def _constant(self, op: ir.Operation) -> Node:
         attr = op.attributes["value"]
         shape, dt = self._result(op)
+        if getattr(attr, "is_splat", False) and all(shape):
+            # parsed as one element: broadcast it, never materialize (it may be 1 GB of 1.0)
+            return const(np.asarray(attr.splat_value).astype(np_dtype(dt)), dt, shape, op.loc)
         values = np.asarray(attr.values).astype(np_dtype(dt), copy=False).reshape(shape)
         flat = values.reshape(-1)
         if flat.size and (flat.view(np.uint8).reshape(flat.size, -1) == flat[:1].view(np.uint8)).all():

@@ -3,15 +3,17 @@
     from tt_xla.hlo_parser import parse_module, ParseError
     module = parse_module(exported.mlir_module(), filename="model.mlir")
 
-No MLIR bindings and no jax: a regex lexer and a recursive-descent parser producing ir.Module.
+No MLIR bindings and no jax: a regex lexer and a recursive-descent parser producing ir.Module,
+and a printer (`print_module`) writing an ir.Module back as generic-form MLIR text.
 """
 from __future__ import annotations
 
 from . import ir
 from .lexer import ParseError
 from .parser import Parser
+from .printer import print_module
 
-__all__ = ["parse_module", "ParseError", "ir"]
+__all__ = ["parse_module", "print_module", "ParseError", "ir"]
 
 
 def parse_module(text: str, filename: str = "<module>") -> ir.Module:

@@ -1,6 +1,7 @@
 """Types and attributes: the part of the grammar shared by module, function and op syntax."""
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -9,14 +10,17 @@ import numpy as np
 from . import ir
 from .lexer import Lexer, ParseError, Token
 
-_SCALAR_TYPE = re.compile(r"(?:[su]?i\d+|ui\d+|f\d+|bf16|tf32|f8E\w+|f[46]E\w+|index|none)")
+# Integer widths are bounded (5 digits; MLIR's own limit is 2^24 - 1) so that no input makes
+# us compute with 2^(huge) ranges.
+_SCALAR_TYPE = re.compile(r"(?:[su]?i\d{1,5}|f\d{1,5}|bf16|tf32|f8E\w+|f[46]E\w+|index|none)")
 _STR_ESCAPE = re.compile(r"\\([0-9a-fA-F]{2}|.)", re.S)
 _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
 # Tokens inside a dense<...> literal body (read with one regex: bodies can be megabytes).
-_DENSE_TOK = re.compile(r"\s*(?:([\[\](),])|(true|false)|([-+]?(?:0x[0-9a-fA-F]+|"
+_DENSE_TOK = re.compile(r"(?:\s|//[^\n]*(?![^\n]))*(?:([\[\](),])|(true|false)|([-+]?(?:0x[0-9a-fA-F]+|"
                         r"(?:\d+\.?\d*(?:[eE][-+]?\d+)?)|inf|nan)))")
+_BLANK = re.compile(r"(?:\s|//[^\n]*)*")  # whitespace and comments
 # List-valued struct fields that the spec defaults to [] when the printer omits them.
-_STRUCT_LIST_FIELDS = {
+STRUCT_LIST_FIELDS = {
     "stablehlo.dot": ("lhs_batching_dimensions", "rhs_batching_dimensions",
                       "lhs_contracting_dimensions", "rhs_contracting_dimensions"),
     "stablehlo.gather": ("offset_dims", "collapsed_slice_dims", "operand_batching_dims",
@@ -26,8 +30,31 @@ _STRUCT_LIST_FIELDS = {
 }
 
 
+# The parser allocates in proportion to the text it reads, never to a type's size (a splat stays
+# one element, a literal's element count is checked against its type before numpy sees it);
+# whether a tensor fits the device is the verifier's rule.
+MAX_INT_DIGITS = 40           # longer integer literals are absurd (and costly to convert)
+
+
 def is_scalar_type_name(text: str) -> bool:
     return _SCALAR_TYPE.fullmatch(text) is not None
+
+
+def int_range(element: str) -> tuple[int, int] | None:
+    """Values an integer literal of `element` may spell: signless iN takes its signed and its
+    unsigned range (MLIR wraps `255 : i8` to -1), uiN the unsigned one; None if not an integer
+    type."""
+    m = re.fullmatch(r"(s|u)?i(\d+)", element)
+    if element == "index":
+        return -(1 << 63), (1 << 63) - 1
+    if m is None:
+        return None
+    n = int(m.group(2))
+    if m.group(1) == "u":
+        return 0, (1 << n) - 1
+    if m.group(1) == "s":
+        return -(1 << (n - 1)), (1 << (n - 1)) - 1
+    return -(1 << (n - 1)), (1 << n) - 1
 
 
 class AttrParser:
@@ -78,18 +105,36 @@ class AttrParser:
         out += body[last:].encode()
         return out.decode("utf-8", errors="surrogateescape")
 
-    def parse_int(self, what: str = "integer") -> int:
-        return int(self.expect_kind("int", what).text)
+    def int_value(self, tok: Token, element: str | None = "i64") -> int:
+        """The value of an int (or hex) token, which must fit `element` (a ParseError at the
+        token otherwise: `feature_group_count = 99999999999999999999 : i64` is refused here).
+        `element=None` (the integers of pretty forms, `dims = [..]`) only bounds the length:
+        whether such a value fits its attribute is the verifier's rule."""
+        text = tok.text
+        if len(text) > MAX_INT_DIGITS:
+            raise self.error(f"integer literal too long ({len(text)} characters)", tok)
+        value = int(text, 16) if text.startswith("0x") else int(text)
+        if element is None:
+            return value
+        lo, hi = int_range(element) or (-(1 << 63), (1 << 64) - 1)
+        if not lo <= value <= hi:
+            raise self.error(f"integer {value} out of range for {element}", tok)
+        if lo < 0 and hi > -lo and value >= -lo:  # signless: MLIR keeps the bit pattern
+            value -= hi + 1
+        return value
 
-    def parse_int_list(self) -> tuple[int, ...]:
-        """`[1, 2, 3]` (pretty dims lists) -> tuple of int."""
+    def parse_int(self, what: str = "integer") -> int:
+        return self.int_value(self.expect_kind("int", what), None)
+
+    def parse_int_list(self) -> ir.DenseArray:
+        """`[1, 2, 3]` (pretty dims lists) -> DenseArray of i64."""
         self.expect("[", "to start an integer list")
         out: list[int] = []
         while not self.accept("]"):
             out.append(self.parse_int())
             if not self.at("]"):
                 self.expect(",", "or ']' in integer list")
-        return tuple(out)
+        return ir.DenseArray(out, "i64")
 
     # ------------------------------------------------------------------ types
     def parse_type(self) -> Any:
@@ -120,7 +165,7 @@ class AttrParser:
             if tok.text in self.type_aliases:
                 return self.type_aliases[tok.text]
             text = tok.text
-            if self.lex.text.startswith("<", tok.start + len(tok.text)):
+            if self.lex.followed_by(tok, "<"):
                 text += self.lex.balanced("dialect type")
             return ir.OpaqueType(text)
         if tok.kind == "punct" and tok.text == "(":
@@ -200,9 +245,7 @@ class AttrParser:
         if kind == "str":
             self.lex.next()
             value = self.unescape(tok)
-            if self.at(":"):  # typed string attr (rare): the type is irrelevant here
-                self.lex.next()
-                self.parse_type()
+            self._typed_suffix()  # a typed string attr (rare): the type is irrelevant here
             return value
         if kind in ("int", "float", "hex"):
             self.lex.next()
@@ -212,7 +255,7 @@ class AttrParser:
                 if kind == "hex":  # a float attr spelled as its bit pattern
                     return ir.FloatAttr(float(_bits_to_float(self, int(text, 16), ty, tok)), ty)
                 return ir.FloatAttr(float(text), ty)
-            return ir.IntegerAttr(int(text, 0) if kind == "hex" else int(text), ty or "i64")
+            return ir.IntegerAttr(self.int_value(tok, ty or "i64"), ty or "i64")
         if kind == "punct":
             if text == "[":
                 self.lex.next()
@@ -250,7 +293,7 @@ class AttrParser:
                 return self._dense_array()
             if text in ("tensor", "tuple", "complex", "vector", "memref") or is_scalar_type_name(text):
                 return ir.TypeAttr(self.parse_type())
-            if self.lex.text.startswith("<", tok.start + len(text)):
+            if self.lex.followed_by(tok, "<"):
                 # affine_map<...>, dense_resource<...>, distinct[..]<...>, sparse<...>: keep text
                 self.lex.next()
                 return ir.OpaqueAttr(text + self.lex.balanced(f"{text} attribute"))
@@ -263,7 +306,7 @@ class AttrParser:
     def _hash_attr(self) -> Any:
         tok = self.lex.next()
         name = tok.text[1:]
-        if not self.lex.text.startswith("<", tok.start + len(tok.text)):
+        if not self.lex.followed_by(tok, "<"):
             if tok.text in self.attr_aliases:
                 return self.attr_aliases[tok.text]
             raise self.error(f"unknown attribute alias {tok.text}", tok)
@@ -297,7 +340,7 @@ class AttrParser:
             fields[key] = self.parse_field_value()
             if not self.at(close):
                 self.expect(",", f"or '{close}' in struct attribute")
-        for f in _STRUCT_LIST_FIELDS.get(name, ()):
+        for f in STRUCT_LIST_FIELDS.get(name, ()):
             fields.setdefault(f, ())
         return ir.StructAttr(name, fields)
 
@@ -305,11 +348,11 @@ class AttrParser:
         tok = self.lex.peek()
         if tok.kind == "int":
             self.lex.next()
-            return int(tok.text)
+            return self.int_value(tok, None)
         if tok.text == "[" and tok.kind == "punct":
             mark = self.lex.mark()
             try:
-                return self.parse_int_list()
+                return tuple(self.parse_int_list())  # struct fields are plain int lists
             except ParseError:
                 self.lex.reset(mark)
         if tok.kind == "id" and not (tok.text in ("true", "false", "dense", "array")
@@ -327,8 +370,8 @@ class AttrParser:
             i = 0
             while not self.accept("]"):
                 tok = self.lex.next()
-                if tok.kind == "int" and int(tok.text) >= 0:
-                    spatial[int(tok.text)] = i
+                if tok.kind == "int" and self.int_value(tok, None) >= 0:
+                    spatial[self.int_value(tok, None)] = i
                 elif tok.kind == "id" and tok.text in roles and tok.text not in named:
                     named[tok.text] = i
                 else:
@@ -357,8 +400,8 @@ class AttrParser:
             "output_batch_dimension": out["b"], "output_feature_dimension": out["f"],
             "output_spatial_dimensions": tuple(out_sp)})
 
-    def _dense_array(self) -> tuple:
-        """`array<i64: 1, 2>` -> (1, 2); `array<i1: true>` -> (True,)."""
+    def _dense_array(self) -> ir.DenseArray:
+        """`array<i64: 1, 2>` -> DenseArray (1, 2) of i64; `array<i1: true>` -> (True,)."""
         self.lex.next()
         self.expect("<", "after 'array'")
         ty = self.expect_kind("id", "dense array element type")
@@ -367,7 +410,7 @@ class AttrParser:
             while True:
                 tok = self.lex.next()
                 if tok.kind in ("int", "hex") and _is_int_type(ty.text):
-                    out.append(int(tok.text, 0))
+                    out.append(self.int_value(tok, ty.text))
                 elif tok.kind in ("int", "float") and not _is_int_type(ty.text):
                     out.append(float(tok.text))
                 elif tok.kind == "id" and tok.text in ("true", "false"):
@@ -378,7 +421,7 @@ class AttrParser:
                 if not self.accept(","):
                     break
         self.expect(">", "to close dense array")
-        return tuple(out)
+        return ir.DenseArray(out, ty.text)
 
     # ------------------------------------------------------------------ dense<...>
     def parse_dense(self) -> ir.DenseElements:
@@ -386,7 +429,7 @@ class AttrParser:
         lt = self.expect("<", "after 'dense'")
         text = self.lex.text
         body_start = lt.start + 1
-        close = text.find(">", body_start)
+        close = _dense_end(text, body_start)
         if close < 0:
             raise self.error("unterminated dense literal: expected '>'", lt)
         body = text[body_start:close]
@@ -401,29 +444,40 @@ class AttrParser:
             dtype = np.dtype(np.int64) if ty.element == "index" else ir.numpy_dtype(ty.element)
         except NotImplementedError:
             raise self.error(f"dense literal of unsupported element type {ty.element}", ty_tok)
-        count = int(np.prod(ty.shape, dtype=np.int64))
-        stripped = body.strip()
-        if stripped.startswith('"'):
-            values = self._dense_hex(stripped, dtype, count, body_start + body.index('"'))
-        else:
-            values = self._dense_literal(body, body_start, ty, dtype, count, start)
-        return ir.DenseElements(ty, values.reshape(ty.shape))
+        count = math.prod(ty.shape)
+        lead = _BLANK.match(body).end()
+        if body.startswith('"', lead):
+            end = body.find('"', lead + 1) + 1
+            if end == 0 or _BLANK.match(body, end).end() != len(body):
+                raise self.lex.error("malformed hex dense literal", body_start + lead)
+            return self._dense_hex(body[lead:end], ty, dtype, count, body_start + lead)
+        return self._dense_literal(body, body_start, ty, dtype, count, start)
 
-    def _dense_hex(self, s: str, dtype: np.dtype, count: int, offset: int) -> np.ndarray:
+    def _dense_hex(self, s: str, ty: ir.TensorType, dtype: np.dtype, count: int,
+                   offset: int) -> ir.DenseElements:
+        """`dense<"0x...">`: little-endian element bytes, one byte per element for sub-byte
+        types (their value in the low bits, as MLIR stores them); one element is a splat."""
         m = re.fullmatch(r'"0x([0-9a-fA-F]*)"', s)
         if m is None or len(m.group(1)) % 2:
             raise self.lex.error("malformed hex dense literal", offset)
-        raw = bytes.fromhex(m.group(1))
         size = dtype.itemsize
-        if len(raw) == size and count != 1:  # a hex splat holds exactly one element
-            return np.broadcast_to(np.frombuffer(raw, dtype.newbyteorder("<")), (count,)).astype(dtype)
-        if len(raw) != size * count:
-            raise self.lex.error(f"hex dense literal has {len(raw)} bytes, expected "
+        nbytes = len(m.group(1)) // 2
+        splat = nbytes == size and count != 1
+        if not splat and nbytes != size * count:
+            raise self.lex.error(f"hex dense literal has {nbytes} bytes, expected "
                                  f"{size * count} ({count} x {size})", offset)
-        return np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype)
+        raw = np.frombuffer(bytes.fromhex(m.group(1)), np.uint8)
+        bits = ir.SUB_BYTE_BITS.get(ty.element)
+        if bits is not None and raw.size and int(raw.max()) >> bits:
+            raise self.lex.error(f"hex dense literal has a byte wider than {ty.element}'s "
+                                 f"{bits} bits", offset)
+        values = raw.view(dtype.newbyteorder("<")).astype(dtype)
+        if splat:
+            return ir.DenseElements(ty, splat=values[0])
+        return ir.DenseElements(ty, values.reshape(ty.shape))
 
     def _dense_literal(self, body: str, base: int, ty: ir.TensorType, dtype: np.dtype,
-                       count: int, start: Token) -> np.ndarray:
+                       count: int, start: Token) -> ir.DenseElements:
         # Read the nested list with a flat token scan, tracking the shape level by level.
         flat: list[Any] = []
         dims: dict[int, int] = {}   # depth -> length seen
@@ -432,14 +486,14 @@ class AttrParser:
         scalar_seen = False
         # ml_dtypes floats (bf16, f8*) have numpy kind 'V', so decide by the MLIR spelling.
         is_float = ty.element.startswith(("f", "bf", "complex"))
+        irange = int_range(ty.element)
         n = len(body)
         while True:
             m = _DENSE_TOK.match(body, pos)
             if m is None:
-                rest = body[pos:]
-                if rest.strip():
-                    raise self.lex.error("bad token in dense literal",
-                                         base + pos + len(rest) - len(rest.lstrip()))
+                blank = _BLANK.match(body, pos).end()
+                if blank < n:
+                    raise self.lex.error("bad token in dense literal", base + blank)
                 break
             pos = m.end()
             punct, boolean, num = m.groups()
@@ -479,13 +533,18 @@ class AttrParser:
                 if boolean is not None:
                     v: Any = boolean == "true"
                 elif num.lstrip("+-").startswith("0x"):
+                    if len(num) > MAX_INT_DIGITS:
+                        raise self.lex.error("hex literal too long", at)
+                    if num[0] in "+-":  # a bit pattern has no sign
+                        raise self.lex.error("hex literal in a dense literal cannot have a sign", at)
                     bits = int(num, 16)
                     real = is_float and not ty.element.startswith("complex")
-                    v = _bits_to_float(self, bits, ty.element, None, at) if real else bits
+                    v = _bits_to_float(self, bits, ty.element, None, at) if real else \
+                        _bits_to_int(self, bits, ty.element, at)
                 elif num.lstrip("+-") in ("inf", "nan"):
                     v = float(num)
                 else:
-                    v = float(num) if is_float else _to_int(self, num, at)
+                    v = float(num) if is_float else _to_int(self, num, at, ty.element, irange)
                 if complex_part is not None:
                     if len(complex_part) >= 2:
                         raise self.lex.error("complex element needs (real, imag)", at)
@@ -501,28 +560,66 @@ class AttrParser:
             raise self.lex.error("unterminated list in dense literal", base + n)
         shape = tuple(dims[d] for d in sorted(dims))
         try:
-            if not dims and len(flat) == 1:  # splat
-                return np.full((count,), flat[0], dtype=dtype)
+            if not dims and len(flat) == 1:  # a splat: kept as its one element
+                return ir.DenseElements(ty, splat=np.array(flat[0], dtype=dtype))
             if not flat and count == 0 and (not dims or 0 in shape):
-                return np.zeros((0,), dtype=dtype)
+                return ir.DenseElements(ty, np.zeros(ty.shape, dtype=dtype))
             if shape != ty.shape or len(flat) != count:
                 raise self.error(f"dense literal has shape {list(shape)} ({len(flat)} elements) "
                                  f"but the type is {ty}", start)
-            return np.array(flat, dtype=dtype).reshape(-1)
+            return ir.DenseElements(ty, np.array(flat, dtype=dtype).reshape(ty.shape))
         except (OverflowError, ValueError, TypeError) as e:
             raise self.error(f"dense literal value does not fit {ty.element}: {e}", start)
 
+
+def _dense_end(text: str, start: int) -> int:
+    """Offset of the `>` closing a dense literal body at `start` (comments skipped), or -1."""
+    i = start
+    while True:
+        close = text.find(">", i)
+        comment = text.find("//", i)
+        if close < 0 or comment < 0 or close < comment:
+            return close
+        nl = text.find("\n", comment)
+        if nl < 0:
+            return -1
+        i = nl
 
 
 def _is_int_type(name: str) -> bool:
     return name.startswith(("i", "si", "ui")) or name == "index"
 
 
-def _to_int(p: AttrParser, num: str, at: int) -> int:
+def _to_int(p: AttrParser, num: str, at: int, element: str, irange: tuple[int, int] | None) -> int:
+    """A decimal integer element, range-checked for `element` (signless values above the
+    signed maximum wrap, as MLIR stores them)."""
+    if len(num) > MAX_INT_DIGITS:
+        raise p.lex.error("integer literal too long in dense literal", at)
     try:
-        return int(num)
+        v = int(num)
     except ValueError:
         raise p.lex.error(f"expected integer in dense literal, found {num!r}", at)
+    if irange is not None:
+        lo, hi = irange
+        if not lo <= v <= hi:
+            raise p.lex.error(f"integer {v} out of range for {element}", at)
+        if lo < 0 and hi > -lo and v >= -lo:  # signless: the bit pattern of a negative value
+            v -= hi + 1
+    return v
+
+
+def _bits_to_int(p: AttrParser, bits: int, element: str, at: int) -> int:
+    """A hex integer element is a bit pattern of the element's width (two's complement unless
+    the type is unsigned)."""
+    m = re.fullmatch(r"(s|u)?i(\d+)", element)
+    width = 64 if element == "index" else int(m.group(2)) if m else None
+    if width is None:
+        return bits
+    if bits >> width:
+        raise p.lex.error(f"hex literal too wide for {element}", at)
+    if not element.startswith("u") and bits >> (width - 1):
+        bits -= 1 << width
+    return bits
 
 
 def _bits_to_float(p: AttrParser, bits: int, element: str, tok: Token | None, at: int = 0) -> Any:
@@ -533,6 +630,7 @@ def _bits_to_float(p: AttrParser, bits: int, element: str, tok: Token | None, at
         dtype = np.dtype(np.float64)
     if not element.startswith(("f", "bf")):
         dtype = np.dtype(np.float64)
-    if bits >= 1 << (8 * dtype.itemsize):
+    width = ir.SUB_BYTE_BITS.get(element, 8 * dtype.itemsize)
+    if bits >= 1 << width:
         raise p.lex.error(f"hex literal too wide for {element}", tok.start if tok else at)
     return np.frombuffer(bits.to_bytes(dtype.itemsize, "little"), dtype)[0]

@@ -7,6 +7,7 @@ generic form and the StableHLO spec use).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,9 @@ class TensorType:
 class TupleType:
     types: tuple[Any, ...]
 
+    def __str__(self) -> str:
+        return f"tuple<{', '.join(map(str, self.types))}>"
+
 
 @dataclass(frozen=True)
 class OpaqueType:
@@ -45,6 +49,13 @@ class OpaqueType:
 class FunctionType:
     inputs: tuple[Any, ...]
     results: tuple[Any, ...]
+
+    def __str__(self) -> str:
+        # A single result that is not itself a function type needs no parentheses.
+        res = self.results
+        out = str(res[0]) if len(res) == 1 and not isinstance(res[0], FunctionType) else \
+            f"({', '.join(map(str, res))})"
+        return f"({', '.join(map(str, self.inputs))}) -> {out}"
 
 
 # ----------------------------------------------------------------------------- locations
@@ -114,19 +125,83 @@ class OpaqueAttr:
     text: str
 
 
-@dataclass
 class DenseElements:
-    """`dense<...>` (nested, splat, hex `dense<"0x...">`, complex `(re, im)` pairs) as a numpy
-    array already of `type.shape` (splats broadcast) and of the numpy dtype for the element type
-    (see numpy_dtype)."""
-    type: TensorType
-    values: np.ndarray
+    """`dense<...>` (nested, splat, hex `dense<"0x...">`, complex `(re, im)` pairs) of a static
+    tensor type, with the numpy dtype for the element type (see numpy_dtype).
+
+    A splat (`dense<1.0> : tensor<268435456xf32>`) is kept as its one element: `is_splat`,
+    `splat_value` (a 0-d array). `values` is an array of `type.shape` (for a splat a read-only
+    broadcast view, which costs no memory); `to_numpy()` is a materialized, writable copy.
+    Equality compares type and element bits, whichever way each side was written."""
+
+    __slots__ = ("type", "_values", "_splat")
+
+    def __init__(self, type: TensorType, values: np.ndarray | None = None,
+                 splat: np.ndarray | None = None):
+        if (values is None) == (splat is None):
+            raise ValueError("DenseElements needs exactly one of values and splat")
+        self.type = type
+        self._values = values
+        self._splat = None if splat is None else np.asarray(splat).reshape(())
+
+    @property
+    def is_splat(self) -> bool:
+        return self._splat is not None
+
+    @property
+    def splat_value(self) -> np.ndarray:
+        """The one element of a splat, as a 0-d array (ValueError if not a splat)."""
+        if self._splat is None:
+            raise ValueError("not a splat")
+        return self._splat
+
+    @property
+    def dtype(self) -> np.dtype:
+        return (self._values if self._splat is None else self._splat).dtype
+
+    @property
+    def values(self) -> np.ndarray:
+        if self._splat is not None:
+            return np.broadcast_to(self._splat, self.type.shape)
+        return self._values  # type: ignore[return-value]
+
+    def to_numpy(self) -> np.ndarray:
+        return np.array(self.values)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DenseElements):
+            return NotImplemented
+        if self.type != other.type or self.dtype != other.dtype:
+            return False
+        if self.is_splat and other.is_splat:
+            return self._splat.tobytes() == other._splat.tobytes()  # type: ignore[union-attr]
+        a, b = np.ascontiguousarray(self.values), np.ascontiguousarray(other.values)
+        return a.shape == b.shape and a.tobytes() == b.tobytes()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        body = f"splat={self._splat!r}" if self.is_splat else f"values={self._values!r}"
+        return f"DenseElements({self.type}, {body})"
+
+
+class DenseArray(tuple):
+    """`array<i64: 1, 2>` -> a tuple (1, 2) that remembers its element type `element` ('i64',
+    'i1', 'i32', 'f32', ...), so a printer can spell it back. Pretty dims lists such as
+    `dims = [0, 1]` are i64 (as the StableHLO spec types them). Compares equal to a tuple."""
+
+    element: str
+
+    def __new__(cls, items: Any = (), element: str = "i64") -> "DenseArray":
+        self = super().__new__(cls, items)
+        self.element = element
+        return self
 
 
 # Attribute values are: bool (true/false, and unit attrs -> True), str (string attrs),
 # IntegerAttr, FloatAttr, EnumAttr, StructAttr, SymbolRef, TypeAttr, OpaqueAttr, DenseElements,
-# list (ArrayAttr `[...]`), tuple of int/float/bool (dense arrays `array<i64: 1, 2>` and pretty
-# dims lists like `dims = [0, 1]`), dict (DictionaryAttr `{...}`).
+# list (ArrayAttr `[...]`), DenseArray (a tuple of int/float/bool: dense arrays `array<i64: 1, 2>`
+# and pretty dims lists like `dims = [0, 1]`), dict (DictionaryAttr `{...}`).
 
 
 # ----------------------------------------------------------------------------- ops
@@ -191,17 +266,30 @@ class Module:
         return public[0]
 
 
+# MLIR element type -> numpy dtype name (ml_dtypes provides bf16, the sub-byte integers and the
+# small floats; numpy stores each of those in one byte, as MLIR's dense storage does).
+_NUMPY = {
+    "i1": "bool", "i8": "int8", "i16": "int16", "i32": "int32", "i64": "int64",
+    "ui8": "uint8", "ui16": "uint16", "ui32": "uint32", "ui64": "uint64",
+    "f16": "float16", "f32": "float32", "f64": "float64", "bf16": "bfloat16",
+    "i2": "int2", "i4": "int4", "ui2": "uint2", "ui4": "uint4",
+    "f4E2M1FN": "float4_e2m1fn", "f6E2M3FN": "float6_e2m3fn", "f6E3M2FN": "float6_e3m2fn",
+    "f8E4M3FN": "float8_e4m3fn", "f8E5M2": "float8_e5m2", "f8E4M3": "float8_e4m3",
+    "f8E3M4": "float8_e3m4", "f8E4M3FNUZ": "float8_e4m3fnuz", "f8E5M2FNUZ": "float8_e5m2fnuz",
+    "f8E4M3B11FNUZ": "float8_e4m3b11fnuz", "f8E8M0FNU": "float8_e8m0fnu",
+    "complex<f32>": "complex64", "complex<f64>": "complex128",
+}
+# Bit widths of the element types whose storage is narrower than their numpy itemsize says.
+SUB_BYTE_BITS = {"i2": 2, "ui2": 2, "i4": 4, "ui4": 4, "f4E2M1FN": 4, "f6E2M3FN": 6, "f6E3M2FN": 6}
+
+
+@functools.lru_cache(maxsize=None)
 def numpy_dtype(element: str) -> np.dtype:
-    """The numpy dtype for an MLIR element type (bf16 and f8 types from ml_dtypes; i1 -> bool)."""
+    """The numpy dtype for an MLIR element type (bf16, sub-byte and f8 types from ml_dtypes;
+    i1 -> bool)."""
     import ml_dtypes
 
-    table = {
-        "i1": np.bool_, "i8": np.int8, "i16": np.int16, "i32": np.int32, "i64": np.int64,
-        "ui8": np.uint8, "ui16": np.uint16, "ui32": np.uint32, "ui64": np.uint64,
-        "f16": np.float16, "f32": np.float32, "f64": np.float64, "bf16": ml_dtypes.bfloat16,
-        "f8E4M3FN": ml_dtypes.float8_e4m3fn, "f8E5M2": ml_dtypes.float8_e5m2,
-        "complex<f32>": np.complex64, "complex<f64>": np.complex128,
-    }
-    if element not in table:
+    name = _NUMPY.get(element)
+    if name is None:
         raise NotImplementedError(f"element type {element} has no numpy dtype here")
-    return np.dtype(table[element])
+    return np.dtype(getattr(ml_dtypes, name, None) or name)

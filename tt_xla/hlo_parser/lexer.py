@@ -83,6 +83,9 @@ class Lexer:
         start = self._line_starts[line - 1]  # type: ignore[index]
         end = self.text.find("\n", start)
         src = self.text[start: end if end >= 0 else len(self.text)]
+        # One line of message: text quoted from the input (an opaque type's raw body) may
+        # hold line breaks.
+        message = re.sub(r"\s*\n\s*", " ", message)
         return ParseError(message, line, col, self.filename, src)
 
     # ------------------------------------------------------------------ tokens
@@ -119,9 +122,11 @@ class Lexer:
         self.pos = offset
         self._peeked = None
 
-    def at_new_line(self) -> bool:
-        """Whether the next token starts on a later line than the last consumed one."""
-        return self.text.find("\n", self.last_end, self.peek().start) != -1
+    def followed_by(self, tok: Token, text: str) -> bool:
+        """Whether the token after `tok` (whitespace and comments between are allowed, as
+        everywhere in MLIR) starts with `text`: `loc (`, `#dialect <`, `affine_map <`."""
+        pos = _SKIP.match(self.text, tok.start + len(tok.text)).end()
+        return self.text.startswith(text, pos)
 
     # ------------------------------------------------------------------ context-dependent reads
     def dims(self) -> list[int | None]:
@@ -129,9 +134,13 @@ class Lexer:
         start = self.mark()
         m = _DIMS.match(self.text, start)
         assert m is not None  # the pattern matches the empty string
+        dims = m.group()[:-1].split("x") if m.group() else []
+        for d in dims:
+            if len(d) > 19:  # beyond int64 (and int() of a huge digit string is slow)
+                raise self.error(f"dimension {d[:20]}... is too large", start)
         self.reset(m.end())
         self.last_end = m.end()
-        return [None if d == "?" else int(d) for d in m.group()[:-1].split("x")] if m.group() else []
+        return [None if d == "?" else int(d) for d in dims]
 
     def balanced(self, what: str) -> str:
         """Consume a balanced `<...>`/`(...)`/`[...]`/`{...}` group starting at the next token
@@ -146,6 +155,10 @@ class Lexer:
                 if m is None:
                     raise self.error("unterminated string", i)
                 i = m.end()
+                continue
+            if c == "/" and text.startswith("//", i):  # a comment is whitespace
+                end = text.find("\n", i)
+                i = len(text) if end < 0 else end
                 continue
             if c in closer:
                 stack.append(closer[c])
@@ -166,3 +179,43 @@ class Lexer:
 
     def describe(self, tok: Token) -> str:
         return _EOF if tok.kind == "eof" else repr(tok.text)
+
+
+_DENSE_ATOM = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\](),]|true|false|'
+                         r"[-+]?(?:0x[0-9a-fA-F]+|\d+\.?\d*(?:[eE][-+]?\d+)?|inf|nan)")
+
+
+def split_tokens(text: str) -> list[str]:
+    """The text's tokens as MLIR separates them (comments and whitespace dropped), keeping
+    whole the two things MLIR allows no whitespace in: a shape prefix with its element type
+    (`4x8xf32`) and each element of a dense literal. Joining them with any whitespace or
+    comments gives the same module; the metamorphic tests and the fuzzer use this."""
+    out: list[str] = []
+    pos = 0
+    while True:
+        pos = _SKIP.match(text, pos).end()
+        if pos >= len(text):
+            return out
+        if len(out) >= 2 and out[-1] == "<" and out[-2] in ("tensor", "vector", "memref"):
+            m = _DIMS.match(text, pos)
+            if m.group():
+                t = _TOKEN.match(text, m.end())
+                end = t.end() if t else m.end()
+                out.append(text[pos:end])
+                pos = end
+                continue
+        if len(out) >= 2 and out[-1] == "<" and out[-2] == "dense":
+            end = text.find(">", pos)
+            end = len(text) if end < 0 else end
+            out += [a.group() for a in _DENSE_ATOM.finditer(text, pos, end)]
+            out.append(text[end:end + 1])  # the closing '>' (the body may have no atoms)
+            pos = end + 1
+            continue
+        m = _TOKEN.match(text, pos)
+        if m is None:  # not MLIR: keep the character as a token of its own
+            out.append(text[pos])
+            pos += 1
+            continue
+        out.append(m.group())
+        pos = m.end()
+

@@ -62,6 +62,8 @@ def _int(lex: Lexer) -> int:
     tok = lex.next()
     if tok.kind != "int":
         raise lex.error(f"expected integer in location, found {lex.describe(tok)}", tok.start)
+    if len(tok.text) > 20:  # no line or column is that long (and int() of huge text is slow)
+        raise lex.error(f"integer {tok.text[:20]}... too large in location", tok.start)
     return int(tok.text)
 
 

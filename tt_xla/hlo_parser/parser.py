@@ -1,9 +1,14 @@
 """Recursive-descent parser: module, functions, operations (generic and StableHLO pretty forms).
 
 Pretty forms are normalized to the attribute names the generic form uses, so both spellings of
-an op give the same ir.Operation. Pretty ops this parser does not know are read by a tolerant
-"sweep" (operands, `key = value`, bare keywords, attr-dict, `: types`): rejecting unsupported
-ops is the compiler's job, not the parser's.
+an op give the same ir.Operation. Forms with their own syntax (slice ranges, compare, reduce,
+while, call, custom_call, composite, get_tuple_element, constant) have readers; every other
+pretty form StableHLO and CHLO define (see StablehloOps.td / ChloOps.td) is a sequence of items
+read by the "sweep": operands, `key = value` (normalized via _KEYED), bare keywords,
+parenthesized item groups (`chlo.top_k(%0, k = 2)`, `convolution(%a, %b)`), attr-dicts and
+regions, then `: types`. Only tokens decide where an op ends (line breaks and comments are
+whitespace everywhere, as in MLIR): at its `:` types, or where the next item is not joined by
+a comma and begins another operation. Rejecting unsupported ops is the compiler's job.
 """
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ _INT_ATTRS = frozenset({
 })
 
 # Pretty `key = value` keywords -> (attribute name, how to read the value).
+_CONV_KEYS = {"dim_numbers": ("dimension_numbers", "conv"), "window": ("", "window")}
+_EINSUM_KEYS = {"config": ("einsum_config", "attr")}
 _KEYED: dict[str, dict[str, tuple[str, str]]] = {
     "stablehlo.broadcast_in_dim": {"dims": ("broadcast_dimensions", "ints")},
     "stablehlo.transpose": {"dims": ("permutation", "ints")},
@@ -45,10 +52,18 @@ _KEYED: dict[str, dict[str, tuple[str, str]]] = {
     "stablehlo.rng": {"distribution": ("rng_distribution", "enum:rng_distribution")},
     "stablehlo.fft": {"type": ("fft_type", "enum:fft_type"), "length": ("fft_length", "ints")},
     "stablehlo.dynamic_slice": {"sizes": ("slice_sizes", "ints")},
-    "stablehlo.convolution": {"dim_numbers": ("dimension_numbers", "conv"),
-                              "window": ("", "window")},
+    "stablehlo.convolution": _CONV_KEYS, "stablehlo.dynamic_conv": _CONV_KEYS,
+    "stablehlo.broadcast": {"sizes": ("broadcast_sizes", "ints")},
+    "stablehlo.dynamic_broadcast_in_dim": {"dims": ("broadcast_dimensions", "ints")},
+    "stablehlo.dynamic_iota": {"dim": ("iota_dimension", "int")},
+    "stablehlo.set_dimension_size": {"dim": ("dimension", "int")},
+    "stablehlo.einsum": _EINSUM_KEYS, "stablehlo.unary_einsum": _EINSUM_KEYS,
 }
+# Bare words that begin an operation (func's short forms); any dotted word does too.
+_OP_WORDS = frozenset({"return", "call", "func"})
 _FORMAT = re.compile(r"e(\d+)m(\d+)")
+_WS = r"(?:\s|//[^\n]*)*"
+_DEFINES = re.compile(rf"{_WS}(?:=|:{_WS}\d+{_WS}[=,])")
 _STOP_PUNCT = frozenset({":", "}", ")", "]"})
 
 
@@ -72,6 +87,7 @@ class Parser(AttrParser):
             "func.call": self._p_call, "func.return": self._p_return,
             "stablehlo.return": self._p_return, "stablehlo.compare": self._p_compare,
             "stablehlo.slice": self._p_slice, "stablehlo.constant": self._p_constant,
+            "chlo.constant": self._p_constant, "chlo.scan": self._p_scan,
             "stablehlo.custom_call": self._p_custom_call, "stablehlo.composite": self._p_composite,
             "stablehlo.get_tuple_element": self._p_get_tuple_element,
             "stablehlo.while": self._p_while, "stablehlo.reduce": self._p_reduce,
@@ -300,7 +316,7 @@ class Parser(AttrParser):
 
     def _opt_loc(self, target: Any = None) -> None:
         tok = self.lex.peek()
-        if tok.kind == "id" and tok.text == "loc" and self.lex.text.startswith("(", tok.start + 3):
+        if tok.kind == "id" and tok.text == "loc" and self.lex.followed_by(tok, "("):
             node = parse_loc(self.lex, self.unescape)
             if target is not None:
                 self._pending.append((target, node))
@@ -317,7 +333,7 @@ class Parser(AttrParser):
                 count = 1
                 if self.accept(":"):
                     ctok = self.expect_kind("int", "result count")
-                    count = int(ctok.text)
+                    count = self.int_value(ctok, None)
                     if count < 1:
                         raise self.error("result count must be positive", ctok)
                 defs.append((vtok, count))
@@ -503,8 +519,8 @@ class Parser(AttrParser):
             strides.append(self.parse_int("slice stride") if self.accept(":") else 1)
             if not self.at("]"):
                 self.expect(",", "or ']' in slice ranges")
-        attrs = {"start_indices": tuple(starts), "limit_indices": tuple(limits),
-                 "strides": tuple(strides)}
+        attrs = {"start_indices": ir.DenseArray(starts), "limit_indices": ir.DenseArray(limits),
+                 "strides": ir.DenseArray(strides)}
         return _Parts(operands, attrs, [], self._trailing_types(operands, nres))
 
     def _p_constant(self, name: str, nres: int) -> _Parts:
@@ -524,9 +540,37 @@ class Parser(AttrParser):
     def _p_composite(self, name: str, nres: int) -> _Parts:
         attrs: dict[str, Any] = {"name": self.unescape(self.expect_kind("str", "composite name"))}
         operands = self._operands()
+        regions: list[ir.Region] = []
+        if self.accept("("):  # `(composite_regions)`
+            while not self.accept(")"):
+                regions.append(self._region())
+                if not self.at(")"):
+                    self.expect(",", "or ')' in composite regions")
         if self.at("{"):
             attrs.update(self.parse_attr_dict())
-        return _Parts(operands, attrs, [], self._trailing_types(operands, nres))
+        return _Parts(operands, attrs, regions, self._trailing_types(operands, nres))
+
+    def _p_scan(self, name: str, nres: int) -> _Parts:
+        """`chlo.scan (%in...) inits (%init...) dimension=0 [attributes {..}] {body} : (..) -> (..)`
+        with the segment sizes the generic form carries."""
+        def group(what: str) -> list[ir.Value]:
+            self.expect("(", f"to start scan {what}")
+            values = self._operands()
+            self.expect(")", f"to close scan {what}")
+            return values
+        inputs = group("inputs")
+        self.expect("inits", "in chlo.scan")
+        inits = group("inits")
+        self.expect("dimension", "in chlo.scan")
+        self.expect("=", "after 'dimension'")
+        attrs: dict[str, Any] = {"dimension": ir.IntegerAttr(self.parse_int("scan dimension"), "i64")}
+        if self.accept("attributes"):
+            attrs.update(self.parse_attr_dict())
+        region = self._region()
+        types = self._trailing_types(inputs + inits, nres)
+        attrs["operandSegmentSizes"] = ir.DenseArray([len(inputs), len(inits)], "i32")
+        attrs["resultSegmentSizes"] = ir.DenseArray([len(types) - len(inits), len(inits)], "i32")
+        return _Parts(inputs + inits, attrs, [region], types)
 
     def _p_get_tuple_element(self, name: str, nres: int) -> _Parts:
         operands = [self._use()]
@@ -617,63 +661,99 @@ class Parser(AttrParser):
 
     # ------------------------------------------------------------------ keyed forms and the sweep
     def _sweep(self, name: str, nres: int) -> _Parts:
-        """Operands, `key = value` pairs (normalized via _KEYED), bare keywords (-> True),
-        an attr-dict or regions, then `: types`. Stops at the end of the line."""
-        table = _KEYED.get(name, {})
-        operands: list[ir.Value] = []
-        attrs: dict[str, Any] = {}
-        regions: list[ir.Region] = []
+        """Items (see the module doc), then `: types` if present."""
+        parts = _Parts([], {}, [], [])
         positional: list[Any] = []
+        self._items(_KEYED.get(name, {}), parts, positional, top=True)
+        if positional:
+            parts.attrs["_positional"] = positional
+        if name == "stablehlo.dot_general":
+            self._dot_numbers(parts.attrs)
+        if self.at(":"):
+            parts.result_types = self._trailing_types(parts.operands, nres)
+        return parts
+
+    def _begins_op(self, tok: Token) -> bool:
+        """Whether `tok`, where an op could end, begins the next operation or block instead."""
+        if tok.kind in ("val", "str", "caret", "sym", "eof"):
+            return True
+        return tok.kind == "id" and ("." in tok.text or tok.text in _OP_WORDS)
+
+    def _at_loc(self) -> bool:
+        tok = self.lex.peek()
+        return tok.kind == "id" and tok.text == "loc" and self.lex.followed_by(tok, "(")
+
+    def _items(self, table: dict[str, tuple[str, str]], parts: _Parts, positional: list[Any],
+               top: bool) -> None:
+        """Read items until a closer (`:`, `)`, `}`, `]`), a location, or (at the top level) a
+        token that is not joined to the op by a comma and begins another operation."""
         first = True
+        joined = True   # the next item follows a comma (or is the first)
         while True:
             tok = self.lex.peek()
-            if tok.kind == "eof" or (tok.kind == "punct" and tok.text in _STOP_PUNCT):
-                break
-            if not first and self.lex.at_new_line():
-                break
-            first = False
-            if tok.kind == "val":
-                operands.append(self._use())
-            elif tok.kind == "punct" and tok.text == ",":
+            if tok.kind == "eof" or (tok.kind == "punct" and tok.text in _STOP_PUNCT) or self._at_loc():
+                return
+            if tok.kind == "punct" and tok.text == ",":
                 self.lex.next()
-            elif tok.kind == "id":
-                if tok.text == "loc" and self.lex.text.startswith("(", tok.start + 3):
-                    break
-                self.lex.next()
-                if self.accept("="):
-                    if tok.text in table:
-                        self._keyed_value(table[tok.text], attrs)
-                    else:
-                        attrs[tok.text] = self._sweep_value()
+                joined = True
+                continue
+            if not joined and self._begins_op(tok):
+                return
+            if first and top and tok.kind == "val" and self._val_defines():
+                return  # an op with no items at all, followed by `%r = ...`
+            self._item(table, parts, positional)
+            first = joined = False
+
+    def _val_defines(self) -> bool:
+        """Whether the `%name` at the cursor is the result list of the next op (`%r = ...`,
+        `%r:2 = ...`), not an operand (one regex over the text: this runs for most ops)."""
+        tok = self.lex.peek()
+        return _DEFINES.match(self.lex.text, tok.start + len(tok.text)) is not None
+
+    def _item(self, table: dict[str, tuple[str, str]], parts: _Parts, positional: list[Any]) -> None:
+        tok = self.lex.peek()
+        if tok.kind == "val":
+            parts.operands.append(self._use())
+        elif tok.kind == "id" and tok.text == "attributes" and self.lex.followed_by(tok, "{"):
+            self.lex.next()  # `attributes {...}` (an attr-dict with its keyword, as chlo.scan prints)
+            parts.attrs.update(self.parse_attr_dict())
+        elif tok.kind == "id" and not self.lex.followed_by(tok, "<"):
+            self.lex.next()
+            if self.accept("="):
+                if tok.text in table:
+                    self._keyed_value(table[tok.text], parts.attrs)
                 else:
-                    attrs[tok.text] = True
-            elif tok.kind == "sym":
-                self.lex.next()
-                attrs["sym_name"] = self._sym_name(tok)
-                if self.accept("="):
-                    attrs["value"] = self._sweep_value()
-            elif tok.kind == "punct" and tok.text == "{":
-                if self._brace_is_region():
-                    regions.append(self._region())
-                else:
-                    attrs.update(self.parse_attr_dict())
-            elif tok.kind == "punct" and tok.text == "(":
-                mark = self.lex.mark()
-                self.lex.next()
-                inner = self._operands()
-                if self.accept(")"):
-                    operands.extend(inner)
-                else:
-                    self.lex.reset(mark)
-                    positional.append(ir.OpaqueAttr(self.lex.balanced("parenthesized group")))
+                    parts.attrs[tok.text] = self._sweep_value()
             else:
-                positional.append(self._sweep_value())
-        if positional:
-            attrs["_positional"] = positional
-        if name == "stablehlo.dot_general":
-            self._dot_numbers(attrs)
-        result_types = self._trailing_types(operands, nres) if self.at(":") else []
-        return _Parts(operands, attrs, regions, result_types)
+                parts.attrs[tok.text] = True
+        elif tok.kind == "sym":
+            self.lex.next()
+            parts.attrs["sym_name"] = self._sym_name(tok)
+            if self.accept("="):
+                parts.attrs["value"] = self._sweep_value()
+        elif tok.kind == "punct" and tok.text == "{":
+            if self._brace_is_region():
+                parts.regions.append(self._region())
+            else:
+                parts.attrs.update(self.parse_attr_dict())
+        elif tok.kind == "punct" and tok.text == "(":
+            mark = self.lex.mark()
+            self.lex.next()
+            inner = _Parts([], {}, [], [])
+            inner_pos: list[Any] = []
+            try:
+                self._items(table, inner, inner_pos, top=False)
+                self.expect(")", "to close parenthesized group")
+            except ParseError:
+                self.lex.reset(mark)
+                positional.append(ir.OpaqueAttr(self.lex.balanced("parenthesized group")))
+                return
+            parts.operands.extend(inner.operands)
+            parts.attrs.update(inner.attrs)
+            parts.regions.extend(inner.regions)
+            positional.extend(inner_pos)
+        else:
+            positional.append(self._sweep_value())
 
     def _brace_is_region(self) -> bool:
         mark = self.lex.mark()
@@ -685,14 +765,21 @@ class Parser(AttrParser):
             return False
         return not (a.kind in ("id", "str") and b.kind == "punct" and b.text in ("=", ",", "}"))
 
+    def _value_ends(self, keyword_ends: bool) -> bool:
+        """Whether the cursor is where an item's value may end. After a whole attribute a
+        bare word is the next keyword (`dimension=0 attributes {..}`); inside raw text it is
+        not (`[b, f]x[o, i]`)."""
+        tok = self.lex.peek()
+        return (tok.kind == "eof" or (tok.kind == "punct" and tok.text in (",", ":", "{", "}", ")", "]"))
+                or self._at_loc() or self._begins_op(tok) or (keyword_ends and tok.kind == "id"))
+
     def _sweep_value(self) -> Any:
-        """An attribute if one parses cleanly up to a separator; else the raw text, opaque."""
+        """An attribute if one parses cleanly up to where a value ends; else the raw text of
+        the tokens up to there (brackets balanced), opaque."""
         mark = self.lex.mark()
         try:
             value = self.parse_attr()
-            nxt = self.lex.peek()
-            if nxt.kind == "eof" or nxt.text in (",", ":", "{", "}", ")", "loc") \
-                    or self.lex.at_new_line():
+            if self._value_ends(keyword_ends=True):
                 return value
         except ParseError:
             pass
@@ -701,15 +788,17 @@ class Parser(AttrParser):
         end = mark
         while True:
             tok = self.lex.peek()
-            if tok.kind == "eof" or (end > mark and self.lex.at_new_line()):
+            if tok.kind == "eof":
                 break
-            if depth == 0 and tok.kind == "punct" and tok.text in (",", ":", "{", "}", ")"):
+            if depth == 0 and end > mark and self._value_ends(keyword_ends=False):
                 break
-            if depth == 0 and tok.text == "loc" and tok.kind == "id":
+            if depth == 0 and end == mark and tok.kind == "punct" and tok.text in (",", ":", "{", "}", ")", "]"):
                 break
             if tok.kind == "punct" and tok.text in "([{<":
                 depth += 1
             elif tok.kind == "punct" and tok.text in ")]}>":
+                if depth == 0:
+                    break
                 depth -= 1
             self.lex.next()
             end = self.lex.last_end
@@ -740,6 +829,8 @@ class Parser(AttrParser):
         elif kind == "algorithm":
             self.expect("<", "to start dot algorithm")
             attrs[attr] = self.parse_struct_body("stablehlo.dot_algorithm", ">")
+        elif kind == "attr":
+            attrs[attr] = self.parse_attr()
         elif kind.startswith("enum:"):
             attrs[attr] = ir.EnumAttr("stablehlo", kind[5:], self.expect_kind("id", "enum value").text)
         elif kind == "format":
@@ -757,16 +848,16 @@ class Parser(AttrParser):
         batching = attrs.pop("_batching", ((), ()))
         contracting = attrs.pop("_contracting", ((), ()))
         attrs["dot_dimension_numbers"] = ir.StructAttr("stablehlo.dot", {
-            "lhs_batching_dimensions": batching[0], "rhs_batching_dimensions": batching[1],
-            "lhs_contracting_dimensions": contracting[0],
-            "rhs_contracting_dimensions": contracting[1]})
+            "lhs_batching_dimensions": tuple(batching[0]), "rhs_batching_dimensions": tuple(batching[1]),
+            "lhs_contracting_dimensions": tuple(contracting[0]),
+            "rhs_contracting_dimensions": tuple(contracting[1])})
 
     def _conv_window(self, attrs: dict[str, Any]) -> None:
         """`window = {stride = [..], pad = [[l, h], ..], lhs_dilate = [..], rhs_dilate = [..],
         reverse = [..]}` -> the generic attribute names and value kinds."""
         tok = self.lex.peek()
         window = self.parse_attr_dict()
-        def ints(v: Any) -> tuple:
+        def ints(v: Any) -> ir.DenseArray:
             if not isinstance(v, list):
                 raise self.error("expected a list in convolution window", tok)
             out = []
@@ -777,18 +868,20 @@ class Parser(AttrParser):
                     out.append(x.value)
                 else:
                     raise self.error("expected integers in convolution window", tok)
-            return tuple(out)
+            return ir.DenseArray(out)
         names = {"stride": "window_strides", "lhs_dilate": "lhs_dilation",
                  "rhs_dilate": "rhs_dilation"}
         for key, value in window.items():
             if key in names:
                 attrs[names[key]] = ints(value)
             elif key == "reverse":
-                attrs["window_reversal"] = tuple(bool(x) for x in ints(value))
+                attrs["window_reversal"] = ir.DenseArray((bool(x) for x in ints(value)), "i1")
             elif key == "pad":
                 rows = [ints(r) for r in (value if isinstance(value, list) else [None])]
                 if any(len(r) != 2 for r in rows):
                     raise self.error("convolution padding must be [[low, high], ...]", tok)
+                if any(not -(1 << 63) <= x < (1 << 63) for r in rows for x in r):
+                    raise self.error("convolution padding does not fit in 64 bits", tok)
                 arr = np.array(rows, dtype=np.int64).reshape(len(rows), 2)
                 attrs["padding"] = ir.DenseElements(ir.TensorType((len(rows), 2), "i64"), arr)
             else:

@@ -5,16 +5,25 @@ descriptor, ``#include "ttrt_kernel.h"``). Here it is compiled with the host C c
 shared library that ``Device.load_program`` dlopens.
 
 A C compiler is required at run time: ``$CC`` if set, else ``cc`` (gcc or clang). Libraries are
-cached on disk by the sha256 of (source, flags, compiler version, device headers) in
-``$TT_XLA_CACHE_DIR`` or ``~/.cache/tt_xla/kernels``; building the same source again compiles
-nothing. Files are written under temporary names and renamed into place, so concurrent
-processes sharing the cache are safe.
+cached on disk in ``$TT_XLA_CACHE_DIR`` or ``~/.cache/tt_xla/kernels``, keyed by the sha256 of
+(source, compiler command, flags, compiler version, device headers); building the same source
+again compiles nothing.
+
+The cache does not trust its files: next to each library ``<key>.so`` a manifest
+``<key>.json`` records the key and the sha256 and size of the library as built. Before a
+library is returned for loading, its bytes are hashed and compared with the manifest; a
+truncated, garbage, bit-flipped or swapped library (or a missing or foreign manifest) is
+rebuilt, never loaded. Files are written under temporary names and renamed into place, and
+builders of one key take a per-key file lock, so concurrent processes sharing the cache are
+safe and build each library once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import json
 import math
 import os
 import shlex
@@ -22,7 +31,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["ToolchainError", "build_kernel_library", "include_dir", "cache_dir", "FLAGS", "stats"]
+__all__ = ["ToolchainError", "build_kernel_library", "cache_key", "include_dir", "cache_dir", "FLAGS", "stats"]
 
 # -fwrapv: generated integer code relies on two's-complement wrapping (StableHLO semantics);
 # spelling it with unsigned casts instead trips a GCC 12 vectorizer bug on widening sums.
@@ -39,7 +48,7 @@ LEVELS = {"O2": ("-O2",), "O1": ("-O1", "-fexpensive-optimizations")}
 DEFAULT_LEVEL = "O2"  # for source without part markers
 
 # Process-wide build statistics (tests use them to prove a cache hit compiled nothing).
-stats = {"compiles": 0, "cache_hits": 0}
+stats = {"compiles": 0, "cache_hits": 0, "rejected": 0}
 
 _PKG_DIR = Path(__file__).resolve().parent
 _SRC_ROOT = _PKG_DIR.parent.parent  # repository root when running from a checkout
@@ -108,9 +117,83 @@ def _header_digest(inc: Path) -> bytes:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _file_digest(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def _manifest_path(lib: Path) -> Path:
+    return lib.with_suffix(".json")
+
+
+def _write_manifest(lib: Path, key: str) -> None:
+    digest, size = _file_digest(lib)
+    _atomic_write(_manifest_path(lib), json.dumps({"key": key, "sha256": digest, "size": size}).encode())
+
+
+def _verified(lib: Path, key: str) -> bool:
+    """Whether `lib` is the library the manifest says was built for `key`, byte for byte.
+    Anything else (no library, no or unreadable manifest, another key's manifest, a size or
+    hash mismatch) is not loaded."""
+    try:
+        meta = json.loads(_manifest_path(lib).read_bytes())
+        if not isinstance(meta, dict) or meta.get("key") != key:
+            return False
+        if lib.stat().st_size != meta.get("size"):
+            return False
+        return _file_digest(lib) == (meta.get("sha256"), meta.get("size"))
+    except (OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def _key_lock(d: Path, key: str):
+    """An exclusive lock per cache key across processes (so two builders of one program
+    build it once); a no-op where fcntl is missing, where atomic renames still keep it safe."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(d / f"{key}.lock", "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _cached(key: str, lib: Path, build) -> Path:
+    """Return `lib` if it verifies against its manifest, else build it (under the key's lock,
+    re-checking first: another process may have just built it) and record its manifest."""
+    if _verified(lib, key):
+        stats["cache_hits"] += 1
+        return lib
+    with _key_lock(lib.parent, key):
+        if _verified(lib, key):
+            stats["cache_hits"] += 1
+            return lib
+        if lib.exists() or _manifest_path(lib).exists():
+            stats["rejected"] += 1  # corrupt, foreign or half-written: never loaded, rebuilt
+            with contextlib.suppress(OSError):
+                _manifest_path(lib).unlink()
+        build()
+        _write_manifest(lib, key)
+    return lib
 
 
 def _compile(cc: list[str], flags: list[str], sources: list[Path], out: Path, extra: list[str]) -> None:
@@ -137,31 +220,40 @@ def _compile(cc: list[str], flags: list[str], sources: list[Path], out: Path, ex
             os.unlink(tmp)
 
 
+def cache_key(source: str, cc: list[str], flags: list[str]) -> str:
+    """The cache key of a kernel library: everything that decides its bytes. The compiler
+    command itself is in it (not only its version text: `$CC="gcc -m32"` differs from `gcc`)."""
+    h = hashlib.sha256()
+    levels = repr(sorted(LEVELS.items()))
+    for part in (source.encode(), "\0".join(cc).encode(), "\0".join(flags).encode(), levels.encode(),
+                 _compiler_version(tuple(cc)).encode()):
+        h.update(len(part).to_bytes(8, "little") + part)
+    h.update(_header_digest(include_dir()))
+    return h.hexdigest()[:32]
+
+
 def build_kernel_library(source: str) -> Path:
     """Compiles a C11 kernel translation unit into a shared library; returns its path.
 
     Raises ToolchainError (with the compiler's stderr and the kept source path) on failure.
     """
     cc = _compiler()
-    inc = include_dir()
     flags = list(FLAGS)
-    h = hashlib.sha256()
-    levels = repr(sorted(LEVELS.items()))
-    for part in (source.encode(), "\0".join(flags).encode(), levels.encode(), _compiler_version(tuple(cc)).encode()):
-        h.update(len(part).to_bytes(8, "little") + part)
-    h.update(_header_digest(inc))
-    key = h.hexdigest()[:32]
+    key = cache_key(source, cc, flags)
     d = cache_dir()
     lib = d / f"{key}.so"
-    if lib.is_file():
-        stats["cache_hits"] += 1
-        return lib
+    return _cached(key, lib, lambda: _build(source, cc, flags, key, lib))
+
+
+def _build(source: str, cc: list[str], flags: list[str], key: str, lib: Path) -> None:
+    inc = include_dir()
+    d = lib.parent
     src = d / f"{key}.c"
     _atomic_write(src, source.encode())
     units = _split(source, _jobs())
     if len(units) == 1:
         _compile(cc, [*flags, *LEVELS[units[0][0]]], [src], lib, [f"-I{inc}"])
-        return lib
+        return
     # Compile the units on all host cores at once, each at its level, then link.
     cflags = [f for f in flags if f != "-shared"]
     with tempfile.TemporaryDirectory(dir=d, prefix=f"{key}.") as tmp:
@@ -181,7 +273,6 @@ def build_kernel_library(source: str) -> Path:
             _compile(cc, [*flags, *LEVELS[DEFAULT_LEVEL]], [src], lib, [f"-I{inc}"])
         else:
             _compile(cc, ["-shared"], objs, lib, [])
-    return lib
 
 
 SPLIT_MIN_CHARS = 16_000   # below this one compiler process (about 25 ms to start) is quicker than several
@@ -239,10 +330,9 @@ def build_runtime_library() -> Path:
     # one matrix-engine build, for this host (an installed runtime carries one per ISA level)
     flags = ["-std=c11", "-O2", "-fPIC", "-shared", "-pthread", "-march=native", "-ffp-contract=fast",
              "-DTT_ENGINE=native", "-DTT_HAVE_ENGINE_native", f"-I{inc}", f"-I{srcs[0].parent}"]
-    h = hashlib.sha256(_compiler_version(tuple(cc)).encode() + "\0".join(flags).encode())
+    h = hashlib.sha256(_compiler_version(tuple(cc)).encode() + "\0".join([*cc, *flags]).encode())
     for f in srcs + sorted(inc.glob("*.h")) + sorted(srcs[0].parent.glob("*.h")):
         h.update(f.name.encode() + b"\0" + f.read_bytes())
-    lib = cache_dir() / f"libttrt-{h.hexdigest()[:32]}.so"
-    if not lib.is_file():
-        _compile(cc, flags, srcs, lib, ["-ldl"])
-    return lib
+    key = f"libttrt-{h.hexdigest()[:32]}"
+    lib = cache_dir() / f"{key}.so"
+    return _cached(key, lib, lambda: _compile(cc, flags, srcs, lib, ["-ldl"]))
