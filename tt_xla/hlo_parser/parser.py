@@ -91,7 +91,6 @@ class Parser(AttrParser):
             "stablehlo.custom_call": self._p_custom_call, "stablehlo.composite": self._p_composite,
             "stablehlo.get_tuple_element": self._p_get_tuple_element,
             "stablehlo.while": self._p_while, "stablehlo.reduce": self._p_reduce,
-            "chlo.top_k": self._p_top_k,
         }
 
     # ================================================================== file / module
@@ -451,19 +450,6 @@ class Parser(AttrParser):
         return types[len(types) - nres:]
 
     # ------------------------------------------------------------------ pretty forms
-    def _p_top_k(self, name: str, nres: int) -> _Parts:
-        """`chlo.top_k(%x, k = 2) : T -> (T, T)`: an operand and a keyword inside the parens."""
-        self.expect("(", "to start top_k operands")
-        operands = [self._use()]
-        self.expect(",", "between top_k's operand and k")
-        ktok = self.expect_kind("id", "k = N")
-        if ktok.text != "k":
-            raise self.error(f"expected k = N, found {ktok.text}", ktok)
-        self.expect("=", "after k")
-        attrs = {"k": int(self.expect_kind("int", "the k of top_k").text)}
-        self.expect(")", "to close top_k operands")
-        return _Parts(operands, attrs, [], self._trailing_types(operands, nres))
-
     def _p_call(self, name: str, nres: int) -> _Parts:
         return self._symbol_call("callee", "call", nres, ir.SymbolRef)
 
