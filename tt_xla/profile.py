@@ -10,9 +10,11 @@ Everything comes from the runtime's event counters of that one run: per launch
 run, so another thread launching on the same device meanwhile would show up in them.
 
 Roofline fraction of a kernel: its ideal time on the whole chip -- max(all cores' compute cycles
-spread over every core of the grid, its DMA bytes at the full DRAM bandwidth) -- over its modeled
-time. Below 1 by the launch cost, by cores left idle or loaded unevenly, and by a core's compute
-and DMA not overlapping fully.
+spread over every core of the grid, its compulsory DRAM traffic at the full DRAM bandwidth) --
+over its modeled time. The compulsory traffic is its operands' bytes once (what it declares
+reading and writing; the DMA bytes if fewer). Below 1 by the launch cost, by cores left idle or
+loaded unevenly, by DMA beyond the operands (re-reads of matmul panels, halos), and by a core's
+compute and DMA not overlapping fully.
 """
 from __future__ import annotations
 
@@ -161,7 +163,8 @@ def profile_run(loaded, run: Callable[[], Any]) -> ProfileReport:
         st = prog.launch_stats(i)
         cores = prog.core_stats(i)
         compute = sum(s["compute_cycles"] for s in cores)
-        ideal = max(compute / ncores, st["dma_bytes"] / cfg.dram_bytes_per_cycle)
+        compulsory = min(st["operand_bytes"], st["dma_bytes"]) if st["dma_bytes"] else st["operand_bytes"]
+        ideal = max(compute / ncores, compulsory / cfg.dram_bytes_per_cycle)
         rows.append(KernelProfile(k.name, k.kind, tuple(k.ops), st["cores"], st["modeled_cycles"], st["host_ns"],
                                   st["dma_bytes"], st["sram_bytes"], st["bound"], ideal, cores))
     delta = {n: after[n] - before[n] for n in after}

@@ -130,6 +130,7 @@ typedef struct tt_launch_stats {
   uint32_t cores;            /* cores that got work items */
   uint32_t memory_bound;     /* 1: DMA time bounds the slowest core; 0: compute does */
   uint64_t host_ns;          /* host wall time of the launch (its cores' work on the host threads) */
+  uint64_t operand_bytes;    /* declared READ + WRITE operand bytes: the DRAM traffic it cannot avoid */
 } tt_launch_stats;
 tt_status tt_program_launch_stats(tt_device *dev, tt_program prog, uint32_t launch, tt_launch_stats *out);
 

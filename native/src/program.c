@@ -337,7 +337,7 @@ static tt_status tt__program_launch_locked(tt_device *dev, tt_program prog, cons
     const uint64_t launch_cyc = cfg->launch_cycles + (uint64_t)(cyc + 0.5);
     k->modeled_cycles += launch_cyc;
     p->stats[l] = (tt_launch_stats){launch_cyc, dma, vops ? vops : L->vector_ops, tiles, L->sram_bytes, nactive,
-                                    (uint32_t)mem_bound, host_ns};
+                                    (uint32_t)mem_bound, host_ns, lb[0]};
   }
   k->programs_launched++;
   tt__fp_leave(fp);

@@ -64,7 +64,7 @@ class _Counters(C.Structure):
 
 class _LaunchStats(C.Structure):
     _fields_ = [(n, C.c_uint64) for n in ("modeled_cycles", "dma_bytes", "vector_ops", "matrix_tiles", "sram_bytes")] + \
-        [("cores", C.c_uint32), ("memory_bound", C.c_uint32), ("host_ns", C.c_uint64)]
+        [("cores", C.c_uint32), ("memory_bound", C.c_uint32), ("host_ns", C.c_uint64), ("operand_bytes", C.c_uint64)]
 
 
 CORE_STAT_NAMES = ("compute_cycles", "dma_cycles", "dma_bytes", "vector_ops", "matrix_tiles")
