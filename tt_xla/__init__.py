@@ -23,14 +23,16 @@ def devices():
     return client().devices()
 
 
-def jit(fun=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), donate_argnames=()):
+def jit(fun=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), donate_argnames=(),
+        compiler_options=None):
     """Like `jax.jit`, running on the tt device (see tt_xla/jit.py). Imports jax lazily."""
     mod = importlib.import_module("tt_xla.jit")
     # Importing the submodule rebinds the package attribute `jit` to it; the module is callable
     # too, but keep this function as the attribute.
     globals()["jit"] = _jit
     return mod.jit(fun, static_argnums=static_argnums, static_argnames=static_argnames,
-                   donate_argnums=donate_argnums, donate_argnames=donate_argnames)
+                   donate_argnums=donate_argnums, donate_argnames=donate_argnames,
+                   compiler_options=compiler_options)
 
 
 _jit = jit

@@ -1,4 +1,7 @@
 """`python -m tt_xla demo [--small] [--runs N]`: an MLP on the tt device vs CPU JAX.
+`python -m tt_xla profile <file.mlir | module:function> [--args f32[8,16],...] [--device n150]
+[-O 0|1|2] [--trace out.json] [--png roofline.png]`: the per-kernel profile table of one run on
+random inputs (standard normal; integers in [0, 8)), and its Perfetto trace.
 
 x[256,512] @ w1[512,1024] + b1 -> elu -> @ w2[1024,256] -> gelu. Prints the max abs error, the
 median wall time of both (after warm-up), the device counters of one run and the kernel list.
@@ -94,6 +97,70 @@ def demo(small: bool = False, runs: int = 10, tol: float = 1e-3) -> int:
     return 0
 
 
+def _random_inputs(specs, seed: int = 0) -> list:
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    out = []
+    for shape, dtype in specs:
+        dtype = np.dtype(dtype)
+        if dtype == np.bool_:
+            out.append(rng.integers(0, 2, shape).astype(np.bool_))
+        elif dtype.kind in "iu":
+            out.append(rng.integers(0, 8, shape).astype(dtype))
+        else:
+            out.append(rng.standard_normal(shape).astype(dtype))
+    return out
+
+
+def _parse_args_spec(text: str) -> list[tuple[tuple[int, ...], str]]:
+    """'f32[8,16],bf16[4],i32[]' -> [((8, 16), 'float32'), ...]"""
+    import re
+    names = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "f64": "float64", "i32": "int32",
+             "i64": "int64", "i8": "int8", "u8": "uint8", "u32": "uint32", "bool": "bool", "pred": "bool"}
+    specs = []
+    for m in re.finditer(r"\s*(\w+)\[([\d,\s]*)\]\s*(?:,|$)", text):
+        if m.group(1) not in names:
+            raise SystemExit(f"--args: unknown dtype {m.group(1)!r} (one of {', '.join(names)})")
+        dims = tuple(int(d) for d in m.group(2).split(",") if d.strip())
+        specs.append((dims, names[m.group(1)]))
+    if not specs and text.strip():
+        raise SystemExit(f"--args: cannot read {text!r}; write e.g. f32[8,16],i32[4]")
+    return specs
+
+
+def profile_cmd(target: str, args_spec: str, device: str | None, level: int, trace: str,
+                png: str | None) -> int:
+    import importlib
+    from pathlib import Path
+
+    import ml_dtypes  # noqa: F401 (registers bfloat16 with numpy)
+
+    if device:
+        os.environ["TT_XLA_DEVICE"] = device  # the process-wide client jit uses
+    import tt_xla
+    options = {"optimization_level": level}
+    if ":" in target and not Path(target).exists():
+        mod_name, fn_name = target.split(":", 1)
+        sys.path.insert(0, os.getcwd())
+        fn = getattr(importlib.import_module(mod_name), fn_name)
+        inputs = _random_inputs(_parse_args_spec(args_spec))
+        report = tt_xla.jit(fn, compiler_options=options).profile(*inputs)
+    else:
+        exe = tt_xla.compile(Path(target).read_text(), compiler_options=options)
+        specs = [(tuple(s.shape), s.dtype) for s in exe.input_specs]
+        report = exe.profile(*_random_inputs(specs))
+    print(report)
+    report.write_trace(trace)
+    print(f"trace: {trace} (open it in https://ui.perfetto.dev)")
+    if png:
+        try:
+            report.roofline_png(png)
+            print(f"roofline: {png}")
+        except ImportError as e:
+            print(f"no roofline plot: {e}", file=sys.stderr)
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tt_xla")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -102,7 +169,17 @@ def main(argv=None) -> int:
                    help="smaller sizes (also TT_XLA_DEMO_SMALL=1)")
     d.add_argument("--runs", type=int, default=10, help="timed runs (median is printed)")
     d.add_argument("--tol", type=float, default=1e-3, help="max abs error allowed (relative to max |y|)")
+    pr = sub.add_parser("profile", help="per-kernel modeled time of one run, and a Perfetto trace")
+    pr.add_argument("target", help="a StableHLO file (.mlir) or module:function (a jax function)")
+    pr.add_argument("--args", default="", help="module:function's argument shapes, e.g. f32[8,16],i32[4]")
+    pr.add_argument("--device", default=None, help="preset (n150, n300, p150) or JSON device file "
+                    "(default: $TT_XLA_DEVICE, else n150)")
+    pr.add_argument("-O", "--optimization-level", type=int, default=0, choices=(0, 1, 2))
+    pr.add_argument("--trace", default="tt_xla_trace.json", help="where to write the trace JSON")
+    pr.add_argument("--png", default=None, help="also write a roofline plot (needs matplotlib)")
     args = p.parse_args(argv)
+    if args.cmd == "profile":
+        return profile_cmd(args.target, args.args, args.device, args.optimization_level, args.trace, args.png)
     if args.cmd == "demo":
         return demo(small=args.small, runs=args.runs, tol=args.tol)
     return 2

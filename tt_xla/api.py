@@ -24,6 +24,11 @@ class Executable:
     def kernels(self):
         return self._loaded.kernels()
 
+    def profile(self, *args):
+        """Runs once on `args` and reports where the modeled time went, per kernel: `str(report)`
+        is the table, `report.trace` a Perfetto trace JSON (tt_xla/profile.py)."""
+        return self._loaded.profile(*args)
+
     def kernel_stats(self):
         """Per kernel, from the cores' events of the last run: modeled cycles, DMA bytes,
         vector ops, matrix tiles, SRAM bytes, cores used, compute- or memory-bound."""
@@ -58,9 +63,11 @@ class Executable:
         return f"<tt_xla.Executable ({ins}) -> ({outs}), {len(self.kernels())} kernels>"
 
 
-def compile(text: str) -> Executable:  # noqa: A001 (mirrors jax/xla naming)
-    """Parse + compile + load StableHLO text (as `jax.export(...).mlir_module()` prints it)."""
-    return Executable(client().compile(text), text)
+def compile(text: str, compiler_options=None, device=None) -> Executable:  # noqa: A001 (mirrors jax/xla naming)
+    """Parse + compile + load StableHLO text (as `jax.export(...).mlir_module()` prints it).
+    `compiler_options`: `{"optimization_level": 0|1|2}` (compiler/options.py); `device`: a preset
+    name or JSON device file (None: tt_xla.client()'s device)."""
+    return Executable(client(device).compile(text, compiler_options=compiler_options), text)
 
 
 def device_put(x, device=None) -> Array:

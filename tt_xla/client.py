@@ -1,6 +1,7 @@
 """A PJRT-like client for the tt device. No jax here.
 
-    c = tt_xla.client()                  # process-wide
+    c = tt_xla.client()                  # process-wide (device: $TT_XLA_DEVICE, else the n150 preset)
+    c = tt_xla.client(device="p150")     # a preset name or a JSON device file (tt_xla/presets.py)
     c.platform, c.devices()
     exe = c.compile(stablehlo_text)      # parse + compile + load, cached by text
     a = c.buffer_from_pyval(np.ones(8, np.float32))
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import os
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from .array import Array
+from .compiler.options import compiler_options as _compiler_options
 from .compiler.program import KernelInfo, TensorSpec
 from . import executable as _executable
 
@@ -50,12 +53,12 @@ class DeviceHandle:
         return f"TtDevice(id={self.id}, kind={self.device_kind!r}, grid={grid})"
 
 
-def _describe(dev, index: int) -> DeviceHandle:
+def _describe(dev, index: int, kind: str = DEVICE_KIND) -> DeviceHandle:
     cfg = getattr(dev, "config", None)
     grid = tuple(int(g) for g in cfg.grid) if cfg is not None else None
     ncores = int(np.prod(grid)) if grid else None
     sram = int(cfg.sram_per_core) if cfg is not None else None
-    return DeviceHandle(id=index, platform=PLATFORM, device_kind=DEVICE_KIND, core_grid=grid,
+    return DeviceHandle(id=index, platform=PLATFORM, device_kind=kind, core_grid=grid,
                         num_cores=ncores, sram_bytes_per_core=sram, runtime_device=dev)
 
 
@@ -89,6 +92,12 @@ class LoadedExecutable:
     def kernel_stats(self) -> list[dict]:
         """Per kernel, from the cores' events of the last run: see executable.kernel_stats."""
         return self.raw.kernel_stats()
+
+    def profile(self, *args):
+        """Runs once on `args` (as `__call__` takes them) and reports per kernel where the modeled
+        time went: `str(report)` is the table, `report.trace` the Perfetto trace (tt_xla/profile.py)."""
+        from .profile import profile_run
+        return profile_run(self, lambda: self(*args))
 
     def devices(self) -> list[DeviceHandle]:
         return [self._device]
@@ -151,11 +160,15 @@ class Client:
     platform = PLATFORM
     platform_version = "tt-xla sim"
 
-    def __init__(self, runtime_device=None):
+    def __init__(self, runtime_device=None, spec=None):
+        """`spec`: the presets.DeviceSpec the runtime device was opened from (None: the runtime's
+        default configuration, which is the n150 preset's)."""
         if runtime_device is None:
             from .runtime import default_device
             runtime_device = default_device()
-        self._devices = [_describe(runtime_device, 0)]
+        self.spec = spec
+        kind = DEVICE_KIND if spec is None or spec.name == "n150" else f"tt-sim {spec.name}"
+        self._devices = [_describe(runtime_device, 0, kind)]
         self._cache: dict[str, LoadedExecutable] = {}
         self._lock = threading.Lock()
         self.compile_count = 0  # programs actually compiled (cache misses)
@@ -181,10 +194,13 @@ class Client:
                 return d
         raise ValueError(f"not a device of this client: {device!r}")
 
-    def compile(self, text: str, filename: str = "<module>", device=None) -> LoadedExecutable:
-        """Parse, compile and load StableHLO text. Cached by the text's hash."""
+    def compile(self, text: str, filename: str = "<module>", device=None,
+                compiler_options=None) -> LoadedExecutable:
+        """Parse, compile and load StableHLO text. Cached by the text's hash, the device and the
+        compiler options (`{"optimization_level": 0|1|2}`, see compiler/options.py)."""
         dev = self._device(device)
-        key = hashlib.sha256(text.encode()).hexdigest() + f":{dev.id}"
+        options = _compiler_options(compiler_options)
+        key = hashlib.sha256(text.encode()).hexdigest() + f":{dev.id}:{options.cache_key()}"
         exe = self._cache.get(key)
         if exe is not None and not exe.is_deleted():
             return exe
@@ -202,7 +218,7 @@ class Client:
             gc.disable()
             try:
                 module = parse_module(text, filename)
-                compiled = compile_module(module, dev.sram_bytes_per_core or DEFAULT_SRAM_PER_CORE)
+                compiled = compile_module(module, dev.sram_bytes_per_core or DEFAULT_SRAM_PER_CORE, options)
             finally:
                 if gc_was_on:
                     gc.enable()
@@ -259,14 +275,30 @@ def _from_dlpack(x) -> np.ndarray:
 
 _client: Client | None = None
 _client_lock = threading.Lock()
+_clients: dict[str, Client] = {}  # by device description key (preset name or file path)
 
 
-def client() -> Client:
+def client(device: str | os.PathLike | None = None) -> Client:
+    """The process-wide client of a device: `device` is a preset name ("n150", "n300", "p150")
+    or a JSON device file (tt_xla/presets.py, docs/device.md); None is $TT_XLA_DEVICE, else
+    n150. One client (and one runtime device) per description, opened on first use."""
     global _client
     c = _client
-    if c is None:
-        with _client_lock:
-            if _client is None:
-                _client = Client()
-            c = _client
+    if device is None and c is not None:
+        return c
+    from .presets import load_device
+    spec = load_device(device)  # (validates: a bad name or file raises DeviceSpecError here)
+    with _client_lock:
+        c = _clients.get(spec.key)
+        if c is None:
+            from .runtime import DeviceConfig, default_device, Device
+            import atexit
+            if spec.config == DeviceConfig():  # the runtime's default device is this one
+                rt = default_device()
+            else:
+                rt = Device(spec.config)
+                atexit.register(rt.close)
+            c = _clients[spec.key] = Client(rt, spec)
+        if device is None:
+            _client = c
     return c

@@ -20,6 +20,7 @@ from jax import tree_util
 
 from .array import Array
 from .client import client as _client
+from .compiler.options import compiler_options as _compiler_options
 
 __all__ = ["jit", "Jitted", "Lowered"]
 
@@ -115,10 +116,11 @@ class Lowered:
 
 class Jitted:
     def __init__(self, fun, static_argnums=(), static_argnames=(), donate_argnums=(),
-                 donate_argnames=()):
+                 donate_argnames=(), compiler_options=None):
         if not callable(fun):
             raise TypeError(f"tt_xla.jit expects a callable, got {fun!r}")
         self._fun = fun
+        self._options = _compiler_options(compiler_options)  # refused here, not at the first call
         functools.update_wrapper(self, fun)
         snums, snames = set(_norm_tuple(static_argnums)), set(_norm_tuple(static_argnames))
         dnums, dnames = set(_norm_tuple(donate_argnums)), set(_norm_tuple(donate_argnames))
@@ -304,7 +306,8 @@ class Jitted:
     def _load(self, e: _Entry) -> None:
         if e.exe is not None and not e.exe.is_deleted():
             return
-        exe = _client().compile(e.text, filename=getattr(self._fun, "__name__", "<module>"))
+        exe = _client().compile(e.text, filename=getattr(self._fun, "__name__", "<module>"),
+                                compiler_options=self._options)
         specs = exe.input_specs
         if len(specs) != len(e.kept):
             raise RuntimeError(f"compiled program takes {len(specs)} inputs, jax.export kept "
@@ -346,6 +349,14 @@ class Jitted:
                 bufs.append(np.asarray(x, dtype=dtype))
         return self._finish(entry, leaves, bufs)
 
+    def profile(self, *args, **kwargs):
+        """Calls the function once on these arguments and reports where the modeled device time
+        went, per kernel: `str(report)` is the table, `report.trace` the Perfetto trace JSON,
+        `report.result` the call's result (tt_xla/profile.py)."""
+        from .profile import profile_run
+        exe = self.lower(*args, **kwargs).compile()
+        return profile_run(exe, lambda: self(*args, **kwargs))
+
     def lower(self, *args, **kwargs) -> Lowered:
         entry, _ = self._prepare(args, kwargs)
         return Lowered(self, entry)
@@ -369,10 +380,13 @@ class Jitted:
         return f"<tt_xla.jit({getattr(self._fun, '__qualname__', self._fun)!r})>"
 
 
-def jit(fun=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), donate_argnames=()):
-    """Like `jax.jit(fun, static_argnums=..., static_argnames=..., donate_argnums=...)`."""
+def jit(fun=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), donate_argnames=(),
+        compiler_options=None):
+    """Like `jax.jit(fun, static_argnums=..., static_argnames=..., donate_argnums=...,
+    compiler_options=...)`; compiler_options: `{"optimization_level": 0|1|2}`."""
     kw = dict(static_argnums=static_argnums, static_argnames=static_argnames,
-              donate_argnums=donate_argnums, donate_argnames=donate_argnames)
+              donate_argnums=donate_argnums, donate_argnames=donate_argnames,
+              compiler_options=compiler_options)
     if fun is None:
         return functools.partial(jit, **kw)
     return Jitted(fun, **kw)

@@ -48,9 +48,10 @@ typedef struct tt_device_config {
   /* device cost model (the modeled accelerator, not the host) */
   double clock_ghz;            /* 1.0 */
   double dram_bytes_per_cycle; /* 288.0 (whole chip) */
-  uint32_t vector_tile_cycles; /* 64: one vector instruction over a 32x32 tile, per core */
-  uint32_t matrix_tile_cycles; /* 16: one 32x32x32 tile product, per core */
+  uint32_t vector_tile_cycles; /* 32: one vector instruction over a 32x32 tile, per core (32 lanes) */
+  uint32_t matrix_tile_cycles; /* 64: one 32x32x32 tile product with f32 operands, per core (HiFi4) */
   uint32_t launch_cycles;      /* 1000: fixed overhead per kernel launch */
+  uint32_t matrix_tile_cycles_bf16; /* 32: the same with bf16 operands (HiFi2); 0 = matrix_tile_cycles */
 } tt_device_config;
 
 typedef struct tt_counters {
@@ -128,8 +129,19 @@ typedef struct tt_launch_stats {
   uint64_t sram_bytes;       /* declared SRAM per core */
   uint32_t cores;            /* cores that got work items */
   uint32_t memory_bound;     /* 1: DMA time bounds the slowest core; 0: compute does */
+  uint64_t host_ns;          /* host wall time of the launch (its cores' work on the host threads) */
+  uint64_t operand_bytes;    /* declared READ + WRITE operand bytes: the DRAM traffic it cannot avoid */
 } tt_launch_stats;
 tt_status tt_program_launch_stats(tt_device *dev, tt_program prog, uint32_t launch, tt_launch_stats *out);
+
+/* What one core did in one launch of a program the last time it ran (zeros for a core that got
+ * no work items): its compute and DMA time in modeled cycles (the two overlap on the core; the
+ * launch takes its slowest core's max of them) and the events they came from. core < grid_x*grid_y. */
+typedef struct tt_core_stats {
+  uint64_t compute_cycles, dma_cycles;
+  uint64_t dma_bytes, vector_ops, matrix_tiles;
+} tt_core_stats;
+tt_status tt_program_core_stats(tt_device *dev, tt_program prog, uint32_t launch, uint32_t core, tt_core_stats *out);
 
 tt_status tt_device_counters(const tt_device *dev, tt_counters *out);
 /* Zeroes everything except the allocation figures (peak := current). */

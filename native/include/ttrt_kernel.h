@@ -26,6 +26,7 @@ enum {
   TT_CORE_MATRIX_TILES = 1,  /* 32x32x32 tile products issued to the matrix engine */
   TT_CORE_VECTOR_OPS = 2,    /* tile-wide (32x32) vector instructions, counted by tt_vector_ops */
   TT_CORE_FAULTS = 3,        /* dataflow faults (a circular buffer misused, SRAM overrun): launch fails */
+  TT_CORE_MATRIX_TILES_BF16 = 4, /* of TT_CORE_MATRIX_TILES, those with bf16 operands (costed per format) */
   TT_CORE_NCOUNTERS = 8
 };
 

@@ -18,9 +18,11 @@ void tt_device_config_default(tt_device_config *cfg) {
   cfg->host_threads = 0;
   cfg->clock_ghz = 1.0;
   cfg->dram_bytes_per_cycle = 288.0;
-  cfg->vector_tile_cycles = 64;
-  cfg->matrix_tile_cycles = 16;
+  /* the n150 preset (tt_xla/presets.py; docs/device.md names the public source of each figure) */
+  cfg->vector_tile_cycles = 32;
+  cfg->matrix_tile_cycles = 64;
   cfg->launch_cycles = 1000;
+  cfg->matrix_tile_cycles_bf16 = 32;
 }
 
 const char *tt_status_name(tt_status s) {
@@ -70,6 +72,7 @@ tt_status tt_device_open(const tt_device_config *cfg, tt_device **out) {
   tt_device_config c;
   if (cfg) c = *cfg;
   else tt_device_config_default(&c);
+  if (c.matrix_tile_cycles_bf16 == 0) c.matrix_tile_cycles_bf16 = c.matrix_tile_cycles;
   /* The compiler sizes every kernel's SRAM blocks to the cores' SRAM and the matrix engine blocks
    * to its share (TT_MM_SRAM); below TT_MIN_SRAM_PER_CORE the blocks would be too small to work. */
   if (c.grid_x == 0 || c.grid_y == 0 || (uint64_t)c.grid_x * c.grid_y > TT_MAX_CORES ||

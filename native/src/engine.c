@@ -160,7 +160,9 @@ static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const 
                               int bf16) {
   if (M <= 0 || N <= 0) return;
   const int64_t esz = bf16 ? 2 : 4;
-  c->counters[TT_CORE_MATRIX_TILES] += (uint64_t)(((M + 31) / 32) * ((N + 31) / 32) * ((K + 31) / 32));
+  const uint64_t tiles = (uint64_t)(((M + 31) / 32) * ((N + 31) / 32) * ((K + 31) / 32));
+  c->counters[TT_CORE_MATRIX_TILES] += tiles;
+  if (bf16) c->counters[TT_CORE_MATRIX_TILES_BF16] += tiles; /* the device costs tiles per data format */
   if (K <= 0) {
     for (int64_t i = 0; i < M; i++) memset(C + i * c_rs, 0, (size_t)N * sizeof(float));
     return;
@@ -285,6 +287,7 @@ void TT__ENGINE_FN(matmul_bf16)(const tt_core *c, int64_t M, int64_t N, int64_t 
                                   float *C, int64_t c_rs) {
   if (M <= 0 || N <= 0) return;
   c->counters[TT_CORE_MATRIX_TILES] += (uint64_t)(((M + 31) / 32) * ((N + 31) / 32) * ((K + 31) / 32));
+  c->counters[TT_CORE_MATRIX_TILES_BF16] += (uint64_t)(((M + 31) / 32) * ((N + 31) / 32) * ((K + 31) / 32));
   if (K <= 0) {
     for (int64_t i = 0; i < M; i++) memset(C + i * c_rs, 0, (size_t)N * sizeof(float));
     return;

@@ -74,6 +74,7 @@ typedef struct tt_program_obj {
   void **operand_ptrs;       /* scratch sized for the largest launch */
   uint8_t *written;          /* per binding: some launch has a WRITE operand on it */
   tt_launch_stats *stats;    /* per launch, from the last run */
+  tt_core_stats *core_stats; /* per launch x core (nlaunches * ncores), from the last run */
 } tt_program_obj;
 
 /* Thread safety: every public call on a device holds `mu` for its whole duration (a launch

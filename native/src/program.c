@@ -20,6 +20,7 @@ static void tt__program_free(tt_program_obj *p) {
   free(p->operands);
   free(p->written);
   free(p->stats);
+  free(p->core_stats);
   free(p);
 }
 
@@ -102,7 +103,8 @@ static tt_status tt__validate(tt_device *dev, const char *path, tt_program_obj *
   p->launch_bytes = calloc((size_t)d->nlaunches * 3 + 1, sizeof(uint64_t));
   p->written = calloc((size_t)d->nbindings + 1, 1);
   p->stats = calloc((size_t)d->nlaunches + 1, sizeof(tt_launch_stats));
-  if (!p->launch_bytes || !p->written || !p->stats) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
+  p->core_stats = calloc((size_t)d->nlaunches * dev->ncores + 1, sizeof(tt_core_stats));
+  if (!p->launch_bytes || !p->written || !p->stats || !p->core_stats) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
   *max_ops = 0;
   for (uint32_t l = 0; l < d->nlaunches; l++) {
     const tt_launch *L = &d->launches[l];
@@ -276,12 +278,16 @@ static tt_status tt__program_launch_locked(tt_device *dev, tt_program prog, cons
     }
     if (st != TT_OK) break;
     tt_launch_ctx ctx = {dev, L, p->operand_ptrs};
+    const uint64_t t_launch = tt__now_ns();
     tt__pool_run(&dev->pool, nactive, tt__run_core, &ctx);
+    const uint64_t host_ns = tt__now_ns() - t_launch;
     /* Counters from events: what each core's DMA, matrix and vector engines did. A core's time
      * is max(compute, its DMA at its share of the DRAM bandwidth); the launch takes its slowest
      * core's time. Kernels that report no events of a kind (older kernel kinds whose loads are
      * not DMA yet) are modeled from their declared figures, spread evenly. */
-    uint64_t dma = 0, tiles = 0, vops = 0, faults = 0;
+    uint64_t dma = 0, tiles = 0, tiles_bf16 = 0, vops = 0, faults = 0;
+    tt_core_stats *cs = &p->core_stats[(size_t)l * dev->ncores];
+    memset(cs, 0, sizeof(tt_core_stats) * dev->ncores);
     double slowest = 0, slowest_mem = 0, slowest_comp = 0;
     const double cores = (double)(nactive ? nactive : 1);
     const double share = cfg->dram_bytes_per_cycle / cores; /* bytes per cycle per active core */
@@ -291,10 +297,15 @@ static tt_status tt__program_launch_locked(tt_device *dev, tt_program prog, cons
       tiles += cc[TT_CORE_MATRIX_TILES];
       vops += cc[TT_CORE_VECTOR_OPS];
       faults += cc[TT_CORE_FAULTS];
+      const uint64_t bf16 = cc[TT_CORE_MATRIX_TILES_BF16];
       const double comp = (double)cc[TT_CORE_VECTOR_OPS] * cfg->vector_tile_cycles +
-                          (double)cc[TT_CORE_MATRIX_TILES] * cfg->matrix_tile_cycles;
+                          (double)(cc[TT_CORE_MATRIX_TILES] - bf16) * cfg->matrix_tile_cycles +
+                          (double)bf16 * cfg->matrix_tile_cycles_bf16;
       const double mem = (double)cc[TT_CORE_DMA_BYTES] / share;
       const double t = comp > mem ? comp : mem;
+      tiles_bf16 += bf16;
+      cs[dev->active[i]] = (tt_core_stats){(uint64_t)(comp + 0.5), (uint64_t)(mem + 0.5), cc[TT_CORE_DMA_BYTES],
+                                           cc[TT_CORE_VECTOR_OPS], cc[TT_CORE_MATRIX_TILES]};
       if (t > slowest) slowest = t, slowest_mem = mem, slowest_comp = comp;
     }
     const uint64_t *lb = &p->launch_bytes[3 * l];
@@ -315,7 +326,10 @@ static tt_status tt__program_launch_locked(tt_device *dev, tt_program prog, cons
       const double mt = (double)(L->matrix_tiles ? L->matrix_tiles : tiles);
       const double dc = dma ? 0 : (double)lb[0] / cfg->dram_bytes_per_cycle;
       const double vc = vops ? 0 : (double)L->vector_ops * cfg->vector_tile_cycles / cores;
-      const double mc = mt * cfg->matrix_tile_cycles / cores;
+      /* (tiles the cores reported are costed per format; declared ones at the f32 rate) */
+      const double mc = (tiles ? (double)(tiles - tiles_bf16) * cfg->matrix_tile_cycles +
+                                     (double)tiles_bf16 * cfg->matrix_tile_cycles_bf16
+                               : mt * cfg->matrix_tile_cycles) / cores;
       if (dc > cyc) cyc = dc, mem_bound = 1;
       if (vc > cyc) cyc = vc, mem_bound = 0;
       if (mc > cyc) cyc = mc, mem_bound = 0;
@@ -323,7 +337,7 @@ static tt_status tt__program_launch_locked(tt_device *dev, tt_program prog, cons
     const uint64_t launch_cyc = cfg->launch_cycles + (uint64_t)(cyc + 0.5);
     k->modeled_cycles += launch_cyc;
     p->stats[l] = (tt_launch_stats){launch_cyc, dma, vops ? vops : L->vector_ops, tiles, L->sram_bytes, nactive,
-                                    (uint32_t)mem_bound};
+                                    (uint32_t)mem_bound, host_ns, lb[0]};
   }
   k->programs_launched++;
   tt__fp_leave(fp);
@@ -385,6 +399,19 @@ static tt_status tt__program_launch_stats_locked(tt_device *dev, tt_program prog
   return TT_OK;
 }
 
+static tt_status tt__program_core_stats_locked(tt_device *dev, tt_program prog, uint32_t launch, uint32_t core,
+                                                tt_core_stats *out) {
+  tt_slot *slot;
+  tt_status st = tt__table_get(dev, &dev->programs, TT_KIND_PROGRAM, prog, "tt_program_core_stats", &slot);
+  if (st != TT_OK) return st;
+  tt_program_obj *p = slot->obj;
+  if (!out || launch >= p->desc->nlaunches || core >= dev->ncores)
+    return tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_program_core_stats: launch %u of %u, core %u of %u", launch,
+                    p->desc->nlaunches, core, dev->ncores);
+  *out = p->core_stats[(size_t)launch * dev->ncores + core];
+  return TT_OK;
+}
+
 /* ---------------------------------------------------------------- public calls: under the device lock */
 tt_status tt_program_load(tt_device *dev, const char *library_path, tt_program *out) {
   TT__LOCKED(tt__program_load_locked(dev, library_path, out));
@@ -402,4 +429,7 @@ tt_status tt_program_execute(tt_device *dev, tt_program prog, tt_buffer *buffers
 }
 tt_status tt_program_launch_stats(tt_device *dev, tt_program prog, uint32_t launch, tt_launch_stats *out) {
   TT__LOCKED(tt__program_launch_stats_locked(dev, prog, launch, out));
+}
+tt_status tt_program_core_stats(tt_device *dev, tt_program prog, uint32_t launch, uint32_t core, tt_core_stats *out) {
+  TT__LOCKED(tt__program_core_stats_locked(dev, prog, launch, core, out));
 }

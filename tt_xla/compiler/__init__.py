@@ -22,6 +22,7 @@ from .graph import Graph, Node, np_dtype
 from .inline import inline_calls
 from .legalize import legalize
 from .memory import Storage, plan_memory
+from .options import CompilerOptions
 from .program import DEFAULT_SRAM_PER_CORE, CompiledProgram, KernelInfo, TensorSpec, part
 from .schedule import schedule
 from .simplify import simplify
@@ -61,12 +62,16 @@ def _hot(k: LoopKernel) -> bool:
     return k.vector_ops + sum(o.node.nbytes for o in k.operands) // 4096 >= HOT_TILES
 
 
-def compile_text(text: str, filename: str = "<module>", sram_per_core: int = DEFAULT_SRAM_PER_CORE) -> CompiledProgram:
-    return compile_module(parse_module(text, filename), sram_per_core)
+def compile_text(text: str, filename: str = "<module>", sram_per_core: int = DEFAULT_SRAM_PER_CORE,
+                 options: CompilerOptions = CompilerOptions()) -> CompiledProgram:
+    return compile_module(parse_module(text, filename), sram_per_core, options)
 
 
-def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE) -> CompiledProgram:
-    """`sram_per_core`: the target device's SRAM per core; every kernel's buffers are sized to it."""
+def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE,
+                   options: CompilerOptions = CompilerOptions()) -> CompiledProgram:
+    """`sram_per_core`: the target device's SRAM per core; every kernel's buffers are sized to it.
+    `options` (compiler/options.py): every optimization_level compiles like level 0 for now; level
+    2's SRAM placement of intermediates is the pass to add here, between plan and plan_memory."""
     graph = optimize(module)
     p = plan(graph)
     order = schedule(p)

@@ -49,7 +49,8 @@ class _Config(C.Structure):
     _fields_ = [("grid_x", C.c_uint32), ("grid_y", C.c_uint32), ("sram_per_core", C.c_uint64),
                 ("dram_bytes", C.c_uint64), ("host_threads", C.c_uint32), ("clock_ghz", C.c_double),
                 ("dram_bytes_per_cycle", C.c_double), ("vector_tile_cycles", C.c_uint32),
-                ("matrix_tile_cycles", C.c_uint32), ("launch_cycles", C.c_uint32)]
+                ("matrix_tile_cycles", C.c_uint32), ("launch_cycles", C.c_uint32),
+                ("matrix_tile_cycles_bf16", C.c_uint32)]
 
 
 COUNTER_NAMES = ("programs_launched", "kernels_launched", "dram_bytes_read", "dram_bytes_written",
@@ -63,7 +64,14 @@ class _Counters(C.Structure):
 
 class _LaunchStats(C.Structure):
     _fields_ = [(n, C.c_uint64) for n in ("modeled_cycles", "dma_bytes", "vector_ops", "matrix_tiles", "sram_bytes")] + \
-        [("cores", C.c_uint32), ("memory_bound", C.c_uint32)]
+        [("cores", C.c_uint32), ("memory_bound", C.c_uint32), ("host_ns", C.c_uint64), ("operand_bytes", C.c_uint64)]
+
+
+CORE_STAT_NAMES = ("compute_cycles", "dma_cycles", "dma_bytes", "vector_ops", "matrix_tiles")
+
+
+class _CoreStats(C.Structure):
+    _fields_ = [(n, C.c_uint64) for n in CORE_STAT_NAMES]
 
 
 def _find_library() -> Path:
@@ -100,6 +108,7 @@ for _name, _args in {
     "tt_buffer_wrap": [_P, _P, _U64, _PU64],
     "tt_program_execute": [_P, _U64, _PU64, C.POINTER(_P), _PU64, _U32],
     "tt_program_launch_stats": [_P, _U64, _U32, C.POINTER(_LaunchStats)],
+    "tt_program_core_stats": [_P, _U64, _U32, _U32, C.POINTER(_CoreStats)],
 }.items():
     _f = getattr(_lib, _name)
     _f.argtypes = _args
@@ -127,8 +136,9 @@ class DeviceConfig:
     clock_ghz: float = _D.clock_ghz
     dram_bytes_per_cycle: float = _D.dram_bytes_per_cycle
     vector_tile_cycles: int = _D.vector_tile_cycles
-    matrix_tile_cycles: int = _D.matrix_tile_cycles
+    matrix_tile_cycles: int = _D.matrix_tile_cycles  # f32 operands
     launch_cycles: int = _D.launch_cycles
+    matrix_tile_cycles_bf16: int = _D.matrix_tile_cycles_bf16  # bf16 operands
 
     @property
     def ncores(self) -> int:
@@ -137,12 +147,13 @@ class DeviceConfig:
     def _to_c(self) -> _Config:
         return _Config(self.grid[0], self.grid[1], self.sram_per_core, self.dram_bytes, self.host_threads,
                        self.clock_ghz, self.dram_bytes_per_cycle, self.vector_tile_cycles,
-                       self.matrix_tile_cycles, self.launch_cycles)
+                       self.matrix_tile_cycles, self.launch_cycles, self.matrix_tile_cycles_bf16)
 
     @classmethod
     def _from_c(cls, c: _Config) -> "DeviceConfig":
         return cls((c.grid_x, c.grid_y), c.sram_per_core, c.dram_bytes, c.host_threads, c.clock_ghz,
-                   c.dram_bytes_per_cycle, c.vector_tile_cycles, c.matrix_tile_cycles, c.launch_cycles)
+                   c.dram_bytes_per_cycle, c.vector_tile_cycles, c.matrix_tile_cycles, c.launch_cycles,
+                   c.matrix_tile_cycles_bf16)
 
 
 def _addr(a: np.ndarray) -> int:
@@ -404,6 +415,17 @@ class Program:
         d = {n: int(getattr(out, n)) for n, _ in _LaunchStats._fields_ if n != "memory_bound"}
         d["bound"] = "memory" if out.memory_bound else "compute"
         return d
+
+    def core_stats(self, launch: int) -> list[dict[str, int]]:
+        """Per core (index y * grid_x + x), what it did in launch `launch` the last time the
+        program ran: compute and DMA time in modeled cycles (they overlap on a core), DMA bytes,
+        vector ops, matrix tiles. Zeros for cores that got no work."""
+        out, dev = _CoreStats(), self.device
+        rows = []
+        for core in range(dev.config.ncores):
+            dev._check(_lib.tt_program_core_stats(dev._ptr, self.handle, launch, core, C.byref(out)))
+            rows.append({n: int(getattr(out, n)) for n in CORE_STAT_NAMES})
+        return rows
 
     def unload(self) -> None:
         """Idempotent."""
