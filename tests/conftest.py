@@ -3,6 +3,9 @@ import sys
 
 # tests/util.py is imported as `util` by the test modules
 sys.path.insert(0, os.path.dirname(__file__))
+# tools/ (the conformance instruments) is imported as `tools`; appended, so an installed tt_xla
+# (what CI tests) still comes before the source tree's
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # Every kernel the suite compiles is checked against the dataflow rule of the loop IR: DRAM is

@@ -59,10 +59,14 @@ def _run_batch(module_name: str, batch: list, timeout: float, results: dict,
                on_result: Callable | None) -> list:
     """Run one worker over `batch`; returns the ids it did not get to (after a crash)."""
     with tempfile.TemporaryFile("w+") as err:
+        # The worker resolves modules as this process does (same tt_xla, same tools): its path
+        # is ours, and -P keeps `-m` from putting the working directory (a source tree) first.
+        env = {**os.environ, "PYTHONFAULTHANDLER": "1", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        safe = ["-P"] if sys.version_info >= (3, 11) else []
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tools.isolate", module_name],
+            [sys.executable, *safe, "-m", "tools.isolate", module_name],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
-            start_new_session=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+            start_new_session=True, env=env)
         assert proc.stdin and proc.stdout
         proc.stdin.write(json.dumps(batch))
         proc.stdin.close()
