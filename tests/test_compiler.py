@@ -161,3 +161,20 @@ def test_device_refuses_too_little_sram():
     import pytest
     with pytest.raises(DeviceError):
         Device(DeviceConfig(sram_per_core=32 * 1024))  # below TT_MIN_SRAM_PER_CORE (64 KiB)
+
+
+def test_reduce_reads_a_stored_transpose_from_its_own_storage():
+    """Regression (a wrong answer): a reduction over a stored transpose of a product read the
+    product through the view, though memory planning had already given the product's space to
+    another buffer. The key-bias gradient of attention without softmax (0 on CPU up to
+    rounding) came out off by up to 28. compile_module now also refuses any kernel that binds
+    a buffer fusion does not list among its reads."""
+    rng = np.random.default_rng(0)
+    x, q = rng.standard_normal((2, 8, 16), np.float32), rng.standard_normal((2, 8, 2, 8), np.float32)
+    wk, wv, bk = (rng.standard_normal(s, np.float32) * 0.3 for s in [(16, 2, 8), (16, 2, 8), (2, 8)])
+
+    def loss(wk, bk, wv, x, q):
+        k = jnp.einsum("bsf,fhd->bshd", x, wk) + bk
+        v = jnp.einsum("bsf,fhd->bshd", x, wv)
+        return (jnp.einsum("bhqk,bkhd->bqhd", jnp.einsum("bqhd,bkhd->bhqk", q, k), v) ** 2).mean()
+    check(jax.grad(loss, argnums=(0, 1, 2)), wk, bk, wv, x, q, rtol=1e-4, atol=1e-4)

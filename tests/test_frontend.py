@@ -365,6 +365,35 @@ def test_unsupported_op_names_op_and_user_location(name, f, op_words):
         np.testing.assert_allclose(np.asarray(got), np.asarray(jax.jit(f)(x)), rtol=1e-5, atol=1e-5)
 
 
+def test_jitted_library_function_error_names_the_callers_line():
+    """`tt_xla.jit(jnp.linalg.cholesky)`: no frame of the user's is inside the traced call
+    (jit's wrapper calls jax's function), so the error names the line that called the jitted
+    function, not tt_xla/jit.py."""
+    x = np.eye(4, dtype=np.float32) * 2
+    for f in (jnp.linalg.cholesky, jnp.fft.rfft):
+        try:
+            got = tt_xla.jit(f)(x)  # UNSUPPORTED-CANDIDATE library
+        except UnsupportedError as e:
+            assert f"{os.path.abspath(__file__)}:{_line_of('library')}:" in str(e), str(e)
+            assert "tt_xla" + os.sep + "jit.py" not in str(e), str(e)
+        else:  # supported after all: then it must be right
+            np.testing.assert_allclose(np.asarray(got), np.asarray(jax.jit(f)(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_unsupported_argument_type_names_the_argument():
+    """A complex argument is refused before any op: the error names the Python parameter (jax
+    puts it in the argument's loc), never `<unknown location>`."""
+    def f(x, zed):
+        return zed * 2 + x
+    with pytest.raises(UnsupportedError, match=r"complex<f32>.* argument 1 'zed' \(%arg1\) of @main$"):
+        tt_xla.jit(f)(np.ones(3, np.float32), np.ones(3, np.complex64))
+    text = "func.func @main(%arg0: tensor<3xcomplex<f32>>) -> tensor<3xcomplex<f32>> {\n" \
+           "  return %arg0 : tensor<3xcomplex<f32>>\n}"
+    with pytest.raises(UnsupportedError, match=r"argument 0 \(%arg0\) of @main$") as e:
+        tt_xla.compile(text)
+    assert "unknown location" not in str(e.value)
+
+
 def test_some_op_is_unsupported():
     """At least one of sort / while / fft is refused (an UnsupportedError, not a crash)."""
     x = inputs((8,), edges=False)

@@ -125,7 +125,7 @@ def _apply(name, args, p):
     raise ValueError(name)
 
 
-def _build(spec):
+def _build(spec, every_value=False):
     ins, ops = spec
 
     def f(*xs):
@@ -134,8 +134,9 @@ def _build(spec):
         for name, idx, p in ops:
             vals.append(_apply(name, [vals[i] for i in idx], p))
             used.update(idx)
-        # return every value nothing consumed (the last one included): no dead code
-        outs = tuple(vals[i] for i in range(len(ins), len(vals)) if i not in used)
+        # return every value nothing consumed (the last one included): no dead code; or every
+        # value, so that views and intermediates are stored and read from storage
+        outs = tuple(vals[i] for i in range(len(ins), len(vals)) if every_value or i not in used)
         return outs
     return f
 
@@ -336,8 +337,8 @@ def _tolerances(spec):
     return dict(transcendental=n_transc > 0)
 
 
-def run_spec(spec):
-    f = _build(spec)
+def run_spec(spec, every_value=False):
+    f = _build(spec, every_value)
     args = _make_inputs(spec[0])
     with np.errstate(all="ignore"):
         check(f, *args, **_tolerances(spec))
@@ -363,6 +364,16 @@ def test_fuzz_f32_programs(spec):
 @given(programs(dtypes=("f32", "f32", "bf16", "i32")))
 def test_fuzz_mixed_dtype_programs(spec):
     run_spec(spec)
+
+
+@_settings(30)
+@given(programs(dtypes=("f32",), n_ops=(2, 5),
+                ops_allowed={"transpose", "slice", "rev", "reduce", "einsum"}))
+def test_fuzz_every_value_an_output(spec):
+    """Every intermediate is also an output, so views (transposes, slices...) are stored and
+    read by reductions and products after them: a kernel must read what memory planning was
+    told it reads (compile_module checks it), not a view's input whose space was reused."""
+    run_spec(spec, every_value=True)
 
 
 @_settings(30)

@@ -15,12 +15,7 @@ from tools.programs import PROGRAMS
 
 # Wrong answers found by this suite and not fixed yet, with a reproducer. Strict: when a fix
 # lands the test fails until its entry is removed here.
-KNOWN_WRONG = {
-    name: "the key bias gradient (0 on CPU JAX) comes out nonzero when the key and value kernel "
-          "gradients are outputs too; each of them alone is right. Smallest reproducer: "
-          "tools/programs.py attention_key_bias_grad"
-    for name in ("transformer_block_causal_grad", "attention_key_bias_grad")
-}
+KNOWN_WRONG: dict[str, str] = {}  # program name: why its answer is wrong (a strict xfail)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from .lower import lower_kernel
 from .render import render
 
 from .decompose import decompose
-from .fuse import is_data, plan
+from .fuse import Kernel, is_data, plan, reads
 from .graph import Graph, Node, np_dtype
 from .inline import inline_calls
 from .legalize import legalize
@@ -52,6 +52,18 @@ def optimize(module: ir.Module, dump: Callable[[str, Any], None] | None = None) 
     return graph
 
 
+def check_reads(k: Kernel, lk: LoopKernel, mat: set[int]) -> None:
+    """The lowered kernel binds only what schedule and memory planning were told it reads
+    (fuse.reads) and its destination. Memory planning gives a buffer's space away after its last
+    planned reader, so any other operand would be read from reused memory: a wrong answer, not an
+    error. A disagreement is a compiler bug; refuse it here."""
+    planned = {r.id for r in reads(k, mat)} | {k.dest.src.id}
+    extra = [o.node for o in lk.operands if o.node.id not in planned]
+    if extra:
+        raise AssertionError(f"{lk.name} binds {[(n.op, n.id) for n in extra]}, which fusion does not "
+                             f"list among its reads {sorted(planned)}")
+
+
 HOT_TILES = 4096  # 4M element-ops or 16 MiB moved: about 0.5 ms of host time at -O2
 
 
@@ -79,7 +91,6 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
     consts = []
     seen: set[int] = set()
     for k in order:
-        from .fuse import reads
         for r in reads(k, p.materialized):
             if r.op == "const" and is_data(r) and r.id not in seen:
                 seen.add(r.id)
@@ -96,6 +107,7 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
     codes: list[tuple[LoopKernel, str]] = []  # (IR, C)
     for i, k in enumerate(order):
         lk = lower_kernel(k, f"k{i}_{k.root.op}", p.materialized, sram_per_core)
+        check_reads(k, lk, p.materialized)
         if lk.work_items > 0:
             codes.append((lk, render(lk)))
     binding_bytes = [n.nbytes for n in params] + [n.nbytes for n in outputs] + \

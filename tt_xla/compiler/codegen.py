@@ -120,9 +120,14 @@ class Emitter:
 
 
 def collect_leaves(root: Node, is_root_computed: bool, mat: set[int],
-                   stop: frozenset[int] = frozenset()) -> list[tuple[Node, Access]]:
+                   stop: frozenset[int] = frozenset(), *,
+                   through_root_view: bool = False) -> list[tuple[Node, Access]]:
     """(node as referenced, its access over that node's shape) for every leaf of the expression.
-    Nodes in `stop` have values the caller provides."""
+    Nodes in `stop` have values the caller provides. A stored view at the root is read from its
+    own storage unless `through_root_view`: only the loop kernel that evaluates that view (or
+    a piece of it) reads through it to its input, as fuse.reads says. Any other reader must read
+    the stored node, or memory planning (which follows fuse.reads) may already have reused the
+    input's storage."""
     out: list[tuple[Node, Access]] = []
     seen: set[int] = set(stop)
 
@@ -136,7 +141,7 @@ def collect_leaves(root: Node, is_root_computed: bool, mat: set[int],
             for i in n.inputs:
                 walk(i, False)
         else:
-            a = access_of(n, mat) if not (top and n.id in mat and n.op in VIEWS) else access_of(n, mat - {n.id})
+            a = access_of(n, mat - {n.id} if top and through_root_view and n.op in VIEWS else mat)
             assert a is not None, n
             out.append((n, a))
     walk(root, True)

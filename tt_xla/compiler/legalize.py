@@ -29,7 +29,7 @@ class Legalizer:
     def run(self, fn: ir.Function) -> Graph:
         params = []
         for i, a in enumerate(fn.args):
-            shape, dt = _tensor(a.type, "func.func", fn.loc)
+            shape, dt = _tensor(a.type, "func.func", _argument(fn, i, a))
             p = Node("param", [], shape, dt, {"index": i}, fn.loc)
             params.append(p)
             self.env[id(a)] = p
@@ -366,6 +366,15 @@ def _region(op: ir.Operation, outer: Legalizer, which: int = 0) -> Graph:
     return Graph(params, outs)
 
 
+
+
+def _argument(fn: ir.Function, i: int, a: ir.Value) -> str:
+    """Where a function argument is, for errors: no op wrote it, so name it (jax puts the
+    Python parameter's name in the argument's loc) and its position when the text has one."""
+    loc = a.loc or ir.Location()
+    where = f" at {loc.file}:{loc.line}:{loc.col}" if loc.file else ""
+    named = f" '{loc.name}'" if loc.name else ""
+    return f"argument {i}{named} ({a.name}) of @{fn.name}{where}"
 
 
 def _tensor(t: object, opname: str, loc: object) -> tuple[tuple[int, ...], str]:

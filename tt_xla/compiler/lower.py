@@ -158,7 +158,7 @@ def _base(off: int, vec: tuple[int, ...], idx: list[str]) -> str:
 def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
     """An elementwise or movement kernel."""
     computed = k.root is k.dest.src and k.root.op not in VIEWS and k.root.op not in ("iota", "const")
-    leaves = collect_leaves(k.root, computed, mat)
+    leaves = collect_leaves(k.root, computed, mat, through_root_view=True)
     dest = k.dest
     opmap = operands_for(leaves, dest.src)
     nodes = {a.src.id: a.src for _, a in leaves}

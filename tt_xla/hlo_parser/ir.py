@@ -62,7 +62,8 @@ class FunctionType:
 @dataclass(frozen=True)
 class Location:
     """A resolved `loc(...)`. `file`/`line`/`col` are the innermost file position found by
-    following names, callsites (the callee side first) and fused locations; `name` is the
+    following names, callsites (the callee side first) and fused locations, skipping frames
+    inside tt_xla and jax when the user's code has one; `name` is the
     nearest enclosing name (e.g. 'jit(f)/exp'). `text` is a short readable form."""
     file: str | None = None
     line: int | None = None
@@ -211,6 +212,7 @@ class Value:
     messages only ('%0', '%1#1', '%arg0', '%cst_2')."""
     name: str
     type: Any
+    loc: "Location | None" = None  # function arguments: jax names them (loc("x"))
 
 
 @dataclass(eq=False)

@@ -7,6 +7,8 @@ nodes are resolved once the whole file has been read (LocResolver), with memoiza
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import PurePath
 
 from .ir import Location
 from .lexer import Lexer, Token
@@ -130,6 +132,33 @@ def parse_loc_inner(lex: Lexer, unescape) -> LocNode:
     raise lex.error(f"expected location, found {lex.describe(tok)}", tok.start)
 
 
+_PACKAGE = PurePath(__file__).parents[1]  # tt_xla/
+
+
+@lru_cache(maxsize=1024)  # a module names few files, in thousands of locations
+def _internal(file: str) -> bool:
+    """A frame the user did not write: tt_xla's own (jit's wrapper calls the user's function,
+    so `tt_xla.jit(jnp.linalg.cholesky)` has no user frame inside the traced call) or jax's."""
+    p = PurePath(file)
+    if _PACKAGE in p.parents:
+        return True
+    parts = p.parts
+    return any(a in ("site-packages", "dist-packages") and b in ("jax", "jaxlib")
+               for a, b in zip(parts, parts[1:]))
+
+
+def _user_first(positions: list[tuple]) -> tuple:
+    """The first of `positions` (innermost first) that has a file outside tt_xla and jax, else
+    the first with a file at all: an error names the user's line when the stack has one."""
+    first = None
+    for p in positions:
+        if p[0] is not None:
+            if not _internal(p[0]):
+                return p
+            first = first or p
+    return first or (None, None, None, None)
+
+
 class LocResolver:
     """Resolves LocNodes against the file's alias table (filled while parsing)."""
 
@@ -153,13 +182,14 @@ class LocResolver:
             inner = self._walk(node.child) if node.child is not None else (None, None, None, None)
             return inner[0], inner[1], inner[2], node.name  # the outermost name is the nearest
         if isinstance(node, CallSite):
-            # The callee frame is the innermost (user's) one; fall back to the caller's position.
+            # The callee frame is the innermost; the caller's position serves when the callee
+            # has none or is inside tt_xla or jax.
             a, b = self._walk(node.callee), self._walk(node.caller)
-            pos = a if a[0] is not None else b
+            pos = _user_first([a, b])
             return pos[0], pos[1], pos[2], a[3] if a[3] is not None else b[3]
         if isinstance(node, Fused):
             parts = [self._walk(c) for c in node.children]
-            pos = next((p for p in parts if p[0] is not None), (None, None, None, None))
+            pos = _user_first(parts)
             name = next((p[3] for p in parts if p[3] is not None), None)
             return pos[0], pos[1], pos[2], name
         if isinstance(node, Alias):

@@ -189,7 +189,7 @@ class Parser(AttrParser):
                 self.expect(":", "after argument name")
                 value = ir.Value(vtok.text, self.parse_type())
                 arg_attrs.append(self.parse_attr_dict() if self.at("{") else {})
-                self._opt_loc()
+                self._opt_loc(value)
                 self._define(vtok, value)
                 args.append(value)
                 if not self.at(")"):
