@@ -60,8 +60,9 @@ def _run_batch(module_name: str, batch: list, timeout: float, results: dict,
     """Run one worker over `batch`; returns the ids it did not get to (after a crash)."""
     with tempfile.TemporaryFile("w+") as err:
         # The worker resolves modules as this process does (same tt_xla, same tools): its path
-        # is ours, and -P keeps `-m` from putting the working directory (a source tree) first.
-        env = {**os.environ, "PYTHONFAULTHANDLER": "1", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        # is ours (after PYTHONPATH), and -P keeps `-m` from putting the working directory (a source tree) first.
+        path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) + sys.path if p]
+        env = {**os.environ, "PYTHONFAULTHANDLER": "1", "PYTHONPATH": os.pathsep.join(path)}
         safe = ["-P"] if sys.version_info >= (3, 11) else []
         proc = subprocess.Popen(
             [sys.executable, *safe, "-m", "tools.isolate", module_name],
