@@ -186,6 +186,15 @@ static inline void tt_dma_stream_fence(void) {
 #endif
 }
 
+/* Read-ahead for a coming DMA read of `count` elements of `esize` bytes at element `index` of
+ * `dram` (none when count <= 0, as past the end of an operand): the host fetches the lines
+ * into its caches while the core computes. Moves no data, counts nothing. */
+TT__OUT_OF_LINE void tt_dma_prefetch(const void *dram, int64_t index, uint32_t esize, int64_t count) {
+  if (count <= 0) return;
+  const char *p = (const char *)dram + index * (int64_t)esize;
+  for (int64_t i = 0; i < count * (int64_t)esize; i += 64) __builtin_prefetch(p + i, 0, 3);
+}
+
 /* Vector engine: a kernel reports the tile-wide instructions it issued (the cost model's
  * compute time is built from these events). */
 static inline void tt_vector_ops(const tt_core *c, uint64_t n) { c->counters[TT_CORE_VECTOR_OPS] += n; }

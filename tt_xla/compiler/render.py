@@ -39,6 +39,7 @@ RULES: dict[type, Callable] = {
     L.Define: lambda u: f"const {u.ctype} {u.var} = {u.expr};",
     L.DmaRead: _dma_read,
     L.DmaWrite: _dma_write,
+    L.DmaPrefetch: lambda u: f"tt_dma_prefetch(p{u.operand.index}, {u.index}, {u.esize}u, {u.count});",
     L.CbReserve: lambda u: f"{u.cb.ctype} *restrict {u.page} = ({u.cb.ctype} *)tt_cb_reserve_back(core, &{u.cb.name});",
     L.CbPush: lambda u: f"tt_cb_push_back(&{u.cb.name});",
     L.CbWait: lambda u: f"{u.cb.ctype} *restrict {u.page} = ({u.cb.ctype} *)tt_cb_wait_front(core, &{u.cb.name});",
