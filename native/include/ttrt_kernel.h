@@ -134,6 +134,68 @@ TT__OUT_OF_LINE void tt_dma_write_strided(const tt_core *c, void *dram_dst, cons
   c->counters[TT_CORE_DMA_BYTES] += (uint64_t)count * esize;
 }
 
+/* Streaming write DMA: as tt_dma_write_strided, but a contiguous run goes to DRAM by
+ * non-temporal stores, around the host's caches. The compiler uses it for outputs far larger
+ * than the host's caches: each of their lines is written once and not read back by this
+ * kernel, and a plain store would first read the line in (a third of an elementwise kernel's
+ * memory traffic) and evict the pages the core is working on. Runs shorter than a few lines
+ * and strided writes take the ordinary path. A kernel that streams calls tt_dma_stream_fence()
+ * before it returns, so its results are visible to whatever runs next.
+ * GCC's own vector builtins, not <immintrin.h>: that header alone would double the C
+ * compiler's time on a small program. */
+#if defined(__AVX__) && defined(__GNUC__)
+typedef float tt__v8f __attribute__((vector_size(32), may_alias)); /* pages hold any element type */
+#define TT__STREAM_BYTES 32
+#define TT__STREAM(d, s) __builtin_ia32_movntps256((float *)(d), *(const tt__v8f *)(s))
+#define TT__FENCE() __builtin_ia32_sfence()
+#elif defined(__SSE__) && defined(__GNUC__)
+typedef float tt__v4f __attribute__((vector_size(16), may_alias));
+#define TT__STREAM_BYTES 16
+#define TT__STREAM(d, s) __builtin_ia32_movntps((float *)(d), *(const tt__v4f *)(s))
+#define TT__FENCE() __builtin_ia32_sfence()
+#endif
+TT__OUT_OF_LINE void tt_dma_write_stream(const tt_core *c, void *dram_dst, const void *sram_src, uint32_t esize,
+                                       int64_t count, int64_t stride) {
+#ifdef TT__STREAM
+  uint64_t bytes = (uint64_t)count * esize;
+  if (stride == 1 && count > 0 && bytes >= 256) {
+    char *d = (char *)dram_dst;
+    const char *s = (const char *)sram_src;
+    /* an ordinary copy up to the destination's vector alignment, and of the tail */
+    uint64_t head = (uint64_t)(-(uintptr_t)d & (TT__STREAM_BYTES - 1));
+    memcpy(d, s, (size_t)head);
+    uint64_t i = head, body = head + ((bytes - head) & ~(uint64_t)(TT__STREAM_BYTES - 1));
+    if (((uintptr_t)(s + i) & (TT__STREAM_BYTES - 1)) == 0) {
+      for (; i < body; i += TT__STREAM_BYTES) TT__STREAM(d + i, s + i);
+    } else { /* the page is misaligned against the destination: load unaligned */
+      for (; i < body; i += TT__STREAM_BYTES) {
+        char v[TT__STREAM_BYTES] __attribute__((aligned(TT__STREAM_BYTES)));
+        memcpy(v, s + i, TT__STREAM_BYTES);
+        TT__STREAM(d + i, v);
+      }
+    }
+    memcpy(d + body, s + body, (size_t)(bytes - body));
+    c->counters[TT_CORE_DMA_BYTES] += bytes;
+    return;
+  }
+#endif
+  tt_dma_write_strided(c, dram_dst, sram_src, esize, count, stride);
+}
+static inline void tt_dma_stream_fence(void) {
+#ifdef TT__FENCE
+  TT__FENCE();
+#endif
+}
+
+/* Read-ahead for a coming DMA read of `count` elements of `esize` bytes at element `index` of
+ * `dram` (none when count <= 0, as past the end of an operand): the host fetches the lines
+ * into its caches while the core computes. Moves no data, counts nothing. */
+TT__OUT_OF_LINE void tt_dma_prefetch(const void *dram, int64_t index, uint32_t esize, int64_t count) {
+  if (count <= 0) return;
+  const char *p = (const char *)dram + index * (int64_t)esize;
+  for (int64_t i = 0; i < count * (int64_t)esize; i += 64) __builtin_prefetch(p + i, 0, 3);
+}
+
 /* Vector engine: a kernel reports the tile-wide instructions it issued (the cost model's
  * compute time is built from these events). */
 static inline void tt_vector_ops(const tt_core *c, uint64_t n) { c->counters[TT_CORE_VECTOR_OPS] += n; }

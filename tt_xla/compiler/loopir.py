@@ -111,6 +111,18 @@ class DmaWrite(_Dma):
 
 
 @dataclass(frozen=True)
+class DmaPrefetch:
+    """A hint that a coming DmaRead will read `count` elements of `esize` bytes at
+    operand[index...]: the host starts fetching them into its caches while the core computes
+    (a host core runs its reader and compute one after the other, so without it a kernel pays
+    its memory time on top of its math). Moves no data; the device model counts nothing."""
+    operand: Operand
+    index: str
+    count: str
+    esize: int
+
+
+@dataclass(frozen=True)
 class _CbPage:
     cb: CircularBuffer
     page: str
@@ -198,7 +210,7 @@ class Call:
     args: tuple[str, ...]
 
 
-UOp = Range | End | Define | Var | Assign | DmaRead | DmaWrite | CbReserve | CbPush | CbWait | CbPop | Load | Store | Alu | \
+UOp = Range | End | Define | Var | Assign | DmaRead | DmaWrite | DmaPrefetch | CbReserve | CbPush | CbWait | CbPop | Load | Store | Alu | \
     VectorOps | MatMul | Call
 
 
@@ -251,6 +263,8 @@ def _fmt(u: UOp) -> str:
         return f"dma_read {u.cb.name}:{u.page}[{u.sram_index}] <- p{u.operand.index}[{u.index}] x{u.count} stride {u.stride}"
     if isinstance(u, DmaWrite):
         return f"dma_write p{u.operand.index}[{u.index}] <- {u.cb.name}:{u.page}[{u.sram_index}] x{u.count} stride {u.stride}"
+    if isinstance(u, DmaPrefetch):
+        return f"dma_prefetch p{u.operand.index}[{u.index}] x{u.count}"
     if isinstance(u, (CbReserve, CbWait)):
         return f"{'cb_reserve_back' if isinstance(u, CbReserve) else 'cb_wait_front'} {u.cb.name} -> {u.page}"
     if isinstance(u, (CbPush, CbPop)):
@@ -302,7 +316,7 @@ def check_dma_only(k: LoopKernel) -> list[str]:
         if isinstance(u, (Load, Store)) and u.page not in pages:  # (a page may be written by a Call)
             bad.append(f"{k.name}: {_fmt(u)} does not address an SRAM page")
         text = " ".join(str(v) for v in vars(u).values() if isinstance(v, str))
-        if not isinstance(u, (DmaRead, DmaWrite, MatMul)) and any(_mentions(text, p) for p in operands):
+        if not isinstance(u, (DmaRead, DmaWrite, DmaPrefetch, MatMul)) and any(_mentions(text, p) for p in operands):
             bad.append(f"{k.name}: {_fmt(u)} touches a DRAM operand outside DMA")
     return bad
 

@@ -1,0 +1,78 @@
+"""What keeps the DMA dataflow cheap on the host. Outputs bigger than the host's caches leave
+the core by streaming (non-temporal) stores (tt_dma_write_stream): the results must be exactly
+those of the ordinary write DMA, whatever the alignment of the run in DRAM and in the page, its
+length and the element size. Loop kernels over long rows read ahead (DmaPrefetch) the next
+chunk of their contiguous inputs while they compute: a hint that moves no data and counts
+nothing, stays inside the row, and leaves the results and the device figures alone."""
+import jax
+import pytest
+
+import tt_xla
+from tt_xla.compiler import compile_text
+from tt_xla.compiler.render import STREAM_MIN_BYTES
+from tt_xla.compiler.loopir import DmaPrefetch, check_dma_only
+from util import BF16, check, inputs, jnp, np
+
+CASES = [  # each output is just over the streaming threshold
+    # contiguous blocks of 1024 from an aligned base, with a ragged last block
+    ("elu", jax.nn.elu, [((1025, 1027), np.float32)]),
+    # 2-byte elements
+    ("bf16", lambda x: x * 2 + 1, [((2049, 1031), BF16)]),
+    # short rows packed in a page: runs start at page offsets and DRAM offsets of 1200 bytes
+    ("rows", lambda x: x[:, 1:] + 1, [((4100, 301), np.float32)]),
+    # a concat writes each piece at an odd element offset of every row
+    ("concat", lambda x, y: jnp.concatenate([x, y], 1), [((1000, 1001), np.float32), ((1000, 601), np.float32)]),
+]
+
+
+@pytest.mark.parametrize("name,f,specs", CASES, ids=[c[0] for c in CASES])
+def test_streamed_outputs_match_cpu(name, f, specs):
+    args = [inputs(s, d, seed=i) for i, (s, d) in enumerate(specs)]
+    out = jax.eval_shape(f, *args)
+    assert out.size * out.dtype.itemsize >= STREAM_MIN_BYTES
+    src = compile_text(jax.export.export(jax.jit(f))(*args).mlir_module()).source
+    assert "tt_dma_write_stream(" in src and "tt_dma_stream_fence();" in src
+    check(f, *args, transcendental=name == "elu")
+
+
+def test_small_outputs_use_plain_stores():
+    # they stay in the host's caches for the kernel that reads them next
+    x = np.ones((64, 64), np.float32)
+    src = compile_text(jax.export.export(jax.jit(jax.nn.relu))(x).mlir_module()).source
+    kernels = src[src.index("/* tt:part"):]  # past the prelude, which defines the function
+    assert "tt_dma_write_stream(" not in kernels and "tt_dma_stream_fence" not in kernels
+
+
+def _kernels(f, *args):
+    import tt_xla.compiler as compiler
+    seen = []
+    orig = compiler.lower_kernel
+
+    def rec(*a, **kw):
+        seen.append(orig(*a, **kw))
+        return seen[-1]
+    compiler.lower_kernel = rec
+    try:
+        compile_text(jax.export.export(jax.jit(f))(*args).mlir_module())
+    finally:
+        compiler.lower_kernel = orig
+    return seen
+
+
+@pytest.mark.parametrize("shape", [(5000,), (3, 5000), (2, 3, 4099)])
+def test_long_rows_read_ahead_inside_the_row(shape):
+    x = inputs(shape, np.float32)
+    b = inputs(shape[-1:], np.float32, seed=1)
+    f = lambda x, b: jax.nn.elu(x) * b  # noqa: E731  (b: a row-invariant input, read ahead too)
+    (k,) = _kernels(f, x, b)
+    pf = [u for u in k.body if isinstance(u, DmaPrefetch)]
+    assert len(pf) == 2 and not check_dma_only(k)
+    inner = shape[-1]
+    for u in pf:  # the next chunk of the same row, never past its end
+        assert u.count == f"K_MIN(256, {inner} - (s + 1024))"
+    check(f, x, b, transcendental=True)
+
+
+def test_short_rows_do_not_read_ahead():
+    (k,) = _kernels(lambda x: jax.nn.elu(x[:, 1:]), inputs((40, 301), np.float32))  # rows of 300
+    assert not any(isinstance(u, DmaPrefetch) for u in k.body)
