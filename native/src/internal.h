@@ -13,6 +13,7 @@
 #define TT_MAX_BINDINGS 65536u
 #define TT_MAX_LAUNCHES (1u << 20)
 #define TT_MAX_OPERANDS 4096u
+#define TT_MAX_STEPS (1u << 24)
 
 /* Handles: [63:56] kind | [55:32] generation (24 bits, never 0) | [31:0] slot index + 1. */
 enum { TT_KIND_BUFFER = 0xB1, TT_KIND_PROGRAM = 0xC7 };
@@ -67,6 +68,9 @@ struct tt_device {
   uint64_t cached_bytes, cache_limit;
   tt_pool pool;
   uint32_t *active;          /* launch scratch: cores with a non-empty range */
+  uint64_t step_budget;      /* control steps one launch may take (0: TT_DEFAULT_STEP_BUDGET) */
+  _Atomic int running;       /* a tt_program_launch is stepping: tt_device_cancel applies */
+  _Atomic int cancel;        /* set by tt_device_cancel, seen at the next control step */
   char error[512];
 };
 

@@ -63,6 +63,44 @@ static tt_status tt__validate(tt_device *dev, const char *path, tt_program_obj *
       if (op->access & TT_WRITE) lb[2] += op->bytes;
     }
   }
+  if (d->nsteps > TT_MAX_STEPS) return BAD("%s: %u control steps (limit %u)", path, d->nsteps, TT_MAX_STEPS);
+  if (d->nsteps && !d->steps) return BAD("%s: steps is NULL", path);
+  for (uint32_t i = 0; i < d->nsteps; i++) {
+    const tt_ctl *c = &d->steps[i];
+    switch (c->op) {
+    case TT_CTL_LAUNCH:
+      if (c->arg >= d->nlaunches) return BAD("%s: step %u: launch %u >= nlaunches %u", path, i, c->arg, d->nlaunches);
+      break;
+    case TT_CTL_JUMP:
+    case TT_CTL_BRANCH:
+      if (c->arg > d->nsteps) return BAD("%s: step %u: target %u > nsteps %u", path, i, c->arg, d->nsteps);
+      if (c->op == TT_CTL_JUMP) break;
+      if (c->bytes != 1 && c->bytes != 2 && c->bytes != 4 && c->bytes != 8)
+        return BAD("%s: step %u: branch scalar of %llu bytes (1, 2, 4 or 8)", path, i, (unsigned long long)c->bytes);
+      if (c->flags & ~(uint32_t)TT_BRANCH_IF_ZERO) return BAD("%s: step %u: bad branch flags 0x%x", path, i, c->flags);
+      if (c->binding >= d->nbindings)
+        return BAD("%s: step %u: binding %u >= nbindings %u", path, i, c->binding, d->nbindings);
+      if (c->offset > d->binding_bytes[c->binding] || c->bytes > d->binding_bytes[c->binding] - c->offset)
+        return BAD("%s: step %u: scalar at %llu exceeds binding %u of %llu bytes", path, i,
+                   (unsigned long long)c->offset, c->binding, (unsigned long long)d->binding_bytes[c->binding]);
+      break;
+    case TT_CTL_COPY:
+      for (int side = 0; side < 2; side++) {
+        const uint32_t b = side ? c->src_binding : c->binding;
+        const uint64_t off = side ? c->src_offset : c->offset;
+        if (b >= d->nbindings) return BAD("%s: step %u: binding %u >= nbindings %u", path, i, b, d->nbindings);
+        if (off > d->binding_bytes[b] || c->bytes > d->binding_bytes[b] - off)
+          return BAD("%s: step %u: copy [%llu, +%llu) exceeds binding %u of %llu bytes", path, i,
+                     (unsigned long long)off, (unsigned long long)c->bytes, b,
+                     (unsigned long long)d->binding_bytes[b]);
+      }
+      break;
+    case TT_CTL_HALT:
+      break;
+    default:
+      return BAD("%s: step %u: unknown op %u", path, i, c->op);
+    }
+  }
   return TT_OK;
 #undef BAD
 }
@@ -142,6 +180,138 @@ static uint64_t tt__now_ns(void) {
   return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
+/* Runs launch l of p once on every core its work items split over; sums its events into the
+ * device counters and p->stats[l]. */
+static tt_status tt__run_launch(tt_device *dev, tt_program_obj *p, uint32_t l, char *const *bases) {
+  const tt_device_config *cfg = &dev->cfg;
+  tt_counters *k = &dev->counters;
+  const tt_launch *L = &p->desc->launches[l];
+  for (uint32_t o = 0; o < L->noperands; o++) p->operand_ptrs[o] = bases[L->operands[o].binding] + L->operands[o].offset;
+  /* Cores whose range is non-empty; their SRAM is allocated lazily here, on this thread, so a
+   * failure is reported instead of surfacing inside a worker. */
+  uint32_t nactive = 0;
+  for (uint32_t c = 0; c < dev->ncores && L->work_items > 0; c++) {
+    if (tt__split(L->work_items, c, dev->ncores) == tt__split(L->work_items, c + 1, dev->ncores)) continue;
+    tt_core *core = &dev->cores[c];
+    if (!core->sram && !(core->sram = aligned_alloc(64, (size_t)((cfg->sram_per_core + 63) & ~63ull)))) {
+      return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory for core %u SRAM", c);
+    }
+    memset(core->counters, 0, sizeof(uint64_t) * TT_CORE_NCOUNTERS);
+    dev->active[nactive++] = c;
+  }
+  tt_launch_ctx ctx = {dev, L, p->operand_ptrs};
+  tt__pool_run(&dev->pool, nactive, tt__run_core, &ctx);
+  /* Counters from events: what each core's DMA, matrix and vector engines did. A core's time
+   * is max(compute, its DMA at its share of the DRAM bandwidth); the launch takes its slowest
+   * core's time. Kernels that report no events of a kind (older kernel kinds whose loads are
+   * not DMA yet) are modeled from their declared figures, spread evenly. */
+  uint64_t dma = 0, tiles = 0, vops = 0, faults = 0;
+  double slowest = 0, slowest_mem = 0, slowest_comp = 0;
+  const double cores = (double)(nactive ? nactive : 1);
+  const double share = cfg->dram_bytes_per_cycle / cores; /* bytes per cycle per active core */
+  for (uint32_t i = 0; i < nactive; i++) {
+    const uint64_t *cc = dev->core_counters[dev->active[i]];
+    dma += cc[TT_CORE_DMA_BYTES];
+    tiles += cc[TT_CORE_MATRIX_TILES];
+    vops += cc[TT_CORE_VECTOR_OPS];
+    faults += cc[TT_CORE_FAULTS];
+    const double comp = (double)cc[TT_CORE_VECTOR_OPS] * cfg->vector_tile_cycles +
+                        (double)cc[TT_CORE_MATRIX_TILES] * cfg->matrix_tile_cycles;
+    const double mem = (double)cc[TT_CORE_DMA_BYTES] / share;
+    const double t = comp > mem ? comp : mem;
+    if (t > slowest) slowest = t, slowest_mem = mem, slowest_comp = comp;
+  }
+  const uint64_t *lb = &p->launch_bytes[3 * l];
+  k->kernels_launched++;
+  k->dram_bytes_read += lb[1];
+  k->dram_bytes_written += lb[2];
+  k->vector_ops += vops ? vops : L->vector_ops;
+  k->dma_bytes += dma;
+  k->matrix_tiles += tiles;
+  if (faults)
+    return tt__fail(dev, TT_ERR_INTERNAL, "launch %u (%s): %llu dataflow faults (circular buffer misuse or SRAM overrun)",
+                    l, L->name ? L->name : "?", (unsigned long long)faults);
+  double cyc = slowest;
+  int mem_bound = slowest_mem >= slowest_comp;
+  if (!dma || !vops) { /* declared figures for what the cores did not report */
+    const double mt = (double)(L->matrix_tiles ? L->matrix_tiles : tiles);
+    const double dc = dma ? 0 : (double)lb[0] / cfg->dram_bytes_per_cycle;
+    const double vc = vops ? 0 : (double)L->vector_ops * cfg->vector_tile_cycles / cores;
+    const double mc = mt * cfg->matrix_tile_cycles / cores;
+    if (dc > cyc) cyc = dc, mem_bound = 1;
+    if (vc > cyc) cyc = vc, mem_bound = 0;
+    if (mc > cyc) cyc = mc, mem_bound = 0;
+  }
+  const uint64_t launch_cyc = cfg->launch_cycles + (uint64_t)(cyc + 0.5);
+  k->modeled_cycles += launch_cyc;
+  /* A launch a control stream runs several times sums its figures over the run. */
+  tt_launch_stats *ls = &p->stats[l];
+  ls->modeled_cycles += launch_cyc;
+  ls->dma_bytes += dma;
+  ls->vector_ops += vops ? vops : L->vector_ops;
+  ls->matrix_tiles += tiles;
+  ls->sram_bytes = L->sram_bytes;
+  if (nactive > ls->cores) ls->cores = nactive;
+  ls->memory_bound = (uint32_t)mem_bound;
+  return TT_OK;
+}
+
+/* The device's copy engine: a DRAM-to-DRAM move, modeled at the DRAM bandwidth (read + write). */
+static void tt__run_copy(tt_device *dev, const tt_ctl *c, char *const *bases) {
+  memmove(bases[c->binding] + c->offset, bases[c->src_binding] + c->src_offset, (size_t)c->bytes);
+  tt_counters *k = &dev->counters;
+  k->dram_bytes_read += c->bytes;
+  k->dram_bytes_written += c->bytes;
+  k->modeled_cycles += (uint64_t)(2.0 * (double)c->bytes / dev->cfg.dram_bytes_per_cycle + 0.5);
+}
+
+static uint64_t tt__read_scalar(const char *at, uint64_t bytes) {
+  uint8_t b[8] = {0};
+  memcpy(b, at, (size_t)bytes); /* little-endian: the device's byte order */
+  uint64_t v = 0;
+  for (uint64_t i = 0; i < bytes; i++) v |= (uint64_t)b[i] << (8 * i);
+  return v;
+}
+
+/* The command processor: steps through the control stream (or the launches in order when there
+ * is none) without returning to the caller, under the step budget and the cancel flag. */
+static tt_status tt__run_stream(tt_device *dev, tt_program_obj *p, char *const *bases) {
+  const tt_program_desc *d = p->desc;
+  const uint64_t budget = dev->step_budget ? dev->step_budget : TT_DEFAULT_STEP_BUDGET;
+  tt_status st = TT_OK;
+  if (!d->nsteps) {
+    for (uint32_t l = 0; l < d->nlaunches && st == TT_OK; l++) {
+      if (atomic_load_explicit(&dev->cancel, memory_order_relaxed))
+        return tt__fail(dev, TT_ERR_CANCELLED, "tt_program_launch: cancelled before launch %u", l);
+      st = tt__run_launch(dev, p, l, bases);
+    }
+    return st;
+  }
+  uint64_t taken = 0;
+  for (uint32_t pc = 0; pc < d->nsteps && st == TT_OK;) {
+    if (atomic_load_explicit(&dev->cancel, memory_order_relaxed))
+      return tt__fail(dev, TT_ERR_CANCELLED, "tt_program_launch: cancelled at control step %u after %llu steps", pc,
+                      (unsigned long long)taken);
+    if (taken++ == budget)
+      return tt__fail(dev, TT_ERR_STEP_BUDGET,
+                      "tt_program_launch: control stream exceeded the step budget of %llu steps (at step %u); "
+                      "a loop that does not end?", (unsigned long long)budget, pc);
+    const tt_ctl *c = &d->steps[pc];
+    switch (c->op) {
+    case TT_CTL_LAUNCH: st = tt__run_launch(dev, p, c->arg, bases); pc++; break;
+    case TT_CTL_JUMP: pc = c->arg; break;
+    case TT_CTL_BRANCH: {
+      const int nonzero = tt__read_scalar(bases[c->binding] + c->offset, c->bytes) != 0;
+      pc = nonzero != ((c->flags & TT_BRANCH_IF_ZERO) != 0) ? c->arg : pc + 1;
+      break;
+    }
+    case TT_CTL_COPY: tt__run_copy(dev, c, bases); pc++; break;
+    default: pc = d->nsteps; break; /* TT_CTL_HALT (validated at load) */
+    }
+  }
+  return st;
+}
+
 tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *buffers, uint32_t nbuffers) {
   if (!dev) return TT_ERR_INVALID_ARGUMENT;
   tt_slot *slot = tt__table_get(&dev->programs, TT_KIND_PROGRAM, prog);
@@ -174,78 +344,15 @@ tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *bu
   }
   const uint64_t t0 = tt__now_ns();
   const uint64_t fp = tt__fp_enter();
-  const tt_device_config *cfg = &dev->cfg;
-  tt_counters *k = &dev->counters;
-  for (uint32_t l = 0; l < d->nlaunches && st == TT_OK; l++) {
-    const tt_launch *L = &d->launches[l];
-    for (uint32_t o = 0; o < L->noperands; o++) p->operand_ptrs[o] = bases[L->operands[o].binding] + L->operands[o].offset;
-    /* Cores whose range is non-empty; their SRAM is allocated lazily here, on this thread, so a
-     * failure is reported instead of surfacing inside a worker. */
-    uint32_t nactive = 0;
-    for (uint32_t c = 0; c < dev->ncores && L->work_items > 0; c++) {
-      if (tt__split(L->work_items, c, dev->ncores) == tt__split(L->work_items, c + 1, dev->ncores)) continue;
-      tt_core *core = &dev->cores[c];
-      if (!core->sram && !(core->sram = aligned_alloc(64, (size_t)((cfg->sram_per_core + 63) & ~63ull)))) {
-        st = tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory for core %u SRAM", c);
-        break;
-      }
-      memset(core->counters, 0, sizeof(uint64_t) * TT_CORE_NCOUNTERS);
-      dev->active[nactive++] = c;
-    }
-    if (st != TT_OK) break;
-    tt_launch_ctx ctx = {dev, L, p->operand_ptrs};
-    tt__pool_run(&dev->pool, nactive, tt__run_core, &ctx);
-    /* Counters from events: what each core's DMA, matrix and vector engines did. A core's time
-     * is max(compute, its DMA at its share of the DRAM bandwidth); the launch takes its slowest
-     * core's time. Kernels that report no events of a kind (older kernel kinds whose loads are
-     * not DMA yet) are modeled from their declared figures, spread evenly. */
-    uint64_t dma = 0, tiles = 0, vops = 0, faults = 0;
-    double slowest = 0, slowest_mem = 0, slowest_comp = 0;
-    const double cores = (double)(nactive ? nactive : 1);
-    const double share = cfg->dram_bytes_per_cycle / cores; /* bytes per cycle per active core */
-    for (uint32_t i = 0; i < nactive; i++) {
-      const uint64_t *cc = dev->core_counters[dev->active[i]];
-      dma += cc[TT_CORE_DMA_BYTES];
-      tiles += cc[TT_CORE_MATRIX_TILES];
-      vops += cc[TT_CORE_VECTOR_OPS];
-      faults += cc[TT_CORE_FAULTS];
-      const double comp = (double)cc[TT_CORE_VECTOR_OPS] * cfg->vector_tile_cycles +
-                          (double)cc[TT_CORE_MATRIX_TILES] * cfg->matrix_tile_cycles;
-      const double mem = (double)cc[TT_CORE_DMA_BYTES] / share;
-      const double t = comp > mem ? comp : mem;
-      if (t > slowest) slowest = t, slowest_mem = mem, slowest_comp = comp;
-    }
-    const uint64_t *lb = &p->launch_bytes[3 * l];
-    k->kernels_launched++;
-    k->dram_bytes_read += lb[1];
-    k->dram_bytes_written += lb[2];
-    k->vector_ops += vops ? vops : L->vector_ops;
-    k->dma_bytes += dma;
-    k->matrix_tiles += tiles;
-    if (faults) {
-      st = tt__fail(dev, TT_ERR_INTERNAL, "launch %u (%s): %llu dataflow faults (circular buffer misuse or SRAM overrun)",
-                    l, L->name ? L->name : "?", (unsigned long long)faults);
-      break;
-    }
-    double cyc = slowest;
-    int mem_bound = slowest_mem >= slowest_comp;
-    if (!dma || !vops) { /* declared figures for what the cores did not report */
-      const double mt = (double)(L->matrix_tiles ? L->matrix_tiles : tiles);
-      const double dc = dma ? 0 : (double)lb[0] / cfg->dram_bytes_per_cycle;
-      const double vc = vops ? 0 : (double)L->vector_ops * cfg->vector_tile_cycles / cores;
-      const double mc = mt * cfg->matrix_tile_cycles / cores;
-      if (dc > cyc) cyc = dc, mem_bound = 1;
-      if (vc > cyc) cyc = vc, mem_bound = 0;
-      if (mc > cyc) cyc = mc, mem_bound = 0;
-    }
-    const uint64_t launch_cyc = cfg->launch_cycles + (uint64_t)(cyc + 0.5);
-    k->modeled_cycles += launch_cyc;
-    p->stats[l] = (tt_launch_stats){launch_cyc, dma, vops ? vops : L->vector_ops, tiles, L->sram_bytes, nactive,
-                                    (uint32_t)mem_bound};
-  }
-  k->programs_launched++;
+  memset(p->stats, 0, sizeof(tt_launch_stats) * d->nlaunches);
+  atomic_store(&dev->cancel, 0);
+  atomic_store(&dev->running, 1);
+  st = tt__run_stream(dev, p, bases);
+  atomic_store(&dev->running, 0);
+  atomic_store(&dev->cancel, 0);
+  dev->counters.programs_launched++;
   tt__fp_leave(fp);
-  k->busy_ns += tt__now_ns() - t0;
+  dev->counters.busy_ns += tt__now_ns() - t0;
   if (bases != stack_bases) free(bases);
   return st;
 }
@@ -260,5 +367,17 @@ tt_status tt_program_launch_stats(tt_device *dev, tt_program prog, uint32_t laun
     return tt__fail(dev, TT_ERR_INVALID_ARGUMENT, "tt_program_launch_stats: launch %u of %u", launch,
                     p->desc->nlaunches);
   *out = p->stats[launch];
+  return TT_OK;
+}
+
+tt_status tt_device_set_step_budget(tt_device *dev, uint64_t steps) {
+  if (!dev) return TT_ERR_INVALID_ARGUMENT;
+  dev->step_budget = steps;
+  return TT_OK;
+}
+
+tt_status tt_device_cancel(tt_device *dev) {
+  if (!dev) return TT_ERR_INVALID_ARGUMENT;
+  if (atomic_load(&dev->running)) atomic_store(&dev->cancel, 1);
   return TT_OK;
 }

@@ -5,6 +5,8 @@
 #include "internal.h" /* white-box: the matrix engine builds */
 
 #include <dlfcn.h>
+#include <pthread.h>
+#include <time.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,7 +136,9 @@ static void test_bad_programs(void) {
   CHECK(p == 0 && strlen(tt_device_error(d)) > 0);
   EXPECT(tt_program_load(d, NULL, &p), TT_ERR_INVALID_ARGUMENT);
   EXPECT(tt_program_load(d, "libm.so.6", &p), TT_ERR_BAD_PROGRAM); /* no entry symbol */
-  for (int v = 1; v <= 8; v++) { /* 8 is past the table: entry returns NULL */
+  static const int bad[] = {1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 14, 15, 16, 17}; /* 17 is past the table: NULL */
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const int v = bad[i];
     *variant = v;
     EXPECT(tt_program_load(d, kernels_path, &p), TT_ERR_BAD_PROGRAM);
     fprintf(stderr, "  variant %d refused: %s\n", v, tt_device_error(d));
@@ -222,6 +226,81 @@ static void test_launch(uint32_t host_threads) {
   EXPECT(tt_device_close(d), TT_OK);
 }
 
+/* Control streams: a while loop whose condition is a device value runs on the device without
+ * returning; a loop that never ends stops at the step budget or on cancel, and the device is
+ * usable afterwards. */
+static tt_device *cancel_dev;
+static void *cancel_later(void *arg) {
+  (void)arg;
+  struct timespec t = {0, 50 * 1000 * 1000};
+  nanosleep(&t, NULL);
+  tt_device_cancel(cancel_dev);
+  return NULL;
+}
+
+static void test_control_stream(void) {
+  tt_device *d;
+  EXPECT(tt_device_open(NULL, &d), TT_OK);
+  tt_buffer bufs[2];
+  EXPECT(tt_buffer_alloc(d, 16, &bufs[0]), TT_OK);
+  EXPECT(tt_buffer_alloc(d, 4, &bufs[1]), TT_OK);
+  tt_program loop, spin, forever;
+  *variant = 8;
+  EXPECT(tt_program_load(d, kernels_path, &loop), TT_OK);
+  *variant = 9;
+  EXPECT(tt_program_load(d, kernels_path, &spin), TT_OK);
+  *variant = 10;
+  EXPECT(tt_program_load(d, kernels_path, &forever), TT_OK);
+  *variant = 0;
+  const int32_t ns[] = {0, 1, 7, 300};
+  for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+    int32_t st[4] = {0, ns[t], -1, 0}, out = -1;
+    EXPECT(tt_buffer_write(d, bufs[0], 0, st, sizeof st), TT_OK);
+    EXPECT(tt_device_reset_counters(d), TT_OK);
+    EXPECT(tt_program_launch(d, loop, bufs, 2), TT_OK);
+    EXPECT(tt_buffer_read(d, bufs[1], 0, &out, 4), TT_OK);
+    CHECK(out == ns[t]);
+    tt_counters k;
+    EXPECT(tt_device_counters(d, &k), TT_OK);
+    /* every iteration is counted: n + 1 condition launches, n body launches, one program */
+    CHECK(k.programs_launched == 1 && k.kernels_launched == 2 * (uint64_t)ns[t] + 1);
+    CHECK(k.modeled_cycles >= 1000 * (2 * (uint64_t)ns[t] + 1));
+    tt_launch_stats ls;
+    EXPECT(tt_program_launch_stats(d, loop, 1, &ls), TT_OK);
+    CHECK(ls.vector_ops == (uint64_t)ns[t]);
+  }
+  /* the step budget stops a spin */
+  EXPECT(tt_device_set_step_budget(d, 1000), TT_OK);
+  EXPECT(tt_program_launch(d, spin, bufs, 2), TT_ERR_STEP_BUDGET);
+  CHECK(strstr(tt_device_error(d), "step budget of 1000") != NULL);
+  /* ... and a loop of launches */
+  int32_t st[4] = {0, 0, 0, 0};
+  EXPECT(tt_buffer_write(d, bufs[0], 0, st, sizeof st), TT_OK);
+  EXPECT(tt_program_launch(d, forever, bufs, 2), TT_ERR_STEP_BUDGET);
+  EXPECT(tt_buffer_read(d, bufs[0], 0, st, sizeof st), TT_OK);
+  CHECK(st[0] == 500); /* 1000 steps: 500 launches and 500 jumps */
+  /* cancel from another thread (the default budget is far away) */
+  EXPECT(tt_device_set_step_budget(d, 0), TT_OK);
+  EXPECT(tt_device_cancel(d), TT_OK); /* nothing running: no effect on the next launch */
+  int32_t s2[4] = {0, 5, 0, 0}, out = -1;
+  EXPECT(tt_buffer_write(d, bufs[0], 0, s2, sizeof s2), TT_OK);
+  EXPECT(tt_program_launch(d, loop, bufs, 2), TT_OK);
+  cancel_dev = d;
+  pthread_t th;
+  CHECK(pthread_create(&th, NULL, cancel_later, NULL) == 0);
+  EXPECT(tt_program_launch(d, spin, bufs, 2), TT_ERR_CANCELLED);
+  pthread_join(th, NULL);
+  CHECK(strstr(tt_device_error(d), "cancelled") != NULL);
+  /* the device is usable afterwards */
+  EXPECT(tt_buffer_write(d, bufs[0], 0, s2, sizeof s2), TT_OK);
+  EXPECT(tt_program_launch(d, loop, bufs, 2), TT_OK);
+  EXPECT(tt_buffer_read(d, bufs[1], 0, &out, 4), TT_OK);
+  CHECK(out == 5);
+  EXPECT(tt_device_set_step_budget(NULL, 1), TT_ERR_INVALID_ARGUMENT);
+  EXPECT(tt_device_cancel(NULL), TT_ERR_INVALID_ARGUMENT);
+  EXPECT(tt_device_close(d), TT_OK);
+}
+
 /* The matrix engine directly, on edge shapes and strides, against a naive loop: every build of it
  * the host can run (the runtime uses only the best one). */
 static void test_matmul_shapes(const tt__engine *engine) {
@@ -292,6 +371,7 @@ int main(int argc, char **argv) {
   test_launch(0);
   test_launch(1);
   test_launch(3);
+  test_control_stream();
   const tt__engine *engines[8];
   uint32_t ne = tt__engines(engines, 8);
   CHECK(ne >= 1 && ne <= 8);

@@ -111,7 +111,7 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
     src.append(f"static const uint64_t binding_bytes[{nb}] = {{{', '.join(f'{b}ull' for b in binding_bytes)}}};")
     if launches:
         src.append("static const tt_launch launches[] = {\n" + ",\n".join(launches) + "\n};")
-    src.append("static const tt_program_desc program = {TT_ABI_VERSION, %du, binding_bytes, %du, %s};"
+    src.append("static const tt_program_desc program = {TT_ABI_VERSION, %du, binding_bytes, %du, %s, 0, NULL};"
                % (nb, len(launches), "launches" if launches else "NULL"))
     src.append("const tt_program_desc *tt_program_entry(void) { return &program; }\n")
     kernels = [KernelInfo(c.name, c.kind, tuple(c.ops), c.work_items, c.vector_ops, c.matrix_tiles,
