@@ -1,5 +1,8 @@
-"""Pass 1: inline every func.call, so the entry function is one flat list of ops."""
+"""Pass 1: inline every func.call, so the entry function is one flat list of ops (and every region
+body one flat list too: while/if/case bodies call functions)."""
 from __future__ import annotations
+
+from collections import ChainMap
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
@@ -16,7 +19,7 @@ def inline_calls(module: ir.Module) -> ir.Function:
                        main.visibility, main.arg_attrs, main.result_attrs, main.loc)
 
 
-def _inline_body(module: ir.Module, body: ir.Block, env: dict[int, ir.Value],
+def _inline_body(module: ir.Module, body: ir.Block, env,
                  out: list[ir.Operation], depth: int, site: ir.Location | None) -> list[ir.Value]:
     """Appends body's ops to out. `site` is the call's location: ops inside a callee often
     carry only a name, and the user's file and line are where the call was written."""
@@ -24,7 +27,7 @@ def _inline_body(module: ir.Module, body: ir.Block, env: dict[int, ir.Value],
         raise UnsupportedError("call depth over 64 (recursive functions are not supported)")
     for op in body.ops:
         operands = [env.get(id(v), v) for v in op.operands]
-        if op.name == "func.return":
+        if op.name in ("func.return", "stablehlo.return", "mhlo.return"):  # the latter end regions' blocks
             return operands
         # A composite means exactly its decomposition function: inline it like a call.
         target = {"func.call": "callee", "stablehlo.composite": "decomposition"}.get(op.name)
@@ -42,8 +45,25 @@ def _inline_body(module: ir.Module, body: ir.Block, env: dict[int, ir.Value],
         results = [ir.Value(r.name, r.type) for r in op.results]
         for r, v in zip(op.results, results):
             env[id(r)] = v
-        out.append(ir.Operation(op.name, operands, results, op.attributes, op.regions, _at(op.loc, site)))
+        regions = [_inline_region(module, r, env, depth, _at(op.loc, site)) for r in op.regions]
+        out.append(ir.Operation(op.name, operands, results, op.attributes, regions, _at(op.loc, site)))
     raise UnsupportedError("function body has no func.return")
+
+
+def _inline_region(module: ir.Module, region: ir.Region, env, depth: int,
+                   site: ir.Location | None) -> ir.Region:
+    """A copy of region with calls inlined and the values it captures from outside renamed as
+    `env` renamed them (a loop body may read a value its enclosing function defines)."""
+    blocks = []
+    for b in region.blocks:
+        args = [ir.Value(a.name, a.type) for a in b.args]
+        inner = ChainMap({id(a): n for a, n in zip(b.args, args)}, env)
+        ops: list[ir.Operation] = []
+        rets = _inline_body(module, b, inner, ops, depth, site)
+        term = b.ops[-1]
+        ops.append(ir.Operation(term.name, rets, [], term.attributes, [], term.loc))
+        blocks.append(ir.Block(args, ops))
+    return ir.Region(blocks)
 
 
 def _at(loc: ir.Location | None, site: ir.Location | None) -> ir.Location | None:
