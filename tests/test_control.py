@@ -175,3 +175,22 @@ def test_jax_random_normal():
     # bits exact; the inverse error function is a polynomial whose last ulp may differ
     f = lambda k: jax.random.normal(k, (1000,))
     np.testing.assert_allclose(np.asarray(tt_xla.jit(f)(KEY)), np.asarray(jax.jit(f)(KEY)), rtol=1e-5, atol=1e-6)
+
+
+def test_loop_invariant_work_runs_once():
+    rt = _rt()
+
+    def f(a, x, n):
+        # a @ a.T reads nothing the loop changes: computed once, before the loop
+        return lax.fori_loop(0, n, lambda i, c: jnp.tanh(c + (a @ a.T)[0]), x)
+
+    rng = np.random.default_rng(3)
+    a, x = rng.standard_normal((64, 64), np.float32), rng.standard_normal(64, np.float32)
+    check(f, a, x, np.int32(5), transcendental=True)
+    g = tt_xla.jit(f)
+    tiles = []
+    for n in (1, 9):
+        rt.reset_counters()
+        g(a, x, np.int32(n))
+        tiles.append(rt.counters()["matrix_tiles"])
+    assert tiles[0] == tiles[1] > 0

@@ -146,13 +146,19 @@ class _Builder:
         carried = [self.slot(v.type, op.name, op.loc) for v in op.operands]
         for v, s in zip(op.operands, carried):
             self.copy(self.where(env, v, op), s)
+        # A carried value the body returns unchanged is the init value in every iteration: work
+        # reading only such values and outer ones is done once, before the loop.
+        fixed = {id(a): self.where(env, v, op) for a, v, r in zip(body.args, op.operands, body.ops[-1].operands)
+                 if r is a}
+        scope = env | fixed
+        ops = self._hoist(body.ops, scope)
+        env.update((k, p) for k, p in scope.items() if k not in fixed)  # the hoisted results
         top = len(self.steps)
         inner = dict(env) | {id(a): s for a, s in zip(cond.args, carried)}
         pred = self.slot(cond.ops[-1].operands[0].type, op.name, op.loc)
         self.block(cond.ops, inner, [pred])
         exit_ = self.emit(["branch", pred, None, True])
         inner = dict(env) | {id(a): s for a, s in zip(body.args, carried)}
-        ops = body.ops
         rets = ops[-1].operands
         nxt = [s if r is a else self.slot(a.type, op.name, op.loc)
                for r, a, s in zip(rets, body.args, carried)]
@@ -163,6 +169,28 @@ class _Builder:
         exit_[2] = len(self.steps)
         for r, s in zip(op.results, carried):
             env[id(r)] = s
+
+    def _hoist(self, ops: list[ir.Operation], env: dict[int, Place]) -> list[ir.Operation]:
+        """Computes the body's loop-invariant ops (all they read is defined outside the loop, or
+        invariant) once, before the loop; returns the rest. Leaves (constants, iota) stay: inside
+        the body they fuse into their readers as immediates."""
+        invariant: set[int] = set()
+        hoisted, rest = [], []
+        for op in ops[:-1]:
+            free: dict[int, ir.Value] = {}
+            _free(op, free)
+            if op.name not in CONTROL and op.operands and all(k in env or k in invariant for k in free):
+                hoisted.append(op)
+                invariant.update(id(r) for r in op.results)
+            else:
+                rest.append(op)
+        if hoisted:
+            used: dict[int, ir.Value] = {}
+            for op in rest + ops[-1:]:
+                _free(op, used)
+            exports = [r for op in hoisted for r in op.results if id(r) in used]
+            self.piece(hoisted, env, exports, [self.slot(r.type, "stablehlo.while", None) for r in exports])
+        return rest + ops[-1:]
 
     def _branches(self, op: ir.Operation, env: dict[int, Place], preds: list[Place]) -> None:
         """Runs region k when preds[k] is nonzero (the first such), else the last region."""
