@@ -276,8 +276,13 @@ static tt_status tt__run_launch(tt_device *dev, tt_program_obj *p, uint32_t l, c
   /* Cores whose range is non-empty; their SRAM is allocated lazily here, on this thread, so a
    * failure is reported instead of surfacing inside a worker. */
   uint32_t nactive = 0;
-  for (uint32_t c = 0; c < dev->ncores && L->work_items > 0; c++) {
-    if (tt__split(L->work_items, c, dev->ncores) == tt__split(L->work_items, c + 1, dev->ncores)) continue;
+  /* With at least one item per core every core works; with fewer, item j goes to the one core c
+   * whose range [split(c), split(c + 1)) holds it, c = ceil((j + 1) n / w) - 1: w divisions
+   * instead of 2n (a loop's tiny per-iteration launches are mostly this). */
+  const int64_t w = L->work_items;
+  const uint32_t n = dev->ncores, nwork = w <= 0 ? 0 : w >= (int64_t)n ? n : (uint32_t)w;
+  for (uint32_t j = 0; j < nwork; j++) {
+    const uint32_t c = nwork == n ? j : (uint32_t)((((uint64_t)j + 1) * n + (uint64_t)w - 1) / (uint64_t)w - 1);
     tt_core *core = &dev->cores[c];
     if (!core->sram && !(core->sram = aligned_alloc(64, (size_t)((cfg->sram_per_core + 63) & ~63ull)))) {
       return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory for core %u SRAM", c);
