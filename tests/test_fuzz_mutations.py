@@ -30,11 +30,9 @@ def test_mutant_ends_in_a_result_or_a_clear_error(name, seed):
 
 
 def test_seeds_run():
-    """The unmutated seeds: each runs, or (control*.mlir: sort, while, gather...) is refused
-    as unsupported after passing the verifier."""
+    """The unmutated seeds each run (control*.mlir too: sort, while, gather... all compile now)."""
     for name in mutations.SEEDS:
-        want = "UnsupportedError" if name.startswith("control") else "ok"
-        assert mutations.run_case(mutations.seed_text(name)) == want, name
+        assert mutations.run_case(mutations.seed_text(name)) == "ok", name
 
 
 def test_mutants_are_replayable_and_differ():

@@ -33,7 +33,9 @@ typedef enum tt_status {
   TT_ERR_OUT_OF_RANGE = 4,
   TT_ERR_BAD_PROGRAM = 5,
   TT_ERR_LOAD_FAILED = 6,
-  TT_ERR_INTERNAL = 7
+  TT_ERR_INTERNAL = 7,
+  TT_ERR_STEP_BUDGET = 8, /* a control stream ran more steps than the device's step budget */
+  TT_ERR_CANCELLED = 9    /* a control stream was stopped by tt_device_cancel */
 } tt_status;
 
 typedef struct tt_device tt_device;
@@ -121,6 +123,14 @@ tt_status tt_program_launch(tt_device *dev, tt_program prog, const tt_buffer *bu
 tt_status tt_program_execute(tt_device *dev, tt_program prog, tt_buffer *buffers, const void *const *host,
                              const uint64_t *bytes, uint32_t nbuffers);
 tt_status tt_device_synchronize(tt_device *dev); /* launches are synchronous: a cheap barrier */
+/* Control streams (see tt_ctl in ttrt_kernel.h). The step budget bounds the steps one
+ * tt_program_launch may take (0 restores the default, TT_DEFAULT_STEP_BUDGET); a launch past it
+ * fails with TT_ERR_STEP_BUDGET. tt_device_cancel may be called from any thread: the launch
+ * running on dev stops at its next step with TT_ERR_CANCELLED (the kernel running then
+ * completes); when none is running it does nothing. Either way the device stays usable. */
+#define TT_DEFAULT_STEP_BUDGET (1ull << 26)
+tt_status tt_device_set_step_budget(tt_device *dev, uint64_t steps);
+tt_status tt_device_cancel(tt_device *dev);
 
 /* What one launch of a program did the last time the program ran, from the cores' events. */
 typedef struct tt_launch_stats {

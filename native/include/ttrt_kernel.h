@@ -7,7 +7,8 @@
  *
  * A kernel library exports one symbol, TT_PROGRAM_ENTRY:
  *     const tt_program_desc *tt_program_entry(void);
- * The runtime validates the descriptor at load time and runs its launches in order.
+ * The runtime validates the descriptor at load time and runs its launches in order, or, when the
+ * descriptor has a control stream, steps through that stream (see tt_ctl).
  */
 #ifndef TTRT_KERNEL_H
 #define TTRT_KERNEL_H
@@ -15,7 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define TT_ABI_VERSION 3u
+#define TT_ABI_VERSION 4u
 #define TT_TILE 32                    /* tiles are TT_TILE x TT_TILE elements */
 #define TT_TILE_ELEMS (TT_TILE * TT_TILE)
 #define TT_PROGRAM_ENTRY "tt_program_entry"
@@ -75,12 +76,43 @@ typedef struct tt_launch {
   uint64_t sram_bytes;        /* SRAM each core uses (circular buffers, engine blocks): checked at load */
 } tt_launch;
 
+/* The control stream (ABI 4): a command processor's program over the launches. The runtime steps
+ * through it inside one tt_program_launch, never returning to the host between steps, so a loop
+ * whose condition is a device value costs no host round trip per iteration. Step i runs, then
+ * control goes to step i + 1 unless it jumped; it ends past the last step or at TT_CTL_HALT.
+ *   TT_CTL_LAUNCH  run launches[arg] (to completion, on every core it splits over)
+ *   TT_CTL_JUMP    go to step arg
+ *   TT_CTL_BRANCH  read the little-endian unsigned integer of `bytes` (1, 2, 4 or 8) bytes at
+ *                  (binding, offset); go to step arg if it is nonzero (TT_BRANCH_IF_ZERO: if zero)
+ *   TT_CTL_COPY    move `bytes` bytes from (src_binding, src_offset) to (binding, offset), as
+ *                  memmove (the device's copy engine: counted as DRAM traffic)
+ *   TT_CTL_HALT    end the stream
+ * A jump or branch target may be nstep (the end). Every step counts against the device's step
+ * budget; a stream that exceeds it, or is cancelled from another thread (tt_device_cancel), stops
+ * with an error and leaves the device usable. */
+enum { TT_CTL_LAUNCH = 1, TT_CTL_JUMP = 2, TT_CTL_BRANCH = 3, TT_CTL_COPY = 4, TT_CTL_HALT = 5 };
+enum { TT_BRANCH_IF_ZERO = 1u };
+
+typedef struct tt_ctl {
+  uint32_t op;          /* TT_CTL_* */
+  uint32_t arg;         /* LAUNCH: launch index; JUMP, BRANCH: target step */
+  uint32_t binding;     /* BRANCH: where the scalar is; COPY: destination */
+  uint32_t src_binding; /* COPY: source */
+  uint64_t offset;      /* BRANCH: scalar's byte offset; COPY: destination offset */
+  uint64_t src_offset;  /* COPY: source offset */
+  uint64_t bytes;       /* BRANCH: scalar width; COPY: bytes moved */
+  uint32_t flags;       /* BRANCH: TT_BRANCH_IF_ZERO */
+  uint32_t reserved;    /* 0 */
+} tt_ctl;
+
 typedef struct tt_program_desc {
   uint32_t abi_version;       /* TT_ABI_VERSION */
   uint32_t nbindings;
   const uint64_t *binding_bytes; /* minimum size of each bound buffer */
   uint32_t nlaunches;
   const tt_launch *launches;
+  uint32_t nsteps;            /* 0: no control stream, the launches run once in order */
+  const tt_ctl *steps;
 } tt_program_desc;
 
 /* ---------------------------------------------------------------- DMA: DRAM <-> core SRAM */

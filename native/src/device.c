@@ -35,6 +35,8 @@ const char *tt_status_name(tt_status s) {
   case TT_ERR_BAD_PROGRAM: return "TT_ERR_BAD_PROGRAM";
   case TT_ERR_LOAD_FAILED: return "TT_ERR_LOAD_FAILED";
   case TT_ERR_INTERNAL: return "TT_ERR_INTERNAL";
+  case TT_ERR_STEP_BUDGET: return "TT_ERR_STEP_BUDGET";
+  case TT_ERR_CANCELLED: return "TT_ERR_CANCELLED";
   }
   return "TT_ERR_UNKNOWN";
 }

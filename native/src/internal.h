@@ -13,6 +13,7 @@
 #define TT_MAX_BINDINGS 65536u
 #define TT_MAX_LAUNCHES (1u << 20)
 #define TT_MAX_OPERANDS 4096u
+#define TT_MAX_STEPS (1u << 24)
 
 /* Handles: [63:60] kind | [59:44] device tag | [43:20] generation | [19:0] slot index + 1.
  * The tag is unique among open devices, so a handle of another device is told apart from one of
@@ -70,6 +71,7 @@ typedef struct tt_program_obj {
   uint64_t *binding_bytes;
   tt_launch *launches;
   tt_operand *operands;
+  tt_ctl *steps;             /* the control stream (nsteps entries), copied like the tables above */
   uint64_t *launch_bytes;    /* per launch: total, read, written operand bytes (3 entries each) */
   void **operand_ptrs;       /* scratch sized for the largest launch */
   uint8_t *written;          /* per binding: some launch has a WRITE operand on it */
@@ -94,6 +96,9 @@ struct tt_device {
   uint64_t cached_bytes, cache_limit;
   tt_pool pool;
   uint32_t *active;          /* launch scratch: cores with a non-empty range */
+  uint64_t step_budget;      /* control steps one launch may take (0: TT_DEFAULT_STEP_BUDGET) */
+  _Atomic int running;       /* a tt_program_launch is stepping: tt_device_cancel applies */
+  _Atomic int cancel;        /* set by tt_device_cancel, seen at the next control step */
 };
 
 /* Records the message of a failing call for tt_device_error (on the calling thread). */

@@ -17,6 +17,7 @@ static void tt__program_free(tt_program_obj *p) {
   free(p->operand_ptrs);
   free(p->binding_bytes);
   free(p->launches);
+  free(p->steps);
   free(p->operands);
   free(p->written);
   free(p->stats);
@@ -52,11 +53,18 @@ static tt_status tt__snapshot(tt_device *dev, const char *path, const tt__image 
                       !tt__image_holds(img, d.launches, (uint64_t)d.nlaunches * sizeof(tt_launch), TT_SEG_R)))
     return BAD("%s: launches (%u entries at %p) is misaligned or outside the library's mapped sections", path,
                d.nlaunches, (const void *)d.launches);
+  if (d.nsteps > TT_MAX_STEPS) return BAD("%s: %u control steps (limit %u)", path, d.nsteps, TT_MAX_STEPS);
+  if (d.nsteps && (!ALIGNED(d.steps, tt_ctl) ||
+                   !tt__image_holds(img, d.steps, (uint64_t)d.nsteps * sizeof(tt_ctl), TT_SEG_R)))
+    return BAD("%s: steps (%u entries at %p) is misaligned or outside the library's mapped sections", path, d.nsteps,
+               (const void *)d.steps);
   p->binding_bytes = malloc(((size_t)d.nbindings + 1) * sizeof(uint64_t));
   p->launches = malloc(((size_t)d.nlaunches + 1) * sizeof(tt_launch));
-  if (!p->binding_bytes || !p->launches) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
+  p->steps = malloc(((size_t)d.nsteps + 1) * sizeof(tt_ctl));
+  if (!p->binding_bytes || !p->launches || !p->steps) return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory");
   if (d.nbindings) memcpy(p->binding_bytes, d.binding_bytes, (size_t)d.nbindings * sizeof(uint64_t));
   if (d.nlaunches) memcpy(p->launches, d.launches, (size_t)d.nlaunches * sizeof(tt_launch));
+  if (d.nsteps) memcpy(p->steps, d.steps, (size_t)d.nsteps * sizeof(tt_ctl));
   uint64_t total = 0;
   for (uint32_t l = 0; l < d.nlaunches; l++) {
     tt_launch *L = &p->launches[l];
@@ -90,6 +98,7 @@ static tt_status tt__snapshot(tt_device *dev, const char *path, const tt__image 
   }
   d.binding_bytes = p->binding_bytes;
   d.launches = p->launches;
+  d.steps = p->steps;
   p->desc_copy = d;
   p->desc = &p->desc_copy;
   return TT_OK;
@@ -130,6 +139,43 @@ static tt_status tt__validate(tt_device *dev, const char *path, tt_program_obj *
       lb[0] += op->bytes;
       if (op->access & TT_READ) lb[1] += op->bytes;
       if (op->access & TT_WRITE) lb[2] += op->bytes, p->written[op->binding] = 1;
+    }
+  }
+  for (uint32_t i = 0; i < d->nsteps; i++) {
+    const tt_ctl *c = &d->steps[i];
+    switch (c->op) {
+    case TT_CTL_LAUNCH:
+      if (c->arg >= d->nlaunches) return BAD("%s: step %u: launch %u >= nlaunches %u", path, i, c->arg, d->nlaunches);
+      break;
+    case TT_CTL_JUMP:
+    case TT_CTL_BRANCH:
+      if (c->arg > d->nsteps) return BAD("%s: step %u: target %u > nsteps %u", path, i, c->arg, d->nsteps);
+      if (c->op == TT_CTL_JUMP) break;
+      if (c->bytes != 1 && c->bytes != 2 && c->bytes != 4 && c->bytes != 8)
+        return BAD("%s: step %u: branch scalar of %llu bytes (1, 2, 4 or 8)", path, i, (unsigned long long)c->bytes);
+      if (c->flags & ~(uint32_t)TT_BRANCH_IF_ZERO) return BAD("%s: step %u: bad branch flags 0x%x", path, i, c->flags);
+      if (c->binding >= d->nbindings)
+        return BAD("%s: step %u: binding %u >= nbindings %u", path, i, c->binding, d->nbindings);
+      if (c->offset > d->binding_bytes[c->binding] || c->bytes > d->binding_bytes[c->binding] - c->offset)
+        return BAD("%s: step %u: scalar at %llu exceeds binding %u of %llu bytes", path, i,
+                   (unsigned long long)c->offset, c->binding, (unsigned long long)d->binding_bytes[c->binding]);
+      break;
+    case TT_CTL_COPY:
+      for (int side = 0; side < 2; side++) {
+        const uint32_t b = side ? c->src_binding : c->binding;
+        const uint64_t off = side ? c->src_offset : c->offset;
+        if (b >= d->nbindings) return BAD("%s: step %u: binding %u >= nbindings %u", path, i, b, d->nbindings);
+        if (off > d->binding_bytes[b] || c->bytes > d->binding_bytes[b] - off)
+          return BAD("%s: step %u: copy [%llu, +%llu) exceeds binding %u of %llu bytes", path, i,
+                     (unsigned long long)off, (unsigned long long)c->bytes, b,
+                     (unsigned long long)d->binding_bytes[b]);
+      }
+      p->written[c->binding] = 1; /* a copy writes its destination: read-only buffers are refused there */
+      break;
+    case TT_CTL_HALT:
+      break;
+    default:
+      return BAD("%s: step %u: unknown op %u", path, i, c->op);
     }
   }
   return TT_OK;
@@ -222,6 +268,161 @@ static uint64_t tt__now_ns(void) {
   return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
+/* Runs launch l of p once on every core its work items split over; sums its events into the
+ * device counters and p->stats[l]. */
+static tt_status tt__run_launch(tt_device *dev, tt_program_obj *p, uint32_t l, char *const *bases) {
+  const tt_device_config *cfg = &dev->cfg;
+  tt_counters *k = &dev->counters;
+  const tt_launch *L = &p->desc->launches[l];
+  for (uint32_t o = 0; o < L->noperands; o++) p->operand_ptrs[o] = bases[L->operands[o].binding] + L->operands[o].offset;
+  /* Cores whose range is non-empty; their SRAM is allocated lazily here, on this thread, so a
+   * failure is reported instead of surfacing inside a worker. */
+  uint32_t nactive = 0;
+  /* With at least one item per core every core works; with fewer, item j goes to the one core c
+   * whose range [split(c), split(c + 1)) holds it, c = ceil((j + 1) n / w) - 1: w divisions
+   * instead of 2n (a loop's tiny per-iteration launches are mostly this). */
+  const int64_t w = L->work_items;
+  const uint32_t n = dev->ncores, nwork = w <= 0 ? 0 : w >= (int64_t)n ? n : (uint32_t)w;
+  for (uint32_t j = 0; j < nwork; j++) {
+    const uint32_t c = nwork == n ? j : (uint32_t)((((uint64_t)j + 1) * n + (uint64_t)w - 1) / (uint64_t)w - 1);
+    tt_core *core = &dev->cores[c];
+    if (!core->sram && !(core->sram = aligned_alloc(64, (size_t)((cfg->sram_per_core + 63) & ~63ull)))) {
+      return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory for core %u SRAM", c);
+    }
+    memset(core->counters, 0, sizeof(uint64_t) * TT_CORE_NCOUNTERS);
+    dev->active[nactive++] = c;
+  }
+  tt_launch_ctx ctx = {dev, L, p->operand_ptrs};
+  const uint64_t t_launch = tt__now_ns();
+  tt__pool_run(&dev->pool, nactive, tt__run_core, &ctx);
+  const uint64_t host_ns = tt__now_ns() - t_launch;
+  /* Counters from events: what each core's DMA, matrix and vector engines did. A core's time
+   * is max(compute, its DMA at its share of the DRAM bandwidth); the launch takes its slowest
+   * core's time. Kernels that report no events of a kind (older kernel kinds whose loads are
+   * not DMA yet) are modeled from their declared figures, spread evenly. A launch a control
+   * stream runs several times sums its per-core figures over the run. */
+  uint64_t dma = 0, tiles = 0, tiles_bf16 = 0, vops = 0, faults = 0;
+  tt_core_stats *cs = &p->core_stats[(size_t)l * dev->ncores];
+  double slowest = 0, slowest_mem = 0, slowest_comp = 0;
+  const double cores = (double)(nactive ? nactive : 1);
+  const double share = cfg->dram_bytes_per_cycle / cores; /* bytes per cycle per active core */
+  for (uint32_t i = 0; i < nactive; i++) {
+    const uint64_t *cc = dev->core_counters[dev->active[i]];
+    dma += cc[TT_CORE_DMA_BYTES];
+    tiles += cc[TT_CORE_MATRIX_TILES];
+    vops += cc[TT_CORE_VECTOR_OPS];
+    faults += cc[TT_CORE_FAULTS];
+    const uint64_t bf16 = cc[TT_CORE_MATRIX_TILES_BF16];
+    const double comp = (double)cc[TT_CORE_VECTOR_OPS] * cfg->vector_tile_cycles +
+                        (double)(cc[TT_CORE_MATRIX_TILES] - bf16) * cfg->matrix_tile_cycles +
+                        (double)bf16 * cfg->matrix_tile_cycles_bf16;
+    const double mem = (double)cc[TT_CORE_DMA_BYTES] / share;
+    const double t = comp > mem ? comp : mem;
+    tiles_bf16 += bf16;
+    tt_core_stats *c = &cs[dev->active[i]];
+    c->compute_cycles += (uint64_t)(comp + 0.5);
+    c->dma_cycles += (uint64_t)(mem + 0.5);
+    c->dma_bytes += cc[TT_CORE_DMA_BYTES];
+    c->vector_ops += cc[TT_CORE_VECTOR_OPS];
+    c->matrix_tiles += cc[TT_CORE_MATRIX_TILES];
+    if (t > slowest) slowest = t, slowest_mem = mem, slowest_comp = comp;
+  }
+  const uint64_t *lb = &p->launch_bytes[3 * l];
+  k->kernels_launched++;
+  k->dram_bytes_read += lb[1];
+  k->dram_bytes_written += lb[2];
+  k->vector_ops += vops ? vops : L->vector_ops;
+  k->dma_bytes += dma;
+  k->matrix_tiles += tiles;
+  if (faults)
+    return tt__fail(dev, TT_ERR_INTERNAL, "launch %u (%s): %llu dataflow faults (circular buffer misuse or SRAM overrun)",
+                    l, L->name ? L->name : "?", (unsigned long long)faults);
+  double cyc = slowest;
+  int mem_bound = slowest_mem >= slowest_comp;
+  if (!dma || !vops) { /* declared figures for what the cores did not report */
+    const double mt = (double)(L->matrix_tiles ? L->matrix_tiles : tiles);
+    const double dc = dma ? 0 : (double)lb[0] / cfg->dram_bytes_per_cycle;
+    const double vc = vops ? 0 : (double)L->vector_ops * cfg->vector_tile_cycles / cores;
+    /* (tiles the cores reported are costed per format; declared ones at the f32 rate) */
+    const double mc = (tiles ? (double)(tiles - tiles_bf16) * cfg->matrix_tile_cycles +
+                                   (double)tiles_bf16 * cfg->matrix_tile_cycles_bf16
+                             : mt * cfg->matrix_tile_cycles) / cores;
+    if (dc > cyc) cyc = dc, mem_bound = 1;
+    if (vc > cyc) cyc = vc, mem_bound = 0;
+    if (mc > cyc) cyc = mc, mem_bound = 0;
+  }
+  const uint64_t launch_cyc = cfg->launch_cycles + (uint64_t)(cyc + 0.5);
+  k->modeled_cycles += launch_cyc;
+  /* A launch a control stream runs several times sums its figures over the run. */
+  tt_launch_stats *ls = &p->stats[l];
+  ls->modeled_cycles += launch_cyc;
+  ls->dma_bytes += dma;
+  ls->vector_ops += vops ? vops : L->vector_ops;
+  ls->matrix_tiles += tiles;
+  ls->sram_bytes = L->sram_bytes;
+  if (nactive > ls->cores) ls->cores = nactive;
+  ls->memory_bound = (uint32_t)mem_bound;
+  ls->host_ns += host_ns;
+  ls->operand_bytes += lb[0];
+  return TT_OK;
+}
+
+/* The device's copy engine: a DRAM-to-DRAM move, modeled at the DRAM bandwidth (read + write). */
+static void tt__run_copy(tt_device *dev, const tt_ctl *c, char *const *bases) {
+  memmove(bases[c->binding] + c->offset, bases[c->src_binding] + c->src_offset, (size_t)c->bytes);
+  tt_counters *k = &dev->counters;
+  k->dram_bytes_read += c->bytes;
+  k->dram_bytes_written += c->bytes;
+  k->modeled_cycles += (uint64_t)(2.0 * (double)c->bytes / dev->cfg.dram_bytes_per_cycle + 0.5);
+}
+
+static uint64_t tt__read_scalar(const char *at, uint64_t bytes) {
+  uint8_t b[8] = {0};
+  memcpy(b, at, (size_t)bytes); /* little-endian: the device's byte order */
+  uint64_t v = 0;
+  for (uint64_t i = 0; i < bytes; i++) v |= (uint64_t)b[i] << (8 * i);
+  return v;
+}
+
+/* The command processor: steps through the control stream (or the launches in order when there
+ * is none) without returning to the caller, under the step budget and the cancel flag. */
+static tt_status tt__run_stream(tt_device *dev, tt_program_obj *p, char *const *bases) {
+  const tt_program_desc *d = p->desc;
+  const uint64_t budget = dev->step_budget ? dev->step_budget : TT_DEFAULT_STEP_BUDGET;
+  tt_status st = TT_OK;
+  if (!d->nsteps) {
+    for (uint32_t l = 0; l < d->nlaunches && st == TT_OK; l++) {
+      if (atomic_load_explicit(&dev->cancel, memory_order_relaxed))
+        return tt__fail(dev, TT_ERR_CANCELLED, "tt_program_launch: cancelled before launch %u", l);
+      st = tt__run_launch(dev, p, l, bases);
+    }
+    return st;
+  }
+  uint64_t taken = 0;
+  for (uint32_t pc = 0; pc < d->nsteps && st == TT_OK;) {
+    if (atomic_load_explicit(&dev->cancel, memory_order_relaxed))
+      return tt__fail(dev, TT_ERR_CANCELLED, "tt_program_launch: cancelled at control step %u after %llu steps", pc,
+                      (unsigned long long)taken);
+    if (taken++ == budget)
+      return tt__fail(dev, TT_ERR_STEP_BUDGET,
+                      "tt_program_launch: control stream exceeded the step budget of %llu steps (at step %u); "
+                      "a loop that does not end?", (unsigned long long)budget, pc);
+    const tt_ctl *c = &d->steps[pc];
+    switch (c->op) {
+    case TT_CTL_LAUNCH: st = tt__run_launch(dev, p, c->arg, bases); pc++; break;
+    case TT_CTL_JUMP: pc = c->arg; break;
+    case TT_CTL_BRANCH: {
+      const int nonzero = tt__read_scalar(bases[c->binding] + c->offset, c->bytes) != 0;
+      pc = nonzero != ((c->flags & TT_BRANCH_IF_ZERO) != 0) ? c->arg : pc + 1;
+      break;
+    }
+    case TT_CTL_COPY: tt__run_copy(dev, c, bases); pc++; break;
+    default: pc = d->nsteps; break; /* TT_CTL_HALT (validated at load) */
+    }
+  }
+  return st;
+}
+
 static tt_status tt__program_launch_locked(tt_device *dev, tt_program prog, const tt_buffer *buffers,
                                            uint32_t nbuffers) {
   tt_slot *slot;
@@ -258,90 +459,16 @@ static tt_status tt__program_launch_locked(tt_device *dev, tt_program prog, cons
   }
   const uint64_t t0 = tt__now_ns();
   const uint64_t fp = tt__fp_enter();
-  const tt_device_config *cfg = &dev->cfg;
-  tt_counters *k = &dev->counters;
-  for (uint32_t l = 0; l < d->nlaunches && st == TT_OK; l++) {
-    const tt_launch *L = &d->launches[l];
-    for (uint32_t o = 0; o < L->noperands; o++) p->operand_ptrs[o] = bases[L->operands[o].binding] + L->operands[o].offset;
-    /* Cores whose range is non-empty; their SRAM is allocated lazily here, on this thread, so a
-     * failure is reported instead of surfacing inside a worker. */
-    uint32_t nactive = 0;
-    for (uint32_t c = 0; c < dev->ncores && L->work_items > 0; c++) {
-      if (tt__split(L->work_items, c, dev->ncores) == tt__split(L->work_items, c + 1, dev->ncores)) continue;
-      tt_core *core = &dev->cores[c];
-      if (!core->sram && !(core->sram = aligned_alloc(64, (size_t)((cfg->sram_per_core + 63) & ~63ull)))) {
-        st = tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory for core %u SRAM", c);
-        break;
-      }
-      memset(core->counters, 0, sizeof(uint64_t) * TT_CORE_NCOUNTERS);
-      dev->active[nactive++] = c;
-    }
-    if (st != TT_OK) break;
-    tt_launch_ctx ctx = {dev, L, p->operand_ptrs};
-    const uint64_t t_launch = tt__now_ns();
-    tt__pool_run(&dev->pool, nactive, tt__run_core, &ctx);
-    const uint64_t host_ns = tt__now_ns() - t_launch;
-    /* Counters from events: what each core's DMA, matrix and vector engines did. A core's time
-     * is max(compute, its DMA at its share of the DRAM bandwidth); the launch takes its slowest
-     * core's time. Kernels that report no events of a kind (older kernel kinds whose loads are
-     * not DMA yet) are modeled from their declared figures, spread evenly. */
-    uint64_t dma = 0, tiles = 0, tiles_bf16 = 0, vops = 0, faults = 0;
-    tt_core_stats *cs = &p->core_stats[(size_t)l * dev->ncores];
-    memset(cs, 0, sizeof(tt_core_stats) * dev->ncores);
-    double slowest = 0, slowest_mem = 0, slowest_comp = 0;
-    const double cores = (double)(nactive ? nactive : 1);
-    const double share = cfg->dram_bytes_per_cycle / cores; /* bytes per cycle per active core */
-    for (uint32_t i = 0; i < nactive; i++) {
-      const uint64_t *cc = dev->core_counters[dev->active[i]];
-      dma += cc[TT_CORE_DMA_BYTES];
-      tiles += cc[TT_CORE_MATRIX_TILES];
-      vops += cc[TT_CORE_VECTOR_OPS];
-      faults += cc[TT_CORE_FAULTS];
-      const uint64_t bf16 = cc[TT_CORE_MATRIX_TILES_BF16];
-      const double comp = (double)cc[TT_CORE_VECTOR_OPS] * cfg->vector_tile_cycles +
-                          (double)(cc[TT_CORE_MATRIX_TILES] - bf16) * cfg->matrix_tile_cycles +
-                          (double)bf16 * cfg->matrix_tile_cycles_bf16;
-      const double mem = (double)cc[TT_CORE_DMA_BYTES] / share;
-      const double t = comp > mem ? comp : mem;
-      tiles_bf16 += bf16;
-      cs[dev->active[i]] = (tt_core_stats){(uint64_t)(comp + 0.5), (uint64_t)(mem + 0.5), cc[TT_CORE_DMA_BYTES],
-                                           cc[TT_CORE_VECTOR_OPS], cc[TT_CORE_MATRIX_TILES]};
-      if (t > slowest) slowest = t, slowest_mem = mem, slowest_comp = comp;
-    }
-    const uint64_t *lb = &p->launch_bytes[3 * l];
-    k->kernels_launched++;
-    k->dram_bytes_read += lb[1];
-    k->dram_bytes_written += lb[2];
-    k->vector_ops += vops ? vops : L->vector_ops;
-    k->dma_bytes += dma;
-    k->matrix_tiles += tiles;
-    if (faults) {
-      st = tt__fail(dev, TT_ERR_INTERNAL, "launch %u (%s): %llu dataflow faults (circular buffer misuse or SRAM overrun)",
-                    l, L->name ? L->name : "?", (unsigned long long)faults);
-      break;
-    }
-    double cyc = slowest;
-    int mem_bound = slowest_mem >= slowest_comp;
-    if (!dma || !vops) { /* declared figures for what the cores did not report */
-      const double mt = (double)(L->matrix_tiles ? L->matrix_tiles : tiles);
-      const double dc = dma ? 0 : (double)lb[0] / cfg->dram_bytes_per_cycle;
-      const double vc = vops ? 0 : (double)L->vector_ops * cfg->vector_tile_cycles / cores;
-      /* (tiles the cores reported are costed per format; declared ones at the f32 rate) */
-      const double mc = (tiles ? (double)(tiles - tiles_bf16) * cfg->matrix_tile_cycles +
-                                     (double)tiles_bf16 * cfg->matrix_tile_cycles_bf16
-                               : mt * cfg->matrix_tile_cycles) / cores;
-      if (dc > cyc) cyc = dc, mem_bound = 1;
-      if (vc > cyc) cyc = vc, mem_bound = 0;
-      if (mc > cyc) cyc = mc, mem_bound = 0;
-    }
-    const uint64_t launch_cyc = cfg->launch_cycles + (uint64_t)(cyc + 0.5);
-    k->modeled_cycles += launch_cyc;
-    p->stats[l] = (tt_launch_stats){launch_cyc, dma, vops ? vops : L->vector_ops, tiles, L->sram_bytes, nactive,
-                                    (uint32_t)mem_bound, host_ns, lb[0]};
-  }
-  k->programs_launched++;
+  memset(p->stats, 0, sizeof(tt_launch_stats) * d->nlaunches);
+  memset(p->core_stats, 0, sizeof(tt_core_stats) * d->nlaunches * dev->ncores);
+  atomic_store(&dev->cancel, 0);
+  atomic_store(&dev->running, 1);
+  st = tt__run_stream(dev, p, bases);
+  atomic_store(&dev->running, 0);
+  atomic_store(&dev->cancel, 0);
+  dev->counters.programs_launched++;
   tt__fp_leave(fp);
-  k->busy_ns += tt__now_ns() - t0;
+  dev->counters.busy_ns += tt__now_ns() - t0;
   if (bases != stack_bases) free(bases);
   return st;
 }
@@ -432,4 +559,14 @@ tt_status tt_program_launch_stats(tt_device *dev, tt_program prog, uint32_t laun
 }
 tt_status tt_program_core_stats(tt_device *dev, tt_program prog, uint32_t launch, uint32_t core, tt_core_stats *out) {
   TT__LOCKED(tt__program_core_stats_locked(dev, prog, launch, core, out));
+}
+/* The step budget is device state a launch reads: set under the lock, between launches. */
+tt_status tt_device_set_step_budget(tt_device *dev, uint64_t steps) {
+  TT__LOCKED((dev->step_budget = steps, TT_OK));
+}
+/* Not under the lock: it must reach a launch that holds it. Only atomics are touched. */
+tt_status tt_device_cancel(tt_device *dev) {
+  if (!dev) return TT_ERR_INVALID_ARGUMENT;
+  if (atomic_load(&dev->running)) atomic_store(&dev->cancel, 1);
+  return TT_OK;
 }

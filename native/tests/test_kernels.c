@@ -3,7 +3,8 @@
  * the others are each broken in one way. The test selects one by writing tt_test_variant
  * through its own dlopen of this library before the runtime loads it (same handle). Variants
  * past the static table are built when asked for: tables that lie outside the library or run
- * past its end, a "kernel" pointing at data. */
+ * past its end, a "kernel" pointing at data. Variants from TT_TEST_CTL_FIRST on have control
+ * streams: a while loop, a spin, a launch loop that never ends, then streams broken in one way. */
 #include "ttrt_kernel.h"
 
 #include <stddef.h>
@@ -64,15 +65,65 @@ static const tt_launch bad_range[1] = {{"bad_range", add_kernel, 1, 1, bad_range
 static const tt_launch many_ops[1] = {{"many", add_kernel, 1, 1u << 20, add_ops, 0, 0, 0}};
 static const tt_launch too_much_sram[1] = {{"sram", add_kernel, 1, 3, add_ops, 0, 0, 1ull << 40}};
 
+/* Control streams over a state of int32 {i, n, cond, unused} (binding 0) and an int32 out (binding
+ * 1): `while (i < n) i++; out = i`, as the compiler lowers a while loop. */
+static void cond_kernel(const tt_core *c, void *const *ops, int64_t begin, int64_t end) {
+  int32_t *st = ops[0];
+  (void)c, (void)end;
+  if (begin == 0) st[2] = st[0] < st[1];
+}
+static void inc_kernel(const tt_core *c, void *const *ops, int64_t begin, int64_t end) {
+  int32_t *st = ops[0];
+  (void)c, (void)end;
+  if (begin == 0) st[0] += 1;
+}
+static const uint64_t ctl_bindings[2] = {16, 4};
+static const tt_operand state_ops[1] = {{0, TT_READ | TT_WRITE, 0, 16}};
+static const tt_launch ctl_launches[2] = {
+    {"cond", cond_kernel, 1, 1, state_ops, 1, 0, 0},
+    {"inc", inc_kernel, 1, 1, state_ops, 1, 0, 0},
+};
+#define STEP(op, arg, b, sb, off, soff, bytes, flags) {op, arg, b, sb, off, soff, bytes, flags, 0}
+static const tt_ctl while_steps[6] = {
+    STEP(TT_CTL_LAUNCH, 0, 0, 0, 0, 0, 0, 0),                   /* 0: cond = i < n */
+    STEP(TT_CTL_BRANCH, 4, 0, 0, 8, 0, 4, TT_BRANCH_IF_ZERO),   /* 1: if !cond goto 4 */
+    STEP(TT_CTL_LAUNCH, 1, 0, 0, 0, 0, 0, 0),                   /* 2: i++ */
+    STEP(TT_CTL_JUMP, 0, 0, 0, 0, 0, 0, 0),                     /* 3: goto 0 */
+    STEP(TT_CTL_COPY, 0, 1, 0, 0, 0, 4, 0),                     /* 4: out = i */
+    STEP(TT_CTL_HALT, 0, 0, 0, 0, 0, 0, 0),                     /* 5 */
+};
+static const tt_ctl spin_steps[1] = {STEP(TT_CTL_JUMP, 0, 0, 0, 0, 0, 0, 0)};
+static const tt_ctl launch_loop_steps[2] = {STEP(TT_CTL_LAUNCH, 1, 0, 0, 0, 0, 0, 0), STEP(TT_CTL_JUMP, 0, 0, 0, 0, 0, 0, 0)};
+static const tt_ctl bad_target[1] = {STEP(TT_CTL_JUMP, 2, 0, 0, 0, 0, 0, 0)};
+static const tt_ctl bad_launch[1] = {STEP(TT_CTL_LAUNCH, 2, 0, 0, 0, 0, 0, 0)};
+static const tt_ctl bad_width[1] = {STEP(TT_CTL_BRANCH, 0, 0, 0, 0, 0, 3, 0)};
+static const tt_ctl bad_scalar[1] = {STEP(TT_CTL_BRANCH, 0, 0, 0, 16, 0, 4, 0)};
+static const tt_ctl bad_copy[1] = {STEP(TT_CTL_COPY, 0, 1, 0, 0, 12, 8, 0)};
+static const tt_ctl bad_op[1] = {STEP(99, 0, 0, 0, 0, 0, 0, 0)};
+
 static const tt_program_desc descs[] = {
-    {TT_ABI_VERSION, 9, bindings, 3, good},
-    {TT_ABI_VERSION + 1, 9, bindings, 3, good},
-    {TT_ABI_VERSION, 9, bindings, 1, null_fn},
-    {TT_ABI_VERSION, 9, bindings, 1, neg_items},
-    {TT_ABI_VERSION, 9, bindings, 1, bad_binding},
-    {TT_ABI_VERSION, 9, bindings, 1, bad_range},
-    {TT_ABI_VERSION, 9, bindings, 1, many_ops},
-    {TT_ABI_VERSION, 9, bindings, 1, too_much_sram},
+    {TT_ABI_VERSION, 9, bindings, 3, good, 0, NULL},
+    {TT_ABI_VERSION + 1, 9, bindings, 3, good, 0, NULL},
+    {TT_ABI_VERSION, 9, bindings, 1, null_fn, 0, NULL},
+    {TT_ABI_VERSION, 9, bindings, 1, neg_items, 0, NULL},
+    {TT_ABI_VERSION, 9, bindings, 1, bad_binding, 0, NULL},
+    {TT_ABI_VERSION, 9, bindings, 1, bad_range, 0, NULL},
+    {TT_ABI_VERSION, 9, bindings, 1, many_ops, 0, NULL},
+    {TT_ABI_VERSION, 9, bindings, 1, too_much_sram, 0, NULL},
+};
+
+/* Variant TT_TEST_CTL_FIRST + i is ctl_descs[i]; the two after the table are built. */
+#define TT_TEST_CTL_FIRST 16
+static const tt_program_desc ctl_descs[] = {
+    {TT_ABI_VERSION, 2, ctl_bindings, 2, ctl_launches, 6, while_steps},
+    {TT_ABI_VERSION, 2, ctl_bindings, 2, ctl_launches, 1, spin_steps},
+    {TT_ABI_VERSION, 2, ctl_bindings, 2, ctl_launches, 2, launch_loop_steps},
+    {TT_ABI_VERSION, 2, ctl_bindings, 2, ctl_launches, 1, bad_target},
+    {TT_ABI_VERSION, 2, ctl_bindings, 2, ctl_launches, 1, bad_launch},
+    {TT_ABI_VERSION, 2, ctl_bindings, 2, ctl_launches, 1, bad_width},
+    {TT_ABI_VERSION, 2, ctl_bindings, 2, ctl_launches, 1, bad_scalar},
+    {TT_ABI_VERSION, 2, ctl_bindings, 2, ctl_launches, 1, bad_copy},
+    {TT_ABI_VERSION, 2, ctl_bindings, 2, ctl_launches, 1, bad_op},
 };
 
 /* Built variants keep their heap blocks reachable from statics (no leak reports). */
@@ -91,6 +142,20 @@ static void *on_heap(const void *src, size_t n) {
 
 const tt_program_desc *tt_program_entry(void) {
   int n = (int)(sizeof descs / sizeof descs[0]);
+  if (tt_test_variant >= TT_TEST_CTL_FIRST) {
+    const int i = tt_test_variant - TT_TEST_CTL_FIRST, nc = (int)(sizeof ctl_descs / sizeof ctl_descs[0]);
+    if (i < nc) return &ctl_descs[i];
+    built = ctl_descs[0];
+    if (i == nc) { /* a step table outside the library */
+      built.steps = on_heap(while_steps, sizeof while_steps);
+      return &built;
+    }
+    if (i == nc + 1) { /* more steps than the table holds: runs past the library's mapped sections */
+      built.nsteps = 1u << 23;
+      return &built;
+    }
+    return NULL;
+  }
   if (tt_test_variant >= 0 && tt_test_variant < n) return &descs[tt_test_variant];
   built = descs[0];
   built_launch[0] = good[0];

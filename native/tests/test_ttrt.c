@@ -5,8 +5,9 @@
 #include "internal.h" /* white-box: the matrix engine builds */
 
 #include <dlfcn.h>
-#include <math.h>
 #include <pthread.h>
+#include <time.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,12 +137,18 @@ static void test_bad_programs(void) {
   EXPECT(tt_program_load(d, NULL, &p), TT_ERR_INVALID_ARGUMENT);
   EXPECT(tt_program_load(d, "libm.so.6", &p), TT_ERR_BAD_PROGRAM); /* no entry symbol */
   /* 1-7: broken fields (7: more SRAM than a core has); 8-14: tables outside the library or past
-   * its end, a data "kernel", a misaligned descriptor; 15: entry returns NULL */
+   * its end, a data "kernel", a misaligned descriptor; 15: entry returns NULL; 19-24: control
+   * streams broken in one way (16-18 are good ones); 25-26: a step table outside the library or
+   * past its end */
   static const char *const why[] = {"", "abi_version", "fn is NULL", "work_items", "binding 9", "exceeds binding",
                                     "operands (limit", "bytes of SRAM per core", "descriptor at", "launches (524288",
                                     "binding_bytes (60000", "not code of the library", "name is not a string",
-                                    "operands (3 entries at", "descriptor at", "returned NULL"};
-  for (int v = 1; v <= 15; v++) {
+                                    "operands (3 entries at", "descriptor at", "returned NULL", NULL, NULL, NULL,
+                                    "target 2 > nsteps 1", "launch 2 >= nlaunches 2", "branch scalar of 3 bytes",
+                                    "scalar at 16 exceeds", "copy [0, +8) exceeds binding 1", "unknown op 99",
+                                    "steps (6 entries at", "steps (8388608 entries at"};
+  for (int v = 1; v < (int)(sizeof why / sizeof why[0]); v++) {
+    if (!why[v]) continue;
     *variant = v;
     EXPECT(tt_program_load(d, kernels_path, &p), TT_ERR_BAD_PROGRAM);
     CHECK(p == 0 && strstr(tt_device_error(d), why[v]) != NULL);
@@ -481,6 +488,89 @@ static void test_zero_copy(void) {
   EXPECT(tt_device_close(d), TT_OK);
 }
 
+/* Control streams: a while loop whose condition is a device value runs on the device without
+ * returning; a loop that never ends stops at the step budget or on cancel, and the device is
+ * usable afterwards. */
+static tt_device *cancel_dev;
+static void *cancel_later(void *arg) {
+  (void)arg;
+  struct timespec t = {0, 50 * 1000 * 1000};
+  nanosleep(&t, NULL);
+  tt_device_cancel(cancel_dev);
+  return NULL;
+}
+
+static void test_control_stream(void) {
+  tt_device *d;
+  EXPECT(tt_device_open(NULL, &d), TT_OK);
+  tt_buffer bufs[2];
+  EXPECT(tt_buffer_alloc(d, 16, &bufs[0]), TT_OK);
+  EXPECT(tt_buffer_alloc(d, 4, &bufs[1]), TT_OK);
+  tt_program loop, spin, forever;
+  *variant = 16;
+  EXPECT(tt_program_load(d, kernels_path, &loop), TT_OK);
+  *variant = 17;
+  EXPECT(tt_program_load(d, kernels_path, &spin), TT_OK);
+  *variant = 18;
+  EXPECT(tt_program_load(d, kernels_path, &forever), TT_OK);
+  *variant = 0;
+  const int32_t ns[] = {0, 1, 7, 300};
+  for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+    int32_t st[4] = {0, ns[t], -1, 0}, out = -1;
+    EXPECT(tt_buffer_write(d, bufs[0], 0, st, sizeof st), TT_OK);
+    EXPECT(tt_device_reset_counters(d), TT_OK);
+    EXPECT(tt_program_launch(d, loop, bufs, 2), TT_OK);
+    EXPECT(tt_buffer_read(d, bufs[1], 0, &out, 4), TT_OK);
+    CHECK(out == ns[t]);
+    tt_counters k;
+    EXPECT(tt_device_counters(d, &k), TT_OK);
+    /* every iteration is counted: n + 1 condition launches, n body launches, one program */
+    CHECK(k.programs_launched == 1 && k.kernels_launched == 2 * (uint64_t)ns[t] + 1);
+    CHECK(k.modeled_cycles >= 1000 * (2 * (uint64_t)ns[t] + 1));
+    tt_launch_stats ls;
+    EXPECT(tt_program_launch_stats(d, loop, 1, &ls), TT_OK);
+    CHECK(ls.vector_ops == (uint64_t)ns[t]);
+  }
+  /* the step budget stops a spin */
+  EXPECT(tt_device_set_step_budget(d, 1000), TT_OK);
+  EXPECT(tt_program_launch(d, spin, bufs, 2), TT_ERR_STEP_BUDGET);
+  CHECK(strstr(tt_device_error(d), "step budget of 1000") != NULL);
+  /* ... and a loop of launches */
+  int32_t st[4] = {0, 0, 0, 0};
+  EXPECT(tt_buffer_write(d, bufs[0], 0, st, sizeof st), TT_OK);
+  EXPECT(tt_program_launch(d, forever, bufs, 2), TT_ERR_STEP_BUDGET);
+  EXPECT(tt_buffer_read(d, bufs[0], 0, st, sizeof st), TT_OK);
+  CHECK(st[0] == 500); /* 1000 steps: 500 launches and 500 jumps */
+  /* cancel from another thread (the default budget is far away) */
+  EXPECT(tt_device_set_step_budget(d, 0), TT_OK);
+  EXPECT(tt_device_cancel(d), TT_OK); /* nothing running: no effect on the next launch */
+  int32_t s2[4] = {0, 5, 0, 0}, out = -1;
+  EXPECT(tt_buffer_write(d, bufs[0], 0, s2, sizeof s2), TT_OK);
+  EXPECT(tt_program_launch(d, loop, bufs, 2), TT_OK);
+  cancel_dev = d;
+  pthread_t th;
+  CHECK(pthread_create(&th, NULL, cancel_later, NULL) == 0);
+  EXPECT(tt_program_launch(d, spin, bufs, 2), TT_ERR_CANCELLED);
+  pthread_join(th, NULL);
+  CHECK(strstr(tt_device_error(d), "cancelled") != NULL);
+  /* the device is usable afterwards */
+  EXPECT(tt_buffer_write(d, bufs[0], 0, s2, sizeof s2), TT_OK);
+  EXPECT(tt_program_launch(d, loop, bufs, 2), TT_OK);
+  EXPECT(tt_buffer_read(d, bufs[1], 0, &out, 4), TT_OK);
+  CHECK(out == 5);
+  /* a copy step writes its destination: host memory there is refused, nothing runs */
+  static int32_t host_out[16] __attribute__((aligned(64)));
+  host_out[0] = -7;
+  tt_buffer wrapped[2] = {bufs[0], 0};
+  EXPECT(tt_buffer_wrap(d, host_out, sizeof host_out, &wrapped[1]), TT_OK);
+  EXPECT(tt_program_launch(d, loop, wrapped, 2), TT_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(tt_device_error(d), "read-only") != NULL && host_out[0] == -7);
+  EXPECT(tt_buffer_free(d, wrapped[1]), TT_OK);
+  EXPECT(tt_device_set_step_budget(NULL, 1), TT_ERR_INVALID_ARGUMENT);
+  EXPECT(tt_device_cancel(NULL), TT_ERR_INVALID_ARGUMENT);
+  EXPECT(tt_device_close(d), TT_OK);
+}
+
 /* The matrix engine directly, on edge shapes and strides, against a naive loop: every build of it
  * the host can run (the runtime uses only the best one). */
 static void test_matmul_shapes(const tt__engine *engine) {
@@ -561,6 +651,7 @@ int main(int argc, char **argv) {
   test_launch(1);
   test_launch(3);
   test_zero_copy();
+  test_control_stream();
   const tt__engine *engines[8];
   uint32_t ne = tt__engines(engines, 8);
   CHECK(ne >= 1 && ne <= 8);

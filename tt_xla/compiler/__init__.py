@@ -6,6 +6,7 @@ Passes, each a plain function over a plain IR, in this order:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -30,7 +31,8 @@ from ..hlo_parser.verify import verify
 
 KERNEL_ATTR = '__attribute__((visibility("hidden"))) '  # kernels link across parts
 
-__all__ = ["compile_module", "compile_text", "CompiledProgram", "KernelInfo", "TensorSpec", "optimize"]
+__all__ = ["compile_module", "compile_text", "compile_graph", "assemble", "CompiledProgram", "KernelInfo", "TensorSpec",
+           "optimize"]
 
 
 def optimize(module: ir.Module, dump: Callable[[str, Any], None] | None = None) -> Graph:
@@ -41,6 +43,11 @@ def optimize(module: ir.Module, dump: Callable[[str, Any], None] | None = None) 
     see = dump or (lambda stage, x: None)
     fn = inline_calls(module)
     see("inlined", fn)
+    return optimize_function(fn, see)
+
+
+def optimize_function(fn: ir.Function, see: Callable[[str, Any], None] = lambda stage, x: None) -> Graph:
+    """The graph-level passes over a call-free function (verified as part of its module)."""
     graph = legalize(fn)
     see("legalized", graph)
     graph = simplify(graph)
@@ -82,9 +89,59 @@ def compile_text(text: str, filename: str = "<module>", sram_per_core: int = DEF
 def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE,
                    options: CompilerOptions = CompilerOptions()) -> CompiledProgram:
     """`sram_per_core`: the target device's SRAM per core; every kernel's buffers are sized to it.
-    `options` (compiler/options.py): every optimization_level compiles like level 0 for now; level
-    2's SRAM placement of intermediates is the pass to add here, between plan and plan_memory."""
-    graph = optimize(module)
+    The module is verified before any pass runs (see optimize). `options` (compiler/options.py):
+    every optimization_level compiles like level 0 for now; level 2's SRAM placement of
+    intermediates is the pass to add in compile_graph, between plan and plan_memory."""
+    verify(module)
+    fn = inline_calls(module)
+    from . import control  # control flow: the program becomes several graphs and a control stream
+    if control.has_control(fn):
+        return control.compile_function(fn, sram_per_core)
+    seg = compile_graph(fn, sram_per_core)
+    nin, nout, nconst = len(seg.params), len(seg.outputs), len(seg.consts)
+
+    def binding(node: Node) -> tuple[int, int]:
+        s = seg.storage(node)
+        base = {"in": 0, "out": nin, "const": nin + nout, "arena": nin + nout + nconst}[s.kind]
+        return base + s.index, s.offset
+
+    binding_bytes = [n.nbytes for n in seg.params] + [n.nbytes for n in seg.outputs] + \
+                    [n.nbytes for n in seg.consts] + [seg.arena]
+    source, kernels = assemble([(seg.codes, binding)], binding_bytes)
+    return CompiledProgram(
+        source=source,
+        inputs=[TensorSpec(n.shape, np_dtype(n.dtype)) for n in seg.params],
+        outputs=[TensorSpec(n.shape, np_dtype(n.dtype)) for n in seg.outputs],
+        constants=[np.ascontiguousarray(c.attrs["value"]) for c in seg.consts],
+        arena_bytes=seg.arena,
+        kernels=kernels,
+        binding_bytes=binding_bytes,
+        live_peak_bytes=seg.live,
+    )
+
+
+@dataclass
+class Segment:
+    """One graph compiled to kernels: its params, outputs and constants (in binding order), where
+    each stored node lives (memory.Storage) and its arena bytes; the kernels' IR and C in launch
+    order."""
+    params: list[Node]
+    outputs: list[Node]
+    consts: list[Node]
+    where: dict[int, Storage]
+    arena: int
+    live: int
+    codes: list[tuple[LoopKernel, str]]
+
+    def storage(self, node: Node) -> Storage:
+        # an empty tensor's producer launches nothing, so it has no place: any binding will do
+        return self.where[node.id] if node.size else self.where.get(node.id, Storage("arena", 0, 0))
+
+
+def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k") -> Segment:
+    """A call-free function (no control flow) through every pass down to C; kernels are named
+    `{prefix}{i}_{op}`."""
+    graph = optimize_function(fn)
     p = plan(graph)
     order = schedule(p)
     params, outputs = p.graph.params, p.graph.outputs
@@ -96,36 +153,38 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
                 seen.add(r.id)
                 consts.append(r)
     where, arena, live = plan_memory(order, p.materialized, params, outputs, consts)
-    nin, nout, nconst = len(params), len(outputs), len(consts)
-
-    def binding(node: Node) -> tuple[int, int]:
-        # an empty tensor's producer launches nothing, so it has no place: any binding will do
-        s = where[node.id] if node.size else where.get(node.id, Storage("arena", 0, 0))
-        base = {"in": 0, "out": nin, "const": nin + nout, "arena": nin + nout + nconst}[s.kind]
-        return base + s.index, s.offset
-
     codes: list[tuple[LoopKernel, str]] = []  # (IR, C)
     for i, k in enumerate(order):
-        lk = lower_kernel(k, f"k{i}_{k.root.op}", p.materialized, sram_per_core)
+        lk = lower_kernel(k, f"{prefix}{i}_{k.root.op}", p.materialized, sram_per_core)
         check_reads(k, lk, p.materialized)
         if lk.work_items > 0:
             codes.append((lk, render(lk)))
-    binding_bytes = [n.nbytes for n in params] + [n.nbytes for n in outputs] + \
-                    [n.nbytes for n in consts] + [arena]
+    return Segment(params, outputs, consts, where, arena, live, codes)
+
+
+Binding = Callable[[Node], tuple[int, int]]  # a stored node -> (binding, byte offset)
+
+
+def assemble(segments: list[tuple[list[tuple[LoopKernel, str]], Binding]], binding_bytes: list[int],
+             steps: list[str] | None = None) -> tuple[str, list[KernelInfo]]:
+    """The program's C source: every segment's kernels as launches, in order, their operands placed
+    by the segment's binding function, and the control stream `steps` (tt_ctl initializers whose
+    LAUNCH arguments index those launches) when there is one."""
     # Pieces between part markers compile on their own (the toolchain may build them in
     # parallel): kernels have external, hidden linkage and the descriptor declares them.
     # A kernel's code holds shapes, strides and math, never where its operands live (that is in
     # the descriptor), so repeated layers share functions: each distinct body is emitted once,
     # at -O2 if any launch of it has much work (see _hot).
+    codes = [(c, body, binding) for seg, binding in segments for c, body in seg]
     src = [PRELUDE, ""]
     launches = []
     desc = []
     fn_of: dict[str, str] = {}
-    fns = [fn_of.setdefault(body.replace(f" {c.name}(", " @(", 1), c.name) for c, body in codes]
+    fns = [fn_of.setdefault(body.replace(f" {c.name}(", " @(", 1), c.name) for c, body, _ in codes]
     hot: dict[str, bool] = {}
-    for (c, _), fn in zip(codes, fns):
+    for (c, _, _), fn in zip(codes, fns):
         hot[fn] = hot.get(fn, False) or _hot(c)
-    for (c, body), fn in zip(codes, fns):
+    for (c, body, binding), fn in zip(codes, fns):
         if fn == c.name:
             src.append(part("O2" if hot[fn] else "O1") + KERNEL_ATTR + body.removeprefix("static "))
             desc.append(f"{KERNEL_ATTR}void {c.name}(const tt_core *, void *const *, int64_t, int64_t);")
@@ -142,18 +201,12 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
     src.append(f"static const uint64_t binding_bytes[{nb}] = {{{', '.join(f'{b}ull' for b in binding_bytes)}}};")
     if launches:
         src.append("static const tt_launch launches[] = {\n" + ",\n".join(launches) + "\n};")
-    src.append("static const tt_program_desc program = {TT_ABI_VERSION, %du, binding_bytes, %du, %s};"
-               % (nb, len(launches), "launches" if launches else "NULL"))
+    if steps:
+        src.append("static const tt_ctl steps[] = {\n" + ",\n".join(f"  {t}" for t in steps) + "\n};")
+    src.append("static const tt_program_desc program = {TT_ABI_VERSION, %du, binding_bytes, %du, %s, %du, %s};"
+               % (nb, len(launches), "launches" if launches else "NULL", len(steps or ()),
+                  "steps" if steps else "NULL"))
     src.append("const tt_program_desc *tt_program_entry(void) { return &program; }\n")
     kernels = [KernelInfo(c.name, c.kind, tuple(c.ops), c.work_items, c.vector_ops, c.matrix_tiles,
-                          c.sram_bytes, c.dma_bytes, c.format()) for c, _ in codes]
-    return CompiledProgram(
-        source="\n".join(src),
-        inputs=[TensorSpec(n.shape, np_dtype(n.dtype)) for n in params],
-        outputs=[TensorSpec(n.shape, np_dtype(n.dtype)) for n in outputs],
-        constants=[np.ascontiguousarray(c.attrs["value"]) for c in consts],
-        arena_bytes=arena,
-        kernels=kernels,
-        binding_bytes=binding_bytes,
-        live_peak_bytes=live,
-    )
+                          c.sram_bytes, c.dma_bytes, c.format()) for c, _, _ in codes]
+    return "\n".join(src), kernels

@@ -1,5 +1,8 @@
-"""Pass 1: inline every func.call, so the entry function is one flat list of ops."""
+"""Pass 1: inline every func.call, so the entry function is one flat list of ops (and every region
+body one flat list too: while/if/case bodies call functions)."""
 from __future__ import annotations
+
+from collections import ChainMap
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
@@ -21,7 +24,7 @@ def inline_calls(module: ir.Module) -> ir.Function:
                        main.visibility, main.arg_attrs, main.result_attrs, main.loc)
 
 
-def _inline_body(module: ir.Module, body: ir.Block, env: dict[int, ir.Value],
+def _inline_body(module: ir.Module, body: ir.Block, env,
                  out: list[ir.Operation], depth: int, site: ir.Location | None) -> list[ir.Value]:
     """Appends body's ops to out. `site` is the call's location: ops inside a callee often
     carry only a name, and the user's file and line are where the call was written."""
@@ -29,7 +32,7 @@ def _inline_body(module: ir.Module, body: ir.Block, env: dict[int, ir.Value],
         raise UnsupportedError("call depth over 64 (recursive functions are not supported)")
     for op in body.ops:
         operands = [env.get(id(v), v) for v in op.operands]
-        if op.name == "func.return":
+        if op.name in ("func.return", "stablehlo.return", "mhlo.return"):  # the latter end regions' blocks
             return operands
         # A composite means exactly its decomposition function: inline it like a call.
         target = {"func.call": "callee", "stablehlo.composite": "decomposition"}.get(op.name)
@@ -51,19 +54,24 @@ def _inline_body(module: ir.Module, body: ir.Block, env: dict[int, ir.Value],
         results = list(op.results) if depth == 0 else [ir.Value(r.name, r.type) for r in op.results]
         for r, v in zip(op.results, results):
             env[id(r)] = v
-        regions = op.regions if depth == 0 or not op.regions else [_remap(r, env) for r in op.regions]
+        regions = [_inline_region(module, r, env, depth, _at(op.loc, site)) for r in op.regions]
         out.append(ir.Operation(op.name, operands, results, op.attributes, regions, _at(op.loc, site)))
     raise UnsupportedError("function body has no func.return")
 
 
-def _remap(region: ir.Region, env: dict[int, ir.Value]) -> ir.Region:
-    """A region (a sort's comparator, a scatter's body) whose uses of values of the inlined
-    function around it name their inlined copies (its own values stay as they are)."""
+def _inline_region(module: ir.Module, region: ir.Region, env, depth: int,
+                   site: ir.Location | None) -> ir.Region:
+    """A copy of region with calls inlined and the values it captures from outside renamed as
+    `env` renamed them (a loop body may read a value its enclosing function defines)."""
     blocks = []
     for b in region.blocks:
-        ops = [ir.Operation(o.name, [env.get(id(v), v) for v in o.operands], o.results, o.attributes,
-                            [_remap(r, env) for r in o.regions], o.loc) for o in b.ops]
-        blocks.append(ir.Block(b.args, ops))
+        args = [ir.Value(a.name, a.type) for a in b.args]
+        inner = ChainMap({id(a): n for a, n in zip(b.args, args)}, env)
+        ops: list[ir.Operation] = []
+        rets = _inline_body(module, b, inner, ops, depth, site)
+        term = b.ops[-1]
+        ops.append(ir.Operation(term.name, rets, [], term.attributes, [], term.loc))
+        blocks.append(ir.Block(args, ops))
     return ir.Region(blocks)
 
 

@@ -14,6 +14,7 @@ from . import indexing, windows
 from .conv import convolution
 from .graph import BITS, FLOATS, Graph, Node, broadcast, const, ew, np_dtype, transpose
 from .ops import BY_HLO
+from .rng import rng_bit_generator
 
 SUPPORTED_TYPES = {"i1", "i8", "i16", "i32", "i64", "ui8", "ui16", "ui32", "ui64",
                    "f16", "bf16", "f32", "f64"}
@@ -146,6 +147,12 @@ class Legalizer:
 
     def _optimization_barrier(self, op: ir.Operation) -> list[Node]:
         return self._ins(op)
+
+    def _rng_bit_generator(self, op: ir.Operation) -> list[Node]:
+        (state,) = self._ins(op)
+        shape, dt = self._result(op, 1)
+        algorithm = op.attributes.get("rng_algorithm")
+        return rng_bit_generator(algorithm.value if algorithm else "DEFAULT", state, shape, dt, op.loc)
 
     # ------------------------------------------------------------------ leaves
     def _constant(self, op: ir.Operation) -> Node:

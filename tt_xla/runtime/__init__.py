@@ -33,7 +33,8 @@ __all__ = ["DeviceError", "DeviceConfig", "Device", "DeviceBuffer", "Program", "
            "default_device", "ToolchainError", "build_kernel_library", "include_dir", "library_path", "COUNTER_NAMES"]
 
 _STATUS = ["TT_OK", "TT_ERR_INVALID_ARGUMENT", "TT_ERR_INVALID_HANDLE", "TT_ERR_OUT_OF_MEMORY",
-           "TT_ERR_OUT_OF_RANGE", "TT_ERR_BAD_PROGRAM", "TT_ERR_LOAD_FAILED", "TT_ERR_INTERNAL"]
+           "TT_ERR_OUT_OF_RANGE", "TT_ERR_BAD_PROGRAM", "TT_ERR_LOAD_FAILED", "TT_ERR_INTERNAL",
+           "TT_ERR_STEP_BUDGET", "TT_ERR_CANCELLED"]
 
 
 class DeviceError(Exception):
@@ -109,6 +110,8 @@ for _name, _args in {
     "tt_program_execute": [_P, _U64, _PU64, C.POINTER(_P), _PU64, _U32],
     "tt_program_launch_stats": [_P, _U64, _U32, C.POINTER(_LaunchStats)],
     "tt_program_core_stats": [_P, _U64, _U32, _U32, C.POINTER(_CoreStats)],
+    "tt_device_set_step_budget": [_P, _U64],
+    "tt_device_cancel": [_P],
 }.items():
     _f = getattr(_lib, _name)
     _f.argtypes = _args
@@ -240,6 +243,18 @@ class Device:
 
     def synchronize(self) -> None:
         self._check(_lib.tt_device_synchronize(self._live()))
+
+    def set_step_budget(self, steps: int) -> None:
+        """Bounds the control-stream steps one program launch may take (0: the runtime's default);
+        a launch past it fails with DeviceError TT_ERR_STEP_BUDGET."""
+        self._check(_lib.tt_device_set_step_budget(self._live(), int(steps)))
+
+    def cancel(self) -> None:
+        """From any thread: the launch running on this device stops at its next control step with
+        DeviceError TT_ERR_CANCELLED (no effect when none is running)."""
+        ptr = self._ptr
+        if ptr is not None:
+            _lib.tt_device_cancel(ptr)
 
     def close(self) -> None:
         """Frees everything on the device; its buffers and programs refuse further use. Memory

@@ -1,0 +1,296 @@
+"""Control flow: stablehlo.while, if and case become the runtime's control stream.
+
+A function with control flow is cut at its control ops into straight-line pieces; each piece is an
+ordinary graph, compiled like an entry function (`compile_graph`: fused, scheduled, memory
+planned, lowered). Values that cross a cut (loop-carried values, branch results, anything a
+later piece reads) live in *slots* of a state area at the start of the arena; every piece's own
+intermediates share the rest of the arena, since pieces run one at a time. The stream then says
+what runs when:
+
+    while:  COPY init -> S;  top: [cond piece] -> P;  BRANCH_IF_ZERO P -> exit;
+            [body piece] -> T;  COPY T -> S;  JUMP top;  exit:
+    if:     BRANCH_IF_ZERO pred -> else;  [true piece] -> R;  JUMP end;  else: [false piece] -> R
+    case:   [idx == k pieces] -> P_k;  BRANCH P_k -> branch k ...;  default: the last branch
+
+The body writes its results to fresh slots T and they are copied to S after it (double
+buffering: a body may read any carried value after writing another); a result that is its own
+carried value unchanged stays in place with no copy. Trip counts and conditions are device
+values: nothing returns to the host until the whole function is done.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from ..hlo_parser import ir
+from .graph import Node, np_dtype
+from .memory import ALIGN
+from .program import CompiledProgram, TensorSpec
+
+CONTROL = frozenset({"stablehlo.while", "stablehlo.if", "stablehlo.case"})
+
+
+def has_control(fn: ir.Function) -> bool:
+    return any(op.name in CONTROL for op in fn.body.ops)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a value crossing a cut lives: an entry input or output binding, or a state slot."""
+    kind: str   # 'in' | 'out' | 'state'
+    index: int  # binding-relative index ('state': 0)
+    offset: int
+    nbytes: int
+
+
+def _nbytes(t: object, opname: str, loc: object) -> int:
+    if not isinstance(t, ir.TensorType) or any(d is None for d in t.shape):
+        raise UnsupportedError(f"value of type {t} carried across control flow", opname, loc)
+    return int(np.prod(t.shape, dtype=np.int64)) * np_dtype(t.element).itemsize
+
+
+def _free(op: ir.Operation, out: dict[int, ir.Value]) -> None:
+    """Adds the values op reads that it does not define (its regions' captures included)."""
+    for v in op.operands:
+        out.setdefault(id(v), v)
+    for region in op.regions:
+        for block in region.blocks:
+            inner: dict[int, ir.Value] = {}
+            for o in block.ops:
+                _free(o, inner)
+            defined = {id(a) for a in block.args} | {id(r) for o in block.ops for r in o.results}
+            for k, v in inner.items():
+                if k not in defined:
+                    out.setdefault(k, v)
+
+
+class _Builder:
+    def __init__(self, sram_per_core: int) -> None:
+        self.sram = sram_per_core
+        self.pieces: list[tuple[object, list[Place], list[Place]]] = []  # (Segment, params, outputs)
+        self.steps: list[list] = []            # ['launch', piece, k] | ['branch', Place, target, if_zero]
+        self.state = 0                         # | ['jump', target] | ['copy', dst Place, src Place]
+
+    # ------------------------------------------------------------------ places and steps
+    def slot(self, t: object, opname: str, loc: object) -> Place:
+        n = _nbytes(t, opname, loc)
+        p = Place("state", 0, self.state, n)
+        self.state += (n + ALIGN - 1) // ALIGN * ALIGN
+        return p
+
+    def emit(self, step: list) -> list:
+        self.steps.append(step)
+        return step
+
+    def copy(self, src: Place, dst: Place) -> None:
+        if src != dst and dst.nbytes:
+            self.emit(["copy", dst, src])
+
+    def where(self, env: dict[int, Place], v: ir.Value, op: ir.Operation) -> Place:
+        if id(v) not in env:
+            raise UnsupportedError(f"value %{v.name} is not defined here", op.name, op.loc)
+        return env[id(v)]
+
+    # ------------------------------------------------------------------ blocks and pieces
+    def block(self, ops: list[ir.Operation], env: dict[int, Place], ret_places: list[Place]) -> None:
+        """Runs a block's ops (the last one returns its results) into ret_places."""
+        body, rets = ops[:-1], ops[-1].operands
+        need: list[set[int]] = [set() for _ in range(len(body) + 1)]
+        need[-1] = {id(v) for v in rets}
+        for i in range(len(body) - 1, -1, -1):
+            free: dict[int, ir.Value] = {}
+            _free(body[i], free)
+            need[i] = need[i + 1] | set(free)
+        piece: list[ir.Operation] = []
+        for i, op in enumerate(body):
+            if op.name not in CONTROL:
+                piece.append(op)
+                continue
+            exports = [r for o in piece for r in o.results if id(r) in need[i]]
+            self.piece(piece, env, exports, [self.slot(r.type, op.name, op.loc) for r in exports])
+            piece = []
+            getattr(self, "_" + op.name.split(".")[1])(op, env)
+        self.piece(piece, env, list(rets), ret_places, ops[-1])
+
+    def piece(self, ops: list[ir.Operation], env: dict[int, Place], exports: list[ir.Value],
+              places: list[Place], ret: ir.Operation | None = None) -> None:
+        """Compiles straight-line ops whose `exports` go to `places` (one launch per kernel)."""
+        from . import compile_graph
+        defined = {id(r) for o in ops for r in o.results}
+        pairs = [(v, p) for v, p in zip(exports, places)
+                 if id(v) in defined or self.where(env, v, ret or ops[-1]) != p]
+        if pairs:
+            free: dict[int, ir.Value] = {}
+            for o in ops:
+                _free(o, free)
+            for v, _ in pairs:
+                free.setdefault(id(v), v)
+            args = [v for k, v in free.items() if k not in defined]
+            at = ret or (ops[-1] if ops else None)
+            arg_places = [self.where(env, v, at) for v in args]
+            fn = ir.Function(f"piece{len(self.pieces)}", args, [v.type for v, _ in pairs],
+                             ir.Block([], ops + [ir.Operation("func.return", [v for v, _ in pairs], [])]))
+            seg = compile_graph(fn, self.sram, prefix=f"p{len(self.pieces)}k")
+            n = len(self.pieces)
+            self.pieces.append((seg, arg_places, [p for _, p in pairs]))
+            for k in range(len(seg.codes)):
+                self.emit(["launch", n, k])
+        for v, p in zip(exports, places):
+            env[id(v)] = p
+
+    # ------------------------------------------------------------------ control ops
+    def _while(self, op: ir.Operation, env: dict[int, Place]) -> None:
+        cond, body = (r.blocks[0] for r in op.regions)
+        carried = [self.slot(v.type, op.name, op.loc) for v in op.operands]
+        for v, s in zip(op.operands, carried):
+            self.copy(self.where(env, v, op), s)
+        # A carried value the body returns unchanged is the init value in every iteration: work
+        # reading only such values and outer ones is done once, before the loop.
+        fixed = {id(a): self.where(env, v, op) for a, v, r in zip(body.args, op.operands, body.ops[-1].operands)
+                 if r is a}
+        scope = env | fixed
+        ops = self._hoist(body.ops, scope)
+        env.update((k, p) for k, p in scope.items() if k not in fixed)  # the hoisted results
+        top = len(self.steps)
+        inner = dict(env) | {id(a): s for a, s in zip(cond.args, carried)}
+        pred = self.slot(cond.ops[-1].operands[0].type, op.name, op.loc)
+        self.block(cond.ops, inner, [pred])
+        exit_ = self.emit(["branch", pred, None, True])
+        inner = dict(env) | {id(a): s for a, s in zip(body.args, carried)}
+        rets = ops[-1].operands
+        nxt = [s if r is a else self.slot(a.type, op.name, op.loc)
+               for r, a, s in zip(rets, body.args, carried)]
+        self.block(ops, inner, nxt)
+        for t, s in zip(nxt, carried):
+            self.copy(t, s)
+        self.emit(["jump", top])
+        exit_[2] = len(self.steps)
+        for r, s in zip(op.results, carried):
+            env[id(r)] = s
+
+    def _hoist(self, ops: list[ir.Operation], env: dict[int, Place]) -> list[ir.Operation]:
+        """Computes the body's loop-invariant ops (all they read is defined outside the loop, or
+        invariant) once, before the loop; returns the rest. Leaves (constants, iota) stay: inside
+        the body they fuse into their readers as immediates."""
+        invariant: set[int] = set()
+        hoisted, rest = [], []
+        for op in ops[:-1]:
+            free: dict[int, ir.Value] = {}
+            _free(op, free)
+            if op.name not in CONTROL and op.operands and all(k in env or k in invariant for k in free):
+                hoisted.append(op)
+                invariant.update(id(r) for r in op.results)
+            else:
+                rest.append(op)
+        if hoisted:
+            used: dict[int, ir.Value] = {}
+            for op in rest + ops[-1:]:
+                _free(op, used)
+            exports = [r for op in hoisted for r in op.results if id(r) in used]
+            self.piece(hoisted, env, exports, [self.slot(r.type, "stablehlo.while", None) for r in exports])
+        return rest + ops[-1:]
+
+    def _branches(self, op: ir.Operation, env: dict[int, Place], preds: list[Place]) -> None:
+        """Runs region k when preds[k] is nonzero (the first such), else the last region."""
+        results = [self.slot(r.type, op.name, op.loc) for r in op.results]
+        jumps = [self.emit(["branch", p, None, False]) for p in preds]
+        ends = []
+        for k in [len(op.regions) - 1] + list(range(len(preds))):
+            if k < len(preds):
+                jumps[k][2] = len(self.steps)
+            self.block(op.regions[k].blocks[0].ops, dict(env), results)
+            ends.append(self.emit(["jump", None]))
+        for j in ends:
+            j[1] = len(self.steps)
+        for r, s in zip(op.results, results):
+            env[id(r)] = s
+
+    def _if(self, op: ir.Operation, env: dict[int, Place]) -> None:
+        # regions: (true, false); "the last region" is the false one
+        self._branches(op, env, [self.where(env, op.operands[0], op)])
+
+    def _case(self, op: ir.Operation, env: dict[int, Place]) -> None:
+        # index k < 0 or >= N runs the last branch (StableHLO spec): compute idx == k on the device
+        idx = op.operands[0]
+        ops, preds = [], []
+        i1 = ir.TensorType((), "i1")
+        for k in range(len(op.regions) - 1):
+            c = ir.Value(f"case_k{k}", idx.type)
+            ops.append(ir.Operation("stablehlo.constant", [], [c],
+                                    {"value": ir.DenseElements(idx.type, np.array(k))}, loc=op.loc))
+            eq = ir.Value(f"case_eq{k}", i1)
+            ops.append(ir.Operation("stablehlo.compare", [idx, c], [eq],
+                                    {"comparison_direction": ir.EnumAttr("stablehlo", "comparison_direction", "EQ")},
+                                    loc=op.loc))
+            preds.append(eq)
+        places = [self.slot(i1, op.name, op.loc) for _ in preds]
+        self.piece(ops, env, preds, places)
+        self._branches(op, env, places)
+
+
+def compile_function(main: ir.Function, sram_per_core: int) -> CompiledProgram:
+    """An entry function with control flow (calls inlined, in its regions too) as pieces and a
+    control stream."""
+    from . import assemble
+    b = _Builder(sram_per_core)
+    env = {id(a): Place("in", i, 0, _nbytes(a.type, "func.func", main.loc)) for i, a in enumerate(main.args)}
+    ops = main.body.ops
+    outs = [Place("out", j, 0, _nbytes(v.type, "func.return", main.loc)) for j, v in enumerate(ops[-1].operands)]
+    b.block(ops, env, outs)
+
+    consts: list[Node] = []
+    const_base = []
+    for seg, _, _ in b.pieces:
+        const_base.append(len(consts))
+        consts += seg.consts
+    state = (b.state + ALIGN - 1) // ALIGN * ALIGN
+    arena = state + max((seg.arena for seg, _, _ in b.pieces), default=0)
+    nin, nout = len(main.args), len(outs)
+    arena_b = nin + nout + len(consts)
+
+    def bind(p: Place) -> tuple[int, int]:
+        return {"in": p.index, "out": nin + p.index, "state": arena_b}[p.kind], p.offset
+
+    segments = []
+    for (seg, params, outputs), cb in zip(b.pieces, const_base):
+        def binding(node: Node, seg=seg, params=params, outputs=outputs, cb=cb) -> tuple[int, int]:
+            s = seg.storage(node)
+            if s.kind == "in":
+                return bind(params[s.index])
+            if s.kind == "out":
+                return bind(outputs[s.index])
+            if s.kind == "const":
+                return nin + nout + cb + s.index, 0
+            return arena_b, state + s.offset
+        segments.append((seg.codes, binding))
+    first = [0]
+    for seg, _, _ in b.pieces:
+        first.append(first[-1] + len(seg.codes))
+    steps = []
+    for s in b.steps:
+        if s[0] == "launch":
+            steps.append(f"{{TT_CTL_LAUNCH, {first[s[1]] + s[2]}u, 0, 0, 0, 0, 0, 0, 0}}")
+        elif s[0] == "jump":
+            steps.append(f"{{TT_CTL_JUMP, {s[1]}u, 0, 0, 0, 0, 0, 0, 0}}")
+        elif s[0] == "branch":
+            bb, off = bind(s[1])
+            flag = "TT_BRANCH_IF_ZERO" if s[3] else "0"
+            steps.append(f"{{TT_CTL_BRANCH, {s[2]}u, {bb}u, 0, {off}ull, 0, {s[1].nbytes}ull, {flag}, 0}}")
+        else:
+            (db, doff), (sb, soff) = bind(s[1]), bind(s[2])
+            steps.append(f"{{TT_CTL_COPY, 0, {db}u, {sb}u, {doff}ull, {soff}ull, {s[1].nbytes}ull, 0, 0}}")
+    binding_bytes = [_nbytes(a.type, "func.func", main.loc) for a in main.args] + [p.nbytes for p in outs] + \
+        [c.nbytes for c in consts] + [arena]
+    source, kernels = assemble(segments, binding_bytes, steps or ["{TT_CTL_HALT, 0, 0, 0, 0, 0, 0, 0, 0}"])
+    return CompiledProgram(
+        source=source,
+        inputs=[TensorSpec(tuple(a.type.shape), np_dtype(a.type.element)) for a in main.args],
+        outputs=[TensorSpec(tuple(v.type.shape), np_dtype(v.type.element)) for v in ops[-1].operands],
+        constants=[np.ascontiguousarray(c.attrs["value"]) for c in consts],
+        arena_bytes=arena,
+        kernels=kernels,
+        binding_bytes=binding_bytes,
+        live_peak_bytes=state + max((seg.live for seg, _, _ in b.pieces), default=0),
+    )
