@@ -16,7 +16,7 @@ from .access import Access
 from .dtypes import CTYPE, VTYPE
 from .fuse import access_of
 from .graph import EXACT, FLOATS, SIGNED, UNSIGNED, VIEWS, Node
-from .ops import convert_expr, rounding  # noqa: F401  (lower.py takes convert_expr from here)
+from .ops import rounding
 from .ops import cost as op_cost, render as render_op
 
 PRELUDE = (Path(__file__).parent / "prelude.c").read_text()

@@ -23,11 +23,12 @@ import numpy as np
 from ..errors import UnsupportedError
 from . import loopir as L
 from .access import Access, collapse, row_major
-from .codegen import (CTYPE, VTYPE, Emitter, Leaf, _simple_combiner, _with_nan, collect_leaves, convert_expr,
-                      literal, load_expr, store_expr)
+from .codegen import Emitter, Leaf, _simple_combiner, _with_nan, collect_leaves, literal, load_expr, store_expr
+from .dtypes import CTYPE, VTYPE
 from .fuse import (Kernel, _same_order, access_of, dot_groups, dot_out_groups, group_strides, inline_tree,
                    memoryless)
 from .graph import FLOATS, VIEWS, Node, itemsize
+from .ops import convert_expr
 
 CHUNK = 1024       # elements per block of a loop kernel (1 tile): its pages (4 KiB of f32 each) stay in
                    # the host's L1 (one host thread, ELU on 4M f32: about 1.3x faster than 4096)

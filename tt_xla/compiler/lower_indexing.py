@@ -21,7 +21,8 @@ import numpy as np
 
 from . import loopir as L
 from .access import collapse, row_major
-from .codegen import CTYPE, VTYPE, load_expr, store_expr
+from .codegen import load_expr, store_expr
+from .dtypes import CTYPE, VTYPE
 from .fuse import Kernel, read_access
 from .graph import Node, itemsize
 from .lower import CHUNK, MIN_BLOCK, IREmitter, _base, _check_fits, _decode, region_names

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import loopir as L
-from .codegen import CTYPE, VTYPE, literal, load_expr, store_expr
+from .codegen import literal, load_expr, store_expr
+from .dtypes import CTYPE, VTYPE
 from .fuse import Kernel, read_access
 from .graph import itemsize, scalar_const
 from .lower import CHUNK, IREmitter, region_names

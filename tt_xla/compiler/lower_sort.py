@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import loopir as L
-from .codegen import CTYPE, VTYPE, load_expr, store_expr
+from .codegen import load_expr, store_expr
+from .dtypes import CTYPE, VTYPE
 from .access import row_major
 from .fuse import Kernel, read_access
 from .graph import itemsize
