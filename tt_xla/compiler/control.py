@@ -30,6 +30,9 @@ from .memory import ALIGN
 from .program import CompiledProgram, TensorSpec
 
 CONTROL = frozenset({"stablehlo.while", "stablehlo.if", "stablehlo.case"})
+# Ops whose result is larger than what they read: cheaper to recompute in their readers than to
+# hoist out of a loop and read back from DRAM every iteration.
+EXPANDING = frozenset({"stablehlo.broadcast_in_dim", "stablehlo.broadcast"})
 
 
 def has_control(fn: ir.Function) -> bool:
@@ -49,6 +52,15 @@ def _nbytes(t: object, opname: str, loc: object) -> int:
     if not isinstance(t, ir.TensorType) or any(d is None for d in t.shape):
         raise UnsupportedError(f"value of type {t} carried across control flow", opname, loc)
     return int(np.prod(t.shape, dtype=np.int64)) * np_dtype(t.element).itemsize
+
+
+def _is_leaf(op: ir.Operation, leaves: dict[int, ir.Operation]) -> bool:
+    """A constant, iota, or broadcast of a leaf: recomputed where it is read, never stored."""
+    if op.regions or len(op.results) != 1:
+        return False
+    if op.name in ("stablehlo.constant", "stablehlo.iota"):
+        return True
+    return op.name in EXPANDING and all(id(v) in leaves for v in op.operands)
 
 
 def _free(op: ir.Operation, out: dict[int, ir.Value]) -> None:
@@ -104,13 +116,25 @@ class _Builder:
             _free(body[i], free)
             need[i] = need[i + 1] | set(free)
         piece: list[ir.Operation] = []
+        leaves: dict[int, ir.Operation] = {}   # by result id: constants and their broadcasts
         for i, op in enumerate(body):
             if op.name not in CONTROL:
                 piece.append(op)
+                if _is_leaf(op, leaves):
+                    leaves[id(op.results[0])] = op
                 continue
-            exports = [r for o in piece for r in o.results if id(r) in need[i]]
+            # A leaf the control op does not read is not stored across the cut (a splat constant
+            # would become a materialized array): the later pieces compute it again as an immediate.
+            reads: dict[int, ir.Value] = {}
+            _free(op, reads)
+            exports = [r for o in piece for r in o.results
+                       if id(r) in need[i] and (id(r) not in leaves or id(r) in reads)]
             self.piece(piece, env, exports, [self.slot(r.type, op.name, op.loc) for r in exports])
-            piece = []
+            wanted = {k for k in leaves if k in need[i + 1]}
+            for k in reversed(list(leaves)):    # and the leaves those are broadcasts of
+                if k in wanted:
+                    wanted.update(id(v) for v in leaves[k].operands)
+            piece = [o for k, o in leaves.items() if k in wanted]
             getattr(self, "_" + op.name.split(".")[1])(op, env)
         self.piece(piece, env, list(rets), ret_places, ops[-1])
 
@@ -173,13 +197,15 @@ class _Builder:
     def _hoist(self, ops: list[ir.Operation], env: dict[int, Place]) -> list[ir.Operation]:
         """Computes the body's loop-invariant ops (all they read is defined outside the loop, or
         invariant) once, before the loop; returns the rest. Leaves (constants, iota) stay: inside
-        the body they fuse into their readers as immediates."""
+        the body they fuse into their readers as immediates; so do broadcasts (jax.random's
+        threefry broadcasts its key words to the counters' shape: hoisted, each would be a
+        materialized array read back every iteration instead of a scalar read in place)."""
         invariant: set[int] = set()
         hoisted, rest = [], []
         for op in ops[:-1]:
             free: dict[int, ir.Value] = {}
             _free(op, free)
-            if op.name not in CONTROL and op.operands and all(k in env or k in invariant for k in free):
+            if op.name not in CONTROL and op.name not in EXPANDING and op.operands and all(k in env or k in invariant for k in free):
                 hoisted.append(op)
                 invariant.update(id(r) for r in op.results)
             else:
