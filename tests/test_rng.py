@@ -36,3 +36,23 @@ def test_rng_bit_generator_u32_key():
     k = np.array([5, 0, 0xFFFFFFFF, 3], np.uint32)
     _same(lambda k: lax.rng_bit_generator(k, (4, 9), jnp.uint32, algorithm=A.RNG_THREE_FRY), k)
 
+
+
+# jax.random's distributions whose math is exact arithmetic plus log/log1p/sqrt (XLA:CPU's
+# sequences in decompose.py): CPU JAX's bits for the same key. (beta, dirichlet and
+# truncated_normal also use exp or erf, whose last bit differs: docs/math.md.)
+DISTRIBUTIONS = {
+    "normal": lambda k: jax.random.normal(k, (1000, 3)),
+    "normal_bf16": lambda k: jax.random.normal(k, (4097,), jnp.bfloat16),
+    "gamma": lambda k: jax.random.gamma(k, 2.5, (500,)),
+    "gamma_small_alpha": lambda k: jax.random.gamma(k, 0.3, (500,)),
+    "exponential": lambda k: jax.random.exponential(k, (1000,)),
+    "gumbel": lambda k: jax.random.gumbel(k, (1000,)),
+    "laplace": lambda k: jax.random.laplace(k, (1000,)),
+    "poisson": lambda k: jax.random.poisson(k, 3.0, (500,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DISTRIBUTIONS))
+def test_jax_random_distribution_bit_exact(name):
+    _same(DISTRIBUTIONS[name], jax.random.key_data(jax.random.PRNGKey(7)))

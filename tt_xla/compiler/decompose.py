@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from .graph import Graph, Node, const, ew
-from .ranges import value_range
+from .ranges import float_const, value_range
 from .rewrite import rewrite
 
 TRANSCENDENTAL = {"exp", "expm1", "log", "log1p", "tanh", "logistic", "erf", "rsqrt",
@@ -196,8 +198,28 @@ def _expm1_halved(x: E, poly: list[float] = EXPM1_POLY) -> E:
     return with_sign_of(g * g.fma(0.25, 1.0), x)
 
 
+def _nonpositive_part(x: E) -> tuple[Node, E] | None:
+    """(p, y) when x is select(p, 0, y) with p = y > 0 (or y >= 0), as ELU writes the argument of
+    its expm1: the lanes where p holds are 0 and the others y <= 0 or NaN."""
+    n = x.n
+    zero = float_const(n.inputs[1]) if n.op == "select" else None
+    if zero != 0.0 or math.copysign(1.0, zero) < 0:   # expm1(-0) would be -0
+        return None
+    p, y = n.inputs[0], n.inputs[2]
+    if p.op == "cmp" and p.attrs.get("dir") in ("GT", "GE") and p.inputs[0] is y and float_const(p.inputs[1]) == 0.0:
+        return p, E(y)
+    return None
+
+
 def expm1(x: E, prec: Precision | None = None) -> E:
     prec = prec or F32_MATH
+    part = _nonpositive_part(x)
+    if part is not None:
+        # expm1(select(p, 0, y)) = select(p, 0, expm1(y)), and expm1(y) is only read where y <= 0
+        # (or NaN): so it needs only the lower clamp, and no select before it (ELU: 19 -> 14 ops;
+        # simplify merges ELU's outer select(p, x, .) with this one)
+        p, y = part
+        return select(E(p), 0.0, _expm1_core(y.max(-88.0), False, prec.expm1))
     lo, hi = x.range()   # ELU's argument is select(x > 0, 0, x): hi = 0, no overflow handling
     xc = x.max(-88.0) if lo < -88.0 else x     # keeps n >= -127: 2^n >= 0, result -1
     if hi <= 0.0:
@@ -207,20 +229,50 @@ def expm1(x: E, prec: Precision | None = None) -> E:
     return _expm1_halved(xc.min(88.8), prec.expm1)   # past 88.72 the result rounds to inf by itself
 
 
-# log(1 + f) = f * P(f) on f in [sqrt(1/2) - 1, sqrt(2) - 1], degree 8: 2.0e-7 relative
-# (degree 7: 3.1e-7, which is 3.6 ulp for results just below a power of two)
-LOG_POLY = [0.08722243458032608, -0.14366787672042847, 0.1495228260755539, -0.16562402248382568,
-            0.19956833124160767, -0.25002074241638184, 0.3333418667316437, -0.49999988079071045, 1.0]
+def _f32(bits: int) -> float:
+    return float(np.array(bits, np.uint32).view(np.float32))
+
+
+# log and log1p are XLA:CPU's own sequences (jaxlib's xla/codegen/intrinsic log and log1p: Cephes'
+# logf as Eigen writes it, read from the LLVM IR and object code XLA:CPU emits), operation for
+# operation and with FMAs exactly where LLVM contracts a multiply into an add: so the results
+# are CPU JAX's to the bit, and jax.random's normal (erf_inv = a polynomial in log1p) and gamma
+# (log) give CPU JAX's numbers. (Max ulp error: docs/math.md; they are also more accurate than
+# the degree-8 form they replaced.) Every multiply whose only reader is an add is written as an
+# FMA here or reads into an FMA's addend, so the host compiler's contraction has nothing to choose.
 SQRT_HALF_BITS = 0x3F3504F3     # f32 bits of sqrt(1/2)
+LOG_P = [[_f32(0x3D9021BB), _f32(0xBDEBD1B8), _f32(0x3DEF251A)],   # three interleaved chains
+         [_f32(0xBDFE5D4F), _f32(0x3E11E9BF), _f32(0xBE2AAE50)],
+         [_f32(0x3E4CCEAC), _f32(0xBE7FFFFC), _f32(0x3EAAAAAA)]]
+LOG_LN2_HI, LOG_LN2_LO = _f32(0x3F318000), _f32(0xB95E8083)
+# log1p(x) = x - x^2/2 + x^3 N(x)/Q(x) for |x| < sqrt(2) - 1
+LOG1P_SMALL = _f32(0x3ED413CD)
+LOG1P_N = [4.527e-05, _f32(0x3EFF40C5), _f32(0x40D284FA), _f32(0x41EF4B9C), _f32(0x4273CC76),
+           _f32(0x426473AD), _f32(0x41A05101)]
+LOG1P_Q = [1.0, _f32(0x417101AD), _f32(0x42A6185B), _f32(0x435DC32D), _f32(0x439A8CA3),
+           _f32(0x43586D8A), _f32(0x42707982)]
 
 
 def _log_reduce(u: E) -> tuple[E, E, E]:
-    """(e, f, k << 23) with u = 2^e (1 + f), 1 + f in [sqrt(1/2), sqrt(2)), from the bits of
-    u > 0 (normal, finite): integer ops only, no select."""
+    """(e, f, k << 23) with u = 2^e (1 + f), 1 + f in [sqrt(1/2), sqrt(2)), from the bits of u
+    (normal, positive, finite). XLA takes m in [0.5, 1) from the bits and doubles it (e - 1) when
+    below sqrt(1/2), with two selects; subtracting the bits of sqrt(1/2) before the shift gives
+    the same e and f (both exact) with integer ops only."""
     b = u.bits()
     k = (b - SQRT_HALF_BITS) >> 23
     k23 = k << 23
     return k.to("f32", fast=True), (b - k23).f32() - 1.0, k23
+
+
+def _log_poly(e: E, f: E, extra: E | None = None) -> E:
+    """e ln2 + log(1 + f) (+ extra, a term below f's last bits) = e ln2 + f - f^2/2 + f^3 P(f),
+    P of degree 8 in three interleaved chains on f^3, as XLA evaluates it."""
+    f2 = f * f
+    f3 = f2 * f
+    p = [f.fma(c[0], c[1]).fma(f, c[2]) for c in LOG_P]
+    t = p[0].fma(f3, p[1]).fma(f3, p[2])
+    y = t.fma(f3, e * LOG_LN2_LO if extra is None else e.fma(LOG_LN2_LO, extra))
+    return e.fma(LOG_LN2_HI, f2.fma(-0.5, f) + y)
 
 
 def _log_specials(x: E, y: E, nan_in_y: bool = False) -> E:
@@ -239,11 +291,28 @@ def _log_specials(x: E, y: E, nan_in_y: bool = False) -> E:
 
 def log(x: E) -> E:
     e, f, _ = _log_reduce(x)
-    y = e.fma(LN2_HI, e.fma(LN2_LO, f * horner(f, LOG_POLY)))
-    return _log_specials(x, y)
+    return _log_specials(x, _log_poly(e, f))
 
 
 def log1p(x: E) -> E:
+    """XLA's: log(1 + x) rounded, except for |x| < sqrt(2) - 1, where it is x - x^2/2 + x^3
+    N(x)/Q(x) (-0 comes out as -0: x + (-0 + -0)). Both are computed and one selected, with a
+    division: 51 ops. When x is itself one of this module's approximations (softplus's
+    log1p(exp(-|x|))), whose last bit already differs from XLA's, there is no bit-exactness to
+    keep, and `_log1p_compensated` does it in 40."""
+    if x.n.attrs.get("approximation"):
+        return _log1p_compensated(x)
+    x2 = x * x
+    small = x + x2.fma(-0.5, (x * x2) * (horner(x, LOG1P_N) / horner(x, LOG1P_Q)))
+    lo, hi = x.range()
+    if -LOG1P_SMALL < lo and hi < LOG1P_SMALL:
+        return small
+    u = x + 1.0
+    e, f, _ = _log_reduce(u)
+    return select(x.u("abs").cmp("LT", LOG1P_SMALL), small, _log_specials(u, _log_poly(e, f)))
+
+
+def _log1p_compensated(x: E) -> E:
     """log(u) + c/u with u = 1 + x rounded and c = x - (u - 1) its rounding error (exact), c/u
     taken as c * 2^-e (the 1/(1+f) factor changes it by less than half an ulp of the result)."""
     u = x + 1.0
@@ -252,8 +321,7 @@ def log1p(x: E) -> E:
     # 2^-e: the bits of 1.0 minus e << 23 (e = 128, where c = 0, would give -inf: capped)
     cap = k23.min(0x3F800000) if x.range()[1] > 1e38 else k23
     scale = (E.c(0x3F800000, k23, "i32") - cap).f32()
-    y = e.fma(LN2_HI, e.fma(LN2_LO, f.fma(horner(f, LOG_POLY), c * scale)))
-    return with_sign_of(_log_specials(u, y, nan_in_y=True), x)     # c is NaN for a NaN x
+    return with_sign_of(_log_specials(u, _log_poly(e, f, c * scale), nan_in_y=True), x)  # c is NaN for a NaN x
 
 
 def copysign(mag: E, sign: E) -> E:
@@ -307,6 +375,9 @@ def round_away(x: E) -> E:
 
 F32_MATH = Precision(EXP_POLY, EXPM1_POLY, (9.0, TANH_P, TANH_Q), exact_ln2=True)
 PRECISION_AWARE = {"exp", "expm1", "tanh", "logistic"}
+# The functions written as XLA:CPU computes them (its f32 results to the bit); the others' results
+# are marked as approximations (attrs["approximation"]) for what is applied to them.
+XLA_EXACT = {"log", "log1p", "rsqrt", "round_away"}
 RULES = {"exp": exp, "expm1": expm1, "log": log, "log1p": log1p, "tanh": tanh,
          "logistic": logistic, "erf": erf, "rsqrt": rsqrt, "round_away": round_away, "exp2": exp2}
 
@@ -334,6 +405,8 @@ def _decompose(n: Node) -> Node:
          else RULES[n.op](E(x))).n
     if n.op in RESULT_RANGE:
         y.attrs["range"] = RESULT_RANGE[n.op](*value_range(x))
+    if n.op not in XLA_EXACT:
+        y.attrs["approximation"] = n.op
     if n.dtype != "f32":
         y = ew("convert", [y], dtype=n.dtype)
     y.loc = n.loc

@@ -82,6 +82,17 @@ def _select_same(n: Node) -> Node | None:
     return n.inputs[1] if n.inputs[1] is n.inputs[2] else None
 
 
+def _select_nested(n: Node) -> Node | None:
+    """select(p, a, select(p, b, c)) is select(p, a, c) (and the mirror image): ELU's
+    select(x > 0, x, expm1(...)) around the select(x > 0, 0, expm1(x)) decompose makes."""
+    p, a, b = n.inputs
+    if b.op == "select" and b.inputs[0] is p:
+        return Node("select", [p, a, b.inputs[2]], n.shape, n.dtype, dict(n.attrs), n.loc)
+    if a.op == "select" and a.inputs[0] is p:
+        return Node("select", [p, a.inputs[1], b], n.shape, n.dtype, dict(n.attrs), n.loc)
+    return None
+
+
 def _select_const(n: Node) -> Node | None:
     p = scalar_const(n.inputs[0])
     return None if p is None else (n.inputs[1] if bool(p) else n.inputs[2])
@@ -178,6 +189,7 @@ PATTERNS = Patterns([
     Pattern(_ops("div"), _div_broadcast),
     Pattern(_ops("select"), _select_same),
     Pattern(_ops("select"), _select_const),
+    Pattern(_ops("select"), _select_nested),
     Pattern(frozenset(k for k, op in OPS.items() if op.commutative), _const_second),  # constants second
     Pattern(frozenset(k for k, op in OPS.items() if op.idempotent), _idempotent),
     Pattern(_ops("convert"), _convert_roundtrip),
