@@ -157,9 +157,9 @@ def test_transcendental_op_counts():
         assert k.vector_ops <= bound, f"{name}: {k.vector_ops} vector ops per element > {bound}"
 
 
-# log and log1p are XLA:CPU's operation sequences (decompose.py), so they, and what jax builds on
+# log, log1p and erf are XLA:CPU's operation sequences (decompose.py), so they, and what jax builds on
 # them with exact arithmetic (erf_inv: jax.random.normal), give CPU JAX's bits.
-XLA_EXACT = {"log": jnp.log, "log1p": jnp.log1p, "erf_inv": jax.lax.erf_inv,
+XLA_EXACT = {"log": jnp.log, "log1p": jnp.log1p, "erf_inv": jax.lax.erf_inv, "erf": jax.lax.erf,
              "log_of_product": lambda x: jnp.log(x * x + 0.5)}
 
 

@@ -461,7 +461,8 @@ OPS: dict[str, Op] = _rows(
     _unary_fn("tanh", "tanh", ("tanh",)),
     Op("logistic", 1, lambda n, a: f"(1.0 / (1.0 + exp(-{a[0]})))", ("logistic",), operands="float",
        cost=LIBM_COST),
-    _unary_fn("erf", "erf", ("erf",)),
+    # folded correctly rounded, as XLA's constant folding does (truncated_normal's erf(bound))
+    _unary_fn("erf", "erf", ("erf",), fold=_np(np.vectorize(math.erf, otypes=[np.float64]), ints=False)),
     _unary_fn("sin", "sin", ("sine",)),
     _unary_fn("cos", "cos", ("cosine",)),
     _unary_fn("tan", "tan", ("tan",)),
