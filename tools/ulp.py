@@ -48,6 +48,7 @@ def ops() -> dict:
         "log1p": (jnp.log1p, np.log1p), "tanh": (jnp.tanh, np.tanh),
         "logistic": (jax.nn.sigmoid, _logistic64), "erf": (jax.lax.erf, _erf64),
         "exp2": (jnp.exp2, np.exp2), "elu": (jax.nn.elu, _elu64),
+        "softplus": (jax.nn.softplus, lambda x: np.logaddexp(0.0, x)),   # log1p's compensated form
     }
 
 

@@ -66,6 +66,28 @@ def _mul_one(n: Node) -> Node | None:
     return None
 
 
+def _scaled_offset(n: Node) -> Node | None:
+    """(a + c1) * c2 with c2 a power of two and a bounded is one FMA, a * c2 + c1 c2, with the
+    same bits: scaling by 2^k commutes with rounding away from overflow and underflow (GELU's
+    0.5 (1 + tanh(.)))."""
+    from .ranges import value_range  # ranges reads the op table through graph
+    if n.dtype != "f32" or n.inputs[0].op != "add":
+        return None
+    c2, c1 = scalar_const(n.inputs[1]), scalar_const(n.inputs[0].inputs[1])
+    if c2 is None or c1 is None:
+        return None
+    c2, c1 = float(c2), float(c1)
+    if not (np.isfinite(c2) and c2 != 0 and np.frexp(c2)[0] in (0.5, -0.5) and 2.0 ** -60 < abs(c2) < 2.0 ** 60
+            and np.isfinite(c1) and (c1 == 0 or 2.0 ** -60 < abs(c1) < 2.0 ** 60)):
+        return None
+    a = n.inputs[0].inputs[0]
+    lo, hi = value_range(a)
+    if not (-2.0 ** 60 < lo and hi < 2.0 ** 60):
+        return None
+    return Node("fma", [a, const(c2, "f32", n.shape, n.loc), const(c1 * c2, "f32", n.shape, n.loc)],
+                n.shape, n.dtype, {}, n.loc)
+
+
 def _div_broadcast(n: Node) -> Node | None:
     """a / broadcast(b) = a * broadcast(1 / b): one division per element of b, not of a.
     XLA:CPU rewrites it the same way, so results (e.g. 7 / 3 = 2.3333335) match it."""
@@ -186,6 +208,7 @@ def _ops(*names: str) -> frozenset[str]:
 PATTERNS = Patterns([
     Pattern(frozenset(OPS), _fold),
     Pattern(_ops("mul"), _mul_one),
+    Pattern(_ops("mul"), _scaled_offset),
     Pattern(_ops("div"), _div_broadcast),
     Pattern(_ops("select"), _select_same),
     Pattern(_ops("select"), _select_const),
