@@ -140,6 +140,9 @@ def _fold_cases():
             yield pytest.param(name, t, id=f"{name}-{t}")
 
 
+FOLDED_AS_XLA = {"erf": jax.lax.erf}
+
+
 @pytest.mark.parametrize("name,t", list(_fold_cases()))
 def test_fold_matches_the_device(name, t):
     """Each row's constant fold gives what its C rendering computes (denormal results aside:
@@ -151,6 +154,11 @@ def test_fold_matches_the_device(name, t):
         want = run(program("stablehlo." + r.hlo[0], [t] * r.arity, out_t, xs[0].size), *xs)
     except UnsupportedError:
         pytest.skip(f"{name} on {t} is not supported")
+    if name in FOLDED_AS_XLA and t == "f32":
+        # folded correctly rounded, as XLA's constant folding does (its runtime erf differs in
+        # the last bit, like ours): the fold must match XLA's fold
+        fn = FOLDED_AS_XLA[name]
+        want = np.array([np.asarray(jax.jit(lambda v=v: fn(jnp.float32(v)))()) for v in xs[0]], np.float32)
     got = []
     for vals in zip(*xs):
         node = Node(name, [const(v, t) for v in vals], (), out_t)
