@@ -148,6 +148,13 @@ def _minmax(op: str) -> Render:
     return render
 
 
+def _daz(dt: str, x: str) -> str:
+    """x with a denormal read as a zero of its sign, as XLA:CPU's arithmetic does (DAZ), for
+    helpers that return x itself for tiny or zero x and so never touch the FPU's DAZ mode."""
+    tiny = "0x1p-1022" if dt == "f64" else "0x1p-126f"
+    return f"(fabs{fsuffix(dt)}({x}) < {tiny} ? {x} * 0 : {x})"
+
+
 def _float_fn(fn: str, ftz: bool = False) -> Render:
     """A libm function (or builtin) of the float operands, in the result's precision. `ftz`:
     read a denormal operand as a zero of its sign first, as XLA:CPU's arithmetic does under
@@ -158,8 +165,7 @@ def _float_fn(fn: str, ftz: bool = False) -> Render:
         if dt not in FLOATS:
             raise _unsupported(n)
         if ftz:
-            tiny = "0x1p-1022" if dt == "f64" else "0x1p-126f"
-            a = [f"(fabs{fsuffix(dt)}({x}) < {tiny} ? {x} * 0 : {x})" for x in a]
+            a = [_daz(dt, x) for x in a]
         return f"{fn}{fsuffix(dt)}({', '.join(a)})"
     return render
 
@@ -175,8 +181,8 @@ def _abs(n: "Node", a: list[str]) -> str:
 
 
 def _sign(n: "Node", a: list[str]) -> str:
-    if n.dtype in FLOATS:
-        return f"k_sign{'d' if n.dtype == 'f64' else 'f'}({a[0]})"
+    if n.dtype in FLOATS:  # a denormal is a zero of its sign (DAZ), as on XLA:CPU
+        return f"k_sign{'d' if n.dtype == 'f64' else 'f'}({_daz(n.dtype, a[0])})"
     return f"({CTYPE[n.dtype]})(({a[0]} > 0) - ({a[0]} < 0))"
 
 
