@@ -18,7 +18,7 @@ from .rng import rng_bit_generator
 from .special import FUNCTIONS as SPECIAL_FUNCTIONS, expand as expand_special
 
 SUPPORTED_TYPES = {"i1", "i8", "i16", "i32", "i64", "ui8", "ui16", "ui32", "ui64",
-                   "f16", "bf16", "f32", "f64"}
+                   "f16", "bf16", "f32", "f64"} | FLOATS  # FLOATS: with the fp8 types
 
 
 class Legalizer:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser.ir import numpy_dtype
-from .dtypes import BITS, CTYPE, FLOAT_FORMAT, FLOATS, INTS, UTYPE, VTYPE
+from .dtypes import BITS, CTYPE, F8, FLOAT_FORMAT, FLOATS, INTS, UTYPE, VTYPE, f8_args, f8_round
 
 if TYPE_CHECKING:
     from .graph import Node
@@ -72,6 +72,8 @@ def _unsupported(n: "Node") -> UnsupportedError:
 
 
 def rounding(dt: str, v: str) -> str:
+    if dt in F8:
+        return f8_round(dt, v)
     return {"bf16": f"k_round_bf16({v})", "f16": f"k_round_f16({v})"}.get(dt, v)
 
 
@@ -82,7 +84,7 @@ def convert_expr(src: str, dt: str, x: str, fast: bool = False) -> str:
         if fast:
             return f"({CTYPE[dt]})({x})"
         return f"k_{'d' if src == 'f64' else 'f'}2{_ik(dt)}({x})"
-    if dt in ("bf16", "f16"):
+    if dt in ("bf16", "f16") or dt in F8:
         return f"(float)({x})" if fast else rounding(dt, f"(float)({x})")
     return f"({VTYPE[dt]})({x})"
 
@@ -90,6 +92,9 @@ def convert_expr(src: str, dt: str, x: str, fast: bool = False) -> str:
 def bitcast_expr(src: str, dt: str, x: str) -> str:
     if BITS[src] != BITS[dt]:
         raise UnsupportedError(f"bitcast from {src} to {dt}")
+    if src in F8 or dt in F8:  # via the byte: a float value is encoded, a byte decoded
+        bits = f"k_f8_st({x}, {f8_args(src)})" if src in F8 else f"(uint8_t)({x})"
+        return f"k_f8_ld({bits}, {f8_args(dt)})" if dt in F8 else f"({CTYPE[dt]})({bits})"
     if src in ("bf16", "f16") or dt in ("bf16", "f16"):  # via the 16 raw bits
         if src == "bf16":
             bits = f"(uint16_t)(__extension__({{k_b32 t_; t_.f = {x}; t_.u >> 16;}}))"
