@@ -163,3 +163,49 @@ def test_jax_exported_special_functions(name, t):
     with jax.enable_x64(t == "f64"):
         got = np.asarray(tt_xla.jit(fn)(*xs))
     _close(got, reference(fn, *xs), t, f"{name} {t}")
+
+
+# every other CHLO binary broadcasting op, one module per element type: (op, types it takes)
+BROADCAST_OPS = [("add", "if"), ("subtract", "if"), ("multiply", "if"), ("divide", "if"), ("remainder", "if"),
+                 ("power", "if"), ("maximum", "if"), ("minimum", "if"), ("and", "i"), ("or", "i"), ("xor", "i"),
+                 ("shift_left", "i"), ("shift_right_arithmetic", "i"), ("shift_right_logical", "i"),
+                 ("atan2", "f"), ("next_after", "f"), ("zeta", "f"), ("polygamma", "f")]
+
+
+@pytest.mark.parametrize("t", ["f32", "i32", "ui8"])
+def test_every_chlo_broadcast_op_as_text(t):
+    kind = "f" if t.startswith("f") else "i"
+    names = [op for op, kinds in BROADCAST_OPS if kind in kinds]
+    a_ty, b_ty, r_ty = f"tensor<3x1x{t}>", f"tensor<4x{t}>", f"tensor<3x4x{t}>"
+    body = [f"    %{i} = chlo.broadcast_{op} %a, %b : ({a_ty}, {b_ty}) -> {r_ty}" for i, op in enumerate(names)]
+    rets = ", ".join(f"%{i}" for i in range(len(names)))
+    text = (f"module {{\n  func.func @main(%a: {a_ty}, %b: {b_ty}) -> ({', '.join([r_ty] * len(names))}) {{\n"
+            + "\n".join(body) + f"\n    return {rets} : {', '.join([r_ty] * len(names))}\n  }}\n}}\n")
+    d = NP[t]
+    if kind == "f":
+        a, b = np.array([[0.5], [-2.0], [3.0]], d), np.array([1.5, -0.0, np.inf, 2.0], d)
+    else:
+        a, b = np.array([[7], [100], [1]], d), np.array([1, 3, 2, 9], d)
+    from test_elementwise_complete import _xla
+    for name, g, w in zip(names, tt_xla.compile(text)(a, b), _xla(text, [a, b], x64=False)):
+        np.testing.assert_allclose(np.asarray(g).astype(np.float64), w.astype(np.float64), rtol=1e-6,
+                                   equal_nan=True, err_msg=f"broadcast_{name} {t}")
+
+
+def test_chlo_erf_constant_top_k_as_text():
+    text = """module {
+  func.func @main(%a: tensor<8xf32>) -> (tensor<8xf32>, tensor<3xf32>, tensor<3xi32>) {
+    %c = "chlo.constant"() {value = dense<[1.0, 2.0, 3.0, 4.0, -1.0, -2.0, 0.5, 0.25]> : tensor<8xf32>} : () -> tensor<8xf32>
+    %0 = chlo.erf %a : tensor<8xf32> -> tensor<8xf32>
+    %1 = stablehlo.add %0, %c : tensor<8xf32>
+    %2:2 = chlo.top_k(%1, k = 3) : tensor<8xf32> -> (tensor<3xf32>, tensor<3xi32>)
+    return %1, %2#0, %2#1 : tensor<8xf32>, tensor<3xf32>, tensor<3xi32>
+  }
+}"""
+    a = np.array([0.1, -3, 2, np.nan, 0, -0.0, 7, 0.5], np.float32)
+    from test_elementwise_complete import _xla
+    got = [np.asarray(g) for g in tt_xla.compile(text)(a)]
+    want = _xla(text, [a], x64=False)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6, equal_nan=True)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[2], want[2])
