@@ -23,11 +23,14 @@ def test_table_from_a_log():
         "t::ok": {"passed": True, "ops": module_ops(TEXT), "errors": []},
         "t::failed": {"passed": False, "ops": [("stablehlo.cosine", ["f64"])], "errors": []},
         "t::refused": {"passed": True, "ops": [], "errors": [
-            {"op": "stablehlo.cosine", "kind": "UnsupportedError", "message": "stablehlo.cosine: cosine on i32",
-             "types": ["i32"]}]},
+            {"op": "stablehlo.cosine", "kind": "UnsupportedError",
+             "message": "stablehlo.cosine: cosine on i32 at /home/x/test.py:3:4 (f)", "types": ["i32"]},
+            {"op": "stablehlo.sine", "kind": "VerificationError", "message": "a malformed test program",
+             "types": ["f32"]}]},
     }
     rows = {line.split("|")[1].strip(): line for line in table(log).splitlines() if line.startswith("| `")}
-    assert "| f32 |" in rows["`stablehlo.sine`"]
+    assert rows["`stablehlo.sine`"].endswith("| f32 |  |")  # a test's malformed program says nothing
+    assert "/home/x" not in rows["`stablehlo.cosine`"]  # nor does the test's source line
     assert "cosine on i32" in rows["`stablehlo.cosine`"] and "f64" not in rows["`stablehlo.cosine`"]  # failed test
     assert "no lowering" in rows["`stablehlo.fft`"]
     assert "not exercised" in rows["`stablehlo.if`"]  # control flow: control.py, not legalize
