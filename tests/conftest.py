@@ -14,6 +14,9 @@ _dma_violations: list[str] = []
 
 
 def pytest_configure(config):
+    if os.environ.get("TT_XLA_OPS_LOG"):  # the op-support table's input (tools/ops_table.py)
+        from tools.ops_table import OpsLog
+        config.pluginmanager.register(OpsLog(os.environ["TT_XLA_OPS_LOG"]))  # its configure runs now
     import tt_xla.compiler as compiler
     from tt_xla.compiler.loopir import check_dma_only
     lower = compiler.lower_kernel

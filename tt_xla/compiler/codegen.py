@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .access import Access
-from .dtypes import CTYPE, VTYPE
+from .dtypes import CTYPE, F8, NARROW_FLOATS, VTYPE, f8_args
 from .fuse import access_of
 from .graph import EXACT, FLOATS, SIGNED, UNSIGNED, VIEWS, Node
 from .ops import rounding
@@ -43,10 +43,14 @@ def literal(value: np.ndarray, dt: str) -> str:
 
 
 def load_expr(dt: str, ref: str) -> str:
+    if dt in F8:
+        return f"k_f8_ld({ref}, {f8_args(dt)})"
     return {"bf16": f"k_bf16_ld({ref})", "f16": f"(float)({ref})", "i1": f"(int)({ref})"}.get(dt, ref)
 
 
 def store_expr(dt: str, v: str) -> str:
+    if dt in F8:
+        return f"k_f8_st({rounding(dt, v)}, {f8_args(dt)})"
     return {"bf16": f"k_bf16_st(k_round_bf16({v}))", "f16": f"(_Float16)({v})", "i1": f"(uint8_t)({v})"}.get(dt, v)
 
 
@@ -91,13 +95,14 @@ class Emitter:
                 args = [self.raw[src.id]]  # convert(convert(x: f32 -> bf16) -> f32) is x, as in XLA
             expr = op_expr(n, args)
             self.ops += op_cost(n.op)
-            if n.dtype in ("bf16", "f16") and n.op not in EXACT and n.op != "cmp" and \
+            if n.dtype in NARROW_FLOATS and n.op not in EXACT and n.op != "cmp" and \
                     (n.op != "convert" or src.dtype == "f32"):
                 # round after every op (StableHLO semantics), keeping the f32 value for converts
                 raw = f"{self.prefix}r{self.count}"
                 self.count += 1
                 self.define(raw, "float", args[0] if n.op == 'convert' else expr)
-                self.raw[n.id] = raw
+                if n.dtype not in F8:  # XLA keeps f32 -> bf16/f16 -> f32 as x, not through fp8
+                    self.raw[n.id] = raw
                 expr = rounding(n.dtype, raw)
         name = f"{self.prefix}{self.count}"
         self.count += 1

@@ -15,9 +15,10 @@ from .conv import convolution
 from .graph import BITS, FLOATS, Graph, Node, broadcast, const, ew, np_dtype, transpose
 from .ops import BY_HLO
 from .rng import rng_bit_generator
+from .special import FUNCTIONS as SPECIAL_FUNCTIONS, expand as expand_special
 
 SUPPORTED_TYPES = {"i1", "i8", "i16", "i32", "i64", "ui8", "ui16", "ui32", "ui64",
-                   "f16", "bf16", "f32", "f64"}
+                   "f16", "bf16", "f32", "f64"} | FLOATS  # FLOATS: with the fp8 types
 
 
 class Legalizer:
@@ -48,8 +49,11 @@ class Legalizer:
         if dialect in ("stablehlo", "chlo", "mhlo"):
             if name in BY_HLO:
                 handler = Legalizer._elementwise
+            elif dialect == "chlo" and name in SPECIAL_FUNCTIONS:
+                handler = Legalizer._special
             elif dialect == "chlo" and name.startswith("broadcast_") and \
-                    (name[len("broadcast_"):] in BY_HLO or name == "broadcast_compare"):
+                    (name[len("broadcast_"):] in BY_HLO or name[len("broadcast_"):] in SPECIAL_FUNCTIONS
+                     or name in ("broadcast_compare", "broadcast_select")):
                 handler = Legalizer._broadcasting
             else:
                 handler = getattr(Legalizer, "_" + name, None)
@@ -110,7 +114,44 @@ class Legalizer:
                                        f"by dims {dims}", op.name, op.loc)
             ins.append(broadcast(x, shape, dims, op.loc))
         inner = op.name.split(".", 1)[1][len("broadcast_"):]
+        if inner in SPECIAL_FUNCTIONS:
+            return self._special(op, ins, inner)
+        if inner == "select":
+            return self._select(op, ins)
         return self._compare(op, ins) if inner == "compare" else self._elementwise(op, ins, inner)
+
+    def _special(self, op: ir.Operation, ins: list[Node] | None = None, name: str | None = None) -> Node:
+        """CHLO's special functions (lgamma, digamma, erf_inv, zeta, ...): special.py."""
+        _, dt = self._result(op)
+        return expand_special(name or op.name.split(".", 1)[1], self._ins(op) if ins is None else ins, dt, op.loc)
+
+    def _square(self, op: ir.Operation) -> Node:
+        (x,) = self._ins(op)
+        return ew("mul", [x, x], loc=op.loc)
+
+    def _mulhi(self, op: ir.Operation) -> Node:
+        """chlo.mulhi: the high half of the double-width product (integers up to 32 bits, whose
+        product fits a 64-bit lane)."""
+        a, b = self._ins(op)
+        _, dt = self._result(op)
+        if dt in FLOATS or dt == "i1" or BITS[dt] > 32:
+            raise UnsupportedError(f"mulhi on {dt} (integers up to 32 bits)", op.name, op.loc)
+        wide = "ui64" if dt.startswith("u") else "i64"
+        prod = ew("mul", [ew("convert", [a], dtype=wide, loc=op.loc), ew("convert", [b], dtype=wide, loc=op.loc)])
+        shift = const(BITS[dt], wide, prod.shape, op.loc)
+        return ew("convert", [ew("shr_a" if wide == "i64" else "shr_l", [prod, shift])], dtype=dt, loc=op.loc)
+
+    def _constant_like(self, op: ir.Operation) -> Node:
+        """chlo.constant_like: the scalar `value` splat to the operand's shape."""
+        shape, dt = self._result(op)
+        attr = op.attributes.get("value")
+        if isinstance(attr, (ir.FloatAttr, ir.IntegerAttr)):
+            value = attr.value
+        elif isinstance(attr, ir.DenseElements) and attr.values.size == 1:
+            value = attr.values.reshape(())
+        else:
+            raise UnsupportedError("constant_like without a scalar value", op.name, op.loc)
+        return const(np.asarray(value).astype(np_dtype(dt)), dt, shape, op.loc)
 
     def _compare(self, op: ir.Operation, ins: list[Node] | None = None) -> Node:
         a, b = self._ins(op) if ins is None else ins
@@ -119,8 +160,8 @@ class Legalizer:
         total = ctype is not None and ctype.value == "TOTALORDER"
         return Node("cmp", [a, b], a.shape, "i1", {"dir": direction, "total": total}, op.loc)
 
-    def _select(self, op: ir.Operation) -> Node:
-        p, a, b = self._ins(op)
+    def _select(self, op: ir.Operation, ins: list[Node] | None = None) -> Node:
+        p, a, b = self._ins(op) if ins is None else ins
         if p.shape != a.shape:
             p = broadcast(p, a.shape, (), op.loc)
         return Node("select", [p, a, b], a.shape, a.dtype, {}, op.loc)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser.ir import numpy_dtype
-from .dtypes import BITS, CTYPE, FLOAT_FORMAT, FLOATS, INTS, UTYPE, VTYPE
+from .dtypes import BITS, CTYPE, F8, FLOAT_FORMAT, FLOATS, INTS, UTYPE, VTYPE, f8_args, f8_round
 
 if TYPE_CHECKING:
     from .graph import Node
@@ -72,6 +72,8 @@ def _unsupported(n: "Node") -> UnsupportedError:
 
 
 def rounding(dt: str, v: str) -> str:
+    if dt in F8:
+        return f8_round(dt, v)
     return {"bf16": f"k_round_bf16({v})", "f16": f"k_round_f16({v})"}.get(dt, v)
 
 
@@ -82,7 +84,7 @@ def convert_expr(src: str, dt: str, x: str, fast: bool = False) -> str:
         if fast:
             return f"({CTYPE[dt]})({x})"
         return f"k_{'d' if src == 'f64' else 'f'}2{_ik(dt)}({x})"
-    if dt in ("bf16", "f16"):
+    if dt in ("bf16", "f16") or dt in F8:
         return f"(float)({x})" if fast else rounding(dt, f"(float)({x})")
     return f"({VTYPE[dt]})({x})"
 
@@ -90,6 +92,9 @@ def convert_expr(src: str, dt: str, x: str, fast: bool = False) -> str:
 def bitcast_expr(src: str, dt: str, x: str) -> str:
     if BITS[src] != BITS[dt]:
         raise UnsupportedError(f"bitcast from {src} to {dt}")
+    if src in F8 or dt in F8:  # via the byte: a float value is encoded, a byte decoded
+        bits = f"k_f8_st({x}, {f8_args(src)})" if src in F8 else f"(uint8_t)({x})"
+        return f"k_f8_ld({bits}, {f8_args(dt)})" if dt in F8 else f"({CTYPE[dt]})({bits})"
     if src in ("bf16", "f16") or dt in ("bf16", "f16"):  # via the 16 raw bits
         if src == "bf16":
             bits = f"(uint16_t)(__extension__({{k_b32 t_; t_.f = {x}; t_.u >> 16;}}))"
@@ -148,6 +153,13 @@ def _minmax(op: str) -> Render:
     return render
 
 
+def _daz(dt: str, x: str) -> str:
+    """x with a denormal read as a zero of its sign, as XLA:CPU's arithmetic does (DAZ), for
+    helpers that return x itself for tiny or zero x and so never touch the FPU's DAZ mode."""
+    tiny = "0x1p-1022" if dt == "f64" else "0x1p-126f"
+    return f"(fabs{fsuffix(dt)}({x}) < {tiny} ? {x} * 0 : {x})"
+
+
 def _float_fn(fn: str, ftz: bool = False) -> Render:
     """A libm function (or builtin) of the float operands, in the result's precision. `ftz`:
     read a denormal operand as a zero of its sign first, as XLA:CPU's arithmetic does under
@@ -158,8 +170,7 @@ def _float_fn(fn: str, ftz: bool = False) -> Render:
         if dt not in FLOATS:
             raise _unsupported(n)
         if ftz:
-            tiny = "0x1p-1022" if dt == "f64" else "0x1p-126f"
-            a = [f"(fabs{fsuffix(dt)}({x}) < {tiny} ? {x} * 0 : {x})" for x in a]
+            a = [_daz(dt, x) for x in a]
         return f"{fn}{fsuffix(dt)}({', '.join(a)})"
     return render
 
@@ -175,8 +186,8 @@ def _abs(n: "Node", a: list[str]) -> str:
 
 
 def _sign(n: "Node", a: list[str]) -> str:
-    if n.dtype in FLOATS:
-        return f"k_sign{'d' if n.dtype == 'f64' else 'f'}({a[0]})"
+    if n.dtype in FLOATS:  # a denormal is a zero of its sign (DAZ), as on XLA:CPU
+        return f"k_sign{'d' if n.dtype == 'f64' else 'f'}({_daz(n.dtype, a[0])})"
     return f"({CTYPE[n.dtype]})(({a[0]} > 0) - ({a[0]} < 0))"
 
 

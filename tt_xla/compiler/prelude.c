@@ -104,3 +104,56 @@ K_IDIV(k_u64, uint64_t, uint64_t, 0)
 
 static inline int k_popcnt64(uint64_t x) { return __builtin_popcountll(x); }
 static inline int k_clz64(uint64_t x, int bits) { return x == 0 ? bits : __builtin_clzll(x) - (64 - bits); }
+
+/* fp8 (ml_dtypes' float8_* types): m mantissa bits, exponent bias, kind 0 IEEE-like (inf and
+ * NaN at the top exponent), 1 "fn" (no inf; all ones is NaN), 2 "fnuz" (no inf, no -0; 0x80 is
+ * NaN). Values are computed in float: a load decodes, k_f8_round rounds a float to the format
+ * (nearest, ties to even; past the largest finite `maxv`: inf for kind 0, NaN otherwise), a
+ * store encodes a float k_f8_round has rounded. */
+static inline float k_f8_ld(uint8_t b, int m, int bias, int kind) {
+  const int e = (b & 0x7F) >> m, f = b & ((1 << m) - 1), top = (1 << (7 - m)) - 1;
+  k_b32 v;
+  if (kind == 2 && b == 0x80) return NAN;
+  if (kind == 0 && e == top && f == 0) return (b & 0x80) ? -INFINITY : INFINITY;
+  if ((kind == 0 && e == top) || (kind == 1 && e == top && f == (1 << m) - 1)) {
+    v.u = 0x7FC00000u | ((uint32_t)(b & 0x80) << 24);  /* a NaN keeps its sign, as in XLA */
+    return v.f;
+  }
+  if (e == 0) {  /* subnormal: f * 2^(1 - bias - m) */
+    k_b32 q; q.u = (uint32_t)(128 - bias - m) << 23;
+    v.f = (float)f * q.f;
+  } else {
+    v.u = ((uint32_t)(e - bias + 127) << 23) | ((uint32_t)f << (23 - m));
+  }
+  v.u |= (uint32_t)(b & 0x80) << 24;
+  return v.f;
+}
+static inline float k_f8_round(float x, int m, int bias, float maxv, int kind) {
+  k_b32 v, q; v.f = x;
+  const uint32_t s = v.u & 0x80000000u;
+  v.u &= 0x7FFFFFFFu;
+  if (x != x) return x;
+  q.u = (uint32_t)(128 - bias) << 23;  /* the smallest normal, 2^(1 - bias) */
+  if (v.f < q.f) {  /* subnormals are multiples of 2^(1 - bias - m): round x / 2^(1 - bias - m) */
+    k_b32 up, dn; up.u = (uint32_t)(126 + m + bias) << 23; dn.u = (uint32_t)(128 - bias - m) << 23;
+    v.f = ((v.f * up.f + 12582912.0f) - 12582912.0f) * dn.f;
+  } else {
+    const int sh = 23 - m;
+    v.u = (v.u + ((1u << (sh - 1)) - 1u) + ((v.u >> sh) & 1u)) & ~((1u << sh) - 1u);
+    if (v.f > maxv) v.f = kind == 0 ? INFINITY : NAN;
+  }
+  if (kind == 2 && v.f == 0.0f) return 0.0f;
+  v.u |= s;
+  return v.f;
+}
+static inline uint8_t k_f8_st(float x, int m, int bias, int kind) {
+  k_b32 v; v.f = x;
+  const uint8_t s = (uint8_t)((v.u >> 24) & 0x80u);
+  v.u &= 0x7FFFFFFFu;
+  if (x != x) return kind == 2 ? (uint8_t)0x80 : (uint8_t)(s | 0x7F);
+  if (v.f == INFINITY) return (uint8_t)(s | (0x7F & ~((1 << m) - 1)));
+  if (v.f == 0.0f) return kind == 2 ? (uint8_t)0 : s;
+  const int e = (int)(v.u >> 23) - 127 + bias;
+  if (e <= 0) { k_b32 up; up.u = (uint32_t)(126 + m + bias) << 23; return (uint8_t)(s | (uint8_t)(v.f * up.f)); }
+  return (uint8_t)(s | (e << m) | ((v.u >> (23 - m)) & ((1u << m) - 1u)));
+}
