@@ -184,6 +184,10 @@ def lower_scatter(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Lo
         L.place(cbs)
         return cbs
     cbs, p = fit_blocks(make, min(CHUNK, inner), sram_budget, name, "scatter", n)
+    stack = n.attrs.get("stack", 1)  # several operands, interleaved (indexing.scatter_many)
+    if stack > 1:  # blocks hold whole elements: the N values the region takes together
+        p = max(stack, p // stack * stack)
+        cbs = make(p)
     cbi, cbu, cbr, cbo = cbs
     body: list = []
     if B == 1:  # one window: nothing conflicts, every row and column strip is its own item
@@ -192,7 +196,7 @@ def lower_scatter(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Lo
         body += [L.Define("rlo", "int64_t", f"it / {per}"), L.Define("rhi", "int64_t", "rlo + 1"),
                  L.Define("C0", "int64_t", f"(it % {per}) * {p}"), L.Define("C1", "int64_t", f"K_MIN(C0 + {p}, (int64_t){inner})")]
     elif free:
-        cwid = min(p, max(MIN_BLOCK, -(-inner // SCATTER_ITEMS)))
+        cwid = min(p, max(stack, max(MIN_BLOCK, -(-inner // SCATTER_ITEMS)) // stack * stack))
         items = -(-inner // cwid)
         body += [L.Define("rlo", "int64_t", "0"), L.Define("rhi", "int64_t", str(R)),
                  L.Define("C0", "int64_t", f"it * {cwid}"), L.Define("C1", "int64_t", f"K_MIN(C0 + {cwid}, (int64_t){inner})")]
@@ -213,15 +217,17 @@ def lower_scatter(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Lo
              L.CbReserve(cbu, "up"), L.DmaRead(cbu, "up", "0", uop, uix, "nc", uv[-1]), L.CbPush(cbu),
              L.CbReserve(cbr, "cur"), L.DmaRead(cbr, "cur", "0", dop, rix, "nc", rv[-1]), L.CbPush(cbr),
              L.CbWait(cbu, "xup"), L.CbWait(cbr, "xcur"), L.CbReserve(cbo, "out"),
-             L.Range("j", "0", "nc"),
-             L.Load("x_", VTYPE[n.dtype], "xcur", "j", load_expr(n.dtype, "{ref}")),
-             L.Load("u_", VTYPE[upd.dtype], "xup", "j", load_expr(upd.dtype, "{ref}"))]
+             L.Range("j", "0", "nc", step=stack)]
+    for q in range(stack):
+        body += [L.Load(f"x_{q}", VTYPE[n.dtype], "xcur", f"j + {q}", load_expr(n.dtype, "{ref}")),
+                 L.Load(f"u_{q}", VTYPE[upd.dtype], "xup", f"j + {q}", load_expr(upd.dtype, "{ref}"))]
     region = n.attrs["body"]
     em = IREmitter(set(), {}, {}, {}, body)
     em.prefix = "bod"
-    em.names.update(region_names(region, ["x_", "u_"]))
-    val = em.value(region.outputs[0])
-    body += [L.Store("out", "j", store_expr(n.dtype, val)), L.End(),
+    em.names.update(region_names(region, [f"x_{q}" for q in range(stack)] + [f"u_{q}" for q in range(stack)]))
+    vals = [em.value(o) for o in region.outputs]  # all computed before any is stored
+    body += [L.Store("out", f"j + {q}", store_expr(n.dtype, v)) for q, v in enumerate(vals)]
+    body += [L.End(),
              L.CbPop(cbu), L.CbPop(cbr), L.CbPush(cbo), L.CbWait(cbo, "res"),
              L.DmaWrite(cbo, "res", "0", dop, rix, "nc", rv[-1]), L.CbPop(cbo),
              L.End(), L.End(), L.End()]
