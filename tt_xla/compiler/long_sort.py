@@ -40,6 +40,7 @@ def merge_bytes(dtypes: list[str], out: str, block: int) -> int:
 
 
 def _pow2_fitting(fits, cap: int) -> int:
+    """The largest power of two <= cap that fits (1 when not even 2 does)."""
     p = 0
     while (1 << (p + 1)) <= cap and fits(1 << (p + 1)):
         p += 1
@@ -71,7 +72,8 @@ def _chain(n: Node, dts: list[str], widest: str, sram: int) -> list[Node]:
     row = n.shape[n.attrs["dim"]]
     chunk = _pow2_fitting(lambda c: sort_bytes(dts, widest, c) <= sram, min(CHUNK_MAX, row))
     block = _pow2_fitting(lambda b: merge_bytes(dts, widest, b) <= sram, chunk)
-    # if not even chunks of 2 fit, lower_sort refuses the chunk kernel with the sizes
+    # a core too small for chunks of 2 gets chunks of 1 (every pass a merge); what does not fit
+    # even then, lower_sort refuses with the sizes
     base = {"dim": n.attrs["dim"], "body": n.attrs["body"]}
     cur = [Node("sort", list(n.inputs), n.shape, x.dtype, {**base, "index": j, "chunk": chunk}, n.loc)
            for j, x in enumerate(n.inputs)]
