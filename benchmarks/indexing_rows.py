@@ -35,6 +35,9 @@ def indexing_benchmarks() -> list[Bench]:
               "{shapes} zeros.at[ids].add(g)", rtol=1e-5, atol=1e-5),
         Bench("sort_rows", lambda x: jnp.sort(x, axis=-1),
               lambda rng, q: (_normal(rng, (256, 1024) if q else (1024, 1024)),), "{shapes} axis -1", rtol=0, atol=0),
+        # one row longer than a core's SRAM: chunks sorted in SRAM, then merge passes across cores
+        Bench("sort_1m", jnp.sort, lambda rng, q: (_normal(rng, (1 << 18,) if q else (1 << 20,)),), "{shapes}",
+              rtol=0, atol=0),
         Bench("cumsum", lambda x: jnp.cumsum(x, axis=-1),
               lambda rng, q: (_normal(rng, (512, 1024) if q else (4096, 1024)),), "{shapes} axis -1",
               rtol=1e-4, atol=1e-3),

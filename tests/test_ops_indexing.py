@@ -192,3 +192,77 @@ def test_mlp_train_step_integer_labels_adam():
         u, s = opt.update(g, s, p)
         return optax.apply_updates(p, u), s, l
     check(step, params, state, x, y, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- scatter of several operands
+def _scatter2_text(shape, idx_shape, upd_shape, vt, ct, dn):
+    """A two-operand scatter keeping, per element, the greatest value and its payload (an update
+    wins only when strictly greater, so repeated indices depend on the order they apply in)."""
+    t = lambda s, d: f"tensor<{'x'.join(map(str, s))}x{d}>"
+    v, c, i, uv, uc = t(shape, vt), t(shape, ct), t(idx_shape, "i32"), t(upd_shape, vt), t(upd_shape, ct)
+    return f"""func.func @main(%v: {v}, %c: {c}, %i: {i}, %uv: {uv}, %uc: {uc}) -> ({v}, {c}) {{
+  %0:2 = "stablehlo.scatter"(%v, %c, %i, %uv, %uc) ({{
+  ^bb0(%a: tensor<{vt}>, %b: tensor<{ct}>, %x: tensor<{vt}>, %y: tensor<{ct}>):
+    %gt = stablehlo.compare GT, %x, %a : (tensor<{vt}>, tensor<{vt}>) -> tensor<i1>
+    %m = stablehlo.select %gt, %x, %a : tensor<i1>, tensor<{vt}>
+    %n = stablehlo.select %gt, %y, %b : tensor<i1>, tensor<{ct}>
+    stablehlo.return %m, %n : tensor<{vt}>, tensor<{ct}>
+  }}) {{scatter_dimension_numbers = #stablehlo.scatter<{dn}>, indices_are_sorted = false, unique_indices = false}}
+     : ({v}, {c}, {i}, {uv}, {uc}) -> ({v}, {c})
+  return %0#0, %0#1 : {v}, {c}
+}}"""
+
+
+def _scatter2_reference(v, c, starts, uv, uc, window):
+    """Sequential, in index order (as XLA:CPU applies them); windows that do not fit are skipped."""
+    v, c = v.copy(), c.copy()
+    for s, wv, wc in zip(starts, uv, uc):
+        sl = tuple(slice(a, a + w) for a, w in zip(s, window))
+        if any(a < 0 or a + w > n for a, w, n in zip(s, window, v.shape)):
+            continue
+        with np.errstate(invalid="ignore"):
+            gt = wv > v[sl]
+        v[sl] = np.where(gt, wv, v[sl])
+        c[sl] = np.where(gt, wc, c[sl])
+    return v, c
+
+
+SCATTER2_TYPES = [("f32", "i32", np.float32, np.int32), ("f32", "f32", np.float32, np.float32),
+                  ("i32", "f64", np.int32, np.float64), ("f32", "i1", np.float32, np.bool_),
+                  ("bf16", "ui8", BF16, np.uint8)]
+
+
+@pytest.mark.parametrize("vt,ct,vd,cd", SCATTER2_TYPES, ids=[f"{a}_{b}" for a, b, _, _ in SCATTER2_TYPES])
+@pytest.mark.parametrize("form", ["rows", "overlapping_windows", "one_window"])
+def test_scatter_of_two_operands_repeated_indices(form, vt, ct, vd, cd):
+    rng = np.random.default_rng(5)
+    if form == "rows":  # x.at[i].max-like on whole rows: indices repeat, one is out of range
+        shape, window = (37, 40), (1, 40)
+        rows = np.array([1, 3, 1, 37, -1, 1, 36, 3, 0, 1], np.int32)
+        idx, starts = rows[:, None], [(r, 0) for r in rows]
+        ushape = (len(rows), 40)
+        dn = "update_window_dims = [1], inserted_window_dims = [0], scatter_dims_to_operand_dims = [0], index_vector_dim = 1"
+    elif form == "overlapping_windows":  # 2x3 windows at (row, col) starts that overlap
+        shape, window = (6, 7), (2, 3)
+        idx = np.array([[0, 0], [1, 1], [0, 1], [4, 4], [5, 0], [1, 2], [0, 0]], np.int32)
+        starts = [tuple(r) for r in idx]
+        ushape = (len(idx), 2, 3)
+        dn = "update_window_dims = [1, 2], scatter_dims_to_operand_dims = [0, 1], index_vector_dim = 1"
+    else:  # a single window (dynamic_update_slice-like): no batch dims at all
+        shape, window = (9, 50), (4, 50)
+        idx, starts = np.array([3, 0], np.int32), [(3, 0)]
+        ushape = (4, 50)
+        dn = "update_window_dims = [0, 1], scatter_dims_to_operand_dims = [0, 1], index_vector_dim = 0"
+    v = rng.integers(0, 4, shape).astype(np.float32).astype(vd)
+    c = rng.integers(0, 9, shape).astype(cd)
+    if vd != np.int32:
+        v.reshape(-1)[:3] = np.array([np.nan, -0.0, np.inf], np.float32).astype(vd)
+    uv = rng.integers(0, 6, ushape).astype(np.float32).astype(vd)
+    uc = rng.integers(10, 20, ushape).astype(cd)
+    uvs, ucs = ([uv], [uc]) if form == "one_window" else (list(uv), list(uc))
+    text = _scatter2_text(shape, idx.shape, ushape, vt, ct, dn)
+    gv, gc = tt_xla.compile(text)(v, c, idx, uv, uc)
+    ev, ec = _scatter2_reference(v, c, starts, uvs, ucs, window)
+    np.testing.assert_array_equal(np.asarray(gv).astype(np.float32), ev.astype(np.float32))
+    np.testing.assert_array_equal(np.asarray(gc), ec)
+    assert np.asarray(gv).dtype == np.dtype(vd) and np.asarray(gc).dtype == np.dtype(cd)

@@ -67,3 +67,68 @@ def test_top_k_parses_from_text():
     want = jax.lax.top_k(x, 3)
     np.testing.assert_array_equal(np.asarray(vals), np.asarray(want[0]))
     np.testing.assert_array_equal(np.asarray(idx), np.asarray(want[1]))
+
+
+# ---------------------------------------------------------------- rows longer than a core's SRAM
+def _on_small_sram(f, args, sram):
+    """f's outputs, compiled for cores with `sram` bytes of SRAM (so rows are chunk-sorted and
+    merged across cores), run on the default device; and the kernels' loop IR."""
+    from tt_xla.compiler import compile_text
+    from tt_xla.executable import LoadedExecutable
+    text = jax.export.export(jax.jit(f))(*args).mlir_module()
+    p = compile_text(text, sram_per_core=sram)
+    exe = LoadedExecutable(tt_xla.client().devices()[0].runtime_device, p)
+    outs = exe.run(list(args))
+    return [np.frombuffer(o.read(), s.dtype)[:int(np.prod(s.shape))].reshape(s.shape) for o, s in
+            zip(outs, exe.output_specs)], p.kernels
+
+
+def _same_bits(got, want):
+    """Exactly equal, bit for bit: a stable sort fixes the order of ties, -0.0 and NaNs too."""
+    want = np.asarray(want)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    bits = lambda a: a if a.dtype.kind in "biu" else a.view(f"u{a.dtype.itemsize}")  # floats, bf16
+    np.testing.assert_array_equal(bits(got), bits(want))
+
+
+LONG = [  # (name, function, input shapes/dtypes)
+    ("sort", lambda a: jnp.sort(a, axis=-1), [((3, 1000), np.float32)]),
+    ("sort_axis0", lambda a: jnp.sort(a, axis=0), [((1000, 3), np.float32)]),
+    ("argsort", lambda a: jnp.argsort(a, axis=-1), [((2, 777), np.float32)]),
+    ("argsort_desc", lambda a: jnp.argsort(a, axis=-1, descending=True), [((2, 777), np.float32)]),
+    ("top_k", lambda a: jax.lax.top_k(a, 7), [((2, 900), np.float32)]),
+    ("bf16", lambda a: jnp.sort(a), [((1500,), BF16)]),
+    ("i32_argsort", lambda a: jnp.argsort(a), [((1300,), np.int32)]),
+    ("ui8", lambda a: jnp.sort(a), [((2, 1111), np.uint8)]),
+    ("keys_values", lambda k, v: jax.lax.sort((k, v), dimension=1, num_keys=1), [((2, 999), np.int32), ((2, 999), np.float32)]),
+    ("two_keys", lambda k, v: jax.lax.sort((k, v), dimension=0, num_keys=2), [((1001, 2), np.int32), ((1001, 2), np.float32)]),
+]
+
+
+@pytest.mark.parametrize("name,f,specs", LONG, ids=[c[0] for c in LONG])
+def test_long_rows_chunk_sort_and_merge_passes(name, f, specs):
+    """Rows past a core's SRAM (here 4 KiB: chunks of at most 256): bit-exact against CPU JAX,
+    with NaNs, both zeros, infinities and many ties (integer keys in 0..4: stability)."""
+    args = []
+    for j, (shape, dt) in enumerate(specs):
+        if np.dtype(dt).kind in "iu":
+            args.append(inputs(shape, dt, seed=j, low=0, high=5))
+        else:
+            x = _edgy(shape, dt, seed=j)
+            x.reshape(-1)[50:300] = np.round(x.reshape(-1)[50:300].astype(np.float32)).astype(dt)  # ties
+            args.append(x)
+    got, kernels = _on_small_sram(f, args, 4096)
+    assert sum(k.kind == "sort" for k in kernels) >= 3  # a chunk sort and merge passes, not one kernel
+    for g, w in zip(got, jax.tree.leaves(jax.jit(f)(*args))):
+        _same_bits(g, w)
+
+
+def test_long_row_on_the_default_device():
+    """A row of 200,000 f32 (the default core holds about 90k): chunks of 65,536, two merge passes."""
+    x = _edgy((200_000,), np.float32)
+    x[1000:5000] = 3.0
+    assert [k.kind for k in tt_xla.jit(jnp.sort).kernels(x)] == ["sort"] * 3
+    # argsort carries (x, iota) through the first merge pass; its last pass writes the positions only
+    assert [k.kind for k in tt_xla.jit(jnp.argsort).kernels(x)].count("sort") == 5
+    check(jnp.argsort, x)
+    check(jnp.sort, x)

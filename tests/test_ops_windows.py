@@ -126,3 +126,40 @@ def test_reverse_and_iota_corners():
     check(lambda a: jnp.flip(a, (0, 1)), x)
     check(lambda a: (jax.lax.broadcasted_iota(jnp.uint8, (3, 300), 1), jax.lax.broadcasted_iota(jnp.bfloat16, (3, 300), 1),
                      jax.lax.broadcasted_iota(jnp.int16, (2, 1, 4), 1), jax.lax.iota(jnp.int32, 0)), x)
+
+
+def test_max_pool_grad_splits_over_the_batch_and_is_deterministic():
+    """The gradient's scatter runs one item per batch image (windows never cross images), applies
+    each image's windows in order, so overlapping windows' sums are bit-exact against CPU JAX and
+    the same every run; a pool over the batch dim too falls back to one item, still exact."""
+    import flax.linen as nn
+    x = np.round(inputs((5, 9, 11, 4), np.float32, edges=False) * 2)  # many ties
+    w = inputs((5, 5, 6, 4), np.float32, seed=2, edges=False)
+    g = lambda a, c: jax.grad(lambda a: (nn.max_pool(a, (3, 3), (2, 2), padding="SAME") * c).sum())(a)
+    f = tt_xla.jit(g)
+    assert [k.work_items for k in f.kernels(x, w) if k.kind == "scatter"] == [5]
+    got = np.asarray(f(x, w))
+    np.testing.assert_array_equal(got, np.asarray(jax.jit(g)(x, w)))
+    np.testing.assert_array_equal(np.asarray(f(x, w)), got)
+    x3 = x[:, :, 0, :]
+    h = lambda a: jax.grad(lambda a: jax.lax.reduce_window(a, -np.inf, jax.lax.max, (2, 3, 1), (1, 2, 1), "SAME").sum())(a)
+    np.testing.assert_array_equal(np.asarray(tt_xla.jit(h)(x3)), np.asarray(jax.jit(h)(x3)))
+
+
+
+def test_select_and_scatter_of_a_scalar():
+    """Rank 0 (StableHLO allows it; jax's CPU backend does not run it): init combined with the source."""
+    text = """func.func @main(%x: tensor<f32>, %s: tensor<f32>, %i: tensor<f32>) -> tensor<f32> {
+      %0 = "stablehlo.select_and_scatter"(%x, %s, %i) ({
+      ^bb0(%a: tensor<f32>, %b: tensor<f32>):
+        %c = stablehlo.compare GE, %a, %b : (tensor<f32>, tensor<f32>) -> tensor<i1>
+        stablehlo.return %c : tensor<i1>
+      }, {
+      ^bb0(%a: tensor<f32>, %b: tensor<f32>):
+        %c = stablehlo.add %a, %b : tensor<f32>
+        stablehlo.return %c : tensor<f32>
+      }) {window_dimensions = array<i64>, window_strides = array<i64>} : (tensor<f32>, tensor<f32>, tensor<f32>) -> tensor<f32>
+      return %0 : tensor<f32>
+    }"""
+    (out,) = tt_xla.compile(text)(np.float32(3), np.float32(2), np.float32(1.5))
+    assert float(np.asarray(out)) == 3.5

@@ -22,6 +22,7 @@ from .fuse import Kernel, is_data, plan, reads
 from .graph import Graph, Node, np_dtype
 from .inline import inline_calls
 from .legalize import legalize
+from .long_sort import split_long_sorts
 from .memory import Storage, plan_memory
 from .options import CompilerOptions
 from .program import DEFAULT_SRAM_PER_CORE, CompiledProgram, KernelInfo, TensorSpec, part
@@ -141,7 +142,7 @@ class Segment:
 def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k") -> Segment:
     """A call-free function (no control flow) through every pass down to C; kernels are named
     `{prefix}{i}_{op}`."""
-    graph = optimize_function(fn)
+    graph = split_long_sorts(optimize_function(fn), sram_per_core)  # rows past one core's SRAM
     p = plan(graph)
     order = schedule(p)
     params, outputs = p.graph.params, p.graph.outputs

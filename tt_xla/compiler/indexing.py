@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UnsupportedError
-from .graph import Graph, Node, transpose
+from .graph import BITS, Graph, Node, toposort, transpose
 
 
 def _dims(dn: dict, *keys: str) -> list[tuple[int, ...]]:
@@ -101,3 +101,70 @@ def dynamic_update_slice(x: Node, update: Node, starts: list[Node], loc: object)
     return Node("scatter", [x, start_vector(starts, loc), update], x.shape, x.dtype,
                 {"ivd": 0, "start_map": tuple(range(rank)), "batching": (), "window": tuple(range(rank)),
                  "sizes": update.shape, "mode": "clamp", "body": Graph([cur, new], [new])}, loc)
+
+
+def _container(dtypes: list[str]) -> str:
+    """One element type that holds every operand's bits: theirs when they agree, else the
+    widest unsigned integer (bool as a byte)."""
+    if len(set(dtypes)) == 1:
+        return dtypes[0]
+    return f"ui{max(8, *(BITS[d] for d in dtypes))}"
+
+
+def _pack(x: Node, c: str, loc: object) -> Node:
+    """x's bits in container type c (zero-extended)."""
+    if x.dtype == c:
+        return x
+    if x.dtype == "i1":
+        return Node("convert", [x], x.shape, c, {}, loc)
+    u = f"ui{BITS[x.dtype]}"
+    b = x if x.dtype == u else Node("bitcast", [x], x.shape, u, {}, loc)
+    return b if u == c else Node("convert", [b], x.shape, c, {}, loc)
+
+
+def _unpack(x: Node, dt: str, loc: object) -> Node:
+    """The inverse of _pack: a container value back to dt."""
+    if x.dtype == dt:
+        return x
+    if dt == "i1":
+        return Node("convert", [x], x.shape, dt, {}, loc)
+    u = f"ui{BITS[dt]}"
+    n = x if x.dtype == u else Node("convert", [x], x.shape, u, {}, loc)
+    return n if dt == u else Node("bitcast", [n], x.shape, dt, {}, loc)
+
+
+def _packed_region(body: Graph, dtypes: list[str], c: str) -> Graph:
+    """The update region over container values: params unpacked to their types, results packed."""
+    if all(d == c for d in dtypes):
+        return body
+    params = [Node("param", [], (), c, {"index": i}, p.loc) for i, p in enumerate(body.params)]
+    new = {p.id: _unpack(q, dtypes[i % len(dtypes)], p.loc) for i, (p, q) in enumerate(zip(body.params, params))}
+    for n in toposort(body.outputs, body.params):
+        if n.id not in new:
+            new[n.id] = Node(n.op, [new[i.id] for i in n.inputs], n.shape, n.dtype, dict(n.attrs), n.loc)
+    return Graph(params, [_pack(new[o.id], c, o.loc) for o in body.outputs])
+
+
+def scatter_many(operands: list[Node], indices: Node, updates: list[Node], dn: dict, body: Graph,
+                 loc: object) -> list[Node]:
+    """A scatter of N operands (the region maps N current values and N updates to N results):
+    one scatter over the operands stacked along a new last dim (interleaved, in a container type
+    when their types differ), whose kernel applies the region to the N values of an element at
+    once (attrs['stack'] = N); the results are that dim's slices."""
+    nops = len(operands)
+    dts = [x.dtype for x in operands]
+    c = _container(dts)
+    rank, urank = len(operands[0].shape), len(updates[0].shape)
+
+    def stack(xs: list[Node]) -> Node:
+        parts = [Node("reshape", [_pack(x, c, loc)], x.shape + (1,), c, {}, loc) for x in xs]
+        return Node("concat", parts, xs[0].shape + (nops,), c, {"dim": len(xs[0].shape)}, loc)
+    dn = dict(dn)
+    dn["update_window_dims"] = tuple(int(d) for d in dn.get("update_window_dims", ())) + (urank,)
+    s = scatter(stack(operands), indices, stack(updates), dn, _packed_region(body, dts, c), loc)
+    s.attrs["stack"] = nops
+    outs = []
+    for j, dt in enumerate(dts):
+        sl = Node("slice", [s], s.shape[:-1] + (1,), c, {"start": (0,) * rank + (j,), "strides": (1,) * (rank + 1)}, loc)
+        outs.append(_unpack(Node("reshape", [sl], s.shape[:-1], c, {}, loc), dt, loc))
+    return outs

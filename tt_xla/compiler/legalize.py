@@ -313,10 +313,12 @@ class Legalizer:
         return indexing.gather(x, idx, _fields(op.attributes["dimension_numbers"]),
                                _ints(op.attributes["slice_sizes"]), shape, op.loc)
 
-    def _scatter(self, op: ir.Operation) -> Node:
+    def _scatter(self, op: ir.Operation) -> Node | list[Node]:
         ins = self._ins(op)
         if len(ins) != 3:
-            raise UnsupportedError("scatter of several operands", op.name, op.loc)
+            n = (len(ins) - 1) // 2
+            return indexing.scatter_many(ins[:n], ins[n], ins[n + 1:], _fields(op.attributes["scatter_dimension_numbers"]),
+                                         _region(op, self), op.loc)
         return indexing.scatter(*ins, _fields(op.attributes["scatter_dimension_numbers"]), _region(op, self),
                                 op.loc)
 

@@ -151,7 +151,7 @@ def lower_gather(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
 def lower_scatter(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
     n = k.root
     operand, idx, upd = n.inputs
-    batch, nidx, _ = _geometry(n)
+    batch, nidx, bdims = _geometry(n)
     B = int(np.prod(batch, dtype=np.int64))
     nb = len(batch)
     ua, ia = read_access(upd, mat), read_access(idx, mat)
@@ -184,15 +184,29 @@ def lower_scatter(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Lo
         L.place(cbs)
         return cbs
     cbs, p = fit_blocks(make, min(CHUNK, inner), sram_budget, name, "scatter", n)
+    stack = n.attrs.get("stack", 1)  # several operands, interleaved (indexing.scatter_many)
+    if stack > 1:  # blocks hold whole elements: the N values the region takes together
+        p = max(stack, p // stack * stack)
+        cbs = make(p)
     cbi, cbu, cbr, cbo = cbs
     body: list = []
+    # batch positions of different batching coordinates (operand_batching_dims) write disjoint
+    # slices of the result: each such coordinate can be its own item, its windows applied in order
+    bat_dims = {i for _, i in n.attrs["batching"]}
+    bat = [j for j, d in enumerate(bdims) if d in bat_dims]
+    bat_items = int(np.prod([batch[j] for j in bat], dtype=np.int64))
+    cwid = min(p, max(stack, max(MIN_BLOCK, -(-inner // SCATTER_ITEMS)) // stack * stack))
+    per_item = B  # batch positions one item walks
     if B == 1:  # one window: nothing conflicts, every row and column strip is its own item
         per = -(-inner // p)
         items = R * per
         body += [L.Define("rlo", "int64_t", f"it / {per}"), L.Define("rhi", "int64_t", "rlo + 1"),
                  L.Define("C0", "int64_t", f"(it % {per}) * {p}"), L.Define("C1", "int64_t", f"K_MIN(C0 + {p}, (int64_t){inner})")]
+    elif bat_items > 1 and (not free or bat_items >= -(-inner // cwid)):
+        items, per_item = bat_items, B // bat_items
+        body += [L.Define("rlo", "int64_t", "0"), L.Define("rhi", "int64_t", str(R)),
+                 L.Define("C0", "int64_t", "0"), L.Define("C1", "int64_t", str(inner))]
     elif free:
-        cwid = min(p, max(MIN_BLOCK, -(-inner // SCATTER_ITEMS)))
         items = -(-inner // cwid)
         body += [L.Define("rlo", "int64_t", "0"), L.Define("rhi", "int64_t", str(R)),
                  L.Define("C0", "int64_t", f"it * {cwid}"), L.Define("C1", "int64_t", f"K_MIN(C0 + {cwid}, (int64_t){inner})")]
@@ -200,8 +214,16 @@ def lower_scatter(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Lo
         items = 1
         body += [L.Define("rlo", "int64_t", "0"), L.Define("rhi", "int64_t", str(R)),
                  L.Define("C0", "int64_t", "0"), L.Define("C1", "int64_t", str(inner))]
-    body.append(L.Range("b", "0", str(B)))
-    bidx = _decode("b", list(batch), "g", body)
+    if per_item == B:
+        body.append(L.Range("b", "0", str(B)))
+        bidx = _decode("b", list(batch), "g", body)
+    else:  # the item's batching coordinates, then its other batch dims in order
+        rest = [j for j in range(nb) if j not in bat]
+        hidx = _decode("it", [batch[j] for j in bat], "h", body)
+        body.append(L.Range("b", "0", str(per_item)))
+        gidx = _decode("b", [batch[j] for j in rest], "g", body)
+        pos = dict(zip(bat, hidx)) | dict(zip(rest, gidx))
+        bidx = [pos[j] for j in range(nb)]
     ok = _index_block(n, mat, body, cbi, iop, bidx, rs, k.dest.offset)
     ubase = _base(ua.offset, ua.strides[:nb], bidx)
     body += [L.Define("rend", "int64_t", f"({ok}) ? rhi : rlo"), L.Range("r", "rlo", "rend")]
@@ -213,23 +235,25 @@ def lower_scatter(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Lo
              L.CbReserve(cbu, "up"), L.DmaRead(cbu, "up", "0", uop, uix, "nc", uv[-1]), L.CbPush(cbu),
              L.CbReserve(cbr, "cur"), L.DmaRead(cbr, "cur", "0", dop, rix, "nc", rv[-1]), L.CbPush(cbr),
              L.CbWait(cbu, "xup"), L.CbWait(cbr, "xcur"), L.CbReserve(cbo, "out"),
-             L.Range("j", "0", "nc"),
-             L.Load("x_", VTYPE[n.dtype], "xcur", "j", load_expr(n.dtype, "{ref}")),
-             L.Load("u_", VTYPE[upd.dtype], "xup", "j", load_expr(upd.dtype, "{ref}"))]
+             L.Range("j", "0", "nc", step=stack)]
+    for q in range(stack):
+        body += [L.Load(f"x_{q}", VTYPE[n.dtype], "xcur", f"j + {q}", load_expr(n.dtype, "{ref}")),
+                 L.Load(f"u_{q}", VTYPE[upd.dtype], "xup", f"j + {q}", load_expr(upd.dtype, "{ref}"))]
     region = n.attrs["body"]
     em = IREmitter(set(), {}, {}, {}, body)
     em.prefix = "bod"
-    em.names.update(region_names(region, ["x_", "u_"]))
-    val = em.value(region.outputs[0])
-    body += [L.Store("out", "j", store_expr(n.dtype, val)), L.End(),
+    em.names.update(region_names(region, [f"x_{q}" for q in range(stack)] + [f"u_{q}" for q in range(stack)]))
+    vals = [em.value(o) for o in region.outputs]  # all computed before any is stored
+    body += [L.Store("out", f"j + {q}", store_expr(n.dtype, v)) for q, v in enumerate(vals)]
+    body += [L.End(),
              L.CbPop(cbu), L.CbPop(cbr), L.CbPush(cbo), L.CbWait(cbo, "res"),
              L.DmaWrite(cbo, "res", "0", dop, rix, "nc", rv[-1]), L.CbPop(cbo),
              L.End(), L.End(), L.End()]
     total = B * R * inner
     tiles = -(-total // 1024)
     if em.ops:
-        body.append(L.VectorOps(f"{em.ops} * ((rhi - rlo) * (C1 - C0) * {B} + 1023) / 1024"))
-    dma = total * (itemsize(upd.dtype) + 2 * itemsize(n.dtype)) + B * nidx * itemsize(idx.dtype) * items
+        body.append(L.VectorOps(f"{em.ops} * ((rhi - rlo) * (C1 - C0) * {per_item} + 1023) / 1024"))
+    dma = total * (itemsize(upd.dtype) + 2 * itemsize(n.dtype)) + per_item * nidx * itemsize(idx.dtype) * items
     return L.LoopKernel(name, list(ops.values()) + [dop], cbs, body, items, em.ops * tiles, dma, 0,
                         ["scatter"] + [o.op for o in region.nodes() if o.op != "param"], "scatter")
 

@@ -96,15 +96,26 @@ def _inline(region: Graph, args: list[Node]) -> list[Node]:
 def select_and_scatter(x: Node, source: Node, init: Node, select: Graph, combine: Graph, wdims, strides,
                        pad: np.ndarray, loc: object) -> Node:
     rank = len(x.shape)
-    size = x.size
-    it = "i32" if size < 2 ** 31 - 1 else "i64"
-    # each element's flat position, -1 in the padding (never selected)
+    if rank == 0:  # one window of one element: as a 1-element dim
+        one = lambda n: Node("reshape", [n], (1,), n.dtype, {}, loc)
+        r = select_and_scatter(one(x), one(source), init, select, combine, (1,), (1,), np.zeros((1, 2), np.int64), loc)
+        return Node("reshape", [r], (), x.dtype, {}, loc)
+    # the outer dims no window moves along (size 1, stride 1, no padding: a pool's batch) are the
+    # scatter's batching dims, so windows of different coordinates there apply in parallel, each
+    # item walking a contiguous slice; the selected position is a flat index over the other dims
+    fixed = [wdims[d] == 1 and strides[d] == 1 and not pad[d].any() for d in range(rank)]
+    nfree = next((d for d in range(rank) if not fixed[d]), rank - 1)
+    free = list(range(nfree))
+    moved = list(range(nfree, rank))
+    msize = int(np.prod([x.shape[d] for d in moved], dtype=np.int64))
+    it = "i32" if msize < 2 ** 31 - 1 else "i64"
+    # each element's flat position among the moved dims, -1 in the padding (never selected)
     flat = None
-    rm = np.cumprod((1,) + tuple(reversed(x.shape[1:])))[::-1] if rank else ()
-    for d in range(rank):
+    mstride = {d: int(np.prod([x.shape[e] for e in moved if e > d], dtype=np.int64)) for d in moved}
+    for d in moved:
         term = Node("iota", [], x.shape, it, {"dim": d}, loc)
-        if int(rm[d]) != 1:
-            term = ew("mul", [term, const(int(rm[d]), it)], loc=loc)
+        if mstride[d] != 1:
+            term = ew("mul", [term, const(mstride[d], it)], loc=loc)
         flat = term if flat is None else ew("add", [flat, term], loc=loc)
     flat = flat if flat is not None else const(0, it, x.shape, loc)
     ones = (1,) * rank
@@ -125,11 +136,11 @@ def select_and_scatter(x: Node, source: Node, init: Node, select: Graph, combine
     views = [windows(px, out, wdims, strides, ones, loc), windows(pf, out, wdims, strides, ones, loc)]
     inits = [const(0, x.dtype, (), loc), const(-1, it, (), loc)]
     pos = Node("reduce", views + inits, out, it, {"axes": axes, "body": body, "index": 1, "n": 2}, loc)
-    nw = int(np.prod(out, dtype=np.int64))
-    idx = Node("reshape", [pos], (nw, 1), it, {}, loc)
-    upd = Node("reshape", [source], (nw,), source.dtype, {}, loc)
-    base = broadcast(init, (size,), (), loc) if init.shape == () else init
-    dn = {"update_window_dims": (), "inserted_window_dims": (0,), "scatter_dims_to_operand_dims": (0,),
-          "index_vector_dim": 1}
-    res = indexing.scatter(base, idx, upd, dn, combine, loc)
+    # a 1-component index into the moved dims flattened (a view of the result); -1 is skipped
+    flat_shape = tuple(x.shape[:nfree]) + (int(np.prod(x.shape[nfree:], dtype=np.int64)),)
+    idx = Node("reshape", [pos], out + (1,), it, {}, loc)
+    base = broadcast(init, flat_shape, (), loc) if init.shape == () else Node("reshape", [init], flat_shape, x.dtype, {}, loc)
+    dn = {"update_window_dims": (), "inserted_window_dims": (nfree,), "scatter_dims_to_operand_dims": (nfree,),
+          "input_batching_dims": tuple(free), "scatter_indices_batching_dims": tuple(free), "index_vector_dim": rank}
+    res = indexing.scatter(base, idx, source, dn, combine, loc)
     return Node("reshape", [res], x.shape, x.dtype, {}, loc)
