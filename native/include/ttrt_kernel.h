@@ -141,81 +141,8 @@ static inline void tt__copy(char *restrict d, const char *restrict s, uint64_t n
     memcpy(d + i, s + i, 32);
     memcpy(d + i + 32, s + i + 32, 32);
   }
-  if (i + 32 <= n) {
-    memcpy(d + i, s + i, 32);
-    i += 32;
-  }
-  for (; i < n; ++i) d[i] = s[i];
+  if (i < n) memcpy(d + i, s + i, (size_t)(n - i));
 }
-/* One run of `count` elements, `stride` elements apart in DRAM, in or out of a dense SRAM run. */
-static inline void tt__gather(char *restrict d, const char *restrict s, uint32_t esize, int64_t count, int64_t stride) {
-  const int64_t step = stride * (int64_t)esize;
-  switch (esize) { /* fixed sizes so the copies are single moves */
-    case 1: for (int64_t i = 0; i < count; ++i) memcpy(d + i, s + i * step, 1); break;
-    case 2: for (int64_t i = 0; i < count; ++i) memcpy(d + 2 * i, s + i * step, 2); break;
-    case 4: for (int64_t i = 0; i < count; ++i) memcpy(d + 4 * i, s + i * step, 4); break;
-    default: for (int64_t i = 0; i < count; ++i) memcpy(d + 8 * i, s + i * step, 8); break;
-  }
-}
-static inline void tt__run_in(char *restrict d, const char *restrict s, uint32_t esize, int64_t count, int64_t stride) {
-  if (stride == 1) tt__copy(d, s, (uint64_t)count * esize);
-  else if (stride == 0) memcpy(d, s, esize);
-  else tt__gather(d, s, esize, count, stride);
-}
-static inline void tt__run_out(char *restrict d, const char *restrict s, uint32_t esize, int64_t count, int64_t stride) {
-  if (stride == 1) {
-    tt__copy(d, s, (uint64_t)count * esize);
-  } else {
-    const int64_t step = stride * (int64_t)esize;
-    for (int64_t i = 0; i < count; ++i) memcpy(d + i * step, s + i * (int64_t)esize, esize);
-  }
-}
-TT__OUT_OF_LINE void tt_dma_read_strided(const tt_core *c, void *sram_dst, const void *dram_src, uint32_t esize,
-                                       int64_t count, int64_t stride) {
-  if (count <= 0) return;
-  tt__run_in((char *)sram_dst, (const char *)dram_src, esize, count, stride);
-  c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(stride == 0 ? 1 : count) * esize;
-}
-TT__OUT_OF_LINE void tt_dma_write_strided(const tt_core *c, void *dram_dst, const void *sram_src, uint32_t esize,
-                                        int64_t count, int64_t stride) {
-  if (count <= 0) return;
-  tt__run_out((char *)dram_dst, (const char *)sram_src, esize, count, stride);
-  c->counters[TT_CORE_DMA_BYTES] += (uint64_t)count * esize;
-}
-/* Block DMA: `rows` runs as above, `dram_pitch` elements apart in DRAM and `sram_pitch` apart in
- * SRAM (a tile, or a block of rows): one transfer, as a NoC moves a 2-D block, instead of one
- * call per row. */
-TT__OUT_OF_LINE void tt_dma_read_block(const tt_core *c, void *sram_dst, int64_t sram_pitch, const void *dram_src,
-                                     int64_t dram_pitch, uint32_t esize, int64_t rows, int64_t count, int64_t stride) {
-  if (count <= 0 || rows <= 0) return;
-  if (stride == 1 && count * (int64_t)esize == 128) { /* a tile's f32 columns: fixed-size moves */
-    for (int64_t r = 0; r < rows; ++r)
-      memcpy((char *)sram_dst + r * sram_pitch * (int64_t)esize, (const char *)dram_src + r * dram_pitch * (int64_t)esize, 128);
-  } else if (stride == 1) {
-    for (int64_t r = 0; r < rows; ++r)
-      tt__copy((char *)sram_dst + r * sram_pitch * (int64_t)esize, (const char *)dram_src + r * dram_pitch * (int64_t)esize,
-               (uint64_t)count * esize);
-  } else {
-    for (int64_t r = 0; r < rows; ++r)
-      tt__run_in((char *)sram_dst + r * sram_pitch * (int64_t)esize, (const char *)dram_src + r * dram_pitch * (int64_t)esize,
-                 esize, count, stride);
-  }
-  c->counters[TT_CORE_DMA_BYTES] += (uint64_t)rows * (uint64_t)(stride == 0 ? 1 : count) * esize;
-}
-TT__OUT_OF_LINE void tt_dma_write_block(const tt_core *c, void *dram_dst, int64_t dram_pitch, const void *sram_src,
-                                      int64_t sram_pitch, uint32_t esize, int64_t rows, int64_t count, int64_t stride) {
-  if (count <= 0 || rows <= 0) return;
-  if (stride == 1 && count * (int64_t)esize == 128) { /* a tile's f32 rows: fixed-size moves */
-    for (int64_t r = 0; r < rows; ++r)
-      memcpy((char *)dram_dst + r * dram_pitch * (int64_t)esize, (const char *)sram_src + r * sram_pitch * (int64_t)esize, 128);
-  } else {
-    for (int64_t r = 0; r < rows; ++r)
-      tt__run_out((char *)dram_dst + r * dram_pitch * (int64_t)esize, (const char *)sram_src + r * sram_pitch * (int64_t)esize,
-                  esize, count, stride);
-  }
-  c->counters[TT_CORE_DMA_BYTES] += (uint64_t)rows * (uint64_t)count * esize;
-}
-
 /* Streaming write DMA: as tt_dma_write_strided, but a contiguous run goes to DRAM by
  * non-temporal stores, around the host's caches. The compiler uses it for outputs far larger
  * than the host's caches: each of their lines is written once and not read back by this
@@ -261,28 +188,71 @@ static inline int tt__stream_run(char *restrict d, const char *restrict s, uint6
   return 0;
 #endif
 }
-TT__OUT_OF_LINE void tt_dma_write_stream(const tt_core *c, void *dram_dst, const void *sram_src, uint32_t esize,
-                                       int64_t count, int64_t stride) {
-  if (count <= 0) return;
-  if (stride != 1 || !tt__stream_run((char *)dram_dst, (const char *)sram_src, (uint64_t)count * esize))
-    tt__run_out((char *)dram_dst, (const char *)sram_src, esize, count, stride);
-  c->counters[TT_CORE_DMA_BYTES] += (uint64_t)count * esize;
+/* Every DMA: `rows` runs of `count` elements of `esize` bytes; element i of run r moves from
+ * src + r * spitch + i * sstride to dst + r * dpitch + i * dstride (in elements). A read is
+ * dense in SRAM (dstride 1) and strided in DRAM (sstride 0: one element, as a broadcast reads
+ * it, moved once); a write the other way round. `stream`: contiguous runs of at least 256
+ * bytes go to DRAM by non-temporal stores. Returns the bytes moved. One function, out of line,
+ * for every kind of transfer: the C compiler compiles it once per kernel library. */
+TT__OUT_OF_LINE uint64_t tt__dma(char *restrict d, int64_t dpitch, int64_t dstride, const char *restrict s, int64_t spitch,
+                               int64_t sstride, uint32_t esize, int64_t rows, int64_t count, int stream) {
+  if (count <= 0 || rows <= 0) return 0;
+  const int64_t e = esize;
+  if (sstride == 0) count = 1;
+  const int64_t bytes = count * e;
+  if (sstride == 1 && dstride == 1) {
+    for (int64_t r = 0; r < rows; ++r) {
+      char *dr = d + r * dpitch * e;
+      const char *sr = s + r * spitch * e;
+      if (bytes == 128) memcpy(dr, sr, 128); /* a tile's f32 row or column: fixed-size moves */
+      else if (!stream || !tt__stream_run(dr, sr, (uint64_t)bytes)) tt__copy(dr, sr, (uint64_t)bytes);
+    }
+  } else {
+    const int64_t ds = dstride * e, ss = sstride * e;
+    for (int64_t r = 0; r < rows; ++r) {
+      char *dr = d + r * dpitch * e;
+      const char *sr = s + r * spitch * e;
+      switch (esize) { /* fixed sizes so the copies are single moves */
+        case 1: for (int64_t i = 0; i < count; ++i) memcpy(dr + i * ds, sr + i * ss, 1); break;
+        case 2: for (int64_t i = 0; i < count; ++i) memcpy(dr + i * ds, sr + i * ss, 2); break;
+        case 4: for (int64_t i = 0; i < count; ++i) memcpy(dr + i * ds, sr + i * ss, 4); break;
+        default: for (int64_t i = 0; i < count; ++i) memcpy(dr + i * ds, sr + i * ss, 8); break;
+      }
+    }
+  }
+  return (uint64_t)(rows * bytes);
 }
-/* tt_dma_write_block by streaming stores, row by row. */
-TT__OUT_OF_LINE void tt_dma_write_block_stream(const tt_core *c, void *dram_dst, int64_t dram_pitch, const void *sram_src,
+static inline void tt_dma_read_strided(const tt_core *c, void *sram_dst, const void *dram_src, uint32_t esize,
+                                       int64_t count, int64_t stride) {
+  c->counters[TT_CORE_DMA_BYTES] += tt__dma((char *)sram_dst, 0, 1, (const char *)dram_src, 0, stride, esize, 1, count, 0);
+}
+static inline void tt_dma_write_strided(const tt_core *c, void *dram_dst, const void *sram_src, uint32_t esize,
+                                        int64_t count, int64_t stride) {
+  c->counters[TT_CORE_DMA_BYTES] += tt__dma((char *)dram_dst, 0, stride, (const char *)sram_src, 0, 1, esize, 1, count, 0);
+}
+/* Block DMA: `rows` runs as above, `dram_pitch` elements apart in DRAM and `sram_pitch` apart in
+ * SRAM (a tile, or a block of rows): one transfer, as a NoC moves a 2-D block, instead of one
+ * call per row. */
+static inline void tt_dma_read_block(const tt_core *c, void *sram_dst, int64_t sram_pitch, const void *dram_src,
+                                     int64_t dram_pitch, uint32_t esize, int64_t rows, int64_t count, int64_t stride) {
+  c->counters[TT_CORE_DMA_BYTES] += tt__dma((char *)sram_dst, sram_pitch, 1, (const char *)dram_src, dram_pitch, stride,
+                                            esize, rows, count, 0);
+}
+static inline void tt_dma_write_block(const tt_core *c, void *dram_dst, int64_t dram_pitch, const void *sram_src,
+                                      int64_t sram_pitch, uint32_t esize, int64_t rows, int64_t count, int64_t stride) {
+  c->counters[TT_CORE_DMA_BYTES] += tt__dma((char *)dram_dst, dram_pitch, stride, (const char *)sram_src, sram_pitch, 1,
+                                            esize, rows, count, 0);
+}
+/* tt_dma_write_strided / tt_dma_write_block by streaming stores (see above). */
+static inline void tt_dma_write_stream(const tt_core *c, void *dram_dst, const void *sram_src, uint32_t esize,
+                                       int64_t count, int64_t stride) {
+  c->counters[TT_CORE_DMA_BYTES] += tt__dma((char *)dram_dst, 0, stride, (const char *)sram_src, 0, 1, esize, 1, count, 1);
+}
+static inline void tt_dma_write_block_stream(const tt_core *c, void *dram_dst, int64_t dram_pitch, const void *sram_src,
                                              int64_t sram_pitch, uint32_t esize, int64_t rows, int64_t count,
                                              int64_t stride) {
-  if (count <= 0 || rows <= 0) return;
-  if (stride == 1 && count * (int64_t)esize < 256) { /* too short to stream */
-    tt_dma_write_block(c, dram_dst, dram_pitch, sram_src, sram_pitch, esize, rows, count, stride);
-    return;
-  }
-  for (int64_t r = 0; r < rows; ++r) {
-    char *d = (char *)dram_dst + r * dram_pitch * (int64_t)esize;
-    const char *s = (const char *)sram_src + r * sram_pitch * (int64_t)esize;
-    if (stride != 1 || !tt__stream_run(d, s, (uint64_t)count * esize)) tt__run_out(d, s, esize, count, stride);
-  }
-  c->counters[TT_CORE_DMA_BYTES] += (uint64_t)rows * (uint64_t)count * esize;
+  c->counters[TT_CORE_DMA_BYTES] += tt__dma((char *)dram_dst, dram_pitch, stride, (const char *)sram_src, sram_pitch, 1,
+                                            esize, rows, count, 1);
 }
 static inline void tt_dma_stream_fence(void) {
 #ifdef TT__FENCE
@@ -293,12 +263,6 @@ static inline void tt_dma_stream_fence(void) {
 /* Read-ahead for a coming DMA read of `count` elements of `esize` bytes at element `index` of
  * `dram` (none when count <= 0, as past the end of an operand): the host fetches the lines
  * into its caches while the core computes. Moves no data, counts nothing. */
-TT__OUT_OF_LINE void tt_dma_prefetch(const void *dram, int64_t index, uint32_t esize, int64_t count) {
-  if (count <= 0) return;
-  const char *p = (const char *)dram + index * (int64_t)esize;
-  for (int64_t i = 0; i < count * (int64_t)esize; i += 64) __builtin_prefetch(p + i, 0, 3);
-}
-/* The same for a coming block DMA: `rows` runs, `pitch` elements apart. */
 TT__OUT_OF_LINE void tt_dma_prefetch_block(const void *dram, int64_t index, uint32_t esize, int64_t count, int64_t rows,
                                          int64_t pitch) {
   if (count <= 0) return;
@@ -306,6 +270,9 @@ TT__OUT_OF_LINE void tt_dma_prefetch_block(const void *dram, int64_t index, uint
     const char *p = (const char *)dram + (index + r * pitch) * (int64_t)esize;
     for (int64_t i = 0; i < count * (int64_t)esize; i += 64) __builtin_prefetch(p + i, 0, 3);
   }
+}
+static inline void tt_dma_prefetch(const void *dram, int64_t index, uint32_t esize, int64_t count) {
+  tt_dma_prefetch_block(dram, index, esize, count, 1, 0);
 }
 
 /* Vector engine: a kernel reports the tile-wide instructions it issued (the cost model's
