@@ -7,7 +7,8 @@ import pytest
 
 import tt_xla
 from tt_xla.compiler import compile_text
-from tt_xla.compiler.loopir import Alu, CbReserve, DmaWrite, Load, LoopKernel, Operand, check_dma_only
+from tt_xla.compiler.loopir import (Alu, CbPop, CbPush, CbReserve, CbWait, CircularBuffer, DmaWrite, End, Load,
+                                   LoopKernel, Operand, Range, check_cb_protocol, check_dma_only)
 from tt_xla.errors import UnsupportedError
 from util import check, inputs, jnp, np
 
@@ -56,6 +57,7 @@ def test_every_kernel_moves_dram_only_by_dma(i):
     assert kernels
     for k in kernels:
         assert check_dma_only(k) == [], k.format()
+        assert check_cb_protocol(k) == [], k.format()
         assert any(isinstance(u, DmaWrite) for u in k.body)  # results leave by DMA too
 
 
@@ -172,8 +174,45 @@ def test_circular_buffers_are_double_buffered_and_in_sram():
     assert sum(isinstance(u, CbReserve) for u in k.body) == 2  # the input's, the output's
     ends = [cb.offset + cb.bytes for cb in k.cbs]
     assert ends == sorted(ends) and ends[-1] == k.sram_bytes
-    assert re.search(r"tt_cb_init\(core, &cb0, 0u, \d+u, 2u\)", compile_text(
-        _text(lambda x: x + 1, np.ones((100, 100), np.float32))).source)
+    # the protocol is checked at compile time, so a page is a plain SRAM address, at a slot
+    # known statically (a ring is empty, so may be rewound, at the start of each work item)
+    src = compile_text(_text(lambda x: x + 1, np.ones((100, 100), np.float32))).source
+    assert "float *in0 = (float *)(sram_ + 0u);" in src and "tt_cb_" not in src
+
+
+def test_pages_of_a_ring_in_use_across_a_range_alternate():
+    """A ring that is not empty where a range starts cannot be rewound there: its pages inside
+    the range come from its counters, and the two pages alternate."""
+    from tt_xla.compiler.render import render
+    cb = CircularBuffer("cb0", "float", 4, 1024)
+    body = [CbReserve(cb, "a"), CbPush(cb), Range("i", "0", "n"), CbReserve(cb, "b"), CbPush(cb), CbWait(cb, "c"),
+            CbPop(cb), End(), CbWait(cb, "d"), CbPop(cb)]
+    k = LoopKernel("k", [], [cb], body, 1)
+    assert check_cb_protocol(k) == []
+    src = render(k)
+    assert "uint32_t cb0_t = 0, cb0_h = 0;" in src
+    assert "float *b = (float *)(sram_ + 0u + (cb0_t % 2u) * 4096u);" in src
+    with pytest.raises(AssertionError, match="protocol"):
+        render(LoopKernel("k", [], [cb], body[:-1], 1))
+
+
+def test_the_cb_protocol_check_catches_misuse():
+    """The compile-time check can fail: a wait on an empty ring, a reserve on a full one, a range
+    whose body leaves a ring fuller than it found it, a work item that leaves a page in use."""
+    cb = CircularBuffer("cb0", "float", 4, 1024)
+    ok = [CbReserve(cb, "a"), CbPush(cb), CbWait(cb, "b"), CbPop(cb)]
+    assert check_cb_protocol(LoopKernel("k", [], [cb], ok, 1)) == []
+    assert check_cb_protocol(LoopKernel("k", [], [cb], [Range("i", "0", "n")] + ok + [End()], 1)) == []
+    cases = {
+        "empty ring": [CbWait(cb, "b"), CbPop(cb)],
+        "full ring": [CbReserve(cb, "a"), CbPush(cb), CbReserve(cb, "a"), CbPush(cb), CbReserve(cb, "a"), CbPush(cb)]
+        + [CbWait(cb, "b"), CbPop(cb)] * 3,
+        "unbalanced": [Range("i", "0", "n"), CbReserve(cb, "a"), CbPush(cb), End(), CbWait(cb, "b"), CbPop(cb)],
+        "in use": [CbReserve(cb, "a"), CbPush(cb)],
+    }
+    for what, body in cases.items():
+        bad = check_cb_protocol(LoopKernel("k", [], [cb], body, 1))
+        assert bad and any(what in b for b in bad), (what, bad)
 
 
 def test_per_kernel_figures_from_events():

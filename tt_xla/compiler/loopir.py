@@ -92,7 +92,9 @@ class Assign:
 @dataclass(frozen=True)
 class _Dma:
     """`count` elements, `stride` elements apart in DRAM operand[index...], to or from a dense
-    run at page[sram_index...] in SRAM (a page of cb)."""
+    run at page[sram_index...] in SRAM (a page of cb). A block transfer moves `rows` such runs,
+    `dram_pitch` elements apart in DRAM and `sram_pitch` apart in the page (a tile, a block of
+    rows: one DMA instead of one per row)."""
     cb: CircularBuffer
     page: str                # SRAM pointer variable
     sram_index: str          # element offset in the page
@@ -100,6 +102,9 @@ class _Dma:
     index: str               # element index in the operand (any index expression, data-dependent too)
     count: str
     stride: int
+    rows: str = "1"
+    dram_pitch: str = "0"
+    sram_pitch: str = "0"
 
 
 class DmaRead(_Dma):
@@ -120,6 +125,8 @@ class DmaPrefetch:
     index: str
     count: str
     esize: int
+    rows: str = "1"          # a block: `rows` such runs, `pitch` elements apart
+    pitch: str = "0"
 
 
 @dataclass(frozen=True)
@@ -259,12 +266,14 @@ class LoopKernel:
 def _fmt(u: UOp) -> str:
     if isinstance(u, Range):
         return f"range {u.var} in [{u.start}, {u.end})" + (f" step {u.step}" if u.step != 1 else "")
-    if isinstance(u, DmaRead):
-        return f"dma_read {u.cb.name}:{u.page}[{u.sram_index}] <- p{u.operand.index}[{u.index}] x{u.count} stride {u.stride}"
-    if isinstance(u, DmaWrite):
-        return f"dma_write p{u.operand.index}[{u.index}] <- {u.cb.name}:{u.page}[{u.sram_index}] x{u.count} stride {u.stride}"
+    if isinstance(u, (DmaRead, DmaWrite)):
+        block = f" x{u.rows} rows (dram pitch {u.dram_pitch}, sram pitch {u.sram_pitch})" if u.rows != "1" else ""
+        if isinstance(u, DmaRead):
+            return f"dma_read {u.cb.name}:{u.page}[{u.sram_index}] <- p{u.operand.index}[{u.index}] x{u.count} stride {u.stride}{block}"
+        return f"dma_write p{u.operand.index}[{u.index}] <- {u.cb.name}:{u.page}[{u.sram_index}] x{u.count} stride {u.stride}{block}"
     if isinstance(u, DmaPrefetch):
-        return f"dma_prefetch p{u.operand.index}[{u.index}] x{u.count}"
+        block = f" x{u.rows} rows (pitch {u.pitch})" if u.rows != "1" else ""
+        return f"dma_prefetch p{u.operand.index}[{u.index}] x{u.count}{block}"
     if isinstance(u, (CbReserve, CbWait)):
         return f"{'cb_reserve_back' if isinstance(u, CbReserve) else 'cb_wait_front'} {u.cb.name} -> {u.page}"
     if isinstance(u, (CbPush, CbPop)):
@@ -318,6 +327,57 @@ def check_dma_only(k: LoopKernel) -> list[str]:
         text = " ".join(str(v) for v in vars(u).values() if isinstance(v, str))
         if not isinstance(u, (DmaRead, DmaWrite, DmaPrefetch, MatMul)) and any(_mentions(text, p) for p in operands):
             bad.append(f"{k.name}: {_fmt(u)} touches a DRAM operand outside DMA")
+    return bad
+
+
+def check_cb_protocol(k: LoopKernel) -> list[str]:
+    """Violations of the circular-buffer protocol, found at compile time: a core runs its reader,
+    compute and writer in program order, so a reserve on a full ring or a wait on an empty one
+    would hang it. Each buffer's state (pages filled, a page reserved) is followed through the
+    body; a range's body must leave every buffer as it found it (so any trip count, zero
+    included, is sound) and a work item must leave them empty. Empty when the kernel is sound;
+    the renderer then turns every page into a plain SRAM address (no runtime state or checks)."""
+    bad: list[str] = []
+    state = {cb.name: (0, False) for cb in k.cbs}
+    npages = {cb.name: cb.npages for cb in k.cbs}
+    stack: list[tuple[str, dict]] = []
+    for u in k.body:
+        if isinstance(u, Range):
+            stack.append((u.var, dict(state)))
+        elif isinstance(u, End):
+            if not stack:
+                return bad + [f"{k.name}: an end without a range"]
+            var, before = stack.pop()
+            if state != before:
+                bad.append(f"{k.name}: range {var} leaves its circular buffers unbalanced ({before} -> {state})")
+                state = before
+        elif isinstance(u, (CbReserve, CbPush, CbWait, CbPop)):
+            name = u.cb.name
+            if name not in state:
+                bad.append(f"{k.name}: {_fmt(u)} on a buffer the kernel does not declare")
+                continue
+            filled, reserved = state[name]
+            if isinstance(u, CbReserve):
+                if reserved or filled >= npages[name]:
+                    bad.append(f"{k.name}: {_fmt(u)} on a full ring (would hang)")
+                reserved = True
+            elif isinstance(u, CbPush):
+                if not reserved:
+                    bad.append(f"{k.name}: {_fmt(u)} without a reserved page")
+                reserved, filled = False, filled + 1
+            elif isinstance(u, CbWait):
+                if filled < 1:
+                    bad.append(f"{k.name}: {_fmt(u)} on an empty ring (would hang)")
+            elif filled < 1:
+                bad.append(f"{k.name}: {_fmt(u)} on an empty ring")
+            else:
+                filled -= 1
+            state[name] = (filled, reserved)
+    if stack:
+        bad.append(f"{k.name}: range {stack[-1][0]} is not closed")
+    left = {n: s for n, s in state.items() if s != (0, False)}
+    if left:
+        bad.append(f"{k.name}: a work item leaves circular buffers in use: {left}")
     return bad
 
 

@@ -253,19 +253,35 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
     rowconst = {j: (all(s == 0 for s in vecs[j][:-1]) if rank else True) for j in stored}
     if col_leaves:
         idx = _decode("r0", outer_shape, "s", body)
-        for j in col_leaves:
+        for j in col_leaves:  # the tile's columns, contiguous in DRAM: one block transfer
             op = op_of[leaves[j][1].src.id]
-            body.append(L.Range("c", "c0", "c1"))
-            body.append(L.DmaRead(in_cb[j], page_in[j], f"(c - c0) * {TILE}", op,
-                                  f"{_base(offs[j], vecs[j][:-1], idx)} + c * {vecs[j][-1]}", "r1 - r0", vecs[j][-2]))
-            body.append(L.End())
+            body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {vecs[j][-1]}",
+                                  "r1 - r0", vecs[j][-2], "nc", str(vecs[j][-1]), str(TILE)))
+            # the next tile's columns (this tile row's next, if any), fetched by the host while
+            # this one is transposed: its reads are short runs far apart, slow one after another
+            body.append(L.DmaPrefetch(op, f"{_base(offs[j], vecs[j][:-1], idx)} + (c0 + {TILE}) * {vecs[j][-1]}", "r1 - r0",
+                                      itemsize(leaves[j][0].dtype), f"K_MIN({TILE}, {inner} - (c0 + {TILE}))",
+                                      str(vecs[j][-1])))
     once = [j for j in row_leaves if rowconst[j]]
     per_row = [j for j in row_leaves if not rowconst[j]]
     for j in once:
         op = op_of[leaves[j][1].src.id]
         cnt = "1" if inner_st[j] == 0 else "nc"
         body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{offs[j]} + c0 * {inner_st[j]}", cnt, inner_st[j]))
-    if per_row:
+    # the block's rows are one block transfer per input when they are one affine walk: one outer
+    # dim, a chunk of one row, or a tile (whose rows never cross its outer index), else one
+    # transfer per row
+    affine = len(outer_shape) <= 1 or mode in ("chunk", "tile")
+    if per_row and affine:
+        idx = _decode("r0", outer_shape, "", body)
+        for j in per_row:
+            op = op_of[leaves[j][1].src.id]
+            wj = 1 if inner_st[j] == 0 else w
+            cnt = "1" if inner_st[j] == 0 else "nc"
+            pitch = str(vecs[j][-2]) if outer_shape else "0"
+            body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}",
+                                  cnt, inner_st[j], *(("r1 - r0", pitch, str(wj)) if mode != "chunk" else ())))
+    elif per_row:
         body.append(L.Range("r", "r0", "r1"))
         idx = _decode("r", outer_shape, "", body)
         for j in per_row:
@@ -346,12 +362,18 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
 
     # ---- writer: SRAM -> DRAM
     body.append(L.CbWait(out_cb, "res"))
-    body.append(L.Range("r", "r0", "r1"))
-    idx = _decode("r", outer_shape, "w", body)
     dop = op_of[dest.src.id]
-    body.append(L.DmaWrite(out_cb, "res", f"(r - r0) * {w}", dop,
-                           f"{_base(offs[-1], vecs[-1][:-1], idx)} + c0 * {inner_st[-1]}", "nc", inner_st[-1]))
-    body.append(L.End())
+    if affine:
+        idx = _decode("r0", outer_shape, "w", body)
+        pitch = str(vecs[-1][-2]) if outer_shape else "0"
+        body.append(L.DmaWrite(out_cb, "res", "0", dop, f"{_base(offs[-1], vecs[-1][:-1], idx)} + c0 * {inner_st[-1]}",
+                               "nc", inner_st[-1], *(("r1 - r0", pitch, str(w)) if mode != "chunk" else ())))
+    else:
+        body.append(L.Range("r", "r0", "r1"))
+        idx = _decode("r", outer_shape, "w", body)
+        body.append(L.DmaWrite(out_cb, "res", f"(r - r0) * {w}", dop,
+                               f"{_base(offs[-1], vecs[-1][:-1], idx)} + c0 * {inner_st[-1]}", "nc", inner_st[-1]))
+        body.append(L.End())
     body.append(L.CbPop(out_cb))
 
     # figures for the whole launch, from the blocking above
@@ -371,6 +393,8 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
 # ----------------------------------------------------------------------------- reductions
 PIECE = 4096  # elements of one reduced run DMA'd at a time (a multiple of LANES)
 COLS = 256    # kept columns per work item of a column reduction
+PREFETCH_BYTES = 4096  # read ahead of a reduction's piece: a page, well inside the host's L1
+PREFETCH_MIN_BYTES = 1 << 20  # ...of an operand bigger than the host's L2 (1 MiB a core here)
 
 
 def _lane_ir(simple: tuple, dt: str, acc: str, nan: str, v: str) -> list:
@@ -558,11 +582,27 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
                 body.append(L.Var(accs[i], VTYPE[inits[i].dtype], init_vals[i]))
         for d in range(len(ashape) - 1):
             body.append(L.Range(f"a{d}", "0", str(ashape[d])))
-        body.append(L.Range("pc", "0", str(last), step=piece))
-        body.append(L.Define("np_", "int64_t", f"K_MIN((int64_t){piece}, {last} - pc)"))
+        one_piece = piece >= last  # (most reductions: no loop over pieces, less C to compile)
+        if one_piece:
+            body += [L.Define("pc", "int64_t", "0"), L.Define("np_", "int64_t", str(last))]
+        else:
+            body.append(L.Range("pc", "0", str(last), step=piece))
+            body.append(L.Define("np_", "int64_t", f"K_MIN((int64_t){piece}, {last} - pc)"))
         for j in stored:
             base = f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc * {avecs[j][-1]}"
             dma_in(j, base, "np_", avecs[j][-1])
+        # ask the host to fetch the DRAM after each contiguous run while this piece is reduced:
+        # the next piece, or the next row when rows are contiguous (a host core runs its DMA and
+        # its math one after the other; this lets the next DMA's reads overlap this math). Only
+        # for operands beyond the host's L2 whose runs move (not one run read by every output):
+        # others are in the caches already, and the C compiler's time is better spent elsewhere.
+        for j in stored:
+            src = leaves[j][1].src
+            if avecs[j][-1] == 1 and src.nbytes > PREFETCH_MIN_BYTES and (any(kvecs[j] + avecs[j][:-1]) or not one_piece):
+                nxt = f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc + np_"
+                ahead = max(1, PREFETCH_BYTES // itemsize(src.dtype))
+                body.append(L.DmaPrefetch(op_of[src.id], nxt, f"K_MIN((int64_t){ahead}, {src.size} - ({nxt}))",
+                                          itemsize(src.dtype)))
         for j, (_, a) in enumerate(leaves):
             if a.src.op == "iota":
                 body.append(L.Define(f"ib{j}", "int64_t",
@@ -609,7 +649,8 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
             body.append(L.End())
         for j in stored:
             body.append(L.CbPop(cb_of[j]))
-        body.append(L.End())  # pc
+        if not one_piece:
+            body.append(L.End())  # pc
         body += [L.End() for _ in range(len(ashape) - 1)]
         if lanes:
             body.append(L.Var("acc", VTYPE[dts[0]], init_vals[0]))

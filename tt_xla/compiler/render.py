@@ -8,6 +8,9 @@ from . import loopir as L
 
 
 def _dma_read(u: L.DmaRead) -> str:
+    if u.rows != "1":
+        return (f"tt_dma_read_block(core, {u.page} + {u.sram_index}, {u.sram_pitch}, p{u.operand.index} + ({u.index}), "
+                f"{u.dram_pitch}, {u.cb.esize}u, {u.rows}, {u.count}, {u.stride});")
     return (f"tt_dma_read_strided(core, {u.page} + {u.sram_index}, p{u.operand.index} + ({u.index}), "
             f"{u.cb.esize}u, {u.count}, {u.stride});")
 
@@ -25,9 +28,75 @@ def _streams(u: L.DmaWrite) -> bool:
 
 
 def _dma_write(u: L.DmaWrite) -> str:
+    if u.rows != "1":
+        return (f"tt_dma_write_block{'_stream' if _streams(u) else ''}(core, p{u.operand.index} + ({u.index}), {u.dram_pitch}, {u.page} + {u.sram_index}, "
+                f"{u.sram_pitch}, {u.cb.esize}u, {u.rows}, {u.count}, {u.stride});")
     fn = "tt_dma_write_stream" if _streams(u) else "tt_dma_write_strided"
     return (f"{fn}(core, p{u.operand.index} + ({u.index}), {u.page} + {u.sram_index}, "
             f"{u.cb.esize}u, {u.count}, {u.stride});")
+
+
+class _Rings:
+    """Circular-buffer pages as plain SRAM addresses. The protocol is checked at compile time
+    (loopir.check_cb_protocol), so nothing is checked at run time; and a ring that is empty may
+    be rewound (which page comes next is free when none is in use). A ring is empty at the start
+    of every work item, and, if it is empty where a range starts, at the start of every
+    iteration of that range (its body must leave the ring as it found it). So the slot of every
+    page op whose ring was empty at the start of its innermost range (or of the work item) is
+    known statically: a constant address the C compiler folds. Rendering every page with run-time
+    counters took it 1.6x as long over a training step's kernels. Any other ring keeps two
+    counters per work item, the back one (`_t`, reserve/push) and the front one (`_h`,
+    wait/pop). Pages are not `restrict`: a ring's producer and consumer pages are the same
+    memory, often both in scope."""
+
+    def __init__(self, k: L.LoopKernel):
+        self.cbs = k.cbs
+        self.dynamic: set[str] = set()
+        self._reset()
+        for u in k.body:  # a dry run finds the rings that need counters
+            self.step(u)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.count: dict[tuple[str, str], int] = {}
+        self.state: dict[str, tuple[int, bool]] = {cb.name: (0, False) for cb in self.cbs}
+        self.frames: list[tuple[dict, dict, set[str]]] = []
+
+    def declare(self) -> list[str]:
+        """Start of a work item: every ring empty, rewound."""
+        self._reset()
+        return [f"uint32_t {cb.name}_t = 0, {cb.name}_h = 0;" for cb in self.cbs if cb.name in self.dynamic]
+
+    def step(self, u) -> str:
+        """Follow u; the C for a circular-buffer op ("" for others and for static pushes/pops)."""
+        if isinstance(u, L.Range):
+            empty = {n for n, st in self.state.items() if st == (0, False)}
+            self.frames.append((dict(self.count), dict(self.state), empty))
+            for n in empty:
+                self.count[n, "t"] = self.count[n, "h"] = 0
+            return ""
+        if isinstance(u, L.End):
+            self.count, self.state, _ = self.frames.pop()
+            return ""
+        if not isinstance(u, _CB_OPS):
+            return ""
+        cb = u.cb
+        if self.frames and cb.name not in self.frames[-1][2] and cb.npages > 1:
+            self.dynamic.add(cb.name)
+        end = "t" if isinstance(u, (L.CbReserve, L.CbPush)) else "h"
+        filled, reserved = self.state[cb.name]
+        if isinstance(u, (L.CbPush, L.CbPop)):
+            self.state[cb.name] = (filled + 1, False) if isinstance(u, L.CbPush) else (filled - 1, reserved)
+            self.count[cb.name, end] = self.count.get((cb.name, end), 0) + 1
+            return f"++{cb.name}_{end};" if cb.name in self.dynamic else ""
+        if isinstance(u, L.CbReserve):
+            self.state[cb.name] = (filled, True)
+        if cb.name in self.dynamic:
+            slot = f" + ({cb.name}_{end} % {cb.npages}u) * {cb.page_bytes}u"
+        else:
+            at = self.count.get((cb.name, end), 0) % cb.npages * cb.page_bytes
+            slot = f" + {at}u" if at else ""
+        return f"{cb.ctype} *{u.page} = ({cb.ctype} *)(sram_ + {cb.offset}u{slot});"
 
 
 RULES: dict[type, Callable] = {
@@ -39,11 +108,8 @@ RULES: dict[type, Callable] = {
     L.Define: lambda u: f"const {u.ctype} {u.var} = {u.expr};",
     L.DmaRead: _dma_read,
     L.DmaWrite: _dma_write,
-    L.DmaPrefetch: lambda u: f"tt_dma_prefetch(p{u.operand.index}, {u.index}, {u.esize}u, {u.count});",
-    L.CbReserve: lambda u: f"{u.cb.ctype} *restrict {u.page} = ({u.cb.ctype} *)tt_cb_reserve_back(core, &{u.cb.name});",
-    L.CbPush: lambda u: f"tt_cb_push_back(&{u.cb.name});",
-    L.CbWait: lambda u: f"{u.cb.ctype} *restrict {u.page} = ({u.cb.ctype} *)tt_cb_wait_front(core, &{u.cb.name});",
-    L.CbPop: lambda u: f"tt_cb_pop_front(&{u.cb.name});",
+    L.DmaPrefetch: lambda u: (f"tt_dma_prefetch(p{u.operand.index}, {u.index}, {u.esize}u, {u.count});" if u.rows == "1" else
+                              f"tt_dma_prefetch_block(p{u.operand.index}, {u.index}, {u.esize}u, {u.count}, {u.rows}, {u.pitch});"),
     L.Load: lambda u: f"const {u.ctype} {u.var} = {u.expr.format(ref=f'{u.page}[{u.index}]')};",
     L.Store: lambda u: f"{u.page}[{u.index}] = {u.expr};",
     L.Alu: lambda u: f"const {u.ctype} {u.var} = {u.expr};",
@@ -54,8 +120,15 @@ RULES: dict[type, Callable] = {
 }
 
 
+_CB_OPS = (L.CbReserve, L.CbPush, L.CbWait, L.CbPop)
+
+
 def render(k: L.LoopKernel) -> str:
-    """The kernel as one C function `static void name(core, ops, begin, end)`."""
+    """The kernel as one C function `static void name(core, ops, begin, end)`. A kernel whose
+    circular buffers are misused is a compiler bug, refused here."""
+    bad = L.check_cb_protocol(k)
+    if bad:
+        raise AssertionError("circular-buffer protocol: " + "; ".join(bad[:5]))
     # The core's counters are counted in a local copy and added once at the end: cores that run
     # at the same time on different host threads would otherwise share their cache lines.
     lines = [f"static void {k.name}(const tt_core *core_, void *const *ops, int64_t begin, int64_t end) {{",
@@ -66,15 +139,20 @@ def render(k: L.LoopKernel) -> str:
     for o in k.operands:
         const = "" if o.writes else "const "
         lines.append(f"  {const}{o.ctype} *restrict p{o.index} = ({const}{o.ctype} *)ops[{o.index}];")
-    for cb in k.cbs:
-        lines.append(f"  tt_cb {cb.name};")
-        lines.append(f"  tt_cb_init(core, &{cb.name}, {cb.offset}u, {cb.page_bytes}u, {cb.npages}u);")
+    if k.cbs:
+        lines.append("  char *const sram_ = (char *)core->sram;")
+    rings = _Rings(k)
     lines.append("  for (int64_t it = begin; it < end; ++it) {")
+    lines += ["    " + d for d in rings.declare()]
     depth = 2
     for u in k.body:
         if isinstance(u, L.End):
             depth -= 1
-        lines.append("  " * depth + RULES[type(u)](u))
+        text = rings.step(u)  # (it follows the ranges too)
+        if not isinstance(u, _CB_OPS):
+            text = RULES[type(u)](u)
+        if text:
+            lines.append("  " * depth + text)
         if isinstance(u, L.Range):
             depth += 1
     lines.append("  }")
