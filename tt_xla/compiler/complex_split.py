@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
-from .graph import Graph, Node, const, ew
+from .graph import ELEMENTWISE, Graph, Node, const, ew
 
 if TYPE_CHECKING:
     from .legalize import Legalizer
@@ -63,10 +63,30 @@ def _part_view(p: Node, shape: tuple[int, ...], k: int, loc: Any) -> Node:
 
 
 def interleave(z: Pair, loc: Any) -> Node:
-    """A complex result: its parts written side by side into one real [..., 2] tensor."""
+    """A complex result: its parts written side by side into one real [..., 2] tensor, a concat
+    whose two pieces each compute their part and store it with a stride of 2."""
     shape = z.re.shape
-    cols = [Node("reshape", [x], shape + (1,), x.dtype, {}, loc) for x in (z.re, z.im)]
+    memo: dict[int, Node] = {}
+    cols = [_with_unit_dim(x, memo) for x in (z.re, z.im)]
     return Node("concat", cols, shape + (2,), z.re.dtype, {"dim": len(shape)}, loc)
+
+
+def _with_unit_dim(n: Node, memo: dict[int, Node]) -> Node:
+    """n with a trailing dim of 1, the reshape pushed down through elementwise ops to views and
+    stored nodes: fusion computes a concat piece's elementwise work inside the piece's kernel,
+    but a view over elementwise work would have to be stored first (one more kernel and DRAM
+    round trip per part)."""
+    if n.id in memo:
+        return memo[n.id]
+    shape = n.shape + (1,)
+    if n.op in ELEMENTWISE:
+        out = Node(n.op, [_with_unit_dim(i, memo) for i in n.inputs], shape, n.dtype, dict(n.attrs), n.loc)
+    elif n.op in ("broadcast", "reshape", "iota"):  # their attributes stay valid with a new last dim
+        out = Node(n.op, list(n.inputs), shape, n.dtype, dict(n.attrs), n.loc)
+    else:
+        out = Node("reshape", [n], shape, n.dtype, {}, n.loc)
+    memo[n.id] = out
+    return out
 
 
 def flat(values: list[Node | Pair]) -> list[Node]:
@@ -112,6 +132,7 @@ class _Math:
     def mul(self, a: Node, b: Node) -> Node: return self.op("mul", a, b)
     def div(self, a: Node, b: Node) -> Node: return self.op("div", a, b)
     def neg(self, a: Node) -> Node: return self.op("neg", a)
+    def fma(self, a: Node, b: Node, c: Node) -> Node: return self.op("fma", a, b, c)
     def abs(self, a: Node) -> Node: return self.op("abs", a)
     def f(self, name: str, a: Node) -> Node: return self.op(name, a)
 
@@ -135,6 +156,48 @@ class _Math:
                         self.op("and", bits[1], const(top, u, (), self.loc)))
         return Node("bitcast", [mixed], mixed.shape, self.dt, {}, self.loc)
 
+    def square_dekker(self, x: Node) -> tuple[Node, Node]:
+        """x*x as an unevaluated sum hi + lo (Veltkamp's split of x into halves)."""
+        hi = self.mul(x, x)
+        t = self.mul(self.c(4097.0 if self.dt == "f32" else 134217729.0), x)
+        xh = self.add(t, self.sub(x, t))
+        xl = self.sub(x, xh)
+        cross = self.mul(xh, xl)
+        lo = self.add(self.add(self.add(self.add(self.neg(hi), self.mul(xh, xh)), cross), cross), self.mul(xl, xl))
+        return hi, lo
+
+    def sum_terms(self, terms: list[Node], fast: bool) -> Node:
+        """A sum with the rounding error of each addition carried along (2Sum, or Fast2Sum when
+        every term is at most the running sum in magnitude)."""
+        hi, lows = terms[0], []
+        for t in terms[1:]:
+            s = self.add(hi, t)
+            if fast:
+                lows.append(self.sub(t, self.sub(s, hi)))
+            else:
+                bv = self.sub(s, hi)
+                lows.append(self.add(self.sub(hi, self.sub(s, bv)), self.sub(t, bv)))
+            hi = s
+        low = lows[0]
+        for x in lows[1:]:
+            low = self.add(low, x)
+        return self.add(hi, low)
+
+    def hypot_scaled(self, mx: Node, mn: Node) -> Node:
+        """hypot from max and min magnitudes: mx sqrt(1 + (mn/mx)^2), exact-ish near mn = 0."""
+        r = self.div(mn, mx)
+        r = self.mul(r, r)
+        sqa = self.f("sqrt", self.add(self.c(1.0), r))
+        near = self.and_(self.cmp("EQ", sqa, self.c(1.0)), self.cmp("GT", r, self.c(0.0)))
+        return self.sel(self.cmp("EQ", mx, mn), self.mul(self.c(np.sqrt(2.0)), mx),
+                        self.sel(near, self.add(mx, self.div(self.mul(mx, r), self.c(2.0))), self.mul(mx, sqa)))
+
+    def log_hypot(self, mx: Node, mn: Node) -> Node:
+        """log(hypot) as log(mx) + log1p((mn/mx)^2) / 2, with mn/mx = 1 when they are equal
+        (both 0 or both inf)."""
+        r = self.sel(self.cmp("EQ", mn, mx), self.c(1.0), self.div(mn, mx))
+        return self.add(self.f("log", mx), self.mul(self.c(0.5), self.f("log1p", self.mul(r, r))))
+
     # XLA's |z| helper: (min, max, 1 + (min/max)^2) of |re|, |im|
     def abs_parts(self, z: Pair) -> tuple[Node, Node, Node]:
         ar, ai = self.abs(z.re), self.abs(z.im)
@@ -151,7 +214,9 @@ class _Math:
 
 # ----------------------------------------------------------------------------- complex ops
 def _mul(m: _Math, a: Pair, b: Pair) -> Pair:
-    return Pair(m.sub(m.mul(a.re, b.re), m.mul(a.im, b.im)), m.add(m.mul(a.re, b.im), m.mul(a.im, b.re)))
+    # fused where XLA:CPU's LLVM fuses (it decides inf * x + -inf cases: (inf, -2.5) * (3e38, 1)
+    # has the imaginary part inf, not NaN)
+    return Pair(m.fma(a.re, b.re, m.neg(m.mul(a.im, b.im))), m.fma(a.im, b.re, m.mul(a.re, b.im)))
 
 
 def _div(m: _Math, a: Pair, b: Pair) -> Pair:
@@ -201,12 +266,31 @@ def _div(m: _Math, a: Pair, b: Pair) -> Pair:
 
 
 def _exp(m: _Math, z: Pair) -> Pair:
+    """e^a (cos b + i sin b); a real argument (b = 0) keeps a zero imaginary part even when e^a
+    is inf or NaN, and e^a overflowing while e^a cos b does not is computed as (e^(a/2))^2 cos b."""
     e = m.f("exp", z.re)
-    return Pair(m.mul(e, m.f("cos", z.im)), m.mul(e, m.f("sin", z.im)))
+    h = m.f("exp", m.mul(z.re, m.c(0.5)))
+    big = m.cmp("EQ", e, m.c(np.inf))
+    cs, sn = m.f("cos", z.im), m.f("sin", z.im)
+    re = m.sel(big, m.mul(m.mul(h, cs), h), m.mul(e, cs))
+    im = m.sel(big, m.mul(m.mul(h, sn), h), m.mul(e, sn))
+    return Pair(re, m.sel(m.cmp("EQ", z.im, m.c(0.0)), m.c(0.0), im))
 
 
 def _log(m: _Math, z: Pair) -> Pair:
-    return Pair(m.f("log", m.cabs(z)), m.op("atan2", z.im, z.re))
+    """log|z| + i atan2(b, a). Near |z| = 1, log|z| = log1p(a^2 + b^2 - 1) / 2 with the squares
+    in twice the precision (Dekker) and the sum compensated; elsewhere log(max) + log1p((min /
+    max)^2) / 2, which neither overflows nor underflows (the StableHLO complex math expander's
+    algorithm, which XLA:CPU and jax use)."""
+    x, y = z.re, z.im
+    yyh, yyl = m.square_dekker(y)
+    xxh, xxl = m.square_dekker(x)
+    gt = m.cmp("GT", yyh, xxh)
+    s = m.sum_terms([m.c(-1.0), m.sel(gt, yyh, xxh), m.sel(gt, xxh, yyh), yyl, xxl], fast=True)
+    ax, ay = m.abs(x), m.abs(y)
+    far = m.log_hypot(m.op("max", ax, ay), m.op("min", ax, ay))
+    near = m.mul(m.c(0.5), m.f("log1p", s))
+    return Pair(m.sel(m.cmp("LT", m.abs(s), m.c(0.5)), near, far), m.op("atan2", y, x))
 
 
 def _expm1(m: _Math, z: Pair) -> Pair:
@@ -219,14 +303,23 @@ def _expm1(m: _Math, z: Pair) -> Pair:
 
 
 def _log1p(m: _Math, z: Pair) -> Pair:
-    one = m.c(1.0)
-    a1 = m.add(z.re, one)
-    aa1, ab = m.abs(a1), m.abs(z.im)
-    mx, mn = m.op("max", aa1, ab), m.op("min", aa1, ab)
-    mx_m1 = m.sel(m.cmp("GT", a1, ab), z.re, m.sub(mx, one))
-    q = m.div(mn, mx)
-    r = m.add(m.mul(m.c(0.5), m.f("log1p", m.mul(q, q))), m.f("log1p", mx_m1))
-    return Pair(m.sel(m.isnan(r), mn, r), m.op("atan2", z.im, a1))
+    """log|1 + z| + i atan2(b, 1 + a), |1 + z| by cases as the StableHLO expander does: huge z as
+    log_hypot; z near -1 directly; elsewhere log1p(2a + a^2 + b^2) / 2 with Dekker squares and a
+    compensated sum (no cancellation near a = -b^2/2)."""
+    x, y = z.re, z.im
+    one, half = m.c(1.0), m.c(0.5)
+    ax, ay = m.abs(x), m.abs(y)
+    mx, mn = m.op("max", ax, ay), m.op("min", ax, ay)
+    largest = float(np.finfo(np.float32 if m.dt == "f32" else np.float64).max)
+    xp1 = m.add(x, one)
+    yyh, yyl = m.square_dekker(y)
+    xxh, xxl = m.square_dekker(x)
+    x2 = m.add(x, x)
+    general = m.mul(half, m.f("log1p", m.sum_terms([x2, yyh, xxh, yyl, xxl], fast=False)))
+    close = m.mul(half, m.f("log", m.add(m.mul(xp1, xp1), yyh)))
+    re = m.sel(m.cmp("LT", m.add(m.abs(xp1), ay), m.c(0.2)), close, general)
+    re = m.sel(m.cmp("GT", mx, m.c(np.sqrt(largest) * 0.01)), m.log_hypot(mx, mn), re)
+    return Pair(re, m.op("atan2", y, xp1))
 
 
 def _sincos(m: _Math, z: Pair, cos: bool) -> Pair:
@@ -261,22 +354,33 @@ def _tanh(m: _Math, z: Pair, tan: bool = False) -> Pair:
 
 
 def _sqrt(m: _Math, z: Pair) -> Pair:
-    """sqrt|z| (as sqrt(max) * (1 + (min/max)^2)^(1/4)) times e^(i atan2(b, a)/2), with XLA's
-    infinities: (a, +-inf) and (+inf, b) give inf real parts, (-inf, b) a zero one."""
-    mn, mx, q = m.abs_parts(z)
-    r = m.mul(m.f("sqrt", mx), m.op("pow", q, m.c(0.25)))
-    r = m.sel(m.isnan(r), mn, r)
-    t = m.mul(m.op("atan2", z.im, z.re), m.c(0.5))
-    cs, sn = m.f("cos", t), m.f("sin", t)
-    zero, inf = m.c(0.0), m.c(np.inf)
-    ab = m.abs(z.im)
-    b_inf, a_pinf, a_ninf = m.cmp("EQ", ab, inf), m.cmp("EQ", z.re, inf), m.cmp("EQ", z.re, m.c(-np.inf))
-    re = m.sel(m.or_(b_inf, a_pinf), inf, m.sel(m.and_(a_ninf, m.cmp("NE", ab, inf)), zero, m.mul(r, cs)))
-    re = m.sel(m.and_(a_ninf, m.isnan(ab)), zero, re)  # ONE(nan, inf) is false: take the zero
-    im = m.sel(m.or_(b_inf, a_ninf), m.copysign(inf, z.im),
-               m.sel(m.isnan(r), m.c(np.nan), m.sel(m.cmp("EQ", sn, zero), sn, m.mul(r, sn))))
-    r0 = m.cmp("EQ", r, zero)
-    return Pair(m.sel(r0, zero, re), m.sel(r0, zero, im))
+    """With u = sqrt((|z| + |a|) / 2): sqrt(z) = u + i b / 2u for a >= 0 and |b| / 2u + i sgn(b) u
+    for a < 0, so neither part cancels; u is rescaled where |z| + |a| under- or overflows (the
+    StableHLO complex math expander's algorithm, which XLA:CPU and jax use)."""
+    x, y = z.re, z.im
+    one, two, zero = m.c(1.0), m.c(2.0), m.c(0.0)
+    sq2 = m.c(np.sqrt(2.0))
+    ax, ay = m.abs(x), m.abs(y)
+    eq, gt, lt = m.cmp("EQ", ax, ay), m.cmp("GT", ax, ay), m.cmp("LT", ax, ay)
+    sq_ax, sq_ay = m.f("sqrt", ax), m.f("sqrt", ay)
+    mx, mn = m.op("max", ax, ay), m.op("min", ax, ay)
+    u_general = m.f("sqrt", m.add(m.div(m.hypot_scaled(mx, mn), two), m.div(ax, two)))
+    bad = m.or_(m.cmp("EQ", u_general, zero), m.cmp("EQ", u_general, m.c(np.inf)))
+    r0 = m.sel(eq, one, m.sel(lt, m.div(ax, ay), m.div(ay, ax)))
+    ar0 = m.abs(r0)
+    h = m.hypot_scaled(m.op("max", one, ar0), m.op("min", one, ar0))
+    sq_1h, sq_rh = m.f("sqrt", m.add(one, h)), m.f("sqrt", m.add(r0, h))
+    u_eq = m.div(m.mul(sq_ax, m.c(np.sqrt((1 + np.sqrt(2.0)) / 2) * np.sqrt(2.0))), sq2)
+    u = m.sel(eq, u_eq, m.sel(bad, m.sel(gt, m.mul(sq_ax, m.div(sq_1h, sq2)), m.mul(sq_ay, m.div(sq_rh, sq2))),
+                              u_general))
+    ratio = m.sel(eq, one, m.sel(lt, m.div(sq_ax, sq_ay), m.div(sq_ay, sq_ax)))
+    v = m.sel(eq, m.div(sq_ay, m.c(2 * np.sqrt((1 + np.sqrt(2.0)) / 2))),
+              m.sel(bad, m.sel(gt, m.div(m.mul(sq_ay, ratio), m.mul(sq_1h, sq2)), m.div(sq_ay, m.mul(sq_rh, sq2))),
+                    m.div(ay, m.mul(u_general, two))))
+    yneg = m.cmp("LT", y, zero)
+    re = m.sel(m.cmp("GE", x, zero), u, v)
+    im = m.sel(m.cmp("LT", x, zero), m.sel(yneg, m.neg(u), u), m.sel(yneg, m.neg(v), v))
+    return Pair(re, im)
 
 
 def _rsqrt(m: _Math, z: Pair) -> Pair:
@@ -302,7 +406,7 @@ def _pow(m: _Math, x: Pair, y: Pair) -> Pair:
     ab = m.cabs(x)
     arg = m.op("atan2", b, a)
     coeff = m.mul(m.op("pow", ab, c), m.f("exp", m.mul(m.neg(d), arg)))
-    q = m.add(m.mul(c, arg), m.mul(d, m.f("log", ab)))
+    q = m.fma(c, arg, m.mul(d, m.f("log", ab)))  # fused as XLA:CPU does: c arg may overflow alone
     res = Pair(m.mul(coeff, m.f("cos", q)), m.mul(coeff, m.f("sin", q)))
     d0 = m.cmp("EQ", d, zero)
     c0 = m.cmp("EQ", c, zero)
