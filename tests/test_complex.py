@@ -168,6 +168,16 @@ def test_sort_by_the_jax_comparator():
     both(lambda z: jnp.sort(z, axis=0), randc((9, 4)))
 
 
+def test_scatter_and_control_flow():
+    a, i = randc((6, 4)), np.array([0, 2, 2, 5], np.int32)
+    both(lambda a, i: (a.at[i].add(a[:4] * 2), a.at[i].set(a[:4] * 2), a.at[i].add(1j)), a, i)
+    both(lambda a: (lax.fori_loop(0, 3, lambda k, z: z * (1 + 0.5j) + a, a),
+                    lax.cond(a[0, 0].real > 0, lambda z: z * 2, lambda z: -z, a),
+                    lax.scan(lambda c, x: (c * x, c + x), a[0], a)), a, rtol=1e-4, atol=1e-5)
+    with pytest.raises(UnsupportedError, match="mixes real and imaginary"):
+        tt_xla.jit(lambda a, i: a.at[i].multiply(a[:4]))(a, i)
+
+
 # ----------------------------------------------------------------------------- gradients
 def test_gradients():
     a, b = randc((3, 4)), randc((4, 2), seed=1)
@@ -178,6 +188,8 @@ def test_gradients():
     both(lambda x: jax.grad(lambda t: jnp.real(jnp.sum(jnp.exp(1j * t) * jnp.sqrt(t + 1j))))(x), x,
          rtol=1e-4, atol=1e-5)
     both(lambda a: jax.vjp(lambda z: jnp.log(z) / z, a)[1](jnp.ones_like(a)), a, rtol=1e-4, atol=1e-5)
+    i = np.array([1, 0, 1], np.int32)  # an embedding's gradient: a complex scatter-add
+    both(lambda a: jax.grad(lambda t: jnp.abs(jnp.sum(t[i] ** 2)))(a), a, rtol=1e-4, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- device layout

@@ -1,7 +1,7 @@
 """JAX's primitive test harnesses (`jax._src.internal_test_util.test_harnesses`: thousands of
 cases over every lax primitive) run through `jax.jit` on CPU and through `tt_xla.jit`.
 
-    python -m tools.harness [--group NAME ...] [--limit N] [--timeout S] [--json F] [--markdown F]
+    python -m tools.harness [--group NAME ...] [--limit N] [--match TEXT] [--timeout S] [--json F] [--markdown F]
 
 Each case is one of: pass, clear error (a refusal naming the op), wrong (outputs differ from
 CPU JAX beyond the dtype's tolerance), crash (any other exception, a dead worker, a timeout).
@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.harness", description=__doc__.split("\n\n")[0])
     ap.add_argument("--group", action="append", help="a harness group (repeatable); default all")
     ap.add_argument("--limit", type=int, help="at most N cases per group, evenly spread")
+    ap.add_argument("--match", action="append",
+                    help="only cases whose name contains this text, e.g. a dtype: complex64 (repeatable: any)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per case (compile included)")
     ap.add_argument("--chunk", type=int, default=100, help="cases per worker process")
     ap.add_argument("--json", help="write every case's outcome here")
@@ -122,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     from tools.isolate import run_isolated
 
     names = select(a.group, a.limit)
+    if a.match:
+        names = [n for n in names if any(m in n for m in a.match)]
     if a.edges:
         names = [n + EDGE_SUFFIX for n in names]
     t0 = time.monotonic()

@@ -487,6 +487,8 @@ def legalize_op(lg: "Legalizer", op: ir.Operation) -> list[Node | Pair]:
         return [_dot(lg, op, ins, shape_dt[0])]
     if name in ("reduce", "reduce_window", "sort"):
         return _regioned(lg, op, name, ins)
+    if name == "scatter" and len(ins) == 3:
+        return [_scatter(lg, op, ins)]
     for v in list(op.operands) + list(op.results):
         _tensor(v.type, op.name, op.loc) if not is_complex(v.type) else None
     raise UnsupportedError(f"{name} on complex values is not supported", op.name, op.loc)
@@ -626,3 +628,33 @@ def _sort_params(outs: list[Node], op: ir.Operation) -> None:
     body.params[:] = order
     for i, p in enumerate(order):
         p.attrs["index"] = i
+
+
+def _scatter(lg: "Legalizer", op: ir.Operation, ins: list[Node | Pair]) -> Pair:
+    """A scatter whose region treats the parts apart (set, add, subtract: each result part reads
+    only the same part of its arguments) is one real scatter per part; a region that mixes them
+    (multiply) would need both parts in one kernel and is refused."""
+    from . import indexing
+    from .legalize import _fields, _region
+    operand, idx, upd = ins
+    body = _region(op, lg)  # params (cur.re, cur.im, new.re, new.im), outputs (re, im)
+    if len(body.params) != 4 or len(body.outputs) != 2 or isinstance(idx, Pair):
+        raise UnsupportedError("scatter of complex values with this region", op.name, op.loc)
+    parts = []
+    for k in (0, 1):
+        mine = {body.params[k].id, body.params[2 + k].id}
+        used = {n.id for n in _reachable(body.outputs[k]) if n.op == "param"}
+        if not used <= mine:
+            raise UnsupportedError("scatter of complex values whose region mixes real and imaginary parts "
+                                   "(e.g. multiply)", op.name, op.loc)
+        cur, new = body.params[k], body.params[2 + k]
+        region = Graph([cur, new], [body.outputs[k]])
+        m = _Math(COMPONENT[op.operands[0].type.element], op.loc)
+        x, u = _as_pair(operand, m)[k], _as_pair(upd, m)[k]
+        parts.append(indexing.scatter(x, idx, u, _fields(op.attributes["scatter_dimension_numbers"]), region, op.loc))
+    return Pair(*parts)
+
+
+def _reachable(n: Node) -> list[Node]:
+    from .graph import toposort
+    return toposort([n])
