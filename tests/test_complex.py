@@ -134,6 +134,15 @@ def test_dynamic_slice_gather():
                           lax.dynamic_update_slice(a, a[:2, :2] * 2, (k, k))), a, i, np.int32(2))
 
 
+def test_iota():
+    text = """
+    func.func @main() -> tensor<2x3xcomplex<f32>> {
+      %0 = stablehlo.iota dim = 1 : tensor<2x3xcomplex<f32>>
+      return %0 : tensor<2x3xcomplex<f32>>
+    }"""
+    close(tt_xla.compile(text)()[0], np.broadcast_to(np.arange(3, dtype=C64), (2, 3)).copy())
+
+
 def test_shapes_scalar_empty_size1():
     for shape in [(), (0,), (1,), (1, 1), (33, 65), (2, 0, 3)]:
         a, b = randc(shape), randc(shape, seed=5)
@@ -151,6 +160,12 @@ def test_reductions():
 def test_dot(shape):
     a, b = randc(shape[0]), randc(shape[1], seed=4)
     both(lambda a, b: jnp.matmul(a, b), a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_convolution():
+    x, w = randc((2, 3, 9, 8)), randc((4, 3, 3, 2), seed=7)
+    both(lambda x, w: lax.conv_general_dilated(x, w, (1, 2), "SAME"), x, w, rtol=1e-4, atol=1e-4)
+    both(lambda a, b: jnp.convolve(a, b), randc(17), randc(5, seed=2), rtol=1e-4, atol=1e-4)
 
 
 def test_dot_mixed_real_complex():

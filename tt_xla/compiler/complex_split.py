@@ -453,7 +453,7 @@ def _as_pair(v: Node | Pair, m: _Math) -> Pair:
 # ----------------------------------------------------------------------------- legalize hook
 def legalize_op(lg: "Legalizer", op: ir.Operation) -> list[Node | Pair]:
     """An op that touches a complex value, as real nodes; complex results as Pairs."""
-    from .legalize import _tensor
+    from .legalize import _int, _tensor
     dialect, _, name = op.name.partition(".")
     if name.startswith("broadcast_") and dialect == "chlo":
         raise UnsupportedError("chlo broadcasting ops on complex values", op.name, op.loc)
@@ -483,8 +483,12 @@ def legalize_op(lg: "Legalizer", op: ir.Operation) -> list[Node | Pair]:
         return [_convert(m, op, ins[0], shape_dt[0])]
     if name in ("constant",):
         return [_constant(op, op.results[0].type)]
-    if name in ("dot_general", "dot"):
+    if name in ("dot_general", "dot", "convolution"):
         return [_dot(lg, op, ins, shape_dt[0])]
+    if name == "iota":
+        shape, t = shape_dt[0]
+        return [Pair(Node("iota", [], shape, t, {"dim": _int(op.attributes["iota_dimension"])}, op.loc),
+                     const(0.0, t, shape, op.loc))]
     if name in ("reduce", "reduce_window", "sort"):
         return _regioned(lg, op, name, ins)
     if name == "scatter" and len(ins) == 3:
@@ -567,9 +571,10 @@ def _constant(op: ir.Operation, t: ir.TensorType) -> Pair:
 
 
 def _dot(lg: "Legalizer", op: ir.Operation, ins: list[Node | Pair], out: tuple[tuple[int, ...], str]) -> Pair:
-    """(ar + i ai)(br + i bi) = ar br - ai bi + i (ar bi + ai br): four real products."""
+    """(ar + i ai)(br + i bi) = ar br - ai bi + i (ar bi + ai br): four real products (dot_general,
+    dot or convolution, bilinear all three)."""
     from .legalize import Legalizer
-    handler = Legalizer._dot_general if op.name.endswith("dot_general") else Legalizer._dot
+    handler = getattr(Legalizer, "_" + op.name.partition(".")[2])
     a, b = ins
     m = _Math(out[1], op.loc)
 
