@@ -275,11 +275,22 @@ def test_constants_decimal_hex_splat():
     close(got[2], np.complex64(1j))
 
 
+def test_bitcast_convert():
+    z = np.concatenate([edge_grid(), randc(5)])
+    for out, view in [("ui64", np.uint64), ("complex<f32>", C64), ("f64", np.float64)]:
+        text = program("stablehlo.bitcast_convert", ["complex<f32>"], out, z.size)
+        np.testing.assert_array_equal(run(text, z).view(np.uint64), z.view(view).view(np.uint64))
+    bits = z.view(np.int64)
+    text = program("stablehlo.bitcast_convert", ["i64"], "complex<f32>", z.size)
+    np.testing.assert_array_equal(run(text, bits).view(np.int64), bits)
+    both(lambda z: lax.bitcast_convert_type(z, jnp.complex64), z)
+
+
 def test_unsupported_is_a_clear_error():
     text = program("stablehlo.compare", ["complex<f32>", "complex<f32>"], "i1", 2,
                    "comparison_direction = #stablehlo<comparison_direction LT>")
     with pytest.raises(UnsupportedError, match="LT"):
         tt_xla.compile(text)
-    text = program("stablehlo.bitcast_convert", ["complex<f32>"], "ui64", 2)
-    with pytest.raises(UnsupportedError, match="complex"):
+    text = program("stablehlo.atan2", ["complex<f32>", "complex<f32>"], "complex<f32>", 2)
+    with pytest.raises(UnsupportedError, match="atan2 on complex"):
         tt_xla.compile(text)

@@ -491,6 +491,8 @@ def legalize_op(lg: "Legalizer", op: ir.Operation) -> list[Node | Pair]:
                      const(0.0, t, shape, op.loc))]
     if name in ("reduce", "reduce_window", "sort"):
         return _regioned(lg, op, name, ins)
+    if name == "bitcast_convert":
+        return [_bitcast(lg, op, ins[0], shape_dt[0])]
     if name == "scatter" and len(ins) == 3:
         return [_scatter(lg, op, ins)]
     for v in list(op.operands) + list(op.results):
@@ -663,3 +665,16 @@ def _scatter(lg: "Legalizer", op: ir.Operation, ins: list[Node | Pair]) -> Pair:
 def _reachable(n: Node) -> list[Node]:
     from .graph import toposort
     return toposort([n])
+
+
+def _bitcast(lg: "Legalizer", op: ir.Operation, x: Node | Pair, out: tuple[tuple[int, ...], str]) -> Node | Pair:
+    """bitcast_convert through the interleaved layout: a complex value is its component type
+    with a trailing dim of 2 (as in memory), which legalize's own bitcast then reinterprets."""
+    from .legalize import Legalizer
+    if isinstance(x, Pair):
+        x = interleave(x, op.loc)
+    shape, dt = out
+    if not is_complex(op.results[0].type):
+        return Legalizer._bitcast_convert(_view(lg, [x], [out]), op)
+    pairs = Legalizer._bitcast_convert(_view(lg, [x], [(shape + (2,), dt)]), op)
+    return Pair(*(_part_view(pairs, shape, k, op.loc) for k in (0, 1)))

@@ -80,7 +80,7 @@ def _element_bytes(e: str) -> int:
         return max(1, int(m.group(1)) // 8)
     if e in _COMPLEX:
         return _COMPLEX[e]
-    if e.startswith(("f8", "f6", "f4")):
+    if e.startswith(("f8E", "f6E", "f4E")):  # not f64
         return 1
     return {"f16": 2, "bf16": 2, "f32": 4, "tf32": 4, "f64": 8}.get(e, 8)
 
