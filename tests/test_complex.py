@@ -248,6 +248,8 @@ def test_text_abs_real_imag_complex_conj_compare():
                       ("chlo.conj", "complex<f32>")]:
         text = program(name, ["complex<f32>"], out, n)
         close(run(text, z), xla_run(text, z) if name != "chlo.conj" else np.conj(z), msg=name)
+    text = program("chlo.conj", ["f32"], "f32", n)
+    close(run(text, z.real.copy()), z.real)
     text = program("stablehlo.complex", ["f32", "f32"], "complex<f32>", n)
     close(run(text, z.real.copy(), z.imag.copy()), z)
     text = program("stablehlo.compare", ["complex<f32>", "complex<f32>"], "i1", n,

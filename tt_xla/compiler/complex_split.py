@@ -41,7 +41,7 @@ def is_complex(t: object) -> bool:
 
 def touches_complex(op: ir.Operation) -> bool:
     """Whether an op reads or writes a complex value (or its regions take complex arguments)."""
-    if op.name.partition(".")[2] in ("real", "imag", "complex") and op.name.startswith(("stablehlo.", "chlo.", "mhlo.")):
+    if op.name.partition(".")[2] in ("real", "imag", "complex", "conj") and op.name.startswith(("stablehlo.", "chlo.", "mhlo.")):
         return True
     vals = list(op.operands) + list(op.results) + [a for r in op.regions for b in r.blocks for a in b.args]
     return any(is_complex(v.type) for v in vals)
@@ -460,9 +460,8 @@ def legalize_op(lg: "Legalizer", op: ir.Operation) -> list[Node | Pair]:
     ins = [lg.env[id(v)] for v in op.operands]
     shape_dt = [_shape_dt(r.type, op) for r in op.results]
     pairs = [v for v in ins if isinstance(v, Pair)]
-    dt = COMPONENT.get(op.operands[0].type.element) if op.operands and is_complex(op.operands[0].type) else \
-        (shape_dt[0][1] if shape_dt else "f32")
-    m = _Math(dt if dt in ("f32", "f64") else "f32", op.loc)
+    types = [v.type for v in list(op.operands) + list(op.results) if is_complex(v.type)]
+    m = _Math(COMPONENT[types[0].element] if types else "f32", op.loc)  # the formulas' real type
     if name == "complex":
         re, im = ins
         return [Pair(re, im)]
@@ -471,6 +470,8 @@ def legalize_op(lg: "Legalizer", op: ir.Operation) -> list[Node | Pair]:
         if isinstance(x, Pair):
             return [x[name == "imag"]]
         return [x if name == "real" else const(0.0, x.dtype, x.shape, op.loc)]
+    if name == "conj" and not pairs:  # of a real value: itself
+        return ins
     if name in PER_PART:
         return _per_part(lg, op, ins, shape_dt)
     if name in UNARY and len(ins) == 1 and pairs:
@@ -496,7 +497,8 @@ def legalize_op(lg: "Legalizer", op: ir.Operation) -> list[Node | Pair]:
     if name == "scatter" and len(ins) == 3:
         return [_scatter(lg, op, ins)]
     for v in list(op.operands) + list(op.results):
-        _tensor(v.type, op.name, op.loc) if not is_complex(v.type) else None
+        if not is_complex(v.type):
+            _tensor(v.type, op.name, op.loc)  # an unsupported real type is the error to report first
     raise UnsupportedError(f"{name} on complex values is not supported", op.name, op.loc)
 
 
