@@ -13,6 +13,7 @@ from jax import lax
 
 import tt_xla
 from tt_xla.errors import UnsupportedError
+from tt_xla.hlo_parser import parse_module, print_module
 
 from test_op_table import program, run, xla_run
 from util import check
@@ -270,6 +271,10 @@ def test_constants_decimal_hex_splat():
     }"""
     a = randc(3)
     got = tt_xla.compile(text)(a)
+    # printed back (as hex) and parsed again: the same bits
+    again = tt_xla.compile(print_module(parse_module(text)))(a)
+    for g, h in zip(got, again):
+        np.testing.assert_array_equal(np.atleast_1d(g).view(np.uint8), np.atleast_1d(h).view(np.uint8))
     c = np.array([1 + 2j, complex(np.nan, -0.0), complex(-3.5, np.inf)], C64)
     h = np.array([1 + 2j, 3 + 4j, 0 + 1j], C64)
     close(got[0], (a + c) * h)

@@ -67,19 +67,23 @@ EDGE_SUFFIX = "@edges"
 
 
 def with_edges(args: list) -> list:
-    """Float array arguments with the EDGES values written over some of their elements (the
-    same ones every run); other arguments (indices, shapes, ints) unchanged."""
+    """Float and complex array arguments with the EDGES values written over some of their elements
+    (the same ones every run); other arguments (indices, shapes, ints) unchanged."""
     from tools.outcome import is_float
 
     out = []
     for k, a in enumerate(args):
-        if isinstance(a, np.ndarray) and a.size and is_float(a.dtype) and a.dtype.kind != "c":
+        if isinstance(a, np.ndarray) and a.size and (is_float(a.dtype) or a.dtype.kind == "c"):
             a = a.copy()
             flat = a.reshape(-1)
             rng = np.random.default_rng(k)
             idx = rng.choice(flat.size, size=min(flat.size, len(EDGES)), replace=False)
+            vals = np.array(EDGES[:len(idx)], np.float64)
             with np.errstate(over="ignore"):  # 3e38 in f16/bf16 is inf: still an edge
-                flat[idx] = np.array(EDGES[:len(idx)], np.float64).astype(a.dtype)
+                if a.dtype.kind == "c":  # complex: edge values in both parts, paired differently
+                    flat.real[idx], flat.imag[idx] = vals, np.roll(vals, 3)
+                else:
+                    flat[idx] = vals.astype(a.dtype)
         out.append(a)
     return out
 
