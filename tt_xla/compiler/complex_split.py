@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
-from .graph import ELEMENTWISE, Graph, Node, const, ew
+from .graph import ELEMENTWISE, Graph, Node, const, ew, toposort
 
 if TYPE_CHECKING:
     from .legalize import Legalizer
@@ -608,6 +608,10 @@ def _regioned(lg: "Legalizer", op: ir.Operation, name: str, ins: list[Node | Pai
     """reduce, reduce_window and sort: the complex operands as two real ones each, the region's
     complex arguments as two real params (legalize._region), results re-paired."""
     from .legalize import Legalizer
+    if name != "sort" and len(ins) == 2:
+        split = _reduce_per_part(lg, op, name, ins)
+        if split is not None:
+            return [split]
     results = []
     for r in op.results:
         s, dt = _shape_dt(r.type, op)
@@ -639,34 +643,60 @@ def _sort_params(outs: list[Node], op: ir.Operation) -> None:
         p.attrs["index"] = i
 
 
+def _per_part_regions(body: Graph) -> list[Graph] | None:
+    """A region over one complex value, params (a.re, a.im, b.re, b.im) and outputs (re, im), as
+    one real region per part when each output part reads only the same part of its arguments
+    (add, set, max of parts...), else None (multiply mixes them)."""
+    if len(body.params) != 4 or len(body.outputs) != 2:
+        return None
+    regions = []
+    for k in (0, 1):
+        a, b = body.params[k], body.params[2 + k]
+        used = {n.id for n in toposort([body.outputs[k]]) if n.op == "param"}
+        if not used <= {a.id, b.id}:
+            return None
+        regions.append(Graph([a, b], [body.outputs[k]]))
+    for r in regions:  # passes read a region param's position from its index
+        for i, p in enumerate(r.params):
+            p.attrs["index"] = i
+    return regions
+
+
 def _scatter(lg: "Legalizer", op: ir.Operation, ins: list[Node | Pair]) -> Pair:
-    """A scatter whose region treats the parts apart (set, add, subtract: each result part reads
-    only the same part of its arguments) is one real scatter per part; a region that mixes them
-    (multiply) would need both parts in one kernel and is refused."""
+    """A scatter whose region treats the parts apart (set, add) is one real scatter per part; a
+    region that mixes them (multiply) would need both parts in one kernel and is refused."""
     from . import indexing
     from .legalize import _fields, _region
     operand, idx, upd = ins
-    body = _region(op, lg)  # params (cur.re, cur.im, new.re, new.im), outputs (re, im)
-    if len(body.params) != 4 or len(body.outputs) != 2 or isinstance(idx, Pair):
-        raise UnsupportedError("scatter of complex values with this region", op.name, op.loc)
-    parts = []
-    for k in (0, 1):
-        mine = {body.params[k].id, body.params[2 + k].id}
-        used = {n.id for n in _reachable(body.outputs[k]) if n.op == "param"}
-        if not used <= mine:
-            raise UnsupportedError("scatter of complex values whose region mixes real and imaginary parts "
-                                   "(e.g. multiply)", op.name, op.loc)
-        cur, new = body.params[k], body.params[2 + k]
-        region = Graph([cur, new], [body.outputs[k]])
-        m = _Math(COMPONENT[op.operands[0].type.element], op.loc)
-        x, u = _as_pair(operand, m)[k], _as_pair(upd, m)[k]
-        parts.append(indexing.scatter(x, idx, u, _fields(op.attributes["scatter_dimension_numbers"]), region, op.loc))
-    return Pair(*parts)
+    regions = _per_part_regions(_region(op, lg))
+    if regions is None or isinstance(idx, Pair):
+        raise UnsupportedError("scatter of complex values whose region mixes real and imaginary parts "
+                               "(e.g. multiply)", op.name, op.loc)
+    m = _Math(COMPONENT[op.operands[0].type.element], op.loc)
+    dn = _fields(op.attributes["scatter_dimension_numbers"])
+    return Pair(*(indexing.scatter(_as_pair(operand, m)[k], idx, _as_pair(upd, m)[k], dn, regions[k], op.loc)
+                  for k in (0, 1)))
 
 
-def _reachable(n: Node) -> list[Node]:
-    from .graph import toposort
-    return toposort([n])
+def _reduce_per_part(lg: "Legalizer", op: ir.Operation, name: str, ins: list[Node | Pair]) -> Pair | None:
+    """A reduce or reduce_window of one complex operand whose region keeps the parts apart (a
+    sum): one real reduction per part, each with the fast paths of a single reduction (a
+    cumulative sum becomes an O(n) scan rather than a window per element)."""
+    from . import windows
+    from .legalize import _ints, _region
+    x, init = ins
+    if not (isinstance(x, Pair) and isinstance(init, Pair)):
+        return None
+    regions = _per_part_regions(_region(op, lg))
+    if regions is None:
+        return None
+    shape, dt = _shape_dt(op.results[0].type, op)
+    if name == "reduce":
+        axes = tuple(sorted(_ints(op.attributes["dimensions"])))
+        return Pair(*(Node("reduce", [x[k], init[k]], shape, dt, {"axes": axes, "body": regions[k], "index": 0, "n": 1},
+                           op.loc) for k in (0, 1)))
+    attrs = lg._window_attrs(op, len(x.re.shape))
+    return Pair(*(windows.reduce_window([x[k]], [init[k]], regions[k], [shape], *attrs, op.loc)[0] for k in (0, 1)))
 
 
 def _bitcast(lg: "Legalizer", op: ir.Operation, x: Node | Pair, out: tuple[tuple[int, ...], str]) -> Node | Pair:
