@@ -100,7 +100,7 @@ def compare_leaves(got: list[Any], want: list[Any], *, loose: bool = False,
             continue
         rtol, atol = tol if tol is not None else tolerance(w.dtype, loose)
         if w.dtype.kind == "c":  # real and imaginary parts compared apart (an inf part would hide the other)
-            gf, wf = (x.astype(np.complex128).view(np.float64).reshape(x.shape + (2,)) for x in (g, w))
+            gf, wf = (np.stack([x.real, x.imag], axis=-1).astype(np.float64) for x in (g, w))
         else:
             gf, wf = g.astype(np.float64), w.astype(np.float64)
         gn, wn = np.isnan(gf), np.isnan(wf)
