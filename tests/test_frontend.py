@@ -381,14 +381,14 @@ def test_jitted_library_function_error_names_the_callers_line():
 
 
 def test_unsupported_argument_type_names_the_argument():
-    """A complex argument is refused before any op: the error names the Python parameter (jax
-    puts it in the argument's loc), never `<unknown location>`."""
+    """An argument of an unsupported type (float8_e8m0fnu) is refused before any op: the error
+    names the Python parameter (jax puts it in the argument's loc), never `<unknown location>`."""
     def f(x, zed):
-        return zed * 2 + x
-    with pytest.raises(UnsupportedError, match=r"complex<f32>.* argument 1 'zed' \(%arg1\) of @main$"):
-        tt_xla.jit(f)(np.ones(3, np.float32), np.ones(3, np.complex64))
-    text = "func.func @main(%arg0: tensor<3xcomplex<f32>>) -> tensor<3xcomplex<f32>> {\n" \
-           "  return %arg0 : tensor<3xcomplex<f32>>\n}"
+        return zed.astype(jnp.float32) * 2 + x
+    with pytest.raises(UnsupportedError, match=r"f8E8M0FNU.* argument 1 'zed' \(%arg1\) of @main$"):
+        tt_xla.jit(f)(np.ones(3, np.float32), np.ones(3, ml_dtypes.float8_e8m0fnu))
+    text = "func.func @main(%arg0: tensor<3xf8E8M0FNU>) -> tensor<3xf8E8M0FNU> {\n" \
+           "  return %arg0 : tensor<3xf8E8M0FNU>\n}"
     with pytest.raises(UnsupportedError, match=r"argument 0 \(%arg0\) of @main$") as e:
         tt_xla.compile(text)
     assert "unknown location" not in str(e.value)

@@ -100,7 +100,7 @@ def xla_run(text: str, *args: np.ndarray) -> np.ndarray:
     from jax._src.lib import xla_client as xc
     backend = xla_bridge.get_backend("cpu")
     exe = backend.compile_and_load(text, xc.DeviceList(tuple(jax.devices("cpu"))), xc.CompileOptions())
-    with jax.enable_x64(any(a.dtype.itemsize == 8 for a in args)):  # f64 operands stay f64
+    with jax.enable_x64(any(a.dtype.itemsize >= 8 for a in args)):  # f64 (and complex128) operands stay f64
         (out,) = exe.execute([jax.device_put(a) for a in args])
     return np.asarray(out)
 

@@ -1,7 +1,7 @@
 """JAX's primitive test harnesses (`jax._src.internal_test_util.test_harnesses`: thousands of
 cases over every lax primitive) run through `jax.jit` on CPU and through `tt_xla.jit`.
 
-    python -m tools.harness [--group NAME ...] [--limit N] [--timeout S] [--json F] [--markdown F]
+    python -m tools.harness [--group NAME ...] [--limit N] [--match TEXT] [--timeout S] [--json F] [--markdown F]
 
 Each case is one of: pass, clear error (a refusal naming the op), wrong (outputs differ from
 CPU JAX beyond the dtype's tolerance), crash (any other exception, a dead worker, a timeout).
@@ -67,19 +67,23 @@ EDGE_SUFFIX = "@edges"
 
 
 def with_edges(args: list) -> list:
-    """Float array arguments with the EDGES values written over some of their elements (the
-    same ones every run); other arguments (indices, shapes, ints) unchanged."""
+    """Float and complex array arguments with the EDGES values written over some of their elements
+    (the same ones every run); other arguments (indices, shapes, ints) unchanged."""
     from tools.outcome import is_float
 
     out = []
     for k, a in enumerate(args):
-        if isinstance(a, np.ndarray) and a.size and is_float(a.dtype) and a.dtype.kind != "c":
+        if isinstance(a, np.ndarray) and a.size and (is_float(a.dtype) or a.dtype.kind == "c"):
             a = a.copy()
             flat = a.reshape(-1)
             rng = np.random.default_rng(k)
             idx = rng.choice(flat.size, size=min(flat.size, len(EDGES)), replace=False)
+            vals = np.array(EDGES[:len(idx)], np.float64)
             with np.errstate(over="ignore"):  # 3e38 in f16/bf16 is inf: still an edge
-                flat[idx] = np.array(EDGES[:len(idx)], np.float64).astype(a.dtype)
+                if a.dtype.kind == "c":  # complex: edge values in both parts, paired differently
+                    flat.real[idx], flat.imag[idx] = vals, np.roll(vals, 3)
+                else:
+                    flat[idx] = vals.astype(a.dtype)
         out.append(a)
     return out
 
@@ -107,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tools.harness", description=__doc__.split("\n\n")[0])
     ap.add_argument("--group", action="append", help="a harness group (repeatable); default all")
     ap.add_argument("--limit", type=int, help="at most N cases per group, evenly spread")
+    ap.add_argument("--match", action="append",
+                    help="only cases whose name contains this text, e.g. a dtype: complex64 (repeatable: any)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per case (compile included)")
     ap.add_argument("--chunk", type=int, default=100, help="cases per worker process")
     ap.add_argument("--json", help="write every case's outcome here")
@@ -122,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     from tools.isolate import run_isolated
 
     names = select(a.group, a.limit)
+    if a.match:
+        names = [n for n in names if any(m in n for m in a.match)]
     if a.edges:
         names = [n + EDGE_SUFFIX for n in names]
     t0 = time.monotonic()

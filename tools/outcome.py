@@ -99,11 +99,15 @@ def compare_leaves(got: list[Any], want: list[Any], *, loose: bool = False,
                         f"elements differ, first at {tuple(bad)}: {g[tuple(bad)]!r} != {w[tuple(bad)]!r}")
             continue
         rtol, atol = tol if tol is not None else tolerance(w.dtype, loose)
-        wide = np.complex128 if w.dtype.kind == "c" else np.float64
-        gf, wf = g.astype(wide), w.astype(wide)
+        if w.dtype.kind == "c":  # real and imaginary parts compared apart (an inf part would hide the other)
+            gf, wf = (np.stack([x.real, x.imag], axis=-1).astype(np.float64) for x in (g, w))
+        else:
+            gf, wf = g.astype(np.float64), w.astype(np.float64)
         gn, wn = np.isnan(gf), np.isnan(wf)
         with np.errstate(invalid="ignore"):  # inf - inf: NaN, and then gf == wf decides
             ok = np.where(wn, gn, ~gn & ((gf == wf) | (np.abs(gf - wf) <= atol + rtol * np.abs(wf))))
+        if w.dtype.kind == "c":
+            ok = ok.all(axis=-1)
         if not ok.all():
             bad = tuple(np.argwhere(~ok)[0])
             return (f"output {i} ({w.dtype}{list(w.shape)}): {int((~ok).sum())}/{ok.size} elements "

@@ -111,8 +111,9 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
     source, kernels = assemble([(seg.codes, binding)], binding_bytes)
     return CompiledProgram(
         source=source,
-        inputs=[TensorSpec(n.shape, np_dtype(n.dtype)) for n in seg.params],
-        outputs=[TensorSpec(n.shape, np_dtype(n.dtype)) for n in seg.outputs],
+        # from the signature: a complex value is a real [..., 2] tensor inside (complex_split.py)
+        inputs=[TensorSpec(tuple(a.type.shape), np_dtype(a.type.element)) for a in fn.args],
+        outputs=[TensorSpec(tuple(t.shape), np_dtype(t.element)) for t in fn.result_types],
         constants=[np.ascontiguousarray(c.attrs["value"]) for c in seg.consts],
         arena_bytes=seg.arena,
         kernels=kernels,

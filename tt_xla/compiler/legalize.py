@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
-from . import indexing, windows
+from . import complex_split, indexing, windows
 from .conv import convolution
 from .graph import BITS, FLOATS, Graph, Node, broadcast, const, ew, np_dtype, transpose
 from .ops import BY_HLO
@@ -31,6 +31,10 @@ class Legalizer:
     def run(self, fn: ir.Function) -> Graph:
         params = []
         for i, a in enumerate(fn.args):
+            if complex_split.is_complex(a.type):  # interleaved in memory: a real [..., 2] param
+                p, self.env[id(a)] = complex_split.split_param(i, tuple(a.type.shape), a.type.element, fn.loc)
+                params.append(p)
+                continue
             shape, dt = _tensor(a.type, "func.func", _argument(fn, i, a))
             p = Node("param", [], shape, dt, {"index": i}, fn.loc)
             params.append(p)
@@ -38,12 +42,17 @@ class Legalizer:
         outputs: list[Node] = []
         for op in fn.body.ops:
             if op.name == "func.return":
-                outputs = [self.value(v) for v in op.operands]
+                outputs = [complex_split.interleave(x, op.loc) if isinstance(x, complex_split.Pair) else x
+                           for x in (self.value(v) for v in op.operands)]
                 break
             self.op(op)
         return Graph(params, outputs)
 
     def op(self, op: ir.Operation) -> None:
+        if complex_split.touches_complex(op):  # complex values become (re, im) pairs of real nodes
+            for r, n in zip(op.results, complex_split.legalize_op(self, op)):
+                self.env[id(r)] = n
+            return
         dialect, _, name = op.name.partition(".")
         handler: Callable | None = None
         if dialect in ("stablehlo", "chlo", "mhlo"):
@@ -395,13 +404,16 @@ def _region(op: ir.Operation, outer: Legalizer, which: int = 0) -> Graph:
     scalar constants of the enclosing function (jax hoists them out of the region)."""
     block = op.regions[which].blocks[0]
     body = Legalizer()
-    body.env = {k: v for k, v in outer.env.items() if v.op == "const" and v.shape == ()}
-    params = []
+    body.env = {k: v for k, v in outer.env.items()
+                if all(x.op == "const" and x.shape == () for x in complex_split.flat([v]))}
+    params, values = [], []
     for i, a in enumerate(block.args):
-        shape, dt = _tensor(a.type, op.name, op.loc)
+        shape, dt = (a.type.shape, "f32") if complex_split.is_complex(a.type) else _tensor(a.type, op.name, op.loc)
         p = Node("param", [], shape, dt, {"index": i}, op.loc)
         params.append(p)
-        body.env[id(a)] = p
+    params, values = complex_split.region_params(params, [a.type for a in block.args], op.loc)
+    for a, v in zip(block.args, values):
+        body.env[id(a)] = v
     outs: list[Node] = []
     for bop in block.ops:
         if any(id(v) not in body.env for v in bop.operands):
@@ -410,7 +422,7 @@ def _region(op: ir.Operation, outer: Legalizer, which: int = 0) -> Graph:
             raise UnsupportedError("a region using a value defined outside it (other than a scalar "
                                    "constant)", op.name, op.loc)
         if bop.name in ("stablehlo.return", "func.return", "mhlo.return"):
-            outs = [body.value(v) for v in bop.operands]
+            outs = complex_split.flat([body.value(v) for v in bop.operands])
             break
         body.op(bop)
     return Graph(params, outs)

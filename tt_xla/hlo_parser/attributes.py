@@ -538,9 +538,10 @@ class AttrParser:
                     if num[0] in "+-":  # a bit pattern has no sign
                         raise self.lex.error("hex literal in a dense literal cannot have a sign", at)
                     bits = int(num, 16)
-                    real = is_float and not ty.element.startswith("complex")
-                    v = _bits_to_float(self, bits, ty.element, None, at) if real else \
-                        _bits_to_int(self, bits, ty.element, at)
+                    # inside a complex pair a hex literal is the bits of one component
+                    elem = ty.element[len("complex<"):-1] if complex_part is not None else ty.element
+                    v = _bits_to_float(self, bits, elem, None, at) if is_float and not elem.startswith("complex") \
+                        else _bits_to_int(self, bits, elem, at)
                 elif num.lstrip("+-") in ("inf", "nan"):
                     v = float(num)
                 else:
