@@ -57,6 +57,27 @@ static void *tt__mm_scratch(const tt_core *c) {
   return s ? s : (void *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
 }
 
+/* The thread's cache for all of B packed (engine_select.c), keyed by what it holds and how it is
+ * packed (`format`: 1 f32, 2 bf16 widened, 3 bf16 pairs; this build's panel width), or NULL
+ * when it does not fit (then B is packed block by block into the scratch). `col_bytes` is the
+ * packed bytes per column of B; columns are padded to whole NR panels. */
+static void *tt__mm_packed_b(const void *B, int64_t b_rs, int64_t b_cs, int64_t K, int64_t N, int64_t kb,
+                             int64_t nb, int format, size_t col_bytes, int *hit) {
+  tt__mm_bkey key;
+  memset(&key, 0, sizeof key);
+  key.src = B;
+  key.rs = b_rs;
+  key.cs = b_cs;
+  key.k = K;
+  key.n = N;
+  key.kb = kb;
+  key.nb = nb;
+  key.layout = (int64_t)TT__NR << 8 | format;
+  /* N rounded up to whole panels per block of nb columns */
+  const int64_t cols = N / nb * ((nb + TT__NR - 1) / TT__NR * TT__NR) + (N % nb + TT__NR - 1) / TT__NR * TT__NR;
+  return tt__engine_packed_b(&key, (size_t)cols * col_bytes, hit);
+}
+
 static tt__vf tt__vload(const float *p) { tt__vf v; memcpy(&v, p, sizeof v); return v; }
 static void tt__vstore(float *p, tt__vf v) { memcpy(p, &v, sizeof v); }
 
@@ -169,14 +190,17 @@ static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const 
   }
   const int64_t budget = (int64_t)TT_MM_SRAM(c->sram_bytes) - 128; /* less the alignments below */
   const int64_t kb = tt__mm_kc(K, TT__KC, budget, 4), ncb = tt__mm_nc(kb, 4, budget);
-  float *bp = (float *)tt__mm_scratch(c);
-  float *ap = bp + ncb * kb;
+  int hit;
+  float *const whole = tt__mm_packed_b(B, b_rs, b_cs, K, N, kb, ncb, bf16 ? 2 : 1, (size_t)K * 4, &hit);
+  float *const scratch = (float *)tt__mm_scratch(c), *ap = whole ? scratch : scratch + ncb * kb, *bnext = whole;
   for (int64_t jc = 0; jc < N; jc += ncb) {
     const int64_t nc = N - jc < ncb ? N - jc : ncb;
     for (int64_t pc = 0; pc < K; pc += kb) {
       const int64_t kc = K - pc < kb ? K - pc : kb;
-      tt__mm_pack_b(bp, (const char *)B + (pc * b_rs + jc * b_cs) * esz, bf16, b_rs, b_cs, kc, nc);
-      c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * esz);
+      float *const bp = whole ? bnext : scratch;
+      if (whole) bnext += (nc + TT__NR - 1) / TT__NR * TT__NR * kc;
+      if (!hit) tt__mm_pack_b(bp, (const char *)B + (pc * b_rs + jc * b_cs) * esz, bf16, b_rs, b_cs, kc, nc);
+      c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * esz); /* every core DMAs its own copy */
       for (int64_t ic = 0; ic < M; ic += TT__MC) {
         const int64_t mc = M - ic < TT__MC ? M - ic : TT__MC;
         tt__mm_pack_a(ap, (const char *)A + (ic * a_rs + pc * a_cs) * esz, bf16, a_rs, a_cs, mc, kc);
@@ -294,14 +318,19 @@ void TT__ENGINE_FN(matmul_bf16)(const tt_core *c, int64_t M, int64_t N, int64_t 
   }
   const int64_t budget = (int64_t)TT_MM_SRAM(c->sram_bytes) - 128; /* less the alignments below */
   const int64_t kb = tt__mm_kc(K, 2 * TT__KC, budget, 2) & ~(int64_t)1, ncb = tt__mm_nc(kb, 2, budget); /* even: k pairs */
-  uint16_t *bp = (uint16_t *)tt__mm_scratch(c);
-  uint32_t *ap = (uint32_t *)(bp + ((ncb * (kb + 1) + 31) & ~(int64_t)31));
+  int hit;
+  /* (K + #blocks) bytes per column: each block's k pairs round its depth up to even */
+  uint16_t *const whole = tt__mm_packed_b(B, b_rs, b_cs, K, N, kb, ncb, 3, (size_t)(K + (K + kb - 1) / kb) * 2, &hit);
+  uint16_t *const scratch = (uint16_t *)tt__mm_scratch(c), *bnext = whole;
+  uint32_t *ap = (uint32_t *)(whole ? scratch : scratch + ((ncb * (kb + 1) + 31) & ~(int64_t)31));
   for (int64_t jc = 0; jc < N; jc += ncb) {
     const int64_t nc = N - jc < ncb ? N - jc : ncb;
     for (int64_t pc = 0; pc < K; pc += kb) {
       const int64_t kc = K - pc < kb ? K - pc : kb, kp = (kc + 1) / 2;
-      tt__mm_pack_b_bf16x2(bp, B + pc * b_rs + jc * b_cs, b_rs, b_cs, kc, nc);
-      c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * 2);
+      uint16_t *const bp = whole ? bnext : scratch;
+      if (whole) bnext += (nc + TT__NR - 1) / TT__NR * TT__NR * 2 * kp;
+      if (!hit) tt__mm_pack_b_bf16x2(bp, B + pc * b_rs + jc * b_cs, b_rs, b_cs, kc, nc);
+      c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * 2); /* every core DMAs its own copy */
       for (int64_t ic = 0; ic < M; ic += TT__MC) {
         const int64_t mc = M - ic < TT__MC ? M - ic : TT__MC;
         tt__mm_pack_a_bf16x2(ap, A + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc);

@@ -736,7 +736,9 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKe
     mb, nbk = -(-M // bm), -(-N // bn)
     items = B * mb * nbk if M and N else 0
     body: list = [L.Define("b", "int64_t", f"it / {mb * nbk}"), L.Define("t", "int64_t", f"it % {mb * nbk}"),
-                  L.Define("m0", "int64_t", f"(t / {nbk}) * {bm}"), L.Define("n0", "int64_t", f"(t % {nbk}) * {bn}"),
+                  # row blocks vary fastest: a core's (and a host thread's) items in turn share
+                  # their B block, which the engine then packs once (engine_select.c)
+                  L.Define("m0", "int64_t", f"(t % {mb}) * {bm}"), L.Define("n0", "int64_t", f"(t / {mb}) * {bn}"),
                   L.Define("m", "int64_t", f"K_MIN((int64_t){bm}, {M} - m0)"),
                   L.Define("n", "int64_t", f"K_MIN((int64_t){bn}, {N} - n0)"),
                   L.Define("ao", "int64_t", f"{la.offset} + b * {ls[0]} + m0 * {ls[1]}"),
