@@ -322,3 +322,63 @@ def test_conv_autoencoder_training_step():
         return optax.apply_updates(params, updates), opt, l
 
     check(step, params, opt, x, rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------- implicit im2col (conv._windowed)
+@pytest.fixture
+def always_windowed(monkeypatch):
+    """Convs with short output rows too go through the overlapping-windows product (compiled
+    afresh)."""
+    from tt_xla.compiler import conv
+    monkeypatch.setattr(conv, "WINDOW_MIN_ROWS", 1)
+    tt_xla.client().clear_cache()
+    yield
+    tt_xla.client().clear_cache()
+
+
+WINDOWED = [n for n, (_, _, kw) in CASES.items()
+            if kw.get("feature_group_count", 1) == 1 and kw.get("batch_group_count", 1) == 1]
+
+
+@pytest.mark.parametrize("name", WINDOWED)
+@pytest.mark.parametrize("dtype", ["f32", "bf16->f32"])
+def test_conv_windowed(name, dtype, always_windowed):
+    test_conv(name, dtype)
+
+
+@pytest.mark.parametrize("name", ["strided", "dilated", "3d_dense_strided", "lhs_dilated"])
+def test_conv_grad_windowed(name, always_windowed):
+    test_conv_grad(name)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(window_strides=(1, 1), padding="SAME", dimension_numbers=NHWC),
+    dict(window_strides=(2, 3), padding=[(1, 2), (0, 1)], rhs_dilation=(2, 1), dimension_numbers=NHWC),
+    dict(window_strides=(1, 1), padding="VALID", dimension_numbers=NCHW),
+], ids=["same", "strided_dilated", "nchw"])
+def test_conv_windowed_default_sizes(kw):
+    """Output rows of >= 32 positions take the implicit im2col by default: edge values (NaN, inf,
+    denormals), 35 input features, bf16 with f32 accumulation, and the gradients."""
+    lhs_shape = (2, 5, 40, 35) if kw["dimension_numbers"] == NHWC else (2, 35, 5, 40)
+    rhs_shape = (3, 3, 35, 6) if kw["dimension_numbers"] == NHWC else (6, 35, 3, 3)
+    x, w = inputs(lhs_shape), inputs(rhs_shape, seed=1, edges=False)
+    f = lambda x, w: lax.conv_general_dilated(x, w, **kw)
+    check(f, x, w, rtol=1e-4, atol=1e-4)
+    xb, wb = inputs(lhs_shape, edges=False).astype(jnp.bfloat16), w.astype(jnp.bfloat16)
+    check(lambda x, w: lax.conv_general_dilated(x, w, preferred_element_type=jnp.float32, **kw), xb, wb,
+          rtol=2e-3, atol=2e-3)
+    x = inputs(lhs_shape, edges=False)  # (outputs of O(1): sin' of large ones magnifies rounding)
+    check(jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1)), x, w * 0.1, rtol=1e-4, atol=1e-3)
+
+
+def test_conv_windowed_stores_the_leading_taps_only():
+    """A dense 3x3 conv with long rows stores 3 shifted copies of its input (one per row tap), not
+    9 (every tap's, as im2col would), and its product reads overlapping windows of them."""
+    x, w = np.ones((2, 9, 40, 8), np.float32), np.ones((3, 3, 8, 4), np.float32)
+    f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=NHWC)
+    ks = tt_xla.jit(f).kernels(x, w)
+    assert [k.kind for k in ks].count("matmul") == 1, ks
+    moved = sum(k.dma_bytes for k in ks if k.kind == "movement")
+    padded = 2 * 11 * 42 * 8 * 4
+    assert moved < 2 * (3 + 3) * padded, (moved, ks)  # pad + 3 copies, read and written
+    np.testing.assert_array_equal(np.asarray(tt_xla.jit(f)(x, w)), np.asarray(jax.jit(f)(x, w)))

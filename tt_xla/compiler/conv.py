@@ -41,6 +41,9 @@ DIRECT_MAX = 4
 PHASE_MIN = 1 << 20
 # Past this many pieces a 1-D convolution's patches are cut from blocks (see _blocked_pieces).
 TAP_BLOCK_MIN = 32
+# An implicit-im2col product (`_windowed`) runs one output row of the last spatial dim per
+# engine call: shorter rows than this waste the engine's register tile, so im2col it is.
+WINDOW_MIN_ROWS = 32
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ def _lower(x: Node, w: Node, c: Conv, osp: tuple[int, ...], dt: str, loc: object
     # (one reduction per output position; a long 1-D one is cheaper as blocked patches)
     if c.batch_groups > 1 and nb == 1 and og <= DIRECT_MAX and not (len(osp) == 1 and osp[0] > TAP_BLOCK_MIN):
         return _direct_reduce(xp, w, c, window, osp, dt, loc)
+    if _windowed_fits(xp, c, groups, window, osp):
+        return _windowed(xp, w, c, window, osp, dt, loc)
     return _im2col(xp, w, c, groups, nb, cg, og, window, osp, dt, loc)
 
 
@@ -376,6 +381,56 @@ def _im2col(xp: Node, w: Node, c: Conv, groups: int, nb: int, cg: int, og: int, 
         r = len(y.shape)
         y = _reshape(transpose(y, [*range(1, r - 1), 0, r - 1], loc), (*y.shape[1:-1], groups * og), loc)
     return _reshape(y, (nb, *osp, y.shape[-1]), loc)
+
+
+def _windowed_fits(xp: Node, c: Conv, groups: int, window: tuple[int, ...], osp: tuple[int, ...]) -> bool:
+    """Whether `_windowed` takes this convolution: ungrouped, the window's taps no more than the
+    output positions (not a weight gradient), an undilated last spatial dim whose outputs fill
+    the engine's rows, and an input it can read as [batch, *spatial, features] in place (or that
+    the concat of its leading taps stores in that order anyway)."""
+    k = len(window)
+    in_place = [c.x_batch, *c.x_spatial, c.x_feature] == list(range(k + 2))
+    return groups == 1 and math.prod(window) <= math.prod(osp) and c.rhs_dilation[-1] == 1 and \
+        osp[-1] >= WINDOW_MIN_ROWS and (k > 1 or in_place)
+
+
+def _windowed(xp: Node, w: Node, c: Conv, window: tuple[int, ...], osp: tuple[int, ...], dt: str,
+              loc: object) -> Node:
+    """Implicit im2col. With the input as [B, *spatial, C], one output row (every output
+    position along the last spatial dim, its leading positions fixed) reads windows of
+    KW * C contiguous elements starting C * stride apart, once the leading dims' taps are
+    stacked next to the features: X[b, *lead out, w, (lead taps, C)] (a concat of
+    T = prod(leading window) shifted views; none for 1-D). The patch matrix of that row is then
+    an overlapping-windows view of X, [W_out, KW * T * C], read in place by the matrix engine:
+    the product is batched over (b, *lead out) with the kernel broadcast to every batch, so
+    only T copies of the input are stored instead of every tap's."""
+    k = len(window)
+    xt = transpose(xp, [c.x_batch, *c.x_spatial, c.x_feature], loc)          # [B, *sp, C]
+    n, cin, wp = xt.shape[0], xt.shape[-1], xt.shape[k]
+    lead_out, lead_win = osp[:-1], window[:-1]
+    ntap = math.prod(lead_win)
+    pieces = []
+    for q in np.ndindex(*lead_win):
+        start = (0, *(i * r for i, r in zip(q, c.rhs_dilation)), 0, 0)
+        s = _slice_g(xt, 0, (*start[1:k], 0), (*lead_out, wp), (*c.strides[:-1], 1), loc)
+        pieces.append(_reshape(s, (n, *lead_out, wp, 1, cin), loc))
+    x = pieces[0] if len(pieces) == 1 else \
+        Node("concat", pieces, (n, *lead_out, wp, ntap, cin), xt.dtype, {"dim": k + 1}, loc)
+    lead = (n, *lead_out)                               # the product's batch dims
+    x = _reshape(x, (*lead, wp * ntap * cin), loc)
+    kdim = window[-1] * ntap * cin
+    one = (1,) * k
+    win = Node("windows", [x], (*one, kdim, *lead, osp[-1]), x.dtype,
+               {"strides": (*one, c.strides[-1] * ntap * cin), "wdil": (*one, 1)}, loc)  # [1.., K, *lead, W_out]
+    lhs = _reshape(transpose(win, [*range(k + 1, 2 * k + 2), *range(k + 1)], loc), (*lead, osp[-1], kdim), loc)
+    # the kernel as [(last tap, leading taps, features), out]: the patches' contracting order
+    wt = transpose(w, [c.w_spatial[-1], *c.w_spatial[:-1], c.w_in, c.w_out], loc)
+    wt = _reshape(wt, (kdim, wt.shape[-1]), loc)
+    rhs = broadcast(wt, (*lead, *wt.shape), (k, k + 1), loc)
+    batch = tuple(range(k))
+    return Node("dot", [lhs, rhs], (*lead, osp[-1], wt.shape[-1]), dt,
+                {"lhs_batching_dimensions": batch, "rhs_batching_dimensions": batch,
+                 "lhs_contracting_dimensions": (k + 1,), "rhs_contracting_dimensions": (k,)}, loc)
 
 
 def _blocked_pieces(xg: Node, b: int, n_i: int, a_i: int, n_v: int, a_v: int, i_inner: bool,
