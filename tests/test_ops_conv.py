@@ -382,3 +382,26 @@ def test_conv_windowed_stores_the_leading_taps_only():
     padded = 2 * 11 * 42 * 8 * 4
     assert moved < 2 * (3 + 3) * padded, (moved, ks)  # pad + 3 copies, read and written
     np.testing.assert_array_equal(np.asarray(tt_xla.jit(f)(x, w)), np.asarray(jax.jit(f)(x, w)))
+
+
+@pytest.mark.parametrize("xs,ws,kw", [
+    ((3, 70, 5), (9, 5, 4), dict(window_strides=(1,), padding="SAME", rhs_dilation=(2,), dimension_numbers=NWC)),
+    ((2, 5, 67), (4, 5, 3), dict(window_strides=(1,), padding=[(2, 5)], rhs_dilation=(3,),
+                                 dimension_numbers=("NCH", "OIH", "NCH"))),
+    ((2, 4, 50, 3), (1, 5, 3, 2), dict(window_strides=(2, 1), padding="SAME", rhs_dilation=(2, 2),
+                                       dimension_numbers=NHWC)),
+    ((2, 30, 3), (5, 3, 2), dict(window_strides=(1,), padding=[(1, -1)], lhs_dilation=(2,), rhs_dilation=(2,),
+                                 dimension_numbers=NWC)),
+], ids=["nwc_d2", "nch_d3_pad", "2d_1xk_d2", "lhs_and_rhs_dilated"])
+def test_conv_windowed_dilated_phases(xs, ws, kw):
+    """A dilated last spatial dim is split into its phases, each an undilated windows product:
+    odd lengths (the last phase shorter, its extra rows cut), other layouts, a 1 x K kernel in
+    2-D, with lhs dilation too; edge values; gradients."""
+    x, w = inputs(xs), inputs(ws, seed=1, edges=False)
+    f = lambda x, w: lax.conv_general_dilated(x, w, **kw)
+    check(f, x, w, rtol=1e-4, atol=1e-4)
+    xb, wb = inputs(xs, edges=False).astype(jnp.bfloat16), w.astype(jnp.bfloat16)
+    check(lambda x, w: lax.conv_general_dilated(x, w, preferred_element_type=jnp.float32, **kw), xb, wb,
+          rtol=2e-3, atol=2e-3)
+    x = inputs(xs, edges=False)
+    check(jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1)), x, w * 0.3, rtol=1e-4, atol=1e-3)
