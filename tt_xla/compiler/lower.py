@@ -754,6 +754,10 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKe
                  L.MatMul(fn, "m", "n", K, op_of[la.src.id], "ao", ls[1], ls[2], op_of[ra.src.id], "bo", rs[2], rs[1],
                           "c_", "n"),
                  L.CbPush(cbc), L.CbWait(cbc, "cblk"), L.Range("i", "0", "m")]
+    if engine and k.epilogue is None and od == "f32":
+        # nothing to apply: each row of the engine's f32 block leaves by DMA straight from its page
+        body += [L.DmaWrite(cbc, "cblk", "i * n", dop, f"co + i * {cs[1]}", "n", cs[2] or 1), L.End(), L.CbPop(cbc)]
+    elif engine:
         pages = {}
         for t, j in enumerate(stored):
             n_, a = epi_leaves[j]
