@@ -361,14 +361,21 @@ def test_conv_windowed_default_sizes(kw):
     denormals), 35 input features, bf16 with f32 accumulation, and the gradients."""
     lhs_shape = (2, 5, 40, 35) if kw["dimension_numbers"] == NHWC else (2, 35, 5, 40)
     rhs_shape = (3, 3, 35, 6) if kw["dimension_numbers"] == NHWC else (6, 35, 3, 3)
-    x, w = inputs(lhs_shape), inputs(rhs_shape, seed=1, edges=False)
+    _check_forward_bf16_grad(lhs_shape, rhs_shape, kw, 0.1)
+
+
+def _check_forward_bf16_grad(xs, ws, kw, grad_w_scale):
+    """f32 forward with edge values, bf16 -> f32, and both gradients (of sin(conv), with the
+    kernel scaled so outputs are O(1): sin' of large ones magnifies rounding)."""
+    x, w = inputs(xs), inputs(ws, seed=1, edges=False)
     f = lambda x, w: lax.conv_general_dilated(x, w, **kw)
     check(f, x, w, rtol=1e-4, atol=1e-4)
-    xb, wb = inputs(lhs_shape, edges=False).astype(jnp.bfloat16), w.astype(jnp.bfloat16)
+    xb, wb = inputs(xs, edges=False).astype(jnp.bfloat16), w.astype(jnp.bfloat16)
     check(lambda x, w: lax.conv_general_dilated(x, w, preferred_element_type=jnp.float32, **kw), xb, wb,
           rtol=2e-3, atol=2e-3)
-    x = inputs(lhs_shape, edges=False)  # (outputs of O(1): sin' of large ones magnifies rounding)
-    check(jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1)), x, w * 0.1, rtol=1e-4, atol=1e-3)
+    x = inputs(xs, edges=False)
+    check(jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1)), x, w * grad_w_scale,
+          rtol=1e-4, atol=1e-3)
 
 
 def test_conv_windowed_stores_the_leading_taps_only():
@@ -397,11 +404,4 @@ def test_conv_windowed_dilated_phases(xs, ws, kw):
     """A dilated last spatial dim is split into its phases, each an undilated windows product:
     odd lengths (the last phase shorter, its extra rows cut), other layouts, a 1 x K kernel in
     2-D, with lhs dilation too; edge values; gradients."""
-    x, w = inputs(xs), inputs(ws, seed=1, edges=False)
-    f = lambda x, w: lax.conv_general_dilated(x, w, **kw)
-    check(f, x, w, rtol=1e-4, atol=1e-4)
-    xb, wb = inputs(xs, edges=False).astype(jnp.bfloat16), w.astype(jnp.bfloat16)
-    check(lambda x, w: lax.conv_general_dilated(x, w, preferred_element_type=jnp.float32, **kw), xb, wb,
-          rtol=2e-3, atol=2e-3)
-    x = inputs(xs, edges=False)
-    check(jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1)), x, w * 0.3, rtol=1e-4, atol=1e-3)
+    _check_forward_bf16_grad(xs, ws, kw, 0.3)
