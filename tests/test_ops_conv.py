@@ -341,7 +341,7 @@ WINDOWED = [n for n, (_, _, kw) in CASES.items()
 
 
 @pytest.mark.parametrize("name", WINDOWED)
-@pytest.mark.parametrize("dtype", ["f32", "bf16->f32"])
+@pytest.mark.parametrize("dtype", ["f32", "bf16", "bf16->f32"])
 def test_conv_windowed(name, dtype, always_windowed):
     test_conv(name, dtype)
 
