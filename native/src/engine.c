@@ -215,7 +215,7 @@ static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const 
   float *const scratch = (float *)tt__mm_scratch(c), *ap = whole ? scratch : scratch + ncb * kb, *bnext = whole;
   /* An f32 A whose rows run along k is read in place: the micro-kernel's broadcasts from eight
    * rows cost no more than from a panel, so packing it is pure overhead (measured 3% on 1024^3,
-   * 7% on a convolution's 64 x 64 x 288 items, whose A each B panel pair reads once). */
+   * 7% on 64 x 64 x 288 items, whose A each B panel pair reads once). */
   const int direct_a = !bf16 && a_cs == 1;
   for (int64_t jc = 0; jc < N; jc += ncb) {
     const int64_t nc = N - jc < ncb ? N - jc : ncb;
