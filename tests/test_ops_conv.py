@@ -322,3 +322,86 @@ def test_conv_autoencoder_training_step():
         return optax.apply_updates(params, updates), opt, l
 
     check(step, params, opt, x, rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------- implicit im2col (conv._windowed)
+@pytest.fixture
+def always_windowed(monkeypatch):
+    """Convs with short output rows too go through the overlapping-windows product (compiled
+    afresh)."""
+    from tt_xla.compiler import conv
+    monkeypatch.setattr(conv, "WINDOW_MIN_ROWS", 1)
+    tt_xla.client().clear_cache()
+    yield
+    tt_xla.client().clear_cache()
+
+
+WINDOWED = [n for n, (_, _, kw) in CASES.items()
+            if kw.get("feature_group_count", 1) == 1 and kw.get("batch_group_count", 1) == 1]
+
+
+@pytest.mark.parametrize("name", WINDOWED)
+@pytest.mark.parametrize("dtype", ["f32", "bf16", "bf16->f32"])
+def test_conv_windowed(name, dtype, always_windowed):
+    test_conv(name, dtype)
+
+
+@pytest.mark.parametrize("name", ["strided", "dilated", "3d_dense_strided", "lhs_dilated"])
+def test_conv_grad_windowed(name, always_windowed):
+    test_conv_grad(name)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(window_strides=(1, 1), padding="SAME", dimension_numbers=NHWC),
+    dict(window_strides=(2, 3), padding=[(1, 2), (0, 1)], rhs_dilation=(2, 1), dimension_numbers=NHWC),
+    dict(window_strides=(1, 1), padding="VALID", dimension_numbers=NCHW),
+], ids=["same", "strided_dilated", "nchw"])
+def test_conv_windowed_default_sizes(kw):
+    """Output rows of >= 32 positions take the implicit im2col by default: edge values (NaN, inf,
+    denormals), 35 input features, bf16 with f32 accumulation, and the gradients."""
+    lhs_shape = (2, 5, 40, 35) if kw["dimension_numbers"] == NHWC else (2, 35, 5, 40)
+    rhs_shape = (3, 3, 35, 6) if kw["dimension_numbers"] == NHWC else (6, 35, 3, 3)
+    _check_forward_bf16_grad(lhs_shape, rhs_shape, kw, 0.1)
+
+
+def _check_forward_bf16_grad(xs, ws, kw, grad_w_scale):
+    """f32 forward with edge values, bf16 -> f32, and both gradients (of sin(conv), with the
+    kernel scaled so outputs are O(1): sin' of large ones magnifies rounding)."""
+    x, w = inputs(xs), inputs(ws, seed=1, edges=False)
+    f = lambda x, w: lax.conv_general_dilated(x, w, **kw)
+    check(f, x, w, rtol=1e-4, atol=1e-4)
+    xb, wb = inputs(xs, edges=False).astype(jnp.bfloat16), w.astype(jnp.bfloat16)
+    check(lambda x, w: lax.conv_general_dilated(x, w, preferred_element_type=jnp.float32, **kw), xb, wb,
+          rtol=2e-3, atol=2e-3)
+    x = inputs(xs, edges=False)
+    check(jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1)), x, w * grad_w_scale,
+          rtol=1e-4, atol=1e-3)
+
+
+def test_conv_windowed_stores_the_leading_taps_only():
+    """A dense 3x3 conv with long rows stores 3 shifted copies of its input (one per row tap), not
+    9 (every tap's, as im2col would), and its product reads overlapping windows of them."""
+    x, w = np.ones((2, 9, 40, 8), np.float32), np.ones((3, 3, 8, 4), np.float32)
+    f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=NHWC)
+    ks = tt_xla.jit(f).kernels(x, w)
+    assert [k.kind for k in ks].count("matmul") == 1, ks
+    moved = sum(k.dma_bytes for k in ks if k.kind == "movement")
+    padded = 2 * 11 * 42 * 8 * 4
+    assert moved < 2 * (3 + 3) * padded, (moved, ks)  # pad + 3 copies, read and written
+    np.testing.assert_array_equal(np.asarray(tt_xla.jit(f)(x, w)), np.asarray(jax.jit(f)(x, w)))
+
+
+@pytest.mark.parametrize("xs,ws,kw", [
+    ((3, 70, 5), (9, 5, 4), dict(window_strides=(1,), padding="SAME", rhs_dilation=(2,), dimension_numbers=NWC)),
+    ((2, 5, 67), (4, 5, 3), dict(window_strides=(1,), padding=[(2, 5)], rhs_dilation=(3,),
+                                 dimension_numbers=("NCH", "OIH", "NCH"))),
+    ((2, 4, 50, 3), (1, 5, 3, 2), dict(window_strides=(2, 1), padding="SAME", rhs_dilation=(2, 2),
+                                       dimension_numbers=NHWC)),
+    ((2, 30, 3), (5, 3, 2), dict(window_strides=(1,), padding=[(1, -1)], lhs_dilation=(2,), rhs_dilation=(2,),
+                                 dimension_numbers=NWC)),
+], ids=["nwc_d2", "nch_d3_pad", "2d_1xk_d2", "lhs_and_rhs_dilated"])
+def test_conv_windowed_dilated_phases(xs, ws, kw):
+    """A dilated last spatial dim is split into its phases, each an undilated windows product:
+    odd lengths (the last phase shorter, its extra rows cut), other layouts, a 1 x K kernel in
+    2-D, with lhs dilation too; edge values; gradients."""
+    _check_forward_bf16_grad(xs, ws, kw, 0.3)

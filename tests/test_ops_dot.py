@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+import tt_xla
 from util import BF16, F16, check, inputs
 
 
@@ -96,3 +97,51 @@ def test_dot_with_operands_that_have_no_memory():
     check(lambda x: x @ jnp.ones((5, 3)), x)
     check(lambda x: x @ jnp.arange(15.0, dtype=jnp.float32).reshape(5, 3), x)
     check(lambda x: jnp.einsum("ab,ad->bd", x, jnp.full((0, 1), jnp.nan)), np.ones((0, 1), np.float32))
+
+
+# ---------------------------------------------------------------- the matrix engine's paths
+@pytest.mark.parametrize("mkn", [(1, 1, 1), (5, 1, 9), (37, 1, 70), (0, 4, 3), (3, 0, 5), (4, 3, 0),
+                                 (67, 129, 45), (300, 513, 97)], ids=str)
+def test_matmul_bf16_f32_out_shapes(mkn):
+    """The bf16 engine (pairs of k per instruction) on K = 1 and odd K (a lone last k), empty
+    dims and non-multiples of its 8x32 register tile, accumulating in f32."""
+    m, k, n = mkn
+    a, b = inputs((m, k), BF16, edges=False), inputs((k, n), BF16, seed=1, edges=False)
+    check(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32), a, b,
+          rtol=1e-4, atol=1e-4 * max(1, k) ** 0.5)
+
+
+def test_matmul_bf16_edge_values():
+    """NaN and infinities propagate through the bf16 engine as through XLA:CPU; denormal
+    inputs are flushed on both (the device's DAZ)."""
+    a = inputs((40, 70), BF16, seed=3, huge=False)
+    b = inputs((70, 50), BF16, seed=4, huge=False)
+    check(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32), a, b, rtol=1e-4, atol=1e-3)
+    check(jnp.matmul, a, b, rtol=2e-2, atol=1e-1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, BF16], ids=str)
+def test_matmul_shared_b_blocks(dtype):
+    """Products with many row blocks per column block (the engine packs a B block once per host
+    thread and launch and reuses it for the thread's next items), a broadcast rhs shared by a
+    batch, and a transposed rhs."""
+    tol = _tol_for_k(700, dtype) if dtype == np.float32 else dict(rtol=1e-4, atol=2e-3)
+    f32out = dict(preferred_element_type=jnp.float32) if dtype == BF16 else {}
+    a, b = inputs((1500, 700), dtype, edges=False), inputs((700, 600), dtype, seed=1, edges=False)
+    check(lambda a, b: jnp.matmul(a, b, **f32out), a, b, **tol)
+    check(lambda a, b: jnp.matmul(a, b.T, **f32out), a, b.T.copy(), **tol)
+    x, w = inputs((6, 300, 90), dtype, seed=2, edges=False), inputs((90, 70), dtype, seed=3, edges=False)
+    check(lambda x, w: jnp.einsum("bik,kn->bin", x, w, **f32out), x, w, **tol)
+
+
+def test_matmul_rhs_rewritten_between_calls():
+    """A numpy argument is bound without a copy, so a second call sees the same address with new
+    contents: the engine's packed B from the first call must not be reused."""
+    f = tt_xla.jit(jnp.matmul)
+    # one column block: every item of both calls reads the same B block
+    a, b = inputs((600, 300), edges=False), inputs((300, 40), seed=1, edges=False)
+    r1 = np.array(f(a, b))
+    np.testing.assert_allclose(r1, a @ b, rtol=1e-4, atol=1e-3)
+    b *= -2.0
+    np.testing.assert_allclose(np.array(f(a, b)), a @ b, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(np.array(f(a, b)), -2.0 * r1, rtol=1e-4, atol=1e-3)

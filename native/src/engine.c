@@ -57,14 +57,38 @@ static void *tt__mm_scratch(const tt_core *c) {
   return s ? s : (void *)(((uintptr_t)c->sram + 63) & ~(uintptr_t)63);
 }
 
+/* The thread's cache for all of B packed (engine_select.c), keyed by what it holds and how it is
+ * packed (`format`: 1 f32, 2 bf16 widened, 3 bf16 pairs; this build's panel width), or NULL
+ * when it does not fit (then B is packed block by block into the scratch). `col_bytes` is the
+ * packed bytes per column of B; columns are padded to whole NR panels. */
+static void *tt__mm_packed_b(const void *B, int64_t b_rs, int64_t b_cs, int64_t K, int64_t N, int64_t kb,
+                             int64_t nb, int format, size_t col_bytes, int *hit) {
+  tt__mm_bkey key;
+  memset(&key, 0, sizeof key);
+  key.src = B;
+  key.rs = b_rs;
+  key.cs = b_cs;
+  key.k = K;
+  key.n = N;
+  key.kb = kb;
+  key.nb = nb;
+  key.layout = (int64_t)TT__NR << 8 | format;
+  /* N rounded up to whole panels per block of nb columns */
+  const int64_t cols = N / nb * ((nb + TT__NR - 1) / TT__NR * TT__NR) + (N % nb + TT__NR - 1) / TT__NR * TT__NR;
+  return tt__engine_packed_b(&key, (size_t)cols * col_bytes, hit);
+}
+
 static tt__vf tt__vload(const float *p) { tt__vf v; memcpy(&v, p, sizeof v); return v; }
 static void tt__vstore(float *p, tt__vf v) { memcpy(p, &v, sizeof v); }
 
-/* C[0:mr, 0:nr] (=|+=) Apanel(kc x MR) * Bpanel(kc x NR). */
+/* C[0:mr, 0:nr] (=|+=) A(MR x kc) * Bpanel(kc x NR), A's element (i, k) at row[i][k * a_ks]:
+ * a packed panel (row[i] = panel + i, a_ks = MR) or A's own rows (a_ks = 1). */
 /* Built with -ffp-contract=fast (CMakeLists.txt, toolchain.build_runtime_library): the products
  * accumulate as fused multiply-adds. */
-static void tt__mm_micro(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
-                         int64_t c_rs, int64_t mr, int64_t nr, int accum) {
+static inline __attribute__((always_inline)) void tt__mm_micro_at(int64_t kc, const float *const row[TT__MR],
+                                                                  int64_t a_ks, const float *restrict b,
+                                                                  float *restrict c, int64_t c_rs, int64_t mr,
+                                                                  int64_t nr, int accum) {
   tt__vf c0[TT__MR], c1[TT__MR];
 #pragma GCC unroll 16
   for (int i = 0; i < TT__MR; i++) c0[i] = c1[i] = (tt__vf){0};
@@ -72,7 +96,7 @@ static void tt__mm_micro(int64_t kc, const float *restrict a, const float *restr
     const tt__vf b0 = *(const tt__vf *)(b + k * TT__NR), b1 = *(const tt__vf *)(b + k * TT__NR + TT__VL);
 #pragma GCC unroll 16
     for (int i = 0; i < TT__MR; i++) {
-      const float ai = a[k * TT__MR + i];
+      const float ai = row[i][k * a_ks];
       c0[i] += ai * b0;
       c1[i] += ai * b1;
     }
@@ -91,6 +115,23 @@ static void tt__mm_micro(int64_t kc, const float *restrict a, const float *restr
   for (int i = 0; i < TT__MR; i++) { tt__vstore(t + i * TT__NR, c0[i]); tt__vstore(t + i * TT__NR + TT__VL, c1[i]); }
   for (int64_t i = 0; i < mr; i++)
     for (int64_t j = 0; j < nr; j++) c[i * c_rs + j] = accum ? c[i * c_rs + j] + t[i * TT__NR + j] : t[i * TT__NR + j];
+}
+
+/* From a packed A panel (kc x MR). */
+static void tt__mm_micro(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
+                         int64_t c_rs, int64_t mr, int64_t nr, int accum) {
+  const float *row[TT__MR];
+  for (int i = 0; i < TT__MR; i++) row[i] = a + i;
+  tt__mm_micro_at(kc, row, TT__MR, b, c, c_rs, mr, nr, accum);
+}
+
+/* From A's own rows (k contiguous, a_rs apart): rows past mr read row 0 again (their sums are
+ * dropped), so nothing past A is read. */
+static void tt__mm_micro_rows(int64_t kc, const float *a, int64_t a_rs, const float *restrict b, float *restrict c,
+                              int64_t c_rs, int64_t mr, int64_t nr, int accum) {
+  const float *row[TT__MR];
+  for (int i = 0; i < TT__MR; i++) row[i] = a + (i < mr ? i : 0) * a_rs;
+  tt__mm_micro_at(kc, row, 1, b, c, c_rs, mr, nr, accum);
 }
 
 /* Pack A[i0:i0+mc, k0:k0+kc] into MR-tall panels: panel p holds kc columns of MR values. Element
@@ -169,18 +210,33 @@ static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const 
   }
   const int64_t budget = (int64_t)TT_MM_SRAM(c->sram_bytes) - 128; /* less the alignments below */
   const int64_t kb = tt__mm_kc(K, TT__KC, budget, 4), ncb = tt__mm_nc(kb, 4, budget);
-  float *bp = (float *)tt__mm_scratch(c);
-  float *ap = bp + ncb * kb;
+  int hit;
+  float *const whole = tt__mm_packed_b(B, b_rs, b_cs, K, N, kb, ncb, bf16 ? 2 : 1, (size_t)K * 4, &hit);
+  float *const scratch = (float *)tt__mm_scratch(c), *ap = whole ? scratch : scratch + ncb * kb, *bnext = whole;
+  /* An f32 A whose rows run along k is read in place: the micro-kernel's broadcasts from eight
+   * rows cost no more than from a panel, so packing it is pure overhead (measured 3% on 1024^3,
+   * 7% on 64 x 64 x 288 items, whose A each B panel pair reads once). */
+  const int direct_a = !bf16 && a_cs == 1;
   for (int64_t jc = 0; jc < N; jc += ncb) {
     const int64_t nc = N - jc < ncb ? N - jc : ncb;
     for (int64_t pc = 0; pc < K; pc += kb) {
       const int64_t kc = K - pc < kb ? K - pc : kb;
-      tt__mm_pack_b(bp, (const char *)B + (pc * b_rs + jc * b_cs) * esz, bf16, b_rs, b_cs, kc, nc);
-      c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * esz);
+      float *const bp = whole ? bnext : scratch;
+      if (whole) bnext += (nc + TT__NR - 1) / TT__NR * TT__NR * kc;
+      if (!hit) tt__mm_pack_b(bp, (const char *)B + (pc * b_rs + jc * b_cs) * esz, bf16, b_rs, b_cs, kc, nc);
+      c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * esz); /* every core DMAs its own copy */
       for (int64_t ic = 0; ic < M; ic += TT__MC) {
         const int64_t mc = M - ic < TT__MC ? M - ic : TT__MC;
-        tt__mm_pack_a(ap, (const char *)A + (ic * a_rs + pc * a_cs) * esz, bf16, a_rs, a_cs, mc, kc);
         c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(mc * kc * esz);
+        if (direct_a) { /* (the model still packs it: its DMA is counted above) */
+          for (int64_t ir = 0; ir < mc; ir += TT__MR)
+            for (int64_t jr = 0; jr < nc; jr += TT__NR)
+              tt__mm_micro_rows(kc, (const float *)A + (ic + ir) * a_rs + pc, a_rs, bp + jr * kc,
+                                C + (ic + ir) * c_rs + jc + jr, c_rs, mc - ir < TT__MR ? mc - ir : TT__MR,
+                                nc - jr < TT__NR ? nc - jr : TT__NR, pc > 0);
+          continue;
+        }
+        tt__mm_pack_a(ap, (const char *)A + (ic * a_rs + pc * a_cs) * esz, bf16, a_rs, a_cs, mc, kc);
         for (int64_t jr = 0; jr < nc; jr += TT__NR)
           for (int64_t ir = 0; ir < mc; ir += TT__MR)
             tt__mm_micro(kc, ap + ir * kc, bp + jr * kc, C + (ic + ir) * c_rs + jc + jr, c_rs,
@@ -251,8 +307,13 @@ static void tt__mm_pack_b_bf16x2(uint16_t *restrict dst, const uint16_t *src, in
   }
 }
 
-static void tt__mm_micro_bf16x2(int64_t kp, const uint32_t *restrict a, const uint16_t *restrict b,
-                                       float *restrict c, int64_t c_rs, int64_t mr, int64_t nr, int accum) {
+/* A's k pair (a[i][2q], a[i][2q+1]) is the 32-bit word at row[i] + q * a_ks (bf16 units): a packed
+ * panel (row[i] = panel + 2i, a_ks = 2 * MR) or A's own rows (a_ks = 2: a row along k holds its
+ * pairs as consecutive words, aligned or not). */
+static inline __attribute__((always_inline)) void tt__mm_micro_bf16x2_at(int64_t kp, const uint16_t *const row[TT__MR],
+                                                                         int64_t a_ks, const uint16_t *restrict b,
+                                                                         float *restrict c, int64_t c_rs, int64_t mr,
+                                                                         int64_t nr, int accum) {
   __m512 c0[TT__MR], c1[TT__MR];
 #pragma GCC unroll 16
   for (int i = 0; i < TT__MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
@@ -261,7 +322,9 @@ static void tt__mm_micro_bf16x2(int64_t kp, const uint32_t *restrict a, const ui
     const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + k2 * 2 * TT__NR + 32);
 #pragma GCC unroll 16
     for (int i = 0; i < TT__MR; i++) {
-      const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[k2 * TT__MR + i]);
+      int32_t w;
+      memcpy(&w, row[i] + k2 * a_ks, sizeof w);
+      const __m512bh ai = (__m512bh)_mm512_set1_epi32(w);
       c0[i] = _mm512_dpbf16_ps(c0[i], ai, b0);
       c1[i] = _mm512_dpbf16_ps(c1[i], ai, b1);
     }
@@ -282,6 +345,21 @@ static void tt__mm_micro_bf16x2(int64_t kp, const uint32_t *restrict a, const ui
     for (int64_t j = 0; j < nr; j++) c[i * c_rs + j] = accum ? c[i * c_rs + j] + t[i * TT__NR + j] : t[i * TT__NR + j];
 }
 
+static void tt__mm_micro_bf16x2(int64_t kp, const uint32_t *restrict a, const uint16_t *restrict b,
+                                float *restrict c, int64_t c_rs, int64_t mr, int64_t nr, int accum) {
+  const uint16_t *row[TT__MR];
+  for (int i = 0; i < TT__MR; i++) row[i] = (const uint16_t *)(a + i);
+  tt__mm_micro_bf16x2_at(kp, row, 2 * TT__MR, b, c, c_rs, mr, nr, accum);
+}
+
+/* From A's own rows (see tt__mm_micro_rows); every k pair must be whole (an even depth). */
+static void tt__mm_micro_bf16x2_rows(int64_t kp, const uint16_t *a, int64_t a_rs, const uint16_t *restrict b,
+                                     float *restrict c, int64_t c_rs, int64_t mr, int64_t nr, int accum) {
+  const uint16_t *row[TT__MR];
+  for (int i = 0; i < TT__MR; i++) row[i] = a + (i < mr ? i : 0) * a_rs;
+  tt__mm_micro_bf16x2_at(kp, row, 2, b, c, c_rs, mr, nr, accum);
+}
+
 void TT__ENGINE_FN(matmul_bf16)(const tt_core *c, int64_t M, int64_t N, int64_t K, const uint16_t *A,
                                   int64_t a_rs, int64_t a_cs, const uint16_t *B, int64_t b_rs, int64_t b_cs,
                                   float *C, int64_t c_rs) {
@@ -294,18 +372,34 @@ void TT__ENGINE_FN(matmul_bf16)(const tt_core *c, int64_t M, int64_t N, int64_t 
   }
   const int64_t budget = (int64_t)TT_MM_SRAM(c->sram_bytes) - 128; /* less the alignments below */
   const int64_t kb = tt__mm_kc(K, 2 * TT__KC, budget, 2) & ~(int64_t)1, ncb = tt__mm_nc(kb, 2, budget); /* even: k pairs */
-  uint16_t *bp = (uint16_t *)tt__mm_scratch(c);
-  uint32_t *ap = (uint32_t *)(bp + ((ncb * (kb + 1) + 31) & ~(int64_t)31));
+  int hit;
+  /* (K + #blocks) bytes per column: each block's k pairs round its depth up to even */
+  uint16_t *const whole = tt__mm_packed_b(B, b_rs, b_cs, K, N, kb, ncb, 3, (size_t)(K + (K + kb - 1) / kb) * 2, &hit);
+  uint16_t *const scratch = (uint16_t *)tt__mm_scratch(c), *bnext = whole;
+  uint32_t *ap = (uint32_t *)(whole ? scratch : scratch + ((ncb * (kb + 1) + 31) & ~(int64_t)31));
+  /* A read in place as in tt__matmul, when its rows hold whole k pairs: an odd K would pair its
+   * last k with whatever follows the row (the B panel's zero does not cancel a NaN there). */
+  const int direct_a = a_cs == 1 && !(K & 1);
   for (int64_t jc = 0; jc < N; jc += ncb) {
     const int64_t nc = N - jc < ncb ? N - jc : ncb;
     for (int64_t pc = 0; pc < K; pc += kb) {
       const int64_t kc = K - pc < kb ? K - pc : kb, kp = (kc + 1) / 2;
-      tt__mm_pack_b_bf16x2(bp, B + pc * b_rs + jc * b_cs, b_rs, b_cs, kc, nc);
-      c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * 2);
+      uint16_t *const bp = whole ? bnext : scratch;
+      if (whole) bnext += (nc + TT__NR - 1) / TT__NR * TT__NR * 2 * kp;
+      if (!hit) tt__mm_pack_b_bf16x2(bp, B + pc * b_rs + jc * b_cs, b_rs, b_cs, kc, nc);
+      c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * 2); /* every core DMAs its own copy */
       for (int64_t ic = 0; ic < M; ic += TT__MC) {
         const int64_t mc = M - ic < TT__MC ? M - ic : TT__MC;
-        tt__mm_pack_a_bf16x2(ap, A + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc);
         c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(mc * kc * 2);
+        if (direct_a) { /* (the model still packs it: its DMA is counted above) */
+          for (int64_t ir = 0; ir < mc; ir += TT__MR)
+            for (int64_t jr = 0; jr < nc; jr += TT__NR)
+              tt__mm_micro_bf16x2_rows(kp, A + (ic + ir) * a_rs + pc, a_rs, bp + jr * 2 * kp,
+                                       C + (ic + ir) * c_rs + jc + jr, c_rs, mc - ir < TT__MR ? mc - ir : TT__MR,
+                                       nc - jr < TT__NR ? nc - jr : TT__NR, pc > 0);
+          continue;
+        }
+        tt__mm_pack_a_bf16x2(ap, A + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc);
         for (int64_t jr = 0; jr < nc; jr += TT__NR)
           for (int64_t ir = 0; ir < mc; ir += TT__MR)
             tt__mm_micro_bf16x2(kp, ap + ir * kp, bp + jr * 2 * kp, C + (ic + ir) * c_rs + jc + jr, c_rs,

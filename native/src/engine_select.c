@@ -2,27 +2,85 @@
  * per instruction-set level it was built for; the best one the host can run wins. */
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The engine's packing scratch, one per host thread. The packed panels live only inside one
- * tt_matmul call, so which memory holds them is the simulator's choice: a thread's own block
- * stays in that host core's cache from one simulated core to the next, where each core's SRAM
- * would be cold (a host thread runs many cores in turn). */
+/* The engine's per-host-thread memory: its packing scratch and a cache of one packed B operand.
+ * The packed panels are the simulator's business, not the model's: a thread's own scratch stays
+ * in that host core's cache from one simulated core to the next, where each core's SRAM would be
+ * cold (a host thread runs many cores in turn); and when the work items a thread runs in turn
+ * share a B block (a product's column of blocks), packing it once serves them all, where each
+ * simulated core DMAs and packs its own copy (the counters still charge every core for that). */
+typedef struct tt__mm_thread {
+  void *scratch;       /* TT_MM_SRAM_BYTES, 64-byte aligned */
+  void *bpack;         /* bcap bytes, 64-byte aligned */
+  size_t bcap;
+  tt__mm_bkey key;     /* what bpack holds... */
+  uint64_t epoch;      /* ...packed during the launch that began with this epoch */
+  int valid;
+} tt__mm_thread;
+
+/* The most memory one thread's packed B may take: a K=4096 x 256 f32 block, 1024^2 x 512 bf16. */
+#define TT__BPACK_MAX ((size_t)4 << 20)
+
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 static int scratch_ok;
-static void scratch_init(void) { scratch_ok = pthread_key_create(&scratch_key, free) == 0; }
+static _Atomic uint64_t launch_epoch;
 
-void *tt__engine_scratch(void) {
+static void thread_free(void *p) {
+  tt__mm_thread *t = p;
+  free(t->scratch);
+  free(t->bpack);
+  free(t);
+}
+static void scratch_init(void) { scratch_ok = pthread_key_create(&scratch_key, thread_free) == 0; }
+
+static tt__mm_thread *thread_state(void) {
   pthread_once(&scratch_once, scratch_init);
   if (!scratch_ok) return NULL;
-  void *p = pthread_getspecific(scratch_key);
-  if (!p && (p = aligned_alloc(64, TT_MM_SRAM_BYTES)) && pthread_setspecific(scratch_key, p) != 0) {
-    free(p);
-    p = NULL;
+  tt__mm_thread *t = pthread_getspecific(scratch_key);
+  if (t) return t;
+  if (!(t = calloc(1, sizeof *t))) return NULL;
+  if (!(t->scratch = aligned_alloc(64, TT_MM_SRAM_BYTES)) || pthread_setspecific(scratch_key, t) != 0) {
+    free(t->scratch);
+    free(t);
+    return NULL;
   }
-  return p;
+  return t;
+}
+
+void *tt__engine_scratch(void) {
+  tt__mm_thread *t = thread_state();
+  return t ? t->scratch : NULL;
+}
+
+void tt__engine_launch_begins(void) { atomic_fetch_add_explicit(&launch_epoch, 1, memory_order_relaxed); }
+
+void *tt__engine_packed_b(const tt__mm_bkey *key, size_t bytes, int *hit) {
+  *hit = 0;
+  tt__mm_thread *t = thread_state();
+  if (!t || bytes > TT__BPACK_MAX) return NULL;
+  /* The pool hands a launch to its workers with release/acquire, after the launch's bump. */
+  const uint64_t now = atomic_load_explicit(&launch_epoch, memory_order_relaxed);
+  if (t->valid && t->epoch == now && !memcmp(&t->key, key, sizeof *key)) {
+    *hit = 1;
+    return t->bpack;
+  }
+  t->valid = 0;
+  if (bytes > t->bcap) {
+    const size_t cap = (bytes + 4095) & ~(size_t)4095;
+    void *p = aligned_alloc(64, cap);
+    if (!p) return NULL;
+    free(t->bpack);
+    t->bpack = p;
+    t->bcap = cap;
+  }
+  t->key = *key;
+  t->epoch = now;
+  t->valid = 1; /* the caller packs it now, before anything else can ask */
+  return t->bpack;
 }
 
 #define TT__DECLARE(v)                                                                               \

@@ -166,6 +166,19 @@ void tt__engine_bind(tt_core *core, const tt__engine *e);
 /* The calling thread's TT_MM_SRAM_BYTES of 64-byte aligned packing scratch (NULL if it cannot be
  * had: the engine then packs into the core's SRAM). */
 void *tt__engine_scratch(void);
+/* Names one packed B operand (memset to 0 before filling, so padding compares equal). */
+typedef struct tt__mm_bkey {
+  const void *src;
+  int64_t rs, cs, k, n, kb, nb; /* strides, shape and the blocking it was packed with */
+  int64_t layout;               /* the engine build's panel layout (width, element format) */
+} tt__mm_bkey;
+/* The calling thread's cache of one packed B operand: `bytes` of 64-byte aligned memory for the
+ * panels of `key`, with *hit = 1 when they were already packed there since the current launch
+ * began (then use them as they are), else *hit = 0 and the caller packs them now. NULL (and
+ * *hit = 0) when they would not fit: pack block by block into the scratch instead. */
+void *tt__engine_packed_b(const tt__mm_bkey *key, size_t bytes, int *hit);
+/* Called as every launch begins: operands packed before may have changed since. */
+void tt__engine_launch_begins(void);
 
 /* pool */
 int tt__pool_init(tt_pool *p, uint32_t nthreads);

@@ -293,6 +293,7 @@ static tt_status tt__run_launch(tt_device *dev, tt_program_obj *p, uint32_t l, c
     dev->active[nactive++] = c;
   }
   tt_launch_ctx ctx = {dev, L, p->operand_ptrs};
+  tt__engine_launch_begins();
   const uint64_t t_launch = tt__now_ns();
   tt__pool_run(&dev->pool, nactive, tt__run_core, &ctx);
   const uint64_t host_ns = tt__now_ns() - t_launch;

@@ -41,6 +41,9 @@ DIRECT_MAX = 4
 PHASE_MIN = 1 << 20
 # Past this many pieces a 1-D convolution's patches are cut from blocks (see _blocked_pieces).
 TAP_BLOCK_MIN = 32
+# An implicit-im2col product (`_windowed`) runs one output row of the last spatial dim per
+# engine call: shorter rows than this waste the engine's register tile, so im2col it is.
+WINDOW_MIN_ROWS = 32
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ def _lower(x: Node, w: Node, c: Conv, osp: tuple[int, ...], dt: str, loc: object
     # (one reduction per output position; a long 1-D one is cheaper as blocked patches)
     if c.batch_groups > 1 and nb == 1 and og <= DIRECT_MAX and not (len(osp) == 1 and osp[0] > TAP_BLOCK_MIN):
         return _direct_reduce(xp, w, c, window, osp, dt, loc)
+    if _windowed_fits(c, groups, window, osp):
+        return _windowed(x, w, c, window, osp, dt, loc)
     return _im2col(xp, w, c, groups, nb, cg, og, window, osp, dt, loc)
 
 
@@ -376,6 +381,86 @@ def _im2col(xp: Node, w: Node, c: Conv, groups: int, nb: int, cg: int, og: int, 
         r = len(y.shape)
         y = _reshape(transpose(y, [*range(1, r - 1), 0, r - 1], loc), (*y.shape[1:-1], groups * og), loc)
     return _reshape(y, (nb, *osp, y.shape[-1]), loc)
+
+
+def _windowed_fits(c: Conv, groups: int, window: tuple[int, ...], osp: tuple[int, ...]) -> bool:
+    """Whether `_windowed` takes this convolution: ungrouped, the window's taps no more than the
+    output positions (not a weight gradient), output rows (the last spatial dim) that fill the
+    engine's rows, an input it can read as [batch, *spatial, features] in place (or that the
+    concat of its leading taps or phases stores in that order anyway), and a last dim that is
+    undilated, or dilated and unstrided with a 1-tap leading window (see `_windowed`)."""
+    k = len(window)
+    in_place = [c.x_batch, *c.x_spatial, c.x_feature] == list(range(k + 2))
+    r, ntap = c.rhs_dilation[-1], math.prod(window[:-1])
+    return groups == 1 and math.prod(window) <= math.prod(osp) and osp[-1] >= WINDOW_MIN_ROWS and \
+        (r == 1 and (k > 1 or in_place) or r > 1 and c.strides[-1] == 1 and ntap == 1)
+
+
+def _windowed(x: Node, w: Node, c: Conv, window: tuple[int, ...], osp: tuple[int, ...], dt: str,
+              loc: object) -> Node:
+    """Implicit im2col. With the input as [B, *spatial, C], one output row (every output
+    position along the last spatial dim, its leading positions fixed) reads windows of
+    KW * C contiguous elements starting C * stride apart, once the leading dims' taps are
+    stacked next to the features: X[b, *lead out, w, (lead taps, C)] (a concat of
+    T = prod(leading window) shifted views; none for 1-D). The patch matrix of that row is then
+    an overlapping-windows view of X, [W_out, KW * T * C], read in place by the matrix engine:
+    the product is batched over (b, *lead out) with the kernel broadcast to every batch, so
+    only T copies of the input are stored instead of every tap's.
+
+    A last dim dilated by r (stride 1) is split into its r phases: output r * j + p reads
+    input r * (j + tap) + p, so the phases stored side by side (X[b, *lead out, p, j, C], one
+    copy of the input) make each phase's row an undilated window row again, one more batch
+    dim; the result's [.., p, j, ..] is a transpose view of [.., j * r + p, ..]."""
+    k = len(window)
+    r = c.rhs_dilation[-1]
+    lead_out, lead_win = osp[:-1], window[:-1]
+    rows = -(-osp[-1] // r)                              # output rows of each phase
+    if r > 1:  # each phase reads rows + taps - 1 inputs: pad the last dim's end to r times that
+        xw = x.shape[c.x_spatial[-1]]
+        hi = r * (rows + window[-1] - 1) - (xw + sum(c.pad[-1]) + max(xw - 1, 0) * (c.lhs_dilation[-1] - 1))
+        c = replace(c, pad=(*c.pad[:-1], (c.pad[-1][0], c.pad[-1][1] + max(hi, 0))))
+    xt = transpose(_pad(x, c, loc), [c.x_batch, *c.x_spatial, c.x_feature], loc)  # [B, *sp, C]
+    n, cin, wp = xt.shape[0], xt.shape[-1], xt.shape[k]
+    ntap = math.prod(lead_win)
+    pieces = []
+    if r > 1:
+        wp = rows + window[-1] - 1
+        for ph in range(r):
+            s = _slice_g(xt, 0, (*(0,) * (k - 1), ph), (*lead_out, wp), (*c.strides[:-1], r), loc)
+            pieces.append(_reshape(s, (n, *lead_out, 1, wp, cin), loc))
+        lead = (n, *lead_out, r)
+    else:
+        for q in np.ndindex(*lead_win):
+            s = _slice_g(xt, 0, (*(i * d for i, d in zip(q, c.rhs_dilation)), 0), (*lead_out, wp),
+                         (*c.strides[:-1], 1), loc)
+            pieces.append(_reshape(s, (n, *lead_out, wp, 1, cin), loc))
+        lead = (n, *lead_out)                            # the product's batch dims
+    axis = k if r > 1 else k + 1
+    xs = pieces[0] if len(pieces) == 1 else \
+        Node("concat", pieces, (*pieces[0].shape[:axis], len(pieces), *pieces[0].shape[axis + 1:]), xt.dtype,
+             {"dim": axis}, loc)
+    xs = _reshape(xs, (*lead, wp * ntap * cin), loc)
+    kdim = window[-1] * ntap * cin
+    nb, one = len(lead), (1,) * len(lead)
+    win = Node("windows", [xs], (*one, kdim, *lead, rows if r > 1 else osp[-1]), xs.dtype,
+               {"strides": (*one, (c.strides[-1] if r == 1 else 1) * ntap * cin), "wdil": (*one, 1)},
+               loc)                                      # [1.., K, *lead, rows]
+    lhs = _reshape(transpose(win, [*range(nb + 1, 2 * nb + 2), *range(nb + 1)], loc), (*lead, win.shape[-1], kdim), loc)
+    # the kernel as [(last tap, leading taps, features), out]: the patches' contracting order
+    wt = transpose(w, [c.w_spatial[-1], *c.w_spatial[:-1], c.w_in, c.w_out], loc)
+    wt = _reshape(wt, (kdim, wt.shape[-1]), loc)
+    rhs = broadcast(wt, (*lead, *wt.shape), (nb, nb + 1), loc)
+    batch = tuple(range(nb))
+    y = Node("dot", [lhs, rhs], (*lead, win.shape[-1], wt.shape[-1]), dt,
+             {"lhs_batching_dimensions": batch, "rhs_batching_dimensions": batch,
+              "lhs_contracting_dimensions": (nb + 1,), "rhs_contracting_dimensions": (nb,)}, loc)
+    if r == 1:
+        return y
+    y = transpose(y, [*range(k), k + 1, k, k + 2], loc)  # [n, *lead out, j, p, out]
+    y = _reshape(y, (n, *lead_out, rows * r, y.shape[-1]), loc)
+    if rows * r == osp[-1]:
+        return y
+    return Node("slice", [y], (n, *osp, y.shape[-1]), dt, {"start": (0,) * (k + 2), "strides": (1,) * (k + 2)}, loc)
 
 
 def _blocked_pieces(xg: Node, b: int, n_i: int, a_i: int, n_v: int, a_v: int, i_inner: bool,

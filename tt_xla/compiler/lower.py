@@ -777,7 +777,9 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKe
     mb, nbk = -(-M // bm), -(-N // bn)
     items = B * mb * nbk if M and N else 0
     body: list = [L.Define("b", "int64_t", f"it / {mb * nbk}"), L.Define("t", "int64_t", f"it % {mb * nbk}"),
-                  L.Define("m0", "int64_t", f"(t / {nbk}) * {bm}"), L.Define("n0", "int64_t", f"(t % {nbk}) * {bn}"),
+                  # row blocks vary fastest: a core's (and a host thread's) items in turn share
+                  # their B block, which the engine then packs once (engine_select.c)
+                  L.Define("m0", "int64_t", f"(t % {mb}) * {bm}"), L.Define("n0", "int64_t", f"(t / {mb}) * {bn}"),
                   L.Define("m", "int64_t", f"K_MIN((int64_t){bm}, {M} - m0)"),
                   L.Define("n", "int64_t", f"K_MIN((int64_t){bn}, {N} - n0)"),
                   L.Define("ao", "int64_t", f"{la.offset} + b * {ls[0]} + m0 * {ls[1]}"),
@@ -793,6 +795,10 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKe
                  L.MatMul(fn, "m", "n", K, op_of[la.src.id], "ao", ls[1], ls[2], op_of[ra.src.id], "bo", rs[2], rs[1],
                           "c_", "n"),
                  L.CbPush(cbc), L.CbWait(cbc, "cblk"), L.Range("i", "0", "m")]
+    if engine and k.epilogue is None and od == "f32":
+        # nothing to apply: each row of the engine's f32 block leaves by DMA straight from its page
+        body += [L.DmaWrite(cbc, "cblk", "i * n", dop, f"co + i * {cs[1]}", "n", cs[2] or 1), L.End(), L.CbPop(cbc)]
+    elif engine:
         pages = {}
         for t, j in enumerate(stored):
             n_, a = epi_leaves[j]
