@@ -70,8 +70,9 @@ class _Builder:
     def __init__(self, sram_per_core: int) -> None:
         self.sram = sram_per_core
         self.pieces: list[tuple[object, list[Place], list[Place]]] = []  # (Segment, params, outputs)
-        self.steps: list[list] = []            # ['launch', piece, k] | ['branch', Place, target, if_zero]
+        self.steps: list[list] = []            # ['launch', piece, k(, weight)] | ['branch', Place, target, if_zero]
         self.state = 0                         # | ['jump', target] | ['copy', dst Place, src Place]
+        self.consts: dict[int, ir.Operation] = {}  # id(value) -> the constant op defining it
 
     # ------------------------------------------------------------------ places and steps
     def slot(self, t: object, opname: str, loc: object) -> Place:
@@ -105,6 +106,8 @@ class _Builder:
             need[i] = need[i + 1] | set(free)
         piece: list[ir.Operation] = []
         for i, op in enumerate(body):
+            if op.name == "stablehlo.constant":
+                self.consts[id(op.results[0])] = op
             if op.name not in CONTROL:
                 piece.append(op)
                 continue
@@ -153,6 +156,8 @@ class _Builder:
         scope = env | fixed
         ops = self._hoist(body.ops, scope)
         env.update((k, p) for k, p in scope.items() if k not in fixed)  # the hoisted results
+        if self._fused_while(op, cond, body, ops, carried, env):
+            return
         top = len(self.steps)
         inner = dict(env) | {id(a): s for a, s in zip(cond.args, carried)}
         pred = self.slot(cond.ops[-1].operands[0].type, op.name, op.loc)
@@ -169,6 +174,42 @@ class _Builder:
         exit_[2] = len(self.steps)
         for r, s in zip(op.results, carried):
             env[id(r)] = s
+
+    def _fused_while(self, op: ir.Operation, cond: ir.Block, body: ir.Block, ops: list[ir.Operation],
+                     carried: list[Place], env: dict[int, Place]) -> bool:
+        """The loop as one kernel that iterates on a core (fused_loop.py) when its condition and
+        body are small elementwise work: `top: LAUNCH loop; BRANCH flag -> top`."""
+        if any(o.name in CONTROL for o in cond.ops + ops):
+            return False
+        free: dict[int, ir.Value] = {}
+        for o in cond.ops + ops:
+            _free(o, free)
+        inside = {id(a) for a in cond.args + body.args} | {id(r) for o in cond.ops + ops for r in o.results}
+        outer = [v for k, v in free.items() if k not in inside]
+        # outer constants are cloned into the loop (immediates the loop's code folds), the
+        # other outer values are the kernel's loop-invariant inputs
+        clones = [self.consts[id(v)] for v in outer if id(v) in self.consts]
+        outer = [v for v in outer if id(v) not in self.consts]
+        fns = []
+        for blk, rest, name in ((cond, cond.ops, "cond"), (body, ops, "body")):
+            ret = ir.Operation("func.return", list(rest[-1].operands), [])
+            fns.append(ir.Function(f"loop_{name}", list(blk.args) + outer,
+                                   [v.type for v in rest[-1].operands], ir.Block([], clones + rest[:-1] + [ret])))
+        from .fused_loop import fuse_while
+        n = len(self.pieces)
+        got = fuse_while(fns[0], fns[1], len(carried), self.sram, prefix=f"p{n}k")
+        if got is None:
+            return False
+        seg, changed = got
+        flag = self.slot(ir.TensorType((), "i1"), op.name, op.loc)
+        self.pieces.append((seg, carried + [self.where(env, v, op) for v in outer],
+                            [flag] + [carried[i] for i in changed]))
+        top = len(self.steps)
+        self.emit(["launch", n, 0, seg.codes[0][0].chunk])
+        self.emit(["branch", flag, top, False])
+        for r, s in zip(op.results, carried):
+            env[id(r)] = s
+        return True
 
     def _hoist(self, ops: list[ir.Operation], env: dict[int, Place]) -> list[ir.Operation]:
         """Computes the body's loop-invariant ops (all they read is defined outside the loop, or
@@ -271,7 +312,8 @@ def compile_function(main: ir.Function, sram_per_core: int) -> CompiledProgram:
     steps = []
     for s in b.steps:
         if s[0] == "launch":
-            steps.append(f"{{TT_CTL_LAUNCH, {first[s[1]] + s[2]}u, 0, 0, 0, 0, 0, 0, 0}}")
+            weight = s[3] if len(s) > 3 else 0  # a launch that runs a loop's iterations weighs them
+            steps.append(f"{{TT_CTL_LAUNCH, {first[s[1]] + s[2]}u, 0, 0, 0, 0, {weight}ull, 0, 0}}")
         elif s[0] == "jump":
             steps.append(f"{{TT_CTL_JUMP, {s[1]}u, 0, 0, 0, 0, 0, 0, 0}}")
         elif s[0] == "branch":
