@@ -73,6 +73,7 @@ class _Builder:
         self.steps: list[list] = []            # ['launch', piece, k(, weight)] | ['branch', Place, target, if_zero]
         self.state = 0                         # | ['jump', target] | ['copy', dst Place, src Place]
         self.consts: dict[int, ir.Operation] = {}  # id(value) -> the constant op defining it
+        self.inplace: dict[int, tuple[ir.Value, Place]] = {}  # loop body result -> (carried arg, slot)
 
     # ------------------------------------------------------------------ places and steps
     def slot(self, t: object, opname: str, loc: object) -> Place:
@@ -136,12 +137,47 @@ class _Builder:
             fn = ir.Function(f"piece{len(self.pieces)}", args, [v.type for v, _ in pairs],
                              ir.Block([], ops + [ir.Operation("func.return", [v for v, _ in pairs], [])]))
             seg = compile_graph(fn, self.sram, prefix=f"p{len(self.pieces)}k")
+            skip: set[int] = set()
+            if ret is not None:
+                skip, moved = self._in_place(seg, args, pairs)
+                for j, slot in moved.items():
+                    places[places.index(pairs[j][1])] = slot
+                    pairs[j] = (pairs[j][0], slot)
             n = len(self.pieces)
             self.pieces.append((seg, arg_places, [p for _, p in pairs]))
             for k in range(len(seg.codes)):
-                self.emit(["launch", n, k])
+                if k not in skip:
+                    self.emit(["launch", n, k])
         for v, p in zip(exports, places):
             env[id(v)] = p
+
+    def _in_place(self, seg: object, args: list[ir.Value],
+                  pairs: list[tuple[ir.Value, Place]]) -> tuple[set[int], dict[int, Place]]:
+        """A loop body's result that is its carried value updated in place (dynamic_update_slice,
+        scatter: the kernels copy the operand into the result, then write the update) is written
+        straight into the carried slot when that copy is the only kernel reading the carried
+        value: the copy becomes a no-op (skipped), and so does the COPY after the body.
+        Returns (the kernels to skip, {result index: its carried slot})."""
+        skip: set[int] = set()
+        moved: dict[int, Place] = {}
+        for j, (v, _) in enumerate(pairs):
+            if id(v) not in self.inplace:
+                continue
+            a, slot = self.inplace[id(v)]
+            if a not in args:
+                continue
+            param, out = seg.params[args.index(a)], seg.outputs[j]
+            readers = [k for k, (lk, _) in enumerate(seg.codes)
+                       if any(o.node is param and not o.writes for o in lk.operands)]
+            if len(readers) != 1:
+                continue
+            lk = seg.codes[readers[0]][0]
+            if lk.ops or len(lk.operands) != 2 or not lk.operands[1].writes or lk.operands[1].node is not out \
+                    or param.nbytes != out.nbytes or out.op == "param":
+                continue  # not a plain copy of the carried value into the result
+            skip.add(readers[0])
+            moved[j] = slot
+        return skip, moved
 
     # ------------------------------------------------------------------ control ops
     def _while(self, op: ir.Operation, env: dict[int, Place]) -> None:
@@ -167,7 +203,10 @@ class _Builder:
         rets = ops[-1].operands
         nxt = [s if r is a else self.slot(a.type, op.name, op.loc)
                for r, a, s in zip(rets, body.args, carried)]
+        saved = self.inplace
+        self.inplace = {id(r): (a, s) for r, a, s in zip(rets, body.args, carried) if r is not a}
         self.block(ops, inner, nxt)
+        self.inplace = saved
         for t, s in zip(nxt, carried):
             self.copy(t, s)
         self.emit(["jump", top])
