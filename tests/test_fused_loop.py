@@ -167,3 +167,17 @@ def test_carried_buffer_read_after_update_is_copied():
     ys = inputs((9, 4), edges=False)
     check(f, ys, rtol=1e-5, atol=1e-3)
     assert _copied_bytes(f, ys).count(ys.nbytes) == 2  # once into its slot, then every iteration
+
+
+@pytest.mark.parametrize("dtype", [np.float16, BF16, np.float32])
+def test_empty_values_and_edges(dtype):
+    def f(a, e, n):
+        def body(i, c):
+            a, e, b = c
+            return jnp.maximum(a, a * 0.5) - 0.25, e * 2.0 + 1.0, b | (a > 1)
+        return lax.fori_loop(0, n, body, (a, e, a > 0))
+
+    a, e = inputs((9,), dtype), np.zeros((2, 0, 3), dtype)
+    for n in (0, 4):
+        check(f, a, e, np.int32(n))
+    assert "loop" in _kinds(f, a, e, np.int32(1))
