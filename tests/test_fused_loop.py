@@ -2,7 +2,6 @@
 every loop form against CPU JAX, across chunk boundaries, with mixed dtypes and edge values, the
 iterations counted, the step budget still stopping a loop that never ends."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

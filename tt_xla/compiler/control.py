@@ -90,6 +90,13 @@ class _Builder:
         if src != dst and dst.nbytes:
             self.emit(["copy", dst, src])
 
+    def place(self, env: dict[int, Place], v: ir.Value, op: ir.Operation) -> Place:
+        """Where v is; an outer constant, which has no place (the pieces reading it clone it), is
+        written to a slot first."""
+        if id(v) not in env and id(v) in self.consts:
+            self.piece([], env, [v], [self.slot(v.type, op.name, op.loc)])
+        return self.where(env, v, op)
+
     def where(self, env: dict[int, Place], v: ir.Value, op: ir.Operation) -> Place:
         if id(v) not in env:
             raise UnsupportedError(f"value %{v.name} is not defined here", op.name, op.loc)
@@ -112,7 +119,8 @@ class _Builder:
             if op.name not in CONTROL:
                 piece.append(op)
                 continue
-            exports = [r for o in piece for r in o.results if id(r) in need[i]]
+            # (constants are not exported: the pieces that read them clone them, see piece)
+            exports = [r for o in piece for r in o.results if id(r) in need[i] and o.name != "stablehlo.constant"]
             self.piece(piece, env, exports, [self.slot(r.type, op.name, op.loc) for r in exports])
             piece = []
             getattr(self, "_" + op.name.split(".")[1])(op, env)
@@ -123,19 +131,23 @@ class _Builder:
         """Compiles straight-line ops whose `exports` go to `places` (one launch per kernel)."""
         from . import compile_graph
         defined = {id(r) for o in ops for r in o.results}
+
+        def clone(v: ir.Value) -> bool:  # an outer constant: the piece computes it (an immediate)
+            return id(v) not in defined and id(v) not in env and id(v) in self.consts
         pairs = [(v, p) for v, p in zip(exports, places)
-                 if id(v) in defined or self.where(env, v, ret or ops[-1]) != p]
+                 if id(v) in defined or clone(v) or self.where(env, v, ret or ops[-1]) != p]
         if pairs:
             free: dict[int, ir.Value] = {}
             for o in ops:
                 _free(o, free)
             for v, _ in pairs:
                 free.setdefault(id(v), v)
-            args = [v for k, v in free.items() if k not in defined]
+            args = [v for k, v in free.items() if k not in defined and not clone(v)]
+            clones = [self.consts[k] for k, v in free.items() if k not in defined and clone(v)]
             at = ret or (ops[-1] if ops else None)
             arg_places = [self.where(env, v, at) for v in args]
             fn = ir.Function(f"piece{len(self.pieces)}", args, [v.type for v, _ in pairs],
-                             ir.Block([], ops + [ir.Operation("func.return", [v for v, _ in pairs], [])]))
+                             ir.Block([], clones + ops + [ir.Operation("func.return", [v for v, _ in pairs], [])]))
             seg = compile_graph(fn, self.sram, prefix=f"p{len(self.pieces)}k")
             skip: set[int] = set()
             if ret is not None:
@@ -184,7 +196,7 @@ class _Builder:
         cond, body = (r.blocks[0] for r in op.regions)
         carried = [self.slot(v.type, op.name, op.loc) for v in op.operands]
         for v, s in zip(op.operands, carried):
-            self.copy(self.where(env, v, op), s)
+            self.copy(self.place(env, v, op), s)
         # A carried value the body returns unchanged is the init value in every iteration: work
         # reading only such values and outer ones is done once, before the loop.
         fixed = {id(a): self.where(env, v, op) for a, v, r in zip(body.args, op.operands, body.ops[-1].operands)
@@ -259,7 +271,8 @@ class _Builder:
         for op in ops[:-1]:
             free: dict[int, ir.Value] = {}
             _free(op, free)
-            if op.name not in CONTROL and op.operands and all(k in env or k in invariant for k in free):
+            if op.name not in CONTROL and op.operands and \
+                    all(k in env or k in invariant or k in self.consts for k in free):
                 hoisted.append(op)
                 invariant.update(id(r) for r in op.results)
             else:
@@ -289,7 +302,7 @@ class _Builder:
 
     def _if(self, op: ir.Operation, env: dict[int, Place]) -> None:
         # regions: (true, false); "the last region" is the false one
-        self._branches(op, env, [self.where(env, op.operands[0], op)])
+        self._branches(op, env, [self.place(env, op.operands[0], op)])
 
     def _case(self, op: ir.Operation, env: dict[int, Place]) -> None:
         # index k < 0 or >= N runs the last branch (StableHLO spec): compute idx == k on the device

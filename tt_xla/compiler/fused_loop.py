@@ -25,18 +25,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
 from . import loopir as L
 from .access import Access
 from .codegen import Emitter, Leaf, collect_leaves, store_expr
-from .dtypes import CTYPE, VTYPE
+from .dtypes import CTYPE
 from .fuse import access_of, memoryless
+from .lower import CHUNK
 from .graph import ELEMENTWISE, VIEWS, Graph, Node, itemsize, toposort
 
-MAX_ELEMS = 1 << 14     # the most elements of any value in a fused loop: one core's work
+MAX_ELEMS = CHUNK       # the most elements of any value in a fused loop: what one core computes anyway
 CHUNK_WORK = 1 << 16    # element-ops one launch may do (cancel and the step budget act between launches)
 MAX_CHUNK = 1024        # iterations one launch may run
 LEAVES = {"param", "const", "iota"}
