@@ -268,20 +268,27 @@ class _Builder:
         the body they fuse into their readers as immediates."""
         invariant: set[int] = set()
         hoisted, rest = [], []
+        folded: set[int] = set()  # results of work on outer constants alone (a broadcast of one)
         for op in ops[:-1]:
             free: dict[int, ir.Value] = {}
             _free(op, free)
-            if op.name not in CONTROL and op.operands and \
-                    all(k in env or k in invariant or k in self.consts for k in free):
+            if op.name not in CONTROL and op.operands and all(k in self.consts or k in folded for k in free):
+                # stays in the loop, where it folds into immediates; a hoisted op reading it
+                # computes it too
+                folded.update(id(r) for r in op.results)
+                hoisted.append(op)
+                rest.append(op)
+            elif op.name not in CONTROL and op.operands and \
+                    all(k in env or k in invariant or k in self.consts or k in folded for k in free):
                 hoisted.append(op)
                 invariant.update(id(r) for r in op.results)
             else:
                 rest.append(op)
-        if hoisted:
+        if any(id(r) in invariant for op in hoisted for r in op.results):
             used: dict[int, ir.Value] = {}
             for op in rest + ops[-1:]:
                 _free(op, used)
-            exports = [r for op in hoisted for r in op.results if id(r) in used]
+            exports = [r for op in hoisted for r in op.results if id(r) in used and id(r) in invariant]
             self.piece(hoisted, env, exports, [self.slot(r.type, "stablehlo.while", None) for r in exports])
         return rest + ops[-1:]
 
