@@ -11,8 +11,11 @@ def control_benchmarks() -> list[Bench]:
     import jax
     import jax.numpy as jnp
 
-    def fori(x):  # per-iteration overhead: a 2-element state, almost no work per iteration
-        return jax.lax.fori_loop(0, 1000, lambda i, c: c * 0.999 + 1.0, x)
+    def fori(x, n=1000):  # per-iteration overhead: a 2-element state, almost no work per iteration
+        return jax.lax.fori_loop(0, n, lambda i, c: c * 0.999 + 1.0, x)
+
+    def fori_10k(x):  # with fori_loop_1000: per iteration = (t(10000) - t(1000)) / 9000
+        return fori(x, 10000)
 
     lstm = nn.RNN(nn.OptimizedLSTMCell(64))
 
@@ -26,6 +29,8 @@ def control_benchmarks() -> list[Bench]:
 
     return [
         Bench("fori_loop_1000", fori, lambda rng, q: (np.ones(2, np.float32),), "{shapes} 1000 iterations",
+              rtol=1e-4, atol=1e-4),
+        Bench("fori_loop_10000", fori_10k, lambda rng, q: (np.ones(2, np.float32),), "{shapes} 10000 iterations",
               rtol=1e-4, atol=1e-4),
         Bench("lstm_scan_32", lstm.apply, lstm_inputs, "nn.RNN(OptimizedLSTMCell(64)) batch 8, 32 steps",
               rtol=1e-4, atol=1e-5),

@@ -39,16 +39,18 @@ def test_while_counts_every_iteration():
     rt = _rt()
     g = tt_xla.jit(lambda n: lax.while_loop(lambda c: c[0] < n, lambda c: (c[0] + 1, c[1] * 2.0), (0, 1.0)))
     g(np.int32(1))
-    rt.reset_counters()
-    out = g(np.int32(20))
-    k20 = rt.counters()
-    rt.reset_counters()
-    g(np.int32(10))
-    k10 = rt.counters()
+    k = {}
+    for n in (0, 10, 20):
+        rt.reset_counters()
+        out = g(np.int32(n))
+        k[n] = rt.counters()
     assert float(out[1]) == 2.0 ** 20
-    assert k20["programs_launched"] == k10["programs_launched"] == 1
-    assert k20["kernels_launched"] > k10["kernels_launched"] > 10
-    assert k20["modeled_cycles"] > k10["modeled_cycles"]
+    assert k[20]["programs_launched"] == k[10]["programs_launched"] == 1
+    # the loop is one kernel iterating on a core (fused_loop.py): each iteration's vector
+    # instructions are counted, the same for every iteration
+    ops = {n: c["vector_ops"] for n, c in k.items()}
+    assert ops[20] - ops[10] == ops[10] - ops[0] > 0
+    assert k[20]["modeled_cycles"] > k[10]["modeled_cycles"]
 
 
 @pytest.mark.parametrize("reverse", [False, True])

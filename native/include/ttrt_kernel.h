@@ -80,7 +80,9 @@ typedef struct tt_launch {
  * through it inside one tt_program_launch, never returning to the host between steps, so a loop
  * whose condition is a device value costs no host round trip per iteration. Step i runs, then
  * control goes to step i + 1 unless it jumped; it ends past the last step or at TT_CTL_HALT.
- *   TT_CTL_LAUNCH  run launches[arg] (to completion, on every core it splits over)
+ *   TT_CTL_LAUNCH  run launches[arg] (to completion, on every core it splits over); `bytes`, when
+ *                  nonzero, is the steps it weighs (a kernel that runs up to that many iterations
+ *                  of a loop inside it), at most 2^20
  *   TT_CTL_JUMP    go to step arg
  *   TT_CTL_BRANCH  read the little-endian unsigned integer of `bytes` (1, 2, 4 or 8) bytes at
  *                  (binding, offset); go to step arg if it is nonzero (TT_BRANCH_IF_ZERO: if zero)

@@ -14,6 +14,7 @@
 #define TT_MAX_LAUNCHES (1u << 20)
 #define TT_MAX_OPERANDS 4096u
 #define TT_MAX_STEPS (1u << 24)
+#define TT_MAX_STEP_WEIGHT (1u << 20) /* steps one LAUNCH step may weigh (tt_ctl.bytes) */
 
 /* Handles: [63:60] kind | [59:44] device tag | [43:20] generation | [19:0] slot index + 1.
  * The tag is unique among open devices, so a handle of another device is told apart from one of

@@ -146,6 +146,9 @@ static tt_status tt__validate(tt_device *dev, const char *path, tt_program_obj *
     switch (c->op) {
     case TT_CTL_LAUNCH:
       if (c->arg >= d->nlaunches) return BAD("%s: step %u: launch %u >= nlaunches %u", path, i, c->arg, d->nlaunches);
+      if (c->bytes > TT_MAX_STEP_WEIGHT)
+        return BAD("%s: step %u: launch weighs %llu steps (limit %u)", path, i, (unsigned long long)c->bytes,
+                   TT_MAX_STEP_WEIGHT);
       break;
     case TT_CTL_JUMP:
     case TT_CTL_BRANCH:
@@ -404,11 +407,14 @@ static tt_status tt__run_stream(tt_device *dev, tt_program_obj *p, char *const *
     if (atomic_load_explicit(&dev->cancel, memory_order_relaxed))
       return tt__fail(dev, TT_ERR_CANCELLED, "tt_program_launch: cancelled at control step %u after %llu steps", pc,
                       (unsigned long long)taken);
-    if (taken++ == budget)
+    const tt_ctl *c = &d->steps[pc];
+    /* a LAUNCH of a kernel that loops inside (up to `bytes` iterations) weighs that many steps */
+    const uint64_t weight = c->op == TT_CTL_LAUNCH && c->bytes ? c->bytes : 1;
+    if (budget - taken < weight) /* (taken <= budget always) */
       return tt__fail(dev, TT_ERR_STEP_BUDGET,
                       "tt_program_launch: control stream exceeded the step budget of %llu steps (at step %u); "
                       "a loop that does not end?", (unsigned long long)budget, pc);
-    const tt_ctl *c = &d->steps[pc];
+    taken += weight;
     switch (c->op) {
     case TT_CTL_LAUNCH: st = tt__run_launch(dev, p, c->arg, bases); pc++; break;
     case TT_CTL_JUMP: pc = c->arg; break;

@@ -100,6 +100,9 @@ static const tt_ctl bad_width[1] = {STEP(TT_CTL_BRANCH, 0, 0, 0, 0, 0, 3, 0)};
 static const tt_ctl bad_scalar[1] = {STEP(TT_CTL_BRANCH, 0, 0, 0, 16, 0, 4, 0)};
 static const tt_ctl bad_copy[1] = {STEP(TT_CTL_COPY, 0, 1, 0, 0, 12, 8, 0)};
 static const tt_ctl bad_op[1] = {STEP(99, 0, 0, 0, 0, 0, 0, 0)};
+/* a launch that weighs 100 steps (a kernel running up to 100 loop iterations inside), in a spin */
+static const tt_ctl weighed_loop_steps[2] = {STEP(TT_CTL_LAUNCH, 1, 0, 0, 0, 0, 100, 0), STEP(TT_CTL_JUMP, 0, 0, 0, 0, 0, 0, 0)};
+static const tt_ctl bad_weight[1] = {STEP(TT_CTL_LAUNCH, 0, 0, 0, 0, 0, (1u << 20) + 1, 0)};
 
 static const tt_program_desc descs[] = {
     {TT_ABI_VERSION, 9, bindings, 3, good, 0, NULL},
@@ -124,6 +127,8 @@ static const tt_program_desc ctl_descs[] = {
     {TT_ABI_VERSION, 2, ctl_bindings, 2, ctl_launches, 1, bad_scalar},
     {TT_ABI_VERSION, 2, ctl_bindings, 2, ctl_launches, 1, bad_copy},
     {TT_ABI_VERSION, 2, ctl_bindings, 2, ctl_launches, 1, bad_op},
+    {TT_ABI_VERSION, 2, ctl_bindings, 2, ctl_launches, 2, weighed_loop_steps},
+    {TT_ABI_VERSION, 2, ctl_bindings, 2, ctl_launches, 1, bad_weight},
 };
 
 /* Built variants keep their heap blocks reachable from statics (no leak reports). */

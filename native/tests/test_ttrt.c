@@ -138,15 +138,15 @@ static void test_bad_programs(void) {
   EXPECT(tt_program_load(d, "libm.so.6", &p), TT_ERR_BAD_PROGRAM); /* no entry symbol */
   /* 1-7: broken fields (7: more SRAM than a core has); 8-14: tables outside the library or past
    * its end, a data "kernel", a misaligned descriptor; 15: entry returns NULL; 19-24: control
-   * streams broken in one way (16-18 are good ones); 25-26: a step table outside the library or
-   * past its end */
+   * streams broken in one way (16-18 are good ones); 25: a weighed launch (good), 26: one too
+   * heavy; 27-28: a step table outside the library or past its end */
   static const char *const why[] = {"", "abi_version", "fn is NULL", "work_items", "binding 9", "exceeds binding",
                                     "operands (limit", "bytes of SRAM per core", "descriptor at", "launches (524288",
                                     "binding_bytes (60000", "not code of the library", "name is not a string",
                                     "operands (3 entries at", "descriptor at", "returned NULL", NULL, NULL, NULL,
                                     "target 2 > nsteps 1", "launch 2 >= nlaunches 2", "branch scalar of 3 bytes",
                                     "scalar at 16 exceeds", "copy [0, +8) exceeds binding 1", "unknown op 99",
-                                    "steps (6 entries at", "steps (8388608 entries at"};
+                                    NULL, "launch weighs 1048577 steps", "steps (6 entries at", "steps (8388608 entries at"};
   for (int v = 1; v < (int)(sizeof why / sizeof why[0]); v++) {
     if (!why[v]) continue;
     *variant = v;
@@ -506,7 +506,9 @@ static void test_control_stream(void) {
   tt_buffer bufs[2];
   EXPECT(tt_buffer_alloc(d, 16, &bufs[0]), TT_OK);
   EXPECT(tt_buffer_alloc(d, 4, &bufs[1]), TT_OK);
-  tt_program loop, spin, forever;
+  tt_program loop, spin, forever, weighed;
+  *variant = 25;
+  EXPECT(tt_program_load(d, kernels_path, &weighed), TT_OK);
   *variant = 16;
   EXPECT(tt_program_load(d, kernels_path, &loop), TT_OK);
   *variant = 17;
@@ -541,6 +543,12 @@ static void test_control_stream(void) {
   EXPECT(tt_program_launch(d, forever, bufs, 2), TT_ERR_STEP_BUDGET);
   EXPECT(tt_buffer_read(d, bufs[0], 0, st, sizeof st), TT_OK);
   CHECK(st[0] == 500); /* 1000 steps: 500 launches and 500 jumps */
+  /* a launch weighing 100 steps: 9 launches and 9 jumps take 909, the 10th does not fit */
+  memset(st, 0, sizeof st);
+  EXPECT(tt_buffer_write(d, bufs[0], 0, st, sizeof st), TT_OK);
+  EXPECT(tt_program_launch(d, weighed, bufs, 2), TT_ERR_STEP_BUDGET);
+  EXPECT(tt_buffer_read(d, bufs[0], 0, st, sizeof st), TT_OK);
+  CHECK(st[0] == 9);
   /* cancel from another thread (the default budget is far away) */
   EXPECT(tt_device_set_step_budget(d, 0), TT_OK);
   EXPECT(tt_device_cancel(d), TT_OK); /* nothing running: no effect on the next launch */

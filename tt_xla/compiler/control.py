@@ -82,8 +82,10 @@ class _Builder:
     def __init__(self, sram_per_core: int) -> None:
         self.sram = sram_per_core
         self.pieces: list[tuple[object, list[Place], list[Place]]] = []  # (Segment, params, outputs)
-        self.steps: list[list] = []            # ['launch', piece, k] | ['branch', Place, target, if_zero]
+        self.steps: list[list] = []            # ['launch', piece, k(, weight)] | ['branch', Place, target, if_zero]
         self.state = 0                         # | ['jump', target] | ['copy', dst Place, src Place]
+        self.consts: dict[int, ir.Operation] = {}  # id(value) -> the constant op defining it
+        self.inplace: dict[int, tuple[ir.Value, Place]] = {}  # loop body result -> (carried arg, slot)
 
     # ------------------------------------------------------------------ places and steps
     def slot(self, t: object, opname: str, loc: object) -> Place:
@@ -99,6 +101,13 @@ class _Builder:
     def copy(self, src: Place, dst: Place) -> None:
         if src != dst and dst.nbytes:
             self.emit(["copy", dst, src])
+
+    def place(self, env: dict[int, Place], v: ir.Value, op: ir.Operation) -> Place:
+        """Where v is; an outer constant, which has no place (the pieces reading it clone it), is
+        written to a slot first."""
+        if id(v) not in env and id(v) in self.consts:
+            self.piece([], env, [v], [self.slot(v.type, op.name, op.loc)])
+        return self.where(env, v, op)
 
     def where(self, env: dict[int, Place], v: ir.Value, op: ir.Operation) -> Place:
         if id(v) not in env:
@@ -118,6 +127,8 @@ class _Builder:
         piece: list[ir.Operation] = []
         leaves: dict[int, ir.Operation] = {}   # by result id: constants and their broadcasts
         for i, op in enumerate(body):
+            if op.name == "stablehlo.constant":
+                self.consts[id(op.results[0])] = op
             if op.name not in CONTROL:
                 piece.append(op)
                 if _is_leaf(op, leaves):
@@ -125,10 +136,12 @@ class _Builder:
                 continue
             # A leaf the control op does not read is not stored across the cut (a splat constant
             # would become a materialized array): the later pieces compute it again as an immediate.
+            # Constants are not exported either: the pieces that read them clone them, see piece.
             reads: dict[int, ir.Value] = {}
             _free(op, reads)
             exports = [r for o in piece for r in o.results
-                       if id(r) in need[i] and (id(r) not in leaves or id(r) in reads)]
+                       if id(r) in need[i] and o.name != "stablehlo.constant"
+                       and (id(r) not in leaves or id(r) in reads)]
             self.piece(piece, env, exports, [self.slot(r.type, op.name, op.loc) for r in exports])
             wanted = {k for k in leaves if k in need[i + 1]}
             for k in reversed(list(leaves)):    # and the leaves those are broadcasts of
@@ -143,33 +156,72 @@ class _Builder:
         """Compiles straight-line ops whose `exports` go to `places` (one launch per kernel)."""
         from . import compile_graph
         defined = {id(r) for o in ops for r in o.results}
+
+        def clone(v: ir.Value) -> bool:  # an outer constant: the piece computes it (an immediate)
+            return id(v) not in defined and id(v) not in env and id(v) in self.consts
         pairs = [(v, p) for v, p in zip(exports, places)
-                 if id(v) in defined or self.where(env, v, ret or ops[-1]) != p]
+                 if id(v) in defined or clone(v) or self.where(env, v, ret or ops[-1]) != p]
         if pairs:
             free: dict[int, ir.Value] = {}
             for o in ops:
                 _free(o, free)
             for v, _ in pairs:
                 free.setdefault(id(v), v)
-            args = [v for k, v in free.items() if k not in defined]
+            args = [v for k, v in free.items() if k not in defined and not clone(v)]
+            clones = [self.consts[k] for k, v in free.items() if k not in defined and clone(v)]
             at = ret or (ops[-1] if ops else None)
             arg_places = [self.where(env, v, at) for v in args]
             fn = ir.Function(f"piece{len(self.pieces)}", args, [v.type for v, _ in pairs],
-                             ir.Block([], ops + [ir.Operation("func.return", [v for v, _ in pairs], [])]))
+                             ir.Block([], clones + ops + [ir.Operation("func.return", [v for v, _ in pairs], [])]))
             seg = compile_graph(fn, self.sram, prefix=f"p{len(self.pieces)}k")
+            skip: set[int] = set()
+            if ret is not None:
+                skip, moved = self._in_place(seg, args, pairs)
+                for j, slot in moved.items():
+                    places[places.index(pairs[j][1])] = slot
+                    pairs[j] = (pairs[j][0], slot)
             n = len(self.pieces)
             self.pieces.append((seg, arg_places, [p for _, p in pairs]))
             for k in range(len(seg.codes)):
-                self.emit(["launch", n, k])
+                if k not in skip:
+                    self.emit(["launch", n, k])
         for v, p in zip(exports, places):
             env[id(v)] = p
+
+    def _in_place(self, seg: object, args: list[ir.Value],
+                  pairs: list[tuple[ir.Value, Place]]) -> tuple[set[int], dict[int, Place]]:
+        """A loop body's result that is its carried value updated in place (dynamic_update_slice,
+        scatter: the kernels copy the operand into the result, then write the update) is written
+        straight into the carried slot when that copy is the only kernel reading the carried
+        value: the copy becomes a no-op (skipped), and so does the COPY after the body.
+        Returns (the kernels to skip, {result index: its carried slot})."""
+        skip: set[int] = set()
+        moved: dict[int, Place] = {}
+        for j, (v, _) in enumerate(pairs):
+            if id(v) not in self.inplace:
+                continue
+            a, slot = self.inplace[id(v)]
+            if a not in args:
+                continue
+            param, out = seg.params[args.index(a)], seg.outputs[j]
+            readers = [k for k, (lk, _) in enumerate(seg.codes)
+                       if any(o.node is param and not o.writes for o in lk.operands)]
+            if len(readers) != 1:
+                continue
+            lk = seg.codes[readers[0]][0]
+            if lk.ops or len(lk.operands) != 2 or not lk.operands[1].writes or lk.operands[1].node is not out \
+                    or param.nbytes != out.nbytes or out.op == "param":
+                continue  # not a plain copy of the carried value into the result
+            skip.add(readers[0])
+            moved[j] = slot
+        return skip, moved
 
     # ------------------------------------------------------------------ control ops
     def _while(self, op: ir.Operation, env: dict[int, Place]) -> None:
         cond, body = (r.blocks[0] for r in op.regions)
         carried = [self.slot(v.type, op.name, op.loc) for v in op.operands]
         for v, s in zip(op.operands, carried):
-            self.copy(self.where(env, v, op), s)
+            self.copy(self.place(env, v, op), s)
         # A carried value the body returns unchanged is the init value in every iteration: work
         # reading only such values and outer ones is done once, before the loop.
         fixed = {id(a): self.where(env, v, op) for a, v, r in zip(body.args, op.operands, body.ops[-1].operands)
@@ -177,6 +229,8 @@ class _Builder:
         scope = env | fixed
         ops = self._hoist(body.ops, scope)
         env.update((k, p) for k, p in scope.items() if k not in fixed)  # the hoisted results
+        if self._fused_while(op, cond, body, ops, carried, env):
+            return
         top = len(self.steps)
         inner = dict(env) | {id(a): s for a, s in zip(cond.args, carried)}
         pred = self.slot(cond.ops[-1].operands[0].type, op.name, op.loc)
@@ -186,13 +240,52 @@ class _Builder:
         rets = ops[-1].operands
         nxt = [s if r is a else self.slot(a.type, op.name, op.loc)
                for r, a, s in zip(rets, body.args, carried)]
+        saved = self.inplace
+        self.inplace = {id(r): (a, s) for r, a, s in zip(rets, body.args, carried) if r is not a}
         self.block(ops, inner, nxt)
+        self.inplace = saved
         for t, s in zip(nxt, carried):
             self.copy(t, s)
         self.emit(["jump", top])
         exit_[2] = len(self.steps)
         for r, s in zip(op.results, carried):
             env[id(r)] = s
+
+    def _fused_while(self, op: ir.Operation, cond: ir.Block, body: ir.Block, ops: list[ir.Operation],
+                     carried: list[Place], env: dict[int, Place]) -> bool:
+        """The loop as one kernel that iterates on a core (fused_loop.py) when its condition and
+        body are small elementwise work: `top: LAUNCH loop; BRANCH flag -> top`."""
+        if any(o.name in CONTROL for o in cond.ops + ops):
+            return False
+        free: dict[int, ir.Value] = {}
+        for o in cond.ops + ops:
+            _free(o, free)
+        inside = {id(a) for a in cond.args + body.args} | {id(r) for o in cond.ops + ops for r in o.results}
+        outer = [v for k, v in free.items() if k not in inside]
+        # outer constants are cloned into the loop (immediates the loop's code folds), the
+        # other outer values are the kernel's loop-invariant inputs
+        clones = [self.consts[id(v)] for v in outer if id(v) in self.consts]
+        outer = [v for v in outer if id(v) not in self.consts]
+        fns = []
+        for blk, rest, name in ((cond, cond.ops, "cond"), (body, ops, "body")):
+            ret = ir.Operation("func.return", list(rest[-1].operands), [])
+            fns.append(ir.Function(f"loop_{name}", list(blk.args) + outer,
+                                   [v.type for v in rest[-1].operands], ir.Block([], clones + rest[:-1] + [ret])))
+        from .fused_loop import fuse_while
+        n = len(self.pieces)
+        got = fuse_while(fns[0], fns[1], len(carried), self.sram, prefix=f"p{n}k")
+        if got is None:
+            return False
+        seg, changed = got
+        flag = self.slot(ir.TensorType((), "i1"), op.name, op.loc)
+        self.pieces.append((seg, carried + [self.where(env, v, op) for v in outer],
+                            [flag] + [carried[i] for i in changed]))
+        top = len(self.steps)
+        self.emit(["launch", n, 0, seg.codes[0][0].chunk])
+        self.emit(["branch", flag, top, False])
+        for r, s in zip(op.results, carried):
+            env[id(r)] = s
+        return True
 
     def _hoist(self, ops: list[ir.Operation], env: dict[int, Place]) -> list[ir.Operation]:
         """Computes the body's loop-invariant ops (all they read is defined outside the loop, or
@@ -202,19 +295,27 @@ class _Builder:
         materialized array read back every iteration instead of a scalar read in place)."""
         invariant: set[int] = set()
         hoisted, rest = [], []
+        folded: set[int] = set()  # results of work on outer constants alone (a broadcast of one)
         for op in ops[:-1]:
             free: dict[int, ir.Value] = {}
             _free(op, free)
-            if op.name not in CONTROL and op.name not in EXPANDING and op.operands and all(k in env or k in invariant for k in free):
+            if op.name not in CONTROL and op.operands and all(k in self.consts or k in folded for k in free):
+                # stays in the loop, where it folds into immediates; a hoisted op reading it
+                # computes it too
+                folded.update(id(r) for r in op.results)
+                hoisted.append(op)
+                rest.append(op)
+            elif op.name not in CONTROL and op.name not in EXPANDING and op.operands and \
+                    all(k in env or k in invariant or k in self.consts or k in folded for k in free):
                 hoisted.append(op)
                 invariant.update(id(r) for r in op.results)
             else:
                 rest.append(op)
-        if hoisted:
+        if any(id(r) in invariant for op in hoisted for r in op.results):
             used: dict[int, ir.Value] = {}
             for op in rest + ops[-1:]:
                 _free(op, used)
-            exports = [r for op in hoisted for r in op.results if id(r) in used]
+            exports = [r for op in hoisted for r in op.results if id(r) in used and id(r) in invariant]
             self.piece(hoisted, env, exports, [self.slot(r.type, "stablehlo.while", None) for r in exports])
         return rest + ops[-1:]
 
@@ -235,7 +336,7 @@ class _Builder:
 
     def _if(self, op: ir.Operation, env: dict[int, Place]) -> None:
         # regions: (true, false); "the last region" is the false one
-        self._branches(op, env, [self.where(env, op.operands[0], op)])
+        self._branches(op, env, [self.place(env, op.operands[0], op)])
 
     def _case(self, op: ir.Operation, env: dict[int, Place]) -> None:
         # index k < 0 or >= N runs the last branch (StableHLO spec): compute idx == k on the device
@@ -297,7 +398,8 @@ def compile_function(main: ir.Function, sram_per_core: int) -> CompiledProgram:
     steps = []
     for s in b.steps:
         if s[0] == "launch":
-            steps.append(f"{{TT_CTL_LAUNCH, {first[s[1]] + s[2]}u, 0, 0, 0, 0, 0, 0, 0}}")
+            weight = s[3] if len(s) > 3 else 0  # a launch that runs a loop's iterations weighs them
+            steps.append(f"{{TT_CTL_LAUNCH, {first[s[1]] + s[2]}u, 0, 0, 0, 0, {weight}ull, 0, 0}}")
         elif s[0] == "jump":
             steps.append(f"{{TT_CTL_JUMP, {s[1]}u, 0, 0, 0, 0, 0, 0, 0}}")
         elif s[0] == "branch":

@@ -140,7 +140,7 @@ def plan(graph: Graph) -> Plan:
     pads = {n.id: _pad_interior(n) for n in nodes if n.op == "pad"}
     use = users(nodes)
     mat: set[int] = {o.id for o in graph.outputs}
-    mat |= {n.id for n in nodes if n.op in ALWAYS or is_data(n)}
+    mat |= {n.id for n in nodes if n.op in ALWAYS or is_data(n) or n.attrs.get("barrier")}  # (legalize)
 
     def ensure(s: Node) -> None:
         """Make s readable through an Access, materializing as little as possible."""

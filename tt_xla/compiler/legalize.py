@@ -196,7 +196,12 @@ class Legalizer:
         return _bitcast_resize(x, shape, dt, op.loc)
 
     def _optimization_barrier(self, op: ir.Operation) -> list[Node]:
-        return self._ins(op)
+        # Honoured: a computed operand goes through a "barrier" copy that fusion always stores
+        # (fuse.plan), so its value is materialized and what reads the results reads that copy:
+        # nothing is fused or CSE'd across (jax.checkpoint's recomputation stays a recomputation).
+        # Parameters and constants are stored already.
+        return [x if x.op in ("param", "const", "iota") else Node("copy", [x], x.shape, x.dtype, {"barrier": True}, op.loc)
+                for x in self._ins(op)]
 
     def _rng_bit_generator(self, op: ir.Operation) -> list[Node]:
         (state,) = self._ins(op)
