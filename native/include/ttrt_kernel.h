@@ -28,6 +28,7 @@ enum {
   TT_CORE_VECTOR_OPS = 2,    /* tile-wide (32x32) vector instructions, counted by tt_vector_ops */
   TT_CORE_FAULTS = 3,        /* dataflow faults (a circular buffer misused, SRAM overrun): launch fails */
   TT_CORE_MATRIX_TILES_BF16 = 4, /* of TT_CORE_MATRIX_TILES, those with bf16 operands (costed per format) */
+  TT_CORE_NOC_BYTES = 5,     /* of TT_CORE_DMA_BYTES, those to/from tensors placed in the grid's SRAM (TT_L1) */
   TT_CORE_NCOUNTERS = 8
 };
 
@@ -50,13 +51,20 @@ struct tt_core {
   uint64_t *counters;   /* TT_CORE_NCOUNTERS entries */
   tt_matmul_f32_fn matmul_f32;   /* the matrix engine, part of the runtime: kernels call it */
   tt_matmul_bf16_fn matmul_bf16; /* through tt_matmul_f32 / tt_matmul_bf16 below */
+  /* [l1_lo, l1_hi): where this launch's TT_L1 operands (tensors the compiler placed in the grid's
+   * SRAM, sharded over the cores) are; DMA to or from there crosses the NoC, not DRAM. Set by the
+   * runtime per launch (empty when it has none). On the host that SRAM is ordinary memory too. */
+  const char *l1_lo, *l1_hi;
 };
 
 /* A kernel processes work items [begin, end) of its launch on one core. operands[i] is the
  * resolved address of the launch's operand i (bound buffer base + operand offset). */
 typedef void (*tt_kernel_fn)(const tt_core *core, void *const *operands, int64_t begin, int64_t end);
 
-enum { TT_READ = 1u, TT_WRITE = 2u };
+/* TT_L1: the operand is a tensor the compiler placed in the grid's SRAM (not DRAM); the runtime
+ * counts the DMA to it as NoC traffic and leaves it out of the DRAM figures. All TT_L1 operands
+ * of a launch are in one binding. */
+enum { TT_READ = 1u, TT_WRITE = 2u, TT_L1 = 4u };
 
 typedef struct tt_operand {
   uint32_t binding;  /* index into the buffers given to tt_program_launch */
@@ -116,13 +124,19 @@ typedef struct tt_program_desc {
 } tt_program_desc;
 
 /* ---------------------------------------------------------------- DMA: DRAM <-> core SRAM */
+/* Counts `bytes` of DMA at `addr`: all of it as DMA, and as NoC traffic when addr is a tensor
+ * placed in SRAM (the device's DRAM bandwidth is not spent on it). */
+static inline void tt_dma_count(const tt_core *c, const void *addr, uint64_t bytes) {
+  c->counters[TT_CORE_DMA_BYTES] += bytes;
+  if ((const char *)addr >= c->l1_lo && (const char *)addr < c->l1_hi) c->counters[TT_CORE_NOC_BYTES] += bytes;
+}
 static inline void tt_dma_read(const tt_core *c, void *sram_dst, const void *dram_src, uint64_t bytes) {
   memcpy(sram_dst, dram_src, (size_t)bytes);
-  c->counters[TT_CORE_DMA_BYTES] += bytes;
+  tt_dma_count(c, dram_src, bytes);
 }
 static inline void tt_dma_write(const tt_core *c, void *dram_dst, const void *sram_src, uint64_t bytes) {
   memcpy(dram_dst, sram_src, (size_t)bytes);
-  c->counters[TT_CORE_DMA_BYTES] += bytes;
+  tt_dma_count(c, dram_dst, bytes);
 }
 
 /* Strided DMA: `count` elements of `esize` bytes, `stride` elements apart in DRAM (0: one element
@@ -150,7 +164,7 @@ TT__OUT_OF_LINE void tt_dma_read_strided(const tt_core *c, void *sram_dst, const
       default: for (int64_t i = 0; i < count; ++i) memcpy(d + 8 * i, s + i * step, 8); break;
     }
   }
-  c->counters[TT_CORE_DMA_BYTES] += (uint64_t)count * esize;
+  tt_dma_count(c, dram_src, (uint64_t)count * esize);
 }
 TT__OUT_OF_LINE void tt_dma_write_strided(const tt_core *c, void *dram_dst, const void *sram_src, uint32_t esize,
                                         int64_t count, int64_t stride) {
@@ -163,7 +177,7 @@ TT__OUT_OF_LINE void tt_dma_write_strided(const tt_core *c, void *dram_dst, cons
     const int64_t step = stride * (int64_t)esize;
     for (int64_t i = 0; i < count; ++i) memcpy(d + i * step, s + i * (int64_t)esize, esize);
   }
-  c->counters[TT_CORE_DMA_BYTES] += (uint64_t)count * esize;
+  tt_dma_count(c, dram_dst, (uint64_t)count * esize);
 }
 
 /* Streaming write DMA: as tt_dma_write_strided, but a contiguous run goes to DRAM by
@@ -207,7 +221,7 @@ TT__OUT_OF_LINE void tt_dma_write_stream(const tt_core *c, void *dram_dst, const
       }
     }
     memcpy(d + body, s + body, (size_t)(bytes - body));
-    c->counters[TT_CORE_DMA_BYTES] += bytes;
+    tt_dma_count(c, dram_dst, bytes);
     return;
   }
 #endif

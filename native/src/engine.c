@@ -176,11 +176,11 @@ static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const 
     for (int64_t pc = 0; pc < K; pc += kb) {
       const int64_t kc = K - pc < kb ? K - pc : kb;
       tt__mm_pack_b(bp, (const char *)B + (pc * b_rs + jc * b_cs) * esz, bf16, b_rs, b_cs, kc, nc);
-      c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * esz);
+      tt_dma_count(c, (const char *)B + (pc * b_rs + jc * b_cs) * esz, (uint64_t)(kc * nc * esz));
       for (int64_t ic = 0; ic < M; ic += TT__MC) {
         const int64_t mc = M - ic < TT__MC ? M - ic : TT__MC;
         tt__mm_pack_a(ap, (const char *)A + (ic * a_rs + pc * a_cs) * esz, bf16, a_rs, a_cs, mc, kc);
-        c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(mc * kc * esz);
+        tt_dma_count(c, (const char *)A + (ic * a_rs + pc * a_cs) * esz, (uint64_t)(mc * kc * esz));
         for (int64_t jr = 0; jr < nc; jr += TT__NR)
           for (int64_t ir = 0; ir < mc; ir += TT__MR)
             tt__mm_micro(kc, ap + ir * kc, bp + jr * kc, C + (ic + ir) * c_rs + jc + jr, c_rs,
@@ -301,11 +301,11 @@ void TT__ENGINE_FN(matmul_bf16)(const tt_core *c, int64_t M, int64_t N, int64_t 
     for (int64_t pc = 0; pc < K; pc += kb) {
       const int64_t kc = K - pc < kb ? K - pc : kb, kp = (kc + 1) / 2;
       tt__mm_pack_b_bf16x2(bp, B + pc * b_rs + jc * b_cs, b_rs, b_cs, kc, nc);
-      c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * 2);
+      tt_dma_count(c, B + pc * b_rs + jc * b_cs, (uint64_t)(kc * nc * 2));
       for (int64_t ic = 0; ic < M; ic += TT__MC) {
         const int64_t mc = M - ic < TT__MC ? M - ic : TT__MC;
         tt__mm_pack_a_bf16x2(ap, A + ic * a_rs + pc * a_cs, a_rs, a_cs, mc, kc);
-        c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(mc * kc * 2);
+        tt_dma_count(c, A + ic * a_rs + pc * a_cs, (uint64_t)(mc * kc * 2));
         for (int64_t jr = 0; jr < nc; jr += TT__NR)
           for (int64_t ir = 0; ir < mc; ir += TT__MR)
             tt__mm_micro_bf16x2(kp, ap + ir * kp, bp + jr * 2 * kp, C + (ic + ir) * c_rs + jc + jr, c_rs,
