@@ -62,7 +62,7 @@ def test_levels_match_cpu_jax_and_each_other(grad):
     for level in (1, 2):  # where a tensor lives changes its cost, never its value
         assert all(np.array_equal(a, b) for a, b in zip(got[0], got[level]))
     c0, c2 = counters[0], counters[2]
-    assert c0["noc_bytes"] == 0 and c2["noc_bytes"] > 0
+    assert c2["noc_bytes"] > c0["noc_bytes"]  # (level 0's: matmul panels received by multicast)
     assert c2["dma_bytes"] == c0["dma_bytes"]  # the same DMA, part of it now to SRAM
     dram = lambda c: c["dma_bytes"] - c["noc_bytes"]  # noqa: E731
     assert dram(c2) < dram(counters[1]) <= dram(c0)

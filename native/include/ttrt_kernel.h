@@ -55,6 +55,10 @@ struct tt_core {
    * SRAM, sharded over the cores) are; DMA to or from there crosses the NoC, not DRAM. Set by the
    * runtime per launch (empty when it has none). On the host that SRAM is ordinary memory too. */
   const char *l1_lo, *l1_hi;
+  /* Blocks this core receives by multicast (panel reuse): another core of its grid row or column
+   * read them from DRAM once and multicast them over the NoC, so this core's DMA of them is NoC
+   * traffic. Set around an engine call by tt_multicast (two slots: a product's A and B panels). */
+  const char *mc_lo[2], *mc_hi[2];
 };
 
 /* A kernel processes work items [begin, end) of its launch on one core. operands[i] is the
@@ -126,9 +130,22 @@ typedef struct tt_program_desc {
 /* ---------------------------------------------------------------- DMA: DRAM <-> core SRAM */
 /* Counts `bytes` of DMA at `addr`: all of it as DMA, and as NoC traffic when addr is a tensor
  * placed in SRAM (the device's DRAM bandwidth is not spent on it). */
+static inline int tt__within(const void *addr, const char *lo, const char *hi) {
+  return (const char *)addr >= lo && (const char *)addr < hi;
+}
 static inline void tt_dma_count(const tt_core *c, const void *addr, uint64_t bytes) {
   c->counters[TT_CORE_DMA_BYTES] += bytes;
-  if ((const char *)addr >= c->l1_lo && (const char *)addr < c->l1_hi) c->counters[TT_CORE_NOC_BYTES] += bytes;
+  if (tt__within(addr, c->l1_lo, c->l1_hi) || tt__within(addr, c->mc_lo[0], c->mc_hi[0]) ||
+      tt__within(addr, c->mc_lo[1], c->mc_hi[1]))
+    c->counters[TT_CORE_NOC_BYTES] += bytes;
+}
+/* Marks [lo, hi) as a block this core receives by multicast (slot 0 or 1) until it is marked
+ * again (NULL, NULL: none). Generated kernels run on a private copy of their core (render.py's
+ * local_), so this changes no state another core or launch sees. */
+static inline void tt_multicast(const tt_core *c, int slot, const void *lo, const void *hi) {
+  tt_core *own = (tt_core *)(uintptr_t)c;
+  own->mc_lo[slot] = (const char *)lo;
+  own->mc_hi[slot] = (const char *)hi;
 }
 static inline void tt_dma_read(const tt_core *c, void *sram_dst, const void *dram_src, uint64_t bytes) {
   memcpy(sram_dst, dram_src, (size_t)bytes);

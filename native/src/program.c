@@ -326,7 +326,17 @@ static tt_status tt__run_launch(tt_device *dev, tt_program_obj *p, uint32_t l, c
   tt_core_stats *cs = &p->core_stats[(size_t)l * dev->ncores];
   double slowest = 0, slowest_mem = 0, slowest_comp = 0;
   const double cores = (double)(nactive ? nactive : 1);
-  const double share = cfg->dram_bytes_per_cycle / cores; /* bytes per cycle per active core */
+  /* The DRAM is shared: it serves the cores in proportion to what they ask of it, so the
+   * launch's DRAM traffic ends, on every core that has some, after all of it at the chip's
+   * bandwidth (with the cores evenly loaded: each core's bytes at its 1/n share). Every DMA also
+   * crosses the core's own NoC link; DMA to tensors placed in SRAM or received by multicast
+   * (TT_CORE_NOC_BYTES) uses only that link. */
+  double dram_total = 0;
+  for (uint32_t i = 0; i < nactive; i++) {
+    const uint64_t *cc = dev->core_counters[dev->active[i]];
+    dram_total += (double)(cc[TT_CORE_DMA_BYTES] - cc[TT_CORE_NOC_BYTES]);
+  }
+  const double dram_time = dram_total / cfg->dram_bytes_per_cycle;
   for (uint32_t i = 0; i < nactive; i++) {
     const uint64_t *cc = dev->core_counters[dev->active[i]];
     dma += cc[TT_CORE_DMA_BYTES];
@@ -338,10 +348,9 @@ static tt_status tt__run_launch(tt_device *dev, tt_program_obj *p, uint32_t l, c
     const double comp = (double)cc[TT_CORE_VECTOR_OPS] * cfg->vector_tile_cycles +
                         (double)(cc[TT_CORE_MATRIX_TILES] - bf16) * cfg->matrix_tile_cycles +
                         (double)bf16 * cfg->matrix_tile_cycles_bf16;
-    /* DRAM DMA at the core's share of the DRAM bandwidth; DMA to tensors placed in SRAM at the
-     * core's NoC rate (not shared: each core reaches its neighbours' SRAM on its own links) */
-    const double mem = (double)(cc[TT_CORE_DMA_BYTES] - cc[TT_CORE_NOC_BYTES]) / share +
-                       (double)cc[TT_CORE_NOC_BYTES] / (double)cfg->noc_bytes_per_cycle;
+    const double link = (double)cc[TT_CORE_DMA_BYTES] / (double)cfg->noc_bytes_per_cycle;
+    const double dram = cc[TT_CORE_DMA_BYTES] > cc[TT_CORE_NOC_BYTES] ? dram_time : 0;
+    const double mem = link > dram ? link : dram;
     const double t = comp > mem ? comp : mem;
     tiles_bf16 += bf16;
     tt_core_stats *c = &cs[dev->active[i]];

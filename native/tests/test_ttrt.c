@@ -578,7 +578,8 @@ static void test_l1_counting(const tt__engine *engine) {
   uint64_t cnt[TT_CORE_NCOUNTERS] = {0};
   static float placed[64 * 64], dram[64 * 64], out[64 * 64];
   for (int i = 0; i < 64 * 64; i++) placed[i] = (float)(i % 7), dram[i] = (float)(i % 5);
-  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, (const char *)placed, (const char *)(placed + 64 * 64)};
+  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, (const char *)placed, (const char *)(placed + 64 * 64),
+                  {NULL, NULL}, {NULL, NULL}};
   tt__engine_bind(&core, engine);
   tt_dma_read_strided(&core, sram, dram, 4, 64, 1);
   CHECK(cnt[TT_CORE_DMA_BYTES] == 256 && cnt[TT_CORE_NOC_BYTES] == 0);
@@ -588,6 +589,13 @@ static void test_l1_counting(const tt__engine *engine) {
   memset(cnt, 0, sizeof cnt);
   tt_matmul_f32(&core, 64, 64, 64, placed, 64, 1, dram, 64, 1, out, 64); /* A placed, B in DRAM */
   CHECK(cnt[TT_CORE_NOC_BYTES] == 64 * 64 * 4 && cnt[TT_CORE_DMA_BYTES] == 2 * 64 * 64 * 4);
+  memset(cnt, 0, sizeof cnt); /* B received by multicast too: all of it over the NoC */
+  tt_multicast(&core, 1, dram, dram + 64 * 64);
+  tt_matmul_f32(&core, 64, 64, 64, placed, 64, 1, dram, 64, 1, out, 64);
+  CHECK(cnt[TT_CORE_NOC_BYTES] == 2 * 64 * 64 * 4 && cnt[TT_CORE_DMA_BYTES] == 2 * 64 * 64 * 4);
+  tt_multicast(&core, 1, NULL, NULL);
+  tt_dma_read_strided(&core, sram, dram, 4, 64, 1);
+  CHECK(cnt[TT_CORE_NOC_BYTES] == 2 * 64 * 64 * 4);
   free(sram);
 }
 
@@ -598,7 +606,7 @@ static void test_matmul_shapes(const tt__engine *engine) {
   const int nd = (int)(sizeof dims / sizeof dims[0]) - 1; /* 1100: only as K (several K blocks) */
   void *sram = aligned_alloc(64, 1499136);
   uint64_t cnt[TT_CORE_NCOUNTERS] = {0};
-  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, NULL, NULL};
+  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, NULL, NULL, {NULL, NULL}, {NULL, NULL}};
   tt__engine_bind(&core, engine);
   float *A = malloc(300 * 1100 * 4), *B = malloc(1100 * 700 * 4), *C = malloc(300 * 700 * 4);
   uint16_t *Ah = malloc(300 * 1100 * 2), *Bh = malloc(1100 * 700 * 2);
