@@ -663,22 +663,27 @@ def mm_sram(sram_per_core: int) -> int:
     return min(sram_per_core // 2, MM_SRAM_BYTES)
 
 
-def _multicast(items: int, a: L.Operand, ls: list[int], b: L.Operand, rs: list[int], K: int) -> tuple[list, list]:
-    """Panel reuse, as tt-metal's multicast matmuls do it: when every work item has a core of its
-    own, the A row panel of a block row is read from DRAM once, by the core of its first block
-    (n0 == 0), and multicast over the NoC to the cores of the row's other blocks; likewise each B
-    column panel from the core of its first block row (m0 == 0). The other cores mark the panels
-    they receive (tt_multicast), so the engine's reads of them count as NoC, not DRAM, bytes.
-    (uops before the engine call, after it)"""
+def _multicast(items: int, nbk: int, a: L.Operand, ls: list[int], b: L.Operand, rs: list[int], K: int
+               ) -> tuple[list, list]:
+    """Panel reuse, as tt-metal's multicast matmuls do it. The cores run their work items in
+    waves (q items each, when the items split evenly: item t on core t / q in wave t % q). In a
+    wave, the A row panel of a block row is read from DRAM once, by the core of its first block
+    there, and multicast over the NoC to the cores of the row's other blocks; likewise each B
+    column panel. The receiving cores mark the panels (tt_multicast), so the engine's reads of
+    them count as NoC, not DRAM, bytes. (uops before the engine call, after it)"""
     if min(ls[1], ls[2], rs[1], rs[2]) < 0:  # a reversed view: its panel is not one address range
         return [], []
     a_end = f"ao + (m - 1) * {ls[1]} + {K - 1} * {ls[2]} + 1"
     b_end = f"bo + (n - 1) * {rs[1]} + {K - 1} * {rs[2]} + 1"
-    on = f"{items} <= (int64_t)core->ncores"
-    before = [L.Call("tt_multicast", ("core", "0", f"{on} && n0 ? (const void *)(p{a.index} + ao) : NULL",
-                                      f"{on} && n0 ? (const void *)(p{a.index} + {a_end}) : NULL")),
-              L.Call("tt_multicast", ("core", "1", f"{on} && m0 ? (const void *)(p{b.index} + bo) : NULL",
-                                      f"{on} && m0 ? (const void *)(p{b.index} + {b_end}) : NULL"))]
+    # A: an earlier item of the block row in this wave is t - q (same row iff t % nbk >= q);
+    # B: t - nbk is the block above, in the same wave when q divides nbk
+    a_rx, b_rx = "mq_ && t % {0} >= mq_".format(nbk), "mq_ && {0} % mq_ == 0 && t >= {0}".format(nbk)
+    before = [L.Define("mq_", "int64_t", f"{items} <= (int64_t)core->ncores ? 1 : {items} % (int64_t)core->ncores "
+                                         f"== 0 ? {items} / (int64_t)core->ncores : 0"),
+              L.Call("tt_multicast", ("core", "0", f"{a_rx} ? (const void *)(p{a.index} + ao) : NULL",
+                                      f"{a_rx} ? (const void *)(p{a.index} + {a_end}) : NULL")),
+              L.Call("tt_multicast", ("core", "1", f"{b_rx} ? (const void *)(p{b.index} + bo) : NULL",
+                                      f"{b_rx} ? (const void *)(p{b.index} + {b_end}) : NULL"))]
     after = [L.Call("tt_multicast", ("core", str(s), "NULL", "NULL")) for s in (0, 1)]
     return before, after
 
@@ -768,7 +773,7 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKe
     if engine:
         cbc = cbs[0]
         fn = "tt_matmul_f32" if ad == "f32" else "tt_matmul_bf16"
-        mcast = _multicast(items, op_of[la.src.id], ls, op_of[ra.src.id], rs, K)
+        mcast = _multicast(items, nbk, op_of[la.src.id], ls, op_of[ra.src.id], rs, K)
         body += mcast[0] + [L.CbReserve(cbc, "c_"),
                  L.MatMul(fn, "m", "n", K, op_of[la.src.id], "ao", ls[1], ls[2], op_of[ra.src.id], "bo", rs[2], rs[1],
                           "c_", "n"),
