@@ -131,7 +131,8 @@ typedef struct tt_program_desc {
 /* Counts `bytes` of DMA at `addr`: all of it as DMA, and as NoC traffic when addr is a tensor
  * placed in SRAM (the device's DRAM bandwidth is not spent on it). */
 static inline int tt__within(const void *addr, const char *lo, const char *hi) {
-  return (const char *)addr >= lo && (const char *)addr < hi;
+  /* as integers: the range may be empty (NULL) or another object's, which C's pointer order does not cover */
+  return (uintptr_t)addr >= (uintptr_t)lo && (uintptr_t)addr < (uintptr_t)hi;
 }
 static inline void tt_dma_count(const tt_core *c, const void *addr, uint64_t bytes) {
   c->counters[TT_CORE_DMA_BYTES] += bytes;
