@@ -36,11 +36,12 @@ def test_profile_rows_and_totals_match_the_device_counters():
     c = rep.counters
     assert c["kernels_launched"] == len(rep.kernels) >= 3 and c["programs_launched"] == 1
     assert sum(k.modeled_cycles for k in rep.kernels) == c["modeled_cycles"]
-    assert sum(k.dma_bytes for k in rep.kernels) == c["dma_bytes"] > 0
+    assert sum(k.dma_bytes for k in rep.kernels) == c["dma_bytes"] - c["noc_bytes"] > 0  # DRAM
+    assert sum(k.noc_bytes for k in rep.kernels) == c["noc_bytes"]
     for k in rep.kernels:
         assert 1 <= k.cores <= 64 and k.bound in ("compute", "memory") and k.host_ns > 0
         assert 0 < k.roofline_fraction <= 1.0
-        assert sum(s["dma_bytes"] for s in k.core_stats) == k.dma_bytes
+        assert sum(s["dma_bytes"] for s in k.core_stats) == k.dma_bytes + k.noc_bytes
         assert sum(1 for s in k.core_stats if s["dma_bytes"] or s["compute_cycles"]) <= k.cores
     table = str(rep)
     lines = table.splitlines()

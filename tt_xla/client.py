@@ -218,7 +218,8 @@ class Client:
             gc.disable()
             try:
                 module = parse_module(text, filename)
-                compiled = compile_module(module, dev.sram_bytes_per_core or DEFAULT_SRAM_PER_CORE, options)
+                compiled = compile_module(module, dev.sram_bytes_per_core or DEFAULT_SRAM_PER_CORE, options,
+                                          dev.num_cores or 64)
             finally:
                 if gc_was_on:
                     gc.enable()

@@ -79,7 +79,7 @@ class DeviceSpec:
     description: str
     config: DeviceConfig
     math_fidelity: Mapping[str, str] = field(default_factory=dict)
-    noc_bytes_per_cycle: int = 32  # recorded; the cost model does not route over the NoC yet
+    noc_bytes_per_cycle: int = 32  # a core's DMA rate to/from tensors placed in SRAM (no routing modeled)
     values: Mapping[str, Any] = field(default_factory=dict, repr=False)  # the description as given
 
     @property
@@ -164,6 +164,7 @@ def _build(v: dict[str, Any], key: str, where: str) -> DeviceSpec:
     cfg = DeviceConfig(grid=(grid[0], grid[1]), sram_per_core=int(sram), dram_bytes=int(dram),
                        clock_ghz=float(clock), dram_bytes_per_cycle=float(gbps) / float(clock),
                        vector_tile_cycles=int(vec), matrix_tile_cycles=fid[mf["f32"]],
-                       launch_cycles=int(launch), matrix_tile_cycles_bf16=fid[mf["bf16"]])
+                       launch_cycles=int(launch), matrix_tile_cycles_bf16=fid[mf["bf16"]],
+                       noc_bytes_per_cycle=int(noc))
     return DeviceSpec(name=v["name"], key=key, description=v["description"], config=cfg,
                       math_fidelity=dict(mf), noc_bytes_per_cycle=int(noc), values=dict(v))

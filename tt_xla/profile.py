@@ -33,11 +33,12 @@ class KernelProfile:
     cores: int
     modeled_cycles: int
     host_ns: int
-    dma_bytes: int
+    dma_bytes: int    # DMA to and from DRAM (not the NoC traffic to tensors placed in SRAM)
     sram_bytes: int
     bound: str
     roofline_cycles: float
     core_stats: list[dict[str, int]] = field(repr=False, default_factory=list)
+    noc_bytes: int = 0  # DMA to and from tensors placed in SRAM (optimization_level 1-2)
 
     @property
     def roofline_fraction(self) -> float:
@@ -163,10 +164,11 @@ def profile_run(loaded, run: Callable[[], Any]) -> ProfileReport:
         st = prog.launch_stats(i)
         cores = prog.core_stats(i)
         compute = sum(s["compute_cycles"] for s in cores)
-        compulsory = min(st["operand_bytes"], st["dma_bytes"]) if st["dma_bytes"] else st["operand_bytes"]
+        dram = st["dma_bytes"] - st["noc_bytes"]
+        compulsory = min(st["operand_bytes"], dram) if st["dma_bytes"] else st["operand_bytes"]
         ideal = max(compute / ncores, compulsory / cfg.dram_bytes_per_cycle)
         rows.append(KernelProfile(k.name, k.kind, tuple(k.ops), st["cores"], st["modeled_cycles"], st["host_ns"],
-                                  st["dma_bytes"], st["sram_bytes"], st["bound"], ideal, cores))
+                                  dram, st["sram_bytes"], st["bound"], ideal, cores, st["noc_bytes"]))
     delta = {n: after[n] - before[n] for n in after}
     name = getattr(getattr(loaded.client, "spec", None), "name", "") or "device"
     return ProfileReport(rows, delta, cfg.clock_ghz, tuple(cfg.grid), cfg.launch_cycles, name, result)

@@ -54,6 +54,7 @@ typedef struct tt_device_config {
   uint32_t matrix_tile_cycles; /* 64: one 32x32x32 tile product with f32 operands, per core (HiFi4) */
   uint32_t launch_cycles;      /* 1000: fixed overhead per kernel launch */
   uint32_t matrix_tile_cycles_bf16; /* 32: the same with bf16 operands (HiFi2); 0 = matrix_tile_cycles */
+  uint32_t noc_bytes_per_cycle; /* 32: a core's DMA to/from tensors placed in SRAM (TT_L1), per cycle; 0 = 32 */
 } tt_device_config;
 
 typedef struct tt_counters {
@@ -65,6 +66,7 @@ typedef struct tt_counters {
   uint64_t modeled_cycles;                        /* device time under the cost model */
   uint64_t busy_ns;                               /* host wall time inside program launches */
   uint64_t dram_bytes_allocated, dram_bytes_peak; /* live user-visible buffer bytes, and peak */
+  uint64_t noc_bytes;                             /* of dma_bytes, those to/from tensors placed in SRAM */
 } tt_counters;
 
 void tt_device_config_default(tt_device_config *cfg);
@@ -140,7 +142,8 @@ typedef struct tt_launch_stats {
   uint32_t cores;            /* cores that got work items */
   uint32_t memory_bound;     /* 1: DMA time bounds the slowest core; 0: compute does */
   uint64_t host_ns;          /* host wall time of the launch (its cores' work on the host threads) */
-  uint64_t operand_bytes;    /* declared READ + WRITE operand bytes: the DRAM traffic it cannot avoid */
+  uint64_t operand_bytes;    /* declared READ + WRITE DRAM operand bytes: the DRAM traffic it cannot avoid */
+  uint64_t noc_bytes;        /* of dma_bytes, those to/from tensors placed in SRAM (TT_L1 operands) */
 } tt_launch_stats;
 tt_status tt_program_launch_stats(tt_device *dev, tt_program prog, uint32_t launch, tt_launch_stats *out);
 

@@ -28,6 +28,7 @@ enum {
   TT_CORE_VECTOR_OPS = 2,    /* tile-wide (32x32) vector instructions, counted by tt_vector_ops */
   TT_CORE_FAULTS = 3,        /* dataflow faults (a circular buffer misused, SRAM overrun): launch fails */
   TT_CORE_MATRIX_TILES_BF16 = 4, /* of TT_CORE_MATRIX_TILES, those with bf16 operands (costed per format) */
+  TT_CORE_NOC_BYTES = 5,     /* of TT_CORE_DMA_BYTES, those to/from tensors placed in the grid's SRAM (TT_L1) */
   TT_CORE_NCOUNTERS = 8
 };
 
@@ -50,13 +51,24 @@ struct tt_core {
   uint64_t *counters;   /* TT_CORE_NCOUNTERS entries */
   tt_matmul_f32_fn matmul_f32;   /* the matrix engine, part of the runtime: kernels call it */
   tt_matmul_bf16_fn matmul_bf16; /* through tt_matmul_f32 / tt_matmul_bf16 below */
+  /* [l1_lo, l1_hi): where this launch's TT_L1 operands (tensors the compiler placed in the grid's
+   * SRAM, sharded over the cores) are; DMA to or from there crosses the NoC, not DRAM. Set by the
+   * runtime per launch (empty when it has none). On the host that SRAM is ordinary memory too. */
+  const char *l1_lo, *l1_hi;
+  /* Blocks this core receives by multicast (panel reuse): another core of its grid row or column
+   * read them from DRAM once and multicast them over the NoC, so this core's DMA of them is NoC
+   * traffic. Set around an engine call by tt_multicast (two slots: a product's A and B panels). */
+  const char *mc_lo[2], *mc_hi[2];
 };
 
 /* A kernel processes work items [begin, end) of its launch on one core. operands[i] is the
  * resolved address of the launch's operand i (bound buffer base + operand offset). */
 typedef void (*tt_kernel_fn)(const tt_core *core, void *const *operands, int64_t begin, int64_t end);
 
-enum { TT_READ = 1u, TT_WRITE = 2u };
+/* TT_L1: the operand is a tensor the compiler placed in the grid's SRAM (not DRAM); the runtime
+ * counts the DMA to it as NoC traffic and leaves it out of the DRAM figures. All TT_L1 operands
+ * of a launch are in one binding. */
+enum { TT_READ = 1u, TT_WRITE = 2u, TT_L1 = 4u };
 
 typedef struct tt_operand {
   uint32_t binding;  /* index into the buffers given to tt_program_launch */
@@ -118,13 +130,33 @@ typedef struct tt_program_desc {
 } tt_program_desc;
 
 /* ---------------------------------------------------------------- DMA: DRAM <-> core SRAM */
+/* Counts `bytes` of DMA at `addr`: all of it as DMA, and as NoC traffic when addr is a tensor
+ * placed in SRAM (the device's DRAM bandwidth is not spent on it). */
+static inline int tt__within(const void *addr, const char *lo, const char *hi) {
+  /* as integers: the range may be empty (NULL) or another object's, which C's pointer order does not cover */
+  return (uintptr_t)addr >= (uintptr_t)lo && (uintptr_t)addr < (uintptr_t)hi;
+}
+static inline void tt_dma_count(const tt_core *c, const void *addr, uint64_t bytes) {
+  c->counters[TT_CORE_DMA_BYTES] += bytes;
+  if (tt__within(addr, c->l1_lo, c->l1_hi) || tt__within(addr, c->mc_lo[0], c->mc_hi[0]) ||
+      tt__within(addr, c->mc_lo[1], c->mc_hi[1]))
+    c->counters[TT_CORE_NOC_BYTES] += bytes;
+}
+/* Marks [lo, hi) as a block this core receives by multicast (slot 0 or 1) until it is marked
+ * again (NULL, NULL: none). Generated kernels run on a private copy of their core (render.py's
+ * local_), so this changes no state another core or launch sees. */
+static inline void tt_multicast(const tt_core *c, int slot, const void *lo, const void *hi) {
+  tt_core *own = (tt_core *)(uintptr_t)c;
+  own->mc_lo[slot] = (const char *)lo;
+  own->mc_hi[slot] = (const char *)hi;
+}
 static inline void tt_dma_read(const tt_core *c, void *sram_dst, const void *dram_src, uint64_t bytes) {
   memcpy(sram_dst, dram_src, (size_t)bytes);
-  c->counters[TT_CORE_DMA_BYTES] += bytes;
+  tt_dma_count(c, dram_src, bytes);
 }
 static inline void tt_dma_write(const tt_core *c, void *dram_dst, const void *sram_src, uint64_t bytes) {
   memcpy(dram_dst, sram_src, (size_t)bytes);
-  c->counters[TT_CORE_DMA_BYTES] += bytes;
+  tt_dma_count(c, dram_dst, bytes);
 }
 
 /* Strided DMA: `count` elements of `esize` bytes, `stride` elements apart in DRAM (0: one element
@@ -226,35 +258,35 @@ TT__OUT_OF_LINE uint64_t tt__dma(char *restrict d, int64_t dpitch, int64_t dstri
 }
 static inline void tt_dma_read_strided(const tt_core *c, void *sram_dst, const void *dram_src, uint32_t esize,
                                        int64_t count, int64_t stride) {
-  c->counters[TT_CORE_DMA_BYTES] += tt__dma((char *)sram_dst, 0, 1, (const char *)dram_src, 0, stride, esize, 1, count, 0);
+  tt_dma_count(c, dram_src, tt__dma((char *)sram_dst, 0, 1, (const char *)dram_src, 0, stride, esize, 1, count, 0));
 }
 static inline void tt_dma_write_strided(const tt_core *c, void *dram_dst, const void *sram_src, uint32_t esize,
                                         int64_t count, int64_t stride) {
-  c->counters[TT_CORE_DMA_BYTES] += tt__dma((char *)dram_dst, 0, stride, (const char *)sram_src, 0, 1, esize, 1, count, 0);
+  tt_dma_count(c, dram_dst, tt__dma((char *)dram_dst, 0, stride, (const char *)sram_src, 0, 1, esize, 1, count, 0));
 }
 /* Block DMA: `rows` runs as above, `dram_pitch` elements apart in DRAM and `sram_pitch` apart in
  * SRAM (a tile, or a block of rows): one transfer, as a NoC moves a 2-D block, instead of one
  * call per row. */
 static inline void tt_dma_read_block(const tt_core *c, void *sram_dst, int64_t sram_pitch, const void *dram_src,
                                      int64_t dram_pitch, uint32_t esize, int64_t rows, int64_t count, int64_t stride) {
-  c->counters[TT_CORE_DMA_BYTES] += tt__dma((char *)sram_dst, sram_pitch, 1, (const char *)dram_src, dram_pitch, stride,
-                                            esize, rows, count, 0);
+  tt_dma_count(c, dram_src, tt__dma((char *)sram_dst, sram_pitch, 1, (const char *)dram_src, dram_pitch, stride,
+                                            esize, rows, count, 0));
 }
 static inline void tt_dma_write_block(const tt_core *c, void *dram_dst, int64_t dram_pitch, const void *sram_src,
                                       int64_t sram_pitch, uint32_t esize, int64_t rows, int64_t count, int64_t stride) {
-  c->counters[TT_CORE_DMA_BYTES] += tt__dma((char *)dram_dst, dram_pitch, stride, (const char *)sram_src, sram_pitch, 1,
-                                            esize, rows, count, 0);
+  tt_dma_count(c, dram_dst, tt__dma((char *)dram_dst, dram_pitch, stride, (const char *)sram_src, sram_pitch, 1,
+                                            esize, rows, count, 0));
 }
 /* tt_dma_write_strided / tt_dma_write_block by streaming stores (see above). */
 static inline void tt_dma_write_stream(const tt_core *c, void *dram_dst, const void *sram_src, uint32_t esize,
                                        int64_t count, int64_t stride) {
-  c->counters[TT_CORE_DMA_BYTES] += tt__dma((char *)dram_dst, 0, stride, (const char *)sram_src, 0, 1, esize, 1, count, 1);
+  tt_dma_count(c, dram_dst, tt__dma((char *)dram_dst, 0, stride, (const char *)sram_src, 0, 1, esize, 1, count, 1));
 }
 static inline void tt_dma_write_block_stream(const tt_core *c, void *dram_dst, int64_t dram_pitch, const void *sram_src,
                                              int64_t sram_pitch, uint32_t esize, int64_t rows, int64_t count,
                                              int64_t stride) {
-  c->counters[TT_CORE_DMA_BYTES] += tt__dma((char *)dram_dst, dram_pitch, stride, (const char *)sram_src, sram_pitch, 1,
-                                            esize, rows, count, 1);
+  tt_dma_count(c, dram_dst, tt__dma((char *)dram_dst, dram_pitch, stride, (const char *)sram_src, sram_pitch, 1,
+                                            esize, rows, count, 1));
 }
 static inline void tt_dma_stream_fence(void) {
 #ifdef TT__FENCE

@@ -23,6 +23,7 @@ void tt_device_config_default(tt_device_config *cfg) {
   cfg->matrix_tile_cycles = 64;
   cfg->launch_cycles = 1000;
   cfg->matrix_tile_cycles_bf16 = 32;
+  cfg->noc_bytes_per_cycle = 32;
 }
 
 const char *tt_status_name(tt_status s) {
@@ -75,6 +76,7 @@ tt_status tt_device_open(const tt_device_config *cfg, tt_device **out) {
   if (cfg) c = *cfg;
   else tt_device_config_default(&c);
   if (c.matrix_tile_cycles_bf16 == 0) c.matrix_tile_cycles_bf16 = c.matrix_tile_cycles;
+  if (c.noc_bytes_per_cycle == 0) c.noc_bytes_per_cycle = 32;
   /* The compiler sizes every kernel's SRAM blocks to the cores' SRAM and the matrix engine blocks
    * to its share (TT_MM_SRAM); below TT_MIN_SRAM_PER_CORE the blocks would be too small to work. */
   if (c.grid_x == 0 || c.grid_y == 0 || (uint64_t)c.grid_x * c.grid_y > TT_MAX_CORES ||

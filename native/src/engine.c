@@ -224,10 +224,10 @@ static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const 
       float *const bp = whole ? bnext : scratch;
       if (whole) bnext += (nc + TT__NR - 1) / TT__NR * TT__NR * kc;
       if (!hit) tt__mm_pack_b(bp, (const char *)B + (pc * b_rs + jc * b_cs) * esz, bf16, b_rs, b_cs, kc, nc);
-      c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * esz); /* every core DMAs its own copy */
+      tt_dma_count(c, (const char *)B + (pc * b_rs + jc * b_cs) * esz, (uint64_t)(kc * nc * esz)); /* every core DMAs its own copy */
       for (int64_t ic = 0; ic < M; ic += TT__MC) {
         const int64_t mc = M - ic < TT__MC ? M - ic : TT__MC;
-        c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(mc * kc * esz);
+        tt_dma_count(c, (const char *)A + (ic * a_rs + pc * a_cs) * esz, (uint64_t)(mc * kc * esz));
         if (direct_a) { /* (the model still packs it: its DMA is counted above) */
           for (int64_t ir = 0; ir < mc; ir += TT__MR)
             for (int64_t jr = 0; jr < nc; jr += TT__NR)
@@ -387,10 +387,10 @@ void TT__ENGINE_FN(matmul_bf16)(const tt_core *c, int64_t M, int64_t N, int64_t 
       uint16_t *const bp = whole ? bnext : scratch;
       if (whole) bnext += (nc + TT__NR - 1) / TT__NR * TT__NR * 2 * kp;
       if (!hit) tt__mm_pack_b_bf16x2(bp, B + pc * b_rs + jc * b_cs, b_rs, b_cs, kc, nc);
-      c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(kc * nc * 2); /* every core DMAs its own copy */
+      tt_dma_count(c, B + pc * b_rs + jc * b_cs, (uint64_t)(kc * nc * 2)); /* every core DMAs its own copy */
       for (int64_t ic = 0; ic < M; ic += TT__MC) {
         const int64_t mc = M - ic < TT__MC ? M - ic : TT__MC;
-        c->counters[TT_CORE_DMA_BYTES] += (uint64_t)(mc * kc * 2);
+        tt_dma_count(c, A + ic * a_rs + pc * a_cs, (uint64_t)(mc * kc * 2));
         if (direct_a) { /* (the model still packs it: its DMA is counted above) */
           for (int64_t ir = 0; ir < mc; ir += TT__MR)
             for (int64_t jr = 0; jr < nc; jr += TT__NR)

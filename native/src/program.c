@@ -129,13 +129,21 @@ static tt_status tt__validate(tt_device *dev, const char *path, tt_program_obj *
       if (op->binding >= d->nbindings)
         return BAD("%s: launch %u (%s) operand %u: binding %u >= nbindings %u", path, l, name, o, op->binding,
                    d->nbindings);
-      if (op->access == 0 || (op->access & ~(uint32_t)(TT_READ | TT_WRITE)))
+      if ((op->access & (TT_READ | TT_WRITE)) == 0 || (op->access & ~(uint32_t)(TT_READ | TT_WRITE | TT_L1)))
         return BAD("%s: launch %u (%s) operand %u: bad access flags 0x%x", path, l, name, o, op->access);
       uint64_t cap = d->binding_bytes[op->binding];
       if (op->offset > cap || op->bytes > cap - op->offset)
         return BAD("%s: launch %u (%s) operand %u: [%llu, +%llu) exceeds binding %u of %llu bytes", path, l, name,
                    o, (unsigned long long)op->offset, (unsigned long long)op->bytes, op->binding,
                    (unsigned long long)cap);
+      if (op->access & TT_L1) { /* in SRAM: not DRAM traffic; one binding holds a launch's TT_L1 operands */
+        for (uint32_t q = 0; q < o; q++)
+          if ((L->operands[q].access & TT_L1) && L->operands[q].binding != op->binding)
+            return BAD("%s: launch %u (%s) operand %u: TT_L1 operands in two bindings (%u, %u)", path, l, name, o,
+                       L->operands[q].binding, op->binding);
+        if (op->access & TT_WRITE) p->written[op->binding] = 1;
+        continue;
+      }
       lb[0] += op->bytes;
       if (op->access & TT_READ) lb[1] += op->bytes;
       if (op->access & TT_WRITE) lb[2] += op->bytes, p->written[op->binding] = 1;
@@ -277,7 +285,18 @@ static tt_status tt__run_launch(tt_device *dev, tt_program_obj *p, uint32_t l, c
   const tt_device_config *cfg = &dev->cfg;
   tt_counters *k = &dev->counters;
   const tt_launch *L = &p->desc->launches[l];
-  for (uint32_t o = 0; o < L->noperands; o++) p->operand_ptrs[o] = bases[L->operands[o].binding] + L->operands[o].offset;
+  /* The range of the launch's TT_L1 operands (all in one binding, checked at load): a core's DMA
+   * there is NoC traffic. */
+  const char *l1_lo = NULL, *l1_hi = NULL;
+  for (uint32_t o = 0; o < L->noperands; o++) {
+    const tt_operand *op = &L->operands[o];
+    char *at = bases[op->binding] + op->offset;
+    p->operand_ptrs[o] = at;
+    if ((op->access & TT_L1) && op->bytes) {
+      if (!l1_lo || at < l1_lo) l1_lo = at;
+      if (!l1_hi || at + op->bytes > l1_hi) l1_hi = at + op->bytes;
+    }
+  }
   /* Cores whose range is non-empty; their SRAM is allocated lazily here, on this thread, so a
    * failure is reported instead of surfacing inside a worker. */
   uint32_t nactive = 0;
@@ -293,6 +312,8 @@ static tt_status tt__run_launch(tt_device *dev, tt_program_obj *p, uint32_t l, c
       return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory for core %u SRAM", c);
     }
     memset(core->counters, 0, sizeof(uint64_t) * TT_CORE_NCOUNTERS);
+    core->l1_lo = l1_lo;
+    core->l1_hi = l1_hi;
     dev->active[nactive++] = c;
   }
   tt_launch_ctx ctx = {dev, L, p->operand_ptrs};
@@ -305,14 +326,25 @@ static tt_status tt__run_launch(tt_device *dev, tt_program_obj *p, uint32_t l, c
    * core's time. Kernels that report no events of a kind (older kernel kinds whose loads are
    * not DMA yet) are modeled from their declared figures, spread evenly. A launch a control
    * stream runs several times sums its per-core figures over the run. */
-  uint64_t dma = 0, tiles = 0, tiles_bf16 = 0, vops = 0, faults = 0;
+  uint64_t dma = 0, noc = 0, tiles = 0, tiles_bf16 = 0, vops = 0, faults = 0;
   tt_core_stats *cs = &p->core_stats[(size_t)l * dev->ncores];
   double slowest = 0, slowest_mem = 0, slowest_comp = 0;
   const double cores = (double)(nactive ? nactive : 1);
-  const double share = cfg->dram_bytes_per_cycle / cores; /* bytes per cycle per active core */
+  /* The DRAM is shared: it serves the cores in proportion to what they ask of it, so the
+   * launch's DRAM traffic ends, on every core that has some, after all of it at the chip's
+   * bandwidth (with the cores evenly loaded: each core's bytes at its 1/n share). Every DMA also
+   * crosses the core's own NoC link; DMA to tensors placed in SRAM or received by multicast
+   * (TT_CORE_NOC_BYTES) uses only that link. */
+  double dram_total = 0;
+  for (uint32_t i = 0; i < nactive; i++) {
+    const uint64_t *cc = dev->core_counters[dev->active[i]];
+    dram_total += (double)(cc[TT_CORE_DMA_BYTES] - cc[TT_CORE_NOC_BYTES]);
+  }
+  const double dram_time = dram_total / cfg->dram_bytes_per_cycle;
   for (uint32_t i = 0; i < nactive; i++) {
     const uint64_t *cc = dev->core_counters[dev->active[i]];
     dma += cc[TT_CORE_DMA_BYTES];
+    noc += cc[TT_CORE_NOC_BYTES];
     tiles += cc[TT_CORE_MATRIX_TILES];
     vops += cc[TT_CORE_VECTOR_OPS];
     faults += cc[TT_CORE_FAULTS];
@@ -320,7 +352,9 @@ static tt_status tt__run_launch(tt_device *dev, tt_program_obj *p, uint32_t l, c
     const double comp = (double)cc[TT_CORE_VECTOR_OPS] * cfg->vector_tile_cycles +
                         (double)(cc[TT_CORE_MATRIX_TILES] - bf16) * cfg->matrix_tile_cycles +
                         (double)bf16 * cfg->matrix_tile_cycles_bf16;
-    const double mem = (double)cc[TT_CORE_DMA_BYTES] / share;
+    const double link = (double)cc[TT_CORE_DMA_BYTES] / (double)cfg->noc_bytes_per_cycle;
+    const double dram = cc[TT_CORE_DMA_BYTES] > cc[TT_CORE_NOC_BYTES] ? dram_time : 0;
+    const double mem = link > dram ? link : dram;
     const double t = comp > mem ? comp : mem;
     tiles_bf16 += bf16;
     tt_core_stats *c = &cs[dev->active[i]];
@@ -337,6 +371,7 @@ static tt_status tt__run_launch(tt_device *dev, tt_program_obj *p, uint32_t l, c
   k->dram_bytes_written += lb[2];
   k->vector_ops += vops ? vops : L->vector_ops;
   k->dma_bytes += dma;
+  k->noc_bytes += noc;
   k->matrix_tiles += tiles;
   if (faults)
     return tt__fail(dev, TT_ERR_INTERNAL, "launch %u (%s): %llu dataflow faults (circular buffer misuse or SRAM overrun)",
@@ -361,6 +396,7 @@ static tt_status tt__run_launch(tt_device *dev, tt_program_obj *p, uint32_t l, c
   tt_launch_stats *ls = &p->stats[l];
   ls->modeled_cycles += launch_cyc;
   ls->dma_bytes += dma;
+  ls->noc_bytes += noc;
   ls->vector_ops += vops ? vops : L->vector_ops;
   ls->matrix_tiles += tiles;
   ls->sram_bytes = L->sram_bytes;

@@ -579,6 +579,34 @@ static void test_control_stream(void) {
   EXPECT(tt_device_close(d), TT_OK);
 }
 
+/* DMA to or from [l1_lo, l1_hi) (tensors placed in SRAM) is counted as NoC bytes too, by the DMA
+ * calls and by the matrix engine's packing; DMA elsewhere is DRAM traffic only. */
+static void test_l1_counting(const tt__engine *engine) {
+  void *sram = aligned_alloc(64, 1499136);
+  uint64_t cnt[TT_CORE_NCOUNTERS] = {0};
+  static float placed[64 * 64], dram[64 * 64], out[64 * 64];
+  for (int i = 0; i < 64 * 64; i++) placed[i] = (float)(i % 7), dram[i] = (float)(i % 5);
+  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, (const char *)placed, (const char *)(placed + 64 * 64),
+                  {NULL, NULL}, {NULL, NULL}};
+  tt__engine_bind(&core, engine);
+  tt_dma_read_strided(&core, sram, dram, 4, 64, 1);
+  CHECK(cnt[TT_CORE_DMA_BYTES] == 256 && cnt[TT_CORE_NOC_BYTES] == 0);
+  tt_dma_read_strided(&core, sram, placed + 100, 4, 64, 2);
+  tt_dma_write_strided(&core, placed, sram, 4, 16, 1);
+  CHECK(cnt[TT_CORE_DMA_BYTES] == 256 + 256 + 64 && cnt[TT_CORE_NOC_BYTES] == 256 + 64);
+  memset(cnt, 0, sizeof cnt);
+  tt_matmul_f32(&core, 64, 64, 64, placed, 64, 1, dram, 64, 1, out, 64); /* A placed, B in DRAM */
+  CHECK(cnt[TT_CORE_NOC_BYTES] == 64 * 64 * 4 && cnt[TT_CORE_DMA_BYTES] == 2 * 64 * 64 * 4);
+  memset(cnt, 0, sizeof cnt); /* B received by multicast too: all of it over the NoC */
+  tt_multicast(&core, 1, dram, dram + 64 * 64);
+  tt_matmul_f32(&core, 64, 64, 64, placed, 64, 1, dram, 64, 1, out, 64);
+  CHECK(cnt[TT_CORE_NOC_BYTES] == 2 * 64 * 64 * 4 && cnt[TT_CORE_DMA_BYTES] == 2 * 64 * 64 * 4);
+  tt_multicast(&core, 1, NULL, NULL);
+  tt_dma_read_strided(&core, sram, dram, 4, 64, 1);
+  CHECK(cnt[TT_CORE_NOC_BYTES] == 2 * 64 * 64 * 4);
+  free(sram);
+}
+
 /* The matrix engine directly, on edge shapes and strides, against a naive loop: every build of it
  * the host can run (the runtime uses only the best one). */
 static void test_matmul_shapes(const tt__engine *engine) {
@@ -586,7 +614,7 @@ static void test_matmul_shapes(const tt__engine *engine) {
   const int nd = (int)(sizeof dims / sizeof dims[0]) - 1; /* 1100: only as K (several K blocks) */
   void *sram = aligned_alloc(64, 1499136);
   uint64_t cnt[TT_CORE_NCOUNTERS] = {0};
-  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL};
+  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, NULL, NULL, {NULL, NULL}, {NULL, NULL}};
   tt__engine_bind(&core, engine);
   float *A = malloc(300 * 1100 * 4), *B = malloc(1100 * 700 * 4), *C = malloc(300 * 700 * 4);
   uint16_t *Ah = malloc(300 * 1100 * 2), *Bh = malloc(1100 * 700 * 2);
@@ -702,6 +730,7 @@ int main(int argc, char **argv) {
     printf("matrix engine: %s\n", engines[i]->name);
     test_matmul_shapes(engines[i]);
     test_matmul_packed_b_reuse(engines[i]);
+    test_l1_counting(engines[i]);
   }
   dlclose(h);
   printf("%d checks, %d failed\n", checks, failures);

@@ -1,8 +1,8 @@
 """The dataflow compiler: StableHLO (parsed) -> one C program for the device.
 
 Passes, each a plain function over a plain IR, in this order:
-  inline_calls -> legalize -> decompose -> simplify -> fuse (plan) -> schedule -> plan_memory
-  -> lower (each kernel to the loop IR) -> render (C)
+  inline_calls -> legalize -> decompose -> simplify -> fuse (plan) -> schedule
+  -> lower (each kernel to the loop IR) -> render (C) -> place (SRAM, levels 1-2) -> plan_memory
 """
 from __future__ import annotations
 
@@ -25,12 +25,14 @@ from .legalize import legalize
 from .long_sort import split_long_sorts
 from .memory import Storage, plan_memory
 from .options import CompilerOptions
+from .placement import place
 from .program import DEFAULT_SRAM_PER_CORE, CompiledProgram, KernelInfo, TensorSpec, part
 from .schedule import schedule
 from .simplify import simplify
 from ..hlo_parser.verify import verify
 
 KERNEL_ATTR = '__attribute__((visibility("hidden"))) '  # kernels link across parts
+DEFAULT_NCORES = 64  # the n150's 8x8 grid
 
 __all__ = ["compile_module", "compile_text", "compile_graph", "assemble", "CompiledProgram", "KernelInfo", "TensorSpec",
            "optimize"]
@@ -83,22 +85,22 @@ def _hot(k: LoopKernel) -> bool:
 
 
 def compile_text(text: str, filename: str = "<module>", sram_per_core: int = DEFAULT_SRAM_PER_CORE,
-                 options: CompilerOptions = CompilerOptions()) -> CompiledProgram:
-    return compile_module(parse_module(text, filename), sram_per_core, options)
+                 options: CompilerOptions = CompilerOptions(), ncores: int = DEFAULT_NCORES) -> CompiledProgram:
+    return compile_module(parse_module(text, filename), sram_per_core, options, ncores)
 
 
 def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE,
-                   options: CompilerOptions = CompilerOptions()) -> CompiledProgram:
-    """`sram_per_core`: the target device's SRAM per core; every kernel's buffers are sized to it.
-    The module is verified before any pass runs (see optimize). `options` (compiler/options.py):
-    every optimization_level compiles like level 0 for now; level 2's SRAM placement of
-    intermediates is the pass to add in compile_graph, between plan and plan_memory."""
+                   options: CompilerOptions = CompilerOptions(), ncores: int = DEFAULT_NCORES) -> CompiledProgram:
+    """`sram_per_core`, `ncores`: the target device's SRAM per core (every kernel's buffers are
+    sized to it) and cores. The module is verified before any pass runs (see optimize). `options`
+    (compiler/options.py): optimization_level 1 and 2 keep intermediates in SRAM (placement.py);
+    a program with control flow compiles like level 0 for now."""
     verify(module)
     fn = inline_calls(module)
     from . import control  # control flow: the program becomes several graphs and a control stream
     if control.has_control(fn):
         return control.compile_function(fn, sram_per_core)
-    seg = compile_graph(fn, sram_per_core)
+    seg = compile_graph(fn, sram_per_core, ncores=ncores, level=options.optimization_level)
     nin, nout, nconst = len(seg.params), len(seg.outputs), len(seg.consts)
 
     def binding(node: Node) -> tuple[int, int]:
@@ -108,7 +110,7 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
 
     binding_bytes = [n.nbytes for n in seg.params] + [n.nbytes for n in seg.outputs] + \
                     [n.nbytes for n in seg.consts] + [seg.arena]
-    source, kernels = assemble([(seg.codes, binding)], binding_bytes)
+    source, kernels = assemble([(seg.codes, binding)], binding_bytes, l1=seg.l1, resident=seg.resident)
     return CompiledProgram(
         source=source,
         # from the signature: a complex value is a real [..., 2] tensor inside (complex_split.py)
@@ -134,15 +136,18 @@ class Segment:
     arena: int
     live: int
     codes: list[tuple[LoopKernel, str]]
+    l1: frozenset[int] = frozenset()  # nodes placed in SRAM (placement.py)
+    resident: dict[str, int] | None = None  # kernel name -> SRAM per core of placed tensors live at it
 
     def storage(self, node: Node) -> Storage:
         # an empty tensor's producer launches nothing, so it has no place: any binding will do
         return self.where[node.id] if node.size else self.where.get(node.id, Storage("arena", 0, 0))
 
 
-def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k") -> Segment:
+def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k", ncores: int = DEFAULT_NCORES,
+                  level: int = 0) -> Segment:
     """A call-free function (no control flow) through every pass down to C; kernels are named
-    `{prefix}{i}_{op}`."""
+    `{prefix}{i}_{op}`. `level`: the optimization level (SRAM placement from 1)."""
     graph = split_long_sorts(optimize_function(fn), sram_per_core)  # rows past one core's SRAM
     p = plan(graph)
     order = schedule(p)
@@ -154,24 +159,35 @@ def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k") -> Seg
             if r.op == "const" and is_data(r) and r.id not in seen:
                 seen.add(r.id)
                 consts.append(r)
-    where, arena, live = plan_memory(order, p.materialized, params, outputs, consts)
     codes: list[tuple[LoopKernel, str]] = []  # (IR, C)
+    lowered = []
     for i, k in enumerate(order):
         lk = lower_kernel(k, f"{prefix}{i}_{k.root.op}", p.materialized, sram_per_core)
         check_reads(k, lk, p.materialized)
+        lowered.append(lk)
         if lk.work_items > 0:
             codes.append((lk, render(lk)))
-    return Segment(params, outputs, consts, where, arena, live, codes)
+    # placement needs each kernel's own SRAM, so it runs after lowering (a kernel's code never
+    # depends on where its operands live: that is in the launch descriptor)
+    pl = place(order, p.materialized, params, outputs, consts, [lk.sram_bytes for lk in lowered],
+               sram_per_core, ncores, level)
+    where, arena, live = plan_memory(order, p.materialized, params, outputs, consts, pl.l1)
+    resident = {lk.name: pl.resident[i] for i, lk in enumerate(lowered) if pl.resident.get(i)}
+    return Segment(params, outputs, consts, where, arena, live, codes, pl.l1, resident)
 
 
 Binding = Callable[[Node], tuple[int, int]]  # a stored node -> (binding, byte offset)
 
 
 def assemble(segments: list[tuple[list[tuple[LoopKernel, str]], Binding]], binding_bytes: list[int],
-             steps: list[str] | None = None) -> tuple[str, list[KernelInfo]]:
+             steps: list[str] | None = None, l1: frozenset[int] = frozenset(),
+             resident: dict[str, int] | None = None) -> tuple[str, list[KernelInfo]]:
     """The program's C source: every segment's kernels as launches, in order, their operands placed
     by the segment's binding function, and the control stream `steps` (tt_ctl initializers whose
-    LAUNCH arguments index those launches) when there is one."""
+    LAUNCH arguments index those launches) when there is one. Operands of the nodes in `l1` are
+    flagged TT_L1 (placed in SRAM; one segment only) and a launch declares the SRAM its kernel uses
+    plus `resident[name]`, the placed tensors' shards live while it runs."""
+    resident = resident or {}
     # Pieces between part markers compile on their own (the toolchain may build them in
     # parallel): kernels have external, hidden linkage and the descriptor declares them.
     # A kernel's code holds shapes, strides and math, never where its operands live (that is in
@@ -193,10 +209,11 @@ def assemble(segments: list[tuple[list[tuple[LoopKernel, str]], Binding]], bindi
         ops = []
         for o in c.operands:
             b, off = binding(o.node)
-            ops.append(f"{{{b}u, {2 if o.writes else 1}u, {off}ull, {o.node.nbytes}ull}}")
+            access = (2 if o.writes else 1) | (4 if o.node.id in l1 else 0)
+            ops.append(f"{{{b}u, {access}u, {off}ull, {o.node.nbytes}ull}}")
         desc.append(f"static const tt_operand {c.name}_ops[] = {{{', '.join(ops)}}};")
         launches.append(f'  {{"{c.name}", {fn}, {c.work_items}, {len(ops)}u, {c.name}_ops, '
-                        f'{c.vector_ops}ull, {c.matrix_tiles}ull, {c.sram_bytes}ull}}')
+                        f'{c.vector_ops}ull, {c.matrix_tiles}ull, {c.sram_bytes + resident.get(c.name, 0)}ull}}')
     nb = len(binding_bytes)
     src.append(part("O1"))
     src.extend(desc)
@@ -210,5 +227,5 @@ def assemble(segments: list[tuple[list[tuple[LoopKernel, str]], Binding]], bindi
                   "steps" if steps else "NULL"))
     src.append("const tt_program_desc *tt_program_entry(void) { return &program; }\n")
     kernels = [KernelInfo(c.name, c.kind, tuple(c.ops), c.work_items, c.vector_ops, c.matrix_tiles,
-                          c.sram_bytes, c.dma_bytes, c.format()) for c, _, _ in codes]
+                          c.sram_bytes + resident.get(c.name, 0), c.dma_bytes, c.format()) for c, _, _ in codes]
     return "\n".join(src), kernels

@@ -37,7 +37,7 @@ TILE = 32          # the device's tile edge
 LANES = 64         # accumulators per reduction: 4 independent 512-bit vectors of f32
 MIN_BLOCK = 32     # elements: the smallest block a loop kernel is re-blocked to before it is refused
 MM_BLOCK_M, MM_BLOCK_N = 256, 512  # C block per work item: B is packed once per block row
-MM_MIN_ITEMS = 32                  # ...but at least this many work items when the product allows
+MM_MIN_ITEMS = 64                  # ...but at least this many work items (the n150's cores) when the product allows
 MM_SRAM_BYTES = 768 * 1024         # = TT_MM_SRAM_BYTES: the most SRAM the matrix engine packs into
 MM_SRAM_MIN = 32 * 1024            # = TT_MIN_SRAM_PER_CORE / 2: the least it can pack into
 
@@ -704,6 +704,32 @@ def mm_sram(sram_per_core: int) -> int:
     return min(sram_per_core // 2, MM_SRAM_BYTES)
 
 
+def _multicast(items: int, mb: int, a: L.Operand, ls: list[int], b: L.Operand, rs: list[int], K: int
+               ) -> tuple[list, list]:
+    """Panel reuse, as tt-metal's multicast matmuls do it. The cores run their work items in
+    waves (q items each, when the items split evenly: item t on core t / q in wave t % q). In a
+    wave, the A row panel of a block row is read from DRAM once, by the core of its first block
+    there, and multicast over the NoC to the cores of the row's other blocks; likewise each B
+    column panel. The receiving cores mark the panels (tt_multicast), so the engine's reads of
+    them count as NoC, not DRAM, bytes. (uops before the engine call, after it)"""
+    if min(ls[1], ls[2], rs[1], rs[2]) < 0:  # a reversed view: its panel is not one address range
+        return [], []
+    a_end = f"ao + (m - 1) * {ls[1]} + {K - 1} * {ls[2]} + 1"
+    b_end = f"bo + (n - 1) * {rs[1]} + {K - 1} * {rs[2]} + 1"
+    # items take row blocks first (item t: block row t % mb, block column t / mb), so
+    # B: an earlier item of the block column in this wave is t - q (same column iff t % mb >= q);
+    # A: t - mb is the block to the left, in the same wave when q divides mb
+    a_rx, b_rx = "mq_ && {0} % mq_ == 0 && t >= {0}".format(mb), "mq_ && t % {0} >= mq_".format(mb)
+    before = [L.Define("mq_", "int64_t", f"{items} <= (int64_t)core->ncores ? 1 : {items} % (int64_t)core->ncores "
+                                         f"== 0 ? {items} / (int64_t)core->ncores : 0"),
+              L.Call("tt_multicast", ("core", "0", f"{a_rx} ? (const void *)(p{a.index} + ao) : NULL",
+                                      f"{a_rx} ? (const void *)(p{a.index} + {a_end}) : NULL")),
+              L.Call("tt_multicast", ("core", "1", f"{b_rx} ? (const void *)(p{b.index} + bo) : NULL",
+                                      f"{b_rx} ? (const void *)(p{b.index} + {b_end}) : NULL"))]
+    after = [L.Call("tt_multicast", ("core", str(s), "NULL", "NULL")) for s in (0, 1)]
+    return before, after
+
+
 def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
     """A product: each work item is a bm x bn block of one batch. The engine packs the operand
     blocks into its share of SRAM and writes the f32 block into a page after it; an epilogue
@@ -791,10 +817,11 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKe
     if engine:
         cbc = cbs[0]
         fn = "tt_matmul_f32" if ad == "f32" else "tt_matmul_bf16"
-        body += [L.CbReserve(cbc, "c_"),
+        mcast = _multicast(items, mb, op_of[la.src.id], ls, op_of[ra.src.id], rs, K)
+        body += mcast[0] + [L.CbReserve(cbc, "c_"),
                  L.MatMul(fn, "m", "n", K, op_of[la.src.id], "ao", ls[1], ls[2], op_of[ra.src.id], "bo", rs[2], rs[1],
                           "c_", "n"),
-                 L.CbPush(cbc), L.CbWait(cbc, "cblk"), L.Range("i", "0", "m")]
+                 L.CbPush(cbc)] + mcast[1] + [L.CbWait(cbc, "cblk"), L.Range("i", "0", "m")]
     if engine and k.epilogue is None and od == "f32":
         # nothing to apply: each row of the engine's f32 block leaves by DMA straight from its page
         body += [L.DmaWrite(cbc, "cblk", "i * n", dop, f"co + i * {cs[1]}", "n", cs[2] or 1), L.End(), L.CbPop(cbc)]

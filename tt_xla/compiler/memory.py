@@ -1,7 +1,9 @@
 """Pass 7: memory placement. Inputs, outputs and constants have buffers of their own; every other
 stored node gets an offset in one DRAM arena per executable, reusing space between buffers whose
 lifetimes (first write .. last read, in schedule order) do not overlap. Inside a kernel,
-intermediates never leave the core (registers / SRAM)."""
+intermediates never leave the core (registers / SRAM). Intermediates that SRAM placement
+(placement.py) keeps in the grid's SRAM get offsets in a region of their own after the DRAM part
+of the arena: on the host, SRAM is memory too, and the launches flag those operands TT_L1."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,8 +21,22 @@ class Storage:
 
 
 def plan_memory(order: list[Kernel], mat: set[int], params: list, outputs: list,
-                consts: list) -> tuple[dict[int, Storage], int, int]:
-    """(where each stored node lives, arena bytes, lower bound on arena bytes)."""
+                consts: list, l1: frozenset[int] = frozenset()) -> tuple[dict[int, Storage], int, int]:
+    """(where each stored node lives, arena bytes, lower bound on arena bytes). Nodes in `l1`
+    (placed in SRAM) share a region after the DRAM ones."""
+    where = bound(params, outputs, consts)
+    first, last, size = lifetimes(order, mat, where)
+    dram, arena = best_fit([n for n in first if n not in l1], first, last, size)
+    sram, sram_bytes = best_fit([n for n in first if n in l1], first, last, size)
+    for nid, off in dram.items():
+        where[nid] = Storage("arena", 0, off)
+    for nid, off in sram.items():
+        where[nid] = Storage("arena", 0, arena + off)
+    return where, arena + sram_bytes, live_peak(len(order), first, last, size)
+
+
+def bound(params: list, outputs: list, consts: list) -> dict[int, Storage]:
+    """The nodes with buffers of their own: inputs, outputs, constants."""
     where: dict[int, Storage] = {}
     for i, p in enumerate(params):
         where[p.id] = Storage("in", i, 0)
@@ -28,6 +44,13 @@ def plan_memory(order: list[Kernel], mat: set[int], params: list, outputs: list,
         where[o.id] = Storage("out", j, 0)
     for k, c in enumerate(consts):
         where[c.id] = Storage("const", k, 0)
+    return where
+
+
+def lifetimes(order: list[Kernel], mat: set[int], where: dict[int, Storage]
+              ) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
+    """For every stored node not in `where`: the kernel writing it first, the last reading it
+    (indices into `order`), its bytes."""
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     size: dict[int, int] = {}
@@ -40,11 +63,18 @@ def plan_memory(order: list[Kernel], mat: set[int], params: list, outputs: list,
         for r in reads(k, mat):
             if r.id in first:
                 last[r.id] = t
+    return first, last, size
+
+
+def best_fit(ids: list[int], first: dict[int, int], last: dict[int, int], size: dict[int, int]
+             ) -> tuple[dict[int, int], int]:
+    """Offsets for `ids` in one region, and its bytes."""
     # Greedy best fit, biggest first: place each buffer at the lowest offset that does not
     # overlap a buffer alive at the same time.
     placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
+    offsets: dict[int, int] = {}
     arena = 0
-    for nid in sorted(first, key=lambda i: (-size[i], first[i])):
+    for nid in sorted(ids, key=lambda i: (-size[i], first[i])):
         lo, hi, sz = first[nid], last[nid], (size[nid] + ALIGN - 1) // ALIGN * ALIGN
         busy = sorted((o, e) for o, e, f, l in placed if not (l < lo or f > hi))
         off = 0
@@ -53,9 +83,9 @@ def plan_memory(order: list[Kernel], mat: set[int], params: list, outputs: list,
                 break
             off = max(off, e)
         placed.append((off, off + sz, lo, hi))
-        where[nid] = Storage("arena", 0, off)
+        offsets[nid] = off
         arena = max(arena, off + sz)
-    return where, arena, live_peak(len(order), first, last, size)
+    return offsets, arena
 
 
 def live_peak(order_len: int, first: dict[int, int], last: dict[int, int], size: dict[int, int]) -> int:

@@ -3,10 +3,11 @@
     tt_xla.jit(f, compiler_options={"optimization_level": 1})
     tt_xla.compile(text, compiler_options={"optimization_level": 2})
 
-`optimization_level` (as tt-xla's): 0 keeps every intermediate in DRAM (today's compiler);
-1 and 2 are accepted and compile exactly like 0 for now — level 2 is to keep intermediates in
-core SRAM between producer and consumer (SRAM placement), a pass not written yet. The options
-are part of the compile cache key, so levels never share an executable.
+`optimization_level` (as tt-xla's): 0 keeps every intermediate in DRAM; 1 keeps in the grid's
+SRAM the intermediates that only the next kernel reads, 2 any intermediate whose shards fit
+beside the kernels running during its lifetime (SRAM placement, compiler/placement.py); the
+rest stay in DRAM. The options are part of the compile cache key, so levels never share an
+executable.
 """
 from __future__ import annotations
 

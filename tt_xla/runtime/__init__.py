@@ -51,12 +51,12 @@ class _Config(C.Structure):
                 ("dram_bytes", C.c_uint64), ("host_threads", C.c_uint32), ("clock_ghz", C.c_double),
                 ("dram_bytes_per_cycle", C.c_double), ("vector_tile_cycles", C.c_uint32),
                 ("matrix_tile_cycles", C.c_uint32), ("launch_cycles", C.c_uint32),
-                ("matrix_tile_cycles_bf16", C.c_uint32)]
+                ("matrix_tile_cycles_bf16", C.c_uint32), ("noc_bytes_per_cycle", C.c_uint32)]
 
 
 COUNTER_NAMES = ("programs_launched", "kernels_launched", "dram_bytes_read", "dram_bytes_written",
                  "host_bytes_written", "host_bytes_read", "dma_bytes", "matrix_tiles", "vector_ops",
-                 "modeled_cycles", "busy_ns", "dram_bytes_allocated", "dram_bytes_peak")
+                 "modeled_cycles", "busy_ns", "dram_bytes_allocated", "dram_bytes_peak", "noc_bytes")
 
 
 class _Counters(C.Structure):
@@ -65,7 +65,8 @@ class _Counters(C.Structure):
 
 class _LaunchStats(C.Structure):
     _fields_ = [(n, C.c_uint64) for n in ("modeled_cycles", "dma_bytes", "vector_ops", "matrix_tiles", "sram_bytes")] + \
-        [("cores", C.c_uint32), ("memory_bound", C.c_uint32), ("host_ns", C.c_uint64), ("operand_bytes", C.c_uint64)]
+        [("cores", C.c_uint32), ("memory_bound", C.c_uint32), ("host_ns", C.c_uint64), ("operand_bytes", C.c_uint64),
+         ("noc_bytes", C.c_uint64)]
 
 
 CORE_STAT_NAMES = ("compute_cycles", "dma_cycles", "dma_bytes", "vector_ops", "matrix_tiles")
@@ -142,6 +143,7 @@ class DeviceConfig:
     matrix_tile_cycles: int = _D.matrix_tile_cycles  # f32 operands
     launch_cycles: int = _D.launch_cycles
     matrix_tile_cycles_bf16: int = _D.matrix_tile_cycles_bf16  # bf16 operands
+    noc_bytes_per_cycle: int = _D.noc_bytes_per_cycle  # per core, DMA to/from tensors placed in SRAM
 
     @property
     def ncores(self) -> int:
@@ -150,13 +152,14 @@ class DeviceConfig:
     def _to_c(self) -> _Config:
         return _Config(self.grid[0], self.grid[1], self.sram_per_core, self.dram_bytes, self.host_threads,
                        self.clock_ghz, self.dram_bytes_per_cycle, self.vector_tile_cycles,
-                       self.matrix_tile_cycles, self.launch_cycles, self.matrix_tile_cycles_bf16)
+                       self.matrix_tile_cycles, self.launch_cycles, self.matrix_tile_cycles_bf16,
+                       self.noc_bytes_per_cycle)
 
     @classmethod
     def _from_c(cls, c: _Config) -> "DeviceConfig":
         return cls((c.grid_x, c.grid_y), c.sram_per_core, c.dram_bytes, c.host_threads, c.clock_ghz,
                    c.dram_bytes_per_cycle, c.vector_tile_cycles, c.matrix_tile_cycles, c.launch_cycles,
-                   c.matrix_tile_cycles_bf16)
+                   c.matrix_tile_cycles_bf16, c.noc_bytes_per_cycle)
 
 
 def _addr(a: np.ndarray) -> int:

@@ -1,0 +1,379 @@
+"""Modeled-device figures (the cost model's counters, not host time): what the compiler's choices
+do to the modeled chip, and how the model compares with published n150 figures.
+
+    PYTHONPATH=. python -m benchmarks.device_model                  # every section
+    PYTHONPATH=. python -m benchmarks.device_model placement matmul # some of them
+
+Sections:
+  activations  modeled ELU/ReLU and ELU/composite on 4M f32, at every optimization level
+  fusion       fusion efficiency of elementwise graphs: modeled DRAM bytes / (inputs + outputs)
+  placement    a transformer block (forward and value_and_grad): DRAM bytes at levels 0, 1, 2
+  matmul       modeled 2048^3 bf16 matmul as a fraction of the matrix engine's peak; 4096^3 at
+               HiFi4 beside tt-metal's 16384^3 figure
+  llama        a Llama-3.2-1B-shaped decoder, batch 1, KV cache, a few decode steps (tok/s/user)
+  resnet       a ResNet-50-shaped CNN at batch 16, 224x224 (images/s)
+
+Every figure is from the device counters of one run after a warm-up (modeled cycles at the
+preset's clock); results are compared with CPU JAX where it is cheap (the llama and resnet
+sections only check that outputs are finite: they are figures, not tests).
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+LEVELS = (0, 1, 2)
+PUBLISHED = {  # tt-metal, n150 (models/tt_transformers/PERF.md, models/README.md)
+    "llama_tok_s_user": 84.7,      # Llama-3.2-1B decode, bfp8 MLP + bf16 attention weights, batch 1
+    "resnet_img_s": 4700.0,        # ResNet-50 224x224, batch 16
+    "matmul_tflops_hifi4": 54.3,   # bf16 16384^3 at HiFi4
+}
+
+
+def _device():
+    import tt_xla
+    return tt_xla.client().devices()[0].runtime_device
+
+
+def modeled(fn, args, level: int = 0, device=None, reps: int = 1):
+    """(outputs, device counters over `reps` calls after one warm-up call) of `fn` compiled at
+    `level` for `device` (None: the default client's; else a preset name or device file)."""
+    import tt_xla
+    if device is None:
+        f = tt_xla.jit(fn, compiler_options={"optimization_level": level})
+    else:
+        exe = tt_xla.compile(tt_xla.jit(fn).lower(*args).as_text(),
+                             compiler_options={"optimization_level": level}, device=device)
+        f = lambda *a: exe(*a)  # noqa: E731
+    out = f(*args)
+    dev = tt_xla.client(device).devices()[0].runtime_device
+    dev.reset_counters()
+    for _ in range(reps):
+        out = f(*args)
+    return out, dev.counters()
+
+
+def dram(c: dict) -> int:
+    """DRAM bytes the cores moved (DMA less what went over the NoC to SRAM-placed tensors)."""
+    return c["dma_bytes"] - c["noc_bytes"]
+
+
+# ---------------------------------------------------------------------------- sections
+def activations() -> list[str]:
+    import jax
+    import jax.numpy as jnp
+    x = np.random.default_rng(0).standard_normal(1 << 22, dtype=np.float32) * 2
+    fns = {"relu": jax.nn.relu, "elu": jax.nn.elu,
+           "elu_composite": lambda v: jax.nn.relu(v) - jax.nn.relu(1 - jnp.exp(v))}
+    lines = ["activations (modeled cycles, f32[4M]):"]
+    for level in LEVELS:
+        cyc = {k: modeled(f, (x,), level)[1]["modeled_cycles"] for k, f in fns.items()}
+        lines.append(f"  level {level}: relu {cyc['relu']:,}  elu {cyc['elu']:,}  composite {cyc['elu_composite']:,}"
+                     f"  ELU/ReLU {cyc['elu'] / cyc['relu']:.2f}  ELU/composite {cyc['elu'] / cyc['elu_composite']:.2f}")
+    return lines
+
+
+def fusion() -> list[str]:
+    import jax
+    import jax.numpy as jnp
+    rng = np.random.default_rng(1)
+    a, b, c = (rng.standard_normal((1000, 1000), dtype=np.float32) for _ in range(3))
+    graphs = {"gelu(a*b+c)": (lambda a, b, c: jax.nn.gelu(a * b + c), (a, b, c)),
+              "tanh(a)+sin(b)*c, exp(a)": (lambda a, b, c: (jnp.tanh(a) + jnp.sin(b) * c, jnp.exp(a)), (a, b, c)),
+              "where(a>0, b, c)**2": (lambda a, b, c: jnp.where(a > 0, b, c) ** 2, (a, b, c))}
+    lines = ["fusion efficiency (modeled DRAM bytes / (inputs + outputs)):"]
+    for name, (fn, args) in graphs.items():
+        for level in LEVELS:
+            out, cnt = modeled(fn, args, level)
+            outs = out if isinstance(out, tuple) else (out,)
+            io = sum(v.nbytes for v in args) + sum(np.asarray(o).nbytes for o in outs)
+            lines.append(f"  {name:<26} level {level}: {dram(cnt):,} / {io:,} = {io / dram(cnt):.2f}")
+    return lines
+
+
+def placement() -> list[str]:
+    import jax
+    from .suite import _transformer
+    init, make_step = _transformer(seq=128, d=128, heads=4, mlp=512, layers=1)
+    ps, x, y = init(np.random.default_rng(0))
+    lines = ["transformer block (seq 128, d 128, 4 heads, mlp 512, f32): modeled DRAM bytes by level"]
+    for grad in (False, True):
+        fn = make_step(grad)
+        ref = jax.tree_util.tree_leaves(jax.jit(fn)(ps, x, y))
+        got, cnt = {}, {}
+        for level in LEVELS:
+            out, cnt[level] = modeled(fn, (ps, x, y), level)
+            got[level] = [np.asarray(v) for v in jax.tree_util.tree_leaves(out)]
+        same = all(all(np.array_equal(a, b) for a, b in zip(got[0], got[lv])) for lv in LEVELS)
+        err = max(float(np.max(np.abs(g - np.asarray(r)))) for g, r in zip(got[2], ref))
+        name = "value_and_grad" if grad else "forward"
+        for level in LEVELS:
+            c = cnt[level]
+            lines.append(f"  {name:<14} level {level}: DRAM DMA {dram(c):>11,}  NoC {c['noc_bytes']:>11,}  declared "
+                         f"{c['dram_bytes_read'] + c['dram_bytes_written']:>11,}  modeled {c['modeled_cycles'] / 1e3:8.1f} us"
+                         f"  level 0 / this: {dram(cnt[0]) / dram(c):.2f}x")
+        lines.append(f"  {name:<14} results identical at every level: {same}; max |tt - CPU JAX| {err:.2e}")
+    return lines
+
+
+def _matmul_fraction(n: int, device=None) -> tuple[float, float, int]:
+    import jax.numpy as jnp
+    import ml_dtypes
+    import tt_xla
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((n, n), dtype=np.float32).astype(ml_dtypes.bfloat16)
+    b = rng.standard_normal((n, n), dtype=np.float32).astype(ml_dtypes.bfloat16)
+    _, c = modeled(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32), (a, b), 0, device)
+    cfg = tt_xla.client(device).devices()[0].runtime_device.config
+    peak = cfg.ncores * 2 * 32 ** 3 / cfg.matrix_tile_cycles_bf16  # flop per cycle
+    flop_per_cycle = 2 * n ** 3 / c["modeled_cycles"]
+    return flop_per_cycle / peak, flop_per_cycle * cfg.clock_ghz / 1e3, c["modeled_cycles"]
+
+
+def matmul() -> list[str]:
+    import json
+    import os
+    import tempfile
+    frac, tflops, cyc = _matmul_fraction(2048)
+    lines = ["matmul (modeled):",
+             f"  2048^3 bf16 on n150 (HiFi2): {cyc:,} cycles, {tflops:.1f} TFLOP/s, {frac:.2f} of the matrix engine's peak"]
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "n150_hifi4.json")
+        with open(path, "w") as f:
+            json.dump({"name": "n150-hifi4", "base": "n150", "math_fidelity": {"f32": "HiFi4", "bf16": "HiFi4"}}, f)
+        frac4, tflops4, cyc4 = _matmul_fraction(4096, path)
+    pub = PUBLISHED["matmul_tflops_hifi4"]
+    lines.append(f"  4096^3 bf16 on n150 at HiFi4: {tflops4:.1f} TFLOP/s ({frac4:.2f} of peak); published 16384^3 "
+                 f"HiFi4: {pub} TFLOP/s -> modeled / published {tflops4 / pub:.2f}")
+    return lines
+
+
+# ---------------------------------------------------------------------------- validation models
+BFP8_BYTES = 1 + 1 / 16  # bfloat8_b: a sign and 7-bit mantissa per value, an 8-bit exponent per 16
+LLAMA_1B = dict(layers=16, d=2048, heads=32, kv_heads=8, head_dim=64, mlp=8192, vocab=128256)
+
+
+def llama_decode_fn(cfg: dict, ctx: int):
+    """One decode step of a Llama-3.2-1B-shaped decoder (RMSNorm, RoPE, GQA with a KV cache of
+    `ctx` positions updated in place by dynamic_update_slice, SwiGLU MLP, tied LM head), batch 1.
+    (params, token[1] int32, pos int32, k_cache, v_cache) -> (logits, k_cache, v_cache)."""
+    import jax
+    import jax.numpy as jnp
+    L, d, H, KV, hd = cfg["layers"], cfg["d"], cfg["heads"], cfg["kv_heads"], cfg["head_dim"]
+
+    def rms(x, g):
+        x32 = x.astype(jnp.float32)
+        return (x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + 1e-5)).astype(jnp.bfloat16) * g
+
+    def rope(x, pos):  # x [heads, hd]
+        inv = 1.0 / (500000.0 ** (jnp.arange(0, hd, 2, dtype=jnp.float32) / hd))
+        ang = pos.astype(jnp.float32) * inv
+        c, s = jnp.cos(ang), jnp.sin(ang)
+        x1, x2 = x[:, 0::2].astype(jnp.float32), x[:, 1::2].astype(jnp.float32)
+        return jnp.stack([x1 * c - x2 * s, x1 * s + x2 * c], -1).reshape(x.shape).astype(jnp.bfloat16)
+
+    def mm(x, w):
+        return jnp.matmul(x, w, preferred_element_type=jnp.float32).astype(jnp.bfloat16)
+
+    def step(p, token, pos, kc, vc):
+        x = p["embed"][token]                                   # [1, d]
+        mask = jnp.arange(ctx) <= pos
+        for i in range(L):
+            w = p["layers"][i]
+            h = rms(x, w["ln1"])
+            q = rope(mm(h, w["wq"]).reshape(H, hd), pos)
+            k = rope(mm(h, w["wk"]).reshape(KV, hd), pos)
+            v = mm(h, w["wv"]).reshape(KV, hd)
+            kc = jax.lax.dynamic_update_slice(kc, k[None, :, None, :], (i, 0, pos, 0))
+            vc = jax.lax.dynamic_update_slice(vc, v[None, :, None, :], (i, 0, pos, 0))
+            qg = q.reshape(KV, H // KV, hd)
+            s = jnp.einsum("gqd,gkd->gqk", qg, kc[i], preferred_element_type=jnp.float32) / np.float32(np.sqrt(hd))
+            a = jax.nn.softmax(jnp.where(mask, s, -jnp.inf), -1).astype(jnp.bfloat16)
+            o = jnp.einsum("gqk,gkd->gqd", a, vc[i], preferred_element_type=jnp.float32).astype(jnp.bfloat16)
+            x = x + mm(o.reshape(1, H * hd), w["wo"])
+            h = rms(x, w["ln2"])
+            x = x + mm(jax.nn.silu(mm(h, w["w1"])) * mm(h, w["w3"]), w["w2"])
+        x = rms(x, p["norm"])
+        logits = jnp.matmul(x, p["embed"].T, preferred_element_type=jnp.float32)
+        return logits, kc, vc
+
+    return step
+
+
+def llama_params(cfg: dict, rng) -> dict:
+    """Random bf16 weights. One layer's arrays are bound for every layer (the modeled DRAM
+    traffic counts each layer's reads alike; the host keeps one copy)."""
+    import ml_dtypes
+    d, H, KV, hd, m = cfg["d"], cfg["heads"], cfg["kv_heads"], cfg["head_dim"], cfg["mlp"]
+
+    def w(*shape):
+        return (rng.standard_normal(shape, dtype=np.float32) / np.sqrt(shape[0])).astype(ml_dtypes.bfloat16)
+    one = dict(ln1=np.ones(d, ml_dtypes.bfloat16), ln2=np.ones(d, ml_dtypes.bfloat16),
+               wq=w(d, H * hd), wk=w(d, KV * hd), wv=w(d, KV * hd), wo=w(H * hd, d),
+               w1=w(d, m), w3=w(d, m), w2=w(m, d))
+    embed = np.empty((cfg["vocab"], d), ml_dtypes.bfloat16)
+    for r in range(0, cfg["vocab"], 8192):  # in pieces: no 1 GiB f32 temporary
+        embed[r:r + 8192] = (rng.standard_normal((min(8192, cfg["vocab"] - r), d), dtype=np.float32) * 0.02)
+    return dict(embed=embed, norm=np.ones(d, ml_dtypes.bfloat16), layers=[one] * cfg["layers"])
+
+
+def llama(steps: int = 3, ctx: int = 256, level: int = 2) -> list[str]:
+    import ml_dtypes
+    import tt_xla
+    cfg = LLAMA_1B
+    t0 = time.perf_counter()
+    p = llama_params(cfg, np.random.default_rng(3))
+    step = tt_xla.jit(llama_decode_fn(cfg, ctx), compiler_options={"optimization_level": level})
+    kc = np.zeros((cfg["layers"], cfg["kv_heads"], ctx, cfg["head_dim"]), ml_dtypes.bfloat16)
+    vc = np.zeros_like(kc)
+    dev = _device()
+    tok = np.array([1], np.int32)
+    logits, kc, vc = step(p, tok, np.int32(0), kc, vc)  # compile + first token
+    t1 = time.perf_counter()
+    dev.reset_counters()
+    for i in range(steps):
+        logits, kc, vc = step(p, tok, np.int32(1 + i), kc, vc)
+        tok = np.asarray(np.argmax(np.asarray(logits), -1), np.int32)
+    c = dev.counters()
+    cyc = c["modeled_cycles"] / steps
+    clock = dev.config.clock_ghz
+    tps = clock * 1e9 / cyc
+    weights = sum(v.nbytes for k, v in p["layers"][0].items()) * cfg["layers"] + p["embed"].nbytes
+    bw = dev.config.dram_bytes_per_cycle * clock
+    pub = PUBLISHED["llama_tok_s_user"]
+    launches = c["kernels_launched"] / steps
+    finite = bool(np.isfinite(np.asarray(logits)).all())
+    mlp = sum(p["layers"][0][k].nbytes for k in ("w1", "w2", "w3")) * cfg["layers"]
+    saved = mlp * (1 - BFP8_BYTES / 2)
+    tps_bfp8 = clock * 1e9 / (cyc - saved / dev.config.dram_bytes_per_cycle)
+    return [f"Llama-3.2-1B-shaped decode on n150 (bf16 weights, batch 1, ctx {ctx}, level {level}, {steps} steps; "
+            f"host {time.perf_counter() - t1:.1f} s, setup+compile {t1 - t0:.1f} s):",
+            f"  modeled {cyc / (clock * 1e6):.2f} ms/token = {tps:.1f} tok/s/user; published {pub} (bfp8 MLP) -> "
+            f"modeled / published {tps / pub:.2f}",
+            f"  per token: {launches:.0f} launches ({launches * dev.config.launch_cycles / (clock * 1e6):.2f} ms of launch "
+            f"cost), DRAM DMA {dram(c) / steps / 1e9:.3f} GB (weights {weights / 1e9:.3f} GB; bandwidth-only bound "
+            f"{bw * 1e9 / weights:.1f} tok/s at {bw:.0f} GB/s), logits finite: {finite}",
+            f"  bfp8 MLP (not built: an estimate from bytes alone) would store the MLP's {mlp / 1e9:.3f} GB in "
+            f"{mlp * BFP8_BYTES / 2 / 1e9:.3f} GB: {saved / 1e9:.3f} GB less per token at {bw:.0f} GB/s -> about "
+            f"{tps_bfp8:.1f} tok/s/user, modeled / published {tps_bfp8 / pub:.2f}"]
+
+
+def resnet50_fn():
+    """ResNet-50's layer shapes (bottleneck blocks 3-4-6-3, widths 64..512 x4), inference, with
+    batch norm folded into per-channel scale and bias; NHWC bf16 activations, f32 accumulation."""
+    import jax
+    import jax.numpy as jnp
+
+    def conv(x, w, stride=1):
+        k = w.shape[0]
+        return jax.lax.conv_general_dilated(x, w, (stride, stride), [(k // 2, k // 2)] * 2,
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                            preferred_element_type=jnp.float32)
+
+    def cbr(x, p, stride=1, relu=True):
+        y = conv(x, p["w"], stride) * p["s"] + p["b"]
+        return (jax.nn.relu(y) if relu else y).astype(jnp.bfloat16)
+
+    def forward(params, x):
+        x = cbr(x, params["stem"], 2)
+        x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1),
+                                  [(0, 0), (1, 1), (1, 1), (0, 0)]).astype(jnp.bfloat16)
+        for stage in params["stages"]:
+            for j, blk in enumerate(stage):
+                stride = 2 if j == 0 and "down" in blk and blk["stride"] == 2 else 1
+                h = cbr(x, blk["c1"])
+                h = cbr(h, blk["c2"], stride)
+                h = cbr(h, blk["c3"], relu=False)
+                sc = cbr(x, blk["down"], stride, relu=False) if "down" in blk else x
+                x = jax.nn.relu(h + sc).astype(jnp.bfloat16)
+        pooled = jnp.mean(x.astype(jnp.float32), (1, 2))
+        return pooled @ params["fc"]
+
+    return forward
+
+
+def resnet50_params(rng) -> dict:
+    import ml_dtypes
+
+    def cp(k, cin, cout):
+        w = (rng.standard_normal((k, k, cin, cout), dtype=np.float32) * np.sqrt(2 / (k * k * cin)))
+        return dict(w=w.astype(ml_dtypes.bfloat16), s=np.ones(cout, np.float32), b=np.zeros(cout, np.float32))
+    params = dict(stem=cp(7, 3, 64), stages=[])
+    cin = 64
+    for i, (n, width) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512))):
+        stage = []
+        for j in range(n):
+            blk = dict(c1=cp(1, cin, width), c2=cp(3, width, width), c3=cp(1, width, width * 4))
+            if j == 0:
+                blk["down"] = cp(1, cin, width * 4)
+                blk["stride"] = 1 if i == 0 else 2
+            stage.append(blk)
+            cin = width * 4
+        params["stages"].append(stage)
+    params["fc"] = (rng.standard_normal((2048, 1000), dtype=np.float32) * 0.01)
+    return params
+
+
+def resnet(batch: int = 16, level: int = 2) -> list[str]:
+    import ml_dtypes
+    import tt_xla
+    rng = np.random.default_rng(4)
+    params = resnet50_params(rng)
+    strides = [[b.pop("stride", None) for b in st] for st in params["stages"]]  # static, not an argument
+    fwd = resnet50_fn()
+
+    def model(p, x):
+        for st, ss in zip(p["stages"], strides):
+            for b, s in zip(st, ss):
+                if s is not None:
+                    b["stride"] = s
+        return fwd(p, x)
+    x = rng.standard_normal((batch, 224, 224, 3), dtype=np.float32).astype(ml_dtypes.bfloat16)
+    t0 = time.perf_counter()
+    f = tt_xla.jit(model, compiler_options={"optimization_level": level})
+    out = f(params, x)
+    t1 = time.perf_counter()
+    dev = _device()
+    rep = f.profile(params, x)
+    out, c = rep.result, rep.counters
+    clock = dev.config.clock_ghz
+    ips = batch * clock * 1e9 / c["modeled_cycles"]
+    pub = PUBLISHED["resnet_img_s"]
+    flops = 2 * 4.1e9 * batch  # ResNet-50 at 224x224: about 4.1 G multiply-adds per image
+    allowed = batch / pub * dev.config.dram_bytes_per_cycle * clock * 1e9  # DRAM bytes the published time allows
+    moves = sum(k.dma_bytes for k in rep.kernels if k.kind == "movement")  # im2col patches, pooling pads
+    mm = [k for k in rep.kernels if k.kind == "matmul"]
+    compute = sum(max(s["compute_cycles"] for s in k.core_stats) for k in mm)
+    return [f"ResNet-50-shaped CNN on n150 (batch {batch}, 224x224, bf16, level {level}; compile+first run "
+            f"{t1 - t0:.1f} s, host {time.perf_counter() - t1:.1f} s):",
+            f"  modeled {c['modeled_cycles'] / (clock * 1e6):.2f} ms/batch = {ips:,.0f} images/s; published {pub:,.0f} -> "
+            f"modeled / published {ips / pub:.2f}",
+            f"  {c['kernels_launched']} launches, DRAM DMA {dram(c) / 1e6:,.0f} MB (the published time allows at most "
+            f"{allowed / 1e6:,.0f} MB at peak bandwidth; {moves / 1e6:,.0f} MB by movement kernels: im2col patches), "
+            f"matmul compute {compute / (clock * 1e6):.2f} ms of the slowest cores "
+            f"(~{flops / (c['modeled_cycles'] / (clock * 1e9)) / 1e12:.1f} TFLOP/s of useful work), "
+            f"outputs finite: {bool(np.isfinite(np.asarray(out)).all())}"]
+
+
+SECTIONS = {"activations": activations, "fusion": fusion, "placement": placement, "matmul": matmul,
+            "llama": llama, "resnet": resnet}
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(SECTIONS)
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        print(f"unknown section(s) {unknown}; known: {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    for n in names:
+        t = time.perf_counter()
+        for line in SECTIONS[n]():
+            print(line, flush=True)
+        print(f"  ({n}: {time.perf_counter() - t:.1f} s on the host)\n", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
