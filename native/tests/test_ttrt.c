@@ -667,7 +667,7 @@ static void test_matmul_packed_b_reuse(const tt__engine *engine) {
   enum { M = 40, N = 70, K = 300, LDA = K + 1 };
   void *sram = aligned_alloc(64, 1499136);
   uint64_t cnt[TT_CORE_NCOUNTERS] = {0};
-  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL};
+  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, NULL, NULL, {NULL, NULL}, {NULL, NULL}};
   tt__engine_bind(&core, engine);
   float *A = malloc(M * LDA * 4), *B = malloc(K * N * 4), *C = malloc(M * N * 4);
   uint16_t *Ah = malloc(M * LDA * 2), *Bh = malloc(K * N * 2);
