@@ -69,3 +69,18 @@ def test_harness_edges_reach_float_inputs_only() -> None:
     ef, ei = with_edges([f, i])
     assert np.isnan(ef).sum() == 1 and np.isposinf(ef).sum() == 1 and np.signbit(ef[ef == 0]).any()
     assert (ei == i).all() and (f == 1).all()  # ints untouched, the input not modified in place
+
+
+def test_unstable_sort_ties_may_come_out_in_either_order() -> None:
+    from tools.outcome import same_up_to_tie_order
+
+    keys = np.array([0, 0, 1, 1], np.int32)
+    want = [keys, np.array([1.0, 2.0, 3.0, 4.0], np.float32)]
+    swapped = [keys, np.array([2.0, 1.0, 4.0, 3.0], np.float32)]  # within the runs of equal keys
+    moved = [keys, np.array([3.0, 2.0, 1.0, 4.0], np.float32)]    # 3.0 left its run
+    other_keys = [np.array([0, 1, 0, 1], np.int32), want[1]]
+    assert same_up_to_tie_order(swapped, want, 0, 1)
+    assert not same_up_to_tie_order(moved, want, 0, 1)
+    assert not same_up_to_tie_order(other_keys, want, 0, 1)
+    two_d = [np.stack([keys, keys]), np.stack([want[1], swapped[1]])]
+    assert same_up_to_tie_order([two_d[0].T, two_d[1].T[:, ::-1]], [two_d[0].T, two_d[1].T], 0, 1)
