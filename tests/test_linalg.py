@@ -1,0 +1,86 @@
+"""Linear algebra (compiler/linalg.py): the LAPACK custom_calls jax exports, against CPU JAX."""
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+import numpy as np
+import pytest
+from jax import lax
+
+import tt_xla
+
+rng = np.random.default_rng(0)
+
+
+def spd(shape, dtype=np.float32):
+    x = rng.standard_normal(shape)
+    return (x @ np.swapaxes(x, -1, -2) + shape[-1] * np.eye(shape[-1])).astype(dtype)
+
+
+def check(f, *args, rtol=1e-5, atol=1e-5):
+    with jax.enable_x64(any(a.dtype == np.float64 for a in args)):
+        want = np.asarray(jax.jit(f)(*args))
+        got = np.asarray(tt_xla.jit(f)(*args))
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (3, 7, 7), (2, 2, 33, 33), (1, 1), (0, 0), (2, 0, 0), (0, 3, 3)])
+def test_cholesky(shape):
+    check(jnp.linalg.cholesky, spd(shape) if 0 not in shape else np.zeros(shape, np.float32), rtol=1e-4)
+
+
+def test_cholesky_f64():
+    check(jnp.linalg.cholesky, spd((2, 9, 9), np.float64), rtol=1e-12, atol=1e-12)
+
+
+def test_cholesky_upper_and_not_positive_definite():
+    a = spd((3, 6, 6))
+    a[1, 3, 3] = -50.0  # not positive definite: jax turns that matrix into NaN (info > 0)
+    a[2, 0, 0] = np.nan
+    check(jnp.linalg.cholesky, a, rtol=1e-4)
+    check(lambda x: jsl.cholesky(x, lower=False), a, rtol=1e-4)
+    check(lambda x: jsl.cholesky(x, lower=True), spd((4, 4)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("lower", [True, False])
+@pytest.mark.parametrize("trans", [0, 1])
+@pytest.mark.parametrize("unit", [False, True])
+def test_solve_triangular(lower, trans, unit):
+    a = spd((3, 6, 6)) / 6 + np.eye(6, dtype=np.float32)
+    b = rng.standard_normal((3, 6, 2)).astype(np.float32)
+    check(lambda a, b: jsl.solve_triangular(a, b, lower=lower, trans=trans, unit_diagonal=unit), a, b,
+          rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("lower", [True, False])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_triangular_solve_right_side(lower, transpose):
+    a = spd((7, 7)) / 7 + np.eye(7, dtype=np.float32)
+    b = rng.standard_normal((3, 7)).astype(np.float32)
+    check(lambda a, b: lax.linalg.triangular_solve(a, b, left_side=False, lower=lower, transpose_a=transpose),
+          a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_solve_triangular_vector_f64_empty_and_singular():
+    a = spd((5, 5), np.float64)
+    check(lambda a, b: jsl.solve_triangular(a, b, lower=True), a, rng.standard_normal(5), rtol=1e-12, atol=1e-12)
+    check(lambda a, b: jsl.solve_triangular(a, b), np.zeros((0, 0), np.float32), np.zeros((0, 3), np.float32))
+    s = np.tril(spd((4, 4)))
+    s[2, 2] = 0.0  # a zero pivot gives inf/NaN as LAPACK's trsm does
+    check(lambda a, b: jsl.solve_triangular(a, b, lower=True), s, np.ones((4, 2), np.float32))
+
+
+def test_cho_solve_and_gaussian_process_loglik():
+    a, b = spd((8, 8)), rng.standard_normal((8, 3)).astype(np.float32)
+    check(lambda a, b: jsl.cho_solve(jsl.cho_factor(a, lower=True), b), a, b, rtol=1e-4, atol=1e-4)
+
+    def nll(k, y):
+        c = jnp.linalg.cholesky(k)
+        alpha = jsl.cho_solve((c, True), y)
+        return 0.5 * y @ alpha + jnp.sum(jnp.log(jnp.diag(c)))
+    check(nll, a, b[:, 0], rtol=1e-4, atol=1e-4)
+
+
+def test_unhandled_target_names_target_and_line():
+    with pytest.raises(tt_xla.UnsupportedError, match=r"lapack_sgeqrf_ffi.*test_linalg.py"):
+        tt_xla.jit(jnp.linalg.qr)(np.eye(3, dtype=np.float32))

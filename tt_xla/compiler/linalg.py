@@ -1,0 +1,271 @@
+"""Linear algebra: the LAPACK custom_calls JAX's CPU export emits, as StableHLO loops.
+
+`jnp.linalg.cholesky`, `jax.scipy.linalg.solve_triangular` & co. export as
+`stablehlo.custom_call @lapack_<s|d>potrf_ffi` / `@lapack_<s|d>trsm_ffi` (num_batch_dims leading
+batch dims, column-major operand layouts, which are physical only: the op's meaning is on the
+logical tensors). Each one is expanded here, before inlining, into a private function written in
+ordinary StableHLO: a `while` over the columns whose body is dynamic slices, elementwise work and a
+rank-1 update of the whole trailing matrix (masked by iota compares, so shapes stay static). The
+loop becomes the runtime's control stream (control.py) and every piece is fused like any other
+graph; nothing in the runtime knows about linear algebra.
+
+Any other custom_call target is an UnsupportedError naming the target and the user's line.
+"""
+from __future__ import annotations
+
+import re
+
+from ..errors import UnsupportedError
+from ..hlo_parser import ir, parse_module
+
+_LAPACK = re.compile(r"lapack_([sd])(\w+?)_ffi$")
+HANDLED = ("potrf", "trsm")  # LAPACK routines expanded here (f32 's' and f64 'd')
+
+
+def handles(op: ir.Operation) -> bool:
+    """Whether `op` is an op this module expands (a custom_call of any target is claimed, so an
+    unknown target gets an error naming it rather than a generic one)."""
+    return op.name == "stablehlo.custom_call"
+
+
+def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
+    """The function computing `op` (same operands and results), parsed from StableHLO text;
+    every op in it (and any error about it) carries `loc`, the user's line of the call."""
+    target = str(op.attributes.get("call_target_name", "?"))
+    m = _LAPACK.match(target)
+    if not m or m.group(2) not in HANDLED:
+        raise UnsupportedError(f"custom_call target @{target} is not supported by tt-xla", op.name, loc)
+    cfg = op.attributes.get("mhlo.backend_config", {}) or {}
+    flags = {k: chr(int(getattr(v, "value", v))) for k, v in dict(cfg).items()}
+    nb = int(dict(op.attributes.get("mhlo.frontend_attributes", {}) or {}).get("num_batch_dims", "0"))
+    types = [v.type for v in op.operands]
+    if any(not isinstance(t, ir.TensorType) or any(d is None for d in t.shape) for t in types):
+        raise UnsupportedError(f"@{target} on dynamic shapes", op.name, loc)
+    if nb != len(types[0].shape) - 2:
+        raise UnsupportedError(f"@{target} with {nb} batch dims on a rank-{len(types[0].shape)} operand",
+                               op.name, loc)
+    text = {"potrf": _potrf, "trsm": _trsm}[m.group(2)](types, flags)
+    fn = parse_module(text, f"<linalg {target}>").functions["main"]
+    _relocate(fn.body, loc)
+    return fn
+
+
+def _relocate(block: ir.Block, loc: ir.Location | None) -> None:
+    for o in block.ops:
+        o.loc = loc
+        for r in o.regions:
+            for b in r.blocks:
+                _relocate(b, loc)
+
+
+# --------------------------------------------------------------------------- text emitter
+def _t(shape: tuple[int, ...], el: str) -> str:
+    return "tensor<" + "".join(f"{d}x" for d in shape) + el + ">"
+
+
+class _Fn:
+    """Straight-line StableHLO text with fresh SSA names; `scalar` constants are cached."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.n = 0
+
+    def __call__(self, text: str) -> str:
+        self.n += 1
+        name = f"%v{self.n}"
+        self.lines.append(f"{name} = {text}")
+        return name
+
+    def const(self, value: str, el: str, shape: tuple[int, ...] = ()) -> str:
+        c = self(f"stablehlo.constant dense<{value}> : {_t((), el)}")
+        return self.bcast(c, (), el, shape, ()) if shape else c
+
+    def bcast(self, x: str, src: tuple[int, ...], el: str, shape: tuple[int, ...], dims: tuple[int, ...]) -> str:
+        return self(f"stablehlo.broadcast_in_dim {x}, dims = [{', '.join(map(str, dims))}] : "
+                    f"({_t(src, el)}) -> {_t(shape, el)}")
+
+    def iota(self, shape: tuple[int, ...], dim: int) -> str:
+        return self(f"stablehlo.iota dim = {dim} : {_t(shape, 'i32')}")
+
+    def cmp(self, d: str, a: str, b: str, shape: tuple[int, ...], el: str) -> str:
+        kind = "FLOAT" if el.startswith("f") else "SIGNED"
+        return self(f"stablehlo.compare {d}, {a}, {b}, {kind} : ({_t(shape, el)}, {_t(shape, el)}) -> {_t(shape, 'i1')}")
+
+    def sel(self, p: str, a: str, b: str, shape: tuple[int, ...], el: str) -> str:
+        return self(f"stablehlo.select {p}, {a}, {b} : {_t(shape, 'i1')}, {_t(shape, el)}")
+
+    def bin(self, op: str, a: str, b: str, shape: tuple[int, ...], el: str) -> str:
+        return self(f"stablehlo.{op} {a}, {b} : {_t(shape, el)}")
+
+    def un(self, op: str, a: str, shape: tuple[int, ...], el: str) -> str:
+        return self(f"stablehlo.{op} {a} : {_t(shape, el)}")
+
+    def transpose_last(self, a: str, shape: tuple[int, ...], el: str) -> str:
+        r = len(shape)
+        perm = list(range(r - 2)) + [r - 1, r - 2]
+        out = tuple(shape[p] for p in perm)
+        return self(f"stablehlo.transpose {a}, dims = [{', '.join(map(str, perm))}] : ({_t(shape, el)}) -> {_t(out, el)}")
+
+    def reverse(self, a: str, dims: list[int], shape: tuple[int, ...], el: str) -> str:
+        return self(f"stablehlo.reverse {a}, dims = [{', '.join(map(str, dims))}] : {_t(shape, el)}")
+
+    def dslice(self, a: str, shape: tuple[int, ...], el: str, starts: list[str], sizes: tuple[int, ...]) -> str:
+        its = ", ".join(["tensor<i32>"] * len(starts))
+        return self(f"stablehlo.dynamic_slice {a}, {', '.join(starts)}, sizes = [{', '.join(map(str, sizes))}] : "
+                    f"({_t(shape, el)}, {its}) -> {_t(sizes, el)}")
+
+    def dupdate(self, a: str, u: str, shape: tuple[int, ...], ushape: tuple[int, ...], el: str,
+                starts: list[str]) -> str:
+        its = ", ".join(["tensor<i32>"] * len(starts))
+        return self(f"stablehlo.dynamic_update_slice {a}, {u}, {', '.join(starts)} : "
+                    f"({_t(shape, el)}, {_t(ushape, el)}, {its}) -> {_t(shape, el)}")
+
+
+def _module(args: list[str], results: list[str], body: list[str], rets: list[str]) -> str:
+    sig = ", ".join(f"%arg{i}: {t}" for i, t in enumerate(args))
+    return (f"func.func public @main({sig}) -> ({', '.join(results)}) {{\n  " + "\n  ".join(body) +
+            f"\n  return {', '.join(rets)} : {', '.join(results)}\n}}\n")
+
+
+def _loop(f: _Fn, n: int, carried: list[tuple[str, str]], body, empty: bool = False) -> list[str]:
+    """`for j in range(n)` as a stablehlo.while; `body(g, j, names)` emits the step into a fresh
+    emitter and returns the new carried names. Returns the loop's results' names. An `empty`
+    problem (a zero dim anywhere) runs no step, so none is emitted."""
+    if empty or n == 0:
+        return [v for v, _ in carried]
+    k = len(carried) + 1
+    types = ["tensor<i32>"] + [t for _, t in carried]
+    zero = f.const("0", "i32")
+    res = f"%w{f.n + 1}"
+    f.n += 1
+    inits = ", ".join(f"%c{f.n}_{i} = {v}" for i, v in enumerate([zero] + [v for v, _ in carried]))
+    cond = _Fn()
+    cond.n = f.n * 1000
+    lim = cond.const(str(n), "i32")
+    p = cond(f"stablehlo.compare LT, %c{f.n}_0, {lim}, SIGNED : (tensor<i32>, tensor<i32>) -> tensor<i1>")
+    g = _Fn()
+    g.n = f.n * 1000 + 500
+    names = [f"%c{f.n}_{i}" for i in range(k)]
+    new = body(g, names[0], names[1:])
+    one = g.const("1", "i32")
+    nj = g.bin("add", names[0], one, (), "i32")
+    f.lines.append(
+        f"{res}:{k} = stablehlo.while({inits}) : {', '.join(types)}\n   cond {{\n    " + "\n    ".join(cond.lines) +
+        f"\n    stablehlo.return {p} : tensor<i1>\n   }} do {{\n    " + "\n    ".join(g.lines) +
+        f"\n    stablehlo.return {', '.join([nj] + new)} : {', '.join(types)}\n   }}")
+    return [f"{res}#{i}" for i in range(1, k)]
+
+
+# --------------------------------------------------------------------------- potrf (Cholesky)
+def _potrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
+    """LAPACK ?potrf: the Cholesky factor of the triangle `uplo` names (the other triangle of the
+    output is the input's, as LAPACK leaves it) and `info` per matrix: 0, or j+1 for the first
+    column j whose pivot is not positive (or is NaN). Unblocked right-looking: column j of L is
+    the working matrix's column j over sqrt of its pivot, then a rank-1 update of all of it."""
+    (a_t,) = types
+    shape, el = tuple(a_t.shape), a_t.element
+    bs, n = shape[:-2], shape[-1]
+    r = len(shape)
+    upper = flags.get("uplo", "L") == "U"
+    f = _Fn()
+    a = "%arg0"
+    row, col = f.iota(shape, r - 2), f.iota(shape, r - 1)
+    # the symmetric matrix the named triangle stands for (an upper factor U is L^T of it)
+    keep = f.cmp("GE" if not upper else "LE", row, col, shape, "i32")
+    at = f.transpose_last(a, shape, el)
+    s = f.sel(keep, a, at, shape, el)
+    zero = f.const("0", el, shape)
+    info0 = f.const("0", "i32", bs)
+    bshape = bs + (1, 1)
+    cshape = bs + (n, 1)
+
+    def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
+        w, lo, info = cur
+        z = [g.const("0", "i32")] * len(bs)
+        d = g.dslice(w, shape, el, z + [j, j], bshape)
+        c = g.dslice(w, shape, el, z + [g.const("0", "i32"), j], cshape)
+        gz = g.const("0", el, bshape)
+        ok = g.cmp("GT", d, gz, bshape, el)  # false for NaN too
+        info_b = g(f"stablehlo.reshape {ok} : ({_t(bshape, 'i1')}) -> {_t(bs, 'i1')}")
+        first = g.cmp("EQ", info, g.const("0", "i32", bs), bs, "i32")
+        bad = g.bin("and", first, g.un("not", info_b, bs, "i1"), bs, "i1")
+        jj = g.bin("add", g.bcast(j, (), "i32", bs, ()), g.const("1", "i32", bs), bs, "i32")
+        info = g.sel(bad, jj, info, bs, "i32")
+        sq = g.un("sqrt", d, bshape, el)
+        sqc = g.bcast(sq, bshape, el, cshape, tuple(range(r)))
+        ri = g.iota(cshape, r - 2)
+        jc = g.bcast(j, (), "i32", cshape, ())
+        below = g.cmp("GT", ri, jc, cshape, "i32")
+        at_j = g.cmp("EQ", ri, jc, cshape, "i32")
+        zc = g.const("0", el, cshape)
+        lcol = g.sel(below, g.bin("divide", c, sqc, cshape, el), g.sel(at_j, sqc, zc, cshape, el), cshape, el)
+        lc = g.bcast(lcol, cshape, el, shape, tuple(range(r - 1)))
+        lr = g.bcast(lcol, cshape, el, shape, tuple(range(r - 2)) + (r - 1, r - 2))
+        w = g.bin("subtract", w, g.bin("multiply", lc, lr, shape, el), shape, el)
+        lo = g.dupdate(lo, lcol, shape, cshape, el, z + [g.const("0", "i32"), j])
+        return [w, lo, info]
+
+    _, lo, info = _loop(f, n, [(s, _t(shape, el)), (zero, _t(shape, el)), (info0, _t(bs, "i32"))], step,
+                        0 in shape)
+    if upper:
+        lo = f.transpose_last(lo, shape, el)
+    out = f.sel(keep, lo, a, shape, el)
+    return _module([_t(shape, el)], [_t(shape, el), _t(bs, "i32")], f.lines, [out, info])
+
+
+# --------------------------------------------------------------------------- trsm (triangular solve)
+def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
+    """BLAS ?trsm: X with op(A) X = B (side L) or X op(A) = B (side R), op(A) = A or A^T
+    (trans_x N/T/C; real, so C is T), A's `uplo` triangle only, unit diagonal if diag = U. Every
+    case is brought to a lower-triangular left solve: a right solve is the left solve of the
+    transposes, an upper one the lower one with rows and columns reversed. Forward
+    substitution, one row of X per step with a rank-1 update of the rows below it."""
+    a_t, b_t = types
+    el = a_t.element
+    ashape, bshape = tuple(a_t.shape), tuple(b_t.shape)
+    r = len(ashape)
+    bs, n = ashape[:-2], ashape[-1]
+    f = _Fn()
+    a, b = "%arg0", "%arg1"
+    row, col = f.iota(ashape, r - 2), f.iota(ashape, r - 1)
+    lower = flags.get("uplo", "L") == "L"
+    a = f.sel(f.cmp("GE" if lower else "LE", row, col, ashape, "i32"), a, f.const("0", el, ashape), ashape, el)
+    if flags.get("diag", "N") == "U":
+        a = f.sel(f.cmp("EQ", row, col, ashape, "i32"), f.const("1", el, ashape), a, ashape, el)
+    if flags.get("trans_x", "N") in ("T", "C"):
+        a, lower = f.transpose_last(a, ashape, el), not lower
+    left = flags.get("side", "L") == "L"
+    if not left:  # X M = B  <=>  M^T X^T = B^T
+        a, lower = f.transpose_last(a, ashape, el), not lower
+        b = f.transpose_last(b, bshape, el)
+    xshape = bshape if left else bshape[:-2] + (bshape[-1], bshape[-2])
+    m = xshape[-1]
+    if not lower:  # P M P is lower for the reversal P; solve (PMP)(PX) = PB
+        a = f.reverse(a, [r - 2, r - 1], ashape, el)
+        b = f.reverse(b, [r - 2], xshape, el)
+    rshape, cshape, dshape = bs + (1, m), bs + (n, 1), bs + (1, 1)
+
+    def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
+        (x,) = cur
+        z = [g.const("0", "i32")] * len(bs)
+        zero = g.const("0", "i32")
+        xr = g.dslice(x, xshape, el, z + [j, zero], rshape)
+        d = g.dslice(a, ashape, el, z + [j, j], dshape)
+        xr = g.bin("divide", xr, g.bcast(d, dshape, el, rshape, tuple(range(r))), rshape, el)
+        c = g.dslice(a, ashape, el, z + [zero, j], cshape)
+        below = g.cmp("GT", g.iota(cshape, r - 2), g.bcast(j, (), "i32", cshape, ()), cshape, "i32")
+        # only rows below j and only where x[j] != 0 are updated, as BLAS does: a 0 * inf from
+        # a singular pivot must not turn the rows already solved (or a zero column) into NaN
+        xb = g.bcast(xr, rshape, el, xshape, tuple(range(r)))
+        live = g.bin("and", g.bcast(below, cshape, "i1", xshape, tuple(range(r))),
+                     g.cmp("NE", xb, g.const("0", el, xshape), xshape, el), xshape, "i1")
+        upd = g.bin("multiply", g.bcast(c, cshape, el, xshape, tuple(range(r))), xb, xshape, el)
+        x = g.sel(live, g.bin("subtract", x, upd, xshape, el), x, xshape, el)
+        return [g.dupdate(x, xr, xshape, rshape, el, z + [j, zero])]
+
+    (x,) = _loop(f, n, [(b, _t(xshape, el))], step, 0 in ashape + xshape)
+    if not lower:
+        x = f.reverse(x, [r - 2], xshape, el)
+    if not left:
+        x = f.transpose_last(x, xshape, el)
+    return _module([_t(ashape, el), _t(bshape, el)], [_t(bshape, el)], f.lines, [x])
