@@ -84,3 +84,29 @@ def test_cho_solve_and_gaussian_process_loglik():
 def test_unhandled_target_names_target_and_line():
     with pytest.raises(tt_xla.UnsupportedError, match=r"lapack_sgeqrf_ffi.*test_linalg.py"):
         tt_xla.jit(jnp.linalg.qr)(np.eye(3, dtype=np.float32))
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (5, 3), (3, 5), (2, 7, 7), (1, 1), (0, 0), (2, 0, 0)])
+def test_lu(shape):
+    a = rng.standard_normal(shape).astype(np.float32)
+    for i in range(3):  # lu, pivots (exactly), permutation (exactly)
+        check(lambda x: jax.lax.linalg.lu(x)[i], a, rtol=1e-5, atol=1e-5)
+
+
+def test_lu_singular_and_f64():
+    a = rng.standard_normal((4, 4))
+    a[:, 2] = 0.0  # singular: LAPACK still finishes (info > 0) and jax keeps the factors
+    check(lambda x: jax.lax.linalg.lu(x)[0], a.astype(np.float32))
+    check(lambda x: jax.lax.linalg.lu(x)[0], a, rtol=1e-12, atol=1e-12)
+    check(lambda x: jsl.lu_factor(x)[1], a)
+    check(jnp.linalg.det, np.zeros((3, 3), np.float32))
+
+
+@pytest.mark.parametrize("fn", ["solve", "inv", "det", "slogdet", "lu_solve"])
+def test_lu_users(fn):
+    a = rng.standard_normal((3, 6, 6)).astype(np.float32)
+    b = rng.standard_normal((3, 6, 2)).astype(np.float32)
+    f = {"solve": jnp.linalg.solve, "inv": lambda a, b: jnp.linalg.inv(a), "det": lambda a, b: jnp.linalg.det(a),
+         "slogdet": lambda a, b: jnp.stack(jnp.linalg.slogdet(a)),
+         "lu_solve": lambda a, b: jsl.lu_solve(jsl.lu_factor(a[0]), b[0])}[fn]
+    check(f, a, b, rtol=1e-4, atol=1e-4)

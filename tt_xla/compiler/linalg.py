@@ -17,9 +17,10 @@ import re
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir, parse_module
+from ..hlo_parser.verify import verify
 
 _LAPACK = re.compile(r"lapack_([sd])(\w+?)_ffi$")
-HANDLED = ("potrf", "trsm")  # LAPACK routines expanded here (f32 's' and f64 'd')
+HANDLED = ("potrf", "trsm", "getrf")  # LAPACK routines expanded here (f32 's' and f64 'd')
 
 
 def handles(op: ir.Operation) -> bool:
@@ -44,8 +45,10 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
     if nb != len(types[0].shape) - 2:
         raise UnsupportedError(f"@{target} with {nb} batch dims on a rank-{len(types[0].shape)} operand",
                                op.name, loc)
-    text = {"potrf": _potrf, "trsm": _trsm}[m.group(2)](types, flags)
-    fn = parse_module(text, f"<linalg {target}>").functions["main"]
+    text = {"potrf": _potrf, "trsm": _trsm, "getrf": _getrf}[m.group(2)](types, flags)
+    module = parse_module(text, f"<linalg {target}>")
+    verify(module)  # the expansion is checked like the user's program it joins
+    fn = module.functions["main"]
     _relocate(fn.body, loc)
     return fn
 
@@ -99,6 +102,11 @@ class _Fn:
 
     def un(self, op: str, a: str, shape: tuple[int, ...], el: str) -> str:
         return self(f"stablehlo.{op} {a} : {_t(shape, el)}")
+
+    def reduce(self, op: str, x: str, init: str, shape: tuple[int, ...], el: str, dim: int) -> str:
+        out = shape[:dim] + shape[dim + 1:]
+        return self(f"stablehlo.reduce({x} init: {init}) applies stablehlo.{op} across dimensions = [{dim}] : "
+                    f"({_t(shape, el)}, {_t((), el)}) -> {_t(out, el)}")
 
     def transpose_last(self, a: str, shape: tuple[int, ...], el: str) -> str:
         r = len(shape)
@@ -199,7 +207,7 @@ def _potrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
         at_j = g.cmp("EQ", ri, jc, cshape, "i32")
         zc = g.const("0", el, cshape)
         lcol = g.sel(below, g.bin("divide", c, sqc, cshape, el), g.sel(at_j, sqc, zc, cshape, el), cshape, el)
-        lc = g.bcast(lcol, cshape, el, shape, tuple(range(r - 1)))
+        lc = g.bcast(lcol, cshape, el, shape, tuple(range(r)))
         lr = g.bcast(lcol, cshape, el, shape, tuple(range(r - 2)) + (r - 1, r - 2))
         w = g.bin("subtract", w, g.bin("multiply", lc, lr, shape, el), shape, el)
         lo = g.dupdate(lo, lcol, shape, cshape, el, z + [g.const("0", "i32"), j])
@@ -269,3 +277,76 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     if not left:
         x = f.transpose_last(x, xshape, el)
     return _module([_t(ashape, el), _t(bshape, el)], [_t(bshape, el)], f.lines, [x])
+
+
+# --------------------------------------------------------------------------- getrf (LU)
+def _getrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
+    """LAPACK ?getrf: P A = L U with partial pivoting, L (unit diagonal) and U packed in one
+    matrix, `ipiv` 1-based (row j was swapped with row ipiv[j] - 1) and `info` j+1 for the first
+    zero pivot (the factorization still completes, as LAPACK's does). One column per step: the
+    first row of largest magnitude at or below j is swapped with row j (per matrix of a batch,
+    so the swap is selects and a masked sum, not a dynamic slice), the column below the pivot is
+    divided by it (left alone when the pivot is 0) and the trailing matrix gets a rank-1 update."""
+    (a_t,) = types
+    shape, el = tuple(a_t.shape), a_t.element
+    bs, m, n = shape[:-2], shape[-2], shape[-1]
+    r, k = len(shape), min(shape[-2], shape[-1])
+    f = _Fn()
+    ipiv0 = f.const("0", "i32", bs + (k,))
+    info0 = f.const("0", "i32", bs)
+    cshape, rshape, dshape = bs + (m, 1), bs + (1, n), bs + (1, 1)
+    bsp = bs + (1,)
+
+    def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
+        w, ipiv, info = cur
+        z = [g.const("0", "i32")] * len(bs)
+        zero = g.const("0", "i32")
+        rows = g.iota(shape, r - 2)
+        cols = g.iota(shape, r - 1)
+        jm = g.bcast(j, (), "i32", shape, ())
+        # the pivot row p (per matrix): the first largest |w[i, j]| with i >= j
+        c = g.dslice(w, shape, el, z + [zero, j], cshape)
+        ci = g.iota(cshape, r - 2)
+        jc = g.bcast(j, (), "i32", cshape, ())
+        key = g.sel(g.cmp("GE", ci, jc, cshape, "i32"), g.un("abs", c, cshape, el), g.const("-1", el, cshape),
+                    cshape, el)
+        best = g.reduce("maximum", key, g.const("0xFF800000" if el == "f32" else "0xFFF0000000000000", el),
+                        cshape, el, r - 2)
+        hit = g.cmp("EQ", key, g.bcast(best, bsp, el, cshape, tuple(range(r - 2)) + (r - 1,)), cshape, el)
+        cand = g.sel(hit, ci, g.const(str(m - 1), "i32", cshape), cshape, "i32")
+        p = g.reduce("minimum", cand, g.const(str(m - 1), "i32"), cshape, "i32", r - 2)  # bs + (1,)
+        p = g.bin("maximum", p, g.bcast(j, (), "i32", bsp, ()), bsp, "i32")  # a NaN column keeps row j
+        pm = g.bcast(p, bsp, "i32", shape, tuple(range(r - 2)) + (r - 1,))
+        # swap rows j and p: row p gathered by a masked sum whose zeros are -0 (exact, keeps -0)
+        nz = g.const("-0.0", el, shape)
+        rp = g.reduce("add", g.sel(g.cmp("EQ", rows, pm, shape, "i32"), w, nz, shape, el),
+                      g.const("-0.0", el), shape, el, r - 2)
+        rj = g.dslice(w, shape, el, z + [j, zero], rshape)
+        rpm = g.bcast(rp, bs + (n,), el, shape, tuple(range(r - 2)) + (r - 1,))
+        w = g.sel(g.cmp("EQ", rows, jm, shape, "i32"), rpm,
+                  g.sel(g.cmp("EQ", rows, pm, shape, "i32"), g.bcast(rj, rshape, el, shape, tuple(range(r))), w,
+                        shape, el), shape, el)
+        one = g.const("1", "i32", bsp)
+        ipiv = g.dupdate(ipiv, g.bin("add", p, one, bsp, "i32"), bs + (k,), bsp, "i32", z + [j])
+        # pivot, info, the column of L, the trailing update
+        d = g.dslice(w, shape, el, z + [j, j], dshape)
+        dz = g.cmp("EQ", d, g.const("0", el, dshape), dshape, el)
+        dzb = g(f"stablehlo.reshape {dz} : ({_t(dshape, 'i1')}) -> {_t(bs, 'i1')}")
+        first = g.cmp("EQ", info, g.const("0", "i32", bs), bs, "i32")
+        jj = g.bin("add", g.bcast(j, (), "i32", bs, ()), g.const("1", "i32", bs), bs, "i32")
+        info = g.sel(g.bin("and", first, dzb, bs, "i1"), jj, info, bs, "i32")
+        c = g.dslice(w, shape, el, z + [zero, j], cshape)
+        dc = g.bcast(d, dshape, el, cshape, tuple(range(r)))
+        l = g.sel(g.bcast(dz, dshape, "i1", cshape, tuple(range(r))), c, g.bin("divide", c, dc, cshape, el),
+                  cshape, el)
+        below = g.cmp("GT", rows, jm, shape, "i32")
+        lm = g.bcast(l, cshape, el, shape, tuple(range(r)))
+        w = g.sel(g.bin("and", below, g.cmp("EQ", cols, jm, shape, "i32"), shape, "i1"), lm, w, shape, el)
+        rj = g.bcast(g.dslice(w, shape, el, z + [j, zero], rshape), rshape, el, shape, tuple(range(r)))
+        trail = g.bin("and", below, g.cmp("GT", cols, jm, shape, "i32"), shape, "i1")
+        w = g.sel(trail, g.bin("subtract", w, g.bin("multiply", lm, rj, shape, el), shape, el), w, shape, el)
+        return [w, ipiv, info]
+
+    w, ipiv, info = _loop(f, k, [("%arg0", _t(shape, el)), (ipiv0, _t(bs + (k,), "i32")),
+                                 (info0, _t(bs, "i32"))], step, 0 in shape)
+    return _module([_t(shape, el)], [_t(shape, el), _t(bs + (k,), "i32"), _t(bs, "i32")], f.lines, [w, ipiv, info])
