@@ -110,3 +110,20 @@ def test_lu_users(fn):
          "slogdet": lambda a, b: jnp.stack(jnp.linalg.slogdet(a)),
          "lu_solve": lambda a, b: jsl.lu_solve(jsl.lu_factor(a[0]), b[0])}[fn]
     check(f, a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_stablehlo_cholesky_and_triangular_solve_ops():
+    # the ops themselves (jax exports LAPACK calls on CPU, other producers these), against XLA:CPU
+    text = """func.func public @main(%a: tensor<2x5x5xf32>, %b: tensor<2x3x5xf32>) -> (tensor<2x5x5xf32>, tensor<2x3x5xf32>) {
+  %0 = stablehlo.cholesky %a, lower = true : tensor<2x5x5xf32>
+  %1 = "stablehlo.triangular_solve"(%0, %b) {left_side = false, lower = true, unit_diagonal = false,
+        transpose_a = #stablehlo<transpose TRANSPOSE>} : (tensor<2x5x5xf32>, tensor<2x3x5xf32>) -> tensor<2x3x5xf32>
+  return %0, %1 : tensor<2x5x5xf32>, tensor<2x3x5xf32>
+}"""
+    a, b = spd((2, 5, 5)), rng.standard_normal((2, 3, 5)).astype(np.float32)
+    exe = tt_xla.client().compile(text)
+    l, x = (np.asarray(v) for v in exe(a, b))
+    mask = np.tril(np.ones((5, 5), bool))
+    want_l = np.linalg.cholesky(a)
+    np.testing.assert_allclose(np.where(mask, l, 0), want_l, rtol=1e-5, atol=1e-5)  # other triangle: impl.-defined
+    np.testing.assert_allclose(x, np.linalg.solve(want_l, np.swapaxes(b, 1, 2)).swapaxes(1, 2), rtol=1e-4, atol=1e-4)

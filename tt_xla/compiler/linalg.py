@@ -23,29 +23,44 @@ _LAPACK = re.compile(r"lapack_([sd])(\w+?)_ffi$")
 HANDLED = ("potrf", "trsm", "getrf")  # LAPACK routines expanded here (f32 's' and f64 'd')
 
 
+STABLEHLO = {"stablehlo.cholesky": "potrf", "stablehlo.triangular_solve": "trsm"}  # the same math
+
+
 def handles(op: ir.Operation) -> bool:
     """Whether `op` is an op this module expands (a custom_call of any target is claimed, so an
     unknown target gets an error naming it rather than a generic one)."""
-    return op.name == "stablehlo.custom_call"
+    return op.name == "stablehlo.custom_call" or op.name in STABLEHLO
 
 
 def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
-    """The function computing `op` (same operands and results), parsed from StableHLO text;
+    """The function computing `op` (same operands and results, maybe one more: stablehlo.cholesky
+    is potrf without its `info`, which the caller then ignores), parsed from StableHLO text;
     every op in it (and any error about it) carries `loc`, the user's line of the call."""
-    target = str(op.attributes.get("call_target_name", "?"))
-    m = _LAPACK.match(target)
-    if not m or m.group(2) not in HANDLED:
-        raise UnsupportedError(f"custom_call target @{target} is not supported by tt-xla", op.name, loc)
-    cfg = op.attributes.get("mhlo.backend_config", {}) or {}
-    flags = {k: chr(int(getattr(v, "value", v))) for k, v in dict(cfg).items()}
-    nb = int(dict(op.attributes.get("mhlo.frontend_attributes", {}) or {}).get("num_batch_dims", "0"))
     types = [v.type for v in op.operands]
-    if any(not isinstance(t, ir.TensorType) or any(d is None for d in t.shape) for t in types):
-        raise UnsupportedError(f"@{target} on dynamic shapes", op.name, loc)
+    if op.name in STABLEHLO:
+        routine, target = STABLEHLO[op.name], op.name
+        at = op.attributes
+        trans = str(getattr(at.get("transpose_a"), "value", "NO_TRANSPOSE"))
+        flags = {"uplo": "L" if at.get("lower", True) else "U", "side": "L" if at.get("left_side", True) else "R",
+                 "diag": "U" if at.get("unit_diagonal", False) else "N",
+                 "trans_x": {"NO_TRANSPOSE": "N", "TRANSPOSE": "T", "ADJOINT": "C"}.get(trans, "N")}
+    else:
+        target = str(op.attributes.get("call_target_name", "?"))
+        m = _LAPACK.match(target)
+        if not m or m.group(2) not in HANDLED:
+            raise UnsupportedError(f"custom_call target @{target} is not supported by tt-xla", op.name, loc)
+        routine = m.group(2)
+        cfg = op.attributes.get("mhlo.backend_config", {}) or {}
+        flags = {k: chr(int(getattr(v, "value", v))) for k, v in dict(cfg).items()}
+    if not types or any(not isinstance(t, ir.TensorType) or any(d is None for d in t.shape) or len(t.shape) < 2
+                        for t in types):
+        raise UnsupportedError(f"{target} on operands of types {[str(t) for t in types]}", op.name, loc)
+    nb = int(dict(op.attributes.get("mhlo.frontend_attributes", {}) or {}).get("num_batch_dims", len(types[0].shape) - 2))
     if nb != len(types[0].shape) - 2:
-        raise UnsupportedError(f"@{target} with {nb} batch dims on a rank-{len(types[0].shape)} operand",
-                               op.name, loc)
-    text = {"potrf": _potrf, "trsm": _trsm, "getrf": _getrf}[m.group(2)](types, flags)
+        raise UnsupportedError(f"@{target} with {nb} batch dims on a rank-{len(types[0].shape)} operand", op.name, loc)
+    if types[0].element not in ("f32", "f64"):
+        raise UnsupportedError(f"{target} on {types[0].element} (f32 and f64 are supported)", op.name, loc)
+    text = {"potrf": _potrf, "trsm": _trsm, "getrf": _getrf}[routine](types, flags)
     module = parse_module(text, f"<linalg {target}>")
     verify(module)  # the expansion is checked like the user's program it joins
     fn = module.functions["main"]
