@@ -127,3 +127,10 @@ def test_stablehlo_cholesky_and_triangular_solve_ops():
     want_l = np.linalg.cholesky(a)
     np.testing.assert_allclose(np.where(mask, l, 0), want_l, rtol=1e-5, atol=1e-5)  # other triangle: impl.-defined
     np.testing.assert_allclose(x, np.linalg.solve(want_l, np.swapaxes(b, 1, 2)).swapaxes(1, 2), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, np.float16])
+def test_triangular_solve_narrow_floats(dtype):
+    a = (spd((4, 4)) / 4 + np.eye(4, dtype=np.float32)).astype(dtype)
+    b = rng.standard_normal((4, 3)).astype(dtype)
+    check(lambda a, b: lax.linalg.triangular_solve(a, b, left_side=True, lower=False), a, b, rtol=2e-2, atol=2e-2)

@@ -21,6 +21,7 @@ from ..hlo_parser.verify import verify
 
 _LAPACK = re.compile(r"lapack_([sd])(\w+?)_ffi$")
 HANDLED = ("potrf", "trsm", "getrf")  # LAPACK routines expanded here (f32 's' and f64 'd')
+NARROW = ("bf16", "f16")  # stablehlo.triangular_solve takes these too: computed in f32
 
 
 STABLEHLO = {"stablehlo.cholesky": "potrf", "stablehlo.triangular_solve": "trsm"}  # the same math
@@ -58,7 +59,7 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
     nb = int(dict(op.attributes.get("mhlo.frontend_attributes", {}) or {}).get("num_batch_dims", len(types[0].shape) - 2))
     if nb != len(types[0].shape) - 2:
         raise UnsupportedError(f"@{target} with {nb} batch dims on a rank-{len(types[0].shape)} operand", op.name, loc)
-    if types[0].element not in ("f32", "f64"):
+    if types[0].element not in ("f32", "f64") + (NARROW if routine == "trsm" else ()):
         raise UnsupportedError(f"{target} on {types[0].element} (f32 and f64 are supported)", op.name, loc)
     text = {"potrf": _potrf, "trsm": _trsm, "getrf": _getrf}[routine](types, flags)
     module = parse_module(text, f"<linalg {target}>")
@@ -242,14 +243,19 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     (trans_x N/T/C; real, so C is T), A's `uplo` triangle only, unit diagonal if diag = U. Every
     case is brought to a lower-triangular left solve: a right solve is the left solve of the
     transposes, an upper one the lower one with rows and columns reversed. Forward
-    substitution, one row of X per step with a rank-1 update of the rows below it."""
+    substitution, one row of X per step with a rank-1 update of the rows below it. bf16/f16
+    solve in f32 and round once."""
     a_t, b_t = types
-    el = a_t.element
+    io = a_t.element
+    el = "f32" if io in NARROW else io
     ashape, bshape = tuple(a_t.shape), tuple(b_t.shape)
     r = len(ashape)
     bs, n = ashape[:-2], ashape[-1]
     f = _Fn()
     a, b = "%arg0", "%arg1"
+    if io != el:
+        a = f(f"stablehlo.convert {a} : ({_t(ashape, io)}) -> {_t(ashape, el)}")
+        b = f(f"stablehlo.convert {b} : ({_t(bshape, io)}) -> {_t(bshape, el)}")
     row, col = f.iota(ashape, r - 2), f.iota(ashape, r - 1)
     lower = flags.get("uplo", "L") == "L"
     a = f.sel(f.cmp("GE" if lower else "LE", row, col, ashape, "i32"), a, f.const("0", el, ashape), ashape, el)
@@ -291,7 +297,9 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
         x = f.reverse(x, [r - 2], xshape, el)
     if not left:
         x = f.transpose_last(x, xshape, el)
-    return _module([_t(ashape, el), _t(bshape, el)], [_t(bshape, el)], f.lines, [x])
+    if io != el:
+        x = f(f"stablehlo.convert {x} : ({_t(bshape, el)}) -> {_t(bshape, io)}")
+    return _module([_t(ashape, io), _t(bshape, io)], [_t(bshape, io)], f.lines, [x])
 
 
 # --------------------------------------------------------------------------- getrf (LU)
