@@ -82,8 +82,8 @@ def test_cho_solve_and_gaussian_process_loglik():
 
 
 def test_unhandled_target_names_target_and_line():
-    with pytest.raises(tt_xla.UnsupportedError, match=r"lapack_sgeqrf_ffi.*test_linalg.py"):
-        tt_xla.jit(jnp.linalg.qr)(np.eye(3, dtype=np.float32))
+    with pytest.raises(tt_xla.UnsupportedError, match=r"lapack_ssyevd_ffi.*test_linalg.py"):
+        tt_xla.jit(jnp.linalg.eigh)(np.eye(3, dtype=np.float32))
 
 
 @pytest.mark.parametrize("shape", [(6, 6), (5, 3), (3, 5), (2, 7, 7), (1, 1), (0, 0), (2, 0, 0)])
@@ -134,3 +134,23 @@ def test_triangular_solve_narrow_floats(dtype):
     a = (spd((4, 4)) / 4 + np.eye(4, dtype=np.float32)).astype(dtype)
     b = rng.standard_normal((4, 3)).astype(dtype)
     check(lambda a, b: lax.linalg.triangular_solve(a, b, left_side=True, lower=False), a, b, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (6, 3), (3, 6), (2, 4, 4), (1, 1), (0, 0), (3, 0), (2, 0, 3)])
+@pytest.mark.parametrize("mode", ["reduced", "complete"])
+def test_qr(shape, mode):
+    a = rng.standard_normal(shape).astype(np.float32)
+    for i in range(2):  # q, r: LAPACK's sign convention, so the factors themselves match
+        check(lambda x: jnp.linalg.qr(x, mode=mode)[i], a, rtol=1e-4, atol=1e-5)
+
+
+def test_qr_rank_deficient_f64_and_householder():
+    a = rng.standard_normal((5, 4))
+    a[:, 1] = 0.0  # a zero column: its reflector is the identity (tau = 0)
+    a[3:, 2] = 0.0
+    check(lambda x: jnp.linalg.qr(x)[0], a, rtol=1e-12, atol=1e-12)
+    check(lambda x: jnp.linalg.qr(x)[1], a.astype(np.float32), rtol=1e-5, atol=1e-5)
+    from jax._src.lax.linalg import geqrf, householder_product  # the LAPACK pair itself
+    for i in range(2):  # packed reflectors and R, tau
+        check(lambda x: geqrf(x)[i], a.astype(np.float32), rtol=1e-5, atol=1e-5)
+    check(lambda x: householder_product(*geqrf(x)), a.astype(np.float32), rtol=1e-5, atol=1e-5)

@@ -20,7 +20,7 @@ from ..hlo_parser import ir, parse_module
 from ..hlo_parser.verify import verify
 
 _LAPACK = re.compile(r"lapack_([sd])(\w+?)_ffi$")
-HANDLED = ("potrf", "trsm", "getrf")  # LAPACK routines expanded here (f32 's' and f64 'd')
+HANDLED = ("potrf", "trsm", "getrf", "geqrf", "orgqr")  # LAPACK routines expanded here (f32 's' and f64 'd')
 NARROW = ("bf16", "f16")  # stablehlo.triangular_solve takes these too: computed in f32
 
 
@@ -53,15 +53,15 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
         routine = m.group(2)
         cfg = op.attributes.get("mhlo.backend_config", {}) or {}
         flags = {k: chr(int(getattr(v, "value", v))) for k, v in dict(cfg).items()}
-    if not types or any(not isinstance(t, ir.TensorType) or any(d is None for d in t.shape) or len(t.shape) < 2
-                        for t in types):
+    if not types or any(not isinstance(t, ir.TensorType) or any(d is None for d in t.shape) for t in types) \
+            or len(types[0].shape) < 2:
         raise UnsupportedError(f"{target} on operands of types {[str(t) for t in types]}", op.name, loc)
     nb = int(dict(op.attributes.get("mhlo.frontend_attributes", {}) or {}).get("num_batch_dims", len(types[0].shape) - 2))
     if nb != len(types[0].shape) - 2:
         raise UnsupportedError(f"@{target} with {nb} batch dims on a rank-{len(types[0].shape)} operand", op.name, loc)
     if types[0].element not in ("f32", "f64") + (NARROW if routine == "trsm" else ()):
         raise UnsupportedError(f"{target} on {types[0].element} (f32 and f64 are supported)", op.name, loc)
-    text = {"potrf": _potrf, "trsm": _trsm, "getrf": _getrf}[routine](types, flags)
+    text = {"potrf": _potrf, "trsm": _trsm, "getrf": _getrf, "geqrf": _geqrf, "orgqr": _orgqr}[routine](types, flags)
     module = parse_module(text, f"<linalg {target}>")
     verify(module)  # the expansion is checked like the user's program it joins
     fn = module.functions["main"]
@@ -373,3 +373,112 @@ def _getrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     w, ipiv, info = _loop(f, k, [("%arg0", _t(shape, el)), (ipiv0, _t(bs + (k,), "i32")),
                                  (info0, _t(bs, "i32"))], step, 0 in shape)
     return _module([_t(shape, el)], [_t(shape, el), _t(bs + (k,), "i32"), _t(bs, "i32")], f.lines, [w, ipiv, info])
+
+
+# --------------------------------------------------------------------------- geqrf / orgqr (QR)
+def _reflector(g: _Fn, w: str, j: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str, str]:
+    """LAPACK ?larfg on column j of `w` below the diagonal, per matrix: (v, tau, beta, live) with
+    v [.., m, 1] (0 above j, 1 at j), H = I - tau v v^T taking the column to beta e_j, and `live`
+    [.., 1, 1] false where the column below j is already zero (then H = I, tau = 0)."""
+    r, m = len(shape), shape[-2]
+    bs = shape[:-2]
+    cshape, dshape = bs + (m, 1), bs + (1, 1)
+    z = [g.const("0", "i32")] * len(bs)
+    c = g.dslice(w, shape, el, z + [g.const("0", "i32"), j], cshape)
+    alpha = g.dslice(w, shape, el, z + [j, j], dshape)
+    ri = g.iota(cshape, r - 2)
+    jc = g.bcast(j, (), "i32", cshape, ())
+    below = g.cmp("GT", ri, jc, cshape, "i32")
+    x = g.sel(below, c, g.const("0", el, cshape), cshape, el)
+    ss = g.reduce("add", g.bin("multiply", x, x, cshape, el), g.const("0", el), cshape, el, r - 2)
+    ss = g(f"stablehlo.reshape {ss} : ({_t(bs + (1,), el)}) -> {_t(dshape, el)}")
+    live = g.cmp("NE", ss, g.const("0", el, dshape), dshape, el)
+    norm = g.un("sqrt", g.bin("add", g.bin("multiply", alpha, alpha, dshape, el), ss, dshape, el), dshape, el)
+    neg = g.cmp("LT", alpha, g.const("0", el, dshape), dshape, el)
+    beta = g.sel(neg, norm, g.un("negate", norm, dshape, el), dshape, el)  # -sign(alpha) |(alpha, x)|
+    one = g.const("1", el, dshape)
+    tau = g.sel(live, g.bin("divide", g.bin("subtract", beta, alpha, dshape, el), beta, dshape, el),
+                g.const("0", el, dshape), dshape, el)
+    scale = g.sel(live, g.bin("divide", one, g.bin("subtract", alpha, beta, dshape, el), dshape, el), one,
+                  dshape, el)
+    v = g.bin("multiply", x, g.bcast(scale, dshape, el, cshape, tuple(range(r))), cshape, el)
+    v = g.sel(g.cmp("EQ", ri, jc, cshape, "i32"), g.const("1", el, cshape), v, cshape, el)
+    return v, tau, g.sel(live, beta, alpha, dshape, el), live
+
+
+def _apply_reflector(g: _Fn, q: str, v: str, tau: str, shape: tuple[int, ...], el: str, cols: str | None) -> str:
+    """q - tau v (v^T q), on the columns > `cols` only when given (the rest of q is kept)."""
+    r = len(shape)
+    bs = shape[:-2]
+    cshape, dshape = bs + (shape[-2], 1), bs + (1, 1)
+    vm = g.bcast(v, cshape, el, shape, tuple(range(r)))
+    wrow = g.reduce("add", g.bin("multiply", vm, q, shape, el), g.const("0", el), shape, el, r - 2)
+    wm = g.bcast(wrow, bs + (shape[-1],), el, shape, tuple(range(r - 2)) + (r - 1,))
+    tm = g.bcast(tau, dshape, el, shape, tuple(range(r)))
+    new = g.bin("subtract", q, g.bin("multiply", tm, g.bin("multiply", vm, wm, shape, el), shape, el), shape, el)
+    if cols is None:
+        return new
+    right = g.cmp("GT", g.iota(shape, r - 1), g.bcast(cols, (), "i32", shape, ()), shape, "i32")
+    return g.sel(right, new, q, shape, el)
+
+
+def _geqrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
+    """LAPACK ?geqrf: A = Q R by Householder reflectors, R on and above the diagonal, the
+    reflectors' v (v[j] = 1 implied) below it and their `tau` [.., min(m, n)], LAPACK's sign
+    convention (beta = -sign(alpha) |column|), so the factors are LAPACK's, not just a QR."""
+    (a_t,) = types
+    shape, el = tuple(a_t.shape), a_t.element
+    bs, r, k = shape[:-2], len(shape), min(shape[-2], shape[-1])
+    m = shape[-2]
+    f = _Fn()
+    tau0 = f.const("0", el, bs + (k,))
+    cshape, dshape = bs + (m, 1), bs + (1, 1)
+
+    def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
+        w, taus = cur
+        v, tau, beta, _ = _reflector(g, w, j, shape, el)
+        w = _apply_reflector(g, w, v, tau, shape, el, j)
+        ri = g.iota(cshape, r - 2)
+        jc = g.bcast(j, (), "i32", cshape, ())
+        col = g.sel(g.cmp("EQ", ri, jc, cshape, "i32"), g.bcast(beta, dshape, el, cshape, tuple(range(r))), v,
+                    cshape, el)
+        z = [g.const("0", "i32")] * len(bs)
+        old = g.dslice(w, shape, el, z + [g.const("0", "i32"), j], cshape)
+        col = g.sel(g.cmp("GE", ri, jc, cshape, "i32"), col, old, cshape, el)
+        w = g.dupdate(w, col, shape, cshape, el, z + [g.const("0", "i32"), j])
+        t1 = g(f"stablehlo.reshape {tau} : ({_t(dshape, el)}) -> {_t(bs + (1,), el)}")
+        taus = g.dupdate(taus, t1, bs + (k,), bs + (1,), el, z + [j])
+        return [w, taus]
+
+    w, taus = _loop(f, k, [("%arg0", _t(shape, el)), (tau0, _t(bs + (k,), el))], step, 0 in shape)
+    return _module([_t(shape, el)], [_t(shape, el), _t(bs + (k,), el)], f.lines, [w, taus])
+
+
+def _orgqr(types: list[ir.TensorType], flags: dict[str, str]) -> str:
+    """LAPACK ?orgqr: the first n columns of Q = H_0 ... H_{k-1} from geqrf's packed reflectors,
+    accumulated backwards on the identity (Q = H_j Q for j = k-1 .. 0)."""
+    a_t, t_t = types
+    shape, el = tuple(a_t.shape), a_t.element
+    bs, r, m, n = shape[:-2], len(shape), shape[-2], shape[-1]
+    k = t_t.shape[-1]
+    f = _Fn()
+    eye = f(f"stablehlo.convert {f.cmp('EQ', f.iota(shape, r - 2), f.iota(shape, r - 1), shape, 'i32')} : "
+            f"({_t(shape, 'i1')}) -> {_t(shape, el)}")
+    cshape, dshape = bs + (m, 1), bs + (1, 1)
+
+    def step(g: _Fn, i: str, cur: list[str]) -> list[str]:
+        (q,) = cur
+        j = g.bin("subtract", g.const(str(k - 1), "i32"), i, (), "i32")
+        z = [g.const("0", "i32")] * len(bs)
+        c = g.dslice("%arg0", shape, el, z + [g.const("0", "i32"), j], cshape)
+        ri = g.iota(cshape, r - 2)
+        jc = g.bcast(j, (), "i32", cshape, ())
+        v = g.sel(g.cmp("GT", ri, jc, cshape, "i32"), c,
+                  g.sel(g.cmp("EQ", ri, jc, cshape, "i32"), g.const("1", el, cshape), g.const("0", el, cshape),
+                        cshape, el), cshape, el)
+        tau = g.dslice("%arg1", bs + (k,), el, z + [j], bs + (1,))
+        tau = g(f"stablehlo.reshape {tau} : ({_t(bs + (1,), el)}) -> {_t(dshape, el)}")
+        return [_apply_reflector(g, q, v, tau, shape, el, None)]
+
+    (q,) = _loop(f, k, [(eye, _t(shape, el))], step, 0 in shape)
+    return _module([_t(shape, el), _t(bs + (k,), el)], [_t(shape, el)], f.lines, [q])
