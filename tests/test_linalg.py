@@ -154,3 +154,18 @@ def test_qr_rank_deficient_f64_and_householder():
     for i in range(2):  # packed reflectors and R, tau
         check(lambda x: geqrf(x)[i], a.astype(np.float32), rtol=1e-5, atol=1e-5)
     check(lambda x: householder_product(*geqrf(x)), a.astype(np.float32), rtol=1e-5, atol=1e-5)
+
+
+def test_bad_operand_shapes_are_clear_errors():
+    text = """func.func public @main(%a: tensor<3x4xf32>) -> tensor<3x4xf32> {
+  %0 = stablehlo.cholesky %a, lower = true : tensor<3x4xf32>
+  return %0 : tensor<3x4xf32>
+}"""
+    with pytest.raises((tt_xla.UnsupportedError, ValueError), match="cholesky"):
+        tt_xla.compile(text)
+    text = """func.func public @main(%a: tensor<3x3xf32>) -> (tensor<3x3xf32>, tensor<3xi32>) {
+  %0:2 = stablehlo.custom_call @lapack_spotrf_ffi(%a) {mhlo.backend_config = {uplo = 76 : ui8}} : (tensor<3x3xf32>) -> (tensor<3x3xf32>, tensor<3xi32>)
+  return %0#0, %0#1 : tensor<3x3xf32>, tensor<3xi32>
+}"""
+    with pytest.raises(tt_xla.UnsupportedError, match=r"lapack_spotrf_ffi: results"):
+        tt_xla.compile(text)

@@ -61,12 +61,39 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
         raise UnsupportedError(f"@{target} with {nb} batch dims on a rank-{len(types[0].shape)} operand", op.name, loc)
     if types[0].element not in ("f32", "f64") + (NARROW if routine == "trsm" else ()):
         raise UnsupportedError(f"{target} on {types[0].element} (f32 and f64 are supported)", op.name, loc)
+    bad = _shape_problem(routine, [tuple(t.shape) for t in types], {t.element for t in types})
+    if bad:
+        raise UnsupportedError(f"{target}: {bad}", op.name, loc)
     text = {"potrf": _potrf, "trsm": _trsm, "getrf": _getrf, "geqrf": _geqrf, "orgqr": _orgqr}[routine](types, flags)
     module = parse_module(text, f"<linalg {target}>")
     verify(module)  # the expansion is checked like the user's program it joins
     fn = module.functions["main"]
+    want = [str(r.type) for r in op.results]
+    if [str(t) for t in fn.result_types][:len(want)] != want or len(want) > len(fn.result_types):
+        raise UnsupportedError(f"{target}: results {want} are not the routine's "
+                               f"{[str(t) for t in fn.result_types]}", op.name, loc)
     _relocate(fn.body, loc)
     return fn
+
+
+def _shape_problem(routine: str, shapes: list[tuple[int, ...]], elements: set[str]) -> str | None:
+    """What is wrong with the operands' shapes for `routine`, if anything (the routines' own
+    argument checks: LAPACK's `info < 0` cases), so no expansion is built from a bad program."""
+    arity = {"potrf": 1, "getrf": 1, "geqrf": 1, "trsm": 2, "orgqr": 2}[routine]
+    if len(shapes) != arity or len(elements) != 1:
+        return f"expects {arity} operand(s) of one element type"
+    a = shapes[0]
+    if routine in ("potrf", "trsm") and a[-1] != a[-2]:
+        return f"matrix of shape {list(a)} is not square"
+    if routine == "trsm":
+        b = shapes[1]
+        if len(b) != len(a) or b[:-2] != a[:-2] or a[-1] not in b[-2:]:
+            return f"right-hand side of shape {list(b)} does not fit a matrix of shape {list(a)}"
+    if routine == "orgqr":
+        t = shapes[1]
+        if len(t) != len(a) - 1 or t[:-1] != a[:-2] or t[-1] > min(a[-2:]):
+            return f"tau of shape {list(t)} does not fit reflectors of shape {list(a)}"
+    return None
 
 
 def _relocate(block: ir.Block, loc: ir.Location | None) -> None:
