@@ -6,6 +6,7 @@ from collections import ChainMap
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
+from . import linalg
 
 # Composites the compiler implements itself (decompose.py): kept as the op they name instead of
 # inlining their decomposition (jax's chlo.erf is a 30-op rational that flushes below 7e-37;
@@ -39,11 +40,13 @@ def _inline_body(module: ir.Module, body: ir.Block, env,
         if op.name == "stablehlo.composite" and op.attributes.get("name") in NATIVE_COMPOSITES:
             op = ir.Operation(op.attributes["name"], op.operands, op.results, {}, [], op.loc)
             target = None
-        if target and isinstance(op.attributes.get(target), ir.SymbolRef):
+        callee = linalg.expand(op, _at(op.loc, site)) if linalg.handles(op) else None  # LAPACK targets as loops
+        if callee is None and target and isinstance(op.attributes.get(target), ir.SymbolRef):
             callee = module.functions.get(op.attributes[target].name)
             if callee is None:
                 raise UnsupportedError(f"call to unknown function @{op.attributes[target].name}",
                                        op.name, op.loc)
+        if callee is not None:
             inner = {id(a): v for a, v in zip(callee.args, operands)}
             results = _inline_body(module, callee.body, inner, out, depth + 1, _at(op.loc, site))
             for r, v in zip(op.results, results):

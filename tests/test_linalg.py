@@ -1,0 +1,171 @@
+"""Linear algebra (compiler/linalg.py): the LAPACK custom_calls jax exports, against CPU JAX."""
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+import numpy as np
+import pytest
+from jax import lax
+
+import tt_xla
+
+rng = np.random.default_rng(0)
+
+
+def spd(shape, dtype=np.float32):
+    x = rng.standard_normal(shape)
+    return (x @ np.swapaxes(x, -1, -2) + shape[-1] * np.eye(shape[-1])).astype(dtype)
+
+
+def check(f, *args, rtol=1e-5, atol=1e-5):
+    with jax.enable_x64(any(a.dtype == np.float64 for a in args)):
+        want = np.asarray(jax.jit(f)(*args))
+        got = np.asarray(tt_xla.jit(f)(*args))
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (3, 7, 7), (2, 2, 33, 33), (1, 1), (0, 0), (2, 0, 0), (0, 3, 3)])
+def test_cholesky(shape):
+    check(jnp.linalg.cholesky, spd(shape) if 0 not in shape else np.zeros(shape, np.float32), rtol=1e-4)
+
+
+def test_cholesky_f64():
+    check(jnp.linalg.cholesky, spd((2, 9, 9), np.float64), rtol=1e-12, atol=1e-12)
+
+
+def test_cholesky_upper_and_not_positive_definite():
+    a = spd((3, 6, 6))
+    a[1, 3, 3] = -50.0  # not positive definite: jax turns that matrix into NaN (info > 0)
+    a[2, 0, 0] = np.nan
+    check(jnp.linalg.cholesky, a, rtol=1e-4)
+    check(lambda x: jsl.cholesky(x, lower=False), a, rtol=1e-4)
+    check(lambda x: jsl.cholesky(x, lower=True), spd((4, 4)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("lower", [True, False])
+@pytest.mark.parametrize("trans", [0, 1])
+@pytest.mark.parametrize("unit", [False, True])
+def test_solve_triangular(lower, trans, unit):
+    a = spd((3, 6, 6)) / 6 + np.eye(6, dtype=np.float32)
+    b = rng.standard_normal((3, 6, 2)).astype(np.float32)
+    check(lambda a, b: jsl.solve_triangular(a, b, lower=lower, trans=trans, unit_diagonal=unit), a, b,
+          rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("lower", [True, False])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_triangular_solve_right_side(lower, transpose):
+    a = spd((7, 7)) / 7 + np.eye(7, dtype=np.float32)
+    b = rng.standard_normal((3, 7)).astype(np.float32)
+    check(lambda a, b: lax.linalg.triangular_solve(a, b, left_side=False, lower=lower, transpose_a=transpose),
+          a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_solve_triangular_vector_f64_empty_and_singular():
+    a = spd((5, 5), np.float64)
+    check(lambda a, b: jsl.solve_triangular(a, b, lower=True), a, rng.standard_normal(5), rtol=1e-12, atol=1e-12)
+    check(lambda a, b: jsl.solve_triangular(a, b), np.zeros((0, 0), np.float32), np.zeros((0, 3), np.float32))
+    s = np.tril(spd((4, 4)))
+    s[2, 2] = 0.0  # a zero pivot gives inf/NaN as LAPACK's trsm does
+    check(lambda a, b: jsl.solve_triangular(a, b, lower=True), s, np.ones((4, 2), np.float32))
+
+
+def test_cho_solve_and_gaussian_process_loglik():
+    a, b = spd((8, 8)), rng.standard_normal((8, 3)).astype(np.float32)
+    check(lambda a, b: jsl.cho_solve(jsl.cho_factor(a, lower=True), b), a, b, rtol=1e-4, atol=1e-4)
+
+    def nll(k, y):
+        c = jnp.linalg.cholesky(k)
+        alpha = jsl.cho_solve((c, True), y)
+        return 0.5 * y @ alpha + jnp.sum(jnp.log(jnp.diag(c)))
+    check(nll, a, b[:, 0], rtol=1e-4, atol=1e-4)
+
+
+def test_unhandled_target_names_target_and_line():
+    with pytest.raises(tt_xla.UnsupportedError, match=r"lapack_ssyevd_ffi.*test_linalg.py"):
+        tt_xla.jit(jnp.linalg.eigh)(np.eye(3, dtype=np.float32))
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (5, 3), (3, 5), (2, 7, 7), (1, 1), (0, 0), (2, 0, 0)])
+def test_lu(shape):
+    a = rng.standard_normal(shape).astype(np.float32)
+    for i in range(3):  # lu, pivots (exactly), permutation (exactly)
+        check(lambda x: jax.lax.linalg.lu(x)[i], a, rtol=1e-5, atol=1e-5)
+
+
+def test_lu_singular_and_f64():
+    a = rng.standard_normal((4, 4))
+    a[:, 2] = 0.0  # singular: LAPACK still finishes (info > 0) and jax keeps the factors
+    check(lambda x: jax.lax.linalg.lu(x)[0], a.astype(np.float32))
+    check(lambda x: jax.lax.linalg.lu(x)[0], a, rtol=1e-12, atol=1e-12)
+    check(lambda x: jsl.lu_factor(x)[1], a)
+    check(jnp.linalg.det, np.zeros((3, 3), np.float32))
+
+
+@pytest.mark.parametrize("fn", ["solve", "inv", "det", "slogdet", "lu_solve"])
+def test_lu_users(fn):
+    a = rng.standard_normal((3, 6, 6)).astype(np.float32)
+    b = rng.standard_normal((3, 6, 2)).astype(np.float32)
+    f = {"solve": jnp.linalg.solve, "inv": lambda a, b: jnp.linalg.inv(a), "det": lambda a, b: jnp.linalg.det(a),
+         "slogdet": lambda a, b: jnp.stack(jnp.linalg.slogdet(a)),
+         "lu_solve": lambda a, b: jsl.lu_solve(jsl.lu_factor(a[0]), b[0])}[fn]
+    check(f, a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_stablehlo_cholesky_and_triangular_solve_ops():
+    # the ops themselves (jax exports LAPACK calls on CPU, other producers these), against XLA:CPU
+    text = """func.func public @main(%a: tensor<2x5x5xf32>, %b: tensor<2x3x5xf32>) -> (tensor<2x5x5xf32>, tensor<2x3x5xf32>) {
+  %0 = stablehlo.cholesky %a, lower = true : tensor<2x5x5xf32>
+  %1 = "stablehlo.triangular_solve"(%0, %b) {left_side = false, lower = true, unit_diagonal = false,
+        transpose_a = #stablehlo<transpose TRANSPOSE>} : (tensor<2x5x5xf32>, tensor<2x3x5xf32>) -> tensor<2x3x5xf32>
+  return %0, %1 : tensor<2x5x5xf32>, tensor<2x3x5xf32>
+}"""
+    a, b = spd((2, 5, 5)), rng.standard_normal((2, 3, 5)).astype(np.float32)
+    exe = tt_xla.client().compile(text)
+    l, x = (np.asarray(v) for v in exe(a, b))
+    mask = np.tril(np.ones((5, 5), bool))
+    want_l = np.linalg.cholesky(a)
+    np.testing.assert_allclose(np.where(mask, l, 0), want_l, rtol=1e-5, atol=1e-5)  # other triangle: impl.-defined
+    np.testing.assert_allclose(x, np.linalg.solve(want_l, np.swapaxes(b, 1, 2)).swapaxes(1, 2), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, np.float16])
+def test_triangular_solve_narrow_floats(dtype):
+    a = (spd((4, 4)) / 4 + np.eye(4, dtype=np.float32)).astype(dtype)
+    b = rng.standard_normal((4, 3)).astype(dtype)
+    check(lambda a, b: lax.linalg.triangular_solve(a, b, left_side=True, lower=False), a, b, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (6, 3), (3, 6), (2, 4, 4), (1, 1), (0, 0), (3, 0), (2, 0, 3)])
+@pytest.mark.parametrize("mode", ["reduced", "complete"])
+def test_qr(shape, mode):
+    a = rng.standard_normal(shape).astype(np.float32)
+    for i in range(2):  # q, r: LAPACK's sign convention, so the factors themselves match
+        check(lambda x: jnp.linalg.qr(x, mode=mode)[i], a, rtol=1e-4, atol=1e-5)
+
+
+def test_qr_rank_deficient_f64_and_householder():
+    a = rng.standard_normal((5, 4))
+    a[:, 1] = 0.0  # a zero column: its reflector is the identity (tau = 0)
+    a[3:, 2] = 0.0
+    check(lambda x: jnp.linalg.qr(x)[0], a, rtol=1e-12, atol=1e-12)
+    check(lambda x: jnp.linalg.qr(x)[1], a.astype(np.float32), rtol=1e-5, atol=1e-5)
+    from jax._src.lax.linalg import geqrf, householder_product  # the LAPACK pair itself
+    for i in range(2):  # packed reflectors and R, tau
+        check(lambda x: geqrf(x)[i], a.astype(np.float32), rtol=1e-5, atol=1e-5)
+    check(lambda x: householder_product(*geqrf(x)), a.astype(np.float32), rtol=1e-5, atol=1e-5)
+
+
+def test_bad_operand_shapes_are_clear_errors():
+    text = """func.func public @main(%a: tensor<3x4xf32>) -> tensor<3x4xf32> {
+  %0 = stablehlo.cholesky %a, lower = true : tensor<3x4xf32>
+  return %0 : tensor<3x4xf32>
+}"""
+    with pytest.raises((tt_xla.UnsupportedError, ValueError), match="cholesky"):
+        tt_xla.compile(text)
+    text = """func.func public @main(%a: tensor<3x3xf32>) -> (tensor<3x3xf32>, tensor<3xi32>) {
+  %0:2 = stablehlo.custom_call @lapack_spotrf_ffi(%a) {mhlo.backend_config = {uplo = 76 : ui8}} : (tensor<3x3xf32>) -> (tensor<3x3xf32>, tensor<3xi32>)
+  return %0#0, %0#1 : tensor<3x3xf32>, tensor<3xi32>
+}"""
+    with pytest.raises(tt_xla.UnsupportedError, match=r"lapack_spotrf_ffi: results"):
+        tt_xla.compile(text)

@@ -1,0 +1,511 @@
+"""Linear algebra: the LAPACK custom_calls JAX's CPU export emits, as StableHLO loops.
+
+`jnp.linalg.cholesky`, `jax.scipy.linalg.solve_triangular` & co. export as
+`stablehlo.custom_call @lapack_<s|d>potrf_ffi` / `@lapack_<s|d>trsm_ffi` (num_batch_dims leading
+batch dims, column-major operand layouts, which are physical only: the op's meaning is on the
+logical tensors). Each one is expanded here, before inlining, into a private function written in
+ordinary StableHLO: a `while` over the columns whose body is dynamic slices, elementwise work and a
+rank-1 update of the whole trailing matrix (masked by iota compares, so shapes stay static). The
+loop becomes the runtime's control stream (control.py) and every piece is fused like any other
+graph; nothing in the runtime knows about linear algebra.
+
+Any other custom_call target is an UnsupportedError naming the target and the user's line.
+"""
+from __future__ import annotations
+
+import re
+
+from ..errors import UnsupportedError
+from ..hlo_parser import ir, parse_module
+from ..hlo_parser.verify import verify
+
+_LAPACK = re.compile(r"lapack_([sd])(\w+?)_ffi$")
+HANDLED = ("potrf", "trsm", "getrf", "geqrf", "orgqr")  # LAPACK routines expanded here (f32 's' and f64 'd')
+NARROW = ("bf16", "f16")  # stablehlo.triangular_solve takes these too: computed in f32
+
+
+STABLEHLO = {"stablehlo.cholesky": "potrf", "stablehlo.triangular_solve": "trsm"}  # the same math
+
+
+def handles(op: ir.Operation) -> bool:
+    """Whether `op` is an op this module expands (a custom_call of any target is claimed, so an
+    unknown target gets an error naming it rather than a generic one)."""
+    return op.name == "stablehlo.custom_call" or op.name in STABLEHLO
+
+
+def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
+    """The function computing `op` (same operands and results, maybe one more: stablehlo.cholesky
+    is potrf without its `info`, which the caller then ignores), parsed from StableHLO text;
+    every op in it (and any error about it) carries `loc`, the user's line of the call."""
+    types = [v.type for v in op.operands]
+    if op.name in STABLEHLO:
+        routine, target = STABLEHLO[op.name], op.name
+        at = op.attributes
+        trans = str(getattr(at.get("transpose_a"), "value", "NO_TRANSPOSE"))
+        flags = {"uplo": "L" if at.get("lower", True) else "U", "side": "L" if at.get("left_side", True) else "R",
+                 "diag": "U" if at.get("unit_diagonal", False) else "N",
+                 "trans_x": {"NO_TRANSPOSE": "N", "TRANSPOSE": "T", "ADJOINT": "C"}.get(trans, "N")}
+    else:
+        target = str(op.attributes.get("call_target_name", "?"))
+        m = _LAPACK.match(target)
+        if not m or m.group(2) not in HANDLED:
+            raise UnsupportedError(f"custom_call target @{target} is not supported by tt-xla", op.name, loc)
+        routine = m.group(2)
+        cfg = op.attributes.get("mhlo.backend_config", {}) or {}
+        flags = {k: chr(int(getattr(v, "value", v))) for k, v in dict(cfg).items()}
+    if not types or any(not isinstance(t, ir.TensorType) or any(d is None for d in t.shape) for t in types) \
+            or len(types[0].shape) < 2:
+        raise UnsupportedError(f"{target} on operands of types {[str(t) for t in types]}", op.name, loc)
+    nb = int(dict(op.attributes.get("mhlo.frontend_attributes", {}) or {}).get("num_batch_dims", len(types[0].shape) - 2))
+    if nb != len(types[0].shape) - 2:
+        raise UnsupportedError(f"@{target} with {nb} batch dims on a rank-{len(types[0].shape)} operand", op.name, loc)
+    if types[0].element not in ("f32", "f64") + (NARROW if routine == "trsm" else ()):
+        raise UnsupportedError(f"{target} on {types[0].element} (f32 and f64 are supported)", op.name, loc)
+    bad = _shape_problem(routine, [tuple(t.shape) for t in types], {t.element for t in types})
+    if bad:
+        raise UnsupportedError(f"{target}: {bad}", op.name, loc)
+    text = {"potrf": _potrf, "trsm": _trsm, "getrf": _getrf, "geqrf": _geqrf, "orgqr": _orgqr}[routine](types, flags)
+    module = parse_module(text, f"<linalg {target}>")
+    verify(module)  # the expansion is checked like the user's program it joins
+    fn = module.functions["main"]
+    want = [str(r.type) for r in op.results]
+    if [str(t) for t in fn.result_types][:len(want)] != want or len(want) > len(fn.result_types):
+        raise UnsupportedError(f"{target}: results {want} are not the routine's "
+                               f"{[str(t) for t in fn.result_types]}", op.name, loc)
+    _relocate(fn.body, loc)
+    return fn
+
+
+def _shape_problem(routine: str, shapes: list[tuple[int, ...]], elements: set[str]) -> str | None:
+    """What is wrong with the operands' shapes for `routine`, if anything (the routines' own
+    argument checks: LAPACK's `info < 0` cases), so no expansion is built from a bad program."""
+    arity = {"potrf": 1, "getrf": 1, "geqrf": 1, "trsm": 2, "orgqr": 2}[routine]
+    if len(shapes) != arity or len(elements) != 1:
+        return f"expects {arity} operand(s) of one element type"
+    a = shapes[0]
+    if routine in ("potrf", "trsm") and a[-1] != a[-2]:
+        return f"matrix of shape {list(a)} is not square"
+    if routine == "trsm":
+        b = shapes[1]
+        if len(b) != len(a) or b[:-2] != a[:-2] or a[-1] not in b[-2:]:
+            return f"right-hand side of shape {list(b)} does not fit a matrix of shape {list(a)}"
+    if routine == "orgqr":
+        t = shapes[1]
+        if len(t) != len(a) - 1 or t[:-1] != a[:-2] or t[-1] > min(a[-2:]):
+            return f"tau of shape {list(t)} does not fit reflectors of shape {list(a)}"
+    return None
+
+
+def _relocate(block: ir.Block, loc: ir.Location | None) -> None:
+    for o in block.ops:
+        o.loc = loc
+        for r in o.regions:
+            for b in r.blocks:
+                _relocate(b, loc)
+
+
+# --------------------------------------------------------------------------- text emitter
+def _t(shape: tuple[int, ...], el: str) -> str:
+    return "tensor<" + "".join(f"{d}x" for d in shape) + el + ">"
+
+
+class _Fn:
+    """Straight-line StableHLO text with fresh SSA names; `scalar` constants are cached."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.n = 0
+
+    def __call__(self, text: str) -> str:
+        self.n += 1
+        name = f"%v{self.n}"
+        self.lines.append(f"{name} = {text}")
+        return name
+
+    def const(self, value: str, el: str, shape: tuple[int, ...] = ()) -> str:
+        c = self(f"stablehlo.constant dense<{value}> : {_t((), el)}")
+        return self.bcast(c, (), el, shape, ()) if shape else c
+
+    def bcast(self, x: str, src: tuple[int, ...], el: str, shape: tuple[int, ...], dims: tuple[int, ...]) -> str:
+        return self(f"stablehlo.broadcast_in_dim {x}, dims = [{', '.join(map(str, dims))}] : "
+                    f"({_t(src, el)}) -> {_t(shape, el)}")
+
+    def iota(self, shape: tuple[int, ...], dim: int) -> str:
+        return self(f"stablehlo.iota dim = {dim} : {_t(shape, 'i32')}")
+
+    def cmp(self, d: str, a: str, b: str, shape: tuple[int, ...], el: str) -> str:
+        kind = "FLOAT" if el.startswith("f") else "SIGNED"
+        return self(f"stablehlo.compare {d}, {a}, {b}, {kind} : ({_t(shape, el)}, {_t(shape, el)}) -> {_t(shape, 'i1')}")
+
+    def sel(self, p: str, a: str, b: str, shape: tuple[int, ...], el: str) -> str:
+        return self(f"stablehlo.select {p}, {a}, {b} : {_t(shape, 'i1')}, {_t(shape, el)}")
+
+    def bin(self, op: str, a: str, b: str, shape: tuple[int, ...], el: str) -> str:
+        return self(f"stablehlo.{op} {a}, {b} : {_t(shape, el)}")
+
+    def un(self, op: str, a: str, shape: tuple[int, ...], el: str) -> str:
+        return self(f"stablehlo.{op} {a} : {_t(shape, el)}")
+
+    def reduce(self, op: str, x: str, init: str, shape: tuple[int, ...], el: str, dim: int) -> str:
+        out = shape[:dim] + shape[dim + 1:]
+        return self(f"stablehlo.reduce({x} init: {init}) applies stablehlo.{op} across dimensions = [{dim}] : "
+                    f"({_t(shape, el)}, {_t((), el)}) -> {_t(out, el)}")
+
+    def transpose_last(self, a: str, shape: tuple[int, ...], el: str) -> str:
+        r = len(shape)
+        perm = list(range(r - 2)) + [r - 1, r - 2]
+        out = tuple(shape[p] for p in perm)
+        return self(f"stablehlo.transpose {a}, dims = [{', '.join(map(str, perm))}] : ({_t(shape, el)}) -> {_t(out, el)}")
+
+    def reverse(self, a: str, dims: list[int], shape: tuple[int, ...], el: str) -> str:
+        return self(f"stablehlo.reverse {a}, dims = [{', '.join(map(str, dims))}] : {_t(shape, el)}")
+
+    def dslice(self, a: str, shape: tuple[int, ...], el: str, starts: list[str], sizes: tuple[int, ...]) -> str:
+        its = ", ".join(["tensor<i32>"] * len(starts))
+        return self(f"stablehlo.dynamic_slice {a}, {', '.join(starts)}, sizes = [{', '.join(map(str, sizes))}] : "
+                    f"({_t(shape, el)}, {its}) -> {_t(sizes, el)}")
+
+    def dupdate(self, a: str, u: str, shape: tuple[int, ...], ushape: tuple[int, ...], el: str,
+                starts: list[str]) -> str:
+        its = ", ".join(["tensor<i32>"] * len(starts))
+        return self(f"stablehlo.dynamic_update_slice {a}, {u}, {', '.join(starts)} : "
+                    f"({_t(shape, el)}, {_t(ushape, el)}, {its}) -> {_t(shape, el)}")
+
+
+def _module(args: list[str], results: list[str], body: list[str], rets: list[str]) -> str:
+    sig = ", ".join(f"%arg{i}: {t}" for i, t in enumerate(args))
+    return (f"func.func public @main({sig}) -> ({', '.join(results)}) {{\n  " + "\n  ".join(body) +
+            f"\n  return {', '.join(rets)} : {', '.join(results)}\n}}\n")
+
+
+def _loop(f: _Fn, n: int, carried: list[tuple[str, str]], body, empty: bool = False) -> list[str]:
+    """`for j in range(n)` as a stablehlo.while; `body(g, j, names)` emits the step into a fresh
+    emitter and returns the new carried names. Returns the loop's results' names. An `empty`
+    problem (a zero dim anywhere) runs no step, so none is emitted."""
+    if empty or n == 0:
+        return [v for v, _ in carried]
+    k = len(carried) + 1
+    types = ["tensor<i32>"] + [t for _, t in carried]
+    zero = f.const("0", "i32")
+    res = f"%w{f.n + 1}"
+    f.n += 1
+    inits = ", ".join(f"%c{f.n}_{i} = {v}" for i, v in enumerate([zero] + [v for v, _ in carried]))
+    cond = _Fn()
+    cond.n = f.n * 1000
+    lim = cond.const(str(n), "i32")
+    p = cond(f"stablehlo.compare LT, %c{f.n}_0, {lim}, SIGNED : (tensor<i32>, tensor<i32>) -> tensor<i1>")
+    g = _Fn()
+    g.n = f.n * 1000 + 500
+    names = [f"%c{f.n}_{i}" for i in range(k)]
+    new = body(g, names[0], names[1:])
+    one = g.const("1", "i32")
+    nj = g.bin("add", names[0], one, (), "i32")
+    f.lines.append(
+        f"{res}:{k} = stablehlo.while({inits}) : {', '.join(types)}\n   cond {{\n    " + "\n    ".join(cond.lines) +
+        f"\n    stablehlo.return {p} : tensor<i1>\n   }} do {{\n    " + "\n    ".join(g.lines) +
+        f"\n    stablehlo.return {', '.join([nj] + new)} : {', '.join(types)}\n   }}")
+    return [f"{res}#{i}" for i in range(1, k)]
+
+
+# --------------------------------------------------------------------------- potrf (Cholesky)
+def _potrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
+    """LAPACK ?potrf: the Cholesky factor of the triangle `uplo` names (the other triangle of the
+    output is the input's, as LAPACK leaves it) and `info` per matrix: 0, or j+1 for the first
+    column j whose pivot is not positive (or is NaN). Unblocked right-looking: column j of L is
+    the working matrix's column j over sqrt of its pivot, then a rank-1 update of all of it."""
+    (a_t,) = types
+    shape, el = tuple(a_t.shape), a_t.element
+    bs, n = shape[:-2], shape[-1]
+    r = len(shape)
+    upper = flags.get("uplo", "L") == "U"
+    f = _Fn()
+    a = "%arg0"
+    row, col = f.iota(shape, r - 2), f.iota(shape, r - 1)
+    # the symmetric matrix the named triangle stands for (an upper factor U is L^T of it)
+    keep = f.cmp("GE" if not upper else "LE", row, col, shape, "i32")
+    at = f.transpose_last(a, shape, el)
+    s = f.sel(keep, a, at, shape, el)
+    zero = f.const("0", el, shape)
+    info0 = f.const("0", "i32", bs)
+    bshape = bs + (1, 1)
+    cshape = bs + (n, 1)
+
+    def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
+        w, lo, info = cur
+        z = [g.const("0", "i32")] * len(bs)
+        d = g.dslice(w, shape, el, z + [j, j], bshape)
+        c = g.dslice(w, shape, el, z + [g.const("0", "i32"), j], cshape)
+        gz = g.const("0", el, bshape)
+        ok = g.cmp("GT", d, gz, bshape, el)  # false for NaN too
+        info_b = g(f"stablehlo.reshape {ok} : ({_t(bshape, 'i1')}) -> {_t(bs, 'i1')}")
+        first = g.cmp("EQ", info, g.const("0", "i32", bs), bs, "i32")
+        bad = g.bin("and", first, g.un("not", info_b, bs, "i1"), bs, "i1")
+        jj = g.bin("add", g.bcast(j, (), "i32", bs, ()), g.const("1", "i32", bs), bs, "i32")
+        info = g.sel(bad, jj, info, bs, "i32")
+        sq = g.un("sqrt", d, bshape, el)
+        sqc = g.bcast(sq, bshape, el, cshape, tuple(range(r)))
+        ri = g.iota(cshape, r - 2)
+        jc = g.bcast(j, (), "i32", cshape, ())
+        below = g.cmp("GT", ri, jc, cshape, "i32")
+        at_j = g.cmp("EQ", ri, jc, cshape, "i32")
+        zc = g.const("0", el, cshape)
+        lcol = g.sel(below, g.bin("divide", c, sqc, cshape, el), g.sel(at_j, sqc, zc, cshape, el), cshape, el)
+        lc = g.bcast(lcol, cshape, el, shape, tuple(range(r)))
+        lr = g.bcast(lcol, cshape, el, shape, tuple(range(r - 2)) + (r - 1, r - 2))
+        w = g.bin("subtract", w, g.bin("multiply", lc, lr, shape, el), shape, el)
+        lo = g.dupdate(lo, lcol, shape, cshape, el, z + [g.const("0", "i32"), j])
+        return [w, lo, info]
+
+    _, lo, info = _loop(f, n, [(s, _t(shape, el)), (zero, _t(shape, el)), (info0, _t(bs, "i32"))], step,
+                        0 in shape)
+    if upper:
+        lo = f.transpose_last(lo, shape, el)
+    out = f.sel(keep, lo, a, shape, el)
+    return _module([_t(shape, el)], [_t(shape, el), _t(bs, "i32")], f.lines, [out, info])
+
+
+# --------------------------------------------------------------------------- trsm (triangular solve)
+def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
+    """BLAS ?trsm: X with op(A) X = B (side L) or X op(A) = B (side R), op(A) = A or A^T
+    (trans_x N/T/C; real, so C is T), A's `uplo` triangle only, unit diagonal if diag = U. Every
+    case is brought to a lower-triangular left solve: a right solve is the left solve of the
+    transposes, an upper one the lower one with rows and columns reversed. Forward
+    substitution, one row of X per step with a rank-1 update of the rows below it. bf16/f16
+    solve in f32 and round once."""
+    a_t, b_t = types
+    io = a_t.element
+    el = "f32" if io in NARROW else io
+    ashape, bshape = tuple(a_t.shape), tuple(b_t.shape)
+    r = len(ashape)
+    bs, n = ashape[:-2], ashape[-1]
+    f = _Fn()
+    a, b = "%arg0", "%arg1"
+    if io != el:
+        a = f(f"stablehlo.convert {a} : ({_t(ashape, io)}) -> {_t(ashape, el)}")
+        b = f(f"stablehlo.convert {b} : ({_t(bshape, io)}) -> {_t(bshape, el)}")
+    row, col = f.iota(ashape, r - 2), f.iota(ashape, r - 1)
+    lower = flags.get("uplo", "L") == "L"
+    a = f.sel(f.cmp("GE" if lower else "LE", row, col, ashape, "i32"), a, f.const("0", el, ashape), ashape, el)
+    if flags.get("diag", "N") == "U":
+        a = f.sel(f.cmp("EQ", row, col, ashape, "i32"), f.const("1", el, ashape), a, ashape, el)
+    if flags.get("trans_x", "N") in ("T", "C"):
+        a, lower = f.transpose_last(a, ashape, el), not lower
+    left = flags.get("side", "L") == "L"
+    if not left:  # X M = B  <=>  M^T X^T = B^T
+        a, lower = f.transpose_last(a, ashape, el), not lower
+        b = f.transpose_last(b, bshape, el)
+    xshape = bshape if left else bshape[:-2] + (bshape[-1], bshape[-2])
+    m = xshape[-1]
+    if not lower:  # P M P is lower for the reversal P; solve (PMP)(PX) = PB
+        a = f.reverse(a, [r - 2, r - 1], ashape, el)
+        b = f.reverse(b, [r - 2], xshape, el)
+    rshape, cshape, dshape = bs + (1, m), bs + (n, 1), bs + (1, 1)
+
+    def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
+        (x,) = cur
+        z = [g.const("0", "i32")] * len(bs)
+        zero = g.const("0", "i32")
+        xr = g.dslice(x, xshape, el, z + [j, zero], rshape)
+        d = g.dslice(a, ashape, el, z + [j, j], dshape)
+        xr = g.bin("divide", xr, g.bcast(d, dshape, el, rshape, tuple(range(r))), rshape, el)
+        c = g.dslice(a, ashape, el, z + [zero, j], cshape)
+        below = g.cmp("GT", g.iota(cshape, r - 2), g.bcast(j, (), "i32", cshape, ()), cshape, "i32")
+        # only rows below j and only where x[j] != 0 are updated, as BLAS does: a 0 * inf from
+        # a singular pivot must not turn the rows already solved (or a zero column) into NaN
+        xb = g.bcast(xr, rshape, el, xshape, tuple(range(r)))
+        live = g.bin("and", g.bcast(below, cshape, "i1", xshape, tuple(range(r))),
+                     g.cmp("NE", xb, g.const("0", el, xshape), xshape, el), xshape, "i1")
+        upd = g.bin("multiply", g.bcast(c, cshape, el, xshape, tuple(range(r))), xb, xshape, el)
+        x = g.sel(live, g.bin("subtract", x, upd, xshape, el), x, xshape, el)
+        return [g.dupdate(x, xr, xshape, rshape, el, z + [j, zero])]
+
+    (x,) = _loop(f, n, [(b, _t(xshape, el))], step, 0 in ashape + xshape)
+    if not lower:
+        x = f.reverse(x, [r - 2], xshape, el)
+    if not left:
+        x = f.transpose_last(x, xshape, el)
+    if io != el:
+        x = f(f"stablehlo.convert {x} : ({_t(bshape, el)}) -> {_t(bshape, io)}")
+    return _module([_t(ashape, io), _t(bshape, io)], [_t(bshape, io)], f.lines, [x])
+
+
+# --------------------------------------------------------------------------- getrf (LU)
+def _getrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
+    """LAPACK ?getrf: P A = L U with partial pivoting, L (unit diagonal) and U packed in one
+    matrix, `ipiv` 1-based (row j was swapped with row ipiv[j] - 1) and `info` j+1 for the first
+    zero pivot (the factorization still completes, as LAPACK's does). One column per step: the
+    first row of largest magnitude at or below j is swapped with row j (per matrix of a batch,
+    so the swap is selects and a masked sum, not a dynamic slice), the column below the pivot is
+    divided by it (left alone when the pivot is 0) and the trailing matrix gets a rank-1 update."""
+    (a_t,) = types
+    shape, el = tuple(a_t.shape), a_t.element
+    bs, m, n = shape[:-2], shape[-2], shape[-1]
+    r, k = len(shape), min(shape[-2], shape[-1])
+    f = _Fn()
+    ipiv0 = f.const("0", "i32", bs + (k,))
+    info0 = f.const("0", "i32", bs)
+    cshape, rshape, dshape = bs + (m, 1), bs + (1, n), bs + (1, 1)
+    bsp = bs + (1,)
+
+    def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
+        w, ipiv, info = cur
+        z = [g.const("0", "i32")] * len(bs)
+        zero = g.const("0", "i32")
+        rows = g.iota(shape, r - 2)
+        cols = g.iota(shape, r - 1)
+        jm = g.bcast(j, (), "i32", shape, ())
+        # the pivot row p (per matrix): the first largest |w[i, j]| with i >= j
+        c = g.dslice(w, shape, el, z + [zero, j], cshape)
+        ci = g.iota(cshape, r - 2)
+        jc = g.bcast(j, (), "i32", cshape, ())
+        key = g.sel(g.cmp("GE", ci, jc, cshape, "i32"), g.un("abs", c, cshape, el), g.const("-1", el, cshape),
+                    cshape, el)
+        best = g.reduce("maximum", key, g.const("0xFF800000" if el == "f32" else "0xFFF0000000000000", el),
+                        cshape, el, r - 2)
+        hit = g.cmp("EQ", key, g.bcast(best, bsp, el, cshape, tuple(range(r - 2)) + (r - 1,)), cshape, el)
+        cand = g.sel(hit, ci, g.const(str(m - 1), "i32", cshape), cshape, "i32")
+        p = g.reduce("minimum", cand, g.const(str(m - 1), "i32"), cshape, "i32", r - 2)  # bs + (1,)
+        p = g.bin("maximum", p, g.bcast(j, (), "i32", bsp, ()), bsp, "i32")  # a NaN column keeps row j
+        pm = g.bcast(p, bsp, "i32", shape, tuple(range(r - 2)) + (r - 1,))
+        # swap rows j and p: row p gathered by a masked sum whose zeros are -0 (exact, keeps -0)
+        nz = g.const("-0.0", el, shape)
+        rp = g.reduce("add", g.sel(g.cmp("EQ", rows, pm, shape, "i32"), w, nz, shape, el),
+                      g.const("-0.0", el), shape, el, r - 2)
+        rj = g.dslice(w, shape, el, z + [j, zero], rshape)
+        rpm = g.bcast(rp, bs + (n,), el, shape, tuple(range(r - 2)) + (r - 1,))
+        w = g.sel(g.cmp("EQ", rows, jm, shape, "i32"), rpm,
+                  g.sel(g.cmp("EQ", rows, pm, shape, "i32"), g.bcast(rj, rshape, el, shape, tuple(range(r))), w,
+                        shape, el), shape, el)
+        one = g.const("1", "i32", bsp)
+        ipiv = g.dupdate(ipiv, g.bin("add", p, one, bsp, "i32"), bs + (k,), bsp, "i32", z + [j])
+        # pivot, info, the column of L, the trailing update
+        d = g.dslice(w, shape, el, z + [j, j], dshape)
+        dz = g.cmp("EQ", d, g.const("0", el, dshape), dshape, el)
+        dzb = g(f"stablehlo.reshape {dz} : ({_t(dshape, 'i1')}) -> {_t(bs, 'i1')}")
+        first = g.cmp("EQ", info, g.const("0", "i32", bs), bs, "i32")
+        jj = g.bin("add", g.bcast(j, (), "i32", bs, ()), g.const("1", "i32", bs), bs, "i32")
+        info = g.sel(g.bin("and", first, dzb, bs, "i1"), jj, info, bs, "i32")
+        c = g.dslice(w, shape, el, z + [zero, j], cshape)
+        dc = g.bcast(d, dshape, el, cshape, tuple(range(r)))
+        l = g.sel(g.bcast(dz, dshape, "i1", cshape, tuple(range(r))), c, g.bin("divide", c, dc, cshape, el),
+                  cshape, el)
+        below = g.cmp("GT", rows, jm, shape, "i32")
+        lm = g.bcast(l, cshape, el, shape, tuple(range(r)))
+        w = g.sel(g.bin("and", below, g.cmp("EQ", cols, jm, shape, "i32"), shape, "i1"), lm, w, shape, el)
+        rj = g.bcast(g.dslice(w, shape, el, z + [j, zero], rshape), rshape, el, shape, tuple(range(r)))
+        trail = g.bin("and", below, g.cmp("GT", cols, jm, shape, "i32"), shape, "i1")
+        w = g.sel(trail, g.bin("subtract", w, g.bin("multiply", lm, rj, shape, el), shape, el), w, shape, el)
+        return [w, ipiv, info]
+
+    w, ipiv, info = _loop(f, k, [("%arg0", _t(shape, el)), (ipiv0, _t(bs + (k,), "i32")),
+                                 (info0, _t(bs, "i32"))], step, 0 in shape)
+    return _module([_t(shape, el)], [_t(shape, el), _t(bs + (k,), "i32"), _t(bs, "i32")], f.lines, [w, ipiv, info])
+
+
+# --------------------------------------------------------------------------- geqrf / orgqr (QR)
+def _reflector(g: _Fn, w: str, j: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str, str]:
+    """LAPACK ?larfg on column j of `w` below the diagonal, per matrix: (v, tau, beta, live) with
+    v [.., m, 1] (0 above j, 1 at j), H = I - tau v v^T taking the column to beta e_j, and `live`
+    [.., 1, 1] false where the column below j is already zero (then H = I, tau = 0)."""
+    r, m = len(shape), shape[-2]
+    bs = shape[:-2]
+    cshape, dshape = bs + (m, 1), bs + (1, 1)
+    z = [g.const("0", "i32")] * len(bs)
+    c = g.dslice(w, shape, el, z + [g.const("0", "i32"), j], cshape)
+    alpha = g.dslice(w, shape, el, z + [j, j], dshape)
+    ri = g.iota(cshape, r - 2)
+    jc = g.bcast(j, (), "i32", cshape, ())
+    below = g.cmp("GT", ri, jc, cshape, "i32")
+    x = g.sel(below, c, g.const("0", el, cshape), cshape, el)
+    ss = g.reduce("add", g.bin("multiply", x, x, cshape, el), g.const("0", el), cshape, el, r - 2)
+    ss = g(f"stablehlo.reshape {ss} : ({_t(bs + (1,), el)}) -> {_t(dshape, el)}")
+    live = g.cmp("NE", ss, g.const("0", el, dshape), dshape, el)
+    norm = g.un("sqrt", g.bin("add", g.bin("multiply", alpha, alpha, dshape, el), ss, dshape, el), dshape, el)
+    neg = g.cmp("LT", alpha, g.const("0", el, dshape), dshape, el)
+    beta = g.sel(neg, norm, g.un("negate", norm, dshape, el), dshape, el)  # -sign(alpha) |(alpha, x)|
+    one = g.const("1", el, dshape)
+    tau = g.sel(live, g.bin("divide", g.bin("subtract", beta, alpha, dshape, el), beta, dshape, el),
+                g.const("0", el, dshape), dshape, el)
+    scale = g.sel(live, g.bin("divide", one, g.bin("subtract", alpha, beta, dshape, el), dshape, el), one,
+                  dshape, el)
+    v = g.bin("multiply", x, g.bcast(scale, dshape, el, cshape, tuple(range(r))), cshape, el)
+    v = g.sel(g.cmp("EQ", ri, jc, cshape, "i32"), g.const("1", el, cshape), v, cshape, el)
+    return v, tau, g.sel(live, beta, alpha, dshape, el), live
+
+
+def _apply_reflector(g: _Fn, q: str, v: str, tau: str, shape: tuple[int, ...], el: str, cols: str | None) -> str:
+    """q - tau v (v^T q), on the columns > `cols` only when given (the rest of q is kept)."""
+    r = len(shape)
+    bs = shape[:-2]
+    cshape, dshape = bs + (shape[-2], 1), bs + (1, 1)
+    vm = g.bcast(v, cshape, el, shape, tuple(range(r)))
+    wrow = g.reduce("add", g.bin("multiply", vm, q, shape, el), g.const("0", el), shape, el, r - 2)
+    wm = g.bcast(wrow, bs + (shape[-1],), el, shape, tuple(range(r - 2)) + (r - 1,))
+    tm = g.bcast(tau, dshape, el, shape, tuple(range(r)))
+    new = g.bin("subtract", q, g.bin("multiply", tm, g.bin("multiply", vm, wm, shape, el), shape, el), shape, el)
+    if cols is None:
+        return new
+    right = g.cmp("GT", g.iota(shape, r - 1), g.bcast(cols, (), "i32", shape, ()), shape, "i32")
+    return g.sel(right, new, q, shape, el)
+
+
+def _geqrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
+    """LAPACK ?geqrf: A = Q R by Householder reflectors, R on and above the diagonal, the
+    reflectors' v (v[j] = 1 implied) below it and their `tau` [.., min(m, n)], LAPACK's sign
+    convention (beta = -sign(alpha) |column|), so the factors are LAPACK's, not just a QR."""
+    (a_t,) = types
+    shape, el = tuple(a_t.shape), a_t.element
+    bs, r, k = shape[:-2], len(shape), min(shape[-2], shape[-1])
+    m = shape[-2]
+    f = _Fn()
+    tau0 = f.const("0", el, bs + (k,))
+    cshape, dshape = bs + (m, 1), bs + (1, 1)
+
+    def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
+        w, taus = cur
+        v, tau, beta, _ = _reflector(g, w, j, shape, el)
+        w = _apply_reflector(g, w, v, tau, shape, el, j)
+        ri = g.iota(cshape, r - 2)
+        jc = g.bcast(j, (), "i32", cshape, ())
+        col = g.sel(g.cmp("EQ", ri, jc, cshape, "i32"), g.bcast(beta, dshape, el, cshape, tuple(range(r))), v,
+                    cshape, el)
+        z = [g.const("0", "i32")] * len(bs)
+        old = g.dslice(w, shape, el, z + [g.const("0", "i32"), j], cshape)
+        col = g.sel(g.cmp("GE", ri, jc, cshape, "i32"), col, old, cshape, el)
+        w = g.dupdate(w, col, shape, cshape, el, z + [g.const("0", "i32"), j])
+        t1 = g(f"stablehlo.reshape {tau} : ({_t(dshape, el)}) -> {_t(bs + (1,), el)}")
+        taus = g.dupdate(taus, t1, bs + (k,), bs + (1,), el, z + [j])
+        return [w, taus]
+
+    w, taus = _loop(f, k, [("%arg0", _t(shape, el)), (tau0, _t(bs + (k,), el))], step, 0 in shape)
+    return _module([_t(shape, el)], [_t(shape, el), _t(bs + (k,), el)], f.lines, [w, taus])
+
+
+def _orgqr(types: list[ir.TensorType], flags: dict[str, str]) -> str:
+    """LAPACK ?orgqr: the first n columns of Q = H_0 ... H_{k-1} from geqrf's packed reflectors,
+    accumulated backwards on the identity (Q = H_j Q for j = k-1 .. 0)."""
+    a_t, t_t = types
+    shape, el = tuple(a_t.shape), a_t.element
+    bs, r, m, n = shape[:-2], len(shape), shape[-2], shape[-1]
+    k = t_t.shape[-1]
+    f = _Fn()
+    eye = f(f"stablehlo.convert {f.cmp('EQ', f.iota(shape, r - 2), f.iota(shape, r - 1), shape, 'i32')} : "
+            f"({_t(shape, 'i1')}) -> {_t(shape, el)}")
+    cshape, dshape = bs + (m, 1), bs + (1, 1)
+
+    def step(g: _Fn, i: str, cur: list[str]) -> list[str]:
+        (q,) = cur
+        j = g.bin("subtract", g.const(str(k - 1), "i32"), i, (), "i32")
+        z = [g.const("0", "i32")] * len(bs)
+        c = g.dslice("%arg0", shape, el, z + [g.const("0", "i32"), j], cshape)
+        ri = g.iota(cshape, r - 2)
+        jc = g.bcast(j, (), "i32", cshape, ())
+        v = g.sel(g.cmp("GT", ri, jc, cshape, "i32"), c,
+                  g.sel(g.cmp("EQ", ri, jc, cshape, "i32"), g.const("1", el, cshape), g.const("0", el, cshape),
+                        cshape, el), cshape, el)
+        tau = g.dslice("%arg1", bs + (k,), el, z + [j], bs + (1,))
+        tau = g(f"stablehlo.reshape {tau} : ({_t(bs + (1,), el)}) -> {_t(dshape, el)}")
+        return [_apply_reflector(g, q, v, tau, shape, el, None)]
+
+    (q,) = _loop(f, k, [(eye, _t(shape, el))], step, 0 in shape)
+    return _module([_t(shape, el), _t(bs + (k,), el)], [_t(shape, el)], f.lines, [q])
