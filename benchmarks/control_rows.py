@@ -9,7 +9,6 @@ from .harness import Bench
 def control_benchmarks() -> list[Bench]:
     import flax.linen as nn
     import jax
-    import jax.numpy as jnp
 
     def fori(x, n=1000):  # per-iteration overhead: a 2-element state, almost no work per iteration
         return jax.lax.fori_loop(0, n, lambda i, c: c * 0.999 + 1.0, x)

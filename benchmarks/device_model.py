@@ -161,7 +161,7 @@ def llama_decode_fn(cfg: dict, ctx: int):
     (params, token[1] int32, pos int32, k_cache, v_cache) -> (logits, k_cache, v_cache)."""
     import jax
     import jax.numpy as jnp
-    L, d, H, KV, hd = cfg["layers"], cfg["d"], cfg["heads"], cfg["kv_heads"], cfg["head_dim"]
+    L, H, KV, hd = cfg["layers"], cfg["heads"], cfg["kv_heads"], cfg["head_dim"]
 
     def rms(x, g):
         x32 = x.astype(jnp.float32)

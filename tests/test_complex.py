@@ -16,7 +16,6 @@ from tt_xla.errors import UnsupportedError
 from tt_xla.hlo_parser import parse_module, print_module
 
 from test_op_table import program, run, xla_run
-from util import check
 
 PARTS = [np.nan, np.inf, -np.inf, -0.0, 0.0, 1.0, -1.0, 0.5, -2.5, 3e38, 1e-30]
 C64, C128 = np.dtype(np.complex64), np.dtype(np.complex128)

@@ -7,7 +7,6 @@ nothing, stays inside the row, and leaves the results and the device figures alo
 import jax
 import pytest
 
-import tt_xla
 from tt_xla.compiler import compile_text
 from tt_xla.compiler.render import STREAM_MIN_BYTES
 from tt_xla.compiler.loopir import DmaPrefetch, check_dma_only

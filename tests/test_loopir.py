@@ -1,6 +1,5 @@
 """The loop IR and the core dataflow: DRAM -> SRAM by DMA through circular buffers -> compute
 -> DMA out; SRAM sized to the device; counters from the cores' events."""
-import re
 
 import jax
 import pytest

@@ -4,7 +4,6 @@ only) match CPU JAX over f32/bf16/f16 and edge values. Ops that today's jax.expo
 before export (CHLO) are written as StableHLO/CHLO text: parse -> compile -> run."""
 from __future__ import annotations
 
-import math
 
 import ml_dtypes
 import numpy as np
@@ -17,7 +16,7 @@ from jax import lax
 import tt_xla
 from tt_xla.compiler import graph, ops
 from tt_xla.compiler.simplify import PATTERNS, _const_second, _fold
-from tt_xla.compiler.dtypes import FLOATS, INTS
+from tt_xla.compiler.dtypes import FLOATS
 from tt_xla.compiler.graph import Node, const
 from tt_xla.errors import UnsupportedError
 

@@ -360,7 +360,6 @@ class Legalizer:
         """chlo.top_k: a stable sort of (x, its positions) along the last dim by value, greatest
         first (total order: NaN above +inf, +0 above -0), and the first k of each row."""
         (x,) = self._ins(op)
-        k = int(_int(op.attributes["k"]))
         (vshape, _), (ishape, idt) = self._result(op, 0), self._result(op, 1)
         last = len(x.shape) - 1
         pos = Node("iota", [], x.shape, idt, {"dim": last}, op.loc)

@@ -486,7 +486,7 @@ def _orgqr(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     accumulated backwards on the identity (Q = H_j Q for j = k-1 .. 0)."""
     a_t, t_t = types
     shape, el = tuple(a_t.shape), a_t.element
-    bs, r, m, n = shape[:-2], len(shape), shape[-2], shape[-1]
+    bs, r, m = shape[:-2], len(shape), shape[-2]
     k = t_t.shape[-1]
     f = _Fn()
     eye = f(f"stablehlo.convert {f.cmp('EQ', f.iota(shape, r - 2), f.iota(shape, r - 1), shape, 'i32')} : "

@@ -203,7 +203,6 @@ def lower_merge(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loop
                  L.CbReserve(cb, f"wb{j}"),
                  L.DmaRead(cb, f"wb{j}", "0", ops[a.src.id], f"{base} + (pl + lena + t - slo) * {s}", "nbb", s),
                  L.CbPush(cb), L.CbWait(cb, f"mb{j}")]
-    x = xs[want]
     body += [L.CbReserve(cbo, "out"), L.Var("mi", "int64_t", "0"), L.Var("mj", "int64_t", "0"),
              L.Range("mk", "0", "m"),
              L.Define("la", "int", "mi < na"), L.Define("ra", "int", "mj < nbb"),
