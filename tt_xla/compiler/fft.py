@@ -32,6 +32,7 @@ from ..hlo_parser import ir, parse_module
 from ..hlo_parser.verify import verify
 
 DIRECT = 64  # lengths up to this are one product with the DFT matrix; longer ones factor
+RADIX2 = 16  # the largest power of two done as one product
 _REAL = {"complex<f32>": "f32", "complex<f64>": "f64"}
 _COMPLEX = {v: k for k, v in _REAL.items()}
 
@@ -96,100 +97,134 @@ def _check(kind: str, lengths: tuple[int, ...], xt: ir.TensorType, rt: ir.Tensor
     return None
 
 
+# Complex data inside the expansion is "stacked": a real tensor (..., 2, n) whose second-to-last
+# axis is the (re, im) pair and whose last is the one being transformed. A DFT is then one real
+# product contracting those two axes with the real 2n x 2k form of the complex matrix,
+# [[C, S], [-S, C]]: the data is the product's left operand, its rows contiguous, as the matrix
+# engine likes them (many rows, 2n <= 128 columns), where complex_split's complex product would be
+# four products and two adds.
 def _transform(e: "_Emit", x: "V", kind: str, lengths: tuple[int, ...]) -> "V":
     r, rank = len(lengths), len(x.shape)
     inverse = kind in ("IFFT", "IRFFT")
     scale = 1.0 / math.prod(lengths) if inverse else 1.0
-    first = rank - r
-    if kind in ("FFT", "IFFT"):
-        for _ in range(r):  # each move brings the next axis to the end: r moves restore the order
-            x = _dft(e, x, first, x.shape[first], inverse, scale)
-            scale = 1.0
-        return x
-    if kind == "RFFT":
-        n = lengths[-1]
-        x = _dft(e, x, rank - 1, n, False, 1.0, keep=n // 2 + 1)
-        for _ in range(r - 1):
-            x = _dft(e, x, first, x.shape[first], False, 1.0)
-        if r > 1:  # the half axis went first among the moved ones: put it back last
-            x = e.transpose(x, list(range(first)) + list(range(first + 1, rank)) + [first])
-        return x
-    for _ in range(r - 1):  # IRFFT: the complex inverse over the leading axes, then c2r on the last
-        x = _dft(e, x, first, x.shape[first], True, scale)
+    axes = list(range(rank - r, rank))
+    order = list(range(rank))  # order[i]: the operand axis now at data position i
+    if kind == "RFFT":  # the real (last) axis first, so the others transform half as much
+        x = _dft(e, x, lengths[-1], False, 1.0, keep=lengths[-1] // 2 + 1)
+        axes = axes[:-1]
+    else:
+        x = e.stack(x)
+    for a in reversed(axes if kind != "IRFFT" else axes[:-1]):
+        x, order = _to_last(e, x, order, a)
+        x = _dft(e, x, lengths[a - rank + r], inverse, scale)
         scale = 1.0
-    return _c2r(e, x, first, lengths[-1], scale)
+    if kind == "IRFFT":  # c2r on the last axis, real out
+        x, order = _to_last(e, x, order, rank - 1)
+        return e.transpose(_c2r(e, x, lengths[-1], scale), [order.index(i) for i in range(rank)])
+    return e.unstack(e.transpose(x, _stacked_perm([order.index(i) for i in range(rank)])))
+
+
+def _stacked_perm(perm: list[int]) -> list[int]:
+    """A permutation of data axes as one of the stacked tensor's axes (the pair stays second-to-last)."""
+    r = len(perm)
+    at = lambda i: i if i < r - 1 else r  # noqa: E731  data position -> stacked position
+    return [at(p) for p in perm[:-1]] + [r - 1, at(perm[-1])]
+
+
+def _to_last(e: "_Emit", x: "V", order: list[int], axis: int) -> tuple["V", list[int]]:
+    """Stacked x with operand axis `axis` moved to the last data position (the others keep their
+    order)."""
+    at = order.index(axis)
+    perm = [i for i in range(len(order)) if i != at] + [at]
+    return e.transpose(x, _stacked_perm(perm)), [order[p] for p in perm]
 
 
 # --------------------------------------------------------------------------- the DFT, recursively
-def _dft(e: "_Emit", x: "V", axis: int, n: int, inverse: bool, scale: float, keep: int | None = None) -> "V":
-    """The DFT of length n over `axis` of x (real or complex), that axis removed and the
-    transformed one appended last (only its first `keep` entries if given)."""
+def _dft(e: "_Emit", x: "V", n: int, inverse: bool, scale: float, keep: int | None = None) -> "V":
+    """The DFT of length n over the last axis of x, stacked complex (..., 2, n) or real (..., n);
+    its first `keep` outputs, stacked (..., 2, keep)."""
     keep = n if keep is None else keep
-    if n <= DIRECT:
-        return e.product(x, axis, _dft_matrix(n, inverse, scale)[:, :keep])
+    if _leaf(n):
+        return e.product(x, _dft_matrix(n, inverse, scale)[:, :keep])
     n1 = _split(n)
     if n1 is None:
-        out = _bluestein(e, x, axis, n, inverse, scale)
+        out = _bluestein(e, x, n, inverse, scale)
     else:
         n2 = n // n1
-        # j = j1 * n2 + j2 and k = k1 + n1 * k2: the DFT over j1 (stride n2), twiddles, the DFT over j2
-        x = e.reshape(x, x.shape[:axis] + (n1, n2) + x.shape[axis + 1:])
-        y = _dft(e, x, axis, n1, inverse, scale)  # (..., j2 at axis, ..., k1)
-        y = e.mul_table(y, _twiddles(n1, n2, inverse), [axis, len(y.shape) - 1])
-        z = _dft(e, y, axis, n2, inverse, 1.0)  # (..., k1, k2)
-        rank = len(z.shape)
-        z = e.transpose(z, list(range(rank - 2)) + [rank - 1, rank - 2])
-        out = e.reshape(z, z.shape[:-2] + (n,))
-    if keep < n:
+        rest = x.shape[:-2] if x.stacked else x.shape[:-1]
+        b = len(rest)
+        # j = j1 * n2 + j2 and k = k1 + n1 * k2: the DFT over j1 (the leading digit), twiddles read
+        # through a swap of the digits, the DFT over j2; (k2, k1) is then k's order
+        if x.stacked:
+            x = e.transpose(e.reshape(x, rest + (2, n1, n2)), list(range(b)) + [b + 2, b, b + 1])
+        else:
+            x = e.transpose(e.reshape(x, rest + (n1, n2)), list(range(b)) + [b + 1, b])
+        y = _dft(e, x, n1, inverse, scale)  # (..., j2, 2, k1)
+        y = e.transpose(y, list(range(b)) + [b + 2, b + 1, b])  # (..., k1, 2, j2)
+        y = e.cmul(y, _twiddles(n1, n2, inverse), [b, b + 2])
+        keep2 = -(-keep // n1)
+        z = _dft(e, y, n2, inverse, 1.0, keep=keep2)  # (..., k1, 2, k2)
+        z = e.transpose(z, list(range(b)) + [b + 1, b + 2, b])  # (..., 2, k2, k1)
+        out = e.reshape(z, rest + (2, keep2 * n1))
+    if keep < out.shape[-1]:
         out = e.slice(out, len(out.shape) - 1, 0, keep)
     return out
 
 
+def _leaf(n: int) -> bool:
+    """Whether length n is one product: up to DIRECT, but powers of two only up to RADIX2 (a
+    stacked 16-point DFT is exactly one 32 x 32 tile of the matrix engine; wider ones measured
+    slower per point than one more pass)."""
+    return n <= (RADIX2 if n & (n - 1) == 0 else DIRECT)
+
+
 def _split(n: int) -> int | None:
-    """The first factor n1 of a four-step split of n (the divisor nearest sqrt(n), so both halves
-    recurse evenly); None if n is prime (Bluestein)."""
+    """The first factor n1 of a four-step split of n (powers of two: a power of RADIX2, so every
+    leaf is RADIX2 wide, near sqrt(n)); else the divisor nearest sqrt(n); None if n is prime
+    (Bluestein)."""
+    if n & (n - 1) == 0:
+        d = RADIX2
+        while d * d * RADIX2 <= n:
+            d *= RADIX2
+        return d
     for d in range(math.isqrt(n), 1, -1):
         if n % d == 0:
             return d
     return None
 
 
-def _bluestein(e: "_Emit", x: "V", axis: int, n: int, inverse: bool, scale: float) -> "V":
+def _bluestein(e: "_Emit", x: "V", n: int, inverse: bool, scale: float) -> "V":
     """jk = (j^2 + k^2 - (k-j)^2) / 2, so X_k = c_k sum_j (x_j c_j) conj(c_(k-j)) with the chirp
     c_j = W^(j^2/2): a circular convolution of length m >= 2n - 1, by power-of-two FFTs."""
     m = 1 << (2 * n - 2).bit_length()
     chirp = _chirp(n, inverse)
-    x = e.to_complex(x)
-    a = e.mul_table(x, chirp * scale, [axis])
-    a = e.pad(a, axis, m - n)
-    spec = _dft(e, a, axis, m, False, 1.0)  # (..., m)
+    a = e.cmul(x, chirp * scale, [-1])
+    spec = _dft(e, e.pad(a, len(a.shape) - 1, m - n), m, False, 1.0)
     b = np.zeros(m, np.complex128)
     b[:n] = np.conj(chirp)
     b[m - n + 1:] = np.conj(chirp[1:][::-1])
-    spec = e.mul_table(spec, np.fft.fft(b) / m, [len(spec.shape) - 1])
-    conv = _dft(e, spec, len(spec.shape) - 1, m, True, 1.0)
-    conv = e.slice(conv, len(conv.shape) - 1, 0, n)
-    return e.mul_table(conv, chirp, [len(conv.shape) - 1])
+    spec = e.cmul(spec, np.fft.fft(b) / m, [-1])
+    conv = _dft(e, spec, m, True, 1.0, keep=n)
+    return e.cmul(conv, chirp, [-1])
 
 
-def _c2r(e: "_Emit", x: "V", axis: int, n: int, scale: float) -> "V":
-    """The real inverse DFT of length n over `axis` of x, whose n // 2 + 1 entries are the
-    non-negative frequencies of a Hermitian spectrum; the result axis appended last."""
+def _c2r(e: "_Emit", x: "V", n: int, scale: float) -> "V":
+    """The real inverse DFT of length n over the last axis of the stacked x (..., 2, n // 2 + 1),
+    the non-negative frequencies of a Hermitian spectrum; a real (..., n)."""
     h = n // 2 + 1
+    last = len(x.shape) - 1
     if n <= DIRECT:
         # out_j = sum_k w_k (Re X_k cos(2 pi jk/n) - Im X_k sin(2 pi jk/n)), w_k = 1 at k = 0 and
-        # the Nyquist term, else 2 (the mirrored half)
+        # the Nyquist term, else 2 (the mirrored half): one real product over (part, k)
         w = _dft_matrix(n, True, scale)[:h, :]
         w[1:n - h + 1] *= 2
-        re = e.product(e.part(x, "real"), axis, w.real)
-        im = e.product(e.part(x, "imag"), axis, w.imag)
-        return e.binary("subtract", re, im)
+        return e.product_real(x, np.concatenate([w.real, -w.imag], 0))
     # the mirrored half conj(X_(n-k)), k = h..n-1, then the complex inverse and its real part
-    mirror = e.slice(x, axis, 1, n - h + 1)
-    mirror = e.unary("negate", e.part(mirror, "imag")), e.part(mirror, "real")
-    mirror = e.reverse(e.make_complex(mirror[1], mirror[0]), axis)
-    full = e.concat(x, mirror, axis)
-    return e.part(_dft(e, full, axis, n, True, scale), "real")
+    mirror = e.reverse(e.slice(x, last, 1, n - h + 1), last)
+    re, im = e.slice(mirror, last - 1, 0, 1), e.slice(mirror, last - 1, 1, 2)
+    full = e.concat(x, e.concat(re, e.unary("negate", im), last - 1, stacked=True), last)
+    out = _dft(e, full, n, True, scale)
+    return e.reshape(e.slice(out, last - 1, 0, 1), out.shape[:-2] + out.shape[-1:])
 
 
 # --------------------------------------------------------------------------- constant tables (f64)
@@ -209,8 +244,8 @@ def _dft_matrix(n: int, inverse: bool, scale: float) -> np.ndarray:
 
 
 def _twiddles(n1: int, n2: int, inverse: bool) -> np.ndarray:
-    """W_n^(j2 k1) as (n2, n1)."""
-    return _turns((1 if inverse else -1) * np.outer(np.arange(n2, dtype=np.int64), np.arange(n1, dtype=np.int64)),
+    """W_n^(k1 j2) as (n1, n2)."""
+    return _turns((1 if inverse else -1) * np.outer(np.arange(n1, dtype=np.int64), np.arange(n2, dtype=np.int64)),
                   n1 * n2)
 
 
@@ -223,9 +258,12 @@ def _chirp(n: int, inverse: bool) -> np.ndarray:
 # --------------------------------------------------------------------------- text emitter
 @dataclass(frozen=True)
 class V:
+    """A value of the expansion: SSA name, shape, element type, and whether its axis 0 is the
+    (re, im) pair of stacked complex data."""
     name: str
     shape: tuple[int, ...]
     el: str
+    stacked: bool = False
 
     @property
     def type(self) -> str:
@@ -240,14 +278,17 @@ class _Emit:
         self.lines: list[str] = []
         self.tables: list[np.ndarray | None] = []
 
-    def op(self, text: str, shape: tuple[int, ...], el: str) -> V:
-        v = V(f"%v{len(self.lines)}", tuple(shape), el)
+    def op(self, text: str, shape: tuple[int, ...], el: str, stacked: bool = False) -> V:
+        v = V(f"%v{len(self.lines)}", tuple(shape), el, stacked)
         self.lines.append(f"{v.name} = {text}")
         return v
 
-    def _typed(self, text: str, ins: list[V], shape: tuple[int, ...], el: str) -> V:
+    def _typed(self, text: str, ins: list[V], shape: tuple[int, ...], el: str,
+               stacked: bool | None = None) -> V:
+        """An op whose type is written (operands) -> result; stacked as its first operand unless told."""
         out = V("", tuple(shape), el)
-        return self.op(f"{text} : ({', '.join(i.type for i in ins)}) -> {out.type}", shape, el)
+        stacked = ins[0].stacked if stacked is None else stacked
+        return self.op(f"{text} : ({', '.join(i.type for i in ins)}) -> {out.type}", shape, el, stacked)
 
     def table(self, values: np.ndarray, el: str) -> V:
         np_t = {"f32": np.float32, "f64": np.float64, "complex<f32>": np.complex64,
@@ -264,41 +305,54 @@ class _Emit:
             return c
         return self._typed(f"stablehlo.broadcast_in_dim {c.name}, dims = []", [c], shape, el)
 
-    def product(self, x: V, axis: int, w: np.ndarray) -> V:
-        """dot_general contracting x's `axis` with the matrix w's rows: a real x takes the real
-        and imaginary parts of w apart (two real products), a complex x the complex matrix."""
-        shape = x.shape[:axis] + x.shape[axis + 1:] + (w.shape[1],)
-        dims = f"contracting_dims = [{axis}] x [0]"
-        if x.el in _COMPLEX and not np.iscomplexobj(w):
-            m = self.table(w, x.el)
-            return self._typed(f"stablehlo.dot_general {x.name}, {m.name}, {dims}", [x, m], shape, x.el)
-        if x.el in _COMPLEX:  # real input: a product with each part of w
-            parts = []
-            for p in (w.real, w.imag):
-                m = self.table(p, x.el)
-                parts.append(self._typed(f"stablehlo.dot_general {x.name}, {m.name}, {dims}", [x, m], shape, x.el))
-            return self.make_complex(*parts)
-        m = self.table(w, x.el)  # complex: complex_split makes it four real products
-        return self._typed(f"stablehlo.dot_general {x.name}, {m.name}, {dims}", [x, m], shape, x.el)
+    def product(self, x: V, w: np.ndarray) -> V:
+        """The DFT matrix w (indexed [j, k]) applied over x's last axis: one real product with
+        the real form of w, stacked (..., 2, k) out."""
+        c, s = w.real, w.imag
+        m = np.block([[c, s], [-s, c]]) if x.stacked else np.concatenate([c, s], 1)  # (p, j) x (q, k)
+        out = self.product_real(x, m)
+        return self.reshape(out, out.shape[:-1] + (2, w.shape[1]), stacked=True)
 
-    def mul_table(self, x: V, t: np.ndarray, dims: list[int]) -> V:
-        """x times the table t broadcast along x's `dims`."""
-        x = self.to_complex(x)
-        c = self.table(t, x.el)
-        b = self._typed(f"stablehlo.broadcast_in_dim {c.name}, dims = [{', '.join(map(str, dims))}]", [c],
-                        x.shape, x.el)
-        return self.binary("multiply", x, b)
+    def product_real(self, x: V, m: np.ndarray) -> V:
+        """x @ m over x's last axis (a stacked x's last two)."""
+        lead = x.shape[:-2] if x.stacked else x.shape[:-1]
+        flat = self.reshape(x, lead + (m.shape[0],), stacked=False)
+        t = self.table(m, x.el)
+        return self._typed(f"stablehlo.dot_general {flat.name}, {t.name}, contracting_dims = [{len(lead)}] x [0]",
+                           [flat, t], lead + (m.shape[1],), x.el)
+
+    def stack(self, x: V) -> V:
+        shape = x.shape[:-1] + (1,) + x.shape[-1:]
+        parts = [self.reshape(self.part(x, p), shape) for p in ("real", "imag")]
+        return self.concat(*parts, len(shape) - 2, stacked=True)
+
+    def unstack(self, x: V) -> V:
+        pair = len(x.shape) - 2
+        re, im = (self.reshape(self.slice(x, pair, i, i + 1), x.shape[:-2] + x.shape[-1:]) for i in (0, 1))
+        return self.make_complex(re, im)
+
+    def cmul(self, x: V, t: np.ndarray, dims: list[int]) -> V:
+        """x (stacked, or real) times the complex table t broadcast along the stacked axes `dims`."""
+        if x.stacked:
+            pair = len(x.shape) - 2
+            a, b = self.slice(x, pair, 0, 1), self.slice(x, pair, 1, 2)
+        else:
+            a, b = self.reshape(x, x.shape[:-1] + (1,) + x.shape[-1:]), None
+        pair = len(a.shape) - 2
+        dims = [d % len(a.shape) for d in dims]
+        tr, ti = (self._typed(f"stablehlo.broadcast_in_dim {c.name}, dims = [{', '.join(map(str, dims))}]",
+                              [c], a.shape, x.el) for c in (self.table(t.real, x.el), self.table(t.imag, x.el)))
+        mul = lambda p, q: self.binary("multiply", p, q)  # noqa: E731
+        if b is None:
+            return self.concat(mul(a, tr), mul(a, ti), pair, stacked=True)
+        return self.concat(self.binary("subtract", mul(a, tr), mul(b, ti)),
+                           self.binary("add", mul(a, ti), mul(b, tr)), pair, stacked=True)
 
     def binary(self, name: str, a: V, b: V) -> V:
-        return self.op(f"stablehlo.{name} {a.name}, {b.name} : {a.type}", a.shape, a.el)
+        return self.op(f"stablehlo.{name} {a.name}, {b.name} : {a.type}", a.shape, a.el, a.stacked)
 
     def unary(self, name: str, a: V) -> V:
-        return self.op(f"stablehlo.{name} {a.name} : {a.type}", a.shape, a.el)
-
-    def to_complex(self, x: V) -> V:
-        if x.el not in _COMPLEX:
-            return x
-        return self._typed(f"stablehlo.convert {x.name}", [x], x.shape, _COMPLEX[x.el])
+        return self.op(f"stablehlo.{name} {a.name} : {a.type}", a.shape, a.el, a.stacked)
 
     def part(self, x: V, which: str) -> V:
         return self._typed(f"stablehlo.{which} {x.name}", [x], x.shape, _REAL[x.el])
@@ -306,8 +360,11 @@ class _Emit:
     def make_complex(self, re: V, im: V) -> V:
         return self._typed(f"stablehlo.complex {re.name}, {im.name}", [re, im], re.shape, _COMPLEX[re.el])
 
-    def reshape(self, x: V, shape: tuple[int, ...]) -> V:
-        return x if shape == x.shape else self._typed(f"stablehlo.reshape {x.name}", [x], shape, x.el)
+    def reshape(self, x: V, shape: tuple[int, ...], stacked: bool | None = None) -> V:
+        stacked = x.stacked if stacked is None else stacked
+        if shape == x.shape:
+            return V(x.name, x.shape, x.el, stacked)
+        return self._typed(f"stablehlo.reshape {x.name}", [x], shape, x.el, stacked)
 
     def transpose(self, x: V, perm: list[int]) -> V:
         if perm == sorted(perm):
@@ -321,7 +378,7 @@ class _Emit:
         lo[axis], hi[axis] = start, stop
         shape = x.shape[:axis] + (stop - start,) + x.shape[axis + 1:]
         return self._typed(f"stablehlo.slice {x.name} [{', '.join(f'{a}:{b}' for a, b in zip(lo, hi))}]",
-                           [x], shape, x.el)
+                           [x], shape, x.el, x.stacked and axis != len(x.shape) - 2)
 
     def pad(self, x: V, axis: int, high: int) -> V:
         zero = self.zeros((), x.el)
@@ -333,11 +390,11 @@ class _Emit:
                            f"interior = [{z}]", [x, zero], shape, x.el)
 
     def reverse(self, x: V, axis: int) -> V:
-        return self.op(f"stablehlo.reverse {x.name}, dims = [{axis}] : {x.type}", x.shape, x.el)
+        return self.op(f"stablehlo.reverse {x.name}, dims = [{axis}] : {x.type}", x.shape, x.el, x.stacked)
 
-    def concat(self, a: V, b: V, axis: int) -> V:
+    def concat(self, a: V, b: V, axis: int, stacked: bool | None = None) -> V:
         shape = a.shape[:axis] + (a.shape[axis] + b.shape[axis],) + a.shape[axis + 1:]
-        return self._typed(f"stablehlo.concatenate {a.name}, {b.name}, dim = {axis}", [a, b], shape, a.el)
+        return self._typed(f"stablehlo.concatenate {a.name}, {b.name}, dim = {axis}", [a, b], shape, a.el, stacked)
 
 
 def _fill_tables(body: ir.Block, tables: list[np.ndarray | None]) -> None:
