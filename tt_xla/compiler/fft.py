@@ -159,6 +159,10 @@ def _dft(e: "_Emit", x: "V", n: int, inverse: bool, scale: float, keep: int | No
             x = e.transpose(e.reshape(x, rest + (2, n1, n2)), list(range(b)) + [b + 2, b, b + 1])
         else:
             x = e.transpose(e.reshape(x, rest + (n1, n2)), list(range(b)) + [b + 1, b])
+        # Materialized: fusion would compose the nested levels' digit swaps into one gather
+        # whose every element is a cache miss (measured 30 ms for 1M points, against under 1 ms
+        # for each swap alone).
+        x = e.barrier(x)
         y = _dft(e, x, n1, inverse, scale)  # (..., j2, 2, k1)
         y = e.transpose(y, list(range(b)) + [b + 2, b + 1, b])  # (..., k1, 2, j2)
         y = e.cmul(y, _twiddles(n1, n2, inverse), [b, b + 2])
@@ -347,6 +351,9 @@ class _Emit:
             return self.concat(mul(a, tr), mul(a, ti), pair, stacked=True)
         return self.concat(self.binary("subtract", mul(a, tr), mul(b, ti)),
                            self.binary("add", mul(a, ti), mul(b, tr)), pair, stacked=True)
+
+    def barrier(self, x: V) -> V:
+        return self.op(f"stablehlo.optimization_barrier {x.name} : {x.type}", x.shape, x.el, x.stacked)
 
     def binary(self, name: str, a: V, b: V) -> V:
         return self.op(f"stablehlo.{name} {a.name}, {b.name} : {a.type}", a.shape, a.el, a.stacked)
