@@ -332,6 +332,10 @@ def _fft(x):
     return jnp.fft.fft(x).real  # UNSUPPORTED-CANDIDATE fft
 
 
+def _hessenberg(x):
+    return lax.linalg.hessenberg(x.reshape(2, 4)[:, :2])[0]  # LAPACK gehrd: no expansion yet
+
+
 def _while(x):
     return lax.while_loop(lambda c: c[0] < 5, lambda c: (c[0] + 1, c[1] * 2), (0, x))[1]  # UNSUPPORTED-CANDIDATE while
 
@@ -395,10 +399,11 @@ def test_unsupported_argument_type_names_the_argument():
 
 
 def test_some_op_is_unsupported():
-    """At least one of sort / while / fft is refused (an UnsupportedError, not a crash)."""
+    """At least one of sort / while / fft / hessenberg is refused (an UnsupportedError, not a
+    crash)."""
     x = inputs((8,), edges=False)
     refused = 0
-    for f in (_sort, _while, _fft):
+    for f in (_sort, _while, _fft, _hessenberg):
         try:
             tt_xla.jit(f)(x)
         except UnsupportedError:

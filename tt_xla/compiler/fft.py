@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UnsupportedError
+from ..errors import UnsupportedError, VerificationError
 from ..hlo_parser import ir, parse_module
 from ..hlo_parser.verify import verify
 
@@ -53,7 +53,7 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
         raise UnsupportedError(f"fft on dynamic or non-tensor types {xt} -> {rt}", op.name, loc)
     bad = _check(kind, lengths, xt, rt)
     if bad:
-        raise UnsupportedError(f"fft_type {kind}, fft_length {list(lengths)}: {bad}", op.name, loc)
+        raise VerificationError(f"fft_type {kind}, fft_length {list(lengths)}: {bad}", op.name, loc)
     e = _Emit()
     arg = V("%arg0", tuple(xt.shape), xt.element)
     if math.prod(rt.shape) == 0 or 0 in lengths:  # an empty transform, or sums over nothing

@@ -1,0 +1,137 @@
+"""stablehlo.fft (compiler/fft.py): jnp.fft.* against CPU JAX."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tt_xla
+from tt_xla.errors import VerificationError
+
+rng = np.random.default_rng(0)
+
+
+def cplx(shape, dtype=np.complex64):
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+
+
+def real(shape, dtype=np.float32):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def check(f, x, tol=None):
+    """tt-xla's f(x) against CPU JAX's, to `tol` times the result's largest magnitude (an FFT's
+    rounding error scales with the norm of its input, not with each output's size)."""
+    wide = x.dtype in (np.float64, np.complex128)
+    tol = tol or (1e-11 if wide else 2e-6)
+    with jax.enable_x64(wide):
+        want = np.asarray(jax.jit(f)(x))
+        got = np.asarray(tt_xla.jit(f)(x))
+    assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, got.dtype, want.shape, want.dtype)
+    scale = max(float(np.max(np.abs(want))), 1.0) if want.size else 1.0
+    np.testing.assert_allclose(got, want, rtol=0, atol=tol * scale)
+    return got, want
+
+
+LENGTHS = [1, 2, 7, 12, 32, 97, 1000, 4096]
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_fft_ifft(n):
+    x = cplx((3, n))
+    check(jnp.fft.fft, x)
+    check(jnp.fft.ifft, x)
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_rfft_irfft(n):
+    check(jnp.fft.rfft, real((2, n)))
+    check(lambda y: jnp.fft.irfft(y, n=n), cplx((2, n // 2 + 1)))
+
+
+def test_irfft_odd_length_and_hermitian_parts():
+    """IRFFT reads only the non-negative frequencies; the imaginary parts of the zero (and, for
+    an even length, the Nyquist) term do not contribute, as in XLA."""
+    y = cplx((4, 9))
+    check(lambda v: jnp.fft.irfft(v, n=17), y)
+    check(lambda v: jnp.fft.irfft(v, n=16), y)
+    check(lambda v: jnp.fft.irfft(v, n=130), cplx((66,)))  # past the single-product length
+
+
+@pytest.mark.parametrize("f,shape,make", [
+    (jnp.fft.fft2, (2, 12, 10), cplx),
+    (jnp.fft.ifft2, (70, 3), cplx),
+    (jnp.fft.rfft2, (3, 6, 40), real),
+    (jnp.fft.irfft2, (5, 6, 9), cplx),
+    (jnp.fft.fftn, (4, 5, 6), cplx),
+    (jnp.fft.ifftn, (2, 4, 8, 3), cplx),
+    (jnp.fft.rfftn, (4, 6, 8), real),
+    (jnp.fft.irfftn, (4, 6, 5), cplx),
+    (lambda v: jnp.fft.fftn(v, axes=(0, 2)), (6, 3, 10), cplx),  # jax transposes around a 1-D op
+    (jnp.fft.fftn, (2, 3, 4, 5), cplx),  # four axes: jax splits them into two ops
+], ids=["fft2", "ifft2", "rfft2", "irfft2", "fftn", "ifftn", "rfftn", "irfftn", "fftn_axes", "fftn4"])
+def test_multi_axis(f, shape, make):
+    check(f, make(shape))
+
+
+@pytest.mark.parametrize("norm", ["ortho", "forward"])
+def test_norm_variants(norm):
+    check(lambda v: jnp.fft.fft(v, norm=norm), cplx((3, 24)))
+    check(lambda v: jnp.fft.irfft(v, norm=norm), cplx((3, 13)))
+    check(lambda v: jnp.fft.rfft2(v, norm=norm), real((8, 6)))
+
+
+@pytest.mark.parametrize("n", [12, 97, 1000])
+def test_f64(n):
+    check(jnp.fft.fft, cplx((2, n), np.complex128))
+    check(jnp.fft.rfft, real((2, n), np.float64))
+    check(lambda v: jnp.fft.irfft(v, n=n), cplx((2, n // 2 + 1), np.complex128))
+    check(jnp.fft.fft2, cplx((n % 7 + 2, 6), np.complex128))
+
+
+def test_large_power_of_two():
+    """Several four-step levels (2^16 = 16 * 4096 = 16 * 16 * 256 ...)."""
+    check(jnp.fft.fft, cplx((1 << 16,)), tol=4e-6)
+
+
+def test_empty_and_size_one():
+    check(jnp.fft.fft, cplx((0, 8)))
+    check(jnp.fft.fft, cplx((3, 0)))
+    check(jnp.fft.rfft, real((3, 1)))
+    check(lambda v: jnp.fft.irfft(v, n=1), cplx((3, 1)))
+    check(jnp.fft.fft2, cplx((1, 1)))
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_inputs_stay_in_their_rows(value):
+    """A NaN or infinity reaches every output of its own transform, as in XLA (which of an
+    element's parts is NaN differs: XLA's butterflies multiply by exact 0 and +-1 where a DFT
+    matrix's products give NaN), and never another row's."""
+    x = cplx((3, 12))
+    x[1, 5] = value
+    with jax.enable_x64(False):
+        want = np.asarray(jax.jit(jnp.fft.fft)(x))
+        got = np.asarray(tt_xla.jit(jnp.fft.fft)(x))
+    clean = [0, 2]
+    np.testing.assert_allclose(got[clean], want[clean], rtol=0, atol=2e-6 * np.abs(want[clean]).max())
+    bad = lambda v: ~np.isfinite(v.real) | ~np.isfinite(v.imag)  # noqa: E731
+    assert bad(got[1])[bad(want[1])].all()
+
+
+RFFT_TEXT = """func.func @main(%x: tensor<2x{n}xf32>) -> tensor<2x{m}xcomplex<f32>> {{
+  %0 = stablehlo.fft %x, type = RFFT, length = [{n}] : (tensor<2x{n}xf32>) -> tensor<2x{m}xcomplex<f32>>
+  return %0 : tensor<2x{m}xcomplex<f32>>
+}}"""
+
+
+def test_from_text_without_jax():
+    x = real((2, 10))
+    (got,) = tt_xla.compile(RFFT_TEXT.format(n=10, m=6))(x)
+    np.testing.assert_allclose(np.asarray(got), np.fft.rfft(x), rtol=0, atol=1e-5)
+
+
+def test_malformed_fft_is_refused():
+    with pytest.raises(VerificationError, match=r"stablehlo.fft.*RFFT.*\[10\].*do not fit"):
+        tt_xla.compile(RFFT_TEXT.format(n=10, m=5))  # RFFT of 10 gives 6 outputs
+    text = RFFT_TEXT.format(n=10, m=6).replace("length = [10]", "length = [12]")
+    with pytest.raises(VerificationError, match="stablehlo.fft"):
+        tt_xla.compile(text)
