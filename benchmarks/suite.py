@@ -15,6 +15,7 @@ import numpy as np
 from . import activations
 from .harness import Bench, Result, device_model, run
 from .control_rows import control_benchmarks
+from .fft_rows import fft_benchmarks
 from .indexing_rows import indexing_benchmarks
 from .linalg_rows import linalg_benchmarks
 
@@ -174,7 +175,7 @@ def benchmarks() -> list[Bench]:
               io="numpy"),
         Bench("tiny_add_np", f["add"], lambda rng, q: (_normal(rng, (8,)), _normal(rng, (8,))),
               "{shapes} numpy in/out", unit="us", rtol=0, atol=0, warmup=200, max_reps=200_000, io="numpy"),
-    ] + indexing_benchmarks() + control_benchmarks() + linalg_benchmarks()
+    ] + indexing_benchmarks() + control_benchmarks() + linalg_benchmarks() + fft_benchmarks()
 
 
 # ---------------------------------------------------------------------------- compile time
