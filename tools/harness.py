@@ -33,6 +33,12 @@ EXACT_GROUPS = frozenset("""
 """.split())
 
 
+# Groups whose JAX tests compare with a wider tolerance than the dtype's: an FFT's rounding error
+# scales with its input's norm, not with each output (JAX's fft_test checks jnp.fft against
+# numpy with tol=1e-4).
+GROUP_TOL = {"fft": 1e-4}
+
+
 @functools.cache
 def harnesses() -> dict[str, object]:
     """Every harness JAX itself runs on CPU, by its full name."""
@@ -94,7 +100,7 @@ def run_case(case: str) -> Outcome:
     name, edges = case.removesuffix(EDGE_SUFFIX), case.endswith(EDGE_SUFFIX)
     h = harnesses()[name]
     args = h.dyn_args_maker(np.random.RandomState(0))
-    tol = h.params.get("tol")
+    tol = h.params.get("tol", GROUP_TOL.get(h.group_name))
     equivalent = None
     if h.group_name == "sort" and not h.params.get("is_stable", True):
         from tools.outcome import same_up_to_tie_order
