@@ -91,7 +91,7 @@ def _first_line(e: BaseException) -> str:
 
 
 def compare(got_tree, want_tree, rtol: float, atol: float) -> tuple[bool, float, str]:
-    """(ok, max abs error, message). Compares in float64."""
+    """(ok, max abs error, message). Compares in float64 (complex128 for complex results)."""
     got, want = _leaves_np(got_tree), _leaves_np(want_tree)
     if len(got) != len(want):
         return False, float("nan"), f"{len(got)} outputs vs {len(want)}"
@@ -99,7 +99,8 @@ def compare(got_tree, want_tree, rtol: float, atol: float) -> tuple[bool, float,
     for g, w in zip(got, want):
         if g.shape != w.shape:
             return False, float("nan"), f"shape {g.shape} vs {w.shape}"
-        g64, w64 = g.astype(np.float64), w.astype(np.float64)
+        wide = np.complex128 if np.iscomplexobj(w) else np.float64
+        g64, w64 = g.astype(wide), w.astype(wide)
         if g64.size:
             worst = max(worst, float(np.nanmax(np.abs(g64 - w64))))
         try:
