@@ -1,0 +1,465 @@
+"""Eigensolvers: LAPACK ?syevd (`jnp.linalg.eigh`) and ?gesdd/?gesvd (`jnp.linalg.svd`, hence
+`lstsq`, `pinv`, `matrix_rank`, `norm(ord=2)`) as StableHLO loops.
+
+Like linalg.py, each custom_call becomes a private function written in ordinary StableHLO text,
+verified and inlined with the call's location; nothing in the runtime knows about it. Both
+routines are cyclic Jacobi methods in the parallel (round-robin) ordering: the indices are kept
+as a top half and a bottom half, pair i is (top i, bottom i), so one step rotates n/2 disjoint
+pairs of the whole batch at once with elementwise work on four half-size blocks; then a fixed
+permutation (slices and a concat) moves to the next pairing. n - 1 steps are a sweep (every pair
+once, and the permutation back to the identity); sweeps repeat (a while loop on the control
+stream) until every matrix of the batch has converged.
+
+- eigh (two-sided Jacobi): A <- J^T A J zeroes a_pq for every pair; V <- V J. Eigenvalues are
+  the diagonal, sorted ascending with their vectors, as LAPACK returns them.
+- svd (one-sided Jacobi, Hestenes): W <- W J makes columns p and q of W orthogonal (the same
+  rotation, computed from |w_p|^2, |w_q|^2, w_p . w_q); V <- V J. Singular values are the
+  column norms, U the normalised columns, sorted descending. U is completed to an orthonormal
+  basis (full_matrices, or zero singular values) by a Householder QR of it, emitted as the
+  geqrf/orgqr custom_calls linalg.py expands. A wide matrix is done as its transpose.
+
+Inputs are scaled by their largest magnitude (no overflow in the squares) and an odd n is
+padded with a decoupled zero row/column. A matrix with a NaN or inf gets `info` 1, so jax's own
+post-processing turns its results into NaN, as LAPACK's do. Complex targets (c/z) are refused
+with an UnsupportedError naming the target.
+"""
+from __future__ import annotations
+
+import re
+
+from ..errors import UnsupportedError
+from ..hlo_parser import ir, parse_module
+from ..hlo_parser.verify import verify
+from .linalg import _Fn, _module, _relocate, _t
+
+_TARGET = re.compile(r"lapack_([sdcz])(syevd|heevd|gesdd|gesvd)_ffi$")
+MAX_SWEEPS = 30  # Jacobi converges quadratically: 6-12 sweeps in practice; this bounds a bad case
+# Convergence: every off-diagonal entry (eigh: the off-diagonal norm) below this many ulps of
+# the entries it couples; the rounding of one sweep leaves about that much behind.
+_EPS = {"f32": 2.0 ** -23, "f64": 2.0 ** -52}
+
+
+def handles(op: ir.Operation) -> bool:
+    """Whether `op` is a LAPACK eigensolver custom_call this module expands (or refuses by name)."""
+    return op.name == "stablehlo.custom_call" and bool(_TARGET.match(str(op.attributes.get("call_target_name", ""))))
+
+
+def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
+    """The function computing `op` (same operands and results), parsed from StableHLO text; every
+    op in it (and any error about it) carries `loc`, the user's line of the call."""
+    target = str(op.attributes.get("call_target_name"))
+    kind, routine = _TARGET.match(target).groups()
+    if kind in "cz":
+        raise UnsupportedError(f"custom_call target @{target} (complex {routine}) is not supported by tt-xla",
+                               op.name, loc)
+    types = [v.type for v in op.operands]
+    rtypes = [r.type for r in op.results]
+    if len(types) != 1 or any(not isinstance(t, ir.TensorType) or any(d is None for d in t.shape)
+                              for t in types + rtypes) or len(types[0].shape) < 2:
+        raise UnsupportedError(f"{target} on operands of types {[str(t) for t in types]}", op.name, loc)
+    a_t = types[0]
+    if a_t.element != {"s": "f32", "d": "f64"}[kind]:
+        raise UnsupportedError(f"{target} on {a_t.element}", op.name, loc)
+    nb = int(dict(op.attributes.get("mhlo.frontend_attributes", {}) or {}).get("num_batch_dims", len(a_t.shape) - 2))
+    if nb != len(a_t.shape) - 2:
+        raise UnsupportedError(f"@{target} with {nb} batch dims on a rank-{len(a_t.shape)} operand", op.name, loc)
+    cfg = op.attributes.get("mhlo.backend_config", {}) or {}
+    flags = {k: chr(int(getattr(v, "value", v))) for k, v in dict(cfg).items()}
+    if routine == "syevd":
+        if a_t.shape[-1] != a_t.shape[-2]:
+            raise UnsupportedError(f"{target}: matrix of shape {list(a_t.shape)} is not square", op.name, loc)
+        text = _syevd(a_t, flags)
+    else:
+        text = _gesdd(a_t, rtypes, flags)
+    module = parse_module(text, f"<eig {target}>")
+    verify(module)  # the expansion is checked like the user's program it joins
+    fn = module.functions["main"]
+    want = [str(t) for t in rtypes]
+    if [str(t) for t in fn.result_types] != want:
+        raise UnsupportedError(f"{target}: results {want} are not the routine's "
+                               f"{[str(t) for t in fn.result_types]}", op.name, loc)
+    _relocate(fn.body, loc)
+    return fn
+
+
+# --------------------------------------------------------------------------- emitter
+class _Em(_Fn):
+    """linalg's emitter with one name counter shared by a function and all its regions, so names
+    stay unique through nested loops; plus the few ops linalg's does not emit."""
+
+    def __init__(self, parent: "_Em | None" = None) -> None:
+        self.lines: list[str] = []
+        self._count = parent._count if parent is not None else [0]
+
+    @property
+    def n(self) -> int:  # type: ignore[override]
+        return self._count[0]
+
+    @n.setter
+    def n(self, v: int) -> None:
+        self._count[0] = v
+
+    def slice(self, x: str, shape: tuple[int, ...], el: str, axis: int, lo: int, hi: int) -> str:
+        rng = ", ".join(f"{lo}:{hi}" if d == axis else f"0:{s}" for d, s in enumerate(shape))
+        out = shape[:axis] + (hi - lo,) + shape[axis + 1:]
+        return self(f"stablehlo.slice {x} [{rng}] : ({_t(shape, el)}) -> {_t(out, el)}")
+
+    def concat(self, parts: list[tuple[str, tuple[int, ...]]], el: str, axis: int) -> str:
+        parts = [(x, s) for x, s in parts if s[axis]]
+        if len(parts) == 1:
+            return parts[0][0]
+        out = list(parts[0][1])
+        out[axis] = sum(s[axis] for _, s in parts)
+        return self(f"stablehlo.concatenate {', '.join(x for x, _ in parts)}, dim = {axis} : "
+                    f"({', '.join(_t(s, el) for _, s in parts)}) -> {_t(tuple(out), el)}")
+
+    def reshape(self, x: str, src: tuple[int, ...], out: tuple[int, ...], el: str) -> str:
+        return self(f"stablehlo.reshape {x} : ({_t(src, el)}) -> {_t(out, el)}")
+
+    def convert(self, x: str, shape: tuple[int, ...], src: str, el: str) -> str:
+        return self(f"stablehlo.convert {x} : ({_t(shape, src)}) -> {_t(shape, el)}")
+
+    def pad(self, x: str, shape: tuple[int, ...], el: str, high: tuple[int, ...]) -> str:
+        out = tuple(s + h for s, h in zip(shape, high))
+        z = ", ".join("0" for _ in shape)
+        return self(f"stablehlo.pad {x}, {self.const('0', el)}, low = [{z}], high = [{', '.join(map(str, high))}], "
+                    f"interior = [{z}] : ({_t(shape, el)}, {_t((), el)}) -> {_t(out, el)}")
+
+    def bc(self, x: str, src: tuple[int, ...], el: str, shape: tuple[int, ...], dims: tuple[int, ...]) -> str:
+        return x if src == shape else self.bcast(x, src, el, shape, dims)
+
+    def reduce_all(self, op: str, x: str, init: str, shape: tuple[int, ...], el: str, dims: tuple[int, ...]) -> str:
+        if not dims:
+            return x
+        out = tuple(s for d, s in enumerate(shape) if d not in dims)
+        return self(f"stablehlo.reduce({x} init: {self.const(init, el)}) applies stablehlo.{op} across dimensions = "
+                    f"[{', '.join(map(str, dims))}] : ({_t(shape, el)}, {_t((), el)}) -> {_t(out, el)}")
+
+    def eye(self, shape: tuple[int, ...], el: str) -> str:
+        r = len(shape)
+        return self.convert(self.cmp("EQ", self.iota(shape, r - 2), self.iota(shape, r - 1), shape, "i32"),
+                            shape, "i1", el)
+
+    def sort_cols(self, key: str, x: str, shape: tuple[int, ...], el: str, direction: str) -> tuple[str, str]:
+        """Sorts the last dim of (key, x) by key (stable), `direction` LT ascending / GT descending."""
+        self.n += 1
+        tag = self.n
+        s = _t((), el)
+        t = _t(shape, el)
+        self.lines.append(
+            f'%s{tag}:2 = "stablehlo.sort"({key}, {x}) <{{dimension = {len(shape) - 1} : i64, is_stable = true}}> ({{\n'
+            f"   ^bb0(%k{tag}a: {s}, %k{tag}b: {s}, %x{tag}a: {s}, %x{tag}b: {s}):\n"
+            f"    %p{tag} = stablehlo.compare {direction}, %k{tag}a, %k{tag}b, FLOAT : ({s}, {s}) -> tensor<i1>\n"
+            f"    stablehlo.return %p{tag} : tensor<i1>\n   }}) : ({t}, {t}) -> ({t}, {t})")
+        return f"%s{tag}#0", f"%s{tag}#1"
+
+
+def _while(f: _Em, carried: list[tuple[str, str]], cond, body) -> list[str]:
+    """A stablehlo.while over `carried` (name, type) pairs; `cond(g, names)` emits the predicate,
+    `body(g, names)` the new values, each into its own region."""
+    f.n += 1
+    tag = f.n
+    args = [f"%a{tag}_{i}" for i in range(len(carried))]
+    types = ", ".join(t for _, t in carried)
+    c, g = _Em(f), _Em(f)
+    p = cond(c, args)
+    new = body(g, args)
+    inits = ", ".join(f"{a} = {v}" for a, (v, _) in zip(args, carried))
+    f.lines.append(
+        f"%w{tag}:{len(carried)} = stablehlo.while({inits}) : {types}\n   cond {{\n    " + "\n    ".join(c.lines) +
+        f"\n    stablehlo.return {p} : tensor<i1>\n   }} do {{\n    " + "\n    ".join(g.lines) +
+        f"\n    stablehlo.return {', '.join(new)} : {types}\n   }}")
+    return [f"%w{tag}#{i}" for i in range(len(carried))]
+
+
+def _fori(f: _Em, n: int, carried: list[tuple[str, str]], body) -> list[str]:
+    """`for j in range(n)` over `carried`; `body(g, j, names)` returns the new names."""
+    def cond(c: _Em, a: list[str]) -> str:
+        return c.cmp("LT", a[0], c.const(str(n), "i32"), (), "i32")
+
+    def step(g: _Em, a: list[str]) -> list[str]:
+        return [g.bin("add", a[0], g.const("1", "i32"), (), "i32")] + body(g, a[0], a[1:])
+
+    return _while(f, [(f.const("0", "i32"), "tensor<i32>")] + carried, cond, step)[1:]
+
+
+# --------------------------------------------------------------------------- Jacobi pieces
+def _round_robin(f: _Em, x: str, shape: tuple[int, ...], el: str, axis: int) -> str:
+    """The next pairing of the parallel ordering along `axis` (2h long, pairs (i, h + i)): index 0
+    stays, the others move one place round the cycle top 1 .. top h-1, bottom h-1 .. bottom 0, so
+    after 2h - 1 steps every pair has met once and the order is back where it started."""
+    h = shape[axis] // 2
+    if h < 2:
+        return x
+    cuts = [(0, 1), (h, h + 1), (1, h - 1), (h + 1, 2 * h), (h - 1, h)]
+    parts = []
+    for lo, hi in cuts:
+        if hi > lo:
+            s = list(shape)
+            s[axis] = hi - lo
+            parts.append((f.slice(x, shape, el, axis, lo, hi), tuple(s)))
+    return f.concat(parts, el, axis)
+
+
+def _rotation(f: _Em, pp: str, qq: str, pq: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str]:
+    """(c, s, t) of the Jacobi rotation zeroing pq of [[pp, pq], [pq, qq]] (Golub & Van Loan's
+    sym.schur2): J = [[c, s], [-s, c]], J^T [[pp, pq], [pq, qq]] J diagonal, t = s / c, the
+    smaller of the two angles; no rotation where pq is 0."""
+    two = f.const("2", el, shape)
+    one = f.const("1", el, shape)
+    zero = f.const("0", el, shape)
+    theta = f.bin("divide", f.bin("subtract", qq, pp, shape, el), f.bin("multiply", two, pq, shape, el), shape, el)
+    big = f.cmp("GT", f.un("abs", theta, shape, el), f.const("1e15" if el == "f32" else "1e150", el, shape), shape, el)
+    root = f.un("sqrt", f.bin("add", one, f.bin("multiply", theta, theta, shape, el), shape, el), shape, el)
+    root = f.sel(big, f.un("abs", theta, shape, el), root, shape, el)  # sqrt(1 + theta^2) without overflow
+    sign = f.sel(f.cmp("GE", theta, zero, shape, el), one, f.un("negate", one, shape, el), shape, el)
+    t = f.bin("divide", sign, f.bin("add", f.un("abs", theta, shape, el), root, shape, el), shape, el)
+    t = f.sel(f.cmp("EQ", pq, zero, shape, el), zero, t, shape, el)
+    c = f.un("rsqrt", f.bin("add", one, f.bin("multiply", t, t, shape, el), shape, el), shape, el)
+    return c, f.bin("multiply", t, c, shape, el), t
+
+
+def _rotate_cols(f: _Em, x: str, shape: tuple[int, ...], el: str, c: str, s: str) -> str:
+    """x J for the step's rotations: column pair (i, h + i) of x becomes (c x_i - s x_h+i, s x_i + c x_h+i);
+    c and s are [batch, h]."""
+    r, h = len(shape), shape[-1] // 2
+    half = shape[:-1] + (h,)
+    cb = f.bc(c, shape[:-2] + (h,), el, half, tuple(range(r - 2)) + (r - 1,))
+    sb = f.bc(s, shape[:-2] + (h,), el, half, tuple(range(r - 2)) + (r - 1,))
+    top, bot = f.slice(x, shape, el, r - 1, 0, h), f.slice(x, shape, el, r - 1, h, 2 * h)
+    nt = f.bin("subtract", f.bin("multiply", cb, top, half, el), f.bin("multiply", sb, bot, half, el), half, el)
+    nb = f.bin("add", f.bin("multiply", sb, top, half, el), f.bin("multiply", cb, bot, half, el), half, el)
+    return f.concat([(nt, half), (nb, half)], el, r - 1)
+
+
+def _diag(f: _Em, x: str, shape: tuple[int, ...], el: str) -> str:
+    """The diagonal of square [.., k, k] x, as [.., k] (a masked row sum: shapes stay static)."""
+    r = len(shape)
+    m = f.cmp("EQ", f.iota(shape, r - 2), f.iota(shape, r - 1), shape, "i32")
+    return f.reduce("add", f.sel(m, x, f.const("0", el, shape), shape, el), f.const("0", el), shape, el, r - 1)
+
+
+def _prepare(f: _Em, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str]:
+    """(a / scale with non-finite matrices zeroed, scale [batch], bad [batch] i1): scale is the
+    largest magnitude (1 for a zero matrix), so squares cannot overflow; bad marks a NaN or inf."""
+    r = len(shape)
+    bs = shape[:-2]
+    amax = f.reduce_all("maximum", f.un("abs", a, shape, el), "0", shape, el, (r - 2, r - 1))
+    inf = f.const("0x7F800000" if el == "f32" else "0x7FF0000000000000", el, bs)
+    bad = f.un("not", f.cmp("LT", amax, inf, bs, el), bs, "i1")  # NaN compares false too
+    zero, one = f.const("0", el, bs), f.const("1", el, bs)
+    scale = f.sel(f.bin("or", bad, f.cmp("EQ", amax, zero, bs, el), bs, "i1"), one, amax, bs, el)
+    whole = tuple(range(r - 2))
+    x = f.bin("divide", a, f.bcast(scale, bs, el, shape, whole), shape, el)
+    x = f.sel(f.bcast(bad, bs, "i1", shape, whole), f.const("0", el, shape), x, shape, el)
+    return x, scale, bad
+
+
+def _sweeps(f: _Em, carried: list[tuple[str, str]], k: int, step, converged) -> list[str]:
+    """Jacobi sweeps of k - 1 steps each (k even) while `converged(g, names)` (an i1 scalar: the
+    whole batch has converged) is false and fewer than MAX_SWEEPS ran."""
+    if k < 2:
+        return [v for v, _ in carried]
+
+    def cond(c: _Em, a: list[str]) -> str:
+        more = c.cmp("LT", a[0], c.const(str(MAX_SWEEPS), "i32"), (), "i32")
+        return c.bin("and", more, c.un("not", a[1], (), "i1"), (), "i1")
+
+    def body(g: _Em, a: list[str]) -> list[str]:
+        new = _fori(g, k - 1, [(v, t) for v, (_, t) in zip(a[2:], carried)], step)
+        return [g.bin("add", a[0], g.const("1", "i32"), (), "i32"), converged(g, new)] + new
+
+    init = [(f.const("0", "i32"), "tensor<i32>"), (f.const("false", "i1"), "tensor<i1>")]
+    return _while(f, init + carried, cond, body)[2:]
+
+
+def _info(f: _Em, bad: str, bs: tuple[int, ...]) -> str:
+    return f.sel(bad, f.const("1", "i32", bs), f.const("0", "i32", bs), bs, "i32")
+
+
+# --------------------------------------------------------------------------- syevd (eigh)
+def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
+    """LAPACK ?syevd: eigenvalues ascending and orthonormal eigenvectors (columns) of the symmetric
+    matrix the `uplo` triangle stands for, `info` per matrix."""
+    shape, el = tuple(a_t.shape), a_t.element
+    bs, n, r = shape[:-2], shape[-1], len(shape)
+    whole = tuple(range(r - 2))
+    f = _Em()
+    if 0 in shape:
+        return _module([_t(shape, el)], [_t(shape, el), _t(bs + (n,), el), _t(bs, "i32")], f.lines,
+                       ["%arg0", f.const("0", el, bs + (n,)), f.const("0", "i32", bs)])
+    keep = f.cmp("GE" if flags.get("uplo", "L") == "L" else "LE", f.iota(shape, r - 2), f.iota(shape, r - 1),
+                 shape, "i32")
+    a = f.sel(keep, "%arg0", f.transpose_last("%arg0", shape, el), shape, el)
+    x, scale, bad = _prepare(f, a, shape, el)
+    k = n + n % 2  # an odd n gets a zero row and column: it pairs with nothing (its rotations are I)
+    h = k // 2
+    ks = bs + (k, k)
+    if k != n:
+        x = f.pad(x, shape, el, (0,) * (r - 2) + (1, 1))
+    v = f.eye(ks, el)
+    hs, vs = bs + (h,), bs + (h, h)
+    tol2 = (k * _EPS[el]) ** 2
+
+    def step(g: _Em, j: str, cur: list[str]) -> list[str]:
+        x, v = cur
+        tt = g.slice(g.slice(x, ks, el, r - 2, 0, h), bs + (h, k), el, r - 1, 0, h)
+        tb = g.slice(g.slice(x, ks, el, r - 2, 0, h), bs + (h, k), el, r - 1, h, k)
+        bt = g.slice(g.slice(x, ks, el, r - 2, h, k), bs + (h, k), el, r - 1, 0, h)
+        bb = g.slice(g.slice(x, ks, el, r - 2, h, k), bs + (h, k), el, r - 1, h, k)
+        pp, qq, pq = _diag(g, tt, vs, el), _diag(g, bb, vs, el), _diag(g, tb, vs, el)
+        c, s, t = _rotation(g, pp, qq, pq, hs, el)
+        rows, cols = whole + (r - 2,), whole + (r - 1,)
+        ci, si = g.bcast(c, hs, el, vs, rows), g.bcast(s, hs, el, vs, rows)
+        cj, sj = g.bcast(c, hs, el, vs, cols), g.bcast(s, hs, el, vs, cols)
+
+        def lin(a: str, p: str, b: str, q: str, sub: bool) -> str:  # a p -/+ b q
+            return g.bin("subtract" if sub else "add", g.bin("multiply", a, p, vs, el),
+                         g.bin("multiply", b, q, vs, el), vs, el)
+
+        # rows first (J^T x), then columns (.. J), block by block
+        rtt, rtb = lin(ci, tt, si, bt, True), lin(ci, tb, si, bb, True)
+        rbt, rbb = lin(si, tt, ci, bt, False), lin(si, tb, ci, bb, False)
+        ntt, ntb = lin(cj, rtt, sj, rtb, True), lin(sj, rtt, cj, rtb, False)
+        nbt, nbb = lin(cj, rbt, sj, rbb, True), lin(sj, rbt, cj, rbb, False)
+        # the rotated pair's entries exactly: its off-diagonal is zero by construction
+        eye = g.cmp("EQ", g.iota(vs, r - 2), g.iota(vs, r - 1), vs, "i32")
+        tp = g.bin("multiply", t, pq, hs, el)
+        ntt = g.sel(eye, g.bcast(g.bin("subtract", pp, tp, hs, el), hs, el, vs, rows), ntt, vs, el)
+        nbb = g.sel(eye, g.bcast(g.bin("add", qq, tp, hs, el), hs, el, vs, rows), nbb, vs, el)
+        z = g.const("0", el, vs)
+        ntb, nbt = g.sel(eye, z, ntb, vs, el), g.sel(eye, z, nbt, vs, el)
+        x = g.concat([(g.concat([(ntt, vs), (ntb, vs)], el, r - 1), bs + (h, k)),
+                      (g.concat([(nbt, vs), (nbb, vs)], el, r - 1), bs + (h, k))], el, r - 2)
+        x = _round_robin(g, _round_robin(g, x, ks, el, r - 2), ks, el, r - 1)
+        v = _round_robin(g, _rotate_cols(g, v, ks, el, c, s), ks, el, r - 1)
+        return [x, v]
+
+    def converged(g: _Em, cur: list[str]) -> str:
+        x = cur[0]
+        sq = g.bin("multiply", x, x, ks, el)
+        tot = g.reduce_all("add", sq, "0", ks, el, (r - 2, r - 1))
+        off = g.reduce_all("add", g.sel(g.cmp("NE", g.iota(ks, r - 2), g.iota(ks, r - 1), ks, "i32"), sq,
+                                        g.const("0", el, ks), ks, el), "0", ks, el, (r - 2, r - 1))
+        more = g.cmp("GT", off, g.bin("multiply", g.const(repr(tol2), el, bs), tot, bs, el), bs, el)
+        return g.un("not", g.reduce_all("or", more, "false", bs, "i1", whole), (), "i1")
+
+    x, v = _sweeps(f, [(x, _t(ks, el)), (v, _t(ks, el))], k, step, converged)
+    w = _diag(f, x, ks, el)
+    if k != n:
+        w = f.slice(w, bs + (k,), el, r - 2, 0, n)
+        v = f.slice(f.slice(v, ks, el, r - 2, 0, n), bs + (n, k), el, r - 1, 0, n)
+    w = f.bin("multiply", w, f.bcast(scale, bs, el, bs + (n,), whole), bs + (n,), el)
+    keys, v = f.sort_cols(f.bcast(w, bs + (n,), el, shape, whole + (r - 1,)), v, shape, el, "LT")
+    w = f.reshape(f.slice(keys, shape, el, r - 2, 0, 1), bs + (1, n), bs + (n,), el)
+    return _module([_t(shape, el)], [_t(shape, el), _t(bs + (n,), el), _t(bs, "i32")], f.lines,
+                   [v, w, _info(f, bad, bs)])
+
+
+# --------------------------------------------------------------------------- gesdd / gesvd (svd)
+def _gesdd(a_t: ir.TensorType, rtypes: list[ir.TensorType], flags: dict[str, str]) -> str:
+    """LAPACK ?gesdd / ?gesvd: A = U diag(s) V^T, s descending, U [m, m] (mode A) or [m, k] (S),
+    V^T [n, n] or [k, n]; mode N computes s only (U and V^T are left zero, jax ignores them)."""
+    shape, el = tuple(a_t.shape), a_t.element
+    bs, m, n, r = shape[:-2], shape[-2], shape[-1], len(shape)
+    whole = tuple(range(r - 2))
+    kk = min(m, n)
+    u_t, vt_t = rtypes[2], rtypes[3]
+    f = _Em()
+    if len(rtypes) != 5 or tuple(rtypes[1].shape) != bs + (kk,):
+        raise UnsupportedError(f"svd results {[str(t) for t in rtypes]} do not fit an operand {a_t}")
+    results = [_t(shape, el), _t(bs + (kk,), el), str(u_t), str(vt_t), _t(bs, "i32")]
+    mode = flags.get("mode", "A")
+    if 0 in shape:
+        return _module([_t(shape, el)], results, f.lines,
+                       ["%arg0", f.const("0", el, bs + (kk,)), f.const("0", el, tuple(u_t.shape)),
+                        f.const("0", el, tuple(vt_t.shape)), f.const("0", "i32", bs)])
+    wide = m < n
+    a = f.transpose_last("%arg0", shape, el) if wide else "%arg0"
+    big = max(m, n)  # the working matrix is big x kk, tall
+    ws = bs + (big, kk)
+    x, scale, bad = _prepare(f, a, ws, el)
+    k = kk + kk % 2
+    h = k // 2
+    xs, vs, hs = bs + (big, k), bs + (k, k), bs + (h,)
+    if k != kk:
+        x = f.pad(x, ws, el, (0,) * (r - 1) + (1,))
+    v = f.eye(vs, el)
+    tol2 = (big * _EPS[el]) ** 2
+
+    def step(g: _Em, j: str, cur: list[str]) -> list[str]:
+        x, v = cur
+        half = bs + (big, h)
+        top, bot = g.slice(x, xs, el, r - 1, 0, h), g.slice(x, xs, el, r - 1, h, k)
+
+        def dot(p: str, q: str) -> str:
+            return g.reduce("add", g.bin("multiply", p, q, half, el), g.const("0", el), half, el, r - 2)
+
+        c, s, _ = _rotation(g, dot(top, top), dot(bot, bot), dot(top, bot), hs, el)
+        x = _round_robin(g, _rotate_cols(g, x, xs, el, c, s), xs, el, r - 1)
+        v = _round_robin(g, _rotate_cols(g, v, vs, el, c, s), vs, el, r - 1)
+        return [x, v]
+
+    def converged(g: _Em, cur: list[str]) -> str:
+        x = cur[0]
+        bd = ", ".join(map(str, whole))
+        gram = g(f"stablehlo.dot_general {x}, {x}, batching_dims = [{bd}] x [{bd}], contracting_dims = [{r - 2}] x "
+                 f"[{r - 2}] : ({_t(xs, el)}, {_t(xs, el)}) -> {_t(vs, el)}")
+        d = _diag(g, gram, vs, el)
+        dd = g.bin("multiply", g.bcast(d, bs + (k,), el, vs, whole + (r - 2,)),
+                   g.bcast(d, bs + (k,), el, vs, whole + (r - 1,)), vs, el)
+        off = g.cmp("NE", g.iota(vs, r - 2), g.iota(vs, r - 1), vs, "i32")
+        viol = g.cmp("GT", g.bin("multiply", gram, gram, vs, el),
+                     g.bin("multiply", g.const(repr(tol2), el, vs), dd, vs, el), vs, el)
+        more = g.reduce_all("or", g.bin("and", off, viol, vs, "i1"), "false", vs, "i1", tuple(range(r)))
+        return g.un("not", more, (), "i1")
+
+    x, v = _sweeps(f, [(x, _t(xs, el)), (v, _t(vs, el))], k, step, converged)
+    if k != kk:
+        x = f.slice(x, xs, el, r - 1, 0, kk)
+        v = f.slice(f.slice(v, vs, el, r - 2, 0, kk), bs + (kk, k), el, r - 1, 0, kk)
+    sv = f.un("sqrt", f.reduce("add", f.bin("multiply", x, x, ws, el), f.const("0", el), ws, el, r - 2),
+              bs + (kk,), el)
+    svb = f.bcast(sv, bs + (kk,), el, ws, whole + (r - 1,))
+    live = f.cmp("GT", svb, f.const("0", el, ws), ws, el)
+    u = f.sel(live, f.bin("divide", x, svb, ws, el), f.const("0", el, ws), ws, el)
+    _, u = f.sort_cols(svb, u, ws, el, "GT")
+    sq = bs + (kk, kk)
+    keys, v = f.sort_cols(f.bcast(sv, bs + (kk,), el, sq, whole + (r - 1,)), v, sq, el, "GT")
+    sv = f.reshape(f.slice(keys, sq, el, r - 2, 0, 1), bs + (1, kk), bs + (kk,), el)
+    sv = f.bin("multiply", sv, f.bcast(scale, bs, el, bs + (kk,), whole), bs + (kk,), el)
+    info = _info(f, bad, bs)
+    if mode == "N":
+        return _module([_t(shape, el)], results, f.lines,
+                       ["%arg0", sv, f.const("0", el, tuple(u_t.shape)), f.const("0", el, tuple(vt_t.shape)), info])
+    ucols = big if mode == "A" else kk
+    u = _complete(f, u, ws, el, ucols)
+    if wide:  # A^T = U' S V'^T: U = V', V^T = U'^T
+        u, vt = v, f.transpose_last(u, bs + (big, ucols), el)
+    else:
+        vt = f.transpose_last(v, sq, el)
+    return _module([_t(shape, el)], results, f.lines, ["%arg0", sv, u, vt, info])
+
+
+def _complete(f: _Em, u: str, shape: tuple[int, ...], el: str, cols: int) -> str:
+    """`u`'s (orthonormal or zero) columns, zero-padded to `cols`, made an orthonormal basis by a
+    Householder QR (linalg.py's geqrf and orgqr): Q's column j is +-u_j where u_j is a unit vector
+    orthogonal to the ones before it (the sign is R's diagonal's), any unit vector orthogonal to
+    those before where u_j is zero."""
+    r = len(shape)
+    bs, m, kk = shape[:-2], shape[-2], shape[-1]
+    full = bs + (m, cols)
+    if cols != kk:
+        u = f.pad(u, shape, el, (0,) * (r - 1) + (cols - kk,))
+    pre = "s" if el == "f32" else "d"
+    nb = f'mhlo.frontend_attributes = {{num_batch_dims = "{r - 2}"}}'
+    f.n += 1
+    qr = f"%q{f.n}"
+    f.lines.append(f"{qr}:2 = stablehlo.custom_call @lapack_{pre}geqrf_ffi({u}) {{{nb}}} : ({_t(full, el)}) -> "
+                   f"({_t(full, el)}, {_t(bs + (cols,), el)})")
+    q = f(f"stablehlo.custom_call @lapack_{pre}orgqr_ffi({qr}#0, {qr}#1) {{{nb}}} : "
+          f"({_t(full, el)}, {_t(bs + (cols,), el)}) -> {_t(full, el)}")
+    d = _diag(f, f.slice(qr + "#0", full, el, r - 2, 0, cols), bs + (cols, cols), el)
+    cs = bs + (cols,)
+    sign = f.sel(f.cmp("LT", d, f.const("0", el, cs), cs, el), f.const("-1", el, cs), f.const("1", el, cs), cs, el)
+    return f.bin("multiply", q, f.bcast(sign, cs, el, full, tuple(range(r - 2)) + (r - 1,)), full, el)
