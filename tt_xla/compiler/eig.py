@@ -99,9 +99,9 @@ class _Em(_Fn):
     def n(self, v: int) -> None:
         self._count[0] = v
 
-    def slice(self, x: str, shape: tuple[int, ...], el: str, axis: int, lo: int, hi: int) -> str:
-        rng = ", ".join(f"{lo}:{hi}" if d == axis else f"0:{s}" for d, s in enumerate(shape))
-        out = shape[:axis] + (hi - lo,) + shape[axis + 1:]
+    def slice(self, x: str, shape: tuple[int, ...], el: str, axis: int, lo: int, hi: int, stride: int = 1) -> str:
+        rng = ", ".join(f"{lo}:{hi}:{stride}" if d == axis else f"0:{s}" for d, s in enumerate(shape))
+        out = shape[:axis] + (-(-(hi - lo) // stride),) + shape[axis + 1:]
         return self(f"stablehlo.slice {x} [{rng}] : ({_t(shape, el)}) -> {_t(out, el)}")
 
     def concat(self, parts: list[tuple[str, tuple[int, ...]]], el: str, axis: int) -> str:
@@ -184,21 +184,39 @@ def _fori(f: _Em, n: int, carried: list[tuple[str, str]], body) -> list[str]:
 
 
 # --------------------------------------------------------------------------- Jacobi pieces
-def _round_robin(f: _Em, x: str, shape: tuple[int, ...], el: str, axis: int) -> str:
-    """The next pairing of the parallel ordering along `axis` (2h long, pairs (i, h + i)): index 0
-    stays, the others move one place round the cycle top 1 .. top h-1, bottom h-1 .. bottom 0, so
-    after 2h - 1 steps every pair has met once and the order is back where it started."""
-    h = shape[axis] // 2
+def _rotate_pairs(f: _Em, x: str, shape: tuple[int, ...], el: str, c: str, s: str, axis: int) -> str:
+    """One step along `axis` (2h long, pair i is (i, h + i); c and s are [batch, h]): the pairs'
+    rotation (J^T x for rows, x J for columns: slices i and h + i become c x_i - s x_h+i and
+    s x_i + c x_h+i), then the next pairing of the parallel ordering: index 0 stays, the others
+    move one place round the cycle top 1 .. top h-1, bottom h-1 .. bottom 0, so after 2h - 1
+    steps every pair has met once and the order is back where it started. The permuted result
+    is written directly as a concat of rotated slices of `x`, so it is one fused kernel."""
+    r, h = len(shape), shape[axis] // 2
+    bs = shape[:-2]
+
+    def piece(lo: int, hi: int, top: bool) -> tuple[str, tuple[int, ...]]:
+        """Rows (or columns) lo..hi of the rotated top (bottom) half."""
+        part = list(shape)
+        part[axis] = hi - lo
+        part = tuple(part)
+        cs = [f.bc(f.slice(v, bs + (h,), el, r - 2, lo, hi), bs + (hi - lo,), el, part,
+                   tuple(range(r - 2)) + (axis,)) for v in (c, s)]
+        a, b = f.slice(x, shape, el, axis, lo, hi), f.slice(x, shape, el, axis, h + lo, h + hi)
+        if top:
+            return f.bin("subtract", f.bin("multiply", cs[0], a, part, el), f.bin("multiply", cs[1], b, part, el),
+                         part, el), part
+        return f.bin("add", f.bin("multiply", cs[1], a, part, el), f.bin("multiply", cs[0], b, part, el),
+                     part, el), part
+
+    return f.concat([piece(lo, hi, top) for lo, hi, top in _next_pairing(h)], el, axis)
+
+
+def _next_pairing(h: int) -> list[tuple[int, int, bool]]:
+    """The round-robin move as pieces (lo, hi, from the top half?) of the two halves, in order."""
     if h < 2:
-        return x
-    cuts = [(0, 1), (h, h + 1), (1, h - 1), (h + 1, 2 * h), (h - 1, h)]
-    parts = []
-    for lo, hi in cuts:
-        if hi > lo:
-            s = list(shape)
-            s[axis] = hi - lo
-            parts.append((f.slice(x, shape, el, axis, lo, hi), tuple(s)))
-    return f.concat(parts, el, axis)
+        return [(0, h, True), (0, h, False)]
+    order = [(0, 1, True), (0, 1, False), (1, h - 1, True), (1, h, False), (h - 1, h, True)]
+    return [(lo, hi, top) for lo, hi, top in order if hi > lo]
 
 
 def _rotation(f: _Em, pp: str, qq: str, pq: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str]:
@@ -217,19 +235,6 @@ def _rotation(f: _Em, pp: str, qq: str, pq: str, shape: tuple[int, ...], el: str
     t = f.sel(f.cmp("EQ", pq, zero, shape, el), zero, t, shape, el)
     c = f.un("rsqrt", f.bin("add", one, f.bin("multiply", t, t, shape, el), shape, el), shape, el)
     return c, f.bin("multiply", t, c, shape, el), t
-
-
-def _rotate_cols(f: _Em, x: str, shape: tuple[int, ...], el: str, c: str, s: str) -> str:
-    """x J for the step's rotations: column pair (i, h + i) of x becomes (c x_i - s x_h+i, s x_i + c x_h+i);
-    c and s are [batch, h]."""
-    r, h = len(shape), shape[-1] // 2
-    half = shape[:-1] + (h,)
-    cb = f.bc(c, shape[:-2] + (h,), el, half, tuple(range(r - 2)) + (r - 1,))
-    sb = f.bc(s, shape[:-2] + (h,), el, half, tuple(range(r - 2)) + (r - 1,))
-    top, bot = f.slice(x, shape, el, r - 1, 0, h), f.slice(x, shape, el, r - 1, h, 2 * h)
-    nt = f.bin("subtract", f.bin("multiply", cb, top, half, el), f.bin("multiply", sb, bot, half, el), half, el)
-    nb = f.bin("add", f.bin("multiply", sb, top, half, el), f.bin("multiply", cb, bot, half, el), half, el)
-    return f.concat([(nt, half), (nb, half)], el, r - 1)
 
 
 def _diag(f: _Em, x: str, shape: tuple[int, ...], el: str) -> str:
@@ -298,54 +303,39 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
     if k != n:
         x = f.pad(x, shape, el, (0,) * (r - 2) + (1, 1))
     v = f.eye(ks, el)
-    hs, vs = bs + (h,), bs + (h, h)
+    hs, ds = bs + (h,), bs + (k,)
     tol2 = (k * _EPS[el]) ** 2
 
     def step(g: _Em, j: str, cur: list[str]) -> list[str]:
-        x, v = cur
-        tt = g.slice(g.slice(x, ks, el, r - 2, 0, h), bs + (h, k), el, r - 1, 0, h)
-        tb = g.slice(g.slice(x, ks, el, r - 2, 0, h), bs + (h, k), el, r - 1, h, k)
-        bt = g.slice(g.slice(x, ks, el, r - 2, h, k), bs + (h, k), el, r - 1, 0, h)
-        bb = g.slice(g.slice(x, ks, el, r - 2, h, k), bs + (h, k), el, r - 1, h, k)
-        pp, qq, pq = _diag(g, tt, vs, el), _diag(g, bb, vs, el), _diag(g, tb, vs, el)
+        x, v, d = cur
+        # the pairs' off-diagonal entries: a strided slice of the flattened matrix (the
+        # top-right block's diagonal), so nothing reads the whole matrix to find h numbers
+        flat = g.reshape(x, ks, bs + (k * k,), el)
+        pq = g.slice(flat, bs + (k * k,), el, r - 2, h, h + (h - 1) * (k + 1) + 1, k + 1)
+        pp, qq = g.slice(d, ds, el, r - 2, 0, h), g.slice(d, ds, el, r - 2, h, k)
         c, s, t = _rotation(g, pp, qq, pq, hs, el)
-        rows, cols = whole + (r - 2,), whole + (r - 1,)
-        ci, si = g.bcast(c, hs, el, vs, rows), g.bcast(s, hs, el, vs, rows)
-        cj, sj = g.bcast(c, hs, el, vs, cols), g.bcast(s, hs, el, vs, cols)
-
-        def lin(a: str, p: str, b: str, q: str, sub: bool) -> str:  # a p -/+ b q
-            return g.bin("subtract" if sub else "add", g.bin("multiply", a, p, vs, el),
-                         g.bin("multiply", b, q, vs, el), vs, el)
-
-        # rows first (J^T x), then columns (.. J), block by block
-        rtt, rtb = lin(ci, tt, si, bt, True), lin(ci, tb, si, bb, True)
-        rbt, rbb = lin(si, tt, ci, bt, False), lin(si, tb, ci, bb, False)
-        ntt, ntb = lin(cj, rtt, sj, rtb, True), lin(sj, rtt, cj, rtb, False)
-        nbt, nbb = lin(cj, rbt, sj, rbb, True), lin(sj, rbt, cj, rbb, False)
-        # the rotated pair's entries exactly: its off-diagonal is zero by construction
-        eye = g.cmp("EQ", g.iota(vs, r - 2), g.iota(vs, r - 1), vs, "i32")
+        x = _rotate_pairs(g, _rotate_pairs(g, x, ks, el, c, s, r - 2), ks, el, c, s, r - 1)
+        # the diagonal is carried apart, updated exactly (a_pp - t a_pq, a_qq + t a_pq, as
+        # Jacobi codes do): x's own diagonal is never read, the rounding of the rotation
+        # formula does not accumulate into the eigenvalues
         tp = g.bin("multiply", t, pq, hs, el)
-        ntt = g.sel(eye, g.bcast(g.bin("subtract", pp, tp, hs, el), hs, el, vs, rows), ntt, vs, el)
-        nbb = g.sel(eye, g.bcast(g.bin("add", qq, tp, hs, el), hs, el, vs, rows), nbb, vs, el)
-        z = g.const("0", el, vs)
-        ntb, nbt = g.sel(eye, z, ntb, vs, el), g.sel(eye, z, nbt, vs, el)
-        x = g.concat([(g.concat([(ntt, vs), (ntb, vs)], el, r - 1), bs + (h, k)),
-                      (g.concat([(nbt, vs), (nbb, vs)], el, r - 1), bs + (h, k))], el, r - 2)
-        x = _round_robin(g, _round_robin(g, x, ks, el, r - 2), ks, el, r - 1)
-        v = _round_robin(g, _rotate_cols(g, v, ks, el, c, s), ks, el, r - 1)
-        return [x, v]
+        halves = {True: g.bin("subtract", pp, tp, hs, el), False: g.bin("add", qq, tp, hs, el)}
+        d = g.concat([(g.slice(halves[top], hs, el, r - 2, lo, hi), bs + (hi - lo,))
+                      for lo, hi, top in _next_pairing(h)], el, r - 2)
+        return [x, _rotate_pairs(g, v, ks, el, c, s, r - 1), d]
 
     def converged(g: _Em, cur: list[str]) -> str:
-        x = cur[0]
+        x, _, d = cur
         sq = g.bin("multiply", x, x, ks, el)
-        tot = g.reduce_all("add", sq, "0", ks, el, (r - 2, r - 1))
         off = g.reduce_all("add", g.sel(g.cmp("NE", g.iota(ks, r - 2), g.iota(ks, r - 1), ks, "i32"), sq,
                                         g.const("0", el, ks), ks, el), "0", ks, el, (r - 2, r - 1))
+        tot = g.bin("add", off, g.reduce("add", g.bin("multiply", d, d, ds, el), g.const("0", el), ds, el, r - 2),
+                    bs, el)
         more = g.cmp("GT", off, g.bin("multiply", g.const(repr(tol2), el, bs), tot, bs, el), bs, el)
         return g.un("not", g.reduce_all("or", more, "false", bs, "i1", whole), (), "i1")
 
-    x, v = _sweeps(f, [(x, _t(ks, el)), (v, _t(ks, el))], k, step, converged)
-    w = _diag(f, x, ks, el)
+    d = _diag(f, x, ks, el)
+    _, v, w = _sweeps(f, [(x, _t(ks, el)), (v, _t(ks, el)), (d, _t(ds, el))], k, step, converged)
     if k != n:
         w = f.slice(w, bs + (k,), el, r - 2, 0, n)
         v = f.slice(f.slice(v, ks, el, r - 2, 0, n), bs + (n, k), el, r - 1, 0, n)
@@ -396,9 +386,7 @@ def _gesdd(a_t: ir.TensorType, rtypes: list[ir.TensorType], flags: dict[str, str
             return g.reduce("add", g.bin("multiply", p, q, half, el), g.const("0", el), half, el, r - 2)
 
         c, s, _ = _rotation(g, dot(top, top), dot(bot, bot), dot(top, bot), hs, el)
-        x = _round_robin(g, _rotate_cols(g, x, xs, el, c, s), xs, el, r - 1)
-        v = _round_robin(g, _rotate_cols(g, v, vs, el, c, s), vs, el, r - 1)
-        return [x, v]
+        return [_rotate_pairs(g, x, xs, el, c, s, r - 1), _rotate_pairs(g, v, vs, el, c, s, r - 1)]
 
     def converged(g: _Em, cur: list[str]) -> str:
         x = cur[0]
