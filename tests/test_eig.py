@@ -89,9 +89,32 @@ def test_eigh_nan_and_inf_input_give_nan_for_that_matrix_only():
     assert same_decomposition([got[1][:1], got[0][:1]], [want[1][:1], want[0][:1]], "eigh")
 
 
-def test_eigh_not_a_square_matrix_or_complex_is_refused():
-    with pytest.raises(tt_xla.UnsupportedError, match="cheevd"):
-        tt_xla.jit(jnp.linalg.eigh)(np.eye(3, dtype=np.complex64))
+def herm(shape, dtype=np.complex64):
+    x = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    return ((x + np.conj(np.swapaxes(x, -1, -2))) / 2).astype(dtype)
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_eigh_complex_hermitian(lower):
+    a = herm((3, 7, 7))
+    a[..., np.arange(7), np.arange(7)] += 1j  # LAPACK ignores the diagonal's imaginary part
+    got, want = run(lambda x: lax.linalg.eigh(x, lower=lower, symmetrize_input=False), a)
+    assert got[0].dtype == np.complex64 and got[1].dtype == np.float32
+    assert same_decomposition(got, want, "eigh")
+
+
+def test_eigh_complex128_repeated_and_nan():
+    q, _ = np.linalg.qr(rng.standard_normal((6, 6)) + 1j * rng.standard_normal((6, 6)))
+    a = np.stack([(q * np.array([2, 2, 2, -1, 0, 5])) @ np.conj(q.T), herm((6, 6), np.complex128)])
+    check_eigh(a)
+    a[1, 2, 3] = np.nan
+    got, want = run(jnp.linalg.eigh, a)
+    assert np.isnan(got[0][1]).all() and not np.isnan(got[0][0]).any()
+
+
+def test_complex_svd_is_refused_by_name():
+    with pytest.raises(tt_xla.UnsupportedError, match="cgesdd"):
+        tt_xla.jit(jnp.linalg.svd)(np.eye(3, dtype=np.complex64))
 
 
 @pytest.mark.parametrize("shape", [(5, 3), (2, 3, 8), (1, 1), (1, 6), (2, 3, 29, 7)])

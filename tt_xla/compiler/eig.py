@@ -37,6 +37,7 @@ MAX_SWEEPS = 30  # Jacobi converges quadratically: 6-12 sweeps in practice; this
 # Convergence: every off-diagonal entry (eigh: the off-diagonal norm) below this many ulps of
 # the entries it couples; the rounding of one sweep leaves about that much behind.
 _EPS = {"f32": 2.0 ** -23, "f64": 2.0 ** -52}
+_PARTS = {"complex<f32>": "f32", "complex<f64>": "f64"}  # a complex matrix is worked on as two real ones
 
 
 def handles(op: ir.Operation) -> bool:
@@ -49,7 +50,7 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
     op in it (and any error about it) carries `loc`, the user's line of the call."""
     target = str(op.attributes.get("call_target_name"))
     kind, routine = _TARGET.match(target).groups()
-    if kind in "cz":
+    if kind in "cz" and routine != "heevd":
         raise UnsupportedError(f"custom_call target @{target} (complex {routine}) is not supported by tt-xla",
                                op.name, loc)
     types = [v.type for v in op.operands]
@@ -58,14 +59,14 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
                               for t in types + rtypes) or len(types[0].shape) < 2:
         raise UnsupportedError(f"{target} on operands of types {[str(t) for t in types]}", op.name, loc)
     a_t = types[0]
-    if a_t.element != {"s": "f32", "d": "f64"}[kind]:
+    if a_t.element != {"s": "f32", "d": "f64", "c": "complex<f32>", "z": "complex<f64>"}[kind]:
         raise UnsupportedError(f"{target} on {a_t.element}", op.name, loc)
     nb = int(dict(op.attributes.get("mhlo.frontend_attributes", {}) or {}).get("num_batch_dims", len(a_t.shape) - 2))
     if nb != len(a_t.shape) - 2:
         raise UnsupportedError(f"@{target} with {nb} batch dims on a rank-{len(a_t.shape)} operand", op.name, loc)
     cfg = op.attributes.get("mhlo.backend_config", {}) or {}
     flags = {k: chr(int(getattr(v, "value", v))) for k, v in dict(cfg).items()}
-    if routine == "syevd":
+    if routine in ("syevd", "heevd"):
         if a_t.shape[-1] != a_t.shape[-2]:
             raise UnsupportedError(f"{target}: matrix of shape {list(a_t.shape)} is not square", op.name, loc)
         text = _syevd(a_t, flags)
@@ -140,18 +141,19 @@ class _Em(_Fn):
         return self.convert(self.cmp("EQ", self.iota(shape, r - 2), self.iota(shape, r - 1), shape, "i32"),
                             shape, "i1", el)
 
-    def sort_cols(self, key: str, x: str, shape: tuple[int, ...], el: str, direction: str) -> tuple[str, str]:
-        """Sorts the last dim of (key, x) by key (stable), `direction` LT ascending / GT descending."""
+    def sort_cols(self, key: str, xs: list[str], shape: tuple[int, ...], el: str, direction: str) -> list[str]:
+        """Sorts the last dim of (key, *xs) by key (stable), `direction` LT ascending / GT descending."""
         self.n += 1
         tag = self.n
         s = _t((), el)
-        t = _t(shape, el)
+        t = ", ".join([_t(shape, el)] * (1 + len(xs)))
+        args = ", ".join(f"%x{tag}_{i}{ab}: {s}" for i in range(1 + len(xs)) for ab in "ab")
         self.lines.append(
-            f'%s{tag}:2 = "stablehlo.sort"({key}, {x}) <{{dimension = {len(shape) - 1} : i64, is_stable = true}}> ({{\n'
-            f"   ^bb0(%k{tag}a: {s}, %k{tag}b: {s}, %x{tag}a: {s}, %x{tag}b: {s}):\n"
-            f"    %p{tag} = stablehlo.compare {direction}, %k{tag}a, %k{tag}b, FLOAT : ({s}, {s}) -> tensor<i1>\n"
-            f"    stablehlo.return %p{tag} : tensor<i1>\n   }}) : ({t}, {t}) -> ({t}, {t})")
-        return f"%s{tag}#0", f"%s{tag}#1"
+            f'%s{tag}:{1 + len(xs)} = "stablehlo.sort"({", ".join([key] + xs)}) <{{dimension = {len(shape) - 1} : i64, '
+            f"is_stable = true}}> ({{\n   ^bb0({args}):\n"
+            f"    %p{tag} = stablehlo.compare {direction}, %x{tag}_0a, %x{tag}_0b, FLOAT : ({s}, {s}) -> tensor<i1>\n"
+            f"    stablehlo.return %p{tag} : tensor<i1>\n   }}) : ({t}) -> ({t})")
+        return [f"%s{tag}#{i}" for i in range(1 + len(xs))]
 
 
 def _while(f: _Em, carried: list[tuple[str, str]], cond, body) -> list[str]:
@@ -184,31 +186,40 @@ def _fori(f: _Em, n: int, carried: list[tuple[str, str]], body) -> list[str]:
 
 
 # --------------------------------------------------------------------------- Jacobi pieces
-def _rotate_pairs(f: _Em, x: str, shape: tuple[int, ...], el: str, c: str, s: str, axis: int) -> str:
-    """One step along `axis` (2h long, pair i is (i, h + i); c and s are [batch, h]): the pairs'
-    rotation (J^T x for rows, x J for columns: slices i and h + i become c x_i - s x_h+i and
-    s x_i + c x_h+i), then the next pairing of the parallel ordering: index 0 stays, the others
-    move one place round the cycle top 1 .. top h-1, bottom h-1 .. bottom 0, so after 2h - 1
-    steps every pair has met once and the order is back where it started. The permuted result
-    is written directly as a concat of rotated slices of `x`, so it is one fused kernel."""
+def _rotate_pairs(f: _Em, x: list[str], shape: tuple[int, ...], el: str, c: str, top_s: list[str],
+                  bot_s: list[str], axis: int) -> list[str]:
+    """One step along `axis` (2h long, pair i is (i, h + i); c and the s's are [batch, h]): the
+    pairs' rotation (J^T x for rows, x J for columns: slices i and h + i become c x_i - s x_h+i
+    and s' x_i + c x_h+i), then the next pairing of the parallel ordering: index 0 stays, the
+    others move one place round the cycle top 1 .. top h-1, bottom h-1 .. bottom 0, so after
+    2h - 1 steps every pair has met once and the order is back where it started. The permuted
+    result is written directly as a concat of rotated slices of `x`, so it is one fused kernel
+    per piece. `x` is [x] for a real matrix, [re, im] for a complex one (then s and s' are
+    [re, im] too: a complex rotation's s e^{i phi} and its conjugate)."""
     r, h = len(shape), shape[axis] // 2
     bs = shape[:-2]
 
-    def piece(lo: int, hi: int, top: bool) -> tuple[str, tuple[int, ...]]:
-        """Rows (or columns) lo..hi of the rotated top (bottom) half."""
+    def piece(lo: int, hi: int, top: bool) -> list[tuple[str, tuple[int, ...]]]:
+        """Rows (or columns) lo..hi of the rotated top (bottom) half, per part."""
         part = list(shape)
         part[axis] = hi - lo
         part = tuple(part)
-        cs = [f.bc(f.slice(v, bs + (h,), el, r - 2, lo, hi), bs + (hi - lo,), el, part,
-                   tuple(range(r - 2)) + (axis,)) for v in (c, s)]
-        a, b = f.slice(x, shape, el, axis, lo, hi), f.slice(x, shape, el, axis, h + lo, h + hi)
-        if top:
-            return f.bin("subtract", f.bin("multiply", cs[0], a, part, el), f.bin("multiply", cs[1], b, part, el),
-                         part, el), part
-        return f.bin("add", f.bin("multiply", cs[1], a, part, el), f.bin("multiply", cs[0], b, part, el),
-                     part, el), part
+        cb, *sb = [f.bc(f.slice(v, bs + (h,), el, r - 2, lo, hi), bs + (hi - lo,), el, part,
+                        tuple(range(r - 2)) + (axis,)) for v in [c] + (top_s if top else bot_s)]
+        a = [f.slice(p, shape, el, axis, lo, hi) for p in x]
+        b = [f.slice(p, shape, el, axis, h + lo, h + hi) for p in x]
+        mul = lambda u, w: f.bin("multiply", u, w, part, el)  # noqa: E731
+        other = b if top else a  # the part s multiplies: s x_h+i (top) or s' x_i (bottom)
+        if len(x) == 1:
+            so = [mul(sb[0], other[0])]
+        else:  # (sr + i si)(or + i oi)
+            so = [f.bin("subtract", mul(sb[0], other[0]), mul(sb[1], other[1]), part, el),
+                  f.bin("add", mul(sb[0], other[1]), mul(sb[1], other[0]), part, el)]
+        own = a if top else b
+        return [(f.bin("subtract" if top else "add", mul(cb, o), w, part, el), part) for o, w in zip(own, so)]
 
-    return f.concat([piece(lo, hi, top) for lo, hi, top in _next_pairing(h)], el, axis)
+    pieces = [piece(lo, hi, top) for lo, hi, top in _next_pairing(h)]
+    return [f.concat([pc[i] for pc in pieces], el, axis) for i in range(len(x))]
 
 
 def _next_pairing(h: int) -> list[tuple[int, int, bool]]:
@@ -244,20 +255,24 @@ def _diag(f: _Em, x: str, shape: tuple[int, ...], el: str) -> str:
     return f.reduce("add", f.sel(m, x, f.const("0", el, shape), shape, el), f.const("0", el), shape, el, r - 1)
 
 
-def _prepare(f: _Em, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str]:
-    """(a / scale with non-finite matrices zeroed, scale [batch], bad [batch] i1): scale is the
-    largest magnitude (1 for a zero matrix), so squares cannot overflow; bad marks a NaN or inf."""
+def _prepare(f: _Em, parts: list[str], shape: tuple[int, ...], el: str) -> tuple[list[str], str, str]:
+    """(the matrix / scale with non-finite matrices zeroed, scale [batch], bad [batch] i1), the
+    matrix as [x] or a complex one as [re, im]: scale is the largest magnitude of a part (1 for
+    a zero matrix), so squares cannot overflow; bad marks a NaN or inf."""
     r = len(shape)
     bs = shape[:-2]
-    amax = f.reduce_all("maximum", f.un("abs", a, shape, el), "0", shape, el, (r - 2, r - 1))
+    mags = [f.reduce_all("maximum", f.un("abs", a, shape, el), "0", shape, el, (r - 2, r - 1)) for a in parts]
+    amax = mags[0] if len(mags) == 1 else f.bin("maximum", mags[0], mags[1], bs, el)
     inf = f.const("0x7F800000" if el == "f32" else "0x7FF0000000000000", el, bs)
     bad = f.un("not", f.cmp("LT", amax, inf, bs, el), bs, "i1")  # NaN compares false too
     zero, one = f.const("0", el, bs), f.const("1", el, bs)
     scale = f.sel(f.bin("or", bad, f.cmp("EQ", amax, zero, bs, el), bs, "i1"), one, amax, bs, el)
     whole = tuple(range(r - 2))
-    x = f.bin("divide", a, f.bcast(scale, bs, el, shape, whole), shape, el)
-    x = f.sel(f.bcast(bad, bs, "i1", shape, whole), f.const("0", el, shape), x, shape, el)
-    return x, scale, bad
+    out = []
+    for a in parts:
+        x = f.bin("divide", a, f.bcast(scale, bs, el, shape, whole), shape, el)
+        out.append(f.sel(f.bcast(bad, bs, "i1", shape, whole), f.const("0", el, shape), x, shape, el))
+    return out, scale, bad
 
 
 def _sweeps(f: _Em, carried: list[tuple[str, str]], k: int, step, converged) -> list[str]:
@@ -284,66 +299,95 @@ def _info(f: _Em, bad: str, bs: tuple[int, ...]) -> str:
 
 # --------------------------------------------------------------------------- syevd (eigh)
 def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
-    """LAPACK ?syevd: eigenvalues ascending and orthonormal eigenvectors (columns) of the symmetric
-    matrix the `uplo` triangle stands for, `info` per matrix."""
-    shape, el = tuple(a_t.shape), a_t.element
+    """LAPACK ?syevd / ?heevd: eigenvalues ascending and orthonormal eigenvectors (columns) of the
+    symmetric (Hermitian) matrix the `uplo` triangle stands for, `info` per matrix. A complex
+    matrix is worked on as its real and imaginary parts; each pair's rotation then first turns
+    the phase of a_pq away (J = [[c, s e], [-s conj(e)], c]], e = a_pq / |a_pq|)."""
+    shape, io = tuple(a_t.shape), a_t.element
+    el = _PARTS.get(io, io)  # the real type the work is done in
+    cplx = el != io
     bs, n, r = shape[:-2], shape[-1], len(shape)
     whole = tuple(range(r - 2))
     f = _Em()
+    results = [_t(shape, io), _t(bs + (n,), el), _t(bs, "i32")]
     if 0 in shape:
-        return _module([_t(shape, el)], [_t(shape, el), _t(bs + (n,), el), _t(bs, "i32")], f.lines,
+        return _module([_t(shape, io)], results, f.lines,
                        ["%arg0", f.const("0", el, bs + (n,)), f.const("0", "i32", bs)])
-    keep = f.cmp("GE" if flags.get("uplo", "L") == "L" else "LE", f.iota(shape, r - 2), f.iota(shape, r - 1),
-                 shape, "i32")
-    a = f.sel(keep, "%arg0", f.transpose_last("%arg0", shape, el), shape, el)
-    x, scale, bad = _prepare(f, a, shape, el)
+    row, col = f.iota(shape, r - 2), f.iota(shape, r - 1)
+    keep = f.cmp("GE" if flags.get("uplo", "L") == "L" else "LE", row, col, shape, "i32")
+    if cplx:  # the Hermitian matrix: the other triangle conjugated, the diagonal's imaginary part ignored
+        re = f(f"stablehlo.real %arg0 : ({_t(shape, io)}) -> {_t(shape, el)}")
+        im = f(f"stablehlo.imag %arg0 : ({_t(shape, io)}) -> {_t(shape, el)}")
+        parts = [f.sel(keep, re, f.transpose_last(re, shape, el), shape, el),
+                 f.sel(keep, im, f.un("negate", f.transpose_last(im, shape, el), shape, el), shape, el)]
+        parts[1] = f.sel(f.cmp("EQ", row, col, shape, "i32"), f.const("0", el, shape), parts[1], shape, el)
+    else:
+        parts = [f.sel(keep, "%arg0", f.transpose_last("%arg0", shape, el), shape, el)]
+    x, scale, bad = _prepare(f, parts, shape, el)
     k = n + n % 2  # an odd n gets a zero row and column: it pairs with nothing (its rotations are I)
     h = k // 2
     ks = bs + (k, k)
     if k != n:
-        x = f.pad(x, shape, el, (0,) * (r - 2) + (1, 1))
-    v = f.eye(ks, el)
+        x = [f.pad(p, shape, el, (0,) * (r - 2) + (1, 1)) for p in x]
+    v = [f.eye(ks, el)] + ([f.const("0", el, ks)] if cplx else [])
     hs, ds = bs + (h,), bs + (k,)
     tol2 = (k * _EPS[el]) ** 2
+    nx = len(x)
 
     def step(g: _Em, j: str, cur: list[str]) -> list[str]:
-        x, v, d = cur
+        x, v, d = cur[:nx], cur[nx:2 * nx], cur[-1]
         # the pairs' off-diagonal entries: a strided slice of the flattened matrix (the
         # top-right block's diagonal), so nothing reads the whole matrix to find h numbers
-        flat = g.reshape(x, ks, bs + (k * k,), el)
-        pq = g.slice(flat, bs + (k * k,), el, r - 2, h, h + (h - 1) * (k + 1) + 1, k + 1)
+        pq = [g.slice(g.reshape(p, ks, bs + (k * k,), el), bs + (k * k,), el, r - 2, h, h + (h - 1) * (k + 1) + 1,
+                      k + 1) for p in x]
         pp, qq = g.slice(d, ds, el, r - 2, 0, h), g.slice(d, ds, el, r - 2, h, k)
-        c, s, t = _rotation(g, pp, qq, pq, hs, el)
-        x = _rotate_pairs(g, _rotate_pairs(g, x, ks, el, c, s, r - 2), ks, el, c, s, r - 1)
-        # the diagonal is carried apart, updated exactly (a_pp - t a_pq, a_qq + t a_pq, as
+        if cplx:
+            mag = g.un("sqrt", g.bin("add", g.bin("multiply", pq[0], pq[0], hs, el),
+                                     g.bin("multiply", pq[1], pq[1], hs, el), hs, el), hs, el)
+            live = g.cmp("GT", mag, g.const("0", el, hs), hs, el)
+            e = [g.sel(live, g.bin("divide", pq[0], mag, hs, el), g.const("1", el, hs), hs, el),
+                 g.sel(live, g.bin("divide", pq[1], mag, hs, el), g.const("0", el, hs), hs, el)]
+        else:
+            mag = pq[0]
+        c, s, t = _rotation(g, pp, qq, mag, hs, el)
+        if cplx:
+            se = [g.bin("multiply", s, e[0], hs, el), g.bin("multiply", s, e[1], hs, el)]
+            sc = [se[0], g.un("negate", se[1], hs, el)]  # s conj(e)
+            rows, cols = (se, sc), (sc, se)  # J^H x: s e and s conj(e); x J: the other way round
+        else:
+            rows = cols = ([s], [s])
+        x = _rotate_pairs(g, _rotate_pairs(g, x, ks, el, c, *rows, r - 2), ks, el, c, *cols, r - 1)
+        # the diagonal is carried apart, updated exactly (a_pp - t |a_pq|, a_qq + t |a_pq|, as
         # Jacobi codes do): x's own diagonal is never read, the rounding of the rotation
         # formula does not accumulate into the eigenvalues
-        tp = g.bin("multiply", t, pq, hs, el)
+        tp = g.bin("multiply", t, mag, hs, el)
         halves = {True: g.bin("subtract", pp, tp, hs, el), False: g.bin("add", qq, tp, hs, el)}
         d = g.concat([(g.slice(halves[top], hs, el, r - 2, lo, hi), bs + (hi - lo,))
                       for lo, hi, top in _next_pairing(h)], el, r - 2)
-        return [x, _rotate_pairs(g, v, ks, el, c, s, r - 1), d]
+        return x + _rotate_pairs(g, v, ks, el, c, *cols, r - 1) + [d]
 
     def converged(g: _Em, cur: list[str]) -> str:
-        x, _, d = cur
-        sq = g.bin("multiply", x, x, ks, el)
-        off = g.reduce_all("add", g.sel(g.cmp("NE", g.iota(ks, r - 2), g.iota(ks, r - 1), ks, "i32"), sq,
-                                        g.const("0", el, ks), ks, el), "0", ks, el, (r - 2, r - 1))
+        x, d = cur[:nx], cur[-1]
+        off_diag = g.cmp("NE", g.iota(ks, r - 2), g.iota(ks, r - 1), ks, "i32")
+        offs = [g.reduce_all("add", g.sel(off_diag, g.bin("multiply", p, p, ks, el), g.const("0", el, ks), ks, el),
+                             "0", ks, el, (r - 2, r - 1)) for p in x]
+        off = offs[0] if nx == 1 else g.bin("add", offs[0], offs[1], bs, el)
         tot = g.bin("add", off, g.reduce("add", g.bin("multiply", d, d, ds, el), g.const("0", el), ds, el, r - 2),
                     bs, el)
         more = g.cmp("GT", off, g.bin("multiply", g.const(repr(tol2), el, bs), tot, bs, el), bs, el)
         return g.un("not", g.reduce_all("or", more, "false", bs, "i1", whole), (), "i1")
 
-    d = _diag(f, x, ks, el)
-    _, v, w = _sweeps(f, [(x, _t(ks, el)), (v, _t(ks, el)), (d, _t(ds, el))], k, step, converged)
+    d = _diag(f, x[0], ks, el)
+    out = _sweeps(f, [(p, _t(ks, el)) for p in x + v] + [(d, _t(ds, el))], k, step, converged)
+    v, w = out[nx:2 * nx], out[-1]
     if k != n:
         w = f.slice(w, bs + (k,), el, r - 2, 0, n)
-        v = f.slice(f.slice(v, ks, el, r - 2, 0, n), bs + (n, k), el, r - 1, 0, n)
+        v = [f.slice(f.slice(p, ks, el, r - 2, 0, n), bs + (n, k), el, r - 1, 0, n) for p in v]
     w = f.bin("multiply", w, f.bcast(scale, bs, el, bs + (n,), whole), bs + (n,), el)
-    keys, v = f.sort_cols(f.bcast(w, bs + (n,), el, shape, whole + (r - 1,)), v, shape, el, "LT")
+    keys, *v = f.sort_cols(f.bcast(w, bs + (n,), el, shape, whole + (r - 1,)), v, shape, el, "LT")
     w = f.reshape(f.slice(keys, shape, el, r - 2, 0, 1), bs + (1, n), bs + (n,), el)
-    return _module([_t(shape, el)], [_t(shape, el), _t(bs + (n,), el), _t(bs, "i32")], f.lines,
-                   [v, w, _info(f, bad, bs)])
+    vec = f(f"stablehlo.complex {v[0]}, {v[1]} : {_t(shape, io)}") if cplx else v[0]
+    return _module([_t(shape, io)], results, f.lines, [vec, w, _info(f, bad, bs)])
 
 
 # --------------------------------------------------------------------------- gesdd / gesvd (svd)
@@ -368,7 +412,7 @@ def _gesdd(a_t: ir.TensorType, rtypes: list[ir.TensorType], flags: dict[str, str
     a = f.transpose_last("%arg0", shape, el) if wide else "%arg0"
     big = max(m, n)  # the working matrix is big x kk, tall
     ws = bs + (big, kk)
-    x, scale, bad = _prepare(f, a, ws, el)
+    (x,), scale, bad = _prepare(f, [a], ws, el)
     k = kk + kk % 2
     h = k // 2
     xs, vs, hs = bs + (big, k), bs + (k, k), bs + (h,)
@@ -386,7 +430,7 @@ def _gesdd(a_t: ir.TensorType, rtypes: list[ir.TensorType], flags: dict[str, str
             return g.reduce("add", g.bin("multiply", p, q, half, el), g.const("0", el), half, el, r - 2)
 
         c, s, _ = _rotation(g, dot(top, top), dot(bot, bot), dot(top, bot), hs, el)
-        return [_rotate_pairs(g, x, xs, el, c, s, r - 1), _rotate_pairs(g, v, vs, el, c, s, r - 1)]
+        return _rotate_pairs(g, [x], xs, el, c, [s], [s], r - 1) + _rotate_pairs(g, [v], vs, el, c, [s], [s], r - 1)
 
     def converged(g: _Em, cur: list[str]) -> str:
         x = cur[0]
@@ -411,9 +455,9 @@ def _gesdd(a_t: ir.TensorType, rtypes: list[ir.TensorType], flags: dict[str, str
     svb = f.bcast(sv, bs + (kk,), el, ws, whole + (r - 1,))
     live = f.cmp("GT", svb, f.const("0", el, ws), ws, el)
     u = f.sel(live, f.bin("divide", x, svb, ws, el), f.const("0", el, ws), ws, el)
-    _, u = f.sort_cols(svb, u, ws, el, "GT")
+    _, u = f.sort_cols(svb, [u], ws, el, "GT")
     sq = bs + (kk, kk)
-    keys, v = f.sort_cols(f.bcast(sv, bs + (kk,), el, sq, whole + (r - 1,)), v, sq, el, "GT")
+    keys, v = f.sort_cols(f.bcast(sv, bs + (kk,), el, sq, whole + (r - 1,)), [v], sq, el, "GT")
     sv = f.reshape(f.slice(keys, sq, el, r - 2, 0, 1), bs + (1, kk), bs + (kk,), el)
     sv = f.bin("multiply", sv, f.bcast(scale, bs, el, bs + (kk,), whole), bs + (kk,), el)
     info = _info(f, bad, bs)
