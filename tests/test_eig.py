@@ -112,13 +112,34 @@ def test_eigh_complex128_repeated_and_nan():
     assert np.isnan(got[0][1]).all() and not np.isnan(got[0][0]).any()
 
 
-def test_complex_svd_is_refused_by_name():
-    with pytest.raises(tt_xla.UnsupportedError, match="cgesdd"):
-        tt_xla.jit(jnp.linalg.svd)(np.eye(3, dtype=np.complex64))
+@pytest.mark.parametrize("shape, full", [((5, 3), True), ((2, 3, 7), True), ((2, 3, 7), False), ((4, 4), False)])
+def test_svd_complex(shape, full):
+    a = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+    got, want = run(lambda x: svd(x, full_matrices=full), a)
+    assert got[1].dtype == np.complex64 and got[0].dtype == np.float32
+    assert same_decomposition(got, want, "svd")
 
 
-@pytest.mark.parametrize("shape", [(5, 3), (2, 3, 8), (1, 1), (1, 6), (2, 3, 29, 7)])
-@pytest.mark.parametrize("full", [True, False])
+def test_svd_complex128_rank_deficient_and_values_only():
+    a = (rng.standard_normal((2, 6, 2)) + 1j * rng.standard_normal((2, 6, 2))) @ \
+        (rng.standard_normal((2, 2, 5)) + 1j * rng.standard_normal((2, 2, 5)))  # rank 2: U completed
+    for full in (True, False):
+        got, want = run(lambda x: svd(x, full_matrices=full), a)
+        assert same_decomposition(got, want, "svd")
+    got, want = run(lambda x: svd(x, compute_uv=False), a.astype(np.complex64))
+    assert same_decomposition(got, want, "svd")
+    got, want = run(lambda a, b: jnp.linalg.lstsq(a, b)[0], a[0].astype(np.complex64),
+                    np.ones((6, 1), np.complex64))
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-3, atol=1e-3)
+
+
+def test_other_complex_lapack_targets_are_refused_by_name():
+    with pytest.raises(tt_xla.UnsupportedError, match="cpotrf"):
+        tt_xla.jit(jnp.linalg.cholesky)(np.eye(3, dtype=np.complex64))
+
+
+@pytest.mark.parametrize("shape, full", [((5, 3), True), ((5, 3), False), ((2, 3, 8), True), ((1, 1), False),
+                                         ((1, 6), True), ((2, 3, 29, 7), False)])
 def test_svd(shape, full):
     a = rng.standard_normal(shape).astype(np.float32)
     got, want = run(lambda x: svd(x, full_matrices=full), a)

@@ -50,9 +50,6 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
     op in it (and any error about it) carries `loc`, the user's line of the call."""
     target = str(op.attributes.get("call_target_name"))
     kind, routine = _TARGET.match(target).groups()
-    if kind in "cz" and routine != "heevd":
-        raise UnsupportedError(f"custom_call target @{target} (complex {routine}) is not supported by tt-xla",
-                               op.name, loc)
     types = [v.type for v in op.operands]
     rtypes = [r.type for r in op.results]
     if len(types) != 1 or any(not isinstance(t, ir.TensorType) or any(d is None for d in t.shape)
@@ -392,88 +389,199 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
 
 # --------------------------------------------------------------------------- gesdd / gesvd (svd)
 def _gesdd(a_t: ir.TensorType, rtypes: list[ir.TensorType], flags: dict[str, str]) -> str:
-    """LAPACK ?gesdd / ?gesvd: A = U diag(s) V^T, s descending, U [m, m] (mode A) or [m, k] (S),
-    V^T [n, n] or [k, n]; mode N computes s only (U and V^T are left zero, jax ignores them)."""
-    shape, el = tuple(a_t.shape), a_t.element
+    """LAPACK ?gesdd / ?gesvd: A = U diag(s) V^H, s descending, U [m, m] (mode A) or [m, k] (S),
+    V^H [n, n] or [k, n]; mode N computes s only (U and V^H are left zero, jax ignores them). A
+    complex matrix is worked on as its real and imaginary parts (each rotation turning the phase
+    of w_p^H w_q away, as eigh's do)."""
+    shape, io = tuple(a_t.shape), a_t.element
+    el = _PARTS.get(io, io)
+    cplx = el != io
     bs, m, n, r = shape[:-2], shape[-2], shape[-1], len(shape)
     whole = tuple(range(r - 2))
     kk = min(m, n)
-    u_t, vt_t = rtypes[2], rtypes[3]
     f = _Em()
     if len(rtypes) != 5 or tuple(rtypes[1].shape) != bs + (kk,):
         raise UnsupportedError(f"svd results {[str(t) for t in rtypes]} do not fit an operand {a_t}")
-    results = [_t(shape, el), _t(bs + (kk,), el), str(u_t), str(vt_t), _t(bs, "i32")]
+    u_t, vt_t = rtypes[2], rtypes[3]
+    results = [_t(shape, io), _t(bs + (kk,), el), str(u_t), str(vt_t), _t(bs, "i32")]
     mode = flags.get("mode", "A")
     if 0 in shape:
-        return _module([_t(shape, el)], results, f.lines,
-                       ["%arg0", f.const("0", el, bs + (kk,)), f.const("0", el, tuple(u_t.shape)),
-                        f.const("0", el, tuple(vt_t.shape)), f.const("0", "i32", bs)])
+        return _module([_t(shape, io)], results, f.lines,
+                       ["%arg0", f.const("0", el, bs + (kk,)), f.const("0", io, tuple(u_t.shape)),
+                        f.const("0", io, tuple(vt_t.shape)), f.const("0", "i32", bs)])
     wide = m < n
-    a = f.transpose_last("%arg0", shape, el) if wide else "%arg0"
+    parts = [f(f"stablehlo.{p} %arg0 : ({_t(shape, io)}) -> {_t(shape, el)}") for p in ("real", "imag")] \
+        if cplx else ["%arg0"]
+    if wide:  # done as A^H
+        parts = _adjoint(f, parts, shape, el)
     big = max(m, n)  # the working matrix is big x kk, tall
     ws = bs + (big, kk)
-    (x,), scale, bad = _prepare(f, [a], ws, el)
+    x, scale, bad = _prepare(f, parts, ws, el)
     k = kk + kk % 2
     h = k // 2
     xs, vs, hs = bs + (big, k), bs + (k, k), bs + (h,)
     if k != kk:
-        x = f.pad(x, ws, el, (0,) * (r - 1) + (1,))
-    v = f.eye(vs, el)
+        x = [f.pad(p, ws, el, (0,) * (r - 1) + (1,)) for p in x]
+    v = [f.eye(vs, el)] + ([f.const("0", el, vs)] if cplx else [])
     tol2 = (big * _EPS[el]) ** 2
+    nx = len(x)
 
     def step(g: _Em, j: str, cur: list[str]) -> list[str]:
-        x, v = cur
+        x, v = cur[:nx], cur[nx:]
         half = bs + (big, h)
-        top, bot = g.slice(x, xs, el, r - 1, 0, h), g.slice(x, xs, el, r - 1, h, k)
+        top = [g.slice(p, xs, el, r - 1, 0, h) for p in x]
+        bot = [g.slice(p, xs, el, r - 1, h, k) for p in x]
 
         def dot(p: str, q: str) -> str:
             return g.reduce("add", g.bin("multiply", p, q, half, el), g.const("0", el), half, el, r - 2)
 
-        c, s, _ = _rotation(g, dot(top, top), dot(bot, bot), dot(top, bot), hs, el)
-        return _rotate_pairs(g, [x], xs, el, c, [s], [s], r - 1) + _rotate_pairs(g, [v], vs, el, c, [s], [s], r - 1)
+        def norm2(w: list[str]) -> str:
+            return dot(w[0], w[0]) if nx == 1 else g.bin("add", dot(w[0], w[0]), dot(w[1], w[1]), hs, el)
+
+        if cplx:  # w_p^H w_q = |gamma| e
+            gr = g.bin("add", dot(top[0], bot[0]), dot(top[1], bot[1]), hs, el)
+            gi = g.bin("subtract", dot(top[0], bot[1]), dot(top[1], bot[0]), hs, el)
+            mag = g.un("sqrt", g.bin("add", g.bin("multiply", gr, gr, hs, el), g.bin("multiply", gi, gi, hs, el),
+                                     hs, el), hs, el)
+            live = g.cmp("GT", mag, g.const("0", el, hs), hs, el)
+            e = [g.sel(live, g.bin("divide", gr, mag, hs, el), g.const("1", el, hs), hs, el),
+                 g.sel(live, g.bin("divide", gi, mag, hs, el), g.const("0", el, hs), hs, el)]
+        else:
+            mag = dot(top[0], bot[0])
+        c, s, _ = _rotation(g, norm2(top), norm2(bot), mag, hs, el)
+        if cplx:  # W J: s conj(e) into the top column, s e into the bottom one
+            se = [g.bin("multiply", s, e[0], hs, el), g.bin("multiply", s, e[1], hs, el)]
+            cols = ([se[0], g.un("negate", se[1], hs, el)], se)
+        else:
+            cols = ([s], [s])
+        return _rotate_pairs(g, x, xs, el, c, *cols, r - 1) + _rotate_pairs(g, v, vs, el, c, *cols, r - 1)
 
     def converged(g: _Em, cur: list[str]) -> str:
-        x = cur[0]
+        x = cur[:nx]
         bd = ", ".join(map(str, whole))
-        gram = g(f"stablehlo.dot_general {x}, {x}, batching_dims = [{bd}] x [{bd}], contracting_dims = [{r - 2}] x "
-                 f"[{r - 2}] : ({_t(xs, el)}, {_t(xs, el)}) -> {_t(vs, el)}")
-        d = _diag(g, gram, vs, el)
+
+        def gram(p: str, q: str) -> str:
+            return g(f"stablehlo.dot_general {p}, {q}, batching_dims = [{bd}] x [{bd}], contracting_dims = "
+                     f"[{r - 2}] x [{r - 2}] : ({_t(xs, el)}, {_t(xs, el)}) -> {_t(vs, el)}")
+
+        gr = gram(x[0], x[0])
+        g2 = g.bin("multiply", gr, gr, vs, el)
+        if cplx:  # W^H W = Wr^T Wr + Wi^T Wi + i (Wr^T Wi - Wi^T Wr)
+            gr = g.bin("add", gr, gram(x[1], x[1]), vs, el)
+            gi = g.bin("subtract", gram(x[0], x[1]), gram(x[1], x[0]), vs, el)
+            g2 = g.bin("add", g.bin("multiply", gr, gr, vs, el), g.bin("multiply", gi, gi, vs, el), vs, el)
+        d = _diag(g, gr, vs, el)
         dd = g.bin("multiply", g.bcast(d, bs + (k,), el, vs, whole + (r - 2,)),
                    g.bcast(d, bs + (k,), el, vs, whole + (r - 1,)), vs, el)
         off = g.cmp("NE", g.iota(vs, r - 2), g.iota(vs, r - 1), vs, "i32")
-        viol = g.cmp("GT", g.bin("multiply", gram, gram, vs, el),
-                     g.bin("multiply", g.const(repr(tol2), el, vs), dd, vs, el), vs, el)
+        viol = g.cmp("GT", g2, g.bin("multiply", g.const(repr(tol2), el, vs), dd, vs, el), vs, el)
         more = g.reduce_all("or", g.bin("and", off, viol, vs, "i1"), "false", vs, "i1", tuple(range(r)))
         return g.un("not", more, (), "i1")
 
-    x, v = _sweeps(f, [(x, _t(xs, el)), (v, _t(vs, el))], k, step, converged)
+    out = _sweeps(f, [(p, _t(xs, el)) for p in x] + [(p, _t(vs, el)) for p in v], k, step, converged)
+    x, v = out[:nx], out[nx:]
+    sq = bs + (kk, kk)
     if k != kk:
-        x = f.slice(x, xs, el, r - 1, 0, kk)
-        v = f.slice(f.slice(v, vs, el, r - 2, 0, kk), bs + (kk, k), el, r - 1, 0, kk)
-    sv = f.un("sqrt", f.reduce("add", f.bin("multiply", x, x, ws, el), f.const("0", el), ws, el, r - 2),
-              bs + (kk,), el)
+        x = [f.slice(p, xs, el, r - 1, 0, kk) for p in x]
+        v = [f.slice(f.slice(p, vs, el, r - 2, 0, kk), bs + (kk, k), el, r - 1, 0, kk) for p in v]
+    sums = [f.reduce("add", f.bin("multiply", p, p, ws, el), f.const("0", el), ws, el, r - 2) for p in x]
+    sv = f.un("sqrt", sums[0] if nx == 1 else f.bin("add", sums[0], sums[1], bs + (kk,), el), bs + (kk,), el)
     svb = f.bcast(sv, bs + (kk,), el, ws, whole + (r - 1,))
     live = f.cmp("GT", svb, f.const("0", el, ws), ws, el)
-    u = f.sel(live, f.bin("divide", x, svb, ws, el), f.const("0", el, ws), ws, el)
-    _, u = f.sort_cols(svb, [u], ws, el, "GT")
-    sq = bs + (kk, kk)
-    keys, v = f.sort_cols(f.bcast(sv, bs + (kk,), el, sq, whole + (r - 1,)), [v], sq, el, "GT")
+    u = [f.sel(live, f.bin("divide", p, svb, ws, el), f.const("0", el, ws), ws, el) for p in x]
+    _, *u = f.sort_cols(svb, u, ws, el, "GT")
+    keys, *v = f.sort_cols(f.bcast(sv, bs + (kk,), el, sq, whole + (r - 1,)), v, sq, el, "GT")
     sv = f.reshape(f.slice(keys, sq, el, r - 2, 0, 1), bs + (1, kk), bs + (kk,), el)
     sv = f.bin("multiply", sv, f.bcast(scale, bs, el, bs + (kk,), whole), bs + (kk,), el)
     info = _info(f, bad, bs)
     if mode == "N":
-        return _module([_t(shape, el)], results, f.lines,
-                       ["%arg0", sv, f.const("0", el, tuple(u_t.shape)), f.const("0", el, tuple(vt_t.shape)), info])
+        return _module([_t(shape, io)], results, f.lines,
+                       ["%arg0", sv, f.const("0", io, tuple(u_t.shape)), f.const("0", io, tuple(vt_t.shape)), info])
     ucols = big if mode == "A" else kk
-    u = _complete(f, u, ws, el, ucols)
-    if wide:  # A^T = U' S V'^T: U = V', V^T = U'^T
-        u, vt = v, f.transpose_last(u, bs + (big, ucols), el)
+    u = _complete(f, u, ws, el, ucols) if cplx else [_complete_qr(f, u[0], ws, el, ucols)]
+    if wide:  # A^H = U' S V'^H: U = V', V^H = U'^H
+        u, vt = v, _adjoint(f, u, bs + (big, ucols), el)
     else:
-        vt = f.transpose_last(v, sq, el)
-    return _module([_t(shape, el)], results, f.lines, ["%arg0", sv, u, vt, info])
+        vt = _adjoint(f, v, sq, el)
+
+    def join(p: list[str], t: ir.TensorType) -> str:
+        return f(f"stablehlo.complex {p[0]}, {p[1]} : {t}") if cplx else p[0]
+
+    return _module([_t(shape, io)], results, f.lines, ["%arg0", sv, join(u, u_t), join(vt, vt_t), info])
 
 
-def _complete(f: _Em, u: str, shape: tuple[int, ...], el: str, cols: int) -> str:
+def _adjoint(f: _Em, parts: list[str], shape: tuple[int, ...], el: str) -> list[str]:
+    """The conjugate transpose of the last two dims of [x] or [re, im]."""
+    t = [f.transpose_last(p, shape, el) for p in parts]
+    out = shape[:-2] + (shape[-1], shape[-2])
+    return t if len(t) == 1 else [t[0], f.un("negate", t[1], out, el)]
+
+
+def _complete(f: _Em, u: list[str], shape: tuple[int, ...], el: str, cols: int) -> list[str]:
+    """Complex `u` (parts [re, im]; orthonormal columns, or zero where the singular value is 0)
+    made `cols` orthonormal columns by Gram-Schmidt (twice, for orthogonality to rounding):
+    first u's own columns in place (column j stays u_j where u_j is a unit vector orthogonal to
+    the ones before), then the standard basis vectors e_0 .. e_m-1 fill the empty columns, each
+    taken when its residual is above 1 / sqrt(2m) (some always is while a column is empty: the
+    residuals' squares sum to the number of missing dimensions). linalg.py's QR is real only."""
+    r = len(shape)
+    bs, m, kk = shape[:-2], shape[-2], shape[-1]
+    full, cs, col1 = bs + (m, cols), bs + (cols,), bs + (m, 1)
+    whole = tuple(range(r - 2))
+    # the candidates: u's columns, then the standard basis
+    cand = [f.concat([(u[0], shape), (f.eye(bs + (m, m), el), bs + (m, m))], el, r - 1),
+            f.concat([(u[1], shape), (f.const("0", el, bs + (m, m)), bs + (m, m))], el, r - 1)]
+    call = bs + (m, kk + m)
+    q0 = [f.const("0", el, full), f.const("0", el, full)]
+    tau2 = 1.0 / (2 * m)  # the residual threshold, squared
+
+    def step(g: _Em, j: str, cur: list[str]) -> list[str]:
+        q = cur
+        z = [g.const("0", "i32")] * (len(bs) + 1)
+        w = [g.dslice(p, call, el, z + [j], col1) for p in cand]
+        for _ in range(2):  # w -= Q (Q^H w)
+            wb = [g.bcast(p, col1, el, full, tuple(range(r))) for p in w]
+            # Q^H w per column: sum_a conj(q_a) w_a
+            pr = g.reduce("add", g.bin("add", g.bin("multiply", q[0], wb[0], full, el),
+                                       g.bin("multiply", q[1], wb[1], full, el), full, el), g.const("0", el),
+                          full, el, r - 2)
+            pi = g.reduce("add", g.bin("subtract", g.bin("multiply", q[0], wb[1], full, el),
+                                       g.bin("multiply", q[1], wb[0], full, el), full, el), g.const("0", el),
+                          full, el, r - 2)
+            prb, pib = (g.bcast(p, cs, el, full, whole + (r - 1,)) for p in (pr, pi))
+            # Q coefficient: (qr + i qi)(pr + i pi), summed over the columns
+            sr = g.reduce("add", g.bin("subtract", g.bin("multiply", q[0], prb, full, el),
+                                       g.bin("multiply", q[1], pib, full, el), full, el), g.const("0", el),
+                          full, el, r - 1)
+            si = g.reduce("add", g.bin("add", g.bin("multiply", q[0], pib, full, el),
+                                       g.bin("multiply", q[1], prb, full, el), full, el), g.const("0", el),
+                          full, el, r - 1)
+            w = [g.bin("subtract", p, g.reshape(t, bs + (m,), col1, el), col1, el) for p, t in zip(w, (sr, si))]
+        nrm = g.un("sqrt", g.reduce("add", g.bin("add", g.bin("multiply", w[0], w[0], col1, el),
+                                                g.bin("multiply", w[1], w[1], col1, el), col1, el),
+                                    g.const("0", el), col1, el, r - 2), bs + (1,), el)
+        # the slot: column j for u's own columns, else the first empty one
+        filled = g.reduce("add", g.bin("add", g.bin("multiply", q[0], q[0], full, el),
+                                       g.bin("multiply", q[1], q[1], full, el), full, el), g.const("0", el),
+                          full, el, r - 2)
+        ci = g.iota(cs, r - 2)
+        empty = g.sel(g.cmp("LT", filled, g.const("0.25", el, cs), cs, el), ci, g.const(str(cols), "i32", cs),
+                      cs, "i32")
+        first = g.reduce("minimum", empty, g.const(str(cols), "i32"), cs, "i32", r - 2)
+        jb = g.bcast(j, (), "i32", bs, ())
+        slot = g.sel(g.cmp("LT", jb, g.const(str(kk), "i32", bs), bs, "i32"), jb, first, bs, "i32")
+        thresh = g.const(repr(tau2 ** 0.5), el, bs + (1,))
+        take = g.reshape(g.cmp("GT", nrm, thresh, bs + (1,), el), bs + (1,), bs, "i1")
+        put = g.bin("and", g.cmp("EQ", g.iota(full, r - 1), g.bcast(slot, bs, "i32", full, whole), full, "i32"),
+                    g.bcast(take, bs, "i1", full, whole), full, "i1")
+        nb = g.bcast(nrm, bs + (1,), el, full, whole + (r - 1,))
+        return [g.sel(put, g.bin("divide", g.bcast(p, col1, el, full, tuple(range(r))), nb, full, el), qq,
+                      full, el) for p, qq in zip(w, q)]
+
+    return _fori(f, kk + m, [(p, _t(full, el)) for p in q0], step)
+
+
+def _complete_qr(f: _Em, u: str, shape: tuple[int, ...], el: str, cols: int) -> str:
     """`u`'s (orthonormal or zero) columns, zero-padded to `cols`, made an orthonormal basis by a
     Householder QR (linalg.py's geqrf and orgqr): Q's column j is +-u_j where u_j is a unit vector
     orthogonal to the ones before it (the sign is R's diagonal's), any unit vector orthogonal to
