@@ -20,8 +20,8 @@ stream) until every matrix of the batch has converged.
 
 Inputs are scaled by their largest magnitude (no overflow in the squares) and an odd n is
 padded with a decoupled zero row/column. A matrix with a NaN or inf gets `info` 1, so jax's own
-post-processing turns its results into NaN, as LAPACK's do. Complex targets (c/z) are refused
-with an UnsupportedError naming the target.
+post-processing turns its results into NaN, as LAPACK's do. Complex targets (c/z: heevd,
+gesdd, gesvd) run the same sweeps on the real and imaginary parts (see _syevd, _gesdd).
 """
 from __future__ import annotations
 
