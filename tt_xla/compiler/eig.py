@@ -68,6 +68,10 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
             raise UnsupportedError(f"{target}: matrix of shape {list(a_t.shape)} is not square", op.name, loc)
         text = _syevd(a_t, flags)
     else:
+        shape = tuple(a_t.shape)
+        if len(rtypes) != 5 or tuple(rtypes[1].shape) != shape[:-2] + (min(shape[-2:]),):
+            raise UnsupportedError(f"{target}: results {[str(t) for t in rtypes]} do not fit an operand {a_t}",
+                                   op.name, loc)
         text = _gesdd(a_t, rtypes, flags)
     module = parse_module(text, f"<eig {target}>")
     verify(module)  # the expansion is checked like the user's program it joins
@@ -400,8 +404,6 @@ def _gesdd(a_t: ir.TensorType, rtypes: list[ir.TensorType], flags: dict[str, str
     whole = tuple(range(r - 2))
     kk = min(m, n)
     f = _Em()
-    if len(rtypes) != 5 or tuple(rtypes[1].shape) != bs + (kk,):
-        raise UnsupportedError(f"svd results {[str(t) for t in rtypes]} do not fit an operand {a_t}")
     u_t, vt_t = rtypes[2], rtypes[3]
     results = [_t(shape, io), _t(bs + (kk,), el), str(u_t), str(vt_t), _t(bs, "i32")]
     mode = flags.get("mode", "A")
