@@ -131,6 +131,50 @@ def table(rows: list[tuple[str, dict[str, int]]], title: str = "group") -> str:
     return "\n".join(lines)
 
 
+def same_decomposition(got: list[Any], want: list[Any], kind: str) -> bool:
+    """Whether `got` is an eigen- or singular value decomposition as valid as `want`, the way
+    JAX's own linalg tests check them: the vectors of a decomposition are only defined up to
+    sign (and rotation within repeated values), so compare the values, the matrix the factors
+    rebuild, and the factors' orthonormality, not the raw vectors. `kind`: "eigh" (outputs
+    v, w) or "svd" (s[, u, vt]). NaNs must be where the reference has them."""
+    if len(got) != len(want) or any(g.shape != w.shape or g.dtype != w.dtype for g, w in zip(got, want)):
+        return False
+    g64 = [np.asarray(g).astype(np.complex128 if g.dtype.kind == "c" else np.float64) for g in got]
+    w64 = [np.asarray(w).astype(np.complex128 if w.dtype.kind == "c" else np.float64) for w in want]
+    if any(not np.array_equal(np.isnan(g), np.isnan(w)) for g, w in zip(g64, w64)):
+        return False
+    g64 = [np.nan_to_num(g) for g in g64]
+    w64 = [np.nan_to_num(w) for w in w64]
+    eps = np.finfo(want[0].real.dtype).eps
+    ht = lambda x: np.conj(np.swapaxes(x, -1, -2))  # noqa: E731
+
+    def close(a: np.ndarray, b: np.ndarray, scale: np.ndarray, n: int) -> bool:
+        return bool(np.all(np.abs(a - b) <= 50 * max(n, 1) * eps * (scale + np.finfo(np.float32).tiny)))
+
+    def orthonormal(q: np.ndarray, cols: bool) -> bool:
+        g = ht(q) @ q if cols else q @ ht(q)
+        return close(g, np.eye(g.shape[-1]), np.ones(()), q.shape[-2] if cols else q.shape[-1])
+
+    if kind == "eigh":
+        (v, w), (vr, wr) = g64, w64
+        n = w.shape[-1]
+        norm = np.max(np.abs(wr), axis=-1, initial=0.0)[..., None]
+        rebuilt, ref = (v * w[..., None, :]) @ ht(v), (vr * wr[..., None, :]) @ ht(vr)
+        return close(w, wr, norm, n) and close(rebuilt, ref, norm[..., None], n) and orthonormal(v, True)
+    s, sr = g64[0], w64[0]
+    n = max(want[1].shape[-2], want[2].shape[-1]) if len(want) == 3 else s.shape[-1]
+    norm = np.max(sr, axis=-1, initial=0.0)[..., None]
+    if not close(s, sr, norm, n):
+        return False
+    if len(got) == 1:
+        return True
+    (u, vt), (ur, vtr) = g64[1:], w64[1:]
+    k = s.shape[-1]
+    rebuilt = (u[..., :k] * s[..., None, :]) @ vt[..., :k, :]
+    ref = (ur[..., :k] * sr[..., None, :]) @ vtr[..., :k, :]
+    return close(rebuilt, ref, norm[..., None], n) and orthonormal(u, True) and orthonormal(vt, False)
+
+
 def same_up_to_tie_order(got: list[Any], want: list[Any], dimension: int, num_keys: int) -> bool:
     """An unstable sort may order equal keys either way (the spec leaves it open): the keys must
     be exactly CPU JAX's, and every slice along `dimension` must hold the same tuples of all

@@ -6,7 +6,7 @@ from collections import ChainMap
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
-from . import fft, linalg
+from . import eig, fft, linalg
 
 # Composites the compiler implements itself (decompose.py): kept as the op they name instead of
 # inlining their decomposition (jax's chlo.erf is a 30-op rational that flushes below 7e-37;
@@ -40,7 +40,9 @@ def _inline_body(module: ir.Module, body: ir.Block, env,
         if op.name == "stablehlo.composite" and op.attributes.get("name") in NATIVE_COMPOSITES:
             op = ir.Operation(op.attributes["name"], op.operands, op.results, {}, [], op.loc)
             target = None
-        callee = linalg.expand(op, _at(op.loc, site)) if linalg.handles(op) else None  # LAPACK targets as loops
+        # LAPACK targets as loops: the eigensolvers (eig.py) first, then linalg.py's (and its refusals)
+        callee = eig.expand(op, _at(op.loc, site)) if eig.handles(op) else \
+            linalg.expand(op, _at(op.loc, site)) if linalg.handles(op) else None
         if fft.handles(op):
             callee = fft.expand(op, _at(op.loc, site))  # products with constant DFT matrices
         if callee is None and target and isinstance(op.attributes.get(target), ir.SymbolRef):

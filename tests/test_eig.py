@@ -1,0 +1,190 @@
+"""Eigensolvers (compiler/eig.py): eigh and svd (and lstsq, pinv, matrix_rank, norm(ord=2) built on
+svd) against CPU JAX. Vectors are compared as JAX's own linalg tests compare them: eigen/singular
+values to the reference, the matrix the factors rebuild, and the factors' orthonormality (the
+vectors themselves are only defined up to sign, or rotation within repeated values)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+import tt_xla
+from tools.outcome import same_decomposition
+
+rng = np.random.default_rng(0)
+
+
+def sym(shape, dtype=np.float32):
+    x = rng.standard_normal(shape)
+    return ((x + np.swapaxes(x, -1, -2)) / 2).astype(dtype)
+
+
+def run(f, *args):
+    with jax.enable_x64(any(a.dtype == np.float64 for a in args)):
+        want = [np.asarray(w) for w in jax.tree_util.tree_leaves(jax.jit(f)(*args))]
+        got = [np.asarray(g) for g in jax.tree_util.tree_leaves(tt_xla.jit(f)(*args))]
+    return got, want
+
+
+def svd(x, **kw):
+    """lax.linalg.svd's outputs in the primitive's order (s, u, vt), as the harness sees them."""
+    out = lax.linalg.svd(x, **kw)
+    return out if not kw.get("compute_uv", True) else (out[1], out[0], out[2])
+
+
+def check_eigh(a, **kw):
+    got, want = run(lambda x: lax.linalg.eigh(x, **kw), a)
+    assert same_decomposition(got, want, "eigh"), (got, want)
+    v, w = got
+    assert np.all(np.diff(w, axis=-1) >= 0) or np.isnan(w).any()  # ascending, as LAPACK gives them
+    return v, w
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 2), (3, 7, 7), (2, 2, 20, 20), (33, 33)])
+def test_eigh_random(shape):
+    a = sym(shape)
+    v, w = check_eigh(a)
+    ref = np.linalg.eigvalsh(a.astype(np.float64))
+    np.testing.assert_allclose(w, ref, atol=2e-5 * max(1, np.abs(ref).max()))
+    np.testing.assert_allclose(a @ v, v * w[..., None, :], atol=5e-5 * max(1, np.abs(ref).max()))
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_eigh_reads_only_the_named_triangle(lower):
+    a = sym((4, 6, 6))
+    junk = a + np.triu(rng.standard_normal((6, 6)), 1).astype(np.float32) * (1 if lower else 0) \
+        + np.tril(rng.standard_normal((6, 6)), -1).astype(np.float32) * (0 if lower else 1)
+    got, want = run(lambda x: lax.linalg.eigh(x, lower=lower, symmetrize_input=False), junk)
+    assert same_decomposition(got, want, "eigh")
+    np.testing.assert_allclose(got[1], np.linalg.eigvalsh(a, UPLO="L" if lower else "U"), atol=2e-5)
+
+
+def test_eigh_repeated_eigenvalues_and_f64():
+    q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    a = (q * np.array([1, 1, 1, 2, 2, -3, 0, 0])) @ q.T  # a 3-fold, 2-fold and a zero pair
+    check_eigh(a.astype(np.float32))
+    v, w = check_eigh(a)
+    np.testing.assert_allclose(w, [-3, 0, 0, 1, 1, 1, 2, 2], atol=1e-12)
+    check_eigh(sym((3, 9, 9), np.float64))
+    check_eigh(np.diag(np.arange(5.0, 0, -1)).astype(np.float32))  # already diagonal: sorted only
+    check_eigh(sym((4, 4)) * 1e30)  # scaled, so squares cannot overflow
+    check_eigh(sym((4, 4)) * 1e-30)
+
+
+def test_eigh_sort_flag_and_empty():
+    got, want = run(lambda x: lax.linalg.eigh(x, sort_eigenvalues=False), sym((2, 5, 5)))
+    assert same_decomposition(got, want, "eigh")
+    for shape in [(0, 0), (3, 0, 0), (0, 4, 4)]:
+        got, want = run(jnp.linalg.eigh, np.zeros(shape, np.float32))
+        assert [g.shape for g in got] == [w.shape for w in want]
+
+
+def test_eigh_nan_and_inf_input_give_nan_for_that_matrix_only():
+    a = sym((3, 5, 5))
+    a[1, 2, 3] = a[1, 3, 2] = np.nan
+    a[2, 0, 0] = np.inf
+    got, want = run(jnp.linalg.eigh, a)
+    w, v = got  # EighResult(eigenvalues, eigenvectors)
+    assert np.isnan(w[1:]).all() and np.isnan(v[1:]).all()
+    assert same_decomposition([got[1][:1], got[0][:1]], [want[1][:1], want[0][:1]], "eigh")
+
+
+def herm(shape, dtype=np.complex64):
+    x = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    return ((x + np.conj(np.swapaxes(x, -1, -2))) / 2).astype(dtype)
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_eigh_complex_hermitian(lower):
+    a = herm((3, 7, 7))
+    a[..., np.arange(7), np.arange(7)] += 1j  # LAPACK ignores the diagonal's imaginary part
+    got, want = run(lambda x: lax.linalg.eigh(x, lower=lower, symmetrize_input=False), a)
+    assert got[0].dtype == np.complex64 and got[1].dtype == np.float32
+    assert same_decomposition(got, want, "eigh")
+
+
+def test_eigh_complex128_repeated_and_nan():
+    q, _ = np.linalg.qr(rng.standard_normal((6, 6)) + 1j * rng.standard_normal((6, 6)))
+    a = np.stack([(q * np.array([2, 2, 2, -1, 0, 5])) @ np.conj(q.T), herm((6, 6), np.complex128)])
+    check_eigh(a)
+    a[1, 2, 3] = np.nan
+    got, want = run(jnp.linalg.eigh, a)
+    assert np.isnan(got[0][1]).all() and not np.isnan(got[0][0]).any()
+
+
+@pytest.mark.parametrize("shape, full", [((5, 3), True), ((2, 3, 7), True), ((2, 3, 7), False), ((4, 4), False)])
+def test_svd_complex(shape, full):
+    a = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+    got, want = run(lambda x: svd(x, full_matrices=full), a)
+    assert got[1].dtype == np.complex64 and got[0].dtype == np.float32
+    assert same_decomposition(got, want, "svd")
+
+
+def test_svd_complex128_rank_deficient_and_values_only():
+    a = (rng.standard_normal((2, 6, 2)) + 1j * rng.standard_normal((2, 6, 2))) @ \
+        (rng.standard_normal((2, 2, 5)) + 1j * rng.standard_normal((2, 2, 5)))  # rank 2: U completed
+    for full in (True, False):
+        got, want = run(lambda x: svd(x, full_matrices=full), a)
+        assert same_decomposition(got, want, "svd")
+    got, want = run(lambda x: svd(x, compute_uv=False), a.astype(np.complex64))
+    assert same_decomposition(got, want, "svd")
+    got, want = run(lambda a, b: jnp.linalg.lstsq(a, b)[0], a[0].astype(np.complex64),
+                    np.ones((6, 1), np.complex64))
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-3, atol=1e-3)
+
+
+def test_other_complex_lapack_targets_are_refused_by_name():
+    with pytest.raises(tt_xla.UnsupportedError, match="cpotrf"):
+        tt_xla.jit(jnp.linalg.cholesky)(np.eye(3, dtype=np.complex64))
+
+
+@pytest.mark.parametrize("shape, full", [((5, 3), True), ((5, 3), False), ((2, 3, 8), True), ((1, 1), False),
+                                         ((1, 6), True), ((2, 3, 29, 7), False)])
+def test_svd(shape, full):
+    a = rng.standard_normal(shape).astype(np.float32)
+    got, want = run(lambda x: svd(x, full_matrices=full), a)
+    assert same_decomposition(got, want, "svd")
+    s, u, vt = got
+    assert np.all(np.diff(s, axis=-1) <= 0)  # descending
+    if not full:  # values only (gesdd's mode N)
+        got, want = run(lambda x: svd(x, compute_uv=False), a)
+        assert same_decomposition(got, want, "svd")
+
+
+def test_svd_rank_deficient_f64_and_nan():
+    a = rng.standard_normal((2, 7, 2)) @ rng.standard_normal((2, 2, 5))  # rank 2 of 5
+    for dt in (np.float32, np.float64):
+        for full in (True, False):
+            got, want = run(lambda x: svd(x, full_matrices=full), a.astype(dt))
+            assert same_decomposition(got, want, "svd")
+            np.testing.assert_allclose(got[0][..., 2:], 0, atol=1e-5 if dt == np.float32 else 1e-12)
+    b = rng.standard_normal((3, 4, 4)).astype(np.float32)
+    b[0, 1, 1] = np.nan
+    got, want = run(svd, b)
+    assert all(np.isnan(g[0]).all() for g in got)  # that matrix's s, u and vt are NaN, the others not
+    assert same_decomposition([g[1:] for g in got], [w[1:] for w in want], "svd")
+
+
+def test_lstsq_pinv_matrix_rank_norm2():
+    a = rng.standard_normal((9, 4)).astype(np.float32)
+    b = rng.standard_normal((9, 2)).astype(np.float32)
+    r = rng.standard_normal((6, 2)) @ rng.standard_normal((2, 6))
+    for f, args, tol in [(lambda a, b: jnp.linalg.lstsq(a, b)[0], (a, b), 1e-4),
+                         (jnp.linalg.pinv, (a,), 1e-4), (jnp.linalg.pinv, (r.astype(np.float32),), 1e-3),
+                         (jnp.linalg.matrix_rank, (r.astype(np.float32),), 0),
+                         (lambda a: jnp.linalg.norm(a, ord=2), (a,), 1e-5),
+                         (lambda a: jnp.linalg.cond(a), (a,), 1e-4)]:
+        got, want = run(f, *args)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+
+
+def test_equivalence_check_rejects_a_wrong_decomposition():
+    a = sym((5, 5))
+    got, want = run(lambda x: lax.linalg.eigh(x), a)
+    bad_v = got[0].copy()
+    bad_v[:, [0, 1]] = bad_v[:, [1, 0]]  # vectors no longer match their values
+    assert not same_decomposition([bad_v, got[1]], want, "eigh")
+    assert not same_decomposition([got[0], got[1] + 1e-2], want, "eigh")
+    s, u, vt = run(svd, a)[0]
+    assert not same_decomposition([s, u, -vt], [s, u, vt], "svd")
