@@ -39,6 +39,21 @@ def _elu64(x: np.ndarray) -> np.ndarray:
     return np.where(x > 0, x, np.expm1(np.where(x > 0, 0.0, x)))
 
 
+def _gelu64(x: np.ndarray) -> np.ndarray:
+    """jax.nn.gelu's tanh form as x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3) (the same
+    function; 0.5 (1 + tanh(u)) would cancel for x << 0 even in float64)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        c, k = float(np.float32(np.sqrt(2 / np.pi))), float(np.float32(0.044715))   # jax's f32 constants
+        return x * _logistic64(2 * c * (x + k * x ** 3))
+
+
+# Results of magnitude below this count as matching any other such result (FTZ: TINY). gelu and
+# silu are x / (1 + e^-v), and e^-v overflows to inf (the result to -0) while the true result is
+# still a normal number (down to 2e-38 for gelu, 2e-37 for silu; CPU JAX flushes them too: its
+# gelu gives -0 from -1e-13 on, its silu rounds 1 / (1 + e^-x) to a denormal, then 0).
+FLOOR = {"gelu": 1e-30, "silu": 1e-30}
+
+
 def ops() -> dict:
     """name -> (jax function, float64 reference)."""
     import jax
@@ -49,6 +64,7 @@ def ops() -> dict:
         "logistic": (jax.nn.sigmoid, _logistic64), "erf": (jax.lax.erf, _erf64),
         "exp2": (jnp.exp2, np.exp2), "elu": (jax.nn.elu, _elu64),
         "softplus": (jax.nn.softplus, lambda x: np.logaddexp(0.0, x)),   # log1p's compensated form
+        "gelu": (jax.nn.gelu, _gelu64), "silu": (jax.nn.silu, lambda x: x * _logistic64(x)),
     }
 
 
@@ -73,9 +89,9 @@ def flush(x: np.ndarray) -> np.ndarray:
     return np.where(np.abs(x) < TINY, np.copysign(np.float32(0), x), x).astype(np.float32)
 
 
-def compare(got: np.ndarray, ref64: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def compare(got: np.ndarray, ref64: np.ndarray, floor: float = float(TINY)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ulp error, relative error, special mismatch) per element of got against a float64
-    reference."""
+    reference; results below `floor` in magnitude on both sides match (see FLOOR)."""
     with np.errstate(all="ignore"):
         ref32 = ref64.astype(np.float32)
         gnan, rnan = np.isnan(got), np.isnan(ref32)
@@ -83,7 +99,7 @@ def compare(got: np.ndarray, ref64: np.ndarray) -> tuple[np.ndarray, np.ndarray,
         bad = (gnan != rnan) | ((ginf | rinf) & ~(gnan | rnan) & (got != ref32))
         bad |= (got == 0) & (ref32 == 0) & (np.signbit(got) != np.signbit(ref32))
         # FTZ: a result below the smallest normal matches any other such result (and zero)
-        tiny = (np.abs(ref64) < TINY) & (np.abs(got) < TINY)
+        tiny = (np.abs(ref64) < floor) & (np.abs(got) < floor)
         spacing = np.maximum(np.spacing(np.abs(ref32)).astype(np.float64), 2.0 ** -149)
         err = np.abs(got.astype(np.float64) - ref64) / spacing
         keep = ~(gnan | rnan | ginf | rinf | tiny)
@@ -96,10 +112,10 @@ class Stats:
         self.max_ulp, self.at, self.got, self.want = 0.0, math.nan, math.nan, math.nan
         self.special, self.special_at, self.n, self.max_rel = 0, math.nan, 0, 0.0
 
-    def add(self, x: np.ndarray, got: np.ndarray, refs: list[np.ndarray]) -> None:
+    def add(self, x: np.ndarray, got: np.ndarray, refs: list[np.ndarray], floor: float = float(TINY)) -> None:
         """refs: the reference for each accepted reading of x (denormals flushed or not)."""
         got = got.astype(np.float32)
-        errs, rels, bads = zip(*(compare(got, r) for r in refs))
+        errs, rels, bads = zip(*(compare(got, r, floor) for r in refs))
         err, bad = np.minimum.reduce(errs), np.logical_and.reduce(bads)
         if err.size:
             self.max_rel = max(self.max_rel, float(np.minimum.reduce(rels).max()))
@@ -141,9 +157,9 @@ def measure(names: list[str], exhaustive: bool, samples: int, size: int, xla: bo
         for x in chunks(exhaustive, samples, size, seed):
             with np.errstate(all="ignore"):
                 r = [ref(flush(x).astype(np.float64)), ref(x.astype(np.float64))]
-            st.add(x, np.asarray(tt_f(tt_xla.device_put(x))), r)
+            st.add(x, np.asarray(tt_f(tt_xla.device_put(x))), r, FLOOR.get(name, float(TINY)))
             if sx is not None:
-                sx.add(x, np.asarray(xla_f(x)), r)
+                sx.add(x, np.asarray(xla_f(x)), r, FLOOR.get(name, float(TINY)))
         out[name] = (st, sx)
         print(f"  {name}: {st.n} inputs in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return out

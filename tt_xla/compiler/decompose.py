@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .graph import Graph, Node, const, ew
+from .graph import Graph, Node, const, ew, toposort, users
 from .ranges import float_const, value_range
 from .rewrite import rewrite
 
@@ -59,6 +59,18 @@ class E:
     # Guards: NaN in self propagates, signed zeros don't matter here, so one compare+blend
     def max(self, o): return self._op("max", o, fast=True)
     def min(self, o): return self._op("min", o, fast=True)
+    # Unordered: a NaN operand gives either operand (one host instruction, prelude.c), for guards
+    # whose NaN reaches the result another way
+    def max_u(self, o): return self._op("max", o, fast="unordered")
+    def min_u(self, o): return self._op("min", o, fast="unordered")
+
+    def clamp(self, lo: float | None, hi: float | None) -> "E":
+        """max(x, lo) then min(., hi), NaN in x propagating; a None bound is not applied. Both
+        bounds are one `clamp` node: four host instructions where two selects take five to eight."""
+        if lo is not None and hi is not None:
+            return E(ew("clamp", [self.n, E.c(lo, self).n, E.c(hi, self).n]))
+        return self.max(lo) if lo is not None else self.min(hi) if hi is not None else self
+
     def range(self) -> tuple[float, float]:
         n = self.n
         while n.op == "convert" and n.dtype == "f32" and n.inputs[0].dtype in ("bf16", "f16"):
@@ -134,32 +146,48 @@ BF16_MATH = Precision(
     exact_ln2=False)
 
 
-def exp(x: E, negate: bool = False, prec: Precision | None = None) -> E:
-    """e^x (e^-x when negate) = 2^n e^r with n = floor(x/ln2), r in [0, ln2): then 2^n is normal
+def exp(x: E, negate: bool = False, prec: Precision | None = None, nan_free: bool = False) -> E:
+    p, s = exp_parts(x, negate, prec, nan_free)
+    return p * s
+
+
+def exp_parts(x: E, negate: bool = False, prec: Precision | None = None, nan_free: bool = False) -> tuple[E, E]:
+    """(P(r), 2^n) with e^x = P(r) 2^n (e^-x when negate), so `1 + e^x` can be one FMA.
+    e^x (e^-x when negate) = 2^n e^r with n = floor(x/ln2), r in [0, ln2): then 2^n is normal
     exactly when the result is, and n = -127 (result below the smallest normal: 0 under FTZ) and
     n = 128 (overflow: inf) come out of the exponent bits by themselves, so no select is needed.
-    The clamps only keep n in [-127, 128]; NaN passes them. 12 vector ops, plus the clamps the
-    argument's range needs. e^-x folds the sign into the constants (r = -(x + n ln2) and P(-r)
-    has the odd coefficients negated)."""
+    The guards only keep n in [-127, 128], each only where the argument's range needs it. 12
+    vector ops plus the guards. e^-x folds the sign into the constants (r = -(x + n ln2) and
+    P(-r) has the odd coefficients negated).
+    NaN: the underflow guard keeps it (a compare and a blend on the host) and r is computed from
+    its result, so a NaN x gives a NaN r; the overflow guard, which only n reads, is unordered (one
+    instruction): past it r = x - 128 ln2 > 0, P(r) >= 1 and the result is P(r) * inf = inf.
+    `nan_free`: the caller's result is NaN for a NaN x whatever this returns (GELU's x / (1 + e)),
+    so both guards are unordered and r comes from their result."""
     lo, hi = x.range()
     if negate:
         lo, hi = -hi, -lo      # the range of -x
-    xc = x
-    if lo < -88.0:             # keeps n >= -127
-        xc = xc.min(88.0) if negate else xc.max(-88.0)
-    if hi > 88.75:             # keeps n <= 128
-        xc = xc.max(-88.75) if negate else xc.min(88.75)
-    prec = prec or F32_MATH
     sign = -1.0 if negate else 1.0
+
+    def at_least(v: E, b: float, unordered: bool) -> E:   # sign * v >= b
+        if negate:
+            return v.min_u(-b) if unordered else v.min(-b)
+        return v.max_u(b) if unordered else v.max(b)
+
+    xl = at_least(x, -88.0, nan_free) if lo < -88.0 else x      # keeps n >= -127
+    xc = (xl.max_u(-88.75) if negate else xl.min_u(88.75)) if hi > 88.75 else xl   # n <= 128
+    if nan_free:
+        xl = xc
+    prec = prec or F32_MATH
     n = xc.fma(sign * LOG2E, FLOOR_BIAS).u("floor")
-    r = n.fma(-sign * LN2_LO, n.fma(-sign * LN2_HI, xc)) if prec.exact_ln2 else n.fma(-sign * LN2, xc)
+    r = n.fma(-sign * LN2_LO, n.fma(-sign * LN2_HI, xl)) if prec.exact_ln2 else n.fma(-sign * LN2, xl)
     poly = [c * sign ** (len(prec.exp) - 1 - k) for k, c in enumerate(prec.exp)]    # P(sign * r)
-    return horner(r, poly) * pow2_shifted(n + SHIFTER)
+    return horner(r, poly), pow2_shifted(n + SHIFTER)
 
 
 def exp2(x: E) -> E:
     """2^x = 2^n e^((x - n) ln2), n = floor(x): exp's scheme with an exact reduction."""
-    xc = x.max(-127.0).min(128.0)
+    xc = x.clamp(-127.0, 128.0)
     n = (xc + FLOOR_BIAS).u("floor")
     return horner((xc - n) * LN2, EXP_POLY) * pow2_shifted(n + SHIFTER)
 
@@ -221,12 +249,12 @@ def expm1(x: E, prec: Precision | None = None) -> E:
         p, y = part
         return select(E(p), 0.0, _expm1_core(y.max(-88.0), False, prec.expm1))
     lo, hi = x.range()   # ELU's argument is select(x > 0, 0, x): hi = 0, no overflow handling
-    xc = x.max(-88.0) if lo < -88.0 else x     # keeps n >= -127: 2^n >= 0, result -1
+    low = -88.0 if lo < -88.0 else None        # keeps n >= -127: 2^n >= 0, result -1
     if hi <= 0.0:
-        return _expm1_core(xc, False, prec.expm1)
+        return _expm1_core(x.clamp(low, None), False, prec.expm1)
     if hi <= 88.0:
-        return _expm1_core(xc, prec.exact_ln2, prec.expm1)
-    return _expm1_halved(xc.min(88.8), prec.expm1)   # past 88.72 the result rounds to inf by itself
+        return _expm1_core(x.clamp(low, None), prec.exact_ln2, prec.expm1)
+    return _expm1_halved(x.clamp(low, 88.8), prec.expm1)   # past 88.72 the result rounds to inf by itself
 
 
 def _f32(bits: int) -> float:
@@ -332,8 +360,7 @@ def _odd_rational(x: E, top: float, p: list[float], q: list[float]) -> E:
     """x * P(x^2) / Q(x^2) on x clamped to [-top, top] (NaN passes the clamps): odd, so signs
     and -0 come out right with no select."""
     lo, hi = x.range()
-    xc = x.max(-top) if lo < -top else x
-    xc = xc.min(top) if hi > top else xc
+    xc = x.clamp(-top if lo < -top else None, top if hi > top else None)
     z = xc * xc
     return (xc * horner(z, p)) / horner(z, q)
 
@@ -365,7 +392,8 @@ def erf(x: E) -> E:
 
 
 def logistic(x: E, prec: Precision | None = None) -> E:
-    return 1.0 / (exp(x, negate=True, prec=prec) + 1.0)
+    p, s = exp_parts(x, negate=True, prec=prec)
+    return 1.0 / p.fma(s, 1.0)
 
 
 def rsqrt(x: E) -> E:
@@ -379,6 +407,10 @@ def round_away(x: E) -> E:
 
 
 F32_MATH = Precision(EXP_POLY, EXPM1_POLY, (9.0, TANH_P, TANH_Q), exact_ln2=True)
+# For an argument that is itself a rounded f32 value with a large slope (GELU's -2u): its own
+# rounding error, |2u| 2^-24, reaches the result, so the one-FMA reduction's n (ln2 - LN2),
+# about |2u| 2.7e-9, is twenty times smaller (one FMA less).
+F32_ROUNDED_ARG = Precision(EXP_POLY, EXPM1_POLY, F32_MATH.tanh, exact_ln2=False)
 PRECISION_AWARE = {"exp", "expm1", "tanh", "logistic"}
 # The functions written as XLA:CPU computes them (its f32 results to the bit); the others' results
 # are marked as approximations (attrs["approximation"]) for what is applied to them.
@@ -418,6 +450,111 @@ def _decompose(n: Node) -> Node:
     return y
 
 
+def _split_const(n: Node, op: str) -> tuple[float, Node] | None:
+    """(c, y) when n is op(c, y) or op(y, c) with c a scalar float constant."""
+    if n.op != op:
+        return None
+    for a, b in ((n.inputs[0], n.inputs[1]), (n.inputs[1], n.inputs[0])):
+        c = float_const(a)
+        if c is not None:
+            return c, b
+    return None
+
+
+def _other(n: Node, op: str, a: Node) -> Node | None:
+    """b when n is op(a, b) or op(b, a)."""
+    if n.op != op:
+        return None
+    x, y = n.inputs
+    return y if x is a else x if y is a else None
+
+
+def _tanh_half(h: Node) -> list[Node] | None:
+    """[the mul, the add, the tanh] when h is 0.5 * (1 + tanh(u)) (GELU's tanh form)."""
+    m = _split_const(h, "mul")
+    a = _split_const(m[1], "add") if m is not None and m[0] == 0.5 else None
+    if a is None or a[0] != 1.0 or a[1].op != "tanh":
+        return None
+    return [h, m[1], a[1]]
+
+
+def _gelu_cubic(u: Node, x: Node) -> tuple[float, float] | None:
+    """(c, k) when u is c (x + k x^3) with c, k > 0, as jax.nn.gelu writes its argument."""
+    m = _split_const(u, "mul")
+    t = _other(m[1], "add", x) if m is not None else None
+    kc = _split_const(t, "mul") if t is not None else None
+    if kc is None or not (0 < m[0] < 1e30 and 0 < kc[0] < 1e30):
+        return None
+    x2 = _other(kc[1], "mul", x)
+    return (m[0], kc[0]) if x2 is not None and _other(x2, "mul", x) is x else None
+
+
+def _logistic_of_neg(h: Node) -> list[Node] | None:
+    """[the div, the add, the exp, the neg] when h is 1 / (1 + exp(-v)) (jax.nn.sigmoid)."""
+    if h.op != "div" or float_const(h.inputs[0]) != 1.0:
+        return None
+    a = _split_const(h.inputs[1], "add")
+    if a is None or a[0] != 1.0 or a[1].op != "exp" or a[1].inputs[0].op != "neg":
+        return None
+    return [h, h.inputs[1], a[1], a[1].inputs[0]]
+
+
+def _activations(graph: Graph):
+    """x * sigmoid(v) and GELU's x * 0.5 (1 + tanh(u)) (= x * sigmoid(2u)) as x / (1 + e^-v):
+    one exp, one FMA and one division, where the tanh form's odd rational costs a division and
+    two more polynomials' worth, and sigmoid then multiply a division and a multiply. When x
+    itself is v (silu) or u is jax's c (x + k x^3) (rewritten x (c + ck x^2), NaN only where x is),
+    a NaN x makes the quotient NaN whatever the exp gives, so its guards are unordered
+    (`exp_parts(nan_free=True)`). The pieces must have no other reader in `graph` (they would be
+    computed twice). f32 only: XLA rounds bf16/f16 after every op of the tanh form, and these
+    results must stay within two bf16 ulps of it. The result is more accurate than the tanh
+    form, which cancels in 1 + tanh(u) for x << 0 (where CPU JAX's gelu is off by up to 1e-3
+    relative, or -0 where the true value is -1e-13). A rewrite function for
+    `rewrite(..., with_original=True)`: patterns are matched on the node as rewritten (whose
+    leaves are the ones to compute from) and on the original, whose readers are counted."""
+    uses = users(toposort(graph.outputs, graph.params))
+    outs = {o.id for o in graph.outputs}
+
+    def single(ns: list[Node]) -> bool:
+        return all(len(uses.get(n.id, ())) == 1 and n.id not in outs for n in ns)
+
+    def done(y: E, n: Node, kind: str) -> Node:
+        y.n.attrs["approximation"] = kind
+        y.n.loc = n.loc
+        return y.n
+
+    def fn(n: Node, orig: Node) -> Node:
+        if n.dtype != "f32":
+            return n
+        sig = _logistic_of_neg(n)
+        by_mul = sig is not None and single(_logistic_of_neg(orig)) and uses[orig.id][0].op == "mul"
+        if sig is not None and single(_logistic_of_neg(orig)[1:]) and not by_mul:
+            p, s = exp_parts(E(sig[3].inputs[0]), negate=True)   # 1 / (1 + e^-v), the sum one FMA
+            y = done(1.0 / p.fma(s, 1.0), n, "logistic")
+            y.attrs["range"] = (0.0, 1.0)
+            return y
+        if n.op != "mul":
+            return n
+        for k in (0, 1):
+            x, h, h0 = n.inputs[k], n.inputs[1 - k], orig.inputs[1 - k]
+            X = E(x)
+            if _tanh_half(h) is not None and single(_tanh_half(h0)):
+                u = _tanh_half(h)[2].inputs[0]
+                ck = _gelu_cubic(u, x)
+                if ck is not None:   # -2u = x (-2c - 2ck x^2)
+                    p, s = exp_parts(X * (X * X).fma(-2 * ck[0] * ck[1], -2 * ck[0]), prec=F32_ROUNDED_ARG,
+                                     nan_free=True)
+                else:
+                    p, s = exp_parts(E(u) * -2.0, prec=F32_ROUNDED_ARG)
+                return done(X / p.fma(s, 1.0), n, "gelu")
+            if _logistic_of_neg(h) is not None and single(_logistic_of_neg(h0)):
+                v = _logistic_of_neg(h)[3].inputs[0]
+                p, s = exp_parts(E(v), negate=True, nan_free=v is x)
+                return done(X / p.fma(s, 1.0), n, "silu")
+        return n
+    return fn
+
+
 def decompose(graph: Graph) -> Graph:
-    return rewrite(graph, _decompose)
+    return rewrite(rewrite(graph, _activations(graph), with_original=True), _decompose)
 

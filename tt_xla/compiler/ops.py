@@ -141,6 +141,8 @@ def _minmax(op: str) -> Render:
     def render(n: "Node", a: list[str]) -> str:
         from .ranges import float_const  # ranges reads graph, which reads this table
         fl = n.dtype in FLOATS
+        if n.dtype == "f32" and n.attrs.get("fast") == "unordered":  # NaN: either operand
+            return f"k_{op}f_u({a[0]}, {a[1]})"
         if fl and n.attrs.get("fast"):  # NaN in a propagates; used by guards in decompositions
             return f"({a[0]} < {a[1]} ? {a[1]} : {a[0]})" if op == "max" else f"({a[1]} < {a[0]} ? {a[1]} : {a[0]})"
         c = float_const(n.inputs[1])
@@ -151,6 +153,20 @@ def _minmax(op: str) -> Render:
             return f"k_{op}{'d' if n.dtype == 'f64' else 'f'}({a[0]}, {a[1]})"
         return f"({a[0]} {'>' if op == 'max' else '<'} {a[1]} ? {a[0]} : {a[1]})"
     return render
+
+
+def _clamp(n: "Node", a: list[str]) -> str:
+    """min(max(x, lo), hi) for the guards of the math decompositions: NaN in x propagates, the
+    bounds are never zero (so zeros' signs do not matter). f32 as one helper the host compiles
+    to four instructions (prelude.c)."""
+    if n.dtype == "f32":
+        return f"k_clampf({a[0]}, {a[1]}, {a[2]})"
+    return f"({a[0]} < {a[1]} ? {a[1]} : ({a[2]} < {a[0]} ? {a[2]} : {a[0]}))"
+
+
+def _fold_clamp(n: "Node", vals: list[np.ndarray]) -> Any:
+    x, lo, hi = (_wide(v) for v in vals)
+    return x if np.isnan(x) else np.minimum(np.maximum(x, lo), hi)
 
 
 def _daz(dt: str, x: str) -> str:
@@ -436,6 +452,9 @@ OPS: dict[str, Op] = _rows(
     Op("min", 2, _minmax("min"), ("minimum",), fold=_fmaxmin("min"), commutative=True, idempotent=True,
        exact=True, interval=_iv_minmax("min")),
     Op("fma", 3, _float_fn("fma")),
+    # a decomposition's two-sided guard (no StableHLO op: stablehlo.clamp is max and min)
+    Op("clamp", 3, _clamp, operands="float", fold=_fold_clamp, cost=2, exact=True,
+       interval=lambda n, r: (min(max(r[0][0], r[1][0]), r[2][0]), min(max(r[0][1], r[1][1]), r[2][1]))),
     Op("neg", 1, _neg, ("negate",), fold=_np(np.negative, wrap=True), exact=True,
        interval=lambda n, r: (-r[0][1], -r[0][0])),
     Op("abs", 1, _abs, ("abs",), fold=_np(np.abs), exact=True, interval=_iv_abs),

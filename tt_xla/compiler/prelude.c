@@ -59,6 +59,19 @@ static inline float k_round_f16(float f) { return (float)(_Float16)f; }
   }
 K_MINMAX(float, k_b32, f)
 K_MINMAX(double, k_b64, d)
+/* The guards of the math decompositions (decompose.py), which never see a zero bound.
+ * k_maxf_u/k_minf_u: a NaN operand gives either operand, for guards whose NaN reaches the result
+ * another way. GCC compiles them as finite-math, so they become one vmaxps/vminps; a select
+ * `a < b ? b : a` vectorizes to a compare and a blend, and two chained ones to five to eight
+ * instructions (GCC merges their conditions). k_clampf keeps a NaN x and costs four. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define K_UNORDERED static inline __attribute__((always_inline, optimize("finite-math-only", "no-signed-zeros")))
+#else
+#define K_UNORDERED static inline
+#endif
+K_UNORDERED float k_maxf_u(float a, float b) { return a < b ? b : a; }
+K_UNORDERED float k_minf_u(float a, float b) { return b < a ? b : a; }
+static inline float k_clampf(float x, float lo, float hi) { return x != x ? x : k_minf_u(k_maxf_u(x, lo), hi); }
 static inline float k_signf(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : x); }
 static inline double k_signd(double x) { return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : x); }
 

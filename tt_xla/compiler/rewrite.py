@@ -6,9 +6,11 @@ from typing import Callable
 from .graph import Graph, Node, toposort
 
 
-def rewrite(graph: Graph, fn: Callable[[Node], Node]) -> Graph:
+def rewrite(graph: Graph, fn: Callable[..., Node], with_original: bool = False) -> Graph:
     """fn(node) returns the node's replacement (or the node itself). fn sees the node with its
-    inputs already replaced. Params are kept as they are."""
+    inputs already replaced (and, `with_original`, the node of `graph` it stands for as a second
+    argument: facts about `graph`, such as readers, are keyed by its nodes). Params are kept as
+    they are."""
     new: dict[int, Node] = {p.id: p for p in graph.params}
     for orig in toposort(graph.outputs, graph.params):
         if orig.op == "param":
@@ -17,5 +19,5 @@ def rewrite(graph: Graph, fn: Callable[[Node], Node]) -> Graph:
         n = orig
         if any(a is not b for a, b in zip(ins, orig.inputs)):
             n = Node(orig.op, ins, orig.shape, orig.dtype, dict(orig.attrs), orig.loc)
-        new[orig.id] = fn(n)
+        new[orig.id] = fn(n, orig) if with_original else fn(n)
     return Graph(graph.params, [new[o.id] for o in graph.outputs])
