@@ -2,7 +2,8 @@
 
 Passes, each a plain function over a plain IR, in this order:
   inline_calls -> legalize -> decompose -> simplify -> fuse (plan) -> schedule
-  -> lower (each kernel to the loop IR) -> render (C) -> place (SRAM, levels 1-2) -> plan_memory
+  -> lower (each kernel to the loop IR; cost.py computes its figures from it) -> render (C)
+  -> place (SRAM, levels 1-2) -> plan_memory
 """
 from __future__ import annotations
 
