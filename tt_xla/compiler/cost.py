@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable
 
 import numpy as np
@@ -58,6 +59,8 @@ _BINARY = {"||": 1, "&&": 2, "|": 3, "^": 4, "&": 5, "==": 6, "!=": 6, "<": 7, "
 
 def _cdiv(a, b):
     """C's integer division (truncating), 0 where b is 0 (never a count the IR divides by)."""
+    if type(a) is int and type(b) is int:
+        return 0 if b == 0 else abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)
     b_ = np.where(np.equal(b, 0), 1, b)
     q = np.abs(a) // np.abs(b_)
     return np.where(np.equal(b, 0), 0, np.where((np.asarray(a) < 0) != (np.asarray(b_) < 0), -q, q))
@@ -76,6 +79,13 @@ _OPS: dict[str, Callable] = {
     "&&": _ints(lambda a, b: np.logical_and(a, b)), "||": _ints(lambda a, b: np.logical_or(a, b)),
 }
 _BOOL = {"<", "<=", ">", ">=", "==", "!=", "&&", "||"}
+_PY: dict[str, Callable] = {  # the same on Python ints
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": _cdiv,
+    "%": lambda a, b: a - _cdiv(a, b) * b, "<": lambda a, b: int(a < b), "<=": lambda a, b: int(a <= b),
+    ">": lambda a, b: int(a > b), ">=": lambda a, b: int(a >= b), "==": lambda a, b: int(a == b),
+    "!=": lambda a, b: int(a != b), "&&": lambda a, b: int(bool(a) and bool(b)),
+    "||": lambda a, b: int(bool(a) or bool(b)),
+}
 
 
 class Expr:
@@ -144,10 +154,12 @@ class Expr:
 
     @staticmethod
     def _apply(op: str, lhs: Callable, rhs: Callable) -> Callable:
-        g = _OPS[op]
+        g, py = _OPS[op], _PY.get(op)
 
         def f(env):
             a, b = lhs(env), rhs(env)
+            if type(a) is int and type(b) is int and py is not None:  # (most of them: no numpy)
+                return py(a, b)
             if a is DATA or b is DATA:
                 return 1 if op in _BOOL else DATA  # a condition is at most 1
             return g(a, b)
@@ -193,6 +205,12 @@ class Expr:
         return lambda env: env(t)
 
 
+@lru_cache(maxsize=8192)
+def _parse(text: str) -> Expr:
+    """Expressions repeat across kernels (`nc`, `r1 - r0`, ...): each is parsed once."""
+    return Expr(text)
+
+
 # ----------------------------------------------------------------------------- the walk
 @dataclass
 class _Node:
@@ -219,15 +237,12 @@ def _tree(body: list) -> _Node:
 class _Walker:
     def __init__(self, k: L.LoopKernel):
         self.k = k
-        self.exprs: dict[str, Expr] = {}
         self.esize = {o.index: np.dtype(_NP.get(o.ctype, "u1")).itemsize for o in k.operands}
         self.deps: dict[int, frozenset[str]] = {}  # id(_Node) -> free names its figures read
 
-    def expr(self, text: str) -> Expr:
-        e = self.exprs.get(text)
-        if e is None:
-            e = self.exprs[text] = Expr(text)
-        return e
+    @staticmethod
+    def expr(text: str) -> Expr:
+        return _parse(text)
 
     # the names a block's figures read, with the block's own Defines expanded
     def free(self, node: _Node) -> frozenset[str]:
