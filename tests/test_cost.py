@@ -164,3 +164,17 @@ def test_plan_kernels_carry_reads_and_writes(monkeypatch):
     monkeypatch.setattr("tt_xla.compiler.plan", planned)
     prog = compile_module(parse_module(text))
     assert prog.kernels and prog.arena_bytes > 0
+
+
+def test_vector_events_cover_the_alu_work(monkeypatch):
+    """The `VectorOps` events a lowering emits summarize its ALU ops: never fewer tile-wide
+    instructions than the op table's costs of the `Alu` ops over the elements they run on."""
+    import tt_xla.compiler as compiler
+    seen: list[LoopKernel] = []
+    lower = compiler.lower_kernel
+    monkeypatch.setattr(compiler, "lower_kernel", lambda *a, **kw: seen.append(lower(*a, **kw)) or seen[-1])
+    for name, (f, args) in PROGRAMS.items():
+        compiler.compile_text(_text(f, *args))
+    assert any(k.cost.alu_ops for k in seen)
+    for k in seen:
+        assert k.cost.alu_ops <= 1024 * k.vector_ops, (k.name, k.kind, k.cost)
