@@ -2,7 +2,8 @@
 
 Passes, each a plain function over a plain IR, in this order:
   inline_calls -> legalize -> decompose -> simplify -> fuse (plan) -> schedule
-  -> lower (each kernel to the loop IR) -> render (C) -> place (SRAM, levels 1-2) -> plan_memory
+  -> lower (each kernel to the loop IR; cost.py computes its figures from it) -> render (C)
+  -> place (SRAM, levels 1-2) -> plan_memory
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from .lower import lower_kernel
 from .render import render
 
 from .decompose import decompose
-from .fuse import Kernel, is_data, plan, reads
+from .fuse import Kernel, plan
 from .graph import Graph, Node, np_dtype
 from .inline import inline_calls
 from .legalize import legalize
@@ -62,12 +63,12 @@ def optimize_function(fn: ir.Function, see: Callable[[str, Any], None] = lambda 
     return graph
 
 
-def check_reads(k: Kernel, lk: LoopKernel, mat: set[int]) -> None:
-    """The lowered kernel binds only what schedule and memory planning were told it reads
-    (fuse.reads) and its destination. Memory planning gives a buffer's space away after its last
-    planned reader, so any other operand would be read from reused memory: a wrong answer, not an
-    error. A disagreement is a compiler bug; refuse it here."""
-    planned = {r.id for r in reads(k, mat)} | {k.dest.src.id}
+def check_reads(k: Kernel, lk: LoopKernel) -> None:
+    """The lowered kernel binds only what schedule and memory planning were told it reads (the
+    plan's `Kernel.reads`) and what it writes. Memory planning gives a buffer's space away after
+    its last planned reader, so any other operand would be read from reused memory: a wrong
+    answer, not an error. A disagreement is a compiler bug; refuse it here."""
+    planned = {r.id for r in k.reads} | {k.writes.id}
     extra = [o.node for o in lk.operands if o.node.id not in planned]
     if extra:
         raise AssertionError(f"{lk.name} binds {[(n.op, n.id) for n in extra]}, which fusion does not "
@@ -152,18 +153,12 @@ def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k", ncores
     p = plan(graph)
     order = schedule(p)
     params, outputs = p.graph.params, p.graph.outputs
-    consts = []
-    seen: set[int] = set()
-    for k in order:
-        for r in reads(k, p.materialized):
-            if r.op == "const" and is_data(r) and r.id not in seen:
-                seen.add(r.id)
-                consts.append(r)
+    consts = p.consts(order)
     codes: list[tuple[LoopKernel, str]] = []  # (IR, C)
     lowered = []
     for i, k in enumerate(order):
         lk = lower_kernel(k, f"{prefix}{i}_{k.root.op}", p.materialized, sram_per_core)
-        check_reads(k, lk, p.materialized)
+        check_reads(k, lk)
         lowered.append(lk)
         if lk.work_items > 0:
             codes.append((lk, render(lk)))

@@ -85,6 +85,7 @@ class Emitter:
     def value(self, n: Node) -> str:
         if n.id in self.names:
             return self.names[n.id]
+        cost = 0
         if n.id in self.leaf_of:
             leaf = self.leaf_of[n.id]
             expr = self.leaf_value(leaf, self.index_of[n.id])
@@ -94,24 +95,27 @@ class Emitter:
             if n.op == "convert" and n.dtype == "f32" and src.id in self.raw and not n.attrs.get("rounded"):
                 args = [self.raw[src.id]]  # convert(convert(x: f32 -> bf16) -> f32) is x, as in XLA
             expr = op_expr(n, args)
-            self.ops += op_cost(n.op)
+            cost = op_cost(n.op)
+            self.ops += cost
             if n.dtype in NARROW_FLOATS and n.op not in EXACT and n.op != "cmp" and \
                     (n.op != "convert" or src.dtype == "f32"):
                 # round after every op (StableHLO semantics), keeping the f32 value for converts
                 raw = f"{self.prefix}r{self.count}"
                 self.count += 1
-                self.define(raw, "float", args[0] if n.op == 'convert' else expr)
+                self.define(raw, "float", args[0] if n.op == 'convert' else expr, cost)
+                cost = 0
                 if n.dtype not in F8:  # XLA keeps f32 -> bf16/f16 -> f32 as x, not through fp8
                     self.raw[n.id] = raw
                 expr = rounding(n.dtype, raw)
         name = f"{self.prefix}{self.count}"
         self.count += 1
-        self.define(name, VTYPE[n.dtype], expr)
+        self.define(name, VTYPE[n.dtype], expr, cost)
         self.names[n.id] = name
         return name
 
-    def define(self, name: str, ctype: str, expr: str) -> None:
-        """One named value (the loop-IR lowering overrides this to emit IR ops)."""
+    def define(self, name: str, ctype: str, expr: str, cost: int = 0) -> None:
+        """One named value costing `cost` vector instructions (the loop-IR lowering overrides
+        this to emit IR ops)."""
         self.lines.append(f"{self.indent}const {ctype} {name} = {expr};")
 
     @staticmethod
@@ -130,8 +134,8 @@ def collect_leaves(root: Node, is_root_computed: bool, mat: set[int],
     """(node as referenced, its access over that node's shape) for every leaf of the expression.
     Nodes in `stop` have values the caller provides. A stored view at the root is read from its
     own storage unless `through_root_view`: only the loop kernel that evaluates that view (or
-    a piece of it) reads through it to its input, as fuse.reads says. Any other reader must read
-    the stored node, or memory planning (which follows fuse.reads) may already have reused the
+    a piece of it) reads through it to its input, as the plan's `Kernel.reads` say. Any other reader must read
+    the stored node, or memory planning (which follows those reads) may already have reused the
     input's storage."""
     out: list[tuple[Node, Access]] = []
     seen: set[int] = set(stop)

@@ -55,7 +55,8 @@ def _nbytes(t: object, opname: str, loc: object) -> int:
 
 
 def _is_leaf(op: ir.Operation, leaves: dict[int, ir.Operation]) -> bool:
-    """A constant, iota, or broadcast of a leaf: recomputed where it is read, never stored."""
+    """A constant, iota, or broadcast of a leaf: cloned into every piece that reads it (it fuses
+    there as an immediate or an index map), never stored across a cut."""
     if op.regions or len(op.results) != 1:
         return False
     if op.name in ("stablehlo.constant", "stablehlo.iota"):
@@ -84,7 +85,8 @@ class _Builder:
         self.pieces: list[tuple[object, list[Place], list[Place]]] = []  # (Segment, params, outputs)
         self.steps: list[list] = []            # ['launch', piece, k(, weight)] | ['branch', Place, target, if_zero]
         self.state = 0                         # | ['jump', target] | ['copy', dst Place, src Place]
-        self.consts: dict[int, ir.Operation] = {}  # id(value) -> the constant op defining it
+        # id(value) -> the leaf op defining it (constants, iotas, broadcasts of them: _is_leaf)
+        self.consts: dict[int, ir.Operation] = {}
         self.inplace: dict[int, tuple[ir.Value, Place]] = {}  # loop body result -> (carried arg, slot)
 
     # ------------------------------------------------------------------ places and steps
@@ -103,8 +105,8 @@ class _Builder:
             self.emit(["copy", dst, src])
 
     def place(self, env: dict[int, Place], v: ir.Value, op: ir.Operation) -> Place:
-        """Where v is; an outer constant, which has no place (the pieces reading it clone it), is
-        written to a slot first."""
+        """Where v is; an outer leaf (a constant...), which has no place (the pieces reading it
+        clone it), is written to a slot first."""
         if id(v) not in env and id(v) in self.consts:
             self.piece([], env, [v], [self.slot(v.type, op.name, op.loc)])
         return self.where(env, v, op)
@@ -125,29 +127,18 @@ class _Builder:
             _free(body[i], free)
             need[i] = need[i + 1] | set(free)
         piece: list[ir.Operation] = []
-        leaves: dict[int, ir.Operation] = {}   # by result id: constants and their broadcasts
         for i, op in enumerate(body):
-            if op.name == "stablehlo.constant":
-                self.consts[id(op.results[0])] = op
             if op.name not in CONTROL:
                 piece.append(op)
-                if _is_leaf(op, leaves):
-                    leaves[id(op.results[0])] = op
+                if _is_leaf(op, self.consts):
+                    self.consts[id(op.results[0])] = op
                 continue
-            # A leaf the control op does not read is not stored across the cut (a splat constant
-            # would become a materialized array): the later pieces compute it again as an immediate.
-            # Constants are not exported either: the pieces that read them clone them, see piece.
-            reads: dict[int, ir.Value] = {}
-            _free(op, reads)
-            exports = [r for o in piece for r in o.results
-                       if id(r) in need[i] and o.name != "stablehlo.constant"
-                       and (id(r) not in leaves or id(r) in reads)]
+            # Leaves are not stored across the cut (a splat constant would become a materialized
+            # array): the pieces that read them clone them (see piece), and one the control op
+            # itself needs (a loop's initial value, a predicate) gets a slot then (see place).
+            exports = [r for o in piece for r in o.results if id(r) in need[i] and id(r) not in self.consts]
             self.piece(piece, env, exports, [self.slot(r.type, op.name, op.loc) for r in exports])
-            wanted = {k for k in leaves if k in need[i + 1]}
-            for k in reversed(list(leaves)):    # and the leaves those are broadcasts of
-                if k in wanted:
-                    wanted.update(id(v) for v in leaves[k].operands)
-            piece = [o for k, o in leaves.items() if k in wanted]
+            piece = []
             getattr(self, "_" + op.name.split(".")[1])(op, env)
         self.piece(piece, env, list(rets), ret_places, ops[-1])
 
@@ -157,7 +148,7 @@ class _Builder:
         from . import compile_graph
         defined = {id(r) for o in ops for r in o.results}
 
-        def clone(v: ir.Value) -> bool:  # an outer constant: the piece computes it (an immediate)
+        def clone(v: ir.Value) -> bool:  # an outer leaf: the piece computes it (an immediate)
             return id(v) not in defined and id(v) not in env and id(v) in self.consts
         pairs = [(v, p) for v, p in zip(exports, places)
                  if id(v) in defined or clone(v) or self.where(env, v, ret or ops[-1]) != p]
@@ -168,7 +159,7 @@ class _Builder:
             for v, _ in pairs:
                 free.setdefault(id(v), v)
             args = [v for k, v in free.items() if k not in defined and not clone(v)]
-            clones = [self.consts[k] for k, v in free.items() if k not in defined and clone(v)]
+            clones = self._clones([v for v in free.values() if clone(v)])
             at = ret or (ops[-1] if ops else None)
             arg_places = [self.where(env, v, at) for v in args]
             fn = ir.Function(f"piece{len(self.pieces)}", args, [v.type for v, _ in pairs],
@@ -187,6 +178,21 @@ class _Builder:
                     self.emit(["launch", n, k])
         for v, p in zip(exports, places):
             env[id(v)] = p
+
+    def _clones(self, values: list[ir.Value]) -> list[ir.Operation]:
+        """The leaf ops defining `values`, with the leaves they read (a broadcast's constant),
+        each once, operands first."""
+        out: dict[int, ir.Operation] = {}
+
+        def add(v: ir.Value) -> None:
+            op = self.consts[id(v)]
+            if id(op) not in out:
+                for a in op.operands:
+                    add(a)
+                out[id(op)] = op
+        for v in values:
+            add(v)
+        return list(out.values())
 
     def _in_place(self, seg: object, args: list[ir.Value],
                   pairs: list[tuple[ir.Value, Place]]) -> tuple[set[int], dict[int, Place]]:
@@ -264,7 +270,7 @@ class _Builder:
         outer = [v for k, v in free.items() if k not in inside]
         # outer constants are cloned into the loop (immediates the loop's code folds), the
         # other outer values are the kernel's loop-invariant inputs
-        clones = [self.consts[id(v)] for v in outer if id(v) in self.consts]
+        clones = self._clones([v for v in outer if id(v) in self.consts])
         outer = [v for v in outer if id(v) not in self.consts]
         fns = []
         for blk, rest, name in ((cond, cond.ops, "cond"), (body, ops, "body")):

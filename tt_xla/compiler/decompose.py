@@ -88,8 +88,8 @@ class E:
     def f32(self) -> "E": return E(ew("bitcast", [self.n], dtype="f32"))
 
     def fma(self, b: "E | float", c: "E | float") -> "E":
-        b = b if isinstance(b, E) else E.c(b, self)
-        c = c if isinstance(c, E) else E.c(c, self)
+        b = b if isinstance(b, E) else E.c(b, self, self.n.dtype)
+        c = c if isinstance(c, E) else E.c(c, self, self.n.dtype)
         return E(ew("fma", [self.n, b.n, c.n]))
 
 
@@ -100,8 +100,9 @@ def select(p: E, a: "E | float", b: "E | float") -> E:
 
 
 def horner(x: E, coeffs: list[float]) -> E:
-    """coeffs from the highest power down."""
-    p = E.c(coeffs[0], x)
+    """The polynomial with `coeffs` (highest power first) at x, by FMAs, computed in x's type
+    (f32 here; special.py's f64 paths in f64)."""
+    p = E.c(coeffs[0], x, x.n.dtype)
     for c in coeffs[1:]:
         p = p.fma(x, c)
     return p

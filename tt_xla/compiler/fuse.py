@@ -25,20 +25,40 @@ OWN_KIND = INDEXED + ("scan",)   # nodes whose kernel kind is their op
 
 @dataclass(eq=False)
 class Kernel:
-    """One launch. kind 'loop': `root` evaluated over `shape` and stored through `dest`;
-    'reduce' / 'dot': root is that node and dest its storage."""
+    """One launch of the fusion plan. kind 'loop': `root` evaluated over `shape` and stored
+    through `dest`; 'reduce' / 'dot' / 'gather' / 'scatter' / 'scan' / 'sort': root is that node
+    and dest its storage. `reads` (set by `plan`, once the stored set is final) are the stored
+    nodes it reads, in first-use order: schedule, memory planning, placement and the lowering's
+    check take them from here rather than walking the graph again."""
     kind: str
     root: Node
     shape: tuple[int, ...]
     dest: Access
     epilogue: Node | None = None   # reduce kernels: elementwise node applied to the result
+    reads: tuple[Node, ...] | None = None
+
+    @property
+    def writes(self) -> Node:
+        """The stored node it writes (a concat or pad takes several kernels, each a part)."""
+        return self.dest.src
 
 
 @dataclass
 class Plan:
+    """The fusion plan: the graph, the ids of the nodes stored in memory, the kernels (with their
+    kinds, reads and writes) in topological order."""
     graph: Graph
     materialized: set[int]
     kernels: list[Kernel]
+
+    def consts(self, order: list[Kernel]) -> list[Node]:
+        """The dense constants the kernels in `order` read, in first-read order (their bindings)."""
+        out: dict[int, Node] = {}
+        for k in order:
+            for r in k.reads:
+                if r.op == "const" and is_data(r):
+                    out.setdefault(r.id, r)
+        return list(out.values())
 
 
 def is_data(n: Node) -> bool:
@@ -237,10 +257,17 @@ def plan(graph: Graph) -> Plan:
                 kernels.append(Kernel("loop", root, root.shape, Access(n, off, strides)))
         else:
             kernels.append(Kernel("loop", n, n.shape, whole))
+    for k in kernels:
+        k.reads = tuple(_reads(k, mat))
     return Plan(graph, mat, kernels)
 
 
 def reads(k: Kernel, mat: set[int]) -> list[Node]:
+    """The stored nodes kernel k reads: the plan's (for callers that still pass the stored set)."""
+    return list(k.reads) if k.reads is not None else _reads(k, mat)
+
+
+def _reads(k: Kernel, mat: set[int]) -> list[Node]:
     """The stored nodes kernel k reads (its leaves), in first-use order."""
     out: dict[int, Node] = {}
     seen: set[int] = set()

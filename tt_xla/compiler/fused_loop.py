@@ -29,6 +29,7 @@ from ..errors import UnsupportedError
 from ..hlo_parser import ir
 from . import loopir as L
 from .access import Access
+from .cost import Figures
 from .codegen import Emitter, Leaf, collect_leaves, store_expr
 from .dtypes import CTYPE
 from .fuse import access_of, memoryless
@@ -43,18 +44,19 @@ LEAVES = {"param", "const", "iota"}
 
 @dataclass
 class FusedLoopKernel(L.LoopKernel):
-    """A loop kernel whose C is generated here rather than rendered from loop IR."""
+    """A loop kernel whose C is generated here rather than rendered from loop IR: it has no IR
+    for cost.py to walk, so it states its figures (vector ops per iteration)."""
     source: str = ""
     chunk: int = 1
-    sram: int = 0
+    figures: Figures = Figures()
 
     @property
-    def sram_bytes(self) -> int:
-        return self.sram
+    def cost(self) -> Figures:
+        return self.figures
 
     def format(self) -> str:
         head = (f"kernel {self.name}: a while loop on one core, up to {self.chunk} iterations per launch, "
-                f"SRAM {self.sram} B/core, DMA {self.dma_bytes} B, {self.vector_ops} vector ops per iteration")
+                f"SRAM {self.sram_bytes} B/core, DMA {self.dma_bytes} B, {self.vector_ops} vector ops per iteration")
         return head + "\n" + self.source
 
 
@@ -239,6 +241,6 @@ def fuse_while(cond_fn: ir.Function, body_fn: ir.Function, ncarried: int, sram_b
         where[n.id] = Storage("out", j, 0)
         operands.append(L.Operand(nin + j, CTYPE[n.dtype], True, n))
     dma = sum(b for _, _, b in loads) + sum(n.nbytes for n in outs)
-    lk = FusedLoopKernel(name, operands, [], [], 1, cond_vops + body_vops, dma, 0,
-                         ["while"], "loop", source=source, chunk=chunk, sram=gen.sram)
+    lk = FusedLoopKernel(name, operands, [], [], 1, ["while"], "loop", source=source, chunk=chunk,
+                         figures=Figures(cond_vops + body_vops, dma, 0, gen.sram))
     return Segment(list(params), outs, consts, where, 0, 0, [(lk, source)]), changed

@@ -17,6 +17,7 @@ no IR variable takes such a name (that is how `check_dma_only` finds DRAM access
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 SRAM_ALIGN = 64
 
@@ -176,10 +177,12 @@ class Store:
 
 @dataclass(frozen=True)
 class Alu:
-    """One vector-engine instruction per element: var = expr (from codegen.op_expr)."""
+    """One vector-engine instruction per element: var = expr (from codegen.op_expr), costing
+    `cost` vector instructions (the op table's; 0 for a rounding or a renaming)."""
     var: str
     ctype: str
     expr: str
+    cost: int = 0
 
 
 @dataclass(frozen=True)
@@ -224,22 +227,36 @@ UOp = Range | End | Define | Var | Assign | DmaRead | DmaWrite | DmaPrefetch | C
 @dataclass
 class LoopKernel:
     """One kernel: operands, SRAM circular buffers, and the body run for each work item `it`
-    in [begin, end). Figures (vector instructions, DMA bytes) are for the whole launch, from
-    the lowering's trip counts; `sram_bytes` is per core."""
+    in [begin, end). Its cost figures (`cost`: vector instructions, DMA bytes and matrix tiles
+    for the whole launch, SRAM bytes per core) are computed from this IR by cost.py."""
     name: str
     operands: list[Operand]
     cbs: list[CircularBuffer]
     body: list[UOp]
     work_items: int
-    vector_ops: int = 0
-    dma_bytes: int = 0
-    matrix_tiles: int = 0
     ops: list[str] = field(default_factory=list)
-    kind: str = ""           # 'elementwise' | 'movement' | 'reduce' | 'matmul'
+    kind: str = ""           # 'elementwise' | 'movement' | 'reduce' | 'matmul' | 'gather' | ...
+
+    @cached_property
+    def cost(self):
+        from .cost import figures  # (cost.py walks this module's ops)
+        return figures(self)
+
+    @property
+    def vector_ops(self) -> int:
+        return self.cost.vector_ops
+
+    @property
+    def dma_bytes(self) -> int:
+        return self.cost.dma_bytes
+
+    @property
+    def matrix_tiles(self) -> int:
+        return self.cost.matrix_tiles
 
     @property
     def sram_bytes(self) -> int:
-        return sram_end(self.cbs)
+        return self.cost.sram_bytes
 
     def alu_count(self) -> int:
         return sum(1 for u in self.body if isinstance(u, Alu))

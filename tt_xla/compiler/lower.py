@@ -114,8 +114,8 @@ class IREmitter(Emitter):
         super().__init__(mat, index_of, leaf_of, [], "")
         self.page_of, self.body = page_of, body
 
-    def define(self, name: str, ctype: str, expr: str) -> None:
-        self.body.append(L.Alu(name, ctype, expr))
+    def define(self, name: str, ctype: str, expr: str, cost: int = 0) -> None:
+        self.body.append(L.Alu(name, ctype, expr, cost))
 
     def leaf_value(self, leaf: Leaf, index: str) -> str:
         if memoryless(leaf.acc.src):
@@ -376,18 +376,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
         body.append(L.End())
     body.append(L.CbPop(out_cb))
 
-    # figures for the whole launch, from the blocking above
-    tiles = -(-size // (TILE * TILE))
-    dma = size * itemsize(dest.src.dtype)
-    for j in stored:
-        if rowconst[j] and layout(j, mode) == "row":  # one row (segment) per block
-            per = 1 if not inner_st[j] else inner if mode == "rows" else w
-            elems = size if mode == "chunk" and inner_st[j] else (items if size else 0) * per
-        else:
-            elems = size if inner_st[j] != 0 or layout(j, mode) == "col" else size // max(inner, 1) * -(-inner // w)
-        dma += elems * itemsize(leaves[j][0].dtype)
-    return L.LoopKernel(name, operands, cbs, body, items if size else 0, ops_per_elem * tiles, dma, 0,
-                        fused_ops(k.root, mat), kind)
+    return L.LoopKernel(name, operands, cbs, body, items if size else 0, fused_ops(k.root, mat), kind)
 
 
 # ----------------------------------------------------------------------------- reductions
@@ -443,7 +432,6 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
     offs = [a.offset for _, a in leaves] + [dest.offset]
     n_out = int(np.prod(r.shape, dtype=np.int64))
     n_red = int(np.prod(ashape, dtype=np.int64))
-    in_size = int(np.prod(in_shape, dtype=np.int64))
     simple = _simple_combiner(rbody) if n_ops == 1 else None
     inner_reduced = bool(axes) and (not kept or max(axes) > max(kept))
     col = not inner_reduced and len(kshape) > 0 and simple is not None
@@ -677,10 +665,8 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
     body.append(L.CbWait(out_cb, "res"))
     body.append(L.DmaWrite(out_cb, "res", "0", op_of[dest.src.id], out_base, out_count, out_stride))
     body.append(L.CbPop(out_cb))
-    dma = n_out * itemsize(dest.src.dtype) + sum(in_size * itemsize(leaves[j][0].dtype) for j in stored)
-    tiles = -(-in_size // 1024)
     ops = fused_ops(k.epilogue if k.epilogue is not None else r, mat)
-    return L.LoopKernel(name, operands_ir, cbs, body, items, (vec_ops + 1) * tiles, dma, 0, ops, "reduce")
+    return L.LoopKernel(name, operands_ir, cbs, body, items, ops, "reduce")
 
 
 def _finish_ir(mat: set[int], k: Kernel, result: str, body: list) -> tuple[str, str]:
@@ -879,9 +865,5 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKe
                  L.Store("orow", "j", store_expr(od, fin)), L.CbPop(cbb), L.End(),
                  L.CbPop(cba), L.CbPush(out_cb), L.CbWait(out_cb, "ores"),
                  L.DmaWrite(out_cb, "ores", "0", dop, f"co + i * {cs[1]}", "n", cs[2] or 1), L.CbPop(out_cb), L.End()]
-    tiles = B * -(-M // 32) * -(-N // 32) * -(-K // 32)
-    vec = ops_per * -(-B * M * N // 1024)
-    dma = B * M * N * itemsize(dest.src.dtype) + sum(B * M * N * itemsize(epi_leaves[j][0].dtype) for j in stored)
-    dma += (B * M * K * itemsize(ad) + B * K * N * itemsize(bd)) if engine else B * M * N * K * (itemsize(ad) + itemsize(bd))
     fused = fused_ops(k.epilogue, mat) if k.epilogue is not None else ["dot"]
-    return L.LoopKernel(name, operands, cbs, body, items, vec, dma, tiles, fused, "matmul")
+    return L.LoopKernel(name, operands, cbs, body, items, fused, "matmul")

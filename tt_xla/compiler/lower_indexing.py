@@ -144,8 +144,7 @@ def lower_gather(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
              L.CbPush(cbo), L.CbWait(cbo, "res"),
              L.DmaWrite(cbo, "res", "0", dop, f"{k.dest.offset} + q0 * {inner} + c0", "(q1 - q0) * nc", 1),
              L.CbPop(cbo)]
-    dma = 2 * size * itemsize(n.dtype) + B * nidx * itemsize(idx.dtype) * max(1, -(-inner // p))
-    return L.LoopKernel(name, list(ops.values()) + [dop], cbs, body, items, 0, dma, 0, ["gather"], "gather")
+    return L.LoopKernel(name, list(ops.values()) + [dop], cbs, body, items, ["gather"], "gather")
 
 
 def lower_scatter(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
@@ -249,12 +248,9 @@ def lower_scatter(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Lo
              L.CbPop(cbu), L.CbPop(cbr), L.CbPush(cbo), L.CbWait(cbo, "res"),
              L.DmaWrite(cbo, "res", "0", dop, rix, "nc", rv[-1]), L.CbPop(cbo),
              L.End(), L.End(), L.End()]
-    total = B * R * inner
-    tiles = -(-total // 1024)
     if em.ops:
         body.append(L.VectorOps(f"{em.ops} * ((rhi - rlo) * (C1 - C0) * {per_item} + 1023) / 1024"))
-    dma = total * (itemsize(upd.dtype) + 2 * itemsize(n.dtype)) + per_item * nidx * itemsize(idx.dtype) * items
-    return L.LoopKernel(name, list(ops.values()) + [dop], cbs, body, items, em.ops * tiles, dma, 0,
+    return L.LoopKernel(name, list(ops.values()) + [dop], cbs, body, items,
                         ["scatter"] + [o.op for o in region.nodes() if o.op != "param"], "scatter")
 
 

@@ -85,7 +85,5 @@ def lower_scan(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
         nvec = f"{em.ops} * (({n} * nc + 1023) / 1024)"
     if em.ops:
         body.append(L.VectorOps(nvec))
-    size = node.size
-    return L.LoopKernel(name, [xop, dop], cbs, body, items if size else 0, em.ops * -(-size // 1024),
-                        size * (itemsize(x.dtype) + itemsize(dt)), 0,
+    return L.LoopKernel(name, [xop, dop], cbs, body, items if node.size else 0,
                         ["scan"] + [m.op for m in region.nodes() if m.op not in ("param", "const")], "scan")

@@ -123,8 +123,7 @@ def lower_sort(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
     vec = (em.ops + 4) * -(-items * c * npass // 1024)
     if vec:
         body.append(L.VectorOps(str(vec // max(items, 1) or 1)))
-    dma = outer * n * (sum(itemsize(x.dtype) for x in xs) + itemsize(node.dtype))
-    return L.LoopKernel(name, list(ops.values()) + [dop], cbs, body, items if node.size else 0, vec, dma, 0,
+    return L.LoopKernel(name, list(ops.values()) + [dop], cbs, body, items if node.size else 0,
                         ["sort"], "sort")
 
 
@@ -221,6 +220,4 @@ def lower_merge(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loop
     items = outer * nb
     per_item = (cops + 4) * -(-blk // 1024) + steps
     body.append(L.VectorOps(str(per_item)))
-    dma = outer * n * (2 * sum(itemsize(x.dtype) for x in xs) + itemsize(node.dtype))
-    return L.LoopKernel(name, list(ops.values()) + [dop], cbs, body, items if node.size else 0, per_item * items,
-                        dma, 0, ["sort"], "sort")
+    return L.LoopKernel(name, list(ops.values()) + [dop], cbs, body, items if node.size else 0, ["sort"], "sort")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .fuse import Kernel, reads
+from .fuse import Kernel
 
 ALIGN = 64
 
@@ -50,17 +50,18 @@ def bound(params: list, outputs: list, consts: list) -> dict[int, Storage]:
 def lifetimes(order: list[Kernel], mat: set[int], where: dict[int, Storage]
               ) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
     """For every stored node not in `where`: the kernel writing it first, the last reading it
-    (indices into `order`), its bytes."""
+    (indices into `order`), its bytes. (`mat`, the stored set, is no longer needed: the plan's
+    kernels carry their reads.)"""
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     size: dict[int, int] = {}
     for t, k in enumerate(order):
-        n = k.dest.src
+        n = k.writes
         if n.id not in where:
             first.setdefault(n.id, t)
             last[n.id] = max(last.get(n.id, t), t)
             size[n.id] = n.nbytes
-        for r in reads(k, mat):
+        for r in k.reads:
             if r.id in first:
                 last[r.id] = t
     return first, last, size

@@ -4,18 +4,18 @@ List scheduling over stored nodes: among the nodes whose inputs are ready, run t
 frees the most bytes for the bytes it allocates. A node's kernels stay together, in order."""
 from __future__ import annotations
 
-from .fuse import Kernel, Plan, is_data, reads
+from .fuse import Kernel, Plan, is_data
 
 
 def schedule(p: Plan) -> list[Kernel]:
     by_target: dict[int, list[Kernel]] = {}
     for k in p.kernels:
-        by_target.setdefault(k.dest.src.id, []).append(k)
+        by_target.setdefault(k.writes.id, []).append(k)
     deps: dict[int, set[int]] = {}
     nodes = {}
     for tid, ks in by_target.items():
-        nodes[tid] = ks[0].dest.src
-        deps[tid] = {r.id for k in ks for r in reads(k, p.materialized) if not is_data(r)}
+        nodes[tid] = ks[0].writes
+        deps[tid] = {r.id for k in ks for r in k.reads if not is_data(r)}
     remaining_uses: dict[int, int] = {}
     for d in deps.values():
         for r in d:

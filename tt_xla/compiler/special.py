@@ -22,7 +22,7 @@ from fractions import Fraction
 from typing import Any, Callable
 
 from ..errors import UnsupportedError
-from .decompose import E, select
+from .decompose import E, horner, select
 from .graph import FLOATS, Node, ew
 
 LANCZOS_G = 7.0
@@ -81,14 +81,6 @@ class _Ctx:
 
     def __call__(self, v: float) -> E:
         return E.c(v, self.like, self.like.n.dtype)
-
-
-def _horner(x: E, coeffs: list[float]) -> E:
-    k = _Ctx(x)
-    p = k(coeffs[0])
-    for c in coeffs[1:]:
-        p = p * x + c
-    return p
 
 
 def _is_int(x: E) -> E:
@@ -150,8 +142,8 @@ def digamma(x: E) -> E:
 
 def _giles(y: E) -> E:
     w = -(y * y * -1.0).u("log1p")
-    small = _horner(w - 2.5, GILES_SMALL)
-    large = _horner(w.u("sqrt") - 3.0, GILES_LARGE)
+    small = horner(w - 2.5, GILES_SMALL)
+    large = horner(w.u("sqrt") - 3.0, GILES_LARGE)
     return select(w.cmp("LT", 5.0), small, large) * y
 
 
@@ -236,8 +228,8 @@ def bessel_i1e(x: E) -> E:
     k = _Ctx(x)
     split, ns, na = I1E_PLAN[x.n.dtype]
     ax = x.u("abs")
-    series = (ax * -1.0).u("exp") * (x * 0.5) * _horner(x * x * 0.25, _i1_series(ns))
-    asym = _horner(k(1.0) / ax, _i1_asymptotic(na)) / (ax.u("sqrt") * math.sqrt(2.0 * math.pi))
+    series = (ax * -1.0).u("exp") * (x * 0.5) * horner(x * x * 0.25, _i1_series(ns))
+    asym = horner(k(1.0) / ax, _i1_asymptotic(na)) / (ax.u("sqrt") * math.sqrt(2.0 * math.pi))
     asym = _neg_if(x.cmp("LT", 0.0), asym)
     return select(ax.cmp("LE", split), series, asym)
 
