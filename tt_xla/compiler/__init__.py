@@ -93,13 +93,13 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
                    options: CompilerOptions = CompilerOptions(), ncores: int = DEFAULT_NCORES) -> CompiledProgram:
     """`sram_per_core`, `ncores`: the target device's SRAM per core (every kernel's buffers are
     sized to it) and cores. The module is verified before any pass runs (see optimize). `options`
-    (compiler/options.py): optimization_level 1 and 2 keep intermediates in SRAM (placement.py);
-    a program with control flow compiles like level 0 for now."""
+    (compiler/options.py): optimization_level 1 and 2 keep intermediates in SRAM (placement.py;
+    with control flow, within each straight-line piece)."""
     verify(module)
     fn = inline_calls(module)
     from . import control  # control flow: the program becomes several graphs and a control stream
     if control.has_control(fn):
-        return control.compile_function(fn, sram_per_core)
+        return control.compile_function(fn, sram_per_core, ncores, options.optimization_level)
     seg = compile_graph(fn, sram_per_core, ncores=ncores, level=options.optimization_level)
     nin, nout, nconst = len(seg.params), len(seg.outputs), len(seg.consts)
 
@@ -162,7 +162,7 @@ def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k", ncores
     codes: list[tuple[LoopKernel, str]] = []  # (IR, C)
     lowered = []
     for i, k in enumerate(order):
-        lk = lower_kernel(k, f"{prefix}{i}_{k.root.op}", p.materialized, sram_per_core)
+        lk = lower_kernel(k, f"{prefix}{i}_{k.root.op}", p.materialized, sram_per_core, ncores)
         check_reads(k, lk, p.materialized)
         lowered.append(lk)
         if lk.work_items > 0:
@@ -185,7 +185,7 @@ def assemble(segments: list[tuple[list[tuple[LoopKernel, str]], Binding]], bindi
     """The program's C source: every segment's kernels as launches, in order, their operands placed
     by the segment's binding function, and the control stream `steps` (tt_ctl initializers whose
     LAUNCH arguments index those launches) when there is one. Operands of the nodes in `l1` are
-    flagged TT_L1 (placed in SRAM; one segment only) and a launch declares the SRAM its kernel uses
+    flagged TT_L1 (placed in SRAM; node ids are unique across segments) and a launch declares the SRAM its kernel uses
     plus `resident[name]`, the placed tensors' shards live while it runs."""
     resident = resident or {}
     # Pieces between part markers compile on their own (the toolchain may build them in

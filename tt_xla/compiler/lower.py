@@ -37,7 +37,7 @@ TILE = 32          # the device's tile edge
 LANES = 64         # accumulators per reduction: 4 independent 512-bit vectors of f32
 MIN_BLOCK = 32     # elements: the smallest block a loop kernel is re-blocked to before it is refused
 MM_BLOCK_M, MM_BLOCK_N = 256, 512  # C block per work item: B is packed once per block row
-MM_MIN_ITEMS = 64                  # ...but at least this many work items (the n150's cores) when the product allows
+MM_MIN_ITEMS = 64                  # ...but at least one per core (default: the n150's 64) when the product allows
 MM_SRAM_BYTES = 768 * 1024         # = TT_MM_SRAM_BYTES: the most SRAM the matrix engine packs into
 MM_SRAM_MIN = 32 * 1024            # = TT_MIN_SRAM_PER_CORE / 2: the least it can pack into
 
@@ -86,11 +86,11 @@ def _check_fits(cbs: list[L.CircularBuffer], budget: int, name: str, what: str, 
             f"its smallest block; the device's cores have {budget}", node.op, node.loc)
 
 
-def lower_kernel(k: Kernel, name: str, mat: set[int], sram_budget: int) -> L.LoopKernel:
+def lower_kernel(k: Kernel, name: str, mat: set[int], sram_budget: int, ncores: int = MM_MIN_ITEMS) -> L.LoopKernel:
     """The kernel's loop IR (its `kind`: 'elementwise' | 'movement' | 'reduce' | 'matmul' | 'gather' |
-    'scatter' | 'scan' | 'sort')."""
+    'scatter' | 'scan' | 'sort'). `ncores`: the target's cores, which a product's work splits over."""
     if k.kind == "dot":
-        return lower_dot(mat, k, name, sram_budget)
+        return lower_dot(mat, k, name, sram_budget, ncores)
     if k.kind == "reduce":
         return lower_reduce(mat, k, name, sram_budget)
     if k.kind in ("gather", "scatter"):
@@ -707,30 +707,40 @@ def mm_sram(sram_per_core: int) -> int:
 def _multicast(items: int, mb: int, a: L.Operand, ls: list[int], b: L.Operand, rs: list[int], K: int
                ) -> tuple[list, list]:
     """Panel reuse, as tt-metal's multicast matmuls do it. The cores run their work items in
-    waves (q items each, when the items split evenly: item t on core t / q in wave t % q). In a
-    wave, the A row panel of a block row is read from DRAM once, by the core of its first block
-    there, and multicast over the NoC to the cores of the row's other blocks; likewise each B
-    column panel. The receiving cores mark the panels (tt_multicast), so the engine's reads of
-    them count as NoC, not DRAM, bytes. (uops before the engine call, after it)"""
+    waves: the runtime gives core c the items [c * items / ncores, (c + 1) * items / ncores), and
+    an item's wave is its place in its core's range. In a wave, the A row panel of a block row is
+    read from DRAM once, by the core of its first block there, and multicast over the NoC to the
+    cores of the row's other blocks; likewise each B column panel. The receiving cores mark the
+    panels (tt_multicast), so the engine's reads of them count as NoC, not DRAM, bytes. The items
+    need not split evenly over the cores (p150's 140). (uops before the engine call, after it)"""
     if min(ls[1], ls[2], rs[1], rs[2]) < 0:  # a reversed view: its panel is not one address range
         return [], []
     a_end = f"ao + (m - 1) * {ls[1]} + {K - 1} * {ls[2]} + 1"
     b_end = f"bo + (n - 1) * {rs[1]} + {K - 1} * {rs[2]} + 1"
-    # items take row blocks first (item t: block row t % mb, block column t / mb), so
-    # B: an earlier item of the block column in this wave is t - q (same column iff t % mb >= q);
-    # A: t - mb is the block to the left, in the same wave when q divides mb
-    a_rx, b_rx = "mq_ && {0} % mq_ == 0 && t >= {0}".format(mb), "mq_ && t % {0} >= mq_".format(mb)
-    before = [L.Define("mq_", "int64_t", f"{items} <= (int64_t)core->ncores ? 1 : {items} % (int64_t)core->ncores "
-                                         f"== 0 ? {items} / (int64_t)core->ncores : 0"),
-              L.Call("tt_multicast", ("core", "0", f"{a_rx} ? (const void *)(p{a.index} + ao) : NULL",
-                                      f"{a_rx} ? (const void *)(p{a.index} + {a_end}) : NULL")),
-              L.Call("tt_multicast", ("core", "1", f"{b_rx} ? (const void *)(p{b.index} + bo) : NULL",
-                                      f"{b_rx} ? (const void *)(p{b.index} + {b_end}) : NULL"))]
+
+    def wave(x: str) -> str:  # item x's place in its core's range (core_of inverts tt__split)
+        core_of = f"((({x}) + 1) * mn_ + {items - 1}) / {items} - 1"
+        return f"(({x}) - ({core_of}) * {items} / mn_)"
+    # items take row blocks first (item t: block row t % mb, block column t / mb): an item
+    # receives its A panel when an earlier item of its block row (t - k mb) runs in the same wave
+    # (on an earlier core; the first of them reads DRAM), its B panel likewise from an earlier
+    # item of its block column (t - k). Evenly split, that is t - mb when the wave length divides
+    # mb, and t - q (q items per core) in the column.
+    before = [L.Define("mn_", "int64_t", "(int64_t)core->ncores"), L.Define("mw_", "int64_t", wave("it")),
+              L.Var("mar_", "int", "0"), L.Range("mk_", "1", f"t / {mb} + 1"),
+              L.Assign("mar_", f"mar_ | ({wave(f'it - mk_ * {mb}')} == mw_)"), L.End(),
+              L.Var("mbr_", "int", "0"), L.Range("mk_", "1", f"t % {mb} + 1"),
+              L.Assign("mbr_", f"mbr_ | ({wave('it - mk_')} == mw_)"), L.End()]
+    a_rx, b_rx = "mar_", "mbr_"
+    before += [L.Call("tt_multicast", ("core", "0", f"{a_rx} ? (const void *)(p{a.index} + ao) : NULL",
+                                       f"{a_rx} ? (const void *)(p{a.index} + {a_end}) : NULL")),
+               L.Call("tt_multicast", ("core", "1", f"{b_rx} ? (const void *)(p{b.index} + bo) : NULL",
+                                       f"{b_rx} ? (const void *)(p{b.index} + {b_end}) : NULL"))]
     after = [L.Call("tt_multicast", ("core", str(s), "NULL", "NULL")) for s in (0, 1)]
     return before, after
 
 
-def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
+def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int = MM_MIN_ITEMS) -> L.LoopKernel:
     """A product: each work item is a bm x bn block of one batch. The engine packs the operand
     blocks into its share of SRAM and writes the f32 block into a page after it; an epilogue
     (bias, activation, residual) runs on that page row by row with its other inputs brought in
@@ -785,9 +795,9 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKe
         return cbs
 
     # big blocks pack B once per block row (host speed); small products still get split into
-    # enough work items to occupy the grid (and the host threads); all of it fits the SRAM
+    # enough work items to occupy the target's grid (and the host threads); all of it fits the SRAM
     bm, bn = MM_BLOCK_M, MM_BLOCK_N
-    while B * -(-M // bm) * -(-N // bn) < MM_MIN_ITEMS and (bm > 32 or bn > 64):
+    while B * -(-M // bm) * -(-N // bn) < ncores and (bm > 32 or bn > 64):
         if bm > 32 and (bm >= bn or bn <= 64):
             bm //= 2
         else:
