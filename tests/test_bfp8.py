@@ -135,3 +135,97 @@ def test_matmul_accuracy_against_cpu_jax(k):
 def test_refuses_non_matrices():
     with pytest.raises(ValueError, match="2-D"):
         pack(np.zeros((2, 3, 4), np.float32))
+
+
+# ------------------------------------------------------------------ bfp8 weights on the device
+import tt_xla  # noqa: E402
+from tt_xla.errors import UnsupportedError  # noqa: E402
+
+
+def _mlp(x, w1, w2, b):
+    h = jax.nn.gelu(jnp.matmul(x, w1, preferred_element_type=jnp.float32) + b)
+    return jnp.matmul(h.astype(x.dtype), w2, preferred_element_type=jnp.float32)
+
+
+def _formats(exe) -> tuple[str, ...]:
+    """Per input, how the compiled program stores it ("" as given, "bfp8")."""
+    return getattr(exe, "_loaded", exe).raw.compiled.input_formats
+
+
+def _counters(fn, args, **options):
+    dev = tt_xla.client().devices()[0].runtime_device
+    f = tt_xla.jit(fn, compiler_options=options)
+    f(*args)
+    dev.reset_counters()
+    out = f(*args)
+    return np.asarray(out), dev.counters(), f
+
+
+@pytest.mark.parametrize("dtype", [np.float32, ml_dtypes.bfloat16], ids=["f32", "bf16"])
+def test_bfp8_weights_compute_with_bfp8_values_and_move_packed_bytes(dtype):
+    """Weights stored as bfp8: the device computes exactly what CPU JAX computes with the
+    bfp8-rounded weights (to accumulation order), within bfp8's error of the unrounded product,
+    and the weights' modeled DRAM bytes are the packed tiles (1088 per 32x32) instead of
+    K x N x itemsize. Shapes are not whole tiles; K spans several unpacked chunks; x carries
+    NaN, Inf and -0, and a weight row holds an Inf (bfp8 flushes the rest of its 16 values)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((7, 1100)).astype(dtype)
+    x[0, :3] = [np.nan, np.inf, -0.0]
+    w1 = (rng.standard_normal((1100, 200)) / 33).astype(dtype)
+    w2 = (rng.standard_normal((200, 70)) / 14).astype(dtype)
+    w2[5, 3] = np.inf
+    b = rng.standard_normal(200).astype(np.float32)
+    args = (x, w1, w2, b)
+    got, c8, f = _counters(_mlp, args, weight_format="bfp8")
+    rounded = (x, round_bfp8(w1).astype(dtype), round_bfp8(w2).astype(dtype), b)
+    want8 = np.asarray(jax.jit(_mlp)(*rounded))
+    want = np.asarray(jax.jit(_mlp)(*args))
+    tol = 2e-5 if dtype == np.float32 else 2e-2   # bf16: h is rounded to bf16 between the products
+    np.testing.assert_allclose(got, want8, rtol=tol, atol=tol)
+    assert np.isnan(got[0]).all() and not np.isfinite(got[1:, 3]).any()  # x's NaN row, w2's Inf column
+    ok = np.isfinite(want) & np.isfinite(got)
+    scale = np.abs(want[ok]).max()
+    assert ok.sum() == 6 * 69 and np.abs(got[ok] - want[ok]).max() < 0.05 * scale  # bfp8's error vs unrounded
+    _, c0, _ = _counters(_mlp, args)
+    saved = sum(w.nbytes - packed_nbytes(w.shape) for w in (w1, w2))
+    dram = lambda c: c["dma_bytes"] - c["noc_bytes"]  # noqa: E731
+    assert c0["noc_bytes"] == c8["noc_bytes"]     # A panels multicast alike; a B block has one reader
+    assert dram(c0) - dram(c8) == saved
+    assert _formats(f.lower(*args).compile()) == ("", "bfp8", "bfp8", "")
+
+
+def test_bfp8_packing_follows_the_argument():
+    """The packed tiles are reused for the same unchanged array (and for one array bound to
+    several inputs), re-packed when its bytes change in place."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, 64)).astype(np.float32)
+    w = rng.standard_normal((64, 96)).astype(np.float32)
+    f = tt_xla.jit(lambda x, w1, w2: x @ w1 + x @ w2, compiler_options={"weight_format": "bfp8"})
+    first = np.asarray(f(x, w, w))
+    np.testing.assert_allclose(first, 2 * (x.astype(np.float64) @ round_bfp8(w)), rtol=1e-5, atol=1e-4)
+    w *= 2  # in place: same object, new bytes
+    np.testing.assert_allclose(np.asarray(f(x, w, w)), 2 * first, rtol=1e-6, atol=1e-5)
+    wd = tt_xla.device_put(w)  # a device array works too (read and packed on the host)
+    np.testing.assert_allclose(np.asarray(f(x, wd, w)), 2 * first, rtol=1e-6, atol=1e-5)
+
+
+def test_bfp8_option_choices_and_refusals():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 64)).astype(np.float32)
+    w = rng.standard_normal((64, 64)).astype(np.float32)
+
+    def fn(x, w, v):
+        return x @ w + v, w.T @ x.T   # w is also read transposed: not a bfp8 weight
+    text = tt_xla.jit(fn).lower(x, w, x).as_text()
+    exe = tt_xla.compile(text, compiler_options={"weight_format": "bfp8"})     # all: only what qualifies
+    assert _formats(exe) == ("", "", "")
+    np.testing.assert_allclose(np.asarray(exe(x, w, x)[0]), x @ w + x, rtol=1e-5, atol=1e-4)
+    exe = tt_xla.compile(tt_xla.jit(lambda x, w, v: x @ w + x @ v).lower(x, w, w).as_text(),
+                         compiler_options={"weight_format": {2: "bfp8"}})        # per argument
+    assert _formats(exe) == ("", "", "bfp8")
+    with pytest.raises(UnsupportedError, match="argument 1 .*cannot be stored as bfp8"):
+        tt_xla.compile(text, compiler_options={"weight_format": {1: "bfp8"}})
+    from tt_xla.compiler.options import CompilerOptionsError, compiler_options
+    for bad in ("bfp4", {"w": "bfp8"}, {0: "int8"}, {-1: "bfp8"}):
+        with pytest.raises(CompilerOptionsError, match="weight_format"):
+            compiler_options({"weight_format": bad})
