@@ -172,3 +172,19 @@ def test_placement_inside_control_flow():
     assert all(np.array_equal(got[0], got[lv], equal_nan=True) for lv in LEVELS)
     dram = lambda c: c["dma_bytes"] - c["noc_bytes"]  # noqa: E731
     assert dram(counters[2]) <= dram(counters[1]) < dram(counters[0])
+
+
+def test_matmul_epilogue_reads_per_column_inputs_once_per_block():
+    """A product's epilogue input that is the same for every row (a per-channel scale or bias)
+    is DMA'd once per block, not once per row; one that varies by row (a residual) per row."""
+    rng = np.random.default_rng(6)
+    m, k, n = 300, 96, 100
+    x, w = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+    s, b = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    r = rng.standard_normal((m, n)).astype(np.float32)
+    s[0], r[1, 1] = np.inf, np.nan
+    fn = lambda x, w, s, b, r: jax.nn.relu((x @ w) * s + b) + r  # noqa: E731
+    out, c = _run(fn, (x, w, s, b, r), 0)
+    np.testing.assert_allclose(out, np.asarray(jax.jit(fn)(x, w, s, b, r)), rtol=1e-4, atol=1e-4, equal_nan=True)
+    extra = c["dma_bytes"] - c["noc_bytes"] - (x.nbytes + w.nbytes + r.nbytes + out.nbytes)
+    assert 0 < extra <= (s.nbytes + b.nbytes) * -(-m // 32)   # per row it would be m times theirs

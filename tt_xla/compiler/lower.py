@@ -18,6 +18,8 @@ kernel and the sizes.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..errors import UnsupportedError
@@ -911,14 +913,23 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
         body += [L.DmaWrite(cbc, "cblk", "i * n", dop, f"co + i * {cs[1]}", "n", cs[2] or 1), L.End(), L.CbPop(cbc)]
     elif engine:
         pages = {}
+        rows_at = len(body) - 1  # the row loop's Range: inputs the same for every row load before it
+        once: list[int] = []
         for t, j in enumerate(stored):
             n_, a = epi_leaves[j]
             g = group_strides(r.shape, a, out_groups) or [0, 0, 0]
             cb = cbs[1 + t]
-            body += [L.CbReserve(cb, f"w{t}"),
-                     L.DmaRead(cb, f"w{t}", "0", op_of[a.src.id], f"{a.offset} + b * {g[0]} + (m0 + i) * {g[1]} + n0 * {g[2]}",
-                               "1" if g[2] == 0 else "n", g[2]),
-                     L.CbPush(cb), L.CbWait(cb, f"x{t}")]
+            load = [L.CbReserve(cb, f"w{t}"),
+                    L.DmaRead(cb, f"w{t}", "0", op_of[a.src.id], f"{a.offset} + b * {g[0]} + (m0 + i) * {g[1]} + n0 * {g[2]}",
+                              "1" if g[2] == 0 else "n", g[2]),
+                    L.CbPush(cb), L.CbWait(cb, f"x{t}")]
+            if g[1] == 0:  # (a per-column bias or scale: DMA'd once per block, not once per row)
+                load[1] = replace(load[1], index=f"{a.offset} + b * {g[0]} + n0 * {g[2]}")
+                body[rows_at:rows_at] = load
+                rows_at += len(load)
+                once.append(t)
+            else:
+                body += load
             pages[j] = (f"x{t}", g[2])
         body += [L.CbReserve(out_cb, "orow"), L.Range("j", "0", "n", "GCC ivdep"),
                  L.Load("res_", "float", "cblk", "i * n + j", "k_round_bf16({ref})" if od == "bf16" else "{ref}")]
@@ -939,10 +950,10 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
             val = em.value(k.epilogue)
             ops_per = em.ops
         body += [L.Store("orow", "j", store_expr(out_dt, val)), L.End()]
-        body += [L.CbPop(cbs[1 + t]) for t in range(len(stored))]
+        body += [L.CbPop(cbs[1 + t]) for t in range(len(stored)) if t not in once]
         body += [L.CbPush(out_cb), L.CbWait(out_cb, "ores"),
                  L.DmaWrite(out_cb, "ores", "0", dop, f"co + i * {cs[1]}", "n", cs[2] or 1), L.CbPop(out_cb),
-                 L.End(), L.CbPop(cbc)]
+                 L.End()] + [L.CbPop(cbs[1 + t]) for t in once] + [L.CbPop(cbc)]
         if ops_per:
             body.append(L.VectorOps(f"{ops_per} * ((m * n + 1023) / 1024)"))
     else:
@@ -965,7 +976,10 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
                  L.DmaWrite(out_cb, "ores", "0", dop, f"co + i * {cs[1]}", "n", cs[2] or 1), L.CbPop(out_cb), L.End()]
     tiles = B * -(-M // 32) * -(-N // 32) * -(-K // 32)
     vec = ops_per * -(-B * M * N // 1024)
-    dma = B * M * N * itemsize(dest.src.dtype) + sum(B * M * N * itemsize(epi_leaves[j][0].dtype) for j in stored)
+    dma = B * M * N * itemsize(dest.src.dtype)
+    for j in stored:  # an epilogue input: per row, or (the same for every row) once per block
+        g = group_strides(r.shape, epi_leaves[j][1], out_groups) or [0, 0, 0]
+        dma += B * (M if g[1] else -(-M // bm)) * N * itemsize(epi_leaves[j][0].dtype)
     b_bytes = -(-K // TILE) * -(-N // TILE) * BFP8_TILE_BYTES if packed else B * K * N * itemsize(bd)
     dma += (B * M * K * itemsize(ad) + b_bytes) if engine else B * M * N * K * (itemsize(ad) + itemsize(bd))
     if packed:  # a chunk's partial product is added into the block: (chunks - 1) passes over it
