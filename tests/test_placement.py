@@ -188,3 +188,21 @@ def test_matmul_epilogue_reads_per_column_inputs_once_per_block():
     np.testing.assert_allclose(out, np.asarray(jax.jit(fn)(x, w, s, b, r)), rtol=1e-4, atol=1e-4, equal_nan=True)
     extra = c["dma_bytes"] - c["noc_bytes"] - (x.nbytes + w.nbytes + r.nbytes + out.nbytes)
     assert 0 < extra <= (s.nbytes + b.nbytes) * -(-m // 32)   # per row it would be m times theirs
+
+
+def test_matmul_panels_multicast_when_items_split_unevenly(tmp_path):
+    """On 6 cores a 512^3 product's 8 work items split 2-1-2 ...: each core runs its range in
+    waves, and a panel is still read from DRAM at most once per wave (without multicast each
+    item would read its own: 2x A and 4x B)."""
+    spec = tmp_path / "six.json"
+    spec.write_text(json.dumps({"name": "six", "grid": [3, 2]}))
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((512, 512)).astype(np.float32), rng.standard_normal((512, 512)).astype(np.float32)
+    exe = tt_xla.compile(tt_xla.jit(lambda a, b: a @ b).lower(a, b).as_text(), device=str(spec))
+    rep = exe.profile(a, b)
+    np.testing.assert_allclose(np.asarray(rep.result[0]), a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+    (k,) = rep.kernels
+    assert k.cores == 6 and exe.kernels()[0].work_items == 8
+    c = rep.counters
+    assert c["noc_bytes"] > 0
+    assert c["dma_bytes"] - c["noc_bytes"] <= 2 * (a.nbytes + b.nbytes) + a.nbytes  # 2 waves, + C

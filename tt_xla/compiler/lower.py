@@ -773,6 +773,7 @@ def _bfp8_product(cbs: list[L.CircularBuffer], fn: str, K: int, tn: int, kc: int
                      "kq_ ? pp_ : c_", "n", b_page="uw_"),
             L.CbPush(cbp), L.CbWait(cbp, "pw_"),
             L.Range("e_", "0", "(kq_ ? m * n : 0)", "GCC ivdep"), L.Assign("c_[e_]", "c_[e_] + pw_[e_]"), L.End(),
+            L.VectorOps("kq_ ? (m * n + 1023) / 1024 : 0"),
             L.CbPop(cbp), L.CbPop(cbu), L.CbPop(cbq), L.End()]
 
 
