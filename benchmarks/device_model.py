@@ -220,17 +220,39 @@ def llama_params(cfg: dict, rng) -> dict:
 
 
 def llama(steps: int = 3, ctx: int = 256, level: int = 2) -> list[str]:
+    lines = []
+    runs = {fmt: _llama_run(steps, ctx, level, fmt) for fmt in ("bf16", "bfp8")}
+    for fmt, r in runs.items():
+        lines += r["lines"]
+    b16, b8 = runs["bf16"], runs["bfp8"]
+    b8["dlogit"] = float(np.abs(b8["first"] - b16["first"]).max())  # the first token's logits, same inputs
+    lines.append(f"  bfp8 MLP vs bf16: DRAM bytes per token {b8['dram'] / b16['dram']:.3f}x, modeled time "
+                 f"{b8['cyc'] / b16['cyc']:.3f}x; max |logits bfp8 - bf16| {b8['dlogit']:.3g} (logits' scale "
+                 f"{b16['scale']:.3g})")
+    return lines
+
+
+def _llama_run(steps: int, ctx: int, level: int, mlp: str) -> dict:
+    """The decode with the MLP's weights (w1, w2, w3 of every layer) stored as `mlp` ("bf16" or
+    "bfp8": compiler_options weight_format, by flat argument leaf); attention weights bf16."""
+    import jax
     import ml_dtypes
     import tt_xla
     cfg = LLAMA_1B
     t0 = time.perf_counter()
     p = llama_params(cfg, np.random.default_rng(3))
-    step = tt_xla.jit(llama_decode_fn(cfg, ctx), compiler_options={"optimization_level": level})
     kc = np.zeros((cfg["layers"], cfg["kv_heads"], ctx, cfg["head_dim"]), ml_dtypes.bfloat16)
     vc = np.zeros_like(kc)
-    dev = _device()
     tok = np.array([1], np.int32)
+    options = {"optimization_level": level}
+    if mlp == "bfp8":
+        leaves = jax.tree_util.tree_flatten_with_path((p, tok, np.int32(0), kc, vc))[0]
+        options["weight_format"] = {i: "bfp8" for i, (path, _) in enumerate(leaves)
+                                    if getattr(path[-1], "key", None) in ("w1", "w2", "w3")}
+    step = tt_xla.jit(llama_decode_fn(cfg, ctx), compiler_options=options)
+    dev = _device()
     logits, kc, vc = step(p, tok, np.int32(0), kc, vc)  # compile + first token
+    first = np.asarray(logits).copy()
     t1 = time.perf_counter()
     dev.reset_counters()
     for i in range(steps):
@@ -240,24 +262,23 @@ def llama(steps: int = 3, ctx: int = 256, level: int = 2) -> list[str]:
     cyc = c["modeled_cycles"] / steps
     clock = dev.config.clock_ghz
     tps = clock * 1e9 / cyc
-    weights = sum(v.nbytes for k, v in p["layers"][0].items()) * cfg["layers"] + p["embed"].nbytes
+    mlp_b = sum(p["layers"][0][k].nbytes for k in ("w1", "w2", "w3")) * cfg["layers"]
+    weights = sum(v.nbytes for v in p["layers"][0].values()) * cfg["layers"] + p["embed"].nbytes
+    if mlp == "bfp8":
+        weights -= mlp_b * (1 - BFP8_BYTES / 2)
     bw = dev.config.dram_bytes_per_cycle * clock
     pub = PUBLISHED["llama_tok_s_user"]
     launches = c["kernels_launched"] / steps
     finite = bool(np.isfinite(np.asarray(logits)).all())
-    mlp = sum(p["layers"][0][k].nbytes for k in ("w1", "w2", "w3")) * cfg["layers"]
-    saved = mlp * (1 - BFP8_BYTES / 2)
-    tps_bfp8 = clock * 1e9 / (cyc - saved / dev.config.dram_bytes_per_cycle)
-    return [f"Llama-3.2-1B-shaped decode on n150 (bf16 weights, batch 1, ctx {ctx}, level {level}, {steps} steps; "
-            f"host {time.perf_counter() - t1:.1f} s, setup+compile {t1 - t0:.1f} s):",
-            f"  modeled {cyc / (clock * 1e6):.2f} ms/token = {tps:.1f} tok/s/user; published {pub} (bfp8 MLP) -> "
-            f"modeled / published {tps / pub:.2f}",
-            f"  per token: {launches:.0f} launches ({launches * dev.config.launch_cycles / (clock * 1e6):.2f} ms of launch "
-            f"cost), DRAM DMA {dram(c) / steps / 1e9:.3f} GB (weights {weights / 1e9:.3f} GB; bandwidth-only bound "
-            f"{bw * 1e9 / weights:.1f} tok/s at {bw:.0f} GB/s), logits finite: {finite}",
-            f"  bfp8 MLP (not built: an estimate from bytes alone) would store the MLP's {mlp / 1e9:.3f} GB in "
-            f"{mlp * BFP8_BYTES / 2 / 1e9:.3f} GB: {saved / 1e9:.3f} GB less per token at {bw:.0f} GB/s -> about "
-            f"{tps_bfp8:.1f} tok/s/user, modeled / published {tps_bfp8 / pub:.2f}"]
+    what = "bf16 weights" if mlp == "bf16" else "bfp8 MLP, bf16 attention weights (as published)"
+    lines = [f"Llama-3.2-1B-shaped decode on n150 ({what}, batch 1, ctx {ctx}, level {level}, {steps} steps; "
+             f"host {time.perf_counter() - t1:.1f} s, setup+compile {t1 - t0:.1f} s):",
+             f"  modeled {cyc / (clock * 1e6):.2f} ms/token = {tps:.1f} tok/s/user; published {pub} (bfp8 MLP) -> "
+             f"modeled / published {tps / pub:.2f}",
+             f"  per token: {launches:.0f} launches ({launches * dev.config.launch_cycles / (clock * 1e6):.2f} ms of launch "
+             f"cost), DRAM DMA {dram(c) / steps / 1e9:.3f} GB (weights {weights / 1e9:.3f} GB; bandwidth-only bound "
+             f"{bw * 1e9 / weights:.1f} tok/s at {bw:.0f} GB/s), logits finite: {finite}"]
+    return dict(lines=lines, cyc=cyc, dram=dram(c) / steps, first=first, scale=float(np.abs(first).max()))
 
 
 def resnet50_fn():

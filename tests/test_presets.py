@@ -153,3 +153,17 @@ def test_compiler_options_are_part_of_the_cache_key():
     for level in (0, 1, 2):  # every level gives CPU JAX's results (level 2's placement is pending)
         f = tt_xla.jit(lambda x: jnp.exp(x) * 2, compiler_options={"optimization_level": level})
         np.testing.assert_allclose(np.asarray(f(x)), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("device", ["n150", "p150"])
+def test_products_split_over_every_core_of_the_preset(device):
+    """A product's work items are at least the preset's cores (p150: 140, not the n150's 64), so
+    every core computes; the values do not depend on the split."""
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((1024, 96)).astype(np.float32)
+    b = rng.standard_normal((96, 1024)).astype(np.float32)
+    exe = tt_xla.compile(_text(lambda a, b: a @ b, a, b), device=device)
+    rep = exe.profile(a, b)
+    (k,) = [k for k in rep.kernels if "dot" in k.ops]
+    assert k.cores == load_device(device).config.ncores
+    np.testing.assert_allclose(np.asarray(rep.result[0]), a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)

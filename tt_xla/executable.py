@@ -36,6 +36,9 @@ class LoadedExecutable:
             sizes = ([s.nbytes for s in compiled.inputs] + [s.nbytes for s in compiled.outputs]
                      + [int(c.nbytes) for c in compiled.constants] + [int(compiled.arena_bytes)])
         self._in_bytes = tuple(sizes[:nin])
+        # inputs stored as bfp8 (compiler_options weight_format): packed on the host when bound
+        self._bfp8 = [i for i, f in enumerate(compiled.input_formats) if f == "bfp8"]
+        self._packed: dict[int, tuple] = {}  # id(argument) -> (weak reference, (crc32, shape), packed tiles)
         self._out_bytes = tuple(max(s.nbytes, b) for s, b in zip(compiled.outputs, sizes[nin:nin + nout]))
         self._nin = nin
 
@@ -86,6 +89,7 @@ class LoadedExecutable:
         if len(args) != self._nin:
             raise TypeError(f"executable takes {self._nin} arguments, got {len(args)}")
         self._check_devices(args)
+        args = self._pack(args)
         for i, (a, need) in enumerate(zip(args, self._in_bytes)):
             if a.nbytes < need:
                 raise ValueError(f"argument {i}: buffer of {a.nbytes} bytes, executable needs "
@@ -100,9 +104,41 @@ class LoadedExecutable:
         is C-contiguous and 16-byte aligned (PJRT's kImmutableZeroCopy), else copied once. The
         allocation of the outputs and the launch are one runtime call."""
         self._check_devices(args)
+        args = self._pack(args)
         with self._lock:
             self._check_live()
             return self._executor(args)
+
+    def _pack(self, args: list) -> list:
+        """Arguments with the bfp8 inputs packed (tt_xla/bfp8.py). A weight passed again unchanged
+        (the same object holding the same bytes, by CRC-32) reuses its packed tiles, so does one
+        object passed for several inputs (a layer's weights bound for every layer)."""
+        if not self._bfp8:
+            return args
+        import weakref
+        import zlib
+        from .bfp8 import pack
+        args, now = list(args), {}
+        for i in self._bfp8:
+            a, spec = args[i], self.input_specs[i]
+            if id(a) in now:
+                args[i] = now[id(a)]
+                continue
+            host = a if isinstance(a, np.ndarray) else np.frombuffer(a.read(0, spec.nbytes), spec.dtype)
+            host = np.ascontiguousarray(host).reshape(spec.shape)
+            crc = zlib.crc32(host.view(np.uint8).reshape(-1))
+            hit = self._packed.get(id(a))
+            if hit is not None and hit[0]() is a and hit[1] == (crc, spec.shape):
+                packed = hit[2]
+            else:
+                packed = pack(host)
+                try:
+                    self._packed[id(a)] = (weakref.ref(a, lambda _, k=id(a): self._packed.pop(k, None)),
+                                           (crc, spec.shape), packed)
+                except TypeError:  # (no weak references to it: packed each call)
+                    pass
+            args[i] = now[id(a)] = packed
+        return args
 
     # Every way of calling the executable runs these two checks (the live one under the lock).
     def _check_devices(self, args) -> None:

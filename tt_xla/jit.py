@@ -8,6 +8,8 @@ pytree from tt_xla.Arrays.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import inspect
 import sys
@@ -306,8 +308,13 @@ class Jitted:
     def _load(self, e: _Entry) -> None:
         if e.exe is not None and not e.exe.is_deleted():
             return
+        options = self._options
+        if isinstance(options.weight_format, tuple):  # by flat argument leaf: to the program's (kept) inputs
+            pos = {leaf: k for k, leaf in enumerate(e.kept)}
+            options = dataclasses.replace(options, weight_format=tuple(
+                (pos[i], f) for i, f in options.weight_format if i in pos))
         exe = _client().compile(e.text, filename=getattr(self._fun, "__name__", "<module>"),
-                                compiler_options=self._options)
+                                compiler_options=options)
         specs = exe.input_specs
         if len(specs) != len(e.kept):
             raise RuntimeError(f"compiled program takes {len(specs)} inputs, jax.export kept "
@@ -383,7 +390,9 @@ class Jitted:
 def jit(fun=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), donate_argnames=(),
         compiler_options=None):
     """Like `jax.jit(fun, static_argnums=..., static_argnames=..., donate_argnums=...,
-    compiler_options=...)`; compiler_options: `{"optimization_level": 0|1|2}`."""
+    compiler_options=...)`; compiler_options: `{"optimization_level": 0|1|2, "weight_format": ...}`
+    (a per-argument weight_format is keyed by the index of the argument's leaf among all the
+    arguments' flattened leaves, as jax.tree_util.tree_leaves((args...)) lists them)."""
     kw = dict(static_argnums=static_argnums, static_argnames=static_argnames,
               donate_argnums=donate_argnums, donate_argnames=donate_argnames,
               compiler_options=compiler_options)

@@ -137,6 +137,8 @@ static inline int tt__within(const void *addr, const char *lo, const char *hi) {
   return (uintptr_t)addr >= (uintptr_t)lo && (uintptr_t)addr < (uintptr_t)hi;
 }
 static inline void tt_dma_count(const tt_core *c, const void *addr, uint64_t bytes) {
+  /* a block already in this core's own SRAM (the engine reading a page a kernel unpacked) moves nothing */
+  if (tt__within(addr, (const char *)c->sram, (const char *)c->sram + c->sram_bytes)) return;
   c->counters[TT_CORE_DMA_BYTES] += bytes;
   if (tt__within(addr, c->l1_lo, c->l1_hi) || tt__within(addr, c->mc_lo[0], c->mc_hi[0]) ||
       tt__within(addr, c->mc_lo[1], c->mc_hi[1]))
@@ -417,6 +419,39 @@ static inline __attribute__((always_inline)) void tt_transpose8x8_b32(const void
     memcpy(d + i * dst_stride, &a, 32);
     memcpy(d + (i + 4) * dst_stride, &b, 32);
   }
+}
+
+/* ---------------------------------------------------------------- block-float unpacker
+ * bfp8 (Tenstorrent's bfloat8_b; tt_xla/bfp8.py is the host's copy of the format): a 32x32 tile
+ * is 64 shared exponents (one per 16-value face row; faces top-left, top-right, bottom-left,
+ * bottom-right) then 1024 sign+7-bit-magnitude bytes in the same order: TT_BFP8_TILE_BYTES.
+ * tt_unpack_bfp8 expands ktiles x ntiles tiles (tile (i, j) at tiles + (i * tile_pitch + j) *
+ * TT_BFP8_TILE_BYTES, in SRAM) into dst rows dst_rs elements apart: bf16 bits (to_bf16) or f32.
+ * As a Tensix unpacker, which converts formats on the way to the math engine, it costs no
+ * modeled time. */
+#define TT_BFP8_TILE_BYTES 1088
+static inline void tt_unpack_bfp8(const uint8_t *tiles, int64_t ktiles, int64_t ntiles, int64_t tile_pitch,
+                                  void *dst, int64_t dst_rs, int to_bf16) {
+  for (int64_t ti = 0; ti < ktiles; ++ti)
+    for (int64_t tj = 0; tj < ntiles; ++tj) {
+      const uint8_t *t = tiles + (ti * tile_pitch + tj) * TT_BFP8_TILE_BYTES;
+      for (int f = 0; f < 4; ++f)
+        for (int r = 0; r < 16; ++r) {
+          const uint32_t e = t[f * 16 + r];
+          const uint8_t *v = t + 64 + f * 256 + r * 16;
+          const int64_t at = (ti * 32 + (f >> 1) * 16 + r) * dst_rs + tj * 32 + (f & 1) * 16;
+          for (int q = 0; q < 16; ++q) {
+            const uint32_t sign = (uint32_t)(v[q] >> 7) << 31, man = v[q] & 0x7fu;
+            uint32_t bits = sign;
+            if (man) { /* normalize: the leading one to the hidden bit, the exponent down by as much */
+              const uint32_t lead = 6u - (31u - (uint32_t)__builtin_clz(man));
+              bits |= ((e - lead) << 23) | (((man << (lead + 1)) & 0x7fu) << 16);
+            }
+            if (to_bf16) ((uint16_t *)dst)[at + q] = (uint16_t)(bits >> 16);
+            else memcpy((float *)dst + at + q, &bits, 4);
+          }
+        }
+    }
 }
 
 #endif /* TTRT_KERNEL_H */

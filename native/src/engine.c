@@ -61,8 +61,11 @@ static void *tt__mm_scratch(const tt_core *c) {
  * packed (`format`: 1 f32, 2 bf16 widened, 3 bf16 pairs; this build's panel width), or NULL
  * when it does not fit (then B is packed block by block into the scratch). `col_bytes` is the
  * packed bytes per column of B; columns are padded to whole NR panels. */
-static void *tt__mm_packed_b(const void *B, int64_t b_rs, int64_t b_cs, int64_t K, int64_t N, int64_t kb,
-                             int64_t nb, int format, size_t col_bytes, int *hit) {
+static void *tt__mm_packed_b(const tt_core *c, const void *B, int64_t b_rs, int64_t b_cs, int64_t K, int64_t N,
+                             int64_t kb, int64_t nb, int format, size_t col_bytes, int *hit) {
+  *hit = 0;
+  /* a B in the core's own SRAM (a page a kernel unpacked) changes within a launch at the same address */
+  if (tt__within(B, (const char *)c->sram, (const char *)c->sram + c->sram_bytes)) return NULL;
   tt__mm_bkey key;
   memset(&key, 0, sizeof key);
   key.src = B;
@@ -211,7 +214,7 @@ static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const 
   const int64_t budget = (int64_t)TT_MM_SRAM(c->sram_bytes) - 128; /* less the alignments below */
   const int64_t kb = tt__mm_kc(K, TT__KC, budget, 4), ncb = tt__mm_nc(kb, 4, budget);
   int hit;
-  float *const whole = tt__mm_packed_b(B, b_rs, b_cs, K, N, kb, ncb, bf16 ? 2 : 1, (size_t)K * 4, &hit);
+  float *const whole = tt__mm_packed_b(c, B, b_rs, b_cs, K, N, kb, ncb, bf16 ? 2 : 1, (size_t)K * 4, &hit);
   float *const scratch = (float *)tt__mm_scratch(c), *ap = whole ? scratch : scratch + ncb * kb, *bnext = whole;
   /* An f32 A whose rows run along k is read in place: the micro-kernel's broadcasts from eight
    * rows cost no more than from a panel, so packing it is pure overhead (measured 3% on 1024^3,
@@ -374,7 +377,7 @@ void TT__ENGINE_FN(matmul_bf16)(const tt_core *c, int64_t M, int64_t N, int64_t 
   const int64_t kb = tt__mm_kc(K, 2 * TT__KC, budget, 2) & ~(int64_t)1, ncb = tt__mm_nc(kb, 2, budget); /* even: k pairs */
   int hit;
   /* (K + #blocks) bytes per column: each block's k pairs round its depth up to even */
-  uint16_t *const whole = tt__mm_packed_b(B, b_rs, b_cs, K, N, kb, ncb, 3, (size_t)(K + (K + kb - 1) / kb) * 2, &hit);
+  uint16_t *const whole = tt__mm_packed_b(c, B, b_rs, b_cs, K, N, kb, ncb, 3, (size_t)(K + (K + kb - 1) / kb) * 2, &hit);
   uint16_t *const scratch = (uint16_t *)tt__mm_scratch(c), *bnext = whole;
   uint32_t *ap = (uint32_t *)(whole ? scratch : scratch + ((ncb * (kb + 1) + 31) & ~(int64_t)31));
   /* A read in place as in tt__matmul, when its rows hold whole k pairs: an odd K would pair its

@@ -7,7 +7,7 @@ Passes, each a plain function over a plain IR, in this order:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -30,6 +30,7 @@ from .placement import place
 from .program import DEFAULT_SRAM_PER_CORE, CompiledProgram, KernelInfo, TensorSpec, part
 from .schedule import schedule
 from .simplify import simplify
+from ..errors import UnsupportedError
 from ..hlo_parser.verify import verify
 
 KERNEL_ATTR = '__attribute__((visibility("hidden"))) '  # kernels link across parts
@@ -94,14 +95,19 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
                    options: CompilerOptions = CompilerOptions(), ncores: int = DEFAULT_NCORES) -> CompiledProgram:
     """`sram_per_core`, `ncores`: the target device's SRAM per core (every kernel's buffers are
     sized to it) and cores. The module is verified before any pass runs (see optimize). `options`
-    (compiler/options.py): optimization_level 1 and 2 keep intermediates in SRAM (placement.py);
-    a program with control flow compiles like level 0 for now."""
+    (compiler/options.py): optimization_level 1 and 2 keep intermediates in SRAM (placement.py;
+    with control flow, within each straight-line piece)."""
     verify(module)
     fn = inline_calls(module)
     from . import control  # control flow: the program becomes several graphs and a control stream
     if control.has_control(fn):
-        return control.compile_function(fn, sram_per_core)
-    seg = compile_graph(fn, sram_per_core, ncores=ncores, level=options.optimization_level)
+        if options.bfp8_args(len(fn.args))[1]:
+            raise UnsupportedError("compiler option weight_format: bfp8 arguments in a program with control flow",
+                                   "func.func", fn.loc)
+        return control.compile_function(fn, sram_per_core, ncores, options.optimization_level)
+    asked, named = options.bfp8_args(len(fn.args))
+    seg = compile_graph(fn, sram_per_core, ncores=ncores, level=options.optimization_level, bfp8_args=asked,
+                        bfp8_named=named)
     nin, nout, nconst = len(seg.params), len(seg.outputs), len(seg.consts)
 
     def binding(node: Node) -> tuple[int, int]:
@@ -109,9 +115,10 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
         base = {"in": 0, "out": nin, "const": nin + nout, "arena": nin + nout + nconst}[s.kind]
         return base + s.index, s.offset
 
-    binding_bytes = [n.nbytes for n in seg.params] + [n.nbytes for n in seg.outputs] + \
+    binding_bytes = [seg.packed.get(n.id, n.nbytes) for n in seg.params] + [n.nbytes for n in seg.outputs] + \
                     [n.nbytes for n in seg.consts] + [seg.arena]
-    source, kernels = assemble([(seg.codes, binding)], binding_bytes, l1=seg.l1, resident=seg.resident)
+    source, kernels = assemble([(seg.codes, binding)], binding_bytes, l1=seg.l1, resident=seg.resident,
+                               packed=seg.packed)
     return CompiledProgram(
         source=source,
         # from the signature: a complex value is a real [..., 2] tensor inside (complex_split.py)
@@ -122,6 +129,7 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
         kernels=kernels,
         binding_bytes=binding_bytes,
         live_peak_bytes=seg.live,
+        input_formats=tuple("bfp8" if n.id in seg.packed else "" for n in seg.params),
     )
 
 
@@ -139,6 +147,7 @@ class Segment:
     codes: list[tuple[LoopKernel, str]]
     l1: frozenset[int] = frozenset()  # nodes placed in SRAM (placement.py)
     resident: dict[str, int] | None = None  # kernel name -> SRAM per core of placed tensors live at it
+    packed: dict[int, int] = field(default_factory=dict)  # params stored as bfp8 -> their packed bytes
 
     def storage(self, node: Node) -> Storage:
         # an empty tensor's producer launches nothing, so it has no place: any binding will do
@@ -146,18 +155,21 @@ class Segment:
 
 
 def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k", ncores: int = DEFAULT_NCORES,
-                  level: int = 0) -> Segment:
+                  level: int = 0, bfp8_args: frozenset[int] = frozenset(), bfp8_named: bool = False) -> Segment:
     """A call-free function (no control flow) through every pass down to C; kernels are named
-    `{prefix}{i}_{op}`. `level`: the optimization level (SRAM placement from 1)."""
+    `{prefix}{i}_{op}`. `level`: the optimization level (SRAM placement from 1). `bfp8_args`: the
+    argument positions to store as bfp8 where they are weights (lower.bfp8_weight); when
+    `bfp8_named`, one that is not is refused."""
     graph = split_long_sorts(optimize_function(fn), sram_per_core)  # rows past one core's SRAM
     p = plan(graph)
     order = schedule(p)
     params, outputs = p.graph.params, p.graph.outputs
     consts = p.consts(order)
+    packed = _bfp8_weights(fn, params, order, p.materialized, bfp8_args, bfp8_named)
     codes: list[tuple[LoopKernel, str]] = []  # (IR, C)
     lowered = []
     for i, k in enumerate(order):
-        lk = lower_kernel(k, f"{prefix}{i}_{k.root.op}", p.materialized, sram_per_core)
+        lk = lower_kernel(k, f"{prefix}{i}_{k.root.op}", p.materialized, sram_per_core, ncores, frozenset(packed))
         check_reads(k, lk)
         lowered.append(lk)
         if lk.work_items > 0:
@@ -168,7 +180,29 @@ def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k", ncores
                sram_per_core, ncores, level)
     where, arena, live = plan_memory(order, p.materialized, params, outputs, consts, pl.l1)
     resident = {lk.name: pl.resident[i] for i, lk in enumerate(lowered) if pl.resident.get(i)}
-    return Segment(params, outputs, consts, where, arena, live, codes, pl.l1, resident)
+    return Segment(params, outputs, consts, where, arena, live, codes, pl.l1, resident, packed)
+
+
+def _bfp8_weights(fn: ir.Function, params: list[Node], order: list[Kernel], mat: set[int], asked: frozenset[int],
+                  named: bool) -> dict[int, int]:
+    """{param node id: packed bytes} of the asked arguments that every kernel reading them reads
+    as a bfp8 weight (lower.bfp8_weight); a named argument that is not one is refused."""
+    from .lower import bfp8_weight
+    from ..bfp8 import packed_nbytes
+    out: dict[int, int] = {}
+    for i in sorted(asked):
+        if i >= len(params):
+            raise UnsupportedError(f"compiler option weight_format names argument {i}; the function takes "
+                                   f"{len(params)}", "func.func", fn.loc)
+        n = params[i]
+        readers = [k for k in order if any(r is n for r in reads(k, mat))]
+        if n.size and readers and all(bfp8_weight(k, mat, n) for k in readers):
+            out[n.id] = packed_nbytes(n.shape)
+        elif named:
+            raise UnsupportedError(f"argument {i} ({n.dtype}{list(n.shape)}) cannot be stored as bfp8: only an "
+                                   "argument read solely as the right-hand [K, N] operand of f32 or bf16 "
+                                   "matmuls (x @ w) can", "func.func", fn.args[i].loc or fn.loc)
+    return out
 
 
 Binding = Callable[[Node], tuple[int, int]]  # a stored node -> (binding, byte offset)
@@ -176,11 +210,12 @@ Binding = Callable[[Node], tuple[int, int]]  # a stored node -> (binding, byte o
 
 def assemble(segments: list[tuple[list[tuple[LoopKernel, str]], Binding]], binding_bytes: list[int],
              steps: list[str] | None = None, l1: frozenset[int] = frozenset(),
-             resident: dict[str, int] | None = None) -> tuple[str, list[KernelInfo]]:
+             resident: dict[str, int] | None = None, packed: dict[int, int] | None = None
+             ) -> tuple[str, list[KernelInfo]]:
     """The program's C source: every segment's kernels as launches, in order, their operands placed
     by the segment's binding function, and the control stream `steps` (tt_ctl initializers whose
     LAUNCH arguments index those launches) when there is one. Operands of the nodes in `l1` are
-    flagged TT_L1 (placed in SRAM; one segment only) and a launch declares the SRAM its kernel uses
+    flagged TT_L1 (placed in SRAM; node ids are unique across segments) and a launch declares the SRAM its kernel uses
     plus `resident[name]`, the placed tensors' shards live while it runs."""
     resident = resident or {}
     # Pieces between part markers compile on their own (the toolchain may build them in
@@ -205,7 +240,7 @@ def assemble(segments: list[tuple[list[tuple[LoopKernel, str]], Binding]], bindi
         for o in c.operands:
             b, off = binding(o.node)
             access = (2 if o.writes else 1) | (4 if o.node.id in l1 else 0)
-            ops.append(f"{{{b}u, {access}u, {off}ull, {o.node.nbytes}ull}}")
+            ops.append(f"{{{b}u, {access}u, {off}ull, {(packed or {}).get(o.node.id, o.node.nbytes)}ull}}")
         desc.append(f"static const tt_operand {c.name}_ops[] = {{{', '.join(ops)}}};")
         launches.append(f'  {{"{c.name}", {fn}, {c.work_items}, {len(ops)}u, {c.name}_ops, '
                         f'{c.vector_ops}ull, {c.matrix_tiles}ull, {c.sram_bytes + resident.get(c.name, 0)}ull}}')

@@ -80,8 +80,8 @@ def _free(op: ir.Operation, out: dict[int, ir.Value]) -> None:
 
 
 class _Builder:
-    def __init__(self, sram_per_core: int) -> None:
-        self.sram = sram_per_core
+    def __init__(self, sram_per_core: int, ncores: int, level: int) -> None:
+        self.sram, self.ncores, self.level = sram_per_core, ncores, level
         self.pieces: list[tuple[object, list[Place], list[Place]]] = []  # (Segment, params, outputs)
         self.steps: list[list] = []            # ['launch', piece, k(, weight)] | ['branch', Place, target, if_zero]
         self.state = 0                         # | ['jump', target] | ['copy', dst Place, src Place]
@@ -164,7 +164,7 @@ class _Builder:
             arg_places = [self.where(env, v, at) for v in args]
             fn = ir.Function(f"piece{len(self.pieces)}", args, [v.type for v, _ in pairs],
                              ir.Block([], clones + ops + [ir.Operation("func.return", [v for v, _ in pairs], [])]))
-            seg = compile_graph(fn, self.sram, prefix=f"p{len(self.pieces)}k")
+            seg = compile_graph(fn, self.sram, prefix=f"p{len(self.pieces)}k", ncores=self.ncores, level=self.level)
             skip: set[int] = set()
             if ret is not None:
                 skip, moved = self._in_place(seg, args, pairs)
@@ -363,11 +363,12 @@ class _Builder:
         self._branches(op, env, places)
 
 
-def compile_function(main: ir.Function, sram_per_core: int) -> CompiledProgram:
+def compile_function(main: ir.Function, sram_per_core: int, ncores: int, level: int = 0) -> CompiledProgram:
     """An entry function with control flow (calls inlined, in its regions too) as pieces and a
-    control stream."""
+    control stream. At `level` 1-2 each piece places its own intermediates in SRAM (a piece's
+    placed tensors live only while its launches run: what crosses pieces is in DRAM slots)."""
     from . import assemble
-    b = _Builder(sram_per_core)
+    b = _Builder(sram_per_core, ncores, level)
     env = {id(a): Place("in", i, 0, _nbytes(a.type, "func.func", main.loc)) for i, a in enumerate(main.args)}
     ops = main.body.ops
     outs = [Place("out", j, 0, _nbytes(v.type, "func.return", main.loc)) for j, v in enumerate(ops[-1].operands)]
@@ -417,7 +418,10 @@ def compile_function(main: ir.Function, sram_per_core: int) -> CompiledProgram:
             steps.append(f"{{TT_CTL_COPY, 0, {db}u, {sb}u, {doff}ull, {soff}ull, {s[1].nbytes}ull, 0, 0}}")
     binding_bytes = [_nbytes(a.type, "func.func", main.loc) for a in main.args] + [p.nbytes for p in outs] + \
         [c.nbytes for c in consts] + [arena]
-    source, kernels = assemble(segments, binding_bytes, steps or ["{TT_CTL_HALT, 0, 0, 0, 0, 0, 0, 0, 0}"])
+    l1 = frozenset().union(*(seg.l1 for seg, _, _ in b.pieces))  # node ids are unique across pieces
+    resident = {name: n for seg, _, _ in b.pieces for name, n in (seg.resident or {}).items()}
+    source, kernels = assemble(segments, binding_bytes, steps or ["{TT_CTL_HALT, 0, 0, 0, 0, 0, 0, 0, 0}"],
+                               l1=l1, resident=resident)
     return CompiledProgram(
         source=source,
         inputs=[TensorSpec(tuple(a.type.shape), np_dtype(a.type.element)) for a in main.args],

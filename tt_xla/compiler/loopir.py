@@ -195,11 +195,12 @@ class VectorOps:
 class MatMul:
     """The matrix engine: page[i * c_rs + j] = sum_q A[a_index + i*a_rs + q*a_cs] * B[b_index +
     q*b_rs + j*b_cs] for an m x n block, into SRAM. The engine's packer is its DMA: it reads the
-    operand blocks from DRAM into the engine's share of SRAM, counting the bytes."""
+    operand blocks from DRAM into the engine's share of SRAM, counting the bytes. With `b_page`,
+    B is that SRAM page instead (a block the kernel unpacked: no DMA), `b` only names the weight."""
     fn: str                  # tt_matmul_f32 | tt_matmul_bf16
     m: str
     n: str
-    k: int
+    k: int | str
     a: Operand
     a_index: str
     a_rs: int
@@ -210,6 +211,7 @@ class MatMul:
     b_cs: int
     page: str
     c_rs: str
+    b_page: str = ""
 
 
 @dataclass(frozen=True)
@@ -311,7 +313,7 @@ def _fmt(u: UOp) -> str:
         return f"vector_ops += {u.count}"
     if isinstance(u, MatMul):
         return (f"{u.page}[{u.m} x {u.n}] = {u.fn} p{u.a.index}[{u.a_index}] ({u.a_rs}, {u.a_cs}) @ "
-                f"p{u.b.index}[{u.b_index}] ({u.b_rs}, {u.b_cs}), K {u.k}")
+                f"{u.b_page or f'p{u.b.index}'}[{u.b_index}] ({u.b_rs}, {u.b_cs}), K {u.k}")
     if isinstance(u, Call):
         return f"call {u.fn}({', '.join(u.args)})"
     return type(u).__name__.lower()

@@ -18,6 +18,8 @@ kernel and the sizes.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..errors import UnsupportedError
@@ -37,9 +39,11 @@ TILE = 32          # the device's tile edge
 LANES = 64         # accumulators per reduction: 4 independent 512-bit vectors of f32
 MIN_BLOCK = 32     # elements: the smallest block a loop kernel is re-blocked to before it is refused
 MM_BLOCK_M, MM_BLOCK_N = 256, 512  # C block per work item: B is packed once per block row
-MM_MIN_ITEMS = 64                  # ...but at least this many work items (the n150's cores) when the product allows
+MM_MIN_ITEMS = 64                  # ...but at least one per core (default: the n150's 64) when the product allows
 MM_SRAM_BYTES = 768 * 1024         # = TT_MM_SRAM_BYTES: the most SRAM the matrix engine packs into
 MM_SRAM_MIN = 32 * 1024            # = TT_MIN_SRAM_PER_CORE / 2: the least it can pack into
+BFP8_TILE_BYTES = 1088  # = TT_BFP8_TILE_BYTES: a 32x32 tile's 64 shared exponents and 1024 values
+BFP8_CHUNK = 512        # rows of K a product unpacks at a time (halved until its pages fit)
 
 
 def operands_for(leaves: list[tuple[Node, Access]], dest: Node | None) -> dict[int, int]:
@@ -86,11 +90,13 @@ def _check_fits(cbs: list[L.CircularBuffer], budget: int, name: str, what: str, 
             f"its smallest block; the device's cores have {budget}", node.op, node.loc)
 
 
-def lower_kernel(k: Kernel, name: str, mat: set[int], sram_budget: int) -> L.LoopKernel:
+def lower_kernel(k: Kernel, name: str, mat: set[int], sram_budget: int, ncores: int = MM_MIN_ITEMS,
+                 bfp8: frozenset[int] = frozenset()) -> L.LoopKernel:
     """The kernel's loop IR (its `kind`: 'elementwise' | 'movement' | 'reduce' | 'matmul' | 'gather' |
-    'scatter' | 'scan' | 'sort')."""
+    'scatter' | 'scan' | 'sort'). `ncores`: the target's cores, which a product's work splits over;
+    `bfp8`: the ids of weights stored as bfp8 (each read only where `bfp8_weight` allows)."""
     if k.kind == "dot":
-        return lower_dot(mat, k, name, sram_budget)
+        return lower_dot(mat, k, name, sram_budget, ncores, bfp8)
     if k.kind == "reduce":
         return lower_reduce(mat, k, name, sram_budget)
     if k.kind in ("gather", "scatter"):
@@ -690,33 +696,97 @@ def mm_sram(sram_per_core: int) -> int:
     return min(sram_per_core // 2, MM_SRAM_BYTES)
 
 
-def _multicast(items: int, mb: int, a: L.Operand, ls: list[int], b: L.Operand, rs: list[int], K: int
-               ) -> tuple[list, list]:
+def _multicast(items: int, mb: int, a: L.Operand, ls: list[int], b: L.Operand, rs: list[int], K: int,
+               packed_n: int = 0) -> tuple[list, list]:
     """Panel reuse, as tt-metal's multicast matmuls do it. The cores run their work items in
-    waves (q items each, when the items split evenly: item t on core t / q in wave t % q). In a
-    wave, the A row panel of a block row is read from DRAM once, by the core of its first block
-    there, and multicast over the NoC to the cores of the row's other blocks; likewise each B
-    column panel. The receiving cores mark the panels (tt_multicast), so the engine's reads of
-    them count as NoC, not DRAM, bytes. (uops before the engine call, after it)"""
+    waves: the runtime gives core c the items [c * items / ncores, (c + 1) * items / ncores), and
+    an item's wave is its place in its core's range. In a wave, the A row panel of a block row is
+    read from DRAM once, by the core of its first block there, and multicast over the NoC to the
+    cores of the row's other blocks; likewise each B column panel. The receiving cores mark the
+    panels (tt_multicast), so the engine's reads of them count as NoC, not DRAM, bytes. The items
+    need not split evenly over the cores (p150's 140). (uops before the engine call, after it)"""
     if min(ls[1], ls[2], rs[1], rs[2]) < 0:  # a reversed view: its panel is not one address range
         return [], []
     a_end = f"ao + (m - 1) * {ls[1]} + {K - 1} * {ls[2]} + 1"
-    b_end = f"bo + (n - 1) * {rs[1]} + {K - 1} * {rs[2]} + 1"
-    # items take row blocks first (item t: block row t % mb, block column t / mb), so
-    # B: an earlier item of the block column in this wave is t - q (same column iff t % mb >= q);
-    # A: t - mb is the block to the left, in the same wave when q divides mb
-    a_rx, b_rx = "mq_ && {0} % mq_ == 0 && t >= {0}".format(mb), "mq_ && t % {0} >= mq_".format(mb)
-    before = [L.Define("mq_", "int64_t", f"{items} <= (int64_t)core->ncores ? 1 : {items} % (int64_t)core->ncores "
-                                         f"== 0 ? {items} / (int64_t)core->ncores : 0"),
-              L.Call("tt_multicast", ("core", "0", f"{a_rx} ? (const void *)(p{a.index} + ao) : NULL",
-                                      f"{a_rx} ? (const void *)(p{a.index} + {a_end}) : NULL")),
-              L.Call("tt_multicast", ("core", "1", f"{b_rx} ? (const void *)(p{b.index} + bo) : NULL",
-                                      f"{b_rx} ? (const void *)(p{b.index} + {b_end}) : NULL"))]
+    b_lo, b_end = "bo", f"bo + (n - 1) * {rs[1]} + {K - 1} * {rs[2]} + 1"
+    if packed_n:  # B as bfp8 tiles (packed_n tiles a row): the block column's tiles, first to last
+        b_lo = f"(n0 / {TILE}) * {BFP8_TILE_BYTES}"
+        b_end = f"({(-(-K // TILE) - 1) * packed_n} + (n0 + n + {TILE - 1}) / {TILE}) * {BFP8_TILE_BYTES}"
+
+    def wave(x: str) -> str:  # item x's place in its core's range (core_of inverts tt__split)
+        core_of = f"((({x}) + 1) * mn_ + {items - 1}) / {items} - 1"
+        return f"(({x}) - ({core_of}) * {items} / mn_)"
+    # items take row blocks first (item t: block row t % mb, block column t / mb): an item
+    # receives its A panel when an earlier item of its block row (t - k mb) runs in the same wave
+    # (on an earlier core; the first of them reads DRAM), its B panel likewise from an earlier
+    # item of its block column (t - k). Evenly split, that is t - mb when the wave length divides
+    # mb, and t - q (q items per core) in the column.
+    before = [L.Define("mn_", "int64_t", "(int64_t)core->ncores"), L.Define("mw_", "int64_t", wave("it")),
+              L.Var("mar_", "int", "0"), L.Range("mk_", "1", f"t / {mb} + 1"),
+              L.Assign("mar_", f"mar_ | ({wave(f'it - mk_ * {mb}')} == mw_)"), L.End(),
+              L.Var("mbr_", "int", "0"), L.Range("mk_", "1", f"t % {mb} + 1"),
+              L.Assign("mbr_", f"mbr_ | ({wave('it - mk_')} == mw_)"), L.End()]
+    a_rx, b_rx = "mar_", "mbr_"
+    before += [L.Call("tt_multicast", ("core", "0", f"{a_rx} ? (const void *)(p{a.index} + ao) : NULL",
+                                       f"{a_rx} ? (const void *)(p{a.index} + {a_end}) : NULL")),
+               L.Call("tt_multicast", ("core", "1", f"{b_rx} ? (const void *)(p{b.index} + {b_lo}) : NULL",
+                                       f"{b_rx} ? (const void *)(p{b.index} + {b_end}) : NULL"))]
     after = [L.Call("tt_multicast", ("core", str(s), "NULL", "NULL")) for s in (0, 1)]
     return before, after
 
 
-def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
+def _bfp8_product(cbs: list[L.CircularBuffer], fn: str, K: int, tn: int, kc: int, a: L.Operand, ls: list[int],
+                  w: L.Operand, bd: str) -> list:
+    """The engine's product of an item's A block and its B block stored as bfp8 (`tn` tiles a
+    row of B), K in chunks of kc: per chunk the block's packed tiles are DMA'd into SRAM (one
+    run per tile row: a row's tiles are contiguous), unpacked there (tt_unpack_bfp8) and fed to
+    the engine; the first chunk's product lands in the block's page, later ones in a partial
+    page added into it. Page c_ is reserved by the caller."""
+    cbq, cbu, cbp = (next(cb for cb in cbs if cb.name == n) for n in ("cbq", "cbu", "cbp"))
+    tb = BFP8_TILE_BYTES
+    return [L.Define("tn_", "int64_t", f"(n + {TILE - 1}) / {TILE}"),
+            L.Range("kq_", "0", str(-(-K // kc))),
+            L.Define("kk_", "int64_t", f"kq_ * {kc}"), L.Define("kn_", "int64_t", f"K_MIN((int64_t){kc}, {K} - kk_)"),
+            L.Define("tk_", "int64_t", f"(kn_ + {TILE - 1}) / {TILE}"),
+            L.CbReserve(cbq, "q_"), L.Range("r_", "0", "tk_"),
+            L.DmaRead(cbq, "q_", f"r_ * tn_ * {tb}", w, f"((kk_ / {TILE} + r_) * {tn} + n0 / {TILE}) * {tb}",
+                      f"tn_ * {tb}", 1),
+            L.End(), L.CbPush(cbq), L.CbWait(cbq, "qw_"),
+            L.CbReserve(cbu, "u_"),
+            L.Call("tt_unpack_bfp8", ("qw_", "tk_", "tn_", "tn_", "u_", f"tn_ * {TILE}", "1" if bd == "bf16" else "0")),
+            L.CbPush(cbu), L.CbWait(cbu, "uw_"), L.CbReserve(cbp, "pp_"),
+            L.MatMul(fn, "m", "n", "kn_", a, f"ao + kk_ * {ls[2]}", ls[1], ls[2], w, "0", f"tn_ * {TILE}", 1,
+                     "kq_ ? pp_ : c_", "n", b_page="uw_"),
+            L.CbPush(cbp), L.CbWait(cbp, "pw_"),
+            L.Range("e_", "0", "(kq_ ? m * n : 0)", "GCC ivdep"), L.Assign("c_[e_]", "c_[e_] + pw_[e_]"), L.End(),
+            L.VectorOps("kq_ ? (m * n + 1023) / 1024 : 0"),
+            L.CbPop(cbp), L.CbPop(cbu), L.CbPop(cbq), L.End()]
+
+
+def bfp8_weight(k: Kernel, mat: set[int], node: Node) -> bool:
+    """Whether kernel k reads `node` only as what bfp8 storage serves: the right-hand [K, N]
+    operand of a product on the matrix engine, read row-major from its start (`x @ w`)."""
+    if k.kind != "dot" or len(node.shape) != 2:
+        return False
+    r = k.root
+    lhs, rhs = r.inputs
+    (lb, lf, lc), (rb, rf, rc) = dot_groups(r)
+    la, ra = access_of(lhs, mat), access_of(rhs, mat)
+    if ra is None or la is None or ra.src is not node or la.src is node or rb:
+        return False
+    if k.epilogue is not None and any(a.src is node for _, a in epilogue_inputs(k, mat)[1]):
+        return False
+    K, N = node.shape
+    rs = group_strides(rhs.shape, ra, [rb, rf, rc])
+    engine = lhs.dtype == rhs.dtype == "f32" and r.dtype == "f32" or lhs.dtype == rhs.dtype == "bf16" and \
+        r.dtype in ("f32", "bf16")
+    return bool(engine and rs is not None and ra.offset == 0 and rs[1] == 1 and rs[2] == N and
+                int(np.prod([rhs.shape[d] for d in rc], dtype=np.int64)) == K and
+                int(np.prod([rhs.shape[d] for d in rf], dtype=np.int64)) == N)
+
+
+def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int = MM_MIN_ITEMS,
+              bfp8: frozenset[int] = frozenset()) -> L.LoopKernel:
     """A product: each work item is a bm x bn block of one batch. The engine packs the operand
     blocks into its share of SRAM and writes the f32 block into a page after it; an epilogue
     (bias, activation, residual) runs on that page row by row with its other inputs brought in
@@ -749,10 +819,14 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKe
     opmap.setdefault(dest.src.id, len(opmap))
     nodes = {la.src.id: la.src, ra.src.id: ra.src, dest.src.id: dest.src}
     nodes.update({a.src.id: a.src for _, a in epi_leaves})
-    operands = [L.Operand(i, CTYPE[nodes[nid].dtype], nid == dest.src.id, nodes[nid]) for nid, i in opmap.items()]
-    op_of = {nid: operands[i] for nid, i in opmap.items()}
     ad, bd, od = lhs.dtype, rhs.dtype, r.dtype
     engine = ad == bd == "f32" and od == "f32" or ad == bd == "bf16" and od in ("f32", "bf16")
+    # a bfp8 weight: its packed tiles are DMA'd into SRAM and unpacked there, K in chunks of kc
+    packed = engine and ra.src.id in bfp8 and bfp8_weight(k, mat, ra.src)
+    operands = [L.Operand(i, "uint8_t" if packed and nid == ra.src.id else CTYPE[nodes[nid].dtype],
+                          nid == dest.src.id, nodes[nid]) for nid, i in opmap.items()]
+    op_of = {nid: operands[i] for nid, i in opmap.items()}
+    kc = min(BFP8_CHUNK, -(-K // TILE) * TILE)
     out_dt = k.epilogue.dtype if k.epilogue is not None else od
     stored = [j for j, (_, a) in enumerate(epi_leaves) if not memoryless(a.src)]
 
@@ -766,21 +840,27 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKe
             base = 0
         cbs += [L.CircularBuffer(f"cb{t}", CTYPE[epi_leaves[j][0].dtype], itemsize(epi_leaves[j][0].dtype), bn)
                 for t, j in enumerate(stored)]
+        if packed:  # the packed tiles of a K chunk of B's block, them unpacked, a chunk's partial C
+            cbs += [L.CircularBuffer("cbq", "uint8_t", 1, kc // TILE * -(-bn // TILE) * BFP8_TILE_BYTES, 1),
+                    L.CircularBuffer("cbu", CTYPE[bd], itemsize(bd), kc * -(-bn // TILE) * TILE, 1),
+                    L.CircularBuffer("cbp", "float", 4, bm * bn, 1)]
         cbs.append(L.CircularBuffer("cbout", CTYPE[dest.src.dtype], itemsize(dest.src.dtype), bn))
         L.place(cbs, base)
         return cbs
 
     # big blocks pack B once per block row (host speed); small products still get split into
-    # enough work items to occupy the grid (and the host threads); all of it fits the SRAM
+    # enough work items to occupy the target's grid (and the host threads); all of it fits the SRAM
     bm, bn = MM_BLOCK_M, MM_BLOCK_N
-    while B * -(-M // bm) * -(-N // bn) < MM_MIN_ITEMS and (bm > 32 or bn > 64):
+    while B * -(-M // bm) * -(-N // bn) < ncores and (bm > 32 or bn > 64):
         if bm > 32 and (bm >= bn or bn <= 64):
             bm //= 2
         else:
             bn //= 2
     cbs = make_cbs(bm, bn)
-    while L.sram_end(cbs) > sram_budget and (bm > 8 or bn > 8):
-        if bm >= bn and bm > 8:
+    while L.sram_end(cbs) > sram_budget and (bm > 8 or bn > (32 if packed else 8) or packed and kc > TILE):
+        if packed and kc > TILE:
+            kc = max(TILE, kc // 2 // TILE * TILE)
+        elif bm >= bn and bm > 8 or packed and bn <= 32:
             bm //= 2
         else:
             bn //= 2
@@ -800,7 +880,14 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKe
     out_cb = cbs[-1]
     dop = op_of[dest.src.id]
     ops_per = 0
-    if engine:
+    if engine and packed:
+        cbc = cbs[0]
+        fn = "tt_matmul_f32" if ad == "f32" else "tt_matmul_bf16"
+        mcast = _multicast(items, mb, op_of[la.src.id], ls, op_of[ra.src.id], rs, K, packed_n=-(-N // TILE))
+        body += mcast[0] + [L.CbReserve(cbc, "c_")] + _bfp8_product(
+            cbs, fn, K, -(-N // TILE), kc, op_of[la.src.id], ls, op_of[ra.src.id], bd) + \
+            [L.CbPush(cbc)] + mcast[1] + [L.CbWait(cbc, "cblk"), L.Range("i", "0", "m")]
+    elif engine:
         cbc = cbs[0]
         fn = "tt_matmul_f32" if ad == "f32" else "tt_matmul_bf16"
         mcast = _multicast(items, mb, op_of[la.src.id], ls, op_of[ra.src.id], rs, K)
@@ -813,14 +900,23 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKe
         body += [L.DmaWrite(cbc, "cblk", "i * n", dop, f"co + i * {cs[1]}", "n", cs[2] or 1), L.End(), L.CbPop(cbc)]
     elif engine:
         pages = {}
+        rows_at = len(body) - 1  # the row loop's Range: inputs the same for every row load before it
+        once: list[int] = []
         for t, j in enumerate(stored):
             n_, a = epi_leaves[j]
             g = group_strides(r.shape, a, out_groups) or [0, 0, 0]
             cb = cbs[1 + t]
-            body += [L.CbReserve(cb, f"w{t}"),
-                     L.DmaRead(cb, f"w{t}", "0", op_of[a.src.id], f"{a.offset} + b * {g[0]} + (m0 + i) * {g[1]} + n0 * {g[2]}",
-                               "1" if g[2] == 0 else "n", g[2]),
-                     L.CbPush(cb), L.CbWait(cb, f"x{t}")]
+            load = [L.CbReserve(cb, f"w{t}"),
+                    L.DmaRead(cb, f"w{t}", "0", op_of[a.src.id], f"{a.offset} + b * {g[0]} + (m0 + i) * {g[1]} + n0 * {g[2]}",
+                              "1" if g[2] == 0 else "n", g[2]),
+                    L.CbPush(cb), L.CbWait(cb, f"x{t}")]
+            if g[1] == 0:  # (a per-column bias or scale: DMA'd once per block, not once per row)
+                load[1] = replace(load[1], index=f"{a.offset} + b * {g[0]} + n0 * {g[2]}")
+                body[rows_at:rows_at] = load
+                rows_at += len(load)
+                once.append(t)
+            else:
+                body += load
             pages[j] = (f"x{t}", g[2])
         body += [L.CbReserve(out_cb, "orow"), L.Range("j", "0", "n", "GCC ivdep"),
                  L.Load("res_", "float", "cblk", "i * n + j", "k_round_bf16({ref})" if od == "bf16" else "{ref}")]
@@ -841,10 +937,10 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKe
             val = em.value(k.epilogue)
             ops_per = em.ops
         body += [L.Store("orow", "j", store_expr(out_dt, val)), L.End()]
-        body += [L.CbPop(cbs[1 + t]) for t in range(len(stored))]
+        body += [L.CbPop(cbs[1 + t]) for t in range(len(stored)) if t not in once]
         body += [L.CbPush(out_cb), L.CbWait(out_cb, "ores"),
                  L.DmaWrite(out_cb, "ores", "0", dop, f"co + i * {cs[1]}", "n", cs[2] or 1), L.CbPop(out_cb),
-                 L.End(), L.CbPop(cbc)]
+                 L.End()] + [L.CbPop(cbs[1 + t]) for t in once] + [L.CbPop(cbc)]
         if ops_per:
             body.append(L.VectorOps(f"{ops_per} * ((m * n + 1023) / 1024)"))
     else:

@@ -61,6 +61,7 @@ class CompiledProgram:
     kernels: list[KernelInfo]
     binding_bytes: list[int] = field(default_factory=list)
     live_peak_bytes: int = 0  # most intermediate bytes alive at once: arena_bytes' lower bound
+    input_formats: tuple[str, ...] = ()  # per input: "" (as given) or "bfp8" (packed on binding, tt_xla/bfp8.py)
 
     @property
     def nbindings(self) -> int:
