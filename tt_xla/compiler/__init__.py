@@ -195,7 +195,7 @@ def _bfp8_weights(fn: ir.Function, params: list[Node], order: list[Kernel], mat:
             raise UnsupportedError(f"compiler option weight_format names argument {i}; the function takes "
                                    f"{len(params)}", "func.func", fn.loc)
         n = params[i]
-        readers = [k for k in order if any(r is n for r in reads(k, mat))]
+        readers = [k for k in order if any(r is n for r in k.reads)]
         if n.size and readers and all(bfp8_weight(k, mat, n) for k in readers):
             out[n.id] = packed_nbytes(n.shape)
         elif named:
