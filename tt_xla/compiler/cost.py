@@ -309,10 +309,11 @@ class _Walker:
             elif isinstance(u, (L.DmaRead, L.DmaWrite)):
                 total[1] += np.sum(value(u.count) * value(u.rows) * weight) * u.cb.esize
             elif isinstance(u, L.MatMul):
-                m, n = value(u.m), value(u.n)
+                m, n, k = value(u.m), value(u.n), value(str(u.k))
                 live = ((m > 0) & (n > 0)) * weight
-                total[2] += np.sum(live * (-(-m // 32)) * (-(-n // 32))) * -(-u.k // 32)
-                total[1] += np.sum(live * (m * u.k * self.esize[u.a.index] + u.k * n * self.esize[u.b.index]))
+                total[2] += np.sum(live * (-(-m // 32)) * (-(-n // 32)) * -(-k // 32))
+                b_esize = 0 if u.b_page else self.esize[u.b.index]  # a B page already in SRAM: no DMA
+                total[1] += np.sum(live * (m * k * self.esize[u.a.index] + k * n * b_esize))
             elif isinstance(u, L.Alu):
                 total[3] += u.cost * np.sum(weight)
             elif isinstance(u, _Node) and _has_cost(u):
