@@ -316,6 +316,12 @@ static inline void tt_dma_prefetch(const void *dram, int64_t index, uint32_t esi
 /* Vector engine: a kernel reports the tile-wide instructions it issued (the cost model's
  * compute time is built from these events). */
 static inline void tt_vector_ops(const tt_core *c, uint64_t n) { c->counters[TT_CORE_VECTOR_OPS] += n; }
+/* Adds a kernel's event counts to its core's counters: generated kernels count in a local array
+ * (cores running at once on different host threads would otherwise share counter cache lines)
+ * and add it once at the end, through this one out-of-line copy rather than a loop in each. */
+TT__OUT_OF_LINE void tt_core_add_counters(const tt_core *c, const uint64_t *counts) {
+  for (int i = 0; i < TT_CORE_NCOUNTERS; ++i) c->counters[i] += counts[i];
+}
 
 /* ---------------------------------------------------------------- circular buffers
  * As on a Tensix core: a ring of `npages` pages in the core's SRAM between a producer (the DMA

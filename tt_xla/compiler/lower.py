@@ -34,6 +34,11 @@ CHUNK = 1024       # elements per block of a loop kernel (1 tile): its pages (4 
                    # the host's L1 (one host thread, ELU on 4M f32: about 1.3x faster than 4096)
 PREFETCH_SUB = 256 # elements: a chunk's compute runs in sub-blocks this long, each reading ahead
 TILE = 32          # the device's tile edge
+# Edge of the blocks a loop kernel with a transposed read (a stored transpose) works in: 2x2
+# device tiles. Its reads are runs of one block edge from as many DRAM rows, so the longer the
+# edge the fewer rows (pages, lines) per byte; 64 measured 0.55x the time of 32 for f32[2048,
+# 2048].T (one process, under load; 128 was no better). Re-blocked to TILE when SRAM is short.
+TILE_BLOCK = 64
 LANES = 64         # accumulators per reduction: 4 independent 512-bit vectors of f32
 MIN_BLOCK = 32     # elements: the smallest block a loop kernel is re-blocked to before it is refused
 MM_BLOCK_M, MM_BLOCK_N = 256, 512  # C block per work item: B is packed once per block row
@@ -185,7 +190,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
     def plan(block: int) -> tuple[str, int, int, list[str], dict[int, str]]:
         """(mode, rows per block, columns per block, ...) for a block of about `block` elements."""
         if transposed:
-            return "tile", TILE, TILE, [], {}
+            return "tile", te, te, [], {}
         if inner >= 2 * block:
             return "chunk", 1, block, [], {}
         return "rows", max(1, block // max(inner, 1)), inner, [], {}
@@ -213,8 +218,11 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
         L.place(cbs)
         return cbs, mode, rb, w
 
-    block = CHUNK
+    block, te = CHUNK, TILE_BLOCK
     cbs, mode, rb, w = sizes(block)
+    if mode == "tile" and L.sram_end(cbs) > sram_budget:
+        te = TILE
+        cbs, mode, rb, w = sizes(block)
     while L.sram_end(cbs) > sram_budget and block > MIN_BLOCK and mode != "tile":
         block //= 2
         cbs, mode, rb, w = sizes(block)
@@ -225,13 +233,13 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
     body: list = []
     if mode == "tile":
         rows2, o2 = shape[-2], int(np.prod(shape[:-2], dtype=np.int64))
-        ti, tj = -(-rows2 // TILE), -(-inner // TILE)
+        ti, tj = -(-rows2 // te), -(-inner // te)
         items = o2 * ti * tj
         body += [L.Define("o2", "int64_t", f"it / {ti * tj}"), L.Define("t", "int64_t", f"it % {ti * tj}"),
-                 L.Define("r0", "int64_t", f"o2 * {rows2} + (t / {tj}) * {TILE}"),
-                 L.Define("r1", "int64_t", f"o2 * {rows2} + K_MIN((t / {tj}) * {TILE} + {TILE}, (int64_t){rows2})"),
-                 L.Define("c0", "int64_t", f"(t % {tj}) * {TILE}"),
-                 L.Define("c1", "int64_t", f"K_MIN(c0 + {TILE}, (int64_t){inner})")]
+                 L.Define("r0", "int64_t", f"o2 * {rows2} + (t / {tj}) * {te}"),
+                 L.Define("r1", "int64_t", f"o2 * {rows2} + K_MIN((t / {tj}) * {te} + {te}, (int64_t){rows2})"),
+                 L.Define("c0", "int64_t", f"(t % {tj}) * {te}"),
+                 L.Define("c1", "int64_t", f"K_MIN(c0 + {te}, (int64_t){inner})")]
     elif mode == "chunk":
         per_row = -(-inner // w)
         items = outer * per_row
@@ -256,11 +264,11 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
         for j in col_leaves:  # the tile's columns, contiguous in DRAM: one block transfer
             op = op_of[leaves[j][1].src.id]
             body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {vecs[j][-1]}",
-                                  "r1 - r0", vecs[j][-2], "nc", str(vecs[j][-1]), str(TILE)))
+                                  "r1 - r0", vecs[j][-2], "nc", str(vecs[j][-1]), str(te)))
             # the next tile's columns (this tile row's next, if any), fetched by the host while
             # this one is transposed: its reads are short runs far apart, slow one after another
-            body.append(L.DmaPrefetch(op, f"{_base(offs[j], vecs[j][:-1], idx)} + (c0 + {TILE}) * {vecs[j][-1]}", "r1 - r0",
-                                      itemsize(leaves[j][0].dtype), f"K_MIN({TILE}, {inner} - (c0 + {TILE}))",
+            body.append(L.DmaPrefetch(op, f"{_base(offs[j], vecs[j][:-1], idx)} + (c0 + {te}) * {vecs[j][-1]}", "r1 - r0",
+                                      itemsize(leaves[j][0].dtype), f"K_MIN({te}, {inner} - (c0 + {te}))",
                                       str(vecs[j][-1])))
     once = [j for j in row_leaves if rowconst[j]]
     per_row = [j for j in row_leaves if not rowconst[j]]
@@ -308,11 +316,11 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
         body += [L.Define("nr", "int64_t", "r1 - r0"), L.Define("fr", "int64_t", "nr & ~7"),
                  L.Define("fc", "int64_t", "nc & ~7"),
                  L.Range("rr", "0", "fr / 8"), L.Range("cc", "0", "fc / 8"),
-                 L.Call("tt_transpose8x8_b32", (f"{src} + cc * 8 * {TILE} + rr * 8", str(TILE),
-                                                f"out + rr * 8 * {TILE} + cc * 8", str(TILE))),
+                 L.Call("tt_transpose8x8_b32", (f"{src} + cc * 8 * {te} + rr * 8", str(te),
+                                                f"out + rr * 8 * {te} + cc * 8", str(te))),
                  L.End(), L.End(),
                  L.Range("rr", "0", "nr"), L.Range("cc", "(rr < fr ? fc : 0)", "nc"),
-                 L.Store("out", f"rr * {TILE} + cc", f"{src}[cc * {TILE} + rr]"),
+                 L.Store("out", f"rr * {te} + cc", f"{src}[cc * {te} + rr]"),
                  L.End(), L.End()]
     else:
         iota = [j for j, (_, a) in enumerate(leaves) if a.src.op == "iota"]
@@ -329,7 +337,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
                 index_of[n.id] = f"ib{j} + j * {inner_st[j]}" if inner_st[j] else f"ib{j}"
             elif j in in_cb:
                 if layout(j, mode) == "col":
-                    index_of[n.id] = f"(j - c0) * {TILE} + (r - r0)"
+                    index_of[n.id] = f"(j - c0) * {te} + (r - r0)"
                 else:
                     row = "0" if rowconst[j] else f"(r - r0) * {1 if inner_st[j] == 0 else w}"
                     index_of[n.id] = row if inner_st[j] == 0 else f"{row} + (j - c0)"
@@ -358,7 +366,10 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
     for j in stored:
         body.append(L.CbPop(in_cb[j]))
     body.append(L.CbPush(out_cb))
-    body.append(L.VectorOps(f"{ops_per_elem} * (((r1 - r0) * nc + {TILE * TILE - 1}) / {TILE * TILE})"))
+    if mode == "tile":  # per device tile of the block, as when blocks were tiles
+        body.append(L.VectorOps(f"{ops_per_elem} * (((r1 - r0 + {TILE - 1}) / {TILE}) * ((nc + {TILE - 1}) / {TILE}))"))
+    else:
+        body.append(L.VectorOps(f"{ops_per_elem} * (((r1 - r0) * nc + {TILE * TILE - 1}) / {TILE * TILE})"))
 
     # ---- writer: SRAM -> DRAM
     body.append(L.CbWait(out_cb, "res"))
