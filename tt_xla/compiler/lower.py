@@ -37,7 +37,8 @@ TILE = 32          # the device's tile edge
 # Edge of the blocks a loop kernel with a transposed read (a stored transpose) works in: 2x2
 # device tiles. Its reads are runs of one block edge from as many DRAM rows, so the longer the
 # edge the fewer rows (pages, lines) per byte; 64 measured 0.55x the time of 32 for f32[2048,
-# 2048].T (one process, under load; 128 was no better). Re-blocked to TILE when SRAM is short.
+# 2048].T (one process, under load; 128 was no better). TILE when there would be fewer blocks
+# than cores, or SRAM is short.
 TILE_BLOCK = 64
 LANES = 64         # accumulators per reduction: 4 independent 512-bit vectors of f32
 MIN_BLOCK = 32     # elements: the smallest block a loop kernel is re-blocked to before it is refused
@@ -220,9 +221,13 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
 
     block, te = CHUNK, TILE_BLOCK
     cbs, mode, rb, w = sizes(block)
-    if mode == "tile" and L.sram_end(cbs) > sram_budget:
-        te = TILE
-        cbs, mode, rb, w = sizes(block)
+    if mode == "tile":
+        # big blocks only when there are enough of them for every core (small transposes keep
+        # their work split, and so their modeled time) and they fit
+        nblocks = int(np.prod(shape[:-2], dtype=np.int64)) * -(-shape[-2] // te) * -(-inner // te)
+        if nblocks < MM_MIN_ITEMS or L.sram_end(cbs) > sram_budget:
+            te = TILE
+            cbs, mode, rb, w = sizes(block)
     while L.sram_end(cbs) > sram_budget and block > MIN_BLOCK and mode != "tile":
         block //= 2
         cbs, mode, rb, w = sizes(block)
@@ -602,14 +607,18 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
         for j in stored:
             base = f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc * {avecs[j][-1]}"
             dma_in(j, base, "np_", avecs[j][-1])
-        # ask the host to fetch the DRAM after each contiguous run while this piece is reduced:
-        # the next piece, or the next row when rows are contiguous (a host core runs its DMA and
-        # its math one after the other; this lets the next DMA's reads overlap this math). Only
-        # for operands beyond the host's L2 whose runs move (not one run read by every output):
-        # others are in the caches already, and the C compiler's time is better spent elsewhere.
+        # ask the host to fetch the DRAM of the next row while this piece is reduced, when that
+        # row is not the one right after it (a host core runs its DMA and its math one after the
+        # other; this lets the next DMA's reads overlap this math). Only for operands beyond the
+        # host's L2 whose runs move (not one run read by every output): others are in the caches
+        # already, and the C compiler's time is better spent elsewhere. A run followed by the
+        # next (the next piece, or the next row of rows side by side) is left to the host's own
+        # stream prefetcher: asking as well made a row sum of f32[4096, 1024] take 1.06-1.14x as
+        # long (one process, CPU time, under load).
         for j in stored:
             src = leaves[j][1].src
-            if avecs[j][-1] == 1 and src.nbytes > PREFETCH_MIN_BYTES and (any(kvecs[j] + avecs[j][:-1]) or not one_piece):
+            adjacent = not one_piece or (len(ashape) == 1 and bool(kvecs[j]) and kvecs[j][-1] == last)
+            if avecs[j][-1] == 1 and src.nbytes > PREFETCH_MIN_BYTES and any(kvecs[j] + avecs[j][:-1]) and not adjacent:
                 nxt = f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc + np_"
                 ahead = max(1, PREFETCH_BYTES // itemsize(src.dtype))
                 body.append(L.DmaPrefetch(op_of[src.id], nxt, f"K_MIN((int64_t){ahead}, {src.size} - ({nxt}))",
