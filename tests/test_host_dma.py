@@ -3,7 +3,8 @@ the core by streaming (non-temporal) stores (tt_dma_write_stream): the results m
 those of the ordinary write DMA, whatever the alignment of the run in DRAM and in the page, its
 length and the element size. Loop kernels over long rows read ahead (DmaPrefetch) the next
 chunk of their contiguous inputs while they compute: a hint that moves no data and counts
-nothing, stays inside the row, and leaves the results and the device figures alone."""
+nothing, stays inside the row, and leaves the results and the device figures alone. Big
+transposes work in 64x64 blocks; reductions read ahead only to a row that does not follow."""
 import jax
 import pytest
 
@@ -75,3 +76,37 @@ def test_long_rows_read_ahead_inside_the_row(shape):
 def test_short_rows_do_not_read_ahead():
     (k,) = _kernels(lambda x: jax.nn.elu(x[:, 1:]), inputs((40, 301), np.float32))  # rows of 300
     assert not any(isinstance(u, DmaPrefetch) for u in k.body)
+
+
+def _exe_and_kernel(f, *args):
+    import tt_xla
+    exe = tt_xla.compile(jax.export.export(jax.jit(f))(*args).mlir_module())
+    (k,) = exe.kernels()
+    return exe, k
+
+
+@pytest.mark.parametrize("shape,items", [((517, 1001), 9 * 16), ((100, 100), 4 * 4)])
+def test_transposes_work_in_blocks_of_2x2_tiles_when_there_are_enough(shape, items):
+    # 64x64 blocks (half the DRAM rows per byte of 32x32 tiles) when there are at least 64 of
+    # them, else 32x32 tiles; ragged edges either way; the cores count the same events as over
+    # 32x32 tiles: a vector op per device tile, every element moved in and out once
+    x = inputs(shape, np.float32)
+    exe, k = _exe_and_kernel(lambda x: x.T, x)
+    assert k.work_items == items
+    (y,) = exe(x)
+    assert np.array_equal(np.asarray(y), x.T, equal_nan=True)
+    (st,) = exe.kernel_stats()
+    assert st["vector_ops"] == -(-shape[0] // 32) * -(-shape[1] // 32)
+    assert st["dma_bytes"] == 2 * x.nbytes
+
+
+def test_row_reductions_read_ahead_only_to_a_row_not_next():
+    # the next row right after this one is the host's stream prefetcher's; a row further on is
+    # asked for while this one is reduced
+    x = inputs((512, 2048), np.float32)
+    (k,) = _kernels(lambda x: jnp.sum(x, axis=-1), x)
+    assert not any(isinstance(u, DmaPrefetch) for u in k.body)
+    f = lambda x: jnp.sum(x[:, :1024], axis=-1)  # noqa: E731  (rows 2048 apart)
+    (k,) = _kernels(f, x)
+    assert any(isinstance(u, DmaPrefetch) for u in k.body)
+    check(f, x, rtol=1e-4, atol=1e-3)  # (a sum of 1024 in another order)

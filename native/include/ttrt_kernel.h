@@ -228,11 +228,15 @@ static inline int tt__stream_run(char *restrict d, const char *restrict s, uint6
  * src + r * spitch + i * sstride to dst + r * dpitch + i * dstride (in elements). A read is
  * dense in SRAM (dstride 1) and strided in DRAM (sstride 0: one element, as a broadcast reads
  * it, moved once); a write the other way round. `stream`: contiguous runs of at least 256
- * bytes go to DRAM by non-temporal stores. Returns the bytes moved. One function, out of line,
- * for every kind of transfer: the C compiler compiles it once per kernel library. */
-TT__OUT_OF_LINE uint64_t tt__dma(char *restrict d, int64_t dpitch, int64_t dstride, const char *restrict s, int64_t spitch,
-                               int64_t sstride, uint32_t esize, int64_t rows, int64_t count, int stream) {
-  if (count <= 0 || rows <= 0) return 0;
+ * bytes go to DRAM by non-temporal stores. `write`: d is the DRAM side (else s), whose address
+ * the counters are charged at. One function, out of line, for every kind of transfer, counting
+ * included: the C compiler compiles it once per kernel library, and a call site is one call
+ * (the counting inlined at each of a training step's ~280 DMA call sites was a quarter of the
+ * C compiler's time over its kernels). */
+TT__OUT_OF_LINE void tt__dma(const tt_core *c, int write, char *restrict d, int64_t dpitch, int64_t dstride,
+                             const char *restrict s, int64_t spitch, int64_t sstride, uint32_t esize, int64_t rows,
+                             int64_t count, int stream) {
+  if (count <= 0 || rows <= 0) return;
   const int64_t e = esize;
   if (sstride == 0) count = 1;
   const int64_t bytes = count * e;
@@ -256,39 +260,39 @@ TT__OUT_OF_LINE uint64_t tt__dma(char *restrict d, int64_t dpitch, int64_t dstri
       }
     }
   }
-  return (uint64_t)(rows * bytes);
+  tt_dma_count(c, write ? (const void *)d : (const void *)s, (uint64_t)(rows * bytes));
 }
 static inline void tt_dma_read_strided(const tt_core *c, void *sram_dst, const void *dram_src, uint32_t esize,
                                        int64_t count, int64_t stride) {
-  tt_dma_count(c, dram_src, tt__dma((char *)sram_dst, 0, 1, (const char *)dram_src, 0, stride, esize, 1, count, 0));
+  tt__dma(c, 0, (char *)sram_dst, 0, 1, (const char *)dram_src, 0, stride, esize, 1, count, 0);
 }
 static inline void tt_dma_write_strided(const tt_core *c, void *dram_dst, const void *sram_src, uint32_t esize,
                                         int64_t count, int64_t stride) {
-  tt_dma_count(c, dram_dst, tt__dma((char *)dram_dst, 0, stride, (const char *)sram_src, 0, 1, esize, 1, count, 0));
+  tt__dma(c, 1, (char *)dram_dst, 0, stride, (const char *)sram_src, 0, 1, esize, 1, count, 0);
 }
 /* Block DMA: `rows` runs as above, `dram_pitch` elements apart in DRAM and `sram_pitch` apart in
  * SRAM (a tile, or a block of rows): one transfer, as a NoC moves a 2-D block, instead of one
  * call per row. */
 static inline void tt_dma_read_block(const tt_core *c, void *sram_dst, int64_t sram_pitch, const void *dram_src,
                                      int64_t dram_pitch, uint32_t esize, int64_t rows, int64_t count, int64_t stride) {
-  tt_dma_count(c, dram_src, tt__dma((char *)sram_dst, sram_pitch, 1, (const char *)dram_src, dram_pitch, stride,
-                                            esize, rows, count, 0));
+  tt__dma(c, 0, (char *)sram_dst, sram_pitch, 1, (const char *)dram_src, dram_pitch, stride,
+          esize, rows, count, 0);
 }
 static inline void tt_dma_write_block(const tt_core *c, void *dram_dst, int64_t dram_pitch, const void *sram_src,
                                       int64_t sram_pitch, uint32_t esize, int64_t rows, int64_t count, int64_t stride) {
-  tt_dma_count(c, dram_dst, tt__dma((char *)dram_dst, dram_pitch, stride, (const char *)sram_src, sram_pitch, 1,
-                                            esize, rows, count, 0));
+  tt__dma(c, 1, (char *)dram_dst, dram_pitch, stride, (const char *)sram_src, sram_pitch, 1,
+          esize, rows, count, 0);
 }
 /* tt_dma_write_strided / tt_dma_write_block by streaming stores (see above). */
 static inline void tt_dma_write_stream(const tt_core *c, void *dram_dst, const void *sram_src, uint32_t esize,
                                        int64_t count, int64_t stride) {
-  tt_dma_count(c, dram_dst, tt__dma((char *)dram_dst, 0, stride, (const char *)sram_src, 0, 1, esize, 1, count, 1));
+  tt__dma(c, 1, (char *)dram_dst, 0, stride, (const char *)sram_src, 0, 1, esize, 1, count, 1);
 }
 static inline void tt_dma_write_block_stream(const tt_core *c, void *dram_dst, int64_t dram_pitch, const void *sram_src,
                                              int64_t sram_pitch, uint32_t esize, int64_t rows, int64_t count,
                                              int64_t stride) {
-  tt_dma_count(c, dram_dst, tt__dma((char *)dram_dst, dram_pitch, stride, (const char *)sram_src, sram_pitch, 1,
-                                            esize, rows, count, 1));
+  tt__dma(c, 1, (char *)dram_dst, dram_pitch, stride, (const char *)sram_src, sram_pitch, 1,
+          esize, rows, count, 1);
 }
 static inline void tt_dma_stream_fence(void) {
 #ifdef TT__FENCE
@@ -314,6 +318,12 @@ static inline void tt_dma_prefetch(const void *dram, int64_t index, uint32_t esi
 /* Vector engine: a kernel reports the tile-wide instructions it issued (the cost model's
  * compute time is built from these events). */
 static inline void tt_vector_ops(const tt_core *c, uint64_t n) { c->counters[TT_CORE_VECTOR_OPS] += n; }
+/* Adds a kernel's event counts to its core's counters: generated kernels count in a local array
+ * (cores running at once on different host threads would otherwise share counter cache lines)
+ * and add it once at the end, through this one out-of-line copy rather than a loop in each. */
+TT__OUT_OF_LINE void tt_core_add_counters(const tt_core *c, const uint64_t *counts) {
+  for (int i = 0; i < TT_CORE_NCOUNTERS; ++i) c->counters[i] += counts[i];
+}
 
 /* ---------------------------------------------------------------- circular buffers
  * As on a Tensix core: a ring of `npages` pages in the core's SRAM between a producer (the DMA

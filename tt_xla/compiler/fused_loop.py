@@ -225,7 +225,7 @@ def fuse_while(cond_fn: ir.Function, body_fn: ir.Function, ncarried: int, sram_b
     src += [f"  tt_dma_write(core, ops[{nin + 1 + j}], p{gen.name_of[params[i].id]}, {params[i].nbytes}ull);"
             for j, i in enumerate(changed) if params[i].nbytes]
     src += [f"  counts_[TT_CORE_VECTOR_OPS] += (uint64_t)n_ * {body_vops}u + (uint64_t)(n_ + !go_) * {cond_vops}u;",
-            "  for (int i = 0; i < TT_CORE_NCOUNTERS; ++i) core_->counters[i] += counts_[i];",
+            "  tt_core_add_counters(core_, counts_);",
             "}"]
     source = "\n".join(src)
 

@@ -36,6 +36,12 @@ CHUNK = 1024       # elements per block of a loop kernel (1 tile): its pages (4 
                    # the host's L1 (one host thread, ELU on 4M f32: about 1.3x faster than 4096)
 PREFETCH_SUB = 256 # elements: a chunk's compute runs in sub-blocks this long, each reading ahead
 TILE = 32          # the device's tile edge
+# Edge of the blocks a loop kernel with a transposed read (a stored transpose) works in: 2x2
+# device tiles. Its reads are runs of one block edge from as many DRAM rows, so the longer the
+# edge the fewer rows (pages, lines) per byte; 64 measured 0.55x the time of 32 for f32[2048,
+# 2048].T (one process, under load; 128 was no better). TILE when there would be fewer blocks
+# than cores, or SRAM is short.
+TILE_BLOCK = 64
 LANES = 64         # accumulators per reduction: 4 independent 512-bit vectors of f32
 MIN_BLOCK = 32     # elements: the smallest block a loop kernel is re-blocked to before it is refused
 MM_BLOCK_M, MM_BLOCK_N = 256, 512  # C block per work item: B is packed once per block row
@@ -191,7 +197,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
     def plan(block: int) -> tuple[str, int, int, list[str], dict[int, str]]:
         """(mode, rows per block, columns per block, ...) for a block of about `block` elements."""
         if transposed:
-            return "tile", TILE, TILE, [], {}
+            return "tile", te, te, [], {}
         if inner >= 2 * block:
             return "chunk", 1, block, [], {}
         return "rows", max(1, block // max(inner, 1)), inner, [], {}
@@ -219,8 +225,15 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
         L.place(cbs)
         return cbs, mode, rb, w
 
-    block = CHUNK
+    block, te = CHUNK, TILE_BLOCK
     cbs, mode, rb, w = sizes(block)
+    if mode == "tile":
+        # big blocks only when there are enough of them for every core (small transposes keep
+        # their work split, and so their modeled time) and they fit
+        nblocks = int(np.prod(shape[:-2], dtype=np.int64)) * -(-shape[-2] // te) * -(-inner // te)
+        if nblocks < MM_MIN_ITEMS or L.sram_end(cbs) > sram_budget:
+            te = TILE
+            cbs, mode, rb, w = sizes(block)
     while L.sram_end(cbs) > sram_budget and block > MIN_BLOCK and mode != "tile":
         block //= 2
         cbs, mode, rb, w = sizes(block)
@@ -231,13 +244,13 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
     body: list = []
     if mode == "tile":
         rows2, o2 = shape[-2], int(np.prod(shape[:-2], dtype=np.int64))
-        ti, tj = -(-rows2 // TILE), -(-inner // TILE)
+        ti, tj = -(-rows2 // te), -(-inner // te)
         items = o2 * ti * tj
         body += [L.Define("o2", "int64_t", f"it / {ti * tj}"), L.Define("t", "int64_t", f"it % {ti * tj}"),
-                 L.Define("r0", "int64_t", f"o2 * {rows2} + (t / {tj}) * {TILE}"),
-                 L.Define("r1", "int64_t", f"o2 * {rows2} + K_MIN((t / {tj}) * {TILE} + {TILE}, (int64_t){rows2})"),
-                 L.Define("c0", "int64_t", f"(t % {tj}) * {TILE}"),
-                 L.Define("c1", "int64_t", f"K_MIN(c0 + {TILE}, (int64_t){inner})")]
+                 L.Define("r0", "int64_t", f"o2 * {rows2} + (t / {tj}) * {te}"),
+                 L.Define("r1", "int64_t", f"o2 * {rows2} + K_MIN((t / {tj}) * {te} + {te}, (int64_t){rows2})"),
+                 L.Define("c0", "int64_t", f"(t % {tj}) * {te}"),
+                 L.Define("c1", "int64_t", f"K_MIN(c0 + {te}, (int64_t){inner})")]
     elif mode == "chunk":
         per_row = -(-inner // w)
         items = outer * per_row
@@ -262,11 +275,11 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
         for j in col_leaves:  # the tile's columns, contiguous in DRAM: one block transfer
             op = op_of[leaves[j][1].src.id]
             body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {vecs[j][-1]}",
-                                  "r1 - r0", vecs[j][-2], "nc", str(vecs[j][-1]), str(TILE)))
+                                  "r1 - r0", vecs[j][-2], "nc", str(vecs[j][-1]), str(te)))
             # the next tile's columns (this tile row's next, if any), fetched by the host while
             # this one is transposed: its reads are short runs far apart, slow one after another
-            body.append(L.DmaPrefetch(op, f"{_base(offs[j], vecs[j][:-1], idx)} + (c0 + {TILE}) * {vecs[j][-1]}", "r1 - r0",
-                                      itemsize(leaves[j][0].dtype), f"K_MIN({TILE}, {inner} - (c0 + {TILE}))",
+            body.append(L.DmaPrefetch(op, f"{_base(offs[j], vecs[j][:-1], idx)} + (c0 + {te}) * {vecs[j][-1]}", "r1 - r0",
+                                      itemsize(leaves[j][0].dtype), f"K_MIN({te}, {inner} - (c0 + {te}))",
                                       str(vecs[j][-1])))
     once = [j for j in row_leaves if rowconst[j]]
     per_row = [j for j in row_leaves if not rowconst[j]]
@@ -314,11 +327,11 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
         body += [L.Define("nr", "int64_t", "r1 - r0"), L.Define("fr", "int64_t", "nr & ~7"),
                  L.Define("fc", "int64_t", "nc & ~7"),
                  L.Range("rr", "0", "fr / 8"), L.Range("cc", "0", "fc / 8"),
-                 L.Call("tt_transpose8x8_b32", (f"{src} + cc * 8 * {TILE} + rr * 8", str(TILE),
-                                                f"out + rr * 8 * {TILE} + cc * 8", str(TILE))),
+                 L.Call("tt_transpose8x8_b32", (f"{src} + cc * 8 * {te} + rr * 8", str(te),
+                                                f"out + rr * 8 * {te} + cc * 8", str(te))),
                  L.End(), L.End(),
                  L.Range("rr", "0", "nr"), L.Range("cc", "(rr < fr ? fc : 0)", "nc"),
-                 L.Store("out", f"rr * {TILE} + cc", f"{src}[cc * {TILE} + rr]"),
+                 L.Store("out", f"rr * {te} + cc", f"{src}[cc * {te} + rr]"),
                  L.End(), L.End()]
     else:
         iota = [j for j, (_, a) in enumerate(leaves) if a.src.op == "iota"]
@@ -335,7 +348,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
                 index_of[n.id] = f"ib{j} + j * {inner_st[j]}" if inner_st[j] else f"ib{j}"
             elif j in in_cb:
                 if layout(j, mode) == "col":
-                    index_of[n.id] = f"(j - c0) * {TILE} + (r - r0)"
+                    index_of[n.id] = f"(j - c0) * {te} + (r - r0)"
                 else:
                     row = "0" if rowconst[j] else f"(r - r0) * {1 if inner_st[j] == 0 else w}"
                     index_of[n.id] = row if inner_st[j] == 0 else f"{row} + (j - c0)"
@@ -364,7 +377,10 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
     for j in stored:
         body.append(L.CbPop(in_cb[j]))
     body.append(L.CbPush(out_cb))
-    body.append(L.VectorOps(f"{ops_per_elem} * (((r1 - r0) * nc + {TILE * TILE - 1}) / {TILE * TILE})"))
+    if mode == "tile":  # per device tile of the block, as when blocks were tiles
+        body.append(L.VectorOps(f"{ops_per_elem} * (((r1 - r0 + {TILE - 1}) / {TILE}) * ((nc + {TILE - 1}) / {TILE}))"))
+    else:
+        body.append(L.VectorOps(f"{ops_per_elem} * (((r1 - r0) * nc + {TILE * TILE - 1}) / {TILE * TILE})"))
 
     # ---- writer: SRAM -> DRAM
     body.append(L.CbWait(out_cb, "res"))
@@ -585,14 +601,18 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
         for j in stored:
             base = f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc * {avecs[j][-1]}"
             dma_in(j, base, "np_", avecs[j][-1])
-        # ask the host to fetch the DRAM after each contiguous run while this piece is reduced:
-        # the next piece, or the next row when rows are contiguous (a host core runs its DMA and
-        # its math one after the other; this lets the next DMA's reads overlap this math). Only
-        # for operands beyond the host's L2 whose runs move (not one run read by every output):
-        # others are in the caches already, and the C compiler's time is better spent elsewhere.
+        # ask the host to fetch the DRAM of the next row while this piece is reduced, when that
+        # row is not the one right after it (a host core runs its DMA and its math one after the
+        # other; this lets the next DMA's reads overlap this math). Only for operands beyond the
+        # host's L2 whose runs move (not one run read by every output): others are in the caches
+        # already, and the C compiler's time is better spent elsewhere. A run followed by the
+        # next (the next piece, or the next row of rows side by side) is left to the host's own
+        # stream prefetcher: asking as well made a row sum of f32[4096, 1024] take 1.06-1.14x as
+        # long (one process, CPU time, under load).
         for j in stored:
             src = leaves[j][1].src
-            if avecs[j][-1] == 1 and src.nbytes > PREFETCH_MIN_BYTES and (any(kvecs[j] + avecs[j][:-1]) or not one_piece):
+            adjacent = not one_piece or (len(ashape) == 1 and bool(kvecs[j]) and kvecs[j][-1] == last)
+            if avecs[j][-1] == 1 and src.nbytes > PREFETCH_MIN_BYTES and any(kvecs[j] + avecs[j][:-1]) and not adjacent:
                 nxt = f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc + np_"
                 ahead = max(1, PREFETCH_BYTES // itemsize(src.dtype))
                 body.append(L.DmaPrefetch(op_of[src.id], nxt, f"K_MIN((int64_t){ahead}, {src.size} - ({nxt}))",

@@ -158,5 +158,5 @@ def render(k: L.LoopKernel) -> str:
     lines.append("  }")
     if any(isinstance(u, L.DmaWrite) and _streams(u) for u in k.body):
         lines.append("  tt_dma_stream_fence();")  # streamed stores are weakly ordered
-    lines += ["  for (int i = 0; i < TT_CORE_NCOUNTERS; ++i) core_->counters[i] += counts_[i];", "}"]
+    lines += ["  tt_core_add_counters(core_, counts_);", "}"]
     return "\n".join(lines)
