@@ -303,7 +303,9 @@ static inline void tt_dma_stream_fence(void) {
 /* Read-ahead for a coming DMA read of `count` elements of `esize` bytes at element `index` of
  * `dram` (none when count <= 0, as past the end of an operand): the host fetches the lines
  * into its caches while the core computes. Moves no data, counts nothing. */
-TT__OUT_OF_LINE void tt_dma_prefetch_block(const void *dram, int64_t index, uint32_t esize, int64_t count, int64_t rows,
+/* noipa: the body has no effect the C compiler can see (prefetches only), so without it gcc's
+ * interprocedural analysis marks the function const and deletes every call. */
+static __attribute__((noinline, noipa, unused)) void tt_dma_prefetch_block(const void *dram, int64_t index, uint32_t esize, int64_t count, int64_t rows,
                                          int64_t pitch) {
   if (count <= 0) return;
   for (int64_t r = 0; r < rows; ++r) {
