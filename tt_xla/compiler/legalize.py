@@ -15,7 +15,7 @@ from .conv import convolution
 from .graph import BITS, FLOATS, Graph, Node, broadcast, const, ew, np_dtype, transpose
 from .ops import BY_HLO
 from .rng import rng_bit_generator
-from .special import FUNCTIONS as SPECIAL_FUNCTIONS, expand as expand_special
+from .special import FUNCTIONS as SPECIAL_FUNCTIONS, expand as expand_special, mulhi64
 
 SUPPORTED_TYPES = {"i1", "i8", "i16", "i32", "i64", "ui8", "ui16", "ui32", "ui64",
                    "f16", "bf16", "f32", "f64"} | FLOATS  # FLOATS: with the fp8 types
@@ -140,11 +140,13 @@ class Legalizer:
 
     def _mulhi(self, op: ir.Operation) -> Node:
         """chlo.mulhi: the high half of the double-width product (integers up to 32 bits, whose
-        product fits a 64-bit lane)."""
+        product fits a 64-bit lane; 64-bit ones by 32-bit halves, special.mulhi64)."""
         a, b = self._ins(op)
         _, dt = self._result(op)
-        if dt in FLOATS or dt == "i1" or BITS[dt] > 32:
-            raise UnsupportedError(f"mulhi on {dt} (integers up to 32 bits)", op.name, op.loc)
+        if dt in FLOATS or dt == "i1":
+            raise UnsupportedError(f"mulhi on {dt} (integers only)", op.name, op.loc)
+        if BITS[dt] == 64:
+            return mulhi64(a, b, op.loc)
         wide = "ui64" if dt.startswith("u") else "i64"
         prod = ew("mul", [ew("convert", [a], dtype=wide, loc=op.loc), ew("convert", [b], dtype=wide, loc=op.loc)])
         shift = const(BITS[dt], wide, prod.shape, op.loc)
