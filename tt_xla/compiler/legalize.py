@@ -10,8 +10,9 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
-from . import complex_split, indexing, windows
+from . import complex_split, indexing, narrow_int, windows
 from .conv import convolution
+from .dtypes import NARROW_INTS
 from .graph import BITS, FLOATS, Graph, Node, broadcast, const, ew, np_dtype, transpose
 from .ops import BY_HLO
 from .rng import rng_bit_generator
@@ -38,12 +39,13 @@ class Legalizer:
             shape, dt = _tensor(a.type, "func.func", _argument(fn, i, a))
             p = Node("param", [], shape, dt, {"index": i}, fn.loc)
             params.append(p)
-            self.env[id(a)] = p
+            self.env[id(a)] = narrow_int.load(p, a.type.element, fn.loc)
         outputs: list[Node] = []
         for op in fn.body.ops:
             if op.name == "func.return":
-                outputs = [complex_split.interleave(x, op.loc) if isinstance(x, complex_split.Pair) else x
-                           for x in (self.value(v) for v in op.operands)]
+                outputs = [complex_split.interleave(x, op.loc) if isinstance(x, complex_split.Pair)
+                           else narrow_int.store(x, getattr(v.type, "element", ""), op.loc)
+                           for x, v in ((self.value(v), v) for v in op.operands)]
                 break
             self.op(op)
         return Graph(params, outputs)
@@ -73,7 +75,10 @@ class Legalizer:
             raise UnsupportedError(f"{name} of booleans (i1)", op.name, op.loc)
         for r in op.results:  # every result must be a tensor of a supported element type
             _tensor(r.type, op.name, op.loc)
-        results = handler(self, op)
+        if narrow_int.touches(op):  # int4/uint4: computed in bytes, wrapped to 4 bits
+            results = narrow_int.legalize_op(self, op, lambda: _as_list(handler(self, op)))
+        else:
+            results = handler(self, op)
         if isinstance(results, Node):
             results = [results]
         for r, n in zip(op.results, results):
@@ -450,9 +455,13 @@ def _tensor(t: object, opname: str, loc: object) -> tuple[tuple[int, ...], str]:
         raise UnsupportedError(f"values of type {t} are not supported", opname, loc)
     if any(d is None for d in t.shape):
         raise UnsupportedError(f"dynamic shape {t} is not supported", opname, loc)
-    if t.element not in SUPPORTED_TYPES:
+    if t.element not in SUPPORTED_TYPES and t.element not in NARROW_INTS:
         raise UnsupportedError(f"element type {t.element} is not supported", opname, loc)
-    return tuple(int(d) for d in t.shape), t.element
+    return tuple(int(d) for d in t.shape), NARROW_INTS.get(t.element, t.element)
+
+
+def _as_list(r: Node | list[Node]) -> list[Node]:
+    return [r] if isinstance(r, Node) else list(r)
 
 
 def _int(v: object) -> int:
