@@ -10,9 +10,9 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
-from . import complex_split, indexing, narrow_int, windows
+from . import complex_split, indexing, narrow, windows
 from .conv import convolution
-from .dtypes import NARROW_INTS
+from .dtypes import E8M0, NARROW_INTS
 from .graph import BITS, FLOATS, Graph, Node, broadcast, const, ew, np_dtype, transpose
 from .ops import BY_HLO
 from .rng import rng_bit_generator
@@ -37,14 +37,14 @@ class Legalizer:
                 params.append(p)
                 continue
             shape, dt = _tensor(a.type, "func.func", _argument(fn, i, a))
-            p = Node("param", [], shape, dt, {"index": i}, fn.loc)
+            p = Node("param", [], shape, narrow.storage(a.type.element, dt), {"index": i}, fn.loc)
             params.append(p)
-            self.env[id(a)] = narrow_int.load(p, a.type.element, fn.loc)
+            self.env[id(a)] = narrow.load(p, a.type.element, fn.loc)
         outputs: list[Node] = []
         for op in fn.body.ops:
             if op.name == "func.return":
                 outputs = [complex_split.interleave(x, op.loc) if isinstance(x, complex_split.Pair)
-                           else narrow_int.store(x, getattr(v.type, "element", ""), op.loc)
+                           else narrow.store(x, getattr(v.type, "element", ""), op.loc)
                            for x, v in ((self.value(v), v) for v in op.operands)]
                 break
             self.op(op)
@@ -75,8 +75,8 @@ class Legalizer:
             raise UnsupportedError(f"{name} of booleans (i1)", op.name, op.loc)
         for r in op.results:  # every result must be a tensor of a supported element type
             _tensor(r.type, op.name, op.loc)
-        if narrow_int.touches(op):  # int4/uint4: computed in bytes, wrapped to 4 bits
-            results = narrow_int.legalize_op(self, op, lambda: _as_list(handler(self, op)))
+        if narrow.touches(op):  # int4/uint4, e8m0: computed wider, brought back after each op
+            results = narrow.legalize_op(self, op, lambda: _as_list(handler(self, op)))
         else:
             results = handler(self, op)
         if isinstance(results, Node):
@@ -455,9 +455,9 @@ def _tensor(t: object, opname: str, loc: object) -> tuple[tuple[int, ...], str]:
         raise UnsupportedError(f"values of type {t} are not supported", opname, loc)
     if any(d is None for d in t.shape):
         raise UnsupportedError(f"dynamic shape {t} is not supported", opname, loc)
-    if t.element not in SUPPORTED_TYPES and t.element not in NARROW_INTS:
+    if t.element not in SUPPORTED_TYPES and t.element not in NARROW_INTS and t.element != E8M0:
         raise UnsupportedError(f"element type {t.element} is not supported", opname, loc)
-    return tuple(int(d) for d in t.shape), NARROW_INTS.get(t.element, t.element)
+    return tuple(int(d) for d in t.shape), "f32" if t.element == E8M0 else NARROW_INTS.get(t.element, t.element)
 
 
 def _as_list(r: Node | list[Node]) -> list[Node]:
