@@ -304,18 +304,13 @@ class Legalizer:
         lb, rb, lc, rc = (list(_ints(f.get(k, ()))) for k in (
             "lhs_batching_dimensions", "rhs_batching_dimensions",
             "lhs_contracting_dimensions", "rhs_contracting_dimensions"))
-        # Canonical operand layouts, lhs [batch, free, contracting] and rhs [batch, contracting,
-        # free]: each group is then one run of dims the matrix engine can stride through (the
-        # transposes are views; fusion copies only when a group's strides do not merge).
-        lf = [d for d in range(len(a.shape)) if d not in lb + lc]
-        rf = [d for d in range(len(b.shape)) if d not in rb + rc]
-        a = transpose(a, lb + lf + lc, op.loc)
-        b = transpose(b, rb + rc + rf, op.loc)
-        nb, nc = len(lb), len(lc)
-        attrs = {"lhs_batching_dimensions": tuple(range(nb)), "rhs_batching_dimensions": tuple(range(nb)),
-                 "lhs_contracting_dimensions": tuple(range(nb + len(lf), nb + len(lf) + nc)),
-                 "rhs_contracting_dimensions": tuple(range(nb, nb + nc))}
-        return Node("dot", [a, b], shape, dt, attrs, op.loc)
+        return dot_general(a, b, lb, rb, lc, rc, shape, dt, op.loc)
+
+    def _ragged_dot(self, op: ir.Operation) -> Node:
+        """chlo.ragged_dot: one masked dot_general per group (ragged.py)."""
+        from .ragged import ragged_dot
+        return ragged_dot(*self._ins(op), _fields(op.attributes["ragged_dot_dimension_numbers"]),
+                          *self._result(op), op.name, op.loc)
 
     def _dot(self, op: ir.Operation) -> Node:
         a, b = self._ins(op)
@@ -403,6 +398,23 @@ class Legalizer:
         wd, st, _, _, pad = self._window_attrs(op, len(x.shape))
         return windows.select_and_scatter(x, source, init, _region(op, self, 0), _region(op, self, 1), wd, st, pad,
                                           op.loc)
+
+
+def dot_general(a: Node, b: Node, lb: list[int], rb: list[int], lc: list[int], rc: list[int],
+                shape: tuple[int, ...], dt: str, loc: object) -> Node:
+    """A dot_general as the core "dot": batch dims lb/rb, contracting dims lc/rc."""
+    # Canonical operand layouts, lhs [batch, free, contracting] and rhs [batch, contracting,
+    # free]: each group is then one run of dims the matrix engine can stride through (the
+    # transposes are views; fusion copies only when a group's strides do not merge).
+    lf = [d for d in range(len(a.shape)) if d not in lb + lc]
+    rf = [d for d in range(len(b.shape)) if d not in rb + rc]
+    a = transpose(a, lb + lf + lc, loc)
+    b = transpose(b, rb + rc + rf, loc)
+    nb, nc = len(lb), len(lc)
+    attrs = {"lhs_batching_dimensions": tuple(range(nb)), "rhs_batching_dimensions": tuple(range(nb)),
+             "lhs_contracting_dimensions": tuple(range(nb + len(lf), nb + len(lf) + nc)),
+             "rhs_contracting_dimensions": tuple(range(nb, nb + nc))}
+    return Node("dot", [a, b], shape, dt, attrs, loc)
 
 
 def _fields(dn: object) -> dict:
