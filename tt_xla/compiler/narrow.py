@@ -3,8 +3,6 @@ int4/uint4 (ml_dtypes' int4/uint4; MLIR i4/ui4) in bytes, f8E8M0FNU (ml_dtypes' 
 a power of two 2^(b - 127) per byte, 0xFF NaN) in f32. legalize sees their compute type
 (dtypes.NARROW_INTS, E8M0); this module converts at the function boundary and after each op.
 
-int4/uint4:
-
 A 4-bit value is computed in the byte type of its signedness (i4 in i8, sign-extended; ui4 in ui8,
 0..15) and brought back into its 4 bits after every op that can leave them (arithmetic, shifts,
 bitwise not, converts, products), as XLA:CPU computes in 4 bits: wrapping for integer results,
