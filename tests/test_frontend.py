@@ -385,14 +385,14 @@ def test_jitted_library_function_error_names_the_callers_line():
 
 
 def test_unsupported_argument_type_names_the_argument():
-    """An argument of an unsupported type (float8_e8m0fnu) is refused before any op: the error
+    """An argument of an unsupported type (float4_e2m1fn) is refused before any op: the error
     names the Python parameter (jax puts it in the argument's loc), never `<unknown location>`."""
     def f(x, zed):
         return zed.astype(jnp.float32) * 2 + x
-    with pytest.raises(UnsupportedError, match=r"f8E8M0FNU.* argument 1 'zed' \(%arg1\) of @main$"):
-        tt_xla.jit(f)(np.ones(3, np.float32), np.ones(3, ml_dtypes.float8_e8m0fnu))
-    text = "func.func @main(%arg0: tensor<3xf8E8M0FNU>) -> tensor<3xf8E8M0FNU> {\n" \
-           "  return %arg0 : tensor<3xf8E8M0FNU>\n}"
+    with pytest.raises(UnsupportedError, match=r"f4E2M1FN.* argument 1 'zed' \(%arg1\) of @main$"):
+        tt_xla.jit(f)(np.ones(3, np.float32), np.ones(3, ml_dtypes.float4_e2m1fn))
+    text = "func.func @main(%arg0: tensor<3xf4E2M1FN>) -> tensor<3xf4E2M1FN> {\n" \
+           "  return %arg0 : tensor<3xf4E2M1FN>\n}"
     with pytest.raises(UnsupportedError, match=r"argument 0 \(%arg0\) of @main$") as e:
         tt_xla.compile(text)
     assert "unknown location" not in str(e.value)

@@ -137,9 +137,28 @@ def test_mulhi_vs_xla(t):
     np.testing.assert_array_equal(run(text, a, b), xla_run(text, a, b))
 
 
-def test_mulhi_64_bit_is_refused():
-    text = program("chlo.mulhi", ["i64", "i64"], "i64", 4)
-    with pytest.raises(UnsupportedError, match="mulhi on i64"):
+@pytest.mark.parametrize("t", ["i64", "ui64"])
+def test_mulhi_64_bit_vs_python_ints_and_xla(t):
+    """64-bit mulhi by 32-bit halves (special.mulhi64): random values and the edges (0, +-1,
+    min, max, 2^32 +- 1), against exact Python integers and XLA:CPU on the same text."""
+    np_t = np.int64 if t == "i64" else np.uint64
+    info = np.iinfo(np_t)
+    edges = np.array([0, 1, info.max, info.min, 2**32 - 1, 2**32, 2**32 + 1, 12345678901234567]
+                     + ([-1, -2**32] if t == "i64" else [2**63]), dtype=np_t)
+    ea, eb = (m.reshape(-1) for m in np.meshgrid(edges, edges, indexing="ij"))
+    rng = np.random.default_rng(0)
+    a = np.concatenate([ea, rng.integers(info.min, info.max, 256, dtype=np_t, endpoint=True)])
+    b = np.concatenate([eb, rng.integers(info.min, info.max, 256, dtype=np_t, endpoint=True)])
+    want = np.array([(int(x) * int(y)) >> 64 for x, y in zip(a, b)], dtype=np_t)
+    text = program("chlo.mulhi", [t, t], t, a.size)
+    got = run(text, a, b)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got, xla_run(text, a, b))
+
+
+def test_mulhi_on_floats_is_refused():
+    text = program("chlo.mulhi", ["f32", "f32"], "f32", 4)
+    with pytest.raises(UnsupportedError, match="mulhi on f32"):
         tt_xla.compile(text)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
-from .graph import ELEMENTWISE, Graph, Node, const, ew, toposort
+from .graph import ELEMENTWISE, Graph, Node, broadcast, const, ew, toposort
 
 if TYPE_CHECKING:
     from .legalize import Legalizer
@@ -429,6 +429,17 @@ def _sign(m: _Math, z: Pair) -> Pair:
     return Pair(m.sel(z0, m.c(0.0), m.div(z.re, r)), m.sel(z0, m.c(0.0), m.div(z.im, r)))
 
 
+def _atan2(m: _Math, y: Pair, x: Pair) -> Pair:
+    """atan2(y, x) = -i log((x + i y) / sqrt(x^2 + y^2)), every step the complex op XLA:CPU's
+    elemental emitter uses (so i y and -i log are full complex multiplies: 0 * inf parts are NaN
+    there too)."""
+    zero, one = m.c(0.0), m.c(1.0)
+    add = BINARY["add"]
+    r = _sqrt(m, add(m, _mul(m, x, x), _mul(m, y, y)))
+    q = _div(m, add(m, x, _mul(m, Pair(zero, one), y)), r)
+    return _mul(m, Pair(zero, m.c(-1.0)), _log(m, q))
+
+
 UNARY: dict[str, Callable[[_Math, Pair], Pair | Node]] = {
     "exponential": _exp, "log": _log, "exponential_minus_one": _expm1, "log_plus_one": _log1p,
     "sine": lambda m, z: _sincos(m, z, False), "cosine": lambda m, z: _sincos(m, z, True),
@@ -439,7 +450,7 @@ UNARY: dict[str, Callable[[_Math, Pair], Pair | Node]] = {
 BINARY: dict[str, Callable[[_Math, Pair, Pair], Pair]] = {
     "add": lambda m, a, b: Pair(m.add(a.re, b.re), m.add(a.im, b.im)),
     "subtract": lambda m, a, b: Pair(m.sub(a.re, b.re), m.sub(a.im, b.im)),
-    "multiply": _mul, "divide": _div, "power": _pow,
+    "multiply": _mul, "divide": _div, "power": _pow, "atan2": _atan2,
 }
 # ops that act on each part alone: legalized twice, once per part, by legalize's own handler
 PER_PART = {"reshape", "transpose", "slice", "broadcast_in_dim", "reverse", "concatenate", "pad", "select",
@@ -575,12 +586,28 @@ def _constant(op: ir.Operation, t: ir.TensorType) -> Pair:
 
 
 def _dot(lg: "Legalizer", op: ir.Operation, ins: list[Node | Pair], out: tuple[tuple[int, ...], str]) -> Pair:
-    """(ar + i ai)(br + i bi) = ar br - ai bi + i (ar bi + ai br): four real products (dot_general,
-    dot or convolution, bilinear all three)."""
+    """A complex product as XLA:CPU computes it, which decides which parts of a result with
+    infinite, NaN or overflowing terms are inf and which NaN (measured against jax on random
+    operands with edge parts). A vector . vector product, and a batched one where an operand has
+    no free dims, is a loop there that forms every complex term, then sums them: elementwise
+    work at the size of the larger operand (_dot_by_terms). Any other product is Eigen's: four
+    real products (ar br - ai bi, ar bi + ai br), here on the matrix engine, then scaled by
+    alpha = 1 + 0i with a complex multiply, which makes a part NaN wherever the other part is
+    inf or NaN. Still approximate: a vector . matrix product and small matrices agree with
+    XLA:CPU on most but not all such edge cases (its choice of loop and FMA contraction there
+    is not either model)."""
     from .legalize import Legalizer
-    handler = getattr(Legalizer, "_" + op.name.partition(".")[2])
-    a, b = ins
+    name = op.name.partition(".")[2]
     m = _Math(out[1], op.loc)
+    if name in ("dot_general", "dot"):
+        dims = _dot_dims(op, ins)
+        lb, rb, lc, rc = dims
+        shapes = [v.re.shape if isinstance(v, Pair) else v.shape for v in ins]
+        free = [[d for d in range(len(s)) if d not in b + c] for s, b, c in ((shapes[0], lb, lc), (shapes[1], rb, rc))]
+        if not any(free) or (lb and not all(free)):
+            return _dot_by_terms(m, ins, dims, free, out)
+    handler = getattr(Legalizer, "_" + name)
+    a, b = ins
 
     def prod(x: Node | None, y: Node | None) -> Node | None:
         if x is None or y is None:
@@ -601,7 +628,47 @@ def _dot(lg: "Legalizer", op: ir.Operation, ins: list[Node | Pair], out: tuple[t
 
     re = combine(prod(part(a, 0), part(b, 0)), prod(part(a, 1), part(b, 1)), True)
     im = combine(prod(part(a, 0), part(b, 1)), prod(part(a, 1), part(b, 0)), False)
-    return Pair(re, im)
+    if name == "convolution":
+        return Pair(re, im)
+    zero = m.c(0.0)
+    return Pair(m.sub(re, m.mul(im, zero)), m.add(im, m.mul(re, zero)))  # (re, im) * (1 + 0i)
+
+
+def _dot_dims(op: ir.Operation, ins: list[Node | Pair]) -> tuple[list[int], list[int], list[int], list[int]]:
+    """(lhs batch, rhs batch, lhs contracting, rhs contracting) dims of a dot_general or dot."""
+    from .legalize import _ints
+    if op.name.endswith(".dot"):
+        a = ins[0]
+        return [], [], [len((a.re if isinstance(a, Pair) else a).shape) - 1], [0]
+    dn = op.attributes["dot_dimension_numbers"]
+    f = dn.fields if hasattr(dn, "fields") else dn
+    return tuple(list(_ints(f.get(k, ()))) for k in (  # type: ignore[return-value]
+        "lhs_batching_dimensions", "rhs_batching_dimensions", "lhs_contracting_dimensions", "rhs_contracting_dimensions"))
+
+
+def _dot_by_terms(m: _Math, ins: list[Node | Pair], dims: tuple[list[int], ...], free: list[list[int]],
+                  out: tuple[tuple[int, ...], str]) -> Pair:
+    """sum over the contracting dims of the complex products a * b, both operands laid out as
+    [batch, lhs free, rhs free, contracting] (broadcast views; one side has no free elements)."""
+    from .graph import transpose
+    lb, rb, lc, rc = dims
+    shape, dt = out
+    cast = lambda x: x if x.dtype == dt else Node("convert", [x], x.shape, dt, {}, m.loc)  # noqa: E731
+    a, b = (Pair(cast(v.re), cast(v.im)) if isinstance(v, Pair) else _as_pair(cast(v), m) for v in ins)
+    nb, nl, nr, nc = len(lb), len(free[0]), len(free[1]), len(lc)
+    full = shape + tuple(a.re.shape[d] for d in lc)
+    lay_a = tuple(range(nb + nl)) + tuple(range(nb + nl + nr, nb + nl + nr + nc))
+    lay_b = tuple(range(nb)) + tuple(range(nb + nl, nb + nl + nr + nc))
+    a = Pair(*(broadcast(transpose(x, lb + free[0] + lc, m.loc), full, lay_a, m.loc) for x in (a.re, a.im)))
+    b = Pair(*(broadcast(transpose(x, rb + free[1] + rc, m.loc), full, lay_b, m.loc) for x in (b.re, b.im)))
+    t = _mul(m, a, b)
+    axes = tuple(range(len(shape), len(full)))
+    parts = []
+    for x in (t.re, t.im):
+        p, q = (Node("param", [], (), dt, {"index": i}, m.loc) for i in (0, 1))
+        body = Graph([p, q], [ew("add", [p, q], loc=m.loc)])
+        parts.append(Node("reduce", [x, m.c(0.0)], shape, dt, {"axes": axes, "body": body, "index": 0, "n": 1}, m.loc))
+    return Pair(*parts)
 
 
 def _regioned(lg: "Legalizer", op: ir.Operation, name: str, ins: list[Node | Pair]) -> list[Node | Pair]:
@@ -663,19 +730,22 @@ def _per_part_regions(body: Graph) -> list[Graph] | None:
 
 
 def _scatter(lg: "Legalizer", op: ir.Operation, ins: list[Node | Pair]) -> Pair:
-    """A scatter whose region treats the parts apart (set, add) is one real scatter per part; a
-    region that mixes them (multiply) would need both parts in one kernel and is refused."""
+    """A scatter whose region treats the parts apart (set, add) is one real scatter per part; one
+    whose region mixes them (multiply, max and min by jax's lexicographic order) is one scatter of
+    the two parts stacked (indexing.scatter_many), its region seeing (a.re, a.im, b.re, b.im)."""
     from . import indexing
     from .legalize import _fields, _region
     operand, idx, upd = ins
-    regions = _per_part_regions(_region(op, lg))
-    if regions is None or isinstance(idx, Pair):
-        raise UnsupportedError("scatter of complex values whose region mixes real and imaginary parts "
-                               "(e.g. multiply)", op.name, op.loc)
+    if isinstance(idx, Pair):
+        raise UnsupportedError("scatter with complex indices", op.name, op.loc)
+    body = _region(op, lg)
+    regions = _per_part_regions(body)
     m = _Math(COMPONENT[op.operands[0].type.element], op.loc)
     dn = _fields(op.attributes["scatter_dimension_numbers"])
-    return Pair(*(indexing.scatter(_as_pair(operand, m)[k], idx, _as_pair(upd, m)[k], dn, regions[k], op.loc)
-                  for k in (0, 1)))
+    operand, upd = _as_pair(operand, m), _as_pair(upd, m)
+    if regions is None:
+        return Pair(*indexing.scatter_many([operand.re, operand.im], idx, [upd.re, upd.im], dn, body, op.loc))
+    return Pair(*(indexing.scatter(operand[k], idx, upd[k], dn, regions[k], op.loc) for k in (0, 1)))
 
 
 def _reduce_per_part(lg: "Legalizer", op: ir.Operation, name: str, ins: list[Node | Pair]) -> Pair | None:

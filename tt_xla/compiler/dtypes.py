@@ -13,6 +13,12 @@ FLOATS = {"f16", "bf16", "f32", "f64"} | set(F8)
 SIGNED = {"i8", "i16", "i32", "i64"}
 UNSIGNED = {"ui8", "ui16", "ui32", "ui64"}
 INTS = SIGNED | UNSIGNED
+# int4/uint4: computed in (and, inside a program, stored as) the byte type of their signedness,
+# wrapped to 4 bits after each op (narrow_int.py)
+NARROW_INTS = {"i4": "i8", "ui4": "ui8"}
+# ml_dtypes' float8_e8m0fnu (a power of two per byte): computed in f32, rounded to the format
+# after each op, stored as its byte at the function boundary (narrow.py)
+E8M0 = "f8E8M0FNU"
 BITS = {"i1": 1, "i8": 8, "i16": 16, "i32": 32, "i64": 64, "ui8": 8, "ui16": 16, "ui32": 32,
         "ui64": 64, "f16": 16, "bf16": 16, "f32": 32, "f64": 64, **{t: 8 for t in F8}}
 # (exponent bits, mantissa bits) of each float format

@@ -10,12 +10,13 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
-from . import complex_split, indexing, windows
+from . import complex_split, indexing, narrow, windows
 from .conv import convolution
+from .dtypes import E8M0, NARROW_INTS
 from .graph import BITS, FLOATS, Graph, Node, broadcast, const, ew, np_dtype, transpose
 from .ops import BY_HLO
 from .rng import rng_bit_generator
-from .special import FUNCTIONS as SPECIAL_FUNCTIONS, expand as expand_special
+from .special import FUNCTIONS as SPECIAL_FUNCTIONS, expand as expand_special, mulhi64
 
 SUPPORTED_TYPES = {"i1", "i8", "i16", "i32", "i64", "ui8", "ui16", "ui32", "ui64",
                    "f16", "bf16", "f32", "f64"} | FLOATS  # FLOATS: with the fp8 types
@@ -36,14 +37,15 @@ class Legalizer:
                 params.append(p)
                 continue
             shape, dt = _tensor(a.type, "func.func", _argument(fn, i, a))
-            p = Node("param", [], shape, dt, {"index": i}, fn.loc)
+            p = Node("param", [], shape, narrow.storage(a.type.element, dt), {"index": i}, fn.loc)
             params.append(p)
-            self.env[id(a)] = p
+            self.env[id(a)] = narrow.load(p, a.type.element, fn.loc)
         outputs: list[Node] = []
         for op in fn.body.ops:
             if op.name == "func.return":
-                outputs = [complex_split.interleave(x, op.loc) if isinstance(x, complex_split.Pair) else x
-                           for x in (self.value(v) for v in op.operands)]
+                outputs = [complex_split.interleave(x, op.loc) if isinstance(x, complex_split.Pair)
+                           else narrow.store(x, getattr(v.type, "element", ""), op.loc)
+                           for x, v in ((self.value(v), v) for v in op.operands)]
                 break
             self.op(op)
         return Graph(params, outputs)
@@ -73,7 +75,10 @@ class Legalizer:
             raise UnsupportedError(f"{name} of booleans (i1)", op.name, op.loc)
         for r in op.results:  # every result must be a tensor of a supported element type
             _tensor(r.type, op.name, op.loc)
-        results = handler(self, op)
+        if narrow.touches(op):  # int4/uint4, e8m0: computed wider, brought back after each op
+            results = narrow.legalize_op(self, op, lambda: _as_list(handler(self, op)))
+        else:
+            results = handler(self, op)
         if isinstance(results, Node):
             results = [results]
         for r, n in zip(op.results, results):
@@ -140,11 +145,13 @@ class Legalizer:
 
     def _mulhi(self, op: ir.Operation) -> Node:
         """chlo.mulhi: the high half of the double-width product (integers up to 32 bits, whose
-        product fits a 64-bit lane)."""
+        product fits a 64-bit lane; 64-bit ones by 32-bit halves, special.mulhi64)."""
         a, b = self._ins(op)
         _, dt = self._result(op)
-        if dt in FLOATS or dt == "i1" or BITS[dt] > 32:
-            raise UnsupportedError(f"mulhi on {dt} (integers up to 32 bits)", op.name, op.loc)
+        if dt in FLOATS or dt == "i1":
+            raise UnsupportedError(f"mulhi on {dt} (integers only)", op.name, op.loc)
+        if BITS[dt] == 64:
+            return mulhi64(a, b, op.loc)
         wide = "ui64" if dt.startswith("u") else "i64"
         prod = ew("mul", [ew("convert", [a], dtype=wide, loc=op.loc), ew("convert", [b], dtype=wide, loc=op.loc)])
         shift = const(BITS[dt], wide, prod.shape, op.loc)
@@ -297,18 +304,13 @@ class Legalizer:
         lb, rb, lc, rc = (list(_ints(f.get(k, ()))) for k in (
             "lhs_batching_dimensions", "rhs_batching_dimensions",
             "lhs_contracting_dimensions", "rhs_contracting_dimensions"))
-        # Canonical operand layouts, lhs [batch, free, contracting] and rhs [batch, contracting,
-        # free]: each group is then one run of dims the matrix engine can stride through (the
-        # transposes are views; fusion copies only when a group's strides do not merge).
-        lf = [d for d in range(len(a.shape)) if d not in lb + lc]
-        rf = [d for d in range(len(b.shape)) if d not in rb + rc]
-        a = transpose(a, lb + lf + lc, op.loc)
-        b = transpose(b, rb + rc + rf, op.loc)
-        nb, nc = len(lb), len(lc)
-        attrs = {"lhs_batching_dimensions": tuple(range(nb)), "rhs_batching_dimensions": tuple(range(nb)),
-                 "lhs_contracting_dimensions": tuple(range(nb + len(lf), nb + len(lf) + nc)),
-                 "rhs_contracting_dimensions": tuple(range(nb, nb + nc))}
-        return Node("dot", [a, b], shape, dt, attrs, op.loc)
+        return dot_general(a, b, lb, rb, lc, rc, shape, dt, op.loc)
+
+    def _ragged_dot(self, op: ir.Operation) -> Node:
+        """chlo.ragged_dot: one masked dot_general per group (ragged.py)."""
+        from .ragged import ragged_dot
+        return ragged_dot(*self._ins(op), _fields(op.attributes["ragged_dot_dimension_numbers"]),
+                          *self._result(op), op.name, op.loc)
 
     def _dot(self, op: ir.Operation) -> Node:
         a, b = self._ins(op)
@@ -398,6 +400,23 @@ class Legalizer:
                                           op.loc)
 
 
+def dot_general(a: Node, b: Node, lb: list[int], rb: list[int], lc: list[int], rc: list[int],
+                shape: tuple[int, ...], dt: str, loc: object) -> Node:
+    """A dot_general as the core "dot": batch dims lb/rb, contracting dims lc/rc."""
+    # Canonical operand layouts, lhs [batch, free, contracting] and rhs [batch, contracting,
+    # free]: each group is then one run of dims the matrix engine can stride through (the
+    # transposes are views; fusion copies only when a group's strides do not merge).
+    lf = [d for d in range(len(a.shape)) if d not in lb + lc]
+    rf = [d for d in range(len(b.shape)) if d not in rb + rc]
+    a = transpose(a, lb + lf + lc, loc)
+    b = transpose(b, rb + rc + rf, loc)
+    nb, nc = len(lb), len(lc)
+    attrs = {"lhs_batching_dimensions": tuple(range(nb)), "rhs_batching_dimensions": tuple(range(nb)),
+             "lhs_contracting_dimensions": tuple(range(nb + len(lf), nb + len(lf) + nc)),
+             "rhs_contracting_dimensions": tuple(range(nb, nb + nc))}
+    return Node("dot", [a, b], shape, dt, attrs, loc)
+
+
 def _fields(dn: object) -> dict:
     return dn.fields if hasattr(dn, "fields") else dn  # type: ignore[return-value]
 
@@ -448,9 +467,13 @@ def _tensor(t: object, opname: str, loc: object) -> tuple[tuple[int, ...], str]:
         raise UnsupportedError(f"values of type {t} are not supported", opname, loc)
     if any(d is None for d in t.shape):
         raise UnsupportedError(f"dynamic shape {t} is not supported", opname, loc)
-    if t.element not in SUPPORTED_TYPES:
+    if t.element not in SUPPORTED_TYPES and t.element not in NARROW_INTS and t.element != E8M0:
         raise UnsupportedError(f"element type {t.element} is not supported", opname, loc)
-    return tuple(int(d) for d in t.shape), t.element
+    return tuple(int(d) for d in t.shape), "f32" if t.element == E8M0 else NARROW_INTS.get(t.element, t.element)
+
+
+def _as_list(r: Node | list[Node]) -> list[Node]:
+    return [r] if isinstance(r, Node) else list(r)
 
 
 def _int(v: object) -> int:

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from ..errors import UnsupportedError
 from .decompose import E, horner, select
-from .graph import FLOATS, Node, ew
+from .graph import FLOATS, Node, const, ew
 
 LANCZOS_G = 7.0
 LANCZOS = [0.99999999999980993227684700473478, 676.520368121885098567009190444019,
@@ -257,3 +257,26 @@ def expand(name: str, ins: list[Node], dtype: str, loc: Any) -> Node:
     args = [E(i if i.dtype == ct else ew("convert", [i], dtype=ct, loc=loc)) for i in ins]
     out = fn(*args).n
     return out if dtype == ct else ew("convert", [out], dtype=dtype, loc=loc)
+
+
+def mulhi64(a: Node, b: Node, loc: Any) -> Node:
+    """The high 64 bits of the 128-bit product of two i64 or ui64 tensors: schoolbook on 32-bit
+    halves in ui64 (no partial sum overflows), then for i64 the two's-complement correction
+    hi(a b) = hi_unsigned - (a < 0 ? b : 0) - (b < 0 ? a : 0) (jax's own decomposition)."""
+    u = "ui64"
+    signed = a.dtype == "i64"
+    au, bu = ((ew("convert", [x], dtype=u, loc=loc) if signed else x) for x in (a, b))
+    c = lambda v: const(v, u, au.shape, loc)  # noqa: E731
+    mask, k32 = c(0xFFFFFFFF), c(32)
+    op = lambda name, x, y: ew(name, [x, y], loc=loc)  # noqa: E731
+    ah, bh = op("shr_l", au, k32), op("shr_l", bu, k32)
+    al, bl = op("and", au, mask), op("and", bu, mask)
+    mid = op("add", op("mul", al, bh), op("shr_l", op("mul", al, bl), k32))
+    cross = op("add", op("mul", ah, bl), op("and", mid, mask))
+    hi = op("add", op("add", op("mul", ah, bh), op("shr_l", mid, k32)), op("shr_l", cross, k32))
+    if not signed:
+        return hi
+    zero, uzero = const(0, "i64", a.shape, loc), c(0)
+    for x, y in ((a, bu), (b, au)):
+        hi = op("sub", hi, ew("select", [ew("cmp", [x, zero], loc=loc, dir="LT", total=False), y, uzero], loc=loc))
+    return ew("convert", [hi], dtype="i64", loc=loc)

@@ -74,6 +74,10 @@ def _is_complex(e: str) -> bool:
     return e in _COMPLEX
 
 
+# widths of the element types narrower than a byte (which _element_bytes rounds up to one)
+_SUB_BYTE_BITS = {"i2": 2, "ui2": 2, "i4": 4, "ui4": 4, "f4E2M1FN": 4}
+
+
 def _element_bytes(e: str) -> int:
     m = _INT.fullmatch(e)
     if m:
@@ -473,7 +477,7 @@ class _Verifier:
     def _bitcast_convert(self) -> None:
         (x,) = self.ins(1, 1)
         (out,) = self.outs(1)
-        wi, wo = _element_bytes(x.element) * 8, _element_bytes(out.element) * 8
+        wi, wo = (_SUB_BYTE_BITS.get(e, _element_bytes(e) * 8) for e in (x.element, out.element))
         if "i1" in (x.element, out.element) and x.element != out.element:
             wi, wo = (1 if x.element == "i1" else wi), (1 if out.element == "i1" else wo)
         if wi == wo:
