@@ -247,3 +247,19 @@ def test_default_blocks_cross_the_base_size():
     check(jnp.linalg.cholesky, a, rtol=1e-4, atol=1e-4)
     g = rng.standard_normal((70, 70)).astype(np.float32) + 8 * np.eye(70, dtype=np.float32)
     check(jnp.linalg.solve, g, rng.standard_normal((70, 3)).astype(np.float32), rtol=1e-4, atol=1e-4)
+
+
+def test_zero_width_rows_lower_and_loop_bodies_on_empty_values(monkeypatch):
+    # a zero-width row with a column-invariant operand once divided by zero in lower.py's DMA
+    # figure (the linalg loops used to dodge it by emitting no loop for empty problems)
+    f = lambda x, y: x * y + 1  # noqa: E731
+    x, y = np.zeros((3, 0), np.float32), np.ones((3, 1), np.float32)
+    check(f, x, y)
+    check(lambda x, y: lax.fori_loop(0, 2, lambda i, x: f(x, y), x), x, y)
+    from tt_xla.compiler import linalg
+    loop = linalg._loop
+    monkeypatch.setattr(linalg, "_loop", lambda f, n, carried, body, empty=False: loop(f, n, carried, body))
+    tt_xla.client().clear_cache()
+    check(lambda a, b: jsl.solve_triangular(a, b, lower=True), spd((3, 3)), np.zeros((3, 0), np.float32))
+    check(jnp.linalg.cholesky, np.zeros((0, 3, 3), np.float32))
+    tt_xla.client().clear_cache()

@@ -268,7 +268,7 @@ def _loop(f: _Fn, n: int, carried: list[tuple[str, str]], body, empty: bool = Fa
 # loop at all. Only blocks of at most BASE columns run the unblocked column loop, so the
 # elementwise O(n^2)-per-step work of those loops is bounded by BASE and the bulk of the flops
 # is matmul, summed in the order a blocked LAPACK sums them.
-BASE = 64
+BASE = 32
 
 
 def _split(n: int) -> int:

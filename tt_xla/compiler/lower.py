@@ -384,7 +384,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
             per = 1 if not inner_st[j] else inner if mode == "rows" else w
             elems = size if mode == "chunk" and inner_st[j] else (items if size else 0) * per
         else:
-            elems = size if inner_st[j] != 0 or layout(j, mode) == "col" else size // max(inner, 1) * -(-inner // w)
+            elems = size if inner_st[j] != 0 or layout(j, mode) == "col" else size // max(inner, 1) * -(-inner // max(w, 1))
         dma += elems * itemsize(leaves[j][0].dtype)
     return L.LoopKernel(name, operands, cbs, body, items if size else 0, ops_per_elem * tiles, dma, 0,
                         fused_ops(k.root, mat), kind)
