@@ -263,3 +263,22 @@ def test_zero_width_rows_lower_and_loop_bodies_on_empty_values(monkeypatch):
     check(lambda a, b: jsl.solve_triangular(a, b, lower=True), spd((3, 3)), np.zeros((3, 0), np.float32))
     check(jnp.linalg.cholesky, np.zeros((0, 3, 3), np.float32))
     tt_xla.client().clear_cache()
+
+
+@pytest.mark.parametrize("shape", [(20, 20), (2, 27, 13), (13, 27), (30, 17)])
+def test_blocked_qr(small_blocks, shape):
+    a = rng.standard_normal(shape).astype(np.float32)
+    for mode in ("reduced", "complete"):
+        for i in range(2):
+            check(lambda x: jnp.linalg.qr(x, mode=mode)[i], a, rtol=1e-4, atol=1e-4)
+
+
+def test_blocked_qr_rank_deficient_f64_and_householder(small_blocks):
+    from jax._src.lax.linalg import geqrf, householder_product
+    a = rng.standard_normal((2, 24, 20))
+    a[0, :, 11] = 0.0  # tau = 0 in the second half: its T column and row are zero
+    a[1, 5:, 3] = 0.0  # and in the first
+    for i in range(2):
+        check(lambda x: geqrf(x)[i], a, rtol=1e-10, atol=1e-10)
+    check(lambda x: householder_product(*geqrf(x)), a, rtol=1e-10, atol=1e-10)
+    check(lambda x: householder_product(*geqrf(x)), a.astype(np.float32), rtol=1e-4, atol=1e-4)

@@ -637,9 +637,115 @@ def _geqrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     convention (beta = -sign(alpha) |column|), so the factors are LAPACK's, not just a QR."""
     (a_t,) = types
     shape, el = tuple(a_t.shape), a_t.element
+    k = min(shape[-2], shape[-1])
+    f = _Fn()
+    w, taus, _, _ = _qr(f, "%arg0", shape, el, False)
+    return _module([_t(shape, el)], [_t(shape, el), _t(shape[:-2] + (k,), el)], f.lines, [w, taus])
+
+
+def _qr(f: _Fn, a: str, shape: tuple[int, ...], el: str, wy: bool) -> tuple[str, str, str | None, str | None]:
+    """(packed R\\V, tau, V, T) of the m x n `a`, with (when `wy`) the explicit reflectors V
+    [.., m, k] (unit diagonal, zeros above) and the compact-WY T [.., k, k] of LAPACK's larft:
+    H_0 ... H_{k-1} = I - V T V^T. Recursive on columns: the left n1 columns are factored, the
+    right ones get Q1^T = I - V1 T1^T V1^T (three matmuls), the rows below n1 are factored in
+    turn and the two T join as [[T1, -T1 V1^T V2 T2], [0, T2]]."""
+    bs, m, n = shape[:-2], shape[-2], shape[-1]
+    r, k = len(shape), min(m, n)
+    if k <= BASE or 0 in shape:
+        w, taus = _qr_loop(f, a, shape, el)
+        if not wy:
+            return w, taus, None, None
+        v = _reflectors(f, w, shape, el, k)
+        return w, taus, v, _larft(f, v, bs + (m, k), taus, el)
+    n1 = _split(k)
+    n2, m2 = n - n1, m - n1
+    w1, tau1, v1, t1 = _qr(f, f.block(a, shape, el, (0, m), (0, n1)), bs + (m, n1), el, True)
+    a2 = f.block(a, shape, el, (0, m), (n1, n))
+    vs, ts = bs + (m, n1), bs + (n1, n1)
+    y = f.matmul(t1, ts, f.matmul(v1, vs, a2, bs + (m, n2), el, ta=True), bs + (n1, n2), el, ta=True)
+    a2 = f.bin("subtract", a2, f.matmul(v1, vs, y, bs + (n1, n2), el), bs + (m, n2), el)
+    w2, tau2, v2, t2 = _qr(f, f.block(a2, bs + (m, n2), el, (n1, m), (0, n2)), bs + (m2, n2), el, wy)
+    k2 = min(m2, n2)
+    w = f.grid([[(f.block(w1, vs, el, (0, n1), (0, n1)), ts), (f.block(a2, bs + (m, n2), el, (0, n1), (0, n2)), bs + (n1, n2))],
+                [(f.block(w1, vs, el, (n1, m), (0, n1)), bs + (m2, n1)), (w2, bs + (m2, n2))]], el)
+    taus = f.concat([(tau1, bs + (n1,)), (tau2, bs + (k2,))], r - 2, el)
+    if not wy:
+        return w, taus, None, None
+    v1b = f.block(v1, vs, el, (n1, m), (0, n1))
+    t12 = f.matmul(f.matmul(t1, ts, f.matmul(v1b, bs + (m2, n1), v2, bs + (m2, k2), el, ta=True), bs + (n1, k2), el),
+                   bs + (n1, k2), t2, bs + (k2, k2), el)
+    t12 = f.un("negate", t12, bs + (n1, k2), el)
+    t = f.grid([[(t1, ts), (t12, bs + (n1, k2))], [(f.const("0", el, bs + (k2, n1)), bs + (k2, n1)), (t2, bs + (k2, k2))]], el)
+    v = f.grid([[(f.block(v1, vs, el, (0, n1), (0, n1)), ts), (f.const("0", el, bs + (n1, k2)), bs + (n1, k2))],
+                [(v1b, bs + (m2, n1)), (v2, bs + (m2, k2))]], el)
+    return w, taus, v, t
+
+
+def _reflectors(f: _Fn, w: str, shape: tuple[int, ...], el: str, k: int) -> str:
+    """The explicit V [.., m, k] of packed reflectors: w's first k columns below the diagonal,
+    ones on it, zeros above."""
+    vs = shape[:-2] + (shape[-2], k)
+    r = len(shape)
+    v = f.block(w, shape, el, (0, shape[-2]), (0, k)) if shape[-1] != k else w
+    ri, ci = f.iota(vs, r - 2), f.iota(vs, r - 1)
+    return f.sel(f.cmp("GT", ri, ci, vs, "i32"), v,
+                 f.sel(f.cmp("EQ", ri, ci, vs, "i32"), f.const("1", el, vs), f.const("0", el, vs), vs, el), vs, el)
+
+
+def _larft(f: _Fn, v: str, vshape: tuple[int, ...], taus: str, el: str) -> str:
+    """LAPACK ?larft (forward, columnwise): the upper-triangular T [.., k, k] with
+    H_0 ... H_{k-1} = I - V T V^T. Blocks of at most BASE columns run a loop on the k x k Gram
+    matrix G = V^T V (T[:j, j] = -tau_j T[:j, :j] G[:j, j], T[j, j] = tau_j); bigger ones join
+    two halves' T as [[T1, -T1 G12 T2], [0, T2]]."""
+    bs, k = vshape[:-2], vshape[-1]
+    r = len(vshape)
+    if k > BASE and 0 not in vshape:
+        k1 = _split(k)
+        m = vshape[-2]
+        v1, v2 = f.block(v, vshape, el, (0, m), (0, k1)), f.block(v, vshape, el, (0, m), (k1, k))
+        tv = bs + (k,)
+        t1s = f(f"stablehlo.slice {taus} [{', '.join([f'0:{d}' for d in bs] + [f'0:{k1}'])}] : "
+                f"({_t(tv, el)}) -> {_t(bs + (k1,), el)}")
+        t2s = f(f"stablehlo.slice {taus} [{', '.join([f'0:{d}' for d in bs] + [f'{k1}:{k}'])}] : "
+                f"({_t(tv, el)}) -> {_t(bs + (k - k1,), el)}")
+        t1 = _larft(f, v1, bs + (m, k1), t1s, el)
+        t2 = _larft(f, v2, bs + (m, k - k1), t2s, el)
+        s1, s2 = bs + (k1, k1), bs + (k - k1, k - k1)
+        g12 = f.matmul(v1, bs + (m, k1), v2, bs + (m, k - k1), el, ta=True)
+        t12 = f.un("negate", f.matmul(f.matmul(t1, s1, g12, bs + (k1, k - k1), el), bs + (k1, k - k1), t2, s2, el),
+                   bs + (k1, k - k1), el)
+        return f.grid([[(t1, s1), (t12, bs + (k1, k - k1))],
+                       [(f.const("0", el, bs + (k - k1, k1)), bs + (k - k1, k1)), (t2, s2)]], el)
+    ts = bs + (k, k)
+    g = f.matmul(v, vshape, v, vshape, el, ta=True)
+    cshape, dshape = bs + (k, 1), bs + (1, 1)
+
+    def step(h: _Fn, j: str, cur: list[str]) -> list[str]:
+        (t,) = cur
+        z = [h.const("0", "i32")] * len(bs)
+        zero = h.const("0", "i32")
+        ri = h.iota(cshape, r - 2)
+        jc = h.bcast(j, (), "i32", cshape, ())
+        gj = h.dslice(g, ts, el, z + [zero, j], cshape)
+        gj = h.sel(h.cmp("LT", ri, jc, cshape, "i32"), gj, h.const("0", el, cshape), cshape, el)
+        gr = h.bcast(gj, cshape, el, ts, tuple(range(r - 2)) + (r - 1, r - 2))  # g[l] along row l's columns
+        tg = h.reduce("add", h.bin("multiply", t, gr, ts, el), h.const("0", el), ts, el, r - 1)  # (T g)[i]
+        tau = h.dslice(taus, bs + (k,), el, z + [j], bs + (1,))
+        tau = h(f"stablehlo.reshape {tau} : ({_t(bs + (1,), el)}) -> {_t(dshape, el)}")
+        tc = h.bcast(tau, dshape, el, cshape, tuple(range(r)))
+        tgc = h(f"stablehlo.reshape {tg} : ({_t(bs + (k,), el)}) -> {_t(cshape, el)}")
+        col = h.sel(h.cmp("LT", ri, jc, cshape, "i32"), h.un("negate", h.bin("multiply", tc, tgc, cshape, el), cshape, el),
+                    h.sel(h.cmp("EQ", ri, jc, cshape, "i32"), tc, h.const("0", el, cshape), cshape, el), cshape, el)
+        return [h.dupdate(t, col, ts, cshape, el, z + [zero, j])]
+
+    (t,) = _loop(f, k, [(f.const("0", el, ts), _t(ts, el))], step, 0 in vshape)
+    return t
+
+
+def _qr_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
+    """Unblocked Householder QR: one reflector per column, applied to the columns after it."""
     bs, r, k = shape[:-2], len(shape), min(shape[-2], shape[-1])
     m = shape[-2]
-    f = _Fn()
     tau0 = f.const("0", el, bs + (k,))
     cshape, dshape = bs + (m, 1), bs + (1, 1)
 
@@ -659,35 +765,27 @@ def _geqrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
         taus = g.dupdate(taus, t1, bs + (k,), bs + (1,), el, z + [j])
         return [w, taus]
 
-    w, taus = _loop(f, k, [("%arg0", _t(shape, el)), (tau0, _t(bs + (k,), el))], step, 0 in shape)
-    return _module([_t(shape, el)], [_t(shape, el), _t(bs + (k,), el)], f.lines, [w, taus])
+    w, taus = _loop(f, k, [(a, _t(shape, el)), (tau0, _t(bs + (k,), el))], step, 0 in shape)
+    return w, taus
 
 
 def _orgqr(types: list[ir.TensorType], flags: dict[str, str]) -> str:
-    """LAPACK ?orgqr: the first n columns of Q = H_0 ... H_{k-1} from geqrf's packed reflectors,
-    accumulated backwards on the identity (Q = H_j Q for j = k-1 .. 0)."""
+    """LAPACK ?orgqr: the first n columns of Q = H_0 ... H_{k-1} from geqrf's packed reflectors:
+    I - V T V^T with T from larft, so the work is matmuls (two: V (T V[:n]^T))."""
     a_t, t_t = types
     shape, el = tuple(a_t.shape), a_t.element
-    bs, r, m = shape[:-2], len(shape), shape[-2]
+    bs, r, m, n = shape[:-2], len(shape), shape[-2], shape[-1]
     k = t_t.shape[-1]
     f = _Fn()
-    eye = f(f"stablehlo.convert {f.cmp('EQ', f.iota(shape, r - 2), f.iota(shape, r - 1), shape, 'i32')} : "
-            f"({_t(shape, 'i1')}) -> {_t(shape, el)}")
-    cshape, dshape = bs + (m, 1), bs + (1, 1)
-
-    def step(g: _Fn, i: str, cur: list[str]) -> list[str]:
-        (q,) = cur
-        j = g.bin("subtract", g.const(str(k - 1), "i32"), i, (), "i32")
-        z = [g.const("0", "i32")] * len(bs)
-        c = g.dslice("%arg0", shape, el, z + [g.const("0", "i32"), j], cshape)
-        ri = g.iota(cshape, r - 2)
-        jc = g.bcast(j, (), "i32", cshape, ())
-        v = g.sel(g.cmp("GT", ri, jc, cshape, "i32"), c,
-                  g.sel(g.cmp("EQ", ri, jc, cshape, "i32"), g.const("1", el, cshape), g.const("0", el, cshape),
-                        cshape, el), cshape, el)
-        tau = g.dslice("%arg1", bs + (k,), el, z + [j], bs + (1,))
-        tau = g(f"stablehlo.reshape {tau} : ({_t(bs + (1,), el)}) -> {_t(dshape, el)}")
-        return [_apply_reflector(g, q, v, tau, shape, el, None)]
-
-    (q,) = _loop(f, k, [(eye, _t(shape, el))], step, 0 in shape)
+    qs = bs + (m, n)
+    eye = f(f"stablehlo.convert {f.cmp('EQ', f.iota(qs, r - 2), f.iota(qs, r - 1), qs, 'i32')} : "
+            f"({_t(qs, 'i1')}) -> {_t(qs, el)}")
+    if k == 0 or 0 in shape:
+        return _module([_t(shape, el), _t(bs + (k,), el)], [_t(shape, el)], f.lines, [eye])
+    v = _reflectors(f, "%arg0", shape, el, k)
+    vs = bs + (m, k)
+    t = _larft(f, v, vs, "%arg1", el)
+    vt = f.block(v, vs, el, (0, n), (0, k))
+    y = f.matmul(t, bs + (k, k), vt, bs + (n, k), el, tb=True)
+    q = f.bin("subtract", eye, f.matmul(v, vs, y, bs + (k, n), el), qs, el)
     return _module([_t(shape, el), _t(bs + (k,), el)], [_t(shape, el)], f.lines, [q])
