@@ -115,6 +115,8 @@ class _Fn:
     """Straight-line StableHLO text with fresh SSA names (`%<prefix><n>`: a loop's condition and
     body get prefixes of their own, so no name is defined twice however many loops there are)."""
 
+    prefix = "v"  # a class default too: a subclass with its own __init__ (eig.py's) keeps working
+
     def __init__(self, prefix: str = "v") -> None:
         self.lines: list[str] = []
         self.n = 0
