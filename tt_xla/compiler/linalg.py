@@ -4,10 +4,10 @@
 `stablehlo.custom_call @lapack_<s|d>potrf_ffi` / `@lapack_<s|d>trsm_ffi` (num_batch_dims leading
 batch dims, column-major operand layouts, which are physical only: the op's meaning is on the
 logical tensors). Each one is expanded here, before inlining, into a private function written in
-ordinary StableHLO. Cholesky, LU and the triangular solve are blocked (see BASE): matmuls join
-blocks of at most BASE columns, each solved by a `while` over its columns whose body is dynamic
-slices, elementwise work and a rank-1 update of the block (masked by iota compares, so shapes
-stay static); QR is that loop over the whole matrix. The loops become the runtime's control
+ordinary StableHLO. Every routine is blocked (see BASE): matmuls join blocks of at most BASE
+columns, each solved by a `while` over its columns whose body is dynamic slices, elementwise
+work and a rank-1 update of the block (masked by iota compares, so shapes stay static). The
+loops become the runtime's control
 stream (control.py) and every piece is fused like any other graph; nothing in the runtime knows
 about linear algebra.
 
