@@ -7,9 +7,8 @@ logical tensors). Each one is expanded here, before inlining, into a private fun
 ordinary StableHLO. Every routine is blocked (see BASE): matmuls join blocks of at most BASE
 columns, each solved by a `while` over its columns whose body is dynamic slices, elementwise
 work and a rank-1 update of the block (masked by iota compares, so shapes stay static). The
-loops become the runtime's control
-stream (control.py) and every piece is fused like any other graph; nothing in the runtime knows
-about linear algebra.
+loops become the runtime's control stream (control.py) and every piece is fused like any other
+graph; nothing in the runtime knows about linear algebra.
 
 Any other custom_call target is an UnsupportedError naming the target and the user's line.
 """
