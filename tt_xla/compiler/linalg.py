@@ -182,6 +182,11 @@ class _Fn:
         out = shape[:-2] + (rows[1] - rows[0], cols[1] - cols[0])
         return self(f"stablehlo.slice {a} [{', '.join(rng)}] : ({_t(shape, el)}) -> {_t(out, el)}")
 
+    def part(self, v: str, shape: tuple[int, ...], el: str, lo: int, hi: int) -> str:
+        """v[..., lo:hi] of a per-matrix vector v [*bs, n] (pivots, row orders, tau)."""
+        rng = [f"0:{d}" for d in shape[:-1]] + [f"{lo}:{hi}"]
+        return self(f"stablehlo.slice {v} [{', '.join(rng)}] : ({_t(shape, el)}) -> {_t(shape[:-1] + (hi - lo,), el)}")
+
     def concat(self, parts: list[tuple[str, tuple[int, ...]]], dim: int, el: str) -> str:
         shape = list(parts[0][1])
         shape[dim] = sum(s[dim] for _, s in parts)
@@ -494,11 +499,7 @@ def _lu(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str,
     w = f.grid([[(f.block(left, bs + (m, n1), el, (0, n1), (0, n1)), s11), (u12, bs + (n1, n2))],
                 [(l21, bs + (m2, n1)), (w22, bs + (m2, n2))]], el)
     # the whole row order: the left part's, its lower rows reordered by the right part's
-    p1v = bs + (m,)
-    lo = f(f"stablehlo.slice {p1} [{', '.join([f'0:{d}' for d in bs] + [f'0:{n1}'])}] : "
-           f"({_t(p1v, 'i32')}) -> {_t(bs + (n1,), 'i32')}")
-    hi = f(f"stablehlo.slice {p1} [{', '.join([f'0:{d}' for d in bs] + [f'{n1}:{m}'])}] : "
-           f"({_t(p1v, 'i32')}) -> {_t(bs + (m2,), 'i32')}")
+    lo, hi = f.part(p1, bs + (m,), "i32", 0, n1), f.part(p1, bs + (m,), "i32", n1, m)
     hi = f(f"stablehlo.reshape {hi} : ({_t(bs + (m2,), 'i32')}) -> {_t(bs + (m2, 1), 'i32')}")
     hi = f.rows_of(hi, bs + (m2, 1), "i32", p2)
     hi = f(f"stablehlo.reshape {hi} : ({_t(bs + (m2, 1), 'i32')}) -> {_t(bs + (m2,), 'i32')}")
@@ -704,11 +705,7 @@ def _larft(f: _Fn, v: str, vshape: tuple[int, ...], taus: str, el: str) -> str:
         k1 = _split(k)
         m = vshape[-2]
         v1, v2 = f.block(v, vshape, el, (0, m), (0, k1)), f.block(v, vshape, el, (0, m), (k1, k))
-        tv = bs + (k,)
-        t1s = f(f"stablehlo.slice {taus} [{', '.join([f'0:{d}' for d in bs] + [f'0:{k1}'])}] : "
-                f"({_t(tv, el)}) -> {_t(bs + (k1,), el)}")
-        t2s = f(f"stablehlo.slice {taus} [{', '.join([f'0:{d}' for d in bs] + [f'{k1}:{k}'])}] : "
-                f"({_t(tv, el)}) -> {_t(bs + (k - k1,), el)}")
+        t1s, t2s = f.part(taus, bs + (k,), el, 0, k1), f.part(taus, bs + (k,), el, k1, k)
         t1 = _larft(f, v1, bs + (m, k1), t1s, el)
         t2 = _larft(f, v2, bs + (m, k - k1), t2s, el)
         s1, s2 = bs + (k1, k1), bs + (k - k1, k - k1)
