@@ -169,3 +169,116 @@ def test_bad_operand_shapes_are_clear_errors():
 }"""
     with pytest.raises(tt_xla.UnsupportedError, match=r"lapack_spotrf_ffi: results"):
         tt_xla.compile(text)
+
+
+# ---------------------------------------------------------------- blocked (recursive) factorizations
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of 8 columns, so small matrices take every recursive path (splits at several
+    levels, odd remainders); the client's cache is cleared around it, as compiled programs are
+    cached by their text, which does not show the block size."""
+    from tt_xla.compiler import linalg
+    monkeypatch.setattr(linalg, "BASE", 8)
+    tt_xla.client().clear_cache()
+    yield
+    tt_xla.client().clear_cache()
+
+
+@pytest.mark.parametrize("shape,dtype", [((13, 13), np.float32), ((2, 21, 21), np.float32), ((40, 40), np.float32),
+                                         ((3, 19, 19), np.float64)])
+def test_blocked_cholesky(small_blocks, shape, dtype):
+    a = spd(shape, dtype)
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    check(jnp.linalg.cholesky, a, rtol=tol, atol=tol)
+    check(lambda x: jsl.cholesky(x, lower=False), a, rtol=tol, atol=tol)
+
+
+def test_blocked_cholesky_not_positive_definite_and_info(small_blocks):
+    a = spd((4, 20, 20))
+    a[1, 17, 17] = -100.0  # fails in the second half: info counts whole-matrix columns
+    a[2, 3, 3] = -100.0  # fails in the first half: the second half's garbage must not win
+    a[3, 9, 9] = np.nan
+    check(jnp.linalg.cholesky, a, rtol=1e-4)
+    text = """func.func public @main(%a: tensor<4x20x20xf32>) -> (tensor<4x20x20xf32>, tensor<4xi32>) {
+  %0:2 = stablehlo.custom_call @lapack_spotrf_ffi(%a) {mhlo.backend_config = {uplo = 76 : ui8},
+      mhlo.frontend_attributes = {num_batch_dims = "1"}} : (tensor<4x20x20xf32>) -> (tensor<4x20x20xf32>, tensor<4xi32>)
+  return %0#0, %0#1 : tensor<4x20x20xf32>, tensor<4xi32>
+}"""
+    l, info = (np.asarray(v) for v in tt_xla.compile(text)(a))
+    assert list(info) == [0, 18, 4, 0]  # 1-based column of the first pivot <= 0 (NaN is not, as on CPU)
+    np.testing.assert_allclose(np.tril(l[0]), np.linalg.cholesky(a[0]), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("lower", [True, False])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_blocked_triangular_solve(small_blocks, side, lower, transpose):
+    a = spd((2, 21, 21)) / 21 + np.eye(21, dtype=np.float32)
+    b = rng.standard_normal((2, 21, 5) if side == "left" else (2, 5, 21)).astype(np.float32)
+    for unit in (False, True):
+        check(lambda a, b: lax.linalg.triangular_solve(a, b, left_side=side == "left", lower=lower,
+                                                       transpose_a=transpose, unit_diagonal=unit),
+              a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(20, 20), (2, 19, 13), (13, 27), (30, 17), (3, 9, 9)])
+def test_blocked_lu(small_blocks, shape):
+    a = rng.standard_normal(shape).astype(np.float32)
+    for i in range(3):  # lu, pivots (exactly), permutation (exactly)
+        check(lambda x: jax.lax.linalg.lu(x)[i], a, rtol=1e-4, atol=1e-4)
+
+
+def test_blocked_lu_singular_f64_and_solve(small_blocks):
+    a = rng.standard_normal((2, 20, 20))
+    a[0, :, 13] = 0.0  # a zero column in the second half: info and the factors as LAPACK's
+    a[1, :, 2] = 0.0  # and one in the first
+    for i in range(3):
+        check(lambda x: jax.lax.linalg.lu(x)[i], a, rtol=1e-10, atol=1e-10)
+    check(lambda x: jsl.lu_factor(x[0])[0], a.astype(np.float32), rtol=1e-4, atol=1e-4)
+    good = rng.standard_normal((3, 20, 20)).astype(np.float32) + 5 * np.eye(20, dtype=np.float32)
+    b = rng.standard_normal((3, 20, 2)).astype(np.float32)
+    check(jnp.linalg.solve, good, b, rtol=1e-4, atol=1e-4)
+    check(jnp.linalg.det, good, rtol=1e-4, atol=1e-4)
+
+
+def test_default_blocks_cross_the_base_size():
+    # 70 > BASE: one split at the block size the benchmarks use
+    a = spd((70, 70))
+    check(jnp.linalg.cholesky, a, rtol=1e-4, atol=1e-4)
+    g = rng.standard_normal((70, 70)).astype(np.float32) + 8 * np.eye(70, dtype=np.float32)
+    check(jnp.linalg.solve, g, rng.standard_normal((70, 3)).astype(np.float32), rtol=1e-4, atol=1e-4)
+
+
+def test_zero_width_rows_lower_and_loop_bodies_on_empty_values(monkeypatch):
+    # a zero-width row with a column-invariant operand once divided by zero in lower.py's DMA
+    # figure (the linalg loops used to dodge it by emitting no loop for empty problems)
+    f = lambda x, y: x * y + 1  # noqa: E731
+    x, y = np.zeros((3, 0), np.float32), np.ones((3, 1), np.float32)
+    check(f, x, y)
+    check(lambda x, y: lax.fori_loop(0, 2, lambda i, x: f(x, y), x), x, y)
+    from tt_xla.compiler import linalg
+    loop = linalg._loop
+    monkeypatch.setattr(linalg, "_loop", lambda f, n, carried, body, empty=False: loop(f, n, carried, body))
+    tt_xla.client().clear_cache()
+    check(lambda a, b: jsl.solve_triangular(a, b, lower=True), spd((3, 3)), np.zeros((3, 0), np.float32))
+    check(jnp.linalg.cholesky, np.zeros((0, 3, 3), np.float32))
+    tt_xla.client().clear_cache()
+
+
+@pytest.mark.parametrize("shape", [(20, 20), (2, 27, 13), (13, 27), (30, 17)])
+def test_blocked_qr(small_blocks, shape):
+    a = rng.standard_normal(shape).astype(np.float32)
+    for mode in ("reduced", "complete"):
+        for i in range(2):
+            check(lambda x: jnp.linalg.qr(x, mode=mode)[i], a, rtol=1e-4, atol=1e-4)
+
+
+def test_blocked_qr_rank_deficient_f64_and_householder(small_blocks):
+    from jax._src.lax.linalg import geqrf, householder_product
+    a = rng.standard_normal((2, 24, 20))
+    a[0, :, 11] = 0.0  # tau = 0 in the second half: its T column and row are zero
+    a[1, 5:, 3] = 0.0  # and in the first
+    for i in range(2):
+        check(lambda x: geqrf(x)[i], a, rtol=1e-10, atol=1e-10)
+    check(lambda x: householder_product(*geqrf(x)), a, rtol=1e-10, atol=1e-10)
+    check(lambda x: householder_product(*geqrf(x)), a.astype(np.float32), rtol=1e-4, atol=1e-4)

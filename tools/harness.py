@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from tools.outcome import CLEAR, CRASH, PASS, REF_ERROR, WRONG, Outcome, run_against_cpu, table
+from tools.outcome import CLEAR, CRASH, PASS, REF_ERROR, WRONG, Outcome, run_against_cpu, table, tolerance
 
 # Groups whose results are exact data movement or exactly rounded arithmetic: compared with the
 # dtype's tight tolerance. Every other group (transcendentals, reductions, products,
@@ -31,6 +31,12 @@ EXACT_GROUPS = frozenset("""
     shift_left shift_right_arithmetic shift_right_logical sign slice squeeze stop_gradient sub
     transpose xor argmax argmin reduce_max reduce_min reduce_and reduce_or sort top_k
 """.split())
+
+# The absolute tolerance JAX's own tests compare two Cholesky implementations with
+# (jax2tf_limitations.cholesky, f32 "very high discrepancy"): the harness's 200x200 a a^T has
+# condition ~1e5, so CPU JAX's own f32 factor is further than the f32 rtol from the exact
+# (f64) one at some small trailing entries, and any other correct order of sums is too.
+CHOLESKY_ATOL = {"float32": 1e-2, "complex64": 1e-2, "float64": 1e-6, "complex128": 1e-6}
 
 
 # Groups whose JAX tests compare with a wider tolerance than the dtype's: an FFT's rounding error
@@ -113,9 +119,12 @@ def run_case(case: str) -> Outcome:
 
         # eigen/singular vectors are defined up to sign and rotation within repeated values
         equivalent = functools.partial(same_decomposition, kind=h.group_name)
+    pair = (tol, tol) if tol is not None else None
+    if h.group_name == "cholesky" and pair is None:
+        dt = np.asarray(args[0]).dtype
+        pair = (tolerance(dt, loose=True)[0], CHOLESKY_ATOL.get(dt.name, 5e-2))
     return run_against_cpu(h.dyn_fun, with_edges(args) if edges else args,
-                           loose=h.group_name not in EXACT_GROUPS,
-                           tol=(tol, tol) if tol is not None else None, equivalent=equivalent)
+                           loose=h.group_name not in EXACT_GROUPS, tol=pair, equivalent=equivalent)
 
 
 def summarize(results: dict[str, Outcome]) -> list[tuple[str, dict[str, int]]]:

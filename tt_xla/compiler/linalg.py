@@ -4,9 +4,10 @@
 `stablehlo.custom_call @lapack_<s|d>potrf_ffi` / `@lapack_<s|d>trsm_ffi` (num_batch_dims leading
 batch dims, column-major operand layouts, which are physical only: the op's meaning is on the
 logical tensors). Each one is expanded here, before inlining, into a private function written in
-ordinary StableHLO: a `while` over the columns whose body is dynamic slices, elementwise work and a
-rank-1 update of the whole trailing matrix (masked by iota compares, so shapes stay static). The
-loop becomes the runtime's control stream (control.py) and every piece is fused like any other
+ordinary StableHLO. Every routine is blocked (see BASE): matmuls join blocks of at most BASE
+columns, each solved by a `while` over its columns whose body is dynamic slices, elementwise
+work and a rank-1 update of the block (masked by iota compares, so shapes stay static). The
+loops become the runtime's control stream (control.py) and every piece is fused like any other
 graph; nothing in the runtime knows about linear algebra.
 
 Any other custom_call target is an UnsupportedError naming the target and the user's line.
@@ -110,15 +111,19 @@ def _t(shape: tuple[int, ...], el: str) -> str:
 
 
 class _Fn:
-    """Straight-line StableHLO text with fresh SSA names; `scalar` constants are cached."""
+    """Straight-line StableHLO text with fresh SSA names (`%<prefix><n>`: a loop's condition and
+    body get prefixes of their own, so no name is defined twice however many loops there are)."""
 
-    def __init__(self) -> None:
+    prefix = "v"  # a class default too: a subclass with its own __init__ (eig.py's) keeps working
+
+    def __init__(self, prefix: str = "v") -> None:
         self.lines: list[str] = []
         self.n = 0
+        self.prefix = prefix
 
     def __call__(self, text: str) -> str:
         self.n += 1
-        name = f"%v{self.n}"
+        name = f"%{self.prefix}{self.n}"
         self.lines.append(f"{name} = {text}")
         return name
 
@@ -171,6 +176,64 @@ class _Fn:
         return self(f"stablehlo.dynamic_update_slice {a}, {u}, {', '.join(starts)} : "
                     f"({_t(shape, el)}, {_t(ushape, el)}, {its}) -> {_t(shape, el)}")
 
+    def block(self, a: str, shape: tuple[int, ...], el: str, rows: tuple[int, int], cols: tuple[int, int]) -> str:
+        """a[..., rows[0]:rows[1], cols[0]:cols[1]] (a static slice of the last two dims)."""
+        rng = [f"0:{d}" for d in shape[:-2]] + [f"{rows[0]}:{rows[1]}", f"{cols[0]}:{cols[1]}"]
+        out = shape[:-2] + (rows[1] - rows[0], cols[1] - cols[0])
+        return self(f"stablehlo.slice {a} [{', '.join(rng)}] : ({_t(shape, el)}) -> {_t(out, el)}")
+
+    def part(self, v: str, shape: tuple[int, ...], el: str, lo: int, hi: int) -> str:
+        """v[..., lo:hi] of a per-matrix vector v [*bs, n] (pivots, row orders, tau)."""
+        rng = [f"0:{d}" for d in shape[:-1]] + [f"{lo}:{hi}"]
+        return self(f"stablehlo.slice {v} [{', '.join(rng)}] : ({_t(shape, el)}) -> {_t(shape[:-1] + (hi - lo,), el)}")
+
+    def concat(self, parts: list[tuple[str, tuple[int, ...]]], dim: int, el: str) -> str:
+        shape = list(parts[0][1])
+        shape[dim] = sum(s[dim] for _, s in parts)
+        return self(f"stablehlo.concatenate {', '.join(v for v, _ in parts)}, dim = {dim} : "
+                    f"({', '.join(_t(s, el) for _, s in parts)}) -> {_t(tuple(shape), el)}")
+
+    def grid(self, rows: list[list[tuple[str, tuple[int, ...]]]], el: str) -> str:
+        """A matrix assembled from blocks (a list of block rows, each a list of (name, shape))."""
+        r = len(rows[0][0][1])
+        whole = [(self.concat(row, r - 1, el) if len(row) > 1 else row[0][0],
+                  row[0][1][:-1] + (sum(s[-1] for _, s in row),)) for row in rows]
+        return self.concat(whole, r - 2, el) if len(whole) > 1 else whole[0][0]
+
+    def matmul(self, a: str, ashape: tuple[int, ...], b: str, bshape: tuple[int, ...], el: str,
+               ta: bool = False, tb: bool = False) -> str:
+        """op(a) @ op(b) per matrix of the batch (op = transpose where `ta`/`tb`): one
+        dot_general, which the matrix engine runs."""
+        r = len(ashape)
+        nb = r - 2
+        ca, cb = (r - 2 if ta else r - 1), (r - 1 if tb else r - 2)
+        out = ashape[:-2] + (ashape[-1] if ta else ashape[-2], bshape[-2] if tb else bshape[-1])
+        batch = f"batching_dims = [{', '.join(map(str, range(nb)))}] x [{', '.join(map(str, range(nb)))}], " \
+            if nb else ""
+        return self(f"stablehlo.dot_general {a}, {b}, {batch}contracting_dims = [{ca}] x [{cb}] : "
+                    f"({_t(ashape, el)}, {_t(bshape, el)}) -> {_t(out, el)}")
+
+    def rows_of(self, a: str, shape: tuple[int, ...], el: str, perm: str) -> str:
+        """a's rows in the order `perm` ([.., m] i32) gives, each matrix of a batch by its own
+        (a gather with batching dims)."""
+        nb = len(shape) - 2
+        m = shape[-2]
+        idx = self(f"stablehlo.reshape {perm} : ({_t(shape[:-2] + (m,), 'i32')}) -> {_t(shape[:-2] + (m, 1), 'i32')}")
+        bd = ", ".join(map(str, range(nb)))
+        sizes = ", ".join(["1"] * (nb + 1) + [str(shape[-1])])
+        return self(f'"stablehlo.gather"({a}, {idx}) {{dimension_numbers = #stablehlo.gather<offset_dims = [{nb + 1}], '
+                    f"collapsed_slice_dims = [{nb}], operand_batching_dims = [{bd}], start_indices_batching_dims = [{bd}], "
+                    f"start_index_map = [{nb}], index_vector_dim = {nb + 1}>, slice_sizes = array<i64: {sizes}>, "
+                    f"indices_are_sorted = false}} : ({_t(shape, el)}, {_t(shape[:-2] + (m, 1), 'i32')}) -> {_t(shape, el)}")
+
+    def first_error(self, info1: str, info2: str, offset: int, bs: tuple[int, ...]) -> str:
+        """LAPACK's `info` of a matrix split in two at column `offset`: the first part's if it
+        failed, else the second part's shifted to whole-matrix columns (0 stays 0)."""
+        z = self.const("0", "i32", bs)
+        late = self.sel(self.cmp("EQ", info2, z, bs, "i32"), z,
+                        self.bin("add", info2, self.const(str(offset), "i32", bs), bs, "i32"), bs, "i32")
+        return self.sel(self.cmp("EQ", info1, z, bs, "i32"), late, info1, bs, "i32")
+
 
 def _module(args: list[str], results: list[str], body: list[str], rets: list[str]) -> str:
     sig = ", ".join(f"%arg{i}: {t}" for i, t in enumerate(args))
@@ -187,16 +250,15 @@ def _loop(f: _Fn, n: int, carried: list[tuple[str, str]], body, empty: bool = Fa
     k = len(carried) + 1
     types = ["tensor<i32>"] + [t for _, t in carried]
     zero = f.const("0", "i32")
-    res = f"%w{f.n + 1}"
     f.n += 1
-    inits = ", ".join(f"%c{f.n}_{i} = {v}" for i, v in enumerate([zero] + [v for v, _ in carried]))
-    cond = _Fn()
-    cond.n = f.n * 1000
+    tag = f"{f.prefix}{f.n}"
+    res = f"%w{tag}"
+    inits = ", ".join(f"%c{tag}_{i} = {v}" for i, v in enumerate([zero] + [v for v, _ in carried]))
+    cond = _Fn(f"{tag}c")
     lim = cond.const(str(n), "i32")
-    p = cond(f"stablehlo.compare LT, %c{f.n}_0, {lim}, SIGNED : (tensor<i32>, tensor<i32>) -> tensor<i1>")
-    g = _Fn()
-    g.n = f.n * 1000 + 500
-    names = [f"%c{f.n}_{i}" for i in range(k)]
+    p = cond(f"stablehlo.compare LT, %c{tag}_0, {lim}, SIGNED : (tensor<i32>, tensor<i32>) -> tensor<i1>")
+    g = _Fn(f"{tag}b")
+    names = [f"%c{tag}_{i}" for i in range(k)]
     new = body(g, names[0], names[1:])
     one = g.const("1", "i32")
     nj = g.bin("add", names[0], one, (), "i32")
@@ -207,15 +269,29 @@ def _loop(f: _Fn, n: int, carried: list[tuple[str, str]], body, empty: bool = Fa
     return [f"{res}#{i}" for i in range(1, k)]
 
 
+# --------------------------------------------------------------------------- blocking
+# Every factorization here is a compile-time recursion (shapes are static): a block larger than
+# BASE is split in two, the halves are factored or solved recursively and what joins them
+# (a trailing update, an off-diagonal solve) is a dot_general the matrix engine runs, with no
+# loop at all. Only blocks of at most BASE columns run the unblocked column loop, so the
+# elementwise O(n^2)-per-step work of those loops is bounded by BASE and the bulk of the flops
+# is matmul, summed in the order a blocked LAPACK sums them.
+BASE = 32
+
+
+def _split(n: int) -> int:
+    """Where a block of n > BASE columns is split: about half, on a multiple of the 32-wide tile."""
+    h = (n // 2 + 31) // 32 * 32
+    return h if h < n else n // 2
+
+
 # --------------------------------------------------------------------------- potrf (Cholesky)
 def _potrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     """LAPACK ?potrf: the Cholesky factor of the triangle `uplo` names (the other triangle of the
     output is the input's, as LAPACK leaves it) and `info` per matrix: 0, or j+1 for the first
-    column j whose pivot is not positive (or is NaN). Unblocked right-looking: column j of L is
-    the working matrix's column j over sqrt of its pivot, then a rank-1 update of all of it."""
+    column j whose pivot is not positive (a NaN one is not counted, as in CPU JAX)."""
     (a_t,) = types
     shape, el = tuple(a_t.shape), a_t.element
-    bs, n = shape[:-2], shape[-1]
     r = len(shape)
     upper = flags.get("uplo", "L") == "U"
     f = _Fn()
@@ -225,6 +301,39 @@ def _potrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     keep = f.cmp("GE" if not upper else "LE", row, col, shape, "i32")
     at = f.transpose_last(a, shape, el)
     s = f.sel(keep, a, at, shape, el)
+    lo, info = _chol(f, s, shape, el)
+    if upper:
+        lo = f.transpose_last(lo, shape, el)
+    out = f.sel(keep, lo, a, shape, el)
+    return _module([_t(shape, el)], [_t(shape, el), _t(shape[:-2], "i32")], f.lines, [out, info])
+
+
+def _chol(f: _Fn, s: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
+    """(L, info) for the symmetric `s`, L lower with zeros above. Recursive: L11 of S11, then
+    L21 = S21 L11^-T (a triangular solve), then L22 of S22 - L21 L21^T (the matmul). A failed
+    L11 leaves NaN/garbage below it, which is fine: `info` says so and the caller (jax) masks."""
+    n, bs = shape[-1], shape[:-2]
+    if n <= BASE or 0 in shape:
+        return _chol_loop(f, s, shape, el)
+    n1 = _split(n)
+    n2 = n - n1
+    l11, info1 = _chol(f, f.block(s, shape, el, (0, n1), (0, n1)), bs + (n1, n1), el)
+    s21t = f.block(s, shape, el, (0, n1), (n1, n))  # S12 = S21^T: s is symmetric
+    l21t = _tri_solve(f, l11, bs + (n1, n1), s21t, bs + (n1, n2), el)
+    upd = f.matmul(l21t, bs + (n1, n2), l21t, bs + (n1, n2), el, ta=True)
+    s22 = f.bin("subtract", f.block(s, shape, el, (n1, n), (n1, n)), upd, bs + (n2, n2), el)
+    l22, info2 = _chol(f, s22, bs + (n2, n2), el)
+    l21 = f.transpose_last(l21t, bs + (n1, n2), el)
+    zero = f.const("0", el, bs + (n1, n2))
+    lo = f.grid([[(l11, bs + (n1, n1)), (zero, bs + (n1, n2))], [(l21, bs + (n2, n1)), (l22, bs + (n2, n2))]], el)
+    return lo, f.first_error(info1, info2, n1, bs)
+
+
+def _chol_loop(f: _Fn, s: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
+    """Unblocked right-looking Cholesky: column j of L is the working matrix's column j over the
+    sqrt of its pivot, then a rank-1 update of all of it."""
+    bs, n = shape[:-2], shape[-1]
+    r = len(shape)
     zero = f.const("0", el, shape)
     info0 = f.const("0", "i32", bs)
     bshape = bs + (1, 1)
@@ -236,10 +345,12 @@ def _potrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
         d = g.dslice(w, shape, el, z + [j, j], bshape)
         c = g.dslice(w, shape, el, z + [g.const("0", "i32"), j], cshape)
         gz = g.const("0", el, bshape)
-        ok = g.cmp("GT", d, gz, bshape, el)  # false for NaN too
-        info_b = g(f"stablehlo.reshape {ok} : ({_t(bshape, 'i1')}) -> {_t(bs, 'i1')}")
+        # a NaN pivot is not a failure: CPU JAX's potrf tests `ajj <= 0` only, so the NaN
+        # spreads through the columns after it and the ones before it stay
+        fail = g.cmp("LE", d, gz, bshape, el)
+        info_b = g(f"stablehlo.reshape {fail} : ({_t(bshape, 'i1')}) -> {_t(bs, 'i1')}")
         first = g.cmp("EQ", info, g.const("0", "i32", bs), bs, "i32")
-        bad = g.bin("and", first, g.un("not", info_b, bs, "i1"), bs, "i1")
+        bad = g.bin("and", first, info_b, bs, "i1")
         jj = g.bin("add", g.bcast(j, (), "i32", bs, ()), g.const("1", "i32", bs), bs, "i32")
         info = g.sel(bad, jj, info, bs, "i32")
         sq = g.un("sqrt", d, bshape, el)
@@ -258,10 +369,7 @@ def _potrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
 
     _, lo, info = _loop(f, n, [(s, _t(shape, el)), (zero, _t(shape, el)), (info0, _t(bs, "i32"))], step,
                         0 in shape)
-    if upper:
-        lo = f.transpose_last(lo, shape, el)
-    out = f.sel(keep, lo, a, shape, el)
-    return _module([_t(shape, el)], [_t(shape, el), _t(bs, "i32")], f.lines, [out, info])
+    return lo, info
 
 
 # --------------------------------------------------------------------------- trsm (triangular solve)
@@ -269,15 +377,13 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     """BLAS ?trsm: X with op(A) X = B (side L) or X op(A) = B (side R), op(A) = A or A^T
     (trans_x N/T/C; real, so C is T), A's `uplo` triangle only, unit diagonal if diag = U. Every
     case is brought to a lower-triangular left solve: a right solve is the left solve of the
-    transposes, an upper one the lower one with rows and columns reversed. Forward
-    substitution, one row of X per step with a rank-1 update of the rows below it. bf16/f16
-    solve in f32 and round once."""
+    transposes, an upper one the lower one with rows and columns reversed. bf16/f16 solve in
+    f32 and round once."""
     a_t, b_t = types
     io = a_t.element
     el = "f32" if io in NARROW else io
     ashape, bshape = tuple(a_t.shape), tuple(b_t.shape)
     r = len(ashape)
-    bs, n = ashape[:-2], ashape[-1]
     f = _Fn()
     a, b = "%arg0", "%arg1"
     if io != el:
@@ -295,10 +401,40 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
         a, lower = f.transpose_last(a, ashape, el), not lower
         b = f.transpose_last(b, bshape, el)
     xshape = bshape if left else bshape[:-2] + (bshape[-1], bshape[-2])
-    m = xshape[-1]
     if not lower:  # P M P is lower for the reversal P; solve (PMP)(PX) = PB
         a = f.reverse(a, [r - 2, r - 1], ashape, el)
         b = f.reverse(b, [r - 2], xshape, el)
+    x = _tri_solve(f, a, ashape, b, xshape, el)
+    if not lower:
+        x = f.reverse(x, [r - 2], xshape, el)
+    if not left:
+        x = f.transpose_last(x, xshape, el)
+    if io != el:
+        x = f(f"stablehlo.convert {x} : ({_t(bshape, el)}) -> {_t(bshape, io)}")
+    return _module([_t(ashape, io), _t(bshape, io)], [_t(bshape, io)], f.lines, [x])
+
+
+def _tri_solve(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str) -> str:
+    """X with A X = B for a lower-triangular A (zeros above its diagonal). Recursive on A's
+    halves: X1 of A11 X1 = B1, then X2 of A22 X2 = B2 - A21 X1 (the matmul)."""
+    n, m, bs = ashape[-1], xshape[-1], ashape[:-2]
+    if n <= BASE or 0 in ashape + xshape:
+        return _tri_loop(f, a, ashape, b, xshape, el)
+    n1 = _split(n)
+    x1 = _tri_solve(f, f.block(a, ashape, el, (0, n1), (0, n1)), bs + (n1, n1),
+                    f.block(b, xshape, el, (0, n1), (0, m)), bs + (n1, m), el)
+    a21 = f.block(a, ashape, el, (n1, n), (0, n1))
+    b2 = f.bin("subtract", f.block(b, xshape, el, (n1, n), (0, m)), f.matmul(a21, bs + (n - n1, n1), x1, bs + (n1, m), el),
+               bs + (n - n1, m), el)
+    x2 = _tri_solve(f, f.block(a, ashape, el, (n1, n), (n1, n)), bs + (n - n1, n - n1), b2, bs + (n - n1, m), el)
+    return f.concat([(x1, bs + (n1, m)), (x2, bs + (n - n1, m))], len(ashape) - 2, el)
+
+
+def _tri_loop(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str) -> str:
+    """Forward substitution, one row of X per step with a rank-1 update of the rows below it."""
+    r = len(ashape)
+    bs, n = ashape[:-2], ashape[-1]
+    m = xshape[-1]
     rshape, cshape, dshape = bs + (1, m), bs + (n, 1), bs + (1, 1)
 
     def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
@@ -320,35 +456,74 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
         return [g.dupdate(x, xr, xshape, rshape, el, z + [j, zero])]
 
     (x,) = _loop(f, n, [(b, _t(xshape, el))], step, 0 in ashape + xshape)
-    if not lower:
-        x = f.reverse(x, [r - 2], xshape, el)
-    if not left:
-        x = f.transpose_last(x, xshape, el)
-    if io != el:
-        x = f(f"stablehlo.convert {x} : ({_t(bshape, el)}) -> {_t(bshape, io)}")
-    return _module([_t(ashape, io), _t(bshape, io)], [_t(bshape, io)], f.lines, [x])
+    return x
 
 
 # --------------------------------------------------------------------------- getrf (LU)
 def _getrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     """LAPACK ?getrf: P A = L U with partial pivoting, L (unit diagonal) and U packed in one
     matrix, `ipiv` 1-based (row j was swapped with row ipiv[j] - 1) and `info` j+1 for the first
-    zero pivot (the factorization still completes, as LAPACK's does). One column per step: the
-    first row of largest magnitude at or below j is swapped with row j (per matrix of a batch,
-    so the swap is selects and a masked sum, not a dynamic slice), the column below the pivot is
-    divided by it (left alone when the pivot is 0) and the trailing matrix gets a rank-1 update."""
+    zero pivot (the factorization still completes, as LAPACK's does)."""
     (a_t,) = types
     shape, el = tuple(a_t.shape), a_t.element
+    bs, k = shape[:-2], min(shape[-2], shape[-1])
+    f = _Fn()
+    w, _, ipiv, info = _lu(f, "%arg0", shape, el)
+    return _module([_t(shape, el)], [_t(shape, el), _t(bs + (k,), "i32"), _t(bs, "i32")], f.lines, [w, ipiv, info])
+
+
+def _lu(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str, str]:
+    """(packed L\\U, perm, ipiv, info) of the m x n `a`; perm [.., m] is the row order P A takes
+    (row i of P A is row perm[i] of A). Recursive on columns (Toledo's LU): the left n1 columns
+    are factored (all m rows, so the pivots are the unblocked ones), their row order applied to
+    the right columns, U12 = L11^-1 A12 (a unit triangular solve), A22 - L21 U12 (the matmul)
+    factored in turn and its row order applied to L21."""
+    bs, m, n = shape[:-2], shape[-2], shape[-1]
+    r, k = len(shape), min(m, n)
+    if k <= BASE or 0 in shape:
+        return _lu_loop(f, a, shape, el)
+    n1, n2, m2 = _split(k), n - _split(k), m - _split(k)
+    left, p1, ipiv1, info1 = _lu(f, f.block(a, shape, el, (0, m), (0, n1)), bs + (m, n1), el)
+    right = f.rows_of(f.block(a, shape, el, (0, m), (n1, n)), bs + (m, n2), el, p1)
+    l11 = f.block(left, bs + (m, n1), el, (0, n1), (0, n1))
+    s11 = bs + (n1, n1)
+    ri, ci = f.iota(s11, r - 2), f.iota(s11, r - 1)
+    l11 = f.sel(f.cmp("GT", ri, ci, s11, "i32"), l11,
+                f.sel(f.cmp("EQ", ri, ci, s11, "i32"), f.const("1", el, s11), f.const("0", el, s11), s11, el), s11, el)
+    u12 = _tri_solve(f, l11, s11, f.block(right, bs + (m, n2), el, (0, n1), (0, n2)), bs + (n1, n2), el)
+    l21 = f.block(left, bs + (m, n1), el, (n1, m), (0, n1))
+    a22 = f.bin("subtract", f.block(right, bs + (m, n2), el, (n1, m), (0, n2)),
+                f.matmul(l21, bs + (m2, n1), u12, bs + (n1, n2), el), bs + (m2, n2), el)
+    w22, p2, ipiv2, info2 = _lu(f, a22, bs + (m2, n2), el)
+    l21 = f.rows_of(l21, bs + (m2, n1), el, p2)
+    w = f.grid([[(f.block(left, bs + (m, n1), el, (0, n1), (0, n1)), s11), (u12, bs + (n1, n2))],
+                [(l21, bs + (m2, n1)), (w22, bs + (m2, n2))]], el)
+    # the whole row order: the left part's, its lower rows reordered by the right part's
+    lo, hi = f.part(p1, bs + (m,), "i32", 0, n1), f.part(p1, bs + (m,), "i32", n1, m)
+    hi = f(f"stablehlo.reshape {hi} : ({_t(bs + (m2,), 'i32')}) -> {_t(bs + (m2, 1), 'i32')}")
+    hi = f.rows_of(hi, bs + (m2, 1), "i32", p2)
+    hi = f(f"stablehlo.reshape {hi} : ({_t(bs + (m2, 1), 'i32')}) -> {_t(bs + (m2,), 'i32')}")
+    perm = f.concat([(lo, bs + (n1,)), (hi, bs + (m2,))], r - 2, "i32")
+    ipiv2 = f.bin("add", ipiv2, f.const(str(n1), "i32", bs + (k - n1,)), bs + (k - n1,), "i32")
+    ipiv = f.concat([(ipiv1, bs + (n1,)), (ipiv2, bs + (k - n1,))], r - 2, "i32")
+    return w, perm, ipiv, f.first_error(info1, info2, n1, bs)
+
+
+def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str, str]:
+    """Unblocked LU, one column per step: the first row of largest magnitude at or below j is
+    swapped with row j (per matrix of a batch, so the swap is selects and a masked sum, not a
+    dynamic slice; `perm` records it), the column below the pivot is divided by it (left alone
+    when the pivot is 0) and the trailing matrix gets a rank-1 update."""
     bs, m, n = shape[:-2], shape[-2], shape[-1]
     r, k = len(shape), min(shape[-2], shape[-1])
-    f = _Fn()
     ipiv0 = f.const("0", "i32", bs + (k,))
     info0 = f.const("0", "i32", bs)
+    perm0 = f.iota(bs + (m,), r - 2)
     cshape, rshape, dshape = bs + (m, 1), bs + (1, n), bs + (1, 1)
     bsp = bs + (1,)
 
     def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
-        w, ipiv, info = cur
+        w, perm, ipiv, info = cur
         z = [g.const("0", "i32")] * len(bs)
         zero = g.const("0", "i32")
         rows = g.iota(shape, r - 2)
@@ -376,6 +551,16 @@ def _getrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
         w = g.sel(g.cmp("EQ", rows, jm, shape, "i32"), rpm,
                   g.sel(g.cmp("EQ", rows, pm, shape, "i32"), g.bcast(rj, rshape, el, shape, tuple(range(r))), w,
                         shape, el), shape, el)
+        # the same swap on the row order
+        pv, iv = bs + (m,), g.iota(bs + (m,), r - 2)
+        pp = g.bcast(p, bsp, "i32", pv, tuple(range(r - 1)))
+        jv = g.bcast(j, (), "i32", pv, ())
+        perm_p = g.reduce("add", g.sel(g.cmp("EQ", iv, pp, pv, "i32"), perm, g.const("0", "i32", pv), pv, "i32"),
+                          g.const("0", "i32"), pv, "i32", r - 2)
+        perm_j = g.dslice(perm, pv, "i32", z + [j], bsp)
+        perm = g.sel(g.cmp("EQ", iv, jv, pv, "i32"), g.bcast(perm_p, bs, "i32", pv, tuple(range(r - 2))),
+                     g.sel(g.cmp("EQ", iv, pp, pv, "i32"), g.bcast(perm_j, bsp, "i32", pv, tuple(range(r - 1))), perm,
+                           pv, "i32"), pv, "i32")
         one = g.const("1", "i32", bsp)
         ipiv = g.dupdate(ipiv, g.bin("add", p, one, bsp, "i32"), bs + (k,), bsp, "i32", z + [j])
         # pivot, info, the column of L, the trailing update
@@ -395,11 +580,10 @@ def _getrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
         rj = g.bcast(g.dslice(w, shape, el, z + [j, zero], rshape), rshape, el, shape, tuple(range(r)))
         trail = g.bin("and", below, g.cmp("GT", cols, jm, shape, "i32"), shape, "i1")
         w = g.sel(trail, g.bin("subtract", w, g.bin("multiply", lm, rj, shape, el), shape, el), w, shape, el)
-        return [w, ipiv, info]
+        return [w, perm, ipiv, info]
 
-    w, ipiv, info = _loop(f, k, [("%arg0", _t(shape, el)), (ipiv0, _t(bs + (k,), "i32")),
-                                 (info0, _t(bs, "i32"))], step, 0 in shape)
-    return _module([_t(shape, el)], [_t(shape, el), _t(bs + (k,), "i32"), _t(bs, "i32")], f.lines, [w, ipiv, info])
+    return tuple(_loop(f, k, [(a, _t(shape, el)), (perm0, _t(bs + (m,), "i32")), (ipiv0, _t(bs + (k,), "i32")),
+                              (info0, _t(bs, "i32"))], step, 0 in shape))
 
 
 # --------------------------------------------------------------------------- geqrf / orgqr (QR)
@@ -455,9 +639,111 @@ def _geqrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     convention (beta = -sign(alpha) |column|), so the factors are LAPACK's, not just a QR."""
     (a_t,) = types
     shape, el = tuple(a_t.shape), a_t.element
+    k = min(shape[-2], shape[-1])
+    f = _Fn()
+    w, taus, _, _ = _qr(f, "%arg0", shape, el, False)
+    return _module([_t(shape, el)], [_t(shape, el), _t(shape[:-2] + (k,), el)], f.lines, [w, taus])
+
+
+def _qr(f: _Fn, a: str, shape: tuple[int, ...], el: str, wy: bool) -> tuple[str, str, str | None, str | None]:
+    """(packed R\\V, tau, V, T) of the m x n `a`, with (when `wy`) the explicit reflectors V
+    [.., m, k] (unit diagonal, zeros above) and the compact-WY T [.., k, k] of LAPACK's larft:
+    H_0 ... H_{k-1} = I - V T V^T. Recursive on columns: the left n1 columns are factored, the
+    right ones get Q1^T = I - V1 T1^T V1^T (three matmuls), the rows below n1 are factored in
+    turn and the two T join as [[T1, -T1 V1^T V2 T2], [0, T2]]."""
+    bs, m, n = shape[:-2], shape[-2], shape[-1]
+    r, k = len(shape), min(m, n)
+    if k <= BASE or 0 in shape:
+        w, taus = _qr_loop(f, a, shape, el)
+        if not wy:
+            return w, taus, None, None
+        v = _reflectors(f, w, shape, el, k)
+        return w, taus, v, _larft(f, v, bs + (m, k), taus, el)
+    n1 = _split(k)
+    n2, m2 = n - n1, m - n1
+    w1, tau1, v1, t1 = _qr(f, f.block(a, shape, el, (0, m), (0, n1)), bs + (m, n1), el, True)
+    a2 = f.block(a, shape, el, (0, m), (n1, n))
+    vs, ts = bs + (m, n1), bs + (n1, n1)
+    y = f.matmul(t1, ts, f.matmul(v1, vs, a2, bs + (m, n2), el, ta=True), bs + (n1, n2), el, ta=True)
+    a2 = f.bin("subtract", a2, f.matmul(v1, vs, y, bs + (n1, n2), el), bs + (m, n2), el)
+    w2, tau2, v2, t2 = _qr(f, f.block(a2, bs + (m, n2), el, (n1, m), (0, n2)), bs + (m2, n2), el, wy)
+    k2 = min(m2, n2)
+    w = f.grid([[(f.block(w1, vs, el, (0, n1), (0, n1)), ts), (f.block(a2, bs + (m, n2), el, (0, n1), (0, n2)), bs + (n1, n2))],
+                [(f.block(w1, vs, el, (n1, m), (0, n1)), bs + (m2, n1)), (w2, bs + (m2, n2))]], el)
+    taus = f.concat([(tau1, bs + (n1,)), (tau2, bs + (k2,))], r - 2, el)
+    if not wy:
+        return w, taus, None, None
+    v1b = f.block(v1, vs, el, (n1, m), (0, n1))
+    t12 = f.matmul(f.matmul(t1, ts, f.matmul(v1b, bs + (m2, n1), v2, bs + (m2, k2), el, ta=True), bs + (n1, k2), el),
+                   bs + (n1, k2), t2, bs + (k2, k2), el)
+    t12 = f.un("negate", t12, bs + (n1, k2), el)
+    t = f.grid([[(t1, ts), (t12, bs + (n1, k2))], [(f.const("0", el, bs + (k2, n1)), bs + (k2, n1)), (t2, bs + (k2, k2))]], el)
+    v = f.grid([[(f.block(v1, vs, el, (0, n1), (0, n1)), ts), (f.const("0", el, bs + (n1, k2)), bs + (n1, k2))],
+                [(v1b, bs + (m2, n1)), (v2, bs + (m2, k2))]], el)
+    return w, taus, v, t
+
+
+def _reflectors(f: _Fn, w: str, shape: tuple[int, ...], el: str, k: int) -> str:
+    """The explicit V [.., m, k] of packed reflectors: w's first k columns below the diagonal,
+    ones on it, zeros above."""
+    vs = shape[:-2] + (shape[-2], k)
+    r = len(shape)
+    v = f.block(w, shape, el, (0, shape[-2]), (0, k)) if shape[-1] != k else w
+    ri, ci = f.iota(vs, r - 2), f.iota(vs, r - 1)
+    return f.sel(f.cmp("GT", ri, ci, vs, "i32"), v,
+                 f.sel(f.cmp("EQ", ri, ci, vs, "i32"), f.const("1", el, vs), f.const("0", el, vs), vs, el), vs, el)
+
+
+def _larft(f: _Fn, v: str, vshape: tuple[int, ...], taus: str, el: str) -> str:
+    """LAPACK ?larft (forward, columnwise): the upper-triangular T [.., k, k] with
+    H_0 ... H_{k-1} = I - V T V^T. Blocks of at most BASE columns run a loop on the k x k Gram
+    matrix G = V^T V (T[:j, j] = -tau_j T[:j, :j] G[:j, j], T[j, j] = tau_j); bigger ones join
+    two halves' T as [[T1, -T1 G12 T2], [0, T2]]."""
+    bs, k = vshape[:-2], vshape[-1]
+    r = len(vshape)
+    if k > BASE and 0 not in vshape:
+        k1 = _split(k)
+        m = vshape[-2]
+        v1, v2 = f.block(v, vshape, el, (0, m), (0, k1)), f.block(v, vshape, el, (0, m), (k1, k))
+        t1s, t2s = f.part(taus, bs + (k,), el, 0, k1), f.part(taus, bs + (k,), el, k1, k)
+        t1 = _larft(f, v1, bs + (m, k1), t1s, el)
+        t2 = _larft(f, v2, bs + (m, k - k1), t2s, el)
+        s1, s2 = bs + (k1, k1), bs + (k - k1, k - k1)
+        g12 = f.matmul(v1, bs + (m, k1), v2, bs + (m, k - k1), el, ta=True)
+        t12 = f.un("negate", f.matmul(f.matmul(t1, s1, g12, bs + (k1, k - k1), el), bs + (k1, k - k1), t2, s2, el),
+                   bs + (k1, k - k1), el)
+        return f.grid([[(t1, s1), (t12, bs + (k1, k - k1))],
+                       [(f.const("0", el, bs + (k - k1, k1)), bs + (k - k1, k1)), (t2, s2)]], el)
+    ts = bs + (k, k)
+    g = f.matmul(v, vshape, v, vshape, el, ta=True)
+    cshape, dshape = bs + (k, 1), bs + (1, 1)
+
+    def step(h: _Fn, j: str, cur: list[str]) -> list[str]:
+        (t,) = cur
+        z = [h.const("0", "i32")] * len(bs)
+        zero = h.const("0", "i32")
+        ri = h.iota(cshape, r - 2)
+        jc = h.bcast(j, (), "i32", cshape, ())
+        gj = h.dslice(g, ts, el, z + [zero, j], cshape)
+        gj = h.sel(h.cmp("LT", ri, jc, cshape, "i32"), gj, h.const("0", el, cshape), cshape, el)
+        gr = h.bcast(gj, cshape, el, ts, tuple(range(r - 2)) + (r - 1, r - 2))  # g[l] along row l's columns
+        tg = h.reduce("add", h.bin("multiply", t, gr, ts, el), h.const("0", el), ts, el, r - 1)  # (T g)[i]
+        tau = h.dslice(taus, bs + (k,), el, z + [j], bs + (1,))
+        tau = h(f"stablehlo.reshape {tau} : ({_t(bs + (1,), el)}) -> {_t(dshape, el)}")
+        tc = h.bcast(tau, dshape, el, cshape, tuple(range(r)))
+        tgc = h(f"stablehlo.reshape {tg} : ({_t(bs + (k,), el)}) -> {_t(cshape, el)}")
+        col = h.sel(h.cmp("LT", ri, jc, cshape, "i32"), h.un("negate", h.bin("multiply", tc, tgc, cshape, el), cshape, el),
+                    h.sel(h.cmp("EQ", ri, jc, cshape, "i32"), tc, h.const("0", el, cshape), cshape, el), cshape, el)
+        return [h.dupdate(t, col, ts, cshape, el, z + [zero, j])]
+
+    (t,) = _loop(f, k, [(f.const("0", el, ts), _t(ts, el))], step, 0 in vshape)
+    return t
+
+
+def _qr_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
+    """Unblocked Householder QR: one reflector per column, applied to the columns after it."""
     bs, r, k = shape[:-2], len(shape), min(shape[-2], shape[-1])
     m = shape[-2]
-    f = _Fn()
     tau0 = f.const("0", el, bs + (k,))
     cshape, dshape = bs + (m, 1), bs + (1, 1)
 
@@ -477,35 +763,27 @@ def _geqrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
         taus = g.dupdate(taus, t1, bs + (k,), bs + (1,), el, z + [j])
         return [w, taus]
 
-    w, taus = _loop(f, k, [("%arg0", _t(shape, el)), (tau0, _t(bs + (k,), el))], step, 0 in shape)
-    return _module([_t(shape, el)], [_t(shape, el), _t(bs + (k,), el)], f.lines, [w, taus])
+    w, taus = _loop(f, k, [(a, _t(shape, el)), (tau0, _t(bs + (k,), el))], step, 0 in shape)
+    return w, taus
 
 
 def _orgqr(types: list[ir.TensorType], flags: dict[str, str]) -> str:
-    """LAPACK ?orgqr: the first n columns of Q = H_0 ... H_{k-1} from geqrf's packed reflectors,
-    accumulated backwards on the identity (Q = H_j Q for j = k-1 .. 0)."""
+    """LAPACK ?orgqr: the first n columns of Q = H_0 ... H_{k-1} from geqrf's packed reflectors:
+    I - V T V^T with T from larft, so the work is matmuls (two: V (T V[:n]^T))."""
     a_t, t_t = types
     shape, el = tuple(a_t.shape), a_t.element
-    bs, r, m = shape[:-2], len(shape), shape[-2]
+    bs, r, m, n = shape[:-2], len(shape), shape[-2], shape[-1]
     k = t_t.shape[-1]
     f = _Fn()
-    eye = f(f"stablehlo.convert {f.cmp('EQ', f.iota(shape, r - 2), f.iota(shape, r - 1), shape, 'i32')} : "
-            f"({_t(shape, 'i1')}) -> {_t(shape, el)}")
-    cshape, dshape = bs + (m, 1), bs + (1, 1)
-
-    def step(g: _Fn, i: str, cur: list[str]) -> list[str]:
-        (q,) = cur
-        j = g.bin("subtract", g.const(str(k - 1), "i32"), i, (), "i32")
-        z = [g.const("0", "i32")] * len(bs)
-        c = g.dslice("%arg0", shape, el, z + [g.const("0", "i32"), j], cshape)
-        ri = g.iota(cshape, r - 2)
-        jc = g.bcast(j, (), "i32", cshape, ())
-        v = g.sel(g.cmp("GT", ri, jc, cshape, "i32"), c,
-                  g.sel(g.cmp("EQ", ri, jc, cshape, "i32"), g.const("1", el, cshape), g.const("0", el, cshape),
-                        cshape, el), cshape, el)
-        tau = g.dslice("%arg1", bs + (k,), el, z + [j], bs + (1,))
-        tau = g(f"stablehlo.reshape {tau} : ({_t(bs + (1,), el)}) -> {_t(dshape, el)}")
-        return [_apply_reflector(g, q, v, tau, shape, el, None)]
-
-    (q,) = _loop(f, k, [(eye, _t(shape, el))], step, 0 in shape)
+    qs = bs + (m, n)
+    eye = f(f"stablehlo.convert {f.cmp('EQ', f.iota(qs, r - 2), f.iota(qs, r - 1), qs, 'i32')} : "
+            f"({_t(qs, 'i1')}) -> {_t(qs, el)}")
+    if k == 0 or 0 in shape:
+        return _module([_t(shape, el), _t(bs + (k,), el)], [_t(shape, el)], f.lines, [eye])
+    v = _reflectors(f, "%arg0", shape, el, k)
+    vs = bs + (m, k)
+    t = _larft(f, v, vs, "%arg1", el)
+    vt = f.block(v, vs, el, (0, n), (0, k))
+    y = f.matmul(t, bs + (k, k), vt, bs + (n, k), el, tb=True)
+    q = f.bin("subtract", eye, f.matmul(v, vs, y, bs + (k, n), el), qs, el)
     return _module([_t(shape, el), _t(bs + (k,), el)], [_t(shape, el)], f.lines, [q])
