@@ -229,3 +229,14 @@ def test_bfp8_option_choices_and_refusals():
     for bad in ("bfp4", {"w": "bfp8"}, {0: "int8"}, {-1: "bfp8"}):
         with pytest.raises(CompilerOptionsError, match="weight_format"):
             compiler_options({"weight_format": bad})
+
+
+def test_control_flow_programs_keep_weights_native():
+    """With control flow every argument is stored natively: an explicit "native" and the global
+    "bfp8" run (the latter ignored there); an argument named "bfp8" is refused."""
+    f = lambda x: jax.lax.fori_loop(0, 3, lambda i, c: c * 2.0, x)  # noqa: E731
+    x = np.arange(4, dtype=np.float32)
+    for wf in ({0: "native"}, "bfp8"):
+        np.testing.assert_array_equal(np.asarray(tt_xla.jit(f, compiler_options={"weight_format": wf})(x)), x * 8)
+    with pytest.raises(UnsupportedError, match="control flow"):
+        tt_xla.jit(f, compiler_options={"weight_format": {0: "bfp8"}})(x)

@@ -178,3 +178,14 @@ def test_vector_events_cover_the_alu_work(monkeypatch):
     assert any(k.cost.alu_ops for k in seen)
     for k in seen:
         assert k.cost.alu_ops <= 1024 * k.vector_ops, (k.name, k.kind, k.cost)
+
+
+def test_a_product_whose_k_depends_on_the_range_is_stepped_through():
+    """bfp8 products take K in chunks (`kn_`, the last one short): a range whose only dependent
+    figure is a product's K is walked step by step, not as trip count x its first pass."""
+    a, b = Operand(0, "float", False), Operand(1, "float", False)
+    body = [Range("kq_", "0", "3"), Define("kn_", "int64_t", "K_MIN((int64_t)512, 1100 - kq_ * 512)"),
+            MatMul("tt_matmul_f32", "32", "32", "kn_", a, "0", 1100, 1, b, "0", 32, 1, "c_", "32"), End()]
+    f = figures(LoopKernel("k", [a, b], [], body, 1))
+    assert f.matrix_tiles == sum(-(-k // 32) for k in (512, 512, 76))
+    assert f.dma_bytes == sum(32 * k * 4 * 2 for k in (512, 512, 76))

@@ -282,3 +282,14 @@ def test_blocked_qr_rank_deficient_f64_and_householder(small_blocks):
         check(lambda x: geqrf(x)[i], a, rtol=1e-10, atol=1e-10)
     check(lambda x: householder_product(*geqrf(x)), a, rtol=1e-10, atol=1e-10)
     check(lambda x: householder_product(*geqrf(x)), a.astype(np.float32), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("row", [37, 20, 3])
+def test_triangular_solve_nan_wherever_the_inf_sits(row):
+    """0 * inf is NaN in every row below it, as in CPU JAX's trsm, whether the inf sits in a
+    leaf block's column loop (rows 3, 20) or in a blocked join's product (row 37)."""
+    a = np.tril(rng.standard_normal((40, 40))).astype(np.float32) + 4 * np.eye(40, dtype=np.float32)
+    a[row, 0] = np.inf
+    b = np.ones((40, 2), np.float32)
+    b[0] = 0
+    check(lambda a, b: jsl.solve_triangular(a, b, lower=True), a, b)

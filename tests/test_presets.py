@@ -167,3 +167,15 @@ def test_products_split_over_every_core_of_the_preset(device):
     (k,) = [k for k in rep.kernels if "dot" in k.ops]
     assert k.cores == load_device(device).config.ncores
     np.testing.assert_allclose(np.asarray(rep.result[0]), a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("device", ["n150", "p150"])
+def test_transposes_take_big_blocks_only_with_one_per_core(device):
+    """A stored transpose works in 64x64 blocks only when there are at least as many blocks as
+    the preset has cores: f32[600, 600].T has 100 of them, enough for the n150's 64 cores but not
+    the p150's 140, which keeps 32x32 tiles (361) and every core busy."""
+    x = np.random.default_rng(5).standard_normal((600, 600)).astype(np.float32)
+    exe = tt_xla.compile(_text(lambda x: x.T + 1, x), device=device)
+    (lk,) = exe.kernels()
+    assert lk.work_items == (100 if device == "n150" else 361)
+    np.testing.assert_array_equal(np.asarray(exe.profile(x).result[0]), x.T + 1)

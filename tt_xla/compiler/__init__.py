@@ -101,7 +101,8 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
     fn = inline_calls(module)
     from . import control  # control flow: the program becomes several graphs and a control stream
     if control.has_control(fn):
-        if options.bfp8_args(len(fn.args))[1]:
+        asked, named = options.bfp8_args(len(fn.args))
+        if named and asked:  # named arguments must be honoured; the global "bfp8" applies where it can
             raise UnsupportedError("compiler option weight_format: bfp8 arguments in a program with control flow",
                                    "func.func", fn.loc)
         return control.compile_function(fn, sram_per_core, ncores, options.optimization_level)

@@ -355,7 +355,7 @@ def _cost_texts(u) -> list[str]:
     if isinstance(u, (L.DmaRead, L.DmaWrite)):
         return [u.count, u.rows]
     if isinstance(u, L.MatMul):
-        return [u.m, u.n]
+        return [u.m, u.n, str(u.k)]
     return []
 
 

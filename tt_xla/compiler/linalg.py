@@ -446,11 +446,10 @@ def _tri_loop(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int
         xr = g.bin("divide", xr, g.bcast(d, dshape, el, rshape, tuple(range(r))), rshape, el)
         c = g.dslice(a, ashape, el, z + [zero, j], cshape)
         below = g.cmp("GT", g.iota(cshape, r - 2), g.bcast(j, (), "i32", cshape, ()), cshape, "i32")
-        # only rows below j and only where x[j] != 0 are updated, as BLAS does: a 0 * inf from
-        # a singular pivot must not turn the rows already solved (or a zero column) into NaN
+        # only rows below j are updated, every one of them as CPU JAX's BLAS does (a 0 * inf
+        # there is NaN, as in the blocked joins' products)
         xb = g.bcast(xr, rshape, el, xshape, tuple(range(r)))
-        live = g.bin("and", g.bcast(below, cshape, "i1", xshape, tuple(range(r))),
-                     g.cmp("NE", xb, g.const("0", el, xshape), xshape, el), xshape, "i1")
+        live = g.bcast(below, cshape, "i1", xshape, tuple(range(r)))
         upd = g.bin("multiply", g.bcast(c, cshape, el, xshape, tuple(range(r))), xb, xshape, el)
         x = g.sel(live, g.bin("subtract", x, upd, xshape, el), x, xshape, el)
         return [g.dupdate(x, xr, xshape, rshape, el, z + [j, zero])]

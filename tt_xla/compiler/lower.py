@@ -22,6 +22,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..bfp8 import TILE_BYTES as BFP8_TILE_BYTES  # = TT_BFP8_TILE_BYTES in ttrt_kernel.h
 from ..errors import UnsupportedError
 from . import loopir as L
 from .access import Access, collapse, row_major
@@ -48,7 +49,6 @@ MM_BLOCK_M, MM_BLOCK_N = 256, 512  # C block per work item: B is packed once per
 MM_MIN_ITEMS = 64                  # ...but at least one per core (default: the n150's 64) when the product allows
 MM_SRAM_BYTES = 768 * 1024         # = TT_MM_SRAM_BYTES: the most SRAM the matrix engine packs into
 MM_SRAM_MIN = 32 * 1024            # = TT_MIN_SRAM_PER_CORE / 2: the least it can pack into
-BFP8_TILE_BYTES = 1088  # = TT_BFP8_TILE_BYTES: a 32x32 tile's 64 shared exponents and 1024 values
 BFP8_CHUNK = 512        # rows of K a product unpacks at a time (halved until its pages fit)
 
 
@@ -114,7 +114,7 @@ def lower_kernel(k: Kernel, name: str, mat: set[int], sram_budget: int, ncores: 
     if k.kind == "sort":
         from .lower_sort import lower_sort
         return lower_sort(mat, k, name, sram_budget)
-    return lower_loop(mat, k, name, sram_budget)
+    return lower_loop(mat, k, name, sram_budget, ncores)
 
 
 class IREmitter(Emitter):
@@ -169,7 +169,7 @@ def _base(off: int, vec: tuple[int, ...], idx: list[str]) -> str:
     return " + ".join(terms)
 
 
-def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
+def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int = MM_MIN_ITEMS) -> L.LoopKernel:
     """An elementwise or movement kernel."""
     computed = k.root is k.dest.src and k.root.op not in VIEWS and k.root.op not in ("iota", "const")
     leaves = collect_leaves(k.root, computed, mat, through_root_view=True)
@@ -231,7 +231,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopK
         # big blocks only when there are enough of them for every core (small transposes keep
         # their work split, and so their modeled time) and they fit
         nblocks = int(np.prod(shape[:-2], dtype=np.int64)) * -(-shape[-2] // te) * -(-inner // te)
-        if nblocks < MM_MIN_ITEMS or L.sram_end(cbs) > sram_budget:
+        if nblocks < ncores or L.sram_end(cbs) > sram_budget:
             te = TILE
             cbs, mode, rb, w = sizes(block)
     while L.sram_end(cbs) > sram_budget and block > MIN_BLOCK and mode != "tile":
