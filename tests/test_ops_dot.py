@@ -145,3 +145,24 @@ def test_matmul_rhs_rewritten_between_calls():
     b *= -2.0
     np.testing.assert_allclose(np.array(f(a, b)), a @ b, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(np.array(f(a, b)), -2.0 * r1, rtol=1e-4, atol=1e-3)
+
+
+_rng = np.random.default_rng(11)
+
+
+@pytest.mark.parametrize("f,a,b", [
+    (lambda a, b: a @ b, _rng.random((37, 70)) < 0.05, _rng.random((70, 33)) < 0.05),
+    (lambda a, b: jnp.einsum("bij,bjk->bik", a, b), _rng.random((2, 5, 6)) < 0.2, _rng.random((2, 6, 3)) < 0.2),
+    (lambda a, b: lax.dot_general(a, b, (((1,), (0,)), ((), ())), preferred_element_type=jnp.int32),
+     _rng.random((5, 9)) < 0.5, _rng.random((9, 4)) < 0.5),
+    (lambda a, b: lax.dot_general(a, b, (((1,), (0,)), ((), ())), preferred_element_type=jnp.float32),
+     _rng.random((5, 9)) < 0.5, _rng.random((9, 4)) < 0.5),
+    (lambda a, b: a @ b, np.ones((3, 0), bool), np.ones((0, 2), bool)),
+    (lambda a, b: jnp.dot(a, b), _rng.random(6) < 0.5, _rng.random(6) < 0.5),
+    (lambda a, b: a @ b, np.ones((300, 300), bool), np.ones((300, 300), bool)),  # counts past 255
+])
+def test_boolean_products_are_or_of_ands(f, a, b):
+    want = np.asarray(jax.jit(f)(a, b))
+    got = np.asarray(tt_xla.jit(f)(a, b))
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)

@@ -333,13 +333,23 @@ def test_module_without_an_entry_function(text):
         compile_text(text)
 
 
-def test_boolean_products_are_unsupported():
-    """Valid StableHLO (an OR of ANDs), but the matrix engine sums: refused, not miscomputed
-    (found by the fuzzer's XLA oracle: a conv of i1 gave 2 and 4 where XLA gives 1)."""
+def test_boolean_products():
+    """A boolean dot_general is an OR of ANDs (XLA's PRED dot): computed as a count of true terms
+    != 0, not the engine's sum. A boolean convolution is still refused, not miscomputed (found by
+    the fuzzer's XLA oracle: a conv of i1 gave 2 and 4 where XLA gives 1)."""
     text = ("func.func public @main(%arg0: tensor<2x3xi1>, %arg1: tensor<3x2xi1>) -> tensor<2x2xi1> {\n"
             "  %0 = stablehlo.dot_general %arg0, %arg1, contracting_dims = [1] x [0] : "
             "(tensor<2x3xi1>, tensor<3x2xi1>) -> tensor<2x2xi1>\n  return %0 : tensor<2x2xi1>\n}\n")
-    verify(parse_module(text))
-    with pytest.raises(tt_xla.errors.UnsupportedError, match="dot_general of booleans"):
-        compile_text(text)
+    a = np.array([[1, 1, 0], [0, 0, 0]], bool)
+    b = np.array([[1, 0], [1, 1], [0, 1]], bool)
+    got = tt_xla.client().compile(text)(a, b)
+    got = got[0] if isinstance(got, (list, tuple)) else got
+    np.testing.assert_array_equal(np.asarray(got), np.array([[True, True], [False, False]]))
+    conv = ("func.func public @main(%arg0: tensor<1x1x4xi1>, %arg1: tensor<1x1x2xi1>) -> tensor<1x1x3xi1> {\n"
+            "  %0 = stablehlo.convolution(%arg0, %arg1) dim_numbers = [b, f, 0]x[o, i, 0]->[b, f, 0], "
+            "window = {stride = [1]} {batch_group_count = 1 : i64, feature_group_count = 1 : i64} : "
+            "(tensor<1x1x4xi1>, tensor<1x1x2xi1>) -> tensor<1x1x3xi1>\n  return %0 : tensor<1x1x3xi1>\n}\n")
+    verify(parse_module(conv))
+    with pytest.raises(tt_xla.errors.UnsupportedError, match="convolution of booleans"):
+        compile_text(conv)
 

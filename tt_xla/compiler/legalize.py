@@ -70,7 +70,7 @@ class Legalizer:
                 handler = getattr(Legalizer, "_" + name, None)
         if handler is None:
             raise UnsupportedError("operation is not supported by tt-xla", op.name, op.loc)
-        if name in ("dot_general", "dot", "convolution") and any(getattr(v.type, "element", None) == "i1" for v in op.operands):
+        if name == "convolution" and any(getattr(v.type, "element", None) == "i1" for v in op.operands):
             # A boolean product is an OR of ANDs; the matrix engine would sum them.
             raise UnsupportedError(f"{name} of booleans (i1)", op.name, op.loc)
         for r in op.results:  # every result must be a tensor of a supported element type
@@ -304,6 +304,14 @@ class Legalizer:
         lb, rb, lc, rc = (list(_ints(f.get(k, ()))) for k in (
             "lhs_batching_dimensions", "rhs_batching_dimensions",
             "lhs_contracting_dimensions", "rhs_contracting_dimensions"))
+        if a.dtype == "i1" or b.dtype == "i1":
+            # a boolean product is an OR of ANDs (XLA's PRED dot): the count of true terms, != 0;
+            # into a wider result type, the operands are converted first
+            wide = "i32" if dt == "i1" else dt
+            a, b = (Node("convert", [x], x.shape, wide, {}, op.loc) if x.dtype != wide else x for x in (a, b))
+            d = dot_general(a, b, lb, rb, lc, rc, shape, wide, op.loc)
+            return d if dt != "i1" else Node("cmp", [d, const(0, wide, shape, op.loc)], shape, "i1",
+                                             {"dir": "NE", "total": False}, op.loc)
         return dot_general(a, b, lb, rb, lc, rc, shape, dt, op.loc)
 
     def _ragged_dot(self, op: ir.Operation) -> Node:
@@ -315,6 +323,9 @@ class Legalizer:
     def _dot(self, op: ir.Operation) -> Node:
         a, b = self._ins(op)
         shape, dt = self._result(op)
+        if a.dtype == "i1" or b.dtype == "i1":  # as a dot_general (booleans: see there)
+            return self._dot_general(ir.Operation(op.name, op.operands, op.results, {"dot_dimension_numbers": {
+                "lhs_contracting_dimensions": [len(a.shape) - 1], "rhs_contracting_dimensions": [0]}}, [], op.loc))
         attrs = {"lhs_batching_dimensions": (), "rhs_batching_dimensions": (),
                  "lhs_contracting_dimensions": (len(a.shape) - 1,), "rhs_contracting_dimensions": (0,)}
         return Node("dot", [a, b], shape, dt, attrs, op.loc)
