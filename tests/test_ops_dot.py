@@ -160,8 +160,13 @@ _rng = np.random.default_rng(11)
     (lambda a, b: a @ b, np.ones((3, 0), bool), np.ones((0, 2), bool)),
     (lambda a, b: jnp.dot(a, b), _rng.random(6) < 0.5, _rng.random(6) < 0.5),
     (lambda a, b: a @ b, np.ones((300, 300), bool), np.ones((300, 300), bool)),  # counts past 255
+    # integers into a float result (preferred_element_type): computed wide, rounded once
+    (lambda a, b: lax.dot_general(a, b, (((1,), (0,)), ((), ())), preferred_element_type=jnp.float32),
+     _rng.integers(-128, 128, (6, 40)).astype(np.int8), _rng.integers(-128, 128, (40, 5)).astype(np.int8)),
+    (lambda a, b: lax.dot_general(a, b, (((1,), (0,)), ((), ())), preferred_element_type=jnp.bfloat16),
+     _rng.integers(-9, 9, (4, 3)).astype(np.int16), _rng.integers(-9, 9, (3, 6)).astype(np.int16)),
 ])
-def test_boolean_products_are_or_of_ands(f, a, b):
+def test_boolean_and_integer_products_with_other_result_types(f, a, b):
     want = np.asarray(jax.jit(f)(a, b))
     got = np.asarray(tt_xla.jit(f)(a, b))
     assert got.dtype == want.dtype

@@ -312,6 +312,12 @@ class Legalizer:
             d = dot_general(a, b, lb, rb, lc, rc, shape, wide, op.loc)
             return d if dt != "i1" else Node("cmp", [d, const(0, wide, shape, op.loc)], shape, "i1",
                                              {"dir": "NE", "total": False}, op.loc)
+        if dt in FLOATS and a.dtype not in FLOATS:
+            # integers into a float result: products and sums in f32 (f64 for f64), rounded once
+            wide = "f64" if dt == "f64" else "f32"
+            a, b = (Node("convert", [x], x.shape, wide, {}, op.loc) for x in (a, b))
+            d = dot_general(a, b, lb, rb, lc, rc, shape, wide, op.loc)
+            return d if dt == wide else Node("convert", [d], shape, dt, {}, op.loc)
         return dot_general(a, b, lb, rb, lc, rc, shape, dt, op.loc)
 
     def _ragged_dot(self, op: ir.Operation) -> Node:

@@ -667,8 +667,8 @@ class _Verifier:
                [s for i, s in enumerate(b.shape) if i not in rb and i not in rc]
         if not _same_shape(out.shape, want):
             raise self.fail(f"result shape must be {_fmt(want)} for {a} x {b}, got {_fmt(out.shape)}")
-        # booleans may go into any result type (jax's preferred_element_type on a bool product)
-        if not _is_bool(a.element) and (_is_bool(out.element) or _is_float(out.element) != _is_float(a.element)):
+        # booleans may go into any result type, integers into floats (jax's preferred_element_type)
+        if not _is_bool(a.element) and (_is_bool(out.element) or _is_float(a.element) and not _is_float(out.element)):
             raise self.fail(f"result element type {out.element} does not fit operands of {a.element}")
 
     def _dot(self) -> None:
