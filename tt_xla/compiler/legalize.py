@@ -304,21 +304,7 @@ class Legalizer:
         lb, rb, lc, rc = (list(_ints(f.get(k, ()))) for k in (
             "lhs_batching_dimensions", "rhs_batching_dimensions",
             "lhs_contracting_dimensions", "rhs_contracting_dimensions"))
-        if a.dtype == "i1" or b.dtype == "i1":
-            # a boolean product is an OR of ANDs (XLA's PRED dot): the count of true terms, != 0;
-            # into a wider result type, the operands are converted first
-            wide = "i32" if dt == "i1" else dt
-            a, b = (Node("convert", [x], x.shape, wide, {}, op.loc) if x.dtype != wide else x for x in (a, b))
-            d = dot_general(a, b, lb, rb, lc, rc, shape, wide, op.loc)
-            return d if dt != "i1" else Node("cmp", [d, const(0, wide, shape, op.loc)], shape, "i1",
-                                             {"dir": "NE", "total": False}, op.loc)
-        if dt in FLOATS and a.dtype not in FLOATS:
-            # integers into a float result: products and sums in f32 (f64 for f64), rounded once
-            wide = "f64" if dt == "f64" else "f32"
-            a, b = (Node("convert", [x], x.shape, wide, {}, op.loc) for x in (a, b))
-            d = dot_general(a, b, lb, rb, lc, rc, shape, wide, op.loc)
-            return d if dt == wide else Node("convert", [d], shape, dt, {}, op.loc)
-        return dot_general(a, b, lb, rb, lc, rc, shape, dt, op.loc)
+        return product(a, b, lb, rb, lc, rc, shape, dt, op.loc)
 
     def _ragged_dot(self, op: ir.Operation) -> Node:
         """chlo.ragged_dot: one masked dot_general per group (ragged.py)."""
@@ -329,12 +315,7 @@ class Legalizer:
     def _dot(self, op: ir.Operation) -> Node:
         a, b = self._ins(op)
         shape, dt = self._result(op)
-        if a.dtype == "i1" or b.dtype == "i1":  # as a dot_general (booleans: see there)
-            return self._dot_general(ir.Operation(op.name, op.operands, op.results, {"dot_dimension_numbers": {
-                "lhs_contracting_dimensions": [len(a.shape) - 1], "rhs_contracting_dimensions": [0]}}, [], op.loc))
-        attrs = {"lhs_batching_dimensions": (), "rhs_batching_dimensions": (),
-                 "lhs_contracting_dimensions": (len(a.shape) - 1,), "rhs_contracting_dimensions": (0,)}
-        return Node("dot", [a, b], shape, dt, attrs, op.loc)
+        return product(a, b, [], [], [len(a.shape) - 1], [0], shape, dt, op.loc)
 
     def _convolution(self, op: ir.Operation) -> Node:
         return convolution(op, *self._ins(op), *self._result(op))
@@ -432,6 +413,25 @@ def dot_general(a: Node, b: Node, lb: list[int], rb: list[int], lc: list[int], r
              "lhs_contracting_dimensions": tuple(range(nb + len(lf), nb + len(lf) + nc)),
              "rhs_contracting_dimensions": tuple(range(nb, nb + nc))}
     return Node("dot", [a, b], shape, dt, attrs, loc)
+
+
+def product(a: Node, b: Node, lb: list[int], rb: list[int], lc: list[int], rc: list[int],
+            shape: tuple[int, ...], dt: str, loc: object) -> Node:
+    """A dot_general whose result type may differ from its operands', as XLA allows: a boolean
+    product is an OR of ANDs (XLA's PRED dot: an i32 count of true terms, != 0; into a wider
+    result, the operands are converted first); integers into a float result are multiplied and
+    summed in f32 (f64 for f64) and rounded once."""
+    if a.dtype == "i1" or b.dtype == "i1":
+        wide = "i32" if dt == "i1" else dt
+    elif dt in FLOATS and a.dtype not in FLOATS:
+        wide = "f64" if dt == "f64" else "f32"
+    else:
+        return dot_general(a, b, lb, rb, lc, rc, shape, dt, loc)
+    a, b = (x if x.dtype == wide else Node("convert", [x], x.shape, wide, {}, loc) for x in (a, b))
+    d = dot_general(a, b, lb, rb, lc, rc, shape, wide, loc)
+    if dt == "i1":
+        return Node("cmp", [d, const(0, wide, shape, loc)], shape, "i1", {"dir": "NE", "total": False}, loc)
+    return d if dt == wide else Node("convert", [d], shape, dt, {}, loc)
 
 
 def _fields(dn: object) -> dict:
