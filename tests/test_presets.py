@@ -26,12 +26,38 @@ def test_presets_load_and_match_their_public_figures():
     assert n150.config == DeviceConfig()  # the runtime's default device is the n150 preset
     c = n150.config
     assert (c.grid, c.sram_per_core, c.dram_bytes, c.clock_ghz) == ((8, 8), 1499136, 12 << 30, 1.0)
-    assert n150.dram_gb_per_s == 288.0
+    assert n150.dram_gb_per_s == 288.0 and n150.dram_achieved_gb_per_s == pytest.approx(240.0, abs=0.1)
+    assert c.launch_cycles == 1720 and n150.host_step_us == 300.0
     assert (c.matrix_tile_cycles, c.matrix_tile_cycles_bf16, c.vector_tile_cycles) == (64, 32, 32)  # HiFi4, HiFi2
     assert n300.config.ncores == 128 and n300.dram_gb_per_s == 576.0 and "not modeled" in n300.description
     assert p150.config.ncores == 140 and p150.config.clock_ghz == 1.35
     assert p150.dram_gb_per_s == pytest.approx(512.0)
+    assert p150.dram_achieved_gb_per_s == pytest.approx(512.0 * 0.878)
+    assert p150.config.launch_cycles / p150.config.clock_ghz == pytest.approx(1720, abs=1)  # same us as Wormhole
     assert set(PRESETS) == {"n150", "n300", "p150"}
+
+
+def test_dram_efficiency_scales_the_modeled_dram_time(tmp_path):
+    """A DRAM-bound launch's modeled time is its DRAM bytes at peak x dram_efficiency: half the
+    efficiency, (about) twice the time; the launch cost is the preset's, added once."""
+    def f(x):
+        return x + 1.0
+    x = np.ones((1 << 20,), np.float32)
+    cyc = {}
+    for eff in (1.0, 0.5):
+        p = tmp_path / f"eff{eff}.json"
+        p.write_text(json.dumps({"name": f"eff{eff}", "dram_efficiency": eff, "launch_cycles": 1}))
+        rt = tt_xla.client(device=str(p)).devices()[0].runtime_device
+        exe = tt_xla.compile(_text(f, x), device=str(p))
+        exe(x)
+        rt.reset_counters()
+        exe(x)
+        c = rt.counters()
+        dram = c["dma_bytes"] - c["noc_bytes"]
+        assert dram >= 2 * x.nbytes
+        cyc[eff] = c["modeled_cycles"] - c["kernels_launched"]  # less the launch cost
+        assert cyc[eff] >= dram / (288.0 * eff) - 1  # never faster than the DRAM allows (whole cycles)
+    assert cyc[0.5] == pytest.approx(2 * cyc[1.0], rel=0.02)
 
 
 def test_env_var_selects_the_default_device(monkeypatch):
@@ -48,7 +74,8 @@ def test_custom_device_file(tmp_path):
     spec = load_device(p)
     c = spec.config
     assert spec.name == "mine" and c.grid == (4, 2) and c.clock_ghz == 2.0
-    assert c.dram_bytes_per_cycle == 50.0  # 100 GB/s at 2 GHz
+    assert c.dram_bytes_per_cycle == pytest.approx(50.0 * 0.833)  # 100 GB/s at 2 GHz, at n150's efficiency
+    assert spec.dram_gb_per_s == 100.0 and spec.host_step_us == 300.0
     assert (c.matrix_tile_cycles, c.matrix_tile_cycles_bf16) == (48, 16)
     assert c.sram_per_core == 1499136  # from the base preset
     cl = tt_xla.client(device=str(p))
@@ -69,6 +96,10 @@ def test_custom_device_file(tmp_path):
     ('{"name": "x", "vector_tile_cycles": 1.5}', "'vector_tile_cycles' must be an integer"),
     ('{"name": "x", "launch_cycles": true}', "'launch_cycles' must be an integer"),
     ('{"name": "x", "math_fidelity": {"f32": "HiFi5", "bf16": "LoFi"}}', "'math_fidelity' must be"),
+    ('{"name": "x", "dram_efficiency": 1.2}', r"'dram_efficiency' must be a number in \(0, 1\]"),
+    ('{"name": "x", "dram_efficiency": 0}', "'dram_efficiency' must be a number"),
+    ('{"name": "x", "host_step_us": -5}', "'host_step_us' must be a number in"),
+    ('{"name": "x", "host_step_us": "300"}', "'host_step_us' must be a number"),
     ('{"name": "x", "fidelity_tile_cycles": {"LoFi": 16}}', "'fidelity_tile_cycles' must be"),
 ])
 def test_bad_device_files_give_clear_errors(tmp_path, content, message):

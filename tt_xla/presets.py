@@ -6,7 +6,8 @@
 
 A description holds device facts only: the core grid, clock, SRAM, DRAM, the matrix engine's
 cycles per 32x32x32 tile product for each math fidelity and the fidelity each data format runs
-at, the vector engine's cycles per tile instruction, NoC width, launch cost. The public source
+at, the vector engine's cycles per tile instruction, NoC width, launch cost, the DRAM efficiency
+kernels reach, the host's time per program step. The public source
 of each preset figure is named in docs/device.md (one place for them).
 
 JSON format (every key but "name" optional; a missing key takes the "base" preset's value,
@@ -17,7 +18,13 @@ default "n150"; unknown keys are refused):
      "dram_bytes": 12884901888, "dram_gb_per_s": 288.0,
      "fidelity_tile_cycles": {"LoFi": 16, "HiFi2": 32, "HiFi3": 48, "HiFi4": 64},
      "math_fidelity": {"f32": "HiFi4", "bf16": "HiFi2"},
-     "vector_tile_cycles": 32, "noc_bytes_per_cycle": 32, "launch_cycles": 1000}
+     "vector_tile_cycles": 32, "noc_bytes_per_cycle": 32, "launch_cycles": 1720,
+     "dram_efficiency": 0.833, "host_step_us": 300.0}
+
+"dram_gb_per_s" is the DRAM's peak; "dram_efficiency" the fraction of it that kernels streaming
+DRAM reach (the runtime is given the product). "host_step_us" is the host's time per program
+step (enqueue, wait, read back): not device time, so not in the modeled cycles; end-to-end
+figures (tokens per second) add it.
 """
 from __future__ import annotations
 
@@ -47,25 +54,32 @@ class DeviceSpecError(ValueError):
 # product by math fidelity (tt-metal tech_reports/GEMM_FLOPS; Blackhole assumed equal), the
 # fidelity each format runs at (a modeling choice), the vector engine (32 lanes, one instruction
 # per cycle: 32 cycles per 32x32 tile) and the NoC width.
+# The host's time per program step is the host's, not the chip's (tt-metal's own decode
+# estimate adds ~300 us of host loop per token; docs/device.md).
 _TENSIX = {"fidelity_tile_cycles": {"LoFi": 16, "HiFi2": 32, "HiFi3": 48, "HiFi4": 64},
            "math_fidelity": {"f32": "HiFi4", "bf16": "HiFi2"}, "vector_tile_cycles": 32,
-           "noc_bytes_per_cycle": 32}
+           "noc_bytes_per_cycle": 32, "host_step_us": 300.0}
+# Wormhole: DRAM-bound kernels stream about 240 of the 288 GB/s peak (tt-metal's DRAM-sharded
+# matmul; 267 in the bare read microbenchmark); a launch costs the op-to-op gap under trace
+# (0.75 us) plus the shortest kernel's duration (0.97 us). Sources in docs/device.md.
+_WORMHOLE = dict(_TENSIX, dram_efficiency=0.833, launch_cycles=1720)
 _GiB = 1 << 30
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "n150": dict(_TENSIX, description="Tenstorrent Wormhole n150: one chip, 8x8 worker cores at 1 GHz, 12 GB GDDR6",
-                 grid=[8, 8], clock_ghz=1.0, sram_per_core=1499136, dram_bytes=12 * _GiB, dram_gb_per_s=288.0,
-                 launch_cycles=1000),
+    "n150": dict(_WORMHOLE, description="Tenstorrent Wormhole n150: one chip, 8x8 worker cores at 1 GHz, 12 GB GDDR6",
+                 grid=[8, 8], clock_ghz=1.0, sram_per_core=1499136, dram_bytes=12 * _GiB, dram_gb_per_s=288.0),
     # Two Wormhole chips on one board, modeled as ONE chip with both chips' cores, DRAM and
     # bandwidth: the Ethernet link between the chips is not modeled (a program split across
     # them pays nothing for crossing it), so n300 figures are optimistic for cross-chip traffic.
-    "n300": dict(_TENSIX, description="Tenstorrent Wormhole n300: two chips modeled as one (16x8 cores, 24 GB "
-                                      "GDDR6); the chip-to-chip link is not modeled",
-                 grid=[16, 8], clock_ghz=1.0, sram_per_core=1499136, dram_bytes=24 * _GiB, dram_gb_per_s=576.0,
-                 launch_cycles=1000),
+    "n300": dict(_WORMHOLE, description="Tenstorrent Wormhole n300: two chips modeled as one (16x8 cores, 24 GB "
+                                        "GDDR6); the chip-to-chip link is not modeled",
+                 grid=[16, 8], clock_ghz=1.0, sram_per_core=1499136, dram_bytes=24 * _GiB, dram_gb_per_s=576.0),
+    # Blackhole: the read microbenchmark reaches 500 of 512 GB/s; no DRAM-bound matmul figure is
+    # published, so Wormhole's matmul/microbenchmark ratio (240/267) is assumed: 0.977 x 0.899.
+    # The launch is assumed to take Wormhole's 1.72 us (2,322 cycles at 1.35 GHz).
     "p150": dict(_TENSIX, description="Tenstorrent Blackhole p150: 14x10 Tensix cores at 1.35 GHz, 32 GB GDDR6",
                  grid=[14, 10], clock_ghz=1.35, sram_per_core=1572864, dram_bytes=32 * _GiB, dram_gb_per_s=512.0,
-                 launch_cycles=1350),
+                 dram_efficiency=0.878, launch_cycles=2322),
 }
 
 _KEYS = {"name", "base", "description", *PRESETS["n150"]}
@@ -80,10 +94,17 @@ class DeviceSpec:
     config: DeviceConfig
     math_fidelity: Mapping[str, str] = field(default_factory=dict)
     noc_bytes_per_cycle: int = 32  # a core's DMA rate to/from tensors placed in SRAM (no routing modeled)
+    host_step_us: float = 0.0  # host time per program step: end-to-end figures add it, device cycles do not
     values: Mapping[str, Any] = field(default_factory=dict, repr=False)  # the description as given
 
     @property
     def dram_gb_per_s(self) -> float:
+        """The DRAM's peak bandwidth (the description's figure)."""
+        return float(self.values["dram_gb_per_s"])
+
+    @property
+    def dram_achieved_gb_per_s(self) -> float:
+        """What the cost model streams DRAM at: peak x dram_efficiency."""
         return self.config.dram_bytes_per_cycle * self.config.clock_ghz
 
 
@@ -154,6 +175,10 @@ def _build(v: dict[str, Any], key: str, where: str) -> DeviceSpec:
     vec = number("vector_tile_cycles", True, 0, 1 << 20)
     noc = number("noc_bytes_per_cycle", True, 0, 1 << 20)
     launch = number("launch_cycles", True, -1, 1 << 30)
+    eff = number("dram_efficiency", False, 0, 1)
+    host_step = number("host_step_us", False, -1, 1e9)
+    if host_step < 0:
+        raise fail("host_step_us", "a number in [0, 1e+09]")
     fid = v["fidelity_tile_cycles"]
     if not (isinstance(fid, dict) and set(fid) == set(FIDELITIES)
             and all(isinstance(c, int) and not isinstance(c, bool) and 0 < c <= 1 << 20 for c in fid.values())):
@@ -162,9 +187,10 @@ def _build(v: dict[str, Any], key: str, where: str) -> DeviceSpec:
     if not (isinstance(mf, dict) and set(mf) == set(FORMATS) and all(f in FIDELITIES for f in mf.values())):
         raise fail("math_fidelity", f"an object giving each of {', '.join(FORMATS)} one of {', '.join(FIDELITIES)}")
     cfg = DeviceConfig(grid=(grid[0], grid[1]), sram_per_core=int(sram), dram_bytes=int(dram),
-                       clock_ghz=float(clock), dram_bytes_per_cycle=float(gbps) / float(clock),
+                       clock_ghz=float(clock), dram_bytes_per_cycle=float(gbps) * float(eff) / float(clock),
                        vector_tile_cycles=int(vec), matrix_tile_cycles=fid[mf["f32"]],
                        launch_cycles=int(launch), matrix_tile_cycles_bf16=fid[mf["bf16"]],
                        noc_bytes_per_cycle=int(noc))
     return DeviceSpec(name=v["name"], key=key, description=v["description"], config=cfg,
-                      math_fidelity=dict(mf), noc_bytes_per_cycle=int(noc), values=dict(v))
+                      math_fidelity=dict(mf), noc_bytes_per_cycle=int(noc), host_step_us=float(host_step),
+                      values=dict(v))

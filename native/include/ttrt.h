@@ -49,10 +49,10 @@ typedef struct tt_device_config {
   uint32_t host_threads;       /* 0 = number of online host cores */
   /* device cost model (the modeled accelerator, not the host) */
   double clock_ghz;            /* 1.0 */
-  double dram_bytes_per_cycle; /* 288.0 (whole chip) */
+  double dram_bytes_per_cycle; /* 288.0 * 0.833 (whole chip: the peak at the efficiency kernels reach) */
   uint32_t vector_tile_cycles; /* 32: one vector instruction over a 32x32 tile, per core (32 lanes) */
   uint32_t matrix_tile_cycles; /* 64: one 32x32x32 tile product with f32 operands, per core (HiFi4) */
-  uint32_t launch_cycles;      /* 1000: fixed overhead per kernel launch */
+  uint32_t launch_cycles;      /* 1720: fixed overhead per kernel launch */
   uint32_t matrix_tile_cycles_bf16; /* 32: the same with bf16 operands (HiFi2); 0 = matrix_tile_cycles */
   uint32_t noc_bytes_per_cycle; /* 32: a core's DMA to/from tensors placed in SRAM (TT_L1), per cycle; 0 = 32 */
 } tt_device_config;
