@@ -60,6 +60,22 @@ def test_dram_efficiency_scales_the_modeled_dram_time(tmp_path):
     assert cyc[0.5] == pytest.approx(2 * cyc[1.0], rel=0.02)
 
 
+def test_host_step_is_not_device_time(tmp_path):
+    """host_step_us is the host's time per program call: it never enters the modeled cycles."""
+    x = np.ones((4096,), np.float32)
+    cyc = []
+    for us in (0.0, 5000.0):
+        p = tmp_path / f"host{us}.json"
+        p.write_text(json.dumps({"name": f"host{us}", "host_step_us": us}))
+        assert load_device(p).host_step_us == us
+        rt = tt_xla.client(device=str(p)).devices()[0].runtime_device
+        exe = tt_xla.compile(_text(lambda v: v * 2.0, x), device=str(p))
+        rt.reset_counters()
+        exe(x)
+        cyc.append(rt.counters()["modeled_cycles"])
+    assert cyc[0] == cyc[1] > 0
+
+
 def test_env_var_selects_the_default_device(monkeypatch):
     monkeypatch.setenv("TT_XLA_DEVICE", "p150")
     assert load_device().name == "p150"
