@@ -434,7 +434,7 @@ def resnet(batch: int = 16, level: int = 2) -> list[str]:
             f"  modeled {c['modeled_cycles'] / (clock * 1e6):.2f} ms/batch = {ips:,.0f} images/s; published {pub:,.0f} -> "
             f"modeled / published {ips / pub:.2f}",
             f"  {c['kernels_launched']} launches, DRAM DMA {dram(c) / 1e6:,.0f} MB (the published time allows at most "
-            f"{allowed / 1e6:,.0f} MB at peak bandwidth; {moves / 1e6:,.0f} MB by movement kernels: im2col patches), "
+            f"{allowed / 1e6:,.0f} MB at the DRAM bandwidth kernels reach; {moves / 1e6:,.0f} MB by movement kernels: im2col patches), "
             f"matmul compute {compute / (clock * 1e6):.2f} ms of the slowest cores "
             f"(~{flops / (c['modeled_cycles'] / (clock * 1e9)) / 1e12:.1f} TFLOP/s of useful work), "
             f"outputs finite: {bool(np.isfinite(np.asarray(out)).all())}"]
