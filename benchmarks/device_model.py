@@ -12,7 +12,6 @@ Sections:
                HiFi4 beside tt-metal's 16384^3 figure
   llama        a Llama-3.2-1B-shaped decoder, batch 1, KV cache, a few decode steps (tok/s/user), in
                bf16, bfp8 MLP, and the formats of tt-metal's published run
-  llama_sizes  the Llama-3.2-3B and 3.1-8B shapes in the published formats (one step each; minutes)
   resnet       a ResNet-50-shaped CNN at batch 16, 224x224 (images/s)
 
 Every figure is from the device counters of one run after a warm-up (modeled cycles at the
@@ -276,15 +275,6 @@ def llama(steps: int = 3, ctx: int = 256, level: int = 2) -> list[str]:
     return lines
 
 
-def llama_sizes(steps: int = 1, ctx: int = 256, level: int = 2) -> list[str]:
-    """The 3B and 8B shapes in the published formats, beside tt-metal's N150 figures (one step each:
-    the host unpacks every bfp8 weight per step, so these take minutes)."""
-    lines = []
-    for name in ("3B", "8B"):
-        lines += _llama_run(PUBLISHED_N150_LLAMA[name][0], steps, ctx, level, "as published")["lines"]
-    return lines
-
-
 def _llama_run(cfg: dict, steps: int, ctx: int, level: int, fmt: str) -> dict:
     """Decode `steps` tokens with the weight matrices stored as LLAMA_FORMATS[fmt] (compiler_options
     weight_format, by flat argument leaf; the rest bf16)."""
@@ -441,7 +431,7 @@ def resnet(batch: int = 16, level: int = 2) -> list[str]:
 
 
 SECTIONS = {"activations": activations, "fusion": fusion, "placement": placement, "matmul": matmul,
-            "llama": llama, "llama_sizes": llama_sizes, "resnet": resnet}
+            "llama": llama, "resnet": resnet}
 
 
 def main(argv: list[str]) -> int:

@@ -10,7 +10,7 @@ Everything comes from the runtime's event counters of that one run: per launch
 run, so another thread launching on the same device meanwhile would show up in them.
 
 Roofline fraction of a kernel: its ideal time on the whole chip -- max(all cores' compute cycles
-spread over every core of the grid, its compulsory DRAM traffic at the full DRAM bandwidth) --
+spread over every core of the grid, its compulsory DRAM traffic at the DRAM bandwidth kernels reach) --
 over its modeled time. The compulsory traffic is its operands' bytes once (what it declares
 reading and writing; the DMA bytes if fewer). Below 1 by the launch cost, by cores left idle or
 loaded unevenly, by DMA beyond the operands (re-reads of matmul panels, halos), and by a core's
