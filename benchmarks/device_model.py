@@ -75,6 +75,12 @@ def activations() -> list[str]:
     return lines
 
 
+def _adam(p, g, m, v):
+    m2 = 0.9 * m + 0.1 * g
+    v2 = 0.999 * v + 0.001 * g * g
+    return p - 1e-3 * m2 / (v2 ** 0.5 + 1e-8), m2, v2
+
+
 def fusion() -> list[str]:
     import jax
     import jax.numpy as jnp
@@ -82,7 +88,11 @@ def fusion() -> list[str]:
     a, b, c = (rng.standard_normal((1000, 1000), dtype=np.float32) for _ in range(3))
     graphs = {"gelu(a*b+c)": (lambda a, b, c: jax.nn.gelu(a * b + c), (a, b, c)),
               "tanh(a)+sin(b)*c, exp(a)": (lambda a, b, c: (jnp.tanh(a) + jnp.sin(b) * c, jnp.exp(a)), (a, b, c)),
-              "where(a>0, b, c)**2": (lambda a, b, c: jnp.where(a > 0, b, c) ** 2, (a, b, c))}
+              "where(a>0, b, c)**2": (lambda a, b, c: jnp.where(a > 0, b, c) ** 2, (a, b, c)),
+              "a*b+1, exp(a)-b": (lambda a, b: (a * b + 1, jnp.exp(a) - b), (a, b)),
+              "erf-gelu(a)*2, +1": (lambda a: (jax.nn.gelu(a, approximate=False) * 2,
+                                               jax.nn.gelu(a, approximate=False) + 1), (a,)),
+              "adam(p=a, g=b, m=c, v=|a|)": (_adam, (a, b, c, np.abs(a)))}
     lines = ["fusion efficiency (modeled DRAM bytes / (inputs + outputs)):"]
     for name, (fn, args) in graphs.items():
         for level in LEVELS:

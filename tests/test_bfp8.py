@@ -231,12 +231,74 @@ def test_bfp8_option_choices_and_refusals():
             compiler_options({"weight_format": bad})
 
 
-def test_control_flow_programs_keep_weights_native():
-    """With control flow every argument is stored natively: an explicit "native" and the global
-    "bfp8" run (the latter ignored there); an argument named "bfp8" is refused."""
-    f = lambda x: jax.lax.fori_loop(0, 3, lambda i, c: c * 2.0, x)  # noqa: E731
+def _dram(c: dict) -> int:
+    return c["dma_bytes"] - c["noc_bytes"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, ml_dtypes.bfloat16], ids=["f32", "bf16"])
+@pytest.mark.parametrize("xs, ws", [((7, 1100), (1100, 1)), ((7, 1), (1, 1000)), ((1, 1), (1, 1))],
+                         ids=["column", "row", "scalar"])
+def test_bfp8_weights_of_one_column_or_one_row(xs, ws, dtype):
+    """[K, 1] and [1, N] weights (a unit dim has no stride of its own) are stored as bfp8 too:
+    the device computes what CPU JAX computes with the rounded weight, the weight moves its packed
+    tiles (padded to whole tiles: more bytes than native here; one block row, so each B block
+    has one reader), and every kernel's IR figures equal what the cores count."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    fn = lambda x, w: jnp.matmul(x, w, preferred_element_type=jnp.float32)  # noqa: E731
+    got, c8, f = _counters(fn, (x, w), weight_format={1: "bfp8"})
+    want = np.asarray(jax.jit(fn)(x, round_bfp8(w).astype(dtype)))
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-4)
+    assert _formats(f.lower(x, w).compile()) == ("", "bfp8")
+    _, c0, _ = _counters(fn, (x, w))
+    assert _dram(c0) - _dram(c8) == w.nbytes - packed_nbytes(w.shape)
+    exe = f.lower(x, w).compile()
+    exe(x, w)
+    for k, st in zip(exe.kernels(), exe.kernel_stats()):
+        assert (k.dma_bytes, k.vector_ops, k.matrix_tiles) == (st["dma_bytes"], st["vector_ops"], st["matrix_tiles"])
+
+
+def _loop(x, w, v):
+    """w: a weight the loop closes over (jax carries it through the while unchanged); v read natively."""
+    y = jax.lax.fori_loop(0, 3, lambda i, c: jnp.tanh(c @ w), x)
+    return jax.lax.cond(y[0, 0] > 0, lambda a: a @ w, lambda a: -(a @ w) + v, y)
+
+
+@pytest.mark.parametrize("wf", ["bfp8", {1: "bfp8"}], ids=["all", "named"])
+def test_bfp8_weights_in_control_flow(wf):
+    """A weight read by pieces of a loop and of both branches of a cond is packed for all of them:
+    results are CPU JAX's with the rounded weight, and each of the 4 products reads the packed
+    tiles instead of the native bytes (the loop no longer copies it into a slot either)."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 96)).astype(np.float32)
+    w = (rng.standard_normal((96, 96)) / 10).astype(np.float32)
+    v = rng.standard_normal((4, 96)).astype(np.float32)
+    got, c8, f = _counters(_loop, (x, w, v), weight_format=wf)
+    want = np.asarray(jax.jit(_loop)(x, round_bfp8(w), v))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert _formats(f.lower(x, w, v).compile()) == ("", "bfp8", "")
+    _, c0, _ = _counters(_loop, (x, w, v))
+    assert _dram(c0) - _dram(c8) == 4 * (w.nbytes - packed_nbytes(w.shape))
+
+
+def test_control_flow_weights_read_natively_somewhere_stay_native():
+    """A weight some piece reads other than as x @ w (here transposed, after the loop) is stored
+    natively when all arguments are asked for, and refused when it is named; an explicit
+    "native" and arguments that are not weights are fine."""
+    def fn(x, w):
+        y = jax.lax.fori_loop(0, 2, lambda i, c: c @ w, x)
+        return y @ w.T
+    rng = np.random.default_rng(8)
+    x, w = rng.standard_normal((4, 64)).astype(np.float32), rng.standard_normal((64, 64)).astype(np.float32) / 8
+    for wf in ("bfp8", {1: "native"}):
+        f = tt_xla.jit(fn, compiler_options={"weight_format": wf})
+        np.testing.assert_allclose(np.asarray(f(x, w)), np.asarray(jax.jit(fn)(x, w)), rtol=1e-5, atol=1e-5)
+        assert _formats(f.lower(x, w).compile()) == ("", "")
+    with pytest.raises(UnsupportedError, match="argument 1 .*cannot be stored as bfp8"):
+        tt_xla.jit(fn, compiler_options={"weight_format": {1: "bfp8"}})(x, w)
+    g = lambda x: jax.lax.fori_loop(0, 3, lambda i, c: c * 2.0, x)  # noqa: E731
     x = np.arange(4, dtype=np.float32)
-    for wf in ({0: "native"}, "bfp8"):
-        np.testing.assert_array_equal(np.asarray(tt_xla.jit(f, compiler_options={"weight_format": wf})(x)), x * 8)
-    with pytest.raises(UnsupportedError, match="control flow"):
-        tt_xla.jit(f, compiler_options={"weight_format": {0: "bfp8"}})(x)
+    np.testing.assert_array_equal(np.asarray(tt_xla.jit(g, compiler_options={"weight_format": "bfp8"})(x)), x * 8)
+    with pytest.raises(UnsupportedError, match="argument 0 .*cannot be stored as bfp8"):
+        tt_xla.jit(g, compiler_options={"weight_format": {0: "bfp8"}})(x)

@@ -42,6 +42,11 @@ PROGRAMS = {
     "gather": (lambda x, i: x[i], [_f32(100, 300), np.arange(50, dtype=np.int32) * 7 % 100]),
     "scatter": (lambda x, i, u: x.at[i].add(u), [_f32(100, 300), np.arange(50, dtype=np.int32) * 3 % 100,
                                                  _f32(50, 300)]),
+    # multi-output loop kernels: rows, a long row's chunks, a transposed read, rows one by one
+    "two_outputs": (lambda x, y: (x * y + 1, jnp.exp(x) - y), [_f32(7, 300), _f32(7, 300, seed=1)]),
+    "two_outputs_chunks": (lambda x, y: (x - y, jnp.maximum(x, y)), [_f32(2, 5000), _f32(2, 5000, seed=1)]),
+    "two_outputs_transposed": (lambda x, y: (x.T * y, jnp.tanh(x.T)), [_f32(70, 90), _f32(90, 70, seed=1)]),
+    "three_outputs_3d": (lambda x, b: (x + b, x * b, jnp.exp(x)), [_f32(3, 5, 40), _f32(3, 1, 40, seed=1)]),
 }
 
 

@@ -69,7 +69,7 @@ def check_reads(k: Kernel, lk: LoopKernel) -> None:
     plan's `Kernel.reads`) and what it writes. Memory planning gives a buffer's space away after
     its last planned reader, so any other operand would be read from reused memory: a wrong
     answer, not an error. A disagreement is a compiler bug; refuse it here."""
-    planned = {r.id for r in k.reads} | {k.writes.id}
+    planned = {r.id for r in k.reads} | {o.id for o in k.outputs}
     extra = [o.node for o in lk.operands if o.node.id not in planned]
     if extra:
         raise AssertionError(f"{lk.name} binds {[(n.op, n.id) for n in extra]}, which fusion does not "
@@ -100,13 +100,9 @@ def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE
     verify(module)
     fn = inline_calls(module)
     from . import control  # control flow: the program becomes several graphs and a control stream
-    if control.has_control(fn):
-        asked, named = options.bfp8_args(len(fn.args))
-        if named and asked:  # named arguments must be honoured; the global "bfp8" applies where it can
-            raise UnsupportedError("compiler option weight_format: bfp8 arguments in a program with control flow",
-                                   "func.func", fn.loc)
-        return control.compile_function(fn, sram_per_core, ncores, options.optimization_level)
     asked, named = options.bfp8_args(len(fn.args))
+    if control.has_control(fn):
+        return control.compile_function(fn, sram_per_core, ncores, options.optimization_level, asked, named)
     seg = compile_graph(fn, sram_per_core, ncores=ncores, level=options.optimization_level, bfp8_args=asked,
                         bfp8_named=named)
     nin, nout, nconst = len(seg.params), len(seg.outputs), len(seg.consts)
@@ -200,10 +196,14 @@ def _bfp8_weights(fn: ir.Function, params: list[Node], order: list[Kernel], mat:
         if n.size and readers and all(bfp8_weight(k, mat, n) for k in readers):
             out[n.id] = packed_nbytes(n.shape)
         elif named:
-            raise UnsupportedError(f"argument {i} ({n.dtype}{list(n.shape)}) cannot be stored as bfp8: only an "
-                                   "argument read solely as the right-hand [K, N] operand of f32 or bf16 "
-                                   "matmuls (x @ w) can", "func.func", fn.args[i].loc or fn.loc)
+            raise bfp8_refusal(i, f"{n.dtype}{list(n.shape)}", fn.args[i].loc or fn.loc)
     return out
+
+
+def bfp8_refusal(i: int, what: str, loc: object) -> UnsupportedError:
+    """The error for argument i, named as bfp8 in compiler_options, that is not a weight."""
+    return UnsupportedError(f"argument {i} ({what}) cannot be stored as bfp8: only an argument read solely as the "
+                            "right-hand [K, N] operand of f32 or bf16 matmuls (x @ w) can", "func.func", loc)
 
 
 Binding = Callable[[Node], tuple[int, int]]  # a stored node -> (binding, byte offset)

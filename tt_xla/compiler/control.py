@@ -28,6 +28,7 @@ from ..hlo_parser import ir
 from .graph import Node, np_dtype
 from .memory import ALIGN
 from .program import CompiledProgram, TensorSpec
+from ..bfp8 import packed_nbytes
 
 CONTROL = frozenset({"stablehlo.while", "stablehlo.if", "stablehlo.case"})
 # Ops whose result is larger than what they read: cheaper to recompute in their readers than to
@@ -80,8 +81,9 @@ def _free(op: ir.Operation, out: dict[int, ir.Value]) -> None:
 
 
 class _Builder:
-    def __init__(self, sram_per_core: int, ncores: int, level: int) -> None:
+    def __init__(self, sram_per_core: int, ncores: int, level: int, bfp8: frozenset[int] = frozenset()) -> None:
         self.sram, self.ncores, self.level = sram_per_core, ncores, level
+        self.bfp8 = bfp8  # entry inputs to store as bfp8 where every piece reads them as a weight
         self.pieces: list[tuple[object, list[Place], list[Place]]] = []  # (Segment, params, outputs)
         self.steps: list[list] = []            # ['launch', piece, k(, weight)] | ['branch', Place, target, if_zero]
         self.state = 0                         # | ['jump', target] | ['copy', dst Place, src Place]
@@ -164,7 +166,9 @@ class _Builder:
             arg_places = [self.where(env, v, at) for v in args]
             fn = ir.Function(f"piece{len(self.pieces)}", args, [v.type for v, _ in pairs],
                              ir.Block([], clones + ops + [ir.Operation("func.return", [v for v, _ in pairs], [])]))
-            seg = compile_graph(fn, self.sram, prefix=f"p{len(self.pieces)}k", ncores=self.ncores, level=self.level)
+            bfp8 = frozenset(j for j, p in enumerate(arg_places) if p.kind == "in" and p.index in self.bfp8)
+            seg = compile_graph(fn, self.sram, prefix=f"p{len(self.pieces)}k", ncores=self.ncores, level=self.level,
+                                bfp8_args=bfp8)
             skip: set[int] = set()
             if ret is not None:
                 skip, moved = self._in_place(seg, args, pairs)
@@ -225,13 +229,17 @@ class _Builder:
     # ------------------------------------------------------------------ control ops
     def _while(self, op: ir.Operation, env: dict[int, Place]) -> None:
         cond, body = (r.blocks[0] for r in op.regions)
-        carried = [self.slot(v.type, op.name, op.loc) for v in op.operands]
-        for v, s in zip(op.operands, carried):
-            self.copy(self.place(env, v, op), s)
-        # A carried value the body returns unchanged is the init value in every iteration: work
-        # reading only such values and outer ones is done once, before the loop.
-        fixed = {id(a): self.where(env, v, op) for a, v, r in zip(body.args, op.operands, body.ops[-1].operands)
-                 if r is a}
+        # A carried value the body returns unchanged is the init value in every iteration (jax
+        # passes a loop's closed-over values so, a weight among them): it stays where it is, with
+        # no slot or copy (a bfp8 weight is not even its native bytes). Work reading only such
+        # values and outer ones is done once, before the loop.
+        same = [r is a for a, r in zip(body.args, body.ops[-1].operands)]
+        carried = [self.place(env, v, op) if f else self.slot(v.type, op.name, op.loc)
+                   for v, f in zip(op.operands, same)]
+        for v, s, f in zip(op.operands, carried, same):
+            if not f:
+                self.copy(self.place(env, v, op), s)
+        fixed = {id(a): s for a, s, f in zip(body.args, carried, same) if f}
         scope = env | fixed
         ops = self._hoist(body.ops, scope)
         env.update((k, p) for k, p in scope.items() if k not in fixed)  # the hoisted results
@@ -363,16 +371,53 @@ class _Builder:
         self._branches(op, env, places)
 
 
-def compile_function(main: ir.Function, sram_per_core: int, ncores: int, level: int = 0) -> CompiledProgram:
+def _packed_uses(b: _Builder) -> dict[int, list[bool]]:
+    """For each entry input asked for as bfp8: per use (a piece's kernels reading it, a COPY or
+    BRANCH step), whether that use reads it packed."""
+    uses: dict[int, list[bool]] = {i: [] for i in b.bfp8}
+    for seg, params, _ in b.pieces:
+        for node, p in zip(seg.params, params):
+            if p.kind == "in" and p.index in uses and \
+                    any(o.node is node for lk, _ in seg.codes for o in lk.operands):
+                uses[p.index].append(node.id in getattr(seg, "packed", {}))
+    for s in b.steps:
+        for p in (s[2],) if s[0] == "copy" else (s[1],) if s[0] == "branch" else ():
+            if p.kind == "in" and p.index in uses:
+                uses[p.index].append(False)
+    return uses
+
+
+def compile_function(main: ir.Function, sram_per_core: int, ncores: int, level: int = 0,
+                     bfp8_args: frozenset[int] = frozenset(), bfp8_named: bool = False) -> CompiledProgram:
     """An entry function with control flow (calls inlined, in its regions too) as pieces and a
     control stream. At `level` 1-2 each piece places its own intermediates in SRAM (a piece's
-    placed tensors live only while its launches run: what crosses pieces is in DRAM slots)."""
-    from . import assemble
-    b = _Builder(sram_per_core, ncores, level)
-    env = {id(a): Place("in", i, 0, _nbytes(a.type, "func.func", main.loc)) for i, a in enumerate(main.args)}
-    ops = main.body.ops
-    outs = [Place("out", j, 0, _nbytes(v.type, "func.return", main.loc)) for j, v in enumerate(ops[-1].operands)]
-    b.block(ops, env, outs)
+    placed tensors live only while its launches run: what crosses pieces is in DRAM slots).
+    `bfp8_args`: the inputs to store as bfp8 where they are weights: each piece packs the ones it
+    reads only as weights; an input some piece (or a COPY) reads natively is built again
+    unpacked, and refused when `bfp8_named`."""
+    from . import assemble, bfp8_refusal
+    for i in sorted(bfp8_args):
+        if i >= len(main.args):
+            raise UnsupportedError(f"compiler option weight_format names argument {i}; the function takes "
+                                   f"{len(main.args)}", "func.func", main.loc)
+    asked = frozenset(bfp8_args)
+    while True:
+        b = _Builder(sram_per_core, ncores, level, asked)
+        env = {id(a): Place("in", i, 0, _nbytes(a.type, "func.func", main.loc)) for i, a in enumerate(main.args)}
+        ops = main.body.ops
+        outs = [Place("out", j, 0, _nbytes(v.type, "func.return", main.loc)) for j, v in enumerate(ops[-1].operands)]
+        b.block(ops, env, outs)
+        uses = _packed_uses(b)
+        if bfp8_named:
+            for i in sorted(i for i, u in uses.items() if not (u and all(u))):
+                a = main.args[i]
+                raise bfp8_refusal(i, f"{a.type.element}{list(a.type.shape)}", a.loc or main.loc)
+        mixed = {i for i, u in uses.items() if any(u) and not all(u)}
+        if not mixed:
+            break
+        asked -= mixed  # (a smaller set each time: this ends)
+    packed = {i for i, u in uses.items() if u and all(u)}
+    nodes = {n: v for seg, _, _ in b.pieces for n, v in getattr(seg, "packed", {}).items()}
 
     consts: list[Node] = []
     const_base = []
@@ -416,12 +461,12 @@ def compile_function(main: ir.Function, sram_per_core: int, ncores: int, level: 
         else:
             (db, doff), (sb, soff) = bind(s[1]), bind(s[2])
             steps.append(f"{{TT_CTL_COPY, 0, {db}u, {sb}u, {doff}ull, {soff}ull, {s[1].nbytes}ull, 0, 0}}")
-    binding_bytes = [_nbytes(a.type, "func.func", main.loc) for a in main.args] + [p.nbytes for p in outs] + \
-        [c.nbytes for c in consts] + [arena]
+    binding_bytes = [packed_nbytes(tuple(a.type.shape)) if i in packed else _nbytes(a.type, "func.func", main.loc)
+                     for i, a in enumerate(main.args)] + [p.nbytes for p in outs] + [c.nbytes for c in consts] + [arena]
     l1 = frozenset().union(*(seg.l1 for seg, _, _ in b.pieces))  # node ids are unique across pieces
     resident = {name: n for seg, _, _ in b.pieces for name, n in (seg.resident or {}).items()}
     source, kernels = assemble(segments, binding_bytes, steps or ["{TT_CTL_HALT, 0, 0, 0, 0, 0, 0, 0, 0}"],
-                               l1=l1, resident=resident)
+                               l1=l1, resident=resident, packed=nodes)
     return CompiledProgram(
         source=source,
         inputs=[TensorSpec(tuple(a.type.shape), np_dtype(a.type.element)) for a in main.args],
@@ -431,4 +476,5 @@ def compile_function(main: ir.Function, sram_per_core: int, ncores: int, level: 
         kernels=kernels,
         binding_bytes=binding_bytes,
         live_peak_bytes=state + max((seg.live for seg, _, _ in b.pieces), default=0),
+        input_formats=tuple("bfp8" if i in packed else "" for i in range(nin)),
     )

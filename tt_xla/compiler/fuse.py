@@ -1,6 +1,7 @@
 """Pass 5: fusion. Decide which nodes live in memory; everything else is recomputed inside the
 kernels that read it. One kernel per materialized node (two for pad, one per operand for
-concat).
+concat), except that elementwise kernels over one shape sharing an input become one kernel
+with several results (`_multi_output`).
 
 A node is materialized (written to DRAM by a kernel) when it is a graph output, a reduce, a dot,
 a concat or pad, a non-scalar constant or a param; when a view reads it (views are index maps
@@ -11,7 +12,7 @@ exp, exp / sum): the exp is recomputed rather than stored.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .access import Access, apply_view, base_access, row_major
 from .graph import ELEMENTWISE, VIEWS, Graph, Node, scalar_const, toposort, users
@@ -36,11 +37,20 @@ class Kernel:
     dest: Access
     epilogue: Node | None = None   # reduce kernels: elementwise node applied to the result
     reads: tuple[Node, ...] | None = None
+    # loop kernels: further elementwise results over the same iteration space, each computed in
+    # the same loop and stored row-major (multi-output fusion, `_multi_output`)
+    extra: tuple[Access, ...] = ()
 
     @property
     def writes(self) -> Node:
-        """The stored node it writes (a concat or pad takes several kernels, each a part)."""
+        """The stored node it writes (a concat or pad takes several kernels, each a part); with
+        `extra`, the first of its outputs."""
         return self.dest.src
+
+    @property
+    def outputs(self) -> tuple[Node, ...]:
+        """Every stored node it writes: `writes`, then the extra results."""
+        return (self.dest.src, *(a.src for a in self.extra))
 
 
 @dataclass
@@ -259,7 +269,7 @@ def plan(graph: Graph) -> Plan:
             kernels.append(Kernel("loop", n, n.shape, whole))
     for k in kernels:
         k.reads = tuple(_reads(k, mat))
-    return Plan(graph, mat, kernels)
+    return Plan(graph, mat, _multi_output(kernels, mat, {o.id for o in graph.outputs}))
 
 
 def reads(k: Kernel, mat: set[int]) -> list[Node]:
@@ -287,7 +297,10 @@ def _reads(k: Kernel, mat: set[int]) -> list[Node]:
     if k.epilogue is not None:
         seen.discard(k.epilogue.id)
         walk(k.epilogue, True)
-    out.pop(k.dest.src.id, None)
+    for e in k.extra:
+        walk(e.src, True)
+    for o in k.outputs:
+        out.pop(o.id, None)
     return list(out.values())
 
 
@@ -373,6 +386,124 @@ def _stores_through_transpose(nodes: list[Node], use: dict[int, list[Node]], mat
         if g is not None and g[2] in (0, 1):
             out[n.id] = (d, dest)
             mat.discard(d.id)
+    return out
+
+
+MAX_OUTPUTS = 4    # results of one multi-output loop kernel
+MAX_OPERANDS = 12  # its stored inputs and outputs: each a stream of pages the host keeps in cache
+
+
+def _merges(k: Kernel) -> bool:
+    """Whether k may share its loop with others: an elementwise result computed over its own
+    shape and stored whole, row-major (so every output walks the iteration space alike); not an
+    optimization barrier's copy (nothing is fused across one)."""
+    r = k.root
+    return k.kind == "loop" and r is k.dest.src and r.op not in VIEWS and r.op not in ("iota", "const") and \
+        r.size > 0 and k.dest == base_access(r) and not r.attrs.get("barrier")
+
+
+def _through_views(k: Kernel, mat: set[int]) -> set[int]:
+    """The stored nodes k's expression reads through a view (at other indices than its own)."""
+    out = set()
+    for x in inline_tree(k.root, mat)[1]:
+        if x.id not in mat and x.op in VIEWS:
+            while x.id not in mat and x.op in VIEWS:
+                x = x.inputs[0]
+            out.add(x.id)
+    return out
+
+
+def _multi_output(kernels: list[Kernel], mat: set[int], keep: set[int]) -> list[Kernel]:
+    """Multi-output fusion: elementwise kernels over the same shape that read a stored node in
+    common become one loop kernel writing all their results, so that input is read from DRAM
+    once (f(x, y) -> (x*y + 1, exp(x) - y): DRAM bytes = inputs + outputs). A kernel reading
+    another's result at its own index (an output an elementwise consumer also reads, as Adam's
+    new m and v in the parameter update) joins it too and takes that value from the loop rather
+    than from DRAM. Work the results share is computed once (the emitter names each node
+    once). Kernels are joined only when no other chain of kernels (merged ones included) leads
+    from one to the other, so the kernel graph stays acyclic; the result is in topological
+    order again, and a kernel's results are in the order they are computed. A stored result
+    that only its own kernel reads is dropped from the stored set `mat` (`keep`: the graph's
+    outputs, never dropped)."""
+    writers: dict[int, list[int]] = {}  # stored node id -> indices of the kernels writing it (parts)
+    readers: dict[int, list[int]] = {}  # stored node id -> indices of the kernels reading it
+    for i, k in enumerate(kernels):
+        for o in k.outputs:
+            writers.setdefault(o.id, []).append(i)
+        for r in k.reads:
+            readers.setdefault(r.id, []).append(i)
+    group = list(range(len(kernels)))  # kernel index -> its group's first kernel
+    members: dict[int, list[int]] = {i: [i] for i in range(len(kernels))}
+
+    def outputs(g: int) -> set[int]:
+        return {o.id for m in members[g] for o in kernels[m].outputs}
+
+    def reaches(g: int, t: int) -> bool:
+        """Whether a chain of kernel groups leads from group g to kernel t, other than t
+        reading g's results directly."""
+        todo, seen = [g], {g}
+        while todo:
+            h = todo.pop()
+            for m in members[h]:
+                for o in kernels[m].outputs:
+                    for j in readers.get(o.id, ()):
+                        q = group[j]
+                        if j == t and h == g:
+                            continue  # the direct read, checked by the caller
+                        if q == group[t]:
+                            return True
+                        if q not in seen:
+                            seen.add(q)
+                            todo.append(q)
+        return False
+
+    def operands(g: int) -> set[int]:
+        return {n.id for m in members[g] for n in kernels[m].reads} | outputs(g)
+
+    by_read: dict[int, list[int]] = {}  # stored node id -> groups of mergeable kernels reading or writing it
+    for i, k in enumerate(kernels):
+        if not _merges(k):
+            continue
+        for g in dict.fromkeys(g for r in k.reads for g in by_read.get(r.id, ())):
+            direct = {r.id for r in k.reads} & outputs(g)
+            if g != group[i] and kernels[g].shape == k.shape and len(members[g]) < MAX_OUTPUTS and \
+                    len(operands(g) | operands(i)) <= MAX_OPERANDS and \
+                    not direct & _through_views(k, mat) and not reaches(g, i):
+                members[g].append(i)
+                del members[i]
+                group[i] = g
+                break
+        for n in (*k.reads, *k.outputs):
+            lst = by_read.setdefault(n.id, [])
+            if group[i] not in lst:
+                lst.append(group[i])
+    # a result only its own kernel reads (an intermediate stored because two kernels shared it)
+    # is no longer stored: the roots reading it compute it, once (the last result of a kernel
+    # always has readers outside it, or is a graph output)
+    for g, ms in members.items():
+        for m in ms[:-1] if len(ms) > 1 else ():
+            o = kernels[m].root
+            if o.id not in keep and readers.get(o.id) and \
+                    all(group[j] == g for j in readers[o.id]):
+                ms.remove(m)
+                mat.discard(o.id)
+    merged: dict[int, Kernel] = {}
+    for g, ms in members.items():
+        k = kernels[ms[0]]
+        if len(ms) > 1 or ms[0] != g:
+            k = replace(k, extra=tuple(kernels[m].dest for m in ms[1:]))
+            k.reads = tuple(_reads(k, mat))
+        merged[g] = k
+    # topological order (stable): a group runs after the groups writing what it reads
+    deps = {g: {group[w] for r in k.reads for w in writers.get(r.id, ())} - {g} for g, k in merged.items()}
+    out: list[Kernel] = []
+    done: set[int] = set()
+    pending = sorted(members)
+    while pending:
+        g = next(g for g in pending if deps[g] <= done)
+        pending.remove(g)
+        done.add(g)
+        out.append(merged[g])
     return out
 
 

@@ -172,14 +172,21 @@ def _base(off: int, vec: tuple[int, ...], idx: list[str]) -> str:
 def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int = MM_MIN_ITEMS) -> L.LoopKernel:
     """An elementwise or movement kernel."""
     computed = k.root is k.dest.src and k.root.op not in VIEWS and k.root.op not in ("iota", "const")
+    dests = [k.dest, *k.extra]  # a multi-output kernel (fuse._multi_output): each root is its dest
     leaves = collect_leaves(k.root, computed, mat, through_root_view=True)
-    dest = k.dest
-    opmap = operands_for(leaves, dest.src)
+    for q, e in enumerate(k.extra):  # their leaves, each once (two roots reading one node share its page);
+        seen = {n.id for n, _ in leaves}  # an earlier result they read is its value in the loop
+        done = frozenset(d.src.id for d in dests[:q + 1])
+        leaves += [(n, a) for n, a in collect_leaves(e.src, True, mat, done) if n.id not in seen]
+    opmap = operands_for(leaves, None)
+    for d in dests:
+        opmap.setdefault(d.src.id, len(opmap))
     nodes = {a.src.id: a.src for _, a in leaves}
-    nodes[dest.src.id] = dest.src
+    nodes.update((d.src.id, d.src) for d in dests)
+    nl = len(leaves)  # vecs, offs and inner_st: the leaves', then each dest's
     size = int(np.prod(k.shape, dtype=np.int64))
-    shape, vecs = collapse(k.shape, [a.strides for _, a in leaves] + [dest.strides])
-    offs = [a.offset for _, a in leaves] + [dest.offset]
+    shape, vecs = collapse(k.shape, [a.strides for _, a in leaves] + [d.strides for d in dests])
+    offs = [a.offset for _, a in leaves] + [d.offset for d in dests]
     rank = len(shape)
     inner = shape[-1] if rank else 1
     outer_shape = list(shape[:-1])
@@ -187,7 +194,8 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
     inner_st = [v[-1] if rank else 0 for v in vecs]
     transposed = rank >= 2 and any(v[-1] not in (0, 1) and abs(v[-2]) == 1 and a.src.op != "iota"
                                    for v, (_, a) in zip(vecs, leaves))
-    operands = [L.Operand(i, CTYPE[nodes[nid].dtype], nid == dest.src.id, nodes[nid]) for nid, i in opmap.items()]
+    written = {d.src.id for d in dests}
+    operands = [L.Operand(i, CTYPE[nodes[nid].dtype], nid in written, nodes[nid]) for nid, i in opmap.items()]
     op_of = {nid: operands[i] for nid, i in opmap.items()}
     stored = [j for j, (_, a) in enumerate(leaves) if not memoryless(a.src)]
     # one circular buffer per stored input (leaves of the same node share the node's operand,
@@ -221,7 +229,8 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             rows = 1 if (rowconst and lay == "row") else rb
             cols = (1 if inner_st[j] == 0 else w) if lay == "row" else w
             cbs.append(L.CircularBuffer(f"cb{n_}", CTYPE[n.dtype], itemsize(n.dtype), rows * cols))
-        cbs.append(L.CircularBuffer("cbout", CTYPE[dest.src.dtype], itemsize(dest.src.dtype), rb * w))
+        for q, d in enumerate(dests):
+            cbs.append(L.CircularBuffer(f"cbout{q or ''}", CTYPE[d.src.dtype], itemsize(d.src.dtype), rb * w))
         L.place(cbs)
         return cbs, mode, rb, w
 
@@ -238,7 +247,8 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         block //= 2
         cbs, mode, rb, w = sizes(block)
     _check_fits(cbs, sram_budget, name, f"{kind} of {', '.join(fused_ops(k.root, mat)[-4:]) or k.root.op}", k.root)
-    out_cb = cbs[-1]
+    out_cbs = cbs[len(stored):]
+    outs = ["out"] + [f"out{q}" for q in range(1, len(dests))]  # their pages
     in_cb = dict(zip(stored, cbs))
 
     body: list = []
@@ -317,7 +327,8 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
     page_of: dict[int, str] = {}  # id(Leaf) -> its SRAM page (two views of one node: two pages)
     for j in stored:
         body.append(L.CbWait(in_cb[j], f"x{page_in[j]}"))
-    body.append(L.CbReserve(out_cb, "out"))
+    for cb, page in zip(out_cbs, outs):
+        body.append(L.CbReserve(cb, page))
     single = not computed and len(leaves) == 1 and itemsize(k.root.dtype) == 4 and stored == [0] \
         and mode == "tile" and layout(0, mode) == "col" and vecs[1][-1] == 1
     ops_per_elem = 1
@@ -370,35 +381,46 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         else:
             body.append(L.Range("j", "c0", "c1", "GCC ivdep"))
         em = IREmitter(mat, index_of, leaf_of, page_of, body)
-        val = em.value(k.root)
+        for d, page in zip(dests, outs):
+            root = k.root if d is k.dest else d.src
+            body.append(L.Store(page, f"(r - r0) * {w} + (j - c0)", store_expr(root.dtype, em.value(root))))
+            em.raw.pop(root.id, None)  # a later result reading it sees the stored (rounded) value
         ops_per_elem = max(em.ops, 1)
-        body.append(L.Store("out", f"(r - r0) * {w} + (j - c0)", store_expr(k.root.dtype, val)))
         body += [L.End(), L.End()] + ([L.End()] if ahead else [])
     for j in stored:
         body.append(L.CbPop(in_cb[j]))
-    body.append(L.CbPush(out_cb))
+    for cb in out_cbs:
+        body.append(L.CbPush(cb))
     if mode == "tile":  # per device tile of the block, as when blocks were tiles
         body.append(L.VectorOps(f"{ops_per_elem} * (((r1 - r0 + {TILE - 1}) / {TILE}) * ((nc + {TILE - 1}) / {TILE}))"))
     else:
         body.append(L.VectorOps(f"{ops_per_elem} * (((r1 - r0) * nc + {TILE * TILE - 1}) / {TILE * TILE})"))
 
     # ---- writer: SRAM -> DRAM
-    body.append(L.CbWait(out_cb, "res"))
-    dop = op_of[dest.src.id]
+    res = ["res"] + [f"res{q}" for q in range(1, len(dests))]
+    for cb, page in zip(out_cbs, res):
+        body.append(L.CbWait(cb, page))
     if affine:
         idx = _decode("r0", outer_shape, "w", body)
-        pitch = str(vecs[-1][-2]) if outer_shape else "0"
-        body.append(L.DmaWrite(out_cb, "res", "0", dop, f"{_base(offs[-1], vecs[-1][:-1], idx)} + c0 * {inner_st[-1]}",
-                               "nc", inner_st[-1], *(("r1 - r0", pitch, str(w)) if mode != "chunk" else ())))
     else:
         body.append(L.Range("r", "r0", "r1"))
         idx = _decode("r", outer_shape, "w", body)
-        body.append(L.DmaWrite(out_cb, "res", f"(r - r0) * {w}", dop,
-                               f"{_base(offs[-1], vecs[-1][:-1], idx)} + c0 * {inner_st[-1]}", "nc", inner_st[-1]))
+    for q, (d, cb, page) in enumerate(zip(dests, out_cbs, res)):
+        dop, j = op_of[d.src.id], nl + q
+        if affine:
+            pitch = str(vecs[j][-2]) if outer_shape else "0"
+            body.append(L.DmaWrite(cb, page, "0", dop, f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}",
+                                   "nc", inner_st[j], *(("r1 - r0", pitch, str(w)) if mode != "chunk" else ())))
+        else:
+            body.append(L.DmaWrite(cb, page, f"(r - r0) * {w}", dop,
+                                   f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}", "nc", inner_st[j]))
+    if not affine:
         body.append(L.End())
-    body.append(L.CbPop(out_cb))
+    for cb in out_cbs:
+        body.append(L.CbPop(cb))
 
-    return L.LoopKernel(name, operands, cbs, body, items if size else 0, fused_ops(k.root, mat), kind)
+    return L.LoopKernel(name, operands, cbs, body, items if size else 0,
+                        [op for d in dests for op in fused_ops(k.root if d is k.dest else d.src, mat)], kind)
 
 
 # ----------------------------------------------------------------------------- reductions
@@ -800,7 +822,8 @@ def bfp8_weight(k: Kernel, mat: set[int], node: Node) -> bool:
     rs = group_strides(rhs.shape, ra, [rb, rf, rc])
     engine = lhs.dtype == rhs.dtype == "f32" and r.dtype == "f32" or lhs.dtype == rhs.dtype == "bf16" and \
         r.dtype in ("f32", "bf16")
-    return bool(engine and rs is not None and ra.offset == 0 and rs[1] == 1 and rs[2] == N and
+    # (a unit dim has no stride of its own: [K, 1] and [1, N] weights are row-major whatever it says)
+    return bool(engine and rs is not None and ra.offset == 0 and (rs[1] == 1 or N == 1) and (rs[2] == N or K == 1) and
                 int(np.prod([rhs.shape[d] for d in rc], dtype=np.int64)) == K and
                 int(np.prod([rhs.shape[d] for d in rf], dtype=np.int64)) == N)
 

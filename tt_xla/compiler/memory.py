@@ -56,11 +56,11 @@ def lifetimes(order: list[Kernel], mat: set[int], where: dict[int, Storage]
     last: dict[int, int] = {}
     size: dict[int, int] = {}
     for t, k in enumerate(order):
-        n = k.writes
-        if n.id not in where:
-            first.setdefault(n.id, t)
-            last[n.id] = max(last.get(n.id, t), t)
-            size[n.id] = n.nbytes
+        for n in k.outputs:
+            if n.id not in where:
+                first.setdefault(n.id, t)
+                last[n.id] = max(last.get(n.id, t), t)
+                size[n.id] = n.nbytes
         for r in k.reads:
             if r.id in first:
                 last[r.id] = t

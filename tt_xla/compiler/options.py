@@ -14,9 +14,8 @@ ever a matmul's right-hand [K, N] operand (f32 or bf16, read row-major: `x @ w`)
 packed on the host when it is bound, unpacked in SRAM by the kernel: 1.0625 bytes a value, and
 the values bfp8 rounding leaves (`bfp8.round_bfp8`). A mapping {flat argument index: "bfp8" |
 "native"} chooses per argument (an argument named "bfp8" that is not such a weight is refused).
-Default "native": arguments are stored as they are. Programs with control flow store every
-argument natively: "bfp8" for all arguments is ignored there, and a mapping that names an
-argument "bfp8" is refused.
+Default "native": arguments are stored as they are. With control flow, an argument is a weight
+when every straight-line piece reading it reads it so (control.compile_function).
 
 The options are part of the compile cache key, so levels never share an executable.
 """

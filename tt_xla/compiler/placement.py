@@ -51,7 +51,7 @@ def place(order: list[Kernel], mat: set[int], params: list, outputs: list, const
     if level <= 0:
         return Placement()
     first, last, _ = lifetimes(order, mat, bound(params, outputs, consts))
-    node: dict[int, Node] = {k.dest.src.id: k.dest.src for k in order}
+    node: dict[int, Node] = {n.id: n for k in order for n in k.outputs}
     readers: dict[int, int] = {}
     for k in order:
         for r in reads(k, mat):

@@ -9,13 +9,16 @@ from .fuse import Kernel, Plan, is_data
 
 def schedule(p: Plan) -> list[Kernel]:
     by_target: dict[int, list[Kernel]] = {}
+    target: dict[int, int] = {}  # stored node id -> the target its kernel is listed under
     for k in p.kernels:
         by_target.setdefault(k.writes.id, []).append(k)
+        for o in k.outputs:  # a multi-output kernel: every result is ready when it has run
+            target[o.id] = k.writes.id
     deps: dict[int, set[int]] = {}
-    nodes = {}
+    nbytes: dict[int, int] = {}
     for tid, ks in by_target.items():
-        nodes[tid] = ks[0].writes
-        deps[tid] = {r.id for k in ks for r in k.reads if not is_data(r)}
+        nbytes[tid] = sum(o.nbytes for o in ks[0].outputs)
+        deps[tid] = {target.get(r.id, r.id) for k in ks for r in k.reads if not is_data(r)}
     remaining_uses: dict[int, int] = {}
     for d in deps.values():
         for r in d:
@@ -27,8 +30,8 @@ def schedule(p: Plan) -> list[Kernel]:
         ready = [t for t in pending if deps[t] <= done]
 
         def gain(t: int) -> int:
-            freed = sum(nodes[r].nbytes for r in deps[t] if remaining_uses[r] == 1)
-            return freed - nodes[t].nbytes
+            freed = sum(nbytes[r] for r in deps[t] if remaining_uses[r] == 1)
+            return freed - nbytes[t]
         best = max(ready, key=lambda t: (gain(t), -pending.index(t)))
         pending.remove(best)
         done.add(best)

@@ -44,7 +44,8 @@ def ir_text(module: ir.Module, stage: str = "parsed") -> str:
     names: dict[int, str] = {}
     out = [graph_text(p.graph, names, stored=p.materialized), "// kernels, in launch order"]
     for i, k in enumerate(schedule(p)):
-        out.append(f"kernel {i}: {k.kind} {names.get(k.root.id, '?')} over {list(k.shape)}")
+        also = "".join(f", {names.get(e.src.id, '?')}" for e in k.extra)  # a multi-output kernel's other results
+        out.append(f"kernel {i}: {k.kind} {names.get(k.root.id, '?')}{also} over {list(k.shape)}")
     return "\n".join(out) + "\n"
 
 

@@ -1,0 +1,163 @@
+"""Multi-output elementwise fusion (fuse._multi_output): kernels over one iteration space that
+read a stored node in common are one loop kernel writing every result, so a shared input is
+read from DRAM once; results equal CPU JAX, edge values included."""
+
+import jax
+import numpy as np
+import pytest
+from jax import numpy as jnp
+
+import tt_xla
+from tt_xla.compiler import fuse, optimize_function
+from tt_xla.compiler.inline import inline_calls
+from tt_xla.hlo_parser import parse_module
+
+from util import check, inputs
+
+GRAPHS = {  # name: (function, input shapes): elementwise only, no broadcast input
+    "two": (lambda x, y: (x * y + 1, jnp.exp(x) - y), [(33, 65), (33, 65)]),
+    "three": (lambda a, b, c: (jnp.tanh(a) + jnp.sin(b) * c, jnp.exp(a), a * b), [(7, 300)] * 3),
+    "long_rows": (lambda x, y: (x - y, jnp.maximum(x, y), x > y), [(2, 5000), (2, 5000)]),
+    "shared_work": (lambda x: (jnp.exp(x) * 2, jnp.exp(x) + 1), [(1, 1027)]),
+    "mixed_dtypes": (lambda x, y: (x.astype(jnp.bfloat16) * 2, (x + y).astype(jnp.int32), jnp.abs(y)),
+                     [(40, 33), (40, 33)]),
+    "scalar": (lambda x, y: (x + y, x * y), [(), ()]),
+    "vector": (lambda x, y: (x / y, jnp.where(x > 0, y, -y)), [(4097,), (4097,)]),
+}
+
+
+def _dram(f, args, level=0) -> tuple[int, int, tuple]:
+    """(DRAM bytes the cores moved in one call, kernels launched, the outputs)."""
+    jf = tt_xla.jit(f, compiler_options={"optimization_level": level})
+    jf(*args)
+    dev = tt_xla.client().devices()[0].runtime_device
+    dev.reset_counters()
+    out = jf(*args)
+    c = dev.counters()
+    return c["dma_bytes"] - c["noc_bytes"], c["kernels_launched"], out
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_results_equal_cpu_jax(name):
+    f, shapes = GRAPHS[name]
+    check(f, *[inputs(s, seed=i) for i, s in enumerate(shapes)], transcendental=True)
+
+
+@pytest.mark.parametrize("level", [0, 2])
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_dram_bytes_are_inputs_plus_outputs(name, level):
+    """Fusion efficiency 1.0: every input is read once and every output written once, in one
+    kernel (without multi-output fusion a shared input is read by each kernel)."""
+    f, shapes = GRAPHS[name]
+    args = [inputs(s, seed=i) for i, s in enumerate(shapes)]
+    moved, launched, out = _dram(f, args, level)
+    assert moved == sum(a.nbytes for a in args) + sum(np.asarray(o).nbytes for o in out)
+    assert launched == 1
+
+
+def test_a_result_read_through_another_kernel_is_not_merged():
+    """a = 2x is stored (an output), its row sum reads it, b = x + sum(a) reads x as a does: one
+    kernel for a and b would be a cycle (b needs the sum, which needs a). They stay apart."""
+    f = lambda x: (x * 2, x + (x * 2).sum(1, keepdims=True))  # noqa: E731
+    x = inputs((30, 70), edges=False)
+    check(f, x, atol=1e-4)  # a sum of 70 terms in another order
+    text = jax.export.export(jax.jit(f))(x).mlir_module()
+    p = fuse.plan(optimize_function(inline_calls(parse_module(text))))
+    assert not any(k.extra for k in p.kernels)
+    assert [k.kind for k in p.kernels] == ["loop", "reduce", "loop"]
+
+
+def test_independent_kernels_around_a_dependency_are_merged_in_order():
+    """c = exp(x) and d = x * s (s a reduction of y) share x: one kernel, placed after the
+    reduction it needs, though c alone could run first."""
+    f = lambda x, y: (jnp.exp(x), x * y.sum(0))  # noqa: E731
+    args = [inputs((50, 64), seed=0), inputs((9, 64), seed=1, edges=False)]
+    check(f, *args, transcendental=True)
+    text = jax.export.export(jax.jit(f))(*args).mlir_module()
+    p = fuse.plan(optimize_function(inline_calls(parse_module(text))))
+    assert [(k.kind, len(k.outputs)) for k in p.kernels] == [("reduce", 1), ("loop", 2)]
+
+
+def test_rows_that_do_not_collapse_write_row_by_row():
+    """A broadcast along a middle dim keeps three dims: blocks of rows that are not one affine
+    walk (the writer's per-row DMA, once per output)."""
+    f = lambda x, b: (x + b, x * b, jnp.exp(x))  # noqa: E731
+    x, b = inputs((3, 5, 40), seed=0), inputs((3, 1, 40), seed=1)
+    check(f, x, b, transcendental=True)
+    (k,) = tt_xla.jit(f).kernels(x, b)
+    assert k.kind == "elementwise"
+
+
+def test_transposed_reads_share_a_kernel():
+    f = lambda x, y: (x.T * y, jnp.tanh(x.T))  # noqa: E731
+    check(f, inputs((70, 90), seed=0), inputs((90, 70), seed=1), transcendental=True)
+
+
+def test_outputs_are_capped_per_kernel():
+    """Past fuse.MAX_OUTPUTS results a second kernel is started (and results stay right)."""
+    n = fuse.MAX_OUTPUTS + 2
+    f = lambda x: tuple(x * (i + 1) for i in range(n))  # noqa: E731
+    x = inputs((64, 64))
+    check(f, x)
+    moved, launched, _ = _dram(f, [x])
+    assert launched == 2 and moved == x.nbytes * (n + 2)
+
+
+def test_empty_outputs():
+    f, _ = GRAPHS["two"]
+    check(f, np.zeros((0, 5), np.float32), np.zeros((0, 5), np.float32))
+
+
+def test_an_adam_update_reads_its_state_once():
+    """Adam's m, v and parameter updates read the gradient, m and v: one kernel writes all three."""
+    def adam(p, g, m, v):
+        m2 = 0.9 * m + 0.1 * g
+        v2 = 0.999 * v + 0.001 * g * g
+        return p - 1e-3 * m2 / (jnp.sqrt(v2) + 1e-8), m2, v2
+    args = [inputs((256, 300), seed=i, edges=False) for i in range(4)]
+    args[3] = np.abs(args[3])
+    check(adam, *args)
+    moved, launched, _ = _dram(adam, args)
+    assert launched == 1 and moved == 7 * args[0].nbytes
+
+
+def test_a_result_read_in_the_loop_is_its_stored_value():
+    """A consumer of a bf16 result in the same kernel sees the rounded value it would read back."""
+    f = lambda x: (x.astype(jnp.bfloat16), x.astype(jnp.bfloat16).astype(jnp.float32) * 2)  # noqa: E731
+    x = np.array([1.00001, 3.14159, -2.7182817, 1e-3], np.float32)
+    got = check(f, x, rtol=0, atol=0)
+    assert len(tt_xla.jit(f).kernels(x)) == 1
+    assert np.asarray(got[1])[0] == 2.0
+
+
+def test_the_plan_lists_every_result_and_read():
+    """A merged kernel lists its results (`outputs`) and the stored nodes it reads (its own
+    results excluded), as the graph walk derives them: what scheduling and memory planning use."""
+    def adam(p, g, m, v):
+        m2 = 0.9 * m + 0.1 * g
+        v2 = 0.999 * v + 0.001 * g * g
+        return p - 1e-3 * m2 / (jnp.sqrt(v2) + 1e-8), m2, v2
+    args = [np.ones((8, 8), np.float32)] * 4
+    text = jax.export.export(jax.jit(adam))(*args).mlir_module()
+    p = fuse.plan(optimize_function(inline_calls(parse_module(text))))
+    (k,) = p.kernels
+    assert len(k.outputs) == 3 and set(k.outputs) == set(p.graph.outputs)
+    assert list(k.reads) == fuse._reads(k, p.materialized)
+    assert {r.id for r in k.reads} == {q.id for q in p.graph.params}
+
+
+def test_an_intermediate_only_its_kernel_reads_is_not_stored():
+    """erf-GELU is too costly to recompute in two kernels, so fusion stores it; once both readers
+    share one kernel it is computed there once and never stored: DRAM bytes = inputs + outputs.
+    Its input comes from another kernel (a reduction), which the merged kernel still runs after."""
+    f = lambda x, y: (jax.nn.gelu(x * y.sum(0), approximate=False) * 2,  # noqa: E731
+                      jax.nn.gelu(x * y.sum(0), approximate=False) + 1)
+    args = [inputs((64, 96), seed=0), inputs((5, 96), seed=1, edges=False)]
+    check(f, *args, transcendental=True)
+    text = jax.export.export(jax.jit(f))(*args).mlir_module()
+    p = fuse.plan(optimize_function(inline_calls(parse_module(text))))
+    assert [(k.kind, len(k.outputs)) for k in p.kernels] == [("reduce", 1), ("loop", 2)]
+    g = lambda x: (jax.nn.gelu(x, approximate=False) * 2, jax.nn.gelu(x, approximate=False) + 1)  # noqa: E731
+    x = inputs((100, 100))
+    moved, launched, _ = _dram(g, [x])
+    assert launched == 1 and moved == 3 * x.nbytes
