@@ -902,6 +902,9 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
         else:
             bn //= 2
         cbs = make_cbs(bm, bn)
+    if a_span and L.sram_end(cbs) > sram_budget:  # no room for the span page: the engine packs A
+        a_span = False
+        cbs = make_cbs(bm, bn)
     _check_fits(cbs, sram_budget, name, f"matmul {M}x{K} @ {K}x{N}", r)
     mb, nbk = -(-M // bm), -(-N // bn)
     items = B * mb * nbk if M and N else 0
