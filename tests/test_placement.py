@@ -219,6 +219,13 @@ def test_residual_of_two_products_is_two_epilogues():
     # x twice, the weights, the vectors a few times, one bf16 result stored and read, the output
     assert c["dma_bytes"] - c["noc_bytes"] < 2 * x.nbytes + w1.nbytes + w2.nbytes + 4 * m * n * 2
 
+    def also_out(x, w1, w2, s1, b1, s2, b2):  # a product that is also an output is stored anyway: no split
+        return fn(x, w1, w2, s1, b1, s2, b2), jnp.matmul(x, w2, preferred_element_type=jnp.float32)
+    got, want2 = _run(also_out, args, 0)[0], jax.jit(also_out)(*args)
+    for g, w in zip(got, want2):
+        np.testing.assert_allclose(g.astype(np.float32), np.asarray(w).astype(np.float32), rtol=1e-2, atol=1e-2,
+                                   equal_nan=True)
+
 
 def test_matmul_panels_multicast_when_items_split_unevenly(tmp_path):
     """On 6 cores a 512^3 product's 8 work items split 2-1-2 ...: each core runs its range in

@@ -224,7 +224,7 @@ def plan(graph: Graph) -> Plan:
             mat.add(n.id)
             kernels_of[n.id] = {n.id}
 
-    _split_products(nodes, use, mat)
+    _split_products(nodes, use, mat, {o.id for o in graph.outputs})
     epilogue = _epilogues(nodes, use, mat, {o.id for o in graph.outputs})
     through = _stores_through_transpose(nodes, use, mat, {o.id for o in graph.outputs})
     kernels: list[Kernel] = []
@@ -358,7 +358,7 @@ def _engine_dot(r: Node) -> bool:
     return da == db == "f32" and r.dtype == "f32" or da == db == "bf16" and r.dtype in ("f32", "bf16")
 
 
-def _split_products(nodes: list[Node], use: dict[int, list[Node]], mat: set[int]) -> None:
+def _split_products(nodes: list[Node], use: dict[int, list[Node]], mat: set[int], outputs: set[int]) -> None:
     """An elementwise node finishing two or more products, as a residual block's
     relu(bn(conv(h)) + bn(shortcut(x))), can be the epilogue of one of them only. The largest
     elementwise subtree that depends on each other product alone (its bn and its rounding to
@@ -373,6 +373,12 @@ def _split_products(nodes: list[Node], use: dict[int, list[Node]], mat: set[int]
         if len(heads) < 2 or not all(_engine_dot(h) for h in heads.values()):
             continue
         inside = {t.id for t in tree}
+
+        def private(v: Node) -> bool:  # read only by n's kernel (maybe through same-order views)
+            return v.id not in outputs and all(u.id in inside or (u.id not in mat and u.op in ("reshape", "broadcast")
+                                                                  and private(u)) for u in use.get(v.id, []))
+        if not all(private(h) for h in heads.values()):
+            continue  # a product stored anyway (read elsewhere, an output) gains nothing
         deps: dict[int, frozenset[int]] = {}
 
         def dep(m: Node) -> frozenset[int]:
