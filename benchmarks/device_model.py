@@ -429,6 +429,21 @@ def resnet(batch: int = 16, level: int = 2) -> list[str]:
     moves = sum(k.dma_bytes for k in rep.kernels if k.kind == "movement")  # im2col patches, pooling pads
     mm = [k for k in rep.kernels if k.kind == "matmul"]
     compute = sum(max(s["compute_cycles"] for s in k.core_stats) for k in mm)
+    # where the time goes: kernels by kind and by what bounds their slowest core (matrix/vector
+    # compute, the shared DRAM at the preset's bandwidth, or the core's own NoC link)
+    parts: dict[tuple[str, str], list[float]] = {}
+    for k in rep.kernels:
+        comp = max((s["compute_cycles"] for s in k.core_stats), default=0)
+        dram_c = k.dma_bytes / dev.config.dram_bytes_per_cycle
+        link = max((s["dma_bytes"] for s in k.core_stats), default=0) / dev.config.noc_bytes_per_cycle
+        bound = "compute" if comp >= max(dram_c, link) else "DRAM" if dram_c >= link else "NoC link"
+        p = parts.setdefault((k.kind, bound), [0, 0.0, 0.0, 0.0])
+        p[0] += 1
+        p[1] += k.modeled_cycles / (clock * 1e3)
+        p[2] += k.dma_bytes / 1e6
+        p[3] += comp / (clock * 1e3)
+    breakdown = [f"    {kind:<11} {bound:<8} bound: {n:3d} launches {us:7.0f} us, DRAM {mb:5.0f} MB, compute {cu:5.0f} us"
+                 for (kind, bound), (n, us, mb, cu) in sorted(parts.items(), key=lambda kv: -kv[1][1])]
     return [f"ResNet-50-shaped CNN on n150 (batch {batch}, 224x224, bf16, level {level}; compile+first run "
             f"{t1 - t0:.1f} s, host {time.perf_counter() - t1:.1f} s):",
             f"  modeled {c['modeled_cycles'] / (clock * 1e6):.2f} ms/batch = {ips:,.0f} images/s; published {pub:,.0f} -> "
@@ -437,7 +452,8 @@ def resnet(batch: int = 16, level: int = 2) -> list[str]:
             f"{allowed / 1e6:,.0f} MB at the DRAM bandwidth kernels reach; {moves / 1e6:,.0f} MB by movement kernels: im2col patches), "
             f"matmul compute {compute / (clock * 1e6):.2f} ms of the slowest cores "
             f"(~{flops / (c['modeled_cycles'] / (clock * 1e9)) / 1e12:.1f} TFLOP/s of useful work), "
-            f"outputs finite: {bool(np.isfinite(np.asarray(out)).all())}"]
+            f"outputs finite: {bool(np.isfinite(np.asarray(out)).all())}",
+            "  by kernel kind and bound (each launch includes the preset's launch cost):", *breakdown]
 
 
 SECTIONS = {"activations": activations, "fusion": fusion, "placement": placement, "matmul": matmul,

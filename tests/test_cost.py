@@ -36,6 +36,10 @@ PROGRAMS = {
     "bf16_matmul": (lambda x, w: x @ w, [_f32(64, 128).astype(jnp.bfloat16), _f32(128, 96).astype(jnp.bfloat16)]),
     "int_matmul": (lambda x, w: x @ w, [np.arange(1200, dtype=np.int32).reshape(30, 40) % 7,
                                         np.arange(800, dtype=np.int32).reshape(40, 20) % 5]),
+    # implicit im2col: overlapping patch rows DMA'd once into a page the engine reads (MatMul.a_page)
+    "windowed_conv": (lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                                                dimension_numbers=("NHWC", "HWIO", "NHWC")),
+                      [_f32(2, 5, 40, 8), _f32(3, 3, 8, 16, seed=1)]),
     "cumsum": (lambda x: jnp.cumsum(x, 1), [_f32(50, 3000)]),
     "cumsum_columns": (lambda x: jnp.cumsum(x, 0), [_f32(300, 50)]),
     "sort": (lambda x: jnp.sort(x, -1), [_f32(5, 1000)]),

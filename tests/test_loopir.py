@@ -109,6 +109,19 @@ def _run_on(sram: int, text: str, args: list) -> tuple[list, int, list]:
     return [o.to_numpy() for o in outs], dev.counters()["dma_bytes"] - before, exe.kernels()
 
 
+def test_small_sram_windowed_conv_packs_a_when_its_span_does_not_fit():
+    """A windowed convolution's patch span (7 rows x 1,536 + 4,608 f32 at the smallest block)
+    does not fit beside the engine's share of 64 KiB: the product falls back to the engine
+    packing A from DRAM instead of being refused."""
+    from jax import lax
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((1, 3, 32, 512), np.float32), rng.standard_normal((3, 3, 512, 4), np.float32) / 40
+    f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))  # noqa: E731
+    outs, dma, kernels = _run_on(64 * 1024, _text(f, x, w), [x, w])
+    assert max(k.sram_bytes for k in kernels) <= 64 * 1024 and dma > 0
+    np.testing.assert_allclose(outs[0], np.asarray(jax.jit(f)(x, w)), rtol=1e-4, atol=1e-4)
+
+
 def test_small_sram_device_runs_a_transformer_value_and_grad():
     """256 KiB of SRAM per core: every kernel's buffers are sized to it, results are the same."""
     import sys

@@ -391,6 +391,25 @@ def test_conv_windowed_stores_the_leading_taps_only():
     np.testing.assert_array_equal(np.asarray(tt_xla.jit(f)(x, w)), np.asarray(jax.jit(f)(x, w)))
 
 
+def test_conv_windowed_patches_form_in_sram():
+    """The windowed product DMAs each output row's overlapping patch rows once, as their span
+    (32 + 2 positions x 3 taps x 8 features), into a page the engine reads: the patches form in
+    SRAM, so its A costs about a third of packing 32 rows of 72 values from DRAM. The kernel,
+    the same B for every output row (a batch stride of 0), is read from DRAM by one core of a
+    wave and multicast to the others."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 9, 32, 8), np.float32), rng.standard_normal((3, 3, 8, 16), np.float32)
+    f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=NHWC)
+    (mm,) = [k for k in tt_xla.jit(f).kernels(x, w) if k.kind == "matmul"]
+    assert "tt_matmul_f32 xa[0]" in mm.ir
+    rows = 2 * 9                                     # work items: one output row each
+    a_span, b, out = 34 * 24 * 4, 72 * 16 * 4, 32 * 16 * 4
+    assert mm.work_items == rows and mm.dma_bytes == rows * (a_span + b + out)
+    check(f, x, w, rtol=1e-4, atol=1e-4)
+    rep = tt_xla.jit(f, compiler_options={"optimization_level": 0}).profile(x, w)
+    assert rep.counters["noc_bytes"] == (rows - 1) * b   # one item per core, all in one wave
+
+
 @pytest.mark.parametrize("xs,ws,kw", [
     ((3, 70, 5), (9, 5, 4), dict(window_strides=(1,), padding="SAME", rhs_dilation=(2,), dimension_numbers=NWC)),
     ((2, 5, 67), (4, 5, 3), dict(window_strides=(1,), padding=[(2, 5)], rhs_dilation=(3,),

@@ -190,6 +190,43 @@ def test_matmul_epilogue_reads_per_column_inputs_once_per_block():
     assert 0 < extra <= (s.nbytes + b.nbytes) * -(-m // 32)   # per row it would be m times theirs
 
 
+def test_residual_of_two_products_is_two_epilogues():
+    """relu(bn(x @ w1) + bn(x @ w2)), a residual block with a projection shortcut: one product's
+    bn and rounding to bf16 is stored as its own epilogue, the other finishes the sum, so no
+    f32 product and no elementwise kernel reach DRAM (before: two products stored in f32 and a
+    third kernel reading both)."""
+    import ml_dtypes
+    rng = np.random.default_rng(8)
+    m, k, n = 200, 64, 96
+    bf = lambda a: a.astype(ml_dtypes.bfloat16)  # noqa: E731
+    x, w1, w2 = bf(rng.standard_normal((m, k))), bf(rng.standard_normal((k, n))), bf(rng.standard_normal((k, n)))
+    s1, b1, s2, b2 = (rng.standard_normal(n).astype(np.float32) for _ in range(4))
+    s1[3], b2[5] = np.inf, np.nan
+
+    def fn(x, w1, w2, s1, b1, s2, b2):
+        mm = lambda a, w: jnp.matmul(a, w, preferred_element_type=jnp.float32)  # noqa: E731
+        h = (mm(x, w1) * s1 + b1).astype(jnp.bfloat16)
+        sc = (mm(x, w2) * s2 + b2).astype(jnp.bfloat16)
+        return jax.nn.relu(h + sc)
+    args = (x, w1, w2, s1, b1, s2, b2)
+    want = np.asarray(jax.jit(fn)(*args)).astype(np.float32)
+    for level in LEVELS:
+        out, c = _run(fn, args, level)
+        np.testing.assert_allclose(out.astype(np.float32), want, rtol=1e-2, atol=1e-2, equal_nan=True)
+    ks = tt_xla.jit(fn).kernels(*args)
+    assert [k.kind for k in ks if k.kind != "movement"] == ["matmul", "matmul"]
+    out, c = _run(fn, args, 0)
+    # x twice, the weights, the vectors a few times, one bf16 result stored and read, the output
+    assert c["dma_bytes"] - c["noc_bytes"] < 2 * x.nbytes + w1.nbytes + w2.nbytes + 4 * m * n * 2
+
+    def also_out(x, w1, w2, s1, b1, s2, b2):  # a product that is also an output is stored anyway: no split
+        return fn(x, w1, w2, s1, b1, s2, b2), jnp.matmul(x, w2, preferred_element_type=jnp.float32)
+    got, want2 = _run(also_out, args, 0)[0], jax.jit(also_out)(*args)
+    for g, w in zip(got, want2):
+        np.testing.assert_allclose(g.astype(np.float32), np.asarray(w).astype(np.float32), rtol=1e-2, atol=1e-2,
+                                   equal_nan=True)
+
+
 def test_matmul_panels_multicast_when_items_split_unevenly(tmp_path):
     """On 6 cores a 512^3 product's 8 work items split 2-1-2 ...: each core runs its range in
     waves, and a panel is still read from DRAM at most once per wave (without multicast each

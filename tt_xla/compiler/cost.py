@@ -313,7 +313,8 @@ class _Walker:
                 live = ((m > 0) & (n > 0)) * weight
                 total[2] += np.sum(live * (-(-m // 32)) * (-(-n // 32)) * -(-k // 32))
                 b_esize = 0 if u.b_page else self.esize[u.b.index]  # a B page already in SRAM: no DMA
-                total[1] += np.sum(live * (m * k * self.esize[u.a.index] + k * n * b_esize))
+                a_esize = 0 if u.a_page else self.esize[u.a.index]
+                total[1] += np.sum(live * (m * k * a_esize + k * n * b_esize))
             elif isinstance(u, L.Alu):
                 total[3] += u.cost * np.sum(weight)
             elif isinstance(u, _Node) and _has_cost(u):

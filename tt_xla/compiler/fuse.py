@@ -234,6 +234,7 @@ def plan(graph: Graph) -> Plan:
             mat.add(n.id)
             kernels_of[n.id] = {n.id}
 
+    _split_products(nodes, use, mat, {o.id for o in graph.outputs})
     epilogue = _epilogues(nodes, use, mat, {o.id for o in graph.outputs})
     through = _stores_through_transpose(nodes, use, mat, {o.id for o in graph.outputs})
     kernels: list[Kernel] = []
@@ -343,8 +344,7 @@ def _epilogues(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],
             continue
         (r,) = heads.values()
         if r.op == "dot":
-            da, db = (i.dtype for i in r.inputs)
-            if not (da == db == "f32" and r.dtype == "f32" or da == db == "bf16" and r.dtype in ("f32", "bf16")):
+            if not _engine_dot(r):
                 continue  # epilogues ride on the matrix engine's f32 block only
             groups = dot_out_groups(r)
             accesses = [access_of(x, mat) for x in leaves]
@@ -363,6 +363,52 @@ def _epilogues(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],
             out[n.id] = r
             mat.discard(r.id)
     return out
+
+
+def _engine_dot(r: Node) -> bool:
+    """Whether the matrix engine computes product r (its f32 block is what an epilogue rides on)."""
+    da, db = (i.dtype for i in r.inputs)
+    return da == db == "f32" and r.dtype == "f32" or da == db == "bf16" and r.dtype in ("f32", "bf16")
+
+
+def _split_products(nodes: list[Node], use: dict[int, list[Node]], mat: set[int], outputs: set[int]) -> None:
+    """An elementwise node finishing two or more products, as a residual block's
+    relu(bn(conv(h)) + bn(shortcut(x))), can be the epilogue of one of them only. The largest
+    elementwise subtree that depends on each other product alone (its bn and its rounding to
+    bf16) is stored instead, so that it becomes that product's own epilogue and the node reads
+    its narrow result: each product's f32 block never reaches DRAM."""
+    for n in nodes:
+        if n.id not in mat or n.op not in ELEMENTWISE:
+            continue
+        tree, leaves = inline_tree(n, mat)
+        heads = {b.id: b for b in (_same_order(x) for x in leaves)
+                 if b.op == "dot" and b.size == n.size and b.shape == n.shape}
+        if len(heads) < 2 or not all(_engine_dot(h) for h in heads.values()):
+            continue
+        inside = {t.id for t in tree}
+
+        def private(v: Node) -> bool:  # read only by n's kernel (maybe through same-order views)
+            return v.id not in outputs and all(u.id in inside or (u.id not in mat and u.op in ("reshape", "broadcast")
+                                                                  and private(u)) for u in use.get(v.id, []))
+        if not all(private(h) for h in heads.values()):
+            continue  # a product stored anyway (read elsewhere, an output) gains nothing
+        deps: dict[int, frozenset[int]] = {}
+
+        def dep(m: Node) -> frozenset[int]:
+            if m.id not in deps:
+                if m.id in inside:
+                    deps[m.id] = frozenset().union(*(dep(i) for i in m.inputs))
+                else:
+                    b = _same_order(m)
+                    deps[m.id] = frozenset((b.id,)) if b.id in heads else frozenset()
+            return deps[m.id]
+        dep(n)
+        for h in list(heads)[1:]:  # the first product keeps n as its epilogue
+            for t in tree:
+                if t is not n and deps[t.id] == {h} and t.shape == n.shape and \
+                        all(u.id in inside for u in use.get(t.id, [])) and \
+                        any(deps[u.id] != {h} for u in use.get(t.id, [])):
+                    mat.add(t.id)
 
 
 def _stores_through_transpose(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],

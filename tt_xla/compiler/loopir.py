@@ -196,7 +196,8 @@ class MatMul:
     """The matrix engine: page[i * c_rs + j] = sum_q A[a_index + i*a_rs + q*a_cs] * B[b_index +
     q*b_rs + j*b_cs] for an m x n block, into SRAM. The engine's packer is its DMA: it reads the
     operand blocks from DRAM into the engine's share of SRAM, counting the bytes. With `b_page`,
-    B is that SRAM page instead (a block the kernel unpacked: no DMA), `b` only names the weight."""
+    B is that SRAM page instead (a block the kernel unpacked: no DMA), `b` only names the weight;
+    with `a_page`, A is read from that page (overlapping patch rows DMA'd in once) likewise."""
     fn: str                  # tt_matmul_f32 | tt_matmul_bf16
     m: str
     n: str
@@ -212,6 +213,7 @@ class MatMul:
     page: str
     c_rs: str
     b_page: str = ""
+    a_page: str = ""
 
 
 @dataclass(frozen=True)
@@ -312,7 +314,7 @@ def _fmt(u: UOp) -> str:
     if isinstance(u, VectorOps):
         return f"vector_ops += {u.count}"
     if isinstance(u, MatMul):
-        return (f"{u.page}[{u.m} x {u.n}] = {u.fn} p{u.a.index}[{u.a_index}] ({u.a_rs}, {u.a_cs}) @ "
+        return (f"{u.page}[{u.m} x {u.n}] = {u.fn} {u.a_page or f'p{u.a.index}'}[{u.a_index}] ({u.a_rs}, {u.a_cs}) @ "
                 f"{u.b_page or f'p{u.b.index}'}[{u.b_index}] ({u.b_rs}, {u.b_cs}), K {u.k}")
     if isinstance(u, Call):
         return f"call {u.fn}({', '.join(u.args)})"

@@ -739,14 +739,17 @@ def mm_sram(sram_per_core: int) -> int:
 
 
 def _multicast(items: int, mb: int, a: L.Operand, ls: list[int], b: L.Operand, rs: list[int], K: int,
-               packed_n: int = 0) -> tuple[list, list]:
+               packed_n: int = 0, per_batch: int = 0) -> tuple[list, list]:
     """Panel reuse, as tt-metal's multicast matmuls do it. The cores run their work items in
     waves: the runtime gives core c the items [c * items / ncores, (c + 1) * items / ncores), and
     an item's wave is its place in its core's range. In a wave, the A row panel of a block row is
     read from DRAM once, by the core of its first block there, and multicast over the NoC to the
     cores of the row's other blocks; likewise each B column panel. The receiving cores mark the
     panels (tt_multicast), so the engine's reads of them count as NoC, not DRAM, bytes. The items
-    need not split evenly over the cores (p150's 140). (uops before the engine call, after it)"""
+    need not split evenly over the cores (p150's 140). A B shared by every batch (stride 0: the
+    kernel of a convolution batched over output rows; `per_batch` items a batch) is received
+    from any earlier core whose item in the same wave has the same block column, whatever its
+    batch. (uops before the engine call, after it)"""
     if min(ls[1], ls[2], rs[1], rs[2]) < 0:  # a reversed view: its panel is not one address range
         return [], []
     a_end = f"ao + (m - 1) * {ls[1]} + {K - 1} * {ls[2]} + 1"
@@ -766,8 +769,16 @@ def _multicast(items: int, mb: int, a: L.Operand, ls: list[int], b: L.Operand, r
     before = [L.Define("mn_", "int64_t", "(int64_t)core->ncores"), L.Define("mw_", "int64_t", wave("it")),
               L.Var("mar_", "int", "0"), L.Range("mk_", "1", f"t / {mb} + 1"),
               L.Assign("mar_", f"mar_ | ({wave(f'it - mk_ * {mb}')} == mw_)"), L.End(),
-              L.Var("mbr_", "int", "0"), L.Range("mk_", "1", f"t % {mb} + 1"),
-              L.Assign("mbr_", f"mbr_ | ({wave('it - mk_')} == mw_)"), L.End()]
+              L.Var("mbr_", "int", "0")]
+    if per_batch and rs[0] == 0 and items > per_batch:
+        # the earlier cores' items of this wave (split(c) = c * items / ncores, as tt__split)
+        before += [L.Range("mk_", "0", f"((it + 1) * mn_ + {items - 1}) / {items} - 1"),
+                   L.Define("mi_", "int64_t", f"mk_ * {items} / mn_ + mw_"),
+                   L.Assign("mbr_", f"mbr_ | (mi_ < (mk_ + 1) * {items} / mn_ && "
+                                    f"(mi_ % {per_batch}) / {mb} == t / {mb})"), L.End()]
+    else:
+        before += [L.Range("mk_", "1", f"t % {mb} + 1"),
+                   L.Assign("mbr_", f"mbr_ | ({wave('it - mk_')} == mw_)"), L.End()]
     a_rx, b_rx = "mar_", "mbr_"
     before += [L.Call("tt_multicast", ("core", "0", f"{a_rx} ? (const void *)(p{a.index} + ao) : NULL",
                                        f"{a_rx} ? (const void *)(p{a.index} + {a_end}) : NULL")),
@@ -872,6 +883,10 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
     kc = min(BFP8_CHUNK, -(-K // TILE) * TILE)
     out_dt = k.epilogue.dtype if k.epilogue is not None else od
     stored = [j for j, (_, a) in enumerate(epi_leaves) if not memoryless(a.src)]
+    # Rows of A that overlap in memory (a convolution's patches as a windows view: each row K
+    # values starting ls[1] < K apart) are DMA'd once as their span into a page the engine reads,
+    # instead of the engine packing every row's K values from DRAM: the patches form in SRAM.
+    a_span = engine and not packed and ls[2] == 1 and 0 < ls[1] < K
 
     def make_cbs(bm: int, bn: int) -> list[L.CircularBuffer]:
         base = max(mm_sram(sram_budget), MM_SRAM_MIN)
@@ -887,6 +902,8 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
             cbs += [L.CircularBuffer("cbq", "uint8_t", 1, kc // TILE * -(-bn // TILE) * BFP8_TILE_BYTES, 1),
                     L.CircularBuffer("cbu", CTYPE[bd], itemsize(bd), kc * -(-bn // TILE) * TILE, 1),
                     L.CircularBuffer("cbp", "float", 4, bm * bn, 1)]
+        if a_span:
+            cbs.append(L.CircularBuffer("cba", CTYPE[ad], itemsize(ad), (bm - 1) * ls[1] + K, 1))
         cbs.append(L.CircularBuffer("cbout", CTYPE[dest.src.dtype], itemsize(dest.src.dtype), bn))
         L.place(cbs, base)
         return cbs
@@ -907,6 +924,9 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
             bm //= 2
         else:
             bn //= 2
+        cbs = make_cbs(bm, bn)
+    if a_span and L.sram_end(cbs) > sram_budget:  # no room for the span page: the engine packs A
+        a_span = False
         cbs = make_cbs(bm, bn)
     _check_fits(cbs, sram_budget, name, f"matmul {M}x{K} @ {K}x{N}", r)
     mb, nbk = -(-M // bm), -(-N // bn)
@@ -933,11 +953,18 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
     elif engine:
         cbc = cbs[0]
         fn = "tt_matmul_f32" if ad == "f32" else "tt_matmul_bf16"
-        mcast = _multicast(items, mb, op_of[la.src.id], ls, op_of[ra.src.id], rs, K)
-        body += mcast[0] + [L.CbReserve(cbc, "c_"),
-                 L.MatMul(fn, "m", "n", K, op_of[la.src.id], "ao", ls[1], ls[2], op_of[ra.src.id], "bo", rs[2], rs[1],
-                          "c_", "n"),
-                 L.CbPush(cbc)] + mcast[1] + [L.CbWait(cbc, "cblk"), L.Range("i", "0", "m")]
+        mcast = _multicast(items, mb, op_of[la.src.id], ls, op_of[ra.src.id], rs, K, per_batch=mb * nbk)
+        mm = L.MatMul(fn, "m", "n", K, op_of[la.src.id], "ao", ls[1], ls[2], op_of[ra.src.id], "bo", rs[2], rs[1],
+                      "c_", "n")
+        span, unspan = [], []
+        if a_span:
+            cba = next(cb for cb in cbs if cb.name == "cba")
+            span = [L.CbReserve(cba, "wa"), L.DmaRead(cba, "wa", "0", op_of[la.src.id], "ao", f"(m - 1) * {ls[1]} + {K}", 1),
+                    L.CbPush(cba), L.CbWait(cba, "xa")]
+            unspan = [L.CbPop(cba)]
+            mm = replace(mm, a_index="0", a_page="xa")
+        body += mcast[0] + span + [L.CbReserve(cbc, "c_"), mm, L.CbPush(cbc)] + unspan + mcast[1] + \
+            [L.CbWait(cbc, "cblk"), L.Range("i", "0", "m")]
     if engine and k.epilogue is None and od == "f32":
         # nothing to apply: each row of the engine's f32 block leaves by DMA straight from its page
         body += [L.DmaWrite(cbc, "cblk", "i * n", dop, f"co + i * {cs[1]}", "n", cs[2] or 1), L.End(), L.CbPop(cbc)]

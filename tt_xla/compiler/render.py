@@ -114,7 +114,7 @@ RULES: dict[type, Callable] = {
     L.Store: lambda u: f"{u.page}[{u.index}] = {u.expr};",
     L.Alu: lambda u: f"const {u.ctype} {u.var} = {u.expr};",
     L.VectorOps: lambda u: f"tt_vector_ops(core, (uint64_t)({u.count}));",
-    L.MatMul: lambda u: (f"{u.fn}(core, {u.m}, {u.n}, {u.k}, p{u.a.index} + ({u.a_index}), {u.a_rs}, {u.a_cs}, "
+    L.MatMul: lambda u: (f"{u.fn}(core, {u.m}, {u.n}, {u.k}, {u.a_page or f'p{u.a.index}'} + ({u.a_index}), {u.a_rs}, {u.a_cs}, "
                          f"{u.b_page or f'p{u.b.index}'} + ({u.b_index}), {u.b_rs}, {u.b_cs}, {u.page}, {u.c_rs});"),
     L.Call: lambda u: f"{u.fn}({', '.join(u.args)});",
 }
