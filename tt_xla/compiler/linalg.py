@@ -176,6 +176,19 @@ class _Fn:
         return self(f"stablehlo.dynamic_update_slice {a}, {u}, {', '.join(starts)} : "
                     f"({_t(shape, el)}, {_t(ushape, el)}, {its}) -> {_t(shape, el)}")
 
+    def reshape(self, x: str, src: tuple[int, ...], out: tuple[int, ...], el: str) -> str:
+        return x if src == out else self(f"stablehlo.reshape {x} : ({_t(src, el)}) -> {_t(out, el)}")
+
+    def ranges(self, x: str, shape: tuple[int, ...], el: str, rng: list[tuple[int, int, int]]) -> str:
+        """x[lo:hi:stride, ...] with one (lo, hi, stride) per dimension (a static slice)."""
+        out = tuple(-(-(hi - lo) // st) for lo, hi, st in rng)
+        text = ", ".join(f"{lo}:{hi}:{st}" for lo, hi, st in rng)
+        return self(f"stablehlo.slice {x} [{text}] : ({_t(shape, el)}) -> {_t(out, el)}")
+
+    def transpose(self, x: str, shape: tuple[int, ...], el: str, perm: tuple[int, ...]) -> str:
+        out = tuple(shape[p] for p in perm)
+        return self(f"stablehlo.transpose {x}, dims = [{', '.join(map(str, perm))}] : ({_t(shape, el)}) -> {_t(out, el)}")
+
     def block(self, a: str, shape: tuple[int, ...], el: str, rows: tuple[int, int], cols: tuple[int, int]) -> str:
         """a[..., rows[0]:rows[1], cols[0]:cols[1]] (a static slice of the last two dims)."""
         rng = [f"0:{d}" for d in shape[:-2]] + [f"{rows[0]}:{rows[1]}", f"{cols[0]}:{cols[1]}"]
@@ -280,9 +293,40 @@ BASE = 32
 
 
 def _split(n: int) -> int:
-    """Where a block of n > BASE columns is split: about half, on a multiple of the 32-wide tile."""
-    h = (n // 2 + 31) // 32 * 32
-    return h if h < n else n // 2
+    """Where a block of n > BASE columns is split: about half, on a multiple of BASE (the 32-wide
+    tile at the default), so every leaf starts on a multiple of BASE: the triangular solve's
+    diagonal blocks, inverted all at once (_diag_inverses), are the leaves."""
+    return (n // 2 + BASE - 1) // BASE * BASE
+
+
+def _if(f: _Fn, pred: str, types: list[str], then, other) -> list[str]:
+    """`then(g)` if the scalar i1 `pred` holds, else `other(g)`, as a stablehlo.if; each emits
+    its branch into a fresh emitter and returns the branch's results' names."""
+    f.n += 1
+    tag = f"{f.prefix}{f.n}"
+    regions = []
+    for i, body in enumerate((then, other)):
+        g = _Fn(f"{tag}{'te'[i]}")
+        outs = body(g)
+        regions.append("\n    ".join(g.lines + [f'"stablehlo.return"({", ".join(outs)}) : ({", ".join(types)}) -> ()']))
+    res = f"%i{tag}"
+    many = len(types) > 1
+    f.lines.append(f'{res}{f":{len(types)}" if many else ""} = "stablehlo.if"({pred}) ({{\n    ' + regions[0] +
+                   "\n   }, {\n    " + regions[1] + f"\n   }}) : (tensor<i1>) -> " +
+                   (f"({', '.join(types)})" if many else types[0]))
+    return [f"{res}#{i}" for i in range(len(types))] if many else [res]
+
+
+def _all_finite(f: _Fn, xs: list[tuple[str, tuple[int, ...]]], el: str) -> str:
+    """A scalar i1: whether every element of every tensor in `xs` is finite."""
+    count = None
+    for x, shape in xs:
+        bad = f(f"stablehlo.is_finite {x} : ({_t(shape, el)}) -> {_t(shape, 'i1')}")
+        ones = f.sel(bad, f.const("0", "i32", shape), f.const("1", "i32", shape), shape, "i32")
+        c = f(f"stablehlo.reduce({ones} init: {f.const('0', 'i32')}) applies stablehlo.add across dimensions = "
+              f"[{', '.join(map(str, range(len(shape))))}] : ({_t(shape, 'i32')}, tensor<i32>) -> tensor<i32>")
+        count = c if count is None else f.bin("add", count, c, (), "i32")
+    return f.cmp("EQ", count, f.const("0", "i32"), (), "i32")
 
 
 # --------------------------------------------------------------------------- potrf (Cholesky)
@@ -415,19 +459,102 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
 
 
 def _tri_solve(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str) -> str:
-    """X with A X = B for a lower-triangular A (zeros above its diagonal). Recursive on A's
-    halves: X1 of A11 X1 = B1, then X2 of A22 X2 = B2 - A21 X1 (the matmul)."""
-    n, m, bs = ashape[-1], xshape[-1], ashape[:-2]
-    if n <= BASE or 0 in ashape + xshape:
+    """X with A X = B for a lower-triangular A (zeros above its diagonal), by products only: A's
+    diagonal blocks (the recursion's leaves) are inverted together with no loop, a leaf is
+    X1 = A11^-1 B1 and the halves join by B2 - A21 X1. An inverse's exact zeros would meet
+    a non-finite B (or one a join's product made from a non-finite A21) in rows substitution
+    never touches, and a non-finite inverse spreads NaN the same way, so when any of A, B and
+    the inverses is not finite one substitution loop over the whole matrix solves instead,
+    updating the rows below each one as CPU JAX's trsm does."""
+    if 0 in ashape + xshape:
         return _tri_loop(f, a, ashape, b, xshape, el)
-    n1 = _split(n)
-    x1 = _tri_solve(f, f.block(a, ashape, el, (0, n1), (0, n1)), bs + (n1, n1),
-                    f.block(b, xshape, el, (0, n1), (0, m)), bs + (n1, m), el)
-    a21 = f.block(a, ashape, el, (n1, n), (0, n1))
-    b2 = f.bin("subtract", f.block(b, xshape, el, (n1, n), (0, m)), f.matmul(a21, bs + (n - n1, n1), x1, bs + (n1, m), el),
-               bs + (n - n1, m), el)
-    x2 = _tri_solve(f, f.block(a, ashape, el, (n1, n), (n1, n)), bs + (n - n1, n - n1), b2, bs + (n - n1, m), el)
-    return f.concat([(x1, bs + (n1, m)), (x2, bs + (n - n1, m))], len(ashape) - 2, el)
+    inv, ishape = _diag_inverses(f, a, ashape, el)
+    ok = _all_finite(f, [(a, ashape), (b, xshape), (inv, ishape)], el)
+    (x,) = _if(f, ok, [_t(xshape, el)],
+               lambda g: [_tri_blocks(g, a, ashape, b, xshape, el, inv, ishape, 0)],
+               lambda g: [_tri_loop(g, a, ashape, b, xshape, el)])
+    return x
+
+
+def _tri_blocks(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str,
+                inv: str, ishape: tuple[int, ...], lo: int) -> str:
+    """_tri_solve's products: X of A[lo:lo+k, lo:lo+k] X = B (B is k rows), with `inv` [.., q,
+    BASE, BASE] the inverses of A's diagonal blocks."""
+    bs, k, m = ashape[:-2], xshape[-2], xshape[-1]
+    whole = [(0, d, 1) for d in bs]
+    if k <= BASE:
+        i = lo // BASE
+        blk = f.reshape(f.ranges(inv, ishape, el, whole + [(i, i + 1, 1), (0, k, 1), (0, k, 1)]), bs + (1, k, k),
+                        bs + (k, k), el)
+        return f.matmul(blk, bs + (k, k), b, xshape, el)
+    k1 = _split(k)
+    k2 = k - k1
+    x1 = _tri_blocks(f, a, ashape, f.block(b, xshape, el, (0, k1), (0, m)), bs + (k1, m), el, inv, ishape, lo)
+    a21 = f.block(a, ashape, el, (lo + k1, lo + k), (lo, lo + k1))
+    b2 = f.bin("subtract", f.block(b, xshape, el, (k1, k), (0, m)), f.matmul(a21, bs + (k2, k1), x1, bs + (k1, m), el),
+               bs + (k2, m), el)
+    x2 = _tri_blocks(f, a, ashape, b2, bs + (k2, m), el, inv, ishape, lo + k1)
+    return f.concat([(x1, bs + (k1, m)), (x2, bs + (k2, m))], len(ashape) - 2, el)
+
+
+def _diag_inverses(f: _Fn, a: str, ashape: tuple[int, ...], el: str) -> tuple[str, tuple[int, ...]]:
+    """(inv, its shape [.., q, BASE, BASE]): the inverses of the lower-triangular A's diagonal
+    blocks of BASE (A padded with an identity to q BASE), all at once and with no loop: LAPACK
+    trtri's recursion run bottom-up on every block together -- the 1x1 blocks' reciprocals,
+    then blocks of 2s from blocks of s as [[A^-1, 0], [-D^-1 C A^-1, D^-1]]."""
+    assert BASE & (BASE - 1) == 0, "BASE must be a power of two"
+    bs, n, r = ashape[:-2], ashape[-1], len(ashape)
+    nb = len(bs)
+    q = -(-n // BASE)
+    big = q * BASE
+    whole = [(0, d, 1) for d in bs]
+    if big != n:  # the identity below and right of A: the last block's inverse keeps A's part
+        pshape = bs + (big, big)
+        z = ", ".join("0" for _ in ashape)
+        hi = ", ".join(["0"] * nb + [str(big - n)] * 2)
+        a = f(f"stablehlo.pad {a}, {f.const('0', el)}, low = [{z}], high = [{hi}], interior = [{z}] : "
+              f"({_t(ashape, el)}, {_t((), el)}) -> {_t(pshape, el)}")
+        ri, ci = f.iota(pshape, r - 2), f.iota(pshape, r - 1)
+        pad = f.bin("and", f.cmp("EQ", ri, ci, pshape, "i32"), f.cmp("GE", ri, f.const(str(n), "i32", pshape), pshape, "i32"),
+                    pshape, "i1")
+        a = f.sel(pad, f.const("1", el, pshape), a, pshape, el)
+    # the diagonal blocks of BASE: [.., q, B, q, B] -> [.., q, q, B, B] -> every (q + 1)-th
+    d = f.reshape(a, bs + (big, big), bs + (q, BASE, q, BASE), el)
+    if q > 1:
+        d = f.transpose(d, bs + (q, BASE, q, BASE), el, tuple(range(nb)) + (nb, nb + 2, nb + 1, nb + 3))
+        d = f.reshape(d, bs + (q, q, BASE, BASE), bs + (q * q, BASE, BASE), el)
+        d = f.ranges(d, bs + (q * q, BASE, BASE), el, whole + [(0, q * q, q + 1), (0, BASE, 1), (0, BASE, 1)])
+    else:
+        d = f.reshape(d, bs + (1, BASE, 1, BASE), bs + (1, BASE, BASE), el)
+    dshape = bs + (q, BASE, BASE)
+
+    def diag(t: int) -> str:
+        """The diagonal blocks of t [.., big / t, t, t] (of the blocks of BASE)."""
+        c = BASE // t
+        if c == 1:
+            return d
+        x = f.reshape(d, dshape, bs + (q, c, t, c, t), el)
+        x = f.transpose(x, bs + (q, c, t, c, t), el, tuple(range(nb)) + (nb, nb + 1, nb + 3, nb + 2, nb + 4))
+        x = f.reshape(x, bs + (q, c, c, t, t), bs + (q, c * c, t, t), el)
+        x = f.ranges(x, bs + (q, c * c, t, t), el, whole + [(0, q, 1), (0, c * c, c + 1), (0, t, 1), (0, t, 1)])
+        return f.reshape(x, bs + (q, c, t, t), bs + (q * c, t, t), el)
+
+    ones = bs + (big, 1, 1)
+    inv = f.bin("divide", f.const("1", el, ones), diag(1), ones, el)
+    s = 1
+    while s < BASE:
+        m = big // (2 * s)
+        half = bs + (m, s, s)
+        pair = f.reshape(inv, bs + (2 * m, s, s), bs + (m, 2, s, s), el)
+        ai = f.reshape(f.ranges(pair, bs + (m, 2, s, s), el, whole + [(0, m, 1), (0, 1, 1), (0, s, 1), (0, s, 1)]),
+                       bs + (m, 1, s, s), half, el)
+        di = f.reshape(f.ranges(pair, bs + (m, 2, s, s), el, whole + [(0, m, 1), (1, 2, 1), (0, s, 1), (0, s, 1)]),
+                       bs + (m, 1, s, s), half, el)
+        c = f.ranges(diag(2 * s), bs + (m, 2 * s, 2 * s), el, whole + [(0, m, 1), (s, 2 * s, 1), (0, s, 1)])
+        x = f.un("negate", f.matmul(di, half, f.matmul(c, half, ai, half, el), half, el), half, el)
+        inv = f.grid([[(ai, half), (f.const("0", el, half), half)], [(x, half), (di, half)]], el)
+        s *= 2
+    return inv, dshape
 
 
 def _tri_loop(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str) -> str:
