@@ -375,44 +375,64 @@ def _chol(f: _Fn, s: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
 
 def _chol_loop(f: _Fn, s: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
     """Unblocked right-looking Cholesky: column j of L is the working matrix's column j over the
-    sqrt of its pivot, then a rank-1 update of all of it."""
+    sqrt of its pivot, then a rank-1 update of all of it. A step is two reads (the column, its
+    pivot) and one write of the whole block (the update, column j replaced by L's, its pivot
+    kept raw on the diagonal), so `info` and the diagonal's sqrt are done once, after the loop."""
     bs, n = shape[:-2], shape[-1]
     r = len(shape)
-    zero = f.const("0", el, shape)
-    info0 = f.const("0", "i32", bs)
     bshape = bs + (1, 1)
     cshape = bs + (n, 1)
+    whole = tuple(range(r))
 
     def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
-        w, lo, info = cur
-        z = [g.const("0", "i32")] * len(bs)
-        d = g.dslice(w, shape, el, z + [j, j], bshape)
-        c = g.dslice(w, shape, el, z + [g.const("0", "i32"), j], cshape)
-        gz = g.const("0", el, bshape)
-        # a NaN pivot is not a failure: CPU JAX's potrf tests `ajj <= 0` only, so the NaN
-        # spreads through the columns after it and the ones before it stay
-        fail = g.cmp("LE", d, gz, bshape, el)
-        info_b = g(f"stablehlo.reshape {fail} : ({_t(bshape, 'i1')}) -> {_t(bs, 'i1')}")
-        first = g.cmp("EQ", info, g.const("0", "i32", bs), bs, "i32")
-        bad = g.bin("and", first, info_b, bs, "i1")
-        jj = g.bin("add", g.bcast(j, (), "i32", bs, ()), g.const("1", "i32", bs), bs, "i32")
-        info = g.sel(bad, jj, info, bs, "i32")
-        sq = g.un("sqrt", d, bshape, el)
-        sqc = g.bcast(sq, bshape, el, cshape, tuple(range(r)))
+        (w,) = cur
+        rows, cols, jm = g.iota(shape, r - 2), g.iota(shape, r - 1), g.bcast(j, (), "i32", shape, ())
+        # column j and its pivot as masked sums (no index arithmetic: one kernel each); the
+        # zeros added are -0, so the sum is the element exactly, -0 included
+        nz = g.const("-0.0", el)
+        cv = g.reduce("add", g.sel(g.cmp("EQ", cols, jm, shape, "i32"), w, g.const("-0.0", el, shape), shape, el),
+                      nz, shape, el, r - 1)
+        c = g.reshape(cv, bs + (n,), cshape, el)
         ri = g.iota(cshape, r - 2)
         jc = g.bcast(j, (), "i32", cshape, ())
-        below = g.cmp("GT", ri, jc, cshape, "i32")
         at_j = g.cmp("EQ", ri, jc, cshape, "i32")
-        zc = g.const("0", el, cshape)
-        lcol = g.sel(below, g.bin("divide", c, sqc, cshape, el), g.sel(at_j, sqc, zc, cshape, el), cshape, el)
-        lc = g.bcast(lcol, cshape, el, shape, tuple(range(r)))
-        lr = g.bcast(lcol, cshape, el, shape, tuple(range(r - 2)) + (r - 1, r - 2))
-        w = g.bin("subtract", w, g.bin("multiply", lc, lr, shape, el), shape, el)
-        lo = g.dupdate(lo, lcol, shape, cshape, el, z + [g.const("0", "i32"), j])
-        return [w, lo, info]
+        d = g.reduce("add", g.sel(at_j, c, g.const("-0.0", el, cshape), cshape, el), nz, cshape, el, r - 2)
+        d = g.reshape(d, bs + (1,), bshape, el)
+        # the rest is one elementwise kernel over the block: L's column j (c / sqrt(d) below
+        # the pivot, sqrt(d) on it) taken along rows and along columns, the rank-1 update, and
+        # column j replaced by L's with the raw pivot on the diagonal; the columns before j
+        # are L's and stay (a NaN pivot's 0 * NaN must not reach them)
+        sq = g.un("sqrt", g.bcast(d, bshape, el, shape, whole), shape, el)
+        z = g.const("0", el, shape)
 
-    _, lo, info = _loop(f, n, [(s, _t(shape, el)), (zero, _t(shape, el)), (info0, _t(bs, "i32"))], step,
-                        0 in shape)
+        def lcol(idx: str, along: tuple[int, ...]) -> str:
+            cm = g.bcast(c, cshape, el, shape, along)
+            return g.sel(g.cmp("GT", idx, jm, shape, "i32"), g.bin("divide", cm, sq, shape, el),
+                         g.sel(g.cmp("EQ", idx, jm, shape, "i32"), sq, z, shape, el), shape, el)
+
+        li, lk = lcol(rows, whole), lcol(cols, tuple(range(r - 2)) + (r - 1, r - 2))
+        upd = g.bin("subtract", w, g.bin("multiply", li, lk, shape, el), shape, el)
+        newcol = g.sel(g.cmp("EQ", rows, jm, shape, "i32"), g.bcast(d, bshape, el, shape, whole), li, shape, el)
+        upd = g.sel(g.cmp("EQ", cols, jm, shape, "i32"), newcol, upd, shape, el)
+        return [g.sel(g.cmp("LT", cols, jm, shape, "i32"), w, upd, shape, el)]
+
+    (w,) = _loop(f, n, [(s, _t(shape, el))], step, 0 in shape)
+    if 0 in shape:
+        return f.const("0", el, shape), f.const("0", "i32", bs)
+    # the pivots, raw on the diagonal: info is the first one <= 0 (a NaN one is not a failure:
+    # CPU JAX's potrf tests `ajj <= 0` only, so the NaN spreads through the columns after it)
+    flat = f.reshape(w, shape, bs + (n * n,), el)
+    piv = f.ranges(flat, bs + (n * n,), el, [(0, d, 1) for d in bs] + [(0, n * n, n + 1)])
+    vs = bs + (n,)
+    bad = f.cmp("LE", piv, f.const("0", el, vs), vs, el)
+    col = f.bin("add", f.iota(vs, r - 2), f.const("1", "i32", vs), vs, "i32")
+    big = f.const(str(n + 1), "i32", vs)
+    first = f.reduce("minimum", f.sel(bad, col, big, vs, "i32"), f.const(str(n + 1), "i32"), vs, "i32", r - 2)
+    info = f.sel(f.cmp("EQ", first, f.const(str(n + 1), "i32", bs), bs, "i32"), f.const("0", "i32", bs), first, bs, "i32")
+    row, cl = f.iota(shape, r - 2), f.iota(shape, r - 1)
+    lo = f.sel(f.cmp("GT", row, cl, shape, "i32"), w,
+               f.sel(f.cmp("EQ", row, cl, shape, "i32"), f.un("sqrt", w, shape, el), f.const("0", el, shape), shape, el),
+               shape, el)
     return lo, info
 
 
