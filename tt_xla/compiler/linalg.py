@@ -657,79 +657,95 @@ def _lu(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str,
 
 def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str, str]:
     """Unblocked LU, one column per step: the first row of largest magnitude at or below j is
-    swapped with row j (per matrix of a batch, so the swap is selects and a masked sum, not a
-    dynamic slice; `perm` records it), the column below the pivot is divided by it (left alone
-    when the pivot is 0) and the trailing matrix gets a rank-1 update."""
+    swapped with row j (per matrix of a batch, so the swap is selects and masked sums, not a
+    dynamic slice), the column below the pivot is divided by it (left alone when the pivot is
+    0) and the trailing matrix gets a rank-1 update. The block carries one more column, the row
+    order (as floats: the swap moves it with its row), and one more row, ipiv, so a step is
+    five reductions and one elementwise kernel; `info` is read from U's diagonal at the end."""
     bs, m, n = shape[:-2], shape[-2], shape[-1]
     r, k = len(shape), min(shape[-2], shape[-1])
-    ipiv0 = f.const("0", "i32", bs + (k,))
-    info0 = f.const("0", "i32", bs)
-    perm0 = f.iota(bs + (m,), r - 2)
-    cshape, rshape, dshape = bs + (m, 1), bs + (1, n), bs + (1, 1)
-    bsp = bs + (1,)
+    if 0 in shape:
+        return (a, f.iota(bs + (m,), r - 2), f.const("0", "i32", bs + (k,)), f.const("0", "i32", bs))
+    xs = bs + (m + 1, n + 1)
+    whole, tr = tuple(range(r)), tuple(range(r - 2)) + (r - 1,)
+    order = f.reshape(f(f"stablehlo.convert {f.iota(bs + (m,), r - 2)} : ({_t(bs + (m,), 'i32')}) -> {_t(bs + (m,), el)}"),
+                      bs + (m,), bs + (m, 1), el)
+    x = f.concat([(a, shape), (order, bs + (m, 1))], r - 1, el)
+    x = f.concat([(x, bs + (m, n + 1)), (f.const("0", el, bs + (1, n + 1)), bs + (1, n + 1))], r - 2, el)
+    vs = bs + (m + 1,)
 
     def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
-        w, perm, ipiv, info = cur
-        z = [g.const("0", "i32")] * len(bs)
-        zero = g.const("0", "i32")
-        rows = g.iota(shape, r - 2)
-        cols = g.iota(shape, r - 1)
-        jm = g.bcast(j, (), "i32", shape, ())
-        # the pivot row p (per matrix): the first largest |w[i, j]| with i >= j
-        c = g.dslice(w, shape, el, z + [zero, j], cshape)
-        ci = g.iota(cshape, r - 2)
-        jc = g.bcast(j, (), "i32", cshape, ())
-        key = g.sel(g.cmp("GE", ci, jc, cshape, "i32"), g.un("abs", c, cshape, el), g.const("-1", el, cshape),
-                    cshape, el)
-        best = g.reduce("maximum", key, g.const("0xFF800000" if el == "f32" else "0xFFF0000000000000", el),
-                        cshape, el, r - 2)
-        hit = g.cmp("EQ", key, g.bcast(best, bsp, el, cshape, tuple(range(r - 2)) + (r - 1,)), cshape, el)
-        cand = g.sel(hit, ci, g.const(str(m - 1), "i32", cshape), cshape, "i32")
-        p = g.reduce("minimum", cand, g.const(str(m - 1), "i32"), cshape, "i32", r - 2)  # bs + (1,)
-        p = g.bin("maximum", p, g.bcast(j, (), "i32", bsp, ()), bsp, "i32")  # a NaN column keeps row j
-        pm = g.bcast(p, bsp, "i32", shape, tuple(range(r - 2)) + (r - 1,))
-        # swap rows j and p: row p gathered by a masked sum whose zeros are -0 (exact, keeps -0)
-        nz = g.const("-0.0", el, shape)
-        rp = g.reduce("add", g.sel(g.cmp("EQ", rows, pm, shape, "i32"), w, nz, shape, el),
-                      g.const("-0.0", el), shape, el, r - 2)
-        rj = g.dslice(w, shape, el, z + [j, zero], rshape)
-        rpm = g.bcast(rp, bs + (n,), el, shape, tuple(range(r - 2)) + (r - 1,))
-        w = g.sel(g.cmp("EQ", rows, jm, shape, "i32"), rpm,
-                  g.sel(g.cmp("EQ", rows, pm, shape, "i32"), g.bcast(rj, rshape, el, shape, tuple(range(r))), w,
-                        shape, el), shape, el)
-        # the same swap on the row order
-        pv, iv = bs + (m,), g.iota(bs + (m,), r - 2)
-        pp = g.bcast(p, bsp, "i32", pv, tuple(range(r - 1)))
-        jv = g.bcast(j, (), "i32", pv, ())
-        perm_p = g.reduce("add", g.sel(g.cmp("EQ", iv, pp, pv, "i32"), perm, g.const("0", "i32", pv), pv, "i32"),
-                          g.const("0", "i32"), pv, "i32", r - 2)
-        perm_j = g.dslice(perm, pv, "i32", z + [j], bsp)
-        perm = g.sel(g.cmp("EQ", iv, jv, pv, "i32"), g.bcast(perm_p, bs, "i32", pv, tuple(range(r - 2))),
-                     g.sel(g.cmp("EQ", iv, pp, pv, "i32"), g.bcast(perm_j, bsp, "i32", pv, tuple(range(r - 1))), perm,
-                           pv, "i32"), pv, "i32")
-        one = g.const("1", "i32", bsp)
-        ipiv = g.dupdate(ipiv, g.bin("add", p, one, bsp, "i32"), bs + (k,), bsp, "i32", z + [j])
-        # pivot, info, the column of L, the trailing update
-        d = g.dslice(w, shape, el, z + [j, j], dshape)
-        dz = g.cmp("EQ", d, g.const("0", el, dshape), dshape, el)
-        dzb = g(f"stablehlo.reshape {dz} : ({_t(dshape, 'i1')}) -> {_t(bs, 'i1')}")
-        first = g.cmp("EQ", info, g.const("0", "i32", bs), bs, "i32")
-        jj = g.bin("add", g.bcast(j, (), "i32", bs, ()), g.const("1", "i32", bs), bs, "i32")
-        info = g.sel(g.bin("and", first, dzb, bs, "i1"), jj, info, bs, "i32")
-        c = g.dslice(w, shape, el, z + [zero, j], cshape)
-        dc = g.bcast(d, dshape, el, cshape, tuple(range(r)))
-        l = g.sel(g.bcast(dz, dshape, "i1", cshape, tuple(range(r))), c, g.bin("divide", c, dc, cshape, el),
-                  cshape, el)
-        below = g.cmp("GT", rows, jm, shape, "i32")
-        lm = g.bcast(l, cshape, el, shape, tuple(range(r)))
-        w = g.sel(g.bin("and", below, g.cmp("EQ", cols, jm, shape, "i32"), shape, "i1"), lm, w, shape, el)
-        rj = g.bcast(g.dslice(w, shape, el, z + [j, zero], rshape), rshape, el, shape, tuple(range(r)))
-        trail = g.bin("and", below, g.cmp("GT", cols, jm, shape, "i32"), shape, "i1")
-        w = g.sel(trail, g.bin("subtract", w, g.bin("multiply", lm, rj, shape, el), shape, el), w, shape, el)
-        return [w, perm, ipiv, info]
+        (w,) = cur
+        nz = g.const("-0.0", el)
+        rows, cols, jm = g.iota(xs, r - 2), g.iota(xs, r - 1), g.bcast(j, (), "i32", xs, ())
+        # column j (masked sum: the zeros added are -0, so the sum is the element exactly)
+        c = g.reduce("add", g.sel(g.cmp("EQ", cols, jm, xs, "i32"), w, g.const("-0.0", el, xs), xs, el), nz, xs, el,
+                     r - 1)
+        # the pivot row p: the first largest |c[i]| with j <= i < m (a NaN column takes row
+        # m - 1 or j, whichever is later, as before)
+        iv, jv = g.iota(vs, r - 2), g.bcast(j, (), "i32", vs, ())
+        live = g.bin("and", g.cmp("GE", iv, jv, vs, "i32"), g.cmp("LT", iv, g.const(str(m), "i32", vs), vs, "i32"),
+                     vs, "i1")
+        key = g.sel(live, g.un("abs", c, vs, el), g.const("-1", el, vs), vs, el)
+        best = g.reduce("maximum", key, g.const("0xFF800000" if el == "f32" else "0xFFF0000000000000", el), vs, el,
+                        r - 2)
+        hit = g.cmp("EQ", key, g.bcast(best, bs, el, vs, tuple(range(r - 2))), vs, el)
+        p = g.reduce("minimum", g.sel(hit, iv, g.const(str(m - 1), "i32", vs), vs, "i32"), g.const(str(m - 1), "i32"),
+                     vs, "i32", r - 2)
+        pm = g.bin("maximum", g.bcast(p, bs, "i32", xs, tuple(range(r - 2))), jm, xs, "i32")
+        # rows p and j together ([.., 2, n + 1]), then their elements in column j
+        two = bs + (2, m + 1, n + 1)
+        j2 = g.bcast(j, (), "i32", two, ())
+        pick = g.sel(g.cmp("EQ", g.iota(two, r - 2), g.const("0", "i32", two), two, "i32"),
+                     g.bin("maximum", g.bcast(p, bs, "i32", two, tuple(range(r - 2))), j2, two, "i32"), j2, two, "i32")
+        w2 = g.bcast(w, xs, el, two, tuple(range(r - 2)) + (r - 1, r))
+        rows2 = g.reduce("add", g.sel(g.cmp("EQ", g.iota(two, r - 1), pick, two, "i32"), w2, g.const("-0.0", el, two),
+                                      two, el), nz, two, el, r - 1)  # [.., 2, n + 1]: row p, row j
+        rs = bs + (2, n + 1)
+        at2 = g.reduce("add", g.sel(g.cmp("EQ", g.iota(rs, r - 1), g.bcast(j, (), "i32", rs, ()), rs, "i32"), rows2,
+                                    g.const("-0.0", el, rs), rs, el), nz, rs, el, r - 1)  # [.., 2]: w[p, j], w[j, j]
 
-    return tuple(_loop(f, k, [(a, _t(shape, el)), (perm0, _t(bs + (m,), "i32")), (ipiv0, _t(bs + (k,), "i32")),
-                              (info0, _t(bs, "i32"))], step, 0 in shape))
+        def one(v: str, vshape: tuple[int, ...], i: int, out: tuple[int, ...], dims: tuple[int, ...]) -> str:
+            rng = [(0, d, 1) for d in vshape[:-len(vshape) + r - 2]] if r > 2 else []
+            part = g.ranges(v, vshape, el, rng + [(i, i + 1, 1)] + [(0, d, 1) for d in vshape[r - 1:]])
+            return g.bcast(part, vshape[:r - 2] + (1,) + vshape[r - 1:], el, out, dims)
+
+        rp, rj = one(rows2, rs, 0, xs, whole), one(rows2, rs, 1, xs, whole)  # row p, row j along columns
+        d, dj = one(at2, bs + (2,), 0, xs, tr), one(at2, bs + (2,), 1, xs, tr)
+        cm = g.bcast(c, vs, el, xs, tuple(range(r - 1)))
+        in_m = g.cmp("LT", rows, g.const(str(m), "i32", xs), xs, "i32")
+        at_j, at_p = g.cmp("EQ", rows, jm, xs, "i32"), g.cmp("EQ", rows, pm, xs, "i32")
+        # the swap (rows below m only: the last row is ipiv), column j swapped likewise
+        ws = g.sel(in_m, g.sel(at_j, rp, g.sel(at_p, rj, w, xs, el), xs, el), w, xs, el)
+        cs = g.sel(at_j, d, g.sel(at_p, dj, cm, xs, el), xs, el)
+        zero = g.cmp("EQ", d, g.const("0", el, xs), xs, el)
+        lv = g.sel(zero, cs, g.bin("divide", cs, d, xs, el), xs, el)
+        below = g.bin("and", g.cmp("GT", rows, jm, xs, "i32"), in_m, xs, "i1")
+        right = g.bin("and", g.cmp("GT", cols, jm, xs, "i32"), g.cmp("LT", cols, g.const(str(n), "i32", xs), xs, "i32"),
+                      xs, "i1")
+        col_j = g.cmp("EQ", cols, jm, xs, "i32")
+        upd = g.sel(g.bin("and", below, right, xs, "i1"), g.bin("subtract", ws, g.bin("multiply", lv, rp, xs, el), xs, el),
+                    g.sel(g.bin("and", below, col_j, xs, "i1"), lv, ws, xs, el), xs, el)
+        piv = g(f"stablehlo.convert {g.bin('add', pm, g.const('1', 'i32', xs), xs, 'i32')} : ({_t(xs, 'i32')}) -> {_t(xs, el)}")
+        last = g.bin("and", g.un("not", in_m, xs, "i1"), col_j, xs, "i1")
+        return [g.sel(last, piv, upd, xs, el)]
+
+    (w,) = _loop(f, k, [(x, _t(xs, el))], step)
+    lu = f.block(w, xs, el, (0, m), (0, n))
+    perm = f.reshape(f.block(w, xs, el, (0, m), (n, n + 1)), bs + (m, 1), bs + (m,), el)
+    perm = f(f"stablehlo.convert {perm} : ({_t(bs + (m,), el)}) -> {_t(bs + (m,), 'i32')}")
+    ipiv = f.reshape(f.block(w, xs, el, (m, m + 1), (0, k)), bs + (1, k), bs + (k,), el)
+    ipiv = f(f"stablehlo.convert {ipiv} : ({_t(bs + (k,), el)}) -> {_t(bs + (k,), 'i32')}")
+    # info: the first zero on U's diagonal (its pivots), 1-based; a NaN one is not zero
+    flat = f.reshape(lu, shape, bs + (m * n,), el)
+    diag = f.ranges(flat, bs + (m * n,), el, [(0, d, 1) for d in bs] + [(0, (k - 1) * (n + 1) + 1, n + 1)])
+    ks = bs + (k,)
+    col = f.bin("add", f.iota(ks, r - 2), f.const("1", "i32", ks), ks, "i32")
+    none = f.const(str(k + 1), "i32", ks)
+    first = f.reduce("minimum", f.sel(f.cmp("EQ", diag, f.const("0", el, ks), ks, el), col, none, ks, "i32"),
+                     f.const(str(k + 1), "i32"), ks, "i32", r - 2)
+    info = f.sel(f.cmp("EQ", first, f.const(str(k + 1), "i32", bs), bs, "i32"), f.const("0", "i32", bs), first, bs, "i32")
+    return lu, perm, ipiv, info
 
 
 # --------------------------------------------------------------------------- geqrf / orgqr (QR)
