@@ -226,18 +226,19 @@ class _Fn:
         return self(f"stablehlo.dot_general {a}, {b}, {batch}contracting_dims = [{ca}] x [{cb}] : "
                     f"({_t(ashape, el)}, {_t(bshape, el)}) -> {_t(out, el)}")
 
-    def rows_of(self, a: str, shape: tuple[int, ...], el: str, perm: str) -> str:
-        """a's rows in the order `perm` ([.., m] i32) gives, each matrix of a batch by its own
-        (a gather with batching dims)."""
+    def rows_of(self, a: str, shape: tuple[int, ...], el: str, perm: str, count: int | None = None) -> str:
+        """a's rows in the order `perm` ([.., count] i32, count = a's row count unless given)
+        gives, each matrix of a batch by its own (a gather with batching dims)."""
         nb = len(shape) - 2
-        m = shape[-2]
+        m = shape[-2] if count is None else count
+        out = shape[:-2] + (m, shape[-1])
         idx = self(f"stablehlo.reshape {perm} : ({_t(shape[:-2] + (m,), 'i32')}) -> {_t(shape[:-2] + (m, 1), 'i32')}")
         bd = ", ".join(map(str, range(nb)))
         sizes = ", ".join(["1"] * (nb + 1) + [str(shape[-1])])
         return self(f'"stablehlo.gather"({a}, {idx}) {{dimension_numbers = #stablehlo.gather<offset_dims = [{nb + 1}], '
                     f"collapsed_slice_dims = [{nb}], operand_batching_dims = [{bd}], start_indices_batching_dims = [{bd}], "
                     f"start_index_map = [{nb}], index_vector_dim = {nb + 1}>, slice_sizes = array<i64: {sizes}>, "
-                    f"indices_are_sorted = false}} : ({_t(shape, el)}, {_t(shape[:-2] + (m, 1), 'i32')}) -> {_t(shape, el)}")
+                    f"indices_are_sorted = false}} : ({_t(shape, el)}, {_t(shape[:-2] + (m, 1), 'i32')}) -> {_t(out, el)}")
 
     def first_error(self, info1: str, info2: str, offset: int, bs: tuple[int, ...]) -> str:
         """LAPACK's `info` of a matrix split in two at column `offset`: the first part's if it
@@ -693,14 +694,13 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
         p = g.reduce("minimum", g.sel(hit, iv, g.const(str(m - 1), "i32", vs), vs, "i32"), g.const(str(m - 1), "i32"),
                      vs, "i32", r - 2)
         pm = g.bin("maximum", g.bcast(p, bs, "i32", xs, tuple(range(r - 2))), jm, xs, "i32")
-        # rows p and j together ([.., 2, n + 1]), then their elements in column j
-        two = bs + (2, m + 1, n + 1)
+        # rows p and j together ([.., 2, n + 1], gathered: a masked sum over the rows would be a
+        # long serial reduction), then their elements in column j
+        two = bs + (2,)
         j2 = g.bcast(j, (), "i32", two, ())
         pick = g.sel(g.cmp("EQ", g.iota(two, r - 2), g.const("0", "i32", two), two, "i32"),
                      g.bin("maximum", g.bcast(p, bs, "i32", two, tuple(range(r - 2))), j2, two, "i32"), j2, two, "i32")
-        w2 = g.bcast(w, xs, el, two, tuple(range(r - 2)) + (r - 1, r))
-        rows2 = g.reduce("add", g.sel(g.cmp("EQ", g.iota(two, r - 1), pick, two, "i32"), w2, g.const("-0.0", el, two),
-                                      two, el), nz, two, el, r - 1)  # [.., 2, n + 1]: row p, row j
+        rows2 = g.rows_of(w, xs, el, pick, 2)
         rs = bs + (2, n + 1)
         at2 = g.reduce("add", g.sel(g.cmp("EQ", g.iota(rs, r - 1), g.bcast(j, (), "i32", rs, ()), rs, "i32"), rows2,
                                     g.const("-0.0", el, rs), rs, el), nz, rs, el, r - 1)  # [.., 2]: w[p, j], w[j, j]
