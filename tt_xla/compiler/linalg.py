@@ -682,12 +682,15 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
         # column j (masked sum: the zeros added are -0, so the sum is the element exactly)
         c = g.reduce("add", g.sel(g.cmp("EQ", cols, jm, xs, "i32"), w, g.const("-0.0", el, xs), xs, el), nz, xs, el,
                      r - 1)
-        # the pivot row p: the first largest |c[i]| with j <= i < m (a NaN column takes row
-        # m - 1 or j, whichever is later, as before)
+        # the pivot row p: the first largest |c[i]| with j <= i < m, as LAPACK's i?amax scans
+        # (`|c[i]| > max so far`): a NaN is never larger, unless it is the first (row j)
         iv, jv = g.iota(vs, r - 2), g.bcast(j, (), "i32", vs, ())
         live = g.bin("and", g.cmp("GE", iv, jv, vs, "i32"), g.cmp("LT", iv, g.const(str(m), "i32", vs), vs, "i32"),
                      vs, "i1")
-        key = g.sel(live, g.un("abs", c, vs, el), g.const("-1", el, vs), vs, el)
+        ac = g.un("abs", c, vs, el)
+        nan = g.cmp("NE", ac, ac, vs, el)
+        key = g.sel(g.bin("and", nan, g.cmp("EQ", iv, jv, vs, "i32"), vs, "i1"), g.const("0x7F800000" if el == "f32" else "0x7FF0000000000000", el, vs),
+                    g.sel(g.bin("and", live, g.un("not", nan, vs, "i1"), vs, "i1"), ac, g.const("-1", el, vs), vs, el), vs, el)
         best = g.reduce("maximum", key, g.const("0xFF800000" if el == "f32" else "0xFFF0000000000000", el), vs, el,
                         r - 2)
         hit = g.cmp("EQ", key, g.bcast(best, bs, el, vs, tuple(range(r - 2))), vs, el)
