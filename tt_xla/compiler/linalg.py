@@ -313,7 +313,7 @@ def _if(f: _Fn, pred: str, types: list[str], then, other) -> list[str]:
     res = f"%i{tag}"
     many = len(types) > 1
     f.lines.append(f'{res}{f":{len(types)}" if many else ""} = "stablehlo.if"({pred}) ({{\n    ' + regions[0] +
-                   "\n   }, {\n    " + regions[1] + f"\n   }}) : (tensor<i1>) -> " +
+                   "\n   }, {\n    " + regions[1] + "\n   }) : (tensor<i1>) -> " +
                    (f"({', '.join(types)})" if many else types[0]))
     return [f"{res}#{i}" for i in range(len(types))] if many else [res]
 
@@ -521,8 +521,8 @@ def _tri_blocks(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[i
 def _diag_inverses(f: _Fn, a: str, ashape: tuple[int, ...], el: str) -> tuple[str, tuple[int, ...]]:
     """(inv, its shape [.., q, BASE, BASE]): the inverses of the lower-triangular A's diagonal
     blocks of BASE (A padded with an identity to q BASE), all at once and with no loop: LAPACK
-    trtri's recursion run bottom-up on every block together -- the 1x1 blocks' reciprocals,
-    then blocks of 2s from blocks of s as [[A^-1, 0], [-D^-1 C A^-1, D^-1]]."""
+    trtri's recursion run bottom-up on every block together -- the diagonal's reciprocals,
+    then the inverses of the blocks' diagonal 2s-blocks from those of their s-blocks."""
     assert BASE & (BASE - 1) == 0, "BASE must be a power of two"
     bs, n, r = ashape[:-2], ashape[-1], len(ashape)
     nb = len(bs)
@@ -548,32 +548,22 @@ def _diag_inverses(f: _Fn, a: str, ashape: tuple[int, ...], el: str) -> tuple[st
     else:
         d = f.reshape(d, bs + (1, BASE, 1, BASE), bs + (1, BASE, BASE), el)
     dshape = bs + (q, BASE, BASE)
-
-    def diag(t: int) -> str:
-        """The diagonal blocks of t [.., big / t, t, t] (of the blocks of BASE)."""
-        c = BASE // t
-        if c == 1:
-            return d
-        x = f.reshape(d, dshape, bs + (q, c, t, c, t), el)
-        x = f.transpose(x, bs + (q, c, t, c, t), el, tuple(range(nb)) + (nb, nb + 1, nb + 3, nb + 2, nb + 4))
-        x = f.reshape(x, bs + (q, c, c, t, t), bs + (q, c * c, t, t), el)
-        x = f.ranges(x, bs + (q, c * c, t, t), el, whole + [(0, q, 1), (0, c * c, c + 1), (0, t, 1), (0, t, 1)])
-        return f.reshape(x, bs + (q, c, t, t), bs + (q * c, t, t), el)
-
-    ones = bs + (big, 1, 1)
-    inv = f.bin("divide", f.const("1", el, ones), diag(1), ones, el)
+    # M_s, the blocks' diagonal s-blocks, has inverse X_s; M_2s = M_s + E_s, E_s the blocks
+    # below them within each 2s-block, and E_s X_s E_s = 0, so X_2s = X_s - X_s E_s X_s
+    # (trtri's [[A^-1, 0], [-D^-1 C A^-1, D^-1]] for every 2s-block at once, all on one shape)
+    ri, ci = f.iota(dshape, r - 1), f.iota(dshape, r)
+    zero = f.const("0", el, dshape)
+    inv = f.sel(f.cmp("EQ", ri, ci, dshape, "i32"), f.bin("divide", f.const("1", el, dshape), d, dshape, el), zero,
+                dshape, el)
     s = 1
     while s < BASE:
-        m = big // (2 * s)
-        half = bs + (m, s, s)
-        pair = f.reshape(inv, bs + (2 * m, s, s), bs + (m, 2, s, s), el)
-        ai = f.reshape(f.ranges(pair, bs + (m, 2, s, s), el, whole + [(0, m, 1), (0, 1, 1), (0, s, 1), (0, s, 1)]),
-                       bs + (m, 1, s, s), half, el)
-        di = f.reshape(f.ranges(pair, bs + (m, 2, s, s), el, whole + [(0, m, 1), (1, 2, 1), (0, s, 1), (0, s, 1)]),
-                       bs + (m, 1, s, s), half, el)
-        c = f.ranges(diag(2 * s), bs + (m, 2 * s, 2 * s), el, whole + [(0, m, 1), (s, 2 * s, 1), (0, s, 1)])
-        x = f.un("negate", f.matmul(di, half, f.matmul(c, half, ai, half, el), half, el), half, el)
-        inv = f.grid([[(ai, half), (f.const("0", el, half), half)], [(x, half), (di, half)]], el)
+        def blk(i: str, size: int) -> str:
+            return f.bin("divide", i, f.const(str(size), "i32", dshape), dshape, "i32")
+        within = f.bin("and", f.cmp("EQ", blk(ri, 2 * s), blk(ci, 2 * s), dshape, "i32"),
+                       f.cmp("GT", blk(ri, s), blk(ci, s), dshape, "i32"), dshape, "i1")
+        e = f.sel(within, d, zero, dshape, el)
+        inv = f.bin("subtract", inv, f.matmul(f.matmul(inv, dshape, e, dshape, el), dshape, inv, dshape, el),
+                    dshape, el)
         s *= 2
     return inv, dshape
 
