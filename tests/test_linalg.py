@@ -293,3 +293,35 @@ def test_triangular_solve_nan_wherever_the_inf_sits(row):
     b = np.ones((40, 2), np.float32)
     b[0] = 0
     check(lambda a, b: jsl.solve_triangular(a, b, lower=True), a, b)
+
+
+@pytest.mark.parametrize("row", [2, 13])
+def test_blocked_triangular_solve_nonfinite_rhs_keeps_rows_above(small_blocks, row):
+    """An inf in B reaches only the rows at and below it, as substitution does: the product
+    with an inverted diagonal block would make 0 * inf = NaN above it (the non-finite path);
+    one matrix of the batch non-finite, the other solved as usual in the same call."""
+    a = np.tril(spd((2, 20, 20))) / 20 + np.eye(20, dtype=np.float32)
+    b = rng.standard_normal((2, 20, 3)).astype(np.float32)
+    b[1, row, 1] = np.inf
+    check(lambda a, b: jsl.solve_triangular(a, b, lower=True), a, b, rtol=1e-4, atol=1e-4)
+    b[1, row, 1] = np.nan
+    check(lambda a, b: jsl.solve_triangular(a, b, lower=False, trans=1), a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_blocked_triangular_solve_inverses_padded_and_ill_conditioned(small_blocks):
+    # 21 = 2 * 8 + 5: the last diagonal block is padded with an identity before inverting;
+    # a unit-diagonal L with entries ~1 has inverse entries growing like 2^n, solved as CPU does
+    a = np.tril(rng.uniform(-1, 1, (21, 21))) + np.eye(21)
+    b = rng.standard_normal((21, 4))
+    check(lambda a, b: jsl.solve_triangular(a, b, lower=True, unit_diagonal=True), a, b, rtol=1e-9, atol=1e-9)
+    check(lambda a, b: jsl.solve_triangular(a, b, lower=True), a.astype(np.float32), b.astype(np.float32),
+          rtol=1e-3, atol=1e-3)
+
+
+def test_blocked_lu_nonfinite_and_tall_panel(small_blocks):
+    # a NaN pivot column and an inf below the diagonal: pivots, factors and info as CPU JAX's
+    a = rng.standard_normal((3, 40, 12)).astype(np.float32)
+    a[1, 5:, 9] = np.nan
+    a[2, 30, 2] = np.inf
+    for i in range(3):
+        check(lambda x: jax.lax.linalg.lu(x)[i], a, rtol=1e-4, atol=1e-4)

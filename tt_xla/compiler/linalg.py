@@ -176,6 +176,19 @@ class _Fn:
         return self(f"stablehlo.dynamic_update_slice {a}, {u}, {', '.join(starts)} : "
                     f"({_t(shape, el)}, {_t(ushape, el)}, {its}) -> {_t(shape, el)}")
 
+    def reshape(self, x: str, src: tuple[int, ...], out: tuple[int, ...], el: str) -> str:
+        return x if src == out else self(f"stablehlo.reshape {x} : ({_t(src, el)}) -> {_t(out, el)}")
+
+    def ranges(self, x: str, shape: tuple[int, ...], el: str, rng: list[tuple[int, int, int]]) -> str:
+        """x[lo:hi:stride, ...] with one (lo, hi, stride) per dimension (a static slice)."""
+        out = tuple(-(-(hi - lo) // st) for lo, hi, st in rng)
+        text = ", ".join(f"{lo}:{hi}:{st}" for lo, hi, st in rng)
+        return self(f"stablehlo.slice {x} [{text}] : ({_t(shape, el)}) -> {_t(out, el)}")
+
+    def transpose(self, x: str, shape: tuple[int, ...], el: str, perm: tuple[int, ...]) -> str:
+        out = tuple(shape[p] for p in perm)
+        return self(f"stablehlo.transpose {x}, dims = [{', '.join(map(str, perm))}] : ({_t(shape, el)}) -> {_t(out, el)}")
+
     def block(self, a: str, shape: tuple[int, ...], el: str, rows: tuple[int, int], cols: tuple[int, int]) -> str:
         """a[..., rows[0]:rows[1], cols[0]:cols[1]] (a static slice of the last two dims)."""
         rng = [f"0:{d}" for d in shape[:-2]] + [f"{rows[0]}:{rows[1]}", f"{cols[0]}:{cols[1]}"]
@@ -213,18 +226,19 @@ class _Fn:
         return self(f"stablehlo.dot_general {a}, {b}, {batch}contracting_dims = [{ca}] x [{cb}] : "
                     f"({_t(ashape, el)}, {_t(bshape, el)}) -> {_t(out, el)}")
 
-    def rows_of(self, a: str, shape: tuple[int, ...], el: str, perm: str) -> str:
-        """a's rows in the order `perm` ([.., m] i32) gives, each matrix of a batch by its own
-        (a gather with batching dims)."""
+    def rows_of(self, a: str, shape: tuple[int, ...], el: str, perm: str, count: int | None = None) -> str:
+        """a's rows in the order `perm` ([.., count] i32, count = a's row count unless given)
+        gives, each matrix of a batch by its own (a gather with batching dims)."""
         nb = len(shape) - 2
-        m = shape[-2]
+        m = shape[-2] if count is None else count
+        out = shape[:-2] + (m, shape[-1])
         idx = self(f"stablehlo.reshape {perm} : ({_t(shape[:-2] + (m,), 'i32')}) -> {_t(shape[:-2] + (m, 1), 'i32')}")
         bd = ", ".join(map(str, range(nb)))
         sizes = ", ".join(["1"] * (nb + 1) + [str(shape[-1])])
         return self(f'"stablehlo.gather"({a}, {idx}) {{dimension_numbers = #stablehlo.gather<offset_dims = [{nb + 1}], '
                     f"collapsed_slice_dims = [{nb}], operand_batching_dims = [{bd}], start_indices_batching_dims = [{bd}], "
                     f"start_index_map = [{nb}], index_vector_dim = {nb + 1}>, slice_sizes = array<i64: {sizes}>, "
-                    f"indices_are_sorted = false}} : ({_t(shape, el)}, {_t(shape[:-2] + (m, 1), 'i32')}) -> {_t(shape, el)}")
+                    f"indices_are_sorted = false}} : ({_t(shape, el)}, {_t(shape[:-2] + (m, 1), 'i32')}) -> {_t(out, el)}")
 
     def first_error(self, info1: str, info2: str, offset: int, bs: tuple[int, ...]) -> str:
         """LAPACK's `info` of a matrix split in two at column `offset`: the first part's if it
@@ -280,9 +294,40 @@ BASE = 32
 
 
 def _split(n: int) -> int:
-    """Where a block of n > BASE columns is split: about half, on a multiple of the 32-wide tile."""
-    h = (n // 2 + 31) // 32 * 32
-    return h if h < n else n // 2
+    """Where a block of n > BASE columns is split: about half, on a multiple of BASE (the 32-wide
+    tile at the default), so every leaf starts on a multiple of BASE: the triangular solve's
+    diagonal blocks, inverted all at once (_diag_inverses), are the leaves."""
+    return (n // 2 + BASE - 1) // BASE * BASE
+
+
+def _if(f: _Fn, pred: str, types: list[str], then, other) -> list[str]:
+    """`then(g)` if the scalar i1 `pred` holds, else `other(g)`, as a stablehlo.if; each emits
+    its branch into a fresh emitter and returns the branch's results' names."""
+    f.n += 1
+    tag = f"{f.prefix}{f.n}"
+    regions = []
+    for i, body in enumerate((then, other)):
+        g = _Fn(f"{tag}{'te'[i]}")
+        outs = body(g)
+        regions.append("\n    ".join(g.lines + [f'"stablehlo.return"({", ".join(outs)}) : ({", ".join(types)}) -> ()']))
+    res = f"%i{tag}"
+    many = len(types) > 1
+    f.lines.append(f'{res}{f":{len(types)}" if many else ""} = "stablehlo.if"({pred}) ({{\n    ' + regions[0] +
+                   "\n   }, {\n    " + regions[1] + "\n   }) : (tensor<i1>) -> " +
+                   (f"({', '.join(types)})" if many else types[0]))
+    return [f"{res}#{i}" for i in range(len(types))] if many else [res]
+
+
+def _all_finite(f: _Fn, xs: list[tuple[str, tuple[int, ...]]], el: str) -> str:
+    """A scalar i1: whether every element of every tensor in `xs` is finite."""
+    count = None
+    for x, shape in xs:
+        bad = f(f"stablehlo.is_finite {x} : ({_t(shape, el)}) -> {_t(shape, 'i1')}")
+        ones = f.sel(bad, f.const("0", "i32", shape), f.const("1", "i32", shape), shape, "i32")
+        c = f(f"stablehlo.reduce({ones} init: {f.const('0', 'i32')}) applies stablehlo.add across dimensions = "
+              f"[{', '.join(map(str, range(len(shape))))}] : ({_t(shape, 'i32')}, tensor<i32>) -> tensor<i32>")
+        count = c if count is None else f.bin("add", count, c, (), "i32")
+    return f.cmp("EQ", count, f.const("0", "i32"), (), "i32")
 
 
 # --------------------------------------------------------------------------- potrf (Cholesky)
@@ -331,44 +376,64 @@ def _chol(f: _Fn, s: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
 
 def _chol_loop(f: _Fn, s: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
     """Unblocked right-looking Cholesky: column j of L is the working matrix's column j over the
-    sqrt of its pivot, then a rank-1 update of all of it."""
+    sqrt of its pivot, then a rank-1 update of all of it. A step is two reads (the column, its
+    pivot) and one write of the whole block (the update, column j replaced by L's, its pivot
+    kept raw on the diagonal), so `info` and the diagonal's sqrt are done once, after the loop."""
     bs, n = shape[:-2], shape[-1]
     r = len(shape)
-    zero = f.const("0", el, shape)
-    info0 = f.const("0", "i32", bs)
     bshape = bs + (1, 1)
     cshape = bs + (n, 1)
+    whole = tuple(range(r))
 
     def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
-        w, lo, info = cur
-        z = [g.const("0", "i32")] * len(bs)
-        d = g.dslice(w, shape, el, z + [j, j], bshape)
-        c = g.dslice(w, shape, el, z + [g.const("0", "i32"), j], cshape)
-        gz = g.const("0", el, bshape)
-        # a NaN pivot is not a failure: CPU JAX's potrf tests `ajj <= 0` only, so the NaN
-        # spreads through the columns after it and the ones before it stay
-        fail = g.cmp("LE", d, gz, bshape, el)
-        info_b = g(f"stablehlo.reshape {fail} : ({_t(bshape, 'i1')}) -> {_t(bs, 'i1')}")
-        first = g.cmp("EQ", info, g.const("0", "i32", bs), bs, "i32")
-        bad = g.bin("and", first, info_b, bs, "i1")
-        jj = g.bin("add", g.bcast(j, (), "i32", bs, ()), g.const("1", "i32", bs), bs, "i32")
-        info = g.sel(bad, jj, info, bs, "i32")
-        sq = g.un("sqrt", d, bshape, el)
-        sqc = g.bcast(sq, bshape, el, cshape, tuple(range(r)))
+        (w,) = cur
+        rows, cols, jm = g.iota(shape, r - 2), g.iota(shape, r - 1), g.bcast(j, (), "i32", shape, ())
+        # column j and its pivot as masked sums (no index arithmetic: one kernel each); the
+        # zeros added are -0, so the sum is the element exactly, -0 included
+        nz = g.const("-0.0", el)
+        cv = g.reduce("add", g.sel(g.cmp("EQ", cols, jm, shape, "i32"), w, g.const("-0.0", el, shape), shape, el),
+                      nz, shape, el, r - 1)
+        c = g.reshape(cv, bs + (n,), cshape, el)
         ri = g.iota(cshape, r - 2)
         jc = g.bcast(j, (), "i32", cshape, ())
-        below = g.cmp("GT", ri, jc, cshape, "i32")
         at_j = g.cmp("EQ", ri, jc, cshape, "i32")
-        zc = g.const("0", el, cshape)
-        lcol = g.sel(below, g.bin("divide", c, sqc, cshape, el), g.sel(at_j, sqc, zc, cshape, el), cshape, el)
-        lc = g.bcast(lcol, cshape, el, shape, tuple(range(r)))
-        lr = g.bcast(lcol, cshape, el, shape, tuple(range(r - 2)) + (r - 1, r - 2))
-        w = g.bin("subtract", w, g.bin("multiply", lc, lr, shape, el), shape, el)
-        lo = g.dupdate(lo, lcol, shape, cshape, el, z + [g.const("0", "i32"), j])
-        return [w, lo, info]
+        d = g.reduce("add", g.sel(at_j, c, g.const("-0.0", el, cshape), cshape, el), nz, cshape, el, r - 2)
+        d = g.reshape(d, bs + (1,), bshape, el)
+        # the rest is one elementwise kernel over the block: L's column j (c / sqrt(d) below
+        # the pivot, sqrt(d) on it) taken along rows and along columns, the rank-1 update, and
+        # column j replaced by L's with the raw pivot on the diagonal; the columns before j
+        # are L's and stay (a NaN pivot's 0 * NaN must not reach them)
+        sq = g.un("sqrt", g.bcast(d, bshape, el, shape, whole), shape, el)
+        z = g.const("0", el, shape)
 
-    _, lo, info = _loop(f, n, [(s, _t(shape, el)), (zero, _t(shape, el)), (info0, _t(bs, "i32"))], step,
-                        0 in shape)
+        def lcol(idx: str, along: tuple[int, ...]) -> str:
+            cm = g.bcast(c, cshape, el, shape, along)
+            return g.sel(g.cmp("GT", idx, jm, shape, "i32"), g.bin("divide", cm, sq, shape, el),
+                         g.sel(g.cmp("EQ", idx, jm, shape, "i32"), sq, z, shape, el), shape, el)
+
+        li, lk = lcol(rows, whole), lcol(cols, tuple(range(r - 2)) + (r - 1, r - 2))
+        upd = g.bin("subtract", w, g.bin("multiply", li, lk, shape, el), shape, el)
+        newcol = g.sel(g.cmp("EQ", rows, jm, shape, "i32"), g.bcast(d, bshape, el, shape, whole), li, shape, el)
+        upd = g.sel(g.cmp("EQ", cols, jm, shape, "i32"), newcol, upd, shape, el)
+        return [g.sel(g.cmp("LT", cols, jm, shape, "i32"), w, upd, shape, el)]
+
+    (w,) = _loop(f, n, [(s, _t(shape, el))], step, 0 in shape)
+    if 0 in shape:
+        return f.const("0", el, shape), f.const("0", "i32", bs)
+    # the pivots, raw on the diagonal: info is the first one <= 0 (a NaN one is not a failure:
+    # CPU JAX's potrf tests `ajj <= 0` only, so the NaN spreads through the columns after it)
+    flat = f.reshape(w, shape, bs + (n * n,), el)
+    piv = f.ranges(flat, bs + (n * n,), el, [(0, d, 1) for d in bs] + [(0, n * n, n + 1)])
+    vs = bs + (n,)
+    bad = f.cmp("LE", piv, f.const("0", el, vs), vs, el)
+    col = f.bin("add", f.iota(vs, r - 2), f.const("1", "i32", vs), vs, "i32")
+    big = f.const(str(n + 1), "i32", vs)
+    first = f.reduce("minimum", f.sel(bad, col, big, vs, "i32"), f.const(str(n + 1), "i32"), vs, "i32", r - 2)
+    info = f.sel(f.cmp("EQ", first, f.const(str(n + 1), "i32", bs), bs, "i32"), f.const("0", "i32", bs), first, bs, "i32")
+    row, cl = f.iota(shape, r - 2), f.iota(shape, r - 1)
+    lo = f.sel(f.cmp("GT", row, cl, shape, "i32"), w,
+               f.sel(f.cmp("EQ", row, cl, shape, "i32"), f.un("sqrt", w, shape, el), f.const("0", el, shape), shape, el),
+               shape, el)
     return lo, info
 
 
@@ -415,19 +480,92 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
 
 
 def _tri_solve(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str) -> str:
-    """X with A X = B for a lower-triangular A (zeros above its diagonal). Recursive on A's
-    halves: X1 of A11 X1 = B1, then X2 of A22 X2 = B2 - A21 X1 (the matmul)."""
-    n, m, bs = ashape[-1], xshape[-1], ashape[:-2]
-    if n <= BASE or 0 in ashape + xshape:
+    """X with A X = B for a lower-triangular A (zeros above its diagonal), by products only: A's
+    diagonal blocks (the recursion's leaves) are inverted together with no loop, a leaf is
+    X1 = A11^-1 B1 and the halves join by B2 - A21 X1. An inverse's exact zeros would meet
+    a non-finite B (or one a join's product made from a non-finite A21) in rows substitution
+    never touches, and a non-finite inverse spreads NaN the same way, so when any of A, B and
+    the inverses is not finite one substitution loop over the whole matrix solves instead,
+    updating the rows below each one as CPU JAX's trsm does."""
+    if 0 in ashape + xshape:
         return _tri_loop(f, a, ashape, b, xshape, el)
-    n1 = _split(n)
-    x1 = _tri_solve(f, f.block(a, ashape, el, (0, n1), (0, n1)), bs + (n1, n1),
-                    f.block(b, xshape, el, (0, n1), (0, m)), bs + (n1, m), el)
-    a21 = f.block(a, ashape, el, (n1, n), (0, n1))
-    b2 = f.bin("subtract", f.block(b, xshape, el, (n1, n), (0, m)), f.matmul(a21, bs + (n - n1, n1), x1, bs + (n1, m), el),
-               bs + (n - n1, m), el)
-    x2 = _tri_solve(f, f.block(a, ashape, el, (n1, n), (n1, n)), bs + (n - n1, n - n1), b2, bs + (n - n1, m), el)
-    return f.concat([(x1, bs + (n1, m)), (x2, bs + (n - n1, m))], len(ashape) - 2, el)
+    inv, ishape = _diag_inverses(f, a, ashape, el)
+    ok = _all_finite(f, [(a, ashape), (b, xshape), (inv, ishape)], el)
+    (x,) = _if(f, ok, [_t(xshape, el)],
+               lambda g: [_tri_blocks(g, a, ashape, b, xshape, el, inv, ishape, 0)],
+               lambda g: [_tri_loop(g, a, ashape, b, xshape, el)])
+    return x
+
+
+def _tri_blocks(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str,
+                inv: str, ishape: tuple[int, ...], lo: int) -> str:
+    """_tri_solve's products: X of A[lo:lo+k, lo:lo+k] X = B (B is k rows), with `inv` [.., q,
+    BASE, BASE] the inverses of A's diagonal blocks."""
+    bs, k, m = ashape[:-2], xshape[-2], xshape[-1]
+    whole = [(0, d, 1) for d in bs]
+    if k <= BASE:
+        i = lo // BASE
+        blk = f.reshape(f.ranges(inv, ishape, el, whole + [(i, i + 1, 1), (0, k, 1), (0, k, 1)]), bs + (1, k, k),
+                        bs + (k, k), el)
+        return f.matmul(blk, bs + (k, k), b, xshape, el)
+    k1 = _split(k)
+    k2 = k - k1
+    x1 = _tri_blocks(f, a, ashape, f.block(b, xshape, el, (0, k1), (0, m)), bs + (k1, m), el, inv, ishape, lo)
+    a21 = f.block(a, ashape, el, (lo + k1, lo + k), (lo, lo + k1))
+    b2 = f.bin("subtract", f.block(b, xshape, el, (k1, k), (0, m)), f.matmul(a21, bs + (k2, k1), x1, bs + (k1, m), el),
+               bs + (k2, m), el)
+    x2 = _tri_blocks(f, a, ashape, b2, bs + (k2, m), el, inv, ishape, lo + k1)
+    return f.concat([(x1, bs + (k1, m)), (x2, bs + (k2, m))], len(ashape) - 2, el)
+
+
+def _diag_inverses(f: _Fn, a: str, ashape: tuple[int, ...], el: str) -> tuple[str, tuple[int, ...]]:
+    """(inv, its shape [.., q, BASE, BASE]): the inverses of the lower-triangular A's diagonal
+    blocks of BASE (A padded with an identity to q BASE), all at once and with no loop: LAPACK
+    trtri's recursion run bottom-up on every block together -- the diagonal's reciprocals,
+    then the inverses of the blocks' diagonal 2s-blocks from those of their s-blocks."""
+    assert BASE & (BASE - 1) == 0, "BASE must be a power of two"
+    bs, n, r = ashape[:-2], ashape[-1], len(ashape)
+    nb = len(bs)
+    q = -(-n // BASE)
+    big = q * BASE
+    whole = [(0, d, 1) for d in bs]
+    if big != n:  # the identity below and right of A: the last block's inverse keeps A's part
+        pshape = bs + (big, big)
+        z = ", ".join("0" for _ in ashape)
+        hi = ", ".join(["0"] * nb + [str(big - n)] * 2)
+        a = f(f"stablehlo.pad {a}, {f.const('0', el)}, low = [{z}], high = [{hi}], interior = [{z}] : "
+              f"({_t(ashape, el)}, {_t((), el)}) -> {_t(pshape, el)}")
+        ri, ci = f.iota(pshape, r - 2), f.iota(pshape, r - 1)
+        pad = f.bin("and", f.cmp("EQ", ri, ci, pshape, "i32"), f.cmp("GE", ri, f.const(str(n), "i32", pshape), pshape, "i32"),
+                    pshape, "i1")
+        a = f.sel(pad, f.const("1", el, pshape), a, pshape, el)
+    # the diagonal blocks of BASE: [.., q, B, q, B] -> [.., q, q, B, B] -> every (q + 1)-th
+    d = f.reshape(a, bs + (big, big), bs + (q, BASE, q, BASE), el)
+    if q > 1:
+        d = f.transpose(d, bs + (q, BASE, q, BASE), el, tuple(range(nb)) + (nb, nb + 2, nb + 1, nb + 3))
+        d = f.reshape(d, bs + (q, q, BASE, BASE), bs + (q * q, BASE, BASE), el)
+        d = f.ranges(d, bs + (q * q, BASE, BASE), el, whole + [(0, q * q, q + 1), (0, BASE, 1), (0, BASE, 1)])
+    else:
+        d = f.reshape(d, bs + (1, BASE, 1, BASE), bs + (1, BASE, BASE), el)
+    dshape = bs + (q, BASE, BASE)
+    # M_s, the blocks' diagonal s-blocks, has inverse X_s; M_2s = M_s + E_s, E_s the blocks
+    # below them within each 2s-block, and E_s X_s E_s = 0, so X_2s = X_s - X_s E_s X_s
+    # (trtri's [[A^-1, 0], [-D^-1 C A^-1, D^-1]] for every 2s-block at once, all on one shape)
+    ri, ci = f.iota(dshape, r - 1), f.iota(dshape, r)
+    zero = f.const("0", el, dshape)
+    inv = f.sel(f.cmp("EQ", ri, ci, dshape, "i32"), f.bin("divide", f.const("1", el, dshape), d, dshape, el), zero,
+                dshape, el)
+    s = 1
+    while s < BASE:
+        def blk(i: str, size: int) -> str:
+            return f.bin("divide", i, f.const(str(size), "i32", dshape), dshape, "i32")
+        within = f.bin("and", f.cmp("EQ", blk(ri, 2 * s), blk(ci, 2 * s), dshape, "i32"),
+                       f.cmp("GT", blk(ri, s), blk(ci, s), dshape, "i32"), dshape, "i1")
+        e = f.sel(within, d, zero, dshape, el)
+        inv = f.bin("subtract", inv, f.matmul(f.matmul(inv, dshape, e, dshape, el), dshape, inv, dshape, el),
+                    dshape, el)
+        s *= 2
+    return inv, dshape
 
 
 def _tri_loop(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str) -> str:
@@ -510,79 +648,97 @@ def _lu(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str,
 
 def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str, str]:
     """Unblocked LU, one column per step: the first row of largest magnitude at or below j is
-    swapped with row j (per matrix of a batch, so the swap is selects and a masked sum, not a
-    dynamic slice; `perm` records it), the column below the pivot is divided by it (left alone
-    when the pivot is 0) and the trailing matrix gets a rank-1 update."""
+    swapped with row j (per matrix of a batch, so the swap is selects and masked sums, not a
+    dynamic slice), the column below the pivot is divided by it (left alone when the pivot is
+    0) and the trailing matrix gets a rank-1 update. The block carries one more column, the row
+    order (as floats: the swap moves it with its row), and one more row, ipiv, so a step is
+    five reductions and one elementwise kernel; `info` is read from U's diagonal at the end."""
     bs, m, n = shape[:-2], shape[-2], shape[-1]
     r, k = len(shape), min(shape[-2], shape[-1])
-    ipiv0 = f.const("0", "i32", bs + (k,))
-    info0 = f.const("0", "i32", bs)
-    perm0 = f.iota(bs + (m,), r - 2)
-    cshape, rshape, dshape = bs + (m, 1), bs + (1, n), bs + (1, 1)
-    bsp = bs + (1,)
+    if 0 in shape:
+        return (a, f.iota(bs + (m,), r - 2), f.const("0", "i32", bs + (k,)), f.const("0", "i32", bs))
+    xs = bs + (m + 1, n + 1)
+    whole, tr = tuple(range(r)), tuple(range(r - 2)) + (r - 1,)
+    order = f.reshape(f(f"stablehlo.convert {f.iota(bs + (m,), r - 2)} : ({_t(bs + (m,), 'i32')}) -> {_t(bs + (m,), el)}"),
+                      bs + (m,), bs + (m, 1), el)
+    x = f.concat([(a, shape), (order, bs + (m, 1))], r - 1, el)
+    x = f.concat([(x, bs + (m, n + 1)), (f.const("0", el, bs + (1, n + 1)), bs + (1, n + 1))], r - 2, el)
+    vs = bs + (m + 1,)
 
     def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
-        w, perm, ipiv, info = cur
-        z = [g.const("0", "i32")] * len(bs)
-        zero = g.const("0", "i32")
-        rows = g.iota(shape, r - 2)
-        cols = g.iota(shape, r - 1)
-        jm = g.bcast(j, (), "i32", shape, ())
-        # the pivot row p (per matrix): the first largest |w[i, j]| with i >= j
-        c = g.dslice(w, shape, el, z + [zero, j], cshape)
-        ci = g.iota(cshape, r - 2)
-        jc = g.bcast(j, (), "i32", cshape, ())
-        key = g.sel(g.cmp("GE", ci, jc, cshape, "i32"), g.un("abs", c, cshape, el), g.const("-1", el, cshape),
-                    cshape, el)
-        best = g.reduce("maximum", key, g.const("0xFF800000" if el == "f32" else "0xFFF0000000000000", el),
-                        cshape, el, r - 2)
-        hit = g.cmp("EQ", key, g.bcast(best, bsp, el, cshape, tuple(range(r - 2)) + (r - 1,)), cshape, el)
-        cand = g.sel(hit, ci, g.const(str(m - 1), "i32", cshape), cshape, "i32")
-        p = g.reduce("minimum", cand, g.const(str(m - 1), "i32"), cshape, "i32", r - 2)  # bs + (1,)
-        p = g.bin("maximum", p, g.bcast(j, (), "i32", bsp, ()), bsp, "i32")  # a NaN column keeps row j
-        pm = g.bcast(p, bsp, "i32", shape, tuple(range(r - 2)) + (r - 1,))
-        # swap rows j and p: row p gathered by a masked sum whose zeros are -0 (exact, keeps -0)
-        nz = g.const("-0.0", el, shape)
-        rp = g.reduce("add", g.sel(g.cmp("EQ", rows, pm, shape, "i32"), w, nz, shape, el),
-                      g.const("-0.0", el), shape, el, r - 2)
-        rj = g.dslice(w, shape, el, z + [j, zero], rshape)
-        rpm = g.bcast(rp, bs + (n,), el, shape, tuple(range(r - 2)) + (r - 1,))
-        w = g.sel(g.cmp("EQ", rows, jm, shape, "i32"), rpm,
-                  g.sel(g.cmp("EQ", rows, pm, shape, "i32"), g.bcast(rj, rshape, el, shape, tuple(range(r))), w,
-                        shape, el), shape, el)
-        # the same swap on the row order
-        pv, iv = bs + (m,), g.iota(bs + (m,), r - 2)
-        pp = g.bcast(p, bsp, "i32", pv, tuple(range(r - 1)))
-        jv = g.bcast(j, (), "i32", pv, ())
-        perm_p = g.reduce("add", g.sel(g.cmp("EQ", iv, pp, pv, "i32"), perm, g.const("0", "i32", pv), pv, "i32"),
-                          g.const("0", "i32"), pv, "i32", r - 2)
-        perm_j = g.dslice(perm, pv, "i32", z + [j], bsp)
-        perm = g.sel(g.cmp("EQ", iv, jv, pv, "i32"), g.bcast(perm_p, bs, "i32", pv, tuple(range(r - 2))),
-                     g.sel(g.cmp("EQ", iv, pp, pv, "i32"), g.bcast(perm_j, bsp, "i32", pv, tuple(range(r - 1))), perm,
-                           pv, "i32"), pv, "i32")
-        one = g.const("1", "i32", bsp)
-        ipiv = g.dupdate(ipiv, g.bin("add", p, one, bsp, "i32"), bs + (k,), bsp, "i32", z + [j])
-        # pivot, info, the column of L, the trailing update
-        d = g.dslice(w, shape, el, z + [j, j], dshape)
-        dz = g.cmp("EQ", d, g.const("0", el, dshape), dshape, el)
-        dzb = g(f"stablehlo.reshape {dz} : ({_t(dshape, 'i1')}) -> {_t(bs, 'i1')}")
-        first = g.cmp("EQ", info, g.const("0", "i32", bs), bs, "i32")
-        jj = g.bin("add", g.bcast(j, (), "i32", bs, ()), g.const("1", "i32", bs), bs, "i32")
-        info = g.sel(g.bin("and", first, dzb, bs, "i1"), jj, info, bs, "i32")
-        c = g.dslice(w, shape, el, z + [zero, j], cshape)
-        dc = g.bcast(d, dshape, el, cshape, tuple(range(r)))
-        l = g.sel(g.bcast(dz, dshape, "i1", cshape, tuple(range(r))), c, g.bin("divide", c, dc, cshape, el),
-                  cshape, el)
-        below = g.cmp("GT", rows, jm, shape, "i32")
-        lm = g.bcast(l, cshape, el, shape, tuple(range(r)))
-        w = g.sel(g.bin("and", below, g.cmp("EQ", cols, jm, shape, "i32"), shape, "i1"), lm, w, shape, el)
-        rj = g.bcast(g.dslice(w, shape, el, z + [j, zero], rshape), rshape, el, shape, tuple(range(r)))
-        trail = g.bin("and", below, g.cmp("GT", cols, jm, shape, "i32"), shape, "i1")
-        w = g.sel(trail, g.bin("subtract", w, g.bin("multiply", lm, rj, shape, el), shape, el), w, shape, el)
-        return [w, perm, ipiv, info]
+        (w,) = cur
+        nz = g.const("-0.0", el)
+        rows, cols, jm = g.iota(xs, r - 2), g.iota(xs, r - 1), g.bcast(j, (), "i32", xs, ())
+        # column j (masked sum: the zeros added are -0, so the sum is the element exactly)
+        c = g.reduce("add", g.sel(g.cmp("EQ", cols, jm, xs, "i32"), w, g.const("-0.0", el, xs), xs, el), nz, xs, el,
+                     r - 1)
+        # the pivot row p: the first largest |c[i]| with j <= i < m, as LAPACK's i?amax scans
+        # (`|c[i]| > max so far`): a NaN is never larger, unless it is the first (row j)
+        iv, jv = g.iota(vs, r - 2), g.bcast(j, (), "i32", vs, ())
+        live = g.bin("and", g.cmp("GE", iv, jv, vs, "i32"), g.cmp("LT", iv, g.const(str(m), "i32", vs), vs, "i32"),
+                     vs, "i1")
+        ac = g.un("abs", c, vs, el)
+        nan = g.cmp("NE", ac, ac, vs, el)
+        key = g.sel(g.bin("and", nan, g.cmp("EQ", iv, jv, vs, "i32"), vs, "i1"), g.const("0x7F800000" if el == "f32" else "0x7FF0000000000000", el, vs),
+                    g.sel(g.bin("and", live, g.un("not", nan, vs, "i1"), vs, "i1"), ac, g.const("-1", el, vs), vs, el), vs, el)
+        best = g.reduce("maximum", key, g.const("0xFF800000" if el == "f32" else "0xFFF0000000000000", el), vs, el,
+                        r - 2)
+        hit = g.cmp("EQ", key, g.bcast(best, bs, el, vs, tuple(range(r - 2))), vs, el)
+        p = g.reduce("minimum", g.sel(hit, iv, g.const(str(m - 1), "i32", vs), vs, "i32"), g.const(str(m - 1), "i32"),
+                     vs, "i32", r - 2)
+        pm = g.bin("maximum", g.bcast(p, bs, "i32", xs, tuple(range(r - 2))), jm, xs, "i32")
+        # rows p and j together ([.., 2, n + 1], gathered: a masked sum over the rows would be a
+        # long serial reduction), then their elements in column j
+        two = bs + (2,)
+        j2 = g.bcast(j, (), "i32", two, ())
+        pick = g.sel(g.cmp("EQ", g.iota(two, r - 2), g.const("0", "i32", two), two, "i32"),
+                     g.bin("maximum", g.bcast(p, bs, "i32", two, tuple(range(r - 2))), j2, two, "i32"), j2, two, "i32")
+        rows2 = g.rows_of(w, xs, el, pick, 2)
+        rs = bs + (2, n + 1)
+        at2 = g.reduce("add", g.sel(g.cmp("EQ", g.iota(rs, r - 1), g.bcast(j, (), "i32", rs, ()), rs, "i32"), rows2,
+                                    g.const("-0.0", el, rs), rs, el), nz, rs, el, r - 1)  # [.., 2]: w[p, j], w[j, j]
 
-    return tuple(_loop(f, k, [(a, _t(shape, el)), (perm0, _t(bs + (m,), "i32")), (ipiv0, _t(bs + (k,), "i32")),
-                              (info0, _t(bs, "i32"))], step, 0 in shape))
+        def one(v: str, vshape: tuple[int, ...], i: int, out: tuple[int, ...], dims: tuple[int, ...]) -> str:
+            rng = [(0, d, 1) for d in vshape[:-len(vshape) + r - 2]] if r > 2 else []
+            part = g.ranges(v, vshape, el, rng + [(i, i + 1, 1)] + [(0, d, 1) for d in vshape[r - 1:]])
+            return g.bcast(part, vshape[:r - 2] + (1,) + vshape[r - 1:], el, out, dims)
+
+        rp, rj = one(rows2, rs, 0, xs, whole), one(rows2, rs, 1, xs, whole)  # row p, row j along columns
+        d, dj = one(at2, bs + (2,), 0, xs, tr), one(at2, bs + (2,), 1, xs, tr)
+        cm = g.bcast(c, vs, el, xs, tuple(range(r - 1)))
+        in_m = g.cmp("LT", rows, g.const(str(m), "i32", xs), xs, "i32")
+        at_j, at_p = g.cmp("EQ", rows, jm, xs, "i32"), g.cmp("EQ", rows, pm, xs, "i32")
+        # the swap (rows below m only: the last row is ipiv), column j swapped likewise
+        ws = g.sel(in_m, g.sel(at_j, rp, g.sel(at_p, rj, w, xs, el), xs, el), w, xs, el)
+        cs = g.sel(at_j, d, g.sel(at_p, dj, cm, xs, el), xs, el)
+        zero = g.cmp("EQ", d, g.const("0", el, xs), xs, el)
+        lv = g.sel(zero, cs, g.bin("divide", cs, d, xs, el), xs, el)
+        below = g.bin("and", g.cmp("GT", rows, jm, xs, "i32"), in_m, xs, "i1")
+        right = g.bin("and", g.cmp("GT", cols, jm, xs, "i32"), g.cmp("LT", cols, g.const(str(n), "i32", xs), xs, "i32"),
+                      xs, "i1")
+        col_j = g.cmp("EQ", cols, jm, xs, "i32")
+        upd = g.sel(g.bin("and", below, right, xs, "i1"), g.bin("subtract", ws, g.bin("multiply", lv, rp, xs, el), xs, el),
+                    g.sel(g.bin("and", below, col_j, xs, "i1"), lv, ws, xs, el), xs, el)
+        piv = g(f"stablehlo.convert {g.bin('add', pm, g.const('1', 'i32', xs), xs, 'i32')} : ({_t(xs, 'i32')}) -> {_t(xs, el)}")
+        last = g.bin("and", g.un("not", in_m, xs, "i1"), col_j, xs, "i1")
+        return [g.sel(last, piv, upd, xs, el)]
+
+    (w,) = _loop(f, k, [(x, _t(xs, el))], step)
+    lu = f.block(w, xs, el, (0, m), (0, n))
+    perm = f.reshape(f.block(w, xs, el, (0, m), (n, n + 1)), bs + (m, 1), bs + (m,), el)
+    perm = f(f"stablehlo.convert {perm} : ({_t(bs + (m,), el)}) -> {_t(bs + (m,), 'i32')}")
+    ipiv = f.reshape(f.block(w, xs, el, (m, m + 1), (0, k)), bs + (1, k), bs + (k,), el)
+    ipiv = f(f"stablehlo.convert {ipiv} : ({_t(bs + (k,), el)}) -> {_t(bs + (k,), 'i32')}")
+    # info: the first zero on U's diagonal (its pivots), 1-based; a NaN one is not zero
+    flat = f.reshape(lu, shape, bs + (m * n,), el)
+    diag = f.ranges(flat, bs + (m * n,), el, [(0, d, 1) for d in bs] + [(0, (k - 1) * (n + 1) + 1, n + 1)])
+    ks = bs + (k,)
+    col = f.bin("add", f.iota(ks, r - 2), f.const("1", "i32", ks), ks, "i32")
+    none = f.const(str(k + 1), "i32", ks)
+    first = f.reduce("minimum", f.sel(f.cmp("EQ", diag, f.const("0", el, ks), ks, el), col, none, ks, "i32"),
+                     f.const(str(k + 1), "i32"), ks, "i32", r - 2)
+    info = f.sel(f.cmp("EQ", first, f.const(str(k + 1), "i32", bs), bs, "i32"), f.const("0", "i32", bs), first, bs, "i32")
+    return lu, perm, ipiv, info
 
 
 # --------------------------------------------------------------------------- geqrf / orgqr (QR)
