@@ -8,7 +8,8 @@ as a top half and a bottom half, pair i is (top i, bottom i), so one step rotate
 pairs of the whole batch at once with elementwise work on four half-size blocks; then a fixed
 permutation (slices and a concat) moves to the next pairing. n - 1 steps are a sweep (every pair
 once, and the permutation back to the identity); sweeps repeat (a while loop on the control
-stream) until every matrix of the batch has converged.
+stream) until every matrix of the batch has converged. eigh sweeps a batch of 16 or more with
+its dims last (see _syevd).
 
 - eigh (two-sided Jacobi): A <- J^T A J zeroes a_pq for every pair; V <- V J. Eigenvalues are
   the diagonal, sorted ascending with their vectors, as LAPACK returns them.
@@ -25,6 +26,7 @@ gesdd, gesvd) run the same sweeps on the real and imaginary parts (see _syevd, _
 """
 from __future__ import annotations
 
+import math
 import re
 
 from ..errors import UnsupportedError
@@ -39,13 +41,6 @@ MAX_SWEEPS = 30  # Jacobi converges quadratically: 6-12 sweeps in practice; this
 _EPS = {"f32": 2.0 ** -23, "f64": 2.0 ** -52}
 _PARTS = {"complex<f32>": "f32", "complex<f64>": "f64"}  # a complex matrix is worked on as two real ones
 _LAST_FROM = 16  # eigh sweeps a batch of at least this many matrices with its dims last (see _syevd)
-
-
-def _batch(bs: tuple[int, ...]) -> int:
-    out = 1
-    for d in bs:
-        out *= d
-    return out
 
 
 def handles(op: ir.Operation) -> bool:
@@ -81,12 +76,18 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
             raise UnsupportedError(f"{target}: results {[str(t) for t in rtypes]} do not fit an operand {a_t}",
                                    op.name, loc)
         text = _gesdd(a_t, rtypes, flags)
-    module = parse_module(text, f"<eig {target}>")
-    verify(module)  # the expansion is checked like the user's program it joins
+    return expansion(text, f"<eig {target}>", op, loc)
+
+
+def expansion(text: str, source: str, op: ir.Operation, loc: ir.Location | None) -> ir.Function:
+    """The function `text` defines as `main`, standing for custom_call `op`: parsed, verified like
+    the user's program it joins, its results checked against op's, every op moved to `loc`."""
+    module = parse_module(text, source)
+    verify(module)
     fn = module.functions["main"]
-    want = [str(t) for t in rtypes]
+    want = [str(r.type) for r in op.results]
     if [str(t) for t in fn.result_types] != want:
-        raise UnsupportedError(f"{target}: results {want} are not the routine's "
+        raise UnsupportedError(f"{op.attributes.get('call_target_name')}: results {want} are not the routine's "
                                f"{[str(t) for t in fn.result_types]}", op.name, loc)
     _relocate(fn.body, loc)
     return fn
@@ -147,7 +148,8 @@ class _Em(_Fn):
 
     def transpose(self, x: str, shape: tuple[int, ...], el: str, perm: tuple[int, ...]) -> str:
         out = tuple(shape[p] for p in perm)
-        return self(f"stablehlo.transpose {x}, dims = [{', '.join(map(str, perm))}] : ({_t(shape, el)}) -> {_t(out, el)}")
+        dims = ", ".join(map(str, perm))
+        return self(f"stablehlo.transpose {x}, dims = [{dims}] : ({_t(shape, el)}) -> {_t(out, el)}")
 
     def eye(self, shape: tuple[int, ...], el: str) -> str:
         r = len(shape)
@@ -353,9 +355,9 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
         x = [f.pad(p, shape, el, (0,) * (r - 2) + (1, 1)) for p in x]
     # A batch is swept with its dims last ([k, k, *batch]): every slice, row or column, is then
     # whole runs of `batch` contiguous numbers, where batch-first column pieces are short strided
-    # runs (half the host time per step for 64 64x64 matrices). A lone matrix, or a few, stay
-    # batch-first, where a batch-last run would be too short.
-    last = bool(bs) and _batch(bs) >= _LAST_FROM
+    # runs (64 64x64 f32: 0.55x the host CPU time). A lone matrix, or a few (8 are faster
+    # batch-first), stay batch-first, where a batch-last run would be too short.
+    last = bool(bs) and math.prod(bs) >= _LAST_FROM
     if last:
         x = [f.transpose(p, ks, el, (r - 2, r - 1) + whole) for p in x]
         ks = (k, k) + bs

@@ -22,9 +22,9 @@ from __future__ import annotations
 import re
 
 from ..errors import UnsupportedError
-from ..hlo_parser import ir, parse_module
-from ..hlo_parser.verify import verify
-from .linalg import _Fn, _loop, _module, _relocate, _t
+from ..hlo_parser import ir
+from .eig import expansion
+from .linalg import _Fn, _loop, _module, _t
 
 _TARGET = re.compile(r"lapack_([sdcz])gtsv_ffi$")
 _ELEMENT = {"s": "f32", "d": "f64", "c": "complex<f32>", "z": "complex<f64>"}
@@ -55,15 +55,7 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
     if nb != len(b_shape) - 2:
         raise UnsupportedError(f"@{target} with {nb} batch dims on a rank-{len(b_shape)} right-hand side",
                                op.name, loc)
-    module = parse_module(_gtsv(b_shape, el), f"<tridiag {target}>")
-    verify(module)  # the expansion is checked like the user's program it joins
-    fn = module.functions["main"]
-    want = [str(t) for t in rtypes]
-    if [str(t) for t in fn.result_types] != want:
-        raise UnsupportedError(f"{target}: results {want} are not the routine's "
-                               f"{[str(t) for t in fn.result_types]}", op.name, loc)
-    _relocate(fn.body, loc)
-    return fn
+    return expansion(_gtsv(b_shape, el), f"<tridiag {target}>", op, loc)
 
 
 def _gtsv(b_shape: tuple[int, ...], el: str) -> str:
