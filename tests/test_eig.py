@@ -89,6 +89,23 @@ def test_eigh_nan_and_inf_input_give_nan_for_that_matrix_only():
     assert same_decomposition([got[1][:1], got[0][:1]], [want[1][:1], want[0][:1]], "eigh")
 
 
+def test_eigh_batch_swept_with_its_dims_last():
+    # batches of >= eig._LAST_FROM matrices take the [k, k, *batch] layout: f32 with an odd n,
+    # f64 with two batch dims, repeated eigenvalues, and NaN in one matrix of the batch
+    from tt_xla.compiler import eig
+    assert eig._LAST_FROM <= 16
+    a = sym((16, 9, 9))
+    q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    a[3, :6, :6], a[3, 6:], a[3, :, 6:] = (q * np.array([1, 1, 1, 2, 2, -3])) @ q.T, 0, 0
+    a[5, 2, 4] = a[5, 4, 2] = np.nan
+    got, want = run(jnp.linalg.eigh, a)
+    ok = np.arange(16) != 5
+    assert np.isnan(got[0][5]).all() and np.isnan(got[1][5]).all()
+    assert same_decomposition([got[1][ok], got[0][ok]], [want[1][ok], want[0][ok]], "eigh")
+    np.testing.assert_allclose(got[0][ok], np.linalg.eigvalsh(a[ok].astype(np.float64)), atol=2e-5)
+    check_eigh(sym((4, 5, 6, 6), np.float64))
+
+
 def herm(shape, dtype=np.complex64):
     x = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
     return ((x + np.conj(np.swapaxes(x, -1, -2))) / 2).astype(dtype)
@@ -101,6 +118,10 @@ def test_eigh_complex_hermitian(lower):
     got, want = run(lambda x: lax.linalg.eigh(x, lower=lower, symmetrize_input=False), a)
     assert got[0].dtype == np.complex64 and got[1].dtype == np.float32
     assert same_decomposition(got, want, "eigh")
+
+
+def test_eigh_complex_batch_swept_with_its_dims_last():
+    check_eigh(herm((17, 5, 5)))
 
 
 def test_eigh_complex128_repeated_and_nan():

@@ -6,7 +6,7 @@ from collections import ChainMap
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
-from . import eig, fft, linalg
+from . import eig, fft, linalg, tridiag
 
 # Composites the compiler implements itself (decompose.py): kept as the op they name instead of
 # inlining their decomposition (jax's chlo.erf is a 30-op rational that flushes below 7e-37;
@@ -40,8 +40,10 @@ def _inline_body(module: ir.Module, body: ir.Block, env,
         if op.name == "stablehlo.composite" and op.attributes.get("name") in NATIVE_COMPOSITES:
             op = ir.Operation(op.attributes["name"], op.operands, op.results, {}, [], op.loc)
             target = None
-        # LAPACK targets as loops: the eigensolvers (eig.py) first, then linalg.py's (and its refusals)
+        # LAPACK targets as loops: the eigensolvers (eig.py) and gtsv (tridiag.py) first, then
+        # linalg.py's (and its refusals)
         callee = eig.expand(op, _at(op.loc, site)) if eig.handles(op) else \
+            tridiag.expand(op, _at(op.loc, site)) if tridiag.handles(op) else \
             linalg.expand(op, _at(op.loc, site)) if linalg.handles(op) else None
         if fft.handles(op):
             callee = fft.expand(op, _at(op.loc, site))  # products with constant DFT matrices
