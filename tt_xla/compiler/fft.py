@@ -127,11 +127,11 @@ def _transform(e: "_Emit", x: "V", kind: str, lengths: tuple[int, ...]) -> "V":
         if r > 1 and _leading(n):  # (a 1-D transform of rows stays a product over them)
             s = _leading_dft(e, s, a, n, inverse, scale)
         else:
-            x, order = s.stacked(e, a)
-            s = _State(_dft(e, x, n, inverse, scale), order[:-1] + ["p", a])
+            x, order, keep = s.stacked(e, a)
+            s = _State(_dft(e, x, n, inverse, scale), order[:-1] + ["p", a], keep)
         scale = 1.0
     if kind == "IRFFT":  # c2r on the last axis, real out
-        x, order = s.stacked(e, rank - 1)
+        x, order, _ = s.stacked(e, rank - 1)  # (nothing cut: only RFFT keeps part of an axis)
         return e.transpose(_c2r(e, x, lengths[-1], scale), [order.index(i) for i in range(rank)])
     return s.complex(e, rank)
 
@@ -170,17 +170,24 @@ class _State:
             shape.append(d)
             labels.append(t[0] if isinstance(t, tuple) else t)
         v = e.reshape(v, tuple(shape))
+        # the kept outputs, rounded up to whole 64-byte rows: the copies and products that read
+        # this next store rows of it, which unaligned (513 f32 a row) took the transpose after
+        # rfft2_1024's first axis 4x as long; the rest is cut when the result is assembled
+        keep, align = {}, 64 // {"f32": 4, "f64": 8}[v.el]
         for a, k in self.keep.items():
-            v = e.slice(v, labels.index(a), 0, k)
-        return _State(v, labels)
+            i = labels.index(a)
+            wide = min(v.shape[i], -(-k // align) * align)
+            v = e.slice(v, i, 0, wide) if wide < v.shape[i] else v
+            keep.update({a: k} if k < wide else {})
+        return _State(v, labels, keep)
 
-    def stacked(self, e: "_Emit", last: int) -> tuple["V", list[int]]:
-        """Stacked (..., 2, n) with operand axis `last` last (the others keep their order), and the
-        operand axis at each data position."""
+    def stacked(self, e: "_Emit", last: int) -> tuple["V", list[int], dict[int, int]]:
+        """Stacked (..., 2, n) with operand axis `last` last (the others keep their order), the
+        operand axis at each data position, and the outputs still to cut (`keep`)."""
         s = self.merged(e)
         order = [t for t in s.labels if t != "p" and t != last] + [last]
         v = s._arranged(e, order[:-1] + ["p", last])
-        return V(v.name, v.shape, v.el, True), order
+        return V(v.name, v.shape, v.el, True), order, s.keep
 
     def complex(self, e: "_Emit", rank: int) -> "V":
         """The complex result in operand order."""
@@ -226,7 +233,7 @@ def _leading_dft(e: "_Emit", s: _State, a: int, n: int, inverse: bool, scale: fl
     if _leaf(n):
         w = _dft_matrix(n, inverse, scale)[:keep]
         out = e.left_product(_left_matrix(w, False, bool(pair)), x, len(pair) + 1)
-        return _State(out, ["p", a] + rest)
+        return _State(out, ["p", a] + rest, s.keep)
     n1 = _split(n)
     n2 = n // n1
     keep2 = -(-keep // n1)
@@ -234,7 +241,7 @@ def _leading_dft(e: "_Emit", s: _State, a: int, n: int, inverse: bool, scale: fl
     y = e.left_product(_left_matrix(_dft_matrix(n1, inverse, scale), True, bool(pair)), x, len(pair) + 1)
     g = _dft_matrix(n2, inverse, 1.0)[None, :keep2, :] * _twiddles(n1, n2, inverse)[:, None, :]  # [k1, k2, j2]
     z = e.left_product(_left_matrix(g, False, True), y, 2, batch=True)  # (k1, part, k2, ...)
-    return _State(z, [(a, 1), "p", (a, 2)] + rest, {a: keep} if keep < keep2 * n1 else {})
+    return _State(z, [(a, 1), "p", (a, 2)] + rest, {**s.keep, **({a: keep} if keep < keep2 * n1 else {})})
 
 
 def _left_matrix(w: np.ndarray, pair_second: bool, complex_in: bool) -> np.ndarray:
