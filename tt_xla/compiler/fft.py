@@ -13,8 +13,11 @@ targets), into a private function of ordinary real StableHLO (complex values onl
 - a prime n > DIRECT is Bluestein's chirp-z: a circular convolution of length m = 2^k >= 2n - 1
   done with two power-of-two FFTs, one of them a constant (the chirp's spectrum).
 
-The transformed axis is always the last one (an axis of a multi-axis transform is moved there by
-a transpose, and all are put back at the end). DFT matrices, twiddles and chirps are computed in
+A 1-D transform works on the last axis, the data the product's left operand. A multi-axis one
+transforms each axis of length <= DIRECT or n1 x n2 (both <= DIRECT) where it lies, as a leading
+axis (`_leading_dft`: constant matrices on the left, the twiddles folded into the second
+product's per-k1 matrices, no transposes between the products; one transpose between axes),
+and any other axis by moving it last. DFT matrices, twiddles and chirps are computed in
 f64 (exponents reduced mod n in integers, quarter turns exact) and rounded once to the element
 type; IFFT's 1/N is folded into the first matrix applied. RFFT transforms the real axis first,
 with the real input as the product's operand (half the columns of a complex one) and only the
@@ -140,10 +143,9 @@ def _transform(e: "_Emit", x: "V", kind: str, lengths: tuple[int, ...]) -> "V":
 class _State:
     """Complex data between the axis transforms: a real tensor and, per dim, what it holds: "p"
     (the (re, im) pair), an operand axis a, or a digit of a transformed axis a as (a, 1) (the low
-    digit k1) or (a, 2) (the high k2; k = k1 + n1 * k2). Transposes between transforms are left
-    to the next op's read where a view can do it; merging the two digits of an axis cannot be a
-    view of the layout the leading transform leaves, so the result is assembled with the digits
-    apart and merged by a reshape of the (row-major) result."""
+    digit k1) or (a, 2) (the high k2; k = k1 + n1 * k2). A transpose is left to the next op's
+    read where a view can do it; the two digits of an axis merge only by a transpose that brings
+    them together (a product stores its result straight into it) and a reshape of that."""
     v: "V"
     labels: list
     keep: dict[int, int] = field(default_factory=dict)  # axis: its first outputs, the ones wanted
