@@ -73,6 +73,26 @@ def test_multi_axis(f, shape, make):
     check(f, make(shape))
 
 
+@pytest.mark.parametrize("f,shape,make", [
+    (jnp.fft.rfft2, (2, 96, 80), real),           # both axes two products (8 x 12, 8 x 10), 41 of 80 kept
+    (jnp.fft.rfft2, (64, 1024), real),            # rfft2_1024's split (32 x 32) on both axes' paths
+    (jnp.fft.rfft2, (70, 97), real),              # a prime last axis (Bluestein), then the leading one
+    (jnp.fft.fftn, (70, 3, 66), cplx),            # three leading transforms, digits merged between them
+    (jnp.fft.ifft2, (2, 100, 36), cplx),
+    (lambda v: jnp.fft.irfftn(v, s=(96, 20)), (96, 11), cplx),
+], ids=["rfft2_both_split", "rfft2_1024_rows", "rfft2_prime_last", "fftn_three", "ifft2_batched", "irfft2_split"])
+def test_multi_axis_in_place(f, shape, make):
+    """Multi-axis transforms run every axis of length <= 64 or n1 x n2 (both <= 64) in place
+    (fft._leading_dft): the products contract the leading (part, index) rows, the twiddles
+    folded into the second one's matrices."""
+    check(f, make(shape))
+
+
+def test_multi_axis_in_place_f64():
+    check(jnp.fft.fft2, cplx((96, 80), np.complex128))
+    check(jnp.fft.rfft2, real((100, 70), np.float64))
+
+
 @pytest.mark.parametrize("norm", ["ortho", "forward"])
 def test_norm_variants(norm):
     check(lambda v: jnp.fft.fft(v, norm=norm), cplx((3, 24)))

@@ -13,8 +13,11 @@ targets), into a private function of ordinary real StableHLO (complex values onl
 - a prime n > DIRECT is Bluestein's chirp-z: a circular convolution of length m = 2^k >= 2n - 1
   done with two power-of-two FFTs, one of them a constant (the chirp's spectrum).
 
-The transformed axis is always the last one (an axis of a multi-axis transform is moved there by
-a transpose, and all are put back at the end). DFT matrices, twiddles and chirps are computed in
+A 1-D transform works on the last axis, the data the product's left operand. A multi-axis one
+transforms each axis of length <= DIRECT or n1 x n2 (both <= DIRECT) where it lies, as a leading
+axis (`_leading_dft`: constant matrices on the left, the twiddles folded into the second
+product's per-k1 matrices, no transposes between the products; one transpose between axes),
+and any other axis by moving it last. DFT matrices, twiddles and chirps are computed in
 f64 (exponents reduced mod n in integers, quarter turns exact) and rounded once to the element
 type; IFFT's 1/N is folded into the first matrix applied. RFFT transforms the real axis first,
 with the real input as the product's operand (half the columns of a complex one) and only the
@@ -25,7 +28,7 @@ mirrored half folded into its matrix (lengths <= DIRECT) or the Hermitian spectr
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -110,35 +113,149 @@ def _transform(e: "_Emit", x: "V", kind: str, lengths: tuple[int, ...]) -> "V":
     inverse = kind in ("IFFT", "IRFFT")
     scale = 1.0 / math.prod(lengths) if inverse else 1.0
     axes = list(range(rank - r, rank))
-    order = list(range(rank))  # order[i]: the operand axis now at data position i
-    if kind == "RFFT":  # the real (last) axis first, so the others transform half as much
+    if kind == "RFFT" and r > 1 and _leading(lengths[-1]):
+        # the real (last) axis first, so the others transform half as much; as a leading axis
+        # (one transpose of the real input, then products with no transposes between them)
+        s = _leading_dft(e, _State(x, list(range(rank))), rank - 1, lengths[-1], False, 1.0,
+                         keep=lengths[-1] // 2 + 1)
+        axes = axes[:-1]
+    elif kind == "RFFT":
         x = _dft(e, x, lengths[-1], False, 1.0, keep=lengths[-1] // 2 + 1)
+        s = _State(x, list(range(rank - 1)) + ["p", rank - 1])
         axes = axes[:-1]
     else:
-        x = e.stack(x)
+        s = _State(e.stack(x), list(range(rank - 1)) + ["p", rank - 1])
     for a in reversed(axes if kind != "IRFFT" else axes[:-1]):
-        x, order = _to_last(e, x, order, a)
-        x = _dft(e, x, lengths[a - rank + r], inverse, scale)
+        n = lengths[a - rank + r]
+        if r > 1 and _leading(n):  # (a 1-D transform of rows stays a product over them)
+            s = _leading_dft(e, s, a, n, inverse, scale)
+        else:
+            x, order, keep = s.stacked(e, a)
+            s = _State(_dft(e, x, n, inverse, scale), order[:-1] + ["p", a], keep)
         scale = 1.0
     if kind == "IRFFT":  # c2r on the last axis, real out
-        x, order = _to_last(e, x, order, rank - 1)
+        x, order, _ = s.stacked(e, rank - 1)  # (nothing cut: only RFFT keeps part of an axis)
         return e.transpose(_c2r(e, x, lengths[-1], scale), [order.index(i) for i in range(rank)])
-    return e.unstack(e.transpose(x, _stacked_perm([order.index(i) for i in range(rank)])))
+    return s.complex(e, rank)
 
 
-def _stacked_perm(perm: list[int]) -> list[int]:
-    """A permutation of data axes as one of the stacked tensor's axes (the pair stays second-to-last)."""
-    r = len(perm)
-    at = lambda i: i if i < r - 1 else r  # noqa: E731  data position -> stacked position
-    return [at(p) for p in perm[:-1]] + [r - 1, at(perm[-1])]
+@dataclass
+class _State:
+    """Complex data between the axis transforms: a real tensor and, per dim, what it holds: "p"
+    (the (re, im) pair), an operand axis a, or a digit of a transformed axis a as (a, 1) (the low
+    digit k1) or (a, 2) (the high k2; k = k1 + n1 * k2). A transpose is left to the next op's
+    read where a view can do it; the two digits of an axis merge only by a transpose that brings
+    them together (a product stores its result straight into it) and a reshape of that."""
+    v: "V"
+    labels: list
+    keep: dict[int, int] = field(default_factory=dict)  # axis: its first outputs, the ones wanted
+
+    def _arranged(self, e: "_Emit", labels: list) -> "V":
+        return e.transpose(self.v, [self.labels.index(t) for t in labels])
+
+    def merged(self, e: "_Emit") -> "_State":
+        """The same data with every axis whole and only its kept outputs: the digits of an axis
+        merge by a transpose that brings them together in place (fuse stores a product's result
+        straight into it), a reshape of its row-major result and a slice (views)."""
+        if not any(isinstance(t, tuple) for t in self.labels):
+            return self
+        want: list = []
+        for t in self.labels:
+            if not (isinstance(t, tuple) and t[1] == 1):
+                want += [t, (t[0], 1)] if isinstance(t, tuple) else [t]
+        v = self._arranged(e, want)
+        shape, labels = [], []
+        for t, d in zip(want, v.shape):
+            if isinstance(t, tuple) and t[1] == 1:
+                shape[-1] *= d
+                continue
+            shape.append(d)
+            labels.append(t[0] if isinstance(t, tuple) else t)
+        v = e.reshape(v, tuple(shape))
+        # the kept outputs, rounded up to whole 64-byte rows: the copies and products that read
+        # this next store rows of it, which unaligned (513 f32 a row) took the transpose after
+        # rfft2_1024's first axis 4x as long; the rest is cut when the result is assembled
+        keep, align = {}, 64 // {"f32": 4, "f64": 8}[v.el]
+        for a, k in self.keep.items():
+            i = labels.index(a)
+            wide = min(v.shape[i], -(-k // align) * align)
+            v = e.slice(v, i, 0, wide) if wide < v.shape[i] else v
+            keep.update({a: k} if k < wide else {})
+        return _State(v, labels, keep)
+
+    def stacked(self, e: "_Emit", last: int) -> tuple["V", list[int], dict[int, int]]:
+        """Stacked (..., 2, n) with operand axis `last` last (the others keep their order), the
+        operand axis at each data position, and the outputs still to cut (`keep`)."""
+        s = self.merged(e)
+        order = [t for t in s.labels if t != "p" and t != last] + [last]
+        v = s._arranged(e, order[:-1] + ["p", last])
+        return V(v.name, v.shape, v.el, True), order, s.keep
+
+    def complex(self, e: "_Emit", rank: int) -> "V":
+        """The complex result in operand order."""
+        want: list = []
+        for a in range(rank):
+            want += [(a, 2), (a, 1)] if (a, 2) in self.labels else [a]
+        # one transpose to (part, operand order): a product's result is stored straight in that
+        # layout (fuse's stores through a transpose), where the digits merge by a view
+        v = self._arranged(e, ["p"] + want)
+        shape = [v.shape[1 + want.index(a if a in want else (a, 2))] for a in range(rank)]
+        for a in range(rank):
+            if (a, 2) in want:
+                shape[a] *= v.shape[1 + want.index((a, 1))]
+        v = e.reshape(v, (2,) + tuple(shape))  # (not a view of the product's layout: stored)
+        for a, k in self.keep.items():  # the outputs an axis keeps: a view of the stored result
+            v = e.slice(v, 1 + a, 0, k)
+            shape[a] = k
+        parts = [e.reshape(e.slice(v, 0, i, i + 1), tuple(shape), stacked=False) for i in (0, 1)]
+        return e.make_complex(*parts)
 
 
-def _to_last(e: "_Emit", x: "V", order: list[int], axis: int) -> tuple["V", list[int]]:
-    """Stacked x with operand axis `axis` moved to the last data position (the others keep their
-    order)."""
-    at = order.index(axis)
-    perm = [i for i in range(len(order)) if i != at] + [at]
-    return e.transpose(x, _stacked_perm(perm)), [order[p] for p in perm]
+def _leading(n: int) -> bool:
+    """Whether length n is transformed in place as a leading axis: one product, or two (n1 x n2)."""
+    n1 = None if _leaf(n) else _split(n)
+    return _leaf(n) or n1 is not None and _leaf(n1) and _leaf(n // n1)
+
+
+def _leading_dft(e: "_Emit", s: _State, a: int, n: int, inverse: bool, scale: float,
+                 keep: int | None = None) -> _State:
+    """The DFT over operand axis a (its first `keep` outputs), done where the data lies, as
+    products with the data the engine's right operand: the pair and axis a lead (the contracted
+    (part, index) rows are one run of memory; real data has no pair) and every other dim is a
+    column, so no transposes come between the products. Four-step (j = j1 n2 + j2,
+    k = k1 + n1 k2): the DFT over j1, then per k1 one over j2 whose matrix has the twiddles
+    W_n^(k1 j2) folded into its columns (a batched product), leaving the output's digits as
+    (k1, part, k2); they are merged when read next."""
+    keep = n if keep is None else keep
+    s = s.merged(e)
+    pair = ["p"] if "p" in s.labels else []
+    rest = [t for t in s.labels if t not in ("p", a)]
+    x = s._arranged(e, pair + [a] + rest)
+    others = x.shape[len(pair) + 1:]
+    if _leaf(n):
+        w = _dft_matrix(n, inverse, scale)[:keep]
+        out = e.left_product(_left_matrix(w, False, bool(pair)), x, len(pair) + 1)
+        return _State(out, ["p", a] + rest, s.keep)
+    n1 = _split(n)
+    n2 = n // n1
+    keep2 = -(-keep // n1)
+    x = e.reshape(x, tuple(pair and [2]) + (n1, n2) + others)
+    y = e.left_product(_left_matrix(_dft_matrix(n1, inverse, scale), True, bool(pair)), x, len(pair) + 1)
+    g = _dft_matrix(n2, inverse, 1.0)[None, :keep2, :] * _twiddles(n1, n2, inverse)[:, None, :]  # [k1, k2, j2]
+    z = e.left_product(_left_matrix(g, False, True), y, 2, batch=True)  # (k1, part, k2, ...)
+    return _State(z, [(a, 1), "p", (a, 2)] + rest, {**s.keep, **({a: keep} if keep < keep2 * n1 else {})})
+
+
+def _left_matrix(w: np.ndarray, pair_second: bool, complex_in: bool) -> np.ndarray:
+    """The real form of complex matrices w [..., k, j] applied from the left to (part, j) rows
+    (j rows of real data when not `complex_in`): [..., q, k, p, j] (or [..., q, k, j]), with q
+    the output's part; [..., k, q, ...] when `pair_second`."""
+    c, s = w.real, w.imag
+    if complex_in:
+        m = np.stack([np.stack([c, -s], -2), np.stack([s, c], -2)], -4)  # [..., q, k, p, j]
+        return np.swapaxes(m, -4, -3) if pair_second else m
+    m = np.stack([c, s], -3)  # [..., q, k, j]
+    return np.swapaxes(m, -3, -2) if pair_second else m
 
 
 # --------------------------------------------------------------------------- the DFT, recursively
@@ -314,6 +431,19 @@ class _Emit:
         m = np.block([[c, s], [-s, c]]) if x.stacked else np.concatenate([c, s], 1)  # (p, j) x (q, k)
         out = self.product_real(x, m)
         return self.reshape(out, out.shape[:-1] + (2, w.shape[1]), stacked=True)
+
+    def left_product(self, m: np.ndarray, x: V, nc: int, batch: bool = False) -> V:
+        """The constant m [(batch), rows..., contracted...] times x [(batch), contracted..., cols...]
+        over x's first `nc` dims after the batch: dot_general with the constant on the left."""
+        b = 1 if batch else 0
+        t = self.table(m, x.el)
+        free = m.shape[b:len(m.shape) - nc]
+        lc = ", ".join(str(len(m.shape) - nc + i) for i in range(nc))
+        rc = ", ".join(str(b + i) for i in range(nc))
+        bd = "batching_dims = [0] x [0], " if batch else ""
+        shape = x.shape[:b] + free + x.shape[b + nc:]
+        return self._typed(f"stablehlo.dot_general {t.name}, {x.name}, {bd}contracting_dims = [{lc}] x [{rc}]",
+                           [t, x], shape, x.el, stacked=False)
 
     def product_real(self, x: V, m: np.ndarray) -> V:
         """x @ m over x's last axis (a stacked x's last two)."""
