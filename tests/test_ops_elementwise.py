@@ -140,6 +140,17 @@ def test_round_half_decimals():
     check(lambda x: (jnp.round(x), jnp.round(x, 1), jnp.rint(x)), x)
 
 
+def test_narrow_round_trip_rounds():
+    """A user's f32 -> bf16/f16 -> f32 is the rounded value (it once came back unrounded), while
+    a bf16 op converted to f32 is the op's f32 value, as XLA:CPU gives both."""
+    x = inputs((33, 65), F32)
+    x.flat[:5] = [1.00001, 3.14159, 1e-3, 65519.0, 1e-40]
+    y = inputs((33, 65), F32, seed=1)
+    check(lambda x: (x.astype(jnp.bfloat16).astype(jnp.float32) * 2, x.astype(jnp.float16).astype(jnp.float32),
+                     x.astype(jnp.bfloat16).astype(jnp.float32)), x, rtol=0, atol=0)
+    check(lambda x, y: (x.astype(jnp.bfloat16) + y.astype(jnp.bfloat16)).astype(jnp.float32), x, y, rtol=0, atol=0)
+
+
 # ----------------------------------------------------------------------------- comparisons
 def _all_compares(x, y):
     return (x == y, x != y, x < y, x <= y, x > y, x >= y,

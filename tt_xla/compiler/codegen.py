@@ -93,7 +93,7 @@ class Emitter:
             args = [self.value(i) for i in n.inputs]
             src = n.inputs[0] if n.inputs else None
             if n.op == "convert" and n.dtype == "f32" and src.id in self.raw and not n.attrs.get("rounded"):
-                args = [self.raw[src.id]]  # convert(convert(x: f32 -> bf16) -> f32) is x, as in XLA
+                args = [self.raw[src.id]]  # the op's f32 value, as XLA:CPU (see below)
             expr = op_expr(n, args)
             cost = op_cost(n.op)
             self.ops += cost
@@ -104,7 +104,11 @@ class Emitter:
                 self.count += 1
                 self.define(raw, "float", args[0] if n.op == 'convert' else expr, cost)
                 cost = 0
-                if n.dtype not in F8:  # XLA keeps f32 -> bf16/f16 -> f32 as x, not through fp8
+                if n.dtype not in F8 and (n.op != "convert" or n.attrs.get("computed")):
+                    # XLA:CPU computes a bf16/f16 op in f32 and drops its own round trip when
+                    # the result is converted to f32 (CPU JAX's (a + b).astype(f32) is the f32
+                    # sum; a decomposition's final convert is such an op), but a user's
+                    # f32 -> bf16 -> f32 round trip rounds; never through fp8
                     self.raw[n.id] = raw
                 expr = rounding(n.dtype, raw)
         name = f"{self.prefix}{self.count}"

@@ -446,7 +446,7 @@ def _decompose(n: Node) -> Node:
     if n.op not in XLA_EXACT:
         y.attrs["approximation"] = n.op
     if n.dtype != "f32":
-        y = ew("convert", [y], dtype=n.dtype)
+        y = ew("convert", [y], dtype=n.dtype, computed=True)  # the op's f32 value stays for codegen
     y.loc = n.loc
     return y
 

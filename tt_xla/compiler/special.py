@@ -256,7 +256,7 @@ def expand(name: str, ins: list[Node], dtype: str, loc: Any) -> Node:
     ct = "f64" if dtype == "f64" else "f32"
     args = [E(i if i.dtype == ct else ew("convert", [i], dtype=ct, loc=loc)) for i in ins]
     out = fn(*args).n
-    return out if dtype == ct else ew("convert", [out], dtype=dtype, loc=loc)
+    return out if dtype == ct else ew("convert", [out], dtype=dtype, loc=loc, computed=True)
 
 
 def mulhi64(a: Node, b: Node, loc: Any) -> Node:
