@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -320,7 +321,9 @@ def compile_bench(quick: bool, reps: int | None) -> tuple[list[Result], dict]:
             te, text = export()
             exps.append(te)
             if exe is not None:
-                cold.append(tt_compile(text, tempfile.mkdtemp(prefix="tt_xla_bench_cold_"))[0])
+                cold_dir = tempfile.mkdtemp(prefix="tt_xla_bench_cold_")
+                cold.append(tt_compile(text, cold_dir)[0])
+                shutil.rmtree(cold_dir, ignore_errors=True)  # (a loaded library stays mapped)
                 tw, _, st = tt_compile(text, warm_dir)
                 warm.append(tw)
                 warm_misses += st.get("compiles", 0)
@@ -335,6 +338,7 @@ def compile_bench(quick: bool, reps: int | None) -> tuple[list[Result], dict]:
             r.ratio_median = statistics.median(ratios)
             r.ratio_min, r.ratio_max = min(ratios), max(ratios)
             r.max_abs_err = inf.get("max_abs_err")
+        shutil.rmtree(warm_dir, ignore_errors=True)
         inf["warm_cache_misses"] = warm_misses
         if warm_misses and rows["compile_warm"].status == "ok":
             rows["compile_warm"].message = (f"NOTE: C kernel cache missed {warm_misses}/{n} times (the generated "

@@ -100,6 +100,15 @@ def test_split_keeps_every_piece_once_at_its_level():
     assert toolchain._split("no markers", 2) == [(toolchain.DEFAULT_LEVEL, "no markers")]
 
 
+def test_split_weighs_tables_below_code():
+    """The descriptor (tables, one-line functions) compiles about 4x faster a char than kernels,
+    so the split must not weigh it as code: the unit holding it would be left short of work."""
+    from tt_xla.runtime import toolchain
+    table = "static const int t[] = {\n" + "  1,\n" * 500 + "};\nconst int *f(void) { return t; }\n"
+    code = "void k(int *p) {\n" + "  p[0] += 1;\n" * (len(table) // 13) + "}\n"
+    assert toolchain._piece_cost(table) < 0.5 * toolchain._piece_cost(code)
+
+
 def test_kernels_with_much_work_build_at_O2():
     small = tt_xla.compiler.compile_text(_text(jax.nn.relu, np.ones((64, 64), np.float32))).source
     big = tt_xla.compiler.compile_text(_text(jax.nn.relu, np.ones((2048, 2048), np.float32))).source

@@ -1,10 +1,12 @@
 """What keeps the DMA dataflow cheap on the host. Outputs bigger than the host's caches leave
-the core by streaming (non-temporal) stores (tt_dma_write_stream): the results must be exactly
+the core by streaming (non-temporal) stores (tt_dma_write_op's `stream`): the results must be exactly
 those of the ordinary write DMA, whatever the alignment of the run in DRAM and in the page, its
 length and the element size. Loop kernels over long rows read ahead (DmaPrefetch) the next
 chunk of their contiguous inputs while they compute: a hint that moves no data and counts
 nothing, stays inside the row, and leaves the results and the device figures alone. Big
 transposes work in 64x64 blocks; reductions read ahead only to a row that does not follow."""
+import re
+
 import jax
 import pytest
 
@@ -31,7 +33,7 @@ def test_streamed_outputs_match_cpu(name, f, specs):
     out = jax.eval_shape(f, *args)
     assert out.size * out.dtype.itemsize >= STREAM_MIN_BYTES
     src = compile_text(jax.export.export(jax.jit(f))(*args).mlir_module()).source
-    assert ("tt_dma_write_stream(" in src or "tt_dma_write_block_stream(" in src) and "tt_dma_stream_fence();" in src
+    assert re.search(r"tt_dma_write_op\(.*, 1\);", src) and "tt_dma_stream_fence();" in src
     check(f, *args, transcendental=name == "elu")
 
 
@@ -40,7 +42,8 @@ def test_small_outputs_use_plain_stores():
     x = np.ones((64, 64), np.float32)
     src = compile_text(jax.export.export(jax.jit(jax.nn.relu))(x).mlir_module()).source
     kernels = src[src.index("/* tt:part"):]  # past the prelude, which defines the function
-    assert "_stream(" not in kernels and "tt_dma_stream_fence" not in kernels
+    assert "tt_dma_write_op(" in kernels and not re.search(r"tt_dma_write_op\(.*, 1\);", kernels)
+    assert "tt_dma_stream_fence" not in kernels
 
 
 def _kernels(f, *args):

@@ -188,6 +188,9 @@ CASES = [
     ("bitcast_convert_shape",
      one("%arg0: tensor<4xf32>", "stablehlo.bitcast_convert %arg0 : (tensor<4xf32>) -> tensor<4xi16>",
          "tensor<4xi16>"), "stablehlo.bitcast_convert", "result shape must be [4, 2]"),
+    ("bitcast_convert_widths_not_dividing",  # f6 is 6 bits (element_types.num_bits), not its storage byte
+     one("%arg0: tensor<4xf6E2M3FN>", "stablehlo.bitcast_convert %arg0 : (tensor<4xf6E2M3FN>) -> tensor<4xi8>",
+         "tensor<4xi8>"), "stablehlo.bitcast_convert", "neither width divides the other"),
     ("reverse_repeated_dims",
      one(A2, "stablehlo.reverse %arg0, dims = [1, 1] : tensor<2x3xf32>", "tensor<2x3xf32>"),
      "stablehlo.reverse", "repeated dimensions"),
@@ -353,3 +356,15 @@ def test_boolean_products():
     with pytest.raises(tt_xla.errors.UnsupportedError, match="convolution of booleans"):
         compile_text(conv)
 
+
+
+def test_one_place_for_element_type_facts():
+    """The compiler's type families are the verifier's (hlo_parser/element_types.py) restricted
+    to what it computes: every float, signed and unsigned type it names is one to the verifier,
+    with the same width."""
+    from tt_xla.compiler import dtypes
+    from tt_xla.hlo_parser import element_types as et
+    assert dtypes.FLOATS == {t for t in dtypes.COMPUTED if et.is_float(t)} and "f32" in dtypes.FLOATS
+    assert dtypes.SIGNED == {"i8", "i16", "i32", "i64"} and dtypes.UNSIGNED == {"ui8", "ui16", "ui32", "ui64"}
+    assert all(dtypes.BITS[t] == et.num_bits(t) for t in dtypes.COMPUTED) and dtypes.BITS["i1"] == 1
+    assert [et.storage_bytes(t) for t in ("i1", "i4", "f6E3M2FN", "bf16", "tf32", "complex<f64>")] == [1, 1, 1, 2, 4, 16]

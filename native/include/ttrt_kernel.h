@@ -168,6 +168,20 @@ static inline void tt_dma_write(const tt_core *c, void *dram_dst, const void *sr
  * take about twice as long over a program's kernels, for no host speed. */
 #define TT__OUT_OF_LINE static __attribute__((noinline, unused))
 
+/* Whether work item `it` receives a panel by multicast: whether one of the `n` items `step` apart
+ * before it (it - step, ..., it - n * step) runs in the same wave, i.e. at the same place in its
+ * core's range, the runtime giving core k the items [k * items / ncores, (k + 1) * items / ncores).
+ * Out of line: the loops it replaces in every product kernel were a third of the C compiler's
+ * time over such a kernel (lower.py's _multicast says which items receive). */
+static inline int64_t tt__wave(int64_t x, int64_t items, int64_t ncores) {
+  return x - (((x + 1) * ncores + items - 1) / items - 1) * items / ncores;
+}
+TT__OUT_OF_LINE int tt_multicast_received(const tt_core *c, int64_t it, int64_t items, int64_t step, int64_t n) {
+  const int64_t nc = (int64_t)c->ncores, w = tt__wave(it, items, nc);
+  for (int64_t k = 1; k <= n; ++k)
+    if (tt__wave(it - k * step, items, nc) == w) return 1;
+  return 0;
+}
 /* A contiguous run, in 32-byte moves: glibc's memcpy takes `rep movsb` for runs of a few KiB,
  * which on the host measured (AMD EPYC, FSRM) made a row sum of f32[4096, 1024] take 1.2x as
  * long; fixed-size moves compile to plain vector loads and stores. */
@@ -270,29 +284,24 @@ static inline void tt_dma_write_strided(const tt_core *c, void *dram_dst, const 
                                         int64_t count, int64_t stride) {
   tt__dma(c, 1, (char *)dram_dst, 0, stride, (const char *)sram_src, 0, 1, esize, 1, count, 0);
 }
-/* Block DMA: `rows` runs as above, `dram_pitch` elements apart in DRAM and `sram_pitch` apart in
- * SRAM (a tile, or a block of rows): one transfer, as a NoC moves a 2-D block, instead of one
- * call per row. */
-static inline void tt_dma_read_block(const tt_core *c, void *sram_dst, int64_t sram_pitch, const void *dram_src,
-                                     int64_t dram_pitch, uint32_t esize, int64_t rows, int64_t count, int64_t stride) {
-  tt__dma(c, 0, (char *)sram_dst, sram_pitch, 1, (const char *)dram_src, dram_pitch, stride,
+/* The DMA generated kernels issue: `rows` runs as above, `dram_pitch` elements apart in DRAM and
+ * `sram_pitch` apart in SRAM (a tile, or a block of rows: one transfer, as a NoC moves a 2-D block,
+ * instead of one call per row), with the DRAM side named by the launch's operand number `op`
+ * (ops[op]) and an element `index` in it. `stream`: the write goes by streaming stores (above).
+ * A call site then holds constants and one index, where a pointer per operand would stay live
+ * across every call of the kernel: the C compiler's register allocation around those pointers
+ * was about half of what the DMA call sites cost it (render.py). */
+TT__OUT_OF_LINE void tt_dma_read_op(const tt_core *c, void *const *ops, int op, int64_t index, void *sram_dst,
+                                    int64_t sram_pitch, int64_t dram_pitch, uint32_t esize, int64_t rows,
+                                    int64_t count, int64_t stride) {
+  tt__dma(c, 0, (char *)sram_dst, sram_pitch, 1, (const char *)ops[op] + index * (int64_t)esize, dram_pitch, stride,
           esize, rows, count, 0);
 }
-static inline void tt_dma_write_block(const tt_core *c, void *dram_dst, int64_t dram_pitch, const void *sram_src,
-                                      int64_t sram_pitch, uint32_t esize, int64_t rows, int64_t count, int64_t stride) {
-  tt__dma(c, 1, (char *)dram_dst, dram_pitch, stride, (const char *)sram_src, sram_pitch, 1,
-          esize, rows, count, 0);
-}
-/* tt_dma_write_strided / tt_dma_write_block by streaming stores (see above). */
-static inline void tt_dma_write_stream(const tt_core *c, void *dram_dst, const void *sram_src, uint32_t esize,
-                                       int64_t count, int64_t stride) {
-  tt__dma(c, 1, (char *)dram_dst, 0, stride, (const char *)sram_src, 0, 1, esize, 1, count, 1);
-}
-static inline void tt_dma_write_block_stream(const tt_core *c, void *dram_dst, int64_t dram_pitch, const void *sram_src,
-                                             int64_t sram_pitch, uint32_t esize, int64_t rows, int64_t count,
-                                             int64_t stride) {
-  tt__dma(c, 1, (char *)dram_dst, dram_pitch, stride, (const char *)sram_src, sram_pitch, 1,
-          esize, rows, count, 1);
+TT__OUT_OF_LINE void tt_dma_write_op(const tt_core *c, void *const *ops, int op, int64_t index, const void *sram_src,
+                                     int64_t sram_pitch, int64_t dram_pitch, uint32_t esize, int64_t rows,
+                                     int64_t count, int64_t stride, int stream) {
+  tt__dma(c, 1, (char *)ops[op] + index * (int64_t)esize, dram_pitch, stride, (const char *)sram_src, sram_pitch, 1,
+          esize, rows, count, stream);
 }
 static inline void tt_dma_stream_fence(void) {
 #ifdef TT__FENCE

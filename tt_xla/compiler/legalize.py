@@ -438,14 +438,28 @@ def _fields(dn: object) -> dict:
     return dn.fields if hasattr(dn, "fields") else dn  # type: ignore[return-value]
 
 
+def _captured(region: ir.Region) -> list:
+    """Every operand of the ops in `region`, nested regions included."""
+    out = []
+    for block in region.blocks:
+        for bop in block.ops:
+            out += bop.operands
+            for r in bop.regions:
+                out += _captured(r)
+    return out
+
+
 def _region(op: ir.Operation, outer: Legalizer, which: int = 0) -> Graph:
     """An op's scalar region (a reduce's or scatter's body, a function of its block arguments)
     legalized into its own scalar Graph; the kernels emit it as straight-line code. It may use
     scalar constants of the enclosing function (jax hoists them out of the region)."""
     block = op.regions[which].blocks[0]
     body = Legalizer()
-    body.env = {k: v for k, v in outer.env.items()
-                if all(x.op == "const" and x.shape == () for x in complex_split.flat([v]))}
+    body.env = {}
+    for v in _captured(op.regions[which]):  # only what the body reads: the outer env is the whole program
+        got = outer.env.get(id(v))
+        if got is not None and all(x.op == "const" and x.shape == () for x in complex_split.flat([got])):
+            body.env[id(v)] = got
     params, values = [], []
     for i, a in enumerate(block.args):
         shape, dt = (a.type.shape, "f32") if complex_split.is_complex(a.type) else _tensor(a.type, op.name, op.loc)

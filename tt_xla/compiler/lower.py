@@ -758,27 +758,24 @@ def _multicast(items: int, mb: int, a: L.Operand, ls: list[int], b: L.Operand, r
         b_lo = f"(n0 / {TILE}) * {BFP8_TILE_BYTES}"
         b_end = f"({(-(-K // TILE) - 1) * packed_n} + (n0 + n + {TILE - 1}) / {TILE}) * {BFP8_TILE_BYTES}"
 
-    def wave(x: str) -> str:  # item x's place in its core's range (core_of inverts tt__split)
-        core_of = f"((({x}) + 1) * mn_ + {items - 1}) / {items} - 1"
-        return f"(({x}) - ({core_of}) * {items} / mn_)"
     # items take row blocks first (item t: block row t % mb, block column t / mb): an item
     # receives its A panel when an earlier item of its block row (t - k mb) runs in the same wave
     # (on an earlier core; the first of them reads DRAM), its B panel likewise from an earlier
     # item of its block column (t - k). Evenly split, that is t - mb when the wave length divides
-    # mb, and t - q (q items per core) in the column.
-    before = [L.Define("mn_", "int64_t", "(int64_t)core->ncores"), L.Define("mw_", "int64_t", wave("it")),
-              L.Var("mar_", "int", "0"), L.Range("mk_", "1", f"t / {mb} + 1"),
-              L.Assign("mar_", f"mar_ | ({wave(f'it - mk_ * {mb}')} == mw_)"), L.End(),
-              L.Var("mbr_", "int", "0")]
+    # mb, and t - q (q items per core) in the column. tt_multicast_received (ttrt_kernel.h)
+    # finds such an item: a device helper, so no product kernel carries those loops in its C.
+    before = [L.Define("mar_", "int", f"tt_multicast_received(core, it, {items}, {mb}, t / {mb})")]
     if per_batch and rs[0] == 0 and items > per_batch:
-        # the earlier cores' items of this wave (split(c) = c * items / ncores, as tt__split)
-        before += [L.Range("mk_", "0", f"((it + 1) * mn_ + {items - 1}) / {items} - 1"),
+        # a B shared by every batch: the earlier cores' items of this wave, whatever their batch
+        # (split(c) = c * items / ncores, as tt__split)
+        before += [L.Define("mn_", "int64_t", "(int64_t)core->ncores"), L.Define("mw_", "int64_t", f"tt__wave(it, {items}, mn_)"),
+                   L.Var("mbr_", "int", "0"),
+                   L.Range("mk_", "0", f"((it + 1) * mn_ + {items - 1}) / {items} - 1"),
                    L.Define("mi_", "int64_t", f"mk_ * {items} / mn_ + mw_"),
                    L.Assign("mbr_", f"mbr_ | (mi_ < (mk_ + 1) * {items} / mn_ && "
                                     f"(mi_ % {per_batch}) / {mb} == t / {mb})"), L.End()]
     else:
-        before += [L.Range("mk_", "1", f"t % {mb} + 1"),
-                   L.Assign("mbr_", f"mbr_ | ({wave('it - mk_')} == mw_)"), L.End()]
+        before.append(L.Define("mbr_", "int", f"tt_multicast_received(core, it, {items}, 1, t % {mb})"))
     a_rx, b_rx = "mar_", "mbr_"
     before += [L.Call("tt_multicast", ("core", "0", f"{a_rx} ? (const void *)(p{a.index} + ao) : NULL",
                                        f"{a_rx} ? (const void *)(p{a.index} + {a_end}) : NULL")),
@@ -966,8 +963,10 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
         body += mcast[0] + span + [L.CbReserve(cbc, "c_"), mm, L.CbPush(cbc)] + unspan + mcast[1] + \
             [L.CbWait(cbc, "cblk"), L.Range("i", "0", "m")]
     if engine and k.epilogue is None and od == "f32":
-        # nothing to apply: each row of the engine's f32 block leaves by DMA straight from its page
-        body += [L.DmaWrite(cbc, "cblk", "i * n", dop, f"co + i * {cs[1]}", "n", cs[2] or 1), L.End(), L.CbPop(cbc)]
+        # nothing to apply: the engine's f32 block leaves by one block DMA straight from its page
+        body.pop()  # (so no row loop)
+        body += [L.DmaWrite(cbc, "cblk", "0", dop, "co", "n", cs[2] or 1, rows="m", dram_pitch=str(cs[1]), sram_pitch="n"),
+                 L.CbPop(cbc)]
     elif engine:
         pages = {}
         rows_at = len(body) - 1  # the row loop's Range: inputs the same for every row load before it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -45,7 +46,14 @@ class KernelInfo:
     matrix_tiles: int
     sram_bytes: int = 0     # SRAM per core its buffers take
     dma_bytes: int = 0      # DRAM <-> SRAM bytes its DMA moves (the matrix engine's packing included)
-    ir: str = field(default="", repr=False)  # its loop IR as text: print(k.ir)
+    # its loop IR as text, made when asked (`ir`): formatting every kernel's IR up front was a
+    # tenth of the Python compile of a training step, for text few users print
+    format_ir: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ir(self) -> str:
+        """The kernel's loop IR as text: print(k.ir)."""
+        return self.format_ir() if self.format_ir is not None else ""
 
 
 @dataclass

@@ -8,14 +8,12 @@ from . import loopir as L
 
 
 def _dma_read(u: L.DmaRead) -> str:
-    if u.rows != "1":
-        return (f"tt_dma_read_block(core, {u.page} + {u.sram_index}, {u.sram_pitch}, p{u.operand.index} + ({u.index}), "
-                f"{u.dram_pitch}, {u.cb.esize}u, {u.rows}, {u.count}, {u.stride});")
-    return (f"tt_dma_read_strided(core, {u.page} + {u.sram_index}, p{u.operand.index} + ({u.index}), "
-            f"{u.cb.esize}u, {u.count}, {u.stride});")
+    # the DRAM side by operand number and index (ttrt_kernel.h's tt_dma_read_op says why)
+    return (f"tt_dma_read_op(core, ops, {u.operand.index}, {u.index}, {u.page} + {u.sram_index}, {u.sram_pitch}, "
+            f"{u.dram_pitch}, {u.cb.esize}u, {u.rows}, {u.count}, {u.stride});")
 
 
-# Outputs at least this big are written by streaming (non-temporal) stores, tt_dma_write_stream:
+# Outputs at least this big are written by streaming (non-temporal) stores (tt_dma_write_op's `stream`):
 # they are far larger than the host's L2 caches (1 MiB a core here), so the lines would be
 # evicted before anything reads them, and a plain store reads each line in first. Measured on
 # 4M f32 (one thread, under load): ReLU 0.63-0.77x and ELU 0.75-0.85x of their time with plain
@@ -28,12 +26,8 @@ def _streams(u: L.DmaWrite) -> bool:
 
 
 def _dma_write(u: L.DmaWrite) -> str:
-    if u.rows != "1":
-        return (f"tt_dma_write_block{'_stream' if _streams(u) else ''}(core, p{u.operand.index} + ({u.index}), {u.dram_pitch}, {u.page} + {u.sram_index}, "
-                f"{u.sram_pitch}, {u.cb.esize}u, {u.rows}, {u.count}, {u.stride});")
-    fn = "tt_dma_write_stream" if _streams(u) else "tt_dma_write_strided"
-    return (f"{fn}(core, p{u.operand.index} + ({u.index}), {u.page} + {u.sram_index}, "
-            f"{u.cb.esize}u, {u.count}, {u.stride});")
+    return (f"tt_dma_write_op(core, ops, {u.operand.index}, {u.index}, {u.page} + {u.sram_index}, {u.sram_pitch}, "
+            f"{u.dram_pitch}, {u.cb.esize}u, {u.rows}, {u.count}, {u.stride}, {int(_streams(u))});")
 
 
 class _Rings:
@@ -136,9 +130,7 @@ def render(k: L.LoopKernel) -> str:
              "  tt_core local_ = *core_;",
              "  local_.counters = counts_;",
              "  const tt_core *core = &local_;"]
-    for o in k.operands:
-        const = "" if o.writes else "const "
-        lines.append(f"  {const}{o.ctype} *restrict p{o.index} = ({const}{o.ctype} *)ops[{o.index}];")
+    decl = len(lines)  # operand pointers go here, for those the body names (DMA names them by number)
     if k.cbs:
         lines.append("  char *const sram_ = (char *)core->sram;")
     rings = _Rings(k)
@@ -155,6 +147,13 @@ def render(k: L.LoopKernel) -> str:
             lines.append("  " * depth + text)
         if isinstance(u, L.Range):
             depth += 1
+    text = "\n".join(lines[decl:])
+    pointers = []
+    for o in k.operands:  # (a false match, p1 in p12, only declares a pointer gcc drops)
+        if f"p{o.index}" in text:
+            const = "" if o.writes else "const "
+            pointers.append(f"  {const}{o.ctype} *restrict p{o.index} = ({const}{o.ctype} *)ops[{o.index}];")
+    lines[decl:decl] = pointers
     lines.append("  }")
     if any(isinstance(u, L.DmaWrite) and _streams(u) for u in k.body):
         lines.append("  tt_dma_stream_fence();")  # streamed stores are weakly ordered

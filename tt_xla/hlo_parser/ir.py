@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from . import element_types
+
 
 # ----------------------------------------------------------------------------- types
 @dataclass(frozen=True)
@@ -282,7 +284,7 @@ _NUMPY = {
     "complex<f32>": "complex64", "complex<f64>": "complex128",
 }
 # Bit widths of the element types whose storage is narrower than their numpy itemsize says.
-SUB_BYTE_BITS = {"i2": 2, "ui2": 2, "i4": 4, "ui4": 4, "f4E2M1FN": 4, "f6E2M3FN": 6, "f6E3M2FN": 6}
+SUB_BYTE_BITS = element_types.SUB_BYTE_BITS
 
 
 @functools.lru_cache(maxsize=None)

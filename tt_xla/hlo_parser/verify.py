@@ -14,22 +14,19 @@ A failure raises VerificationError naming the op, the rule and the user's source
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from ..errors import VerificationError
 from . import ir
+from .element_types import is_bool, is_complex, is_float, is_int, is_unsigned, num_bits, storage_bytes
 
 # The default device's DRAM (native/src/device.c): no single tensor can be bigger than this.
 # The parser and compiler do not load the runtime, so the figure is repeated here.
 DRAM_BYTES = 12 << 30
 
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
-_INT = re.compile(r"(?:ui|si|i)(\d+)")
-_FLOAT = re.compile(r"f16|bf16|f32|f64|tf32|f8E\w+|f6E\w+|f4E\w+")
-_COMPLEX = {"complex<f32>": 8, "complex<f64>": 16}
 _DIRECTIONS = {"EQ", "NE", "GE", "GT", "LE", "LT"}
 _COMPARE_TYPES = {"FLOAT", "TOTALORDER", "SIGNED", "UNSIGNED", "NOTYPE"}
 _RNG_ALGORITHMS = {"DEFAULT": None, "THREE_FRY": (2,), "PHILOX": (2, 3)}
@@ -55,38 +52,6 @@ _RETURNS = ("stablehlo.return", "mhlo.return")
 def verify(module: ir.Module) -> None:
     """Raise VerificationError if `module` breaks a StableHLO rule; return None if it is valid."""
     _Verifier(module).run()
-
-
-# ----------------------------------------------------------------------------- element types
-def _is_int(e: str) -> bool:
-    return _INT.fullmatch(e) is not None and e != "i1"
-
-
-def _is_bool(e: str) -> bool:
-    return e == "i1"
-
-
-def _is_float(e: str) -> bool:
-    return _FLOAT.fullmatch(e) is not None
-
-
-def _is_complex(e: str) -> bool:
-    return e in _COMPLEX
-
-
-# widths of the element types narrower than a byte (which _element_bytes rounds up to one)
-_SUB_BYTE_BITS = {"i2": 2, "ui2": 2, "i4": 4, "ui4": 4, "f4E2M1FN": 4}
-
-
-def _element_bytes(e: str) -> int:
-    m = _INT.fullmatch(e)
-    if m:
-        return max(1, int(m.group(1)) // 8)
-    if e in _COMPLEX:
-        return _COMPLEX[e]
-    if e.startswith(("f8E", "f6E", "f4E")):  # not "f64"
-        return 1
-    return {"f16": 2, "bf16": 2, "f32": 4, "tf32": 4, "f64": 8}.get(e, 8)
 
 
 def _same_shape(a: Sequence[int | None], b: Sequence[int | None]) -> bool:
@@ -215,7 +180,7 @@ class _Verifier:
             return  # tokens, scalars of builtin types: the compiler refuses what it cannot run
         if any(d is not None and (not isinstance(d, int) or d < 0) for d in t.shape):
             raise self.fail(f"{what} has a negative dimension: {t}")
-        n = math.prod(d for d in t.shape if d is not None) * _element_bytes(t.element)
+        n = math.prod(d for d in t.shape if d is not None) * storage_bytes(t.element)
         if n > DRAM_BYTES:
             raise self.fail(f"{what} {t} needs {n:,} bytes, more than the device's "
                             f"{DRAM_BYTES:,}-byte DRAM")
@@ -410,13 +375,13 @@ class _Verifier:
             if t != x:
                 raise self.fail(f"operands must have the same type, got {x} and {t} (operand #{i})")
         e = x.element
-        if name in _NOT_BOOL and _is_bool(e):
+        if name in _NOT_BOOL and is_bool(e):
             raise self.fail(f"operands may not be boolean (i1): {x}")
-        if name in _BITWISE and not (_is_int(e) or _is_bool(e)):
+        if name in _BITWISE and not (is_int(e) or is_bool(e)):
             raise self.fail(f"operands must be integers or booleans: {x}")
         if name == "is_finite":
             return self.expect_type(out, x.shape, "i1")
-        if name in ("real", "imag") or (name == "abs" and _is_complex(e)):
+        if name in ("real", "imag") or (name == "abs" and is_complex(e)):
             want = {"complex<f32>": "f32", "complex<f64>": "f64"}.get(e, e)
             return self.expect_type(out, x.shape, want)
         if name == "complex":
@@ -441,9 +406,9 @@ class _Verifier:
             if kind not in _COMPARE_TYPES:
                 raise self.fail(f"compare_type must be one of {sorted(_COMPARE_TYPES)}")
             e = a.element
-            fits = {"FLOAT": _is_float(e) or _is_complex(e), "TOTALORDER": _is_float(e),
-                    "SIGNED": _is_int(e) and not e.startswith("ui"),
-                    "UNSIGNED": e.startswith("ui") or _is_bool(e), "NOTYPE": True}[kind]
+            fits = {"FLOAT": is_float(e) or is_complex(e), "TOTALORDER": is_float(e),
+                    "SIGNED": is_int(e) and not is_unsigned(e),
+                    "UNSIGNED": is_unsigned(e) or is_bool(e), "NOTYPE": True}[kind]
             if not fits:
                 raise self.fail(f"compare_type {kind} does not fit element type {e}")
 
@@ -477,9 +442,10 @@ class _Verifier:
     def _bitcast_convert(self) -> None:
         (x,) = self.ins(1, 1)
         (out,) = self.outs(1)
-        wi, wo = (_SUB_BYTE_BITS.get(e, _element_bytes(e) * 8) for e in (x.element, out.element))
-        if "i1" in (x.element, out.element) and x.element != out.element:
-            wi, wo = (1 if x.element == "i1" else wi), (1 if out.element == "i1" else wo)
+        wi, wo = num_bits(x.element), num_bits(out.element)
+        if max(wi, wo) % min(wi, wo):
+            raise self.fail(f"cannot bitcast {x.element} ({wi} bits) to {out.element} ({wo} bits): "
+                            "neither width divides the other")
         if wi == wo:
             want = x.shape
         elif wi > wo:
@@ -668,7 +634,7 @@ class _Verifier:
         if not _same_shape(out.shape, want):
             raise self.fail(f"result shape must be {_fmt(want)} for {a} x {b}, got {_fmt(out.shape)}")
         # booleans may go into any result type, integers into floats (jax's preferred_element_type)
-        if not _is_bool(a.element) and (_is_bool(out.element) or _is_float(a.element) and not _is_float(out.element)):
+        if not is_bool(a.element) and (is_bool(out.element) or is_float(a.element) and not is_float(out.element)):
             raise self.fail(f"result element type {out.element} does not fit operands of {a.element}")
 
     def _dot(self) -> None:
@@ -778,7 +744,7 @@ class _Verifier:
     def _gather(self) -> None:
         x, idx = self.ins(2, 2)
         (out,) = self.outs(1)
-        if not _is_int(idx.element):
+        if not is_int(idx.element):
             raise self.fail(f"start_indices must be integers, got {idx}")
         dn = self.attr("dimension_numbers", required=True)
         if not isinstance(dn, ir.StructAttr):
@@ -817,7 +783,7 @@ class _Verifier:
         n = (len(ins) - 1) // 2
         inputs, idx, updates = ins[:n], ins[n], ins[n + 1:]
         outs = self.outs(n)
-        if not _is_int(idx.element):
+        if not is_int(idx.element):
             raise self.fail(f"scatter_indices must be integers, got {idx}")
         for i in range(n):
             if not _same_shape(inputs[i].shape, inputs[0].shape) or \
@@ -955,7 +921,7 @@ class _Verifier:
         if len(starts) != rank:
             raise self.fail(f"takes {rank} start indices (one per dimension), got {len(starts)}")
         for t in starts:
-            if t.shape != () or not _is_int(t.element) or t != starts[0]:
+            if t.shape != () or not is_int(t.element) or t != starts[0]:
                 raise self.fail(f"start indices must be integer scalars of one type, got {t}")
 
     def _dynamic_slice(self) -> None:
@@ -991,10 +957,10 @@ class _Verifier:
         if outs[0] != state:
             raise self.fail(f"output_state type {outs[0]} must equal initial_state type {state}")
         sizes = _RNG_ALGORITHMS[alg]
-        if len(state.shape) != 1 or not _is_int(state.element) or (
+        if len(state.shape) != 1 or not is_int(state.element) or (
                 sizes is not None and state.shape[0] not in sizes):
             raise self.fail(f"initial_state {state} does not fit rng_algorithm {alg}")
-        if not (_is_int(outs[1].element) or _is_float(outs[1].element)):
+        if not (is_int(outs[1].element) or is_float(outs[1].element)):
             raise self.fail(f"output must be integers or floats, got {outs[1]}")
 
     def _get_tuple_element(self) -> None:
