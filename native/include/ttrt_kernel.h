@@ -276,6 +276,15 @@ TT__OUT_OF_LINE void tt__dma(const tt_core *c, int write, char *restrict d, int6
   }
   tt_dma_count(c, write ? (const void *)d : (const void *)s, (uint64_t)(rows * bytes));
 }
+/* The counting of a DMA read whose bytes the kernel moves itself (render.py: the host copies each
+ * element into the page in the loop that first reads it, or, for a block every work item reads
+ * alike, on the core's first item only). It counts exactly what tt_dma_read_block(c, ..., dram_src,
+ * ..., esize, rows, count, stride) counts, so the device model sees the same transfer. */
+static inline void tt_dma_read_counted(const tt_core *c, const void *dram_src, uint32_t esize, int64_t rows,
+                                       int64_t count, int64_t stride) {
+  if (count <= 0 || rows <= 0) return;
+  tt_dma_count(c, dram_src, (uint64_t)(rows * (stride == 0 ? 1 : count) * (int64_t)esize));
+}
 static inline void tt_dma_read_strided(const tt_core *c, void *sram_dst, const void *dram_src, uint32_t esize,
                                        int64_t count, int64_t stride) {
   tt__dma(c, 0, (char *)sram_dst, 0, 1, (const char *)dram_src, 0, stride, esize, 1, count, 0);

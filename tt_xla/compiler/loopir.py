@@ -106,6 +106,14 @@ class _Dma:
     rows: str = "1"
     dram_pitch: str = "0"
     sram_pitch: str = "0"
+    # How the host performs a read (the device model counts the same transfer either way; see
+    # render.py): "" copies the run here; FIRST_USE copies each element into the page in the
+    # Load that reads it (one pass over the data on the host, the page still filled); ONCE
+    # copies on a core's first work item only (a block every item reads alike: the page keeps it).
+    host: str = ""
+
+
+FIRST_USE, ONCE = "first_use", "once"
 
 
 class DmaRead(_Dma):
@@ -290,7 +298,8 @@ def _fmt(u: UOp) -> str:
     if isinstance(u, (DmaRead, DmaWrite)):
         block = f" x{u.rows} rows (dram pitch {u.dram_pitch}, sram pitch {u.sram_pitch})" if u.rows != "1" else ""
         if isinstance(u, DmaRead):
-            return f"dma_read {u.cb.name}:{u.page}[{u.sram_index}] <- p{u.operand.index}[{u.index}] x{u.count} stride {u.stride}{block}"
+            host = f" (host copies {u.host.replace('_', ' ')})" if u.host else ""
+            return f"dma_read {u.cb.name}:{u.page}[{u.sram_index}] <- p{u.operand.index}[{u.index}] x{u.count} stride {u.stride}{block}{host}"
         return f"dma_write p{u.operand.index}[{u.index}] <- {u.cb.name}:{u.page}[{u.sram_index}] x{u.count} stride {u.stride}{block}"
     if isinstance(u, DmaPrefetch):
         block = f" x{u.rows} rows (pitch {u.pitch})" if u.rows != "1" else ""

@@ -43,7 +43,11 @@ TILE = 32          # the device's tile edge
 # 2048].T (one process, under load; 128 was no better). TILE when there would be fewer blocks
 # than cores, or SRAM is short.
 TILE_BLOCK = 64
-LANES = 64         # accumulators per reduction: 4 independent 512-bit vectors of f32
+# Accumulators per reduction: one 512-bit vector of f32. With 64 (four vectors) the C compiler
+# kept the lanes in memory, a load and a store per vector per step (its unroller leaves a
+# vector loop of 2-4 trips alone), which made a row sum of f32[4096, 1024] take 1.5x as long
+# (one thread, under load).
+LANES = 16
 MIN_BLOCK = 32     # elements: the smallest block a loop kernel is re-blocked to before it is refused
 MM_BLOCK_M, MM_BLOCK_N = 256, 512  # C block per work item: B is packed once per block row
 MM_MIN_ITEMS = 64                  # ...but at least one per core (default: the n150's 64) when the product allows
@@ -293,10 +297,11 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
                                       str(vecs[j][-1])))
     once = [j for j in row_leaves if rowconst[j]]
     per_row = [j for j in row_leaves if not rowconst[j]]
-    for j in once:
+    for j in once:  # the same block for every item of a rows kernel (c0 = 0): the host copies it once per core
         op = op_of[leaves[j][1].src.id]
         cnt = "1" if inner_st[j] == 0 else "nc"
-        body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{offs[j]} + c0 * {inner_st[j]}", cnt, inner_st[j]))
+        body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{offs[j]} + c0 * {inner_st[j]}", cnt, inner_st[j],
+                              host=L.ONCE if mode == "rows" else ""))
     # the block's rows are one block transfer per input when they are one affine walk: one outer
     # dim, a chunk of one row, or a tile (whose rows never cross its outer index), else one
     # transfer per row
@@ -308,8 +313,12 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             wj = 1 if inner_st[j] == 0 else w
             cnt = "1" if inner_st[j] == 0 else "nc"
             pitch = str(vecs[j][-2]) if outer_shape else "0"
+            # a block of whole rows, packed in the page as in DRAM, read once by the compute loop
+            # below: the host copies each element there
+            first = mode == "rows" and inner_st[j] != 0 and int(pitch) == wj * inner_st[j]
             body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}",
-                                  cnt, inner_st[j], *(("r1 - r0", pitch, str(wj)) if mode != "chunk" else ())))
+                                  cnt, inner_st[j], *(("r1 - r0", pitch, str(wj)) if mode != "chunk" else ()),
+                                  host=L.FIRST_USE if first else ""))
     elif per_row:
         body.append(L.Range("r", "r0", "r1"))
         idx = _decode("r", outer_shape, "", body)
@@ -533,10 +542,10 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
                 page_of[id(leaf_of[n.id])] = f"x{j}"
         return index_of, leaf_of, page_of
 
-    def dma_in(j: int, base: str, count: str, stride: int) -> None:
+    def dma_in(j: int, base: str, count: str, stride: int, host: str = "") -> None:
         body.append(L.CbReserve(cb_of[j], f"w{j}"))
         body.append(L.DmaRead(cb_of[j], f"w{j}", "0", op_of[leaves[j][1].src.id], base,
-                              "1" if stride == 0 else count, stride))
+                              "1" if stride == 0 else count, stride, host=host if stride else ""))
         body.append(L.CbPush(cb_of[j]))
         body.append(L.CbWait(cb_of[j], f"x{j}"))
 
@@ -620,9 +629,9 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
         else:
             body.append(L.Range("pc", "0", str(last), step=piece))
             body.append(L.Define("np_", "int64_t", f"K_MIN((int64_t){piece}, {last} - pc)"))
-        for j in stored:
+        for j in stored:  # each element is read once, by the loop over the run: the host copies it there
             base = f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc * {avecs[j][-1]}"
-            dma_in(j, base, "np_", avecs[j][-1])
+            dma_in(j, base, "np_", avecs[j][-1], L.FIRST_USE)
         # ask the host to fetch the DRAM of the next row while this piece is reduced, when that
         # row is not the one right after it (a host core runs its DMA and its math one after the
         # other; this lets the next DMA's reads overlap this math). Only for operands beyond the

@@ -8,9 +8,72 @@ from . import loopir as L
 
 
 def _dma_read(u: L.DmaRead) -> str:
+    if u.host == L.ONCE or (u.host == L.FIRST_USE and _linear(u)):
+        return _host_read(u)
     # the DRAM side by operand number and index (ttrt_kernel.h's tt_dma_read_op says why)
     return (f"tt_dma_read_op(core, ops, {u.operand.index}, {u.index}, {u.page} + {u.sram_index}, {u.sram_pitch}, "
             f"{u.dram_pitch}, {u.cb.esize}u, {u.rows}, {u.count}, {u.stride});")
+
+
+def _counted(u: L.DmaRead, src: str) -> str:
+    return (f"tt_dma_read_counted(core, {src}, {u.cb.esize}u, {u.rows}, {u.count}, {u.stride});")
+
+
+def _host_read(u: L.DmaRead) -> str:
+    """A read the host performs elsewhere, counted here (the device model sees the same
+    transfer). FIRST_USE: the run's DRAM address, for the Loads that copy each element into
+    the page as they read it (a separate copy made reductions and row kernels wait for memory
+    with nothing to compute meanwhile: softmax took 1.37x the time of kernels computing
+    straight from DRAM). ONCE: the copy on the core's first work item only; the page keeps it."""
+    src = f"p{u.operand.index} + ({u.index})"
+    if u.host == L.ONCE:
+        copy = _dma_read(L.DmaRead(u.cb, u.page, u.sram_index, u.operand, u.index, u.count, u.stride,
+                                   u.rows, u.dram_pitch, u.sram_pitch))
+        return f"if (it == begin) {copy} else {_counted(u, src)}"
+    return f"const {u.cb.ctype} *restrict {_src(u.page)} = {src}; " + _counted(u, _src(u.page))
+
+
+def _src(page: str) -> str:
+    return f"dram_{page}"
+
+
+def _linear(u: L.DmaRead) -> bool:
+    """Page element i of the read is DRAM element index + i * stride: one run, or rows packed
+    alike in the page and in DRAM (what a FIRST_USE read's Loads rely on)."""
+    return (u.sram_index == "0" and u.stride != 0 and u.cb.ctype == u.operand.ctype
+            and (u.rows == "1" or u.dram_pitch.isdigit() and u.sram_pitch.isdigit()
+                 and int(u.dram_pitch) == int(u.sram_pitch) * u.stride))
+
+
+class _FirstUse:
+    """Follows FIRST_USE reads from their DmaRead through the consumer's page: every Load of
+    that page first copies its element from DRAM (as the DMA would have put it there). The page
+    must be read by Loads only while it is held: anything else is a compiler bug."""
+
+    def __init__(self) -> None:
+        self.by_cb: dict[str, L.DmaRead] = {}   # read, not yet waited for
+        self.pages: dict[str, L.DmaRead] = {}   # consumer page -> its read
+
+    def step(self, u) -> str:
+        if isinstance(u, L.DmaRead) and u.host == L.FIRST_USE and _linear(u):  # (else an ordinary copy)
+            if u.cb.name in self.by_cb:
+                raise AssertionError(f"first-use read {L._fmt(u)}: its page's last read was not waited for")
+            self.by_cb[u.cb.name] = u
+        elif isinstance(u, L.CbWait) and u.cb.name in self.by_cb:
+            self.pages[u.page] = self.by_cb.pop(u.cb.name)
+        elif isinstance(u, L.CbPop):
+            for page in [p for p, r in self.pages.items() if r.cb.name == u.cb.name]:
+                del self.pages[page]
+        elif isinstance(u, L.Load) and u.page in self.pages:
+            r = self.pages[u.page]
+            at = f"({u.index}) * {r.stride}" if r.stride != 1 else u.index
+            return f"{u.page}[{u.index}] = {_src(r.page)}[{at}]; "
+        elif self.pages and isinstance(u, (L.Store, L.DmaWrite, L.MatMul, L.Call)):
+            text = " ".join(v if isinstance(v, str) else " ".join(map(str, v)) for v in vars(u).values()
+                            if isinstance(v, (str, tuple)))
+            if any(L._mentions(text, p) for p in self.pages):
+                raise AssertionError(f"first-use page used by {L._fmt(u)}")
+        return ""
 
 
 # Outputs at least this big are written by streaming (non-temporal) stores (tt_dma_write_op's `stream`):
@@ -134,6 +197,9 @@ def render(k: L.LoopKernel) -> str:
     if k.cbs:
         lines.append("  char *const sram_ = (char *)core->sram;")
     rings = _Rings(k)
+    if any(isinstance(u, L.DmaRead) and u.host == L.ONCE and u.cb.name in rings.dynamic for u in k.body):
+        raise AssertionError(f"{k.name}: a read done once per core into a page that moves")
+    first = _FirstUse()
     lines.append("  for (int64_t it = begin; it < end; ++it) {")
     lines += ["    " + d for d in rings.declare()]
     depth = 2
@@ -141,8 +207,9 @@ def render(k: L.LoopKernel) -> str:
         if isinstance(u, L.End):
             depth -= 1
         text = rings.step(u)  # (it follows the ranges too)
+        fill = first.step(u)
         if not isinstance(u, _CB_OPS):
-            text = RULES[type(u)](u)
+            text = fill + RULES[type(u)](u)
         if text:
             lines.append("  " * depth + text)
         if isinstance(u, L.Range):
