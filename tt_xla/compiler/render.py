@@ -2,6 +2,7 @@
 kernel primitives (ttrt_kernel.h), nothing about ML ops: those arrive as Alu expressions."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from . import loopir as L
@@ -27,8 +28,7 @@ def _host_read(u: L.DmaRead) -> str:
     straight from DRAM). ONCE: the copy on the core's first work item only; the page keeps it."""
     src = f"p{u.operand.index} + ({u.index})"
     if u.host == L.ONCE:
-        copy = _dma_read(L.DmaRead(u.cb, u.page, u.sram_index, u.operand, u.index, u.count, u.stride,
-                                   u.rows, u.dram_pitch, u.sram_pitch))
+        copy = _dma_read(replace(u, host=""))  # the same read as an ordinary copy
         return f"if (it == begin) {copy} else {_counted(u, src)}"
     return f"const {u.cb.ctype} *restrict {_src(u.page)} = {src}; " + _counted(u, _src(u.page))
 
