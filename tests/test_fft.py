@@ -88,6 +88,41 @@ def test_multi_axis_in_place(f, shape, make):
     check(f, make(shape))
 
 
+@pytest.mark.parametrize("f,shape", [
+    (jnp.fft.rfft2, (5, 66)),                     # 6 x 11: an odd n2 (k2 <= 5 keeps k1 <= 3 of the last)
+    (jnp.fft.rfft2, (3, 106)),                    # 2 x 53: one block, no reversed half
+    (jnp.fft.rfftn, (4, 6, 96)),                  # 8 x 12 after two other axes
+    (lambda v: jnp.fft.rfft2(v, norm="ortho"), (2, 40, 128)),
+], ids=["odd_n2", "n1_2", "rfftn_three", "batched_ortho"])
+def test_rfft_real_symmetry(f, shape):
+    """The real axis split n1 x n2 (fft._leading_rdft): y_k1 only for k1 <= n1 / 2, both k1 = b
+    and n1 - b made from block b, k1 put in order by one concatenate."""
+    check(f, real(shape))
+
+
+def test_rfft_real_symmetry_half_the_first_product():
+    """rfft2's first product makes n1 real rows (y_0, y_(n1/2) and Re/Im y_b, 0 < b < n1/2), one
+    row of matrix tiles where the complex y_k1 for every k1 took two."""
+    x = real((64, 1024))
+    check(jnp.fft.rfft2, x)
+    dots = [k for k in tt_xla.jit(jnp.fft.rfft2).kernels(x) if k.kind == "matmul"]
+    assert dots[0].matrix_tiles == 1 * 1 * (32 * 64 // 32)  # 32 rows, K 32, 32 x 64 columns
+
+
+def test_rfft_real_symmetry_f64_and_non_finite():
+    check(jnp.fft.rfft2, real((64, 66), np.float64))
+    x = real((3, 32, 1024))
+    x[1, 7, 100] = np.nan
+    x[2, 3, 5] = np.inf
+    with jax.enable_x64(False):
+        want = np.asarray(jax.jit(jnp.fft.rfft2)(x))
+        got = np.asarray(tt_xla.jit(jnp.fft.rfft2)(x))
+    np.testing.assert_allclose(got[0], want[0], rtol=0, atol=2e-6 * np.abs(want[0]).max())
+    bad = lambda v: ~np.isfinite(v.real) | ~np.isfinite(v.imag)  # noqa: E731
+    for i in (1, 2):  # a non-finite input reaches its own transform's outputs, as in XLA
+        assert bad(got[i])[bad(want[i])].all() and bad(got[i]).any()
+
+
 def test_multi_axis_in_place_f64():
     check(jnp.fft.fft2, cplx((96, 80), np.complex128))
     check(jnp.fft.rfft2, real((100, 70), np.float64))

@@ -116,8 +116,11 @@ def _transform(e: "_Emit", x: "V", kind: str, lengths: tuple[int, ...]) -> "V":
     if kind == "RFFT" and r > 1 and _leading(lengths[-1]):
         # the real (last) axis first, so the others transform half as much; as a leading axis
         # (one transpose of the real input, then products with no transposes between them)
-        s = _leading_dft(e, _State(x, list(range(rank))), rank - 1, lengths[-1], False, 1.0,
-                         keep=lengths[-1] // 2 + 1)
+        s, n = _State(x, list(range(rank))), lengths[-1]
+        if _real_split(n):
+            s = _leading_rdft(e, s, rank - 1, n)
+        else:
+            s = _leading_dft(e, s, rank - 1, n, False, 1.0, keep=n // 2 + 1)
         axes = axes[:-1]
     elif kind == "RFFT":
         x = _dft(e, x, lengths[-1], False, 1.0, keep=lengths[-1] // 2 + 1)
@@ -244,6 +247,59 @@ def _leading_dft(e: "_Emit", s: _State, a: int, n: int, inverse: bool, scale: fl
     g = _dft_matrix(n2, inverse, 1.0)[None, :keep2, :] * _twiddles(n1, n2, inverse)[:, None, :]  # [k1, k2, j2]
     z = e.left_product(_left_matrix(g, False, True), y, 2, batch=True)  # (k1, part, k2, ...)
     return _State(z, [(a, 1), "p", (a, 2)] + rest, {**s.keep, **({a: keep} if keep < keep2 * n1 else {})})
+
+
+def _real_split(n: int) -> bool:
+    """Whether the real axis n goes by `_leading_rdft`: two products, the first one even."""
+    n1 = None if _leaf(n) else _split(n)
+    return n1 is not None and n1 % 2 == 0 and _leaf(n1) and _leaf(n // n1)
+
+
+def _leading_rdft(e: "_Emit", s: _State, a: int, n: int) -> _State:
+    """The first n // 2 + 1 outputs of the DFT of real data over operand axis a (n = n1 x n2, n1
+    even), in place as `_leading_dft` does it, with the real input's symmetry: the first product
+    (over j1) makes only y_k1 for k1 <= n1 / 2 (y_(n1 - k1) = conj(y_k1)) as n1 / 2 blocks b of
+    two rows, (Re y_b, Im y_b) and, in block 0, the real y_0 and y_(n1/2): n1 rows where the
+    complex y took 2 n1 (one matrix tile of rows for n1 = 32, not two), half the bytes. The
+    second (over j2, batched over the blocks) makes from block b both k1 = b and k1 = n1 - b
+    (block 0: 0 and n1 / 2), conj folded into its matrix as the twiddles W_n^(k1 j2) are, for
+    k2 <= n2 // 2: the outputs k = k1 + n1 k2 <= n / 2 and a few past it, as (t, part, k2)
+    rows, t = 0 for k1 = b. One concatenate puts k1 in order (the t = 1 half reversed: k1 =
+    n1 - b runs down as b runs up), copying runs of the other dims, and the next axis's transpose
+    reads its aligned part. The outputs past n // 2 are finite and cut when the result is
+    assembled."""
+    n1 = _split(n)
+    n2, h = n // n1, n1 // 2
+    k2n = n2 // 2 + 1
+    rest = [t for t in s.labels if t != a]
+    x = s._arranged(e, [a] + rest)
+    others = x.shape[1:]
+    w1 = _dft_matrix(n1, False, 1.0)  # [k1, j1]
+    m1 = np.stack([w1[:h].real, w1[:h].imag], 1)  # [b, s, j1]
+    m1[0, 1] = w1[h].real  # y_(n1/2) = sum_j1 (-1)^j1 x_j1 where Im y_0 (= 0) would be
+    y = e.left_product(m1.reshape(n1, n1), e.reshape(x, (n1, n2) + others), 1)  # [(b, s), j2, ...]
+    y = e.reshape(y, (h, 2, n2) + others)
+    b = np.arange(h)
+    k1 = np.stack([b, n1 - b], 1)
+    k1[0, 1] = h
+    k = k1[:, :, None] + n1 * np.arange(k2n)  # [b, t, k2]
+    c = _turns(-(k[..., None] * np.arange(n2)).astype(np.int64), n)  # W_n^(k j2): [b, t, k2, j2]
+    coef = np.array([[[1, 1j], [1, -1j]]] * h)  # y_k1 from block b's rows: t = 0 y_b, t = 1 conj
+    coef[0] = [[1, 0], [0, 1]]
+    g = c[:, :, :, None, :] * coef[:, :, None, :, None]  # [b, t, k2, s, j2]
+    g = np.stack([g.real, g.imag], 2)  # [b, t, q, k2, s, j2]
+    z = e.left_product(g, y, 2, batch=True)  # [b, t, q, k2, ...]
+    nr = len(others)
+
+    def part(t: int, lo: int, hi: int) -> V:  # z[lo:hi, t] as [q, k2, b, ...]
+        v = e.reshape(e.slice(e.slice(z, 1, t, t + 1), 0, lo, hi), (hi - lo, 2, k2n) + others)
+        return e.transpose(v, [1, 2, 0] + list(range(3, 3 + nr)))
+
+    parts = [part(0, 0, h), part(1, 0, 1)] + ([e.reverse(part(1, 1, h), 2)] if h > 1 else [])
+    v = e.reshape(e.join(parts, 2), (2, k2n * n1) + others)
+    keep, align = n // 2 + 1, 64 // {"f32": 4, "f64": 8}[v.el]
+    wide = min(k2n * n1, -(-keep // align) * align)  # whole 64-byte rows for the transpose
+    return _State(e.slice(v, 1, 0, wide), ["p", a] + rest, {**s.keep, **({a: keep} if keep < wide else {})})
 
 
 def _left_matrix(w: np.ndarray, pair_second: bool, complex_in: bool) -> np.ndarray:
@@ -523,6 +579,15 @@ class _Emit:
 
     def reverse(self, x: V, axis: int) -> V:
         return self.op(f"stablehlo.reverse {x.name}, dims = [{axis}] : {x.type}", x.shape, x.el, x.stacked)
+
+    def join(self, vs: list[V], axis: int) -> V:
+        """One concatenate of several values along `axis` (a chain of two-operand ones would
+        store the first pieces twice)."""
+        if len(vs) == 1:
+            return vs[0]
+        shape = vs[0].shape[:axis] + (sum(v.shape[axis] for v in vs),) + vs[0].shape[axis + 1:]
+        return self._typed(f"stablehlo.concatenate {', '.join(v.name for v in vs)}, dim = {axis}", vs, shape,
+                           vs[0].el, False)
 
     def concat(self, a: V, b: V, axis: int, stacked: bool | None = None) -> V:
         shape = a.shape[:axis] + (a.shape[axis] + b.shape[axis],) + a.shape[axis + 1:]
