@@ -148,6 +148,29 @@ def test_large_power_of_two():
     check(jnp.fft.fft, cplx((1 << 16,)), tol=4e-6)
 
 
+@pytest.mark.parametrize("f,shape,dtype", [
+    (jnp.fft.fft, (3, 4096), np.complex64),       # 64 x 64, each two products of 8
+    (jnp.fft.ifft, (2, 5000), np.complex64),      # 50 x 100: one product, then 10 x 10
+    (jnp.fft.fft2, (3, 4096), np.complex64),      # a leading axis of 3, then the long one
+    (jnp.fft.ifft, (1 << 14,), np.complex128),
+], ids=["4096", "5000_inverse", "fft2_long_axis", "c128"])
+def test_outer_four_step(f, shape, dtype):
+    """Lengths past two products (fft._outer_dft): the DFT over jA in place, the twiddles in the
+    pass that moves jB to lead, the DFT over jB in place."""
+    check(f, cplx(shape, dtype), tol=4e-6 if dtype == np.complex64 else None)
+
+
+def test_outer_four_step_non_finite_stays_in_its_row():
+    x = cplx((3, 4096))
+    x[1, 1234] = np.nan
+    with jax.enable_x64(False):
+        want = np.asarray(jax.jit(jnp.fft.fft)(x))
+        got = np.asarray(tt_xla.jit(jnp.fft.fft)(x))
+    np.testing.assert_allclose(got[[0, 2]], want[[0, 2]], rtol=0, atol=4e-6 * np.abs(want[[0, 2]]).max())
+    bad = lambda v: ~np.isfinite(v.real) | ~np.isfinite(v.imag)  # noqa: E731
+    assert bad(want[1]).all() and bad(got[1]).all()  # every output of its own transform
+
+
 def test_empty_and_size_one():
     check(jnp.fft.fft, cplx((0, 8)))
     check(jnp.fft.fft, cplx((3, 0)))

@@ -132,6 +132,8 @@ def _transform(e: "_Emit", x: "V", kind: str, lengths: tuple[int, ...]) -> "V":
         n = lengths[a - rank + r]
         if r > 1 and _leading(n):  # (a 1-D transform of rows stays a product over them)
             s = _leading_dft(e, s, a, n, inverse, scale)
+        elif not _leading(n) and _outer_split(n):
+            s = _outer_dft(e, s, a, n, inverse, scale)
         else:
             x, order, keep = s.stacked(e, a)
             s = _State(_dft(e, x, n, inverse, scale), order[:-1] + ["p", a], keep)
@@ -300,6 +302,41 @@ def _leading_rdft(e: "_Emit", s: _State, a: int, n: int) -> _State:
     keep, align = n // 2 + 1, 64 // {"f32": 4, "f64": 8}[v.el]
     wide = min(k2n * n1, -(-keep // align) * align)  # whole 64-byte rows for the transpose
     return _State(e.slice(v, 1, 0, wide), ["p", a] + rest, {**s.keep, **({a: keep} if keep < wide else {})})
+
+
+def _outer_split(n: int) -> int | None:
+    """The first factor na of n = na x nb, both transformed in place (`_leading`), nearest
+    sqrt(n); None if there is none."""
+    for d in range(math.isqrt(n), 1, -1):
+        if n % d == 0 and _leading(d) and _leading(n // d):
+            return d
+    return None
+
+
+def _outer_dft(e: "_Emit", s: _State, a: int, n: int, inverse: bool, scale: float) -> _State:
+    """The DFT over operand axis a of a length too long for two products (n = na x nb, both
+    `_leading`: 2^20 = 1024 x 1024), as the four-step form over two in-place axes: axis a is
+    viewed as (jA, jB) (j = jA nb + jB), the DFT over jA runs where it lies (`_leading_dft`), the
+    twiddles W_n^(kA jB) are applied by the pass that transposes jB to lead, and the DFT over jB
+    runs in place; k = kA + na kB, so (kB, kA) are axis a's two digits. Where `_dft` takes
+    two transposes and a twiddle pass per level (rows of the data the products' left operand),
+    this is four products, one twiddle pass and the merges the products store straight."""
+    na = _outer_split(n)
+    nb = n // na
+    s = s.merged(e)
+    rest = [t for t in s.labels if t not in ("p", a)]
+    x = s._arranged(e, ["p", a] + rest)
+    x = e.reshape(x, (2, na, nb) + x.shape[2:])
+    sa = _leading_dft(e, _State(x, ["p", "jA", "jB"] + rest), "jA", na, inverse, scale).merged(e)
+    y = sa._arranged(e, ["p", "jB", "jA"] + rest)  # read through a transposed view by the twiddle pass
+    tw = _turns((1 if inverse else -1) * np.outer(np.arange(nb, dtype=np.int64), np.arange(na, dtype=np.int64)), n)
+    part = [e.slice(y, 0, i, i + 1) for i in (0, 1)]
+    c, si = (e.broadcast(e.table(t, y.el), [1, 2], part[0].shape) for t in (tw.real, tw.imag))
+    mul = lambda u, v: e.binary("multiply", u, v)  # noqa: E731
+    y = e.join([e.binary("subtract", mul(part[0], c), mul(part[1], si)),
+                e.binary("add", mul(part[0], si), mul(part[1], c))], 0)
+    sb = _leading_dft(e, _State(y, ["p", "jB", "jA"] + rest), "jB", nb, inverse, 1.0).merged(e)
+    return _State(sb.v, [{"jA": (a, 1), "jB": (a, 2)}.get(t, t) for t in sb.labels], sb.keep)
 
 
 def _left_matrix(w: np.ndarray, pair_second: bool, complex_in: bool) -> np.ndarray:
@@ -535,6 +572,11 @@ class _Emit:
             return self.concat(mul(a, tr), mul(a, ti), pair, stacked=True)
         return self.concat(self.binary("subtract", mul(a, tr), mul(b, ti)),
                            self.binary("add", mul(a, ti), mul(b, tr)), pair, stacked=True)
+
+    def broadcast(self, x: V, dims: list[int], shape: tuple[int, ...]) -> V:
+        """x broadcast to `shape`, its dims landing at `dims`."""
+        return self._typed(f"stablehlo.broadcast_in_dim {x.name}, dims = [{', '.join(map(str, dims))}]", [x],
+                           shape, x.el, False)
 
     def binary(self, name: str, a: V, b: V) -> V:
         return self.op(f"stablehlo.{name} {a.name}, {b.name} : {a.type}", a.shape, a.el, a.stacked)
