@@ -327,15 +327,11 @@ def _outer_dft(e: "_Emit", s: _State, a: int, n: int, inverse: bool, scale: floa
     rest = [t for t in s.labels if t not in ("p", a)]
     x = s._arranged(e, ["p", a] + rest)
     x = e.reshape(x, (2, na, nb) + x.shape[2:])
-    sa = _leading_dft(e, _State(x, ["p", "jA", "jB"] + rest), "jA", na, inverse, scale).merged(e)
+    sa = _leading_dft(e, _State(x, ["p", "jA", "jB"] + rest, s.keep), "jA", na, inverse, scale).merged(e)
     y = sa._arranged(e, ["p", "jB", "jA"] + rest)  # read through a transposed view by the twiddle pass
     tw = _turns((1 if inverse else -1) * np.outer(np.arange(nb, dtype=np.int64), np.arange(na, dtype=np.int64)), n)
-    part = [e.slice(y, 0, i, i + 1) for i in (0, 1)]
-    c, si = (e.broadcast(e.table(t, y.el), [1, 2], part[0].shape) for t in (tw.real, tw.imag))
-    mul = lambda u, v: e.binary("multiply", u, v)  # noqa: E731
-    y = e.join([e.binary("subtract", mul(part[0], c), mul(part[1], si)),
-                e.binary("add", mul(part[0], si), mul(part[1], c))], 0)
-    sb = _leading_dft(e, _State(y, ["p", "jB", "jA"] + rest), "jB", nb, inverse, 1.0).merged(e)
+    y = e.cmul(y, tw, [1, 2], pair=0)
+    sb = _leading_dft(e, _State(y, ["p", "jB", "jA"] + rest, sa.keep), "jB", nb, inverse, 1.0).merged(e)
     return _State(sb.v, [{"jA": (a, 1), "jB": (a, 2)}.get(t, t) for t in sb.labels], sb.keep)
 
 
@@ -515,7 +511,7 @@ class _Emit:
         c = self.op(f"stablehlo.constant dense<{zero}> : tensor<{el}>", (), el)
         if not shape:
             return c
-        return self._typed(f"stablehlo.broadcast_in_dim {c.name}, dims = []", [c], shape, el)
+        return self.broadcast(c, [], shape)
 
     def product(self, x: V, w: np.ndarray) -> V:
         """The DFT matrix w (indexed [j, k]) applied over x's last axis: one real product with
@@ -556,22 +552,23 @@ class _Emit:
         re, im = (self.reshape(self.slice(x, pair, i, i + 1), x.shape[:-2] + x.shape[-1:]) for i in (0, 1))
         return self.make_complex(re, im)
 
-    def cmul(self, x: V, t: np.ndarray, dims: list[int]) -> V:
-        """x (stacked, or real) times the complex table t broadcast along the stacked axes `dims`."""
-        if x.stacked:
-            pair = len(x.shape) - 2
+    def cmul(self, x: V, t: np.ndarray, dims: list[int], pair: int | None = None) -> V:
+        """x (stacked, real, or with its (re, im) pair at axis `pair`) times the complex table t
+        broadcast along the axes `dims` (of x, the pair counted)."""
+        stacked = pair is None
+        if x.stacked or not stacked:
+            pair = len(x.shape) - 2 if stacked else pair
             a, b = self.slice(x, pair, 0, 1), self.slice(x, pair, 1, 2)
         else:
             a, b = self.reshape(x, x.shape[:-1] + (1,) + x.shape[-1:]), None
-        pair = len(a.shape) - 2
+            pair = len(a.shape) - 2
         dims = [d % len(a.shape) for d in dims]
-        tr, ti = (self._typed(f"stablehlo.broadcast_in_dim {c.name}, dims = [{', '.join(map(str, dims))}]",
-                              [c], a.shape, x.el) for c in (self.table(t.real, x.el), self.table(t.imag, x.el)))
+        tr, ti = (self.broadcast(self.table(c, x.el), dims, a.shape) for c in (t.real, t.imag))
         mul = lambda p, q: self.binary("multiply", p, q)  # noqa: E731
         if b is None:
             return self.concat(mul(a, tr), mul(a, ti), pair, stacked=True)
         return self.concat(self.binary("subtract", mul(a, tr), mul(b, ti)),
-                           self.binary("add", mul(a, ti), mul(b, tr)), pair, stacked=True)
+                           self.binary("add", mul(a, ti), mul(b, tr)), pair, stacked=stacked)
 
     def broadcast(self, x: V, dims: list[int], shape: tuple[int, ...]) -> V:
         """x broadcast to `shape`, its dims landing at `dims`."""
@@ -622,18 +619,17 @@ class _Emit:
     def reverse(self, x: V, axis: int) -> V:
         return self.op(f"stablehlo.reverse {x.name}, dims = [{axis}] : {x.type}", x.shape, x.el, x.stacked)
 
-    def join(self, vs: list[V], axis: int) -> V:
-        """One concatenate of several values along `axis` (a chain of two-operand ones would
-        store the first pieces twice)."""
+    def join(self, vs: list[V], axis: int, stacked: bool | None = False) -> V:
+        """One concatenate of the values along `axis` (a chain of two-operand ones would store
+        the first pieces twice); stacked as the first unless told."""
         if len(vs) == 1:
             return vs[0]
         shape = vs[0].shape[:axis] + (sum(v.shape[axis] for v in vs),) + vs[0].shape[axis + 1:]
         return self._typed(f"stablehlo.concatenate {', '.join(v.name for v in vs)}, dim = {axis}", vs, shape,
-                           vs[0].el, False)
+                           vs[0].el, stacked)
 
     def concat(self, a: V, b: V, axis: int, stacked: bool | None = None) -> V:
-        shape = a.shape[:axis] + (a.shape[axis] + b.shape[axis],) + a.shape[axis + 1:]
-        return self._typed(f"stablehlo.concatenate {a.name}, {b.name}, dim = {axis}", [a, b], shape, a.el, stacked)
+        return self.join([a, b], axis, stacked)
 
 
 def _fill_tables(body: ir.Block, tables: list[np.ndarray | None]) -> None:
