@@ -17,7 +17,10 @@ A 1-D transform works on the last axis, the data the product's left operand. A m
 transforms each axis of length <= DIRECT or n1 x n2 (both <= DIRECT) where it lies, as a leading
 axis (`_leading_dft`: constant matrices on the left, the twiddles folded into the second
 product's per-k1 matrices, no transposes between the products; one transpose between axes),
-and any other axis by moving it last. DFT matrices, twiddles and chirps are computed in
+a longer axis n = na x nb (both so) as those two in-place transforms with one twiddle pass
+between them (`_outer_dft`, 1-D transforms too), and any other axis by moving it last. An RFFT's
+real axis split n1 x n2 (n1 even) makes only the first level's n1 / 2 + 1 distinct outputs
+(`_leading_rdft`). DFT matrices, twiddles and chirps are computed in
 f64 (exponents reduced mod n in integers, quarter turns exact) and rounded once to the element
 type; IFFT's 1/N is folded into the first matrix applied. RFFT transforms the real axis first,
 with the real input as the product's operand (half the columns of a complex one) and only the
