@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
+from .fuse import segments_pay
 from .graph import Graph, Node, broadcast, const, ew, transpose
 
 OP = "stablehlo.convolution"
@@ -422,6 +423,8 @@ def _windowed(x: Node, w: Node, c: Conv, window: tuple[int, ...], osp: tuple[int
     xt = transpose(_pad(x, c, loc), [c.x_batch, *c.x_spatial, c.x_feature], loc)  # [B, *sp, C]
     n, cin, wp = xt.shape[0], xt.shape[-1], xt.shape[k]
     ntap = math.prod(lead_win)
+    if r == 1 and k == 2 and segments_pay(window[0], window[1] * cin, c.strides[1] * cin):
+        return _windowed_rows(xt, w, c, window, osp, dt, loc)
     pieces = []
     if r > 1:
         wp = rows + window[-1] - 1
@@ -461,6 +464,27 @@ def _windowed(x: Node, w: Node, c: Conv, window: tuple[int, ...], osp: tuple[int
     if rows * r == osp[-1]:
         return y
     return Node("slice", [y], (n, *osp, y.shape[-1]), dt, {"start": (0,) * (k + 2), "strides": (1,) * (k + 2)}, loc)
+
+
+def _windowed_rows(xt: Node, w: Node, c: Conv, window: tuple[int, ...], osp: tuple[int, ...], dt: str,
+                   loc: object) -> Node:
+    """`_windowed` for 2-D without the stacked copies: the patch of output (b, oh, ow) is KH
+    runs of KW * C contiguous values, one per input row oh * stride + kh * dilation, so A is a
+    view of the input, [B, OH, OW, KH, KW * C], whose K is KH segments (fuse.lhs_layout): the
+    product DMAs each segment's overlapping rows once as a span and runs the engine per
+    segment, and the input is never copied."""
+    n, hp, wp, cin = xt.shape
+    kh, kw = window
+    x3 = _reshape(xt, (n, hp, wp * cin), loc)
+    win = Node("windows", [x3], (1, kh, kw * cin, n, *osp), xt.dtype,
+               {"strides": (1, c.strides[0], c.strides[1] * cin), "wdil": (1, c.rhs_dilation[0], 1)}, loc)
+    lhs = _reshape(transpose(win, [3, 4, 5, 0, 1, 2], loc), (n, *osp, kh, kw * cin), loc)
+    wt = transpose(w, [*c.w_spatial, c.w_in, c.w_out], loc)       # [KH, KW, C, O]: the patches' order
+    wt = _reshape(wt, (kh, kw * cin, wt.shape[-1]), loc)
+    rhs = broadcast(wt, (n, osp[0], *wt.shape), (2, 3, 4), loc)
+    return Node("dot", [lhs, rhs], (n, *osp, wt.shape[-1]), dt,
+                {"lhs_batching_dimensions": (0, 1), "rhs_batching_dimensions": (0, 1),
+                 "lhs_contracting_dimensions": (3, 4), "rhs_contracting_dimensions": (2, 3)}, loc)
 
 
 def _blocked_pieces(xg: Node, b: int, n_i: int, a_i: int, n_v: int, a_v: int, i_inner: bool,

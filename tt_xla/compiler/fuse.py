@@ -124,6 +124,57 @@ def group_strides(shape: tuple[int, ...], acc: Access, groups: list[list[int]]) 
     return out
 
 
+def progressions(shape: tuple[int, ...], acc: Access, dims: list[int]) -> list[tuple[int, int]]:
+    """dims (outermost first) merged into arithmetic progressions: (count, stride) per run."""
+    out: list[tuple[int, int]] = []
+    for d in dims:
+        if shape[d] == 1:
+            continue
+        if out and out[-1][1] == acc.strides[d] * shape[d]:
+            out[-1] = (out[-1][0] * shape[d], acc.strides[d])
+        else:
+            out.append((shape[d], acc.strides[d]))
+    return out
+
+
+@dataclass(frozen=True)
+class LhsLayout:
+    """A product's A read where it lies when its dims do not merge into [batch, row, K]
+    progressions: batch index b is mixed-radix over `batch` ((count, stride), outermost first:
+    a convolution's (image, output row) of a strided or padded input), and K is `segs` runs
+    of `seg_len` contiguous values `seg_stride` apart (a convolution's leading taps, each an
+    input row's KW x C patch, the rows' windows overlapping: `row` < `seg_len`)."""
+    batch: tuple[tuple[int, int], ...]
+    row: int
+    col: int
+    segs: int = 1
+    seg_stride: int = 0
+    seg_len: int = 0
+
+
+def lhs_layout(shape: tuple[int, ...], acc: Access, groups: list[list[int]]) -> LhsLayout | None:
+    """How the matrix engine reads a product's A in place (lower.lower_dot), or None when it
+    must be copied. Only for an A that group_strides does not describe."""
+    b, f, c = (progressions(shape, acc, g) for g in groups)
+    if len(f) > 1 or len(c) > 2 or 0 in shape:
+        return None
+    row = f[0][1] if f else 0
+    if len(c) < 2:
+        return LhsLayout(tuple(b), row, c[0][1] if c else 0)
+    (segs, seg_stride), (seg_len, col) = c
+    if col != 1 or not segments_pay(segs, seg_len, row):
+        return None
+    return LhsLayout(tuple(b), row, col, segs, seg_stride, seg_len)
+
+
+def segments_pay(segs: int, seg_len: int, row: int) -> bool:
+    """Whether the engine reads an A of `segs` K segments in place (conv.py asks before it
+    builds one): only where the rows overlap (0 < row stride < seg_len), so that each segment
+    is DMA'd once as a span, and only where splitting K costs the engine no more 32-deep
+    tiles than one K would."""
+    return 0 < row < seg_len and segs * -(-seg_len // 32) <= -(-segs * seg_len // 32)
+
+
 def _cost(n: Node, mat: set[int]) -> int:
     """Vector instructions computed inline for n: the op table's cost of the distinct
     elementwise nodes of its inline tree."""
@@ -190,10 +241,13 @@ def plan(graph: Graph) -> Plan:
         if n.op in VIEWS:
             ensure_view(n)
         elif n.op == "dot":
-            for opnd, groups in zip(n.inputs, dot_groups(n)):
+            for j, (opnd, groups) in enumerate(zip(n.inputs, dot_groups(n))):
                 ensure(opnd)
                 a = access_of(opnd, mat)
-                if group_strides(opnd.shape, a, groups) is None or memoryless(a.src):
+                # (the engine reads an A of a mixed-radix batch or K segments in place)
+                in_place = group_strides(opnd.shape, a, groups) is not None or \
+                    j == 0 and _engine_dot(n) and lhs_layout(opnd.shape, a, groups) is not None
+                if not in_place or memoryless(a.src):
                     # copy to a layout the matrix engine can stride through (an iota or a
                     # broadcast scalar constant has no memory at all)
                     mat.add(opnd.id)
