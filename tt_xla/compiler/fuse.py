@@ -20,6 +20,7 @@ from .ops import cost as op_cost
 
 RECOMPUTE_BUDGET = 64  # extra primitive ops per element accepted to avoid a DRAM round trip
 ALWAYS = {"param", "reduce", "dot", "concat", "pad", "gather", "scatter", "scan", "sort"}
+GATHER_MAX_K = 16384  # K of a product whose A rows are gathered into SRAM: one row's page fits any core
 INDEXED = ("gather", "scatter", "sort")  # kernels that address their operands by indices they compute
 OWN_KIND = INDEXED + ("scan",)   # nodes whose kernel kind is their op
 
@@ -143,21 +144,33 @@ class LhsLayout:
     progressions: batch index b is mixed-radix over `batch` ((count, stride), outermost first:
     a convolution's (image, output row) of a strided or padded input), and K is `segs` runs
     of `seg_len` contiguous values `seg_stride` apart (a convolution's leading taps, each an
-    input row's KW x C patch, the rows' windows overlapping: `row` < `seg_len`)."""
+    input row's KW x C patch, the rows' windows overlapping: `row` < `seg_len`). With `outer`,
+    the rows too are mixed-radix, `outer` progressions around `row_count` rows `row` apart (a
+    convolution's (image, output row, output column)): the product gathers each block's rows,
+    segment by segment, into an SRAM page (its patches formed there, as im2col would store them)."""
     batch: tuple[tuple[int, int], ...]
     row: int
     col: int
     segs: int = 1
     seg_stride: int = 0
     seg_len: int = 0
+    outer: tuple[tuple[int, int], ...] = ()
+    row_count: int = 0
 
 
 def lhs_layout(shape: tuple[int, ...], acc: Access, groups: list[list[int]]) -> LhsLayout | None:
     """How the matrix engine reads a product's A in place (lower.lower_dot), or None when it
     must be copied. Only for an A that group_strides does not describe."""
     b, f, c = (progressions(shape, acc, g) for g in groups)
-    if len(f) > 1 or len(c) > 2 or 0 in shape:
+    if len(c) > 2 or 0 in shape:
         return None
+    if len(f) > 1:  # gathered rows: K segments of contiguous runs (a convolution's patches) only
+        if len(c) < 2 or c[1][1] != 1:
+            return None
+        (segs, seg_stride), (seg_len, _) = c
+        if segs * seg_len > GATHER_MAX_K:
+            return None
+        return LhsLayout(tuple(b), f[-1][1], 1, segs, seg_stride, seg_len, tuple(f[:-1]), f[-1][0])
     row = f[0][1] if f else 0
     if len(c) < 2:
         return LhsLayout(tuple(b), row, c[0][1] if c else 0)

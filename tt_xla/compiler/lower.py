@@ -28,8 +28,8 @@ from . import loopir as L
 from .access import Access, collapse, row_major
 from .codegen import Emitter, Leaf, _simple_combiner, _with_nan, collect_leaves, literal, load_expr, store_expr
 from .dtypes import CTYPE, VTYPE
-from .fuse import (Kernel, _same_order, access_of, dot_groups, dot_out_groups, group_strides, inline_tree,
-                   lhs_layout, memoryless)
+from .fuse import (Kernel, LhsLayout, _same_order, access_of, dot_groups, dot_out_groups, group_strides,
+                   inline_tree, lhs_layout, memoryless)
 from .graph import FLOATS, VIEWS, Node, itemsize
 from .ops import convert_expr
 
@@ -742,11 +742,16 @@ def _finish_ir(mat: set[int], k: Kernel, result: str, body: list) -> tuple[str, 
 
 
 # ----------------------------------------------------------------------------- products
-def _batch_index(batch: tuple[tuple[int, int], ...]) -> str:
-    """The offset of batch b in a mixed-radix batch ((count, stride) per run, outermost first)."""
+def _row_offset(row: str, lay: LhsLayout) -> str:
+    """The offset of A's row `row` when its rows are gathered (lay.outer around lay.row_count)."""
+    return f"{_mixed(f'({row} / {lay.row_count})', lay.outer)} + ({row} % {lay.row_count}) * {lay.row}"
+
+
+def _mixed(var: str, progs: tuple[tuple[int, int], ...]) -> str:
+    """The offset of index `var` in a mixed radix ((count, stride) per run, outermost first)."""
     terms, inner = [], 1
-    for count, stride in reversed(batch):
-        terms.append(f"((b / {inner}) % {count}) * {stride}" if inner > 1 else f"(b % {count}) * {stride}")
+    for count, stride in reversed(progs):
+        terms.append(f"(({var} / {inner}) % {count}) * {stride}" if inner > 1 else f"({var} % {count}) * {stride}")
         inner *= count
     return " + ".join(reversed(terms)) or "0"
 
@@ -757,7 +762,7 @@ def mm_sram(sram_per_core: int) -> int:
 
 
 def _multicast(items: int, mb: int, a: L.Operand, ls: list[int], b: L.Operand, rs: list[int], K: int,
-               packed_n: int = 0, per_batch: int = 0, a_end: int | None = None) -> tuple[list, list]:
+               packed_n: int = 0, per_batch: int = 0, a_end: str | None = None) -> tuple[list, list]:
     """Panel reuse, as tt-metal's multicast matmuls do it. The cores run their work items in
     waves: the runtime gives core c the items [c * items / ncores, (c + 1) * items / ncores), and
     an item's wave is its place in its core's range. In a wave, the A row panel of a block row is
@@ -907,8 +912,9 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
     # Rows of A that overlap in memory (a convolution's patches as a windows view: each row K
     # values starting ls[1] < K apart) are DMA'd once as their span into a page the engine reads,
     # instead of the engine packing every row's K values from DRAM: the patches form in SRAM.
-    segs, seg_len = (lay.segs, lay.seg_len) if lay is not None and lay.segs > 1 else (1, K)
-    a_span = engine and not packed and ls[2] == 1 and 0 < ls[1] < seg_len
+    gather = lay is not None and bool(lay.outer)  # rows gathered into a page (fuse.LhsLayout)
+    segs, seg_len = (lay.segs, lay.seg_len) if lay is not None and lay.segs > 1 and not gather else (1, K)
+    a_span = engine and not packed and ls[2] == 1 and 0 < ls[1] < seg_len and not gather
 
     def make_cbs(bm: int, bn: int) -> list[L.CircularBuffer]:
         base = max(mm_sram(sram_budget), MM_SRAM_MIN)
@@ -929,6 +935,8 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
             cbs.append(L.CircularBuffer("cbp", "float", 4, bm * bn, 1))
         if a_span:  # one span per segment, `pitch` apart
             cbs.append(L.CircularBuffer("cba", CTYPE[ad], itemsize(ad), segs * ((bm - 1) * ls[1] + seg_len), 1))
+        if gather:  # the block's rows of A, K each
+            cbs.append(L.CircularBuffer("cba", CTYPE[ad], itemsize(ad), bm * K, 1))
         cbs.append(L.CircularBuffer("cbout", CTYPE[dest.src.dtype], itemsize(dest.src.dtype), bn))
         L.place(cbs, base)
         return cbs
@@ -942,7 +950,8 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
         else:
             bn //= 2
     cbs = make_cbs(bm, bn)
-    while L.sram_end(cbs) > sram_budget and (bm > 8 or bn > (32 if packed else 8) or packed and kc > TILE):
+    while L.sram_end(cbs) > sram_budget and (bm > (1 if gather else 8) or bn > (32 if packed else 8) or
+                                             packed and kc > TILE):
         if packed and kc > TILE:
             kc = max(TILE, kc // 2 // TILE * TILE)
         elif bm >= bn and bm > 8 or packed and bn <= 32:
@@ -962,7 +971,8 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
                   L.Define("m0", "int64_t", f"(t % {mb}) * {bm}"), L.Define("n0", "int64_t", f"(t / {mb}) * {bn}"),
                   L.Define("m", "int64_t", f"K_MIN((int64_t){bm}, {M} - m0)"),
                   L.Define("n", "int64_t", f"K_MIN((int64_t){bn}, {N} - n0)"),
-                  L.Define("ao", "int64_t", f"{la.offset} + {_batch_index(lay.batch) if lay else f'b * {ls[0]}'} + m0 * {ls[1]}"),
+                  L.Define("ao", "int64_t", f"{la.offset} + {_mixed('b', lay.batch) if lay else f'b * {ls[0]}'} + "
+                                            f"{_row_offset('m0', lay) if gather else f'm0 * {ls[1]}'}"),
                   L.Define("bo", "int64_t", f"{ra.offset} + b * {rs[0]} + n0 * {rs[1]}"),
                   L.Define("co", "int64_t", f"{dest.offset} + b * {cs[0]} + m0 * {cs[1]} + n0")]
     out_cb = cbs[-1]
@@ -978,7 +988,11 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
     elif engine:
         cbc = cbs[0]
         fn = "tt_matmul_f32" if ad == "f32" else "tt_matmul_bf16"
-        a_end = (segs - 1) * lay.seg_stride + seg_len - 1 if segs > 1 else None
+        a_end = None
+        if segs > 1 or gather:  # a row's last element, past its first
+            a_end = f"{(lay.segs - 1) * lay.seg_stride + lay.seg_len - 1}"
+        if gather:  # and the block's last row past its first (less what _multicast adds)
+            a_end = f"{_row_offset('(m0 + m - 1)', lay)} - ({_row_offset('m0', lay)}) - (m - 1) * {ls[1]} + {a_end}"
         mcast = _multicast(items, mb, op_of[la.src.id], ls, op_of[ra.src.id], rs, K, per_batch=mb * nbk, a_end=a_end)
         mm = L.MatMul(fn, "m", "n", K, op_of[la.src.id], "ao", ls[1], ls[2], op_of[ra.src.id], "bo", rs[2], rs[1],
                       "c_", "n")
@@ -992,6 +1006,21 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
             span = [L.CbReserve(cba, "wa"), read, L.CbPush(cba), L.CbWait(cba, "xa")]
             unspan = [L.CbPop(cba)]
             mm = replace(mm, a_index="0", a_page="xa")
+        if gather:
+            # each run of the block's rows within one innermost progression (a convolution's
+            # output row), segment by segment: K values a row, the patches of im2col formed in SRAM
+            cba, rc = next(cb for cb in cbs if cb.name == "cba"), lay.row_count
+            span = [L.CbReserve(cba, "wa"), L.Range("q_", f"m0 / {rc}", f"(m0 + m - 1) / {rc} + 1"),
+                    L.Define("lo_", "int64_t", f"(q_ * {rc} < m0 ? m0 : q_ * {rc})"),
+                    L.Define("hi_", "int64_t", f"K_MIN(m0 + m, (q_ + 1) * {rc})"),
+                    L.Range("sg_", "0", str(lay.segs)),
+                    L.DmaRead(cba, "wa", f"(lo_ - m0) * {K} + sg_ * {lay.seg_len}", op_of[la.src.id],
+                              f"{la.offset} + {_mixed('b', lay.batch)} + {_mixed('q_', lay.outer)} + "
+                              f"(lo_ - q_ * {rc}) * {lay.row} + sg_ * {lay.seg_stride}",
+                              str(lay.seg_len), 1, rows="hi_ - lo_", dram_pitch=str(lay.row), sram_pitch=str(K)),
+                    L.End(), L.End(), L.CbPush(cba), L.CbWait(cba, "xa")]
+            unspan = [L.CbPop(cba)]
+            mm = replace(mm, a_index="0", a_page="xa", a_rs=K, a_cs=1)
         if segs > 1:
             # the engine per K segment: the first into the block, the others into a partial
             # page added into it (as the engine accumulates over K chunks into its page)
