@@ -451,6 +451,19 @@ def test_conv_windowed_rows_read_in_place(kw):
     _check_forward_bf16_grad(xs, ws, kw, 0.05)
 
 
+def test_conv_windowed_rows_spans_fit_their_page():
+    """With more output rows than cores the product's block (256 rows) is longer than an output
+    row (40): the span page is sized to the row, and every segment's span lands inside it."""
+    x, w = inputs((8, 8, 40, 32), edges=False), inputs((3, 3, 32, 8), seed=1, edges=False)
+    f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=NHWC)
+    (mm,) = [k for k in tt_xla.jit(f).kernels(x, w) if k.kind == "matmul"]
+    page = int(re.search(r"cb cba: 1 x (\d+)", mm.ir).group(1))
+    span, pitch = map(int, re.search(r"x\(m - 1\) \* 32 \+ (\d+) stride 1 x3 rows \(dram pitch \d+, sram pitch (\d+)\)",
+                                     mm.ir).groups())
+    assert 2 * pitch + 39 * 32 + span <= page, mm.ir   # the third span of a 40-row block
+    check(f, x, w, rtol=1e-4, atol=1e-4)
+
+
 def test_conv_strided_1x1_reads_in_place():
     """A 1x1 stride-2 conv (ResNet's downsampling shortcut) reads every other pixel of every
     other row where it lies: the product's batch is (image, output row), a mixed radix

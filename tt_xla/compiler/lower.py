@@ -997,7 +997,7 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
         mm = L.MatMul(fn, "m", "n", K, op_of[la.src.id], "ao", ls[1], ls[2], op_of[ra.src.id], "bo", rs[2], rs[1],
                       "c_", "n")
         span, unspan = [], []
-        pitch = (bm - 1) * ls[1] + seg_len
+        pitch = (max(1, min(bm, M)) - 1) * ls[1] + seg_len   # (as make_cbs sizes the page)
         if a_span:
             cba = next(cb for cb in cbs if cb.name == "cba")
             read = L.DmaRead(cba, "wa", "0", op_of[la.src.id], "ao", f"(m - 1) * {ls[1]} + {seg_len}", 1)
