@@ -426,7 +426,7 @@ def resnet(batch: int = 16, level: int = 2) -> list[str]:
     pub = PUBLISHED["resnet_img_s"]
     flops = 2 * 4.1e9 * batch  # ResNet-50 at 224x224: about 4.1 G multiply-adds per image
     allowed = batch / pub * dev.config.dram_bytes_per_cycle * clock * 1e9  # DRAM bytes the published time allows
-    moves = sum(k.dma_bytes for k in rep.kernels if k.kind == "movement")  # im2col patches, pooling pads
+    moves = sum(k.dma_bytes for k in rep.kernels if k.kind == "movement")  # pads, the pooling's padded copy, strided shortcuts
     mm = [k for k in rep.kernels if k.kind == "matmul"]
     compute = sum(max(s["compute_cycles"] for s in k.core_stats) for k in mm)
     # where the time goes: kernels by kind and by what bounds their slowest core (matrix/vector
@@ -449,7 +449,7 @@ def resnet(batch: int = 16, level: int = 2) -> list[str]:
             f"  modeled {c['modeled_cycles'] / (clock * 1e6):.2f} ms/batch = {ips:,.0f} images/s; published {pub:,.0f} -> "
             f"modeled / published {ips / pub:.2f}",
             f"  {c['kernels_launched']} launches, DRAM DMA {dram(c) / 1e6:,.0f} MB (the published time allows at most "
-            f"{allowed / 1e6:,.0f} MB at the DRAM bandwidth kernels reach; {moves / 1e6:,.0f} MB by movement kernels: im2col patches), "
+            f"{allowed / 1e6:,.0f} MB at the DRAM bandwidth kernels reach; {moves / 1e6:,.0f} MB by movement kernels: pads and strided copies), "
             f"matmul compute {compute / (clock * 1e6):.2f} ms of the slowest cores "
             f"(~{flops / (c['modeled_cycles'] / (clock * 1e9)) / 1e12:.1f} TFLOP/s of useful work), "
             f"outputs finite: {bool(np.isfinite(np.asarray(out)).all())}",

@@ -392,18 +392,20 @@ def test_conv_windowed_stores_the_leading_taps_only():
 
 
 def test_conv_windowed_patches_form_in_sram():
-    """The windowed product DMAs each output row's overlapping patch rows once, as their span
-    (32 + 2 positions x 3 taps x 8 features), into a page the engine reads: the patches form in
-    SRAM, so its A costs about a third of packing 32 rows of 72 values from DRAM. The kernel,
+    """The windowed product DMAs each output row's overlapping patch rows once, as their spans
+    (one per input row the 3x3 window touches: 32 + 2 positions x 8 features each, read where
+    the padded input lies, no stacked copy), into a page the engine reads segment by segment:
+    the patches form in SRAM, so its A costs about a third of packing 32 rows of 72 values
+    from DRAM. The kernel,
     the same B for every output row (a batch stride of 0), is read from DRAM by one core of a
     wave and multicast to the others."""
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((2, 9, 32, 8), np.float32), rng.standard_normal((3, 3, 8, 16), np.float32)
     f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=NHWC)
     (mm,) = [k for k in tt_xla.jit(f).kernels(x, w) if k.kind == "matmul"]
-    assert "tt_matmul_f32 xa[0]" in mm.ir
+    assert "tt_matmul_f32 xa[sg_ * 272]" in mm.ir    # 3 segments, a span of 34 x 8 each
     rows = 2 * 9                                     # work items: one output row each
-    a_span, b, out = 34 * 24 * 4, 72 * 16 * 4, 32 * 16 * 4
+    a_span, b, out = 3 * 34 * 8 * 4, 72 * 16 * 4, 32 * 16 * 4
     assert mm.work_items == rows and mm.dma_bytes == rows * (a_span + b + out)
     check(f, x, w, rtol=1e-4, atol=1e-4)
     rep = tt_xla.jit(f, compiler_options={"optimization_level": 0}).profile(x, w)
@@ -424,3 +426,76 @@ def test_conv_windowed_dilated_phases(xs, ws, kw):
     odd lengths (the last phase shorter, its extra rows cut), other layouts, a 1 x K kernel in
     2-D, with lhs dilation too; edge values; gradients."""
     _check_forward_bf16_grad(xs, ws, kw, 0.3)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(window_strides=(1, 1), padding="SAME", dimension_numbers=NHWC),
+    dict(window_strides=(2, 2), padding=[(1, 1), (1, 1)], dimension_numbers=NHWC),
+    dict(window_strides=(1, 1), padding=[(2, 0), (1, 1)], rhs_dilation=(2, 1), dimension_numbers=NHWC),
+], ids=["same", "stride2", "row_dilated"])
+def test_conv_windowed_rows_read_in_place(kw):
+    """A 3x3 conv whose taps' rows are whole 32-deep tiles (3 x 32 features) reads its padded
+    input where it lies (conv._windowed_rows): no stacked copy, only the pad's two kernels move
+    data, and the product runs the engine per kernel row (K segments) on spans DMA'd from that
+    one input. Edge values, bf16 -> f32 and both gradients against CPU JAX."""
+    xs, ws = (2, 6, 70, 32), (3, 3, 32, 5)
+    x, w = np.ones(xs, np.float32), np.ones(ws, np.float32)
+    f = lambda x, w: lax.conv_general_dilated(x, w, **kw)
+    ks = tt_xla.jit(f).kernels(x, w)
+    assert [k.kind for k in ks].count("matmul") == 1 and not any("slice" in k.ops for k in ks), ks
+    (mm,) = [k for k in ks if k.kind == "matmul"]
+    assert "range sg_ in [0, 3)" in mm.ir and "rows (dram pitch" in mm.ir
+    moved = sum(k.dma_bytes for k in ks if k.kind == "movement")
+    padded = 2 * 8 * 72 * 32 * 4                 # (at most: 6 + 2 rows, 70 + 2 columns)
+    assert moved <= 3 * padded, (moved, ks)   # the fill, and x copied into it
+    _check_forward_bf16_grad(xs, ws, kw, 0.05)
+
+
+def test_conv_windowed_rows_spans_fit_their_page():
+    """With more output rows than cores the product's block (256 rows) is longer than an output
+    row (40): the span page is sized to the row, and every segment's span lands inside it."""
+    x, w = inputs((8, 8, 40, 32), edges=False), inputs((3, 3, 32, 8), seed=1, edges=False)
+    f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=NHWC)
+    (mm,) = [k for k in tt_xla.jit(f).kernels(x, w) if k.kind == "matmul"]
+    page = int(re.search(r"cb cba: 1 x (\d+)", mm.ir).group(1))
+    span, pitch = map(int, re.search(r"x\(m - 1\) \* 32 \+ (\d+) stride 1 x3 rows \(dram pitch \d+, sram pitch (\d+)\)",
+                                     mm.ir).groups())
+    assert 2 * pitch + 39 * 32 + span <= page, mm.ir   # the third span of a 40-row block
+    check(f, x, w, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_strided_1x1_reads_in_place():
+    """A 1x1 stride-2 conv (ResNet's downsampling shortcut) reads every other pixel of every
+    other row where it lies: the product's batch is (image, output row), a mixed radix
+    (fuse.lhs_layout), so nothing copies the strided input first."""
+    x, w = inputs((2, 10, 68, 32)), inputs((1, 1, 32, 8), seed=1, edges=False)
+    f = lambda x, w: lax.conv_general_dilated(x, w, (2, 2), "VALID", dimension_numbers=NHWC)
+    ks = tt_xla.jit(f).kernels(x, w)
+    assert [k.kind for k in ks] == ["matmul"], ks
+    check(f, x, w, rtol=1e-4, atol=1e-4)
+    xb, wb = x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)
+    check(lambda x, w: lax.conv_general_dilated(x, w, (2, 2), "VALID", dimension_numbers=NHWC,
+                                                preferred_element_type=jnp.float32), xb, wb, rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("xs,ws,kw", [
+    ((2, 14, 14, 64), (3, 3, 64, 24), dict(window_strides=(1, 1), padding="SAME", dimension_numbers=NHWC)),
+    ((3, 15, 13, 5), (3, 2, 5, 7), dict(window_strides=(2, 1), padding=[(1, 2), (0, 1)], rhs_dilation=(2, 1),
+                                        dimension_numbers=NHWC)),
+    ((2, 3, 20, 17), (6, 3, 3, 3), dict(window_strides=(1, 2), padding="SAME", dimension_numbers=NCHW)),
+    ((1, 40, 40, 3), (7, 7, 3, 8), dict(window_strides=(2, 2), padding=[(3, 3), (3, 3)], dimension_numbers=NHWC)),
+], ids=["resnet_stage3", "odd_strided_dilated", "nchw", "stem"])
+def test_conv_patches_gathered_in_sram(xs, ws, kw):
+    """A 2-D conv whose output rows are short (or whose kernel rows are not whole 32-deep
+    tiles, as ResNet's 7x7 stem on 3 features) runs as one product over every output position:
+    each block of patch rows is gathered from the padded input into the product's SRAM page,
+    one DMA per output-row run and kernel row (conv._windowed_rows, fuse.LhsLayout.outer), so
+    no im2col patches or stacked copies are stored. Edge values, bf16 -> f32 and both
+    gradients against CPU JAX."""
+    x, w = np.ones(xs, np.float32), np.ones(ws, np.float32)
+    f = lambda x, w: lax.conv_general_dilated(x, w, **kw)
+    ks = tt_xla.jit(f).kernels(x, w)
+    assert [k.kind for k in ks].count("matmul") == 1 and not any("slice" in k.ops for k in ks), ks
+    (mm,) = [k for k in ks if k.kind == "matmul"]
+    assert "range q_ in" in mm.ir and "tt_matmul_f32 xa[0]" in mm.ir, mm.ir
+    _check_forward_bf16_grad(xs, ws, kw, 0.05)

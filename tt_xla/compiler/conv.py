@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
+from .fuse import segments_pay
 from .graph import Graph, Node, broadcast, const, ew, transpose
 
 OP = "stablehlo.convolution"
@@ -142,6 +143,10 @@ def _lower(x: Node, w: Node, c: Conv, osp: tuple[int, ...], dt: str, loc: object
         return _direct_reduce(xp, w, c, window, osp, dt, loc)
     if _windowed_fits(c, groups, window, osp):
         return _windowed(x, w, c, window, osp, dt, loc)
+    if groups == 1 and len(window) == 2 and window[0] > 1 and c.rhs_dilation[-1] == 1 and \
+            math.prod(window) <= math.prod(osp):  # short output rows: patches gathered in SRAM
+        xt = transpose(_pad(x, c, loc), [c.x_batch, *c.x_spatial, c.x_feature], loc)
+        return _windowed_rows(xt, w, c, window, osp, dt, loc, False)
     return _im2col(xp, w, c, groups, nb, cg, og, window, osp, dt, loc)
 
 
@@ -422,6 +427,9 @@ def _windowed(x: Node, w: Node, c: Conv, window: tuple[int, ...], osp: tuple[int
     xt = transpose(_pad(x, c, loc), [c.x_batch, *c.x_spatial, c.x_feature], loc)  # [B, *sp, C]
     n, cin, wp = xt.shape[0], xt.shape[-1], xt.shape[k]
     ntap = math.prod(lead_win)
+    if r == 1 and k == 2 and window[0] > 1:
+        return _windowed_rows(xt, w, c, window, osp, dt, loc,
+                              segments_pay(window[0], window[1] * cin, c.strides[1] * cin))
     pieces = []
     if r > 1:
         wp = rows + window[-1] - 1
@@ -461,6 +469,34 @@ def _windowed(x: Node, w: Node, c: Conv, window: tuple[int, ...], osp: tuple[int
     if rows * r == osp[-1]:
         return y
     return Node("slice", [y], (n, *osp, y.shape[-1]), dt, {"start": (0,) * (k + 2), "strides": (1,) * (k + 2)}, loc)
+
+
+def _windowed_rows(xt: Node, w: Node, c: Conv, window: tuple[int, ...], osp: tuple[int, ...], dt: str,
+                   loc: object, per_row: bool) -> Node:
+    """A 2-D convolution without stacked copies or im2col patches in memory: the patch of
+    output (b, oh, ow) is KH runs of KW * C contiguous values, one per input row oh * stride +
+    kh * dilation, so A is a view of the input, [B, OH, OW, KH, KW * C], whose K is KH
+    segments (fuse.lhs_layout). `per_row` (long output rows, each row's K segments whole
+    32-deep tiles): the product is batched over (b, oh), DMAs each segment's overlapping rows
+    once as a span and runs the engine per segment. Otherwise its rows are every output
+    position, gathered block by block into an SRAM page, K values a row (im2col's patches,
+    formed in SRAM, never stored): the engine's tiles stay full for short rows."""
+    n, hp, wp, cin = xt.shape
+    kh, kw = window
+    x3 = _reshape(xt, (n, hp, wp * cin), loc)
+    win = Node("windows", [x3], (1, kh, kw * cin, n, *osp), xt.dtype,
+               {"strides": (1, c.strides[0], c.strides[1] * cin), "wdil": (1, c.rhs_dilation[0], 1)}, loc)
+    lhs = _reshape(transpose(win, [3, 4, 5, 0, 1, 2], loc), (n, *osp, kh, kw * cin), loc)
+    wt = transpose(w, [*c.w_spatial, c.w_in, c.w_out], loc)       # [KH, KW, C, O]: the patches' order
+    wt = _reshape(wt, (kh, kw * cin, wt.shape[-1]), loc)
+    if not per_row:
+        return Node("dot", [lhs, wt], (n, *osp, wt.shape[-1]), dt,
+                    {"lhs_batching_dimensions": (), "rhs_batching_dimensions": (),
+                     "lhs_contracting_dimensions": (3, 4), "rhs_contracting_dimensions": (0, 1)}, loc)
+    rhs = broadcast(wt, (n, osp[0], *wt.shape), (2, 3, 4), loc)
+    return Node("dot", [lhs, rhs], (n, *osp, wt.shape[-1]), dt,
+                {"lhs_batching_dimensions": (0, 1), "rhs_batching_dimensions": (0, 1),
+                 "lhs_contracting_dimensions": (3, 4), "rhs_contracting_dimensions": (2, 3)}, loc)
 
 
 def _blocked_pieces(xg: Node, b: int, n_i: int, a_i: int, n_v: int, a_v: int, i_inner: bool,

@@ -20,6 +20,7 @@ from .ops import cost as op_cost
 
 RECOMPUTE_BUDGET = 64  # extra primitive ops per element accepted to avoid a DRAM round trip
 ALWAYS = {"param", "reduce", "dot", "concat", "pad", "gather", "scatter", "scan", "sort"}
+GATHER_MAX_K = 16384  # K of a product whose A rows are gathered into SRAM: one row's page fits any core
 INDEXED = ("gather", "scatter", "sort")  # kernels that address their operands by indices they compute
 OWN_KIND = INDEXED + ("scan",)   # nodes whose kernel kind is their op
 
@@ -124,6 +125,69 @@ def group_strides(shape: tuple[int, ...], acc: Access, groups: list[list[int]]) 
     return out
 
 
+def progressions(shape: tuple[int, ...], acc: Access, dims: list[int]) -> list[tuple[int, int]]:
+    """dims (outermost first) merged into arithmetic progressions: (count, stride) per run."""
+    out: list[tuple[int, int]] = []
+    for d in dims:
+        if shape[d] == 1:
+            continue
+        if out and out[-1][1] == acc.strides[d] * shape[d]:
+            out[-1] = (out[-1][0] * shape[d], acc.strides[d])
+        else:
+            out.append((shape[d], acc.strides[d]))
+    return out
+
+
+@dataclass(frozen=True)
+class LhsLayout:
+    """A product's A read where it lies when its dims do not merge into [batch, row, K]
+    progressions: batch index b is mixed-radix over `batch` ((count, stride), outermost first:
+    a convolution's (image, output row) of a strided or padded input), and K is `segs` runs
+    of `seg_len` contiguous values `seg_stride` apart (a convolution's leading taps, each an
+    input row's KW x C patch, the rows' windows overlapping: `row` < `seg_len`). With `outer`,
+    the rows too are mixed-radix, `outer` progressions around `row_count` rows `row` apart (a
+    convolution's (image, output row, output column)): the product gathers each block's rows,
+    segment by segment, into an SRAM page (its patches formed there, as im2col would store them)."""
+    batch: tuple[tuple[int, int], ...]
+    row: int
+    col: int
+    segs: int = 1
+    seg_stride: int = 0
+    seg_len: int = 0
+    outer: tuple[tuple[int, int], ...] = ()
+    row_count: int = 0
+
+
+def lhs_layout(shape: tuple[int, ...], acc: Access, groups: list[list[int]]) -> LhsLayout | None:
+    """How the matrix engine reads a product's A in place (lower.lower_dot), or None when it
+    must be copied. Only for an A that group_strides does not describe."""
+    b, f, c = (progressions(shape, acc, g) for g in groups)
+    if len(c) > 2 or 0 in shape:
+        return None
+    if len(f) > 1:  # gathered rows: K segments of contiguous runs (a convolution's patches) only
+        if len(c) < 2 or c[1][1] != 1:
+            return None
+        (segs, seg_stride), (seg_len, _) = c
+        if segs * seg_len > GATHER_MAX_K:
+            return None
+        return LhsLayout(tuple(b), f[-1][1], 1, segs, seg_stride, seg_len, tuple(f[:-1]), f[-1][0])
+    row = f[0][1] if f else 0
+    if len(c) < 2:
+        return LhsLayout(tuple(b), row, c[0][1] if c else 0)
+    (segs, seg_stride), (seg_len, col) = c
+    if col != 1 or not segments_pay(segs, seg_len, row):
+        return None
+    return LhsLayout(tuple(b), row, col, segs, seg_stride, seg_len)
+
+
+def segments_pay(segs: int, seg_len: int, row: int) -> bool:
+    """Whether the engine reads an A of `segs` K segments in place (conv.py asks before it
+    builds one): only where the rows overlap (0 < row stride < seg_len), so that each segment
+    is DMA'd once as a span, and only where splitting K costs the engine no more 32-deep
+    tiles than one K would."""
+    return 0 < row < seg_len and segs * -(-seg_len // 32) <= -(-segs * seg_len // 32)
+
+
 def _cost(n: Node, mat: set[int]) -> int:
     """Vector instructions computed inline for n: the op table's cost of the distinct
     elementwise nodes of its inline tree."""
@@ -190,10 +254,13 @@ def plan(graph: Graph) -> Plan:
         if n.op in VIEWS:
             ensure_view(n)
         elif n.op == "dot":
-            for opnd, groups in zip(n.inputs, dot_groups(n)):
+            for j, (opnd, groups) in enumerate(zip(n.inputs, dot_groups(n))):
                 ensure(opnd)
                 a = access_of(opnd, mat)
-                if group_strides(opnd.shape, a, groups) is None or memoryless(a.src):
+                # (the engine reads an A of a mixed-radix batch or K segments in place)
+                in_place = group_strides(opnd.shape, a, groups) is not None or \
+                    j == 0 and _engine_dot(n) and lhs_layout(opnd.shape, a, groups) is not None
+                if not in_place or memoryless(a.src):
                     # copy to a layout the matrix engine can stride through (an iota or a
                     # broadcast scalar constant has no memory at all)
                     mat.add(opnd.id)

@@ -28,8 +28,8 @@ from . import loopir as L
 from .access import Access, collapse, row_major
 from .codegen import Emitter, Leaf, _simple_combiner, _with_nan, collect_leaves, literal, load_expr, store_expr
 from .dtypes import CTYPE, VTYPE
-from .fuse import (Kernel, _same_order, access_of, dot_groups, dot_out_groups, group_strides, inline_tree,
-                   memoryless)
+from .fuse import (Kernel, LhsLayout, _same_order, access_of, dot_groups, dot_out_groups, group_strides,
+                   inline_tree, lhs_layout, memoryless)
 from .graph import FLOATS, VIEWS, Node, itemsize
 from .ops import convert_expr
 
@@ -742,13 +742,27 @@ def _finish_ir(mat: set[int], k: Kernel, result: str, body: list) -> tuple[str, 
 
 
 # ----------------------------------------------------------------------------- products
+def _row_offset(row: str, lay: LhsLayout) -> str:
+    """The offset of A's row `row` when its rows are gathered (lay.outer around lay.row_count)."""
+    return f"{_mixed(f'({row} / {lay.row_count})', lay.outer)} + ({row} % {lay.row_count}) * {lay.row}"
+
+
+def _mixed(var: str, progs: tuple[tuple[int, int], ...]) -> str:
+    """The offset of index `var` in a mixed radix ((count, stride) per run, outermost first)."""
+    terms, inner = [], 1
+    for count, stride in reversed(progs):
+        terms.append(f"(({var} / {inner}) % {count}) * {stride}" if inner > 1 else f"({var} % {count}) * {stride}")
+        inner *= count
+    return " + ".join(reversed(terms)) or "0"
+
+
 def mm_sram(sram_per_core: int) -> int:
     """The matrix engine's share of a core's SRAM (= ttrt_kernel.h's TT_MM_SRAM)."""
     return min(sram_per_core // 2, MM_SRAM_BYTES)
 
 
 def _multicast(items: int, mb: int, a: L.Operand, ls: list[int], b: L.Operand, rs: list[int], K: int,
-               packed_n: int = 0, per_batch: int = 0) -> tuple[list, list]:
+               packed_n: int = 0, per_batch: int = 0, a_end: str | None = None) -> tuple[list, list]:
     """Panel reuse, as tt-metal's multicast matmuls do it. The cores run their work items in
     waves: the runtime gives core c the items [c * items / ncores, (c + 1) * items / ncores), and
     an item's wave is its place in its core's range. In a wave, the A row panel of a block row is
@@ -758,10 +772,11 @@ def _multicast(items: int, mb: int, a: L.Operand, ls: list[int], b: L.Operand, r
     need not split evenly over the cores (p150's 140). A B shared by every batch (stride 0: the
     kernel of a convolution batched over output rows; `per_batch` items a batch) is received
     from any earlier core whose item in the same wave has the same block column, whatever its
-    batch. (uops before the engine call, after it)"""
+    batch. `a_end`: the last element of a row of A past its first, when not (K - 1) * ls[2]
+    (K segments). (uops before the engine call, after it)"""
     if min(ls[1], ls[2], rs[1], rs[2]) < 0:  # a reversed view: its panel is not one address range
         return [], []
-    a_end = f"ao + (m - 1) * {ls[1]} + {K - 1} * {ls[2]} + 1"
+    a_end = f"ao + (m - 1) * {ls[1]} + {(K - 1) * ls[2] if a_end is None else a_end} + 1"
     b_lo, b_end = "bo", f"bo + (n - 1) * {rs[1]} + {K - 1} * {rs[2]} + 1"
     if packed_n:  # B as bfp8 tiles (packed_n tiles a row): the block column's tiles, first to last
         b_lo = f"(n0 / {TILE}) * {BFP8_TILE_BYTES}"
@@ -831,7 +846,8 @@ def bfp8_weight(k: Kernel, mat: set[int], node: Node) -> bool:
     lhs, rhs = r.inputs
     (lb, lf, lc), (rb, rf, rc) = dot_groups(r)
     la, ra = access_of(lhs, mat), access_of(rhs, mat)
-    if ra is None or la is None or ra.src is not node or la.src is node or rb:
+    if ra is None or la is None or ra.src is not node or la.src is node or rb or \
+            group_strides(lhs.shape, la, [lb, lf, lc]) is None:  # (an A in K segments: packed B is one K)
         return False
     if k.epilogue is not None and any(a.src is node for _, a in epilogue_inputs(k, mat)[1]):
         return False
@@ -858,6 +874,10 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
     la, ra = access_of(lhs, mat), access_of(rhs, mat)
     ls = group_strides(lhs.shape, la, [lb, lf, lc])
     rs = group_strides(rhs.shape, ra, [rb, rf, rc])
+    # an A read in place through a mixed-radix batch or in K segments (fuse.lhs_layout)
+    lay = lhs_layout(lhs.shape, la, [lb, lf, lc]) if ls is None else None
+    if lay is not None:
+        ls = [0, lay.row, lay.col]
     assert ls is not None and rs is not None
     B = int(np.prod([lhs.shape[d] for d in lb], dtype=np.int64))
     M = int(np.prod([lhs.shape[d] for d in lf], dtype=np.int64))
@@ -892,10 +912,13 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
     # Rows of A that overlap in memory (a convolution's patches as a windows view: each row K
     # values starting ls[1] < K apart) are DMA'd once as their span into a page the engine reads,
     # instead of the engine packing every row's K values from DRAM: the patches form in SRAM.
-    a_span = engine and not packed and ls[2] == 1 and 0 < ls[1] < K
+    gather = lay is not None and bool(lay.outer)  # rows gathered into a page (fuse.LhsLayout)
+    segs, seg_len = (lay.segs, lay.seg_len) if lay is not None and lay.segs > 1 and not gather else (1, K)
+    a_span = engine and not packed and ls[2] == 1 and 0 < ls[1] < seg_len and not gather
 
     def make_cbs(bm: int, bn: int) -> list[L.CircularBuffer]:
         base = max(mm_sram(sram_budget), MM_SRAM_MIN)
+        bm, bn = max(1, min(bm, M)), max(1, min(bn, N))  # a block is never bigger than the product
         cbs = []
         if engine:
             cbs.append(L.CircularBuffer("cbc", "float", 4, bm * bn, 1))
@@ -908,8 +931,12 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
             cbs += [L.CircularBuffer("cbq", "uint8_t", 1, kc // TILE * -(-bn // TILE) * BFP8_TILE_BYTES, 1),
                     L.CircularBuffer("cbu", CTYPE[bd], itemsize(bd), kc * -(-bn // TILE) * TILE, 1),
                     L.CircularBuffer("cbp", "float", 4, bm * bn, 1)]
-        if a_span:
-            cbs.append(L.CircularBuffer("cba", CTYPE[ad], itemsize(ad), (bm - 1) * ls[1] + K, 1))
+        if segs > 1:  # a segment's partial product, added into the block
+            cbs.append(L.CircularBuffer("cbp", "float", 4, bm * bn, 1))
+        if a_span:  # one span per segment, `pitch` apart
+            cbs.append(L.CircularBuffer("cba", CTYPE[ad], itemsize(ad), segs * ((bm - 1) * ls[1] + seg_len), 1))
+        if gather:  # the block's rows of A, K each
+            cbs.append(L.CircularBuffer("cba", CTYPE[ad], itemsize(ad), bm * K, 1))
         cbs.append(L.CircularBuffer("cbout", CTYPE[dest.src.dtype], itemsize(dest.src.dtype), bn))
         L.place(cbs, base)
         return cbs
@@ -923,7 +950,8 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
         else:
             bn //= 2
     cbs = make_cbs(bm, bn)
-    while L.sram_end(cbs) > sram_budget and (bm > 8 or bn > (32 if packed else 8) or packed and kc > TILE):
+    while L.sram_end(cbs) > sram_budget and (bm > (1 if gather else 8) or bn > (32 if packed else 8) or
+                                             packed and kc > TILE):
         if packed and kc > TILE:
             kc = max(TILE, kc // 2 // TILE * TILE)
         elif bm >= bn and bm > 8 or packed and bn <= 32:
@@ -943,7 +971,8 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
                   L.Define("m0", "int64_t", f"(t % {mb}) * {bm}"), L.Define("n0", "int64_t", f"(t / {mb}) * {bn}"),
                   L.Define("m", "int64_t", f"K_MIN((int64_t){bm}, {M} - m0)"),
                   L.Define("n", "int64_t", f"K_MIN((int64_t){bn}, {N} - n0)"),
-                  L.Define("ao", "int64_t", f"{la.offset} + b * {ls[0]} + m0 * {ls[1]}"),
+                  L.Define("ao", "int64_t", f"{la.offset} + {_mixed('b', lay.batch) if lay else f'b * {ls[0]}'} + "
+                                            f"{_row_offset('m0', lay) if gather else f'm0 * {ls[1]}'}"),
                   L.Define("bo", "int64_t", f"{ra.offset} + b * {rs[0]} + n0 * {rs[1]}"),
                   L.Define("co", "int64_t", f"{dest.offset} + b * {cs[0]} + m0 * {cs[1]} + n0")]
     out_cb = cbs[-1]
@@ -959,17 +988,52 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
     elif engine:
         cbc = cbs[0]
         fn = "tt_matmul_f32" if ad == "f32" else "tt_matmul_bf16"
-        mcast = _multicast(items, mb, op_of[la.src.id], ls, op_of[ra.src.id], rs, K, per_batch=mb * nbk)
+        a_end = None
+        if segs > 1 or gather:  # a row's last element, past its first
+            a_end = f"{(lay.segs - 1) * lay.seg_stride + lay.seg_len - 1}"
+        if gather:  # and the block's last row past its first (less what _multicast adds)
+            a_end = f"{_row_offset('(m0 + m - 1)', lay)} - ({_row_offset('m0', lay)}) - (m - 1) * {ls[1]} + {a_end}"
+        mcast = _multicast(items, mb, op_of[la.src.id], ls, op_of[ra.src.id], rs, K, per_batch=mb * nbk, a_end=a_end)
         mm = L.MatMul(fn, "m", "n", K, op_of[la.src.id], "ao", ls[1], ls[2], op_of[ra.src.id], "bo", rs[2], rs[1],
                       "c_", "n")
         span, unspan = [], []
+        pitch = (max(1, min(bm, M)) - 1) * ls[1] + seg_len   # (as make_cbs sizes the page)
         if a_span:
             cba = next(cb for cb in cbs if cb.name == "cba")
-            span = [L.CbReserve(cba, "wa"), L.DmaRead(cba, "wa", "0", op_of[la.src.id], "ao", f"(m - 1) * {ls[1]} + {K}", 1),
-                    L.CbPush(cba), L.CbWait(cba, "xa")]
+            read = L.DmaRead(cba, "wa", "0", op_of[la.src.id], "ao", f"(m - 1) * {ls[1]} + {seg_len}", 1)
+            if segs > 1:  # each segment's span (a convolution's input row) into its part of the page
+                read = replace(read, rows=str(segs), dram_pitch=str(lay.seg_stride), sram_pitch=str(pitch))
+            span = [L.CbReserve(cba, "wa"), read, L.CbPush(cba), L.CbWait(cba, "xa")]
             unspan = [L.CbPop(cba)]
             mm = replace(mm, a_index="0", a_page="xa")
-        body += mcast[0] + span + [L.CbReserve(cbc, "c_"), mm, L.CbPush(cbc)] + unspan + mcast[1] + \
+        if gather:
+            # each run of the block's rows within one innermost progression (a convolution's
+            # output row), segment by segment: K values a row, the patches of im2col formed in SRAM
+            cba, rc = next(cb for cb in cbs if cb.name == "cba"), lay.row_count
+            span = [L.CbReserve(cba, "wa"), L.Range("q_", f"m0 / {rc}", f"(m0 + m - 1) / {rc} + 1"),
+                    L.Define("lo_", "int64_t", f"(q_ * {rc} < m0 ? m0 : q_ * {rc})"),
+                    L.Define("hi_", "int64_t", f"K_MIN(m0 + m, (q_ + 1) * {rc})"),
+                    L.Range("sg_", "0", str(lay.segs)),
+                    L.DmaRead(cba, "wa", f"(lo_ - m0) * {K} + sg_ * {lay.seg_len}", op_of[la.src.id],
+                              f"{la.offset} + {_mixed('b', lay.batch)} + {_mixed('q_', lay.outer)} + "
+                              f"(lo_ - q_ * {rc}) * {lay.row} + sg_ * {lay.seg_stride}",
+                              str(lay.seg_len), 1, rows="hi_ - lo_", dram_pitch=str(lay.row), sram_pitch=str(K)),
+                    L.End(), L.End(), L.CbPush(cba), L.CbWait(cba, "xa")]
+            unspan = [L.CbPop(cba)]
+            mm = replace(mm, a_index="0", a_page="xa", a_rs=K, a_cs=1)
+        if segs > 1:
+            # the engine per K segment: the first into the block, the others into a partial
+            # page added into it (as the engine accumulates over K chunks into its page)
+            cbp = next(cb for cb in cbs if cb.name == "cbp")
+            mm = replace(mm, k=seg_len, page="sg_ ? pp_ : c_",
+                         a_index=f"sg_ * {pitch}" if a_span else f"ao + sg_ * {lay.seg_stride}",
+                         b_index=f"bo + sg_ * {seg_len * rs[2]}")
+            prod = [L.Range("sg_", "0", str(segs)), L.CbReserve(cbp, "pp_"), mm, L.CbPush(cbp), L.CbWait(cbp, "pw_"),
+                    L.Range("e_", "0", "(sg_ ? m * n : 0)", "GCC ivdep"), L.Assign("c_[e_]", "c_[e_] + pw_[e_]"),
+                    L.End(), L.VectorOps("sg_ ? (m * n + 1023) / 1024 : 0"), L.CbPop(cbp), L.End()]
+        else:
+            prod = [mm]
+        body += mcast[0] + span + [L.CbReserve(cbc, "c_"), *prod, L.CbPush(cbc)] + unspan + mcast[1] + \
             [L.CbWait(cbc, "cblk"), L.Range("i", "0", "m")]
     if engine and k.epilogue is None and od == "f32":
         # nothing to apply: the engine's f32 block leaves by one block DMA straight from its page
