@@ -103,16 +103,20 @@ def test_transposes_work_in_blocks_of_2x2_tiles_when_there_are_enough(shape, ite
     assert st["dma_bytes"] == 2 * x.nbytes
 
 
-def test_row_reductions_read_ahead_only_to_a_row_not_next():
-    # the next row right after this one is the host's stream prefetcher's; a row further on is
-    # asked for while this one is reduced
+def test_row_reductions_read_ahead_a_line_at_a_time_to_the_next_row():
+    # the next row right after this one is asked for a line at a time from inside the lane loop
+    # (the same line of the next row with each line of this one); a row further on is asked for
+    # whole, once, while this one is reduced. Neither moves data nor counts anything.
     x = inputs((512, 2048), np.float32)
     (k,) = _kernels(lambda x: jnp.sum(x, axis=-1), x)
-    assert not any(isinstance(u, DmaPrefetch) for u in k.body)
+    ahead = [u for u in k.body if isinstance(u, DmaPrefetch)]
+    assert ahead and all(u.line for u in ahead) and all(u.index.endswith("+ jj + 2048") for u in ahead)
     f = lambda x: jnp.sum(x[:, :1024], axis=-1)  # noqa: E731  (rows 2048 apart)
     (k,) = _kernels(f, x)
-    assert any(isinstance(u, DmaPrefetch) for u in k.body)
+    ahead = [u for u in k.body if isinstance(u, DmaPrefetch)]
+    assert ahead and not any(u.line for u in ahead)
     check(f, x, rtol=1e-4, atol=1e-3)  # (a sum of 1024 in another order)
+    check(lambda x: jnp.mean(x, axis=-1), x, rtol=1e-5, atol=1e-6)  # (the last row's line past the end)
 
 
 # Reads the host performs elsewhere (loopir FIRST_USE / ONCE): the copy moves into the loop that
