@@ -127,6 +127,9 @@ HOST_READS = [
     ("softmax", lambda x: jax.nn.softmax(x, -1), [((300, 1000), np.float32)]),
     ("layernorm", lambda x, g, b: (x - x.mean(-1, keepdims=True)) * jax.lax.rsqrt(x.var(-1, keepdims=True) + 1e-5) * g + b,
      [((257, 515), np.float32), ((515,), np.float32), ((515,), np.float32)]),
+    # items of 42 rows (the last one 26), the mean read for an item's rows at once
+    ("layernorm_rows", lambda x: (x - x.mean(-1, keepdims=True)) * jax.lax.rsqrt(x.var(-1, keepdims=True) + 1e-5),
+     [((4100, 96), np.float32)]),
     ("strided_rows", lambda x: jnp.sum(x[:, ::3], axis=-1), [((70, 301), np.float32)]),  # a stride-3 read
     ("bf16_sum", lambda x: jnp.sum(x, axis=-1, dtype=jnp.float32), [((33, 4133), BF16)]),  # pieces, a ragged tail
     ("argmax", lambda x: jnp.argmax(x, axis=-1), [((40, 77), np.float32)]),  # a two-operand reduce body

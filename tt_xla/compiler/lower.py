@@ -496,7 +496,8 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
 
     def make_cbs(piece: int, per: int) -> list[L.CircularBuffer]:
         cbs = [L.CircularBuffer(f"cb{t}", CTYPE[leaves[j][0].dtype], itemsize(leaves[j][0].dtype),
-                                1 if avecs[j][-1] == 0 and not col else piece) for t, j in enumerate(stored)]
+                                per if j in per_row else 1 if avecs[j][-1] == 0 and not col else piece)
+               for t, j in enumerate(stored)]
         cbs += [L.CircularBuffer(f"cbi{t}", CTYPE[init_leaves[j][0].dtype], itemsize(init_leaves[j][0].dtype), 1, 1)
                 for t, j in enumerate(init_stored)]
         cbs.append(L.CircularBuffer("cbout", CTYPE[dest.src.dtype], itemsize(dest.src.dtype), per))
@@ -510,6 +511,9 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
         # costs (its result DMA and event count, the loop setup) then weigh on 4096 elements
         # rather than 1024 (row reductions of f32[4096, 1024]: 0.8-0.95x their time, one thread)
         per_item = max(1, PIECE // max(n_red, 1))
+    # a value per output, the same along the reduced run (layernorm's mean in its variance): read
+    # for the item's outputs at once by one DMA, not one DMA per output
+    per_row = [j for j in stored if per_item > 1 and len(kshape) == 1 and kvecs[j][0] != 0 and not any(avecs[j])]
     per_out = piece if col else per_item
     cbs = make_cbs(piece, per_out)
     while L.sram_end(cbs) > sram_budget and piece > LANES:
@@ -608,8 +612,10 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
     else:
         items = -(-n_out // per_item) if n_out else 0
         body += [L.Define("o0", "int64_t", f"it * {per_item}"),
-                 L.Define("o1", "int64_t", f"K_MIN(o0 + {per_item}, (int64_t){n_out})"),
-                 L.Range("o", "o0", "o1")]
+                 L.Define("o1", "int64_t", f"K_MIN(o0 + {per_item}, (int64_t){n_out})")]
+        for j in per_row:
+            dma_in(j, f"{offs[j]} + o0 * {kvecs[j][0]}", "o1 - o0", kvecs[j][0])
+        body.append(L.Range("o", "o0", "o1"))
         kidx = _decode("o", list(kshape), "k", body) if kshape else []
         aouter = [f"a{d}" for d in range(len(ashape) - 1)]
         lanes = simple is not None
@@ -634,7 +640,8 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
         else:
             body.append(L.Range("pc", "0", str(last), step=piece))
             body.append(L.Define("np_", "int64_t", f"K_MIN((int64_t){piece}, {last} - pc)"))
-        for j in stored:  # each element is read once, by the loop over the run: the host copies it there
+        for j in [j for j in stored if j not in per_row]:  # each element is read once, by the loop over
+            # the run: the host copies it there
             base = f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc * {avecs[j][-1]}"
             dma_in(j, base, "np_", avecs[j][-1], L.FIRST_USE)
         # ask the host to fetch the DRAM of the next row while this piece is reduced, when that
@@ -680,7 +687,7 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
                 if leaves[j][1].src.op == "iota":
                     return f"ib{j} + ({var}) * {s}" if s else f"ib{j}"
                 if j in cb_of:
-                    return f"({var})" if s else "0"
+                    return f"({var})" if s else "(o - o0)" if j in per_row else "0"
                 return "0"
             return f
         if lanes:
@@ -715,7 +722,8 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
             body += [L.Assign(a, v) for a, v in zip(accs, res_)]
             body.append(L.End())
         for j in stored:
-            body.append(L.CbPop(cb_of[j]))
+            if j not in per_row:
+                body.append(L.CbPop(cb_of[j]))
         if not one_piece:
             body.append(L.End())  # pc
         body += [L.End() for _ in range(len(ashape) - 1)]
@@ -735,6 +743,8 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
         val, vdt = _finish_ir(mat, k, result, body)
         body.append(L.Store("out", "o - o0", store_expr(vdt, val)))
         body.append(L.End())  # o
+        for j in per_row:
+            body.append(L.CbPop(cb_of[j]))
         nvec = f"{vec_ops + 1} * (((o1 - o0) * {n_red} + 1023) / 1024)"
         out_base, out_count, out_stride = f"{dest.offset} + o0", "o1 - o0", 1
     body.append(L.CbPush(out_cb))
