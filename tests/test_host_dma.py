@@ -81,6 +81,21 @@ def test_short_rows_do_not_read_ahead():
     assert not any(isinstance(u, DmaPrefetch) for u in k.body)
 
 
+@pytest.mark.parametrize("shape", [(512, 1024), (300, 1000)])
+def test_row_blocks_read_first_use_ask_for_the_next_block_a_line_at_a_time(shape):
+    # a rows kernel over an operand beyond the host's L2: the first-use input (not the row-invariant
+    # one, which a core reads once) is asked for a line at a time, the same line one block on
+    # (past the last block for the last: a hint, never a fault); bits as without
+    x = inputs(shape, np.float32)
+    b = inputs(shape[-1:], np.float32, seed=1)
+    f = lambda x, b: (x - 1.5) * b  # noqa: E731
+    (k,) = _kernels(f, x, b)
+    pf = [u for u in k.body if isinstance(u, DmaPrefetch)]
+    assert len(pf) == 1 and pf[0].line and pf[0].index.endswith(f"+ 1 * {shape[1]} + jb")
+    assert not check_dma_only(k)
+    check(f, x, b)
+
+
 def _exe_and_kernel(f, *args):
     import tt_xla
     exe = tt_xla.compile(jax.export.export(jax.jit(f))(*args).mlir_module())

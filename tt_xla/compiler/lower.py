@@ -35,6 +35,7 @@ from .ops import convert_expr
 
 CHUNK = 1024       # elements per block of a loop kernel (1 tile): its pages (4 KiB of f32 each) stay in
                    # the host's L1 (one host thread, ELU on 4M f32: about 1.3x faster than 4096)
+LINE_BYTES = 64    # the host's cache line: a rows kernel's first-use reads ask for the next block a line at a time
 PREFETCH_SUB = 256 # elements: a chunk's compute runs in sub-blocks this long, each reading ahead
 TILE = 32          # the device's tile edge
 # Edge of the blocks a loop kernel with a transposed read (a stored transpose) works in: 2x2
@@ -306,6 +307,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
     # dim, a chunk of one row, or a tile (whose rows never cross its outer index), else one
     # transfer per row
     affine = len(outer_shape) <= 1 or mode in ("chunk", "tile")
+    first_use: list[int] = []
     if per_row and affine:
         idx = _decode("r0", outer_shape, "", body)
         for j in per_row:
@@ -316,6 +318,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             # a block of whole rows, packed in the page as in DRAM, read once by the compute loop
             # below: the host copies each element there
             first = mode == "rows" and inner_st[j] != 0 and int(pitch) == wj * inner_st[j]
+            first_use += [j] if first else []
             body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}",
                                   cnt, inner_st[j], *(("r1 - r0", pitch, str(wj)) if mode != "chunk" else ()),
                                   host=L.FIRST_USE if first else ""))
@@ -379,6 +382,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         # next work item overlap this one's math (single thread, 4M f32 under load: ELU and
         # ReLU 0.8-0.9x of their time without)
         ahead = [j for j in row_leaves if inner_st[j] == 1] if mode == "chunk" else []
+        lines = [j for j in first_use if outer_shape and leaves[j][0].nbytes > PREFETCH_MIN_BYTES]
         if ahead:
             pidx = _decode("r", outer_shape, "pf", body)
             body.append(L.Range("s", "c0", "c1", step=PREFETCH_SUB))
@@ -387,6 +391,21 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
                 body.append(L.DmaPrefetch(op_of[a.src.id], f"{_base(offs[j], vecs[j][:-1], pidx)} + s + {w}",
                                           f"K_MIN({PREFETCH_SUB}, {inner} - (s + {w}))", itemsize(n.dtype)))
             body.append(L.Range("j", "s", f"K_MIN(s + {PREFETCH_SUB}, c1)", "GCC ivdep"))
+        elif lines:
+            # as a reduction's runs (lower_reduce): a block's first-use copy leaves its page's
+            # stores pending behind its last DRAM loads, so each block would start from an empty
+            # memory pipeline; the same line of the next block is asked for with each line of
+            # this one (layernorm's normalizing kernel, f32[4096, 1024]: 0.83x its time, one
+            # thread, under load)
+            pidx = _decode("r", outer_shape, "pf", body)
+            step = LINE_BYTES // max(itemsize(leaves[j][0].dtype) for j in lines)
+            body.append(L.Range("jb", "c0", "c1", step=step))
+            for j in lines:
+                n, a = leaves[j]
+                body.append(L.DmaPrefetch(op_of[a.src.id], f"{_base(offs[j], vecs[j][:-1], pidx)} + {rb} * {vecs[j][-2]} + jb",
+                                          "1", itemsize(n.dtype), line=True))
+            # (a whole number of lines per row: a constant trip count, one vector and no tail)
+            body.append(L.Range("j", "jb", f"jb + {step}" if inner % step == 0 else f"K_MIN(jb + {step}, c1)", "GCC ivdep"))
         else:
             body.append(L.Range("j", "c0", "c1", "GCC ivdep"))
         em = IREmitter(mat, index_of, leaf_of, page_of, body)
@@ -395,7 +414,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             body.append(L.Store(page, f"(r - r0) * {w} + (j - c0)", store_expr(root.dtype, em.value(root))))
             em.raw.pop(root.id, None)  # a later result reading it sees the stored (rounded) value
         ops_per_elem = max(em.ops, 1)
-        body += [L.End(), L.End()] + ([L.End()] if ahead else [])
+        body += [L.End(), L.End()] + ([L.End()] if ahead or lines else [])
     for j in stored:
         body.append(L.CbPop(in_cb[j]))
     for cb in out_cbs:
