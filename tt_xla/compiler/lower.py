@@ -36,6 +36,7 @@ from .ops import convert_expr
 CHUNK = 1024       # elements per block of a loop kernel (1 tile): its pages (4 KiB of f32 each) stay in
                    # the host's L1 (one host thread, ELU on 4M f32: about 1.3x faster than 4096)
 LINE_BYTES = 64    # the host's cache line: a rows kernel's first-use reads ask for the next block a line at a time
+LINE_MAX_OPS = 8   # ...when its math is at most this many vector ops an element
 PREFETCH_SUB = 256 # elements: a chunk's compute runs in sub-blocks this long, each reading ahead
 TILE = 32          # the device's tile edge
 # Edge of the blocks a loop kernel with a transposed read (a stored transpose) works in: 2x2
@@ -395,8 +396,11 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             # as a reduction's runs (lower_reduce): a block's first-use copy leaves its page's
             # stores pending behind its last DRAM loads, so each block would start from an empty
             # memory pipeline; the same line of the next block is asked for with each line of
-            # this one (layernorm's normalizing kernel, f32[4096, 1024]: 0.83x its time, one
-            # thread, under load)
+            # this one (layernorm's normalizing kernel, f32[4096, 1024]: 0.75-0.85x its time, one
+            # thread, under load). Only for light math (LINE_MAX_OPS, checked below): a heavier
+            # body hides the memory time itself, and there the split loop cost more than it saved
+            # (softmax's exp(x - max) / sum: 1.08-1.14x)
+            split_at = len(body)
             pidx = _decode("r", outer_shape, "pf", body)
             step = LINE_BYTES // max(itemsize(leaves[j][0].dtype) for j in lines)
             body.append(L.Range("jb", "c0", "c1", step=step))
@@ -414,6 +418,10 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             body.append(L.Store(page, f"(r - r0) * {w} + (j - c0)", store_expr(root.dtype, em.value(root))))
             em.raw.pop(root.id, None)  # a later result reading it sees the stored (rounded) value
         ops_per_elem = max(em.ops, 1)
+        if lines and em.ops > LINE_MAX_OPS:  # the plain loop after all (above)
+            loop = next(u for u in body[split_at:] if isinstance(u, L.Range) and u.var == "j")
+            body[split_at:body.index(loop) + 1] = [L.Range("j", "c0", "c1", "GCC ivdep")]
+            lines = []
         body += [L.End(), L.End()] + ([L.End()] if ahead or lines else [])
     for j in stored:
         body.append(L.CbPop(in_cb[j]))
@@ -663,14 +671,12 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
             # the run: the host copies it there
             base = f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc * {avecs[j][-1]}"
             dma_in(j, base, "np_", avecs[j][-1], L.FIRST_USE)
-        # ask the host to fetch the DRAM of the next row while this piece is reduced, when that
-        # row is not the one right after it (a host core runs its DMA and its math one after the
-        # other; this lets the next DMA's reads overlap this math). Only for operands beyond the
-        # host's L2 whose runs move (not one run read by every output): others are in the caches
-        # already, and the C compiler's time is better spent elsewhere. A run followed by the
-        # next (the next piece, or the next row of rows side by side) is left to the host's own
-        # stream prefetcher: asking as well made a row sum of f32[4096, 1024] take 1.06-1.14x as
-        # long (one process, CPU time, under load).
+        # ask the host to fetch the DRAM of the next run while this piece is reduced (a host core
+        # runs its DMA and its math one after the other; this lets the next DMA's reads overlap
+        # this math). Only for operands beyond the host's L2 whose runs move (not one run read by
+        # every output): others are in the caches already, and the C compiler's time is better
+        # spent elsewhere. A run further on is asked for whole, by one call; a run right after
+        # this one (the next piece, or the next row of rows side by side), a line at a time below.
         lines_ahead: list[L.DmaPrefetch] = []  # (asked for inside the lane loop below)
         for j in stored:
             src = leaves[j][1].src
