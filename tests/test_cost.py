@@ -31,6 +31,8 @@ PROGRAMS = {
     "column_sum": (lambda x: x.sum(0), [_f32(300, 700)]),
     "softmax": (lambda x: jax.nn.softmax(x, -1), [_f32(100, 4000)]),
     "mean_of_product": (lambda x, y: (x * y[None]).mean(1), [_f32(100, 4000), _f32(4000)]),
+    # rows enough for items of several outputs (the last one short), the mean read once per item
+    "variance_rows": (lambda x: jnp.square(x - x.mean(1, keepdims=True)).mean(1), [_f32(4100, 96)]),
     "matmul": (lambda x, w: x @ w, [_f32(300, 200), _f32(200, 600)]),
     "matmul_epilogue": (lambda x, w, b: jax.nn.gelu(x @ w + b), [_f32(300, 200), _f32(200, 600), _f32(600)]),
     "bf16_matmul": (lambda x, w: x @ w, [_f32(64, 128).astype(jnp.bfloat16), _f32(128, 96).astype(jnp.bfloat16)]),

@@ -81,6 +81,21 @@ def test_short_rows_do_not_read_ahead():
     assert not any(isinstance(u, DmaPrefetch) for u in k.body)
 
 
+@pytest.mark.parametrize("shape", [(512, 1024), (300, 1000)])
+def test_row_blocks_read_first_use_ask_for_the_next_block_a_line_at_a_time(shape):
+    # a rows kernel over an operand beyond the host's L2: the first-use input (not the row-invariant
+    # one, which a core reads once) is asked for a line at a time, the same line one block on
+    # (past the last block for the last: a hint, never a fault); bits as without
+    x = inputs(shape, np.float32)
+    b = inputs(shape[-1:], np.float32, seed=1)
+    f = lambda x, b: (x - 1.5) * b  # noqa: E731
+    (k,) = _kernels(f, x, b)
+    pf = [u for u in k.body if isinstance(u, DmaPrefetch)]
+    assert len(pf) == 1 and pf[0].line and pf[0].index.endswith(f"+ 1 * {shape[1]} + jb")
+    assert not check_dma_only(k)
+    check(f, x, b)
+
+
 def _exe_and_kernel(f, *args):
     import tt_xla
     exe = tt_xla.compile(jax.export.export(jax.jit(f))(*args).mlir_module())
@@ -103,16 +118,20 @@ def test_transposes_work_in_blocks_of_2x2_tiles_when_there_are_enough(shape, ite
     assert st["dma_bytes"] == 2 * x.nbytes
 
 
-def test_row_reductions_read_ahead_only_to_a_row_not_next():
-    # the next row right after this one is the host's stream prefetcher's; a row further on is
-    # asked for while this one is reduced
+def test_row_reductions_read_ahead_a_line_at_a_time_to_the_next_row():
+    # the next row right after this one is asked for a line at a time from inside the lane loop
+    # (the same line of the next row with each line of this one); a row further on is asked for
+    # whole, once, while this one is reduced. Neither moves data nor counts anything.
     x = inputs((512, 2048), np.float32)
     (k,) = _kernels(lambda x: jnp.sum(x, axis=-1), x)
-    assert not any(isinstance(u, DmaPrefetch) for u in k.body)
+    ahead = [u for u in k.body if isinstance(u, DmaPrefetch)]
+    assert ahead and all(u.line for u in ahead) and all(u.index.endswith("+ jj + 2048") for u in ahead)
     f = lambda x: jnp.sum(x[:, :1024], axis=-1)  # noqa: E731  (rows 2048 apart)
     (k,) = _kernels(f, x)
-    assert any(isinstance(u, DmaPrefetch) for u in k.body)
+    ahead = [u for u in k.body if isinstance(u, DmaPrefetch)]
+    assert ahead and not any(u.line for u in ahead)
     check(f, x, rtol=1e-4, atol=1e-3)  # (a sum of 1024 in another order)
+    check(lambda x: jnp.mean(x, axis=-1), x, rtol=1e-5, atol=1e-6)  # (the last row's line past the end)
 
 
 # Reads the host performs elsewhere (loopir FIRST_USE / ONCE): the copy moves into the loop that
@@ -123,6 +142,9 @@ HOST_READS = [
     ("softmax", lambda x: jax.nn.softmax(x, -1), [((300, 1000), np.float32)]),
     ("layernorm", lambda x, g, b: (x - x.mean(-1, keepdims=True)) * jax.lax.rsqrt(x.var(-1, keepdims=True) + 1e-5) * g + b,
      [((257, 515), np.float32), ((515,), np.float32), ((515,), np.float32)]),
+    # items of 42 rows (the last one 26), the mean read for an item's rows at once
+    ("layernorm_rows", lambda x: (x - x.mean(-1, keepdims=True)) * jax.lax.rsqrt(x.var(-1, keepdims=True) + 1e-5),
+     [((4100, 96), np.float32)]),
     ("strided_rows", lambda x: jnp.sum(x[:, ::3], axis=-1), [((70, 301), np.float32)]),  # a stride-3 read
     ("bf16_sum", lambda x: jnp.sum(x, axis=-1, dtype=jnp.float32), [((33, 4133), BF16)]),  # pieces, a ragged tail
     ("argmax", lambda x: jnp.argmax(x, axis=-1), [((40, 77), np.float32)]),  # a two-operand reduce body

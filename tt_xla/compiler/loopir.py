@@ -136,6 +136,8 @@ class DmaPrefetch:
     esize: int
     rows: str = "1"          # a block: `rows` such runs, `pitch` elements apart
     pitch: str = "0"
+    line: bool = False       # just the cache line holding element `index`, asked for inline (count
+                             # unused): one instruction inside a hot loop, where a call would cost more
 
 
 @dataclass(frozen=True)
@@ -303,7 +305,7 @@ def _fmt(u: UOp) -> str:
         return f"dma_write p{u.operand.index}[{u.index}] <- {u.cb.name}:{u.page}[{u.sram_index}] x{u.count} stride {u.stride}{block}"
     if isinstance(u, DmaPrefetch):
         block = f" x{u.rows} rows (pitch {u.pitch})" if u.rows != "1" else ""
-        return f"dma_prefetch p{u.operand.index}[{u.index}] x{u.count}{block}"
+        return f"dma_prefetch p{u.operand.index}[{u.index}] " + ("(its line)" if u.line else f"x{u.count}{block}")
     if isinstance(u, (CbReserve, CbWait)):
         return f"{'cb_reserve_back' if isinstance(u, CbReserve) else 'cb_wait_front'} {u.cb.name} -> {u.page}"
     if isinstance(u, (CbPush, CbPop)):

@@ -35,6 +35,8 @@ from .ops import convert_expr
 
 CHUNK = 1024       # elements per block of a loop kernel (1 tile): its pages (4 KiB of f32 each) stay in
                    # the host's L1 (one host thread, ELU on 4M f32: about 1.3x faster than 4096)
+LINE_BYTES = 64    # the host's cache line: a rows kernel's first-use reads ask for the next block a line at a time
+LINE_MAX_OPS = 8   # ...when its math is at most this many vector ops an element
 PREFETCH_SUB = 256 # elements: a chunk's compute runs in sub-blocks this long, each reading ahead
 TILE = 32          # the device's tile edge
 # Edge of the blocks a loop kernel with a transposed read (a stored transpose) works in: 2x2
@@ -108,7 +110,7 @@ def lower_kernel(k: Kernel, name: str, mat: set[int], sram_budget: int, ncores: 
     if k.kind == "dot":
         return lower_dot(mat, k, name, sram_budget, ncores, bfp8)
     if k.kind == "reduce":
-        return lower_reduce(mat, k, name, sram_budget)
+        return lower_reduce(mat, k, name, sram_budget, ncores)
     if k.kind in ("gather", "scatter"):
         from .lower_indexing import LOWER  # (they build on this module's helpers)
         return LOWER[k.kind](mat, k, name, sram_budget)
@@ -306,6 +308,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
     # dim, a chunk of one row, or a tile (whose rows never cross its outer index), else one
     # transfer per row
     affine = len(outer_shape) <= 1 or mode in ("chunk", "tile")
+    first_use: list[int] = []
     if per_row and affine:
         idx = _decode("r0", outer_shape, "", body)
         for j in per_row:
@@ -316,6 +319,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             # a block of whole rows, packed in the page as in DRAM, read once by the compute loop
             # below: the host copies each element there
             first = mode == "rows" and inner_st[j] != 0 and int(pitch) == wj * inner_st[j]
+            first_use += [j] if first else []
             body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}",
                                   cnt, inner_st[j], *(("r1 - r0", pitch, str(wj)) if mode != "chunk" else ()),
                                   host=L.FIRST_USE if first else ""))
@@ -379,6 +383,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         # next work item overlap this one's math (single thread, 4M f32 under load: ELU and
         # ReLU 0.8-0.9x of their time without)
         ahead = [j for j in row_leaves if inner_st[j] == 1] if mode == "chunk" else []
+        lines = [j for j in first_use if outer_shape and leaves[j][0].nbytes > PREFETCH_MIN_BYTES]
         if ahead:
             pidx = _decode("r", outer_shape, "pf", body)
             body.append(L.Range("s", "c0", "c1", step=PREFETCH_SUB))
@@ -387,6 +392,24 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
                 body.append(L.DmaPrefetch(op_of[a.src.id], f"{_base(offs[j], vecs[j][:-1], pidx)} + s + {w}",
                                           f"K_MIN({PREFETCH_SUB}, {inner} - (s + {w}))", itemsize(n.dtype)))
             body.append(L.Range("j", "s", f"K_MIN(s + {PREFETCH_SUB}, c1)", "GCC ivdep"))
+        elif lines:
+            # as a reduction's runs (lower_reduce): a block's first-use copy leaves its page's
+            # stores pending behind its last DRAM loads, so each block would start from an empty
+            # memory pipeline; the same line of the next block is asked for with each line of
+            # this one (layernorm's normalizing kernel, f32[4096, 1024]: 0.75-0.85x its time, one
+            # thread, under load). Only for light math (LINE_MAX_OPS, checked below): a heavier
+            # body hides the memory time itself, and there the split loop cost more than it saved
+            # (softmax's exp(x - max) / sum: 1.08-1.14x)
+            split_at = len(body)
+            pidx = _decode("r", outer_shape, "pf", body)
+            step = LINE_BYTES // max(itemsize(leaves[j][0].dtype) for j in lines)
+            body.append(L.Range("jb", "c0", "c1", step=step))
+            for j in lines:
+                n, a = leaves[j]
+                body.append(L.DmaPrefetch(op_of[a.src.id], f"{_base(offs[j], vecs[j][:-1], pidx)} + {rb} * {vecs[j][-2]} + jb",
+                                          "1", itemsize(n.dtype), line=True))
+            # (a whole number of lines per row: a constant trip count, one vector and no tail)
+            body.append(L.Range("j", "jb", f"jb + {step}" if inner % step == 0 else f"K_MIN(jb + {step}, c1)", "GCC ivdep"))
         else:
             body.append(L.Range("j", "c0", "c1", "GCC ivdep"))
         em = IREmitter(mat, index_of, leaf_of, page_of, body)
@@ -395,7 +418,11 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             body.append(L.Store(page, f"(r - r0) * {w} + (j - c0)", store_expr(root.dtype, em.value(root))))
             em.raw.pop(root.id, None)  # a later result reading it sees the stored (rounded) value
         ops_per_elem = max(em.ops, 1)
-        body += [L.End(), L.End()] + ([L.End()] if ahead else [])
+        if lines and em.ops > LINE_MAX_OPS:  # the plain loop after all (above)
+            loop = next(u for u in body[split_at:] if isinstance(u, L.Range) and u.var == "j")
+            body[split_at:body.index(loop) + 1] = [L.Range("j", "c0", "c1", "GCC ivdep")]
+            lines = []
+        body += [L.End(), L.End()] + ([L.End()] if ahead or lines else [])
     for j in stored:
         body.append(L.CbPop(in_cb[j]))
     for cb in out_cbs:
@@ -447,7 +474,7 @@ def _lane_ir(simple: tuple, dt: str, acc: str, nan: str, v: str) -> list:
     return [L.Assign(acc, simple[2](acc, v)), L.Assign(nan, f"{nan} | ({v} != {v})")]
 
 
-def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.LoopKernel:
+def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int = MM_MIN_ITEMS) -> L.LoopKernel:
     """A reduction: each work item reduces a group of outputs (or, for a column reduction, a
     strip of kept columns); the reduced runs come into SRAM by DMA in pieces, results leave by
     one DMA per item."""
@@ -496,7 +523,8 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
 
     def make_cbs(piece: int, per: int) -> list[L.CircularBuffer]:
         cbs = [L.CircularBuffer(f"cb{t}", CTYPE[leaves[j][0].dtype], itemsize(leaves[j][0].dtype),
-                                1 if avecs[j][-1] == 0 and not col else piece) for t, j in enumerate(stored)]
+                                per if j in per_row else 1 if avecs[j][-1] == 0 and not col else piece)
+               for t, j in enumerate(stored)]
         cbs += [L.CircularBuffer(f"cbi{t}", CTYPE[init_leaves[j][0].dtype], itemsize(init_leaves[j][0].dtype), 1, 1)
                 for t, j in enumerate(init_stored)]
         cbs.append(L.CircularBuffer("cbout", CTYPE[dest.src.dtype], itemsize(dest.src.dtype), per))
@@ -505,6 +533,14 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
 
     piece = min(PIECE, max(run, 1)) if not col else max(1, min(COLS, kshape[-1]))  # (an empty kept dim: no items)
     per_item = 1 if col else max(1, CHUNK // max(n_red, 1))
+    if not col and -(-n_out // max(1, PIECE // max(n_red, 1))) >= ncores:
+        # outputs enough for every core at a piece's worth of elements an item: an item's fixed
+        # costs (its result DMA and event count, the loop setup) then weigh on 4096 elements
+        # rather than 1024 (row reductions of f32[4096, 1024]: 0.8-0.95x their time, one thread)
+        per_item = max(1, PIECE // max(n_red, 1))
+    # a value per output, the same along the reduced run (layernorm's mean in its variance): read
+    # for the item's outputs at once by one DMA, not one DMA per output
+    per_row = [j for j in stored if per_item > 1 and len(kshape) == 1 and kvecs[j][0] != 0 and not any(avecs[j])]
     per_out = piece if col else per_item
     cbs = make_cbs(piece, per_out)
     while L.sram_end(cbs) > sram_budget and piece > LANES:
@@ -603,8 +639,10 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
     else:
         items = -(-n_out // per_item) if n_out else 0
         body += [L.Define("o0", "int64_t", f"it * {per_item}"),
-                 L.Define("o1", "int64_t", f"K_MIN(o0 + {per_item}, (int64_t){n_out})"),
-                 L.Range("o", "o0", "o1")]
+                 L.Define("o1", "int64_t", f"K_MIN(o0 + {per_item}, (int64_t){n_out})")]
+        for j in per_row:
+            dma_in(j, f"{offs[j]} + o0 * {kvecs[j][0]}", "o1 - o0", kvecs[j][0])
+        body.append(L.Range("o", "o0", "o1"))
         kidx = _decode("o", list(kshape), "k", body) if kshape else []
         aouter = [f"a{d}" for d in range(len(ashape) - 1)]
         lanes = simple is not None
@@ -629,25 +667,40 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
         else:
             body.append(L.Range("pc", "0", str(last), step=piece))
             body.append(L.Define("np_", "int64_t", f"K_MIN((int64_t){piece}, {last} - pc)"))
-        for j in stored:  # each element is read once, by the loop over the run: the host copies it there
+        for j in [j for j in stored if j not in per_row]:  # each element is read once, by the loop over
+            # the run: the host copies it there
             base = f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc * {avecs[j][-1]}"
             dma_in(j, base, "np_", avecs[j][-1], L.FIRST_USE)
-        # ask the host to fetch the DRAM of the next row while this piece is reduced, when that
-        # row is not the one right after it (a host core runs its DMA and its math one after the
-        # other; this lets the next DMA's reads overlap this math). Only for operands beyond the
-        # host's L2 whose runs move (not one run read by every output): others are in the caches
-        # already, and the C compiler's time is better spent elsewhere. A run followed by the
-        # next (the next piece, or the next row of rows side by side) is left to the host's own
-        # stream prefetcher: asking as well made a row sum of f32[4096, 1024] take 1.06-1.14x as
-        # long (one process, CPU time, under load).
+        # ask the host to fetch the DRAM of the next run while this piece is reduced (a host core
+        # runs its DMA and its math one after the other; this lets the next DMA's reads overlap
+        # this math). Only for operands beyond the host's L2 whose runs move (not one run read by
+        # every output): others are in the caches already, and the C compiler's time is better
+        # spent elsewhere. A run further on is asked for whole, by one call; a run right after
+        # this one (the next piece, or the next row of rows side by side), a line at a time below.
+        lines_ahead: list[L.DmaPrefetch] = []  # (asked for inside the lane loop below)
         for j in stored:
             src = leaves[j][1].src
             adjacent = not one_piece or (len(ashape) == 1 and bool(kvecs[j]) and kvecs[j][-1] == last)
-            if avecs[j][-1] == 1 and src.nbytes > PREFETCH_MIN_BYTES and any(kvecs[j] + avecs[j][:-1]) and not adjacent:
-                nxt = f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc + np_"
+            if not (avecs[j][-1] == 1 and src.nbytes > PREFETCH_MIN_BYTES and any(kvecs[j] + avecs[j][:-1])):
+                continue
+            here = f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc"
+            if not adjacent:
+                nxt = f"{here} + np_"
                 ahead = max(1, PREFETCH_BYTES // itemsize(src.dtype))
                 body.append(L.DmaPrefetch(op_of[src.id], nxt, f"K_MIN((int64_t){ahead}, {src.size} - ({nxt}))",
                                           itemsize(src.dtype)))
+            elif simple is not None and piece >= LANES:
+                # The next run follows this one, but the host's stream prefetcher alone does not
+                # keep it coming: a run's FIRST_USE copy leaves the page's stores pending behind
+                # its last DRAM loads, and the loads after the loop (the combine, an epilogue's
+                # constant, spills) wait behind them, so each run started from an empty memory
+                # pipeline (the mean of f32[4096, 1024]: 2.0-2.4x the time of the same loop
+                # without an epilogue). One line of the next run is asked for with each line of
+                # this one: layernorm's reductions 0.65x and 0.9x their time, a plain row sum and
+                # softmax's unchanged (one thread, CPU time, under load); a call per run asking for
+                # the whole next run made softmax's 1.3x slower.
+                lines_ahead.append(L.DmaPrefetch(op_of[src.id], f"{here} + jj + {piece if not one_piece else last}", "1",
+                                                 itemsize(src.dtype), line=True))
         for j, (_, a) in enumerate(leaves):
             if a.src.op == "iota":
                 body.append(L.Define(f"ib{j}", "int64_t",
@@ -659,7 +712,7 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
                 if leaves[j][1].src.op == "iota":
                     return f"ib{j} + ({var}) * {s}" if s else f"ib{j}"
                 if j in cb_of:
-                    return f"({var})" if s else "0"
+                    return f"({var})" if s else "(o - o0)" if j in per_row else "0"
                 return "0"
             return f
         if lanes:
@@ -668,6 +721,7 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
             body.append(L.Define("jm", "int64_t", f"np_ / {LANES} * {LANES}"))
             if piece >= LANES:
                 body.append(L.Range("jj", "0", "jm", step=LANES))
+                body += lines_ahead
                 body.append(L.Range("l", "0", str(LANES), "omp simd", var_type="int"))
                 index_of, leaf_of, page_of = leaf_setup(row_index("jj + l"))
                 em = IREmitter(mat, index_of, leaf_of, page_of, body)
@@ -693,7 +747,8 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
             body += [L.Assign(a, v) for a, v in zip(accs, res_)]
             body.append(L.End())
         for j in stored:
-            body.append(L.CbPop(cb_of[j]))
+            if j not in per_row:
+                body.append(L.CbPop(cb_of[j]))
         if not one_piece:
             body.append(L.End())  # pc
         body += [L.End() for _ in range(len(ashape) - 1)]
@@ -713,6 +768,8 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int) -> L.Loo
         val, vdt = _finish_ir(mat, k, result, body)
         body.append(L.Store("out", "o - o0", store_expr(vdt, val)))
         body.append(L.End())  # o
+        for j in per_row:
+            body.append(L.CbPop(cb_of[j]))
         nvec = f"{vec_ops + 1} * (((o1 - o0) * {n_red} + 1023) / 1024)"
         out_base, out_count, out_stride = f"{dest.offset} + o0", "o1 - o0", 1
     body.append(L.CbPush(out_cb))

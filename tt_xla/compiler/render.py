@@ -165,7 +165,8 @@ RULES: dict[type, Callable] = {
     L.Define: lambda u: f"const {u.ctype} {u.var} = {u.expr};",
     L.DmaRead: _dma_read,
     L.DmaWrite: _dma_write,
-    L.DmaPrefetch: lambda u: (f"tt_dma_prefetch(p{u.operand.index}, {u.index}, {u.esize}u, {u.count});" if u.rows == "1" else
+    L.DmaPrefetch: lambda u: (f"tt_dma_prefetch_line(p{u.operand.index}, {u.index}, {u.esize}u);" if u.line else
+                              f"tt_dma_prefetch(p{u.operand.index}, {u.index}, {u.esize}u, {u.count});" if u.rows == "1" else
                               f"tt_dma_prefetch_block(p{u.operand.index}, {u.index}, {u.esize}u, {u.count}, {u.rows}, {u.pitch});"),
     L.Load: lambda u: f"const {u.ctype} {u.var} = {u.expr.format(ref=f'{u.page}[{u.index}]')};",
     L.Store: lambda u: f"{u.page}[{u.index}] = {u.expr};",
