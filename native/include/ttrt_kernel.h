@@ -145,8 +145,9 @@ static inline void tt_dma_count(const tt_core *c, const void *addr, uint64_t byt
     c->counters[TT_CORE_NOC_BYTES] += bytes;
 }
 /* Marks [lo, hi) as a block this core receives by multicast (slot 0 or 1) until it is marked
- * again (NULL, NULL: none). Generated kernels run on a private copy of their core (render.py's
- * local_), so this changes no state another core or launch sees. */
+ * again (NULL, NULL: none). Only the host thread running this core touches its tt_core during a
+ * launch, a kernel unmarks what it marked, and the runtime clears both slots at every launch, so
+ * this changes no state another core or launch sees. */
 static inline void tt_multicast(const tt_core *c, int slot, const void *lo, const void *hi) {
   tt_core *own = (tt_core *)(uintptr_t)c;
   own->mc_lo[slot] = (const char *)lo;
@@ -278,9 +279,11 @@ TT__OUT_OF_LINE void tt__dma(const tt_core *c, int write, char *restrict d, int6
 }
 /* The counting of a DMA read whose bytes the kernel moves itself (render.py: the host copies each
  * element into the page in the loop that first reads it, or, for a block every work item reads
- * alike, on the core's first item only). It counts exactly what tt_dma_read_block(c, ..., dram_src,
- * ..., esize, rows, count, stride) counts, so the device model sees the same transfer. */
-static inline void tt_dma_read_counted(const tt_core *c, const void *dram_src, uint32_t esize, int64_t rows,
+ * alike, on the core's first item only). It counts exactly what tt__dma counts for the same read
+ * (esize, rows, count, stride at dram_src), so the device model sees the same transfer. Out of line
+ * as tt__dma is: inlined, its range tests at each of a training step's first-use reads were a
+ * fifth of the C compiler's time over its kernels; it runs once per run of a row, not per element. */
+TT__OUT_OF_LINE void tt_dma_read_counted(const tt_core *c, const void *dram_src, uint32_t esize, int64_t rows,
                                        int64_t count, int64_t stride) {
   if (count <= 0 || rows <= 0) return;
   tt_dma_count(c, dram_src, (uint64_t)(rows * (stride == 0 ? 1 : count) * (int64_t)esize));
@@ -338,9 +341,9 @@ static inline void tt_dma_prefetch(const void *dram, int64_t index, uint32_t esi
 /* Vector engine: a kernel reports the tile-wide instructions it issued (the cost model's
  * compute time is built from these events). */
 static inline void tt_vector_ops(const tt_core *c, uint64_t n) { c->counters[TT_CORE_VECTOR_OPS] += n; }
-/* Adds a kernel's event counts to its core's counters: generated kernels count in a local array
- * (cores running at once on different host threads would otherwise share counter cache lines)
- * and add it once at the end, through this one out-of-line copy rather than a loop in each. */
+/* Adds a kernel's event counts to its core's counters, for a kernel that counts in a local array
+ * (fused_loop.py's) and adds it once at the end, through this one out-of-line copy. (Each core's
+ * counters have a cache line of their own, so other kernels count in place.) */
 TT__OUT_OF_LINE void tt_core_add_counters(const tt_core *c, const uint64_t *counts) {
   for (int i = 0; i < TT_CORE_NCOUNTERS; ++i) c->counters[i] += counts[i];
 }
