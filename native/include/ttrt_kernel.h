@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define TT_ABI_VERSION 4u
+#define TT_ABI_VERSION 5u
 #define TT_TILE 32                    /* tiles are TT_TILE x TT_TILE elements */
 #define TT_TILE_ELEMS (TT_TILE * TT_TILE)
 #define TT_PROGRAM_ENTRY "tt_program_entry"
@@ -33,6 +33,13 @@ enum {
 };
 
 typedef struct tt_core tt_core;
+
+/* The DMA engine's entry points (see "DMA" below). */
+typedef void (*tt_dma_op_fn)(const tt_core *c, void *const *ops, int op, int64_t index, void *page,
+                             int64_t sram_pitch, int64_t dram_pitch, uint32_t esize, int64_t rows, int64_t count,
+                             int64_t stride, int flags);
+typedef void (*tt_dma_counted_fn)(const tt_core *c, const void *dram_src, uint32_t esize, int64_t rows,
+                                  int64_t count, int64_t stride);
 
 /* Matrix engine entry points (see "matrix engine" below). */
 typedef void (*tt_matmul_f32_fn)(const tt_core *c, int64_t M, int64_t N, int64_t K, const float *A, int64_t a_rs,
@@ -59,6 +66,10 @@ struct tt_core {
    * read them from DRAM once and multicast them over the NoC, so this core's DMA of them is NoC
    * traffic. Set around an engine call by tt_multicast (two slots: a product's A and B panels). */
   const char *mc_lo[2], *mc_hi[2];
+  /* The DMA engine, part of the runtime (dma.c) as the matrix engine is: kernels call it through
+   * tt_dma_read_op / tt_dma_write_op / tt_dma_read_counted below. */
+  tt_dma_op_fn dma_op;
+  tt_dma_counted_fn dma_counted;
 };
 
 /* A kernel processes work items [begin, end) of its launch on one core. operands[i] is the
@@ -145,8 +156,9 @@ static inline void tt_dma_count(const tt_core *c, const void *addr, uint64_t byt
     c->counters[TT_CORE_NOC_BYTES] += bytes;
 }
 /* Marks [lo, hi) as a block this core receives by multicast (slot 0 or 1) until it is marked
- * again (NULL, NULL: none). Generated kernels run on a private copy of their core (render.py's
- * local_), so this changes no state another core or launch sees. */
+ * again (NULL, NULL: none). Only the host thread running this core touches its tt_core during a
+ * launch, a kernel unmarks what it marked, and the runtime clears both slots at every launch, so
+ * this changes no state another core or launch sees. */
 static inline void tt_multicast(const tt_core *c, int slot, const void *lo, const void *hi) {
   tt_core *own = (tt_core *)(uintptr_t)c;
   own->mc_lo[slot] = (const char *)lo;
@@ -161,11 +173,9 @@ static inline void tt_dma_write(const tt_core *c, void *dram_dst, const void *sr
   tt_dma_count(c, dram_dst, bytes);
 }
 
-/* Strided DMA: `count` elements of `esize` bytes, `stride` elements apart in DRAM (0: one element
- * repeated, as a broadcast reads it), into / out of a dense SRAM run. Contiguous runs are one copy;
- * the counters count the bytes that cross, as a NoC would. The DMA and circular-buffer calls are
- * out of line (one copy per kernel library): inlined at every call site they made the C compiler
- * take about twice as long over a program's kernels, for no host speed. */
+/* The helpers kernels call are out of line (one copy per kernel library) or the runtime's:
+ * inlined at every call site, the DMA made the C compiler take about twice as long over a
+ * program's kernels, for no host speed. */
 #define TT__OUT_OF_LINE static __attribute__((noinline, unused))
 
 /* Whether work item `it` receives a panel by multicast: whether one of the `n` items `step` apart
@@ -182,139 +192,56 @@ TT__OUT_OF_LINE int tt_multicast_received(const tt_core *c, int64_t it, int64_t 
     if (tt__wave(it - k * step, items, nc) == w) return 1;
   return 0;
 }
-/* A contiguous run, in 32-byte moves: glibc's memcpy takes `rep movsb` for runs of a few KiB,
- * which on the host measured (AMD EPYC, FSRM) made a row sum of f32[4096, 1024] take 1.2x as
- * long; fixed-size moves compile to plain vector loads and stores. */
-static inline void tt__copy(char *restrict d, const char *restrict s, uint64_t n) {
-  uint64_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    memcpy(d + i, s + i, 32);
-    memcpy(d + i + 32, s + i + 32, 32);
-  }
-  if (i < n) memcpy(d + i, s + i, (size_t)(n - i));
+/* The DMA engine (the runtime's dma.c): `rows` runs of `count` elements of `esize` bytes between
+ * the launch's operand `op` (ops[op], from element `index`, runs `dram_pitch` elements apart, each
+ * element `stride` apart: 0 is one element, as a broadcast reads it, moved once) and a dense page
+ * in SRAM (runs `sram_pitch` apart): a tile, or a block of rows, is one transfer, as a NoC moves a
+ * 2-D block. TT_DMA_WRITE: SRAM to DRAM (else DRAM to SRAM); TT_DMA_STREAM: a write whose
+ * contiguous runs go to DRAM by non-temporal stores, around the host's caches (the compiler asks
+ * for it for outputs far larger than those caches; such a kernel calls tt_dma_stream_fence()
+ * before it returns). The bytes are counted on the core (tt_dma_count). The transfer code is the
+ * runtime's, compiled once, not in every kernel library: there it was an eighth of the C
+ * compiler's time over a training step's program (it is compiled once per unit). A call site is
+ * one call with constants and one index: a pointer per operand would stay live across every call
+ * of the kernel, and the C compiler's register allocation around those pointers was about half
+ * of what the DMA call sites cost it (render.py). */
+enum { TT_DMA_WRITE = 1, TT_DMA_STREAM = 2 };
+static inline void tt_dma_read_op(const tt_core *c, void *const *ops, int op, int64_t index, void *sram_dst,
+                                  int64_t sram_pitch, int64_t dram_pitch, uint32_t esize, int64_t rows,
+                                  int64_t count, int64_t stride) {
+  c->dma_op(c, ops, op, index, sram_dst, sram_pitch, dram_pitch, esize, rows, count, stride, 0);
 }
-/* Streaming write DMA: as tt_dma_write_strided, but a contiguous run goes to DRAM by
- * non-temporal stores, around the host's caches. The compiler uses it for outputs far larger
- * than the host's caches: each of their lines is written once and not read back by this
- * kernel, and a plain store would first read the line in (a third of an elementwise kernel's
- * memory traffic) and evict the pages the core is working on. Runs shorter than a few lines
- * and strided writes take the ordinary path. A kernel that streams calls tt_dma_stream_fence()
- * before it returns, so its results are visible to whatever runs next.
- * GCC's own vector builtins, not <immintrin.h>: that header alone would double the C
- * compiler's time on a small program. */
-#if defined(__AVX__) && defined(__GNUC__)
-typedef float tt__v8f __attribute__((vector_size(32), may_alias)); /* pages hold any element type */
-#define TT__STREAM_BYTES 32
-#define TT__STREAM(d, s) __builtin_ia32_movntps256((float *)(d), *(const tt__v8f *)(s))
-#define TT__FENCE() __builtin_ia32_sfence()
-#elif defined(__SSE__) && defined(__GNUC__)
-typedef float tt__v4f __attribute__((vector_size(16), may_alias));
-#define TT__STREAM_BYTES 16
-#define TT__STREAM(d, s) __builtin_ia32_movntps((float *)(d), *(const tt__v4f *)(s))
-#define TT__FENCE() __builtin_ia32_sfence()
-#endif
-/* One contiguous run by non-temporal stores; false (nothing done) when the run is too short or
- * the host has no streaming stores. */
-static inline int tt__stream_run(char *restrict d, const char *restrict s, uint64_t bytes) {
-#ifdef TT__STREAM
-  if (bytes < 256) return 0;
-  /* an ordinary copy up to the destination's vector alignment, and of the tail */
-  uint64_t head = (uint64_t)(-(uintptr_t)d & (TT__STREAM_BYTES - 1));
-  memcpy(d, s, (size_t)head);
-  uint64_t i = head, body = head + ((bytes - head) & ~(uint64_t)(TT__STREAM_BYTES - 1));
-  if (((uintptr_t)(s + i) & (TT__STREAM_BYTES - 1)) == 0) {
-    for (; i < body; i += TT__STREAM_BYTES) TT__STREAM(d + i, s + i);
-  } else { /* the page is misaligned against the destination: load unaligned */
-    for (; i < body; i += TT__STREAM_BYTES) {
-      char v[TT__STREAM_BYTES] __attribute__((aligned(TT__STREAM_BYTES)));
-      memcpy(v, s + i, TT__STREAM_BYTES);
-      TT__STREAM(d + i, v);
-    }
-  }
-  memcpy(d + body, s + body, (size_t)(bytes - body));
-  return 1;
-#else
-  (void)d; (void)s; (void)bytes;
-  return 0;
-#endif
+static inline void tt_dma_write_op(const tt_core *c, void *const *ops, int op, int64_t index, const void *sram_src,
+                                   int64_t sram_pitch, int64_t dram_pitch, uint32_t esize, int64_t rows,
+                                   int64_t count, int64_t stride, int stream) {
+  c->dma_op(c, ops, op, index, (void *)(uintptr_t)sram_src, sram_pitch, dram_pitch, esize, rows, count, stride,
+            TT_DMA_WRITE | (stream ? TT_DMA_STREAM : 0));
 }
-/* Every DMA: `rows` runs of `count` elements of `esize` bytes; element i of run r moves from
- * src + r * spitch + i * sstride to dst + r * dpitch + i * dstride (in elements). A read is
- * dense in SRAM (dstride 1) and strided in DRAM (sstride 0: one element, as a broadcast reads
- * it, moved once); a write the other way round. `stream`: contiguous runs of at least 256
- * bytes go to DRAM by non-temporal stores. `write`: d is the DRAM side (else s), whose address
- * the counters are charged at. One function, out of line, for every kind of transfer, counting
- * included: the C compiler compiles it once per kernel library, and a call site is one call
- * (the counting inlined at each of a training step's ~280 DMA call sites was a quarter of the
- * C compiler's time over its kernels). */
-TT__OUT_OF_LINE void tt__dma(const tt_core *c, int write, char *restrict d, int64_t dpitch, int64_t dstride,
-                             const char *restrict s, int64_t spitch, int64_t sstride, uint32_t esize, int64_t rows,
-                             int64_t count, int stream) {
-  if (count <= 0 || rows <= 0) return;
-  const int64_t e = esize;
-  if (sstride == 0) count = 1;
-  const int64_t bytes = count * e;
-  if (sstride == 1 && dstride == 1) {
-    for (int64_t r = 0; r < rows; ++r) {
-      char *dr = d + r * dpitch * e;
-      const char *sr = s + r * spitch * e;
-      if (bytes == 128) memcpy(dr, sr, 128); /* a tile's f32 row or column: fixed-size moves */
-      else if (!stream || !tt__stream_run(dr, sr, (uint64_t)bytes)) tt__copy(dr, sr, (uint64_t)bytes);
-    }
-  } else {
-    const int64_t ds = dstride * e, ss = sstride * e;
-    for (int64_t r = 0; r < rows; ++r) {
-      char *dr = d + r * dpitch * e;
-      const char *sr = s + r * spitch * e;
-      switch (esize) { /* fixed sizes so the copies are single moves */
-        case 1: for (int64_t i = 0; i < count; ++i) memcpy(dr + i * ds, sr + i * ss, 1); break;
-        case 2: for (int64_t i = 0; i < count; ++i) memcpy(dr + i * ds, sr + i * ss, 2); break;
-        case 4: for (int64_t i = 0; i < count; ++i) memcpy(dr + i * ds, sr + i * ss, 4); break;
-        default: for (int64_t i = 0; i < count; ++i) memcpy(dr + i * ds, sr + i * ss, 8); break;
-      }
-    }
-  }
-  tt_dma_count(c, write ? (const void *)d : (const void *)s, (uint64_t)(rows * bytes));
-}
-/* The counting of a DMA read whose bytes the kernel moves itself (render.py: the host copies each
- * element into the page in the loop that first reads it, or, for a block every work item reads
- * alike, on the core's first item only). It counts exactly what tt_dma_read_block(c, ..., dram_src,
- * ..., esize, rows, count, stride) counts, so the device model sees the same transfer. */
-static inline void tt_dma_read_counted(const tt_core *c, const void *dram_src, uint32_t esize, int64_t rows,
-                                       int64_t count, int64_t stride) {
-  if (count <= 0 || rows <= 0) return;
-  tt_dma_count(c, dram_src, (uint64_t)(rows * (stride == 0 ? 1 : count) * (int64_t)esize));
-}
+/* One strided run between a DRAM address and a dense SRAM run. */
 static inline void tt_dma_read_strided(const tt_core *c, void *sram_dst, const void *dram_src, uint32_t esize,
                                        int64_t count, int64_t stride) {
-  tt__dma(c, 0, (char *)sram_dst, 0, 1, (const char *)dram_src, 0, stride, esize, 1, count, 0);
+  void *const op = (void *)(uintptr_t)dram_src;
+  c->dma_op(c, &op, 0, 0, sram_dst, 0, 0, esize, 1, count, stride, 0);
 }
 static inline void tt_dma_write_strided(const tt_core *c, void *dram_dst, const void *sram_src, uint32_t esize,
                                         int64_t count, int64_t stride) {
-  tt__dma(c, 1, (char *)dram_dst, 0, stride, (const char *)sram_src, 0, 1, esize, 1, count, 0);
+  void *const op = dram_dst;
+  c->dma_op(c, &op, 0, 0, (void *)(uintptr_t)sram_src, 0, 0, esize, 1, count, stride, TT_DMA_WRITE);
 }
-/* The DMA generated kernels issue: `rows` runs as above, `dram_pitch` elements apart in DRAM and
- * `sram_pitch` apart in SRAM (a tile, or a block of rows: one transfer, as a NoC moves a 2-D block,
- * instead of one call per row), with the DRAM side named by the launch's operand number `op`
- * (ops[op]) and an element `index` in it. `stream`: the write goes by streaming stores (above).
- * A call site then holds constants and one index, where a pointer per operand would stay live
- * across every call of the kernel: the C compiler's register allocation around those pointers
- * was about half of what the DMA call sites cost it (render.py). */
-TT__OUT_OF_LINE void tt_dma_read_op(const tt_core *c, void *const *ops, int op, int64_t index, void *sram_dst,
-                                    int64_t sram_pitch, int64_t dram_pitch, uint32_t esize, int64_t rows,
-                                    int64_t count, int64_t stride) {
-  tt__dma(c, 0, (char *)sram_dst, sram_pitch, 1, (const char *)ops[op] + index * (int64_t)esize, dram_pitch, stride,
-          esize, rows, count, 0);
+/* The counting of a DMA read whose bytes the kernel moves itself (render.py: the host copies each
+ * element into the page in the loop that first reads it, or, for a block every work item reads
+ * alike, on the core's first item only). It counts exactly what the same read by tt_dma_read_op
+ * counts (esize, rows, count, stride at dram_src), so the device model sees the same transfer.
+ * The runtime's too: inlined, its range tests at each of a training step's first-use reads were
+ * a fifth of the C compiler's time over its kernels. */
+static inline void tt_dma_read_counted(const tt_core *c, const void *dram_src, uint32_t esize, int64_t rows,
+                                       int64_t count, int64_t stride) {
+  c->dma_counted(c, dram_src, esize, rows, count, stride);
 }
-TT__OUT_OF_LINE void tt_dma_write_op(const tt_core *c, void *const *ops, int op, int64_t index, const void *sram_src,
-                                     int64_t sram_pitch, int64_t dram_pitch, uint32_t esize, int64_t rows,
-                                     int64_t count, int64_t stride, int stream) {
-  tt__dma(c, 1, (char *)ops[op] + index * (int64_t)esize, dram_pitch, stride, (const char *)sram_src, sram_pitch, 1,
-          esize, rows, count, stream);
-}
+/* Orders a kernel's streamed (weakly ordered) stores before whatever runs next. */
 static inline void tt_dma_stream_fence(void) {
-#ifdef TT__FENCE
-  TT__FENCE();
+#if (defined(__SSE__) || defined(__AVX__)) && defined(__GNUC__)
+  __builtin_ia32_sfence();
 #endif
 }
 
@@ -346,9 +273,9 @@ static inline void tt_dma_prefetch_line(const void *dram, int64_t index, uint32_
 /* Vector engine: a kernel reports the tile-wide instructions it issued (the cost model's
  * compute time is built from these events). */
 static inline void tt_vector_ops(const tt_core *c, uint64_t n) { c->counters[TT_CORE_VECTOR_OPS] += n; }
-/* Adds a kernel's event counts to its core's counters: generated kernels count in a local array
- * (cores running at once on different host threads would otherwise share counter cache lines)
- * and add it once at the end, through this one out-of-line copy rather than a loop in each. */
+/* Adds a kernel's event counts to its core's counters, for a kernel that counts in a local array
+ * (fused_loop.py's) and adds it once at the end, through this one out-of-line copy. (Each core's
+ * counters have a cache line of their own, so other kernels count in place.) */
 TT__OUT_OF_LINE void tt_core_add_counters(const tt_core *c, const uint64_t *counts) {
   for (int i = 0; i < TT_CORE_NCOUNTERS; ++i) c->counters[i] += counts[i];
 }

@@ -102,7 +102,11 @@ tt_status tt_device_open(const tt_device_config *cfg, tt_device **out) {
   /* Cache at most 1/8 of capacity (<= 2 GiB) of freed blocks: enough for steady-state reuse. */
   d->cache_limit = c.dram_bytes / 8 < (2ull << 30) ? c.dram_bytes / 8 : (2ull << 30);
   d->cores = calloc(d->ncores, sizeof *d->cores);
-  d->core_counters = calloc(d->ncores, sizeof *d->core_counters);
+  /* One cache line per core's counters: generated kernels add to them as they go, on the host
+   * thread running that core, so no two threads write one line. */
+  _Static_assert(sizeof *d->core_counters % 64 == 0, "a core's counters fill whole cache lines");
+  d->core_counters = aligned_alloc(64, d->ncores * sizeof *d->core_counters);
+  if (d->core_counters) memset(d->core_counters, 0, d->ncores * sizeof *d->core_counters);
   d->active = calloc(d->ncores, sizeof *d->active);
   d->free_lists = calloc(256, sizeof *d->free_lists);
   if (!d->cores || !d->core_counters || !d->active || !d->free_lists) goto oom;

@@ -152,4 +152,6 @@ void tt__engine_bind(tt_core *core, const tt__engine *e) {
   if (!e) tt__engines(&e, 1);  /* "generic" or "native" always runs, so there is one */
   core->matmul_f32 = e->f32;
   core->matmul_bf16 = e->bf16;
+  core->dma_op = tt__dma_op;
+  core->dma_counted = tt__dma_counted;
 }

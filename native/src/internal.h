@@ -162,8 +162,13 @@ typedef struct tt__engine {
 } tt__engine;
 /* The builds this host can run, best first: writes up to cap of them, returns how many there are. */
 uint32_t tt__engines(const tt__engine **out, uint32_t cap);
-/* Points a core at engine e (NULL: the host's best). */
+/* Points a core at engine e (NULL: the host's best), and at the DMA engine. */
 void tt__engine_bind(tt_core *core, const tt__engine *e);
+/* the DMA engine (dma.c): tt_core.dma_op and tt_core.dma_counted */
+void tt__dma_op(const tt_core *c, void *const *ops, int op, int64_t index, void *page, int64_t sram_pitch,
+                int64_t dram_pitch, uint32_t esize, int64_t rows, int64_t count, int64_t stride, int flags);
+void tt__dma_counted(const tt_core *c, const void *dram_src, uint32_t esize, int64_t rows, int64_t count,
+                     int64_t stride);
 /* The calling thread's TT_MM_SRAM_BYTES of 64-byte aligned packing scratch (NULL if it cannot be
  * had: the engine then packs into the core's SRAM). */
 void *tt__engine_scratch(void);

@@ -314,6 +314,7 @@ static tt_status tt__run_launch(tt_device *dev, tt_program_obj *p, uint32_t l, c
     memset(core->counters, 0, sizeof(uint64_t) * TT_CORE_NCOUNTERS);
     core->l1_lo = l1_lo;
     core->l1_hi = l1_hi;
+    core->mc_lo[0] = core->mc_hi[0] = core->mc_lo[1] = core->mc_hi[1] = NULL; /* kernels mark their own */
     dev->active[nactive++] = c;
   }
   tt_launch_ctx ctx = {dev, L, p->operand_ptrs};

@@ -587,7 +587,7 @@ static void test_l1_counting(const tt__engine *engine) {
   static float placed[64 * 64], dram[64 * 64], out[64 * 64];
   for (int i = 0; i < 64 * 64; i++) placed[i] = (float)(i % 7), dram[i] = (float)(i % 5);
   tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, (const char *)placed, (const char *)(placed + 64 * 64),
-                  {NULL, NULL}, {NULL, NULL}};
+                  {NULL, NULL}, {NULL, NULL}, NULL, NULL}; /* engines: bound below */
   tt__engine_bind(&core, engine);
   tt_dma_read_strided(&core, sram, dram, 4, 64, 1);
   CHECK(cnt[TT_CORE_DMA_BYTES] == 256 && cnt[TT_CORE_NOC_BYTES] == 0);
@@ -614,7 +614,7 @@ static void test_matmul_shapes(const tt__engine *engine) {
   const int nd = (int)(sizeof dims / sizeof dims[0]) - 1; /* 1100: only as K (several K blocks) */
   void *sram = aligned_alloc(64, 1499136);
   uint64_t cnt[TT_CORE_NCOUNTERS] = {0};
-  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, NULL, NULL, {NULL, NULL}, {NULL, NULL}};
+  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, NULL, NULL, {NULL, NULL}, {NULL, NULL}, NULL, NULL};
   tt__engine_bind(&core, engine);
   float *A = malloc(300 * 1100 * 4), *B = malloc(1100 * 700 * 4), *C = malloc(300 * 700 * 4);
   uint16_t *Ah = malloc(300 * 1100 * 2), *Bh = malloc(1100 * 700 * 2);
@@ -667,7 +667,7 @@ static void test_matmul_packed_b_reuse(const tt__engine *engine) {
   enum { M = 40, N = 70, K = 300, LDA = K + 1 };
   void *sram = aligned_alloc(64, 1499136);
   uint64_t cnt[TT_CORE_NCOUNTERS] = {0};
-  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, NULL, NULL, {NULL, NULL}, {NULL, NULL}};
+  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, NULL, NULL, {NULL, NULL}, {NULL, NULL}, NULL, NULL};
   tt__engine_bind(&core, engine);
   float *A = malloc(M * LDA * 4), *B = malloc(K * N * 4), *C = malloc(M * N * 4);
   uint16_t *Ah = malloc(M * LDA * 2), *Bh = malloc(K * N * 2);
