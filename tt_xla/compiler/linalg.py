@@ -15,6 +15,7 @@ Any other custom_call target is an UnsupportedError naming the target and the us
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir, parse_module
@@ -66,13 +67,27 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
     if bad:
         raise UnsupportedError(f"{target}: {bad}", op.name, loc)
     text = {"potrf": _potrf, "trsm": _trsm, "getrf": _getrf, "geqrf": _geqrf, "orgqr": _orgqr}[routine](types, flags)
-    module = parse_module(text, f"<linalg {target}>")
-    verify(module)  # the expansion is checked like the user's program it joins
+    # stablehlo.cholesky is potrf without its `info`: the routine's extra trailing result is dropped
+    return expansion(text, f"<linalg {target}>", op, loc, extra_results=op.name in STABLEHLO)
+
+
+def expansion(text: str, source: str, op: ir.Operation, loc: ir.Location | None, *,
+              extra_results: bool = False, prepare: Callable[[ir.Function], None] | None = None) -> ir.Function:
+    """The function `text` defines as `main`, standing for `op` (a custom_call, or an op expanded
+    the same way): parsed, given to `prepare` (to fill in what text cannot carry), verified like
+    the user's program it joins, its results checked against op's (with `extra_results`, op's are
+    a prefix of the function's, which the caller ignores), every op moved to `loc`, the user's
+    line. The one tail of every expansion (linalg, eig, tridiag, fft)."""
+    module = parse_module(text, source)
     fn = module.functions["main"]
+    if prepare is not None:
+        prepare(fn)
+    verify(module)
     want = [str(r.type) for r in op.results]
-    if [str(t) for t in fn.result_types][:len(want)] != want or len(want) > len(fn.result_types):
-        raise UnsupportedError(f"{target}: results {want} are not the routine's "
-                               f"{[str(t) for t in fn.result_types]}", op.name, loc)
+    got = [str(t) for t in fn.result_types]
+    if (got[:len(want)] if extra_results else got) != want or len(want) > len(got):
+        target = op.attributes.get("call_target_name", op.name)
+        raise UnsupportedError(f"{target}: results {want} are not the routine's {got}", op.name, loc)
     _relocate(fn.body, loc)
     return fn
 
