@@ -357,10 +357,10 @@ def _potrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     f = _Fn()
     a = "%arg0"
     row, col = f.iota(shape, r - 2), f.iota(shape, r - 1)
-    # the symmetric matrix the named triangle stands for (an upper factor U is L^T of it)
     keep = f.cmp("GE" if not upper else "LE", row, col, shape, "i32")
-    at = f.transpose_last(a, shape, el)
-    s = f.sel(keep, a, at, shape, el)
+    # _chol reads only the lower triangle: an upper one is brought there by a transpose, a lower
+    # one is used as it is (no pass over the matrix to symmetrize it)
+    s = f.transpose_last(a, shape, el) if upper else a
     lo, info = _chol(f, s, shape, el)
     if upper:
         lo = f.transpose_last(lo, shape, el)
@@ -369,16 +369,18 @@ def _potrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
 
 
 def _chol(f: _Fn, s: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
-    """(L, info) for the symmetric `s`, L lower with zeros above. Recursive: L11 of S11, then
-    L21 = S21 L11^-T (a triangular solve), then L22 of S22 - L21 L21^T (the matmul). A failed
-    L11 leaves NaN/garbage below it, which is fine: `info` says so and the caller (jax) masks."""
+    """(L, info) for the symmetric matrix whose lower triangle is `s`'s (its upper one is never
+    read: it may hold anything, NaN included), L lower with zeros above. Recursive: L11 of S11,
+    then L21 = S21 L11^-T (a triangular solve), then L22 of S22 - L21 L21^T (the matmul). A
+    failed L11 leaves NaN/garbage below it, which is fine: `info` says so and the caller (jax)
+    masks."""
     n, bs = shape[-1], shape[:-2]
     if n <= BASE or 0 in shape:
         return _chol_loop(f, s, shape, el)
     n1 = _split(n)
     n2 = n - n1
     l11, info1 = _chol(f, f.block(s, shape, el, (0, n1), (0, n1)), bs + (n1, n1), el)
-    s21t = f.block(s, shape, el, (0, n1), (n1, n))  # S12 = S21^T: s is symmetric
+    s21t = f.transpose_last(f.block(s, shape, el, (n1, n), (0, n1)), bs + (n2, n1), el)
     l21t = _tri_solve(f, l11, bs + (n1, n1), s21t, bs + (n1, n2), el)
     upd = f.matmul(l21t, bs + (n1, n2), l21t, bs + (n1, n2), el, ta=True)
     s22 = f.bin("subtract", f.block(s, shape, el, (n1, n), (n1, n)), upd, bs + (n2, n2), el)
@@ -684,9 +686,10 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
         (w,) = cur
         nz = g.const("-0.0", el)
         rows, cols, jm = g.iota(xs, r - 2), g.iota(xs, r - 1), g.bcast(j, (), "i32", xs, ())
-        # column j (masked sum: the zeros added are -0, so the sum is the element exactly)
-        c = g.reduce("add", g.sel(g.cmp("EQ", cols, jm, xs, "i32"), w, g.const("-0.0", el, xs), xs, el), nz, xs, el,
-                     r - 1)
+        # column j: a dynamic slice, one strided read of m + 1 elements (a masked sum over the
+        # rows would read the whole block)
+        zi = g.const("0", "i32")
+        c = g.reshape(g.dslice(w, xs, el, [zi] * (r - 2) + [zi, j], bs + (m + 1, 1)), bs + (m + 1, 1), vs, el)
         # the pivot row p: the first largest |c[i]| with j <= i < m, as LAPACK's i?amax scans
         # (`|c[i]| > max so far`): a NaN is never larger, unless it is the first (row j)
         iv, jv = g.iota(vs, r - 2), g.bcast(j, (), "i32", vs, ())
