@@ -356,14 +356,16 @@ def _potrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     upper = flags.get("uplo", "L") == "U"
     f = _Fn()
     a = "%arg0"
-    row, col = f.iota(shape, r - 2), f.iota(shape, r - 1)
-    keep = f.cmp("GE" if not upper else "LE", row, col, shape, "i32")
     # _chol reads only the lower triangle: an upper one is brought there by a transpose, a lower
     # one is used as it is (no pass over the matrix to symmetrize it)
     s = f.transpose_last(a, shape, el) if upper else a
     lo, info = _chol(f, s, shape, el)
     if upper:
         lo = f.transpose_last(lo, shape, el)
+    # the mask is made here, next to its one use, so it fuses into the select (made before the
+    # loops, it was a mask of the whole matrix written and read back)
+    row, col = f.iota(shape, r - 2), f.iota(shape, r - 1)
+    keep = f.cmp("GE" if not upper else "LE", row, col, shape, "i32")
     out = f.sel(keep, lo, a, shape, el)
     return _module([_t(shape, el)], [_t(shape, el), _t(shape[:-2], "i32")], f.lines, [out, info])
 
