@@ -30,9 +30,8 @@ import math
 import re
 
 from ..errors import UnsupportedError
-from ..hlo_parser import ir, parse_module
-from ..hlo_parser.verify import verify
-from .linalg import _Fn, _module, _relocate, _t
+from ..hlo_parser import ir
+from .linalg import _Fn, _module, _t, expansion
 
 _TARGET = re.compile(r"lapack_([sdcz])(syevd|heevd|gesdd|gesvd)_ffi$")
 MAX_SWEEPS = 30  # Jacobi converges quadratically: 6-12 sweeps in practice; this bounds a bad case
@@ -77,20 +76,6 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
                                    op.name, loc)
         text = _gesdd(a_t, rtypes, flags)
     return expansion(text, f"<eig {target}>", op, loc)
-
-
-def expansion(text: str, source: str, op: ir.Operation, loc: ir.Location | None) -> ir.Function:
-    """The function `text` defines as `main`, standing for custom_call `op`: parsed, verified like
-    the user's program it joins, its results checked against op's, every op moved to `loc`."""
-    module = parse_module(text, source)
-    verify(module)
-    fn = module.functions["main"]
-    want = [str(r.type) for r in op.results]
-    if [str(t) for t in fn.result_types] != want:
-        raise UnsupportedError(f"{op.attributes.get('call_target_name')}: results {want} are not the routine's "
-                               f"{[str(t) for t in fn.result_types]}", op.name, loc)
-    _relocate(fn.body, loc)
-    return fn
 
 
 # --------------------------------------------------------------------------- emitter

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import UnsupportedError, VerificationError
-from ..hlo_parser import ir, parse_module
-from ..hlo_parser.verify import verify
+from ..hlo_parser import ir
+from .linalg import expansion
 
 DIRECT = 64  # lengths up to this are one product with the DFT matrix; longer ones factor
 RADIX2 = 32  # the largest power of two done as one product (a stacked 64 x 64 real matrix)
@@ -70,13 +70,7 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
         out = _transform(e, arg, kind, lengths)
     text = (f"func.func public @main(%arg0: {xt}) -> {rt} {{\n  " + "\n  ".join(e.lines) +
             f"\n  return {out.name} : {rt}\n}}\n")
-    module = parse_module(text, f"<fft {kind}>")
-    fn = module.functions["main"]
-    _fill_tables(fn.body, e.tables)
-    verify(module)
-    for o in fn.body.ops:
-        o.loc = loc
-    return fn
+    return expansion(text, f"<fft {kind}>", op, loc, prepare=lambda fn: _fill_tables(fn.body, e.tables))
 
 
 def _check(kind: str, lengths: tuple[int, ...], xt: ir.TensorType, rt: ir.TensorType) -> str | None:

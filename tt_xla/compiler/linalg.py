@@ -15,6 +15,7 @@ Any other custom_call target is an UnsupportedError naming the target and the us
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir, parse_module
@@ -66,13 +67,27 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
     if bad:
         raise UnsupportedError(f"{target}: {bad}", op.name, loc)
     text = {"potrf": _potrf, "trsm": _trsm, "getrf": _getrf, "geqrf": _geqrf, "orgqr": _orgqr}[routine](types, flags)
-    module = parse_module(text, f"<linalg {target}>")
-    verify(module)  # the expansion is checked like the user's program it joins
+    # stablehlo.cholesky is potrf without its `info`: the routine's extra trailing result is dropped
+    return expansion(text, f"<linalg {target}>", op, loc, extra_results=op.name in STABLEHLO)
+
+
+def expansion(text: str, source: str, op: ir.Operation, loc: ir.Location | None, *,
+              extra_results: bool = False, prepare: Callable[[ir.Function], None] | None = None) -> ir.Function:
+    """The function `text` defines as `main`, standing for `op` (a custom_call, or an op expanded
+    the same way): parsed, given to `prepare` (to fill in what text cannot carry), verified like
+    the user's program it joins, its results checked against op's (with `extra_results`, op's are
+    a prefix of the function's, which the caller ignores), every op moved to `loc`, the user's
+    line. The one tail of every expansion (linalg, eig, tridiag, fft)."""
+    module = parse_module(text, source)
     fn = module.functions["main"]
+    if prepare is not None:
+        prepare(fn)
+    verify(module)
     want = [str(r.type) for r in op.results]
-    if [str(t) for t in fn.result_types][:len(want)] != want or len(want) > len(fn.result_types):
-        raise UnsupportedError(f"{target}: results {want} are not the routine's "
-                               f"{[str(t) for t in fn.result_types]}", op.name, loc)
+    got = [str(t) for t in fn.result_types]
+    if (got[:len(want)] if extra_results else got) != want or len(want) > len(got):
+        target = op.attributes.get("call_target_name", op.name)
+        raise UnsupportedError(f"{target}: results {want} are not the routine's {got}", op.name, loc)
     _relocate(fn.body, loc)
     return fn
 
@@ -341,29 +356,33 @@ def _potrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     upper = flags.get("uplo", "L") == "U"
     f = _Fn()
     a = "%arg0"
-    row, col = f.iota(shape, r - 2), f.iota(shape, r - 1)
-    # the symmetric matrix the named triangle stands for (an upper factor U is L^T of it)
-    keep = f.cmp("GE" if not upper else "LE", row, col, shape, "i32")
-    at = f.transpose_last(a, shape, el)
-    s = f.sel(keep, a, at, shape, el)
+    # _chol reads only the lower triangle: an upper one is brought there by a transpose, a lower
+    # one is used as it is (no pass over the matrix to symmetrize it)
+    s = f.transpose_last(a, shape, el) if upper else a
     lo, info = _chol(f, s, shape, el)
     if upper:
         lo = f.transpose_last(lo, shape, el)
+    # the mask is made here, next to its one use, so it fuses into the select (made before the
+    # loops, it was a mask of the whole matrix written and read back)
+    row, col = f.iota(shape, r - 2), f.iota(shape, r - 1)
+    keep = f.cmp("GE" if not upper else "LE", row, col, shape, "i32")
     out = f.sel(keep, lo, a, shape, el)
     return _module([_t(shape, el)], [_t(shape, el), _t(shape[:-2], "i32")], f.lines, [out, info])
 
 
 def _chol(f: _Fn, s: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
-    """(L, info) for the symmetric `s`, L lower with zeros above. Recursive: L11 of S11, then
-    L21 = S21 L11^-T (a triangular solve), then L22 of S22 - L21 L21^T (the matmul). A failed
-    L11 leaves NaN/garbage below it, which is fine: `info` says so and the caller (jax) masks."""
+    """(L, info) for the symmetric matrix whose lower triangle is `s`'s (its upper one is never
+    read: it may hold anything, NaN included), L lower with zeros above. Recursive: L11 of S11,
+    then L21 = S21 L11^-T (a triangular solve), then L22 of S22 - L21 L21^T (the matmul). A
+    failed L11 leaves NaN/garbage below it, which is fine: `info` says so and the caller (jax)
+    masks."""
     n, bs = shape[-1], shape[:-2]
     if n <= BASE or 0 in shape:
         return _chol_loop(f, s, shape, el)
     n1 = _split(n)
     n2 = n - n1
     l11, info1 = _chol(f, f.block(s, shape, el, (0, n1), (0, n1)), bs + (n1, n1), el)
-    s21t = f.block(s, shape, el, (0, n1), (n1, n))  # S12 = S21^T: s is symmetric
+    s21t = f.transpose_last(f.block(s, shape, el, (n1, n), (0, n1)), bs + (n2, n1), el)
     l21t = _tri_solve(f, l11, bs + (n1, n1), s21t, bs + (n1, n2), el)
     upd = f.matmul(l21t, bs + (n1, n2), l21t, bs + (n1, n2), el, ta=True)
     s22 = f.bin("subtract", f.block(s, shape, el, (n1, n), (n1, n)), upd, bs + (n2, n2), el)
@@ -669,9 +688,10 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
         (w,) = cur
         nz = g.const("-0.0", el)
         rows, cols, jm = g.iota(xs, r - 2), g.iota(xs, r - 1), g.bcast(j, (), "i32", xs, ())
-        # column j (masked sum: the zeros added are -0, so the sum is the element exactly)
-        c = g.reduce("add", g.sel(g.cmp("EQ", cols, jm, xs, "i32"), w, g.const("-0.0", el, xs), xs, el), nz, xs, el,
-                     r - 1)
+        # column j: a dynamic slice, one strided read of m + 1 elements (a masked sum over the
+        # rows would read the whole block)
+        zi = g.const("0", "i32")
+        c = g.reshape(g.dslice(w, xs, el, [zi] * (r - 2) + [zi, j], bs + (m + 1, 1)), bs + (m + 1, 1), vs, el)
         # the pivot row p: the first largest |c[i]| with j <= i < m, as LAPACK's i?amax scans
         # (`|c[i]| > max so far`): a NaN is never larger, unless it is the first (row j)
         iv, jv = g.iota(vs, r - 2), g.bcast(j, (), "i32", vs, ())

@@ -23,8 +23,7 @@ import re
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
-from .eig import expansion
-from .linalg import _Fn, _loop, _module, _t
+from .linalg import _Fn, _loop, _module, _t, expansion
 
 _TARGET = re.compile(r"lapack_([sdcz])gtsv_ffi$")
 _ELEMENT = {"s": "f32", "d": "f64", "c": "complex<f32>", "z": "complex<f64>"}
