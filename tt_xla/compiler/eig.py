@@ -552,7 +552,7 @@ def _complete(f: _Em, u: list[str], shape: tuple[int, ...], el: str, cols: int) 
     first u's own columns in place (column j stays u_j where u_j is a unit vector orthogonal to
     the ones before), then the standard basis vectors e_0 .. e_m-1 fill the empty columns, each
     taken when its residual is above 1 / sqrt(2m) (some always is while a column is empty: the
-    residuals' squares sum to the number of missing dimensions). linalg.py's QR is real only."""
+    residuals' squares sum to the number of missing dimensions)."""
     r = len(shape)
     bs, m, kk = shape[:-2], shape[-2], shape[-1]
     full, cs, col1 = bs + (m, cols), bs + (cols,), bs + (m, 1)

@@ -1,7 +1,7 @@
 """Linear algebra: the LAPACK custom_calls JAX's CPU export emits, as StableHLO loops.
 
 `jnp.linalg.cholesky`, `jax.scipy.linalg.solve_triangular` & co. export as
-`stablehlo.custom_call @lapack_<s|d>potrf_ffi` / `@lapack_<s|d>trsm_ffi` (num_batch_dims leading
+`stablehlo.custom_call @lapack_<s|d|c|z>potrf_ffi` / `@lapack_<s|d|c|z>trsm_ffi` (num_batch_dims leading
 batch dims, column-major operand layouts, which are physical only: the op's meaning is on the
 logical tensors). Each one is expanded here, before inlining, into a private function written in
 ordinary StableHLO. Every routine is blocked (see BASE): matmuls join blocks of at most BASE
@@ -21,8 +21,14 @@ from ..errors import UnsupportedError
 from ..hlo_parser import ir, parse_module
 from ..hlo_parser.verify import verify
 
-_LAPACK = re.compile(r"lapack_([sd])(\w+?)_ffi$")
-HANDLED = ("potrf", "trsm", "getrf", "geqrf", "orgqr")  # LAPACK routines expanded here (f32 's' and f64 'd')
+_LAPACK = re.compile(r"lapack_([sdcz])(\w+?)_ffi$")
+HANDLED = ("potrf", "trsm", "getrf", "geqrf", "orgqr")  # LAPACK routines expanded here (s, d, c and z)
+ALIASES = {"ungqr": "orgqr"}  # LAPACK's complex name for the same routine
+# A complex routine is the real one's algorithm on complex tensors (complex_split.py legalizes
+# them to real pairs): transposes become conjugate transposes where LAPACK's do (see _Fn.matmul,
+# _Fn.adjoint_last), and the few real-only steps (pivots' signs and sizes, Householder's beta)
+# work on the real part (see REAL).
+REAL = {"complex<f32>": "f32", "complex<f64>": "f64"}
 NARROW = ("bf16", "f16")  # stablehlo.triangular_solve takes these too: computed in f32
 
 
@@ -50,9 +56,9 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
     else:
         target = str(op.attributes.get("call_target_name", "?"))
         m = _LAPACK.match(target)
-        if not m or m.group(2) not in HANDLED:
+        routine = ALIASES.get(m.group(2), m.group(2)) if m else ""
+        if routine not in HANDLED:
             raise UnsupportedError(f"custom_call target @{target} is not supported by tt-xla", op.name, loc)
-        routine = m.group(2)
         cfg = op.attributes.get("mhlo.backend_config", {}) or {}
         flags = {k: chr(int(getattr(v, "value", v))) for k, v in dict(cfg).items()}
     if not types or any(not isinstance(t, ir.TensorType) or any(d is None for d in t.shape) for t in types) \
@@ -61,8 +67,9 @@ def expand(op: ir.Operation, loc: ir.Location | None) -> ir.Function:
     nb = int(dict(op.attributes.get("mhlo.frontend_attributes", {}) or {}).get("num_batch_dims", len(types[0].shape) - 2))
     if nb != len(types[0].shape) - 2:
         raise UnsupportedError(f"@{target} with {nb} batch dims on a rank-{len(types[0].shape)} operand", op.name, loc)
-    if types[0].element not in ("f32", "f64") + (NARROW if routine == "trsm" else ()):
-        raise UnsupportedError(f"{target} on {types[0].element} (f32 and f64 are supported)", op.name, loc)
+    if types[0].element not in ("f32", "f64") + tuple(REAL) + (NARROW if routine == "trsm" else ()):
+        raise UnsupportedError(f"{target} on {types[0].element} (f32, f64, complex64 and complex128 are supported)",
+                               op.name, loc)
     bad = _shape_problem(routine, [tuple(t.shape) for t in types], {t.element for t in types})
     if bad:
         raise UnsupportedError(f"{target}: {bad}", op.name, loc)
@@ -154,7 +161,7 @@ class _Fn:
         return self(f"stablehlo.iota dim = {dim} : {_t(shape, 'i32')}")
 
     def cmp(self, d: str, a: str, b: str, shape: tuple[int, ...], el: str) -> str:
-        kind = "FLOAT" if el.startswith("f") else "SIGNED"
+        kind = "FLOAT" if el.startswith("f") or el in REAL else "SIGNED"
         return self(f"stablehlo.compare {d}, {a}, {b}, {kind} : ({_t(shape, el)}, {_t(shape, el)}) -> {_t(shape, 'i1')}")
 
     def sel(self, p: str, a: str, b: str, shape: tuple[int, ...], el: str) -> str:
@@ -176,6 +183,55 @@ class _Fn:
         perm = list(range(r - 2)) + [r - 1, r - 2]
         out = tuple(shape[p] for p in perm)
         return self(f"stablehlo.transpose {a}, dims = [{', '.join(map(str, perm))}] : ({_t(shape, el)}) -> {_t(out, el)}")
+
+    def adjoint_last(self, a: str, shape: tuple[int, ...], el: str) -> str:
+        """The conjugate transpose of the last two dims (the transpose of a real matrix)."""
+        return self.conj(self.transpose_last(a, shape, el), shape[:-2] + (shape[-1], shape[-2]), el)
+
+    def conj(self, x: str, shape: tuple[int, ...], el: str) -> str:
+        if el not in REAL:
+            return x
+        return self.join(self.real(x, shape, el), self.un("negate", self.imag(x, shape, el), shape, REAL[el]), shape, el)
+
+    def real(self, x: str, shape: tuple[int, ...], el: str) -> str:
+        """x's real part (x itself when real)."""
+        return self(f"stablehlo.real {x} : ({_t(shape, el)}) -> {_t(shape, REAL[el])}") if el in REAL else x
+
+    def imag(self, x: str, shape: tuple[int, ...], el: str) -> str:
+        return self(f"stablehlo.imag {x} : ({_t(shape, el)}) -> {_t(shape, REAL[el])}")
+
+    def join(self, re: str, im: str | None, shape: tuple[int, ...], el: str) -> str:
+        """The complex re + i im (im = 0 when None) of type `el`; `re` itself when `el` is real."""
+        if el not in REAL:
+            return re
+        im = self.const("0", REAL[el], shape) if im is None else im
+        return self(f"stablehlo.complex {re}, {im} : {_t(shape, el)}")
+
+    def rdiv(self, x: str, d: str, shape: tuple[int, ...], el: str) -> str:
+        """x / d for a `d` of x's real type: part by part for complex (LAPACK's scaling by a real,
+        which keeps an infinite part's partner as it is, where a complex division would not)."""
+        if el not in REAL:
+            return self.bin("divide", x, d, shape, el)
+        re = REAL[el]
+        return self.join(self.bin("divide", self.real(x, shape, el), d, shape, re),
+                         self.bin("divide", self.imag(x, shape, el), d, shape, re), shape, el)
+
+    def recip(self, d: str, shape: tuple[int, ...], el: str) -> str:
+        """1 / d. Complex: the reciprocal as BLAS's trsm and getf2 kernels compute the pivots' (Smith's
+        ratio on the larger part), which they then multiply by: 1 / 0 is NaN there, not inf."""
+        if el not in REAL:
+            return self.bin("divide", self.const("1", el, shape), d, shape, el)
+        re, (ar, ai) = REAL[el], (self.real(d, shape, el), self.imag(d, shape, el))
+        big_re = self.cmp("GE", self.un("abs", ar, shape, re), self.un("abs", ai, shape, re), shape, re)
+        p, q = self.sel(big_re, ar, ai, shape, re), self.sel(big_re, ai, ar, shape, re)  # |p| >= |q|
+        ratio = self.bin("divide", q, p, shape, re)
+        one = self.const("1", re, shape)
+        den = self.bin("divide", one, self.bin("multiply", p, self.bin("add", one, self.bin("multiply", ratio, ratio, shape, re),
+                                                                        shape, re), shape, re), shape, re)
+        nr = self.un("negate", self.bin("multiply", ratio, den, shape, re), shape, re)
+        # |re| >= |im|: (den, -ratio den); else (ratio den, -den)
+        return self.join(self.sel(big_re, den, self.un("negate", nr, shape, re), shape, re),
+                         self.sel(big_re, nr, self.un("negate", den, shape, re), shape, re), shape, el)
 
     def reverse(self, a: str, dims: list[int], shape: tuple[int, ...], el: str) -> str:
         return self(f"stablehlo.reverse {a}, dims = [{', '.join(map(str, dims))}] : {_t(shape, el)}")
@@ -230,8 +286,11 @@ class _Fn:
 
     def matmul(self, a: str, ashape: tuple[int, ...], b: str, bshape: tuple[int, ...], el: str,
                ta: bool = False, tb: bool = False) -> str:
-        """op(a) @ op(b) per matrix of the batch (op = transpose where `ta`/`tb`): one
-        dot_general, which the matrix engine runs."""
+        """op(a) @ op(b) per matrix of the batch (op = transpose where `ta`/`tb`, the conjugate
+        transpose for complex: every transposed product here is an adjoint in the complex
+        routines): one dot_general, which the matrix engine runs."""
+        a = self.conj(a, ashape, el) if ta else a
+        b = self.conj(b, bshape, el) if tb else b
         r = len(ashape)
         nb = r - 2
         ca, cb = (r - 2 if ta else r - 1), (r - 1 if tb else r - 2)
@@ -336,8 +395,9 @@ def _if(f: _Fn, pred: str, types: list[str], then, other) -> list[str]:
 def _all_finite(f: _Fn, xs: list[tuple[str, tuple[int, ...]]], el: str) -> str:
     """A scalar i1: whether every element of every tensor in `xs` is finite."""
     count = None
-    for x, shape in xs:
-        bad = f(f"stablehlo.is_finite {x} : ({_t(shape, el)}) -> {_t(shape, 'i1')}")
+    parts = [(p, shape) for x, shape in xs for p in ([f.real(x, shape, el), f.imag(x, shape, el)] if el in REAL else [x])]
+    for x, shape in parts:
+        bad = f(f"stablehlo.is_finite {x} : ({_t(shape, REAL.get(el, el))}) -> {_t(shape, 'i1')}")
         ones = f.sel(bad, f.const("0", "i32", shape), f.const("1", "i32", shape), shape, "i32")
         c = f(f"stablehlo.reduce({ones} init: {f.const('0', 'i32')}) applies stablehlo.add across dimensions = "
               f"[{', '.join(map(str, range(len(shape))))}] : ({_t(shape, 'i32')}, tensor<i32>) -> tensor<i32>")
@@ -349,19 +409,22 @@ def _all_finite(f: _Fn, xs: list[tuple[str, tuple[int, ...]]], el: str) -> str:
 def _potrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     """LAPACK ?potrf: the Cholesky factor of the triangle `uplo` names (the other triangle of the
     output is the input's, as LAPACK leaves it) and `info` per matrix: 0, or j+1 for the first
-    column j whose pivot is not positive (a NaN one is not counted, as in CPU JAX)."""
+    column j whose pivot is not positive (a NaN one is not counted, as in CPU JAX). Complex:
+    the Hermitian matrix the triangle stands for (the diagonal's imaginary part is not read, as
+    in ?potrf), A = L L^H."""
     (a_t,) = types
     shape, el = tuple(a_t.shape), a_t.element
     r = len(shape)
     upper = flags.get("uplo", "L") == "U"
     f = _Fn()
     a = "%arg0"
-    # _chol reads only the lower triangle: an upper one is brought there by a transpose, a lower
-    # one is used as it is (no pass over the matrix to symmetrize it)
-    s = f.transpose_last(a, shape, el) if upper else a
+    # _chol reads only the lower triangle (and only the real part of a complex diagonal): an
+    # upper one is brought there by an adjoint, a lower one is used as it is (no pass over the
+    # matrix to symmetrize it)
+    s = f.adjoint_last(a, shape, el) if upper else a
     lo, info = _chol(f, s, shape, el)
     if upper:
-        lo = f.transpose_last(lo, shape, el)
+        lo = f.adjoint_last(lo, shape, el)
     # the mask is made here, next to its one use, so it fuses into the select (made before the
     # loops, it was a mask of the whole matrix written and read back)
     row, col = f.iota(shape, r - 2), f.iota(shape, r - 1)
@@ -371,23 +434,23 @@ def _potrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
 
 
 def _chol(f: _Fn, s: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
-    """(L, info) for the symmetric matrix whose lower triangle is `s`'s (its upper one is never
-    read: it may hold anything, NaN included), L lower with zeros above. Recursive: L11 of S11,
-    then L21 = S21 L11^-T (a triangular solve), then L22 of S22 - L21 L21^T (the matmul). A
-    failed L11 leaves NaN/garbage below it, which is fine: `info` says so and the caller (jax)
-    masks."""
+    """(L, info) for the symmetric (Hermitian) matrix whose lower triangle is `s`'s (its upper
+    one is never read: it may hold anything, NaN included; of a complex diagonal only the real
+    part is read), L lower with zeros above. Recursive: L11 of S11, then L21 = S21 L11^-H (a
+    triangular solve), then L22 of S22 - L21 L21^H (the matmul). A failed L11 leaves NaN/garbage
+    below it, which is fine: `info` says so and the caller (jax) masks."""
     n, bs = shape[-1], shape[:-2]
     if n <= BASE or 0 in shape:
         return _chol_loop(f, s, shape, el)
     n1 = _split(n)
     n2 = n - n1
     l11, info1 = _chol(f, f.block(s, shape, el, (0, n1), (0, n1)), bs + (n1, n1), el)
-    s21t = f.transpose_last(f.block(s, shape, el, (n1, n), (0, n1)), bs + (n2, n1), el)
+    s21t = f.adjoint_last(f.block(s, shape, el, (n1, n), (0, n1)), bs + (n2, n1), el)  # S12 = S21^H
     l21t = _tri_solve(f, l11, bs + (n1, n1), s21t, bs + (n1, n2), el)
     upd = f.matmul(l21t, bs + (n1, n2), l21t, bs + (n1, n2), el, ta=True)
     s22 = f.bin("subtract", f.block(s, shape, el, (n1, n), (n1, n)), upd, bs + (n2, n2), el)
     l22, info2 = _chol(f, s22, bs + (n2, n2), el)
-    l21 = f.transpose_last(l21t, bs + (n1, n2), el)
+    l21 = f.adjoint_last(l21t, bs + (n1, n2), el)
     zero = f.const("0", el, bs + (n1, n2))
     lo = f.grid([[(l11, bs + (n1, n1)), (zero, bs + (n1, n2))], [(l21, bs + (n2, n1)), (l22, bs + (n2, n2))]], el)
     return lo, f.first_error(info1, info2, n1, bs)
@@ -422,15 +485,16 @@ def _chol_loop(f: _Fn, s: str, shape: tuple[int, ...], el: str) -> tuple[str, st
         # the pivot, sqrt(d) on it) taken along rows and along columns, the rank-1 update, and
         # column j replaced by L's with the raw pivot on the diagonal; the columns before j
         # are L's and stay (a NaN pivot's 0 * NaN must not reach them)
-        sq = g.un("sqrt", g.bcast(d, bshape, el, shape, whole), shape, el)
+        sqr = g.un("sqrt", g.real(g.bcast(d, bshape, el, shape, whole), shape, el), shape, REAL.get(el, el))
+        sq = g.join(sqr, None, shape, el)  # the pivot's sqrt is real, as ?potrf's
         z = g.const("0", el, shape)
 
         def lcol(idx: str, along: tuple[int, ...]) -> str:
             cm = g.bcast(c, cshape, el, shape, along)
-            return g.sel(g.cmp("GT", idx, jm, shape, "i32"), g.bin("divide", cm, sq, shape, el),
+            return g.sel(g.cmp("GT", idx, jm, shape, "i32"), g.rdiv(cm, sqr, shape, el),
                          g.sel(g.cmp("EQ", idx, jm, shape, "i32"), sq, z, shape, el), shape, el)
 
-        li, lk = lcol(rows, whole), lcol(cols, tuple(range(r - 2)) + (r - 1, r - 2))
+        li, lk = lcol(rows, whole), g.conj(lcol(cols, tuple(range(r - 2)) + (r - 1, r - 2)), shape, el)
         upd = g.bin("subtract", w, g.bin("multiply", li, lk, shape, el), shape, el)
         newcol = g.sel(g.cmp("EQ", rows, jm, shape, "i32"), g.bcast(d, bshape, el, shape, whole), li, shape, el)
         upd = g.sel(g.cmp("EQ", cols, jm, shape, "i32"), newcol, upd, shape, el)
@@ -444,22 +508,27 @@ def _chol_loop(f: _Fn, s: str, shape: tuple[int, ...], el: str) -> tuple[str, st
     flat = f.reshape(w, shape, bs + (n * n,), el)
     piv = f.ranges(flat, bs + (n * n,), el, [(0, d, 1) for d in bs] + [(0, n * n, n + 1)])
     vs = bs + (n,)
-    bad = f.cmp("LE", piv, f.const("0", el, vs), vs, el)
+    bad = f.cmp("LE", f.real(piv, vs, el), f.const("0", REAL.get(el, el), vs), vs, REAL.get(el, el))
     col = f.bin("add", f.iota(vs, r - 2), f.const("1", "i32", vs), vs, "i32")
     big = f.const(str(n + 1), "i32", vs)
     first = f.reduce("minimum", f.sel(bad, col, big, vs, "i32"), f.const(str(n + 1), "i32"), vs, "i32", r - 2)
     info = f.sel(f.cmp("EQ", first, f.const(str(n + 1), "i32", bs), bs, "i32"), f.const("0", "i32", bs), first, bs, "i32")
     row, cl = f.iota(shape, r - 2), f.iota(shape, r - 1)
     lo = f.sel(f.cmp("GT", row, cl, shape, "i32"), w,
-               f.sel(f.cmp("EQ", row, cl, shape, "i32"), f.un("sqrt", w, shape, el), f.const("0", el, shape), shape, el),
+               f.sel(f.cmp("EQ", row, cl, shape, "i32"), _real_sqrt(f, w, shape, el), f.const("0", el, shape), shape, el),
                shape, el)
     return lo, info
 
 
+def _real_sqrt(f: _Fn, x: str, shape: tuple[int, ...], el: str) -> str:
+    """sqrt of x's real part, as `el` (a Cholesky pivot: real, as ?potrf's, even in a complex matrix)."""
+    return f.join(f.un("sqrt", f.real(x, shape, el), shape, REAL.get(el, el)), None, shape, el)
+
+
 # --------------------------------------------------------------------------- trsm (triangular solve)
 def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
-    """BLAS ?trsm: X with op(A) X = B (side L) or X op(A) = B (side R), op(A) = A or A^T
-    (trans_x N/T/C; real, so C is T), A's `uplo` triangle only, unit diagonal if diag = U. Every
+    """BLAS ?trsm: X with op(A) X = B (side L) or X op(A) = B (side R), op(A) = A, A^T or A^H
+    (trans_x N/T/C; C is T for reals), A's `uplo` triangle only, unit diagonal if diag = U. Every
     case is brought to a lower-triangular left solve: a right solve is the left solve of the
     transposes, an upper one the lower one with rows and columns reversed. bf16/f16 solve in
     f32 and round once."""
@@ -480,6 +549,8 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
         a = f.sel(f.cmp("EQ", row, col, ashape, "i32"), f.const("1", el, ashape), a, ashape, el)
     if flags.get("trans_x", "N") in ("T", "C"):
         a, lower = f.transpose_last(a, ashape, el), not lower
+        if flags.get("trans_x") == "C":
+            a = f.conj(a, ashape, el)
     left = flags.get("side", "L") == "L"
     if not left:  # X M = B  <=>  M^T X^T = B^T
         a, lower = f.transpose_last(a, ashape, el), not lower
@@ -572,7 +643,7 @@ def _diag_inverses(f: _Fn, a: str, ashape: tuple[int, ...], el: str) -> tuple[st
     # (trtri's [[A^-1, 0], [-D^-1 C A^-1, D^-1]] for every 2s-block at once, all on one shape)
     ri, ci = f.iota(dshape, r - 1), f.iota(dshape, r)
     zero = f.const("0", el, dshape)
-    inv = f.sel(f.cmp("EQ", ri, ci, dshape, "i32"), f.bin("divide", f.const("1", el, dshape), d, dshape, el), zero,
+    inv = f.sel(f.cmp("EQ", ri, ci, dshape, "i32"), f.recip(d, dshape, el), zero,
                 dshape, el)
     s = 1
     while s < BASE:
@@ -600,7 +671,9 @@ def _tri_loop(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int
         zero = g.const("0", "i32")
         xr = g.dslice(x, xshape, el, z + [j, zero], rshape)
         d = g.dslice(a, ashape, el, z + [j, j], dshape)
-        xr = g.bin("divide", xr, g.bcast(d, dshape, el, rshape, tuple(range(r))), rshape, el)
+        db = g.bcast(d, dshape, el, rshape, tuple(range(r)))
+        xr = g.bin("divide", xr, db, rshape, el) if el not in REAL else \
+            g.bin("multiply", xr, g.recip(db, rshape, el), rshape, el)  # as BLAS's kernels do
         c = g.dslice(a, ashape, el, z + [zero, j], cshape)
         below = g.cmp("GT", g.iota(cshape, r - 2), g.bcast(j, (), "i32", cshape, ()), cshape, "i32")
         # only rows below j are updated, every one of them as CPU JAX's BLAS does (a 0 * inf
@@ -697,13 +770,15 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
         iv, jv = g.iota(vs, r - 2), g.bcast(j, (), "i32", vs, ())
         live = g.bin("and", g.cmp("GE", iv, jv, vs, "i32"), g.cmp("LT", iv, g.const(str(m), "i32", vs), vs, "i32"),
                      vs, "i1")
-        ac = g.un("abs", c, vs, el)
-        nan = g.cmp("NE", ac, ac, vs, el)
-        key = g.sel(g.bin("and", nan, g.cmp("EQ", iv, jv, vs, "i32"), vs, "i1"), g.const("0x7F800000" if el == "f32" else "0x7FF0000000000000", el, vs),
-                    g.sel(g.bin("and", live, g.un("not", nan, vs, "i1"), vs, "i1"), ac, g.const("-1", el, vs), vs, el), vs, el)
-        best = g.reduce("maximum", key, g.const("0xFF800000" if el == "f32" else "0xFFF0000000000000", el), vs, el,
+        ke = REAL.get(el, el)  # complex: |re| + |im|, the size LAPACK's icamax compares
+        ac = g.un("abs", c, vs, el) if ke == el else \
+            g.bin("add", g.un("abs", g.real(c, vs, el), vs, ke), g.un("abs", g.imag(c, vs, el), vs, ke), vs, ke)
+        nan = g.cmp("NE", ac, ac, vs, ke)
+        key = g.sel(g.bin("and", nan, g.cmp("EQ", iv, jv, vs, "i32"), vs, "i1"), g.const("0x7F800000" if ke == "f32" else "0x7FF0000000000000", ke, vs),
+                    g.sel(g.bin("and", live, g.un("not", nan, vs, "i1"), vs, "i1"), ac, g.const("-1", ke, vs), vs, ke), vs, ke)
+        best = g.reduce("maximum", key, g.const("0xFF800000" if ke == "f32" else "0xFFF0000000000000", ke), vs, ke,
                         r - 2)
-        hit = g.cmp("EQ", key, g.bcast(best, bs, el, vs, tuple(range(r - 2))), vs, el)
+        hit = g.cmp("EQ", key, g.bcast(best, bs, ke, vs, tuple(range(r - 2))), vs, ke)
         p = g.reduce("minimum", g.sel(hit, iv, g.const(str(m - 1), "i32", vs), vs, "i32"), g.const(str(m - 1), "i32"),
                      vs, "i32", r - 2)
         pm = g.bin("maximum", g.bcast(p, bs, "i32", xs, tuple(range(r - 2))), jm, xs, "i32")
@@ -732,7 +807,8 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
         ws = g.sel(in_m, g.sel(at_j, rp, g.sel(at_p, rj, w, xs, el), xs, el), w, xs, el)
         cs = g.sel(at_j, d, g.sel(at_p, dj, cm, xs, el), xs, el)
         zero = g.cmp("EQ", d, g.const("0", el, xs), xs, el)
-        lv = g.sel(zero, cs, g.bin("divide", cs, d, xs, el), xs, el)
+        lv = g.sel(zero, cs, g.bin("divide", cs, d, xs, el) if el not in REAL else
+                   g.bin("multiply", cs, g.recip(d, xs, el), xs, el), xs, el)
         below = g.bin("and", g.cmp("GT", rows, jm, xs, "i32"), in_m, xs, "i1")
         right = g.bin("and", g.cmp("GT", cols, jm, xs, "i32"), g.cmp("LT", cols, g.const(str(n), "i32", xs), xs, "i32"),
                       xs, "i1")
@@ -764,8 +840,9 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
 # --------------------------------------------------------------------------- geqrf / orgqr (QR)
 def _reflector(g: _Fn, w: str, j: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str, str]:
     """LAPACK ?larfg on column j of `w` below the diagonal, per matrix: (v, tau, beta, live) with
-    v [.., m, 1] (0 above j, 1 at j), H = I - tau v v^T taking the column to beta e_j, and `live`
-    [.., 1, 1] false where the column below j is already zero (then H = I, tau = 0)."""
+    v [.., m, 1] (0 above j, 1 at j), H = I - tau v v^H taking the column to beta e_j (H^H does,
+    for complex: tau is complex, beta real, as ?larfg's), and `live` [.., 1, 1] false where the
+    column below j is already zero (and, complex, alpha real; then H = I, tau = 0)."""
     r, m = len(shape), shape[-2]
     bs = shape[:-2]
     cshape, dshape = bs + (m, 1), bs + (1, 1)
@@ -776,14 +853,25 @@ def _reflector(g: _Fn, w: str, j: str, shape: tuple[int, ...], el: str) -> tuple
     jc = g.bcast(j, (), "i32", cshape, ())
     below = g.cmp("GT", ri, jc, cshape, "i32")
     x = g.sel(below, c, g.const("0", el, cshape), cshape, el)
-    ss = g.reduce("add", g.bin("multiply", x, x, cshape, el), g.const("0", el), cshape, el, r - 2)
-    ss = g(f"stablehlo.reshape {ss} : ({_t(bs + (1,), el)}) -> {_t(dshape, el)}")
-    live = g.cmp("NE", ss, g.const("0", el, dshape), dshape, el)
-    norm = g.un("sqrt", g.bin("add", g.bin("multiply", alpha, alpha, dshape, el), ss, dshape, el), dshape, el)
-    neg = g.cmp("LT", alpha, g.const("0", el, dshape), dshape, el)
-    beta = g.sel(neg, norm, g.un("negate", norm, dshape, el), dshape, el)  # -sign(alpha) |(alpha, x)|
+    re = REAL.get(el, el)
+    sq = lambda v, s: g.bin("multiply", v, v, s, re)  # noqa: E731
+    xs = [g.real(x, cshape, el), g.imag(x, cshape, el)] if re != el else [x]
+    ss = g.reduce("add", sq(xs[0], cshape) if re == el else g.bin("add", sq(xs[0], cshape), sq(xs[1], cshape), cshape, re),
+                  g.const("0", re), cshape, re, r - 2)
+    ss = g(f"stablehlo.reshape {ss} : ({_t(bs + (1,), re)}) -> {_t(dshape, re)}")
+    ar = g.real(alpha, dshape, el)
+    live = g.cmp("NE", ss, g.const("0", re, dshape), dshape, re)
+    a2 = sq(ar, dshape)
+    if re != el:  # a complex alpha off the real axis needs a reflector even with x = 0
+        ai = g.imag(alpha, dshape, el)
+        live = g.bin("or", live, g.cmp("NE", ai, g.const("0", re, dshape), dshape, re), dshape, "i1")
+        a2 = g.bin("add", a2, sq(ai, dshape), dshape, re)
+    norm = g.un("sqrt", g.bin("add", a2, ss, dshape, re), dshape, re)
+    neg = g.cmp("LT", ar, g.const("0", re, dshape), dshape, re)
+    br = g.sel(neg, norm, g.un("negate", norm, dshape, re), dshape, re)  # -sign(re alpha) |(alpha, x)|
+    beta = g.join(br, None, dshape, el)
     one = g.const("1", el, dshape)
-    tau = g.sel(live, g.bin("divide", g.bin("subtract", beta, alpha, dshape, el), beta, dshape, el),
+    tau = g.sel(live, g.rdiv(g.bin("subtract", beta, alpha, dshape, el), br, dshape, el),
                 g.const("0", el, dshape), dshape, el)
     scale = g.sel(live, g.bin("divide", one, g.bin("subtract", alpha, beta, dshape, el), dshape, el), one,
                   dshape, el)
@@ -793,12 +881,12 @@ def _reflector(g: _Fn, w: str, j: str, shape: tuple[int, ...], el: str) -> tuple
 
 
 def _apply_reflector(g: _Fn, q: str, v: str, tau: str, shape: tuple[int, ...], el: str, cols: str | None) -> str:
-    """q - tau v (v^T q), on the columns > `cols` only when given (the rest of q is kept)."""
+    """q - tau v (v^H q), on the columns > `cols` only when given (the rest of q is kept)."""
     r = len(shape)
     bs = shape[:-2]
     cshape, dshape = bs + (shape[-2], 1), bs + (1, 1)
     vm = g.bcast(v, cshape, el, shape, tuple(range(r)))
-    wrow = g.reduce("add", g.bin("multiply", vm, q, shape, el), g.const("0", el), shape, el, r - 2)
+    wrow = g.reduce("add", g.bin("multiply", g.conj(vm, shape, el), q, shape, el), g.const("0", el), shape, el, r - 2)
     wm = g.bcast(wrow, bs + (shape[-1],), el, shape, tuple(range(r - 2)) + (r - 1,))
     tm = g.bcast(tau, dshape, el, shape, tuple(range(r)))
     new = g.bin("subtract", q, g.bin("multiply", tm, g.bin("multiply", vm, wm, shape, el), shape, el), shape, el)
@@ -925,7 +1013,7 @@ def _qr_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str]
     def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
         w, taus = cur
         v, tau, beta, _ = _reflector(g, w, j, shape, el)
-        w = _apply_reflector(g, w, v, tau, shape, el, j)
+        w = _apply_reflector(g, w, v, g.conj(tau, dshape, el), shape, el, j)  # H^H, as ?geqr2
         ri = g.iota(cshape, r - 2)
         jc = g.bcast(j, (), "i32", cshape, ())
         col = g.sel(g.cmp("EQ", ri, jc, cshape, "i32"), g.bcast(beta, dshape, el, cshape, tuple(range(r))), v,
