@@ -90,9 +90,8 @@ def _gtsv(b_shape: tuple[int, ...], el: str) -> str:
                  for p in ("real", "imag")]
         return g.bin("add", *parts, s1, real)
 
-    def is_zero(g: _Fn, x: str) -> str:  # linalg's cmp names complex compares SIGNED
-        return g(f"stablehlo.compare EQ, {x}, {g.const('0', el, s1)}, FLOAT : ({_t(s1, el)}, {_t(s1, el)}) -> "
-                 f"{_t(s1, 'i1')}")
+    def is_zero(g: _Fn, x: str) -> str:
+        return g.cmp("EQ", x, g.const("0", el, s1), s1, el)
 
     def zero_info(g: _Fn, info: str, bad: str, at: str) -> str:
         """info, or `at` (an i32 scalar) where it is still 0 and `bad` holds."""
