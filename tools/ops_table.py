@@ -46,8 +46,10 @@ def module_ops(text: str) -> list[tuple[str, list[str]]]:
     out = []
     for fn in module.functions.values():
         for op in _walk(fn.body.ops):
-            types = {getattr(v.type, "element", None) for v in (*op.operands, *op.results)}
-            out.append((op.name, sorted(t for t in types if t)))
+            types = sorted(t for t in {getattr(v.type, "element", None) for v in (*op.operands, *op.results)} if t)
+            out.append((op.name, types))
+            if op.name == "stablehlo.custom_call":  # its target is the fact: logged as "@target" too
+                out.append(("@" + str(op.attributes.get("call_target_name", "?")), types))
     return out
 
 
@@ -163,10 +165,28 @@ def table(log: dict[str, dict[str, Any]]) -> str:
                 refused = refused or _legalize_reason(op) or "not exercised by the tests"
             lines.append(f"| `{op}` | {types or '—'} | {refused} |")
         lines.append("")
+    lines += _targets(seen, errors)
     n_ok = sum(1 for names in ops.values() for op in names if seen.get(op))
     n_all = sum(len(names) for names in ops.values())
     lines.append(f"{n_ok} of {n_all} ops run in at least one element type.")
     return "\n".join(lines) + "\n"
+
+
+_TARGET = re.compile(r"target @(\w+)")
+
+
+def _targets(seen: dict[str, set[str]], errors: dict[str, Counter]) -> list[str]:
+    """The custom_call targets the tests met: run (with the element types), or refused by name."""
+    refused = {m.group(1) for msg in errors["stablehlo.custom_call"] for m in [_TARGET.search(msg)] if m}
+    ran = {op[1:] for op, types in seen.items() if op.startswith("@") and types}
+    lines = ["## custom_call targets", "",
+             "Every `stablehlo.custom_call` target the tests compiled: run (expanded by the compiler into",
+             "device programs: `compiler/linalg.py`, `eig.py`, `tridiag.py`) or refused by name.", "",
+             "| target | element types | status |", "|---|---|---|"]
+    for t in sorted(ran | refused):
+        types = ", ".join(sorted(seen.get("@" + t, ()), key=_type_order))
+        lines.append(f"| `@{t}` | {types or '—'} | {'runs' if t in ran else 'refused: not supported by tt-xla'} |")
+    return lines + [""]
 
 
 _ORDER = ["i1", "i2", "i4", "i8", "i16", "i32", "i64", "ui2", "ui4", "ui8", "ui16", "ui32", "ui64",
