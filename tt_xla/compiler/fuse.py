@@ -117,11 +117,10 @@ def group_strides(shape: tuple[int, ...], acc: Access, groups: list[list[int]]) 
         return [0] * len(groups)  # nothing is read
     out = []
     for g in groups:
-        dims = [d for d in g if shape[d] != 1]
-        for d0, d1 in zip(dims, dims[1:]):
-            if acc.strides[d0] != acc.strides[d1] * shape[d1]:
-                return None
-        out.append(acc.strides[dims[-1]] if dims else 0)
+        runs = progressions(shape, acc, g)
+        if len(runs) > 1:
+            return None
+        out.append(runs[0][1] if runs else 0)
     return out
 
 
