@@ -233,6 +233,13 @@ class _Fn:
         return self.join(self.sel(big_re, den, self.un("negate", nr, shape, re), shape, re),
                          self.sel(big_re, nr, self.un("negate", den, shape, re), shape, re), shape, el)
 
+    def pivot_div(self, x: str, d: str, shape: tuple[int, ...], el: str) -> str:
+        """x / d for a pivot d of x's type, as BLAS's trsm and getf2 kernels divide: complex, x times
+        d's reciprocal (recip), so a zero pivot gives NaN where a complex division gives inf."""
+        if el not in REAL:
+            return self.bin("divide", x, d, shape, el)
+        return self.bin("multiply", x, self.recip(d, shape, el), shape, el)
+
     def reverse(self, a: str, dims: list[int], shape: tuple[int, ...], el: str) -> str:
         return self(f"stablehlo.reverse {a}, dims = [{', '.join(map(str, dims))}] : {_t(shape, el)}")
 
@@ -672,8 +679,7 @@ def _tri_loop(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int
         xr = g.dslice(x, xshape, el, z + [j, zero], rshape)
         d = g.dslice(a, ashape, el, z + [j, j], dshape)
         db = g.bcast(d, dshape, el, rshape, tuple(range(r)))
-        xr = g.bin("divide", xr, db, rshape, el) if el not in REAL else \
-            g.bin("multiply", xr, g.recip(db, rshape, el), rshape, el)  # as BLAS's kernels do
+        xr = g.pivot_div(xr, db, rshape, el)
         c = g.dslice(a, ashape, el, z + [zero, j], cshape)
         below = g.cmp("GT", g.iota(cshape, r - 2), g.bcast(j, (), "i32", cshape, ()), cshape, "i32")
         # only rows below j are updated, every one of them as CPU JAX's BLAS does (a 0 * inf
@@ -807,8 +813,7 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
         ws = g.sel(in_m, g.sel(at_j, rp, g.sel(at_p, rj, w, xs, el), xs, el), w, xs, el)
         cs = g.sel(at_j, d, g.sel(at_p, dj, cm, xs, el), xs, el)
         zero = g.cmp("EQ", d, g.const("0", el, xs), xs, el)
-        lv = g.sel(zero, cs, g.bin("divide", cs, d, xs, el) if el not in REAL else
-                   g.bin("multiply", cs, g.recip(d, xs, el), xs, el), xs, el)
+        lv = g.sel(zero, cs, g.pivot_div(cs, d, xs, el), xs, el)
         below = g.bin("and", g.cmp("GT", rows, jm, xs, "i32"), in_m, xs, "i1")
         right = g.bin("and", g.cmp("GT", cols, jm, xs, "i32"), g.cmp("LT", cols, g.const(str(n), "i32", xs), xs, "i32"),
                       xs, "i1")
