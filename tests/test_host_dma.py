@@ -191,3 +191,55 @@ def test_reads_the_host_does_elsewhere_count_and_compute_as_copies(name, f, spec
         assert np.array_equal(outs[0], np.max(args[0], axis=-1), equal_nan=True)
     else:
         check(f, *args, rtol=1e-4, atol=1e-4)
+
+
+# Short runs of a constant length are copied at the call site (render.SHORT_RUN_BYTES,
+# tt_dma_read_run / tt_dma_write_run), not by the runtime's engine: the same bits and the same
+# counters, kernel by kernel, as with every run through the engine.
+def _pool(x):
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "SAME")
+
+
+def _depthwise(x, w):
+    return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=x.shape[-1],
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+SHORT_RUNS = [
+    ("maxpool", _pool, [((2, 15, 15, 64), np.float32)]),
+    ("depthwise", _depthwise, [((1, 13, 13, 64), np.float32), ((3, 3, 1, 64), np.float32)]),
+    ("depthwise_bf16", _depthwise, [((1, 9, 11, 32), BF16), ((3, 3, 1, 32), BF16)]),
+]
+
+
+@pytest.mark.parametrize("name,f,specs", SHORT_RUNS, ids=[c[0] for c in SHORT_RUNS])
+def test_short_runs_copied_at_the_call_site_count_and_compute_as_the_engine(name, f, specs, monkeypatch):
+    import importlib
+    import tt_xla
+    render = importlib.import_module("tt_xla.compiler.render")  # (the package exports a function of that name)
+    args = [inputs(s, d, seed=i) for i, (s, d) in enumerate(specs)]  # (edge values mixed in)
+    text = jax.export.export(jax.jit(f))(*args).mlir_module()
+    runs = []
+    for short in (render.SHORT_RUN_BYTES, 0):
+        monkeypatch.setattr(render, "SHORT_RUN_BYTES", short)
+        tt_xla.client().clear_cache()
+        exe = tt_xla.compile(text)
+        outs = [np.asarray(o) for o in exe(*args)]
+        runs.append((exe.source, outs, [{k: v for k, v in s.items() if k != "host_ns"} for s in exe.kernel_stats()]))
+    tt_xla.client().clear_cache()
+    (src, outs, stats), (plain_src, plain_outs, plain_stats) = runs
+    assert "tt_dma_read_run(" in src and "tt_dma_write_run(" in src
+    assert "_run(" not in plain_src[plain_src.index("/* tt:part"):]
+    for a, b in zip(outs, plain_outs):
+        assert a.dtype == b.dtype and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+    assert stats == plain_stats and all(s["dma_bytes"] > 0 for s in stats)
+    check(f, *args, rtol=2e-2 if name.endswith("bf16") else 1e-5, atol=2e-2 if name.endswith("bf16") else 1e-5)
+
+
+@pytest.mark.parametrize("text,value", [
+    ("64", 64), ("c1 - c0", 64), ("K_MIN(c0 + 64, (int64_t)64)", 64), ("(it % 1) * 64", 0), ("it * 0", 0),
+    ("K_MAX(7, c1 / 5)", 12), ("-c1 + 65", 1), ("it % 2", None), ("it", None), ("c1 ? 1 : 2", None),
+    ("-c1 / 5", None), ("c1 << 1", None)])
+def test_render_knows_a_count_that_is_one_integer_for_every_item(text, value):
+    from tt_xla.compiler.render import _value
+    assert _value(text, {"c0": 0, "c1": 64}) == value

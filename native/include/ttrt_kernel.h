@@ -206,44 +206,35 @@ TT__OUT_OF_LINE int tt_multicast_received(const tt_core *c, int64_t it, int64_t 
  * of the kernel, and the C compiler's register allocation around those pointers was about half
  * of what the DMA call sites cost it (render.py). */
 enum { TT_DMA_WRITE = 1, TT_DMA_STREAM = 2 };
-/* A streamed write's contiguous runs shorter than this go by ordinary stores (dma.c). */
-#define TT__DMA_STREAM_MIN 256
-/* Short runs are copied at the call site: one contiguous run (rows 1, stride 1) of at most
- * TT__DMA_SHORT bytes whose size the C compiler knows there (64 f32 elements, say) becomes a few
- * vector moves, counted by one direct call (tt__dma_at). A kernel that gathers a short run per
- * tap of a stencil issues about ten DMA calls per output row; through the engine (a call through
- * a pointer, then its generic row loop) such kernels took 1.35x as long on one host thread. Every
- * other transfer, and a run whose size is known only at run time, is the engine's: the copy code
- * in every kernel library is what moving it into the runtime saved. Counted as the engine counts. */
-#define TT__DMA_SHORT 512
-#define tt__dma_short(rows, count, stride, esize)                                                           \
-  (__builtin_constant_p((rows) == 1 && (stride) == 1 && (count) > 0 && (count) * (int64_t)(esize) <= TT__DMA_SHORT) && \
-   (rows) == 1 && (stride) == 1 && (count) > 0 && (count) * (int64_t)(esize) <= TT__DMA_SHORT)
-TT__OUT_OF_LINE void tt__dma_at(const tt_core *c, const void *dram, uint64_t bytes) { tt_dma_count(c, dram, bytes); }
 static inline void tt_dma_read_op(const tt_core *c, void *const *ops, int op, int64_t index, void *sram_dst,
                                   int64_t sram_pitch, int64_t dram_pitch, uint32_t esize, int64_t rows,
                                   int64_t count, int64_t stride) {
-  if (tt__dma_short(rows, count, stride, esize)) {
-    const char *src = (const char *)ops[op] + index * (int64_t)esize;
-    memcpy(sram_dst, src, (size_t)(count * (int64_t)esize));
-    tt__dma_at(c, src, (uint64_t)(count * (int64_t)esize));
-    return;
-  }
   c->dma_op(c, ops, op, index, sram_dst, sram_pitch, dram_pitch, esize, rows, count, stride, 0);
 }
 static inline void tt_dma_write_op(const tt_core *c, void *const *ops, int op, int64_t index, const void *sram_src,
                                    int64_t sram_pitch, int64_t dram_pitch, uint32_t esize, int64_t rows,
                                    int64_t count, int64_t stride, int stream) {
-  /* a streamed run too short to stream goes by ordinary stores in the engine too */
-  if (tt__dma_short(rows, count, stride, esize) && __builtin_constant_p(stream) &&
-      (!stream || count * (int64_t)esize < TT__DMA_STREAM_MIN)) {
-    char *dst = (char *)ops[op] + index * (int64_t)esize;
-    memcpy(dst, sram_src, (size_t)(count * (int64_t)esize));
-    tt__dma_at(c, dst, (uint64_t)(count * (int64_t)esize));
-    return;
-  }
   c->dma_op(c, ops, op, index, (void *)(uintptr_t)sram_src, sram_pitch, dram_pitch, esize, rows, count, stride,
             TT_DMA_WRITE | (stream ? TT_DMA_STREAM : 0));
+}
+/* One short contiguous run (rows 1, stride 1) whose length is a constant at the call site: the
+ * compiler (render.py's SHORT_RUN_BYTES) emits these for runs that fit a few vector moves, such
+ * as a stencil's 64-element run per tap. The copy is made here, fixed-size moves inline, and
+ * counted by one direct call, as the engine counts the same transfer. Such kernels issue about
+ * ten of these per output row; through the engine (a call through a pointer, then its generic
+ * row loop) they took 1.35x as long on one host thread. */
+TT__OUT_OF_LINE void tt__dma_at(const tt_core *c, const void *dram, uint64_t bytes) { tt_dma_count(c, dram, bytes); }
+static inline void tt_dma_read_run(const tt_core *c, void *const *ops, int op, int64_t index, void *sram_dst,
+                                   uint32_t esize, int64_t count) {
+  const char *src = (const char *)ops[op] + index * (int64_t)esize;
+  memcpy(sram_dst, src, (size_t)(count * (int64_t)esize));
+  tt__dma_at(c, src, (uint64_t)(count * (int64_t)esize));
+}
+static inline void tt_dma_write_run(const tt_core *c, void *const *ops, int op, int64_t index, const void *sram_src,
+                                    uint32_t esize, int64_t count) {
+  char *dst = (char *)ops[op] + index * (int64_t)esize;
+  memcpy(dst, sram_src, (size_t)(count * (int64_t)esize));
+  tt__dma_at(c, dst, (uint64_t)(count * (int64_t)esize));
 }
 /* One strided run between a DRAM address and a dense SRAM run. */
 static inline void tt_dma_read_strided(const tt_core *c, void *sram_dst, const void *dram_src, uint32_t esize,

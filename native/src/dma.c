@@ -41,7 +41,7 @@ typedef float tt__v4f __attribute__((vector_size(16), may_alias));
  * the host has no streaming stores. */
 static inline int tt__stream_run(char *restrict d, const char *restrict s, uint64_t bytes) {
 #ifdef TT__STREAM
-  if (bytes < TT__DMA_STREAM_MIN) return 0;
+  if (bytes < 256) return 0;
   /* an ordinary copy up to the destination's vector alignment, and of the tail */
   uint64_t head = (uint64_t)(-(uintptr_t)d & (TT__STREAM_BYTES - 1));
   memcpy(d, s, (size_t)head);

@@ -2,6 +2,8 @@
 kernel primitives (ttrt_kernel.h), nothing about ML ops: those arrive as Alu expressions."""
 from __future__ import annotations
 
+import ast
+import re
 from dataclasses import replace
 from typing import Callable
 
@@ -11,6 +13,9 @@ from . import loopir as L
 def _dma_read(u: L.DmaRead) -> str:
     if u.host == L.ONCE or (u.host == L.FIRST_USE and _linear(u)):
         return _host_read(u)
+    if _short(u):
+        return (f"tt_dma_read_run(core, ops, {u.operand.index}, {u.index}, {u.page} + {u.sram_index}, "
+                f"{u.cb.esize}u, {u.count});")
     # the DRAM side by operand number and index (ttrt_kernel.h's tt_dma_read_op says why)
     return (f"tt_dma_read_op(core, ops, {u.operand.index}, {u.index}, {u.page} + {u.sram_index}, {u.sram_pitch}, "
             f"{u.dram_pitch}, {u.cb.esize}u, {u.rows}, {u.count}, {u.stride});")
@@ -43,6 +48,90 @@ def _linear(u: L.DmaRead) -> bool:
     return (u.sram_index == "0" and u.stride != 0 and u.cb.ctype == u.operand.ctype
             and (u.rows == "1" or u.dram_pitch.isdigit() and u.sram_pitch.isdigit()
                  and int(u.dram_pitch) == int(u.sram_pitch) * u.stride))
+
+
+# A DMA of one contiguous run at most this long, its length a constant, is copied at the call site
+# (ttrt_kernel.h's tt_dma_read_run / tt_dma_write_run: fixed-size vector moves, then a direct call
+# to count it), not by the runtime's engine. Stencil kernels issue one such run per tap and output
+# row (3x3/2 max pool, 3x3 depthwise: about ten per row of 64 f32); through the engine they took
+# 1.35x as long on one host thread. A length known only at run time goes to the engine: the copy
+# code it would need at every call site made the C compiler take about 5% longer over a training
+# step's kernels, for runs that are mostly long.
+SHORT_RUN_BYTES = 256
+
+
+def _short(u: L.DmaRead | L.DmaWrite) -> bool:
+    return (u.rows == "1" and u.stride == 1 and u.count.isdigit()
+            and 0 < int(u.count) * u.cb.esize <= SHORT_RUN_BYTES)
+
+
+_CAST = re.compile(r"\(\s*(?:const\s+)?(?:u?int(?:8|16|32|64)_t|int|long|unsigned|size_t)\s*\)")
+
+
+def _value(text: str, known: dict[str, int]) -> int | None:
+    """The value of an IR index expression when it is one integer for every work item (names
+    from `known`; `x % 1` and `x * 0` whatever x is); else None. Only non-negative operands are
+    divided, so C's truncation and Python's flooring agree."""
+    try:
+        tree = ast.parse(_CAST.sub(" ", text), mode="eval").body
+    except SyntaxError:
+        return None
+
+    def ev(n: ast.AST) -> int | None:
+        if isinstance(n, ast.Constant) and type(n.value) is int:
+            return n.value
+        if isinstance(n, ast.Name):
+            return known.get(n.id)
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
+            v = ev(n.operand)
+            return None if v is None else -v
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("K_MIN", "K_MAX") \
+                and len(n.args) == 2 and not n.keywords:
+            a, b = ev(n.args[0]), ev(n.args[1])
+            return None if a is None or b is None else (min if n.func.id == "K_MIN" else max)(a, b)
+        if isinstance(n, ast.BinOp):
+            a, b = ev(n.left), ev(n.right)
+            if isinstance(n.op, ast.Mod) and b == 1 or isinstance(n.op, ast.Mult) and 0 in (a, b):
+                return 0
+            if a is None or b is None:
+                return None
+            if isinstance(n.op, ast.Add):
+                return a + b
+            if isinstance(n.op, ast.Sub):
+                return a - b
+            if isinstance(n.op, ast.Mult):
+                return a * b
+            if isinstance(n.op, (ast.Div, ast.Mod)) and a >= 0 and b > 0:
+                return a // b if isinstance(n.op, ast.Div) else a % b
+        return None
+    return ev(tree)
+
+
+def _constant_counts(k: L.LoopKernel) -> list:
+    """The body with each DMA count that names a constant written as that constant (the column
+    block's `nc` when one block spans a row), so _short can see it. A name is a constant when
+    every Define of it has the same value and nothing else binds it."""
+    known: dict[str, int] = {}
+    bound: set[str] = set()
+    for u in k.body:
+        if isinstance(u, L.Define):
+            v = _value(u.expr, known)
+            if v is None or known.get(u.var, v) != v or u.var in bound:
+                known.pop(u.var, None)
+                bound.add(u.var)
+            else:
+                known[u.var] = v
+        elif isinstance(getattr(u, "var", None), str):  # a range, a variable, a loaded or computed value
+            known.pop(u.var, None)
+            bound.add(u.var)
+    out = []
+    for u in k.body:
+        if isinstance(u, (L.DmaRead, L.DmaWrite)) and u.rows == "1" and u.stride == 1 and not u.count.isdigit():
+            v = _value(u.count, known)
+            if v is not None:
+                u = replace(u, count=str(v))
+        out.append(u)
+    return out
 
 
 class _FirstUse:
@@ -89,6 +178,9 @@ def _streams(u: L.DmaWrite) -> bool:
 
 
 def _dma_write(u: L.DmaWrite) -> str:
+    if _short(u) and not _streams(u):
+        return (f"tt_dma_write_run(core, ops, {u.operand.index}, {u.index}, {u.page} + {u.sram_index}, "
+                f"{u.cb.esize}u, {u.count});")
     return (f"tt_dma_write_op(core, ops, {u.operand.index}, {u.index}, {u.page} + {u.sram_index}, {u.sram_pitch}, "
             f"{u.dram_pitch}, {u.cb.esize}u, {u.rows}, {u.count}, {u.stride}, {int(_streams(u))});")
 
@@ -201,7 +293,7 @@ def render(k: L.LoopKernel) -> str:
     lines.append("  for (int64_t it = begin; it < end; ++it) {")
     lines += ["    " + d for d in rings.declare()]
     depth = 2
-    for u in k.body:
+    for u in _constant_counts(k):
         if isinstance(u, L.End):
             depth -= 1
         text = rings.step(u)  # (it follows the ranges too)
