@@ -237,9 +237,16 @@ def test_short_runs_copied_at_the_call_site_count_and_compute_as_the_engine(name
 
 
 @pytest.mark.parametrize("text,value", [
-    ("64", 64), ("c1 - c0", 64), ("K_MIN(c0 + 64, (int64_t)64)", 64), ("(it % 1) * 64", 0), ("it * 0", 0),
-    ("K_MAX(7, c1 / 5)", 12), ("-c1 + 65", 1), ("it % 2", None), ("it", None), ("c1 ? 1 : 2", None),
-    ("-c1 / 5", None), ("c1 << 1", None)])
+    ("64", 64), ("nc", 64), ("c1 - c0", 64), ("(it % 1) * 64", 0), ("it * 0", 0), ("it / 20", 0),
+    ("K_MAX(7, c1 / 5)", 12), ("-c1 + 65", 1), ("nc > 3 ? 1 : 2", 1), ("c0 + w", None), ("it", None),
+    ("it % 2", None), ("x", None), ("d", None), ("acc", None), ("begin", None)])
 def test_render_knows_a_count_that_is_one_integer_for_every_item(text, value):
-    from tt_xla.compiler.render import _value
-    assert _value(text, {"c0": 0, "c1": 64}) == value
+    from tt_xla.compiler import loopir as L
+    from tt_xla.compiler.render import _item_values
+    body = [L.Define("c0", "int64_t", "(it % 1) * 64"), L.Define("c1", "int64_t", "K_MIN(c0 + 64, (int64_t)64)"),
+            L.Define("nc", "int64_t", "c1 - c0"), L.Define("w", "int64_t", "(it % 7) * 3"),
+            L.Range("r", "0", "nc"), L.Define("x", "int64_t", "r + 1"), L.End(),
+            L.Define("d", "int64_t", "1"), L.Define("d", "int64_t", "1"),  # (two of one name: not looked into)
+            L.Var("acc", "int64_t", "0")]
+    value_of = _item_values(L.LoopKernel("k", [], [], body, work_items=20))
+    assert value_of(text) == value

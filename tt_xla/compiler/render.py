@@ -2,12 +2,13 @@
 kernel primitives (ttrt_kernel.h), nothing about ML ops: those arrive as Alu expressions."""
 from __future__ import annotations
 
-import ast
-import re
 from dataclasses import replace
 from typing import Callable
 
+import numpy as np
+
 from . import loopir as L
+from .cost import _parse  # the IR's C index expressions, read as the cost model reads them
 
 
 def _dma_read(u: L.DmaRead) -> str:
@@ -55,8 +56,9 @@ def _linear(u: L.DmaRead) -> bool:
 # to count it), not by the runtime's engine. Stencil kernels issue one such run per tap and output
 # row (3x3/2 max pool, 3x3 depthwise: about ten per row of 64 f32); through the engine they took
 # 1.35x as long on one host thread. A length known only at run time goes to the engine: the copy
-# code it would need at every call site made the C compiler take about 5% longer over a training
-# step's kernels, for runs that are mostly long.
+# code it would need at every call site made the C compiler take 4-8% longer over a training
+# step's kernels, for runs that are mostly long. 256 bytes: those stencil rows; 512 cost the C
+# compiler up to 5% more over a training step's kernels (rows of 128 f32), measured under load.
 SHORT_RUN_BYTES = 256
 
 
@@ -65,73 +67,67 @@ def _short(u: L.DmaRead | L.DmaWrite) -> bool:
             and 0 < int(u.count) * u.cb.esize <= SHORT_RUN_BYTES)
 
 
-_CAST = re.compile(r"\(\s*(?:const\s+)?(?:u?int(?:8|16|32|64)_t|int|long|unsigned|size_t)\s*\)")
+_BINDS = (L.Define, L.Range, L.Var, L.Load, L.Alu)  # the ops that name a value
 
 
-def _value(text: str, known: dict[str, int]) -> int | None:
-    """The value of an IR index expression when it is one integer for every work item (names
-    from `known`; `x % 1` and `x * 0` whatever x is); else None. Only non-negative operands are
-    divided, so C's truncation and Python's flooring agree."""
-    try:
-        tree = ast.parse(_CAST.sub(" ", text), mode="eval").body
-    except SyntaxError:
-        return None
+class _Unknown(Exception):
+    """A name whose value is not one integer known here."""
 
-    def ev(n: ast.AST) -> int | None:
-        if isinstance(n, ast.Constant) and type(n.value) is int:
-            return n.value
-        if isinstance(n, ast.Name):
-            return known.get(n.id)
-        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
-            v = ev(n.operand)
-            return None if v is None else -v
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("K_MIN", "K_MAX") \
-                and len(n.args) == 2 and not n.keywords:
-            a, b = ev(n.args[0]), ev(n.args[1])
-            return None if a is None or b is None else (min if n.func.id == "K_MIN" else max)(a, b)
-        if isinstance(n, ast.BinOp):
-            a, b = ev(n.left), ev(n.right)
-            if isinstance(n.op, ast.Mod) and b == 1 or isinstance(n.op, ast.Mult) and 0 in (a, b):
-                return 0
-            if a is None or b is None:
-                return None
-            if isinstance(n.op, ast.Add):
-                return a + b
-            if isinstance(n.op, ast.Sub):
-                return a - b
-            if isinstance(n.op, ast.Mult):
-                return a * b
-            if isinstance(n.op, (ast.Div, ast.Mod)) and a >= 0 and b > 0:
-                return a // b if isinstance(n.op, ast.Div) else a % b
-        return None
-    return ev(tree)
+
+def _item_values(k: L.LoopKernel) -> Callable[[str], int | None]:
+    """value(text): the value of an IR index expression when it is one integer for every work item
+    of `k`, else None. Evaluated as cost.py evaluates the IR (its parser: C's semantics), with
+    `it` the vector of every work item; a name is known when one Define binds it (a range, a
+    variable, a loaded value or a second Define make it unknown)."""
+    once: dict[str, str | None] = {}
+    for u in k.body:
+        if isinstance(u, _BINDS):
+            once[u.var] = u.expr if isinstance(u, L.Define) and u.var not in once else None
+    items = np.arange(k.work_items, dtype=np.int64) if 0 < k.work_items <= ITEMS_MAX else None
+    memo: dict[str, object] = {}
+
+    def env(name: str):
+        if name == "it" and items is not None:
+            return items
+        if name not in memo:
+            text = once.get(name)
+            try:
+                memo[name] = _Unknown() if text is None else _parse(text)(env)
+            except (_Unknown, ValueError):
+                memo[name] = _Unknown()
+        v = memo[name]
+        if isinstance(v, _Unknown):
+            raise _Unknown(name)
+        return v
+
+    def value(text: str) -> int | None:
+        try:
+            v = np.asarray(_parse(text)(env))
+        except (_Unknown, ValueError):
+            return None
+        return int(v.flat[0]) if v.size and (v == v.flat[0]).all() else None
+    return value
+
+
+# Kernels with more work items than this are not looked at (the vector of items costs memory).
+ITEMS_MAX = 1 << 20
 
 
 def _constant_counts(k: L.LoopKernel) -> list:
-    """The body with each DMA count that names a constant written as that constant (the column
-    block's `nc` when one block spans a row), so _short can see it. A name is a constant when
-    every Define of it has the same value and nothing else binds it."""
-    known: dict[str, int] = {}
-    bound: set[str] = set()
-    for u in k.body:
-        if isinstance(u, L.Define):
-            v = _value(u.expr, known)
-            if v is None or known.get(u.var, v) != v or u.var in bound:
-                known.pop(u.var, None)
-                bound.add(u.var)
-            else:
-                known[u.var] = v
-        elif isinstance(getattr(u, "var", None), str):  # a range, a variable, a loaded or computed value
-            known.pop(u.var, None)
-            bound.add(u.var)
-    out = []
-    for u in k.body:
-        if isinstance(u, (L.DmaRead, L.DmaWrite)) and u.rows == "1" and u.stride == 1 and not u.count.isdigit():
-            v = _value(u.count, known)
-            if v is not None:
-                u = replace(u, count=str(v))
-        out.append(u)
-    return out
+    """The body with the count of each one-run DMA that is short and one integer for every item
+    (the column block's `nc` when one block spans a row) written as that integer, for _short
+    (other DMAs are left as they are: their C is the same as without this)."""
+    at = [i for i, u in enumerate(k.body) if isinstance(u, L._Dma) and u.rows == "1" and u.stride == 1
+          and not u.count.isdigit() and not u.host]  # (a read the host does elsewhere is not copied here)
+    if not at:
+        return k.body
+    value, body, seen = _item_values(k), list(k.body), {}
+    for i in at:
+        u = body[i]
+        v = seen[u.count] if u.count in seen else seen.setdefault(u.count, value(u.count))
+        if v is not None and 0 < v * u.cb.esize <= SHORT_RUN_BYTES:
+            body[i] = replace(u, count=str(v))
+    return body
 
 
 class _FirstUse:
