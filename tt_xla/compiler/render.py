@@ -115,8 +115,8 @@ ITEMS_MAX = 1 << 20
 
 def _constant_counts(k: L.LoopKernel) -> list:
     """The body with the count of each one-run DMA that is short and one integer for every item
-    (the column block's `nc` when one block spans a row) written as that integer, for _short
-    (other DMAs are left as they are: their C is the same as without this)."""
+    (the column block's `nc` when one block spans a row) written as that integer, for _short (a
+    streamed write gets it too and still goes to the engine; the other DMAs' C is unchanged)."""
     at = [i for i, u in enumerate(k.body) if isinstance(u, L._Dma) and u.rows == "1" and u.stride == 1
           and not u.count.isdigit() and not u.host]  # (a read the host does elsewhere is not copied here)
     if not at:
