@@ -210,7 +210,9 @@ class Client:
                 return exe
             from .hlo_parser import parse_module
             from .compiler import compile_module
+            from .compiler.kernel_store import KernelStore
             from .compiler.program import DEFAULT_SRAM_PER_CORE
+            from .runtime.toolchain import cache_dir
 
             # No cyclic GC while compiling: a collection then walks the user's whole heap (jax's,
             # say) for garbage the compiler does not make, and costs as much as the passes.
@@ -219,7 +221,7 @@ class Client:
             try:
                 module = parse_module(text, filename)
                 compiled = compile_module(module, dev.sram_bytes_per_core or DEFAULT_SRAM_PER_CORE, options,
-                                          dev.num_cores or 64)
+                                          dev.num_cores or 64, KernelStore(cache_dir()))
             finally:
                 if gc_was_on:
                     gc.enable()
