@@ -132,7 +132,7 @@ def test_a_changed_compiler_does_not_read_the_old_store(tmp_path, monkeypatch):
     _compiled(text, store)
     monkeypatch.setattr(KS, "compiler_digest", lambda: b"another compiler")
     before = dict(KS.stats)
-    _compiled(text, store)
+    _compiled(text, KernelStore(tmp_path))
     assert KS.stats["hits"] == before["hits"]
 
 

@@ -52,20 +52,22 @@ def compiler_digest() -> bytes:
 
 
 class KernelStore:
-    def __init__(self, directory: Path):
-        self.dir = Path(directory)
+    def __init__(self, directory: Path | str):
+        self.dir = str(directory)
+        self._named = hashlib.blake2b(compiler_digest(), digest_size=_DIGEST)  # (copied per key)
 
-    def _path(self, key: tuple) -> Path:
-        h = hashlib.blake2b(compiler_digest(), digest_size=_DIGEST)
+    def _path(self, key: tuple) -> str:
+        h = self._named.copy()
         h.update(marshal.dumps(key, _MARSHAL))
-        return self.dir / f"lk-{h.hexdigest()}.bin"
+        return os.path.join(self.dir, f"lk-{h.hexdigest()}.bin")
 
     def load(self, key: tuple, nodes: list[Node], name: str) -> tuple[L.LoopKernel, str] | None:
         """The stored kernel of `key` with its operands bound to `nodes` (the kernel's nodes in
         key order) and named `name`, and its C; None when there is none to trust."""
         path = self._path(key)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as f:
+                data = f.read()
         except OSError:
             stats["misses"] += 1
             return None
@@ -92,7 +94,7 @@ class KernelStore:
             return
         path = self._path(key)
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=path.name + ".", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=os.path.basename(path) + ".", suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as f:
                     f.write(hashlib.blake2b(payload, digest_size=_DIGEST).digest() + payload)

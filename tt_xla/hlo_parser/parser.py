@@ -83,15 +83,6 @@ class Parser(AttrParser):
         self.locs = LocResolver(self.lex)
         self._pending: list[tuple[Any, LocNode]] = []   # objects whose .loc is set at the end
         self._scopes: list[dict[str, ir.Value]] = []
-        self._pretty: dict[str, Callable[[str, int], _Parts]] = {
-            "func.call": self._p_call, "func.return": self._p_return,
-            "stablehlo.return": self._p_return, "stablehlo.compare": self._p_compare,
-            "stablehlo.slice": self._p_slice, "stablehlo.constant": self._p_constant,
-            "chlo.constant": self._p_constant, "chlo.scan": self._p_scan,
-            "stablehlo.custom_call": self._p_custom_call, "stablehlo.composite": self._p_composite,
-            "stablehlo.get_tuple_element": self._p_get_tuple_element,
-            "stablehlo.while": self._p_while, "stablehlo.reduce": self._p_reduce,
-        }
 
     # ================================================================== file / module
     def parse_file(self) -> ir.Module:
@@ -352,8 +343,8 @@ class Parser(AttrParser):
         elif tok.kind == "id":
             self.lex.next()
             name = tok.text if "." in tok.text else "func." + tok.text
-            reader = self._pretty.get(name)
-            parts = reader(name, nres) if reader else self._sweep(name, nres)
+            reader = _PRETTY.get(name)
+            parts = reader(self, name, nres) if reader else self._sweep(name, nres)
         else:
             raise self.error(f"expected operation, found {self.lex.describe(tok)}", tok)
         if len(parts.result_types) != nres:
@@ -872,3 +863,17 @@ class Parser(AttrParser):
                 attrs["padding"] = ir.DenseElements(ir.TensorType((len(rows), 2), "i64"), arr)
             else:
                 attrs[key] = value
+
+
+# The ops with a pretty form of their own, by name. A table of the class's functions, not of a
+# parser's bound methods: those would make each parser a reference cycle, and keep everything it
+# touched (the whole module, through its scopes and pending locations) for the cyclic collector.
+_PRETTY: dict[str, Callable[[Parser, str, int], _Parts]] = {
+    "func.call": Parser._p_call, "func.return": Parser._p_return,
+    "stablehlo.return": Parser._p_return, "stablehlo.compare": Parser._p_compare,
+    "stablehlo.slice": Parser._p_slice, "stablehlo.constant": Parser._p_constant,
+    "chlo.constant": Parser._p_constant, "chlo.scan": Parser._p_scan,
+    "stablehlo.custom_call": Parser._p_custom_call, "stablehlo.composite": Parser._p_composite,
+    "stablehlo.get_tuple_element": Parser._p_get_tuple_element,
+    "stablehlo.while": Parser._p_while, "stablehlo.reduce": Parser._p_reduce,
+}
