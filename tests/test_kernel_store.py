@@ -138,6 +138,7 @@ def test_a_changed_compiler_does_not_read_the_old_store(tmp_path, monkeypatch):
 
 def test_client_compiles_use_the_cache_directory(tmp_path, monkeypatch):
     monkeypatch.setenv("TT_XLA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("TT_XLA_KERNEL_STORE", "1")  # (the suite turns it off: conftest.py)
     ps, x = _args()
     flat = [a for p in ps for a in p] + [x]
     text = _text(lambda w0, b0, w1, b1, x: _mlp([(w0, b0), (w1, b1)], x), *flat)
@@ -149,3 +150,10 @@ def test_client_compiles_use_the_cache_directory(tmp_path, monkeypatch):
     assert second.source == first.source
     want = jax.jit(lambda *a: _mlp([(a[0], a[1]), (a[2], a[3])], a[4]))(*flat)
     np.testing.assert_allclose(np.asarray(second(*flat)[0]), np.asarray(want), rtol=1e-4)
+
+
+def test_the_store_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("TT_XLA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("TT_XLA_KERNEL_STORE", "0")
+    tt_xla.Client().compile(_text(_mlp, *_args()))
+    assert not list(tmp_path.glob("lk-*.bin"))

@@ -220,8 +220,10 @@ class Client:
             gc.disable()
             try:
                 module = parse_module(text, filename)
+                # lowered kernels are kept beside the libraries (kernel_store.py), unless turned off
+                store = KernelStore(cache_dir()) if os.environ.get("TT_XLA_KERNEL_STORE", "1") != "0" else None
                 compiled = compile_module(module, dev.sram_bytes_per_core or DEFAULT_SRAM_PER_CORE, options,
-                                          dev.num_cores or 64, KernelStore(cache_dir()))
+                                          dev.num_cores or 64, store)
             finally:
                 if gc_was_on:
                     gc.enable()
