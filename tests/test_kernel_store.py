@@ -157,3 +157,14 @@ def test_the_store_can_be_turned_off(tmp_path, monkeypatch):
     monkeypatch.setenv("TT_XLA_KERNEL_STORE", "0")
     tt_xla.Client().compile(_text(_mlp, *_args()))
     assert not list(tmp_path.glob("lk-*.bin"))
+
+
+def test_a_key_marshal_cannot_write_is_a_miss_not_an_error(tmp_path):
+    """(a numpy scalar where a Python int was expected): the kernel is lowered, not stored."""
+    from tt_xla.compiler import loopir as L
+    store = KernelStore(tmp_path)
+    key = (("loop", (np.int64(3),)), (), 1, 1)
+    lk = L.LoopKernel("k0", [], [], [], 0)
+    store.save(key, lk, [], "")
+    assert not list(tmp_path.iterdir())
+    assert store.load(key, [], "k0") is None

@@ -56,9 +56,12 @@ class KernelStore:
         self.dir = str(directory)
         self._named = hashlib.blake2b(compiler_digest(), digest_size=_DIGEST)  # (copied per key)
 
-    def _path(self, key: tuple) -> str:
+    def _path(self, key: tuple) -> str | None:
         h = self._named.copy()
-        h.update(marshal.dumps(key, _MARSHAL))
+        try:
+            h.update(marshal.dumps(key, _MARSHAL))
+        except ValueError:  # a value marshal cannot write: such a kernel is not stored
+            return None
         return os.path.join(self.dir, f"lk-{h.hexdigest()}.bin")
 
     def load(self, key: tuple, nodes: list[Node], name: str) -> tuple[L.LoopKernel, str] | None:
@@ -66,6 +69,8 @@ class KernelStore:
         key order) and named `name`, and its C; None when there is none to trust."""
         path = self._path(key)
         try:
+            if path is None:
+                raise OSError("no file name")
             with open(path, "rb") as f:
                 data = f.read()
         except OSError:
@@ -88,11 +93,16 @@ class KernelStore:
     def save(self, key: tuple, lk: L.LoopKernel, nodes: list[Node], code: str) -> None:
         """Store `lk` (its operands bind nodes of `nodes`) and its C. A store that cannot be
         written (read-only, full) is only a lost speed-up."""
-        try:
-            payload = marshal.dumps(_encode(key, lk, nodes, code), _MARSHAL)
-        except KeyError:  # an operand binds a node outside the key: such a kernel is not stored
-            return
         path = self._path(key)
+        if path is None:
+            return
+        try:
+            record = _encode(key, lk, nodes, code)
+            payload = marshal.dumps(record, _MARSHAL)
+        except (KeyError, ValueError):  # an operand binds a node outside the key, or a value marshal
+            return                      # cannot write: such a kernel is not stored
+        if marshal.loads(payload) != record:  # a value marshal writes as another (a numpy scalar,
+            return                            # as bytes): it would not come back as it was
         try:
             fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=os.path.basename(path) + ".", suffix=".tmp")
             try:
