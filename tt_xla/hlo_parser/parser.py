@@ -344,7 +344,7 @@ class Parser(AttrParser):
             self.lex.next()
             name = tok.text if "." in tok.text else "func." + tok.text
             reader = _PRETTY.get(name)
-            parts = reader(self, name, nres) if reader else self._sweep(name, nres)
+            parts = getattr(self, reader)(name, nres) if reader else self._sweep(name, nres)
         else:
             raise self.error(f"expected operation, found {self.lex.describe(tok)}", tok)
         if len(parts.result_types) != nres:
@@ -865,15 +865,16 @@ class Parser(AttrParser):
                 attrs[key] = value
 
 
-# The ops with a pretty form of their own, by name. A table of the class's functions, not of a
-# parser's bound methods: those would make each parser a reference cycle, and keep everything it
-# touched (the whole module, through its scopes and pending locations) for the cyclic collector.
-_PRETTY: dict[str, Callable[[Parser, str, int], _Parts]] = {
-    "func.call": Parser._p_call, "func.return": Parser._p_return,
-    "stablehlo.return": Parser._p_return, "stablehlo.compare": Parser._p_compare,
-    "stablehlo.slice": Parser._p_slice, "stablehlo.constant": Parser._p_constant,
-    "chlo.constant": Parser._p_constant, "chlo.scan": Parser._p_scan,
-    "stablehlo.custom_call": Parser._p_custom_call, "stablehlo.composite": Parser._p_composite,
-    "stablehlo.get_tuple_element": Parser._p_get_tuple_element,
-    "stablehlo.while": Parser._p_while, "stablehlo.reduce": Parser._p_reduce,
+# The ops with a pretty form of their own: the name of the Parser method reading each. Names, not
+# a parser's bound methods kept in a table on it: those would make each parser a reference cycle,
+# and keep everything it touched (the whole module, through its scopes and pending locations)
+# for the cyclic collector.
+_PRETTY: dict[str, str] = {
+    "func.call": "_p_call", "func.return": "_p_return",
+    "stablehlo.return": "_p_return", "stablehlo.compare": "_p_compare",
+    "stablehlo.slice": "_p_slice", "stablehlo.constant": "_p_constant",
+    "chlo.constant": "_p_constant", "chlo.scan": "_p_scan",
+    "stablehlo.custom_call": "_p_custom_call", "stablehlo.composite": "_p_composite",
+    "stablehlo.get_tuple_element": "_p_get_tuple_element",
+    "stablehlo.while": "_p_while", "stablehlo.reduce": "_p_reduce",
 }
