@@ -13,7 +13,7 @@ a comma and begins another operation. Rejecting unsupported ops is the compiler'
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
