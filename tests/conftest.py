@@ -8,6 +8,12 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# Tests patch the compiler at run time (a lowering, a block size) where its source is unchanged:
+# the lowered-kernel store (compiler/kernel_store.py, keyed by that source) must neither serve nor
+# keep their kernels. tests/test_kernel_store.py turns it on where it tests it;
+# TT_XLA_KERNEL_STORE=1 runs the whole suite with it.
+os.environ.setdefault("TT_XLA_KERNEL_STORE", "0")
+
 # Every kernel the suite compiles is checked against the dataflow rule of the loop IR: DRAM is
 # touched only by DMA (tests/test_loopir.py). A violation fails the session, naming the kernel.
 _dma_violations: list[str] = []

@@ -210,7 +210,9 @@ class Client:
                 return exe
             from .hlo_parser import parse_module
             from .compiler import compile_module
+            from .compiler.kernel_store import KernelStore
             from .compiler.program import DEFAULT_SRAM_PER_CORE
+            from .runtime.toolchain import cache_dir
 
             # No cyclic GC while compiling: a collection then walks the user's whole heap (jax's,
             # say) for garbage the compiler does not make, and costs as much as the passes.
@@ -218,8 +220,10 @@ class Client:
             gc.disable()
             try:
                 module = parse_module(text, filename)
+                # lowered kernels are kept beside the libraries (kernel_store.py), unless turned off
+                store = KernelStore(cache_dir()) if os.environ.get("TT_XLA_KERNEL_STORE", "1") != "0" else None
                 compiled = compile_module(module, dev.sram_bytes_per_core or DEFAULT_SRAM_PER_CORE, options,
-                                          dev.num_cores or 64)
+                                          dev.num_cores or 64, store)
             finally:
                 if gc_was_on:
                     gc.enable()

@@ -15,6 +15,8 @@ import numpy as np
 from ..hlo_parser import ir, parse_module
 from .codegen import PRELUDE
 from .loopir import Alu, LoopKernel
+from .kernel_key import binds_keyed, kernel_key, rebind
+from .kernel_store import KernelStore
 from .lower import lower_kernel
 from .render import render
 
@@ -92,19 +94,21 @@ def compile_text(text: str, filename: str = "<module>", sram_per_core: int = DEF
 
 
 def compile_module(module: ir.Module, sram_per_core: int = DEFAULT_SRAM_PER_CORE,
-                   options: CompilerOptions = CompilerOptions(), ncores: int = DEFAULT_NCORES) -> CompiledProgram:
+                   options: CompilerOptions = CompilerOptions(), ncores: int = DEFAULT_NCORES,
+                   store: KernelStore | None = None) -> CompiledProgram:
     """`sram_per_core`, `ncores`: the target device's SRAM per core (every kernel's buffers are
     sized to it) and cores. The module is verified before any pass runs (see optimize). `options`
     (compiler/options.py): optimization_level 1 and 2 keep intermediates in SRAM (placement.py;
-    with control flow, within each straight-line piece)."""
+    with control flow, within each straight-line piece). `store`: lowered kernels on disk, by
+    structural key (kernel_store.py; the client passes its cache directory's)."""
     verify(module)
     fn = inline_calls(module)
     from . import control  # control flow: the program becomes several graphs and a control stream
     asked, named = options.bfp8_args(len(fn.args))
     if control.has_control(fn):
-        return control.compile_function(fn, sram_per_core, ncores, options.optimization_level, asked, named)
+        return control.compile_function(fn, sram_per_core, ncores, options.optimization_level, asked, named, store)
     seg = compile_graph(fn, sram_per_core, ncores=ncores, level=options.optimization_level, bfp8_args=asked,
-                        bfp8_named=named)
+                        bfp8_named=named, store=store)
     nin, nout, nconst = len(seg.params), len(seg.outputs), len(seg.consts)
 
     def binding(node: Node) -> tuple[int, int]:
@@ -152,11 +156,12 @@ class Segment:
 
 
 def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k", ncores: int = DEFAULT_NCORES,
-                  level: int = 0, bfp8_args: frozenset[int] = frozenset(), bfp8_named: bool = False) -> Segment:
+                  level: int = 0, bfp8_args: frozenset[int] = frozenset(), bfp8_named: bool = False,
+                  store: KernelStore | None = None) -> Segment:
     """A call-free function (no control flow) through every pass down to C; kernels are named
     `{prefix}{i}_{op}`. `level`: the optimization level (SRAM placement from 1). `bfp8_args`: the
     argument positions to store as bfp8 where they are weights (lower.bfp8_weight); when
-    `bfp8_named`, one that is not is refused."""
+    `bfp8_named`, one that is not is refused. `store`: lowered kernels on disk (kernel_store.py)."""
     graph = split_long_sorts(optimize_function(fn), sram_per_core)  # rows past one core's SRAM
     p = plan(graph)
     order = schedule(p)
@@ -165,23 +170,45 @@ def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k", ncores
     packed = _bfp8_weights(fn, params, order, p.materialized, bfp8_args, bfp8_named)
     codes: list[tuple[LoopKernel, str]] = []  # (IR, C)
     lowered = []
+    bfp8 = frozenset(packed)
+    # Repeated layers repeat kernels: one whose structural key (kernel_key.py) equals an earlier
+    # one's takes that one's loop IR, C and cost figures (the cost walk is about 1 ms a kernel).
+    done: dict[tuple, tuple[LoopKernel, list[Node], str]] = {}
+    attrs_of: dict[int, tuple] = {}
     figures: dict[tuple, Any] = {}  # a kernel's code and launch -> its cost figures
     for i, k in enumerate(order):
-        lk = lower_kernel(k, f"{prefix}{i}_{k.root.op}", p.materialized, sram_per_core, ncores, frozenset(packed))
+        name = f"{prefix}{i}_{k.root.op}"
+        keyed = kernel_key(k, p.materialized, sram_per_core, ncores, bfp8, attrs_of)
+        hit = done.get(keyed[0]) if keyed else None
+        stored = store.load(keyed[0], keyed[1], name) if hit is None and keyed and store else None
+        if hit is not None:
+            first, then, code = hit
+            lk = rebind(first, then, keyed[1], name)
+            code = code.replace(f" {first.name}(", f" {name}(", 1)
+        elif stored is not None:
+            lk, code = stored
+            done[keyed[0]] = (lk, keyed[1], code)
+        else:
+            lk = lower_kernel(k, name, p.materialized, sram_per_core, ncores, bfp8)
+            code = render(lk) if lk.work_items > 0 else ""
+            if code:
+                # kernels of different keys may still do the same (the C, work items, buffers
+                # and op costs equal): then the cost walk runs once for them too
+                same = (code.replace(f" {name}(", " @(", 1), lk.work_items,
+                        tuple((c.esize, c.page_elems, c.npages, c.offset) for c in lk.cbs),
+                        tuple(u.cost for u in lk.body if isinstance(u, Alu)))
+                if same in figures:
+                    lk.cost = figures[same]  # (LoopKernel.cost is a cached property: this is its value)
+                else:
+                    figures[same] = lk.cost
+            if keyed and binds_keyed(lk, keyed[1]):
+                done[keyed[0]] = (lk, keyed[1], code)
+                if store:
+                    store.save(keyed[0], lk, keyed[1], code)
         check_reads(k, lk)
         lowered.append(lk)
         if lk.work_items > 0:
-            code = render(lk)
             codes.append((lk, code))
-            # Repeated layers repeat kernels: one whose C, work items, buffers and op costs equal an
-            # earlier one's does what it does, so the cost walk (about 1 ms a kernel) runs once.
-            key = (code.replace(f" {lk.name}(", " @(", 1), lk.work_items,
-                   tuple((c.esize, c.page_elems, c.npages, c.offset) for c in lk.cbs),
-                   tuple(u.cost for u in lk.body if isinstance(u, Alu)))
-            if key in figures:
-                lk.cost = figures[key]  # (LoopKernel.cost is a cached property: this is its value)
-            else:
-                figures[key] = lk.cost
     # placement needs each kernel's own SRAM, so it runs after lowering (a kernel's code never
     # depends on where its operands live: that is in the launch descriptor)
     pl = place(order, p.materialized, params, outputs, consts, [lk.sram_bytes for lk in lowered],

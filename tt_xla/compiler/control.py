@@ -81,8 +81,10 @@ def _free(op: ir.Operation, out: dict[int, ir.Value]) -> None:
 
 
 class _Builder:
-    def __init__(self, sram_per_core: int, ncores: int, level: int, bfp8: frozenset[int] = frozenset()) -> None:
+    def __init__(self, sram_per_core: int, ncores: int, level: int, bfp8: frozenset[int] = frozenset(),
+                 store=None) -> None:
         self.sram, self.ncores, self.level = sram_per_core, ncores, level
+        self.store = store  # lowered kernels on disk (kernel_store.py), or None
         self.bfp8 = bfp8  # entry inputs to store as bfp8 where every piece reads them as a weight
         self.pieces: list[tuple[object, list[Place], list[Place]]] = []  # (Segment, params, outputs)
         self.steps: list[list] = []            # ['launch', piece, k(, weight)] | ['branch', Place, target, if_zero]
@@ -168,7 +170,7 @@ class _Builder:
                              ir.Block([], clones + ops + [ir.Operation("func.return", [v for v, _ in pairs], [])]))
             bfp8 = frozenset(j for j, p in enumerate(arg_places) if p.kind == "in" and p.index in self.bfp8)
             seg = compile_graph(fn, self.sram, prefix=f"p{len(self.pieces)}k", ncores=self.ncores, level=self.level,
-                                bfp8_args=bfp8)
+                                bfp8_args=bfp8, store=self.store)
             skip: set[int] = set()
             if ret is not None:
                 skip, moved = self._in_place(seg, args, pairs)
@@ -388,7 +390,8 @@ def _packed_uses(b: _Builder) -> dict[int, list[bool]]:
 
 
 def compile_function(main: ir.Function, sram_per_core: int, ncores: int, level: int = 0,
-                     bfp8_args: frozenset[int] = frozenset(), bfp8_named: bool = False) -> CompiledProgram:
+                     bfp8_args: frozenset[int] = frozenset(), bfp8_named: bool = False,
+                     store=None) -> CompiledProgram:
     """An entry function with control flow (calls inlined, in its regions too) as pieces and a
     control stream. At `level` 1-2 each piece places its own intermediates in SRAM (a piece's
     placed tensors live only while its launches run: what crosses pieces is in DRAM slots).
@@ -402,7 +405,7 @@ def compile_function(main: ir.Function, sram_per_core: int, ncores: int, level: 
                                    f"{len(main.args)}", "func.func", main.loc)
     asked = frozenset(bfp8_args)
     while True:
-        b = _Builder(sram_per_core, ncores, level, asked)
+        b = _Builder(sram_per_core, ncores, level, asked, store)
         env = {id(a): Place("in", i, 0, _nbytes(a.type, "func.func", main.loc)) for i, a in enumerate(main.args)}
         ops = main.body.ops
         outs = [Place("out", j, 0, _nbytes(v.type, "func.return", main.loc)) for j, v in enumerate(ops[-1].operands)]

@@ -13,7 +13,7 @@ a comma and begins another operation. Rejecting unsupported ops is the compiler'
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -83,15 +83,6 @@ class Parser(AttrParser):
         self.locs = LocResolver(self.lex)
         self._pending: list[tuple[Any, LocNode]] = []   # objects whose .loc is set at the end
         self._scopes: list[dict[str, ir.Value]] = []
-        self._pretty: dict[str, Callable[[str, int], _Parts]] = {
-            "func.call": self._p_call, "func.return": self._p_return,
-            "stablehlo.return": self._p_return, "stablehlo.compare": self._p_compare,
-            "stablehlo.slice": self._p_slice, "stablehlo.constant": self._p_constant,
-            "chlo.constant": self._p_constant, "chlo.scan": self._p_scan,
-            "stablehlo.custom_call": self._p_custom_call, "stablehlo.composite": self._p_composite,
-            "stablehlo.get_tuple_element": self._p_get_tuple_element,
-            "stablehlo.while": self._p_while, "stablehlo.reduce": self._p_reduce,
-        }
 
     # ================================================================== file / module
     def parse_file(self) -> ir.Module:
@@ -352,8 +343,8 @@ class Parser(AttrParser):
         elif tok.kind == "id":
             self.lex.next()
             name = tok.text if "." in tok.text else "func." + tok.text
-            reader = self._pretty.get(name)
-            parts = reader(name, nres) if reader else self._sweep(name, nres)
+            reader = _PRETTY.get(name)
+            parts = getattr(self, reader)(name, nres) if reader else self._sweep(name, nres)
         else:
             raise self.error(f"expected operation, found {self.lex.describe(tok)}", tok)
         if len(parts.result_types) != nres:
@@ -872,3 +863,18 @@ class Parser(AttrParser):
                 attrs["padding"] = ir.DenseElements(ir.TensorType((len(rows), 2), "i64"), arr)
             else:
                 attrs[key] = value
+
+
+# The ops with a pretty form of their own: the name of the Parser method reading each. Names, not
+# a parser's bound methods kept in a table on it: those would make each parser a reference cycle,
+# and keep everything it touched (the whole module, through its scopes and pending locations)
+# for the cyclic collector.
+_PRETTY: dict[str, str] = {
+    "func.call": "_p_call", "func.return": "_p_return",
+    "stablehlo.return": "_p_return", "stablehlo.compare": "_p_compare",
+    "stablehlo.slice": "_p_slice", "stablehlo.constant": "_p_constant",
+    "chlo.constant": "_p_constant", "chlo.scan": "_p_scan",
+    "stablehlo.custom_call": "_p_custom_call", "stablehlo.composite": "_p_composite",
+    "stablehlo.get_tuple_element": "_p_get_tuple_element",
+    "stablehlo.while": "_p_while", "stablehlo.reduce": "_p_reduce",
+}

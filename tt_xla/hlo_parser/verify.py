@@ -69,11 +69,16 @@ class _Verifier:
         self.module = module
         self.op: ir.Operation | None = None  # the op being checked (for messages)
         self.opname: str | None = None
-        self.loc: ir.Location | None = None
+        self.raw_loc: ir.Location | None = None  # the op's own location (`loc` resolves it)
         self.sites: dict[str, ir.Location | None] = {}  # callee -> its first call site's location
         self.fn: ir.Function | None = None  # the function being checked
 
     # ------------------------------------------------------------------ failure
+    @property
+    def loc(self) -> ir.Location | None:
+        # resolved only for a message: most modules are valid, and every op has a location
+        return self._at(self.raw_loc, self.fn) if self.fn is not None else self.raw_loc
+
     def fail(self, rule: str) -> VerificationError:
         return VerificationError(rule, self.opname, self.loc)
 
@@ -112,7 +117,7 @@ class _Verifier:
 
     def _function(self, fn: ir.Function) -> None:
         self.fn = fn
-        self.opname, self.loc = "func.func", self._at(fn.loc, fn)
+        self.opname, self.raw_loc = "func.func", fn.loc
         for a in fn.args:
             self._type(a.type, f"argument {a.name} of @{fn.name}")
         for i, t in enumerate(fn.result_types):
@@ -121,7 +126,7 @@ class _Verifier:
         if not ops or ops[-1].name != "func.return":
             raise self.fail(f"the body of @{fn.name} must end with func.return")
         self._block(fn.body, {id(a) for a in fn.args}, "func.return")
-        self.op, self.opname, self.loc = ops[-1], "func.return", self._at(ops[-1].loc, fn)
+        self.op, self.opname, self.raw_loc = ops[-1], "func.return", ops[-1].loc
         got = [v.type for v in ops[-1].operands]
         if got != list(fn.result_types):
             raise self.fail(f"returns ({_types(got)}) but @{fn.name} is declared to return "
@@ -143,7 +148,7 @@ class _Verifier:
             self._type(a.type, f"block argument #{k}")
             scope.add(id(a))
         for i, op in enumerate(block.ops):
-            self.op, self.opname, self.loc = op, op.name, self._at(op.loc, self.fn)
+            self.op, self.opname, self.raw_loc = op, op.name, op.loc
             for k, v in enumerate(op.operands):
                 if id(v) not in scope:
                     raise self.fail(f"operand #{k} ({v.name}) is used before it is defined")
@@ -161,7 +166,7 @@ class _Verifier:
             for name, value in op.attributes.items():
                 self._int64(name, value)
             self._op(op)
-            self.op, self.opname, self.loc = op, op.name, self._at(op.loc, self.fn)
+            self.op, self.opname, self.raw_loc = op, op.name, op.loc
             # Regions of other dialects' ops may end in their own terminators.
             inner = "stablehlo.return" if op.name.startswith(("stablehlo.", "mhlo.", "chlo.")) else None
             for region in op.regions:
