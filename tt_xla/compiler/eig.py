@@ -315,8 +315,9 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
     columns of W = B V orthogonal, and then column j of W is sigma_j v_j, so V is W's normalised
     columns and need not be carried. A step rotates one matrix, not three (A's rows, A's columns
     and V, as two-sided Jacobi does). W is carried transposed (its columns as rows: X = W^T), so
-    a pair is two contiguous rows and each pair's dot products are row reductions. The
-    eigenvalues are the Rayleigh quotients v^H A v (not sigma - mu, whose rounding is mu's)."""
+    a pair is two contiguous rows and each pair's dot products are row reductions. The sweeps'
+    rounding is mu's scale, not A's: one refinement step (_refine) takes it away, and gives the
+    eigenvalues as Rayleigh quotients v^H A v (not sigma - mu, whose rounding is mu's too)."""
     shape, io = tuple(a_t.shape), a_t.element
     el = _PARTS.get(io, io)  # the real type the work is done in
     cplx = el != io
