@@ -3,20 +3,21 @@
 
 Like linalg.py, each custom_call becomes a private function written in ordinary StableHLO text,
 verified and inlined with the call's location; nothing in the runtime knows about it. Both
-routines are cyclic Jacobi methods in the parallel (round-robin) ordering: the indices are kept
-as a top half and a bottom half, pair i is (top i, bottom i), so one step rotates n/2 disjoint
-pairs of the whole batch at once with elementwise work on four half-size blocks; then a fixed
+routines are one-sided (Hestenes) Jacobi in the parallel (round-robin) ordering: the vectors
+are kept as a top half and a bottom half, pair i is (top i, bottom i), so one step rotates n/2
+disjoint pairs of the whole batch at once (w_p, w_q made orthogonal by the rotation computed
+from |w_p|^2, |w_q|^2 and w_p^H w_q), with elementwise work on half-size blocks; then a fixed
 permutation (slices and a concat) moves to the next pairing. n - 1 steps are a sweep (every pair
 once, and the permutation back to the identity); sweeps repeat (a while loop on the control
-stream) until every matrix of the batch has converged. eigh sweeps a batch of 16 or more with
-its dims last (see _syevd).
+stream) until every matrix of the batch has its vectors orthogonal.
 
-- eigh (two-sided Jacobi): A <- J^T A J zeroes a_pq for every pair; V <- V J. Eigenvalues are
-  the diagonal, sorted ascending with their vectors, as LAPACK returns them.
-- svd (one-sided Jacobi, Hestenes): W <- W J makes columns p and q of W orthogonal (the same
-  rotation, computed from |w_p|^2, |w_q|^2, w_p . w_q); V <- V J. Singular values are the
-  column norms, U the normalised columns, sorted descending. U is completed to an orthonormal
-  basis (full_matrices, or zero singular values) by a Householder QR of it, emitted as the
+- eigh: the vectors are the columns of W = (A + mu I) V, mu above A's spectral radius, so
+  they end as sigma_j v_j and V needs no carrying (see _syevd); one step of Ogita-Aishima
+  refinement (matrix products) then brings the vectors and eigenvalues to A's rounding, and
+  they are sorted ascending, as LAPACK returns them.
+- svd: W <- W J on A's columns and V <- V J. Singular values are the column norms, U the
+  normalised columns, sorted descending. U is completed to an orthonormal basis
+  (full_matrices, or zero singular values) by a Householder QR of it, emitted as the
   geqrf/orgqr custom_calls linalg.py expands. A wide matrix is done as its transpose.
 
 Inputs are scaled by their largest magnitude (no overflow in the squares) and an odd n is
@@ -35,11 +36,10 @@ from .linalg import _Fn, _module, _t, expansion
 
 _TARGET = re.compile(r"lapack_([sdcz])(syevd|heevd|gesdd|gesvd)_ffi$")
 MAX_SWEEPS = 30  # Jacobi converges quadratically: 6-12 sweeps in practice; this bounds a bad case
-# Convergence: every off-diagonal entry (eigh: the off-diagonal norm) below this many ulps of
-# the entries it couples; the rounding of one sweep leaves about that much behind.
+# Convergence: every pair's |w_p^H w_q| below this many ulps (times k) of |w_p| |w_q|; the
+# rounding of one sweep leaves about that much behind.
 _EPS = {"f32": 2.0 ** -23, "f64": 2.0 ** -52}
 _PARTS = {"complex<f32>": "f32", "complex<f64>": "f64"}  # a complex matrix is worked on as two real ones
-_LAST_FROM = 16  # eigh sweeps a batch of at least this many matrices with its dims last (see _syevd)
 
 
 def handles(op: ir.Operation) -> bool:
@@ -187,7 +187,7 @@ def _fori(f: _Em, n: int, carried: list[tuple[str, str]], body) -> list[str]:
 
 # --------------------------------------------------------------------------- Jacobi pieces
 def _rotate_pairs(f: _Em, x: list[str], shape: tuple[int, ...], el: str, c: str, top_s: list[str],
-                  bot_s: list[str], axis: int, last: bool = False) -> list[str]:
+                  bot_s: list[str], axis: int, unit: int = 1) -> list[str]:
     """One step along `axis` (2h long, pair i is (i, h + i); c and the s's are [batch, h]): the
     pairs' rotation (J^T x for rows, x J for columns: slices i and h + i become c x_i - s x_h+i
     and s' x_i + c x_h+i), then the next pairing of the parallel ordering: index 0 stays, the
@@ -195,26 +195,27 @@ def _rotate_pairs(f: _Em, x: list[str], shape: tuple[int, ...], el: str, c: str,
     2h - 1 steps every pair has met once and the order is back where it started. The permuted
     result is written directly as a concat of rotated slices of `x`, so it is one fused kernel
     per piece. `x` is [x] for a real matrix, [re, im] for a complex one (then s and s' are
-    [re, im] too: a complex rotation's s e^{i phi} and its conjugate). With `last` the batch dims
-    come after the matrix's two (x [k, k, *batch], c [h, *batch]: see _syevd)."""
-    r, h = len(shape), shape[axis] // 2
-    bs = shape[2:] if last else shape[:-2]
-    vax = 0 if last else r - 2  # the vectors' pair axis
+    [re, im] too: a complex rotation's s e^{i phi} and its conjugate). With `unit` > 1, x is a
+    stack of vectors [2h unit, m] (see _syevd: index i is its rows i unit .. (i + 1) unit, one
+    per matrix of the batch) and c and the s's are [h unit]."""
+    r, h = len(shape), shape[axis] // (2 * unit)
+    bs = shape[:-2] if unit == 1 else ()
+    vax = len(bs)  # the vectors' pair axis
 
     def vec(m: int) -> tuple[int, ...]:
-        return (m,) + bs if last else bs + (m,)
+        return bs + (m * unit,)
 
-    dims = (axis,) + tuple(range(2, r)) if last else tuple(range(r - 2)) + (axis,)
+    dims = tuple(range(r - 2)) + (axis,) if unit == 1 else (axis,)
 
     def piece(lo: int, hi: int, top: bool) -> list[tuple[str, tuple[int, ...]]]:
         """Rows (or columns) lo..hi of the rotated top (bottom) half, per part."""
         part = list(shape)
-        part[axis] = hi - lo
+        part[axis] = (hi - lo) * unit
         part = tuple(part)
-        cb, *sb = [f.bc(f.slice(v, vec(h), el, vax, lo, hi), vec(hi - lo), el, part, dims)
+        cb, *sb = [f.bc(f.slice(v, vec(h), el, vax, lo * unit, hi * unit), vec(hi - lo), el, part, dims)
                    for v in [c] + (top_s if top else bot_s)]
-        a = [f.slice(p, shape, el, axis, lo, hi) for p in x]
-        b = [f.slice(p, shape, el, axis, h + lo, h + hi) for p in x]
+        a = [f.slice(p, shape, el, axis, lo * unit, hi * unit) for p in x]
+        b = [f.slice(p, shape, el, axis, (h + lo) * unit, (h + hi) * unit) for p in x]
         mul = lambda u, w: f.bin("multiply", u, w, part, el)  # noqa: E731
         other = b if top else a  # the part s multiplies: s x_h+i (top) or s' x_i (bottom)
         if len(x) == 1:
@@ -255,13 +256,11 @@ def _rotation(f: _Em, pp: str, qq: str, pq: str, shape: tuple[int, ...], el: str
     return c, f.bin("multiply", t, c, shape, el), t
 
 
-def _diag(f: _Em, x: str, shape: tuple[int, ...], el: str, axes: tuple[int, int] | None = None) -> str:
-    """The diagonal of square [.., k, k] x, as [.., k] (a masked row sum: shapes stay static);
-    `axes` name the matrix's row and column axes when they are not the last two."""
+def _diag(f: _Em, x: str, shape: tuple[int, ...], el: str) -> str:
+    """The diagonal of square [.., k, k] x, as [.., k] (a masked row sum: shapes stay static)."""
     r = len(shape)
-    ra, ca = axes or (r - 2, r - 1)
-    m = f.cmp("EQ", f.iota(shape, ra), f.iota(shape, ca), shape, "i32")
-    return f.reduce("add", f.sel(m, x, f.const("0", el, shape), shape, el), f.const("0", el), shape, el, ca)
+    m = f.cmp("EQ", f.iota(shape, r - 2), f.iota(shape, r - 1), shape, "i32")
+    return f.reduce("add", f.sel(m, x, f.const("0", el, shape), shape, el), f.const("0", el), shape, el, r - 1)
 
 
 def _prepare(f: _Em, parts: list[str], shape: tuple[int, ...], el: str) -> tuple[list[str], str, str]:
@@ -309,9 +308,16 @@ def _info(f: _Em, bad: str, bs: tuple[int, ...]) -> str:
 # --------------------------------------------------------------------------- syevd (eigh)
 def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
     """LAPACK ?syevd / ?heevd: eigenvalues ascending and orthonormal eigenvectors (columns) of the
-    symmetric (Hermitian) matrix the `uplo` triangle stands for, `info` per matrix. A complex
-    matrix is worked on as its real and imaginary parts; each pair's rotation then first turns
-    the phase of a_pq away (J = [[c, s e], [-s conj(e)], c]], e = a_pq / |a_pq|)."""
+    symmetric (Hermitian) matrix the `uplo` triangle stands for, `info` per matrix.
+
+    One-sided (Hestenes) Jacobi on B = A + mu I, mu above A's spectral radius (1.125 ||A||_F), so
+    B is positive definite and its singular vectors are A's eigenvectors: rotations make the
+    columns of W = B V orthogonal, and then column j of W is sigma_j v_j, so V is W's normalised
+    columns and need not be carried. A step rotates one matrix, not three (A's rows, A's columns
+    and V, as two-sided Jacobi does). W is carried transposed (its columns as rows: X = W^T), so
+    a pair is two contiguous rows and each pair's dot products are row reductions. The sweeps'
+    rounding is mu's scale, not A's: one refinement step (_refine) takes it away, and gives the
+    eigenvalues as Rayleigh quotients v^H A v (not sigma - mu, whose rounding is mu's too)."""
     shape, io = tuple(a_t.shape), a_t.element
     el = _PARTS.get(io, io)  # the real type the work is done in
     cplx = el != io
@@ -332,90 +338,191 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
         parts[1] = f.sel(f.cmp("EQ", row, col, shape, "i32"), f.const("0", el, shape), parts[1], shape, el)
     else:
         parts = [f.sel(keep, "%arg0", f.transpose_last("%arg0", shape, el), shape, el)]
-    x, scale, bad = _prepare(f, parts, shape, el)
+    a, scale, bad = _prepare(f, parts, shape, el)
+    sq = [f.reduce_all("add", f.bin("multiply", p, p, shape, el), "0", shape, el, (r - 2, r - 1)) for p in a]
+    fro = f.un("sqrt", sq[0] if len(a) == 1 else f.bin("add", sq[0], sq[1], bs, el), bs, el)
+    # a zero matrix (all the scaled one can be below ||A||_F = 1) gets mu = 1: B = I
+    mu = f.bin("maximum", f.bin("multiply", fro, f.const("1.125", el, bs), bs, el), f.const("1", el, bs), bs, el)
+    x = [f.bin("add", a[0], f.bin("multiply", f.eye(shape, el), f.bcast(mu, bs, el, shape, whole), shape, el),
+               shape, el)]
+    if cplx:  # X = W^T = B^T = conj(B)
+        x.append(f.un("negate", a[1], shape, el))
     k = n + n % 2  # an odd n gets a zero row and column: it pairs with nothing (its rotations are I)
-    h = k // 2
     ks = bs + (k, k)
     if k != n:
         x = [f.pad(p, shape, el, (0,) * (r - 2) + (1, 1)) for p in x]
-    # A batch is swept with its dims last ([k, k, *batch]): every slice, row or column, is then
-    # whole runs of `batch` contiguous numbers, where batch-first column pieces are short strided
-    # runs (64 64x64 f32: 0.55x the host CPU time). A lone matrix, or a few (8 are faster
-    # batch-first), stay batch-first, where a batch-last run would be too short.
-    last = bool(bs) and math.prod(bs) >= _LAST_FROM
-    if last:
-        x = [f.transpose(p, ks, el, (r - 2, r - 1) + whole) for p in x]
-        ks = (k, k) + bs
-    ra, ca = (0, 1) if last else (r - 2, r - 1)  # the row and column axes
-    va = 0 if last else r - 2  # the pair axis of per-pair vectors
-
-    def vec(m: int) -> tuple[int, ...]:
-        return (m,) + bs if last else bs + (m,)
-
-    eye = f.convert(f.cmp("EQ", f.iota(ks, ra), f.iota(ks, ca), ks, "i32"), ks, "i1", el)
-    v = [eye] + ([f.const("0", el, ks)] if cplx else [])
-    hs, ds = vec(h), vec(k)
     tol2 = (k * _EPS[el]) ** 2
-    nx = len(x)
+
+    # The sweeps see the vectors of the whole batch as one stack, [k B, k]: row j B + b is vector j
+    # of matrix b. A pair's pieces are then whole row ranges of a 2-D array, which the kernels
+    # copy in blocks, where batch-first [B, k, k] slices are B short runs each (2.4x slower).
+    nb, nx = math.prod(bs), len(x)
+    cube, flat = (nb, k, k), (k * nb, k)
+
+    def stacked(g: _Em, p: str) -> str:
+        return g.reshape(g.transpose(g.reshape(p, ks, cube, el), cube, el, (1, 0, 2)), (k, nb, k), flat, el)
+
+    def batched(g: _Em, p: str) -> str:  # back to [B, k, k]
+        return g.transpose(g.reshape(p, flat, (k, nb, k), el), (k, nb, k), el, (1, 0, 2))
+
+    x = [stacked(f, p) for p in x]
+    sums = [f.reduce("add", f.bin("multiply", p, p, flat, el), f.const("0", el), flat, el, 1) for p in x]
+    norms = sums[0] if nx == 1 else f.bin("add", sums[0], sums[1], (k * nb,), el)
 
     def step(g: _Em, j: str, cur: list[str]) -> list[str]:
-        x, v, d = cur[:nx], cur[nx:2 * nx], cur[-1]
-        # the pairs' off-diagonal entries: a strided slice of the flattened matrix (the
-        # top-right block's diagonal), so nothing reads the whole matrix to find h numbers
-        pq = [g.slice(g.reshape(p, ks, vec(k * k), el), vec(k * k), el, va, h, h + (h - 1) * (k + 1) + 1, k + 1)
-              for p in x]
-        pp, qq = g.slice(d, ds, el, va, 0, h), g.slice(d, ds, el, va, h, k)
-        if cplx:
-            mag = g.un("sqrt", g.bin("add", g.bin("multiply", pq[0], pq[0], hs, el),
-                                     g.bin("multiply", pq[1], pq[1], hs, el), hs, el), hs, el)
-            live = g.cmp("GT", mag, g.const("0", el, hs), hs, el)
-            e = [g.sel(live, g.bin("divide", pq[0], mag, hs, el), g.const("1", el, hs), hs, el),
-                 g.sel(live, g.bin("divide", pq[1], mag, hs, el), g.const("0", el, hs), hs, el)]
-        else:
-            mag = pq[0]
-        c, s, t = _rotation(g, pp, qq, mag, hs, el)
-        if cplx:
-            se = [g.bin("multiply", s, e[0], hs, el), g.bin("multiply", s, e[1], hs, el)]
-            sc = [se[0], g.un("negate", se[1], hs, el)]  # s conj(e)
-            rows, cols = (se, sc), (sc, se)  # J^H x: s e and s conj(e); x J: the other way round
-        else:
-            rows = cols = ([s], [s])
-        x = _rotate_pairs(g, _rotate_pairs(g, x, ks, el, c, *rows, ra, last), ks, el, c, *cols, ca, last)
-        # the diagonal is carried apart, updated exactly (a_pp - t |a_pq|, a_qq + t |a_pq|, as
-        # Jacobi codes do): x's own diagonal is never read, the rounding of the rotation
-        # formula does not accumulate into the eigenvalues
-        tp = g.bin("multiply", t, mag, hs, el)
-        halves = {True: g.bin("subtract", pp, tp, hs, el), False: g.bin("add", qq, tp, hs, el)}
-        d = g.concat([(g.slice(halves[top], hs, el, va, lo, hi), vec(hi - lo))
-                      for lo, hi, top in _next_pairing(h)], el, va)
-        return x + _rotate_pairs(g, v, ks, el, c, *cols, ca, last) + [d]
+        return _hestenes(g, cur[:nx], flat, el, 0, [], cur[nx], unit=nb)
 
     def converged(g: _Em, cur: list[str]) -> str:
-        x, d = cur[:nx], cur[-1]
-        off_diag = g.cmp("NE", g.iota(ks, ra), g.iota(ks, ca), ks, "i32")
-        offs = [g.reduce_all("add", g.sel(off_diag, g.bin("multiply", p, p, ks, el), g.const("0", el, ks), ks, el),
-                             "0", ks, el, (ra, ca)) for p in x]
-        off = offs[0] if nx == 1 else g.bin("add", offs[0], offs[1], bs, el)
-        tot = g.bin("add", off, g.reduce("add", g.bin("multiply", d, d, ds, el), g.const("0", el), ds, el, va),
-                    bs, el)
-        more = g.cmp("GT", off, g.bin("multiply", g.const(repr(tol2), el, bs), tot, bs, el), bs, el)
-        return g.un("not", g.reduce_all("or", more, "false", bs, "i1", whole), (), "i1")
+        return _orthogonal(g, [batched(g, p) for p in cur[:nx]], cube, el, 2, tol2)
 
-    d = _diag(f, x[0], ks, el, (ra, ca))
-    out = _sweeps(f, [(p, _t(ks, el)) for p in x + v] + [(d, _t(ds, el))], k, step, converged)
-    v, w = out[nx:2 * nx], out[-1]
-    if last:  # back to batch-first
-        v = [f.transpose(p, ks, el, tuple(range(2, r)) + (0, 1)) for p in v]
-        w = f.transpose(w, ds, el, tuple(range(1, r - 1)) + (0,))
-        ks, ds = bs + (k, k), bs + (k,)
+    x = _sweeps(f, [(p, _t(flat, el)) for p in x] + [(norms, _t((k * nb,), el))], k, step, converged)[:nx]
+    x = [f.reshape(batched(f, p), cube, ks, el) for p in x]
     if k != n:
-        w = f.slice(w, bs + (k,), el, r - 2, 0, n)
-        v = [f.slice(f.slice(p, ks, el, r - 2, 0, n), bs + (n, k), el, r - 1, 0, n) for p in v]
+        x = [f.slice(f.slice(p, ks, el, r - 2, 0, n), bs + (n, k), el, r - 1, 0, n) for p in x]
+    sums = [f.reduce("add", f.bin("multiply", p, p, shape, el), f.const("0", el), shape, el, r - 1) for p in x]
+    sigma = f.un("sqrt", sums[0] if len(x) == 1 else f.bin("add", sums[0], sums[1], bs + (n,), el), bs + (n,), el)
+    # V = X^T with its columns normalised (sigma >= mu - rho(A) > 0)
+    sb = f.bcast(sigma, bs + (n,), el, shape, whole + (r - 1,))
+    v = [f.bin("divide", f.transpose_last(p, shape, el), sb, shape, el) for p in x]
+    v, w = _refine(f, a, v, shape, el, f.bin("multiply", mu, f.const(repr(16 * _EPS[el]), el, bs), bs, el))
     w = f.bin("multiply", w, f.bcast(scale, bs, el, bs + (n,), whole), bs + (n,), el)
     keys, *v = f.sort_cols(f.bcast(w, bs + (n,), el, shape, whole + (r - 1,)), v, shape, el, "LT")
     w = f.reshape(f.slice(keys, shape, el, r - 2, 0, 1), bs + (1, n), bs + (n,), el)
     vec = f(f"stablehlo.complex {v[0]}, {v[1]} : {_t(shape, io)}") if cplx else v[0]
     return _module([_t(shape, io)], results, f.lines, [vec, w, _info(f, bad, bs)])
+
+
+def _matmul(f: _Em, p: list[str], q: list[str], shape: tuple[int, ...], el: str, adjoint: bool = False) -> list[str]:
+    """p q (p^H q with `adjoint`) of batch-first square matrices, each [x] or complex [re, im]."""
+    r = len(shape)
+    bd = ", ".join(map(str, range(r - 2)))
+    ca = r - 2 if adjoint else r - 1
+
+    def dot(u: str, w: str) -> str:
+        return f(f"stablehlo.dot_general {u}, {w}, batching_dims = [{bd}] x [{bd}], contracting_dims = "
+                 f"[{ca}] x [{r - 2}] : ({_t(shape, el)}, {_t(shape, el)}) -> {_t(shape, el)}")
+
+    if len(p) == 1:
+        return [dot(p[0], q[0])]
+    sgn = "add" if adjoint else "subtract"  # conj(p): the imaginary part's sign flips
+    return [f.bin(sgn, dot(p[0], q[0]), dot(p[1], q[1]), shape, el),
+            f.bin("subtract" if adjoint else "add", dot(p[0], q[1]), dot(p[1], q[0]), shape, el)]
+
+
+def _refine(f: _Em, a: list[str], v: list[str], shape: tuple[int, ...], el: str,
+            delta: str) -> tuple[list[str], str]:
+    """(V, eigenvalues [batch, n]) after one step of Ogita and Aishima's refinement (2018) of
+    the approximate eigenvectors `v` of Hermitian `a`, all matrix products: with S = V^H A V and
+    R = I - V^H V, lambda_i = s_ii / (1 - r_ii) and V += V E, E_ij = (s_ij + lambda_j r_ij) /
+    (lambda_j - lambda_i), or r_ij / 2 within a cluster (|lambda_j - lambda_i| <= `delta`
+    [batch]) and on the diagonal. The sweeps' rounding is mu's scale (eps mu / gap in a vector):
+    this brings it to A's, as two-sided Jacobi and LAPACK have it."""
+    r = len(shape)
+    bs, n = shape[:-2], shape[-1]
+    whole = tuple(range(r - 2))
+    s = _matmul(f, v, _matmul(f, a, v, shape, el), shape, el, adjoint=True)
+    g = _matmul(f, v, v, shape, el, adjoint=True)
+    rr = [f.bin("subtract", f.eye(shape, el), g[0], shape, el)] + [f.un("negate", p, shape, el) for p in g[1:]]
+    lam = f.bin("divide", _diag(f, s[0], shape, el),
+                f.bin("subtract", f.const("1", el, bs + (n,)), _diag(f, rr[0], shape, el), bs + (n,), el),
+                bs + (n,), el)
+    lj = f.bcast(lam, bs + (n,), el, shape, whole + (r - 1,))
+    gap = f.bin("subtract", lj, f.bcast(lam, bs + (n,), el, shape, whole + (r - 2,)), shape, el)
+    apart = f.cmp("GT", f.un("abs", gap, shape, el), f.bcast(delta, bs, el, shape, whole), shape, el)
+    half = f.const("0.5", el, shape)
+    e = [f.sel(apart, f.bin("divide", f.bin("add", sp, f.bin("multiply", lj, rp, shape, el), shape, el), gap,
+                                      shape, el),
+               f.bin("multiply", rp, half, shape, el), shape, el) for sp, rp in zip(s, rr)]
+    return [f.bin("add", p, q, shape, el) for p, q in zip(v, _matmul(f, v, e, shape, el))], lam
+
+
+def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
+              extra: list[tuple[list[str], tuple[int, ...]]], norms: str | None = None, unit: int = 1) -> list[str]:
+    """One step of one-sided Jacobi on the vectors laid along `axis` of batch-first `x` ([x] or
+    complex [re, im]; the other matrix axis holds their entries): pair (w_p, w_q) is rotated so
+    that w_p^H w_q = 0 (the rotation of [[|w_p|^2, g], [conj(g), |w_q|^2]], turning the phase of
+    g = |g| e away for complex), then the next pairing (see _rotate_pairs). Every `extra` (parts,
+    shape) is rotated the same way along the same axis (svd's V). With `norms` ([batch, 2h], the
+    |w|^2 in the vectors' order) they are carried, not summed: the rotation makes them |w_p|^2 -
+    t |g| and |w_q|^2 + t |g| (as two-sided Jacobi carries its diagonal), so a step reads the
+    vectors once for g and once to rotate them; the new norms come last. `unit`: see
+    _rotate_pairs."""
+    r = len(shape)
+    red = 2 * r - 3 - axis  # the other of the last two axes
+    h = shape[axis] // (2 * unit)
+    half = list(shape)
+    half[axis] = h * unit
+    half = tuple(half)
+    vb = shape[:-2] if unit == 1 else ()  # the per-pair vectors' batch dims
+    hs, ns = vb + (h * unit,), vb + (2 * h * unit,)
+    cplx = len(x) == 2
+    top = [g.slice(p, shape, el, axis, 0, h * unit) for p in x]
+    bot = [g.slice(p, shape, el, axis, h * unit, 2 * h * unit) for p in x]
+
+    def dot(p: str, q: str) -> str:
+        return g.reduce("add", g.bin("multiply", p, q, half, el), g.const("0", el), half, el, red)
+
+    def norm2(w: list[str]) -> str:
+        return dot(w[0], w[0]) if not cplx else g.bin("add", dot(w[0], w[0]), dot(w[1], w[1]), hs, el)
+
+    if cplx:  # w_p^H w_q = |gamma| e
+        gr = g.bin("add", dot(top[0], bot[0]), dot(top[1], bot[1]), hs, el)
+        gi = g.bin("subtract", dot(top[0], bot[1]), dot(top[1], bot[0]), hs, el)
+        mag = g.un("sqrt", g.bin("add", g.bin("multiply", gr, gr, hs, el), g.bin("multiply", gi, gi, hs, el),
+                                 hs, el), hs, el)
+        live = g.cmp("GT", mag, g.const("0", el, hs), hs, el)
+        e = [g.sel(live, g.bin("divide", gr, mag, hs, el), g.const("1", el, hs), hs, el),
+             g.sel(live, g.bin("divide", gi, mag, hs, el), g.const("0", el, hs), hs, el)]
+    else:
+        mag = dot(top[0], bot[0])
+    if norms is None:
+        pp, qq = norm2(top), norm2(bot)
+    else:
+        pp, qq = g.slice(norms, ns, el, len(vb), 0, h * unit), g.slice(norms, ns, el, len(vb), h * unit, 2 * h * unit)
+    c, s, t = _rotation(g, pp, qq, mag, hs, el)
+    if cplx:  # W J: s conj(e) into the top vector, s e into the bottom one
+        se = [g.bin("multiply", s, e[0], hs, el), g.bin("multiply", s, e[1], hs, el)]
+        cols = ([se[0], g.un("negate", se[1], hs, el)], se)
+    else:
+        cols = ([s], [s])
+    out = _rotate_pairs(g, x, shape, el, c, *cols, axis, unit)
+    for parts, eshape in extra:
+        out += _rotate_pairs(g, parts, eshape, el, c, *cols, axis, unit)
+    if norms is not None:
+        tg = g.bin("multiply", t, mag, hs, el)
+        halves = {True: g.bin("subtract", pp, tg, hs, el), False: g.bin("add", qq, tg, hs, el)}
+        out.append(g.concat([(g.slice(halves[top], hs, el, len(vb), lo * unit, hi * unit), vb + ((hi - lo) * unit,))
+                             for lo, hi, top in _next_pairing(h)], el, len(vb)))
+    return out
+
+
+def _orthogonal(g: _Em, x: list[str], shape: tuple[int, ...], el: str, red: int, tol2: float) -> str:
+    """Whether the vectors of batch-first `x` (their entries along axis `red`, one of the last
+    two) are orthogonal to `tol2`: |w_p^H w_q|^2 <= tol2 |w_p|^2 |w_q|^2 for every p != q of
+    every matrix (an i1 scalar)."""
+    r = len(shape)
+    whole = tuple(range(r - 2))
+    k = shape[2 * r - 3 - red]
+    bs, vs = shape[:-2], shape[:-2] + (k, k)
+    bd = ", ".join(map(str, whole))
+
+    def gram(p: str, q: str) -> str:
+        return g(f"stablehlo.dot_general {p}, {q}, batching_dims = [{bd}] x [{bd}], contracting_dims = "
+                 f"[{red}] x [{red}] : ({_t(shape, el)}, {_t(shape, el)}) -> {_t(vs, el)}")
+
+    gr = gram(x[0], x[0])
+    g2 = g.bin("multiply", gr, gr, vs, el)
+    if len(x) == 2:  # W^H W = Wr^T Wr + Wi^T Wi + i (Wr^T Wi - Wi^T Wr)
+        gr = g.bin("add", gr, gram(x[1], x[1]), vs, el)
+        gi = g.bin("subtract", gram(x[0], x[1]), gram(x[1], x[0]), vs, el)
+        g2 = g.bin("add", g.bin("multiply", gr, gr, vs, el), g.bin("multiply", gi, gi, vs, el), vs, el)
+    d = _diag(g, gr, vs, el)
+    dd = g.bin("multiply", g.bcast(d, bs + (k,), el, vs, whole + (r - 2,)),
+               g.bcast(d, bs + (k,), el, vs, whole + (r - 1,)), vs, el)
+    off = g.cmp("NE", g.iota(vs, r - 2), g.iota(vs, r - 1), vs, "i32")
+    viol = g.cmp("GT", g2, g.bin("multiply", g.const(repr(tol2), el, vs), dd, vs, el), vs, el)
+    more = g.reduce_all("or", g.bin("and", off, viol, vs, "i1"), "false", vs, "i1", tuple(range(r)))
+    return g.un("not", more, (), "i1")
 
 
 # --------------------------------------------------------------------------- gesdd / gesvd (svd)
@@ -447,8 +554,7 @@ def _gesdd(a_t: ir.TensorType, rtypes: list[ir.TensorType], flags: dict[str, str
     ws = bs + (big, kk)
     x, scale, bad = _prepare(f, parts, ws, el)
     k = kk + kk % 2
-    h = k // 2
-    xs, vs, hs = bs + (big, k), bs + (k, k), bs + (h,)
+    xs, vs = bs + (big, k), bs + (k, k)
     if k != kk:
         x = [f.pad(p, ws, el, (0,) * (r - 1) + (1,)) for p in x]
     v = [f.eye(vs, el)] + ([f.const("0", el, vs)] if cplx else [])
@@ -456,56 +562,10 @@ def _gesdd(a_t: ir.TensorType, rtypes: list[ir.TensorType], flags: dict[str, str
     nx = len(x)
 
     def step(g: _Em, j: str, cur: list[str]) -> list[str]:
-        x, v = cur[:nx], cur[nx:]
-        half = bs + (big, h)
-        top = [g.slice(p, xs, el, r - 1, 0, h) for p in x]
-        bot = [g.slice(p, xs, el, r - 1, h, k) for p in x]
-
-        def dot(p: str, q: str) -> str:
-            return g.reduce("add", g.bin("multiply", p, q, half, el), g.const("0", el), half, el, r - 2)
-
-        def norm2(w: list[str]) -> str:
-            return dot(w[0], w[0]) if nx == 1 else g.bin("add", dot(w[0], w[0]), dot(w[1], w[1]), hs, el)
-
-        if cplx:  # w_p^H w_q = |gamma| e
-            gr = g.bin("add", dot(top[0], bot[0]), dot(top[1], bot[1]), hs, el)
-            gi = g.bin("subtract", dot(top[0], bot[1]), dot(top[1], bot[0]), hs, el)
-            mag = g.un("sqrt", g.bin("add", g.bin("multiply", gr, gr, hs, el), g.bin("multiply", gi, gi, hs, el),
-                                     hs, el), hs, el)
-            live = g.cmp("GT", mag, g.const("0", el, hs), hs, el)
-            e = [g.sel(live, g.bin("divide", gr, mag, hs, el), g.const("1", el, hs), hs, el),
-                 g.sel(live, g.bin("divide", gi, mag, hs, el), g.const("0", el, hs), hs, el)]
-        else:
-            mag = dot(top[0], bot[0])
-        c, s, _ = _rotation(g, norm2(top), norm2(bot), mag, hs, el)
-        if cplx:  # W J: s conj(e) into the top column, s e into the bottom one
-            se = [g.bin("multiply", s, e[0], hs, el), g.bin("multiply", s, e[1], hs, el)]
-            cols = ([se[0], g.un("negate", se[1], hs, el)], se)
-        else:
-            cols = ([s], [s])
-        return _rotate_pairs(g, x, xs, el, c, *cols, r - 1) + _rotate_pairs(g, v, vs, el, c, *cols, r - 1)
+        return _hestenes(g, cur[:nx], xs, el, r - 1, [(cur[nx:], vs)])
 
     def converged(g: _Em, cur: list[str]) -> str:
-        x = cur[:nx]
-        bd = ", ".join(map(str, whole))
-
-        def gram(p: str, q: str) -> str:
-            return g(f"stablehlo.dot_general {p}, {q}, batching_dims = [{bd}] x [{bd}], contracting_dims = "
-                     f"[{r - 2}] x [{r - 2}] : ({_t(xs, el)}, {_t(xs, el)}) -> {_t(vs, el)}")
-
-        gr = gram(x[0], x[0])
-        g2 = g.bin("multiply", gr, gr, vs, el)
-        if cplx:  # W^H W = Wr^T Wr + Wi^T Wi + i (Wr^T Wi - Wi^T Wr)
-            gr = g.bin("add", gr, gram(x[1], x[1]), vs, el)
-            gi = g.bin("subtract", gram(x[0], x[1]), gram(x[1], x[0]), vs, el)
-            g2 = g.bin("add", g.bin("multiply", gr, gr, vs, el), g.bin("multiply", gi, gi, vs, el), vs, el)
-        d = _diag(g, gr, vs, el)
-        dd = g.bin("multiply", g.bcast(d, bs + (k,), el, vs, whole + (r - 2,)),
-                   g.bcast(d, bs + (k,), el, vs, whole + (r - 1,)), vs, el)
-        off = g.cmp("NE", g.iota(vs, r - 2), g.iota(vs, r - 1), vs, "i32")
-        viol = g.cmp("GT", g2, g.bin("multiply", g.const(repr(tol2), el, vs), dd, vs, el), vs, el)
-        more = g.reduce_all("or", g.bin("and", off, viol, vs, "i1"), "false", vs, "i1", tuple(range(r)))
-        return g.un("not", more, (), "i1")
+        return _orthogonal(g, cur[:nx], xs, el, r - 2, tol2)
 
     out = _sweeps(f, [(p, _t(xs, el)) for p in x] + [(p, _t(vs, el)) for p in v], k, step, converged)
     x, v = out[:nx], out[nx:]
