@@ -15,12 +15,14 @@ targets), into a private function of ordinary real StableHLO (complex values onl
 
 A 1-D transform works on the last axis, the data the product's left operand. A multi-axis one
 transforms each axis of length <= DIRECT or n1 x n2 (both <= DIRECT) where it lies, as a leading
-axis (`_leading_dft`: constant matrices on the left, the twiddles folded into the second
-product's per-k1 matrices, no transposes between the products; one transpose between axes),
+axis (`_leading_dft`: constant matrices on the left, the twiddles folded into the later
+products' per-batch matrices, no transposes between the products; one transpose between axes;
+1024 as 4 x 16 x 16 where the complex result reads its digits as they lie),
 a longer axis n = na x nb (both so) as those two in-place transforms with one twiddle pass
 between them (`_outer_dft`, 1-D transforms too), and any other axis by moving it last. An RFFT's
 real axis split n1 x n2 (n1 even) makes only the first level's n1 / 2 + 1 distinct outputs
-(`_leading_rdft`). DFT matrices, twiddles and chirps are computed in
+(`_leading_rdft`: the input read where it lies, its pieces stored where the next axis's products
+read them). DFT matrices, twiddles and chirps are computed in
 f64 (exponents reduced mod n in integers, quarter turns exact) and rounded once to the element
 type; IFFT's 1/N is folded into the first matrix applied. RFFT transforms the real axis first,
 with the real input as the product's operand (half the columns of a complex one) and only the
@@ -117,7 +119,7 @@ def _transform(e: "_Emit", x: "V", kind: str, lengths: tuple[int, ...]) -> "V":
         if _real_split(n):
             s = _leading_rdft(e, s, rank - 1, n)
         else:
-            s = _leading_dft(e, s, rank - 1, n, False, 1.0, keep=n // 2 + 1)
+            s = _leading_dft(e, s, rank - 1, n, False, 1.0, keep=n // 2 + 1, merged=True)
         axes = axes[:-1]
     elif kind == "RFFT":
         x = _dft(e, x, lengths[-1], False, 1.0, keep=lengths[-1] // 2 + 1)
@@ -162,7 +164,7 @@ class _State:
         below the top one: its top digit stands for the axis)."""
         if not isinstance(t, tuple):
             return [t]
-        top = max(i for u in self.labels if isinstance(u, tuple) and u[0] == t[0] for i in [u[1]])
+        top = max(u[1] for u in self.labels if isinstance(u, tuple) and u[0] == t[0])
         return [(t[0], i) for i in range(top, 0, -1)] if t[1] == top else []
 
     def merged(self, e: "_Emit") -> "_State":
