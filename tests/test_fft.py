@@ -220,3 +220,46 @@ def test_malformed_fft_is_refused():
     text = RFFT_TEXT.format(n=10, m=6).replace("length = [10]", "length = [12]")
     with pytest.raises(VerificationError, match="stablehlo.fft"):
         tt_xla.compile(text)
+
+
+@pytest.mark.parametrize("f,shape,make", [
+    (jnp.fft.rfft2, (1024, 24), real),            # rfft2_1024's last axis: 4 x 16 x 16, its digits read by the result
+    (jnp.fft.fft2, (2, 1024, 6), cplx),
+    (jnp.fft.ifft2, (1024, 5), cplx),
+    (jnp.fft.fft2, (6, 1024), cplx),              # 1024 first, merged next: two levels
+], ids=["rfft2", "fft2_batched", "ifft2", "fft2_first"])
+def test_three_levels_in_place(f, shape, make):
+    """A 1024 axis transformed last is three in-place levels (4 x 16 x 16: 36 multiply-adds a
+    point where 32 x 32 took 64), the twiddles of every lower digit folded into each level's
+    per-batch matrices; the complex result reads the digits through one transposed view."""
+    check(f, make(shape))
+
+
+@pytest.mark.parametrize("digits,f,shape,make", [
+    ({64: (4, 2, 8)}, jnp.fft.fft2, (3, 64, 10), cplx),
+    ({64: (2, 4, 2, 4)}, jnp.fft.ifft2, (64, 12), cplx),        # four levels
+    ({75: (5, 3, 5)}, jnp.fft.rfft2, (6, 75), real),            # an odd real axis: 38 of 75 kept, then merged
+    ({48: (4, 3, 4)}, jnp.fft.fftn, (48, 3, 48), cplx),         # digits merged between axes
+], ids=["4x2x8", "four_levels", "rfft_kept", "fftn_merged"])
+def test_levels_any_split(monkeypatch, digits, f, shape, make):
+    """The level form is general in its digits (fft._leading_digits only picks 1024's, and
+    only where the result is read as it lies): any split, kept outputs cut after the last level,
+    digits merged by a transpose when the next axis needs them whole."""
+    from tt_xla.compiler import fft
+    default = fft._leading_digits
+    monkeypatch.setattr(fft, "_leading_digits", lambda n, merged=False: digits.get(n) or default(n, merged))
+    tt_xla.client().clear_cache()  # (compiled programs are cached by their StableHLO text)
+    check(f, make(shape))
+    tt_xla.client().clear_cache()
+
+
+def test_rfft2_1024_kernels():
+    """rfft2_1024's program: the input read in place by the first product (batched over its
+    rows), the first axis's pieces stored where the second axis's products read them, three
+    levels there, and the complex result written from the last product's layout: 10 kernels,
+    5 of them products, none a lone transpose."""
+    x = real((1024, 1024))
+    ks = tt_xla.jit(jnp.fft.rfft2).kernels(x)
+    assert [k.kind for k in ks].count("matmul") == 5 and len(ks) == 10, [k.name for k in ks]
+    assert not any(k.ops == ("transpose",) or k.ops == ("reshape", "transpose") for k in ks)
+    check(jnp.fft.rfft2, x, tol=4e-6)

@@ -45,6 +45,8 @@ def test_reshape_then_transpose_int():
     ((3, 5), (1, 0)), ((33, 65), (1, 0)), ((64, 96), (1, 0)), ((1, 1027), (1, 0)),
     ((2, 3, 4), (2, 0, 1)), ((2, 3, 4), (1, 0, 2)), ((5, 33, 7), (0, 2, 1)),
     ((2, 3, 4, 5), (3, 1, 0, 2)), ((2, 3, 4, 5), (0, 2, 1, 3)), ((0, 3, 2), (2, 0, 1)),
+    # the source's contiguous dim outer in the result: the loop walks it second to last (tiles)
+    ((70, 33, 40), (2, 0, 1)), ((3, 50, 17, 20), (3, 1, 2, 0)), ((16, 17, 2, 33), (3, 0, 2, 1)),
 ], ids=str)
 def test_transpose(shape, perm):
     check(lambda x: jnp.transpose(x, perm), inputs(shape))

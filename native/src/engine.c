@@ -182,6 +182,16 @@ static void tt__mm_pack_b(float *restrict dst, const void *src, int bf16, int64_
                                  int64_t kc, int64_t nc) {
   for (int64_t q = 0; q < nc; q += TT__NR, dst += TT__NR * kc) {
     const int64_t nr = nc - q < TT__NR ? nc - q : TT__NR;
+    if (!bf16 && b_rs == 1 && b_cs != 1) { /* columns run along k: read each column's run once, in
+                                             * order (k outer would touch NR lines a page apart per k) */
+      for (int64_t j = 0; j < nr; j++) {
+        const float *s = (const float *)src + (q + j) * b_cs;
+        for (int64_t k = 0; k < kc; k++) dst[k * TT__NR + j] = s[k];
+      }
+      for (int64_t k = 0; k < kc; k++)
+        for (int64_t j = nr; j < TT__NR; j++) dst[k * TT__NR + j] = 0.0f;
+      continue;
+    }
     for (int64_t k = 0; k < kc; k++) {
       float *d = dst + k * TT__NR;
       if (bf16 && b_cs == 1 && nr == TT__NR) {  /* widening a contiguous row vectorizes */

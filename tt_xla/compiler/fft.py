@@ -15,12 +15,14 @@ targets), into a private function of ordinary real StableHLO (complex values onl
 
 A 1-D transform works on the last axis, the data the product's left operand. A multi-axis one
 transforms each axis of length <= DIRECT or n1 x n2 (both <= DIRECT) where it lies, as a leading
-axis (`_leading_dft`: constant matrices on the left, the twiddles folded into the second
-product's per-k1 matrices, no transposes between the products; one transpose between axes),
+axis (`_leading_dft`: constant matrices on the left, the twiddles folded into the later
+products' per-batch matrices, no transposes between the products; one transpose between axes;
+1024 as 4 x 16 x 16 where the complex result reads its digits as they lie),
 a longer axis n = na x nb (both so) as those two in-place transforms with one twiddle pass
 between them (`_outer_dft`, 1-D transforms too), and any other axis by moving it last. An RFFT's
 real axis split n1 x n2 (n1 even) makes only the first level's n1 / 2 + 1 distinct outputs
-(`_leading_rdft`). DFT matrices, twiddles and chirps are computed in
+(`_leading_rdft`: the input read where it lies, its pieces stored where the next axis's products
+read them). DFT matrices, twiddles and chirps are computed in
 f64 (exponents reduced mod n in integers, quarter turns exact) and rounded once to the element
 type; IFFT's 1/N is folded into the first matrix applied. RFFT transforms the real axis first,
 with the real input as the product's operand (half the columns of a complex one) and only the
@@ -117,7 +119,7 @@ def _transform(e: "_Emit", x: "V", kind: str, lengths: tuple[int, ...]) -> "V":
         if _real_split(n):
             s = _leading_rdft(e, s, rank - 1, n)
         else:
-            s = _leading_dft(e, s, rank - 1, n, False, 1.0, keep=n // 2 + 1)
+            s = _leading_dft(e, s, rank - 1, n, False, 1.0, keep=n // 2 + 1, merged=True)
         axes = axes[:-1]
     elif kind == "RFFT":
         x = _dft(e, x, lengths[-1], False, 1.0, keep=lengths[-1] // 2 + 1)
@@ -125,10 +127,12 @@ def _transform(e: "_Emit", x: "V", kind: str, lengths: tuple[int, ...]) -> "V":
         axes = axes[:-1]
     else:
         s = _State(e.stack(x), list(range(rank - 1)) + ["p", rank - 1])
-    for a in reversed(axes if kind != "IRFFT" else axes[:-1]):
+    todo = list(reversed(axes if kind != "IRFFT" else axes[:-1]))
+    for a in todo:
         n = lengths[a - rank + r]
         if r > 1 and _leading(n):  # (a 1-D transform of rows stays a product over them)
-            s = _leading_dft(e, s, a, n, inverse, scale)
+            # (merged next unless it is the last: the complex result reads its digits as they lie)
+            s = _leading_dft(e, s, a, n, inverse, scale, merged=a != todo[-1] or kind == "IRFFT")
         elif not _leading(n) and _outer_split(n):
             s = _outer_dft(e, s, a, n, inverse, scale)
         else:
@@ -144,10 +148,10 @@ def _transform(e: "_Emit", x: "V", kind: str, lengths: tuple[int, ...]) -> "V":
 @dataclass
 class _State:
     """Complex data between the axis transforms: a real tensor and, per dim, what it holds: "p"
-    (the (re, im) pair), an operand axis a, or a digit of a transformed axis a as (a, 1) (the low
-    digit k1) or (a, 2) (the high k2; k = k1 + n1 * k2). A transpose is left to the next op's
-    read where a view can do it; the two digits of an axis merge only by a transpose that brings
-    them together (a product stores its result straight into it) and a reshape of that."""
+    (the (re, im) pair), an operand axis a, or a digit of a transformed axis a as (a, i) (k_i; k
+    = k1 + n1 k2 + n1 n2 k3 ...). A transpose is left to the next op's read where a view can do
+    it; the digits of an axis merge only by a transpose that brings them together, highest first
+    (a product stores its result straight into it), and a reshape of that."""
     v: "V"
     labels: list
     keep: dict[int, int] = field(default_factory=dict)  # axis: its first outputs, the ones wanted
@@ -155,20 +159,25 @@ class _State:
     def _arranged(self, e: "_Emit", labels: list) -> "V":
         return e.transpose(self.v, [self.labels.index(t) for t in labels])
 
+    def _whole(self, t) -> list:
+        """Label t's axis as the labels that make it up, highest digit first ([] for a digit
+        below the top one: its top digit stands for the axis)."""
+        if not isinstance(t, tuple):
+            return [t]
+        top = max(u[1] for u in self.labels if isinstance(u, tuple) and u[0] == t[0])
+        return [(t[0], i) for i in range(top, 0, -1)] if t[1] == top else []
+
     def merged(self, e: "_Emit") -> "_State":
         """The same data with every axis whole and only its kept outputs: the digits of an axis
         merge by a transpose that brings them together in place (fuse stores a product's result
         straight into it), a reshape of its row-major result and a slice (views)."""
         if not any(isinstance(t, tuple) for t in self.labels):
             return self
-        want: list = []
-        for t in self.labels:
-            if not (isinstance(t, tuple) and t[1] == 1):
-                want += [t, (t[0], 1)] if isinstance(t, tuple) else [t]
+        want = [u for t in self.labels for u in self._whole(t)]
         v = self._arranged(e, want)
         shape, labels = [], []
-        for t, d in zip(want, v.shape):
-            if isinstance(t, tuple) and t[1] == 1:
+        for i, (t, d) in enumerate(zip(want, v.shape)):
+            if i and isinstance(t, tuple) and want[i - 1] == (t[0], t[1] + 1):
                 shape[-1] *= d
                 continue
             shape.append(d)
@@ -195,39 +204,59 @@ class _State:
 
     def complex(self, e: "_Emit", rank: int) -> "V":
         """The complex result in operand order."""
-        want: list = []
-        for a in range(rank):
-            want += [(a, 2), (a, 1)] if (a, 2) in self.labels else [a]
-        # one transpose to (part, operand order): a product's result is stored straight in that
-        # layout (fuse's stores through a transpose), where the digits merge by a view
+        if any(a not in self.labels for a in self.keep):  # (an axis cut in digits: merge it first)
+            return self.merged(e).complex(e, rank)
+        groups = [[a] if a in self.labels else [t for t in self.labels if isinstance(t, tuple) and t[0] == a]
+                  for a in range(rank)]
+        groups = [g if len(g) == 1 else sorted(g, reverse=True) for g in groups]  # highest digit first
+        want = [t for g in groups for t in g]
+        # the parts are read through one transposed view (each digit a dim of its own: the digits
+        # of an axis merge only in the stored complex result, by a view); the copies that store
+        # the complex result read runs of the other axes' kept outputs
         v = self._arranged(e, ["p"] + want)
-        shape = [v.shape[1 + want.index(a if a in want else (a, 2))] for a in range(rank)]
-        for a in range(rank):
-            if (a, 2) in want:
-                shape[a] *= v.shape[1 + want.index((a, 1))]
-        v = e.reshape(v, (2,) + tuple(shape))  # (not a view of the product's layout: stored)
-        for a, k in self.keep.items():  # the outputs an axis keeps: a view of the stored result
-            v = e.slice(v, 1 + a, 0, k)
-            shape[a] = k
-        parts = [e.reshape(e.slice(v, 0, i, i + 1), tuple(shape), stacked=False) for i in (0, 1)]
-        return e.make_complex(*parts)
+        dims = list(v.shape[1:])
+        for a, k in self.keep.items():  # the outputs an axis keeps: a view
+            i = want.index(a)
+            v = e.slice(v, 1 + i, 0, k)
+            dims[i] = k
+        parts = [e.reshape(e.slice(v, 0, i, i + 1), tuple(dims), stacked=False) for i in (0, 1)]
+        shape = tuple(math.prod(dims[want.index(t)] for t in g) for g in groups)
+        return e.reshape(e.make_complex(*parts), shape)
 
 
 def _leading(n: int) -> bool:
-    """Whether length n is transformed in place as a leading axis: one product, or two (n1 x n2)."""
+    """Whether length n is transformed in place as a leading axis: one product, or a few."""
+    return _leaf(n) or _leading_digits(n) is not None
+
+
+# Powers of two done in place as three levels, not two: a dense level of r points costs about r
+# multiply-adds a point, so 16 + 16 + 4 does 36 where 32 + 32 does 64, for one more pass over the
+# data (the 4-point level is a cheap product with the data streaming through it).
+_POW2_DIGITS = {1024: (4, 16, 16)}
+
+
+def _leading_digits(n: int, merged: bool = False) -> tuple[int, ...] | None:
+    """The lengths (n1, n2, ...) of the levels of an in-place transform of length n (j = j1 n2
+    n3... + j2 n3... + ..., k = k1 + n1 k2 + n1 n2 k3 + ...), all leaves; None if there are none.
+    `merged`: the result is merged right after (`_outer_dft`'s twiddle pass reads it whole), which
+    the last product's store does for two levels, where three need a transpose pass."""
+    if n in _POW2_DIGITS and not merged:
+        return _POW2_DIGITS[n]
     n1 = None if _leaf(n) else _split(n)
-    return _leaf(n) or n1 is not None and _leaf(n1) and _leaf(n // n1)
+    return (n1, n // n1) if n1 is not None and _leaf(n1) and _leaf(n // n1) else None
 
 
 def _leading_dft(e: "_Emit", s: _State, a: int, n: int, inverse: bool, scale: float,
-                 keep: int | None = None) -> _State:
+                 keep: int | None = None, merged: bool = False) -> _State:
     """The DFT over operand axis a (its first `keep` outputs), done where the data lies, as
     products with the data the engine's right operand: the pair and axis a lead (the contracted
     (part, index) rows are one run of memory; real data has no pair) and every other dim is a
-    column, so no transposes come between the products. Four-step (j = j1 n2 + j2,
-    k = k1 + n1 k2): the DFT over j1, then per k1 one over j2 whose matrix has the twiddles
-    W_n^(k1 j2) folded into its columns (a batched product), leaving the output's digits as
-    (k1, part, k2); they are merged when read next."""
+    column, so no transposes come between the products. Four-step, over the digits of
+    `_leading_digits` (j = j1 n2 + j2, k = k1 + n1 k2 for two): the DFT over j1, then per k1 one
+    over j2 whose matrix has the twiddles W_n^(k1 j2) folded into its columns (a batched product),
+    and so on, level i batched over the outputs (k1..k_i-1) before it with the twiddles
+    W_n^(j_i S_i K) (S_i: j_i's stride, K = k1 + n1 k2 + ...: the lower part of k) folded in,
+    leaving the output's digits as (k1, ..., k_m-1, part, k_m); they are merged when read next."""
     keep = n if keep is None else keep
     s = s.merged(e)
     pair = ["p"] if "p" in s.labels else []
@@ -238,14 +267,24 @@ def _leading_dft(e: "_Emit", s: _State, a: int, n: int, inverse: bool, scale: fl
         w = _dft_matrix(n, inverse, scale)[:keep]
         out = e.left_product(_left_matrix(w, False, bool(pair)), x, len(pair) + 1)
         return _State(out, ["p", a] + rest, s.keep)
-    n1 = _split(n)
-    n2 = n // n1
-    keep2 = -(-keep // n1)
-    x = e.reshape(x, tuple(pair and [2]) + (n1, n2) + others)
-    y = e.left_product(_left_matrix(_dft_matrix(n1, inverse, scale), True, bool(pair)), x, len(pair) + 1)
-    g = _dft_matrix(n2, inverse, 1.0)[None, :keep2, :] * _twiddles(n1, n2, inverse)[:, None, :]  # [k1, k2, j2]
-    z = e.left_product(_left_matrix(g, False, True), y, 2, batch=True)  # (k1, part, k2, ...)
-    return _State(z, [(a, 1), "p", (a, 2)] + rest, {**s.keep, **({a: keep} if keep < keep2 * n1 else {})})
+    ns = _leading_digits(n, merged)
+    m = len(ns)
+    x = e.reshape(x, tuple(pair and [2]) + ns + others)
+    y = e.left_product(_left_matrix(_dft_matrix(ns[0], inverse, scale), True, bool(pair)), x, len(pair) + 1)
+    low = ns[0]  # y: [k1, part, j2, ..., others]
+    for i in range(1, m):
+        last = i == m - 1
+        ki = -(-keep // low) if last else ns[i]
+        lows = np.indices(ns[:i]).reshape(i, -1)  # the batch (k1..k_i-1) in its memory order
+        k_low = sum(lows[l] * math.prod(ns[:l]) for l in range(i))  # K = k1 + n1 k2 + ...
+        tw = _turns((1 if inverse else -1) * np.outer(k_low * math.prod(ns[i + 1:]), np.arange(ns[i])), n)
+        g = _dft_matrix(ns[i], inverse, 1.0)[None, :ki, :] * tw[:, None, :]  # [K, k_i, j_i]
+        y = e.reshape(y, (low, 2) + y.shape[i + 1:])
+        y = e.left_product(_left_matrix(g, not last, True), y, 2, batch=True)
+        y = e.reshape(y, ns[:i] + y.shape[1:])  # [k1..k_i, part, j_i+1, ...] ([.., part, k_m, ...] last)
+        low *= ns[i]
+    kept = {a: keep} if keep < ki * (low // ns[-1]) else {}
+    return _State(y, [(a, i) for i in range(1, m)] + ["p", (a, m)] + rest, {**s.keep, **kept})
 
 
 def _real_split(n: int) -> bool:
@@ -271,13 +310,19 @@ def _leading_rdft(e: "_Emit", s: _State, a: int, n: int) -> _State:
     n2, h = n // n1, n1 // 2
     k2n = n2 // 2 + 1
     rest = [t for t in s.labels if t != a]
-    x = s._arranged(e, [a] + rest)
-    others = x.shape[1:]
     w1 = _dft_matrix(n1, False, 1.0)  # [k1, j1]
     m1 = np.stack([w1[:h].real, w1[:h].imag], 1)  # [b, s, j1]
     m1[0, 1] = w1[h].real  # y_(n1/2) = sum_j1 (-1)^j1 x_j1 where Im y_0 (= 0) would be
-    y = e.left_product(m1.reshape(n1, n1), e.reshape(x, (n1, n2) + others), 1)  # [(b, s), j2, ...]
-    y = e.reshape(y, (h, 2, n2) + others)
+    # the first product reads the input where it lies (axis a last), batched over the other dims
+    # (its matrix broadcast along them: no transpose of the input), leaving [..., (b, s), j2],
+    # whose (s, j2) the second contracts per b where they lie
+    x = s._arranged(e, rest + [a])
+    others = x.shape[:-1]
+    rows = math.prod(others)
+    x = e.reshape(x, (rows, n1, n2))
+    mb = e.broadcast(e.table(m1.reshape(n1, n1), x.el), [1, 2], (rows, n1, n1))
+    y = e.reshape(e.dot(mb, x, [0], [0], [2], [1], (rows, n1, n2)), others + (h, 2, n2))
+    bdim = len(others)
     b = np.arange(h)
     k1 = np.stack([b, n1 - b], 1)
     k1[0, 1] = h
@@ -287,18 +332,20 @@ def _leading_rdft(e: "_Emit", s: _State, a: int, n: int) -> _State:
     coef[0] = [[1, 0], [0, 1]]
     g = c[:, :, :, None, :] * coef[:, :, None, :, None]  # [b, t, k2, s, j2]
     g = np.stack([g.real, g.imag], 2)  # [b, t, q, k2, s, j2]
-    z = e.left_product(g, y, 2, batch=True)  # [b, t, q, k2, ...]
+    z = e.dot(e.table(g, y.el), y, [0], [bdim], [4, 5], [bdim + 1, bdim + 2], (h, 2, 2, k2n) + others)  # [b, t, q, k2, ...]
     nr = len(others)
 
-    def part(t: int, lo: int, hi: int) -> V:  # z[lo:hi, t] as [q, k2, b, ...]
+    def part(t: int, lo: int, hi: int) -> V:  # z[lo:hi, t] as [q, ..., k2, b]
         v = e.reshape(e.slice(e.slice(z, 1, t, t + 1), 0, lo, hi), (hi - lo, 2, k2n) + others)
-        return e.transpose(v, [1, 2, 0] + list(range(3, 3 + nr)))
+        return e.transpose(v, [1] + list(range(3, 3 + nr)) + [2, 0])
 
-    parts = [part(0, 0, h), part(1, 0, 1)] + ([e.reverse(part(1, 1, h), 2)] if h > 1 else [])
-    v = e.reshape(e.join(parts, 2), (2, k2n * n1) + others)
-    keep, align = n // 2 + 1, 64 // {"f32": 4, "f64": 8}[v.el]
-    wide = min(k2n * n1, -(-keep // align) * align)  # whole 64-byte rows for the transpose
-    return _State(e.slice(v, 1, 0, wide), ["p", a] + rest, {**s.keep, **({a: keep} if keep < wide else {})})
+    # the pieces go where the next axis's products read them: [part, ..., k], k = k1 + n1 k2 last
+    # (each piece copies runs of b across the other dims), all k2n n1 columns (a cut would leave
+    # the other dims no longer one run for the products)
+    parts = [part(0, 0, h), part(1, 0, 1)] + ([e.reverse(part(1, 1, h), 2 + nr)] if h > 1 else [])
+    v = e.reshape(e.join(parts, 2 + nr), (2,) + others + (k2n * n1,))
+    keep = n // 2 + 1
+    return _State(v, ["p"] + rest + [a], {**s.keep, **({a: keep} if keep < k2n * n1 else {})})
 
 
 def _outer_split(n: int) -> int | None:
@@ -324,11 +371,11 @@ def _outer_dft(e: "_Emit", s: _State, a: int, n: int, inverse: bool, scale: floa
     rest = [t for t in s.labels if t not in ("p", a)]
     x = s._arranged(e, ["p", a] + rest)
     x = e.reshape(x, (2, na, nb) + x.shape[2:])
-    sa = _leading_dft(e, _State(x, ["p", "jA", "jB"] + rest, s.keep), "jA", na, inverse, scale).merged(e)
+    sa = _leading_dft(e, _State(x, ["p", "jA", "jB"] + rest, s.keep), "jA", na, inverse, scale, merged=True).merged(e)
     y = sa._arranged(e, ["p", "jB", "jA"] + rest)  # read through a transposed view by the twiddle pass
     tw = _turns((1 if inverse else -1) * np.outer(np.arange(nb, dtype=np.int64), np.arange(na, dtype=np.int64)), n)
     y = e.cmul(y, tw, [1, 2], pair=0)
-    sb = _leading_dft(e, _State(y, ["p", "jB", "jA"] + rest, sa.keep), "jB", nb, inverse, 1.0).merged(e)
+    sb = _leading_dft(e, _State(y, ["p", "jB", "jA"] + rest, sa.keep), "jB", nb, inverse, 1.0, merged=True).merged(e)
     return _State(sb.v, [{"jA": (a, 1), "jB": (a, 2)}.get(t, t) for t in sb.labels], sb.keep)
 
 
@@ -530,6 +577,15 @@ class _Emit:
         shape = x.shape[:b] + free + x.shape[b + nc:]
         return self._typed(f"stablehlo.dot_general {t.name}, {x.name}, {bd}contracting_dims = [{lc}] x [{rc}]",
                            [t, x], shape, x.el, stacked=False)
+
+    def dot(self, lhs: V, rhs: V, lb: list[int], rb: list[int], lc: list[int], rc: list[int],
+            shape: tuple[int, ...]) -> V:
+        """dot_general with the batching and contracting dims given (result [batch, lhs free,
+        rhs free], of `shape`)."""
+        j = lambda d: ", ".join(map(str, d))  # noqa: E731
+        bd = f"batching_dims = [{j(lb)}] x [{j(rb)}], " if lb else ""
+        return self._typed(f"stablehlo.dot_general {lhs.name}, {rhs.name}, {bd}contracting_dims = [{j(lc)}] x [{j(rc)}]",
+                           [lhs, rhs], shape, rhs.el, stacked=False)
 
     def product_real(self, x: V, m: np.ndarray) -> V:
         """x @ m over x's last axis (a stacked x's last two)."""

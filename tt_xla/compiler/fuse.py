@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .access import Access, apply_view, base_access, row_major
+from .access import Access, apply_view, base_access, reshape_strides, row_major
 from .graph import ELEMENTWISE, VIEWS, Graph, Node, scalar_const, toposort, users
 from .ops import cost as op_cost
 
@@ -251,7 +251,10 @@ def plan(graph: Graph) -> Plan:
 
     for n in nodes:
         if n.op in VIEWS:
-            ensure_view(n)
+            readers = use.get(n.id, [])
+            if n.id in mat or not readers or \
+                    not all(u.op == "concat" and _reshaped_piece(u, n, mat) is not None for u in readers):
+                ensure_view(n)
         elif n.op == "dot":
             for j, (opnd, groups) in enumerate(zip(n.inputs, dot_groups(n))):
                 ensure(opnd)
@@ -272,7 +275,7 @@ def plan(graph: Graph) -> Plan:
                 ensure(pads[n.id][0])
         elif n.op == "concat":
             for x in n.inputs:
-                if x.op in VIEWS:
+                if x.op in VIEWS and _reshaped_piece(n, x, mat) is None:
                     ensure(x)
         elif n.op == "scan":  # the scan kernel walks its operand row-major
             ensure(n.inputs[0])
@@ -324,7 +327,9 @@ def plan(graph: Graph) -> Plan:
         elif n.op == "concat":
             dim, off = n.attrs["dim"], 0
             for x in n.inputs:
-                kernels.append(Kernel("loop", x, x.shape, Access(n, off * whole.strides[dim], whole.strides)))
+                st = _reshaped_piece(n, x, mat)
+                root, st = (x, whole.strides) if st is None else (x.inputs[0], st)
+                kernels.append(Kernel("loop", root, root.shape, Access(n, off * whole.strides[dim], st)))
                 off += x.shape[dim]
         elif n.op == "pad":
             fill = Node("broadcast", [n.inputs[1]], n.shape, n.dtype, {"dims": ()}, n.loc)
@@ -475,6 +480,16 @@ def _split_products(nodes: list[Node], use: dict[int, list[Node]], mat: set[int]
                         all(u.id in inside for u in use.get(t.id, [])) and \
                         any(deps[u.id] != {h} for u in use.get(t.id, [])):
                     mat.add(t.id)
+
+
+def _reshaped_piece(n: Node, x: Node, mat: set[int]) -> tuple[int, ...] | None:
+    """Piece x of concat n that reshapes a value no strides can view in x's shape (an axis
+    whose digits are read through a transpose: fft's complex result) is computed in its input's
+    shape and stored through the reshape: the strides in n of that input's dims, else None."""
+    a = access_of(x.inputs[0], mat) if x.op == "reshape" else None
+    if a is None or apply_view(x, a) is not None:
+        return None
+    return reshape_strides(x.shape, row_major(n.shape), x.inputs[0].shape)
 
 
 def _stores_through_transpose(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],

@@ -175,6 +175,28 @@ def _base(off: int, vec: tuple[int, ...], idx: list[str]) -> str:
     return " + ".join(terms)
 
 
+def _contiguous_second_last(shape: tuple[int, ...], vecs: list[tuple[int, ...]], read: list[int],
+                            nl: int) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+    """The loop's dims reordered (its elements are independent: any order computes the same)
+    so that a read whose contiguous dim is neither of the last two, while every result is
+    written along the last, has it second to last: a stored transpose, read by tiles (the
+    alternative is a strided gather of the inner dim, one line per element; fft's concatenate
+    pieces that turn 16-wide runs of one axis into runs of another)."""
+    rank = len(shape)
+    if rank < 3 or any(v[-1] != 1 for v in vecs[nl:]):
+        return shape, vecs
+    for j in read:
+        v = vecs[j]
+        if v[-1] in (0, 1) or abs(v[-2]) == 1:
+            continue
+        d = next((d for d in range(rank - 2) if abs(v[d]) == 1), None)
+        if d is None:
+            continue
+        perm = [i for i in range(rank - 1) if i != d] + [d, rank - 1]
+        return collapse(tuple(shape[i] for i in perm), [tuple(w[i] for i in perm) for w in vecs])
+    return shape, vecs
+
+
 def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int = MM_MIN_ITEMS) -> L.LoopKernel:
     """An elementwise or movement kernel."""
     computed = k.root is k.dest.src and k.root.op not in VIEWS and k.root.op not in ("iota", "const")
@@ -191,7 +213,8 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
     nodes.update((d.src.id, d.src) for d in dests)
     nl = len(leaves)  # vecs, offs and inner_st: the leaves', then each dest's
     size = int(np.prod(k.shape, dtype=np.int64))
-    shape, vecs = collapse(k.shape, [a.strides for _, a in leaves] + [d.strides for d in dests])
+    shape, vecs = _contiguous_second_last(*collapse(k.shape, [a.strides for _, a in leaves] + [d.strides for d in dests]),
+                                          [j for j, (_, a) in enumerate(leaves) if a.src.op != "iota"], len(leaves))
     offs = [a.offset for _, a in leaves] + [d.offset for d in dests]
     rank = len(shape)
     inner = shape[-1] if rank else 1
