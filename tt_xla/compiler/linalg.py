@@ -454,10 +454,12 @@ def _chol(f: _Fn, s: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
     l11, info1 = _chol(f, f.block(s, shape, el, (0, n1), (0, n1)), bs + (n1, n1), el)
     s21t = f.adjoint_last(f.block(s, shape, el, (n1, n), (0, n1)), bs + (n2, n1), el)  # S12 = S21^H
     l21t = _tri_solve(f, l11, bs + (n1, n1), s21t, bs + (n1, n2), el)
-    upd = f.matmul(l21t, bs + (n1, n2), l21t, bs + (n1, n2), el, ta=True)
+    l21 = f.adjoint_last(l21t, bs + (n1, n2), el)
+    # L21 L21^H, not L21t^H L21t: the host matrix engine reads a transposed left operand at
+    # about half the speed of a transposed right one
+    upd = f.matmul(l21, bs + (n2, n1), l21, bs + (n2, n1), el, tb=True)
     s22 = f.bin("subtract", f.block(s, shape, el, (n1, n), (n1, n)), upd, bs + (n2, n2), el)
     l22, info2 = _chol(f, s22, bs + (n2, n2), el)
-    l21 = f.adjoint_last(l21t, bs + (n1, n2), el)
     zero = f.const("0", el, bs + (n1, n2))
     lo = f.grid([[(l11, bs + (n1, n1)), (zero, bs + (n1, n2))], [(l21, bs + (n2, n1)), (l22, bs + (n2, n2))]], el)
     return lo, f.first_error(info1, info2, n1, bs)
@@ -622,28 +624,38 @@ def _diag_inverses(f: _Fn, a: str, ashape: tuple[int, ...], el: str) -> tuple[st
     then the inverses of the blocks' diagonal 2s-blocks from those of their s-blocks."""
     assert BASE & (BASE - 1) == 0, "BASE must be a power of two"
     bs, n, r = ashape[:-2], ashape[-1], len(ashape)
-    nb = len(bs)
     q = -(-n // BASE)
-    big = q * BASE
-    whole = [(0, d, 1) for d in bs]
-    if big != n:  # the identity below and right of A: the last block's inverse keeps A's part
-        pshape = bs + (big, big)
+    # the diagonal blocks of BASE stacked [.., q, B, B], by one gather: only they are read (a
+    # transpose of the whole [.., q, B, q, B] matrix to reach them was the biggest kernel of a
+    # one-column solve of 1024)
+    full = n // BASE
+    blocks = []
+    if full:
+        nb = len(bs)
+        istarts = bs + (full, 2)
+        at = ", ".join(f"[{i * BASE}, {i * BASE}]" for i in range(full))  # a constant: no kernel makes it
+        starts = f(f"stablehlo.constant dense<[{at}]> : {_t((full, 2), 'i32')}")
+        starts = f.bcast(starts, (full, 2), "i32", istarts, (nb, nb + 1)) if nb else starts
+        bd = ", ".join(map(str, range(nb)))
+        sizes = ", ".join(["1"] * nb + [str(BASE)] * 2)
+        out = bs + (full, BASE, BASE)
+        blocks.append((f(f'"stablehlo.gather"({a}, {starts}) {{dimension_numbers = #stablehlo.gather<offset_dims = '
+                         f"[{nb + 1}, {nb + 2}], operand_batching_dims = [{bd}], start_indices_batching_dims = [{bd}], "
+                         f"start_index_map = [{nb}, {nb + 1}], index_vector_dim = {nb + 1}>, slice_sizes = array<i64: "
+                         f"{sizes}>, indices_are_sorted = true}} : ({_t(ashape, el)}, {_t(istarts, 'i32')}) -> "
+                         f"{_t(out, el)}"), out))
+    if full != q:  # the last block, short: completed by an identity below and right of it
+        lo, size, pshape = full * BASE, n - full * BASE, bs + (BASE, BASE)
         z = ", ".join("0" for _ in ashape)
-        hi = ", ".join(["0"] * nb + [str(big - n)] * 2)
-        a = f(f"stablehlo.pad {a}, {f.const('0', el)}, low = [{z}], high = [{hi}], interior = [{z}] : "
-              f"({_t(ashape, el)}, {_t((), el)}) -> {_t(pshape, el)}")
+        high = ", ".join(["0"] * len(bs) + [str(BASE - size)] * 2)
+        blk = f(f"stablehlo.pad {f.block(a, ashape, el, (lo, n), (lo, n))}, {f.const('0', el)}, low = [{z}], "
+                f"high = [{high}], interior = [{z}] : ({_t(bs + (size, size), el)}, {_t((), el)}) -> {_t(pshape, el)}")
         ri, ci = f.iota(pshape, r - 2), f.iota(pshape, r - 1)
-        pad = f.bin("and", f.cmp("EQ", ri, ci, pshape, "i32"), f.cmp("GE", ri, f.const(str(n), "i32", pshape), pshape, "i32"),
-                    pshape, "i1")
-        a = f.sel(pad, f.const("1", el, pshape), a, pshape, el)
-    # the diagonal blocks of BASE: [.., q, B, q, B] -> [.., q, q, B, B] -> every (q + 1)-th
-    d = f.reshape(a, bs + (big, big), bs + (q, BASE, q, BASE), el)
-    if q > 1:
-        d = f.transpose(d, bs + (q, BASE, q, BASE), el, tuple(range(nb)) + (nb, nb + 2, nb + 1, nb + 3))
-        d = f.reshape(d, bs + (q, q, BASE, BASE), bs + (q * q, BASE, BASE), el)
-        d = f.ranges(d, bs + (q * q, BASE, BASE), el, whole + [(0, q * q, q + 1), (0, BASE, 1), (0, BASE, 1)])
-    else:
-        d = f.reshape(d, bs + (1, BASE, 1, BASE), bs + (1, BASE, BASE), el)
+        pad = f.bin("and", f.cmp("EQ", ri, ci, pshape, "i32"),
+                    f.cmp("GE", ri, f.const(str(size), "i32", pshape), pshape, "i32"), pshape, "i1")
+        blk = f.sel(pad, f.const("1", el, pshape), blk, pshape, el)
+        blocks.append((f.reshape(blk, pshape, bs + (1, BASE, BASE), el), bs + (1, BASE, BASE)))
+    d = f.concat(blocks, len(bs), el) if len(blocks) > 1 else blocks[0][0]
     dshape = bs + (q, BASE, BASE)
     # M_s, the blocks' diagonal s-blocks, has inverse X_s; M_2s = M_s + E_s, E_s the blocks
     # below them within each 2s-block, and E_s X_s E_s = 0, so X_2s = X_s - X_s E_s X_s
