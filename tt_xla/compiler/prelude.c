@@ -26,6 +26,19 @@ typedef union { float f; uint32_t u; int32_t i; } k_b32;
 typedef union { double f; uint64_t u; int64_t i; } k_b64;
 #define K_MIN(a, b) ((a) < (b) ? (a) : (b))
 
+/* A read every work item of a core makes alike (render.py's ONCE): copied into the page on the
+ * core's first item, only counted after (the page keeps it). One out-of-line call site instead
+ * of a branch between two: over a training step's kernels, a 2% cut of the C compiler's work.
+ * noipa: no per-call-site clones (compile time), as for tt_dma_prefetch_block. */
+static __attribute__((noinline, noipa, unused)) void k_dma_read_once(
+    const tt_core *c, void *const *ops, int first, int op, int64_t index, void *sram_dst, int64_t sram_pitch,
+    int64_t dram_pitch, uint32_t esize, int64_t rows, int64_t count, int64_t stride) {
+  if (first)
+    tt_dma_read_op(c, ops, op, index, sram_dst, sram_pitch, dram_pitch, esize, rows, count, stride);
+  else
+    tt_dma_read_counted(c, (const char *)ops[op] + index * (int64_t)esize, esize, rows, count, stride);
+}
+
 static inline float k_bf16_ld(uint16_t h) { k_b32 v; v.u = (uint32_t)h << 16; return v.f; }
 static inline uint16_t k_bf16_st(float f) { k_b32 v; v.f = f; return (uint16_t)(v.u >> 16); }
 static inline float k_round_bf16(float f) {

@@ -48,6 +48,11 @@ FLAGS = ("-std=c11", "-ftree-vectorize", "-fvect-cost-model=dynamic", "-fPIC", "
 # -fno-ivopts at -O1: induction-variable optimization was a tenth of the C compiler's time over a
 # training step's kernels (all -O1) and the step ran no slower without it (CPU time 1.004x, one
 # process, under load); its results are the same bits.
+# Measured and not taken (GCC 12, a training step's program, all -O1; instructions by valgrind,
+# host time interleaved in one process under load): -fno-tree-ch (-14% of the C compiler's work)
+# stops the vectorizer (49 loops of a unit vectorized, then none); -fno-tree-vectorize (-10%)
+# made the step itself 1.37x slower; -fno-thread-jumps -fno-tree-dominator-opts (-5%) left
+# small layernorm, gather and max-pool kernels 1.02-1.07x slower.
 LEVELS = {"O2": ("-O2",), "O1": ("-O1", "-fexpensive-optimizations", "-fno-ivopts")}
 DEFAULT_LEVEL = "O2"  # for source without part markers
 
