@@ -32,6 +32,7 @@ def pytest_configure(config):
         _dma_violations.extend(check_dma_only(lk))
         return lk
     compiler.lower_kernel = checked
+    compiler.CHECK_KERNEL_KEYS = True  # every kernel a structural key serves is lowered afresh and compared
 
 
 def pytest_sessionfinish(session, exitstatus):

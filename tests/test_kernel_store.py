@@ -168,3 +168,22 @@ def test_a_key_marshal_cannot_write_is_a_miss_not_an_error(tmp_path):
     store.save(key, lk, [], "")
     assert not list(tmp_path.iterdir())
     assert store.load(key, [], "k0") is None
+
+
+def test_key_check_catches_a_key_that_misses_something(monkeypatch):
+    """The suite's key check (CHECK_KERNEL_KEYS, on in conftest) is not vacuous: a key that drops
+    the element types and shapes serves a kernel of another shape, and the check refuses it."""
+    def coarse(k, *args):
+        got = kernel_key(k, *args)
+        if got is None:
+            return None
+        (plan_, rows, sram, ncores), order = got
+        return ((plan_[0],), tuple(r[0] for r in rows), sram, ncores), order  # ops only
+    monkeypatch.setattr(C, "kernel_key", coarse)
+    assert C.CHECK_KERNEL_KEYS
+
+    def f(x, y):
+        return jnp.exp(x) + 1.0, jnp.exp(y) + 1.0  # same ops, different shapes
+    text = _text(f, np.ones((8, 40), np.float32), np.ones((64, 96), np.float32))
+    with pytest.raises(AssertionError, match="structural key"):
+        C.compile_module(parse_module(text))

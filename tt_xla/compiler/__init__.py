@@ -37,6 +37,10 @@ from ..hlo_parser.verify import verify
 
 KERNEL_ATTR = '__attribute__((visibility("hidden"))) '  # kernels link across parts
 DEFAULT_NCORES = 64  # the n150's 8x8 grid
+# Lowering a kernel that a structural key (kernel_key.py) served anyway, and refusing a difference:
+# the test suite turns this on (tests/conftest.py), so every repeated kernel of every test program
+# checks that the key holds all that lowering reads.
+CHECK_KERNEL_KEYS = False
 
 __all__ = ["compile_module", "compile_text", "compile_graph", "assemble", "CompiledProgram", "KernelInfo", "TensorSpec",
            "optimize"]
@@ -155,6 +159,20 @@ class Segment:
         return self.where[node.id] if node.size else self.where.get(node.id, Storage("arena", 0, 0))
 
 
+def _check_served(k: Kernel, lk: LoopKernel, code: str, name: str, mat: set[int], sram_per_core: int,
+                  ncores: int, bfp8: frozenset[int]) -> None:
+    """Raise unless `lk`/`code`, served by `k`'s key, equal `k` lowered afresh (CHECK_KERNEL_KEYS)."""
+    fresh = lower_kernel(k, name, mat, sram_per_core, ncores, bfp8)
+    fresh_code = render(fresh) if fresh.work_items > 0 else ""
+    same = (fresh_code == code and fresh.work_items == lk.work_items and fresh.cbs == lk.cbs
+            and fresh.ops == lk.ops and fresh.kind == lk.kind and fresh.cost == lk.cost
+            and [(o.index, o.node.id if o.node is not None else None) for o in fresh.operands]
+            == [(o.index, o.node.id if o.node is not None else None) for o in lk.operands])
+    if not same:
+        raise AssertionError(f"kernel {name}: its structural key (kernel_key.py) served a lowering that differs "
+                             "from lowering it afresh: the key misses something lowering reads")
+
+
 def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k", ncores: int = DEFAULT_NCORES,
                   level: int = 0, bfp8_args: frozenset[int] = frozenset(), bfp8_named: bool = False,
                   store: KernelStore | None = None) -> Segment:
@@ -188,6 +206,8 @@ def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k", ncores
         elif stored is not None:
             lk, code = stored
             done[keyed[0]] = (lk, keyed[1], code)
+        if CHECK_KERNEL_KEYS and (hit is not None or stored is not None):
+            _check_served(k, lk, code, name, p.materialized, sram_per_core, ncores, bfp8)
         else:
             lk = lower_kernel(k, name, p.materialized, sram_per_core, ncores, bfp8)
             code = render(lk) if lk.work_items > 0 else ""
