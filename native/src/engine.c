@@ -165,6 +165,12 @@ static void tt__mm_pack_a(float *restrict dst, const void *src, int bf16, int64_
       continue;
     }
 #endif
+    if (!bf16 && a_rs == 1 && mr == TT__MR) {  /* columns along k (a transposed operand): each k's
+                                                 * MR values are one contiguous run, copied in order */
+      const float *s = (const float *)src + p;
+      for (int64_t k = 0; k < kc; k++) memcpy(dst + k * TT__MR, s + k * a_cs, TT__MR * sizeof(float));
+      continue;
+    }
     for (int64_t i = 0; i < TT__MR; i++) {
       if (i >= mr) { for (int64_t k = 0; k < kc; k++) dst[k * TT__MR + i] = 0.0f; continue; }
       const int64_t row = (p + i) * a_rs;
