@@ -187,3 +187,20 @@ def test_key_check_catches_a_key_that_misses_something(monkeypatch):
     text = _text(f, np.ones((8, 40), np.float32), np.ones((64, 96), np.float32))
     with pytest.raises(AssertionError, match="structural key"):
         C.compile_module(parse_module(text))
+
+
+def test_served_kernels_are_not_lowered(monkeypatch, tmp_path):
+    """Outside the suite's key check a kernel served by its key (a repeat, or from the store) is
+    not lowered again: that is the whole speed-up of a warm compile."""
+    monkeypatch.setattr(C, "CHECK_KERNEL_KEYS", False)
+    calls = []
+    lower = C.lower_kernel
+    monkeypatch.setattr(C, "lower_kernel", lambda k, name, *a: calls.append(name) or lower(k, name, *a))
+    text = _text(_mlp, *_args())
+    nkernels = len(_compiled(text)[1])
+    assert 0 < len(calls) < nkernels  # the second layer's repeats are rebound, not lowered
+    store = KernelStore(tmp_path)
+    _compiled(text, store)
+    calls.clear()
+    _compiled(text, store)
+    assert calls == []  # every kernel from the store or a repeat of one
