@@ -221,13 +221,23 @@ class Client:
             try:
                 module = parse_module(text, filename)
                 # lowered kernels are kept beside the libraries (kernel_store.py), unless turned off
-                store = KernelStore(cache_dir()) if os.environ.get("TT_XLA_KERNEL_STORE", "1") != "0" else None
+                store = (KernelStore(cache_dir(), deferred=True)
+                         if os.environ.get("TT_XLA_KERNEL_STORE", "1") != "0" else None)
                 compiled = compile_module(module, dev.sram_bytes_per_core or DEFAULT_SRAM_PER_CORE, options,
                                           dev.num_cores or 64, store)
             finally:
                 if gc_was_on:
                     gc.enable()
-            raw = _executable.LoadedExecutable(dev.runtime_device, compiled)
+            # new kernels are written to the store while gcc builds the library (this thread
+            # waits on gcc without the GIL), joined before returning
+            writer = threading.Thread(target=store.flush) if store is not None and store.pending else None
+            if writer is not None:
+                writer.start()
+            try:
+                raw = _executable.LoadedExecutable(dev.runtime_device, compiled)
+            finally:
+                if writer is not None:
+                    writer.join()
             exe = LoadedExecutable(raw, self, dev)
             self._cache[key] = exe
             self.compile_count += 1

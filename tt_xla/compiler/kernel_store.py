@@ -52,9 +52,13 @@ def compiler_digest() -> bytes:
 
 
 class KernelStore:
-    def __init__(self, directory: Path | str):
+    def __init__(self, directory: Path | str, deferred: bool = False):
+        """`deferred`: `save` only queues a kernel and `flush` writes the queue; the client
+        flushes on a thread while gcc builds the program's library, where it costs no time."""
         self.dir = str(directory)
         self._named = hashlib.blake2b(compiler_digest(), digest_size=_DIGEST)  # (copied per key)
+        self.deferred = deferred
+        self.pending: list[tuple] = []
 
     def _path(self, key: tuple) -> str | None:
         h = self._named.copy()
@@ -91,8 +95,20 @@ class KernelStore:
         return got
 
     def save(self, key: tuple, lk: L.LoopKernel, nodes: list[Node], code: str) -> None:
-        """Store `lk` (its operands bind nodes of `nodes`) and its C. A store that cannot be
-        written (read-only, full) is only a lost speed-up."""
+        """Store `lk` (its operands bind nodes of `nodes`) and its C (when deferred: at the next
+        `flush`). A store that cannot be written (read-only, full) is only a lost speed-up."""
+        if self.deferred:
+            self.pending.append((key, lk, nodes, code))
+        else:
+            self._write(key, lk, nodes, code)
+
+    def flush(self) -> None:
+        """Write the kernels `save` queued."""
+        pending, self.pending = self.pending, []
+        for item in pending:
+            self._write(*item)
+
+    def _write(self, key: tuple, lk: L.LoopKernel, nodes: list[Node], code: str) -> None:
         path = self._path(key)
         if path is None:
             return
