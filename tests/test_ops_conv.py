@@ -499,3 +499,20 @@ def test_conv_patches_gathered_in_sram(xs, ws, kw):
     (mm,) = [k for k in ks if k.kind == "matmul"]
     assert "range q_ in" in mm.ir and "tt_matmul_f32 xa[0]" in mm.ir, mm.ir
     _check_forward_bf16_grad(xs, ws, kw, 0.05)
+
+
+@pytest.mark.parametrize("sram", [32 << 10, 16 << 10])
+def test_gathered_conv_too_big_for_sram_is_refused(sram):
+    """A convolution whose patch rows are gathered into the product's page, on cores too small
+    for its smallest block, is refused by name at compile time. (The block search once halved the
+    N block to 0 here, since it never shrank a gathered M block below 8, and did not end.)"""
+    from tt_xla.compiler import compile_module
+    from tt_xla.errors import UnsupportedError
+    from tt_xla.hlo_parser import parse_module
+
+    def f(x, w):
+        return lax.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    x, w = np.ones((1, 28, 28, 64), np.float32), np.ones((3, 3, 64, 64), np.float32)
+    text = jax.export.export(jax.jit(f))(x, w).mlir_module()
+    with pytest.raises(UnsupportedError, match=r"kernel k\d+_dot .* needs \d+ bytes of SRAM per core"):
+        compile_module(parse_module(text), sram_per_core=sram)

@@ -1034,7 +1034,7 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
                                              packed and kc > TILE):
         if packed and kc > TILE:
             kc = max(TILE, kc // 2 // TILE * TILE)
-        elif bm >= bn and bm > 8 or packed and bn <= 32:
+        elif bm >= bn and bm > (1 if gather else 8) or packed and bn <= 32:
             bm //= 2
         else:
             bn //= 2
