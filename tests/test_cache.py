@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tt_xla import runtime as rt
+from tt_xla.files import atomic_write
 from tt_xla.runtime import toolchain
 
 # A kernel library computing z = x + y + C over N floats; C distinguishes two programs.
@@ -149,7 +150,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(Boom):
-        toolchain._atomic_write(target, b"new")
+        atomic_write(target, b"new")
     assert target.read_bytes() == b"old"
     assert not list(tmp_path.glob("*.tmp"))
 

@@ -18,7 +18,7 @@ from .loopir import Alu, LoopKernel
 from .kernel_key import binds_keyed, kernel_key, rebind
 from .kernel_store import KernelStore
 from .lower import lower_kernel
-from .render import render
+from .render import anonymous, named, render
 
 from .decompose import decompose
 from .fuse import Kernel, plan
@@ -202,7 +202,7 @@ def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k", ncores
         if hit is not None:
             first, then, code = hit
             lk = rebind(first, then, keyed[1], name)
-            code = code.replace(f" {first.name}(", f" {name}(", 1)
+            code = named(anonymous(code, first.name), name)
         elif stored is not None:
             lk, code = stored
             done[keyed[0]] = (lk, keyed[1], code)
@@ -215,7 +215,7 @@ def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k", ncores
             if code:
                 # kernels of different keys may still do the same (the C, work items, buffers
                 # and op costs equal): then the cost walk runs once for them too
-                same = (code.replace(f" {name}(", " @(", 1), lk.work_items,
+                same = (anonymous(code, name), lk.work_items,
                         tuple((c.esize, c.page_elems, c.npages, c.offset) for c in lk.cbs),
                         tuple(u.cost for u in lk.body if isinstance(u, Alu)))
                 if same in figures:
@@ -288,7 +288,7 @@ def assemble(segments: list[tuple[list[tuple[LoopKernel, str]], Binding]], bindi
     launches = []
     desc = []
     fn_of: dict[str, str] = {}
-    fns = [fn_of.setdefault(body.replace(f" {c.name}(", " @(", 1), c.name) for c, body, _ in codes]
+    fns = [fn_of.setdefault(anonymous(body, c.name), c.name) for c, body, _ in codes]
     hot: dict[str, bool] = {}
     for (c, _, _), fn in zip(codes, fns):
         hot[fn] = hot.get(fn, False) or _hot(c)

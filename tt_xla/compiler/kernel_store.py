@@ -16,13 +16,14 @@ import functools
 import hashlib
 import marshal
 import os
-import tempfile
-from dataclasses import fields
+from dataclasses import astuple, fields
 from pathlib import Path
 
+from ..files import atomic_write
 from . import loopir as L
 from .cost import Figures
 from .graph import Node
+from .render import anonymous, named
 
 FORMAT = 1
 _MARSHAL = 2  # marshal version 2 has no back-references: equal data gives equal bytes
@@ -120,14 +121,7 @@ class KernelStore:
         if marshal.loads(payload) != record:  # a value marshal writes as another (a numpy scalar,
             return                            # as bytes): it would not come back as it was
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=os.path.basename(path) + ".", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(hashlib.blake2b(payload, digest_size=_DIGEST).digest() + payload)
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+            atomic_write(path, hashlib.blake2b(payload, digest_size=_DIGEST).digest() + payload)
         except OSError:
             pass
 
@@ -149,9 +143,8 @@ def _encode(key: tuple, lk: L.LoopKernel, nodes: list[Node], code: str) -> tuple
     body = tuple((type(u).__name__,) + tuple(value(getattr(u, f)) for f in _FIELDS[type(u).__name__])
                  for u in lk.body)
     cbs = tuple((cb.name, cb.ctype, cb.esize, cb.page_elems, cb.npages, cb.offset) for cb in lk.cbs)
-    c = lk.cost
-    figures = (c.vector_ops, c.dma_bytes, c.matrix_tiles, c.sram_bytes, c.alu_ops)
-    return (FORMAT, key, code.replace(f" {lk.name}(", " @(", 1), lk.work_items, tuple(lk.ops), lk.kind,
+    figures = astuple(lk.cost)
+    return (FORMAT, key, anonymous(code, lk.name), lk.work_items, tuple(lk.ops), lk.kind,
             tuple(operand(o) for o in lk.operands), cbs, body, figures)
 
 
@@ -181,4 +174,4 @@ def _decode(rec: tuple, nodes: list[Node], name: str) -> tuple[L.LoopKernel, str
             ir.append(cls(*u[1:]))
     lk = L.LoopKernel(name, [operand(o) for o in operands], bufs, ir, work_items, list(ops), kind)
     lk.__dict__["cost"] = Figures(*figures)  # (a cached property: its value)
-    return lk, code.replace(" @(", f" {name}(", 1)
+    return lk, named(code, name)

@@ -32,6 +32,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ..files import atomic_write
+
 __all__ = ["ToolchainError", "build_kernel_library", "cache_key", "include_dir", "cache_dir", "FLAGS", "stats"]
 
 # -fwrapv: generated integer code relies on two's-complement wrapping (StableHLO semantics);
@@ -124,17 +126,6 @@ def _header_digest(inc: Path) -> bytes:
     return h.digest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _file_digest(path: Path) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
@@ -151,7 +142,7 @@ def _manifest_path(lib: Path) -> Path:
 
 def _write_manifest(lib: Path, key: str) -> None:
     digest, size = _file_digest(lib)
-    _atomic_write(_manifest_path(lib), json.dumps({"key": key, "sha256": digest, "size": size}).encode())
+    atomic_write(_manifest_path(lib), json.dumps({"key": key, "sha256": digest, "size": size}).encode())
 
 
 def _verified(lib: Path, key: str) -> bool:
@@ -258,7 +249,7 @@ def _build(source: str, cc: list[str], flags: list[str], key: str, lib: Path) ->
     inc = include_dir()
     d = lib.parent
     src = d / f"{key}.c"
-    _atomic_write(src, source.encode())
+    atomic_write(src, source.encode())
     units = _split(source, _jobs())
     if len(units) == 1:
         _compile(cc, [*flags, *LEVELS[units[0][0]]], [src], lib, [f"-I{inc}"])
