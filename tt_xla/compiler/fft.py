@@ -373,7 +373,7 @@ def _outer_dft(e: "_Emit", s: _State, a: int, n: int, inverse: bool, scale: floa
     x = e.reshape(x, (2, na, nb) + x.shape[2:])
     sa = _leading_dft(e, _State(x, ["p", "jA", "jB"] + rest, s.keep), "jA", na, inverse, scale, merged=True).merged(e)
     y = sa._arranged(e, ["p", "jB", "jA"] + rest)  # read through a transposed view by the twiddle pass
-    tw = _turns((1 if inverse else -1) * np.outer(np.arange(nb, dtype=np.int64), np.arange(na, dtype=np.int64)), n)
+    tw = _twiddles(nb, na, inverse)  # (n = na nb)
     y = e.cmul(y, tw, [1, 2], pair=0)
     sb = _leading_dft(e, _State(y, ["p", "jB", "jA"] + rest, sa.keep), "jB", nb, inverse, 1.0, merged=True).merged(e)
     return _State(sb.v, [{"jA": (a, 1), "jB": (a, 2)}.get(t, t) for t in sb.labels], sb.keep)

@@ -557,9 +557,7 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     if flags.get("diag", "N") == "U":
         a = f.sel(f.cmp("EQ", row, col, ashape, "i32"), f.const("1", el, ashape), a, ashape, el)
     if flags.get("trans_x", "N") in ("T", "C"):
-        a, lower = f.transpose_last(a, ashape, el), not lower
-        if flags.get("trans_x") == "C":
-            a = f.conj(a, ashape, el)
+        a, lower = (f.adjoint_last if flags["trans_x"] == "C" else f.transpose_last)(a, ashape, el), not lower
     left = flags.get("side", "L") == "L"
     if not left:  # X M = B  <=>  M^T X^T = B^T
         a, lower = f.transpose_last(a, ashape, el), not lower
@@ -758,11 +756,12 @@ def _lu(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str,
 
 def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str, str]:
     """Unblocked LU, one column per step: the first row of largest magnitude at or below j is
-    swapped with row j (per matrix of a batch, so the swap is selects and masked sums, not a
-    dynamic slice), the column below the pivot is divided by it (left alone when the pivot is
-    0) and the trailing matrix gets a rank-1 update. The block carries one more column, the row
-    order (as floats: the swap moves it with its row), and one more row, ipiv, so a step is
-    five reductions and one elementwise kernel; `info` is read from U's diagonal at the end."""
+    swapped with row j (per matrix of a batch, so the swap is selects and masked sums), the
+    column below the pivot is divided by it (left alone when the pivot is 0) and the trailing
+    matrix gets a rank-1 update. The block carries one more column, the row order (as floats:
+    the swap moves it with its row), and one more row, ipiv, so a step is a dynamic slice of
+    column j, the reductions choosing the pivot and reading its row, and one elementwise
+    kernel; `info` is read from U's diagonal at the end."""
     bs, m, n = shape[:-2], shape[-2], shape[-1]
     r, k = len(shape), min(shape[-2], shape[-1])
     if 0 in shape:

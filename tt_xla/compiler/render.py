@@ -18,11 +18,13 @@ def _dma_read(u: L.DmaRead) -> str:
         return (f"tt_dma_read_run(core, ops, {u.operand.index}, {u.index}, {u.page} + {u.sram_index}, "
                 f"{u.cb.esize}u, {u.count});")
     # the DRAM side by operand number and index (ttrt_kernel.h's tt_dma_read_op says why)
-    return f"tt_dma_read_op({_read_args(u)});"
+    return f"tt_dma_read_op(core, ops, {_dma_args(u)});"
 
 
-def _read_args(u: L.DmaRead) -> str:
-    return (f"core, ops, {u.operand.index}, {u.index}, {u.page} + {u.sram_index}, {u.sram_pitch}, "
+def _dma_args(u: L.DmaRead | L.DmaWrite) -> str:
+    """A DMA's operand, DRAM index, page address, pitches, element size and shape, as
+    ttrt_kernel.h's tt_dma_read_op / tt_dma_write_op take them after `core, ops`."""
+    return (f"{u.operand.index}, {u.index}, {u.page} + {u.sram_index}, {u.sram_pitch}, "
             f"{u.dram_pitch}, {u.cb.esize}u, {u.rows}, {u.count}, {u.stride}")
 
 
@@ -40,7 +42,7 @@ def _host_read(u: L.DmaRead) -> str:
     if u.host == L.ONCE and u.cb.ctype == u.operand.ctype:
         # prelude.c's helper: the copy on the first item, else the count at the same DRAM address
         # (ops[op] + index elements of the page's type, which is the operand's)
-        return f"k_dma_read_once({_read_args(u).replace('core, ops, ', 'core, ops, it == begin, ', 1)});"
+        return f"k_dma_read_once(core, ops, it == begin, {_dma_args(u)});"
     if u.host == L.ONCE:
         copy = _dma_read(replace(u, host=""))  # the same read as an ordinary copy
         return f"if (it == begin) {copy} else {_counted(u, src)}"
@@ -132,9 +134,10 @@ def _constant_counts(k: L.LoopKernel) -> list:
     value, body, seen = _item_values(k), list(k.body), {}
     for i in at:
         u = body[i]
-        v = seen[u.count] if u.count in seen else seen.setdefault(u.count, value(u.count))
-        if v is not None and 0 < v * u.cb.esize <= SHORT_RUN_BYTES:
-            body[i] = replace(u, count=str(v))
+        if u.count not in seen:
+            seen[u.count] = value(u.count)
+        if seen[u.count] is not None and _short(w := replace(u, count=str(seen[u.count]))):
+            body[i] = w
     return body
 
 
@@ -190,8 +193,7 @@ def _dma_write(u: L.DmaWrite) -> str:
     if _short(u) and not _streams(u):
         return (f"tt_dma_write_run(core, ops, {u.operand.index}, {u.index}, {u.page} + {u.sram_index}, "
                 f"{u.cb.esize}u, {u.count});")
-    return (f"tt_dma_write_op(core, ops, {u.operand.index}, {u.index}, {u.page} + {u.sram_index}, {u.sram_pitch}, "
-            f"{u.dram_pitch}, {u.cb.esize}u, {u.rows}, {u.count}, {u.stride}, {int(_streams(u))});")
+    return f"tt_dma_write_op(core, ops, {_dma_args(u)}, {int(_streams(u))});"
 
 
 class _Rings:
