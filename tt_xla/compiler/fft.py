@@ -674,7 +674,7 @@ class _Emit:
 
     def join(self, vs: list[V], axis: int, stacked: bool | None = False) -> V:
         """One concatenate of the values along `axis` (a chain of two-operand ones would store
-        the first pieces twice); stacked as the first unless told."""
+        the first pieces twice); not stacked unless told (None: as the first)."""
         if len(vs) == 1:
             return vs[0]
         shape = vs[0].shape[:axis] + (sum(v.shape[axis] for v in vs),) + vs[0].shape[axis + 1:]
