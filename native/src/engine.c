@@ -28,7 +28,8 @@
 #define TT__NR (2 * TT__VL)
 #define TT__KC 256
 #define TT__MC (TT__MR * 16)
-#define TT__DIRECT_B_BYTES 16384 /* the largest B read in place (it stays in L1) */
+#define TT__DIRECT_B_K 64      /* B read in place: at most this deep (a panel's rows fit L1) */
+#define TT__DIRECT_B_RS 1024   /* and its rows at most this many f32 apart (a page) */
 typedef float tt__vf __attribute__((vector_size(TT__VL * 4)));
 
 /* Depth of one packed block: all of K when it is short (a second pass would re-read and
@@ -247,12 +248,12 @@ static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const 
    * rows cost no more than from a panel, so packing it is pure overhead (measured 3% on 1024^3,
    * 7% on 64 x 64 x 288 items, whose A each B panel pair reads once). */
   const int direct_a = !bf16 && a_cs == 1;
-  /* So is a small B whose rows run along n and lie close together (one 32 x 32 block of data per
-   * item, as rfft2_1024's first product): it stays in L1 while every row panel of A reads it,
-   * where packing wrote and re-read all of it for as few multiply-adds per element as A has rows
-   * (0.85x that kernel's host time). B rows far apart are still packed: read in place, a panel's
-   * K lines on K pages took FFT levels over 8704-float rows 1.3x as long. */
-  const int direct_b = direct_a && b_cs == 1 && ((K - 1) * b_rs + N) * 4 <= TT__DIRECT_B_BYTES;
+  /* So is a short B whose rows run along n at most a page apart (FFT levels: 32 rows of data):
+   * a panel's K rows stay in L1 while every row panel of A reads them, where packing wrote and
+   * re-read all of B for as few multiply-adds per element as A has rows (rfft2_1024's first
+   * product 0.85x, its last 0.92x host time). Rows further apart are still packed: read in
+   * place, a panel's K lines on K pages took FFT levels over 8704-float rows 1.3x as long. */
+  const int direct_b = direct_a && b_cs == 1 && K <= TT__DIRECT_B_K && b_rs <= TT__DIRECT_B_RS;
   int hit = 0;
   float *const whole = direct_b ? NULL : tt__mm_packed_b(c, B, b_rs, b_cs, K, N, kb, ncb, bf16 ? 2 : 1, (size_t)K * 4, &hit);
   float *const scratch = (float *)tt__mm_scratch(c), *ap = whole ? scratch : scratch + ncb * kb, *bnext = whole;
