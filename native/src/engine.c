@@ -93,22 +93,22 @@ static void tt__vstore(float *p, tt__vf v) { memcpy(p, &v, sizeof v); }
 static inline __attribute__((always_inline)) void tt__mm_micro_at(int64_t kc, const float *const row[TT__MR],
                                                                   int64_t a_ks, const float *restrict b,
                                                                   int64_t b_ks, float *restrict c, int64_t c_rs,
-                                                                  int64_t mr, int64_t nr, int accum) {
+                                                                  int64_t mr, int64_t nr, int accum, const int rows) {
   tt__vf c0[TT__MR], c1[TT__MR];
 #pragma GCC unroll 16
-  for (int i = 0; i < TT__MR; i++) c0[i] = c1[i] = (tt__vf){0};
+  for (int i = 0; i < rows; i++) c0[i] = c1[i] = (tt__vf){0};
   for (int64_t k = 0; k < kc; k++) {
     const tt__vf b0 = tt__vload(b + k * b_ks), b1 = tt__vload(b + k * b_ks + TT__VL);
 #pragma GCC unroll 16
-    for (int i = 0; i < TT__MR; i++) {
+    for (int i = 0; i < rows; i++) {
       const float ai = row[i][k * a_ks];
       c0[i] += ai * b0;
       c1[i] += ai * b1;
     }
   }
-  if (mr == TT__MR && nr == TT__NR) {
+  if (mr == rows && nr == TT__NR) {
 #pragma GCC unroll 16
-    for (int i = 0; i < TT__MR; i++) {
+    for (int i = 0; i < rows; i++) {
       float *ci = c + i * c_rs;
       if (accum) { c0[i] += tt__vload(ci); c1[i] += tt__vload(ci + TT__VL); }
       tt__vstore(ci, c0[i]);
@@ -117,17 +117,23 @@ static inline __attribute__((always_inline)) void tt__mm_micro_at(int64_t kc, co
     return;
   }
   float t[TT__MR * TT__NR] __attribute__((aligned(64)));
-  for (int i = 0; i < TT__MR; i++) { tt__vstore(t + i * TT__NR, c0[i]); tt__vstore(t + i * TT__NR + TT__VL, c1[i]); }
+  for (int i = 0; i < rows; i++) { tt__vstore(t + i * TT__NR, c0[i]); tt__vstore(t + i * TT__NR + TT__VL, c1[i]); }
   for (int64_t i = 0; i < mr; i++)
     for (int64_t j = 0; j < nr; j++) c[i * c_rs + j] = accum ? c[i * c_rs + j] + t[i * TT__NR + j] : t[i * TT__NR + j];
 }
+
+/* A last row panel of at most half the register tile's rows computes only those (`rows` a
+ * constant at each call: the loops unroll for it): an M of 68 otherwise paid for 72 rows. */
+#define TT__MICRO(kc, row, a_ks, b, b_ks, c, c_rs, mr, nr, accum)                                          \
+  ((mr) <= TT__MR / 2 ? tt__mm_micro_at(kc, row, a_ks, b, b_ks, c, c_rs, mr, nr, accum, TT__MR / 2)       \
+                      : tt__mm_micro_at(kc, row, a_ks, b, b_ks, c, c_rs, mr, nr, accum, TT__MR))
 
 /* From a packed A panel (kc x MR). */
 static void tt__mm_micro(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
                          int64_t c_rs, int64_t mr, int64_t nr, int accum) {
   const float *row[TT__MR];
   for (int i = 0; i < TT__MR; i++) row[i] = a + i;
-  tt__mm_micro_at(kc, row, TT__MR, b, TT__NR, c, c_rs, mr, nr, accum);
+  TT__MICRO(kc, row, TT__MR, b, TT__NR, c, c_rs, mr, nr, accum);
 }
 
 /* From A's own rows (k contiguous, a_rs apart): rows past mr read row 0 again (their sums are
@@ -137,7 +143,7 @@ static void tt__mm_micro_rows(int64_t kc, const float *a, int64_t a_rs, const fl
                               float *restrict c, int64_t c_rs, int64_t mr, int64_t nr, int accum) {
   const float *row[TT__MR];
   for (int i = 0; i < TT__MR; i++) row[i] = a + (i < mr ? i : 0) * a_rs;
-  tt__mm_micro_at(kc, row, 1, b, b_ks, c, c_rs, mr, nr, accum);
+  TT__MICRO(kc, row, 1, b, b_ks, c, c_rs, mr, nr, accum);
 }
 
 /* Pack A[i0:i0+mc, k0:k0+kc] into MR-tall panels: panel p holds kc columns of MR values. Element
