@@ -223,13 +223,13 @@ def test_malformed_fft_is_refused():
 
 
 @pytest.mark.parametrize("f,shape,make", [
-    (jnp.fft.rfft2, (1024, 24), real),            # rfft2_1024's last axis: 4 x 16 x 16, its digits read by the result
+    (jnp.fft.rfft2, (1024, 24), real),            # rfft2_1024's last axis: 8 x 8 x 16, its digits read by the result
     (jnp.fft.fft2, (2, 1024, 6), cplx),
     (jnp.fft.ifft2, (1024, 5), cplx),
     (jnp.fft.fft2, (6, 1024), cplx),              # 1024 first, merged next: two levels
 ], ids=["rfft2", "fft2_batched", "ifft2", "fft2_first"])
 def test_three_levels_in_place(f, shape, make):
-    """A 1024 axis transformed last is three in-place levels (4 x 16 x 16: 36 multiply-adds a
+    """A 1024 axis transformed last is three in-place levels (8 x 8 x 16: 32 multiply-adds a
     point where 32 x 32 took 64), the twiddles of every lower digit folded into each level's
     per-batch matrices; the complex result reads the digits through one transposed view."""
     check(f, make(shape))

@@ -28,6 +28,8 @@
 #define TT__NR (2 * TT__VL)
 #define TT__KC 256
 #define TT__MC (TT__MR * 16)
+#define TT__DIRECT_B_K 64      /* B read in place: at most this deep (a panel's rows fit L1) */
+#define TT__DIRECT_B_RS 1024   /* and its rows at most this many f32 apart (a page) */
 typedef float tt__vf __attribute__((vector_size(TT__VL * 4)));
 
 /* Depth of one packed block: all of K when it is short (a second pass would re-read and
@@ -90,23 +92,23 @@ static void tt__vstore(float *p, tt__vf v) { memcpy(p, &v, sizeof v); }
  * accumulate as fused multiply-adds. */
 static inline __attribute__((always_inline)) void tt__mm_micro_at(int64_t kc, const float *const row[TT__MR],
                                                                   int64_t a_ks, const float *restrict b,
-                                                                  float *restrict c, int64_t c_rs, int64_t mr,
-                                                                  int64_t nr, int accum) {
+                                                                  int64_t b_ks, float *restrict c, int64_t c_rs,
+                                                                  int64_t mr, int64_t nr, int accum, const int rows) {
   tt__vf c0[TT__MR], c1[TT__MR];
 #pragma GCC unroll 16
-  for (int i = 0; i < TT__MR; i++) c0[i] = c1[i] = (tt__vf){0};
+  for (int i = 0; i < rows; i++) c0[i] = c1[i] = (tt__vf){0};
   for (int64_t k = 0; k < kc; k++) {
-    const tt__vf b0 = *(const tt__vf *)(b + k * TT__NR), b1 = *(const tt__vf *)(b + k * TT__NR + TT__VL);
+    const tt__vf b0 = tt__vload(b + k * b_ks), b1 = tt__vload(b + k * b_ks + TT__VL);
 #pragma GCC unroll 16
-    for (int i = 0; i < TT__MR; i++) {
+    for (int i = 0; i < rows; i++) {
       const float ai = row[i][k * a_ks];
       c0[i] += ai * b0;
       c1[i] += ai * b1;
     }
   }
-  if (mr == TT__MR && nr == TT__NR) {
+  if (mr == rows && nr == TT__NR) {
 #pragma GCC unroll 16
-    for (int i = 0; i < TT__MR; i++) {
+    for (int i = 0; i < rows; i++) {
       float *ci = c + i * c_rs;
       if (accum) { c0[i] += tt__vload(ci); c1[i] += tt__vload(ci + TT__VL); }
       tt__vstore(ci, c0[i]);
@@ -115,26 +117,33 @@ static inline __attribute__((always_inline)) void tt__mm_micro_at(int64_t kc, co
     return;
   }
   float t[TT__MR * TT__NR] __attribute__((aligned(64)));
-  for (int i = 0; i < TT__MR; i++) { tt__vstore(t + i * TT__NR, c0[i]); tt__vstore(t + i * TT__NR + TT__VL, c1[i]); }
+  for (int i = 0; i < rows; i++) { tt__vstore(t + i * TT__NR, c0[i]); tt__vstore(t + i * TT__NR + TT__VL, c1[i]); }
   for (int64_t i = 0; i < mr; i++)
     for (int64_t j = 0; j < nr; j++) c[i * c_rs + j] = accum ? c[i * c_rs + j] + t[i * TT__NR + j] : t[i * TT__NR + j];
 }
+
+/* A last row panel of at most half the register tile's rows computes only those (`rows` a
+ * constant at each call: the loops unroll for it): an M of 68 otherwise paid for 72 rows. */
+#define TT__MICRO(kc, row, a_ks, b, b_ks, c, c_rs, mr, nr, accum)                                          \
+  ((mr) <= TT__MR / 2 ? tt__mm_micro_at(kc, row, a_ks, b, b_ks, c, c_rs, mr, nr, accum, TT__MR / 2)       \
+                      : tt__mm_micro_at(kc, row, a_ks, b, b_ks, c, c_rs, mr, nr, accum, TT__MR))
 
 /* From a packed A panel (kc x MR). */
 static void tt__mm_micro(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
                          int64_t c_rs, int64_t mr, int64_t nr, int accum) {
   const float *row[TT__MR];
   for (int i = 0; i < TT__MR; i++) row[i] = a + i;
-  tt__mm_micro_at(kc, row, TT__MR, b, c, c_rs, mr, nr, accum);
+  TT__MICRO(kc, row, TT__MR, b, TT__NR, c, c_rs, mr, nr, accum);
 }
 
 /* From A's own rows (k contiguous, a_rs apart): rows past mr read row 0 again (their sums are
- * dropped), so nothing past A is read. */
-static void tt__mm_micro_rows(int64_t kc, const float *a, int64_t a_rs, const float *restrict b, float *restrict c,
-                              int64_t c_rs, int64_t mr, int64_t nr, int accum) {
+ * dropped), so nothing past A is read. B is a packed panel (b_ks = NR) or B's own rows (b_ks =
+ * b_rs, a whole panel's NR columns contiguous in each). */
+static void tt__mm_micro_rows(int64_t kc, const float *a, int64_t a_rs, const float *restrict b, int64_t b_ks,
+                              float *restrict c, int64_t c_rs, int64_t mr, int64_t nr, int accum) {
   const float *row[TT__MR];
   for (int i = 0; i < TT__MR; i++) row[i] = a + (i < mr ? i : 0) * a_rs;
-  tt__mm_micro_at(kc, row, 1, b, c, c_rs, mr, nr, accum);
+  TT__MICRO(kc, row, 1, b, b_ks, c, c_rs, mr, nr, accum);
 }
 
 /* Pack A[i0:i0+mc, k0:k0+kc] into MR-tall panels: panel p holds kc columns of MR values. Element
@@ -190,6 +199,18 @@ static void tt__mm_pack_b(float *restrict dst, const void *src, int bf16, int64_
     const int64_t nr = nc - q < TT__NR ? nc - q : TT__NR;
     if (!bf16 && b_rs == 1 && b_cs != 1) { /* columns run along k: read each column's run once, in
                                              * order (k outer would touch NR lines a page apart per k) */
+      int64_t k8 = 0;
+      if (nr == TT__NR) { /* whole panels: 8x8 register transposes of eight columns' runs (a scalar
+                            * scatter per element took a fifth of rfft2's real-axis product) */
+        for (; k8 + 8 <= kc; k8 += 8)
+          for (int64_t j = 0; j < TT__NR; j += 8)
+            tt_transpose8x8_b32((const float *)src + (q + j) * b_cs + k8, b_cs, dst + k8 * TT__NR + j, TT__NR);
+        for (int64_t j = 0; j < TT__NR; j++) {
+          const float *s = (const float *)src + (q + j) * b_cs;
+          for (int64_t k = k8; k < kc; k++) dst[k * TT__NR + j] = s[k];
+        }
+        continue;
+      }
       for (int64_t j = 0; j < nr; j++) {
         const float *s = (const float *)src + (q + j) * b_cs;
         for (int64_t k = 0; k < kc; k++) dst[k * TT__NR + j] = s[k];
@@ -229,17 +250,45 @@ static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const 
   }
   const int64_t budget = (int64_t)TT_MM_SRAM(c->sram_bytes) - 128; /* less the alignments below */
   const int64_t kb = tt__mm_kc(K, TT__KC, budget, 4), ncb = tt__mm_nc(kb, 4, budget);
-  int hit;
-  float *const whole = tt__mm_packed_b(c, B, b_rs, b_cs, K, N, kb, ncb, bf16 ? 2 : 1, (size_t)K * 4, &hit);
-  float *const scratch = (float *)tt__mm_scratch(c), *ap = whole ? scratch : scratch + ncb * kb, *bnext = whole;
   /* An f32 A whose rows run along k is read in place: the micro-kernel's broadcasts from eight
    * rows cost no more than from a panel, so packing it is pure overhead (measured 3% on 1024^3,
    * 7% on 64 x 64 x 288 items, whose A each B panel pair reads once). */
   const int direct_a = !bf16 && a_cs == 1;
+  /* So is a short B whose rows run along n at most a page apart (FFT levels: 32 rows of data):
+   * a panel's K rows stay in L1 while every row panel of A reads them, where packing wrote and
+   * re-read all of B for as few multiply-adds per element as A has rows (rfft2_1024's first
+   * product 0.85x, its last 0.92x host time). Rows further apart are still packed: read in
+   * place, a panel's K lines on K pages took FFT levels over 8704-float rows 1.3x as long. */
+  const int direct_b = direct_a && b_cs == 1 && K <= TT__DIRECT_B_K && b_rs <= TT__DIRECT_B_RS;
+  int hit = 0;
+  float *const whole = direct_b ? NULL : tt__mm_packed_b(c, B, b_rs, b_cs, K, N, kb, ncb, bf16 ? 2 : 1, (size_t)K * 4, &hit);
+  float *const scratch = (float *)tt__mm_scratch(c), *ap = whole ? scratch : scratch + ncb * kb, *bnext = whole;
   for (int64_t jc = 0; jc < N; jc += ncb) {
     const int64_t nc = N - jc < ncb ? N - jc : ncb;
     for (int64_t pc = 0; pc < K; pc += kb) {
       const int64_t kc = K - pc < kb ? K - pc : kb;
+      if (direct_b) {
+        const float *const bb = (const float *)B + pc * b_rs + jc;
+        tt_dma_count(c, bb, (uint64_t)(kc * nc * esz)); /* (as packed below) */
+        for (int64_t ic = 0; ic < M; ic += TT__MC) {
+          const int64_t mc = M - ic < TT__MC ? M - ic : TT__MC;
+          tt_dma_count(c, (const float *)A + ic * a_rs + pc, (uint64_t)(mc * kc * esz));
+          for (int64_t jr = 0; jr < nc; jr += TT__NR) {
+            const int64_t nr = nc - jr < TT__NR ? nc - jr : TT__NR;
+            const float *bpan = bb + jr;
+            int64_t b_ks = b_rs;
+            if (nr < TT__NR) { /* a last, narrower panel: packed (zero padded) so no load passes B's rows */
+              tt__mm_pack_b(scratch, bb + jr, 0, b_rs, 1, kc, nr);
+              bpan = scratch;
+              b_ks = TT__NR;
+            }
+            for (int64_t ir = 0; ir < mc; ir += TT__MR)
+              tt__mm_micro_rows(kc, (const float *)A + (ic + ir) * a_rs + pc, a_rs, bpan, b_ks,
+                                C + (ic + ir) * c_rs + jc + jr, c_rs, mc - ir < TT__MR ? mc - ir : TT__MR, nr, pc > 0);
+          }
+        }
+        continue;
+      }
       float *const bp = whole ? bnext : scratch;
       if (whole) bnext += (nc + TT__NR - 1) / TT__NR * TT__NR * kc;
       if (!hit) tt__mm_pack_b(bp, (const char *)B + (pc * b_rs + jc * b_cs) * esz, bf16, b_rs, b_cs, kc, nc);
@@ -250,7 +299,7 @@ static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const 
         if (direct_a) { /* (the model still packs it: its DMA is counted above) */
           for (int64_t ir = 0; ir < mc; ir += TT__MR)
             for (int64_t jr = 0; jr < nc; jr += TT__NR)
-              tt__mm_micro_rows(kc, (const float *)A + (ic + ir) * a_rs + pc, a_rs, bp + jr * kc,
+              tt__mm_micro_rows(kc, (const float *)A + (ic + ir) * a_rs + pc, a_rs, bp + jr * kc, TT__NR,
                                 C + (ic + ir) * c_rs + jc + jr, c_rs, mc - ir < TT__MR ? mc - ir : TT__MR,
                                 nc - jr < TT__NR ? nc - jr : TT__NR, pc > 0);
           continue;

@@ -110,10 +110,12 @@ class _Dma:
     # render.py): "" copies the run here; FIRST_USE copies each element into the page in the
     # Load that reads it (one pass over the data on the host, the page still filled); ONCE
     # copies on a core's first work item only (a block every item reads alike: the page keeps it).
+    # A write IN_PLACE is already where it goes (the matrix engine computed the block straight
+    # into DRAM; its page only holds the model's SRAM): counted, not copied.
     host: str = ""
 
 
-FIRST_USE, ONCE = "first_use", "once"
+FIRST_USE, ONCE, IN_PLACE = "first_use", "once", "in_place"
 
 
 class DmaRead(_Dma):
@@ -302,7 +304,8 @@ def _fmt(u: UOp) -> str:
         if isinstance(u, DmaRead):
             host = f" (host copies {u.host.replace('_', ' ')})" if u.host else ""
             return f"dma_read {u.cb.name}:{u.page}[{u.sram_index}] <- p{u.operand.index}[{u.index}] x{u.count} stride {u.stride}{block}{host}"
-        return f"dma_write p{u.operand.index}[{u.index}] <- {u.cb.name}:{u.page}[{u.sram_index}] x{u.count} stride {u.stride}{block}"
+        host = " (host: in place)" if u.host == IN_PLACE else ""
+        return f"dma_write p{u.operand.index}[{u.index}] <- {u.cb.name}:{u.page}[{u.sram_index}] x{u.count} stride {u.stride}{block}{host}"
     if isinstance(u, DmaPrefetch):
         block = f" x{u.rows} rows (pitch {u.pitch})" if u.rows != "1" else ""
         return f"dma_prefetch p{u.operand.index}[{u.index}] " + ("(its line)" if u.line else f"x{u.count}{block}")

@@ -1058,6 +1058,7 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
     out_cb = cbs[-1]
     dop = op_of[dest.src.id]
     ops_per = 0
+    in_place = engine and not packed and segs == 1 and k.epilogue is None and od == "f32" and cs[2] in (0, 1)
     if engine and packed:
         cbc = cbs[0]
         fn = "tt_matmul_f32" if ad == "f32" else "tt_matmul_bf16"
@@ -1074,8 +1075,11 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
         if gather:  # and the block's last row past its first (less what _multicast adds)
             a_end = f"{_row_offset('(m0 + m - 1)', lay)} - ({_row_offset('m0', lay)}) - (m - 1) * {ls[1]} + {a_end}"
         mcast = _multicast(items, mb, op_of[la.src.id], ls, op_of[ra.src.id], rs, K, per_batch=mb * nbk, a_end=a_end)
+        # an f32 block nothing is applied to is computed by the host's engine straight into its
+        # DRAM place (its page stays reserved, and its DMA counted, for the model): staging it in
+        # the core's SRAM and copying it out took a third of an FFT level's host time
         mm = L.MatMul(fn, "m", "n", K, op_of[la.src.id], "ao", ls[1], ls[2], op_of[ra.src.id], "bo", rs[2], rs[1],
-                      "c_", "n")
+                      *((f"((float *)ops[{dop.index}] + co)", str(cs[1])) if in_place else ("c_", "n")))
         span, unspan = [], []
         pitch = (max(1, min(bm, M)) - 1) * ls[1] + seg_len   # (as make_cbs sizes the page)
         if a_span:
@@ -1118,7 +1122,8 @@ def lower_dot(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int
     if engine and k.epilogue is None and od == "f32":
         # nothing to apply: the engine's f32 block leaves by one block DMA straight from its page
         body.pop()  # (so no row loop)
-        body += [L.DmaWrite(cbc, "cblk", "0", dop, "co", "n", cs[2] or 1, rows="m", dram_pitch=str(cs[1]), sram_pitch="n"),
+        body += [L.DmaWrite(cbc, "cblk", "0", dop, "co", "n", cs[2] or 1, rows="m", dram_pitch=str(cs[1]), sram_pitch="n",
+                            host=L.IN_PLACE if in_place else ""),
                  L.CbPop(cbc)]
     elif engine:
         pages = {}

@@ -186,10 +186,15 @@ STREAM_MIN_BYTES = 4 << 20
 
 
 def _streams(u: L.DmaWrite) -> bool:
-    return u.stride == 1 and u.operand.node is not None and u.operand.node.nbytes >= STREAM_MIN_BYTES
+    return u.stride == 1 and u.operand.node is not None and u.operand.node.nbytes >= STREAM_MIN_BYTES and \
+        u.host != L.IN_PLACE
 
 
 def _dma_write(u: L.DmaWrite) -> str:
+    if u.host == L.IN_PLACE:  # (the engine wrote the block there: the transfer is counted as the engine counts it)
+        e = u.cb.esize
+        return (f"tt_dma_count(core, (const char *)ops[{u.operand.index}] + ({u.index}) * {e}, "
+                f"(uint64_t)({u.rows}) * ({u.count}) * {e}u);")
     if _short(u) and not _streams(u):
         return (f"tt_dma_write_run(core, ops, {u.operand.index}, {u.index}, {u.page} + {u.sram_index}, "
                 f"{u.cb.esize}u, {u.count});")
