@@ -14,19 +14,11 @@ from tt_xla import runtime as rt
 from tt_xla.compiler.program import part
 from tt_xla.runtime import toolchain
 
-HEAD = '#include "ttrt_kernel.h"\n'
-# The last piece: an `add` kernel z = x + y + C over 64 floats and the program descriptor.
-TAIL = r"""
-static void add(const tt_core *c, void *const *ops, int64_t begin, int64_t end) {
-  const float *x = ops[0], *y = ops[1]; float *z = ops[2]; (void)c;
-  for (int64_t i = begin; i < end; i++) z[i] = x[i] + y[i] + %(c)d.0f;
-}
-static const uint64_t bindings[3] = {256, 256, 256};
-static const tt_operand ops[3] = {{0, TT_READ, 0, 256}, {1, TT_READ, 0, 256}, {2, TT_WRITE, 0, 256}};
-static const tt_launch launches[1] = {{"add", add, 64, 3, ops, 1, 0}};
-static const tt_program_desc desc = {TT_ABI_VERSION, 3, bindings, 1, launches};
-const tt_program_desc *tt_program_entry(void) { return &desc; }
-"""
+# a 64-float add kernel z = x + y + C, and running it on a device
+from test_cache import SRC, dev, expected, run  # noqa: F401 (dev: a fixture)
+
+HEAD, _, TAIL = SRC.partition("#define N 64\n")
+HEAD += "#define N 64\n"
 
 
 def program(c: int = 0, pieces: int = 6, broken: int | None = None) -> str:
@@ -49,29 +41,12 @@ def _split(tmp_path, monkeypatch):
     monkeypatch.setattr(toolchain, "SPLIT_MIN_CHARS", 0)
 
 
-def run(lib) -> np.ndarray:
-    dev = rt.Device(rt.DeviceConfig(host_threads=1))
-    try:
-        prog = dev.load_program(lib)
-        bufs = [dev.alloc(256) for _ in range(3)]
-        bufs[0].write(np.arange(64, dtype=np.float32))
-        bufs[1].write(np.ones(64, np.float32))
-        prog.launch(bufs)
-        out = np.frombuffer(bufs[2].read(), np.float32).copy()
-        prog.unload()
-        for b in bufs:
-            b.free()
-        return out
-    finally:
-        dev.close()
-
-
-def test_units_compile_while_the_caller_works_then_link():
+def test_units_compile_while_the_caller_works_then_link(dev):
     src = program(1)
     assert len(toolchain._split(src, 2)) == 2
     calls = []
     lib = rt.build_kernel_library(src, meanwhile=lambda: calls.append(time.perf_counter()))
-    np.testing.assert_array_equal(run(lib), np.arange(64, dtype=np.float32) + 2)
+    np.testing.assert_array_equal(run(dev, lib), expected(1))
     b = toolchain.last_build
     assert len(calls) == 1 and b.key == lib.stem and not b.cached
     units = [s for s in b.steps if s.what.startswith("cc -O1 part")]
@@ -82,7 +57,7 @@ def test_units_compile_while_the_caller_works_then_link():
     assert all(s.cpu is None or s.cpu > 0 for s in b.steps)
 
 
-def test_cache_hit_runs_no_compiler_and_the_callers_work_once():
+def test_cache_hit_runs_no_compiler_and_the_callers_work_once(dev):
     src = program(2)
     rt.build_kernel_library(src)
     before = dict(toolchain.stats)
@@ -91,7 +66,7 @@ def test_cache_hit_runs_no_compiler_and_the_callers_work_once():
     assert calls == [1]
     assert toolchain.last_build.cached and toolchain.last_build.steps == []
     assert toolchain.stats["compiles"] == before["compiles"]
-    np.testing.assert_array_equal(run(lib), np.arange(64, dtype=np.float32) + 3)
+    np.testing.assert_array_equal(run(dev, lib), expected(2))
 
 
 def test_same_source_builds_the_same_bytes(tmp_path, monkeypatch):
@@ -131,7 +106,7 @@ def test_the_callers_failure_still_waits_for_the_compiler():
     assert not list(toolchain.cache_dir().glob("*.so"))
 
 
-def test_threads_building_one_program_compile_it_once():
+def test_threads_building_one_program_compile_it_once(dev):
     src = program(6)
     before = toolchain.stats["compiles"]
     out, calls = [], []
@@ -148,7 +123,7 @@ def test_threads_building_one_program_compile_it_once():
         t.join()
     assert len(out) == 4 and len(set(out)) == 1 and len(calls) == 4
     assert toolchain.stats["compiles"] - before == 3  # two units and the link, once
-    np.testing.assert_array_equal(run(out[0]), np.arange(64, dtype=np.float32) + 7)
+    np.testing.assert_array_equal(run(dev, out[0]), expected(6))
 
 
 def test_client_writes_the_kernel_store_while_gcc_builds(monkeypatch):
