@@ -77,7 +77,7 @@ def main(argv=None) -> int:
                 print(f"  {a0:7.1f} {a1:7.1f} {a1 - a0:7.1f} ms  {'' if c is None else f'cpu {c:6.1f} ms'}  {what}")
             first = min((r[1] for r in procs), default=total)
             print(f"  compiler processes: {len(procs)}, {cpu:.0f} ms CPU; before the first one {first:.0f} ms "
-                  f"(one core idle); from it to the end {total - first:.0f} ms for {cpu:.0f} ms of its CPU "
+                  f"(Python alone: the other core idle); from it to the end {total - first:.0f} ms for {cpu:.0f} ms of its CPU "
                   f"on {os.cpu_count()} cores")
     return 0
 
