@@ -14,6 +14,7 @@ import gc
 import hashlib
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +74,9 @@ class LoadedExecutable:
         specs = raw.output_specs
         self._out_meta = [(s.shape, np.dtype(s.dtype)) for s in specs]
         self._in_meta = [(tuple(s.shape), np.dtype(s.dtype)) for s in raw.input_specs]
+        # (phase, start, end) of the compile that made it, time.perf_counter seconds (the C
+        # compiler's processes in it: runtime.toolchain.last_build; benchmarks/compile_timeline.py)
+        self.compile_phases: tuple[tuple[str, float, float], ...] = ()
 
     @property
     def input_specs(self) -> list[TensorSpec]:
@@ -218,8 +222,10 @@ class Client:
             # say) for garbage the compiler does not make, and costs as much as the passes.
             gc_was_on = gc.isenabled()
             gc.disable()
+            t0 = time.perf_counter()
             try:
                 module = parse_module(text, filename)
+                t1 = time.perf_counter()
                 # lowered kernels are kept beside the libraries (kernel_store.py), unless turned off
                 store = (KernelStore(cache_dir(), deferred=True)
                          if os.environ.get("TT_XLA_KERNEL_STORE", "1") != "0" else None)
@@ -228,17 +234,14 @@ class Client:
             finally:
                 if gc_was_on:
                     gc.enable()
-            # new kernels are written to the store while gcc builds the library (this thread
-            # waits on gcc without the GIL), joined before returning
-            writer = threading.Thread(target=store.flush) if store is not None and store.pending else None
-            if writer is not None:
-                writer.start()
-            try:
-                raw = _executable.LoadedExecutable(dev.runtime_device, compiled)
-            finally:
-                if writer is not None:
-                    writer.join()
+            # new kernels are written to the store while gcc builds the library: on this thread, once
+            # the compiler processes are started (a thread started before them held the GIL while
+            # the build was still starting its second process)
+            flush = store.flush if store is not None and store.pending else None
+            t2 = time.perf_counter()
+            raw = _executable.LoadedExecutable(dev.runtime_device, compiled, flush)
             exe = LoadedExecutable(raw, self, dev)
+            exe.compile_phases = (("parse", t0, t1), ("passes", t1, t2), ("build and load", t2, time.perf_counter()))
             self._cache[key] = exe
             self.compile_count += 1
             return exe

@@ -23,7 +23,8 @@ class DeviceMismatchError(ValueError):
 
 
 class LoadedExecutable:
-    def __init__(self, device, compiled: CompiledProgram):
+    def __init__(self, device, compiled: CompiledProgram, meanwhile=None):
+        """`meanwhile`: work to run while the C compiler builds the library (toolchain)."""
         from .runtime.toolchain import build_kernel_library
 
         self._device = device
@@ -42,7 +43,7 @@ class LoadedExecutable:
         self._out_bytes = tuple(max(s.nbytes, b) for s, b in zip(compiled.outputs, sizes[nin:nin + nout]))
         self._nin = nin
 
-        path = build_kernel_library(compiled.source)
+        path = build_kernel_library(compiled.source, meanwhile)
         self._program = device.load_program(path)
 
         self._resident: list = []  # constants..., arena: bound after inputs and outputs

@@ -30,11 +30,15 @@ import re
 import shlex
 import subprocess
 import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..files import atomic_write
 
-__all__ = ["ToolchainError", "build_kernel_library", "cache_key", "include_dir", "cache_dir", "FLAGS", "stats"]
+__all__ = ["ToolchainError", "build_kernel_library", "cache_key", "include_dir", "cache_dir", "FLAGS", "stats",
+           "BuildRecord", "Step", "last_build"]
 
 # -fwrapv: generated integer code relies on two's-complement wrapping (StableHLO semantics);
 # spelling it with unsigned casts instead trips a GCC 12 vectorizer bug on widening sums.
@@ -63,6 +67,32 @@ stats = {"compiles": 0, "cache_hits": 0, "rejected": 0}
 
 _PKG_DIR = Path(__file__).resolve().parent
 _SRC_ROOT = _PKG_DIR.parent.parent  # repository root when running from a checkout
+
+
+@dataclass(frozen=True)
+class Step:
+    """One compiler process of a build: what it did, when it ran (time.perf_counter seconds) and
+    the CPU seconds it and its children (cc1, as, ld) used (None where os.wait4 is missing)."""
+    what: str
+    start: float
+    end: float
+    cpu: float | None
+
+
+@dataclass
+class BuildRecord:
+    """A library request: its key, whether the cache served it, and each compiler process run
+    (in start order). `meanwhile` is when the caller's work during the build ran."""
+    key: str
+    start: float
+    end: float = 0.0
+    cached: bool = False
+    steps: list[Step] = field(default_factory=list)
+    meanwhile: tuple[float, float] | None = None
+
+
+# The most recent build_kernel_library of this process (for `python -m benchmarks.compile_timeline`).
+last_build: BuildRecord | None = None
 
 
 class ToolchainError(RuntimeError):
@@ -196,24 +226,86 @@ def _cached(key: str, lib: Path, build) -> Path:
     return lib
 
 
-def _compile(cc: list[str], flags: list[str], sources: list[Path], out: Path, extra: list[str]) -> None:
+class _Once:
+    """The caller's work to do while the C compiler runs (`build_kernel_library`'s `meanwhile`),
+    run exactly once: as soon as the compiler processes are started, so that Python work
+    cannot hold the GIL while the build still has processes to start, or at the end of a build
+    that started none (a cache hit)."""
+
+    def __init__(self, fn: Callable[[], None] | None, record: BuildRecord):
+        self.fn, self.record = fn, record
+
+    def __call__(self) -> None:
+        fn, self.fn = self.fn, None
+        if fn is not None:
+            t0 = time.perf_counter()
+            try:
+                fn()
+            finally:
+                self.record.meanwhile = (t0, time.perf_counter())
+
+
+def _run(jobs: list[tuple[str, list[str]]], record: BuildRecord,
+         meanwhile: Callable[[], None] = lambda: None) -> list[tuple[int, str]]:
+    """Starts every command at once, runs `meanwhile`, waits for them all, and returns each one's
+    (exit status, output). Each process becomes a Step of `record`. Output goes to an anonymous
+    file, not a pipe, so a process is never blocked on a full pipe while another is waited for."""
+    started: list[tuple[str, subprocess.Popen, object, float]] = []
+    results: list[tuple[int, str]] = []
+    try:
+        for what, cmd in jobs:
+            out = tempfile.TemporaryFile()
+            t0 = time.perf_counter()
+            try:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+            except OSError as e:
+                out.close()
+                raise ToolchainError(f"C compiler {cmd[0]!r} could not be started: the tt_xla device "
+                                     f"toolchain needs a host C compiler (set $CC): {e}") from None
+            started.append((what, proc, out, t0))
+        meanwhile()
+    finally:
+        for what, proc, out, t0 in started:
+            results.append(_reap(what, proc, out, t0, record))
+    return results
+
+
+def _reap(what: str, proc: subprocess.Popen, out, t0: float, record: BuildRecord) -> tuple[int, str]:
+    """Waits for `proc`, records its Step (wait4 gives the CPU time of it and its children), and
+    returns (exit status, output)."""
+    cpu = None
+    if hasattr(os, "wait4"):
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            cpu = usage.ru_utime + usage.ru_stime
+        except ChildProcessError:  # already reaped (cannot happen here, but never hang on it)
+            pass
+    rc = proc.wait()
+    record.steps.append(Step(what, t0, time.perf_counter(), cpu))
+    with out:
+        out.seek(0)
+        return rc, out.read().decode(errors="replace")
+
+
+def _compile(cc: list[str], flags: list[str], sources: list[Path], out: Path, extra: list[str],
+             record: BuildRecord, what: str, meanwhile: Callable[[], None] = lambda: None) -> None:
     """Compiles into a temp file next to `out` and renames it into place (atomic for readers)."""
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".tmp")
     os.close(fd)
     try:
         cmd = [*cc, *flags, *map(str, sources), "-o", tmp, *extra]
-        r = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if r.returncode != 0 and "-march=native" in flags and "march" in r.stderr:
+        [(rc, err)] = _run([(what, cmd)], record, meanwhile)
+        if rc != 0 and "-march=native" in flags and "march" in err:
             # Some compilers (or cross setups) refuse -march=native: build generic code instead.
-            cmd = [c for c in cmd if c != "-march=native"]
-            r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            [(rc, err)] = _run([(what, [c for c in cmd if c != "-march=native"])], record)
         stats["compiles"] += 1
-        if r.returncode != 0:
-            lines = (r.stderr or r.stdout).splitlines()
+        if rc != 0:
+            lines = err.splitlines()
             raise ToolchainError(
                 "kernel library compilation failed:\n" + "\n".join(lines[:50]) +
                 ("\n..." if len(lines) > 50 else "") + f"\nsource kept at: {sources[0]}",
-                source_path=sources[0], stderr=r.stderr)
+                source_path=sources[0], stderr=err)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
@@ -232,47 +324,57 @@ def cache_key(source: str, cc: list[str], flags: list[str]) -> str:
     return h.hexdigest()[:32]
 
 
-def build_kernel_library(source: str) -> Path:
+def build_kernel_library(source: str, meanwhile: Callable[[], None] | None = None) -> Path:
     """Compiles a C11 kernel translation unit into a shared library; returns its path.
 
+    `meanwhile`: the caller's work that can overlap the build (the client writes its kernel
+    store); it runs once, on this thread, as soon as the compiler processes are started (or
+    after a cache hit). The record of the build is left in `last_build`.
     Raises ToolchainError (with the compiler's stderr and the kept source path) on failure.
     """
+    global last_build
     cc = _compiler()
     flags = list(FLAGS)
     key = cache_key(source, cc, flags)
-    d = cache_dir()
-    lib = d / f"{key}.so"
-    return _cached(key, lib, lambda: _build(source, cc, flags, key, lib))
+    record = BuildRecord(key, time.perf_counter())
+    hook = _Once(meanwhile, record)
+    lib = cache_dir() / f"{key}.so"
+    try:
+        return _cached(key, lib, lambda: _build(source, cc, flags, key, lib, record, hook))
+    finally:
+        hook()
+        record.cached = not record.steps
+        record.end = time.perf_counter()
+        last_build = record
 
 
-def _build(source: str, cc: list[str], flags: list[str], key: str, lib: Path) -> None:
+def _build(source: str, cc: list[str], flags: list[str], key: str, lib: Path, record: BuildRecord,
+           meanwhile: Callable[[], None]) -> None:
     inc = include_dir()
     d = lib.parent
     src = d / f"{key}.c"
     atomic_write(src, source.encode())
     units = _split(source, _jobs())
     if len(units) == 1:
-        _compile(cc, [*flags, *LEVELS[units[0][0]]], [src], lib, [f"-I{inc}"])
+        _compile(cc, [*flags, *LEVELS[units[0][0]]], [src], lib, [f"-I{inc}"], record, f"cc -{units[0][0]}",
+                 meanwhile)
         return
     # Compile the units on all host cores at once, each at its level, then link.
     cflags = [f for f in flags if f != "-shared"]
     with tempfile.TemporaryDirectory(dir=d, prefix=f"{key}.") as tmp:
-        objs, procs = [], []
+        objs, jobs = [], []
         for i, (level, text) in enumerate(units):
             psrc, obj = Path(tmp) / f"part{i}.c", Path(tmp) / f"part{i}.o"
             psrc.write_text(text)
             objs.append(obj)
-            procs.append(subprocess.Popen([*cc, *cflags, *LEVELS[level], "-c", str(psrc), "-o", str(obj), f"-I{inc}"],
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-        failed = False
-        for proc in procs:
-            proc.communicate()
-            failed = failed or proc.returncode != 0
+            jobs.append((f"cc -{level} part{i}", [*cc, *cflags, *LEVELS[level], "-c", str(psrc), "-o", str(obj),
+                                                  f"-I{inc}"]))
+        failed = any(rc != 0 for rc, _ in _run(jobs, record, meanwhile))
         stats["compiles"] += len(units)
         if failed:  # report through the one-file path, which keeps the source
-            _compile(cc, [*flags, *LEVELS[DEFAULT_LEVEL]], [src], lib, [f"-I{inc}"])
+            _compile(cc, [*flags, *LEVELS[DEFAULT_LEVEL]], [src], lib, [f"-I{inc}"], record, "cc (report)")
         else:
-            _compile(cc, ["-shared"], objs, lib, [])
+            _compile(cc, ["-shared"], objs, lib, [], record, "link")
 
 
 SPLIT_MIN_CHARS = 16_000   # below this one compiler process (about 25 ms to start) is quicker than several
@@ -345,4 +447,5 @@ def build_runtime_library() -> Path:
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     key = f"libttrt-{h.hexdigest()[:32]}"
     lib = cache_dir() / f"{key}.so"
-    return _cached(key, lib, lambda: _compile(cc, flags, srcs, lib, ["-ldl"]))
+    return _cached(key, lib, lambda: _compile(cc, flags, srcs, lib, ["-ldl"], BuildRecord(key, time.perf_counter()),
+                                              "cc libttrt"))
