@@ -328,9 +328,10 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{offs[j]} + c0 * {inner_st[j]}", cnt, inner_st[j],
                               host=L.ONCE if mode == "rows" else ""))
     # the block's rows are one block transfer per input when they are one affine walk: one outer
-    # dim, a chunk of one row, or a tile (whose rows never cross its outer index), else one
+    # dim, a chunk of one row, a tile (whose rows never cross its outer index) or a block of rows
+    # that never crosses the innermost outer dim (eigh's pairs: [pairs, batch, n]), else one
     # transfer per row
-    affine = len(outer_shape) <= 1 or mode in ("chunk", "tile")
+    affine = len(outer_shape) <= 1 or mode in ("chunk", "tile") or mode == "rows" and outer_shape[-1] % rb == 0
     first_use: list[int] = []
     if per_row and affine:
         idx = _decode("r0", outer_shape, "", body)
