@@ -3,13 +3,15 @@
 
 Like linalg.py, each custom_call becomes a private function written in ordinary StableHLO text,
 verified and inlined with the call's location; nothing in the runtime knows about it. Both
-routines are one-sided (Hestenes) Jacobi in the parallel (round-robin) ordering: the vectors
-are kept as a top half and a bottom half, pair i is (top i, bottom i), so one step rotates n/2
-disjoint pairs of the whole batch at once (w_p, w_q made orthogonal by the rotation computed
-from |w_p|^2, |w_q|^2 and w_p^H w_q), with elementwise work on half-size blocks; then a fixed
-permutation (slices and a concat) moves to the next pairing. n - 1 steps are a sweep (every pair
-once, and the permutation back to the identity); sweeps repeat (a while loop on the control
-stream) until every matrix of the batch has its vectors orthogonal.
+routines are one-sided (Hestenes) Jacobi in a parallel ordering: one step rotates n/2 disjoint
+pairs of vectors of the whole batch at once (w_p, w_q made orthogonal by the rotation computed
+from |w_p|^2, |w_q|^2 and w_p^H w_q), with elementwise work on half-size blocks, written
+straight into the next pairing's order by a fixed permutation (a concat of rotated pieces).
+n - 1 steps are a sweep (every pair once, and the permutation back to the identity); sweeps
+repeat (a while loop on the control stream) until every matrix of the batch has its vectors
+orthogonal. The ordering is the round robin (_RoundRobin: pair i is (top i, bottom i), a move
+of five pieces) or, for eigh's stack of a power-of-two count, the Singer ordering (_Singer:
+pair i is (2i, 2i + 1), a move of two pieces).
 
 - eigh: the vectors are the columns of W = (A + mu I) V, mu above A's spectral radius, so
   they end as sigma_j v_j and V needs no carrying (see _syevd); one step of Ogita-Aishima
@@ -310,14 +312,27 @@ class _Singer:
         sizes, rev = self._split()
         rev = [1 + d for d in rev]
         # The pieces are computed split: merging a reversed dim back is no view a kernel reads.
+        # Both sides read their inputs through the same views (the second side's values are
+        # reversed, not its inputs), so fusion makes the two pieces one kernel reading each
+        # input once (fuse._merge_pieces, _reversed_piece).
+        # (The norms, [h, unit], reverse their rows' own dims: their second side reads its
+        # inputs reversed, a kernel of its own.)
         split = (1,) + tuple(sizes) + half[1:]
+        views: dict[str, str] = {}
 
-        def second(v: str) -> str:
-            v = f.reshape(v, half, split, el)
-            return f.reverse(v, rev, split, el) if rev else v
+        def view(v: str) -> str:
+            if v not in views:
+                views[v] = f.reshape(v, half, split, el)
+            return views[v]
 
-        a = side(True, lambda v: f.reshape(v, half, split, el), split)
-        b = side(False, second, split)
+        def reversed_view(v: str) -> str:
+            return f.reverse(view(v), rev, split, el) if rev else view(v)
+
+        a = side(True, view, split)
+        if all(d < len(split) - 2 for d in rev):
+            b = [f.reverse(q, rev, split, el) if rev else q for q in side(False, view, split)]
+        else:
+            b = side(False, reversed_view, split)
         return [f.concat([(p, split), (q, split)], el, 0) for p, q in zip(a, b)]
 
 
