@@ -522,7 +522,8 @@ def _reversed_piece(n: Node, x: Node, mat: set[int]) -> tuple[int, tuple[int, ..
 
 def _piece_reads(k: Kernel, mat: set[int]) -> frozenset | None:
     """The elements a concat piece's kernel reads (its leaves' accesses) when it may share its
-    loop with another piece reading the same ones, else None."""
+    loop with another piece reading the same ones, else None (so for a piece reading an iota or
+    a constant too: not needed yet)."""
     r = k.root
     if k.kind != "loop" or k.extra or k.dest.src.op != "concat" or r is k.dest.src or r.op not in ELEMENTWISE:
         return None
