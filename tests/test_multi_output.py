@@ -178,8 +178,13 @@ def test_concat_pieces_reading_the_same_elements_are_one_kernel(shape):
     def other(x, y):
         return jnp.concatenate([x * y, jnp.flip(x, axis=0) * y], axis=0)
 
+    def stored(x, y):  # both pieces copy one stored value (an output too): not computed in them
+        v = x + y
+        return jnp.concatenate([v, v], axis=0), v
+
     check(same, *args)
     check(other, *args)
+    check(stored, *args)
     moved, launched, out = _dram(same, args)
     assert launched == 1 and moved == sum(a.nbytes for a in args) + np.asarray(out).nbytes
     assert _dram(other, args)[1] == 2

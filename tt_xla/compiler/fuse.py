@@ -524,8 +524,8 @@ def _piece_reads(k: Kernel, mat: set[int]) -> frozenset | None:
     """The elements a concat piece's kernel reads (its leaves' accesses) when it may share its
     loop with another piece reading the same ones, else None (so for a piece reading an iota or
     a constant too: not needed yet)."""
-    r = k.root
-    if k.kind != "loop" or k.extra or k.dest.src.op != "concat" or r is k.dest.src or r.op not in ELEMENTWISE:
+    r = k.root  # (a stored root is a copy of it, not computed here)
+    if k.kind != "loop" or k.extra or k.dest.src.op != "concat" or r.id in mat or r.op not in ELEMENTWISE:
         return None
     out = set()
     for x in inline_tree(r, mat)[1]:
