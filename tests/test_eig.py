@@ -225,3 +225,38 @@ def test_equivalence_check_rejects_a_wrong_decomposition():
     assert not same_decomposition([got[0], got[1] + 1e-2], want, "eigh")
     s, u, vt = run(svd, a)[0]
     assert not same_decomposition([s, u, -vt], [s, u, vt], "svd")
+
+
+@pytest.mark.parametrize("k, unit", [(2, 1), (4, 3), (8, 2), (32, 2), (64, 1), (256, 1)])
+def test_singer_ordering_pairs_everyone_once_a_sweep(k, unit):
+    # eigh's stack (k vectors of `unit` rows each) with k a power of two moves by the Singer
+    # ordering: the move as emitted (a step whose rotation is the identity, run on the device)
+    # must be the ordering's, and over k - 1 moves every pair must meet once, then the order is
+    # back where it started
+    from tt_xla.compiler import eig
+    from tt_xla.compiler.linalg import _module, _t
+    order = eig._ordering(k)
+    assert isinstance(order, eig._Singer)
+    flat, held = (k * unit, 3), order.carry((k * unit, 3), 0, unit)
+    f = eig._Em()
+    a, b = order.halves(f, "%arg0", flat, "f32", 0, unit)
+    moved = order.follow(f, lambda first, view, shape: [view(a if first else b)], order.half(flat, 0, unit), "f32",
+                         0, unit)
+    x = (np.arange(k)[:, None, None] * 1000 + np.arange(unit)[None, :, None] * 10 +
+         np.arange(3)[None, None, :]).astype(np.float32)
+    text = _module([_t(held, "f32")], [_t(held, "f32")], f.lines, moved)
+    got = np.asarray(tt_xla.compile(text)(x.reshape(held))[0]).reshape(k, unit, 3)
+    h = k // 2
+
+    def move(places: list[int]) -> list[int]:
+        new = [0] * k
+        for i in range(h):
+            new[i], new[h + (i ^ order.flip)] = places[2 * i], places[2 * i + 1]
+        return new
+
+    np.testing.assert_array_equal(got, x[move(list(range(k)))])
+    places, met = list(range(k)), set()
+    for _ in range(k - 1):
+        met |= {frozenset(places[2 * i: 2 * i + 2]) for i in range(h)}
+        places = move(places)
+    assert len(met) == k * (k - 1) // 2 and places == list(range(k))

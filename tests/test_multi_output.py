@@ -161,3 +161,30 @@ def test_an_intermediate_only_its_kernel_reads_is_not_stored():
     x = inputs((100, 100))
     moved, launched, _ = _dram(g, [x])
     assert launched == 1 and moved == 3 * x.nbytes
+
+
+@pytest.mark.parametrize("shape", [(4, 8, 64), (6, 3, 5, 33)])
+def test_concat_pieces_reading_the_same_elements_are_one_kernel(shape):
+    """Concat pieces over one shape that read the same elements (eigh's two rotated sides of each
+    pair, one of them stored reversed) are one kernel that reads every input once
+    (fuse._merge_pieces; the reversed piece's value is computed and stored through the reversed
+    strides, fuse._reversed_piece, not stored first and then read reversed). Pieces that read
+    other elements (a reversed input) stay apart."""
+    args = [inputs(shape, seed=i) for i in range(2)]
+
+    def same(x, y):
+        return jnp.concatenate([x * y - x, jnp.flip(jnp.maximum(x, y), axis=0)], axis=0)
+
+    def other(x, y):
+        return jnp.concatenate([x * y, jnp.flip(x, axis=0) * y], axis=0)
+
+    def stored(x, y):  # both pieces copy one stored value (an output too): not computed in them
+        v = x + y
+        return jnp.concatenate([v, v], axis=0), v
+
+    check(same, *args)
+    check(other, *args)
+    check(stored, *args)
+    moved, launched, out = _dram(same, args)
+    assert launched == 1 and moved == sum(a.nbytes for a in args) + np.asarray(out).nbytes
+    assert _dram(other, args)[1] == 2

@@ -3,13 +3,15 @@
 
 Like linalg.py, each custom_call becomes a private function written in ordinary StableHLO text,
 verified and inlined with the call's location; nothing in the runtime knows about it. Both
-routines are one-sided (Hestenes) Jacobi in the parallel (round-robin) ordering: the vectors
-are kept as a top half and a bottom half, pair i is (top i, bottom i), so one step rotates n/2
-disjoint pairs of the whole batch at once (w_p, w_q made orthogonal by the rotation computed
-from |w_p|^2, |w_q|^2 and w_p^H w_q), with elementwise work on half-size blocks; then a fixed
-permutation (slices and a concat) moves to the next pairing. n - 1 steps are a sweep (every pair
-once, and the permutation back to the identity); sweeps repeat (a while loop on the control
-stream) until every matrix of the batch has its vectors orthogonal.
+routines are one-sided (Hestenes) Jacobi in a parallel ordering: one step rotates n/2 disjoint
+pairs of vectors of the whole batch at once (w_p, w_q made orthogonal by the rotation computed
+from |w_p|^2, |w_q|^2 and w_p^H w_q), with elementwise work on half-size blocks, written
+straight into the next pairing's order by a fixed permutation (a concat of rotated pieces).
+n - 1 steps are a sweep (every pair once, and the permutation back to the identity); sweeps
+repeat (a while loop on the control stream) until every matrix of the batch has its vectors
+orthogonal. The ordering is the round robin (_RoundRobin: pair i is (top i, bottom i), a move
+of five pieces) or, for eigh's stack of a power-of-two count, the Singer ordering (_Singer:
+pair i is (2i, 2i + 1), a move of two pieces).
 
 - eigh: the vectors are the columns of W = (A + mu I) V, mu above A's spectral radius, so
   they end as sigma_j v_j and V needs no carrying (see _syevd); one step of Ogita-Aishima
@@ -29,12 +31,14 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Callable
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
 from .linalg import _Fn, _module, _t, expansion
 
 _TARGET = re.compile(r"lapack_([sdcz])(syevd|heevd|gesdd|gesvd)_ffi$")
+UNROLL = 9  # Jacobi steps a loop iteration (63 = 7 x 9 for n = 64)
 MAX_SWEEPS = 30  # Jacobi converges quadratically: 6-12 sweeps in practice; this bounds a bad case
 # Convergence: every pair's |w_p^H w_q| below this many ulps (times k) of |w_p| |w_q|; the
 # rounding of one sweep leaves about that much behind.
@@ -186,48 +190,63 @@ def _fori(f: _Em, n: int, carried: list[tuple[str, str]], body) -> list[str]:
 
 
 # --------------------------------------------------------------------------- Jacobi pieces
-def _rotate_pairs(f: _Em, x: list[str], shape: tuple[int, ...], el: str, c: str, top_s: list[str],
-                  bot_s: list[str], axis: int, unit: int = 1) -> list[str]:
-    """One step along `axis` (2h long, pair i is (i, h + i); c and the s's are [batch, h]): the
-    pairs' rotation (J^T x for rows, x J for columns: slices i and h + i become c x_i - s x_h+i
-    and s' x_i + c x_h+i), then the next pairing of the parallel ordering: index 0 stays, the
-    others move one place round the cycle top 1 .. top h-1, bottom h-1 .. bottom 0, so after
-    2h - 1 steps every pair has met once and the order is back where it started. The permuted
-    result is written directly as a concat of rotated slices of `x`, so it is one fused kernel
-    per piece. `x` is [x] for a real matrix, [re, im] for a complex one (then s and s' are
-    [re, im] too: a complex rotation's s e^{i phi} and its conjugate). With `unit` > 1, x is a
-    stack of vectors [2h unit, m] (see _syevd: index i is its rows i unit .. (i + 1) unit, one
-    per matrix of the batch) and c and the s's are [h unit]."""
-    r, h = len(shape), shape[axis] // (2 * unit)
-    bs = shape[:-2] if unit == 1 else ()
-    vax = len(bs)  # the vectors' pair axis
+def _rotated(f: _Em, own: list[str], other: list[str], cb: str, sb: list[str], top: bool,
+             part: tuple[int, ...], el: str) -> list[str]:
+    """A pair's rotation applied to one side, per part: c x_p - s x_q for the pair's first vector
+    (`top`), s' x_p + c x_q for its second (`own` is the side's vector, `other` its partner; s
+    and s' are [re, im] for a complex rotation)."""
+    def mul(u: str, w: str) -> str:
+        return f.bin("multiply", u, w, part, el)
 
-    def vec(m: int) -> tuple[int, ...]:
-        return bs + (m * unit,)
+    if len(own) == 1:
+        so = [mul(sb[0], other[0])]
+    else:  # (sr + i si)(or + i oi)
+        so = [f.bin("subtract", mul(sb[0], other[0]), mul(sb[1], other[1]), part, el),
+              f.bin("add", mul(sb[0], other[1]), mul(sb[1], other[0]), part, el)]
+    return [f.bin("subtract" if top else "add", mul(cb, o), w, part, el) for o, w in zip(own, so)]
 
-    dims = tuple(range(r - 2)) + (axis,) if unit == 1 else (axis,)
 
-    def piece(lo: int, hi: int, top: bool) -> list[tuple[str, tuple[int, ...]]]:
-        """Rows (or columns) lo..hi of the rotated top (bottom) half, per part."""
-        part = list(shape)
-        part[axis] = (hi - lo) * unit
-        part = tuple(part)
-        cb, *sb = [f.bc(f.slice(v, vec(h), el, vax, lo * unit, hi * unit), vec(hi - lo), el, part, dims)
-                   for v in [c] + (top_s if top else bot_s)]
-        a = [f.slice(p, shape, el, axis, lo * unit, hi * unit) for p in x]
-        b = [f.slice(p, shape, el, axis, (h + lo) * unit, (h + hi) * unit) for p in x]
-        mul = lambda u, w: f.bin("multiply", u, w, part, el)  # noqa: E731
-        other = b if top else a  # the part s multiplies: s x_h+i (top) or s' x_i (bottom)
-        if len(x) == 1:
-            so = [mul(sb[0], other[0])]
-        else:  # (sr + i si)(or + i oi)
-            so = [f.bin("subtract", mul(sb[0], other[0]), mul(sb[1], other[1]), part, el),
-                  f.bin("add", mul(sb[0], other[1]), mul(sb[1], other[0]), part, el)]
-        own = a if top else b
-        return [(f.bin("subtract" if top else "add", mul(cb, o), w, part, el), part) for o, w in zip(own, so)]
+# A side of the pairs' new values, computed in a piece's shape from inputs seen through `view`
+# (a half-shaped name -> that name in the piece): one elementwise node per part.
+Side = Callable[[bool, Callable[[str], str], tuple[int, ...]], list[str]]
 
-    pieces = [piece(lo, hi, top) for lo, hi, top in _next_pairing(h)]
-    return [f.concat([pc[i] for pc in pieces], el, axis) for i in range(len(x))]
+
+class _RoundRobin:
+    """The parallel (round-robin) ordering for any even count 2h of vectors: pair i is (i, h + i)
+    (the top and bottom halves); after a step index 0 stays and the others move one place round
+    the cycle top 1 .. top h-1, bottom h-1 .. bottom 0, so after 2h - 1 steps every pair has met
+    once and the order is back where it started. The move is a concat of five pieces.
+
+    Along `axis` of `shape`, index i is the `unit` rows i unit .. (i + 1) unit (eigh's stack:
+    one per matrix of the batch); with `unit` 1, the leading dims are a batch (svd)."""
+
+    def half(self, shape: tuple[int, ...], axis: int, unit: int) -> tuple[int, ...]:
+        """The shape of one side of the pairs (of `halves`): `shape` with `axis` halved."""
+        return shape[:axis] + (shape[axis] // 2,) + shape[axis + 1:]
+
+    def pair_dims(self, shape: tuple[int, ...], axis: int, unit: int) -> tuple[int, ...]:
+        """The dims of `half(shape)` a per-pair value ([batch, h] or, stacked, [h unit]) spans."""
+        return tuple(range(len(shape) - 2)) + (axis,) if unit == 1 else (axis,)
+
+    def carry(self, shape: tuple[int, ...], axis: int, unit: int) -> tuple[int, ...]:
+        """The shape vectors of (logical) `shape` are kept in between steps: what `follow`
+        returns and `halves` reads."""
+        return shape
+
+    def halves(self, f: _Em, p: str, shape: tuple[int, ...], el: str, axis: int, unit: int) -> tuple[str, str]:
+        """(the pairs' first vectors, their second ones): views of `p`, each of shape `half`."""
+        n = shape[axis]
+        return f.slice(p, shape, el, axis, 0, n // 2), f.slice(p, shape, el, axis, n // 2, n)
+
+    def follow(self, f: _Em, side: Side, half: tuple[int, ...], el: str, axis: int, unit: int) -> list[str]:
+        """The pairs' new vectors (per part) in the next pairing's order, each piece of the move
+        computed by `side` from views of its inputs, so one fused kernel per piece."""
+        pieces = []
+        for lo, hi, top in _next_pairing(half[axis] // unit):
+            part = half[:axis] + ((hi - lo) * unit,) + half[axis + 1:]
+            pieces.append((side(top, lambda v, lo=lo, hi=hi: f.slice(v, half, el, axis, lo * unit, hi * unit), part),
+                           part))
+        return [f.concat([(vs[i], part) for vs, part in pieces], el, axis) for i in range(len(pieces[0][0]))]
 
 
 def _next_pairing(h: int) -> list[tuple[int, int, bool]]:
@@ -236,6 +255,126 @@ def _next_pairing(h: int) -> list[tuple[int, int, bool]]:
         return [(0, h, True), (0, h, False)]
     order = [(0, 1, True), (0, 1, False), (1, h - 1, True), (1, h, False), (h - 1, h, True)]
     return [(lo, hi, top) for lo, hi, top in order if hi > lo]
+
+
+class _Singer:
+    """An ordering for 2^m vectors whose move is two pieces, not five: pair i is (2i, 2i + 1),
+    and after a step the pairs' first vectors take places 0 .. h-1 in order, their second ones
+    places h .. 2h-1 with the place's bits in `flip` toggled (a reverse of a reshape: a view).
+    As a map of places that is p -> (p >> 1) ^ (p odd ? h | flip : 0), a linear map over GF(2)^m
+    chosen (`singer_flip`) to cycle every nonzero place through all 2^m - 1 of them (a Singer
+    cycle: multiplication by a primitive element of GF(2^m), in a bit-reversed basis). So the
+    vectors paired at step t are those whose numbers differ by M^-t (1), a different difference
+    each step: over 2^m - 1 steps every pair meets once and the order is back where it started.
+
+    Only eigh's stack uses it: the vectors along axis 0 of a 2-D [2h unit, m] array (or of the
+    norms, [2h unit]). A side of the pairs is kept [h, unit, m]: as a flat [h unit, m] it would
+    be a view with two strides in one dim, which a kernel cannot read in place."""
+
+    def __init__(self, k: int) -> None:
+        self.m = k.bit_length() - 1
+        self.flip = singer_flip(self.m)
+
+    def half(self, shape: tuple[int, ...], axis: int, unit: int) -> tuple[int, ...]:
+        assert axis == 0 and len(shape) <= 2, "the Singer ordering is for eigh's stack"
+        return (shape[0] // (2 * unit), unit) + shape[1:]
+
+    def pair_dims(self, shape: tuple[int, ...], axis: int, unit: int) -> tuple[int, ...]:
+        return (0, 1)
+
+    def _split(self) -> tuple[list[int], list[int]]:
+        """A place in the second half, as dims: its bits, most significant first, a toggled bit
+        a dim of its own (to be reversed), the bits between them merged; (sizes, reversed dims)."""
+        sizes: list[int] = []
+        rev: list[int] = []
+        for bit in range(self.m - 2, -1, -1):
+            if self.flip >> bit & 1:
+                rev.append(len(sizes))
+                sizes.append(2)
+            elif sizes and len(sizes) - 1 not in rev:
+                sizes[-1] *= 2
+            else:
+                sizes.append(2)
+        return sizes, rev
+
+    def carry(self, shape: tuple[int, ...], axis: int, unit: int) -> tuple[int, ...]:
+        # the shape the move's concat writes: a reshape to any other would be a copy a step
+        return (2,) + tuple(self._split()[0]) + (unit,) + shape[1:]
+
+    def halves(self, f: _Em, p: str, shape: tuple[int, ...], el: str, axis: int, unit: int) -> tuple[str, str]:
+        half = self.half(shape, axis, unit)
+        split = half[:1] + (2,) + half[1:]
+        v = f.reshape(p, self.carry(shape, axis, unit), split, el)
+        return tuple(f.reshape(f.slice(v, split, el, 1, i, i + 1), half[:1] + (1,) + half[1:], half, el)
+                     for i in (0, 1))
+
+    def follow(self, f: _Em, side: Side, half: tuple[int, ...], el: str, axis: int, unit: int) -> list[str]:
+        sizes, rev = self._split()
+        rev = [1 + d for d in rev]
+        # The pieces are computed split: merging a reversed dim back is no view a kernel reads.
+        # Both sides read their inputs through the same views (the second side's values are
+        # reversed, not its inputs), so fusion makes the two pieces one kernel reading each
+        # input once (fuse._merge_pieces, _reversed_piece).
+        # (The norms, [h, unit], reverse their rows' own dims: their second side reads its
+        # inputs reversed, a kernel of its own.)
+        split = (1,) + tuple(sizes) + half[1:]
+        views: dict[str, str] = {}
+
+        def view(v: str) -> str:
+            if v not in views:
+                views[v] = f.reshape(v, half, split, el)
+            return views[v]
+
+        def reversed_view(v: str) -> str:
+            return f.reverse(view(v), rev, split, el) if rev else view(v)
+
+        a = side(True, view, split)
+        if all(d < len(split) - 2 for d in rev):
+            b = [f.reverse(q, rev, split, el) if rev else q for q in side(False, view, split)]
+        else:
+            b = side(False, reversed_view, split)
+        return [f.concat([(p, split), (q, split)], el, 0) for p, q in zip(a, b)]
+
+
+def singer_flip(m: int) -> int:
+    """The bits `flip` (fewest set) making p -> (p >> 1) ^ (p odd ? 2^(m-1) | flip : 0) cycle
+    through all 2^m - 1 nonzero m-bit places (see _Singer); one exists for every m (a primitive
+    polynomial of degree m)."""
+    h = 1 << (m - 1)
+    for flip in sorted(range(h), key=lambda v: (bin(v).count("1"), v)):
+        p, steps = 1, 0
+        while True:
+            p = (p >> 1) ^ ((h | flip) if p & 1 else 0)
+            steps += 1
+            if p == 1 or steps >= 2 * h:
+                break
+        if p == 1 and steps == 2 * h - 1:
+            return flip
+    raise AssertionError(f"no Singer cycle on {m} bits")
+
+
+def _ordering(k: int) -> "_RoundRobin | _Singer":
+    """The Singer ordering where k is a power of two (two pieces a move), else the round robin."""
+    return _Singer(k) if k >= 2 and k & (k - 1) == 0 else _RoundRobin()
+
+
+def _rotate(f: _Em, order: "_RoundRobin | _Singer", x: list[str], shape: tuple[int, ...], el: str, c: str,
+            top_s: list[str], bot_s: list[str], axis: int, unit: int) -> list[str]:
+    """The pairs of `x` ([x] or [re, im]) rotated (c, s, s' as in _rotated, per pair) and written
+    straight into `order`'s next pairing."""
+    half = order.half(shape, axis, unit)
+    dims = order.pair_dims(shape, axis, unit)
+    hs = tuple(half[d] for d in dims)
+    top, bot = (list(v) for v in zip(*(order.halves(f, p, shape, el, axis, unit) for p in x)))
+    cb, *ts = [f.bc(v, hs, el, half, dims) for v in [c] + top_s]
+    bs = [f.bc(v, hs, el, half, dims) for v in bot_s]
+
+    def side(first: bool, view, part: tuple[int, ...]) -> list[str]:
+        a, b = [view(p) for p in top], [view(p) for p in bot]
+        return _rotated(f, a if first else b, b if first else a, view(cb), [view(s) for s in (ts if first else bs)],
+                        first, part, el)
+
+    return order.follow(f, side, half, el, axis, unit)
 
 
 def _rotation(f: _Em, pp: str, qq: str, pq: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str]:
@@ -293,8 +432,24 @@ def _sweeps(f: _Em, carried: list[tuple[str, str]], k: int, step, converged) -> 
         more = c.cmp("LT", a[0], c.const(str(MAX_SWEEPS), "i32"), (), "i32")
         return c.bin("and", more, c.un("not", a[1], (), "i1"), (), "i1")
 
+    def steps(g: _Em, j: str, cur: list[str]) -> list[str]:
+        for _ in range(per):
+            cur = step(g, j, cur)
+        return cur
+
+    # A loop iteration copies its carried values to their slots (the control stream's double
+    # buffer): UNROLL steps an iteration make that one copy of the vectors per UNROLL steps.
+    per = min(UNROLL, k - 1)
+    rounds, rest = divmod(k - 1, per)
+
     def body(g: _Em, a: list[str]) -> list[str]:
-        new = _fori(g, k - 1, [(v, t) for v, (_, t) in zip(a[2:], carried)], step)
+        new = [v for v in a[2:]]
+        if rounds > 1:
+            new = _fori(g, rounds, [(v, t) for v, (_, t) in zip(new, carried)], steps)
+        elif rounds == 1:
+            new = steps(g, g.const("0", "i32"), new)
+        for _ in range(rest):
+            new = step(g, g.const("0", "i32"), new)
         return [g.bin("add", a[0], g.const("1", "i32"), (), "i32"), converged(g, new)] + new
 
     init = [(f.const("0", "i32"), "tensor<i32>"), (f.const("false", "i1"), "tensor<i1>")]
@@ -368,15 +523,20 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
     x = [stacked(f, p) for p in x]
     sums = [f.reduce("add", f.bin("multiply", p, p, flat, el), f.const("0", el), flat, el, 1) for p in x]
     norms = sums[0] if nx == 1 else f.bin("add", sums[0], sums[1], (k * nb,), el)
+    # the loop keeps them in the shape its ordering's move writes
+    order = _ordering(k)
+    held, nheld = order.carry(flat, 0, nb), order.carry((k * nb,), 0, nb)
 
     def step(g: _Em, j: str, cur: list[str]) -> list[str]:
-        return _hestenes(g, cur[:nx], flat, el, 0, [], cur[nx], unit=nb)
+        return _hestenes(g, cur[:nx], flat, el, 0, [], cur[nx], unit=nb, order=order)
 
     def converged(g: _Em, cur: list[str]) -> str:
-        return _orthogonal(g, [batched(g, p) for p in cur[:nx]], cube, el, 2, tol2)
+        return _orthogonal(g, [batched(g, g.reshape(p, held, flat, el)) for p in cur[:nx]], cube, el, 2, tol2)
 
-    x = _sweeps(f, [(p, _t(flat, el)) for p in x] + [(norms, _t((k * nb,), el))], k, step, converged)[:nx]
-    x = [f.reshape(batched(f, p), cube, ks, el) for p in x]
+    carried = [(f.reshape(p, flat, held, el), _t(held, el)) for p in x] + \
+        [(f.reshape(norms, (k * nb,), nheld, el), _t(nheld, el))]
+    x = _sweeps(f, carried, k, step, converged)[:nx]
+    x = [f.reshape(batched(f, f.reshape(p, held, flat, el)), cube, ks, el) for p in x]
     if k != n:
         x = [f.slice(f.slice(p, ks, el, r - 2, 0, n), bs + (n, k), el, r - 1, 0, n) for p in x]
     sums = [f.reduce("add", f.bin("multiply", p, p, shape, el), f.const("0", el), shape, el, r - 1) for p in x]
@@ -386,8 +546,14 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
     v = [f.bin("divide", f.transpose_last(p, shape, el), sb, shape, el) for p in x]
     v, w = _refine(f, a, v, shape, el, f.bin("multiply", mu, f.const(repr(16 * _EPS[el]), el, bs), bs, el))
     w = f.bin("multiply", w, f.bcast(scale, bs, el, bs + (n,), whole), bs + (n,), el)
-    keys, *v = f.sort_cols(f.bcast(w, bs + (n,), el, shape, whole + (r - 1,)), v, shape, el, "LT")
-    w = f.reshape(f.slice(keys, shape, el, r - 2, 0, 1), bs + (1, n), bs + (n,), el)
+    # ascending: the values sorted with their column numbers (a stable sort), then V's columns
+    # moved by one product with the permutation's 0/1 matrix (exact; sorting V's rows by
+    # broadcast keys was two sorts of n^2 B elements, 5-10% of the call)
+    w, perm = f.sort_cols(w, [f.convert(f.iota(bs + (n,), r - 2), bs + (n,), "i32", el)], bs + (n,), el, "LT")
+    onehot = f.cmp("EQ", f.convert(f.iota(shape, r - 2), shape, "i32", el),
+                   f.bcast(perm, bs + (n,), el, shape, whole + (r - 1,)), shape, el)
+    pm = [f.convert(onehot, shape, "i1", el)]
+    v = [_matmul(f, [p], pm, shape, el)[0] for p in v]
     vec = f(f"stablehlo.complex {v[0]}, {v[1]} : {_t(shape, io)}") if cplx else v[0]
     return _module([_t(shape, io)], results, f.lines, [vec, w, _info(f, bad, bs)])
 
@@ -437,27 +603,29 @@ def _refine(f: _Em, a: list[str], v: list[str], shape: tuple[int, ...], el: str,
 
 
 def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
-              extra: list[tuple[list[str], tuple[int, ...]]], norms: str | None = None, unit: int = 1) -> list[str]:
+              extra: list[tuple[list[str], tuple[int, ...]]], norms: str | None = None, unit: int = 1,
+              order: "_RoundRobin | _Singer | None" = None) -> list[str]:
     """One step of one-sided Jacobi on the vectors laid along `axis` of batch-first `x` ([x] or
     complex [re, im]; the other matrix axis holds their entries): pair (w_p, w_q) is rotated so
     that w_p^H w_q = 0 (the rotation of [[|w_p|^2, g], [conj(g), |w_q|^2]], turning the phase of
-    g = |g| e away for complex), then the next pairing (see _rotate_pairs). Every `extra` (parts,
+    g = |g| e away for complex), then the next pairing of `order` (default the round robin).
+    Every `extra` (parts,
     shape) is rotated the same way along the same axis (svd's V). With `norms` ([batch, 2h], the
     |w|^2 in the vectors' order) they are carried, not summed: the rotation makes them |w_p|^2 -
     t |g| and |w_q|^2 + t |g| (as two-sided Jacobi carries its diagonal), so a step reads the
     vectors once for g and once to rotate them; the new norms come last. `unit`: see
-    _rotate_pairs."""
+    _RoundRobin."""
+    order = order or _RoundRobin()
     r = len(shape)
     red = 2 * r - 3 - axis  # the other of the last two axes
     h = shape[axis] // (2 * unit)
-    half = list(shape)
-    half[axis] = h * unit
-    half = tuple(half)
+    half = order.half(shape, axis, unit)  # one vector of each pair
+    red += len(half) - r if red > axis else 0
     vb = shape[:-2] if unit == 1 else ()  # the per-pair vectors' batch dims
-    hs, ns = vb + (h * unit,), vb + (2 * h * unit,)
+    ns = vb + (2 * h * unit,)
+    hs = order.half(ns, len(vb), unit)
     cplx = len(x) == 2
-    top = [g.slice(p, shape, el, axis, 0, h * unit) for p in x]
-    bot = [g.slice(p, shape, el, axis, h * unit, 2 * h * unit) for p in x]
+    top, bot = (list(v) for v in zip(*(order.halves(g, p, shape, el, axis, unit) for p in x)))
 
     def dot(p: str, q: str) -> str:
         return g.reduce("add", g.bin("multiply", p, q, half, el), g.const("0", el), half, el, red)
@@ -478,21 +646,22 @@ def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
     if norms is None:
         pp, qq = norm2(top), norm2(bot)
     else:
-        pp, qq = g.slice(norms, ns, el, len(vb), 0, h * unit), g.slice(norms, ns, el, len(vb), h * unit, 2 * h * unit)
+        pp, qq = order.halves(g, norms, ns, el, len(vb), unit)
     c, s, t = _rotation(g, pp, qq, mag, hs, el)
     if cplx:  # W J: s conj(e) into the top vector, s e into the bottom one
         se = [g.bin("multiply", s, e[0], hs, el), g.bin("multiply", s, e[1], hs, el)]
         cols = ([se[0], g.un("negate", se[1], hs, el)], se)
     else:
         cols = ([s], [s])
-    out = _rotate_pairs(g, x, shape, el, c, *cols, axis, unit)
+    out = _rotate(g, order, x, shape, el, c, *cols, axis, unit)
     for parts, eshape in extra:
-        out += _rotate_pairs(g, parts, eshape, el, c, *cols, axis, unit)
+        out += _rotate(g, order, parts, eshape, el, c, *cols, axis, unit)
     if norms is not None:
-        tg = g.bin("multiply", t, mag, hs, el)
-        halves = {True: g.bin("subtract", pp, tg, hs, el), False: g.bin("add", qq, tg, hs, el)}
-        out.append(g.concat([(g.slice(halves[top], hs, el, len(vb), lo * unit, hi * unit), vb + ((hi - lo) * unit,))
-                             for lo, hi, top in _next_pairing(h)], el, len(vb)))
+        def side(first: bool, view, part: tuple[int, ...]) -> list[str]:
+            tg = g.bin("multiply", view(t), view(mag), part, el)
+            return [g.bin("subtract" if first else "add", view(pp if first else qq), tg, part, el)]
+
+        out += order.follow(g, side, hs, el, len(vb), unit)
     return out
 
 

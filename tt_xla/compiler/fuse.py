@@ -39,8 +39,11 @@ class Kernel:
     epilogue: Node | None = None   # reduce kernels: elementwise node applied to the result
     reads: tuple[Node, ...] | None = None
     # loop kernels: further elementwise results over the same iteration space, each computed in
-    # the same loop and stored row-major (multi-output fusion, `_multi_output`)
+    # the same loop and stored row-major (multi-output fusion, `_multi_output`), or further
+    # concat pieces reading the same elements, each stored through its own access
+    # (`_merge_pieces`: then `extra_roots` are the pieces' values)
     extra: tuple[Access, ...] = ()
+    extra_roots: tuple[Node, ...] = ()
 
     @property
     def writes(self) -> Node:
@@ -52,6 +55,10 @@ class Kernel:
     def outputs(self) -> tuple[Node, ...]:
         """Every stored node it writes: `writes`, then the extra results."""
         return (self.dest.src, *(a.src for a in self.extra))
+
+    def roots(self) -> tuple[Node, ...]:
+        """The node each output's values come from, in `dest`, `extra` order."""
+        return (self.root, *(self.extra_roots or (a.src for a in self.extra)))
 
 
 @dataclass
@@ -253,7 +260,8 @@ def plan(graph: Graph) -> Plan:
         if n.op in VIEWS:
             readers = use.get(n.id, [])
             if n.id in mat or not readers or \
-                    not all(u.op == "concat" and _reshaped_piece(u, n, mat) is not None for u in readers):
+                    not all(u.op == "concat" and (_reshaped_piece(u, n, mat) is not None or
+                                                  _reversed_piece(u, n, mat) is not None) for u in readers):
                 ensure_view(n)
         elif n.op == "dot":
             for j, (opnd, groups) in enumerate(zip(n.inputs, dot_groups(n))):
@@ -275,7 +283,7 @@ def plan(graph: Graph) -> Plan:
                 ensure(pads[n.id][0])
         elif n.op == "concat":
             for x in n.inputs:
-                if x.op in VIEWS and _reshaped_piece(n, x, mat) is None:
+                if x.op in VIEWS and _reshaped_piece(n, x, mat) is None and _reversed_piece(n, x, mat) is None:
                     ensure(x)
         elif n.op == "scan":  # the scan kernel walks its operand row-major
             ensure(n.inputs[0])
@@ -327,9 +335,14 @@ def plan(graph: Graph) -> Plan:
         elif n.op == "concat":
             dim, off = n.attrs["dim"], 0
             for x in n.inputs:
-                st = _reshaped_piece(n, x, mat)
-                root, st = (x, whole.strides) if st is None else (x.inputs[0], st)
-                kernels.append(Kernel("loop", root, root.shape, Access(n, off * whole.strides[dim], st)))
+                st, rev = _reshaped_piece(n, x, mat), _reversed_piece(n, x, mat)
+                start = off * whole.strides[dim]
+                if rev is not None:
+                    root, st = x.inputs[0], rev[1]
+                    start += rev[0]
+                else:
+                    root, st = (x, whole.strides) if st is None else (x.inputs[0], st)
+                kernels.append(Kernel("loop", root, root.shape, Access(n, start, st)))
                 off += x.shape[dim]
         elif n.op == "pad":
             fill = Node("broadcast", [n.inputs[1]], n.shape, n.dtype, {"dims": ()}, n.loc)
@@ -341,7 +354,7 @@ def plan(graph: Graph) -> Plan:
             kernels.append(Kernel("loop", n, n.shape, whole))
     for k in kernels:
         k.reads = tuple(_reads(k, mat))
-    return Plan(graph, mat, _multi_output(kernels, mat, {o.id for o in graph.outputs}))
+    return Plan(graph, mat, _merge_pieces(_multi_output(kernels, mat, {o.id for o in graph.outputs}), mat))
 
 
 def reads(k: Kernel, mat: set[int]) -> list[Node]:
@@ -369,8 +382,8 @@ def _reads(k: Kernel, mat: set[int]) -> list[Node]:
     if k.epilogue is not None:
         seen.discard(k.epilogue.id)
         walk(k.epilogue, True)
-    for e in k.extra:
-        walk(e.src, True)
+    for r in k.roots()[1:]:
+        walk(r, True)
     for o in k.outputs:
         out.pop(o.id, None)
     return list(out.values())
@@ -490,6 +503,57 @@ def _reshaped_piece(n: Node, x: Node, mat: set[int]) -> tuple[int, ...] | None:
     if a is None or apply_view(x, a) is not None:
         return None
     return reshape_strides(x.shape, row_major(n.shape), x.inputs[0].shape)
+
+
+def _reversed_piece(n: Node, x: Node, mat: set[int]) -> tuple[int, tuple[int, ...]] | None:
+    """Piece x of concat n that reverses a value computed in its own kernel (eigh's Singer move)
+    is computed unreversed and stored through the reversed strides, so that it reads its inputs
+    as a piece beside it may (see _merge_pieces): (the offset of its first element from the
+    piece's start, its strides in n), else None. Only outer dims: rows and their runs keep
+    positive strides."""
+    y = x.inputs[0] if x.op == "reverse" else None
+    dims = x.attrs.get("dims", ()) if y is not None else ()
+    if y is None or y.id in mat or y.op not in ELEMENTWISE or any(d >= len(x.shape) - 2 for d in dims):
+        return None
+    rm = row_major(n.shape)
+    return (sum((x.shape[d] - 1) * rm[d] for d in dims),
+            tuple(-st if d in dims else st for d, st in enumerate(rm)))
+
+
+def _piece_reads(k: Kernel, mat: set[int]) -> frozenset | None:
+    """The elements a concat piece's kernel reads (its leaves' accesses) when it may share its
+    loop with another piece reading the same ones, else None (so for a piece reading an iota or
+    a constant too: not needed yet)."""
+    r = k.root  # (a stored root is a copy of it, not computed here)
+    if k.kind != "loop" or k.extra or k.dest.src.op != "concat" or r.id in mat or r.op not in ELEMENTWISE:
+        return None
+    out = set()
+    for x in inline_tree(r, mat)[1]:
+        a = access_of(x, mat)
+        if a is None or memoryless(a.src):
+            return None
+        out.add((a.src.id, a.offset, a.strides))
+    return frozenset(out)
+
+
+def _merge_pieces(kernels: list[Kernel], mat: set[int]) -> list[Kernel]:
+    """Concat pieces over the same shape that read the same elements (eigh's two rotated sides of
+    each pair of vectors) become one loop kernel storing each piece through its own access, so
+    their inputs are read once, not once a piece. The kernel takes the first piece's place: the
+    others read nothing it does not."""
+    first: dict[tuple, int] = {}
+    out: list[Kernel] = []
+    for k in kernels:
+        key = _piece_reads(k, mat)
+        j = first.get((k.shape, key)) if key is not None else None
+        if j is not None and len(out[j].extra) + 1 < MAX_OUTPUTS:
+            m = out[j]
+            out[j] = replace(m, extra=m.extra + (k.dest,), extra_roots=m.roots()[1:] + (k.root,))
+            continue
+        if key is not None:
+            first[(k.shape, key)] = len(out)
+        out.append(k)
+    return out
 
 
 def _stores_through_transpose(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],

@@ -71,7 +71,8 @@ def kernel_key(k: Kernel, mat: set[int], sram_budget: int, ncores: int, bfp8: fr
     """(the key, the kernel's nodes in key order), or None when a node's attributes have no
     spelling. `attrs_of` memoizes node attributes across the kernels of one compile (a stored
     node is read by several)."""
-    starts = [k.root, k.dest.src, *(a.src for a in k.extra)] + ([k.epilogue] if k.epilogue is not None else [])
+    starts = [k.root, k.dest.src, *(a.src for a in k.extra), *k.extra_roots] + \
+        ([k.epilogue] if k.epilogue is not None else [])
     open_ = {n.id for n in starts}
     pos: dict[int, int] = {}
     order: list[Node] = []
@@ -85,7 +86,7 @@ def kernel_key(k: Kernel, mat: set[int], sram_budget: int, ncores: int, bfp8: fr
         return None
     at = pos.__getitem__
     plan = (k.kind, k.shape, at(k.root.id), None if k.epilogue is None else at(k.epilogue.id),
-            tuple((at(a.src.id), a.offset, a.strides) for a in (k.dest, *k.extra)),
+            tuple((at(a.src.id), a.offset, a.strides) for a in (k.dest, *k.extra)), tuple(at(r.id) for r in k.extra_roots),
             None if k.reads is None else tuple(at(r.id) for r in k.reads))
     return (plan, tuple(rows), sram_budget, ncores), order
 

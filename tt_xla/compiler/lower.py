@@ -200,12 +200,13 @@ def _contiguous_second_last(shape: tuple[int, ...], vecs: list[tuple[int, ...]],
 def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int = MM_MIN_ITEMS) -> L.LoopKernel:
     """An elementwise or movement kernel."""
     computed = k.root is k.dest.src and k.root.op not in VIEWS and k.root.op not in ("iota", "const")
-    dests = [k.dest, *k.extra]  # a multi-output kernel (fuse._multi_output): each root is its dest
+    dests = [k.dest, *k.extra]  # a multi-output kernel (fuse._multi_output, _merge_pieces)
+    roots = k.roots()  # each dest's values
     leaves = collect_leaves(k.root, computed, mat, through_root_view=True)
     for q, e in enumerate(k.extra):  # their leaves, each once (two roots reading one node share its page);
         seen = {n.id for n, _ in leaves}  # an earlier result they read is its value in the loop
         done = frozenset(d.src.id for d in dests[:q + 1])
-        leaves += [(n, a) for n, a in collect_leaves(e.src, True, mat, done) if n.id not in seen]
+        leaves += [(n, a) for n, a in collect_leaves(roots[q + 1], True, mat, done) if n.id not in seen]
     opmap = operands_for(leaves, None)
     for d in dests:
         opmap.setdefault(d.src.id, len(opmap))
@@ -328,9 +329,10 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{offs[j]} + c0 * {inner_st[j]}", cnt, inner_st[j],
                               host=L.ONCE if mode == "rows" else ""))
     # the block's rows are one block transfer per input when they are one affine walk: one outer
-    # dim, a chunk of one row, or a tile (whose rows never cross its outer index), else one
+    # dim, a chunk of one row, a tile (whose rows never cross its outer index) or a block of rows
+    # that never crosses the innermost outer dim (eigh's pairs: [pairs, batch, n]), else one
     # transfer per row
-    affine = len(outer_shape) <= 1 or mode in ("chunk", "tile")
+    affine = len(outer_shape) <= 1 or mode in ("chunk", "tile") or mode == "rows" and outer_shape[-1] % rb == 0
     first_use: list[int] = []
     if per_row and affine:
         idx = _decode("r0", outer_shape, "", body)
@@ -436,8 +438,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         else:
             body.append(L.Range("j", "c0", "c1", "GCC ivdep"))
         em = IREmitter(mat, index_of, leaf_of, page_of, body)
-        for d, page in zip(dests, outs):
-            root = k.root if d is k.dest else d.src
+        for root, page in zip(roots, outs):
             body.append(L.Store(page, f"(r - r0) * {w} + (j - c0)", store_expr(root.dtype, em.value(root))))
             em.raw.pop(root.id, None)  # a later result reading it sees the stored (rounded) value
         ops_per_elem = max(em.ops, 1)
@@ -479,7 +480,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         body.append(L.CbPop(cb))
 
     return L.LoopKernel(name, operands, cbs, body, items if size else 0,
-                        [op for d in dests for op in fused_ops(k.root if d is k.dest else d.src, mat)], kind)
+                        [op for root in roots for op in fused_ops(root, mat)], kind)
 
 
 # ----------------------------------------------------------------------------- reductions
