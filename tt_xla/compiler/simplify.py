@@ -233,6 +233,8 @@ def transposed_dots(graph: Graph) -> Graph:
     use = users(nodes)
     outs = {o.id for o in graph.outputs}
     single = {n.id for n in nodes if n.op == "dot" and n.id not in outs and len(use[n.id]) == 1}
+    if not any(n.op == "transpose" and n.inputs[0].id in single for n in nodes):
+        return graph  # nothing to fold (most rounds): skip the rebuild
 
     def fold(n: Node) -> Node:
         if n.op != "transpose" or n.inputs[0].id not in single:
@@ -286,11 +288,16 @@ def body_key(g: Graph) -> tuple:
                  for n in order) + (tuple(pos[o.id] for o in g.outputs),)
 
 
-def cse(graph: Graph) -> Graph:
+def cse(graph: Graph, keys: dict[int, tuple | None] | None = None) -> Graph:
+    """Equal nodes (op, type, inputs, attributes) merged into the first one met. `keys`: node id ->
+    its key, kept by the caller across rounds (a node not rebuilt keeps its key)."""
     seen: dict[tuple, Node] = {}
+    keys = {} if keys is None else keys
 
     def visit(n: Node) -> Node:
-        k = _key(n)
+        k = keys.get(n.id, keys)  # (keys itself: not looked at yet)
+        if k is keys:
+            k = keys[n.id] = _key(n)
         if k is None:
             return n
         return seen.setdefault(k, n)
@@ -298,8 +305,21 @@ def cse(graph: Graph) -> Graph:
 
 
 def simplify(graph: Graph) -> Graph:
+    # Rounds to a fixed point. Most nodes come through a round as they were (same object, same
+    # inputs), so what a round learns about them holds in the next: their CSE key, and that no
+    # pattern applies to them (patterns read only the node and what it reads).
+    keys: dict[int, tuple | None] = {}
+    settled: set[int] = set()
+
+    def patterns(n: Node) -> Node:
+        if n.id in settled:
+            return n
+        r = PATTERNS(n)
+        if r is n:
+            settled.add(n.id)
+        return r
     for _ in range(3):
-        new = cse(rewrite(transposed_dots(graph), PATTERNS))
+        new = cse(rewrite(transposed_dots(graph), patterns), keys)
         if all(a is b for a, b in zip(new.outputs, graph.outputs)):
             return new  # a fixed point: nothing was rewritten
         graph = new
