@@ -224,6 +224,13 @@ PATTERNS = Patterns([
 ])
 
 
+def _dot_dims(d: Node) -> tuple[int, int, int, int]:
+    """A product's batch, contracting, lhs-free and rhs-free dim counts."""
+    nb = len(d.attrs["lhs_batching_dimensions"])
+    nc = len(d.attrs["lhs_contracting_dimensions"])
+    return nb, nc, len(d.inputs[0].shape) - nb - nc, len(d.inputs[1].shape) - nb - nc
+
+
 def transposed_dots(graph: Graph) -> Graph:
     """transpose(dot(a, b)) that swaps the two free-dim groups is dot(b, a): the matrix engine
     writes the product in the layout its one user wants (XLA's transpose folding), and the copy
@@ -233,21 +240,22 @@ def transposed_dots(graph: Graph) -> Graph:
     use = users(nodes)
     outs = {o.id for o in graph.outputs}
     single = {n.id for n in nodes if n.op == "dot" and n.id not in outs and len(use[n.id]) == 1}
-    if not any(n.op == "transpose" and n.inputs[0].id in single for n in nodes):
+
+    def swaps(n: Node) -> bool:  # a transpose of a single-use product that swaps its free dims
+        if n.op != "transpose" or n.inputs[0].id not in single:
+            return False
+        nb, nc, nl, nr = _dot_dims(n.inputs[0])
+        return list(n.attrs["perm"]) == list(range(nb)) + list(range(nb + nl, nb + nl + nr)) + list(range(nb, nb + nl))
+    if not any(swaps(n) for n in nodes):
         return graph  # nothing to fold (most rounds): skip the rebuild
 
     def fold(n: Node) -> Node:
-        if n.op != "transpose" or n.inputs[0].id not in single:
+        if not swaps(n):
             return n
         d = n.inputs[0]
         a, b = d.inputs
-        nb = len(d.attrs["lhs_batching_dimensions"])
-        nc = len(d.attrs["lhs_contracting_dimensions"])
-        nl = len(a.shape) - nb - nc
-        nr = len(b.shape) - nb - nc
+        nb, nc, nl, nr = _dot_dims(d)
         batch = list(range(nb))
-        if list(n.attrs["perm"]) != batch + list(range(nb + nl, nb + nl + nr)) + list(range(nb, nb + nl)):
-            return n
         b2 = transpose(b, batch + list(range(nb + nc, nb + nc + nr)) + list(range(nb, nb + nc)), n.loc)
         a2 = transpose(a, batch + list(range(nb + nl, nb + nl + nc)) + list(range(nb, nb + nl)), n.loc)
         attrs = {"lhs_batching_dimensions": tuple(batch), "rhs_batching_dimensions": tuple(batch),
