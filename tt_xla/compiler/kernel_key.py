@@ -98,27 +98,30 @@ def _walk(top: Node, mat: set[int], open_: set[int], pos: dict[int, int], order:
     value is known without memory (an iota, a scalar constant: lowering writes it as code)."""
     if top.id in pos:
         return
-    stack = [(top, 0)]
-    while stack:
-        n, i = stack.pop()
+
+    def entry(n: Node) -> tuple:  # (node, whether the kernel looks inside it, its inputs to walk)
         inside = n.id in open_ or n.id not in mat or n.op in ("reshape", "broadcast") or memoryless(n)
-        if inside and i < len(n.inputs):
-            stack.append((n, i + 1))
-            c = n.inputs[i]
+        return n, inside, iter(n.inputs) if inside else iter(())
+    stack = [entry(top)]
+    while stack:
+        n, inside, rest = stack[-1]
+        for c in rest:
             if c.id not in pos:
-                stack.append((c, 0))
-            continue
-        if n.id in pos:
-            continue
-        pos[n.id] = len(order)
-        order.append(n)
-        if inside:
-            a = attrs_of.get(n.id)
-            if a is None:
-                a = attrs_of[n.id] = _attrs(n)
-            rows.append((n.op, n.shape, n.dtype, n.id in mat, n.id in bfp8, a, tuple(pos[c.id] for c in n.inputs)))
+                stack.append(entry(c))
+                break
         else:
-            rows.append((n.op, n.shape, n.dtype, n.id in bfp8))
+            stack.pop()
+            if n.id in pos:
+                continue
+            pos[n.id] = len(order)
+            order.append(n)
+            if inside:
+                a = attrs_of.get(n.id)
+                if a is None:
+                    a = attrs_of[n.id] = _attrs(n)
+                rows.append((n.op, n.shape, n.dtype, n.id in mat, n.id in bfp8, a, tuple(pos[c.id] for c in n.inputs)))
+            else:
+                rows.append((n.op, n.shape, n.dtype, n.id in bfp8))
 
 
 class ServedKernel(L.LoopKernel):
