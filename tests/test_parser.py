@@ -669,6 +669,19 @@ def test_specific_errors():
     assert "expected a module" in e.message and (e.line, e.col) == (1, 1)
 
 
+def test_comments_at_the_end_and_long_dims():
+    """A comment running to the end of the input is whitespace (the lexer's skip never gives
+    back its tail as a token); a dim too long for int64 is refused where it is, whether the type
+    is spelled plainly (`tensor<Nxf32>`, read in one match) or not."""
+    for tail in ("// the end", "//", "// a ) > ] } \" loc(", "\n  // two\n// lines"):
+        assert parse_module(GOOD + tail).main.name == "main"
+    e = error_of(GOOD + "// the end\n$")
+    assert e.message == "unexpected character '$'" and (e.line, e.col) == (8, 1)
+    for t in ("tensor<99999999999999999999xf32>", "tensor< 99999999999999999999xf32>"):
+        e = error_of(GOOD.replace("(%arg0: tensor<4xf32>)", f"(%arg0: {t})"))
+        assert "dimension 99999999999999999999... is too large" in e.message and e.line == 2
+
+
 def test_scoping_rules():
     nested = '''module {
   func.func @main(%arg0: tensor<f32>) -> tensor<f32> {

@@ -165,7 +165,7 @@ def _check_served(k: Kernel, lk: LoopKernel, code: str, name: str, mat: set[int]
     fresh = lower_kernel(k, name, mat, sram_per_core, ncores, bfp8)
     fresh_code = render(fresh) if fresh.work_items > 0 else ""
     same = (fresh_code == code and fresh.work_items == lk.work_items and fresh.cbs == lk.cbs
-            and fresh.ops == lk.ops and fresh.kind == lk.kind and fresh.cost == lk.cost
+            and fresh.ops == lk.ops and fresh.kind == lk.kind and fresh.cost == lk.cost and fresh.body == lk.body
             and [(o.index, o.node.id if o.node is not None else None) for o in fresh.operands]
             == [(o.index, o.node.id if o.node is not None else None) for o in lk.operands])
     if not same:

@@ -68,6 +68,7 @@ class Graph:
 
 
 def toposort(roots: list[Node], extra: list[Node] = ()) -> list[Node]:
+    """`extra`, then every node the roots reach, inputs first: depth first, inputs in order."""
     order: list[Node] = []
     seen: set[int] = set()
     for p in extra:
@@ -77,17 +78,18 @@ def toposort(roots: list[Node], extra: list[Node] = ()) -> list[Node]:
     for r in roots:
         if r.id in seen:
             continue
-        stack = [(r, 0)]
+        stack = [(r, iter(r.inputs))]  # a node and its inputs not yet looked at
         while stack:
-            n, i = stack.pop()
-            if i < len(n.inputs):
-                stack.append((n, i + 1))
-                c = n.inputs[i]
+            n, rest = stack[-1]
+            for c in rest:
                 if c.id not in seen:
-                    stack.append((c, 0))
-            elif n.id not in seen:
-                seen.add(n.id)
-                order.append(n)
+                    stack.append((c, iter(c.inputs)))
+                    break
+            else:
+                stack.pop()
+                if n.id not in seen:
+                    seen.add(n.id)
+                    order.append(n)
     return order
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -99,27 +99,54 @@ def _walk(top: Node, mat: set[int], open_: set[int], pos: dict[int, int], order:
     value is known without memory (an iota, a scalar constant: lowering writes it as code)."""
     if top.id in pos:
         return
-    stack = [(top, 0)]
-    while stack:
-        n, i = stack.pop()
+
+    def entry(n: Node) -> tuple:  # (node, whether the kernel looks inside it, its inputs to walk)
         inside = n.id in open_ or n.id not in mat or n.op in ("reshape", "broadcast") or memoryless(n)
-        if inside and i < len(n.inputs):
-            stack.append((n, i + 1))
-            c = n.inputs[i]
+        return n, inside, iter(n.inputs) if inside else iter(())
+    stack = [entry(top)]
+    while stack:
+        n, inside, rest = stack[-1]
+        for c in rest:
             if c.id not in pos:
-                stack.append((c, 0))
-            continue
-        if n.id in pos:
-            continue
-        pos[n.id] = len(order)
-        order.append(n)
-        if inside:
-            a = attrs_of.get(n.id)
-            if a is None:
-                a = attrs_of[n.id] = _attrs(n)
-            rows.append((n.op, n.shape, n.dtype, n.id in mat, n.id in bfp8, a, tuple(pos[c.id] for c in n.inputs)))
+                stack.append(entry(c))
+                break
         else:
-            rows.append((n.op, n.shape, n.dtype, n.id in bfp8))
+            stack.pop()
+            if n.id in pos:
+                continue
+            pos[n.id] = len(order)
+            order.append(n)
+            if inside:
+                a = attrs_of.get(n.id)
+                if a is None:
+                    a = attrs_of[n.id] = _attrs(n)
+                rows.append((n.op, n.shape, n.dtype, n.id in mat, n.id in bfp8, a, tuple(pos[c.id] for c in n.inputs)))
+            else:
+                rows.append((n.op, n.shape, n.dtype, n.id in bfp8))
+
+
+class ServedKernel(L.LoopKernel):
+    """A kernel served by its key (`rebind`; kernel_store.py's loads) with its cost figures: its
+    body, which only printing (`format`), profiling and the suite's key check read, is built by
+    `make_body` on first use, not for every served kernel of every compile."""
+
+    def __init__(self, name: str, operands: list[L.Operand], cbs: list[L.CircularBuffer],
+                 make_body: Callable[[], list[L.UOp]], work_items: int, ops: list[str], kind: str,
+                 cost: Any):
+        self._make_body = make_body
+        super().__init__(name, operands, cbs, None, work_items, ops, kind)  # type: ignore[arg-type]
+        self.__dict__["cost"] = cost  # (a cached property: its value)
+
+    @property  # type: ignore[override]
+    def body(self) -> list[L.UOp]:
+        body = self.__dict__.get("_body")
+        if body is None:
+            body = self.__dict__["_body"] = self._make_body()
+        return body
+
+    @body.setter
+    def body(self, value: list[L.UOp] | None) -> None:
+        self.__dict__["_body"] = value
 
 
 def rebind(lk: L.LoopKernel, then: list[Node], now: list[Node], name: str) -> L.LoopKernel:
@@ -129,10 +156,8 @@ def rebind(lk: L.LoopKernel, then: list[Node], now: list[Node], name: str) -> L.
     at = {n.id: i for i, n in enumerate(then)}
     operands = [replace(o, node=now[at[o.node.id]]) for o in lk.operands]
     by_index = {o.index: o for o in operands}
-    body = [_rebound(u, by_index) for u in lk.body]
-    out = L.LoopKernel(name, operands, lk.cbs, body, lk.work_items, lk.ops, lk.kind)
-    out.__dict__["cost"] = lk.cost  # (a cached property: its value)
-    return out
+    return ServedKernel(name, operands, lk.cbs, lambda: [_rebound(u, by_index) for u in lk.body],
+                        lk.work_items, lk.ops, lk.kind, lk.cost)
 
 
 def binds_keyed(lk: L.LoopKernel, then: list[Node]) -> bool:

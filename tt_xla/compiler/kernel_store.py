@@ -23,6 +23,7 @@ from ..files import atomic_write
 from . import loopir as L
 from .cost import Figures
 from .graph import Node
+from .kernel_key import ServedKernel
 from .render import anonymous, named
 
 FORMAT = 1
@@ -160,18 +161,20 @@ def _decode(rec: tuple, nodes: list[Node], name: str) -> tuple[L.LoopKernel, str
         return o
 
     bufs = [L.CircularBuffer(*cb) for cb in cbs]
-    ir = []
-    for u in body:
-        cls = _TYPES[u[0]]
-        refs = _REFS[u[0]]
-        if refs:
-            vals = list(u[1:])
-            for i in refs:
-                v = vals[i]
-                vals[i] = bufs[v[1]] if v[0] == "cb" else operand(v)
-            ir.append(cls(*vals))
-        else:
-            ir.append(cls(*u[1:]))
-    lk = L.LoopKernel(name, [operand(o) for o in operands], bufs, ir, work_items, list(ops), kind)
-    lk.__dict__["cost"] = Figures(*figures)  # (a cached property: its value)
+
+    def ir() -> list[L.UOp]:  # (on first use: the record passed its digest and key checks)
+        out = []
+        for u in body:
+            cls = _TYPES[u[0]]
+            refs = _REFS[u[0]]
+            if refs:
+                vals = list(u[1:])
+                for i in refs:
+                    v = vals[i]
+                    vals[i] = bufs[v[1]] if v[0] == "cb" else operand(v)
+                out.append(cls(*vals))
+            else:
+                out.append(cls(*u[1:]))
+        return out
+    lk = ServedKernel(name, [operand(o) for o in operands], bufs, ir, work_items, list(ops), kind, Figures(*figures))
     return lk, named(code, name)

@@ -493,14 +493,24 @@ def _argument(fn: ir.Function, i: int, a: ir.Value) -> str:
     return f"argument {i}{named} ({a.name}) of @{fn.name}{where}"
 
 
+_TENSORS: dict[ir.TensorType, tuple[tuple[int, ...], str]] = {}  # supported types met -> _tensor's answer
+
+
 def _tensor(t: object, opname: str, loc: object) -> tuple[tuple[int, ...], str]:
+    """A supported tensor type's shape and the element type the graph computes it in."""
+    known = _TENSORS.get(t) if type(t) is ir.TensorType else None  # (most calls: a few types, met often)
+    if known is not None:
+        return known
     if not isinstance(t, ir.TensorType):
         raise UnsupportedError(f"values of type {t} are not supported", opname, loc)
     if any(d is None for d in t.shape):
         raise UnsupportedError(f"dynamic shape {t} is not supported", opname, loc)
     if t.element not in SUPPORTED_TYPES and t.element not in NARROW_INTS and t.element != E8M0:
         raise UnsupportedError(f"element type {t.element} is not supported", opname, loc)
-    return tuple(int(d) for d in t.shape), "f32" if t.element == E8M0 else NARROW_INTS.get(t.element, t.element)
+    known = tuple(int(d) for d in t.shape), "f32" if t.element == E8M0 else NARROW_INTS.get(t.element, t.element)
+    if len(_TENSORS) < 4096:
+        _TENSORS[t] = known
+    return known
 
 
 def _as_list(r: Node | list[Node]) -> list[Node]:

@@ -17,7 +17,7 @@ def rewrite(graph: Graph, fn: Callable[..., Node], with_original: bool = False) 
             continue
         ins = [new[i.id] for i in orig.inputs]
         n = orig
-        if any(a is not b for a, b in zip(ins, orig.inputs)):
+        if ins != orig.inputs:  # (Nodes compare by identity: an input was replaced)
             n = Node(orig.op, ins, orig.shape, orig.dtype, dict(orig.attrs), orig.loc)
         new[orig.id] = fn(n, orig) if with_original else fn(n)
     return Graph(graph.params, [new[o.id] for o in graph.outputs])

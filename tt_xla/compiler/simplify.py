@@ -224,6 +224,13 @@ PATTERNS = Patterns([
 ])
 
 
+def _dot_dims(d: Node) -> tuple[int, int, int, int]:
+    """A product's batch, contracting, lhs-free and rhs-free dim counts."""
+    nb = len(d.attrs["lhs_batching_dimensions"])
+    nc = len(d.attrs["lhs_contracting_dimensions"])
+    return nb, nc, len(d.inputs[0].shape) - nb - nc, len(d.inputs[1].shape) - nb - nc
+
+
 def transposed_dots(graph: Graph) -> Graph:
     """transpose(dot(a, b)) that swaps the two free-dim groups is dot(b, a): the matrix engine
     writes the product in the layout its one user wants (XLA's transpose folding), and the copy
@@ -234,18 +241,21 @@ def transposed_dots(graph: Graph) -> Graph:
     outs = {o.id for o in graph.outputs}
     single = {n.id for n in nodes if n.op == "dot" and n.id not in outs and len(use[n.id]) == 1}
 
-    def fold(n: Node) -> Node:
+    def swaps(n: Node) -> bool:  # a transpose of a single-use product that swaps its free dims
         if n.op != "transpose" or n.inputs[0].id not in single:
+            return False
+        nb, nc, nl, nr = _dot_dims(n.inputs[0])
+        return list(n.attrs["perm"]) == list(range(nb)) + list(range(nb + nl, nb + nl + nr)) + list(range(nb, nb + nl))
+    if not any(swaps(n) for n in nodes):
+        return graph  # nothing to fold (most rounds): skip the rebuild
+
+    def fold(n: Node) -> Node:
+        if not swaps(n):
             return n
         d = n.inputs[0]
         a, b = d.inputs
-        nb = len(d.attrs["lhs_batching_dimensions"])
-        nc = len(d.attrs["lhs_contracting_dimensions"])
-        nl = len(a.shape) - nb - nc
-        nr = len(b.shape) - nb - nc
+        nb, nc, nl, nr = _dot_dims(d)
         batch = list(range(nb))
-        if list(n.attrs["perm"]) != batch + list(range(nb + nl, nb + nl + nr)) + list(range(nb, nb + nl)):
-            return n
         b2 = transpose(b, batch + list(range(nb + nc, nb + nc + nr)) + list(range(nb, nb + nc)), n.loc)
         a2 = transpose(a, batch + list(range(nb + nl, nb + nl + nc)) + list(range(nb, nb + nl)), n.loc)
         attrs = {"lhs_batching_dimensions": tuple(batch), "rhs_batching_dimensions": tuple(batch),
@@ -286,11 +296,16 @@ def body_key(g: Graph) -> tuple:
                  for n in order) + (tuple(pos[o.id] for o in g.outputs),)
 
 
-def cse(graph: Graph) -> Graph:
+def cse(graph: Graph, keys: dict[int, tuple | None] | None = None) -> Graph:
+    """Equal nodes (op, type, inputs, attributes) merged into the first one met. `keys`: node id ->
+    its key, kept by the caller across rounds (a node not rebuilt keeps its key)."""
     seen: dict[tuple, Node] = {}
+    keys = {} if keys is None else keys
 
     def visit(n: Node) -> Node:
-        k = _key(n)
+        k = keys.get(n.id, keys)  # (keys itself: not looked at yet)
+        if k is keys:
+            k = keys[n.id] = _key(n)
         if k is None:
             return n
         return seen.setdefault(k, n)
@@ -298,8 +313,21 @@ def cse(graph: Graph) -> Graph:
 
 
 def simplify(graph: Graph) -> Graph:
+    # Rounds to a fixed point. Most nodes come through a round as they were (same object, same
+    # inputs), so what a round learns about them holds in the next: their CSE key, and that no
+    # pattern applies to them (patterns read only the node and what it reads).
+    keys: dict[int, tuple | None] = {}
+    settled: set[int] = set()
+
+    def patterns(n: Node) -> Node:
+        if n.id in settled:
+            return n
+        r = PATTERNS(n)
+        if r is n:
+            settled.add(n.id)
+        return r
     for _ in range(3):
-        new = cse(rewrite(transposed_dots(graph), PATTERNS))
+        new = cse(rewrite(transposed_dots(graph), patterns), keys)
         if all(a is b for a, b in zip(new.outputs, graph.outputs)):
             return new  # a fixed point: nothing was rewritten
         graph = new

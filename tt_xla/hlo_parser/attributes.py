@@ -18,6 +18,10 @@ _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
 # Tokens inside a dense<...> literal body (read with one regex: bodies can be megabytes).
 _DENSE_TOK = re.compile(r"(?:\s|//[^\n]*(?![^\n]))*(?:([\[\](),])|(true|false)|([-+]?(?:0x[0-9a-fA-F]+|"
                         r"(?:\d+\.?\d*(?:[eE][-+]?\d+)?)|inf|nan)))")
+# A static shape of a scalar type, as _tensor_type reads it token by token (dims of at most 19
+# digits: a longer one is an error that path reports); texts read -> their TensorType.
+_PLAIN_TENSOR = re.compile(r"tensor<((?:\d{1,19}x)*)([A-Za-z_][\w$.]*)>")
+_plain_tensors: dict[str, ir.TensorType] = {}
 _BLANK = re.compile(r"(?:\s|//[^\n]*)*")  # whitespace and comments
 # List-valued struct fields that the spec defaults to [] when the printer omits them.
 STRUCT_LIST_FIELDS = {
@@ -175,6 +179,20 @@ class AttrParser:
         raise self.error(f"expected type, found {self.lex.describe(tok)}", tok)
 
     def _tensor_type(self, tok: Token) -> Any:
+        # Most types in a module are a static shape of a scalar type written without spaces
+        # (`tensor<64x128xf32>`): read those with one match, each distinct text once.
+        m = _PLAIN_TENSOR.match(self.lex.text, tok.start)
+        if m is not None:
+            known = _plain_tensors.get(m.group())
+            if known is None and is_scalar_type_name(m.group(2)):
+                dims = m.group(1)[:-1].split("x") if m.group(1) else []
+                known = ir.TensorType(tuple(int(d) for d in dims), m.group(2))
+                if len(_plain_tensors) < 4096:
+                    _plain_tensors[m.group()] = known
+            if known is not None:
+                self.lex.reset(m.end())
+                self.lex.last_end = m.end()
+                return known
         self.expect("<", "after 'tensor'")
         if self.at("*"):  # unranked: no static shape to describe, keep as text
             self.lex.reset(tok.start + len(tok.text))

@@ -54,6 +54,11 @@ _TOKEN = re.compile(r"""
 | (?P<id>[A-Za-z_][\w$.]*)
 | (?P<punct>->|::|[(){}\[\]<>=,:*?+\-|])
 """, re.VERBOSE)
+# The next token after any whitespace and comments, in one match (the hot path: most of a parse
+# is reading tokens). The skip is atomic, so a comment running to the end of the input is never
+# re-split to make a token of its tail.
+_NEXT = re.compile(r"(?>(?:\s+|//[^\n]*)*)(?:" + _TOKEN.pattern + ")", re.VERBOSE)
+_new_token = tuple.__new__  # Token(...) through NamedTuple's Python-level __new__ costs 3x more
 _DIMS = re.compile(r"(?:(?:\d+|\?)x)*")
 _STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
 _EOF = "end of input"
@@ -90,29 +95,34 @@ class Lexer:
 
     # ------------------------------------------------------------------ tokens
     def peek(self) -> Token:
-        if self._peeked is None:
-            self._peeked = self._scan()
-        return self._peeked
+        tok = self._peeked
+        if tok is None:
+            tok = self._peeked = self._scan()
+        return tok
 
     def next(self) -> Token:
-        tok = self.peek()
-        self._peeked = None
+        tok = self._peeked
+        if tok is None:
+            tok = self._scan()
+        else:
+            self._peeked = None
         self.last_end = tok.start + len(tok.text)
         return tok
 
     def _scan(self) -> Token:
+        m = _NEXT.match(self.text, self.pos)
+        if m is not None and m.lastgroup != "ustr":
+            kind = m.lastgroup
+            self.pos = m.end()
+            return _new_token(Token, (kind, m.group(kind), m.start(kind)))
+        # end of input, an unterminated string or a character no token starts with
         pos = _SKIP.match(self.text, self.pos).end()
         if pos >= len(self.text):
             self.pos = pos
             return Token("eof", "", pos)
-        m = _TOKEN.match(self.text, pos)
-        if m is None:
-            raise self.error(f"unexpected character {self.text[pos]!r}", pos)
-        kind = m.lastgroup or ""
-        if kind == "ustr":
+        if m is not None:
             raise self.error("unterminated string", pos)
-        self.pos = m.end()
-        return Token(kind, m.group(), pos)
+        raise self.error(f"unexpected character {self.text[pos]!r}", pos)
 
     def mark(self) -> int:
         """An offset to backtrack to with reset() (the start of the next token)."""

@@ -6,6 +6,7 @@ nodes are resolved once the whole file has been read (LocResolver), with memoiza
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import PurePath
@@ -69,8 +70,22 @@ def _int(lex: Lexer) -> int:
     return int(tok.text)
 
 
+# The two forms most of jax's locations take, written without spaces: `loc(#alias)` and
+# `loc("name")` / `loc("name"(#alias))` (a string without escapes is its own value).
+_PLAIN_LOC = re.compile(r'loc\((?:(#[\w$.\-]+)|"([^"\\\n]*)"(?:\((#[\w$.\-]+)\))?)\)')
+
+
 def parse_loc(lex: Lexer, unescape) -> LocNode:
     """`loc(...)`, with the `loc` keyword as the next token."""
+    start = lex.mark()
+    m = _PLAIN_LOC.match(lex.text, start)
+    if m is not None:  # the same nodes the token-by-token reading below gives, read at once
+        lex.reset(m.end())
+        lex.last_end = m.end()
+        if m.group(1) is not None:
+            return Alias(m.group(1), start + 4)
+        child = m.group(3)
+        return Named(m.group(2), None if child is None else Alias(child, m.start(3)))
     _expect(lex, "loc")
     _expect(lex, "(")
     node = parse_loc_inner(lex, unescape)

@@ -72,6 +72,7 @@ class _Verifier:
         self.raw_loc: ir.Location | None = None  # the op's own location (`loc` resolves it)
         self.sites: dict[str, ir.Location | None] = {}  # callee -> its first call site's location
         self.fn: ir.Function | None = None  # the function being checked
+        self.good_types: set[int] = set()  # ids of types checked (see _type)
 
     # ------------------------------------------------------------------ failure
     @property
@@ -177,6 +178,14 @@ class _Verifier:
 
     # ------------------------------------------------------------------ types
     def _type(self, t: Any, what: str) -> None:
+        # The parser shares one object among equal plain types: check each once (`what` only
+        # words a failure). The module keeps every type alive, so an id is not reused meanwhile.
+        if id(t) in self.good_types:
+            return
+        self._check_type(t, what)
+        self.good_types.add(id(t))
+
+    def _check_type(self, t: Any, what: str) -> None:
         if isinstance(t, ir.TupleType):
             for k, e in enumerate(t.types):
                 self._type(e, f"{what} element #{k}")
