@@ -758,35 +758,35 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
     """Unblocked LU, one column per step: the first row of largest magnitude at or below j is
     swapped with row j (per matrix of a batch, so the swap is selects and masked sums), the
     column below the pivot is divided by it (left alone when the pivot is 0) and the trailing
-    matrix gets a rank-1 update. The block carries one more column, the row order (as floats:
-    the swap moves it with its row), and one more row, ipiv, so a step is a dynamic slice of
-    column j, the reductions choosing the pivot and reading its row, and one elementwise
-    kernel; `info` is read from U's diagonal at the end."""
+    matrix gets a rank-1 update. The block carries the row order as its column 0 (as floats:
+    the swap moves it with its row, and no column test keeps it out of the update: the
+    matrix's column j is the block's j + 1), `ipiv` rides apart. A step is a dynamic slice of
+    column j, the reductions choosing the pivot, a gather of rows p and j, L's column j worked
+    out once per row (the swap and the division, on [.., m]), and one elementwise kernel over
+    the block whose per-element work is the swap and the update only (it is most of a leaf's
+    time); `info` is read from U's diagonal at the end."""
     bs, m, n = shape[:-2], shape[-2], shape[-1]
     r, k = len(shape), min(shape[-2], shape[-1])
     if 0 in shape:
         return (a, f.iota(bs + (m,), r - 2), f.const("0", "i32", bs + (k,)), f.const("0", "i32", bs))
-    xs = bs + (m + 1, n + 1)
-    whole, tr = tuple(range(r)), tuple(range(r - 2)) + (r - 1,)
-    order = f.reshape(f(f"stablehlo.convert {f.iota(bs + (m,), r - 2)} : ({_t(bs + (m,), 'i32')}) -> {_t(bs + (m,), el)}"),
-                      bs + (m,), bs + (m, 1), el)
-    x = f.concat([(a, shape), (order, bs + (m, 1))], r - 1, el)
-    x = f.concat([(x, bs + (m, n + 1)), (f.const("0", el, bs + (1, n + 1)), bs + (1, n + 1))], r - 2, el)
-    vs = bs + (m + 1,)
+    xs, vs, ks = bs + (m, n + 1), bs + (m,), bs + (k,)
+    whole, nb = tuple(range(r)), tuple(range(r - 2))
+    order = f.reshape(f(f"stablehlo.convert {f.iota(vs, r - 2)} : ({_t(vs, 'i32')}) -> {_t(vs, el)}"),
+                      vs, bs + (m, 1), el)
+    x = f.concat([(order, bs + (m, 1)), (a, shape)], r - 1, el)
 
     def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
-        (w,) = cur
-        nz = g.const("-0.0", el)
-        rows, cols, jm = g.iota(xs, r - 2), g.iota(xs, r - 1), g.bcast(j, (), "i32", xs, ())
-        # column j: a dynamic slice, one strided read of m + 1 elements (a masked sum over the
-        # rows would read the whole block)
+        w, ipiv = cur
         zi = g.const("0", "i32")
-        c = g.reshape(g.dslice(w, xs, el, [zi] * (r - 2) + [zi, j], bs + (m + 1, 1)), bs + (m + 1, 1), vs, el)
-        # the pivot row p: the first largest |c[i]| with j <= i < m, as LAPACK's i?amax scans
+        z = [zi] * (r - 2)
+        jc = g.bin("add", j, g.const("1", "i32"), (), "i32")  # the block's column of column j
+        # column j: a dynamic slice, one strided read of m elements (a masked sum over the
+        # rows would read the whole block)
+        c = g.reshape(g.dslice(w, xs, el, z + [zi, jc], bs + (m, 1)), bs + (m, 1), vs, el)
+        # the pivot row p: the first largest |c[i]| with i >= j, as LAPACK's i?amax scans
         # (`|c[i]| > max so far`): a NaN is never larger, unless it is the first (row j)
         iv, jv = g.iota(vs, r - 2), g.bcast(j, (), "i32", vs, ())
-        live = g.bin("and", g.cmp("GE", iv, jv, vs, "i32"), g.cmp("LT", iv, g.const(str(m), "i32", vs), vs, "i32"),
-                     vs, "i1")
+        live = g.cmp("GE", iv, jv, vs, "i32")
         ke = REAL.get(el, el)  # complex: |re| + |im|, the size LAPACK's icamax compares
         ac = g.un("abs", c, vs, el) if ke == el else \
             g.bin("add", g.un("abs", g.real(c, vs, el), vs, ke), g.un("abs", g.imag(c, vs, el), vs, ke), vs, ke)
@@ -795,56 +795,52 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
                     g.sel(g.bin("and", live, g.un("not", nan, vs, "i1"), vs, "i1"), ac, g.const("-1", ke, vs), vs, ke), vs, ke)
         best = g.reduce("maximum", key, g.const("0xFF800000" if ke == "f32" else "0xFFF0000000000000", ke), vs, ke,
                         r - 2)
-        hit = g.cmp("EQ", key, g.bcast(best, bs, ke, vs, tuple(range(r - 2))), vs, ke)
+        hit = g.cmp("EQ", key, g.bcast(best, bs, ke, vs, nb), vs, ke)
+        # (row j's key is at least 0 and a dead row's -1, so p >= j)
         p = g.reduce("minimum", g.sel(hit, iv, g.const(str(m - 1), "i32", vs), vs, "i32"), g.const(str(m - 1), "i32"),
                      vs, "i32", r - 2)
-        pm = g.bin("maximum", g.bcast(p, bs, "i32", xs, tuple(range(r - 2))), jm, xs, "i32")
         # rows p and j together ([.., 2, n + 1], gathered: a masked sum over the rows would be a
         # long serial reduction), then their elements in column j
-        two = bs + (2,)
-        j2 = g.bcast(j, (), "i32", two, ())
+        two, rs = bs + (2,), bs + (2, n + 1)
         pick = g.sel(g.cmp("EQ", g.iota(two, r - 2), g.const("0", "i32", two), two, "i32"),
-                     g.bin("maximum", g.bcast(p, bs, "i32", two, tuple(range(r - 2))), j2, two, "i32"), j2, two, "i32")
+                     g.bcast(p, bs, "i32", two, nb), g.bcast(j, (), "i32", two, ()), two, "i32")
         rows2 = g.rows_of(w, xs, el, pick, 2)
-        rs = bs + (2, n + 1)
-        at2 = g.reduce("add", g.sel(g.cmp("EQ", g.iota(rs, r - 1), g.bcast(j, (), "i32", rs, ()), rs, "i32"), rows2,
-                                    g.const("-0.0", el, rs), rs, el), nz, rs, el, r - 1)  # [.., 2]: w[p, j], w[j, j]
+        at2 = g.reduce("add", g.sel(g.cmp("EQ", g.iota(rs, r - 1), g.bcast(jc, (), "i32", rs, ()), rs, "i32"), rows2,
+                                    g.const("-0.0", el, rs), rs, el), g.const("-0.0", el), rs, el, r - 1)
 
-        def one(v: str, vshape: tuple[int, ...], i: int, out: tuple[int, ...], dims: tuple[int, ...]) -> str:
-            rng = [(0, d, 1) for d in vshape[:-len(vshape) + r - 2]] if r > 2 else []
-            part = g.ranges(v, vshape, el, rng + [(i, i + 1, 1)] + [(0, d, 1) for d in vshape[r - 1:]])
-            return g.bcast(part, vshape[:r - 2] + (1,) + vshape[r - 1:], el, out, dims)
+        def one(v: str, vshape: tuple[int, ...], i: int) -> tuple[str, tuple[int, ...]]:
+            """v[.., i, ...] with that dim kept as 1."""
+            rng = [(0, d, 1) for d in vshape[:r - 2]] + [(i, i + 1, 1)] + [(0, d, 1) for d in vshape[r - 1:]]
+            return g.ranges(v, vshape, el, rng), vshape[:r - 2] + (1,) + vshape[r - 1:]
 
-        rp, rj = one(rows2, rs, 0, xs, whole), one(rows2, rs, 1, xs, whole)  # row p, row j along columns
-        d, dj = one(at2, bs + (2,), 0, xs, tr), one(at2, bs + (2,), 1, xs, tr)
-        cm = g.bcast(c, vs, el, xs, tuple(range(r - 1)))
-        in_m = g.cmp("LT", rows, g.const(str(m), "i32", xs), xs, "i32")
-        at_j, at_p = g.cmp("EQ", rows, jm, xs, "i32"), g.cmp("EQ", rows, pm, xs, "i32")
-        # the swap (rows below m only: the last row is ipiv), column j swapped likewise
-        ws = g.sel(in_m, g.sel(at_j, rp, g.sel(at_p, rj, w, xs, el), xs, el), w, xs, el)
-        cs = g.sel(at_j, d, g.sel(at_p, dj, cm, xs, el), xs, el)
-        zero = g.cmp("EQ", d, g.const("0", el, xs), xs, el)
-        lv = g.sel(zero, cs, g.pivot_div(cs, d, xs, el), xs, el)
-        below = g.bin("and", g.cmp("GT", rows, jm, xs, "i32"), in_m, xs, "i1")
-        right = g.bin("and", g.cmp("GT", cols, jm, xs, "i32"), g.cmp("LT", cols, g.const(str(n), "i32", xs), xs, "i32"),
-                      xs, "i1")
-        col_j = g.cmp("EQ", cols, jm, xs, "i32")
-        upd = g.sel(g.bin("and", below, right, xs, "i1"), g.bin("subtract", ws, g.bin("multiply", lv, rp, xs, el), xs, el),
-                    g.sel(g.bin("and", below, col_j, xs, "i1"), lv, ws, xs, el), xs, el)
-        piv = g(f"stablehlo.convert {g.bin('add', pm, g.const('1', 'i32', xs), xs, 'i32')} : ({_t(xs, 'i32')}) -> {_t(xs, el)}")
-        last = g.bin("and", g.un("not", in_m, xs, "i1"), col_j, xs, "i1")
-        return [g.sel(last, piv, upd, xs, el)]
+        # L's column j, once per row: the swapped column over the pivot (rows p and j trade
+        # places), left alone where the pivot is 0
+        (d, ds), (dj, _) = one(at2, two, 0), one(at2, two, 1)
+        dv, djv = g.bcast(d, ds, el, vs, whole[:-1]), g.bcast(dj, ds, el, vs, whole[:-1])
+        pv = g.bcast(p, bs, "i32", vs, nb)
+        cs = g.sel(g.cmp("EQ", iv, jv, vs, "i32"), dv, g.sel(g.cmp("EQ", iv, pv, vs, "i32"), djv, c, vs, el), vs, el)
+        lv = g.sel(g.cmp("EQ", dv, g.const("0", el, vs), vs, el), cs, g.pivot_div(cs, dv, vs, el), vs, el)
+        # the block: rows p and j swapped, then below row j column j becomes L's and the
+        # columns right of it get the rank-1 update (column 0, the row order, is only swapped)
+        rows, cols = g.iota(xs, r - 2), g.iota(xs, r - 1)
+        jm, jcm, pm = g.bcast(j, (), "i32", xs, ()), g.bcast(jc, (), "i32", xs, ()), g.bcast(p, bs, "i32", xs, nb)
+        (rp, row_s), (rj, _) = one(rows2, rs, 0), one(rows2, rs, 1)
+        rp, rj = g.bcast(rp, row_s, el, xs, whole), g.bcast(rj, row_s, el, xs, whole)
+        src = g.sel(g.cmp("EQ", rows, jm, xs, "i32"), rp, g.sel(g.cmp("EQ", rows, pm, xs, "i32"), rj, w, xs, el), xs, el)
+        lm = g.bcast(lv, vs, el, xs, whole[:-1])
+        upd = g.sel(g.cmp("GT", cols, jcm, xs, "i32"), g.bin("subtract", src, g.bin("multiply", lm, rp, xs, el), xs, el),
+                    g.sel(g.cmp("EQ", cols, jcm, xs, "i32"), lm, src, xs, el), xs, el)
+        new = g.sel(g.cmp("GT", rows, jm, xs, "i32"), upd, src, xs, el)
+        piv = g.reshape(g.bin("add", p, g.const("1", "i32", bs), bs, "i32"), bs, bs + (1,), "i32")
+        return [new, g.dupdate(ipiv, piv, ks, bs + (1,), "i32", z + [j])]
 
-    (w,) = _loop(f, k, [(x, _t(xs, el))], step)
-    lu = f.block(w, xs, el, (0, m), (0, n))
-    perm = f.reshape(f.block(w, xs, el, (0, m), (n, n + 1)), bs + (m, 1), bs + (m,), el)
-    perm = f(f"stablehlo.convert {perm} : ({_t(bs + (m,), el)}) -> {_t(bs + (m,), 'i32')}")
-    ipiv = f.reshape(f.block(w, xs, el, (m, m + 1), (0, k)), bs + (1, k), bs + (k,), el)
-    ipiv = f(f"stablehlo.convert {ipiv} : ({_t(bs + (k,), el)}) -> {_t(bs + (k,), 'i32')}")
+    w, ipiv = _loop(f, k, [(x, _t(xs, el)), (f.const("0", "i32", ks), _t(ks, "i32"))], step)
+    lu = f.block(w, xs, el, (0, m), (1, n + 1))
+    perm = f.reshape(f.block(w, xs, el, (0, m), (0, 1)), bs + (m, 1), vs, el)
+    perm = f(f"stablehlo.convert {perm} : ({_t(vs, el)}) -> {_t(vs, 'i32')}")
     # info: the first zero on U's diagonal (its pivots), 1-based; a NaN one is not zero
     flat = f.reshape(lu, shape, bs + (m * n,), el)
     diag = f.ranges(flat, bs + (m * n,), el, [(0, d, 1) for d in bs] + [(0, (k - 1) * (n + 1) + 1, n + 1)])
-    ks = bs + (k,)
     col = f.bin("add", f.iota(ks, r - 2), f.const("1", "i32", ks), ks, "i32")
     none = f.const(str(k + 1), "i32", ks)
     first = f.reduce("minimum", f.sel(f.cmp("EQ", diag, f.const("0", el, ks), ks, el), col, none, ks, "i32"),
