@@ -717,19 +717,28 @@ def _getrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     return _module([_t(shape, el)], [_t(shape, el), _t(bs + (k,), "i32"), _t(bs, "i32")], f.lines, [w, ipiv, info])
 
 
-def _lu(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str, str]:
+def _lu(f: _Fn, a: str, shape: tuple[int, ...], el: str, full: tuple[int, ...] | None = None,
+        c0: int = 0) -> tuple[str, str, str, str]:
     """(packed L\\U, perm, ipiv, info) of the m x n `a`; perm [.., m] is the row order P A takes
     (row i of P A is row perm[i] of A). Recursive on columns (Toledo's LU): the left n1 columns
     are factored (all m rows, so the pivots are the unblocked ones), their row order applied to
     the right columns, U12 = L11^-1 A12 (a unit triangular solve), A22 - L21 U12 (the matmul)
-    factored in turn and its row order applied to L21."""
+    factored in turn and its row order applied to L21. With `full`, `a` is a wider [.., m, N]
+    matrix holding the block in its columns c0 .. c0 + n: each reader slices its own columns
+    (fused into it), since a column block sliced before a leaf's loop and read after it would be
+    stored across the loop (every level's left half of the input, copied)."""
     bs, m, n = shape[:-2], shape[-2], shape[-1]
     r, k = len(shape), min(m, n)
+    full = shape if full is None else full
+
+    def cols(lo: int, hi: int) -> str:
+        return a if (c0 + lo, c0 + hi) == (0, full[-1]) else f.block(a, full, el, (0, m), (c0 + lo, c0 + hi))
+
     if k <= BASE or 0 in shape:
-        return _lu_loop(f, a, shape, el)
+        return _lu_loop(f, cols(0, n), shape, el)
     n1, n2, m2 = _split(k), n - _split(k), m - _split(k)
-    left, p1, ipiv1, info1 = _lu(f, f.block(a, shape, el, (0, m), (0, n1)), bs + (m, n1), el)
-    right = f.rows_of(f.block(a, shape, el, (0, m), (n1, n)), bs + (m, n2), el, p1)
+    left, p1, ipiv1, info1 = _lu(f, a, bs + (m, n1), el, full, c0)
+    right = f.rows_of(cols(n1, n), bs + (m, n2), el, p1)
     l11 = f.block(left, bs + (m, n1), el, (0, n1), (0, n1))
     s11 = bs + (n1, n1)
     ri, ci = f.iota(s11, r - 2), f.iota(s11, r - 1)
@@ -813,24 +822,29 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
             rng = [(0, d, 1) for d in vshape[:r - 2]] + [(i, i + 1, 1)] + [(0, d, 1) for d in vshape[r - 1:]]
             return g.ranges(v, vshape, el, rng), vshape[:r - 2] + (1,) + vshape[r - 1:]
 
-        # L's column j, once per row: the swapped column over the pivot (rows p and j trade
-        # places), left alone where the pivot is 0
+        # the block: rows p and j swapped, then below row j column j becomes L's (the swapped
+        # column over the pivot, left alone where the pivot is 0) and the columns right of it
+        # get the rank-1 update (column 0, the row order, is only swapped)
         (d, ds), (dj, _) = one(at2, two, 0), one(at2, two, 1)
-        dv, djv = g.bcast(d, ds, el, vs, whole[:-1]), g.bcast(dj, ds, el, vs, whole[:-1])
-        pv = g.bcast(p, bs, "i32", vs, nb)
-        cs = g.sel(g.cmp("EQ", iv, jv, vs, "i32"), dv, g.sel(g.cmp("EQ", iv, pv, vs, "i32"), djv, c, vs, el), vs, el)
-        lv = g.sel(g.cmp("EQ", dv, g.const("0", el, vs), vs, el), cs, g.pivot_div(cs, dv, vs, el), vs, el)
-        # the block: rows p and j swapped, then below row j column j becomes L's and the
-        # columns right of it get the rank-1 update (column 0, the row order, is only swapped)
         rows, cols = g.iota(xs, r - 2), g.iota(xs, r - 1)
         jm, jcm, pm = g.bcast(j, (), "i32", xs, ()), g.bcast(jc, (), "i32", xs, ()), g.bcast(p, bs, "i32", xs, nb)
+        at_j, at_p = g.cmp("EQ", rows, jm, xs, "i32"), g.cmp("EQ", rows, pm, xs, "i32")
         (rp, row_s), (rj, _) = one(rows2, rs, 0), one(rows2, rs, 1)
         rp, rj = g.bcast(rp, row_s, el, xs, whole), g.bcast(rj, row_s, el, xs, whole)
-        src = g.sel(g.cmp("EQ", rows, jm, xs, "i32"), rp, g.sel(g.cmp("EQ", rows, pm, xs, "i32"), rj, w, xs, el), xs, el)
+        src = g.sel(at_j, rp, g.sel(at_p, rj, w, xs, el), xs, el)
+        # L's column j, once per row ([.., m]: the division is not done per element)
+        dv, djv = g.bcast(d, ds, el, vs, whole[:-1]), g.bcast(dj, ds, el, vs, whole[:-1])
+        iv2 = g.iota(vs, r - 2)
+        cs = g.sel(g.cmp("EQ", iv2, g.bcast(j, (), "i32", vs, ()), vs, "i32"), dv,
+                   g.sel(g.cmp("EQ", iv2, g.bcast(p, bs, "i32", vs, nb), vs, "i32"), djv, c, vs, el), vs, el)
+        lv = g.sel(g.cmp("EQ", dv, g.const("0", el, vs), vs, el), cs, g.pivot_div(cs, dv, vs, el), vs, el)
         lm = g.bcast(lv, vs, el, xs, whole[:-1])
-        upd = g.sel(g.cmp("GT", cols, jcm, xs, "i32"), g.bin("subtract", src, g.bin("multiply", lm, rp, xs, el), xs, el),
-                    g.sel(g.cmp("EQ", cols, jcm, xs, "i32"), lm, src, xs, el), xs, el)
-        new = g.sel(g.cmp("GT", rows, jm, xs, "i32"), upd, src, xs, el)
+        below = g.cmp("GT", rows, jm, xs, "i32")
+        # (the tests joined by `and`, not nested selects: -O1 makes nested selects branches,
+        # and a per-row value read under a branch stops the loop vectorizing)
+        new = g.sel(g.bin("and", below, g.cmp("EQ", cols, jcm, xs, "i32"), xs, "i1"), lm,
+                    g.sel(g.bin("and", below, g.cmp("GT", cols, jcm, xs, "i32"), xs, "i1"),
+                          g.bin("subtract", src, g.bin("multiply", lm, rp, xs, el), xs, el), src, xs, el), xs, el)
         piv = g.reshape(g.bin("add", p, g.const("1", "i32", bs), bs, "i32"), bs, bs + (1,), "i32")
         return [new, g.dupdate(ipiv, piv, ks, bs + (1,), "i32", z + [j])]
 
