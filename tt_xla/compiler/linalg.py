@@ -551,11 +551,7 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     if io != el:
         a = f(f"stablehlo.convert {a} : ({_t(ashape, io)}) -> {_t(ashape, el)}")
         b = f(f"stablehlo.convert {b} : ({_t(bshape, io)}) -> {_t(bshape, el)}")
-    row, col = f.iota(ashape, r - 2), f.iota(ashape, r - 1)
     lower = flags.get("uplo", "L") == "L"
-    a = f.sel(f.cmp("GE" if lower else "LE", row, col, ashape, "i32"), a, f.const("0", el, ashape), ashape, el)
-    if flags.get("diag", "N") == "U":
-        a = f.sel(f.cmp("EQ", row, col, ashape, "i32"), f.const("1", el, ashape), a, ashape, el)
     if flags.get("trans_x", "N") in ("T", "C"):
         a, lower = (f.adjoint_last if flags["trans_x"] == "C" else f.transpose_last)(a, ashape, el), not lower
     left = flags.get("side", "L") == "L"
@@ -566,6 +562,12 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     if not lower:  # P M P is lower for the reversal P; solve (PMP)(PX) = PB
         a = f.reverse(a, [r - 2, r - 1], ashape, el)
         b = f.reverse(b, [r - 2], xshape, el)
+    # the named triangle, now the lower one, masked after the moves (views of the operand), so
+    # the mask and the moves are one pass over A (masked first, the moves were a second)
+    row, col = f.iota(ashape, r - 2), f.iota(ashape, r - 1)
+    a = f.sel(f.cmp("GE", row, col, ashape, "i32"), a, f.const("0", el, ashape), ashape, el)
+    if flags.get("diag", "N") == "U":
+        a = f.sel(f.cmp("EQ", row, col, ashape, "i32"), f.const("1", el, ashape), a, ashape, el)
     x = _tri_solve(f, a, ashape, b, xshape, el)
     if not lower:
         x = f.reverse(x, [r - 2], xshape, el)
