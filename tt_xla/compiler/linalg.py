@@ -847,8 +847,11 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
         new = g.sel(g.bin("and", below, g.cmp("EQ", cols, jcm, xs, "i32"), xs, "i1"), lm,
                     g.sel(g.bin("and", below, g.cmp("GT", cols, jcm, xs, "i32"), xs, "i1"),
                           g.bin("subtract", src, g.bin("multiply", lm, rp, xs, el), xs, el), src, xs, el), xs, el)
-        piv = g.reshape(g.bin("add", p, g.const("1", "i32", bs), bs, "i32"), bs, bs + (1,), "i32")
-        return [new, g.dupdate(ipiv, piv, ks, bs + (1,), "i32", z + [j])]
+        # ipiv[j] = p + 1 by a select over ipiv (one small kernel; a dynamic_update_slice is a
+        # copy and a scatter, with p + 1 a third)
+        piv = g.bin("add", g.bcast(p, bs, "i32", ks, nb), g.const("1", "i32", ks), ks, "i32")
+        at = g.cmp("EQ", g.iota(ks, r - 2), g.bcast(j, (), "i32", ks, ()), ks, "i32")
+        return [new, g.sel(at, piv, ipiv, ks, "i32")]
 
     w, ipiv = _loop(f, k, [(x, _t(xs, el)), (f.const("0", "i32", ks), _t(ks, "i32"))], step)
     lu = f.block(w, xs, el, (0, m), (1, n + 1))
