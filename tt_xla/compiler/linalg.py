@@ -551,11 +551,7 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     if io != el:
         a = f(f"stablehlo.convert {a} : ({_t(ashape, io)}) -> {_t(ashape, el)}")
         b = f(f"stablehlo.convert {b} : ({_t(bshape, io)}) -> {_t(bshape, el)}")
-    row, col = f.iota(ashape, r - 2), f.iota(ashape, r - 1)
     lower = flags.get("uplo", "L") == "L"
-    a = f.sel(f.cmp("GE" if lower else "LE", row, col, ashape, "i32"), a, f.const("0", el, ashape), ashape, el)
-    if flags.get("diag", "N") == "U":
-        a = f.sel(f.cmp("EQ", row, col, ashape, "i32"), f.const("1", el, ashape), a, ashape, el)
     if flags.get("trans_x", "N") in ("T", "C"):
         a, lower = (f.adjoint_last if flags["trans_x"] == "C" else f.transpose_last)(a, ashape, el), not lower
     left = flags.get("side", "L") == "L"
@@ -566,6 +562,12 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     if not lower:  # P M P is lower for the reversal P; solve (PMP)(PX) = PB
         a = f.reverse(a, [r - 2, r - 1], ashape, el)
         b = f.reverse(b, [r - 2], xshape, el)
+    # the named triangle, now the lower one, masked after the moves (views of the operand), so
+    # the mask and the moves are one pass over A (masked first, the moves were a second)
+    row, col = f.iota(ashape, r - 2), f.iota(ashape, r - 1)
+    a = f.sel(f.cmp("GE", row, col, ashape, "i32"), a, f.const("0", el, ashape), ashape, el)
+    if flags.get("diag", "N") == "U":
+        a = f.sel(f.cmp("EQ", row, col, ashape, "i32"), f.const("1", el, ashape), a, ashape, el)
     x = _tri_solve(f, a, ashape, b, xshape, el)
     if not lower:
         x = f.reverse(x, [r - 2], xshape, el)
@@ -717,19 +719,28 @@ def _getrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     return _module([_t(shape, el)], [_t(shape, el), _t(bs + (k,), "i32"), _t(bs, "i32")], f.lines, [w, ipiv, info])
 
 
-def _lu(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str, str]:
+def _lu(f: _Fn, a: str, shape: tuple[int, ...], el: str, full: tuple[int, ...] | None = None,
+        c0: int = 0) -> tuple[str, str, str, str]:
     """(packed L\\U, perm, ipiv, info) of the m x n `a`; perm [.., m] is the row order P A takes
     (row i of P A is row perm[i] of A). Recursive on columns (Toledo's LU): the left n1 columns
     are factored (all m rows, so the pivots are the unblocked ones), their row order applied to
     the right columns, U12 = L11^-1 A12 (a unit triangular solve), A22 - L21 U12 (the matmul)
-    factored in turn and its row order applied to L21."""
+    factored in turn and its row order applied to L21. With `full`, `a` is a wider [.., m, N]
+    matrix holding the block in its columns c0 .. c0 + n: each reader slices its own columns
+    (fused into it), since a column block sliced before a leaf's loop and read after it would be
+    stored across the loop (every level's left half of the input, copied)."""
     bs, m, n = shape[:-2], shape[-2], shape[-1]
     r, k = len(shape), min(m, n)
+    full = shape if full is None else full
+
+    def cols(lo: int, hi: int) -> str:
+        return a if (c0 + lo, c0 + hi) == (0, full[-1]) else f.block(a, full, el, (0, m), (c0 + lo, c0 + hi))
+
     if k <= BASE or 0 in shape:
-        return _lu_loop(f, a, shape, el)
+        return _lu_loop(f, cols(0, n), shape, el)
     n1, n2, m2 = _split(k), n - _split(k), m - _split(k)
-    left, p1, ipiv1, info1 = _lu(f, f.block(a, shape, el, (0, m), (0, n1)), bs + (m, n1), el)
-    right = f.rows_of(f.block(a, shape, el, (0, m), (n1, n)), bs + (m, n2), el, p1)
+    left, p1, ipiv1, info1 = _lu(f, a, bs + (m, n1), el, full, c0)
+    right = f.rows_of(cols(n1, n), bs + (m, n2), el, p1)
     l11 = f.block(left, bs + (m, n1), el, (0, n1), (0, n1))
     s11 = bs + (n1, n1)
     ri, ci = f.iota(s11, r - 2), f.iota(s11, r - 1)
@@ -758,35 +769,35 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
     """Unblocked LU, one column per step: the first row of largest magnitude at or below j is
     swapped with row j (per matrix of a batch, so the swap is selects and masked sums), the
     column below the pivot is divided by it (left alone when the pivot is 0) and the trailing
-    matrix gets a rank-1 update. The block carries one more column, the row order (as floats:
-    the swap moves it with its row), and one more row, ipiv, so a step is a dynamic slice of
-    column j, the reductions choosing the pivot and reading its row, and one elementwise
-    kernel; `info` is read from U's diagonal at the end."""
+    matrix gets a rank-1 update. The block carries the row order as its column 0 (as floats:
+    the swap moves it with its row, and no column test keeps it out of the update: the
+    matrix's column j is the block's j + 1), `ipiv` rides apart. A step is a dynamic slice of
+    column j, the reductions choosing the pivot, a gather of rows p and j, L's column j worked
+    out once per row (the swap and the division, on [.., m]), and one elementwise kernel over
+    the block whose per-element work is the swap and the update only (it is most of a leaf's
+    time); `info` is read from U's diagonal at the end."""
     bs, m, n = shape[:-2], shape[-2], shape[-1]
     r, k = len(shape), min(shape[-2], shape[-1])
     if 0 in shape:
         return (a, f.iota(bs + (m,), r - 2), f.const("0", "i32", bs + (k,)), f.const("0", "i32", bs))
-    xs = bs + (m + 1, n + 1)
-    whole, tr = tuple(range(r)), tuple(range(r - 2)) + (r - 1,)
-    order = f.reshape(f(f"stablehlo.convert {f.iota(bs + (m,), r - 2)} : ({_t(bs + (m,), 'i32')}) -> {_t(bs + (m,), el)}"),
-                      bs + (m,), bs + (m, 1), el)
-    x = f.concat([(a, shape), (order, bs + (m, 1))], r - 1, el)
-    x = f.concat([(x, bs + (m, n + 1)), (f.const("0", el, bs + (1, n + 1)), bs + (1, n + 1))], r - 2, el)
-    vs = bs + (m + 1,)
+    xs, vs, ks = bs + (m, n + 1), bs + (m,), bs + (k,)
+    whole, nb = tuple(range(r)), tuple(range(r - 2))
+    order = f.reshape(f(f"stablehlo.convert {f.iota(vs, r - 2)} : ({_t(vs, 'i32')}) -> {_t(vs, el)}"),
+                      vs, bs + (m, 1), el)
+    x = f.concat([(order, bs + (m, 1)), (a, shape)], r - 1, el)
 
     def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
-        (w,) = cur
-        nz = g.const("-0.0", el)
-        rows, cols, jm = g.iota(xs, r - 2), g.iota(xs, r - 1), g.bcast(j, (), "i32", xs, ())
-        # column j: a dynamic slice, one strided read of m + 1 elements (a masked sum over the
-        # rows would read the whole block)
+        w, ipiv = cur
         zi = g.const("0", "i32")
-        c = g.reshape(g.dslice(w, xs, el, [zi] * (r - 2) + [zi, j], bs + (m + 1, 1)), bs + (m + 1, 1), vs, el)
-        # the pivot row p: the first largest |c[i]| with j <= i < m, as LAPACK's i?amax scans
+        z = [zi] * (r - 2)
+        jc = g.bin("add", j, g.const("1", "i32"), (), "i32")  # the block's column of column j
+        # column j: a dynamic slice, one strided read of m elements (a masked sum over the
+        # rows would read the whole block)
+        c = g.reshape(g.dslice(w, xs, el, z + [zi, jc], bs + (m, 1)), bs + (m, 1), vs, el)
+        # the pivot row p: the first largest |c[i]| with i >= j, as LAPACK's i?amax scans
         # (`|c[i]| > max so far`): a NaN is never larger, unless it is the first (row j)
         iv, jv = g.iota(vs, r - 2), g.bcast(j, (), "i32", vs, ())
-        live = g.bin("and", g.cmp("GE", iv, jv, vs, "i32"), g.cmp("LT", iv, g.const(str(m), "i32", vs), vs, "i32"),
-                     vs, "i1")
+        live = g.cmp("GE", iv, jv, vs, "i32")
         ke = REAL.get(el, el)  # complex: |re| + |im|, the size LAPACK's icamax compares
         ac = g.un("abs", c, vs, el) if ke == el else \
             g.bin("add", g.un("abs", g.real(c, vs, el), vs, ke), g.un("abs", g.imag(c, vs, el), vs, ke), vs, ke)
@@ -795,56 +806,60 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
                     g.sel(g.bin("and", live, g.un("not", nan, vs, "i1"), vs, "i1"), ac, g.const("-1", ke, vs), vs, ke), vs, ke)
         best = g.reduce("maximum", key, g.const("0xFF800000" if ke == "f32" else "0xFFF0000000000000", ke), vs, ke,
                         r - 2)
-        hit = g.cmp("EQ", key, g.bcast(best, bs, ke, vs, tuple(range(r - 2))), vs, ke)
+        hit = g.cmp("EQ", key, g.bcast(best, bs, ke, vs, nb), vs, ke)
+        # (row j's key is at least 0 and a dead row's -1, so p >= j)
         p = g.reduce("minimum", g.sel(hit, iv, g.const(str(m - 1), "i32", vs), vs, "i32"), g.const(str(m - 1), "i32"),
                      vs, "i32", r - 2)
-        pm = g.bin("maximum", g.bcast(p, bs, "i32", xs, tuple(range(r - 2))), jm, xs, "i32")
         # rows p and j together ([.., 2, n + 1], gathered: a masked sum over the rows would be a
         # long serial reduction), then their elements in column j
-        two = bs + (2,)
-        j2 = g.bcast(j, (), "i32", two, ())
+        two, rs = bs + (2,), bs + (2, n + 1)
         pick = g.sel(g.cmp("EQ", g.iota(two, r - 2), g.const("0", "i32", two), two, "i32"),
-                     g.bin("maximum", g.bcast(p, bs, "i32", two, tuple(range(r - 2))), j2, two, "i32"), j2, two, "i32")
+                     g.bcast(p, bs, "i32", two, nb), g.bcast(j, (), "i32", two, ()), two, "i32")
         rows2 = g.rows_of(w, xs, el, pick, 2)
-        rs = bs + (2, n + 1)
-        at2 = g.reduce("add", g.sel(g.cmp("EQ", g.iota(rs, r - 1), g.bcast(j, (), "i32", rs, ()), rs, "i32"), rows2,
-                                    g.const("-0.0", el, rs), rs, el), nz, rs, el, r - 1)  # [.., 2]: w[p, j], w[j, j]
+        at2 = g.reduce("add", g.sel(g.cmp("EQ", g.iota(rs, r - 1), g.bcast(jc, (), "i32", rs, ()), rs, "i32"), rows2,
+                                    g.const("-0.0", el, rs), rs, el), g.const("-0.0", el), rs, el, r - 1)
 
-        def one(v: str, vshape: tuple[int, ...], i: int, out: tuple[int, ...], dims: tuple[int, ...]) -> str:
-            rng = [(0, d, 1) for d in vshape[:-len(vshape) + r - 2]] if r > 2 else []
-            part = g.ranges(v, vshape, el, rng + [(i, i + 1, 1)] + [(0, d, 1) for d in vshape[r - 1:]])
-            return g.bcast(part, vshape[:r - 2] + (1,) + vshape[r - 1:], el, out, dims)
+        def one(v: str, vshape: tuple[int, ...], i: int) -> tuple[str, tuple[int, ...]]:
+            """v[.., i, ...] with that dim kept as 1."""
+            rng = [(0, d, 1) for d in vshape[:r - 2]] + [(i, i + 1, 1)] + [(0, d, 1) for d in vshape[r - 1:]]
+            return g.ranges(v, vshape, el, rng), vshape[:r - 2] + (1,) + vshape[r - 1:]
 
-        rp, rj = one(rows2, rs, 0, xs, whole), one(rows2, rs, 1, xs, whole)  # row p, row j along columns
-        d, dj = one(at2, bs + (2,), 0, xs, tr), one(at2, bs + (2,), 1, xs, tr)
-        cm = g.bcast(c, vs, el, xs, tuple(range(r - 1)))
-        in_m = g.cmp("LT", rows, g.const(str(m), "i32", xs), xs, "i32")
+        # the block: rows p and j swapped, then below row j column j becomes L's (the swapped
+        # column over the pivot, left alone where the pivot is 0) and the columns right of it
+        # get the rank-1 update (column 0, the row order, is only swapped)
+        (d, ds), (dj, _) = one(at2, two, 0), one(at2, two, 1)
+        rows, cols = g.iota(xs, r - 2), g.iota(xs, r - 1)
+        jm, jcm, pm = g.bcast(j, (), "i32", xs, ()), g.bcast(jc, (), "i32", xs, ()), g.bcast(p, bs, "i32", xs, nb)
         at_j, at_p = g.cmp("EQ", rows, jm, xs, "i32"), g.cmp("EQ", rows, pm, xs, "i32")
-        # the swap (rows below m only: the last row is ipiv), column j swapped likewise
-        ws = g.sel(in_m, g.sel(at_j, rp, g.sel(at_p, rj, w, xs, el), xs, el), w, xs, el)
-        cs = g.sel(at_j, d, g.sel(at_p, dj, cm, xs, el), xs, el)
-        zero = g.cmp("EQ", d, g.const("0", el, xs), xs, el)
-        lv = g.sel(zero, cs, g.pivot_div(cs, d, xs, el), xs, el)
-        below = g.bin("and", g.cmp("GT", rows, jm, xs, "i32"), in_m, xs, "i1")
-        right = g.bin("and", g.cmp("GT", cols, jm, xs, "i32"), g.cmp("LT", cols, g.const(str(n), "i32", xs), xs, "i32"),
-                      xs, "i1")
-        col_j = g.cmp("EQ", cols, jm, xs, "i32")
-        upd = g.sel(g.bin("and", below, right, xs, "i1"), g.bin("subtract", ws, g.bin("multiply", lv, rp, xs, el), xs, el),
-                    g.sel(g.bin("and", below, col_j, xs, "i1"), lv, ws, xs, el), xs, el)
-        piv = g(f"stablehlo.convert {g.bin('add', pm, g.const('1', 'i32', xs), xs, 'i32')} : ({_t(xs, 'i32')}) -> {_t(xs, el)}")
-        last = g.bin("and", g.un("not", in_m, xs, "i1"), col_j, xs, "i1")
-        return [g.sel(last, piv, upd, xs, el)]
+        (rp, row_s), (rj, _) = one(rows2, rs, 0), one(rows2, rs, 1)
+        rp, rj = g.bcast(rp, row_s, el, xs, whole), g.bcast(rj, row_s, el, xs, whole)
+        src = g.sel(at_j, rp, g.sel(at_p, rj, w, xs, el), xs, el)
+        # L's column j, once per row ([.., m]: the division is not done per element)
+        dv, djv = g.bcast(d, ds, el, vs, whole[:-1]), g.bcast(dj, ds, el, vs, whole[:-1])
+        iv2 = g.iota(vs, r - 2)
+        cs = g.sel(g.cmp("EQ", iv2, g.bcast(j, (), "i32", vs, ()), vs, "i32"), dv,
+                   g.sel(g.cmp("EQ", iv2, g.bcast(p, bs, "i32", vs, nb), vs, "i32"), djv, c, vs, el), vs, el)
+        lv = g.sel(g.cmp("EQ", dv, g.const("0", el, vs), vs, el), cs, g.pivot_div(cs, dv, vs, el), vs, el)
+        lm = g.bcast(lv, vs, el, xs, whole[:-1])
+        below = g.cmp("GT", rows, jm, xs, "i32")
+        # (the tests joined by `and`, not nested selects: -O1 makes nested selects branches,
+        # and a per-row value read under a branch stops the loop vectorizing)
+        new = g.sel(g.bin("and", below, g.cmp("EQ", cols, jcm, xs, "i32"), xs, "i1"), lm,
+                    g.sel(g.bin("and", below, g.cmp("GT", cols, jcm, xs, "i32"), xs, "i1"),
+                          g.bin("subtract", src, g.bin("multiply", lm, rp, xs, el), xs, el), src, xs, el), xs, el)
+        # ipiv[j] = p + 1 by a select over ipiv (one small kernel; a dynamic_update_slice is a
+        # copy and a scatter, with p + 1 a third)
+        piv = g.bin("add", g.bcast(p, bs, "i32", ks, nb), g.const("1", "i32", ks), ks, "i32")
+        at = g.cmp("EQ", g.iota(ks, r - 2), g.bcast(j, (), "i32", ks, ()), ks, "i32")
+        return [new, g.sel(at, piv, ipiv, ks, "i32")]
 
-    (w,) = _loop(f, k, [(x, _t(xs, el))], step)
-    lu = f.block(w, xs, el, (0, m), (0, n))
-    perm = f.reshape(f.block(w, xs, el, (0, m), (n, n + 1)), bs + (m, 1), bs + (m,), el)
-    perm = f(f"stablehlo.convert {perm} : ({_t(bs + (m,), el)}) -> {_t(bs + (m,), 'i32')}")
-    ipiv = f.reshape(f.block(w, xs, el, (m, m + 1), (0, k)), bs + (1, k), bs + (k,), el)
-    ipiv = f(f"stablehlo.convert {ipiv} : ({_t(bs + (k,), el)}) -> {_t(bs + (k,), 'i32')}")
+    w, ipiv = _loop(f, k, [(x, _t(xs, el)), (f.const("0", "i32", ks), _t(ks, "i32"))], step)
+    lu = f.block(w, xs, el, (0, m), (1, n + 1))
+    perm = f.reshape(f.block(w, xs, el, (0, m), (0, 1)), bs + (m, 1), vs, el)
+    perm = f(f"stablehlo.convert {perm} : ({_t(vs, el)}) -> {_t(vs, 'i32')}")
     # info: the first zero on U's diagonal (its pivots), 1-based; a NaN one is not zero
     flat = f.reshape(lu, shape, bs + (m * n,), el)
     diag = f.ranges(flat, bs + (m * n,), el, [(0, d, 1) for d in bs] + [(0, (k - 1) * (n + 1) + 1, n + 1)])
-    ks = bs + (k,)
     col = f.bin("add", f.iota(ks, r - 2), f.const("1", "i32", ks), ks, "i32")
     none = f.const(str(k + 1), "i32", ks)
     first = f.reduce("minimum", f.sel(f.cmp("EQ", diag, f.const("0", el, ks), ks, el), col, none, ks, "i32"),
