@@ -55,12 +55,18 @@ FLAGS = ("-std=c11", "-ftree-vectorize", "-fvect-cost-model=dynamic", "-fPIC", "
 # stops the vectorizer (49 loops of a unit vectorized, then none); -fno-tree-vectorize (-10%)
 # made the step itself 1.37x slower; -fno-thread-jumps -fno-tree-dominator-opts (-5%) left
 # small layernorm, gather and max-pool kernels 1.02-1.07x slower.
-# -fno-tree-bit-ccp at -O1: the known-bits half of constant propagation was 5.3% of the C compiler's
-# work over a training step's units (4.714 -> 4.463 G instructions); its code is instruction for
-# instruction the same in 96 of 100 -O1 kernels of the benchmark programs (the other 4 vectorize a
-# loop more), and the same bits. At -O2 it is kept: there it feeds the vectorizer's alignment
-# choices (ReLU's and ELU's loops grew by half without it).
-LEVELS = {"O2": ("-O2",), "O1": ("-O1", "-fexpensive-optimizations", "-fno-ivopts", "-fno-tree-bit-ccp")}
+# At -O1 five more passes are off, which left the code of 96 of 100 -O1 kernels of the benchmark
+# programs (the training step's 62 among them) instruction for instruction the same, the others
+# one loop more vectorized or a few instructions apart, with the same bits; the step ran no slower
+# (0.96x, interleaved in one process, under load). The C compiler's work over the step's two units
+# went 4.589 -> 3.995 G instructions (valgrind, cc1 + as): -fno-tree-bit-ccp (known-bits constant
+# propagation) -5.3%, -fno-thread-jumps -3.9%, -fno-tree-slp-vectorize (straight-line vectors;
+# the loops' vectorizer stays) -2.6%, -fno-ipa-modref/-pure-const/-reference (kernels call
+# only noipa helpers and the runtime) -0.9%. -O2 keeps them all: there bit-ccp feeds the
+# vectorizer's alignment choices (ReLU's and ELU's loops grew by half without it).
+LEVELS = {"O2": ("-O2",), "O1": ("-O1", "-fexpensive-optimizations", "-fno-ivopts", "-fno-tree-bit-ccp",
+                                 "-fno-thread-jumps", "-fno-tree-slp-vectorize", "-fno-ipa-modref",
+                                 "-fno-ipa-pure-const", "-fno-ipa-reference")}
 DEFAULT_LEVEL = "O2"  # for source without part markers
 
 # Process-wide build statistics (tests use them to prove a cache hit compiled nothing).
