@@ -867,9 +867,11 @@ def _multicast(items: int, mb: int, a: L.Operand, ls: list[int], b: L.Operand, r
     # receives its A panel when an earlier item of its block row (t - k mb) runs in the same wave
     # (on an earlier core; the first of them reads DRAM), its B panel likewise from an earlier
     # item of its block column (t - k). Evenly split, that is t - mb when the wave length divides
-    # mb, and t - q (q items per core) in the column. tt_multicast_received (ttrt_kernel.h)
-    # finds such an item: a device helper, so no product kernel carries those loops in its C.
-    before = [L.Define("mar_", "int", f"tt_multicast_received(core, it, {items}, {mb}, t / {mb})")]
+    # mb, and t - q (q items per core) in the column. prelude.c's k_multicast finds such items
+    # (through ttrt_kernel.h's tt_multicast_received) and marks the panels: one out-of-line call,
+    # so no product kernel carries those loops or the conditional marks in its C.
+    before: list = []
+    brx = "-1"  # (k_multicast: B's from its block column)
     if per_batch and rs[0] == 0 and items > per_batch:
         # a B shared by every batch: the earlier cores' items of this wave, whatever their batch
         # (split(c) = c * items / ncores, as tt__split)
@@ -879,13 +881,10 @@ def _multicast(items: int, mb: int, a: L.Operand, ls: list[int], b: L.Operand, r
                    L.Define("mi_", "int64_t", f"mk_ * {items} / mn_ + mw_"),
                    L.Assign("mbr_", f"mbr_ | (mi_ < (mk_ + 1) * {items} / mn_ && "
                                     f"(mi_ % {per_batch}) / {mb} == t / {mb})"), L.End()]
-    else:
-        before.append(L.Define("mbr_", "int", f"tt_multicast_received(core, it, {items}, 1, t % {mb})"))
-    a_rx, b_rx = "mar_", "mbr_"
-    before += [L.Call("tt_multicast", ("core", "0", f"{a_rx} ? (const void *)(p{a.index} + ao) : NULL",
-                                       f"{a_rx} ? (const void *)(p{a.index} + {a_end}) : NULL")),
-               L.Call("tt_multicast", ("core", "1", f"{b_rx} ? (const void *)(p{b.index} + {b_lo}) : NULL",
-                                       f"{b_rx} ? (const void *)(p{b.index} + {b_end}) : NULL"))]
+        brx = "mbr_"
+    before.append(L.Call("k_multicast", ("core", "it", str(items), str(mb), "t", brx,
+                                         f"p{a.index} + ao", f"p{a.index} + {a_end}",
+                                         f"p{b.index} + {b_lo}", f"p{b.index} + {b_end}")))
     after = [L.Call("tt_multicast", ("core", str(s), "NULL", "NULL")) for s in (0, 1)]
     return before, after
 

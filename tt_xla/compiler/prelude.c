@@ -39,6 +39,20 @@ static __attribute__((noinline, noipa, unused)) void k_dma_read_once(
     tt_dma_read_counted(c, (const char *)ops[op] + index * (int64_t)esize, esize, rows, count, stride);
 }
 
+/* Marks the panels a product's work item `it` receives by multicast (lower.py's _multicast), before
+ * its engine call: A's [alo, ahi) when an earlier item of its block row (t - k mb) runs in the same
+ * wave, B's [blo, bhi) when `brx` says so (-1: when an earlier item of its block column does). One
+ * out-of-line call in place of two tt_multicast_received calls and four conditional addresses at
+ * every product kernel: a quarter of the C compiler's work on such a kernel. */
+static __attribute__((noinline, noipa, unused)) void k_multicast(
+    const tt_core *c, int64_t it, int64_t items, int64_t mb, int64_t t, int brx, const void *alo, const void *ahi,
+    const void *blo, const void *bhi) {
+  const int ar = tt_multicast_received(c, it, items, mb, t / mb);
+  const int br = brx >= 0 ? brx : tt_multicast_received(c, it, items, 1, t % mb);
+  tt_multicast(c, 0, ar ? alo : NULL, ar ? ahi : NULL);
+  tt_multicast(c, 1, br ? blo : NULL, br ? bhi : NULL);
+}
+
 static inline float k_bf16_ld(uint16_t h) { k_b32 v; v.u = (uint32_t)h << 16; return v.f; }
 static inline uint16_t k_bf16_st(float f) { k_b32 v; v.f = f; return (uint16_t)(v.u >> 16); }
 static inline float k_round_bf16(float f) {
