@@ -18,7 +18,8 @@ pair i is (2i, 2i + 1), a move of two pieces).
   refinement (matrix products) then brings the vectors and eigenvalues to A's rounding, two
   Newton-Schulz steps V (3I - V^H V) / 2 make V orthonormal to rounding, and they are sorted
   ascending, as LAPACK returns them.
-- svd: W <- W J on A's columns and V <- V J. Singular values are the column norms, U the
+- svd: W <- W J on A's columns and V <- V J; then one Newton-Schulz step makes V orthonormal
+  to rounding and W is recomputed as A V. Singular values are the column norms, U the
   normalised columns, sorted descending. U is completed to an orthonormal basis
   (full_matrices, or zero singular values) by a Householder QR of it, emitted as the
   geqrf/orgqr custom_calls linalg.py expands. A wide matrix is done as its transpose.
@@ -565,21 +566,24 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
     return _module([_t(shape, io)], results, f.lines, [vec, w, _info(f, bad, bs)])
 
 
-def _matmul(f: _Em, p: list[str], q: list[str], shape: tuple[int, ...], el: str, adjoint: bool = False) -> list[str]:
-    """p q (p^H q with `adjoint`) of batch-first square matrices, each [x] or complex [re, im]."""
+def _matmul(f: _Em, p: list[str], q: list[str], shape: tuple[int, ...], el: str, adjoint: bool = False,
+            pshape: tuple[int, ...] | None = None) -> list[str]:
+    """p q (p^H q with `adjoint`) of batch-first square matrices of `shape`, each [x] or complex
+    [re, im]; with `pshape`, p is [.., m, n] and q [.., n, n] (no adjoint), p q is [.., m, n]."""
     r = len(shape)
     bd = ", ".join(map(str, range(r - 2)))
     ca = r - 2 if adjoint else r - 1
+    ps = pshape or shape
 
     def dot(u: str, w: str) -> str:
         return f(f"stablehlo.dot_general {u}, {w}, batching_dims = [{bd}] x [{bd}], contracting_dims = "
-                 f"[{ca}] x [{r - 2}] : ({_t(shape, el)}, {_t(shape, el)}) -> {_t(shape, el)}")
+                 f"[{ca}] x [{r - 2}] : ({_t(ps, el)}, {_t(shape, el)}) -> {_t(ps, el)}")
 
     if len(p) == 1:
         return [dot(p[0], q[0])]
     sgn = "add" if adjoint else "subtract"  # conj(p): the imaginary part's sign flips
-    return [f.bin(sgn, dot(p[0], q[0]), dot(p[1], q[1]), shape, el),
-            f.bin("subtract" if adjoint else "add", dot(p[0], q[1]), dot(p[1], q[0]), shape, el)]
+    return [f.bin(sgn, dot(p[0], q[0]), dot(p[1], q[1]), ps, el),
+            f.bin("subtract" if adjoint else "add", dot(p[0], q[1]), dot(p[1], q[0]), ps, el)]
 
 
 def _refine(f: _Em, a: list[str], v: list[str], shape: tuple[int, ...], el: str,
@@ -745,6 +749,7 @@ def _gesdd(a_t: ir.TensorType, rtypes: list[ir.TensorType], flags: dict[str, str
     x, scale, bad = _prepare(f, parts, ws, el)
     k = kk + kk % 2
     xs, vs = bs + (big, k), bs + (k, k)
+    a = x
     if k != kk:
         x = [f.pad(p, ws, el, (0,) * (r - 1) + (1,)) for p in x]
     v = [f.eye(vs, el)] + ([f.const("0", el, vs)] if cplx else [])
@@ -763,6 +768,11 @@ def _gesdd(a_t: ir.TensorType, rtypes: list[ir.TensorType], flags: dict[str, str
     if k != kk:
         x = [f.slice(p, xs, el, r - 1, 0, kk) for p in x]
         v = [f.slice(f.slice(p, vs, el, r - 2, 0, kk), bs + (kk, k), el, r - 1, 0, kk) for p in v]
+    # V is a product of ~8 k rotations: its columns drift from orthonormal by their rounding
+    # (1e-5 at k = 64), and so do W's from A V. One Newton-Schulz step makes V orthonormal to
+    # rounding, and W is taken afresh as A V (3 batched products), as LAPACK's A = U S V^H holds.
+    v = _orthonormalise(f, v, sq, el)
+    x = _matmul(f, a, v, sq, el, pshape=ws)
     sums = [f.reduce("add", f.bin("multiply", p, p, ws, el), f.const("0", el), ws, el, r - 2) for p in x]
     sv = f.un("sqrt", sums[0] if nx == 1 else f.bin("add", sums[0], sums[1], bs + (kk,), el), bs + (kk,), el)
     svb = f.bcast(sv, bs + (kk,), el, ws, whole + (r - 1,))
