@@ -122,6 +122,45 @@ def test_eigh_vectors_as_accurate_as_lapack_for_close_eigenvalues():
     np.testing.assert_allclose(w, w64, atol=4 * 2.0 ** -23)
 
 
+def spectra(n, r):
+    """Eigenvalue sets that stress a Jacobi + refinement eigensolver's orthogonality: random,
+    clusters (1e-3, 1e-6), exact repeats, and close pairs just above the refinement's cluster
+    threshold (16 eps mu, ~2e-5 here), where its correction is largest."""
+    close = r.standard_normal(n)
+    close[1], close[3] = close[0] + 2e-5, close[2] + 4e-5
+    return [r.standard_normal(n),
+            np.r_[np.ones(8) + 1e-3 * r.standard_normal(8), r.standard_normal(n - 8)],
+            np.r_[np.ones(8) + 1e-6 * r.standard_normal(8), r.standard_normal(n - 8)],
+            np.r_[np.ones(16), -np.ones(16), r.standard_normal(n - 32)],
+            close]
+
+
+def orth_err(v):
+    """max |V^H V - I| per matrix of a batch of square V."""
+    vv = np.conj(np.swapaxes(v, -1, -2)).astype(np.complex128) @ v
+    return np.abs(vv - np.eye(v.shape[-1])).max(axis=(-2, -1))
+
+
+def test_eigh_vectors_orthonormal_and_rebuild_a_as_lapacks_do():
+    # Orthogonality lost in the refinement (V + V E with E's rotation part up to eps mu / gap)
+    # gave max |V^T V - I| 2e-3 and A - V diag(w) V^T 1e-3 here; CPU JAX's are ~1e-6.
+    r = np.random.default_rng(3)
+    n = 64
+    q, _ = np.linalg.qr(r.standard_normal((5, n, n)))
+    lam = np.stack(spectra(n, r))
+    a = ((q * lam[:, None, :]) @ np.swapaxes(q, -1, -2)).astype(np.float32)  # one batch: one compile
+    w, v = (np.asarray(t) for t in tt_xla.jit(jnp.linalg.eigh)(a))
+    wj, vj = (np.asarray(t) for t in jax.jit(jnp.linalg.eigh)(a))
+
+    def rebuild_err(v, w):
+        return np.abs((v.astype(np.float64) * w[..., None, :]) @ np.swapaxes(v, -1, -2) - a).max(axis=(-2, -1))
+
+    np.testing.assert_array_less(orth_err(v), np.maximum(10 * orth_err(vj), 2e-5))
+    np.testing.assert_array_less(rebuild_err(v, w), np.maximum(10 * rebuild_err(vj, wj), 2e-5))
+    np.testing.assert_allclose(w, wj, atol=1e-5)
+    np.testing.assert_array_less(np.abs(a @ v - v * w[..., None, :]).max(axis=(-2, -1)), 2e-6)
+
+
 def herm(shape, dtype=np.complex64):
     x = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
     return ((x + np.conj(np.swapaxes(x, -1, -2))) / 2).astype(dtype)
@@ -200,6 +239,29 @@ def test_svd_rank_deficient_f64_and_nan():
     got, want = run(svd, b)
     assert all(np.isnan(g[0]).all() for g in got)  # that matrix's s, u and vt are NaN, the others not
     assert same_decomposition([g[1:] for g in got], [w[1:] for w in want], "svd")
+
+
+@pytest.mark.parametrize("m, n", [(80, 64), (64, 80)])
+def test_svd_factors_orthonormal_and_rebuild_a_as_lapacks_do(m, n):
+    # V, a product of ~8 k rotations, drifted 1e-5 from orthonormal at k = 64 and A - U S V^T was
+    # up to 10x CPU JAX's; both now at JAX's level.
+    r = np.random.default_rng(4)
+    k = min(m, n)
+    u, _ = np.linalg.qr(r.standard_normal((5, m, k)))
+    v, _ = np.linalg.qr(r.standard_normal((5, n, k)))
+    s = np.abs(np.stack(spectra(k, r)))  # clusters and repeats of singular values
+    s[0] = np.linalg.svd(r.standard_normal((m, n)), compute_uv=False)  # a random matrix's
+    a = ((u * s[:, None, :]) @ np.swapaxes(v, -1, -2)).astype(np.float32)
+    got = [np.asarray(t) for t in tt_xla.jit(lambda x: jnp.linalg.svd(x, full_matrices=False))(a)]
+    want = [np.asarray(t) for t in jax.jit(lambda x: jnp.linalg.svd(x, full_matrices=False))(a)]
+
+    def errs(u, s, vt):
+        rebuild = np.abs((u.astype(np.float64) * s[..., None, :]) @ vt - a).max(axis=(-2, -1))
+        return orth_err(u), orth_err(np.swapaxes(vt, -1, -2)), rebuild
+
+    for g, w in zip(errs(*got), errs(*want)):
+        np.testing.assert_array_less(g, np.maximum(4 * w, 2e-6))
+    np.testing.assert_allclose(got[1], want[1], atol=1e-5 * want[1].max())
 
 
 def test_lstsq_pinv_matrix_rank_norm2():

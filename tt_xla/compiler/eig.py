@@ -15,9 +15,11 @@ pair i is (2i, 2i + 1), a move of two pieces).
 
 - eigh: the vectors are the columns of W = (A + mu I) V, mu above A's spectral radius, so
   they end as sigma_j v_j and V needs no carrying (see _syevd); one step of Ogita-Aishima
-  refinement (matrix products) then brings the vectors and eigenvalues to A's rounding, and
-  they are sorted ascending, as LAPACK returns them.
-- svd: W <- W J on A's columns and V <- V J. Singular values are the column norms, U the
+  refinement (matrix products) then brings the vectors and eigenvalues to A's rounding, two
+  Newton-Schulz steps V (3I - V^H V) / 2 make V orthonormal to rounding, and they are sorted
+  ascending, as LAPACK returns them.
+- svd: W <- W J on A's columns and V <- V J; then one Newton-Schulz step makes V orthonormal
+  to rounding and W is recomputed as A V. Singular values are the column norms, U the
   normalised columns, sorted descending. U is completed to an orthonormal basis
   (full_matrices, or zero singular values) by a Householder QR of it, emitted as the
   geqrf/orgqr custom_calls linalg.py expands. A wide matrix is done as its transpose.
@@ -39,6 +41,7 @@ from .linalg import _Fn, _module, _t, expansion
 
 _TARGET = re.compile(r"lapack_([sdcz])(syevd|heevd|gesdd|gesvd)_ffi$")
 UNROLL = 9  # Jacobi steps a loop iteration (63 = 7 x 9 for n = 64)
+ORTHO_STEPS = 2  # Newton-Schulz steps after eigh's refinement (see _syevd)
 MAX_SWEEPS = 30  # Jacobi converges quadratically: 6-12 sweeps in practice; this bounds a bad case
 # Convergence: every pair's |w_p^H w_q| below this many ulps (times k) of |w_p| |w_q|; the
 # rounding of one sweep leaves about that much behind.
@@ -545,6 +548,11 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
     sb = f.bcast(sigma, bs + (n,), el, shape, whole + (r - 1,))
     v = [f.bin("divide", f.transpose_last(p, shape, el), sb, shape, el) for p in x]
     v, w = _refine(f, a, v, shape, el, f.bin("multiply", mu, f.const(repr(16 * _EPS[el]), el, bs), bs, el))
+    # The step is quadratic in V's error, not in its orthogonality: V + V E with E's rotation
+    # part K (|K_ij| up to eps mu / gap, 1/16 at a gap of delta) has V^H V - I = K^H K, up to
+    # 4e-3 at n = 64. Two Newton-Schulz steps square that twice, to rounding (LAPACK's level).
+    for _ in range(ORTHO_STEPS):
+        v = _orthonormalise(f, v, shape, el)
     w = f.bin("multiply", w, f.bcast(scale, bs, el, bs + (n,), whole), bs + (n,), el)
     # ascending: the values sorted with their column numbers (a stable sort), then V's columns
     # moved by one product with the permutation's 0/1 matrix (exact; sorting V's rows by
@@ -558,21 +566,24 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
     return _module([_t(shape, io)], results, f.lines, [vec, w, _info(f, bad, bs)])
 
 
-def _matmul(f: _Em, p: list[str], q: list[str], shape: tuple[int, ...], el: str, adjoint: bool = False) -> list[str]:
-    """p q (p^H q with `adjoint`) of batch-first square matrices, each [x] or complex [re, im]."""
+def _matmul(f: _Em, p: list[str], q: list[str], shape: tuple[int, ...], el: str, adjoint: bool = False,
+            pshape: tuple[int, ...] | None = None) -> list[str]:
+    """p q (p^H q with `adjoint`) of batch-first square matrices of `shape`, each [x] or complex
+    [re, im]; with `pshape`, p is [.., m, n] and q [.., n, n] (no adjoint), p q is [.., m, n]."""
     r = len(shape)
     bd = ", ".join(map(str, range(r - 2)))
     ca = r - 2 if adjoint else r - 1
+    ps = pshape or shape
 
     def dot(u: str, w: str) -> str:
         return f(f"stablehlo.dot_general {u}, {w}, batching_dims = [{bd}] x [{bd}], contracting_dims = "
-                 f"[{ca}] x [{r - 2}] : ({_t(shape, el)}, {_t(shape, el)}) -> {_t(shape, el)}")
+                 f"[{ca}] x [{r - 2}] : ({_t(ps, el)}, {_t(shape, el)}) -> {_t(ps, el)}")
 
     if len(p) == 1:
         return [dot(p[0], q[0])]
     sgn = "add" if adjoint else "subtract"  # conj(p): the imaginary part's sign flips
-    return [f.bin(sgn, dot(p[0], q[0]), dot(p[1], q[1]), shape, el),
-            f.bin("subtract" if adjoint else "add", dot(p[0], q[1]), dot(p[1], q[0]), shape, el)]
+    return [f.bin(sgn, dot(p[0], q[0]), dot(p[1], q[1]), ps, el),
+            f.bin("subtract" if adjoint else "add", dot(p[0], q[1]), dot(p[1], q[0]), ps, el)]
 
 
 def _refine(f: _Em, a: list[str], v: list[str], shape: tuple[int, ...], el: str,
@@ -587,6 +598,10 @@ def _refine(f: _Em, a: list[str], v: list[str], shape: tuple[int, ...], el: str,
     bs, n = shape[:-2], shape[-1]
     whole = tuple(range(r - 2))
     s = _matmul(f, v, _matmul(f, a, v, shape, el), shape, el, adjoint=True)
+    # S is Hermitian in exact arithmetic; its rounding is not, and (s_ij - s_ji) / gap would go
+    # into E's symmetric part, V's orthogonality (E + E^H = R needs s_ij = conj(s_ji))
+    s = [f.bin("multiply", f.bin("add", p, q, shape, el), f.const("0.5", el, shape), shape, el)
+         for p, q in zip(s, _adjoint(f, s, shape, el))]
     g = _matmul(f, v, v, shape, el, adjoint=True)
     rr = [f.bin("subtract", f.eye(shape, el), g[0], shape, el)] + [f.un("negate", p, shape, el) for p in g[1:]]
     lam = f.bin("divide", _diag(f, s[0], shape, el),
@@ -600,6 +615,16 @@ def _refine(f: _Em, a: list[str], v: list[str], shape: tuple[int, ...], el: str,
                                       shape, el),
                f.bin("multiply", rp, half, shape, el), shape, el) for sp, rp in zip(s, rr)]
     return [f.bin("add", p, q, shape, el) for p, q in zip(v, _matmul(f, v, e, shape, el))], lam
+
+
+def _orthonormalise(f: _Em, v: list[str], shape: tuple[int, ...], el: str) -> list[str]:
+    """V (3 I - V^H V) / 2: one Newton-Schulz step towards the nearest orthonormal matrix, which
+    squares V^H V - I (two batched products)."""
+    g = _matmul(f, v, v, shape, el, adjoint=True)
+    m = [f.bin("subtract", f.bin("multiply", f.eye(shape, el), f.const("1.5", el, shape), shape, el),
+               f.bin("multiply", g[0], f.const("0.5", el, shape), shape, el), shape, el)]
+    m += [f.bin("multiply", p, f.const("-0.5", el, shape), shape, el) for p in g[1:]]
+    return _matmul(f, v, m, shape, el)
 
 
 def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
@@ -724,6 +749,7 @@ def _gesdd(a_t: ir.TensorType, rtypes: list[ir.TensorType], flags: dict[str, str
     x, scale, bad = _prepare(f, parts, ws, el)
     k = kk + kk % 2
     xs, vs = bs + (big, k), bs + (k, k)
+    a = x
     if k != kk:
         x = [f.pad(p, ws, el, (0,) * (r - 1) + (1,)) for p in x]
     v = [f.eye(vs, el)] + ([f.const("0", el, vs)] if cplx else [])
@@ -742,6 +768,11 @@ def _gesdd(a_t: ir.TensorType, rtypes: list[ir.TensorType], flags: dict[str, str
     if k != kk:
         x = [f.slice(p, xs, el, r - 1, 0, kk) for p in x]
         v = [f.slice(f.slice(p, vs, el, r - 2, 0, kk), bs + (kk, k), el, r - 1, 0, kk) for p in v]
+    # V is a product of ~8 k rotations: its columns drift from orthonormal by their rounding
+    # (1e-5 at k = 64), and so do W's from A V. One Newton-Schulz step makes V orthonormal to
+    # rounding, and W is taken afresh as A V (3 batched products), as LAPACK's A = U S V^H holds.
+    v = _orthonormalise(f, v, sq, el)
+    x = _matmul(f, a, v, sq, el, pshape=ws)
     sums = [f.reduce("add", f.bin("multiply", p, p, ws, el), f.const("0", el), ws, el, r - 2) for p in x]
     sv = f.un("sqrt", sums[0] if nx == 1 else f.bin("add", sums[0], sums[1], bs + (kk,), el), bs + (kk,), el)
     svb = f.bcast(sv, bs + (kk,), el, ws, whole + (r - 1,))
