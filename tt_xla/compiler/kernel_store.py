@@ -56,7 +56,8 @@ def compiler_digest() -> bytes:
 class KernelStore:
     def __init__(self, directory: Path | str, deferred: bool = False):
         """`deferred`: `save` only queues a kernel and `flush` writes the queue; the client
-        flushes on a thread while gcc builds the program's library, where it costs no time."""
+        flushes once gcc's processes building the program's library are started (the toolchain's
+        `meanwhile`), where it costs no time."""
         self.dir = str(directory)
         self._named = hashlib.blake2b(compiler_digest(), digest_size=_DIGEST)  # (copied per key)
         self.deferred = deferred

@@ -94,14 +94,18 @@ class Step:
 
 @dataclass
 class BuildRecord:
-    """A library request: its key, whether the cache served it, and each compiler process run
-    (in start order). `meanwhile` is when the caller's work during the build ran."""
+    """A library request: its key and each compiler process run (in start order). `meanwhile` is
+    when the caller's work during the build ran."""
     key: str
     start: float
     end: float = 0.0
-    cached: bool = False
     steps: list[Step] = field(default_factory=list)
     meanwhile: tuple[float, float] | None = None
+
+    @property
+    def cached(self) -> bool:
+        """The cache served it: no compiler process ran."""
+        return not self.steps
 
 
 # The most recent build_kernel_library of this process (for `python -m benchmarks.compile_timeline`).
@@ -356,7 +360,6 @@ def build_kernel_library(source: str, meanwhile: Callable[[], None] | None = Non
         return _cached(key, lib, lambda: _build(source, cc, flags, key, lib, record, hook))
     finally:
         hook()
-        record.cached = not record.steps
         record.end = time.perf_counter()
         last_build = record
 
