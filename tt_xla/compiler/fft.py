@@ -573,12 +573,9 @@ class _Emit:
         b = 1 if batch else 0
         t = self.table(m, x.el)
         free = m.shape[b:len(m.shape) - nc]
-        lc = ", ".join(str(len(m.shape) - nc + i) for i in range(nc))
-        rc = ", ".join(str(b + i) for i in range(nc))
-        bd = "batching_dims = [0] x [0], " if batch else ""
-        shape = x.shape[:b] + free + x.shape[b + nc:]
-        return self._typed(f"stablehlo.dot_general {t.name}, {x.name}, {bd}contracting_dims = [{lc}] x [{rc}]",
-                           [t, x], shape, x.el, stacked=False)
+        bd = [0] if batch else []
+        return self.dot(t, x, bd, bd, [len(m.shape) - nc + i for i in range(nc)], [b + i for i in range(nc)],
+                        x.shape[:b] + free + x.shape[b + nc:])
 
     def dot(self, lhs: V, rhs: V, lb: list[int], rb: list[int], lc: list[int], rc: list[int],
             shape: tuple[int, ...]) -> V:

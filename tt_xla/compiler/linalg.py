@@ -797,12 +797,12 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
         # the pivot row p: the first largest |c[i]| with i >= j, as LAPACK's i?amax scans
         # (`|c[i]| > max so far`): a NaN is never larger, unless it is the first (row j)
         iv, jv = g.iota(vs, r - 2), g.bcast(j, (), "i32", vs, ())
-        live = g.cmp("GE", iv, jv, vs, "i32")
+        live, at_jv = g.cmp("GE", iv, jv, vs, "i32"), g.cmp("EQ", iv, jv, vs, "i32")
         ke = REAL.get(el, el)  # complex: |re| + |im|, the size LAPACK's icamax compares
         ac = g.un("abs", c, vs, el) if ke == el else \
             g.bin("add", g.un("abs", g.real(c, vs, el), vs, ke), g.un("abs", g.imag(c, vs, el), vs, ke), vs, ke)
         nan = g.cmp("NE", ac, ac, vs, ke)
-        key = g.sel(g.bin("and", nan, g.cmp("EQ", iv, jv, vs, "i32"), vs, "i1"), g.const("0x7F800000" if ke == "f32" else "0x7FF0000000000000", ke, vs),
+        key = g.sel(g.bin("and", nan, at_jv, vs, "i1"), g.const("0x7F800000" if ke == "f32" else "0x7FF0000000000000", ke, vs),
                     g.sel(g.bin("and", live, g.un("not", nan, vs, "i1"), vs, "i1"), ac, g.const("-1", ke, vs), vs, ke), vs, ke)
         best = g.reduce("maximum", key, g.const("0xFF800000" if ke == "f32" else "0xFFF0000000000000", ke), vs, ke,
                         r - 2)
@@ -836,9 +836,7 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
         src = g.sel(at_j, rp, g.sel(at_p, rj, w, xs, el), xs, el)
         # L's column j, once per row ([.., m]: the division is not done per element)
         dv, djv = g.bcast(d, ds, el, vs, whole[:-1]), g.bcast(dj, ds, el, vs, whole[:-1])
-        iv2 = g.iota(vs, r - 2)
-        cs = g.sel(g.cmp("EQ", iv2, g.bcast(j, (), "i32", vs, ()), vs, "i32"), dv,
-                   g.sel(g.cmp("EQ", iv2, g.bcast(p, bs, "i32", vs, nb), vs, "i32"), djv, c, vs, el), vs, el)
+        cs = g.sel(at_jv, dv, g.sel(g.cmp("EQ", iv, g.bcast(p, bs, "i32", vs, nb), vs, "i32"), djv, c, vs, el), vs, el)
         lv = g.sel(g.cmp("EQ", dv, g.const("0", el, vs), vs, el), cs, g.pivot_div(cs, dv, vs, el), vs, el)
         lm = g.bcast(lv, vs, el, xs, whole[:-1])
         below = g.cmp("GT", rows, jm, xs, "i32")
