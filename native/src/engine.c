@@ -270,6 +270,10 @@ static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const 
       if (direct_b) {
         const float *const bb = (const float *)B + pc * b_rs + jc;
         tt_dma_count(c, bb, (uint64_t)(kc * nc * esz)); /* (as packed below) */
+        /* a last, narrower panel: packed (zero padded) once for every row panel of A, so no
+         * load passes B's rows */
+        const int64_t jn = nc / TT__NR * TT__NR;
+        if (jn < nc) tt__mm_pack_b(scratch, bb + jn, 0, b_rs, 1, kc, nc - jn);
         for (int64_t ic = 0; ic < M; ic += TT__MC) {
           const int64_t mc = M - ic < TT__MC ? M - ic : TT__MC;
           tt_dma_count(c, (const float *)A + ic * a_rs + pc, (uint64_t)(mc * kc * esz));
@@ -277,8 +281,7 @@ static void tt__matmul(const tt_core *c, int64_t M, int64_t N, int64_t K, const 
             const int64_t nr = nc - jr < TT__NR ? nc - jr : TT__NR;
             const float *bpan = bb + jr;
             int64_t b_ks = b_rs;
-            if (nr < TT__NR) { /* a last, narrower panel: packed (zero padded) so no load passes B's rows */
-              tt__mm_pack_b(scratch, bb + jr, 0, b_rs, 1, kc, nr);
+            if (nr < TT__NR) { /* (packed above) */
               bpan = scratch;
               b_ks = TT__NR;
             }
