@@ -40,6 +40,8 @@ typedef void (*tt_dma_op_fn)(const tt_core *c, void *const *ops, int op, int64_t
                              int64_t stride, int flags);
 typedef void (*tt_dma_counted_fn)(const tt_core *c, const void *dram_src, uint32_t esize, int64_t rows,
                                   int64_t count, int64_t stride);
+typedef void (*tt_multicast_mark_fn)(const tt_core *c, int64_t it, int64_t items, int64_t mb, int64_t t, int brx,
+                                     const void *alo, const void *ahi, const void *blo, const void *bhi);
 
 /* Matrix engine entry points (see "matrix engine" below). */
 typedef void (*tt_matmul_f32_fn)(const tt_core *c, int64_t M, int64_t N, int64_t K, const float *A, int64_t a_rs,
@@ -70,6 +72,7 @@ struct tt_core {
    * tt_dma_read_op / tt_dma_write_op / tt_dma_read_counted below. */
   tt_dma_op_fn dma_op;
   tt_dma_counted_fn dma_counted;
+  tt_multicast_mark_fn multicast_mark; /* see tt_multicast_mark below */
 };
 
 /* A kernel processes work items [begin, end) of its launch on one core. operands[i] is the
@@ -178,19 +181,20 @@ static inline void tt_dma_write(const tt_core *c, void *dram_dst, const void *sr
  * program's kernels, for no host speed. */
 #define TT__OUT_OF_LINE static __attribute__((noinline, unused))
 
-/* Whether work item `it` receives a panel by multicast: whether one of the `n` items `step` apart
- * before it (it - step, ..., it - n * step) runs in the same wave, i.e. at the same place in its
- * core's range, the runtime giving core k the items [k * items / ncores, (k + 1) * items / ncores).
- * Out of line: the loops it replaces in every product kernel were a third of the C compiler's
- * time over such a kernel (lower.py's _multicast says which items receive). */
+/* The place of work item x in its core's range of `items` split over `ncores` cores (core k runs
+ * [k * items / ncores, (k + 1) * items / ncores)): items at one place run in the same wave. */
 static inline int64_t tt__wave(int64_t x, int64_t items, int64_t ncores) {
   return x - (((x + 1) * ncores + items - 1) / items - 1) * items / ncores;
 }
-TT__OUT_OF_LINE int tt_multicast_received(const tt_core *c, int64_t it, int64_t items, int64_t step, int64_t n) {
-  const int64_t nc = (int64_t)c->ncores, w = tt__wave(it, items, nc);
-  for (int64_t k = 1; k <= n; ++k)
-    if (tt__wave(it - k * step, items, nc) == w) return 1;
-  return 0;
+/* Marks the panels a product's work item `it` receives by multicast, before its engine call:
+ * A's [alo, ahi) when an earlier item of its block row (t - k mb, k >= 1) runs in the same wave (at
+ * the same place in its core's range of items), B's [blo, bhi) when `brx` says so (-1: when an
+ * earlier item of its block column does); the other slot is unmarked. The runtime's (dma.c), not
+ * compiled into every kernel library: out of line there, it and its wave search were about 5%
+ * of the C compiler's work on a forward pass's program (lower.py's _multicast says who calls). */
+static inline void tt_multicast_mark(const tt_core *c, int64_t it, int64_t items, int64_t mb, int64_t t, int brx,
+                                     const void *alo, const void *ahi, const void *blo, const void *bhi) {
+  c->multicast_mark(c, it, items, mb, t, brx, alo, ahi, blo, bhi);
 }
 /* The DMA engine (the runtime's dma.c): `rows` runs of `count` elements of `esize` bytes between
  * the launch's operand `op` (ops[op], from element `index`, runs `dram_pitch` elements apart, each
@@ -199,13 +203,15 @@ TT__OUT_OF_LINE int tt_multicast_received(const tt_core *c, int64_t it, int64_t 
  * 2-D block. TT_DMA_WRITE: SRAM to DRAM (else DRAM to SRAM); TT_DMA_STREAM: a write whose
  * contiguous runs go to DRAM by non-temporal stores, around the host's caches (the compiler asks
  * for it for outputs far larger than those caches; such a kernel calls tt_dma_stream_fence()
- * before it returns). The bytes are counted on the core (tt_dma_count). The transfer code is the
- * runtime's, compiled once, not in every kernel library: there it was an eighth of the C
- * compiler's time over a training step's program (it is compiled once per unit). A call site is
+ * before it returns); TT_DMA_COUNT_ONLY: a read whose bytes the kernel moves itself, only counted,
+ * as tt_dma_read_counted counts it at ops[op] + index. The bytes are counted on the core
+ * (tt_dma_count). The transfer code is the runtime's, compiled once, not in every kernel library:
+ * there it was an eighth of the C compiler's time over a training step's program (it is
+ * compiled once per unit). A call site is
  * one call with constants and one index: a pointer per operand would stay live across every call
  * of the kernel, and the C compiler's register allocation around those pointers was about half
  * of what the DMA call sites cost it (render.py). */
-enum { TT_DMA_WRITE = 1, TT_DMA_STREAM = 2 };
+enum { TT_DMA_WRITE = 1, TT_DMA_STREAM = 2, TT_DMA_COUNT_ONLY = 4 };
 static inline void tt_dma_read_op(const tt_core *c, void *const *ops, int op, int64_t index, void *sram_dst,
                                   int64_t sram_pitch, int64_t dram_pitch, uint32_t esize, int64_t rows,
                                   int64_t count, int64_t stride) {
@@ -220,10 +226,12 @@ static inline void tt_dma_write_op(const tt_core *c, void *const *ops, int op, i
 /* One short contiguous run (rows 1, stride 1) whose length is a constant at the call site: the
  * compiler (render.py's SHORT_RUN_BYTES) emits these for runs that fit a few vector moves, such
  * as a stencil's 64-element run per tap. The copy is made here, fixed-size moves inline, and
- * counted by one direct call, as the engine counts the same transfer. Such kernels issue about
+ * counted by the runtime's counting call, as the engine counts the same transfer. Such kernels issue about
  * ten of these per output row; through the engine (a call through a pointer, then its generic
  * row loop) they took 1.35x as long on one host thread. */
-TT__OUT_OF_LINE void tt__dma_at(const tt_core *c, const void *dram, uint64_t bytes) { tt_dma_count(c, dram, bytes); }
+static inline void tt__dma_at(const tt_core *c, const void *dram, uint64_t bytes) {
+  c->dma_counted(c, dram, 1, 1, (int64_t)bytes, 1);
+}
 static inline void tt_dma_read_run(const tt_core *c, void *const *ops, int op, int64_t index, void *sram_dst,
                                    uint32_t esize, int64_t count) {
   const char *src = (const char *)ops[op] + index * (int64_t)esize;

@@ -101,7 +101,9 @@ static void tt__dma(const tt_core *c, int write, char *restrict d, int64_t dpitc
 void tt__dma_op(const tt_core *c, void *const *ops, int op, int64_t index, void *page, int64_t sram_pitch,
                 int64_t dram_pitch, uint32_t esize, int64_t rows, int64_t count, int64_t stride, int flags) {
   char *dram = (char *)ops[op] + index * (int64_t)esize;
-  if (flags & TT_DMA_WRITE)
+  if (flags & TT_DMA_COUNT_ONLY)
+    tt__dma_counted(c, dram, esize, rows, count, stride);
+  else if (flags & TT_DMA_WRITE)
     tt__dma(c, 1, dram, dram_pitch, stride, (const char *)page, sram_pitch, 1, esize, rows, count,
             (flags & TT_DMA_STREAM) != 0);
   else
@@ -112,4 +114,21 @@ void tt__dma_counted(const tt_core *c, const void *dram_src, uint32_t esize, int
                      int64_t stride) {
   if (count <= 0 || rows <= 0) return;
   tt_dma_count(c, dram_src, (uint64_t)(rows * (stride == 0 ? 1 : count) * (int64_t)esize));
+}
+
+/* Whether work item `it` receives a panel by multicast: whether one of the `n` items `step` apart
+ * before it (it - step, ..., it - n * step) runs in the same wave (ttrt_kernel.h's tt__wave, as
+ * program.c's tt__split gives cores their items). */
+static int tt__multicast_received(const tt_core *c, int64_t it, int64_t items, int64_t step, int64_t n) {
+  const int64_t nc = (int64_t)c->ncores, w = tt__wave(it, items, nc);
+  for (int64_t k = 1; k <= n; ++k)
+    if (tt__wave(it - k * step, items, nc) == w) return 1;
+  return 0;
+}
+void tt__multicast_mark(const tt_core *c, int64_t it, int64_t items, int64_t mb, int64_t t, int brx, const void *alo,
+                        const void *ahi, const void *blo, const void *bhi) {
+  const int ar = tt__multicast_received(c, it, items, mb, t / mb);
+  const int br = brx >= 0 ? brx : tt__multicast_received(c, it, items, 1, t % mb);
+  tt_multicast(c, 0, ar ? alo : NULL, ar ? ahi : NULL);
+  tt_multicast(c, 1, br ? blo : NULL, br ? bhi : NULL);
 }

@@ -154,4 +154,5 @@ void tt__engine_bind(tt_core *core, const tt__engine *e) {
   core->matmul_bf16 = e->bf16;
   core->dma_op = tt__dma_op;
   core->dma_counted = tt__dma_counted;
+  core->multicast_mark = tt__multicast_mark;
 }

@@ -169,6 +169,9 @@ void tt__dma_op(const tt_core *c, void *const *ops, int op, int64_t index, void 
                 int64_t dram_pitch, uint32_t esize, int64_t rows, int64_t count, int64_t stride, int flags);
 void tt__dma_counted(const tt_core *c, const void *dram_src, uint32_t esize, int64_t rows, int64_t count,
                      int64_t stride);
+/* tt_core.multicast_mark (dma.c): ttrt_kernel.h's tt_multicast_mark */
+void tt__multicast_mark(const tt_core *c, int64_t it, int64_t items, int64_t mb, int64_t t, int brx, const void *alo,
+                        const void *ahi, const void *blo, const void *bhi);
 /* The calling thread's TT_MM_SRAM_BYTES of 64-byte aligned packing scratch (NULL if it cannot be
  * had: the engine then packs into the core's SRAM). */
 void *tt__engine_scratch(void);

@@ -587,7 +587,7 @@ static void test_l1_counting(const tt__engine *engine) {
   static float placed[64 * 64], dram[64 * 64], out[64 * 64];
   for (int i = 0; i < 64 * 64; i++) placed[i] = (float)(i % 7), dram[i] = (float)(i % 5);
   tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, (const char *)placed, (const char *)(placed + 64 * 64),
-                  {NULL, NULL}, {NULL, NULL}, NULL, NULL}; /* engines: bound below */
+                  {NULL, NULL}, {NULL, NULL}, NULL, NULL, NULL}; /* engines: bound below */
   tt__engine_bind(&core, engine);
   tt_dma_read_strided(&core, sram, dram, 4, 64, 1);
   CHECK(cnt[TT_CORE_DMA_BYTES] == 256 && cnt[TT_CORE_NOC_BYTES] == 0);
@@ -617,7 +617,7 @@ static void test_dma_runs(void) {
   char *sram = aligned_alloc(64, 2 * SRAM);
   uint64_t cr[TT_CORE_NCOUNTERS], ce[TT_CORE_NCOUNTERS];
   tt_core run = {0, 0, 0, 1, sram, SRAM, cr, NULL, NULL, placed[0], placed[0] + sizeof placed,
-                 {NULL, NULL}, {NULL, NULL}, NULL, NULL};
+                 {NULL, NULL}, {NULL, NULL}, NULL, NULL, NULL};
   tt__engine_bind(&run, NULL);
   tt_core eng = run; /* the same core's view with SRAM and counters of its own, through the engine */
   eng.sram = sram + SRAM;
@@ -653,6 +653,63 @@ static void test_dma_runs(void) {
   free(sram);
 }
 
+/* The runtime's per-work-item helpers that kernel libraries no longer compile themselves:
+ * a count-only read (prelude.c's k_dma_read_once after a core's first item) moves nothing and
+ * counts what tt_dma_read_counted counts; tt_multicast_mark marks a panel exactly when an earlier
+ * item `step` apart runs at the same place in its core's range (checked against that rule
+ * written out over every core's split). */
+static void test_kernel_helpers(void) {
+  enum { SRAM = 1 << 14 };
+  static char placed[4096] __attribute__((aligned(64)));
+  static char dram[4096] __attribute__((aligned(64)));
+  char *sram = aligned_alloc(64, SRAM);
+  uint64_t ca[TT_CORE_NCOUNTERS], cb[TT_CORE_NCOUNTERS];
+  tt_core core = {0, 0, 0, 1, sram, SRAM, ca, NULL, NULL, placed, placed + sizeof placed,
+                  {NULL, NULL}, {NULL, NULL}, NULL, NULL, NULL};
+  tt__engine_bind(&core, NULL);
+  int bad = 0;
+  char *const bases[3] = {dram, placed, sram + 4096};
+  static const int64_t shapes[][3] = {{1, 1, 1}, {1, 7, 1}, {3, 5, 2}, {4, 6, 0}, {2, 0, 1}, {0, 3, 1}};
+  for (int b = 0; b < 3; b++)
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+      const int64_t rows = shapes[k][0], count = shapes[k][1], stride = shapes[k][2];
+      memset(sram, 0x5A, 1024);
+      memset(ca, 0, sizeof ca), memset(cb, 0, sizeof cb);
+      void *ops[1] = {bases[b]};
+      core.counters = ca;
+      core.dma_op(&core, ops, 0, 3, sram, 8, 16, 4, rows, count, stride, TT_DMA_COUNT_ONLY);
+      core.counters = cb;
+      tt_dma_read_counted(&core, bases[b] + 3 * 4, 4, rows, count, stride);
+      for (int i = 0; i < 1024; i++) bad += sram[i] != 0x5A;
+      bad += memcmp(ca, cb, sizeof ca) != 0;
+    }
+  CHECK(bad == 0);
+  static char a[64], bb[64];
+  core.counters = ca;
+  for (uint32_t nc = 1; nc <= 9; nc += 4)
+    for (int64_t items = 1; items <= 23; items += 5)
+      for (int64_t mb = 1; mb <= 4; mb++)
+        for (int64_t it = 0; it < items; it++) {
+          core.ncores = nc;
+          int64_t place[64];
+          for (uint32_t c = 0; c < nc; c++)
+            for (int64_t j = items * c / nc; j < items * (c + 1) / nc; j++) place[j] = j - items * c / nc;
+          const int64_t t = it;
+          int want_a = 0, want_b = 0;
+          for (int64_t k = 1; k <= t / mb; k++) want_a |= place[it - k * mb] == place[it];
+          for (int64_t k = 1; k <= t % mb; k++) want_b |= place[it - k] == place[it];
+          for (int brx = -1; brx <= 1; brx++) {
+            tt_multicast_mark(&core, it, items, mb, t, brx, a, a + 64, bb, bb + 64);
+            const int got_a = core.mc_lo[0] == a && core.mc_hi[0] == a + 64;
+            const int got_b = core.mc_lo[1] == bb && core.mc_hi[1] == bb + 64;
+            bad += got_a != want_a || (!got_a && (core.mc_lo[0] || core.mc_hi[0]));
+            bad += got_b != (brx >= 0 ? brx : want_b) || (!got_b && (core.mc_lo[1] || core.mc_hi[1]));
+          }
+        }
+  CHECK(bad == 0);
+  free(sram);
+}
+
 /* The matrix engine directly, on edge shapes and strides, against a naive loop: every build of it
  * the host can run (the runtime uses only the best one). */
 static void test_matmul_shapes(const tt__engine *engine) {
@@ -660,7 +717,7 @@ static void test_matmul_shapes(const tt__engine *engine) {
   const int nd = (int)(sizeof dims / sizeof dims[0]) - 1; /* 1100: only as K (several K blocks) */
   void *sram = aligned_alloc(64, 1499136);
   uint64_t cnt[TT_CORE_NCOUNTERS] = {0};
-  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, NULL, NULL, {NULL, NULL}, {NULL, NULL}, NULL, NULL};
+  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, NULL, NULL, {NULL, NULL}, {NULL, NULL}, NULL, NULL, NULL};
   tt__engine_bind(&core, engine);
   float *A = malloc(300 * 1100 * 4), *B = malloc(1100 * 700 * 4), *C = malloc(300 * 700 * 4);
   uint16_t *Ah = malloc(300 * 1100 * 2), *Bh = malloc(1100 * 700 * 2);
@@ -713,7 +770,7 @@ static void test_matmul_packed_b_reuse(const tt__engine *engine) {
   enum { M = 40, N = 70, K = 300, LDA = K + 1 };
   void *sram = aligned_alloc(64, 1499136);
   uint64_t cnt[TT_CORE_NCOUNTERS] = {0};
-  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, NULL, NULL, {NULL, NULL}, {NULL, NULL}, NULL, NULL};
+  tt_core core = {0, 0, 0, 1, sram, 1499136, cnt, NULL, NULL, NULL, NULL, {NULL, NULL}, {NULL, NULL}, NULL, NULL, NULL};
   tt__engine_bind(&core, engine);
   float *A = malloc(M * LDA * 4), *B = malloc(K * N * 4), *C = malloc(M * N * 4);
   uint16_t *Ah = malloc(M * LDA * 2), *Bh = malloc(K * N * 2);
@@ -770,6 +827,7 @@ int main(int argc, char **argv) {
   test_zero_copy();
   test_control_stream();
   test_dma_runs();
+  test_kernel_helpers();
   const tt__engine *engines[8];
   uint32_t ne = tt__engines(engines, 8);
   CHECK(ne >= 1 && ne <= 8);

@@ -27,31 +27,22 @@ typedef union { double f; uint64_t u; int64_t i; } k_b64;
 #define K_MIN(a, b) ((a) < (b) ? (a) : (b))
 
 /* A read every work item of a core makes alike (render.py's ONCE): copied into the page on the
- * core's first item, only counted after (the page keeps it). One out-of-line call site instead
- * of a branch between two: over a training step's kernels, a 2% cut of the C compiler's work.
- * noipa: no per-call-site clones (compile time), as for tt_dma_prefetch_block. */
-static __attribute__((noinline, noipa, unused)) void k_dma_read_once(
-    const tt_core *c, void *const *ops, int first, int op, int64_t index, void *sram_dst, int64_t sram_pitch,
-    int64_t dram_pitch, uint32_t esize, int64_t rows, int64_t count, int64_t stride) {
-  if (first)
-    tt_dma_read_op(c, ops, op, index, sram_dst, sram_pitch, dram_pitch, esize, rows, count, stride);
-  else
-    tt_dma_read_counted(c, (const char *)ops[op] + index * (int64_t)esize, esize, rows, count, stride);
+ * core's first item, only counted after (the page keeps it). One call site with a computed flag
+ * instead of a branch between two: over a training step's kernels, a 2% cut of the C compiler's
+ * work. The runtime's DMA engine tells the two apart (TT_DMA_COUNT_ONLY), so no kernel library
+ * compiles a helper for it. */
+static inline void k_dma_read_once(const tt_core *c, void *const *ops, int first, int op, int64_t index,
+                                   void *sram_dst, int64_t sram_pitch, int64_t dram_pitch, uint32_t esize,
+                                   int64_t rows, int64_t count, int64_t stride) {
+  c->dma_op(c, ops, op, index, sram_dst, sram_pitch, dram_pitch, esize, rows, count, stride,
+            first ? 0 : TT_DMA_COUNT_ONLY);
 }
 
-/* Marks the panels a product's work item `it` receives by multicast (lower.py's _multicast), before
- * its engine call: A's [alo, ahi) when an earlier item of its block row (t - k mb) runs in the same
- * wave, B's [blo, bhi) when `brx` says so (-1: when an earlier item of its block column does). One
- * out-of-line call in place of two tt_multicast_received calls and four conditional addresses at
- * every product kernel: a quarter of the C compiler's work on such a kernel. */
-static __attribute__((noinline, noipa, unused)) void k_multicast(
-    const tt_core *c, int64_t it, int64_t items, int64_t mb, int64_t t, int brx, const void *alo, const void *ahi,
-    const void *blo, const void *bhi) {
-  const int ar = tt_multicast_received(c, it, items, mb, t / mb);
-  const int br = brx >= 0 ? brx : tt_multicast_received(c, it, items, 1, t % mb);
-  tt_multicast(c, 0, ar ? alo : NULL, ar ? ahi : NULL);
-  tt_multicast(c, 1, br ? blo : NULL, br ? bhi : NULL);
-}
+/* The panels a product's work item `it` receives by multicast (lower.py's _multicast): the
+ * runtime's tt_multicast_mark, one call at every product kernel in place of two
+ * tt_multicast_received calls and four conditional addresses (a quarter of the C compiler's work
+ * on such a kernel). */
+#define k_multicast tt_multicast_mark
 
 static inline float k_bf16_ld(uint16_t h) { k_b32 v; v.u = (uint32_t)h << 16; return v.f; }
 static inline uint16_t k_bf16_st(float f) { k_b32 v; v.f = f; return (uint16_t)(v.u >> 16); }
