@@ -1,5 +1,8 @@
 """Compiler behaviour a user relies on beyond single ops: fused normalizations and their
 gradients, stored transposes, deterministic code (so the kernel cache hits), epilogues."""
+import re
+import subprocess
+
 import jax
 from jax import lax
 
@@ -109,11 +112,49 @@ def test_split_weighs_tables_below_code():
     assert toolchain._piece_cost(table) < 0.5 * toolchain._piece_cost(code)
 
 
-def test_kernels_with_much_work_build_at_O2():
-    small = tt_xla.compiler.compile_text(_text(jax.nn.relu, np.ones((64, 64), np.float32))).source
-    big = tt_xla.compiler.compile_text(_text(jax.nn.relu, np.ones((2048, 2048), np.float32))).source
-    assert "tt:part O2" not in small and "tt:part O1" in small
-    assert "tt:part O2" in big
+def test_kernels_build_at_the_level_their_work_repays():
+    """-O2 for much work, "cold" (-O1 with passes off) for little, -O1 between; none "cold" in a
+    loop's body, which runs once an iteration."""
+    def kernel_levels(f, *args):
+        src = tt_xla.compiler.compile_text(_text(f, *args)).source
+        return re.findall(r"tt:part (\w+) \*/\n[^\n]*void k", src)
+    assert kernel_levels(jax.nn.relu, np.ones((64, 64), np.float32)) == ["cold"]
+    assert kernel_levels(jax.nn.relu, np.ones((512, 1024), np.float32)) == ["O1"]
+    assert kernel_levels(jax.nn.relu, np.ones((2048, 2048), np.float32)) == ["O2"]
+    loop = lambda x: jax.lax.fori_loop(0, 1000, lambda i, v: jnp.sin(v) * 0.5 + v, x)
+    assert "cold" not in kernel_levels(loop, np.ones((64, 64), np.float32))
+
+
+def test_cold_pieces_build_in_O1_units_under_their_flags(tmp_path, monkeypatch):
+    """A "cold" piece goes in an O1 unit under #pragma GCC optimize with cold's extra flags, which
+    compiles to the code those flags on the command line give; the program's results match."""
+    from tt_xla.compiler.program import part
+    from tt_xla.runtime import toolchain
+    src = "HEAD\n" + part("O1") + "one\n" + part("cold") + "two\n" + part("O2") + "three\n"
+    units = toolchain._split(src, 1)
+    assert [lv for lv, _ in units] == ["O2", "O1"]
+    o1 = units[1][1]
+    assert o1.startswith("HEAD\none\n#pragma GCC push_options\n#pragma GCC optimize (")
+    assert o1.endswith("two\n#pragma GCC pop_options\n")
+    extra = [f for f in toolchain.LEVELS["cold"] if f not in toolchain.LEVELS["O1"]]
+    assert extra and all(f'"{f[2:]}"' in o1 for f in extra)
+    # gcc gives the pragma'd function the code the flags on the command line give it, not -O1's
+    body = ("void k(float *restrict p, const float *restrict q, int n) {\n"
+            "  for (int i = 0; i < n; i++) p[i] = p[i] > 0 ? p[i] * q[i] : q[i] + 1.0f;\n}\n")
+    cc = toolchain._compiler()
+    cflags = [f for f in toolchain.FLAGS if f != "-shared"]
+
+    def asm(text: str, level: str) -> list[str]:
+        (tmp_path / "k.c").write_text(text)
+        out = subprocess.run([*cc, "-S", "-o", "-", *cflags, *toolchain.LEVELS[level], str(tmp_path / "k.c")],
+                             capture_output=True, text=True, check=True).stdout
+        return [ln for ln in out.splitlines() if not ln.lstrip().startswith((".file", ".ident"))]
+    if "clang" not in toolchain._compiler_version(tuple(cc)).lower():
+        assert asm(toolchain._under("O1", "cold", body), "O1") == asm(body, "cold") != asm(body, "O1")
+    monkeypatch.setenv("TT_XLA_CACHE_DIR", str(tmp_path))
+    x = inputs((8, 33), edges=True)
+    check(lambda x: (jax.nn.softmax(x, -1), jnp.tanh(x).sum(0), x @ x.T), x, rtol=1e-5, atol=1e-5,
+          transcendental=True)
 
 
 def test_reduce_over_size_one_or_empty_dims():

@@ -92,6 +92,15 @@ def _hot(k: LoopKernel) -> bool:
     return k.vector_ops + sum(o.node.nbytes for o in k.operands) // 4096 >= HOT_TILES
 
 
+COLD_TILES = 1024  # 1M element-ops or 4 MiB moved: about 0.1 ms of host time
+
+
+def _cold(k: LoopKernel) -> bool:
+    """Whether a kernel does so little work (as _hot weighs it) that the passes toolchain.LEVELS'
+    "cold" drops could not repay their compile time."""
+    return k.vector_ops + sum(o.node.nbytes for o in k.operands) // 4096 < COLD_TILES
+
+
 def compile_text(text: str, filename: str = "<module>", sram_per_core: int = DEFAULT_SRAM_PER_CORE,
                  options: CompilerOptions = CompilerOptions(), ncores: int = DEFAULT_NCORES) -> CompiledProgram:
     return compile_module(parse_module(text, filename), sram_per_core, options, ncores)
@@ -282,7 +291,7 @@ def assemble(segments: list[tuple[list[tuple[LoopKernel, str]], Binding]], bindi
     # parallel): kernels have external, hidden linkage and the descriptor declares them.
     # A kernel's code holds shapes, strides and math, never where its operands live (that is in
     # the descriptor), so repeated layers share functions: each distinct body is emitted once,
-    # at -O2 if any launch of it has much work (see _hot).
+    # at -O2 if any launch of it has much work (see _hot), "cold" if every launch has little.
     codes = [(c, body, binding) for seg, binding in segments for c, body in seg]
     src = [PRELUDE, ""]
     launches = []
@@ -290,11 +299,15 @@ def assemble(segments: list[tuple[list[tuple[LoopKernel, str]], Binding]], bindi
     fn_of: dict[str, str] = {}
     fns = [fn_of.setdefault(anonymous(body, c.name), c.name) for c, body, _ in codes]
     hot: dict[str, bool] = {}
+    # cold only in a straight-line program: a loop body's kernel runs once per iteration
+    cold: dict[str, bool] = {}
     for (c, _, _), fn in zip(codes, fns):
         hot[fn] = hot.get(fn, False) or _hot(c)
+        cold[fn] = cold.get(fn, not steps) and _cold(c)
     for (c, body, binding), fn in zip(codes, fns):
         if fn == c.name:
-            src.append(part("O2" if hot[fn] else "O1") + KERNEL_ATTR + body.removeprefix("static "))
+            level = "O2" if hot[fn] else "cold" if cold[fn] else "O1"
+            src.append(part(level) + KERNEL_ATTR + body.removeprefix("static "))
             desc.append(f"{KERNEL_ATTR}void {c.name}(const tt_core *, void *const *, int64_t, int64_t);")
         ops = []
         for o in c.operands:

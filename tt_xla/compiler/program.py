@@ -12,8 +12,9 @@ import numpy as np
 # Between these markers the generated source splits into pieces that compile on their own, so
 # the device toolchain may build a big program on several host cores and link the parts. Each
 # marker names the C optimization level its piece wants: "O2" for kernels with enough work to
-# repay the C compiler's time, "O1" for the rest (they build in about two thirds of the time).
-PART = re.compile(r"/\* tt:part (O[12]) \*/\n")
+# repay the C compiler's time, "O1" for the rest (they build in about two thirds of the time),
+# "cold" for kernels with little work (-O1 with more passes off; toolchain.LEVELS).
+PART = re.compile(r"/\* tt:part (O[12]|cold) \*/\n")
 
 
 def part(level: str) -> str:

@@ -44,7 +44,8 @@ __all__ = ["ToolchainError", "build_kernel_library", "cache_key", "include_dir",
 # spelling it with unsigned casts instead trips a GCC 12 vectorizer bug on widening sums.
 # The optimization level is per piece of the source (see compiler.program.PART): -O2 with the
 # vectorizer on for kernels with much work (the loops vectorize as well as at -O3, and build in
-# about half the time), -O1 with the vectorizer for the rest. Compile time is what a user
+# about half the time), -O1 with the vectorizer for the rest, and for kernels with little work
+# -O1 with more passes off ("cold", below). Compile time is what a user
 # waits for on a first call. -fexpensive-optimizations keeps FMA contraction on at -O1, so a
 # kernel's results do not depend on its level.
 FLAGS = ("-std=c11", "-ftree-vectorize", "-fvect-cost-model=dynamic", "-fPIC", "-shared",
@@ -70,10 +71,32 @@ FLAGS = ("-std=c11", "-ftree-vectorize", "-fvect-cost-model=dynamic", "-fPIC", "
 # the loops' vectorizer stays) -2.6%, -fno-ipa-modref/-pure-const/-reference (kernels call
 # only noipa helpers and the runtime) -0.9%. -O2 keeps them all: there bit-ccp feeds the
 # vectorizer's alignment choices (ReLU's and ELU's loops grew by half without it).
-LEVELS = {"O2": ("-O2",), "O1": ("-O1", "-fexpensive-optimizations", "-fno-ivopts", "-fno-tree-bit-ccp",
-                                 "-fno-thread-jumps", "-fno-tree-slp-vectorize", "-fno-ipa-modref",
-                                 "-fno-ipa-pure-const", "-fno-ipa-reference")}
+_O1 = ("-O1", "-fexpensive-optimizations", "-fno-ivopts", "-fno-tree-bit-ccp", "-fno-thread-jumps",
+       "-fno-tree-slp-vectorize", "-fno-ipa-modref", "-fno-ipa-pure-const", "-fno-ipa-reference")
+# "cold": kernels with little work (compiler._cold: a few microseconds of host time a call) drop
+# eleven more passes that pay only in long loops: points-to analysis, RTL loop-invariant motion,
+# dead-store elimination, branch-probability guessing, scalar replacement of aggregates,
+# if-conversion, code sinking, and register allocation by one region with the cheaper coloring.
+# The vectorizer stays (without it a forward pass ran 1.48x as long) and so does FMA contraction
+# (the same bits at every level). Over a 2-layer transformer's forward pass (all of its kernels
+# cold) the C compiler's work went 1.629 -> 1.354 G instructions (valgrind, cc1 + as) and its
+# run time held (1.01x; value_and_grad 1.01x; interleaved in one process, under load).
+_COLD = ("-fno-tree-pta", "-fno-move-loop-invariants", "-fno-tree-dse", "-fno-dse", "-fno-guess-branch-probability",
+         "-fno-tree-sra", "-fno-if-conversion", "-fno-if-conversion2", "-fno-tree-sink", "-fira-region=one",
+         "-fira-algorithm=priority")
+LEVELS = {"O2": ("-O2",), "O1": _O1, "cold": (*_O1, *_COLD)}
+# Pieces at a level named here compile in the units of another, each under `#pragma GCC optimize`
+# with its own extra flags (the same code as those flags on the command line): a unit of its own
+# would cost a compiler process's fixed work (about 50 M instructions) and the balance of the split.
+UNIT_LEVEL = {"cold": "O1"}
 DEFAULT_LEVEL = "O2"  # for source without part markers
+# The link of a kernel library: no C start files or default libraries (the library has no
+# constructors; the libc and libm functions kernels call are bound when it is loaded, from the
+# process that loads it, as they always were for libm), and libgcc's static helpers for what the
+# target lacks. It ends the build, after every unit: 7.7 M instructions where the default link
+# took 40 M (valgrind; 30-70 ms -> 30 ms of wall time, under load).
+LINK = ("-nostdlib",)
+LINK_LIBS = ("-lgcc",)
 
 # Process-wide build statistics (tests use them to prove a cache hit compiled nothing).
 stats = {"compiles": 0, "cache_hits": 0, "rejected": 0}
@@ -333,7 +356,7 @@ def cache_key(source: str, cc: list[str], flags: list[str]) -> str:
     """The cache key of a kernel library: everything that decides its bytes. The compiler
     command itself is in it (not only its version text: `$CC="gcc -m32"` differs from `gcc`)."""
     h = hashlib.sha256()
-    levels = repr(sorted(LEVELS.items()))
+    levels = repr((sorted(LEVELS.items()), sorted(UNIT_LEVEL.items()), LINK, LINK_LIBS))
     for part in (source.encode(), "\0".join(cc).encode(), "\0".join(flags).encode(), levels.encode(),
                  _compiler_version(tuple(cc)).encode()):
         h.update(len(part).to_bytes(8, "little") + part)
@@ -369,11 +392,12 @@ def _build(source: str, cc: list[str], flags: list[str], key: str, lib: Path, re
     inc = include_dir()
     d = lib.parent
     src = d / f"{key}.c"
-    atomic_write(src, source.encode())
     units = _split(source, _jobs())
+    # one unit: the kept source is the unit itself (its pieces under their levels' pragmas)
+    atomic_write(src, (units[0][1] if len(units) == 1 else source).encode())
     if len(units) == 1:
-        _compile(cc, [*flags, *LEVELS[units[0][0]]], [src], lib, [f"-I{inc}"], record, f"cc -{units[0][0]}",
-                 meanwhile)
+        _compile(cc, [*flags, *LINK, *LEVELS[units[0][0]]], [src], lib, [f"-I{inc}", *LINK_LIBS], record,
+                 f"cc -{units[0][0]}", meanwhile)
         return
     # Compile the units on all host cores at once, each at its level, then link.
     cflags = [f for f in flags if f != "-shared"]
@@ -388,9 +412,10 @@ def _build(source: str, cc: list[str], flags: list[str], key: str, lib: Path, re
         failed = any(rc != 0 for rc, _ in _run(jobs, record, meanwhile))
         stats["compiles"] += len(units)
         if failed:  # report through the one-file path, which keeps the source
-            _compile(cc, [*flags, *LEVELS[DEFAULT_LEVEL]], [src], lib, [f"-I{inc}"], record, "cc (report)")
+            _compile(cc, [*flags, *LINK, *LEVELS[DEFAULT_LEVEL]], [src], lib, [f"-I{inc}", *LINK_LIBS], record,
+                     "cc (report)")
         else:
-            _compile(cc, ["-shared"], objs, lib, [], record, "link")
+            _compile(cc, ["-shared", *LINK], objs, lib, list(LINK_LIBS), record, "link")
 
 
 SPLIT_MIN_CHARS = 16_000   # below this one compiler process (about 25 ms to start) is quicker than several
@@ -405,7 +430,7 @@ def _jobs() -> int:
 # loop (measured with GCC 12 at -O1 on generated kernels: about 3 ms and 1 ms, 1.3 us a char).
 PIECE_CHARS = 2250
 LOOP_CHARS = 750
-LEVEL_COST = {"O2": 1.5, "O1": 1.0}  # relative compile time per char
+LEVEL_COST = {"O2": 1.5, "O1": 1.0, "cold": 0.8}  # relative compile time per char
 # A piece of tables and one-line functions (the program descriptor) costs about a quarter as much
 # a char (GCC 12 -O1: 35 KB of descriptor in 10 ms); counted as code, it left its unit a sixth
 # lighter than the other and the build waited for that one.
@@ -433,9 +458,10 @@ def _split(source: str, jobs: int) -> list[tuple[str, str]]:
     cost = {i: _piece_cost(p) * LEVEL_COST[lv] for i, (lv, p) in enumerate(pieces)}
     target = sum(cost.values()) / max(1, jobs)
     big = jobs >= 2 and len(pieces) >= 4 and len(source) >= SPLIT_MIN_CHARS
+    unit_of = [UNIT_LEVEL.get(lv, lv) for lv, _ in pieces]
     units: list[tuple[str, str]] = []
-    for lvl in sorted({lv for lv, _ in pieces}, reverse=True):
-        mine = sorted((i for i, (lv, _) in enumerate(pieces) if lv == lvl), key=cost.get, reverse=True)
+    for lvl in sorted(set(unit_of), reverse=True):
+        mine = sorted((i for i, u in enumerate(unit_of) if u == lvl), key=cost.get, reverse=True)
         n = max(1, min(len(mine), math.ceil(sum(map(cost.get, mine)) / target - 1e-9))) if big else 1
         bins: list[list[int]] = [[] for _ in range(n)]
         load = [0.0] * n
@@ -443,8 +469,19 @@ def _split(source: str, jobs: int) -> list[tuple[str, str]]:
             b = load.index(min(load))
             bins[b].append(i)
             load[b] += cost[i]
-        units += [(lvl, head + "".join(pieces[i][1] for i in sorted(b))) for b in bins]
+        units += [(lvl, head + "".join(_under(lvl, *pieces[i]) for i in sorted(b))) for b in bins]
     return units
+
+
+def _under(unit_level: str, level: str, text: str) -> str:
+    """A piece of `level` as it goes in a unit built at `unit_level`: under a pragma turning on
+    its level's flags that the unit's lack (-f options only, spelled without the -f)."""
+    extra = [f for f in LEVELS[level] if f not in LEVELS[unit_level]]
+    if not extra:
+        return text
+    assert all(f.startswith("-f") for f in extra), extra
+    names = ", ".join(f'"{f[2:]}"' for f in extra)
+    return f"#pragma GCC push_options\n#pragma GCC optimize ({names})\n{text}#pragma GCC pop_options\n"
 
 
 def build_runtime_library() -> Path:
