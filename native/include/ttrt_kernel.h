@@ -190,8 +190,9 @@ static inline int64_t tt__wave(int64_t x, int64_t items, int64_t ncores) {
  * A's [alo, ahi) when an earlier item of its block row (t - k mb, k >= 1) runs in the same wave (at
  * the same place in its core's range of items), B's [blo, bhi) when `brx` says so (-1: when an
  * earlier item of its block column does); the other slot is unmarked. The runtime's (dma.c), not
- * compiled into every kernel library: out of line there, it and its wave search were about 5%
- * of the C compiler's work on a forward pass's program (lower.py's _multicast says who calls). */
+ * compiled into every unit of every kernel library: there, with the first-item reads and the
+ * short runs' counting (now the DMA engine's), such helpers were 5% of the C compiler's work
+ * on a transformer's forward pass (lower.py's _multicast says who calls it). */
 static inline void tt_multicast_mark(const tt_core *c, int64_t it, int64_t items, int64_t mb, int64_t t, int brx,
                                      const void *alo, const void *ahi, const void *blo, const void *bhi) {
   c->multicast_mark(c, it, items, mb, t, brx, alo, ahi, blo, bhi);

@@ -868,7 +868,7 @@ def _multicast(items: int, mb: int, a: L.Operand, ls: list[int], b: L.Operand, r
     # (on an earlier core; the first of them reads DRAM), its B panel likewise from an earlier
     # item of its block column (t - k). Evenly split, that is t - mb when the wave length divides
     # mb, and t - q (q items per core) in the column. prelude.c's k_multicast finds such items
-    # (through ttrt_kernel.h's tt_multicast_received) and marks the panels: one out-of-line call,
+    # (the runtime's tt_multicast_mark) and marks the panels: one call,
     # so no product kernel carries those loops or the conditional marks in its C.
     before: list = []
     brx = "-1"  # (k_multicast: B's from its block column)

@@ -78,9 +78,10 @@ _O1 = ("-O1", "-fexpensive-optimizations", "-fno-ivopts", "-fno-tree-bit-ccp", "
 # dead-store elimination, branch-probability guessing, scalar replacement of aggregates,
 # if-conversion, code sinking, and register allocation by one region with the cheaper coloring.
 # The vectorizer stays (without it a forward pass ran 1.48x as long) and so does FMA contraction
-# (the same bits at every level). Over a 2-layer transformer's forward pass (all of its kernels
-# cold) the C compiler's work went 1.629 -> 1.354 G instructions (valgrind, cc1 + as) and its
-# run time held (1.01x; value_and_grad 1.01x; interleaved in one process, under load).
+# (the same bits at every level). Over a 2-layer transformer's programs (all of their kernels
+# cold) the C compiler's work went 1.629 -> 1.371 G instructions (forward pass) and 4.074 ->
+# 3.382 G (value_and_grad; valgrind, cc1 + as, both units) while their kernels' host time went
+# 1.01x and 1.02-1.03x (per-kernel medians of profiles interleaved in one process, under load).
 _COLD = ("-fno-tree-pta", "-fno-move-loop-invariants", "-fno-tree-dse", "-fno-dse", "-fno-guess-branch-probability",
          "-fno-tree-sra", "-fno-if-conversion", "-fno-if-conversion2", "-fno-tree-sink", "-fira-region=one",
          "-fira-algorithm=priority")
