@@ -73,15 +73,18 @@ FLAGS = ("-std=c11", "-ftree-vectorize", "-fvect-cost-model=dynamic", "-fPIC", "
 # vectorizer's alignment choices (ReLU's and ELU's loops grew by half without it).
 _O1 = ("-O1", "-fexpensive-optimizations", "-fno-ivopts", "-fno-tree-bit-ccp", "-fno-thread-jumps",
        "-fno-tree-slp-vectorize", "-fno-ipa-modref", "-fno-ipa-pure-const", "-fno-ipa-reference")
-# "cold": kernels with little work (compiler._cold: a few microseconds of host time a call) drop
-# eleven more passes that pay only in long loops: points-to analysis, RTL loop-invariant motion,
+# "cold": kernels with little work (compiler._cold: a few microseconds of host time a call) add
+# eleven flags turning off what pays only in long loops: points-to analysis, RTL loop-invariant motion,
 # dead-store elimination, branch-probability guessing, scalar replacement of aggregates,
 # if-conversion, code sinking, and register allocation by one region with the cheaper coloring.
 # The vectorizer stays (without it a forward pass ran 1.48x as long) and so does FMA contraction
 # (the same bits at every level). Over a 2-layer transformer's programs (all of their kernels
 # cold) the C compiler's work went 1.629 -> 1.371 G instructions (forward pass) and 4.074 ->
 # 3.382 G (value_and_grad; valgrind, cc1 + as, both units) while their kernels' host time went
-# 1.01x and 1.02-1.03x (per-kernel medians of profiles interleaved in one process, under load).
+# 1.02x and 1.01x (sums of per-kernel minimums over 40 profiles interleaved in one process, under
+# load 9; per-kernel medians, noisier, 1.01-1.03x in three runs and 1.12x in one), same bits.
+# Measured and not taken for cold: -fno-tree-copy-prop -fno-forward-propagate -fno-cprop-registers
+# (3.4% less work; the forward pass's kernels 1.14x in one of two runs).
 _COLD = ("-fno-tree-pta", "-fno-move-loop-invariants", "-fno-tree-dse", "-fno-dse", "-fno-guess-branch-probability",
          "-fno-tree-sra", "-fno-if-conversion", "-fno-if-conversion2", "-fno-tree-sink", "-fira-region=one",
          "-fira-algorithm=priority")
