@@ -144,10 +144,9 @@ def test_row_reductions_read_ahead_a_line_at_a_time_to_the_next_row():
     check(lambda x: jnp.mean(x, axis=-1), x, rtol=1e-5, atol=1e-6)  # (the last row's line past the end)
 
 
-# Reads the host performs elsewhere (loopir FIRST_USE / ONCE): the loop that first reads each
-# element reads it from DRAM, and the page is filled by a copy where it is popped (or, for big
-# operands, element by element in that loop, the run counted where it is read); a block every
-# work item reads alike is copied on a core's first item (counted only, after it). Rendered with every read an ordinary copy instead, each
+# Reads the host performs elsewhere (loopir FIRST_USE / ONCE): the copy moves into the loop that
+# first reads each element, or, for a block every work item reads alike, to a core's first item;
+# the DMA is counted where it stands. Rendered with every read an ordinary copy instead, each
 # program must give the same bits and the same counters, kernel by kernel.
 HOST_READS = [
     ("softmax", lambda x: jax.nn.softmax(x, -1), [((300, 1000), np.float32)]),
@@ -190,32 +189,20 @@ def _run_both(f, args):
     return runs
 
 
-@pytest.mark.parametrize("fill", ["after", "in_loop"])
 @pytest.mark.parametrize("name,f,specs", HOST_READS, ids=[c[0] for c in HOST_READS])
-def test_reads_the_host_does_elsewhere_count_and_compute_as_copies(name, f, specs, fill, monkeypatch):
-    import importlib
-    render = importlib.import_module("tt_xla.compiler.render")  # (the package exports a function of that name)
-    # a first-use page filled by a copy where it is popped, or element by element in the loop
-    monkeypatch.setattr(render, "FILL_AFTER_MAX_BYTES", 1 << 62 if fill == "after" else -1)
+def test_reads_the_host_does_elsewhere_count_and_compute_as_copies(name, f, specs):
     args = [inputs(s, d, seed=i) for i, (s, d) in enumerate(specs)]
     (src, outs, stats), (plain_src, plain_outs, plain_stats) = _run_both(f, args)
     kernels, plain_kernels = (t[t.index("/* tt:part"):] for t in (src, plain_src))
-    assert "*restrict dram_" in kernels and "dram_" not in plain_kernels
+    # counted where it stands: a call of its own, or a row of a batch's table flagged K_DMA_COUNT
+    counted = re.compile(r"tt_dma_read_counted\(|\{\d+, 8, \d+, \d+, \d+, \{")
+    assert counted.search(kernels) and not counted.search(plain_kernels)
     if name == "layernorm":  # scale and bias: read once a core (a batch's row flagged K_DMA_ONCE, or prelude.c's helper)
         assert "k_dma_read_once(core, ops, it == begin, " in kernels or re.search(r"\{\d+, 1, \d+, \d+, \d+, \{", kernels)
-    stores = re.findall(r"x\w+\[[^]]*\] = ", kernels.replace("out[", ""))  # a page store per element
-    if fill == "after":
-        assert not stores and "tt_dma_read_counted(" not in kernels
-        if name == "bf16_sum":  # a converting first-use load converts the element it reads from DRAM
-            assert re.search(r"= \w+\(dram_w0\[", kernels)
-        elif name != "argmax":  # a plain one reads DRAM
-            assert re.search(r"const float ld\d+ = dram_\w+\[[^;]*\];\n", kernels)
-    else:  # each element stored into the page by the Load that reads it, the run counted where it is read
-        assert stores and "tt_dma_read_counted(" in kernels
-        if name == "bf16_sum":  # a converting first-use load copies, then converts the page's element
-            assert re.search(r"x0\[[^]]*\] = dram_w0\[", kernels)
-        elif name != "argmax":  # a plain one reads DRAM, then stores the value into the page
-            assert re.search(r"const float ld\d+ = dram_\w+\[[^;]*\]; x\w+\[", kernels)
+    if name == "bf16_sum":  # a converting first-use load copies, then converts the page's element
+        assert re.search(r"x0\[[^]]*\] = dram_w0\[", kernels)
+    elif name != "argmax":  # a plain one reads DRAM, then stores the value into the page
+        assert re.search(r"const float ld\d+ = dram_\w+\[[^;]*\]; x\w+\[", kernels)
     for a, b in zip(outs, plain_outs):
         assert a.dtype == b.dtype and np.array_equal(a.view(np.uint8), b.view(np.uint8))
     assert stats == plain_stats and all(s["dma_bytes"] > 0 for s in stats)
@@ -244,6 +231,15 @@ SHORT_RUNS = [
 ]
 
 
+def _compile_and_run(text, args):
+    """A fresh compile's C, outputs and per-kernel figures (host time left out)."""
+    import tt_xla
+    tt_xla.client().clear_cache()
+    exe = tt_xla.compile(text)
+    outs = [np.asarray(o) for o in exe(*args)]
+    return exe.source, outs, [{k: v for k, v in s.items() if k != "host_ns"} for s in exe.kernel_stats()]
+
+
 @pytest.mark.parametrize("name,f,specs", SHORT_RUNS, ids=[c[0] for c in SHORT_RUNS])
 def test_short_runs_copied_at_the_call_site_count_and_compute_as_the_engine(name, f, specs, monkeypatch):
     import importlib
@@ -254,10 +250,7 @@ def test_short_runs_copied_at_the_call_site_count_and_compute_as_the_engine(name
     runs = []
     for short in (render.SHORT_RUN_BYTES, 0):
         monkeypatch.setattr(render, "SHORT_RUN_BYTES", short)
-        tt_xla.client().clear_cache()
-        exe = tt_xla.compile(text)
-        outs = [np.asarray(o) for o in exe(*args)]
-        runs.append((exe.source, outs, [{k: v for k, v in s.items() if k != "host_ns"} for s in exe.kernel_stats()]))
+        runs.append(_compile_and_run(text, args))
     tt_xla.client().clear_cache()
     (src, outs, stats), (plain_src, plain_outs, plain_stats) = runs
     assert "tt_dma_read_run(" in src and "tt_dma_write_run(" in src
@@ -289,7 +282,7 @@ def test_render_knows_a_count_that_is_one_integer_for_every_item(text, value):
 # instead, each program must give the same bits and the same counters, kernel by kernel.
 BATCHED = [
     ("layernorm", HOST_READS[1][1], HOST_READS[1][2]),  # scale and bias once a core, rows, fills, a write
-    ("softmax_small", lambda x: jax.nn.softmax(x, -1), [((70, 129), np.float32)]),  # fills after the loop
+    ("softmax_small", lambda x: jax.nn.softmax(x, -1), [((70, 129), np.float32)]),  # first-use counts
     ("bf16_rows", lambda x, y: (x * y).astype(jnp.float32).sum(-1), [((40, 300), BF16), ((40, 300), BF16)]),
     ("concat_stream", CASES[3][1], CASES[3][2]),  # streamed writes
     ("matmul_bias", lambda a, b, c: a @ b + c, [((96, 64), np.float32), ((64, 80), np.float32), ((80,), np.float32)]),
@@ -308,10 +301,7 @@ def test_batched_dmas_count_and_compute_as_one_call_each(name, f, specs, monkeyp
     for batched in (True, False):
         if not batched:
             monkeypatch.setattr(render._Batch, "joins", lambda self, u, depth: False)
-        tt_xla.client().clear_cache()
-        exe = tt_xla.compile(text)
-        outs = [np.asarray(o) for o in exe(*args)]
-        runs.append((exe.source, outs, [{k: v for k, v in s.items() if k != "host_ns"} for s in exe.kernel_stats()]))
+        runs.append(_compile_and_run(text, args))
     tt_xla.client().clear_cache()
     (src, outs, stats), (plain_src, plain_outs, plain_stats) = runs
     kernels, plain_kernels = (t[t.index("/* tt:part"):] for t in (src, plain_src))

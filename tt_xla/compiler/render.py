@@ -33,13 +33,12 @@ def _counted(u: L.DmaRead, src: str) -> str:
 
 
 def _host_read(u: L.DmaRead) -> str:
-    """A read the host performs elsewhere (the device model sees the same transfer). FIRST_USE:
-    the run's DRAM address, for the Loads that read each element straight from DRAM (a copy
-    into the page first made reductions and row kernels wait for memory with nothing to compute
-    meanwhile: softmax took 1.37x the time of kernels computing straight from DRAM); the page is
-    filled, and the transfer counted, by the same read as a copy where the page is popped
-    (_FirstUse), from the host's caches. ONCE: the copy on the core's first work item only; the
-    page keeps it."""
+    """A read the host performs elsewhere, counted here (the device model sees the same
+    transfer). FIRST_USE: the run's DRAM address, for the Loads that copy each element into
+    the page as they read it (a separate copy made reductions and row kernels wait for memory
+    with nothing to compute meanwhile: softmax took 1.37x the time of kernels computing
+    straight from DRAM); the count usually joins a batch (_Batch, K_DMA_COUNT). ONCE: the copy
+    on the core's first work item only; the page keeps it."""
     src = f"p{u.operand.index} + ({u.index})"
     if u.host == L.ONCE and u.cb.ctype == u.operand.ctype:
         # prelude.c's helper: the copy on the first item, else the count at the same DRAM address
@@ -48,21 +47,16 @@ def _host_read(u: L.DmaRead) -> str:
     if u.host == L.ONCE:
         copy = _dma_read(replace(u, host=""))  # the same read as an ordinary copy
         return f"if (it == begin) {copy} else {_counted(u, src)}"
-    head = f"const {u.cb.ctype} *restrict {_src(u.page)} = {src};"
-    return head if _fills_after(u) else f"{head} {_counted(u, _src(u.page))}"
+    return f"{_first_use_pointer(u)} {_counted(u, _src(u.page))}"
 
 
-# A first-use page is filled after the loop that reads it (_FirstUse) when its operand fits the
-# host's L2 (1 MiB a core here): such kernels' host time is mostly fixed costs, and the copy reads
-# the run from the caches. A bigger operand's elements are put into the page by the Loads that
-# read them (a store in the loop, the run counted where it is read): after the loop, the copy
-# of each 4 KiB row made a row sum and softmax of f32[4096, 1024] 1.75x and 1.9x as slow on one
-# host thread, where the in-loop store cost next to nothing.
-FILL_AFTER_MAX_BYTES = 1 << 20
+def _first_use_pointer(u: L.DmaRead) -> str:
+    return f"const {u.cb.ctype} *restrict {_src(u.page)} = p{u.operand.index} + ({u.index});"
 
 
-def _fills_after(u: L.DmaRead) -> bool:
-    return u.operand.node is not None and u.operand.node.nbytes <= FILL_AFTER_MAX_BYTES
+def _counted_here(u) -> bool:
+    """A first-use read, whose Loads put each element into the page: only counted where it stands."""
+    return isinstance(u, L.DmaRead) and u.host == L.FIRST_USE and _linear(u)
 
 
 def _src(page: str) -> str:
@@ -159,51 +153,41 @@ def _constant_counts(k: L.LoopKernel) -> list:
 
 class _FirstUse:
     """Follows FIRST_USE reads from their DmaRead through the consumer's page: every Load of
-    that page reads its element from DRAM (where the DMA would have read it), and where the page
-    is popped the read is made as an ordinary copy (`popped`), so the page holds what the DMA put
-    there and the transfer is counted as the DMA counts it; or, for a big operand
-    (_fills_after), each Load also stores its element into the page. That store in the vector
-    loop (its page not `restrict`) and the count at the read were about a tenth of the C
-    compiler's work on a reduction. The page must be read by Loads only while it is held:
-    anything else is a compiler bug."""
+    that page first copies its element from DRAM (as the DMA would have put it there). The page
+    must be read by Loads only while it is held: anything else is a compiler bug. (Measured and
+    not taken: Loads reading DRAM only and the page filled by a copy where it is popped cut the
+    C compiler's work over a training step's program by a further 9%, but made the step 1.08-1.15x
+    as slow on the host, and row_sum and softmax of f32[4096, 1024] 1.75-1.9x.)"""
 
     def __init__(self) -> None:
         self.by_cb: dict[str, L.DmaRead] = {}   # read, not yet waited for
         self.pages: dict[str, L.DmaRead] = {}   # consumer page -> its read
 
     def step(self, u) -> str:
-        """The C of a first-use Load (else "")."""
         if isinstance(u, L.DmaRead) and u.host == L.FIRST_USE and _linear(u):  # (else an ordinary copy)
             if u.cb.name in self.by_cb:
                 raise AssertionError(f"first-use read {L._fmt(u)}: its page's last read was not waited for")
             self.by_cb[u.cb.name] = u
         elif isinstance(u, L.CbWait) and u.cb.name in self.by_cb:
             self.pages[u.page] = self.by_cb.pop(u.cb.name)
+        elif isinstance(u, L.CbPop):
+            for page in [p for p, r in self.pages.items() if r.cb.name == u.cb.name]:
+                del self.pages[page]
         elif isinstance(u, L.Load) and u.page in self.pages:
             r = self.pages[u.page]
             at = f"({u.index}) * {r.stride}" if r.stride != 1 else u.index
-            if _fills_after(r):
-                return f"const {u.ctype} {u.var} = {u.expr.format(ref=f'{_src(r.page)}[{at}]')};"
             if u.expr == "{ref}" and u.ctype == r.cb.ctype:
                 # the element read from DRAM, then stored into the page: the same page, one memory
                 # reference fewer in the loop for the C compiler's dependence analysis (about 1% of
                 # its work over a training step's kernels)
                 return f"const {u.ctype} {u.var} = {_src(r.page)}[{at}]; {u.page}[{u.index}] = {u.var};"
-            return f"{u.page}[{u.index}] = {_src(r.page)}[{at}]; " + RULES[L.Load](u)
+            return f"{u.page}[{u.index}] = {_src(r.page)}[{at}]; "
         elif self.pages and isinstance(u, (L.Store, L.DmaWrite, L.MatMul, L.Call)):
             text = " ".join(v if isinstance(v, str) else " ".join(map(str, v)) for v in vars(u).values()
                             if isinstance(v, (str, tuple)))
             if any(L._mentions(text, p) for p in self.pages):
                 raise AssertionError(f"first-use page used by {L._fmt(u)}")
         return ""
-
-    def popped(self, u: L.CbPop) -> list[L.DmaRead]:
-        """The first-use reads whose pages `u` pops, as the ordinary copies that fill them (at
-        the depth of their DmaRead, as the circular-buffer protocol makes every pop: their
-        index expressions are in scope)."""
-        done = [p for p, r in self.pages.items() if r.cb.name == u.cb.name]
-        fills = [self.pages.pop(p) for p in done]
-        return [replace(r, host="") for r in fills if _fills_after(r)]
 
 
 # Outputs at least this big are written by streaming (non-temporal) stores (tt_dma_write_op's `stream`):
@@ -303,7 +287,7 @@ class _Batch:
     static table of their descriptors (the fields known for every work item written in it, the
     others passed as an array of values). An engine call site per DMA cost the C compiler about
     3.5 M instructions (12 arguments around a call), and a kernel reads several operands at one
-    point (a rows kernel's inputs, a reduction's runs, the fills of its first-use pages); even one
+    point (a rows kernel's inputs, the counts of a reduction's first-use runs); even one
     DMA costs it less so (6 arguments). A DMA joins when the engine would move it and its page is
     at a fixed place in SRAM; a short run (_short) too when the kernel issues its short runs once
     per work item (a reduction's results: the copy at the call site cost the C compiler about 5 M
@@ -331,6 +315,8 @@ class _Batch:
         return self.known[text]
 
     def joins(self, u: L._Dma, depth: int) -> bool:
+        if _counted_here(u):  # (a count only, K_DMA_COUNT)
+            return self.rings.at.get(u.page) is not None
         if isinstance(u, L.DmaRead):
             copy = not u.host or u.host == L.FIRST_USE and not _linear(u)  # (as _dma_read renders them)
             engine = copy and (not _short(u) or self._once_an_item(depth)) or \
@@ -350,6 +336,8 @@ class _Batch:
             flags = 0
             if isinstance(u, L.DmaWrite):
                 flags = 2 | (4 if _streams(u) else 0)
+            elif _counted_here(u):
+                flags = 8
             elif u.host == L.ONCE:
                 flags, once = 1, True
             fields, live = [], 0
@@ -427,28 +415,23 @@ def render(k: L.LoopKernel) -> str:
         if isinstance(u, L.End):
             depth -= 1
         text = rings.step(u)  # (it follows the ranges too)
-        load = first.step(u)
-        if load:  # (a first-use Load)
-            text = load
+        fill = first.step(u)
+        if isinstance(u, L.Load) and fill.endswith(";"):  # (a first-use Load, rendered whole)
+            text = fill
         elif isinstance(u, L._Dma):
             if batch.joins(u, depth):
+                if _counted_here(u):
+                    emit(_first_use_pointer(u))  # (the Loads read DRAM through it)
                 batch.pending.append(u)
                 continue
-            if not (isinstance(u, L.DmaRead) and u.host == L.FIRST_USE and _linear(u)):  # (that one moves nothing here)
+            if not _counted_here(u):
                 emit(batch.flush())
             text = RULES[type(u)](u)
         elif isinstance(u, L.VectorOps) and (n := batch.known_value(u.count)) is not None:
             text = f"tt_vector_ops(core, {n}u);"  # (the count the lowering wrote, folded: less for the C compiler)
         elif not isinstance(u, _CB_OPS):
-            text = RULES[type(u)](u)
+            text = fill + RULES[type(u)](u)
         emit(text)
-        if isinstance(u, L.CbPop):
-            for fill in first.popped(u):  # (a first-use page filled before it is given back)
-                if batch.joins(fill, depth):
-                    batch.pending.append(fill)
-                else:
-                    emit(batch.flush())
-                    emit(_dma_read(fill))
         if isinstance(u, L.Range):
             depth += 1
     emit(batch.flush())
