@@ -292,13 +292,15 @@ class _Batch:
     at a fixed place in SRAM; a short run (_short) too when the kernel issues its short runs once
     per work item (a reduction's results: the copy at the call site cost the C compiler about 5 M
     instructions, and the host nothing measurable once an item), not also in a loop (a stencil's
-    taps, about ten a row, and its results: those stay copies at the call site). Ops that touch no memory (page pointers, index definitions, event counts) may come
-    between the DMAs; anything else issues the pending ones first, in program order (the engine
-    sees the same transfers in the same order as from one call each)."""
+    taps, about ten a row, and its results: those stay copies at the call site). Ops that touch
+    no memory (page pointers, index definitions, event counts) may come between the DMAs;
+    anything else issues the pending ones first, in program order (the engine sees the same
+    transfers in the same order as from one call each)."""
 
     def __init__(self, k: L.LoopKernel, body: list, rings: _Rings):
+        self.k = k
         self.rings = rings
-        self.value = _item_values(k)
+        self.value: Callable[[str], int | None] | None = None  # (made when first needed)
         self.known: dict[str, int | None] = {}
         self.pending: list[L._Dma] = []
         depth, self.runs_in_loops = 0, False
@@ -311,6 +313,8 @@ class _Batch:
         if text.lstrip("-").isdigit():
             return int(text)
         if text not in self.known:
+            if self.value is None:
+                self.value = _item_values(self.k)
             self.known[text] = self.value(text)
         return self.known[text]
 
