@@ -288,7 +288,8 @@ class _Batch:
     others passed as an array of values). An engine call site per DMA cost the C compiler about
     3.5 M instructions (12 arguments around a call), and a kernel reads several operands at one
     point (a rows kernel's inputs, the counts of a reduction's first-use runs); even one
-    DMA costs it less so (6 arguments). A DMA joins when the engine would move it and its page is
+    DMA costs it less so (6 arguments), once per work item (in a loop a lone DMA keeps its own
+    call). A DMA joins when the engine would move it and its page is
     at a fixed place in SRAM; a short run (_short) too when the kernel issues its short runs once
     per work item (a reduction's results: the copy at the call site cost the C compiler about 5 M
     instructions, and the host nothing measurable once an item), not also in a loop (a stencil's
@@ -332,9 +333,14 @@ class _Batch:
     def _once_an_item(self, depth: int) -> bool:
         return depth == 2 and not self.runs_in_loops  # (2: the work item's loop, in render)
 
-    def flush(self) -> str:
+    def flush(self, depth: int) -> str:
         if not self.pending:
             return ""
+        if len(self.pending) == 1 and depth > 2:
+            # one DMA inside a loop: its own call, one call less each time round (a walk of one
+            # row per output made a sum over rows of 8 f32 2.5x as slow on the host)
+            u = self.pending.pop()
+            return _counted(u, _src(u.page)) if _counted_here(u) else RULES[type(u)](u)
         rows, values, once = [], [], False
         for u in self.pending:
             flags = 0
@@ -415,7 +421,7 @@ def render(k: L.LoopKernel) -> str:
             lines.append("  " * depth + text)
     for u in body:
         if not isinstance(u, _QUIET):
-            emit(batch.flush())
+            emit(batch.flush(depth))
         if isinstance(u, L.End):
             depth -= 1
         text = rings.step(u)  # (it follows the ranges too)
@@ -429,7 +435,7 @@ def render(k: L.LoopKernel) -> str:
                 batch.pending.append(u)
                 continue
             if not _counted_here(u):
-                emit(batch.flush())
+                emit(batch.flush(depth))
             text = RULES[type(u)](u)
         elif isinstance(u, L.VectorOps) and (n := batch.known_value(u.count)) is not None:
             text = f"tt_vector_ops(core, {n}u);"  # (the count the lowering wrote, folded: less for the C compiler)
@@ -438,7 +444,7 @@ def render(k: L.LoopKernel) -> str:
         emit(text)
         if isinstance(u, L.Range):
             depth += 1
-    emit(batch.flush())
+    emit(batch.flush(depth))
     text = "\n".join(lines[decl:])
     pointers = []
     for o in k.operands:  # (a false match, p1 in p12, only declares a pointer gcc drops)
