@@ -27,13 +27,23 @@ CASES = [  # each output is just over the streaming threshold
 ]
 
 
+# A write DMA in the C: a call of its own, or a row of a batch's table (render._Batch: operand,
+# flags K_DMA_WRITE = 2 | K_DMA_STREAM = 4, ...).
+def _streamed_write(src: str) -> bool:
+    return bool(re.search(r"tt_dma_write_op\(.*, 1\);", src) or re.search(r"\{\d+, 6, \d+, \d+, \d+, \{", src))
+
+
+def _plain_write(src: str) -> bool:
+    return bool(re.search(r"tt_dma_write_op\(.*, 0\);", src) or re.search(r"\{\d+, 2, \d+, \d+, \d+, \{", src))
+
+
 @pytest.mark.parametrize("name,f,specs", CASES, ids=[c[0] for c in CASES])
 def test_streamed_outputs_match_cpu(name, f, specs):
     args = [inputs(s, d, seed=i) for i, (s, d) in enumerate(specs)]
     out = jax.eval_shape(f, *args)
     assert out.size * out.dtype.itemsize >= STREAM_MIN_BYTES
     src = compile_text(jax.export.export(jax.jit(f))(*args).mlir_module()).source
-    assert re.search(r"tt_dma_write_op\(.*, 1\);", src) and "tt_dma_stream_fence();" in src
+    assert _streamed_write(src) and "tt_dma_stream_fence();" in src
     check(f, *args, transcendental=name == "elu")
 
 
@@ -42,7 +52,7 @@ def test_small_outputs_use_plain_stores():
     x = np.ones((64, 64), np.float32)
     src = compile_text(jax.export.export(jax.jit(jax.nn.relu))(x).mlir_module()).source
     kernels = src[src.index("/* tt:part"):]  # past the prelude, which defines the function
-    assert "tt_dma_write_op(" in kernels and not re.search(r"tt_dma_write_op\(.*, 1\);", kernels)
+    assert _plain_write(kernels) and not _streamed_write(kernels)
     assert "tt_dma_stream_fence" not in kernels
 
 
@@ -183,13 +193,16 @@ def _run_both(f, args):
 def test_reads_the_host_does_elsewhere_count_and_compute_as_copies(name, f, specs):
     args = [inputs(s, d, seed=i) for i, (s, d) in enumerate(specs)]
     (src, outs, stats), (plain_src, plain_outs, plain_stats) = _run_both(f, args)
-    assert "tt_dma_read_counted(" in src and "tt_dma_read_counted(" not in plain_src[plain_src.index("/* tt:part"):]
-    if name == "layernorm":  # scale and bias: read once a core, through prelude.c's helper
-        assert "k_dma_read_once(core, ops, it == begin, " in src
+    kernels, plain_kernels = (t[t.index("/* tt:part"):] for t in (src, plain_src))
+    # counted where it stands: a call of its own, or a row of a batch's table flagged K_DMA_COUNT
+    counted = re.compile(r"tt_dma_read_counted\(|\{\d+, 8, \d+, \d+, \d+, \{")
+    assert counted.search(kernels) and not counted.search(plain_kernels)
+    if name == "layernorm":  # scale and bias: read once a core (a batch's row flagged K_DMA_ONCE, or prelude.c's helper)
+        assert "k_dma_read_once(core, ops, it == begin, " in kernels or re.search(r"\{\d+, 1, \d+, \d+, \d+, \{", kernels)
     if name == "bf16_sum":  # a converting first-use load copies, then converts the page's element
-        assert re.search(r"x0\[[^]]*\] = dram_w0\[", src)
+        assert re.search(r"x0\[[^]]*\] = dram_w0\[", kernels)
     elif name != "argmax":  # a plain one reads DRAM, then stores the value into the page
-        assert re.search(r"const float ld\d+ = dram_\w+\[[^;]*\]; x\w+\[", src)
+        assert re.search(r"const float ld\d+ = dram_\w+\[[^;]*\]; x\w+\[", kernels)
     for a, b in zip(outs, plain_outs):
         assert a.dtype == b.dtype and np.array_equal(a.view(np.uint8), b.view(np.uint8))
     assert stats == plain_stats and all(s["dma_bytes"] > 0 for s in stats)
@@ -218,6 +231,15 @@ SHORT_RUNS = [
 ]
 
 
+def _compile_and_run(text, args):
+    """A fresh compile's C, outputs and per-kernel figures (host time left out)."""
+    import tt_xla
+    tt_xla.client().clear_cache()
+    exe = tt_xla.compile(text)
+    outs = [np.asarray(o) for o in exe(*args)]
+    return exe.source, outs, [{k: v for k, v in s.items() if k != "host_ns"} for s in exe.kernel_stats()]
+
+
 @pytest.mark.parametrize("name,f,specs", SHORT_RUNS, ids=[c[0] for c in SHORT_RUNS])
 def test_short_runs_copied_at_the_call_site_count_and_compute_as_the_engine(name, f, specs, monkeypatch):
     import importlib
@@ -228,10 +250,7 @@ def test_short_runs_copied_at_the_call_site_count_and_compute_as_the_engine(name
     runs = []
     for short in (render.SHORT_RUN_BYTES, 0):
         monkeypatch.setattr(render, "SHORT_RUN_BYTES", short)
-        tt_xla.client().clear_cache()
-        exe = tt_xla.compile(text)
-        outs = [np.asarray(o) for o in exe(*args)]
-        runs.append((exe.source, outs, [{k: v for k, v in s.items() if k != "host_ns"} for s in exe.kernel_stats()]))
+        runs.append(_compile_and_run(text, args))
     tt_xla.client().clear_cache()
     (src, outs, stats), (plain_src, plain_outs, plain_stats) = runs
     assert "tt_dma_read_run(" in src and "tt_dma_write_run(" in src
@@ -256,3 +275,40 @@ def test_render_knows_a_count_that_is_one_integer_for_every_item(text, value):
             L.Var("acc", "int64_t", "0")]
     value_of = _item_values(L.LoopKernel("k", [], [], body, work_items=20))
     assert value_of(text) == value
+
+
+# The DMAs a kernel issues at one point go through one call of prelude.c's k_dma_batch, which
+# walks a static table of their descriptors (render._Batch): with every DMA a call of its own
+# instead, each program must give the same bits and the same counters, kernel by kernel.
+BATCHED = [
+    ("layernorm", HOST_READS[1][1], HOST_READS[1][2]),  # scale and bias once a core, rows, fills, a write
+    ("softmax_small", lambda x: jax.nn.softmax(x, -1), [((70, 129), np.float32)]),  # first-use counts
+    ("bf16_rows", lambda x, y: (x * y).astype(jnp.float32).sum(-1), [((40, 300), BF16), ((40, 300), BF16)]),
+    ("concat_stream", CASES[3][1], CASES[3][2]),  # streamed writes
+    ("matmul_bias", lambda a, b, c: a @ b + c, [((96, 64), np.float32), ((64, 80), np.float32), ((80,), np.float32)]),
+]
+
+
+@pytest.mark.parametrize("name,f,specs", BATCHED, ids=[c[0] for c in BATCHED])
+def test_batched_dmas_count_and_compute_as_one_call_each(name, f, specs, monkeypatch):
+    import importlib
+    import tt_xla
+    render = importlib.import_module("tt_xla.compiler.render")
+    # (a product's NaN from inf * 0 may land elsewhere than XLA's: edge values only elementwise)
+    args = [inputs(s, d, seed=i, edges=name != "matmul_bias") for i, (s, d) in enumerate(specs)]
+    text = jax.export.export(jax.jit(f))(*args).mlir_module()
+    runs = []
+    for batched in (True, False):
+        if not batched:
+            monkeypatch.setattr(render._Batch, "joins", lambda self, u, depth: False)
+        runs.append(_compile_and_run(text, args))
+    tt_xla.client().clear_cache()
+    (src, outs, stats), (plain_src, plain_outs, plain_stats) = runs
+    kernels, plain_kernels = (t[t.index("/* tt:part"):] for t in (src, plain_src))
+    assert "k_dma_batch(" in kernels and "k_dma_batch(" not in plain_kernels
+    if name == "layernorm":  # several DMAs at one point: one call, a table of several rows
+        assert re.search(r"k_dma_batch\(core, ops, it == begin, [2-9], d_", kernels)
+    for a, b in zip(outs, plain_outs):
+        assert a.dtype == b.dtype and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+    assert stats == plain_stats and all(s["dma_bytes"] > 0 for s in stats)
+    check(f, *args, rtol=2e-2 if name.startswith("bf16") else 1e-4, atol=2e-2 if name.startswith("bf16") else 1e-4)

@@ -38,6 +38,29 @@ static inline void k_dma_read_once(const tt_core *c, void *const *ops, int first
             first ? 0 : TT_DMA_COUNT_ONLY);
 }
 
+/* The DMAs a kernel issues at one point (render.py's _Batch): one call walking a static table of
+ * descriptors in place of one engine call site per DMA (each cost the C compiler about 3.5 M
+ * instructions, 12 arguments set up around a call that clobbers everything; a table row is data).
+ * f: index, sram_pitch, dram_pitch, rows, count, stride; bit j of `live` set: f[j] is not a
+ * constant but the next value of `v`. K_DMA_ONCE: a read done on the core's first item only (else
+ * counted at the same DRAM address, as k_dma_read_once); K_DMA_COUNT: a read the kernel's loads make,
+ * only counted (render.py's FIRST_USE). The engine sees the same transfers in
+ * the same order as the calls this replaces, so every counter is unchanged. */
+enum { K_DMA_ONCE = 1, K_DMA_WRITE = 2, K_DMA_STREAM = 4, K_DMA_COUNT = 8 };
+typedef struct { uint16_t op; uint8_t flags, live; uint32_t esize; uint64_t page; int64_t f[6]; } k_dma_desc;
+static __attribute__((noinline, noipa, unused)) void k_dma_batch(
+    const tt_core *c, void *const *ops, int first, int n, const k_dma_desc *d, const int64_t *v) {
+  for (; n > 0; --n, ++d) {
+    int64_t f[6];
+    for (int j = 0; j < 6; ++j) f[j] = (d->live >> j & 1) ? *v++ : d->f[j];
+    if ((d->flags & K_DMA_COUNT) || ((d->flags & K_DMA_ONCE) && !first))
+      tt_dma_read_counted(c, (const char *)ops[d->op] + f[0] * (int64_t)d->esize, d->esize, f[3], f[4], f[5]);
+    else
+      c->dma_op(c, ops, d->op, f[0], (char *)c->sram + d->page, f[1], f[2], d->esize, f[3], f[4], f[5],
+                (d->flags & K_DMA_WRITE ? TT_DMA_WRITE : 0) | (d->flags & K_DMA_STREAM ? TT_DMA_STREAM : 0));
+  }
+}
+
 /* The panels a product's work item `it` receives by multicast (lower.py's _multicast): the
  * runtime's tt_multicast_mark, one call at every product kernel in place of two
  * tt_multicast_received calls and four conditional addresses (a quarter of the C compiler's work

@@ -37,7 +37,8 @@ def _host_read(u: L.DmaRead) -> str:
     transfer). FIRST_USE: the run's DRAM address, for the Loads that copy each element into
     the page as they read it (a separate copy made reductions and row kernels wait for memory
     with nothing to compute meanwhile: softmax took 1.37x the time of kernels computing
-    straight from DRAM). ONCE: the copy on the core's first work item only; the page keeps it."""
+    straight from DRAM); the count usually joins a batch (_Batch, K_DMA_COUNT). ONCE: the copy
+    on the core's first work item only; the page keeps it."""
     src = f"p{u.operand.index} + ({u.index})"
     if u.host == L.ONCE and u.cb.ctype == u.operand.ctype:
         # prelude.c's helper: the copy on the first item, else the count at the same DRAM address
@@ -46,7 +47,16 @@ def _host_read(u: L.DmaRead) -> str:
     if u.host == L.ONCE:
         copy = _dma_read(replace(u, host=""))  # the same read as an ordinary copy
         return f"if (it == begin) {copy} else {_counted(u, src)}"
-    return f"const {u.cb.ctype} *restrict {_src(u.page)} = {src}; " + _counted(u, _src(u.page))
+    return f"{_first_use_pointer(u)} {_counted(u, _src(u.page))}"
+
+
+def _first_use_pointer(u: L.DmaRead) -> str:
+    return f"const {u.cb.ctype} *restrict {_src(u.page)} = p{u.operand.index} + ({u.index});"
+
+
+def _counted_here(u) -> bool:
+    """A first-use read, whose Loads put each element into the page: only counted where it stands."""
+    return isinstance(u, L.DmaRead) and u.host == L.FIRST_USE and _linear(u)
 
 
 def _src(page: str) -> str:
@@ -144,7 +154,10 @@ def _constant_counts(k: L.LoopKernel) -> list:
 class _FirstUse:
     """Follows FIRST_USE reads from their DmaRead through the consumer's page: every Load of
     that page first copies its element from DRAM (as the DMA would have put it there). The page
-    must be read by Loads only while it is held: anything else is a compiler bug."""
+    must be read by Loads only while it is held: anything else is a compiler bug. (Measured and
+    not taken: Loads reading DRAM only and the page filled by a copy where it is popped cut the
+    C compiler's work over a training step's program by a further 9%, but made the step 1.08-1.15x
+    as slow on the host, and row_sum and softmax of f32[4096, 1024] 1.75-1.9x.)"""
 
     def __init__(self) -> None:
         self.by_cb: dict[str, L.DmaRead] = {}   # read, not yet waited for
@@ -191,9 +204,11 @@ def _streams(u: L.DmaWrite) -> bool:
 
 
 def _dma_write(u: L.DmaWrite) -> str:
-    if u.host == L.IN_PLACE:  # (the engine wrote the block there: the transfer is counted as the engine counts it)
+    if u.host == L.IN_PLACE:  # (the engine wrote the block there: the transfer is counted as the engine counts it,
+        # by the header's out-of-line copy of the count: inline, its range tests were a quarter of
+        # the C compiler's work on a product kernel)
         e = u.cb.esize
-        return (f"tt_dma_count(core, (const char *)ops[{u.operand.index}] + ({u.index}) * {e}, "
+        return (f"tt__dma_at(core, (const char *)ops[{u.operand.index}] + ({u.index}) * {e}, "
                 f"(uint64_t)({u.rows}) * ({u.count}) * {e}u);")
     if _short(u) and not _streams(u):
         return (f"tt_dma_write_run(core, ops, {u.operand.index}, {u.index}, {u.page} + {u.sram_index}, "
@@ -217,6 +232,7 @@ class _Rings:
     def __init__(self, k: L.LoopKernel):
         self.cbs = k.cbs
         self.dynamic: set[str] = set()
+        self.at: dict[str, int | None] = {}  # page -> its byte offset in SRAM when static (else None)
         self._reset()
         for u in k.body:  # a dry run finds the rings that need counters
             self.step(u)
@@ -258,10 +274,96 @@ class _Rings:
             self.state[cb.name] = (filled, True)
         if cb.name in self.dynamic:
             slot = f" + ({cb.name}_{end} % {cb.npages}u) * {cb.page_bytes}u"
+            self.at[u.page] = None
         else:
             at = self.count.get((cb.name, end), 0) % cb.npages * cb.page_bytes
             slot = f" + {at}u" if at else ""
+            self.at[u.page] = cb.offset + at
         return f"{cb.ctype} *{u.page} = ({cb.ctype} *)(sram_ + {cb.offset}u{slot});"
+
+
+class _Batch:
+    """The DMAs a kernel issues at one point, issued by one call: prelude.c's k_dma_batch walks a
+    static table of their descriptors (the fields known for every work item written in it, the
+    others passed as an array of values). An engine call site per DMA cost the C compiler about
+    3.5 M instructions (12 arguments around a call), and a kernel reads several operands at one
+    point (a rows kernel's inputs, the counts of a reduction's first-use runs); even one
+    DMA costs it less so (6 arguments), once per work item (in a loop a lone DMA keeps its own
+    call). A DMA joins when the engine would move it and its page is
+    at a fixed place in SRAM; a short run (_short) too when the kernel issues its short runs once
+    per work item (a reduction's results: the copy at the call site cost the C compiler about 5 M
+    instructions, and the host nothing measurable once an item), not also in a loop (a stencil's
+    taps, about ten a row, and its results: those stay copies at the call site). Ops that touch
+    no memory (page pointers, index definitions, event counts) may come between the DMAs;
+    anything else issues the pending ones first, in program order (the engine sees the same
+    transfers in the same order as from one call each)."""
+
+    def __init__(self, k: L.LoopKernel, body: list, rings: _Rings):
+        self.k = k
+        self.rings = rings
+        self.value: Callable[[str], int | None] | None = None  # (made when first needed)
+        self.known: dict[str, int | None] = {}
+        self.pending: list[L._Dma] = []
+        depth, self.runs_in_loops = 0, False
+        for u in body:
+            depth += 1 if isinstance(u, L.Range) else -1 if isinstance(u, L.End) else 0
+            self.runs_in_loops |= depth > 0 and isinstance(u, L._Dma) and _short(u)
+
+    def known_value(self, text: str) -> int | None:
+        """The value of an index expression when it is one integer for every work item."""
+        if text.lstrip("-").isdigit():
+            return int(text)
+        if text not in self.known:
+            if self.value is None:
+                self.value = _item_values(self.k)
+            self.known[text] = self.value(text)
+        return self.known[text]
+
+    def joins(self, u: L._Dma, depth: int) -> bool:
+        if _counted_here(u):  # (a count only, K_DMA_COUNT)
+            return self.rings.at.get(u.page) is not None
+        if isinstance(u, L.DmaRead):
+            copy = not u.host or u.host == L.FIRST_USE and not _linear(u)  # (as _dma_read renders them)
+            engine = copy and (not _short(u) or self._once_an_item(depth)) or \
+                u.host == L.ONCE and u.cb.ctype == u.operand.ctype
+        else:
+            engine = u.host != L.IN_PLACE and (not _short(u) or _streams(u) or self._once_an_item(depth))
+        return engine and self.rings.at.get(u.page) is not None and self.known_value(u.sram_index) is not None
+
+    def _once_an_item(self, depth: int) -> bool:
+        return depth == 2 and not self.runs_in_loops  # (2: the work item's loop, in render)
+
+    def flush(self, depth: int) -> str:
+        if not self.pending:
+            return ""
+        if len(self.pending) == 1 and depth > 2:
+            # one DMA inside a loop: its own call, one call less each time round (a walk of one
+            # row per output made a sum over rows of 8 f32 2.5x as slow on the host)
+            u = self.pending.pop()
+            return _counted(u, _src(u.page)) if _counted_here(u) else RULES[type(u)](u)
+        rows, values, once = [], [], False
+        for u in self.pending:
+            flags = 0
+            if isinstance(u, L.DmaWrite):
+                flags = 2 | (4 if _streams(u) else 0)
+            elif _counted_here(u):
+                flags = 8
+            elif u.host == L.ONCE:
+                flags, once = 1, True
+            fields, live = [], 0
+            for j, text in enumerate((u.index, u.sram_pitch, u.dram_pitch, u.rows, u.count)):
+                v = self.known_value(text)
+                if v is None:
+                    live |= 1 << j
+                    values.append(f"(int64_t)({text})")
+                fields.append(str(v or 0))
+            page = self.rings.at[u.page] + self.known_value(u.sram_index) * u.cb.esize
+            rows.append(f"{{{u.operand.index}, {flags}, {live}, {u.cb.esize}, {page}, "
+                        f"{{{', '.join(fields)}, {u.stride}}}}}")
+        self.pending = []
+        v = f"(const int64_t[]){{{', '.join(values)}}}" if values else "0"
+        return (f"{{ static const k_dma_desc d_[] = {{{', '.join(rows)}}}; "
+                f"k_dma_batch(core, ops, {'it == begin' if once else '0'}, {len(rows)}, d_, {v}); }}")
 
 
 RULES: dict[type, Callable] = {
@@ -287,6 +389,8 @@ RULES: dict[type, Callable] = {
 
 
 _CB_OPS = (L.CbReserve, L.CbPush, L.CbWait, L.CbPop)
+# ops that touch no SRAM or DRAM data: pending DMAs (_Batch) may be issued after them
+_QUIET = (*_CB_OPS, L.Define, L.VectorOps, L.DmaRead, L.DmaWrite)
 
 
 def render(k: L.LoopKernel) -> str:
@@ -306,22 +410,41 @@ def render(k: L.LoopKernel) -> str:
     if any(isinstance(u, L.DmaRead) and u.host == L.ONCE and u.cb.name in rings.dynamic for u in k.body):
         raise AssertionError(f"{k.name}: a read done once per core into a page that moves")
     first = _FirstUse()
+    body = _constant_counts(k)
+    batch = _Batch(k, body, rings)
     lines.append("  for (int64_t it = begin; it < end; ++it) {")
     lines += ["    " + d for d in rings.declare()]
     depth = 2
-    for u in _constant_counts(k):
+
+    def emit(text: str) -> None:
+        if text:
+            lines.append("  " * depth + text)
+    for u in body:
+        if not isinstance(u, _QUIET):
+            emit(batch.flush(depth))
         if isinstance(u, L.End):
             depth -= 1
         text = rings.step(u)  # (it follows the ranges too)
         fill = first.step(u)
         if isinstance(u, L.Load) and fill.endswith(";"):  # (a first-use Load, rendered whole)
             text = fill
+        elif isinstance(u, L._Dma):
+            if batch.joins(u, depth):
+                if _counted_here(u):
+                    emit(_first_use_pointer(u))  # (the Loads read DRAM through it)
+                batch.pending.append(u)
+                continue
+            if not _counted_here(u):
+                emit(batch.flush(depth))
+            text = RULES[type(u)](u)
+        elif isinstance(u, L.VectorOps) and (n := batch.known_value(u.count)) is not None:
+            text = f"tt_vector_ops(core, {n}u);"  # (the count the lowering wrote, folded: less for the C compiler)
         elif not isinstance(u, _CB_OPS):
             text = fill + RULES[type(u)](u)
-        if text:
-            lines.append("  " * depth + text)
+        emit(text)
         if isinstance(u, L.Range):
             depth += 1
+    emit(batch.flush(depth))
     text = "\n".join(lines[decl:])
     pointers = []
     for o in k.operands:  # (a false match, p1 in p12, only declares a pointer gcc drops)
