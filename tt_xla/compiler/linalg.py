@@ -561,13 +561,9 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     if not lower:  # P M P is lower for the reversal P; solve (PMP)(PX) = PB
         a = f.reverse(a, [r - 2, r - 1], ashape, el)
         b = f.reverse(b, [r - 2], xshape, el)
-    # the named triangle, now the lower one, masked after the moves (views of the operand), so
-    # the mask and the moves are one pass over A (masked first, the moves were a second)
-    row, col = f.iota(ashape, r - 2), f.iota(ashape, r - 1)
-    a = f.sel(f.cmp("GE", row, col, ashape, "i32"), a, f.const("0", el, ashape), ashape, el)
-    if flags.get("diag", "N") == "U":
-        a = f.sel(f.cmp("EQ", row, col, ashape, "i32"), f.const("1", el, ashape), a, ashape, el)
-    x = _tri_solve(f, a, ashape, b, xshape, el)
+    # the named triangle is now the lower one, read through the moves (views of the operand)
+    # and masked where it is read (no pass over A to mask it)
+    x = _tri_solve(f, a, ashape, b, xshape, el, unit=flags.get("diag", "N") == "U")
     if not lower:
         x = f.reverse(x, [r - 2], xshape, el)
     if not left:
@@ -577,8 +573,23 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     return _module([_t(ashape, io), _t(bshape, io)], [_t(bshape, io)], f.lines, [x])
 
 
-def _tri_solve(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str) -> str:
-    """X with A X = B for a lower-triangular A (zeros above its diagonal), by products only: A's
+def _lower(f: _Fn, a: str, shape: tuple[int, ...], el: str, unit: bool | None) -> str:
+    """The lower-triangular matrix `a` stands for: `a` itself when `unit` is None, else its lower
+    triangle (zeros above), with ones on the diagonal when `unit`."""
+    if unit is None:
+        return a
+    r = len(shape)
+    row, col = f.iota(shape, r - 2), f.iota(shape, r - 1)
+    a = f.sel(f.cmp("GE", row, col, shape, "i32"), a, f.const("0", el, shape), shape, el)
+    return f.sel(f.cmp("EQ", row, col, shape, "i32"), f.const("1", el, shape), a, shape, el) if unit else a
+
+
+def _tri_solve(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str,
+               unit: bool | None = None) -> str:
+    """X with A X = B for the lower-triangular A `a` stands for (see _lower: with `unit` given,
+    the rest of `a` may hold anything; the products read only blocks below the diagonal blocks,
+    the diagonal blocks are masked once gathered, and the finiteness test masks as it reads, so
+    A is never copied to mask it), by products only: A's
     diagonal blocks (the recursion's leaves) are inverted together with no loop, a leaf is
     X1 = A11^-1 B1 and the halves join by B2 - A21 X1. An inverse's exact zeros would meet
     a non-finite B (or one a join's product made from a non-finite A21) in rows substitution
@@ -586,12 +597,12 @@ def _tri_solve(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[in
     the inverses is not finite one substitution loop over the whole matrix solves instead,
     updating the rows below each one as CPU JAX's trsm does."""
     if 0 in ashape + xshape:
-        return _tri_loop(f, a, ashape, b, xshape, el)
-    inv, ishape = _diag_inverses(f, a, ashape, el)
-    ok = _all_finite(f, [(a, ashape), (b, xshape), (inv, ishape)], el)
+        return _tri_loop(f, _lower(f, a, ashape, el, unit), ashape, b, xshape, el)
+    inv, ishape = _diag_inverses(f, a, ashape, el, unit)
+    ok = _all_finite(f, [(_lower(f, a, ashape, el, unit), ashape), (b, xshape), (inv, ishape)], el)
     (x,) = _if(f, ok, [_t(xshape, el)],
                lambda g: [_tri_blocks(g, a, ashape, b, xshape, el, inv, ishape, 0)],
-               lambda g: [_tri_loop(g, a, ashape, b, xshape, el)])
+               lambda g: [_tri_loop(g, _lower(g, a, ashape, el, unit), ashape, b, xshape, el)])
     return x
 
 
@@ -618,12 +629,8 @@ def _tri_blocks_right(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: t
     """_tri_solve_right's products: X of X A[lo:lo+k, lo:lo+k]^H = B (B is k columns):
     X1 = B1 A11^-H, X2 = (B2 - X1 A21^H) A22^-H."""
     bs, m, k = ashape[:-2], xshape[-2], xshape[-1]
-    whole = [(0, d, 1) for d in bs]
     if k <= BASE:
-        i = lo // BASE
-        blk = f.reshape(f.ranges(inv, ishape, el, whole + [(i, i + 1, 1), (0, k, 1), (0, k, 1)]), bs + (1, k, k),
-                        bs + (k, k), el)
-        return f.matmul(b, xshape, blk, bs + (k, k), el, tb=True)
+        return f.matmul(b, xshape, _inv_block(f, inv, ishape, lo, k, el), bs + (k, k), el, tb=True)
     k1 = _split(k)
     k2 = k - k1
     x1 = _tri_blocks_right(f, a, ashape, f.block(b, xshape, el, (0, m), (0, k1)), bs + (m, k1), el, inv, ishape, lo)
@@ -634,17 +641,21 @@ def _tri_blocks_right(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: t
     return f.concat([(x1, bs + (m, k1)), (x2, bs + (m, k2))], len(ashape) - 1, el)
 
 
+def _inv_block(f: _Fn, inv: str, ishape: tuple[int, ...], lo: int, k: int, el: str) -> str:
+    """The inverse of the k x k diagonal block at row `lo` ([.., k, k]), from _diag_inverses' stack."""
+    bs = ishape[:-3]
+    i = lo // BASE
+    return f.reshape(f.ranges(inv, ishape, el, [(0, d, 1) for d in bs] + [(i, i + 1, 1), (0, k, 1), (0, k, 1)]),
+                     bs + (1, k, k), bs + (k, k), el)
+
+
 def _tri_blocks(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str,
                 inv: str, ishape: tuple[int, ...], lo: int) -> str:
     """_tri_solve's products: X of A[lo:lo+k, lo:lo+k] X = B (B is k rows), with `inv` [.., q,
     BASE, BASE] the inverses of A's diagonal blocks."""
     bs, k, m = ashape[:-2], xshape[-2], xshape[-1]
-    whole = [(0, d, 1) for d in bs]
     if k <= BASE:
-        i = lo // BASE
-        blk = f.reshape(f.ranges(inv, ishape, el, whole + [(i, i + 1, 1), (0, k, 1), (0, k, 1)]), bs + (1, k, k),
-                        bs + (k, k), el)
-        return f.matmul(blk, bs + (k, k), b, xshape, el)
+        return f.matmul(_inv_block(f, inv, ishape, lo, k, el), bs + (k, k), b, xshape, el)
     k1 = _split(k)
     k2 = k - k1
     x1 = _tri_blocks(f, a, ashape, f.block(b, xshape, el, (0, k1), (0, m)), bs + (k1, m), el, inv, ishape, lo)
@@ -655,9 +666,11 @@ def _tri_blocks(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[i
     return f.concat([(x1, bs + (k1, m)), (x2, bs + (k2, m))], len(ashape) - 2, el)
 
 
-def _diag_inverses(f: _Fn, a: str, ashape: tuple[int, ...], el: str) -> tuple[str, tuple[int, ...]]:
-    """(inv, its shape [.., q, BASE, BASE]): the inverses of the lower-triangular A's diagonal
-    blocks of BASE (A padded with an identity to q BASE), all at once and with no loop: LAPACK
+def _diag_inverses(f: _Fn, a: str, ashape: tuple[int, ...], el: str,
+                   unit: bool | None = None) -> tuple[str, tuple[int, ...]]:
+    """(inv, its shape [.., q, BASE, BASE]): the inverses of the diagonal blocks of BASE of the
+    lower-triangular A `a` stands for (see _lower; masked once gathered), A padded with an
+    identity to q BASE, all at once and with no loop: LAPACK
     trtri's recursion run bottom-up on every block together -- the diagonal's reciprocals,
     then the inverses of the blocks' diagonal 2s-blocks from those of their s-blocks."""
     assert BASE & (BASE - 1) == 0, "BASE must be a power of two"
@@ -695,6 +708,8 @@ def _diag_inverses(f: _Fn, a: str, ashape: tuple[int, ...], el: str) -> tuple[st
         blocks.append((f.reshape(blk, pshape, bs + (1, BASE, BASE), el), bs + (1, BASE, BASE)))
     d = f.concat(blocks, len(bs), el) if len(blocks) > 1 else blocks[0][0]
     dshape = bs + (q, BASE, BASE)
+    if unit is not None:  # each block's lower triangle (an identity's padding is lower and unit)
+        d = _lower(f, d, dshape, el, unit)
     # M_s, the blocks' diagonal s-blocks, has inverse X_s; M_2s = M_s + E_s, E_s the blocks
     # below them within each 2s-block, and E_s X_s E_s = 0, so X_2s = X_s - X_s E_s X_s
     # (trtri's [[A^-1, 0], [-D^-1 C A^-1, D^-1]] for every 2s-block at once, all on one shape)
@@ -782,10 +797,7 @@ def _lu(f: _Fn, a: str, shape: tuple[int, ...], el: str, full: tuple[int, ...] |
     right = f.rows_of(cols(n1, n), bs + (m, n2), el, p1)
     l11 = f.block(left, bs + (m, n1), el, (0, n1), (0, n1))
     s11 = bs + (n1, n1)
-    ri, ci = f.iota(s11, r - 2), f.iota(s11, r - 1)
-    l11 = f.sel(f.cmp("GT", ri, ci, s11, "i32"), l11,
-                f.sel(f.cmp("EQ", ri, ci, s11, "i32"), f.const("1", el, s11), f.const("0", el, s11), s11, el), s11, el)
-    u12 = _tri_solve(f, l11, s11, f.block(right, bs + (m, n2), el, (0, n1), (0, n2)), bs + (n1, n2), el)
+    u12 = _tri_solve(f, l11, s11, f.block(right, bs + (m, n2), el, (0, n1), (0, n2)), bs + (n1, n2), el, unit=True)
     l21 = f.block(left, bs + (m, n1), el, (n1, m), (0, n1))
     a22 = f.bin("subtract", f.block(right, bs + (m, n2), el, (n1, m), (0, n2)),
                 f.matmul(l21, bs + (m2, n1), u12, bs + (n1, n2), el), bs + (m2, n2), el)
