@@ -102,6 +102,18 @@ def test_lu_singular_and_f64():
     check(jnp.linalg.det, np.zeros((3, 3), np.float32))
 
 
+def test_lu_ties_go_to_the_first_row_in_swapped_order():
+    """LU's leaf keeps its rows in place and their positions apart: a tie must go to the first
+    row in LAPACK's swapped order, not in storage order. Step 0 moves row 0 to position 3; at
+    step 1 rows 1 (position 1) and 0 (position 3) tie at 3 exactly (LAPACK takes row 1, storage
+    order would take row 0); the second matrix ties rows 2 and 0 at step 1 the other way."""
+    a = np.array([[[1, 4, 1, 2], [1, 4, 3, 1], [1, 1, 2, 5], [2, 2, 0, 0]],
+                  [[1, 4, 1, 2], [1, 1, 3, 1], [1, 4, 2, 5], [2, 2, 7, 0]]], np.float32)
+    for i in range(3):
+        check(lambda x: jax.lax.linalg.lu(x)[i], a, rtol=0, atol=0)
+    check(lambda x: jax.lax.linalg.lu(x)[1], np.ones((3, 5, 4), np.float32), rtol=0, atol=0)  # all ties
+
+
 @pytest.mark.parametrize("fn", ["solve", "inv", "det", "slogdet", "lu_solve"])
 def test_lu_users(fn):
     a = rng.standard_normal((3, 6, 6)).astype(np.float32)

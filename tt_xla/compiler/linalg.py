@@ -452,9 +452,8 @@ def _chol(f: _Fn, s: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
     n1 = _split(n)
     n2 = n - n1
     l11, info1 = _chol(f, f.block(s, shape, el, (0, n1), (0, n1)), bs + (n1, n1), el)
-    s21t = f.adjoint_last(f.block(s, shape, el, (n1, n), (0, n1)), bs + (n2, n1), el)  # S12 = S21^H
-    l21t = _tri_solve(f, l11, bs + (n1, n1), s21t, bs + (n1, n2), el)
-    l21 = f.adjoint_last(l21t, bs + (n1, n2), el)
+    # L21 = S21 L11^-H, solved from the right: no transposes of S21 and L21 to move
+    l21 = _tri_solve_right(f, l11, bs + (n1, n1), f.block(s, shape, el, (n1, n), (0, n1)), bs + (n2, n1), el)
     # L21 L21^H, not L21t^H L21t: the host matrix engine reads a transposed left operand at
     # about half the speed of a transposed right one
     upd = f.matmul(l21, bs + (n2, n1), l21, bs + (n2, n1), el, tb=True)
@@ -562,13 +561,9 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     if not lower:  # P M P is lower for the reversal P; solve (PMP)(PX) = PB
         a = f.reverse(a, [r - 2, r - 1], ashape, el)
         b = f.reverse(b, [r - 2], xshape, el)
-    # the named triangle, now the lower one, masked after the moves (views of the operand), so
-    # the mask and the moves are one pass over A (masked first, the moves were a second)
-    row, col = f.iota(ashape, r - 2), f.iota(ashape, r - 1)
-    a = f.sel(f.cmp("GE", row, col, ashape, "i32"), a, f.const("0", el, ashape), ashape, el)
-    if flags.get("diag", "N") == "U":
-        a = f.sel(f.cmp("EQ", row, col, ashape, "i32"), f.const("1", el, ashape), a, ashape, el)
-    x = _tri_solve(f, a, ashape, b, xshape, el)
+    # the named triangle is now the lower one, read through the moves (views of the operand)
+    # and masked where it is read (no pass over A to mask it)
+    x = _tri_solve(f, a, ashape, b, xshape, el, unit=flags.get("diag", "N") == "U")
     if not lower:
         x = f.reverse(x, [r - 2], xshape, el)
     if not left:
@@ -578,8 +573,23 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     return _module([_t(ashape, io), _t(bshape, io)], [_t(bshape, io)], f.lines, [x])
 
 
-def _tri_solve(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str) -> str:
-    """X with A X = B for a lower-triangular A (zeros above its diagonal), by products only: A's
+def _lower(f: _Fn, a: str, shape: tuple[int, ...], el: str, unit: bool | None) -> str:
+    """The lower-triangular matrix `a` stands for: `a` itself when `unit` is None, else its lower
+    triangle (zeros above), with ones on the diagonal when `unit`."""
+    if unit is None:
+        return a
+    r = len(shape)
+    row, col = f.iota(shape, r - 2), f.iota(shape, r - 1)
+    a = f.sel(f.cmp("GE", row, col, shape, "i32"), a, f.const("0", el, shape), shape, el)
+    return f.sel(f.cmp("EQ", row, col, shape, "i32"), f.const("1", el, shape), a, shape, el) if unit else a
+
+
+def _tri_solve(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str,
+               unit: bool | None = None) -> str:
+    """X with A X = B for the lower-triangular A `a` stands for (see _lower: with `unit` given,
+    the rest of `a` may hold anything; the products read only blocks below the diagonal blocks,
+    the diagonal blocks are masked once gathered, and the finiteness test masks as it reads, so
+    A is never copied to mask it), by products only: A's
     diagonal blocks (the recursion's leaves) are inverted together with no loop, a leaf is
     X1 = A11^-1 B1 and the halves join by B2 - A21 X1. An inverse's exact zeros would meet
     a non-finite B (or one a join's product made from a non-finite A21) in rows substitution
@@ -587,13 +597,56 @@ def _tri_solve(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[in
     the inverses is not finite one substitution loop over the whole matrix solves instead,
     updating the rows below each one as CPU JAX's trsm does."""
     if 0 in ashape + xshape:
-        return _tri_loop(f, a, ashape, b, xshape, el)
-    inv, ishape = _diag_inverses(f, a, ashape, el)
-    ok = _all_finite(f, [(a, ashape), (b, xshape), (inv, ishape)], el)
+        return _tri_loop(f, _lower(f, a, ashape, el, unit), ashape, b, xshape, el)
+    inv, ishape = _diag_inverses(f, a, ashape, el, unit)
+    ok = _all_finite(f, [(_lower(f, a, ashape, el, unit), ashape), (b, xshape), (inv, ishape)], el)
     (x,) = _if(f, ok, [_t(xshape, el)],
                lambda g: [_tri_blocks(g, a, ashape, b, xshape, el, inv, ishape, 0)],
-               lambda g: [_tri_loop(g, a, ashape, b, xshape, el)])
+               lambda g: [_tri_loop(g, _lower(g, a, ashape, el, unit), ashape, b, xshape, el)])
     return x
+
+
+def _tri_solve_right(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str) -> str:
+    """X with X A^H = B for a lower-triangular A (zeros above its diagonal): _tri_solve's
+    products on the transposed problem, with every transpose in the products' right operands
+    (which the matrix engine reads as they are), so neither B nor X is moved. The non-finite
+    case solves the transposed problem by substitution (A X^H = B^H)."""
+    if 0 in ashape + xshape:
+        return b
+    inv, ishape = _diag_inverses(f, a, ashape, el)
+    ok = _all_finite(f, [(a, ashape), (b, xshape), (inv, ishape)], el)
+    tshape = xshape[:-2] + (xshape[-1], xshape[-2])
+
+    def loop(g: _Fn) -> list[str]:
+        return [g.adjoint_last(_tri_loop(g, a, ashape, g.adjoint_last(b, xshape, el), tshape, el), tshape, el)]
+
+    (x,) = _if(f, ok, [_t(xshape, el)], lambda g: [_tri_blocks_right(g, a, ashape, b, xshape, el, inv, ishape, 0)], loop)
+    return x
+
+
+def _tri_blocks_right(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str,
+                      inv: str, ishape: tuple[int, ...], lo: int) -> str:
+    """_tri_solve_right's products: X of X A[lo:lo+k, lo:lo+k]^H = B (B is k columns):
+    X1 = B1 A11^-H, X2 = (B2 - X1 A21^H) A22^-H."""
+    bs, m, k = ashape[:-2], xshape[-2], xshape[-1]
+    if k <= BASE:
+        return f.matmul(b, xshape, _inv_block(f, inv, ishape, lo, k, el), bs + (k, k), el, tb=True)
+    k1 = _split(k)
+    k2 = k - k1
+    x1 = _tri_blocks_right(f, a, ashape, f.block(b, xshape, el, (0, m), (0, k1)), bs + (m, k1), el, inv, ishape, lo)
+    a21 = f.block(a, ashape, el, (lo + k1, lo + k), (lo, lo + k1))
+    b2 = f.bin("subtract", f.block(b, xshape, el, (0, m), (k1, k)), f.matmul(x1, bs + (m, k1), a21, bs + (k2, k1), el, tb=True),
+               bs + (m, k2), el)
+    x2 = _tri_blocks_right(f, a, ashape, b2, bs + (m, k2), el, inv, ishape, lo + k1)
+    return f.concat([(x1, bs + (m, k1)), (x2, bs + (m, k2))], len(ashape) - 1, el)
+
+
+def _inv_block(f: _Fn, inv: str, ishape: tuple[int, ...], lo: int, k: int, el: str) -> str:
+    """The inverse of the k x k diagonal block at row `lo` ([.., k, k]), from _diag_inverses' stack."""
+    bs = ishape[:-3]
+    i = lo // BASE
+    return f.reshape(f.ranges(inv, ishape, el, [(0, d, 1) for d in bs] + [(i, i + 1, 1), (0, k, 1), (0, k, 1)]),
+                     bs + (1, k, k), bs + (k, k), el)
 
 
 def _tri_blocks(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str,
@@ -601,12 +654,8 @@ def _tri_blocks(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[i
     """_tri_solve's products: X of A[lo:lo+k, lo:lo+k] X = B (B is k rows), with `inv` [.., q,
     BASE, BASE] the inverses of A's diagonal blocks."""
     bs, k, m = ashape[:-2], xshape[-2], xshape[-1]
-    whole = [(0, d, 1) for d in bs]
     if k <= BASE:
-        i = lo // BASE
-        blk = f.reshape(f.ranges(inv, ishape, el, whole + [(i, i + 1, 1), (0, k, 1), (0, k, 1)]), bs + (1, k, k),
-                        bs + (k, k), el)
-        return f.matmul(blk, bs + (k, k), b, xshape, el)
+        return f.matmul(_inv_block(f, inv, ishape, lo, k, el), bs + (k, k), b, xshape, el)
     k1 = _split(k)
     k2 = k - k1
     x1 = _tri_blocks(f, a, ashape, f.block(b, xshape, el, (0, k1), (0, m)), bs + (k1, m), el, inv, ishape, lo)
@@ -617,9 +666,11 @@ def _tri_blocks(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[i
     return f.concat([(x1, bs + (k1, m)), (x2, bs + (k2, m))], len(ashape) - 2, el)
 
 
-def _diag_inverses(f: _Fn, a: str, ashape: tuple[int, ...], el: str) -> tuple[str, tuple[int, ...]]:
-    """(inv, its shape [.., q, BASE, BASE]): the inverses of the lower-triangular A's diagonal
-    blocks of BASE (A padded with an identity to q BASE), all at once and with no loop: LAPACK
+def _diag_inverses(f: _Fn, a: str, ashape: tuple[int, ...], el: str,
+                   unit: bool | None = None) -> tuple[str, tuple[int, ...]]:
+    """(inv, its shape [.., q, BASE, BASE]): the inverses of the diagonal blocks of BASE of the
+    lower-triangular A `a` stands for (see _lower; masked once gathered), A padded with an
+    identity to q BASE, all at once and with no loop: LAPACK
     trtri's recursion run bottom-up on every block together -- the diagonal's reciprocals,
     then the inverses of the blocks' diagonal 2s-blocks from those of their s-blocks."""
     assert BASE & (BASE - 1) == 0, "BASE must be a power of two"
@@ -657,6 +708,8 @@ def _diag_inverses(f: _Fn, a: str, ashape: tuple[int, ...], el: str) -> tuple[st
         blocks.append((f.reshape(blk, pshape, bs + (1, BASE, BASE), el), bs + (1, BASE, BASE)))
     d = f.concat(blocks, len(bs), el) if len(blocks) > 1 else blocks[0][0]
     dshape = bs + (q, BASE, BASE)
+    if unit is not None:  # each block's lower triangle (an identity's padding is lower and unit)
+        d = _lower(f, d, dshape, el, unit)
     # M_s, the blocks' diagonal s-blocks, has inverse X_s; M_2s = M_s + E_s, E_s the blocks
     # below them within each 2s-block, and E_s X_s E_s = 0, so X_2s = X_s - X_s E_s X_s
     # (trtri's [[A^-1, 0], [-D^-1 C A^-1, D^-1]] for every 2s-block at once, all on one shape)
@@ -738,15 +791,13 @@ def _lu(f: _Fn, a: str, shape: tuple[int, ...], el: str, full: tuple[int, ...] |
 
     if k <= BASE or 0 in shape:
         return _lu_loop(f, cols(0, n), shape, el)
-    n1, n2, m2 = _split(k), n - _split(k), m - _split(k)
+    n1 = _split(k)
+    n2, m2 = n - n1, m - n1
     left, p1, ipiv1, info1 = _lu(f, a, bs + (m, n1), el, full, c0)
     right = f.rows_of(cols(n1, n), bs + (m, n2), el, p1)
     l11 = f.block(left, bs + (m, n1), el, (0, n1), (0, n1))
     s11 = bs + (n1, n1)
-    ri, ci = f.iota(s11, r - 2), f.iota(s11, r - 1)
-    l11 = f.sel(f.cmp("GT", ri, ci, s11, "i32"), l11,
-                f.sel(f.cmp("EQ", ri, ci, s11, "i32"), f.const("1", el, s11), f.const("0", el, s11), s11, el), s11, el)
-    u12 = _tri_solve(f, l11, s11, f.block(right, bs + (m, n2), el, (0, n1), (0, n2)), bs + (n1, n2), el)
+    u12 = _tri_solve(f, l11, s11, f.block(right, bs + (m, n2), el, (0, n1), (0, n2)), bs + (n1, n2), el, unit=True)
     l21 = f.block(left, bs + (m, n1), el, (n1, m), (0, n1))
     a22 = f.bin("subtract", f.block(right, bs + (m, n2), el, (n1, m), (0, n2)),
                 f.matmul(l21, bs + (m2, n1), u12, bs + (n1, n2), el), bs + (m2, n2), el)
@@ -766,38 +817,37 @@ def _lu(f: _Fn, a: str, shape: tuple[int, ...], el: str, full: tuple[int, ...] |
 
 
 def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str, str]:
-    """Unblocked LU, one column per step: the first row of largest magnitude at or below j is
-    swapped with row j (per matrix of a batch, so the swap is selects and masked sums), the
-    column below the pivot is divided by it (left alone when the pivot is 0) and the trailing
-    matrix gets a rank-1 update. The block carries the row order as its column 0 (as floats:
-    the swap moves it with its row, and no column test keeps it out of the update: the
-    matrix's column j is the block's j + 1), `ipiv` rides apart. A step is a dynamic slice of
-    column j, the reductions choosing the pivot, a gather of rows p and j, L's column j worked
-    out once per row (the swap and the division, on [.., m]), and one elementwise kernel over
-    the block whose per-element work is the swap and the update only (it is most of a leaf's
-    time); `info` is read from U's diagonal at the end."""
+    """Unblocked LU, one column per step, with the row swaps kept as a record instead of done:
+    the block's rows stay where they are, `pos` [.., m] holds each row's position in LAPACK's
+    swapped order and `perm` [.., m] its inverse (the row at each position), and one gather
+    puts the rows in order after the loop. Step j picks the pivot among the rows at positions
+    >= j (the largest magnitude, the first in position order on ties, as LAPACK's i?amax scans
+    the swapped column), swaps the two rows' positions, and updates the block: the rows still
+    below the pivot get L's column j (the column over the pivot, left alone when the pivot is
+    0) and the rank-1 update of the columns right of j. A step is a dynamic slice of column j,
+    two reductions choosing the pivot, a gather of its row, the position vectors' swap and L's
+    column on [.., m], and one elementwise kernel over the block whose per-element work is the
+    update only (it is most of a leaf's time; a physical swap doubled it). `info` is read from
+    U's diagonal at the end."""
     bs, m, n = shape[:-2], shape[-2], shape[-1]
     r, k = len(shape), min(shape[-2], shape[-1])
     if 0 in shape:
         return (a, f.iota(bs + (m,), r - 2), f.const("0", "i32", bs + (k,)), f.const("0", "i32", bs))
-    xs, vs, ks = bs + (m, n + 1), bs + (m,), bs + (k,)
+    vs, ks = bs + (m,), bs + (k,)
     whole, nb = tuple(range(r)), tuple(range(r - 2))
-    order = f.reshape(f(f"stablehlo.convert {f.iota(vs, r - 2)} : ({_t(vs, 'i32')}) -> {_t(vs, el)}"),
-                      vs, bs + (m, 1), el)
-    x = f.concat([(order, bs + (m, 1)), (a, shape)], r - 1, el)
+    # the pivot's position and row come out of one min-reduction of position * m + row while
+    # that fits an i32, else of two
+    packed = m * m < 2 ** 31
 
     def step(g: _Fn, j: str, cur: list[str]) -> list[str]:
-        w, ipiv = cur
+        w, pos, perm, ipiv = cur
         zi = g.const("0", "i32")
         z = [zi] * (r - 2)
-        jc = g.bin("add", j, g.const("1", "i32"), (), "i32")  # the block's column of column j
-        # column j: a dynamic slice, one strided read of m elements (a masked sum over the
-        # rows would read the whole block)
-        c = g.reshape(g.dslice(w, xs, el, z + [zi, jc], bs + (m, 1)), bs + (m, 1), vs, el)
-        # the pivot row p: the first largest |c[i]| with i >= j, as LAPACK's i?amax scans
-        # (`|c[i]| > max so far`): a NaN is never larger, unless it is the first (row j)
+        c = g.reshape(g.dslice(w, shape, el, z + [zi, j], bs + (m, 1)), bs + (m, 1), vs, el)
+        # the pivot: the largest |c| at positions >= j, as LAPACK's i?amax scans (`|c[i]| >
+        # max so far`): a NaN is never larger, unless it is the first (position j)
         iv, jv = g.iota(vs, r - 2), g.bcast(j, (), "i32", vs, ())
-        live, at_jv = g.cmp("GE", iv, jv, vs, "i32"), g.cmp("EQ", iv, jv, vs, "i32")
+        live, at_jv = g.cmp("GE", pos, jv, vs, "i32"), g.cmp("EQ", pos, jv, vs, "i32")
         ke = REAL.get(el, el)  # complex: |re| + |im|, the size LAPACK's icamax compares
         ac = g.un("abs", c, vs, el) if ke == el else \
             g.bin("add", g.un("abs", g.real(c, vs, el), vs, ke), g.un("abs", g.imag(c, vs, el), vs, ke), vs, ke)
@@ -807,54 +857,51 @@ def _lu_loop(f: _Fn, a: str, shape: tuple[int, ...], el: str) -> tuple[str, str,
         best = g.reduce("maximum", key, g.const("0xFF800000" if ke == "f32" else "0xFFF0000000000000", ke), vs, ke,
                         r - 2)
         hit = g.cmp("EQ", key, g.bcast(best, bs, ke, vs, nb), vs, ke)
-        # (row j's key is at least 0 and a dead row's -1, so p >= j)
-        p = g.reduce("minimum", g.sel(hit, iv, g.const(str(m - 1), "i32", vs), vs, "i32"), g.const(str(m - 1), "i32"),
-                     vs, "i32", r - 2)
-        # rows p and j together ([.., 2, n + 1], gathered: a masked sum over the rows would be a
-        # long serial reduction), then their elements in column j
-        two, rs = bs + (2,), bs + (2, n + 1)
-        pick = g.sel(g.cmp("EQ", g.iota(two, r - 2), g.const("0", "i32", two), two, "i32"),
-                     g.bcast(p, bs, "i32", two, nb), g.bcast(j, (), "i32", two, ()), two, "i32")
-        rows2 = g.rows_of(w, xs, el, pick, 2)
-        at2 = g.reduce("add", g.sel(g.cmp("EQ", g.iota(rs, r - 1), g.bcast(jc, (), "i32", rs, ()), rs, "i32"), rows2,
-                                    g.const("-0.0", el, rs), rs, el), g.const("-0.0", el), rs, el, r - 1)
-
-        def one(v: str, vshape: tuple[int, ...], i: int) -> tuple[str, tuple[int, ...]]:
-            """v[.., i, ...] with that dim kept as 1."""
-            rng = [(0, d, 1) for d in vshape[:r - 2]] + [(i, i + 1, 1)] + [(0, d, 1) for d in vshape[r - 1:]]
-            return g.ranges(v, vshape, el, rng), vshape[:r - 2] + (1,) + vshape[r - 1:]
-
-        # the block: rows p and j swapped, then below row j column j becomes L's (the swapped
-        # column over the pivot, left alone where the pivot is 0) and the columns right of it
-        # get the rank-1 update (column 0, the row order, is only swapped)
-        (d, ds), (dj, _) = one(at2, two, 0), one(at2, two, 1)
-        rows, cols = g.iota(xs, r - 2), g.iota(xs, r - 1)
-        jm, jcm, pm = g.bcast(j, (), "i32", xs, ()), g.bcast(jc, (), "i32", xs, ()), g.bcast(p, bs, "i32", xs, nb)
-        at_j, at_p = g.cmp("EQ", rows, jm, xs, "i32"), g.cmp("EQ", rows, pm, xs, "i32")
-        (rp, row_s), (rj, _) = one(rows2, rs, 0), one(rows2, rs, 1)
-        rp, rj = g.bcast(rp, row_s, el, xs, whole), g.bcast(rj, row_s, el, xs, whole)
-        src = g.sel(at_j, rp, g.sel(at_p, rj, w, xs, el), xs, el)
+        # (position j's key is at least 0 and a dead row's -1, so the pivot's position is >= j)
+        if packed:
+            code = g.bin("add", g.bin("multiply", pos, g.const(str(m), "i32", vs), vs, "i32"), iv, vs, "i32")
+            v = g.reduce("minimum", g.sel(hit, code, g.const(str(m * m - 1), "i32", vs), vs, "i32"),
+                         g.const(str(m * m - 1), "i32"), vs, "i32", r - 2)
+            pp = g.bin("divide", v, g.const(str(m), "i32", bs), bs, "i32")
+            row = g.bin("subtract", v, g.bin("multiply", pp, g.const(str(m), "i32", bs), bs, "i32"), bs, "i32")
+        else:
+            pp = g.reduce("minimum", g.sel(hit, pos, g.const(str(m - 1), "i32", vs), vs, "i32"), g.const(str(m - 1), "i32"),
+                          vs, "i32", r - 2)
+            row = g.reduce("minimum", g.sel(g.cmp("EQ", pos, g.bcast(pp, bs, "i32", vs, nb), vs, "i32"), iv,
+                                            g.const(str(m - 1), "i32", vs), vs, "i32"), g.const(str(m - 1), "i32"),
+                           vs, "i32", r - 2)
+        # the pivot row ([.., 1, n], gathered) and its element in column j
+        u = g.rows_of(w, shape, el, g.reshape(row, bs, bs + (1,), "i32"), 1)
+        us = bs + (1, n)
+        d = g.dslice(u, us, el, z + [zi, j], bs + (1, 1))
+        # the swap of positions j and pp: pos for every row, perm for the two positions (the
+        # row at position j is read before it moves)
+        ppv = g.bcast(pp, bs, "i32", vs, nb)
+        new_pos = g.sel(g.cmp("EQ", pos, ppv, vs, "i32"), jv, g.sel(at_jv, ppv, pos, vs, "i32"), vs, "i32")
+        pj = g.bcast(g.reshape(g.dslice(perm, vs, "i32", z + [j], bs + (1,)), bs + (1,), bs, "i32"), bs, "i32", vs, nb)
+        new_perm = g.sel(g.cmp("EQ", iv, jv, vs, "i32"), g.bcast(row, bs, "i32", vs, nb),
+                         g.sel(g.cmp("EQ", iv, ppv, vs, "i32"), pj, perm, vs, "i32"), vs, "i32")
         # L's column j, once per row ([.., m]: the division is not done per element)
-        dv, djv = g.bcast(d, ds, el, vs, whole[:-1]), g.bcast(dj, ds, el, vs, whole[:-1])
-        cs = g.sel(at_jv, dv, g.sel(g.cmp("EQ", iv, g.bcast(p, bs, "i32", vs, nb), vs, "i32"), djv, c, vs, el), vs, el)
-        lv = g.sel(g.cmp("EQ", dv, g.const("0", el, vs), vs, el), cs, g.pivot_div(cs, dv, vs, el), vs, el)
-        lm = g.bcast(lv, vs, el, xs, whole[:-1])
-        below = g.cmp("GT", rows, jm, xs, "i32")
+        dv = g.bcast(g.reshape(d, bs + (1, 1), bs, el), bs, el, vs, nb)
+        lv = g.sel(g.cmp("EQ", dv, g.const("0", el, vs), vs, el), c, g.pivot_div(c, dv, vs, el), vs, el)
+        below = g.bcast(g.cmp("GT", new_pos, jv, vs, "i32"), vs, "i1", shape, whole[:-1])
+        cols, jm = g.iota(shape, r - 1), g.bcast(j, (), "i32", shape, ())
+        lm, um = g.bcast(lv, vs, el, shape, whole[:-1]), g.bcast(u, us, el, shape, whole)
         # (the tests joined by `and`, not nested selects: -O1 makes nested selects branches,
         # and a per-row value read under a branch stops the loop vectorizing)
-        new = g.sel(g.bin("and", below, g.cmp("EQ", cols, jcm, xs, "i32"), xs, "i1"), lm,
-                    g.sel(g.bin("and", below, g.cmp("GT", cols, jcm, xs, "i32"), xs, "i1"),
-                          g.bin("subtract", src, g.bin("multiply", lm, rp, xs, el), xs, el), src, xs, el), xs, el)
-        # ipiv[j] = p + 1 by a select over ipiv (one small kernel; a dynamic_update_slice is a
-        # copy and a scatter, with p + 1 a third)
-        piv = g.bin("add", g.bcast(p, bs, "i32", ks, nb), g.const("1", "i32", ks), ks, "i32")
+        new = g.sel(g.bin("and", below, g.cmp("EQ", cols, jm, shape, "i32"), shape, "i1"), lm,
+                    g.sel(g.bin("and", below, g.cmp("GT", cols, jm, shape, "i32"), shape, "i1"),
+                          g.bin("subtract", w, g.bin("multiply", lm, um, shape, el), shape, el), w, shape, el), shape, el)
+        # ipiv[j] = pp + 1 by a select over ipiv (one small kernel; a dynamic_update_slice is a
+        # copy and a scatter, with pp + 1 a third)
+        piv = g.bin("add", g.bcast(pp, bs, "i32", ks, nb), g.const("1", "i32", ks), ks, "i32")
         at = g.cmp("EQ", g.iota(ks, r - 2), g.bcast(j, (), "i32", ks, ()), ks, "i32")
-        return [new, g.sel(at, piv, ipiv, ks, "i32")]
+        return [new, new_pos, new_perm, g.sel(at, piv, ipiv, ks, "i32")]
 
-    w, ipiv = _loop(f, k, [(x, _t(xs, el)), (f.const("0", "i32", ks), _t(ks, "i32"))], step)
-    lu = f.block(w, xs, el, (0, m), (1, n + 1))
-    perm = f.reshape(f.block(w, xs, el, (0, m), (0, 1)), bs + (m, 1), vs, el)
-    perm = f(f"stablehlo.convert {perm} : ({_t(vs, el)}) -> {_t(vs, 'i32')}")
+    iota = f.iota(vs, r - 2)
+    w, _, perm, ipiv = _loop(f, k, [(a, _t(shape, el)), (iota, _t(vs, "i32")), (iota, _t(vs, "i32")),
+                                    (f.const("0", "i32", ks), _t(ks, "i32"))], step)
+    lu = f.rows_of(w, shape, el, perm)
     # info: the first zero on U's diagonal (its pivots), 1-based; a NaN one is not zero
     flat = f.reshape(lu, shape, bs + (m * n,), el)
     diag = f.ranges(flat, bs + (m * n,), el, [(0, d, 1) for d in bs] + [(0, (k - 1) * (n + 1) + 1, n + 1)])
