@@ -197,6 +197,16 @@ def _contiguous_second_last(shape: tuple[int, ...], vecs: list[tuple[int, ...]],
     return shape, vecs
 
 
+def _interleaved_pair(dests: list[Access], vecs: list[tuple[int, ...]], offs: list[int]) -> bool:
+    """Whether a kernel's two results are the two halves of pairs in one stored node (a complex
+    result's real and imaginary parts, fuse._merge_pieces): the same walk, the second one element
+    after the first, every run stride 2. Then one page holds them interleaved and one dense DMA
+    writes each run, where two writes of every other element took as long as the rest of the
+    copy (rfft2_1024's result)."""
+    return len(dests) == 2 and dests[0].src is dests[1].src and vecs[0] == vecs[1] and \
+        offs[1] == offs[0] + 1 and len(vecs[0]) > 0 and vecs[0][-1] == 2
+
+
 def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int = MM_MIN_ITEMS) -> L.LoopKernel:
     """An elementwise or movement kernel."""
     computed = k.root is k.dest.src and k.root.op not in VIEWS and k.root.op not in ("iota", "const")
@@ -224,6 +234,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
     inner_st = [v[-1] if rank else 0 for v in vecs]
     transposed = rank >= 2 and any(v[-1] not in (0, 1) and abs(v[-2]) == 1 and a.src.op != "iota"
                                    for v, (_, a) in zip(vecs, leaves))
+    paired = _interleaved_pair(dests, vecs[nl:], offs[nl:]) and not transposed
     written = {d.src.id for d in dests}
     operands = [L.Operand(i, CTYPE[nodes[nid].dtype], nid in written, nodes[nid]) for nid, i in opmap.items()]
     op_of = {nid: operands[i] for nid, i in opmap.items()}
@@ -259,8 +270,9 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             rows = 1 if (rowconst and lay == "row") else rb
             cols = (1 if inner_st[j] == 0 else w) if lay == "row" else w
             cbs.append(L.CircularBuffer(f"cb{n_}", CTYPE[n.dtype], itemsize(n.dtype), rows * cols))
-        for q, d in enumerate(dests):
-            cbs.append(L.CircularBuffer(f"cbout{q or ''}", CTYPE[d.src.dtype], itemsize(d.src.dtype), rb * w))
+        for q, d in enumerate(dests[:1] if paired else dests):  # (a pair: one page holds both, interleaved)
+            cbs.append(L.CircularBuffer(f"cbout{q or ''}", CTYPE[d.src.dtype], itemsize(d.src.dtype),
+                                        rb * w * (2 if paired else 1)))
         L.place(cbs)
         return cbs, mode, rb, w
 
@@ -278,7 +290,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         cbs, mode, rb, w = sizes(block)
     _check_fits(cbs, sram_budget, name, f"{kind} of {', '.join(fused_ops(k.root, mat)[-4:]) or k.root.op}", k.root)
     out_cbs = cbs[len(stored):]
-    outs = ["out"] + [f"out{q}" for q in range(1, len(dests))]  # their pages
+    outs = ["out"] + [f"out{q}" for q in range(1, len(out_cbs))]  # their pages
     in_cb = dict(zip(stored, cbs))
 
     body: list = []
@@ -438,8 +450,10 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         else:
             body.append(L.Range("j", "c0", "c1", "GCC ivdep"))
         em = IREmitter(mat, index_of, leaf_of, page_of, body)
-        for root, page in zip(roots, outs):
-            body.append(L.Store(page, f"(r - r0) * {w} + (j - c0)", store_expr(root.dtype, em.value(root))))
+        for q, root in enumerate(roots):
+            page, at = (outs[0], f"((r - r0) * {w} + (j - c0)) * 2 + {q}") if paired else \
+                (outs[q], f"(r - r0) * {w} + (j - c0)")
+            body.append(L.Store(page, at, store_expr(root.dtype, em.value(root))))
             em.raw.pop(root.id, None)  # a later result reading it sees the stored (rounded) value
         ops_per_elem = max(em.ops, 1)
         if lines and em.ops > LINE_MAX_OPS:  # the plain loop after all (above)
@@ -457,7 +471,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         body.append(L.VectorOps(f"{ops_per_elem} * (((r1 - r0) * nc + {TILE * TILE - 1}) / {TILE * TILE})"))
 
     # ---- writer: SRAM -> DRAM
-    res = ["res"] + [f"res{q}" for q in range(1, len(dests))]
+    res = ["res"] + [f"res{q}" for q in range(1, len(out_cbs))]
     for cb, page in zip(out_cbs, res):
         body.append(L.CbWait(cb, page))
     if affine:
@@ -467,13 +481,15 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         idx = _decode("r", outer_shape, "w", body)
     for q, (d, cb, page) in enumerate(zip(dests, out_cbs, res)):
         dop, j = op_of[d.src.id], nl + q
+        # (a pair: both results' elements, interleaved, are one dense run of 2 nc)
+        cnt, st, ww = ("2 * nc", 1, 2 * w) if paired else ("nc", inner_st[j], w)
         if affine:
             pitch = str(vecs[j][-2]) if outer_shape else "0"
             body.append(L.DmaWrite(cb, page, "0", dop, f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}",
-                                   "nc", inner_st[j], *(("r1 - r0", pitch, str(w)) if mode != "chunk" else ())))
+                                   cnt, st, *(("r1 - r0", pitch, str(ww)) if mode != "chunk" else ())))
         else:
-            body.append(L.DmaWrite(cb, page, f"(r - r0) * {w}", dop,
-                                   f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}", "nc", inner_st[j]))
+            body.append(L.DmaWrite(cb, page, f"(r - r0) * {ww}", dop,
+                                   f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}", cnt, st))
     if not affine:
         body.append(L.End())
     for cb in out_cbs:
