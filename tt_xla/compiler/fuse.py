@@ -528,7 +528,7 @@ def _piece_reads(k: Kernel, mat: set[int]) -> frozenset | None:
     if k.kind != "loop" or k.extra or k.dest.src.op != "concat" or r.id in mat:
         return None
     c = k.dest.src
-    if r.op in VIEWS and c.attrs["dim"] == len(c.shape) - 1 == len(r.shape) - 1 and c.shape[-1] == 2:
+    if r.op in VIEWS and c.attrs["dim"] == len(c.shape) - 1 and c.shape[-1] == 2:
         # the real and imaginary parts of a complex result (complex_split.interleave), each a
         # copy of the same walk over one stored node at another offset: one loop, whose pair of
         # results lower.py stores interleaved by one dense write (two kernels, each writing every
