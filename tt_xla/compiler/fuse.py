@@ -528,11 +528,12 @@ def _piece_reads(k: Kernel, mat: set[int]) -> frozenset | None:
     if k.kind != "loop" or k.extra or k.dest.src.op != "concat" or r.id in mat:
         return None
     c = k.dest.src
-    if r.op in VIEWS and c.attrs["dim"] == len(c.shape) - 1 and c.shape[-1] == 2:
-        # the real and imaginary parts of a complex result (complex_split.interleave), each a
-        # copy of the same walk over one stored node at another offset: one loop, whose pair of
-        # results lower.py stores interleaved by one dense write (two kernels, each writing every
-        # other element, took 2.2x as long: rfft2_1024's result)
+    if r.op in VIEWS and c.shape[c.attrs["dim"]] == 2:
+        # a pair of copies of the same walk over one stored node at other offsets: the real and
+        # imaginary parts of a complex result (complex_split.interleave), or of a complex input
+        # stacked (fft's (re, im) axis). One loop: lower.py reads such a pair by one dense read
+        # and stores the parts of a complex result interleaved by one dense write (two kernels,
+        # each writing every other element, took 2.2x as long: rfft2_1024's result)
         a = access_of(r, mat)
         return None if a is None or memoryless(a.src) else frozenset({("pair", a.src.id, a.strides)})
     if r.op not in ELEMENTWISE:

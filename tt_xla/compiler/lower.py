@@ -207,6 +207,22 @@ def _interleaved_pair(dests: list[Access], vecs: list[tuple[int, ...]], offs: li
         offs[1] == offs[0] + 1 and len(vecs[0]) > 0 and vecs[0][-1] == 2
 
 
+def _pairs(leaves: list, stored: list[int], vecs: list[tuple[int, ...]], offs: list[int], inner_st: list[int],
+           rank: int) -> dict[int, tuple[int, int]]:
+    """Leaves read as pairs: two walks of one stored node alike but for the second starting one
+    element after the first, every run stride 2 (a complex input's real and imaginary parts).
+    Then one dense DMA brings both into one page, where each reads every other element, in
+    place of two DMAs each gathering every other element. {each leaf of a pair: (the first, 0
+    or 1)}."""
+    out: dict[int, tuple[int, int]] = {}
+    for j1 in stored:
+        for j0 in stored:
+            if j0 not in out and j1 not in out and j0 != j1 and rank and inner_st[j0] == 2 and \
+                    leaves[j0][1].src is leaves[j1][1].src and vecs[j0] == vecs[j1] and offs[j1] == offs[j0] + 1:
+                out[j0], out[j1] = (j0, 0), (j0, 1)
+    return {j: v for j, v in out.items() if v[1] == 1}
+
+
 def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int = MM_MIN_ITEMS) -> L.LoopKernel:
     """An elementwise or movement kernel."""
     computed = k.root is k.dest.src and k.root.op not in VIEWS and k.root.op not in ("iota", "const")
@@ -240,7 +256,10 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
     op_of = {nid: operands[i] for nid, i in opmap.items()}
     stored = [j for j, (_, a) in enumerate(leaves) if not memoryless(a.src)]
     # one circular buffer per stored input (leaves of the same node share the node's operand,
-    # but each view of it gets its own buffer: a view is a different walk over DRAM)
+    # but each view of it gets its own buffer: a view is a different walk over DRAM), except
+    # that the second of a pair (a complex input's parts) shares the first's: `half`
+    half = {} if transposed else _pairs(leaves, stored, vecs, offs, inner_st, rank)
+    stored = [j for j in stored if j not in half]
     kind = "elementwise" if computed else "movement"
 
     def plan(block: int) -> tuple[str, int, int, list[str], dict[int, str]]:
@@ -260,6 +279,8 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             return "col"
         return "row"
 
+    heads = {h for h, _ in half.values()}
+
     def sizes(block: int) -> tuple[list[L.CircularBuffer], str, int, int]:
         mode, rb, w, _, _ = plan(block)
         cbs = []
@@ -269,7 +290,8 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             rowconst = all(s == 0 for s in vecs[j][:-1]) if rank else True
             rows = 1 if (rowconst and lay == "row") else rb
             cols = (1 if inner_st[j] == 0 else w) if lay == "row" else w
-            cbs.append(L.CircularBuffer(f"cb{n_}", CTYPE[n.dtype], itemsize(n.dtype), rows * cols))
+            cbs.append(L.CircularBuffer(f"cb{n_}", CTYPE[n.dtype], itemsize(n.dtype),
+                                        rows * cols * (2 if j in heads else 1)))
         for q, d in enumerate(dests[:1] if paired else dests):  # (a pair: one page holds both, interleaved)
             cbs.append(L.CircularBuffer(f"cbout{q or ''}", CTYPE[d.src.dtype], itemsize(d.src.dtype),
                                         rb * w * (2 if paired else 1)))
@@ -337,8 +359,8 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
     per_row = [j for j in row_leaves if not rowconst[j]]
     for j in once:  # the same block for every item of a rows kernel (c0 = 0): the host copies it once per core
         op = op_of[leaves[j][1].src.id]
-        cnt = "1" if inner_st[j] == 0 else "nc"
-        body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{offs[j]} + c0 * {inner_st[j]}", cnt, inner_st[j],
+        cnt, st = ("2 * nc", 1) if j in heads else ("1" if inner_st[j] == 0 else "nc", inner_st[j])
+        body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{offs[j]} + c0 * {inner_st[j]}", cnt, st,
                               host=L.ONCE if mode == "rows" else ""))
     # the block's rows are one block transfer per input when they are one affine walk: one outer
     # dim, a chunk of one row, a tile (whose rows never cross its outer index) or a block of rows
@@ -351,14 +373,15 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         for j in per_row:
             op = op_of[leaves[j][1].src.id]
             wj = 1 if inner_st[j] == 0 else w
-            cnt = "1" if inner_st[j] == 0 else "nc"
+            cnt, st = ("2 * nc", 1, ) if j in heads else ("1" if inner_st[j] == 0 else "nc", inner_st[j])
+            wj *= 2 if j in heads else 1
             pitch = str(vecs[j][-2]) if outer_shape else "0"
             # a block of whole rows, packed in the page as in DRAM, read once by the compute loop
             # below: the host copies each element there
-            first = mode == "rows" and inner_st[j] != 0 and int(pitch) == wj * inner_st[j]
+            first = mode == "rows" and inner_st[j] != 0 and int(pitch) == wj * inner_st[j] and j not in heads
             first_use += [j] if first else []
             body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}",
-                                  cnt, inner_st[j], *(("r1 - r0", pitch, str(wj)) if mode != "chunk" else ()),
+                                  cnt, st, *(("r1 - r0", pitch, str(wj)) if mode != "chunk" else ()),
                                   host=L.FIRST_USE if first else ""))
     elif per_row:
         body.append(L.Range("r", "r0", "r1"))
@@ -366,9 +389,10 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         for j in per_row:
             op = op_of[leaves[j][1].src.id]
             wj = 1 if inner_st[j] == 0 else w
-            cnt = "1" if inner_st[j] == 0 else "nc"
+            cnt, st = ("2 * nc", 1) if j in heads else ("1" if inner_st[j] == 0 else "nc", inner_st[j])
+            wj *= 2 if j in heads else 1
             body.append(L.DmaRead(in_cb[j], page_in[j], f"(r - r0) * {wj}", op,
-                                  f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}", cnt, inner_st[j]))
+                                  f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}", cnt, st))
         body.append(L.End())
     for j in stored:
         body.append(L.CbPush(in_cb[j]))
@@ -402,11 +426,15 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         leaf_of: dict[int, Leaf] = {}
         for j, (n, a) in enumerate(leaves):
             leaf_of[n.id] = Leaf(a, n.dtype, opmap.get(a.src.id, -1))
-            if j in in_cb:
-                page_of[id(leaf_of[n.id])] = f"x{page_in[j]}"
+            h, q = half.get(j, (j, 0))  # (the second of a pair: the odd elements of its first's page)
+            if h in in_cb:
+                page_of[id(leaf_of[n.id])] = f"x{page_in[h]}"
             if j in iota:
                 body.append(L.Define(f"ib{j}", "int64_t", _base(offs[j], vecs[j][:-1], idx)))
                 index_of[n.id] = f"ib{j} + j * {inner_st[j]}" if inner_st[j] else f"ib{j}"
+            elif h in heads:
+                row = "0" if rowconst[h] else f"(r - r0) * {w}"
+                index_of[n.id] = f"({row} + (j - c0)) * 2 + {q}"
             elif j in in_cb:
                 if layout(j, mode) == "col":
                     index_of[n.id] = f"(j - c0) * {te} + (r - r0)"
