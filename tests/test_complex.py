@@ -356,3 +356,50 @@ def test_complex_result_of_reshaped_transposed_views():
     fn = tt_xla.jit(f)
     np.testing.assert_array_equal(np.asarray(fn(a, b)), want)
     assert len(fn.kernels(a, b)) == 2, [k.name for k in fn.kernels(a, b)]
+
+
+def test_complex_result_of_one_stored_pair_is_one_dense_write():
+    """A complex result whose parts are two views of one stored node at neighbouring offsets
+    (fft's stacked (re, im) result read through its digits) is one kernel: both parts copied in
+    one loop and stored interleaved by one dense write, not two kernels each writing every other
+    element. Edge values (NaN, inf, -0, denormals) come through bit for bit; odd sizes leave
+    partial rows and blocks."""
+    def f(a):
+        s = jnp.sort(a, axis=-1)  # stored: the copies read it through views
+        t = s.transpose(0, 2, 1, 3)
+        return lax.complex(t[0], t[1])
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2, 5, 7, 33)).astype(np.float32)
+    flat = a.reshape(-1)
+    flat[::17] = np.nan
+    flat[1::19] = np.inf
+    flat[2::23] = -np.inf
+    flat[3::29] = -0.0
+    flat[4::31] = 1e-40  # a denormal
+    want = np.asarray(jax.jit(f)(a))
+    fn = tt_xla.jit(f)
+    got = np.asarray(fn(a))
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    ks = fn.kernels(a)
+    writers = [k for k in ks if k.kind != "sort"]
+    assert len(ks) == 2 and len(writers) == 1, [k.name for k in ks]
+    assert "x2 * nc stride 1" in writers[0].ir, writers[0].ir  # one dense run of both parts
+
+
+def test_complex_input_parts_are_one_dense_read():
+    """A kernel reading both parts of a complex input (a * (2 - 1j)'s pieces; fft's stacking of
+    the parts, one kernel writing both) brings the pairs in by one dense read and takes every
+    other element for each part, not two reads of every other element. Edge values and odd
+    sizes (a partial last row) come through as CPU JAX gives them."""
+    a = np.resize(edge_grid(), (7, 40))
+    both(lambda a: a * (2 - 1j), a)
+    for f in (tt_xla.jit(lambda a: a * (2 - 1j)), tt_xla.jit(jnp.fft.fft)):
+        ks = f.kernels(a)
+        reads = [k for k in ks if "x2 * nc stride 1" in k.ir and "<- p0[" in k.ir]
+        assert reads, [k.ir for k in ks]
+        assert not any("dma_read" in ln and "stride 2" in ln for k in ks for ln in k.ir.splitlines()), \
+            [k.ir for k in ks]
+    stack = [k for k in tt_xla.jit(jnp.fft.fft).kernels(a) if k.kind != "matmul"]
+    assert len(stack) == 2, [k.name for k in stack]  # the parts stacked by one kernel, the result by one
+    both(jnp.fft.fft, randc((7, 40)), rtol=1e-5, atol=1e-4)

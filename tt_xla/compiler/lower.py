@@ -197,6 +197,32 @@ def _contiguous_second_last(shape: tuple[int, ...], vecs: list[tuple[int, ...]],
     return shape, vecs
 
 
+def _interleaved_pair(dests: list[Access], vecs: list[tuple[int, ...]], offs: list[int]) -> bool:
+    """Whether a kernel's two results are the two halves of pairs in one stored node (a complex
+    result's real and imaginary parts, fuse._merge_pieces): the same walk, the second one element
+    after the first, every run stride 2. Then one page holds them interleaved and one dense DMA
+    writes each run, where two writes of every other element took as long as the rest of the
+    copy (rfft2_1024's result)."""
+    return len(dests) == 2 and dests[0].src is dests[1].src and vecs[0] == vecs[1] and \
+        offs[1] == offs[0] + 1 and len(vecs[0]) > 0 and vecs[0][-1] == 2
+
+
+def _pairs(leaves: list, stored: list[int], vecs: list[tuple[int, ...]], offs: list[int], inner_st: list[int],
+           rank: int) -> dict[int, tuple[int, int]]:
+    """Leaves read as pairs: two walks of one stored node alike but for the second starting one
+    element after the first, every run stride 2 (a complex input's real and imaginary parts).
+    Then one dense DMA brings both into one page, where each reads every other element, in
+    place of two DMAs each gathering every other element. {each leaf of a pair: (the first, 0
+    or 1)}."""
+    out: dict[int, tuple[int, int]] = {}
+    for j1 in stored:
+        for j0 in stored:
+            if j0 not in out and j1 not in out and j0 != j1 and rank and inner_st[j0] == 2 and \
+                    leaves[j0][1].src is leaves[j1][1].src and vecs[j0] == vecs[j1] and offs[j1] == offs[j0] + 1:
+                out[j0], out[j1] = (j0, 0), (j0, 1)
+    return {j: v for j, v in out.items() if v[1] == 1}
+
+
 def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: int = MM_MIN_ITEMS) -> L.LoopKernel:
     """An elementwise or movement kernel."""
     computed = k.root is k.dest.src and k.root.op not in VIEWS and k.root.op not in ("iota", "const")
@@ -224,12 +250,16 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
     inner_st = [v[-1] if rank else 0 for v in vecs]
     transposed = rank >= 2 and any(v[-1] not in (0, 1) and abs(v[-2]) == 1 and a.src.op != "iota"
                                    for v, (_, a) in zip(vecs, leaves))
+    paired = _interleaved_pair(dests, vecs[nl:], offs[nl:]) and not transposed
     written = {d.src.id for d in dests}
     operands = [L.Operand(i, CTYPE[nodes[nid].dtype], nid in written, nodes[nid]) for nid, i in opmap.items()]
     op_of = {nid: operands[i] for nid, i in opmap.items()}
     stored = [j for j, (_, a) in enumerate(leaves) if not memoryless(a.src)]
     # one circular buffer per stored input (leaves of the same node share the node's operand,
-    # but each view of it gets its own buffer: a view is a different walk over DRAM)
+    # but each view of it gets its own buffer: a view is a different walk over DRAM), except
+    # that the second of a pair (a complex input's parts) shares the first's: `half`
+    half = {} if transposed else _pairs(leaves, stored, vecs, offs, inner_st, rank)
+    stored = [j for j in stored if j not in half]
     kind = "elementwise" if computed else "movement"
 
     def plan(block: int) -> tuple[str, int, int, list[str], dict[int, str]]:
@@ -249,6 +279,8 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             return "col"
         return "row"
 
+    heads = {h for h, _ in half.values()}
+
     def sizes(block: int) -> tuple[list[L.CircularBuffer], str, int, int]:
         mode, rb, w, _, _ = plan(block)
         cbs = []
@@ -258,9 +290,11 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             rowconst = all(s == 0 for s in vecs[j][:-1]) if rank else True
             rows = 1 if (rowconst and lay == "row") else rb
             cols = (1 if inner_st[j] == 0 else w) if lay == "row" else w
-            cbs.append(L.CircularBuffer(f"cb{n_}", CTYPE[n.dtype], itemsize(n.dtype), rows * cols))
-        for q, d in enumerate(dests):
-            cbs.append(L.CircularBuffer(f"cbout{q or ''}", CTYPE[d.src.dtype], itemsize(d.src.dtype), rb * w))
+            cbs.append(L.CircularBuffer(f"cb{n_}", CTYPE[n.dtype], itemsize(n.dtype),
+                                        rows * cols * (2 if j in heads else 1)))
+        for q, d in enumerate(dests[:1] if paired else dests):  # (a pair: one page holds both, interleaved)
+            cbs.append(L.CircularBuffer(f"cbout{q or ''}", CTYPE[d.src.dtype], itemsize(d.src.dtype),
+                                        rb * w * (2 if paired else 1)))
         L.place(cbs)
         return cbs, mode, rb, w
 
@@ -278,7 +312,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         cbs, mode, rb, w = sizes(block)
     _check_fits(cbs, sram_budget, name, f"{kind} of {', '.join(fused_ops(k.root, mat)[-4:]) or k.root.op}", k.root)
     out_cbs = cbs[len(stored):]
-    outs = ["out"] + [f"out{q}" for q in range(1, len(dests))]  # their pages
+    outs = ["out"] + [f"out{q}" for q in range(1, len(out_cbs))]  # their pages
     in_cb = dict(zip(stored, cbs))
 
     body: list = []
@@ -325,8 +359,8 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
     per_row = [j for j in row_leaves if not rowconst[j]]
     for j in once:  # the same block for every item of a rows kernel (c0 = 0): the host copies it once per core
         op = op_of[leaves[j][1].src.id]
-        cnt = "1" if inner_st[j] == 0 else "nc"
-        body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{offs[j]} + c0 * {inner_st[j]}", cnt, inner_st[j],
+        cnt, st = ("2 * nc", 1) if j in heads else ("1" if inner_st[j] == 0 else "nc", inner_st[j])
+        body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{offs[j]} + c0 * {inner_st[j]}", cnt, st,
                               host=L.ONCE if mode == "rows" else ""))
     # the block's rows are one block transfer per input when they are one affine walk: one outer
     # dim, a chunk of one row, a tile (whose rows never cross its outer index) or a block of rows
@@ -339,14 +373,15 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         for j in per_row:
             op = op_of[leaves[j][1].src.id]
             wj = 1 if inner_st[j] == 0 else w
-            cnt = "1" if inner_st[j] == 0 else "nc"
+            cnt, st = ("2 * nc", 1, ) if j in heads else ("1" if inner_st[j] == 0 else "nc", inner_st[j])
+            wj *= 2 if j in heads else 1
             pitch = str(vecs[j][-2]) if outer_shape else "0"
             # a block of whole rows, packed in the page as in DRAM, read once by the compute loop
             # below: the host copies each element there
-            first = mode == "rows" and inner_st[j] != 0 and int(pitch) == wj * inner_st[j]
+            first = mode == "rows" and inner_st[j] != 0 and int(pitch) == wj * inner_st[j] and j not in heads
             first_use += [j] if first else []
             body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}",
-                                  cnt, inner_st[j], *(("r1 - r0", pitch, str(wj)) if mode != "chunk" else ()),
+                                  cnt, st, *(("r1 - r0", pitch, str(wj)) if mode != "chunk" else ()),
                                   host=L.FIRST_USE if first else ""))
     elif per_row:
         body.append(L.Range("r", "r0", "r1"))
@@ -354,9 +389,10 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         for j in per_row:
             op = op_of[leaves[j][1].src.id]
             wj = 1 if inner_st[j] == 0 else w
-            cnt = "1" if inner_st[j] == 0 else "nc"
+            cnt, st = ("2 * nc", 1) if j in heads else ("1" if inner_st[j] == 0 else "nc", inner_st[j])
+            wj *= 2 if j in heads else 1
             body.append(L.DmaRead(in_cb[j], page_in[j], f"(r - r0) * {wj}", op,
-                                  f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}", cnt, inner_st[j]))
+                                  f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}", cnt, st))
         body.append(L.End())
     for j in stored:
         body.append(L.CbPush(in_cb[j]))
@@ -390,11 +426,15 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         leaf_of: dict[int, Leaf] = {}
         for j, (n, a) in enumerate(leaves):
             leaf_of[n.id] = Leaf(a, n.dtype, opmap.get(a.src.id, -1))
-            if j in in_cb:
-                page_of[id(leaf_of[n.id])] = f"x{page_in[j]}"
+            h, q = half.get(j, (j, 0))  # (the second of a pair: the odd elements of its first's page)
+            if h in in_cb:
+                page_of[id(leaf_of[n.id])] = f"x{page_in[h]}"
             if j in iota:
                 body.append(L.Define(f"ib{j}", "int64_t", _base(offs[j], vecs[j][:-1], idx)))
                 index_of[n.id] = f"ib{j} + j * {inner_st[j]}" if inner_st[j] else f"ib{j}"
+            elif h in heads:
+                row = "0" if rowconst[h] else f"(r - r0) * {w}"
+                index_of[n.id] = f"({row} + (j - c0)) * 2 + {q}"
             elif j in in_cb:
                 if layout(j, mode) == "col":
                     index_of[n.id] = f"(j - c0) * {te} + (r - r0)"
@@ -438,8 +478,10 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         else:
             body.append(L.Range("j", "c0", "c1", "GCC ivdep"))
         em = IREmitter(mat, index_of, leaf_of, page_of, body)
-        for root, page in zip(roots, outs):
-            body.append(L.Store(page, f"(r - r0) * {w} + (j - c0)", store_expr(root.dtype, em.value(root))))
+        for q, root in enumerate(roots):
+            page, at = (outs[0], f"((r - r0) * {w} + (j - c0)) * 2 + {q}") if paired else \
+                (outs[q], f"(r - r0) * {w} + (j - c0)")
+            body.append(L.Store(page, at, store_expr(root.dtype, em.value(root))))
             em.raw.pop(root.id, None)  # a later result reading it sees the stored (rounded) value
         ops_per_elem = max(em.ops, 1)
         if lines and em.ops > LINE_MAX_OPS:  # the plain loop after all (above)
@@ -457,7 +499,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         body.append(L.VectorOps(f"{ops_per_elem} * (((r1 - r0) * nc + {TILE * TILE - 1}) / {TILE * TILE})"))
 
     # ---- writer: SRAM -> DRAM
-    res = ["res"] + [f"res{q}" for q in range(1, len(dests))]
+    res = ["res"] + [f"res{q}" for q in range(1, len(out_cbs))]
     for cb, page in zip(out_cbs, res):
         body.append(L.CbWait(cb, page))
     if affine:
@@ -467,13 +509,15 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         idx = _decode("r", outer_shape, "w", body)
     for q, (d, cb, page) in enumerate(zip(dests, out_cbs, res)):
         dop, j = op_of[d.src.id], nl + q
+        # (a pair: both results' elements, interleaved, are one dense run of 2 nc)
+        cnt, st, ww = ("2 * nc", 1, 2 * w) if paired else ("nc", inner_st[j], w)
         if affine:
             pitch = str(vecs[j][-2]) if outer_shape else "0"
             body.append(L.DmaWrite(cb, page, "0", dop, f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}",
-                                   "nc", inner_st[j], *(("r1 - r0", pitch, str(w)) if mode != "chunk" else ())))
+                                   cnt, st, *(("r1 - r0", pitch, str(ww)) if mode != "chunk" else ())))
         else:
-            body.append(L.DmaWrite(cb, page, f"(r - r0) * {w}", dop,
-                                   f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}", "nc", inner_st[j]))
+            body.append(L.DmaWrite(cb, page, f"(r - r0) * {ww}", dop,
+                                   f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}", cnt, st))
     if not affine:
         body.append(L.End())
     for cb in out_cbs:
