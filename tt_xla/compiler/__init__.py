@@ -153,6 +153,9 @@ class Segment:
     l1: frozenset[int] = frozenset()  # nodes placed in SRAM (placement.py)
     resident: dict[str, int] | None = None  # kernel name -> SRAM per core of placed tensors live at it
     packed: dict[int, int] = field(default_factory=dict)  # params stored as bfp8 -> their packed bytes
+    # the fusion plan's kernel of each of `codes` and the stored node ids (for alias.py)
+    fused: list[Kernel] = field(default_factory=list)
+    materialized: set[int] = field(default_factory=set)
 
     def storage(self, node: Node) -> Storage:
         # an empty tensor's producer launches nothing, so it has no place: any binding will do
@@ -187,6 +190,7 @@ def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k", ncores
     consts = p.consts(order)
     packed = _bfp8_weights(fn, params, order, p.materialized, bfp8_args, bfp8_named)
     codes: list[tuple[LoopKernel, str]] = []  # (IR, C)
+    fused: list[Kernel] = []  # (codes' fusion kernels)
     lowered = []
     bfp8 = frozenset(packed)
     # Repeated layers repeat kernels: one whose structural key (kernel_key.py) equals an earlier
@@ -230,13 +234,15 @@ def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k", ncores
         lowered.append(lk)
         if lk.work_items > 0:
             codes.append((lk, code))
+            fused.append(k)
     # placement needs each kernel's own SRAM, so it runs after lowering (a kernel's code never
     # depends on where its operands live: that is in the launch descriptor)
     pl = place(order, p.materialized, params, outputs, consts, [lk.sram_bytes for lk in lowered],
                sram_per_core, ncores, level)
     where, arena, live = plan_memory(order, p.materialized, params, outputs, consts, pl.l1)
     resident = {lk.name: pl.resident[i] for i, lk in enumerate(lowered) if pl.resident.get(i)}
-    return Segment(params, outputs, consts, where, arena, live, codes, pl.l1, resident, packed)
+    return Segment(params, outputs, consts, where, arena, live, codes, pl.l1, resident, packed, fused,
+                   p.materialized)
 
 
 def _bfp8_weights(fn: ir.Function, params: list[Node], order: list[Kernel], mat: set[int], asked: frozenset[int],

@@ -143,7 +143,10 @@ class _Builder:
             exports = [r for o in piece for r in o.results if id(r) in need[i] and id(r) not in self.consts]
             self.piece(piece, env, exports, [self.slot(r.type, op.name, op.loc) for r in exports])
             piece = []
+            # (a nested block's results are not this loop body's: only _while sets its own)
+            saved, self.inplace = self.inplace, {}
             getattr(self, "_" + op.name.split(".")[1])(op, env)
+            self.inplace = saved
         self.piece(piece, env, list(rets), ret_places, ops[-1])
 
     def piece(self, ops: list[ir.Operation], env: dict[int, Place], exports: list[ir.Value],
@@ -173,7 +176,7 @@ class _Builder:
                                 bfp8_args=bfp8, store=self.store)
             skip: set[int] = set()
             if ret is not None:
-                skip, moved = self._in_place(seg, args, pairs)
+                skip, moved = self._in_place(seg, arg_places, pairs)
                 for j, slot in moved.items():
                     places[places.index(pairs[j][1])] = slot
                     pairs[j] = (pairs[j][0], slot)
@@ -200,32 +203,43 @@ class _Builder:
             add(v)
         return list(out.values())
 
-    def _in_place(self, seg: object, args: list[ir.Value],
+    def _in_place(self, seg: object, arg_places: list[Place],
                   pairs: list[tuple[ir.Value, Place]]) -> tuple[set[int], dict[int, Place]]:
-        """A loop body's result that is its carried value updated in place (dynamic_update_slice,
-        scatter: the kernels copy the operand into the result, then write the update) is written
-        straight into the carried slot when that copy is the only kernel reading the carried
-        value: the copy becomes a no-op (skipped), and so does the COPY after the body.
+        """A loop body's result is written straight into its carried slot, so the COPY after the
+        body is skipped, when nothing reads the carried value after the result overwrites it
+        (aliasing as XLA's buffer assignment does a while's parameter and result):
+        - the result is the carried value updated in place (dynamic_update_slice, scatter: the
+          kernels copy the operand into the result, then write the update) and that copy is the
+          only kernel reading the carried value: the copy is skipped too;
+        - or the result has one writer, every other kernel reading the carried value runs before
+          it, and the writer itself reads it only at the element it writes (alias.writes_over:
+          elementwise, not a transpose, reverse, shift or reduction of it).
         Returns (the kernels to skip, {result index: its carried slot})."""
+        from .alias import writes_over
         skip: set[int] = set()
         moved: dict[int, Place] = {}
         for j, (v, _) in enumerate(pairs):
             if id(v) not in self.inplace:
                 continue
-            a, slot = self.inplace[id(v)]
-            if a not in args:
+            slot = self.inplace[id(v)][1]
+            out = seg.outputs[j]
+            # the carried value under every name the piece reads it by (an inner loop's result
+            # it leaves unchanged is the same slot)
+            params = [seg.params[i] for i, p in enumerate(arg_places) if p == slot]
+            if slot in moved.values() or not out.size or out.nbytes != slot.nbytes or out.op == "param":
                 continue
-            param, out = seg.params[args.index(a)], seg.outputs[j]
             readers = [k for k, (lk, _) in enumerate(seg.codes)
-                       if any(o.node is param and not o.writes for o in lk.operands)]
-            if len(readers) != 1:
-                continue
-            lk = seg.codes[readers[0]][0]
-            if lk.ops or len(lk.operands) != 2 or not lk.operands[1].writes or lk.operands[1].node is not out \
-                    or param.nbytes != out.nbytes or out.op == "param":
-                continue  # not a plain copy of the carried value into the result
-            skip.add(readers[0])
-            moved[j] = slot
+                       if any(not o.writes and any(o.node is q for q in params) for o in lk.operands)]
+            writers = [k for k, (lk, _) in enumerate(seg.codes) if any(o.node is out and o.writes for o in lk.operands)]
+            lk = seg.codes[readers[0]][0] if len(readers) == 1 else None
+            if lk is not None and not lk.ops and len(lk.operands) == 2 and lk.operands[1].writes and \
+                    lk.operands[1].node is out:  # a plain copy of the carried value into the result
+                skip.add(readers[0])
+                moved[j] = slot
+            elif len(writers) == 1 and all(r < writers[0] or r == writers[0] and len(params) == 1 and
+                                           writes_over(seg.fused[r], out, params[0], seg.materialized)
+                                           for r in readers):
+                moved[j] = slot
         return skip, moved
 
     # ------------------------------------------------------------------ control ops

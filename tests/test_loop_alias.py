@@ -1,0 +1,91 @@
+"""A loop body's result written straight into its carried slot (control.py `_in_place`,
+alias.py): only when nothing reads the old value after it is overwritten, and the writing kernel
+reads it only at the element it writes. Bodies that read the old value at other positions
+(reverse, transpose, shift, reductions) must still match CPU JAX."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+import tt_xla
+
+from util import check
+
+N = (256, 256)  # several blocks a kernel: a wrong alias reads values another block overwrote
+
+
+def _copies(f, *args) -> int:
+    """COPY steps in the program's control stream."""
+    exe = tt_xla.compile(jax.jit(f).lower(*args).as_text())
+    return exe.source.count("{TT_CTL_COPY")
+
+
+def _x(seed=0, shape=N):
+    return np.random.default_rng(seed).standard_normal(shape, np.float32)
+
+
+def _loop(body):
+    return lambda x, n: lax.fori_loop(0, n, body, x)
+
+
+def test_elementwise_update_is_written_in_place():
+    w = _x(1) * 0.05
+
+    # the product and the row sums read x at every position, but before the update overwrites it
+    f = _loop(lambda i, x: x * 0.5 + jnp.tanh(x @ w).sum(axis=1, keepdims=True) * 0.01)
+    check(f, _x(), np.int32(5), transcendental=True)
+    check(f, _x(), np.int32(0))
+    # only the counter's COPY remains (x's new value is written over the old one)
+    assert _copies(f, _x(), np.int32(5)) == _copies(_loop(lambda i, x: x[::-1]), _x(), np.int32(5)) - 1
+
+
+@pytest.mark.parametrize("name,body", [
+    ("reverse", lambda i, x: x[::-1] * 0.5 + x),
+    ("reverse_cols", lambda i, x: x[:, ::-1] - x * 0.25),
+    ("transpose", lambda i, x: x.T * 0.5 + 1.0),
+    ("shift", lambda i, x: jnp.roll(x, 3, axis=1) + x * 0.5),
+    ("shift_rows", lambda i, x: jnp.concatenate([x[1:], x[:1] * 2.0]) - 0.5 * x),
+    ("minus_mean", lambda i, x: x - x.mean(axis=0) * 0.5),
+    ("window", lambda i, x: lax.reduce_window(x, 0.0, lax.add, (3, 1), (1, 1), "SAME") * 0.3),
+])
+def test_body_reading_other_positions_matches_jax(name, body):
+    check(_loop(body), _x(), np.int32(4))
+
+
+def test_old_value_read_after_the_update():
+    # the sum and the reversed copy read the old x: the update may not overwrite it first
+    def body(i, c):
+        x, s, r = c
+        return x * 0.5 + 1.0, s + x.sum(), x[::-1]
+
+    f = lambda x, n: lax.fori_loop(0, n, body, (x, jnp.float32(0), x))
+    check(f, _x(), np.int32(3))
+
+
+def test_swapped_carried_values():
+    f = lambda x, y, n: lax.fori_loop(0, n, lambda i, c: (c[1] * 0.5, c[0] + c[1]), (x, y))
+    check(f, _x(), _x(2), np.int32(5))
+    g = lambda x, y, n: lax.fori_loop(0, n, lambda i, c: (c[1][::-1], c[0].T + 1.0), (x, y))
+    check(g, _x(), _x(2), np.int32(3))
+
+
+def test_nested_loop_carries_in_place():
+    def f(x, w, n):
+        def outer(i, x):
+            y = lax.fori_loop(0, 3, lambda j, y: jnp.tanh(y @ w + x[::-1]), x)
+            return y * 0.5 + x
+        return lax.fori_loop(0, n, outer, x)
+
+    check(f, _x(), _x(1) * 0.05, np.int32(3), transcendental=True)
+
+
+def test_scan_and_dynamic_update_in_place():
+    def f(xs, x0):
+        def step(c, x):
+            c = jnp.tanh(c * 0.9 + x[None, :] @ jnp.ones((256, 256), jnp.float32) * 0.01)
+            return c[::-1], c.sum(axis=0)
+        return lax.scan(step, x0, xs)
+
+    check(f, _x(3, (4, 256)), _x(4, (256, 256)), transcendental=True)
