@@ -1,7 +1,10 @@
 """A loop body's result written straight into its carried slot (control.py `_in_place`,
 alias.py): only when nothing reads the old value after it is overwritten, and the writing kernel
 reads it only at the element it writes. Bodies that read the old value at other positions
-(reverse, transpose, shift, reductions) must still match CPU JAX."""
+(reverse, transpose, shift, reductions) must still match CPU JAX. And a loop body's kernels are
+weighed by the loop's trip count, when it is known, in choosing their C compiler level."""
+
+import re
 
 import jax
 import jax.numpy as jnp
@@ -16,10 +19,11 @@ from util import check
 N = (256, 256)  # several blocks a kernel: a wrong alias reads values another block overwrote
 
 
-def _copies(f, *args) -> int:
-    """COPY steps in the program's control stream."""
+def _copies(f, *args, nbytes: int | None = None) -> int:
+    """COPY steps in the program's control stream (of `nbytes` bytes)."""
     exe = tt_xla.compile(jax.jit(f).lower(*args).as_text())
-    return exe.source.count("{TT_CTL_COPY")
+    steps = re.findall(r"\{TT_CTL_COPY, 0, \d+u, \d+u, \d+ull, \d+ull, (\d+)ull", exe.source)
+    return sum(nbytes is None or int(n) == nbytes for n in steps)
 
 
 def _x(seed=0, shape=N):
@@ -81,6 +85,26 @@ def test_nested_loop_carries_in_place():
     check(f, _x(), _x(1) * 0.05, np.int32(3), transcendental=True)
 
 
+def test_inner_loop_carries_a_dead_value_where_it_is():
+    w = _x(1) * 0.05
+
+    def inner(y):
+        return lax.fori_loop(0, 3, lambda j, y: jnp.tanh(y @ w) + y[::-1] * 0.5, y)
+
+    # x is dead once the inner loop starts: it carries x in x's slot, no COPY in or out
+    dead = lambda x, n: lax.fori_loop(0, n, lambda i, x: inner(x), x)
+    check(dead, _x(), np.int32(3), transcendental=True)
+    # x's COPYs: the argument into the outer loop, and the inner body's step (it reverses y)
+    assert _copies(dead, _x(), np.int32(3), nbytes=_x().nbytes) == 2
+    # x read again after the inner loop, or inside it, or the loop inside a branch reading it after
+    after = lambda x, n: lax.fori_loop(0, n, lambda i, x: inner(x) - x[:, ::-1], x)
+    inside = lambda x, n: lax.fori_loop(0, n, lambda i, x: lax.fori_loop(0, 2, lambda j, y: y @ w + x, x), x)
+    branch = lambda x, n: lax.fori_loop(0, n, lambda i, x: lax.cond(i % 2 == 0, lambda x: inner(x), lambda x: x.T, x) + x,
+                                        x)
+    for f in (after, inside, branch):
+        check(f, _x(), np.int32(3), transcendental=True)
+
+
 def test_scan_and_dynamic_update_in_place():
     def f(xs, x0):
         def step(c, x):
@@ -89,3 +113,25 @@ def test_scan_and_dynamic_update_in_place():
         return lax.scan(step, x0, xs)
 
     check(f, _x(3, (4, 256)), _x(4, (256, 256)), transcendental=True)
+
+
+def _levels(src: str) -> dict[str, str]:
+    """kernel name -> the compiler level of the part defining it."""
+    out = {}
+    for chunk in src.split("/* tt:part ")[1:]:
+        for m in re.finditer(r"void (\w+)\(const tt_core \*core", chunk):
+            out[m.group(1)] = chunk[:2]
+    return out
+
+
+def test_loop_body_kernels_weighed_by_trip_count():
+    x = _x()
+    body = lambda i, x: x[::-1] * 0.5 + jnp.sin(x)  # about 1/4 of the work -O2 pays for, per launch
+    counted = tt_xla.compile(jax.jit(lambda x: lax.fori_loop(0, 64, body, x)).lower(x).as_text())
+    data = tt_xla.compile(jax.jit(lambda x, n: lax.fori_loop(0, n, body, x)).lower(x, np.int32(64)).as_text())
+    sin = [k.name for k in counted.kernels() if k.vector_ops > 1000]
+    assert len(sin) == 1 and _levels(counted.source)[sin[0]] == "O2"
+    sin = [k.name for k in data.kernels() if k.vector_ops > 1000]  # a trip count the data decide: one launch
+    assert len(sin) == 1 and _levels(data.source)[sin[0]] == "O1"
+    np.testing.assert_allclose(np.asarray(counted(x)[0]),
+                               np.asarray(jax.jit(lambda x: lax.fori_loop(0, 64, body, x))(x)), rtol=1e-5, atol=1e-5)

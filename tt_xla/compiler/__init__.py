@@ -85,11 +85,12 @@ def check_reads(k: Kernel, lk: LoopKernel) -> None:
 HOT_TILES = 4096  # 4M element-ops or 16 MiB moved: about 0.5 ms of host time at -O2
 
 
-def _hot(k: LoopKernel) -> bool:
+def _hot(k: LoopKernel, runs: int = 1) -> bool:
     """Whether a kernel does enough work (tile-wide vector ops plus tiles of operand bytes it
-    moves) that -O2's faster loops beat the compile time they cost. The matrix engine's own
-    work is in the runtime, already optimized, so matrix tiles do not count."""
-    return k.vector_ops + sum(o.node.nbytes for o in k.operands) // 4096 >= HOT_TILES
+    moves, times its launches per call: `runs`, a loop body's known trip count) that -O2's
+    faster loops beat the compile time they cost. The matrix engine's own work is in the
+    runtime, already optimized, so matrix tiles do not count."""
+    return runs * (k.vector_ops + sum(o.node.nbytes for o in k.operands) // 4096) >= HOT_TILES
 
 
 def compile_text(text: str, filename: str = "<module>", sram_per_core: int = DEFAULT_SRAM_PER_CORE,
@@ -276,13 +277,14 @@ Binding = Callable[[Node], tuple[int, int]]  # a stored node -> (binding, byte o
 
 def assemble(segments: list[tuple[list[tuple[LoopKernel, str]], Binding]], binding_bytes: list[int],
              steps: list[str] | None = None, l1: frozenset[int] = frozenset(),
-             resident: dict[str, int] | None = None, packed: dict[int, int] | None = None
-             ) -> tuple[str, list[KernelInfo]]:
+             resident: dict[str, int] | None = None, packed: dict[int, int] | None = None,
+             runs: dict[str, int] | None = None) -> tuple[str, list[KernelInfo]]:
     """The program's C source: every segment's kernels as launches, in order, their operands placed
     by the segment's binding function, and the control stream `steps` (tt_ctl initializers whose
     LAUNCH arguments index those launches) when there is one. Operands of the nodes in `l1` are
     flagged TT_L1 (placed in SRAM; node ids are unique across segments) and a launch declares the SRAM its kernel uses
-    plus `resident[name]`, the placed tensors' shards live while it runs."""
+    plus `resident[name]`, the placed tensors' shards live while it runs. `runs[name]`: a
+    kernel's launches per call where the control stream runs it more than once."""
     resident = resident or {}
     # Pieces between part markers compile on their own (the toolchain may build them in
     # parallel): kernels have external, hidden linkage and the descriptor declares them.
@@ -297,7 +299,7 @@ def assemble(segments: list[tuple[list[tuple[LoopKernel, str]], Binding]], bindi
     fns = [fn_of.setdefault(anonymous(body, c.name), c.name) for c, body, _ in codes]
     hot: dict[str, bool] = {}
     for (c, _, _), fn in zip(codes, fns):
-        hot[fn] = hot.get(fn, False) or _hot(c)
+        hot[fn] = hot.get(fn, False) or _hot(c, (runs or {}).get(c.name, 1))
     for (c, body, binding), fn in zip(codes, fns):
         if fn == c.name:
             src.append(part("O2" if hot[fn] else "O1") + KERNEL_ATTR + body.removeprefix("static "))

@@ -25,25 +25,26 @@ def _leaf_accesses(k: Kernel, mat: set[int]) -> list[Access] | None:
     read is not an affine access (then nothing is assumed about it)."""
     out: list[Access] = []
     seen: set[int] = set()
-
-    def walk(n: Node, root: bool) -> bool:
+    todo = [(r, True) for r in k.roots()]
+    while todo:
+        n, root = todo.pop()
         if n.id in seen:
-            return True
+            continue
         seen.add(n.id)
         if root and n.op in VIEWS:  # a stored view's kernel reads through the view
             a = access_of(n.inputs[0], mat)
             a = None if a is None else apply_view(n, a)
         elif (root or n.id not in mat) and n.op in ELEMENTWISE:
-            return all(walk(i, False) for i in n.inputs)
+            todo.extend((i, False) for i in n.inputs)
+            continue
         elif n.id in mat or memoryless(n) or n.op in VIEWS:
             a = access_of(n, mat)
         else:
-            return False
+            return None
         if a is None:
-            return False
+            return None
         out.append(a)
-        return True
-    return out if all(walk(r, True) for r in k.roots()) else None
+    return out
 
 
 def writes_over(k: Kernel, out: Node, src: Node, mat: set[int]) -> bool:
