@@ -53,6 +53,9 @@ def test_elementwise_update_is_written_in_place():
     ("shift_rows", lambda i, x: jnp.concatenate([x[1:], x[:1] * 2.0]) - 0.5 * x),
     ("minus_mean", lambda i, x: x - x.mean(axis=0) * 0.5),
     ("window", lambda i, x: lax.reduce_window(x, 0.0, lax.add, (3, 1), (1, 1), "SAME") * 0.3),
+    # the result's first writer copies x, a scatter then writes rows of it
+    ("update_row", lambda i, x: x.at[i % 256].set(x[(i + 7) % 256] * 0.5 - x[::-1][i % 256])),
+    ("scatter_add", lambda i, x: (x * 0.5).at[jnp.array([3, 200, 3])].add(x[::-1][:3] + i.astype(jnp.float32))),
 ])
 def test_body_reading_other_positions_matches_jax(name, body):
     check(_loop(body), _x(), np.int32(4))

@@ -228,9 +228,9 @@ class _Builder:
         - the result is the carried value updated in place (dynamic_update_slice, scatter: the
           kernels copy the operand into the result, then write the update) and that copy is the
           only kernel reading the carried value: the copy is skipped too;
-        - or the result has one writer, every other kernel reading the carried value runs before
-          it, and the writer itself reads it only at the element it writes (alias.writes_over:
-          elementwise, not a transpose, reverse, shift or reduction of it).
+        - or every other kernel reading the carried value runs before the result's first writer,
+          and that writer reads it only at the element it writes (alias.writes_over: elementwise,
+          not a transpose, reverse, shift or reduction of it).
         Returns (the kernels to skip, {result index: its carried slot})."""
         from .alias import writes_over
         skip: set[int] = set()
@@ -253,10 +253,9 @@ class _Builder:
                     lk.operands[1].node is out:  # a plain copy of the carried value into the result
                 skip.add(readers[0])
                 moved[j] = slot
-            elif len(writers) == 1 and all(r < writers[0] or r == writers[0] and len(params) == 1 and
-                                           writes_over(seg.fused[r], out, params[0], seg.materialized)
-                                           for r in readers):
-                moved[j] = slot
+            elif writers and all(r < writers[0] or r == writers[0] and len(params) == 1 and
+                                 writes_over(seg.fused[r], out, params[0], seg.materialized) for r in readers):
+                moved[j] = slot  # (later writers, a scatter's or a concat's, read none of it)
         return skip, moved
 
     # ------------------------------------------------------------------ control ops
