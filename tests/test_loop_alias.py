@@ -138,3 +138,41 @@ def test_loop_body_kernels_weighed_by_trip_count():
     assert len(sin) == 1 and _levels(data.source)[sin[0]] == "O1"
     np.testing.assert_allclose(np.asarray(counted(x)[0]),
                                np.asarray(jax.jit(lambda x: lax.fori_loop(0, 64, body, x))(x)), rtol=1e-5, atol=1e-5)
+
+
+ALIASED = """
+func.func public @main(%x: tensor<64x64xf32>) -> tensor<64x64xf32> {
+  %y = stablehlo.multiply %x, %x : tensor<64x64xf32>
+  %c0 = stablehlo.constant dense<0> : tensor<i32>
+  %r:2 = stablehlo.while(%i = %c0, %a = %y) : tensor<i32>, tensor<64x64xf32>
+   cond {
+    %n = stablehlo.constant dense<3> : tensor<i32>
+    %p = stablehlo.compare LT, %i, %n, SIGNED : (tensor<i32>, tensor<i32>) -> tensor<i1>
+    stablehlo.return %p : tensor<i1>
+   } do {
+    %one = stablehlo.constant dense<1> : tensor<i32>
+    %j = stablehlo.add %i, %one : tensor<i32>
+    stablehlo.return %j, %a : tensor<i32>, tensor<64x64xf32>
+   }
+  %s:3 = stablehlo.while(%i = %c0, %b = %y, %k = %r#1) : tensor<i32>, tensor<64x64xf32>, tensor<64x64xf32>
+   cond {
+    %n = stablehlo.constant dense<3> : tensor<i32>
+    %p = stablehlo.compare LT, %i, %n, SIGNED : (tensor<i32>, tensor<i32>) -> tensor<i1>
+    stablehlo.return %p : tensor<i1>
+   } do {
+    %one = stablehlo.constant dense<1> : tensor<i32>
+    %j = stablehlo.add %i, %one : tensor<i32>
+    %u = stablehlo.add %b, %k : tensor<64x64xf32>
+    stablehlo.return %j, %u, %k : tensor<i32>, tensor<64x64xf32>, tensor<64x64xf32>
+   }
+  return %s#1 : tensor<64x64xf32>
+}
+"""
+
+
+def test_loop_does_not_carry_in_a_slot_another_operand_names():
+    # y is dead after the second loop starts, but %k (the first loop's unchanged result) is
+    # y's slot too: carrying %b there would add b to itself
+    x = _x(5, (64, 64))
+    got = np.asarray(tt_xla.compile(ALIASED)(x)[0])
+    np.testing.assert_allclose(got, 4 * x * x, rtol=1e-5)

@@ -306,15 +306,15 @@ class _Builder:
         not the loop's regions directly, no other name of that slot), so no COPY runs; else a
         fresh one."""
         src = env.get(id(v))
-        n = _nbytes(v.type, op.name, op.loc)
-        if src is None or src not in self.owned or src.nbytes != n or id(v) in self.later or \
-                any(env.get(k) == src for k in self.later):
+        if src is None or src not in self.owned or src.nbytes != _nbytes(v.type, op.name, op.loc):
             return self.slot(v.type, op.name, op.loc)
-        inside: dict[int, ir.Value] = {}
+        reads: dict[int, ir.Value] = {}  # what the loop's regions read directly, its other operands
         for region in op.regions:
             for o in region.blocks[0].ops:
-                _free(o, inside)
-        if id(v) in inside or sum(w is v for w in op.operands) > 1:
+                _free(o, reads)
+        others = [id(w) for w in op.operands if w is not v]
+        if id(v) in self.later or id(v) in reads or id(v) in others or \
+                any(env.get(k) == src for k in (*self.later, *reads, *others)):
             return self.slot(v.type, op.name, op.loc)
         self.owned.discard(src)  # (one loop's slot now)
         return src
