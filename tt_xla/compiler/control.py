@@ -312,7 +312,8 @@ class _Builder:
         for region in op.regions:
             for o in region.blocks[0].ops:
                 _free(o, reads)
-        others = [id(w) for w in op.operands if w is not v]
+        others = [id(w) for w in op.operands]
+        others.remove(id(v))  # (v passed twice, the other one unchanged: that one is read in src)
         if id(v) in self.later or id(v) in reads or id(v) in others or \
                 any(env.get(k) == src for k in (*self.later, *reads, *others)):
             return self.slot(v.type, op.name, op.loc)
