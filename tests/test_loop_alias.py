@@ -140,34 +140,29 @@ def test_loop_body_kernels_weighed_by_trip_count():
                                np.asarray(jax.jit(lambda x: lax.fori_loop(0, 64, body, x))(x)), rtol=1e-5, atol=1e-5)
 
 
+STEP = """   cond {
+    %n = stablehlo.constant dense<3> : tensor<i32>
+    %p = stablehlo.compare LT, %i, %n, SIGNED : (tensor<i32>, tensor<i32>) -> tensor<i1>
+    stablehlo.return %p : tensor<i1>
+   } do {
+    %one = stablehlo.constant dense<1> : tensor<i32>
+    %j = stablehlo.add %i, %one : tensor<i32>
+"""  # i < 3, i + 1
+
 ALIASED = """
 func.func public @main(%x: tensor<64x64xf32>) -> tensor<64x64xf32> {
   %y = stablehlo.multiply %x, %x : tensor<64x64xf32>
   %c0 = stablehlo.constant dense<0> : tensor<i32>
   %r:2 = stablehlo.while(%i = %c0, %a = %y) : tensor<i32>, tensor<64x64xf32>
-   cond {
-    %n = stablehlo.constant dense<3> : tensor<i32>
-    %p = stablehlo.compare LT, %i, %n, SIGNED : (tensor<i32>, tensor<i32>) -> tensor<i1>
-    stablehlo.return %p : tensor<i1>
-   } do {
-    %one = stablehlo.constant dense<1> : tensor<i32>
-    %j = stablehlo.add %i, %one : tensor<i32>
-    stablehlo.return %j, %a : tensor<i32>, tensor<64x64xf32>
+{STEP}    stablehlo.return %j, %a : tensor<i32>, tensor<64x64xf32>
    }
   %s:3 = stablehlo.while(%i = %c0, %b = %y, %k = %r#1) : tensor<i32>, tensor<64x64xf32>, tensor<64x64xf32>
-   cond {
-    %n = stablehlo.constant dense<3> : tensor<i32>
-    %p = stablehlo.compare LT, %i, %n, SIGNED : (tensor<i32>, tensor<i32>) -> tensor<i1>
-    stablehlo.return %p : tensor<i1>
-   } do {
-    %one = stablehlo.constant dense<1> : tensor<i32>
-    %j = stablehlo.add %i, %one : tensor<i32>
-    %u = stablehlo.add %b, %k : tensor<64x64xf32>
+{STEP}    %u = stablehlo.add %b, %k : tensor<64x64xf32>
     stablehlo.return %j, %u, %k : tensor<i32>, tensor<64x64xf32>, tensor<64x64xf32>
    }
   return %s#1 : tensor<64x64xf32>
 }
-"""
+""".replace("{STEP}", STEP)
 
 
 def test_loop_does_not_carry_in_a_slot_another_operand_names():
