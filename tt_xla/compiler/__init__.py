@@ -85,11 +85,12 @@ def check_reads(k: Kernel, lk: LoopKernel) -> None:
 HOT_TILES = 4096  # 4M element-ops or 16 MiB moved: about 0.5 ms of host time at -O2
 
 
-def _hot(k: LoopKernel) -> bool:
+def _hot(k: LoopKernel, runs: int = 1) -> bool:
     """Whether a kernel does enough work (tile-wide vector ops plus tiles of operand bytes it
-    moves) that -O2's faster loops beat the compile time they cost. The matrix engine's own
-    work is in the runtime, already optimized, so matrix tiles do not count."""
-    return k.vector_ops + sum(o.node.nbytes for o in k.operands) // 4096 >= HOT_TILES
+    moves, times its launches per call: `runs`, a loop body's known trip count) that -O2's
+    faster loops beat the compile time they cost. The matrix engine's own work is in the
+    runtime, already optimized, so matrix tiles do not count."""
+    return runs * (k.vector_ops + sum(o.node.nbytes for o in k.operands) // 4096) >= HOT_TILES
 
 
 COLD_TILES = 1024  # 1M element-ops or 4 MiB moved: about 0.1 ms of host time
@@ -162,6 +163,9 @@ class Segment:
     l1: frozenset[int] = frozenset()  # nodes placed in SRAM (placement.py)
     resident: dict[str, int] | None = None  # kernel name -> SRAM per core of placed tensors live at it
     packed: dict[int, int] = field(default_factory=dict)  # params stored as bfp8 -> their packed bytes
+    # the fusion plan's kernel of each of `codes` and the stored node ids (for alias.py)
+    fused: list[Kernel] = field(default_factory=list)
+    materialized: set[int] = field(default_factory=set)
 
     def storage(self, node: Node) -> Storage:
         # an empty tensor's producer launches nothing, so it has no place: any binding will do
@@ -196,6 +200,7 @@ def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k", ncores
     consts = p.consts(order)
     packed = _bfp8_weights(fn, params, order, p.materialized, bfp8_args, bfp8_named)
     codes: list[tuple[LoopKernel, str]] = []  # (IR, C)
+    fused: list[Kernel] = []  # (codes' fusion kernels)
     lowered = []
     bfp8 = frozenset(packed)
     # Repeated layers repeat kernels: one whose structural key (kernel_key.py) equals an earlier
@@ -239,13 +244,15 @@ def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k", ncores
         lowered.append(lk)
         if lk.work_items > 0:
             codes.append((lk, code))
+            fused.append(k)
     # placement needs each kernel's own SRAM, so it runs after lowering (a kernel's code never
     # depends on where its operands live: that is in the launch descriptor)
     pl = place(order, p.materialized, params, outputs, consts, [lk.sram_bytes for lk in lowered],
                sram_per_core, ncores, level)
     where, arena, live = plan_memory(order, p.materialized, params, outputs, consts, pl.l1)
     resident = {lk.name: pl.resident[i] for i, lk in enumerate(lowered) if pl.resident.get(i)}
-    return Segment(params, outputs, consts, where, arena, live, codes, pl.l1, resident, packed)
+    return Segment(params, outputs, consts, where, arena, live, codes, pl.l1, resident, packed, fused,
+                   p.materialized)
 
 
 def _bfp8_weights(fn: ir.Function, params: list[Node], order: list[Kernel], mat: set[int], asked: frozenset[int],
@@ -279,13 +286,14 @@ Binding = Callable[[Node], tuple[int, int]]  # a stored node -> (binding, byte o
 
 def assemble(segments: list[tuple[list[tuple[LoopKernel, str]], Binding]], binding_bytes: list[int],
              steps: list[str] | None = None, l1: frozenset[int] = frozenset(),
-             resident: dict[str, int] | None = None, packed: dict[int, int] | None = None
-             ) -> tuple[str, list[KernelInfo]]:
+             resident: dict[str, int] | None = None, packed: dict[int, int] | None = None,
+             runs: dict[str, int] | None = None) -> tuple[str, list[KernelInfo]]:
     """The program's C source: every segment's kernels as launches, in order, their operands placed
     by the segment's binding function, and the control stream `steps` (tt_ctl initializers whose
     LAUNCH arguments index those launches) when there is one. Operands of the nodes in `l1` are
     flagged TT_L1 (placed in SRAM; node ids are unique across segments) and a launch declares the SRAM its kernel uses
-    plus `resident[name]`, the placed tensors' shards live while it runs."""
+    plus `resident[name]`, the placed tensors' shards live while it runs. `runs[name]`: a
+    kernel's launches per call where the control stream runs it more than once."""
     resident = resident or {}
     # Pieces between part markers compile on their own (the toolchain may build them in
     # parallel): kernels have external, hidden linkage and the descriptor declares them.
@@ -302,7 +310,7 @@ def assemble(segments: list[tuple[list[tuple[LoopKernel, str]], Binding]], bindi
     # cold only in a straight-line program: a loop body's kernel runs once per iteration
     cold: dict[str, bool] = {}
     for (c, _, _), fn in zip(codes, fns):
-        hot[fn] = hot.get(fn, False) or _hot(c)
+        hot[fn] = hot.get(fn, False) or _hot(c, (runs or {}).get(c.name, 1))
         cold[fn] = cold.get(fn, not steps) and _cold(c)
     for (c, body, binding), fn in zip(codes, fns):
         if fn == c.name:

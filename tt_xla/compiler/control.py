@@ -13,7 +13,8 @@ what runs when:
     case:   [idx == k pieces] -> P_k;  BRANCH P_k -> branch k ...;  default: the last branch
 
 The body writes its results to fresh slots T and they are copied to S after it (double
-buffering: a body may read any carried value after writing another); a result that is its own
+buffering: a body may read any carried value after writing another), unless nothing reads the old
+value after the result's writer (`_in_place`): then it is written over it; a result that is its own
 carried value unchanged stays in place with no copy. Trip counts and conditions are device
 values: nothing returns to the host until the whole function is done.
 """
@@ -80,6 +81,16 @@ def _free(op: ir.Operation, out: dict[int, ir.Value]) -> None:
                     out.setdefault(k, v)
 
 
+def _add_leaf(v: ir.Value, consts: dict[int, ir.Operation], out: dict[int, ir.Operation]) -> None:
+    """Adds the leaf op defining v to `out`, after the leaves it reads. (A module function: a
+    recursive closure is a reference cycle holding the whole builder until the next collection.)"""
+    op = consts[id(v)]
+    if id(op) not in out:
+        for a in op.operands:
+            _add_leaf(a, consts, out)
+        out[id(op)] = op
+
+
 class _Builder:
     def __init__(self, sram_per_core: int, ncores: int, level: int, bfp8: frozenset[int] = frozenset(),
                  store=None) -> None:
@@ -92,12 +103,19 @@ class _Builder:
         # id(value) -> the leaf op defining it (constants, iotas, broadcasts of them: _is_leaf)
         self.consts: dict[int, ir.Operation] = {}
         self.inplace: dict[int, tuple[ir.Value, Place]] = {}  # loop body result -> (carried arg, slot)
+        self.trips = 1  # runs of the code being built per call: the enclosing loops' known trip counts
+        self.runs: dict[str, int] = {}  # kernel name -> its launches per call, where more than one
+        # The slots the block being built may overwrite once their value is dead: the ones it
+        # allocates, and a loop body's changed carried slots (written again before they are read).
+        self.owned: set[Place] = set()
+        self.later: set[int] = set()  # ids of the values needed after the control op being built
 
     # ------------------------------------------------------------------ places and steps
     def slot(self, t: object, opname: str, loc: object) -> Place:
         n = _nbytes(t, opname, loc)
         p = Place("state", 0, self.state, n)
         self.state += (n + ALIGN - 1) // ALIGN * ALIGN
+        self.owned.add(p)
         return p
 
     def emit(self, step: list) -> list:
@@ -143,7 +161,10 @@ class _Builder:
             exports = [r for o in piece for r in o.results if id(r) in need[i] and id(r) not in self.consts]
             self.piece(piece, env, exports, [self.slot(r.type, op.name, op.loc) for r in exports])
             piece = []
+            # (a nested block's results are not this loop body's: only _while sets its own)
+            saved, self.inplace, self.later = self.inplace, {}, need[i + 1]
             getattr(self, "_" + op.name.split(".")[1])(op, env)
+            self.inplace = saved
         self.piece(piece, env, list(rets), ret_places, ops[-1])
 
     def piece(self, ops: list[ir.Operation], env: dict[int, Place], exports: list[ir.Value],
@@ -151,6 +172,10 @@ class _Builder:
         """Compiles straight-line ops whose `exports` go to `places` (one launch per kernel)."""
         from . import compile_graph
         defined = {id(r) for o in ops for r in o.results}
+        for j, v in enumerate(exports):  # a loop body result already in its carried slot stays there
+            slot = self.inplace.get(id(v), (None, None))[1] if ret is not None else None
+            if slot is not None and env.get(id(v)) == slot and slot not in places:
+                places[j] = slot
 
         def clone(v: ir.Value) -> bool:  # an outer leaf: the piece computes it (an immediate)
             return id(v) not in defined and id(v) not in env and id(v) in self.consts
@@ -173,7 +198,7 @@ class _Builder:
                                 bfp8_args=bfp8, store=self.store)
             skip: set[int] = set()
             if ret is not None:
-                skip, moved = self._in_place(seg, args, pairs)
+                skip, moved = self._in_place(seg, arg_places, pairs)
                 for j, slot in moved.items():
                     places[places.index(pairs[j][1])] = slot
                     pairs[j] = (pairs[j][0], slot)
@@ -182,6 +207,8 @@ class _Builder:
             for k in range(len(seg.codes)):
                 if k not in skip:
                     self.emit(["launch", n, k])
+                    if self.trips > 1:
+                        self.runs[seg.codes[k][0].name] = self.trips
         for v, p in zip(exports, places):
             env[id(v)] = p
 
@@ -189,43 +216,46 @@ class _Builder:
         """The leaf ops defining `values`, with the leaves they read (a broadcast's constant),
         each once, operands first."""
         out: dict[int, ir.Operation] = {}
-
-        def add(v: ir.Value) -> None:
-            op = self.consts[id(v)]
-            if id(op) not in out:
-                for a in op.operands:
-                    add(a)
-                out[id(op)] = op
         for v in values:
-            add(v)
+            _add_leaf(v, self.consts, out)
         return list(out.values())
 
-    def _in_place(self, seg: object, args: list[ir.Value],
+    def _in_place(self, seg: object, arg_places: list[Place],
                   pairs: list[tuple[ir.Value, Place]]) -> tuple[set[int], dict[int, Place]]:
-        """A loop body's result that is its carried value updated in place (dynamic_update_slice,
-        scatter: the kernels copy the operand into the result, then write the update) is written
-        straight into the carried slot when that copy is the only kernel reading the carried
-        value: the copy becomes a no-op (skipped), and so does the COPY after the body.
+        """A loop body's result is written straight into its carried slot, so the COPY after the
+        body is skipped, when nothing reads the carried value after the result overwrites it
+        (aliasing as XLA's buffer assignment does a while's parameter and result):
+        - the result is the carried value updated in place (dynamic_update_slice, scatter: the
+          kernels copy the operand into the result, then write the update) and that copy is the
+          only kernel reading the carried value: the copy is skipped too;
+        - or every other kernel reading the carried value runs before the result's first writer,
+          and that writer reads it only at the element it writes (alias.writes_over: elementwise,
+          not a transpose, reverse, shift or reduction of it).
         Returns (the kernels to skip, {result index: its carried slot})."""
+        from .alias import writes_over
         skip: set[int] = set()
         moved: dict[int, Place] = {}
         for j, (v, _) in enumerate(pairs):
             if id(v) not in self.inplace:
                 continue
-            a, slot = self.inplace[id(v)]
-            if a not in args:
+            slot = self.inplace[id(v)][1]
+            out = seg.outputs[j]
+            # the carried value under every name the piece reads it by (an inner loop's result
+            # it leaves unchanged is the same slot)
+            params = [seg.params[i] for i, p in enumerate(arg_places) if p == slot]
+            if slot in moved.values() or not out.size or out.nbytes != slot.nbytes or out.op == "param":
                 continue
-            param, out = seg.params[args.index(a)], seg.outputs[j]
             readers = [k for k, (lk, _) in enumerate(seg.codes)
-                       if any(o.node is param and not o.writes for o in lk.operands)]
-            if len(readers) != 1:
-                continue
-            lk = seg.codes[readers[0]][0]
-            if lk.ops or len(lk.operands) != 2 or not lk.operands[1].writes or lk.operands[1].node is not out \
-                    or param.nbytes != out.nbytes or out.op == "param":
-                continue  # not a plain copy of the carried value into the result
-            skip.add(readers[0])
-            moved[j] = slot
+                       if any(not o.writes and any(o.node is q for q in params) for o in lk.operands)]
+            writers = [k for k, (lk, _) in enumerate(seg.codes) if any(o.node is out and o.writes for o in lk.operands)]
+            lk = seg.codes[readers[0]][0] if len(readers) == 1 else None
+            if lk is not None and not lk.ops and len(lk.operands) == 2 and lk.operands[1].writes and \
+                    lk.operands[1].node is out:  # a plain copy of the carried value into the result
+                skip.add(readers[0])
+                moved[j] = slot
+            elif writers and all(r < writers[0] or r == writers[0] and len(params) == 1 and
+                                 writes_over(seg.fused[r], out, params[0], seg.materialized) for r in readers):
+                moved[j] = slot  # (later writers, a scatter's or a concat's, read none of it)
         return skip, moved
 
     # ------------------------------------------------------------------ control ops
@@ -236,8 +266,7 @@ class _Builder:
         # no slot or copy (a bfp8 weight is not even its native bytes). Work reading only such
         # values and outer ones is done once, before the loop.
         same = [r is a for a, r in zip(body.args, body.ops[-1].operands)]
-        carried = [self.place(env, v, op) if f else self.slot(v.type, op.name, op.loc)
-                   for v, f in zip(op.operands, same)]
+        carried = [self.place(env, v, op) if f else self._carry(v, op, env) for v, f in zip(op.operands, same)]
         for v, s, f in zip(op.operands, carried, same):
             if not f:
                 self.copy(self.place(env, v, op), s)
@@ -250,22 +279,46 @@ class _Builder:
         top = len(self.steps)
         inner = dict(env) | {id(a): s for a, s in zip(cond.args, carried)}
         pred = self.slot(cond.ops[-1].operands[0].type, op.name, op.loc)
+        owned, self.owned = self.owned, set()  # (a region knows nothing of what its op's block reads later)
         self.block(cond.ops, inner, [pred])
+        self.owned = owned
         exit_ = self.emit(["branch", pred, None, True])
         inner = dict(env) | {id(a): s for a, s in zip(body.args, carried)}
         rets = ops[-1].operands
         nxt = [s if r is a else self.slot(a.type, op.name, op.loc)
                for r, a, s in zip(rets, body.args, carried)]
-        saved = self.inplace
+        saved, trips, owned = self.inplace, self.trips, self.owned
         self.inplace = {id(r): (a, s) for r, a, s in zip(rets, body.args, carried) if r is not a}
+        self.trips *= _trip_count(op, same, self.consts) or 1
+        self.owned = {s for s, f in zip(carried, same) if not f}
         self.block(ops, inner, nxt)
-        self.inplace = saved
+        self.inplace, self.trips, self.owned = saved, trips, owned | self.owned
         for t, s in zip(nxt, carried):
             self.copy(t, s)
         self.emit(["jump", top])
         exit_[2] = len(self.steps)
         for r, s in zip(op.results, carried):
             env[id(r)] = s
+
+    def _carry(self, v: ir.Value, op: ir.Operation, env: dict[int, Place]) -> Place:
+        """The slot a while carries a changed value in: where its initial value is, when the
+        block owns that slot and nothing reads the value after the loop starts (not a later op,
+        not the loop's regions directly, no other name of that slot), so no COPY runs; else a
+        fresh one."""
+        src = env.get(id(v))
+        if src is None or src not in self.owned or src.nbytes != _nbytes(v.type, op.name, op.loc):
+            return self.slot(v.type, op.name, op.loc)
+        reads: dict[int, ir.Value] = {}  # what the loop's regions read directly, its other operands
+        for region in op.regions:
+            for o in region.blocks[0].ops:
+                _free(o, reads)
+        others = [id(w) for w in op.operands]
+        others.remove(id(v))  # (v passed twice, the other one unchanged: that one is read in src)
+        if id(v) in self.later or id(v) in reads or id(v) in others or \
+                any(env.get(k) == src for k in (*self.later, *reads, *others)):
+            return self.slot(v.type, op.name, op.loc)
+        self.owned.discard(src)  # (one loop's slot now)
+        return src
 
     def _fused_while(self, op: ir.Operation, cond: ir.Block, body: ir.Block, ops: list[ir.Operation],
                      carried: list[Place], env: dict[int, Place]) -> bool:
@@ -343,7 +396,9 @@ class _Builder:
         for k in [len(op.regions) - 1] + list(range(len(preds))):
             if k < len(preds):
                 jumps[k][2] = len(self.steps)
+            owned, self.owned = self.owned, set()  # (as a loop's condition)
             self.block(op.regions[k].blocks[0].ops, dict(env), results)
+            self.owned = owned
             ends.append(self.emit(["jump", None]))
         for j in ends:
             j[1] = len(self.steps)
@@ -371,6 +426,42 @@ class _Builder:
         places = [self.slot(i1, op.name, op.loc) for _ in preds]
         self.piece(ops, env, preds, places)
         self._branches(op, env, places)
+
+
+def _int_const(v: ir.Value, consts: dict[int, ir.Operation]) -> int | None:
+    op = consts.get(id(v))
+    if op is None or op.name != "stablehlo.constant" or v.type.shape != () or \
+            np.dtype(op.attributes["value"].values.dtype).kind not in "iu":
+        return None
+    return int(op.attributes["value"].values)
+
+
+def _trip_count(op: ir.Operation, same: list[bool], consts: dict[int, ir.Operation]) -> int | None:
+    """The iterations of a counted while (fori_loop: `i < n` with i from a constant, stepped by
+    a constant 1, and n a constant or a carried value the body leaves unchanged whose initial
+    value is one), or None when the data decide."""
+    cond, body = (r.blocks[0] for r in op.regions)
+    defs = {id(r): o for o in cond.ops + body.ops for r in o.results}
+    test = defs.get(id(cond.ops[-1].operands[0]))
+    if test is None or test.name != "stablehlo.compare" or test.attributes["comparison_direction"].value != "LT":
+        return None
+    i, n = test.operands
+    if i not in cond.args:
+        return None
+    k = cond.args.index(i)
+    local = {id(r): o for o in cond.ops for r in o.results if o.name == "stablehlo.constant"}
+    end = _int_const(op.operands[cond.args.index(n)], consts) if n in cond.args and same[cond.args.index(n)] \
+        else _int_const(n, local)
+    start = _int_const(op.operands[k], consts)
+    step = defs.get(id(body.ops[-1].operands[k]))
+    if end is None or start is None or step is None or step.name != "stablehlo.add" or \
+            body.args[k] not in step.operands:
+        return None
+    one = [v for v in step.operands if v is not body.args[k]]
+    body_consts = {id(r): o for o in body.ops for r in o.results if o.name == "stablehlo.constant"}
+    if len(one) != 1 or _int_const(one[0], body_consts) != 1:
+        return None
+    return max(0, end - start)
 
 
 def _packed_uses(b: _Builder) -> dict[int, list[bool]]:
@@ -469,7 +560,7 @@ def compile_function(main: ir.Function, sram_per_core: int, ncores: int, level: 
     l1 = frozenset().union(*(seg.l1 for seg, _, _ in b.pieces))  # node ids are unique across pieces
     resident = {name: n for seg, _, _ in b.pieces for name, n in (seg.resident or {}).items()}
     source, kernels = assemble(segments, binding_bytes, steps or ["{TT_CTL_HALT, 0, 0, 0, 0, 0, 0, 0, 0}"],
-                               l1=l1, resident=resident, packed=nodes)
+                               l1=l1, resident=resident, packed=nodes, runs=b.runs)
     return CompiledProgram(
         source=source,
         inputs=[TensorSpec(tuple(a.type.shape), np_dtype(a.type.element)) for a in main.args],

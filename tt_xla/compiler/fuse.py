@@ -366,47 +366,50 @@ def _reads(k: Kernel, mat: set[int]) -> list[Node]:
     """The stored nodes kernel k reads (its leaves), in first-use order."""
     out: dict[int, Node] = {}
     seen: set[int] = set()
-
-    def walk(n: Node, root: bool) -> None:
-        if n.id in seen:
-            return
-        seen.add(n.id)
-        if not root and (n.id in mat):
-            out[n.id] = n
-        elif n.op in VIEWS:
-            walk(n.inputs[0], False)
-        elif n.op in ELEMENTWISE or n.op in ("reduce", "dot") or n.op in OWN_KIND:
-            for i in n.inputs:
-                walk(i, False)
-    walk(k.root, k.root is k.dest.src or k.root.op in VIEWS or k.epilogue is not None)
+    _walk_reads(k.root, k.root is k.dest.src or k.root.op in VIEWS or k.epilogue is not None, mat, seen, out)
     if k.epilogue is not None:
         seen.discard(k.epilogue.id)
-        walk(k.epilogue, True)
+        _walk_reads(k.epilogue, True, mat, seen, out)
     for r in k.roots()[1:]:
-        walk(r, True)
+        _walk_reads(r, True, mat, seen, out)
     for o in k.outputs:
         out.pop(o.id, None)
     return list(out.values())
+
+
+# (module functions, not recursive closures: a closure calling itself is a reference cycle that
+# keeps what it captured alive until the next garbage collection, which compiles made slow)
+def _walk_reads(n: Node, root: bool, mat: set[int], seen: set[int], out: dict[int, Node]) -> None:
+    if n.id in seen:
+        return
+    seen.add(n.id)
+    if not root and (n.id in mat):
+        out[n.id] = n
+    elif n.op in VIEWS:
+        _walk_reads(n.inputs[0], False, mat, seen, out)
+    elif n.op in ELEMENTWISE or n.op in ("reduce", "dot") or n.op in OWN_KIND:
+        for i in n.inputs:
+            _walk_reads(i, False, mat, seen, out)
 
 
 def inline_tree(n: Node, mat: set[int]) -> tuple[list[Node], list[Node]]:
     """(the nodes computed inside n's kernel, the stored or leaf nodes they read directly)."""
     tree: list[Node] = []
     leaves: list[Node] = []
-    seen: set[int] = set()
-
-    def walk(m: Node, top: bool) -> None:
-        if m.id in seen:
-            return
-        seen.add(m.id)
-        if top or (m.id not in mat and m.op in ELEMENTWISE):
-            tree.append(m)
-            for i in m.inputs:
-                walk(i, False)
-        else:
-            leaves.append(m)
-    walk(n, True)
+    _walk_tree(n, True, mat, set(), tree, leaves)
     return tree, leaves
+
+
+def _walk_tree(m: Node, top: bool, mat: set[int], seen: set[int], tree: list[Node], leaves: list[Node]) -> None:
+    if m.id in seen:
+        return
+    seen.add(m.id)
+    if top or (m.id not in mat and m.op in ELEMENTWISE):
+        tree.append(m)
+        for i in m.inputs:
+            _walk_tree(i, False, mat, seen, tree, leaves)
+    else:
+        leaves.append(m)
 
 
 def _epilogues(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],
