@@ -559,7 +559,7 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
     norms = sums[0] if nx == 1 else f.bin("add", sums[0], sums[1], (k * nb,), el)
     # the loop keeps them in the shape its ordering's move writes
     order = _ordering(k)
-    held, nheld = order.carry(flat, 0, nb), order.carry((k * nb,), 0, nb)
+    held, nheld = order.carry(flat, 0, nb), order.carry((k * nb, 1), 0, nb)  # (norms: see _hestenes)
 
     hs = order.half((k * nb,), 0, nb)  # per pair
 
@@ -596,12 +596,19 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
     for _ in range(ORTHO_STEPS):
         v = _orthonormalise(f, v, shape, el)
     w = f.bin("multiply", w, f.bcast(scale, bs, el, bs + (n,), whole), bs + (n,), el)
-    # ascending: the values sorted with their column numbers (a stable sort), then V's columns
-    # moved by one product with the permutation's 0/1 matrix (exact; sorting V's rows by
-    # broadcast keys was two sorts of n^2 B elements, 5-10% of the call)
-    w, perm = f.sort_cols(w, [f.convert(f.iota(bs + (n,), r - 2), bs + (n,), "i32", el)], bs + (n,), el, "LT")
-    onehot = f.cmp("EQ", f.convert(f.iota(shape, r - 2), shape, "i32", el),
-                   f.bcast(perm, bs + (n,), el, shape, whole + (r - 1,)), shape, el)
+    # ascending, as a stable sort: column i goes to its rank, the number of values before it
+    # (smaller, or equal in an earlier column), and V's columns move by one product with the
+    # permutation's 0/1 matrix, the values by a masked maximum (both exact; a sort of the values
+    # with their column numbers was two sort kernels)
+    wi, wj = (f.bcast(w, bs + (n,), el, shape, whole + (d,)) for d in (r - 2, r - 1))
+    row, col = f.iota(shape, r - 2), f.iota(shape, r - 1)
+    before = f.bin("or", f.cmp("LT", wj, wi, shape, el),
+                   f.bin("and", f.cmp("EQ", wj, wi, shape, el), f.cmp("LT", col, row, shape, "i32"), shape, "i1"),
+                   shape, "i1")
+    rank = f.reduce("add", f.convert(before, shape, "i1", "i32"), f.const("0", "i32"), shape, "i32", r - 1)
+    onehot = f.cmp("EQ", f.bcast(rank, bs + (n,), "i32", shape, whole + (r - 2,)), col, shape, "i32")
+    ninf = "0xFF800000" if el == "f32" else "0xFFF0000000000000"
+    w = f.reduce("maximum", f.sel(onehot, wi, f.const(ninf, el, shape), shape, el), f.const(ninf, el), shape, el, r - 2)
     pm = [f.convert(onehot, shape, "i1", el)]
     v = [_matmul(f, [p], pm, shape, el)[0] for p in v]
     vec = f(f"stablehlo.complex {v[0]}, {v[1]} : {_t(shape, io)}") if cplx else v[0]
@@ -678,7 +685,7 @@ def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
     that w_p^H w_q = 0 (the rotation of [[|w_p|^2, g], [conj(g), |w_q|^2]], turning the phase of
     g = |g| e away for complex), then the next pairing of `order` (default the round robin).
     Every `extra` (parts,
-    shape) is rotated the same way along the same axis (svd's V). With `norms` ([batch, 2h], the
+    shape) is rotated the same way along the same axis (svd's V). With `norms` ([batch, 2h, 1], the
     |w|^2 in the vectors' order) they are carried, not summed: the rotation makes them |w_p|^2 -
     t |g| and |w_q|^2 + t |g| (as two-sided Jacobi carries its diagonal), so a step reads the
     vectors once for g and once to rotate them; the new norms come last. `unit`: see
@@ -714,8 +721,9 @@ def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
         mag = dot(top[0], bot[0])
     if norms is None:
         pp, qq = norm2(top), norm2(bot)
-    else:
-        pp, qq = order.halves(g, norms, ns, el, len(vb), unit)
+    else:  # carried as a column ([.., 2h, 1]): see below
+        nc, hc = ns + (1,), hs + (1,)
+        pp, qq = (g.reshape(v, hc, hs, el) for v in order.halves(g, norms, nc, el, len(vb), unit))
     c, s, t = _rotation(g, pp, qq, mag, hs, el)
     if cplx:  # W J: s conj(e) into the top vector, s e into the bottom one
         se = [g.bin("multiply", s, e[0], hs, el), g.bin("multiply", s, e[1], hs, el)]
@@ -726,11 +734,20 @@ def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
     for parts, eshape in extra:
         out += _rotate(g, order, parts, eshape, el, c, *cols, axis, unit)
     if norms is not None:
-        def side(first: bool, view, part: tuple[int, ...]) -> list[str]:
-            tg = g.bin("multiply", view(t), view(mag), part, el)
-            return [g.bin("subtract" if first else "add", view(pp if first else qq), tg, part, el)]
+        # The norms move as a column, so that the Singer move's reversed dims are outside the
+        # last two: both sides then read the same elements (the second's values reversed, not
+        # its inputs) and are one kernel.
+        tg = g.reshape(g.bin("multiply", t, mag, hs, el), hs, hc, el)
+        pc, qc = (g.reshape(v, hs, hc, el) for v in (pp, qq))
 
-        out += order.follow(g, side, hs, el, len(vb), unit)
+        def side(first: bool, view, part: tuple[int, ...]) -> list[str]:
+            # (pp + qq) - (qq + tg) and (pp + qq) - (pp - tg): each side reads both norms
+            both = g.bin("add", view(pc), view(qc), part, el)
+            own = g.bin("add", view(qc), view(tg), part, el) if first else \
+                g.bin("subtract", view(pc), view(tg), part, el)
+            return [g.bin("subtract", both, own, part, el)]
+
+        out += order.follow(g, side, hc, el, len(vb), unit)
     if hits is not None:  # 1 where a pair this sweep was rotated by more than QUIET (see QUIET)
         loud = g.cmp("GT", g.bin("multiply", mag, mag, hs, el),
                      g.bin("multiply", g.const(repr(QUIET * QUIET), el, hs), g.bin("multiply", pp, qq, hs, el), hs, el),
