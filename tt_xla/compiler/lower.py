@@ -249,6 +249,14 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             return "col"
         return "row"
 
+    def turned(j: int, mode: str) -> bool:
+        """A 4-byte column page that a computed kernel reads: transposed in SRAM by 8x8 register
+        blocks into a row-major page first, so the math reads rows (vector loads) instead of
+        gathering down the columns (jax's symmetrisation (A + A^T) / 2, f32[1024, 1024], one
+        thread: ~4x a plain pass before). A movement kernel's one column page is transposed
+        straight into its output page (`single`)."""
+        return layout(j, mode) == "col" and itemsize(leaves[j][0].dtype) == 4 and not single_ok and turning[0]
+
     def sizes(block: int) -> tuple[list[L.CircularBuffer], str, int, int]:
         mode, rb, w, _, _ = plan(block)
         cbs = []
@@ -261,10 +269,15 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             cbs.append(L.CircularBuffer(f"cb{n_}", CTYPE[n.dtype], itemsize(n.dtype), rows * cols))
         for q, d in enumerate(dests):
             cbs.append(L.CircularBuffer(f"cbout{q or ''}", CTYPE[d.src.dtype], itemsize(d.src.dtype), rb * w))
+        for n_, j in enumerate(stored):  # a column page's row-major copy (see `turned` below)
+            if turned(j, mode):
+                cbs.append(L.CircularBuffer(f"cbt{n_}", cbs[n_].ctype, cbs[n_].esize, rb * w, 1))
         L.place(cbs)
         return cbs, mode, rb, w
 
-    block, te = CHUNK, TILE_BLOCK
+    single_ok = not computed and len(leaves) == 1 and itemsize(k.root.dtype) == 4 and stored == [0] \
+        and transposed and vecs[1][-1] == 1
+    block, te, turning = CHUNK, TILE_BLOCK, [True]
     cbs, mode, rb, w = sizes(block)
     if mode == "tile":
         # big blocks only when there are enough of them for every core (small transposes keep
@@ -273,11 +286,15 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         if nblocks < ncores or L.sram_end(cbs) > sram_budget:
             te = TILE
             cbs, mode, rb, w = sizes(block)
+        if L.sram_end(cbs) > sram_budget:  # a small SRAM: the math gathers down the columns
+            turning[0] = False
+            cbs, mode, rb, w = sizes(block)
     while L.sram_end(cbs) > sram_budget and block > MIN_BLOCK and mode != "tile":
         block //= 2
         cbs, mode, rb, w = sizes(block)
     _check_fits(cbs, sram_budget, name, f"{kind} of {', '.join(fused_ops(k.root, mat)[-4:]) or k.root.op}", k.root)
-    out_cbs = cbs[len(stored):]
+    out_cbs = cbs[len(stored):len(stored) + len(dests)]
+    turn_cb = {j: next(cb for cb in cbs if cb.name == f"cbt{n_}") for n_, j in enumerate(stored) if turned(j, mode)}
     outs = ["out"] + [f"out{q}" for q in range(1, len(dests))]  # their pages
     in_cb = dict(zip(stored, cbs))
 
@@ -367,21 +384,26 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         body.append(L.CbWait(in_cb[j], f"x{page_in[j]}"))
     for cb, page in zip(out_cbs, outs):
         body.append(L.CbReserve(cb, page))
-    single = not computed and len(leaves) == 1 and itemsize(k.root.dtype) == 4 and stored == [0] \
-        and mode == "tile" and layout(0, mode) == "col" and vecs[1][-1] == 1
+    single = single_ok and mode == "tile" and layout(0, mode) == "col"
     ops_per_elem = 1
-    if single:
-        # a stored transpose: 8x8 register transposes over the tile, scalar edges
-        src = f"x{page_in[0]}"
+
+    def turn(src: str, dst: str) -> list:
+        """The tile's column page src as rows in page dst: 8x8 register transposes, scalar edges."""
+        return [L.Range("rr", "0", "fr / 8"), L.Range("cc", "0", "fc / 8"),
+                L.Call("tt_transpose8x8_b32", (f"{src} + cc * 8 * {te} + rr * 8", str(te),
+                                               f"{dst} + rr * 8 * {te} + cc * 8", str(te))),
+                L.End(), L.End(),
+                L.Range("rr", "0", "nr"), L.Range("cc", "(rr < fr ? fc : 0)", "nc"),
+                L.Store(dst, f"rr * {te} + cc", f"{src}[cc * {te} + rr]"),
+                L.End(), L.End()]
+    if single or turn_cb:
         body += [L.Define("nr", "int64_t", "r1 - r0"), L.Define("fr", "int64_t", "nr & ~7"),
-                 L.Define("fc", "int64_t", "nc & ~7"),
-                 L.Range("rr", "0", "fr / 8"), L.Range("cc", "0", "fc / 8"),
-                 L.Call("tt_transpose8x8_b32", (f"{src} + cc * 8 * {te} + rr * 8", str(te),
-                                                f"out + rr * 8 * {te} + cc * 8", str(te))),
-                 L.End(), L.End(),
-                 L.Range("rr", "0", "nr"), L.Range("cc", "(rr < fr ? fc : 0)", "nc"),
-                 L.Store("out", f"rr * {te} + cc", f"{src}[cc * {te} + rr]"),
-                 L.End(), L.End()]
+                 L.Define("fc", "int64_t", "nc & ~7")]
+    for j, cb in turn_cb.items():
+        body += [L.CbReserve(cb, f"t{page_in[j]}"), *turn(f"x{page_in[j]}", f"t{page_in[j]}"),
+                 L.CbPush(cb), L.CbWait(cb, f"xt{page_in[j]}")]
+    if single:  # a stored transpose
+        body += turn(f"x{page_in[0]}", "out")
     else:
         iota = [j for j, (_, a) in enumerate(leaves) if a.src.op == "iota"]
         body.append(L.Range("r", "r0", "r1"))
@@ -395,6 +417,9 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             if j in iota:
                 body.append(L.Define(f"ib{j}", "int64_t", _base(offs[j], vecs[j][:-1], idx)))
                 index_of[n.id] = f"ib{j} + j * {inner_st[j]}" if inner_st[j] else f"ib{j}"
+            elif j in turn_cb:
+                page_of[id(leaf_of[n.id])] = f"xt{page_in[j]}"
+                index_of[n.id] = f"(r - r0) * {te} + (j - c0)"
             elif j in in_cb:
                 if layout(j, mode) == "col":
                     index_of[n.id] = f"(j - c0) * {te} + (r - r0)"
@@ -449,6 +474,8 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         body += [L.End(), L.End()] + ([L.End()] if ahead or lines else [])
     for j in stored:
         body.append(L.CbPop(in_cb[j]))
+    for cb in turn_cb.values():
+        body.append(L.CbPop(cb))
     for cb in out_cbs:
         body.append(L.CbPush(cb))
     if mode == "tile":  # per device tile of the block, as when blocks were tiles
