@@ -45,6 +45,7 @@ TILE = 32          # the device's tile edge
 # 2048].T (one process, under load; 128 was no better). TILE when there would be fewer blocks
 # than cores, or SRAM is short.
 TILE_BLOCK = 64
+STRIP = 8          # rows of a transposed column page turned at a time (an 8x8 register transpose's)
 # Accumulators per reduction: one 512-bit vector of f32. With 64 (four vectors) the C compiler
 # kept the lanes in memory, a load and a store per vector per step (its unroller leaves a
 # vector loop of 2-4 trips alone), which made a row sum of f32[4096, 1024] take 1.5x as long
@@ -250,11 +251,12 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         return "row"
 
     def turned(j: int, mode: str) -> bool:
-        """A 4-byte column page that a computed kernel reads: transposed in SRAM by 8x8 register
-        blocks into a row-major page first, so the math reads rows (vector loads) instead of
-        gathering down the columns (jax's symmetrisation (A + A^T) / 2, f32[1024, 1024], one
-        thread: ~4x a plain pass before). A movement kernel's one column page is transposed
-        straight into its output page (`single`)."""
+        """A 4-byte column page that a computed kernel reads: STRIP rows at a time transposed in
+        SRAM by 8x8 register blocks into a small row-major page just before the math reads them
+        as vectors, instead of gathering down the columns (jax's symmetrisation (A + A^T) / 2,
+        f32[1024, 1024], one thread: ~4x a plain pass before; a whole turned page instead of a
+        strip cost L1 room and was slower inside eigh). A movement kernel's one column page is
+        transposed straight into its output page (`single`)."""
         return layout(j, mode) == "col" and itemsize(leaves[j][0].dtype) == 4 and not single_ok and turning[0]
 
     def sizes(block: int) -> tuple[list[L.CircularBuffer], str, int, int]:
@@ -271,7 +273,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             cbs.append(L.CircularBuffer(f"cbout{q or ''}", CTYPE[d.src.dtype], itemsize(d.src.dtype), rb * w))
         for n_, j in enumerate(stored):  # a column page's row-major copy (see `turned` below)
             if turned(j, mode):
-                cbs.append(L.CircularBuffer(f"cbt{n_}", cbs[n_].ctype, cbs[n_].esize, rb * w, 1))
+                cbs.append(L.CircularBuffer(f"cbt{n_}", cbs[n_].ctype, cbs[n_].esize, STRIP * w, 1))
         L.place(cbs)
         return cbs, mode, rb, w
 
@@ -397,16 +399,26 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
                 L.Store(dst, f"rr * {te} + cc", f"{src}[cc * {te} + rr]"),
                 L.End(), L.End()]
     if single or turn_cb:
-        body += [L.Define("nr", "int64_t", "r1 - r0"), L.Define("fr", "int64_t", "nr & ~7"),
+        body += [L.Define("nr", "int64_t", "r1 - r0"), *([L.Define("fr", "int64_t", "nr & ~7")] if single else []),
                  L.Define("fc", "int64_t", "nc & ~7")]
-    for j, cb in turn_cb.items():
-        body += [L.CbReserve(cb, f"t{page_in[j]}"), *turn(f"x{page_in[j]}", f"t{page_in[j]}"),
-                 L.CbPush(cb), L.CbWait(cb, f"xt{page_in[j]}")]
     if single:  # a stored transpose
         body += turn(f"x{page_in[0]}", "out")
     else:
         iota = [j for j, (_, a) in enumerate(leaves) if a.src.op == "iota"]
-        body.append(L.Range("r", "r0", "r1"))
+        if turn_cb:  # by strips of STRIP rows, each first turned from the column pages (stays in L1)
+            body += [L.Range("rs", "0", "nr", step=STRIP), L.Define("re", "int64_t", f"K_MIN(rs + {STRIP}, nr)"),
+                     L.Define("sf", "int64_t", f"re - rs == {STRIP} ? fc : 0")]
+            for j, cb in turn_cb.items():
+                src, dst = f"x{page_in[j]}", f"t{page_in[j]}"
+                body += [L.CbReserve(cb, dst), L.Range("cc", "0", f"sf / {STRIP}"),
+                         L.Call("tt_transpose8x8_b32", (f"{src} + cc * {STRIP} * {te} + rs", str(te),
+                                                        f"{dst} + cc * {STRIP}", str(te))),
+                         L.End(), L.Range("rr", "0", "re - rs"), L.Range("cc", "sf", "nc"),
+                         L.Store(dst, f"rr * {te} + cc", f"{src}[cc * {te} + rs + rr]"), L.End(), L.End(),
+                         L.CbPush(cb), L.CbWait(cb, f"xt{page_in[j]}")]
+            body.append(L.Range("r", "r0 + rs", "r0 + re"))
+        else:
+            body.append(L.Range("r", "r0", "r1"))
         idx = _decode("r", outer_shape, "v", body) if iota else []
         index_of: dict[int, str] = {}
         leaf_of: dict[int, Leaf] = {}
@@ -419,7 +431,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
                 index_of[n.id] = f"ib{j} + j * {inner_st[j]}" if inner_st[j] else f"ib{j}"
             elif j in turn_cb:
                 page_of[id(leaf_of[n.id])] = f"xt{page_in[j]}"
-                index_of[n.id] = f"(r - r0) * {te} + (j - c0)"
+                index_of[n.id] = f"(r - r0 - rs) * {te} + (j - c0)"
             elif j in in_cb:
                 if layout(j, mode) == "col":
                     index_of[n.id] = f"(j - c0) * {te} + (r - r0)"
@@ -472,10 +484,10 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             body[split_at:body.index(loop) + 1] = [L.Range("j", "c0", "c1", "GCC ivdep")]
             lines = []
         body += [L.End(), L.End()] + ([L.End()] if ahead or lines else [])
+        if turn_cb:
+            body += [L.CbPop(cb) for cb in turn_cb.values()] + [L.End()]
     for j in stored:
         body.append(L.CbPop(in_cb[j]))
-    for cb in turn_cb.values():
-        body.append(L.CbPop(cb))
     for cb in out_cbs:
         body.append(L.CbPush(cb))
     if mode == "tile":  # per device tile of the block, as when blocks were tiles
