@@ -27,6 +27,8 @@ PROGRAMS = {
     "rows": (lambda x, y: x * y, [_f32(7, 300), _f32(7, 300, seed=1)]),
     "broadcast": (lambda x, y: x + y, [_f32(100, 300), _f32(300)]),
     "transpose": (lambda x: x.T + 1, [_f32(70, 90)]),
+    # a batched transposed read turned into rows in SRAM (a page that no DMA fills)
+    "symmetrise": (lambda x: (x + jnp.swapaxes(x, -1, -2)) / 2, [_f32(3, 70, 70)]),
     "row_sum": (lambda x: x.sum(1), [_f32(100, 5000)]),
     "column_sum": (lambda x: x.sum(0), [_f32(300, 700)]),
     "softmax": (lambda x: jax.nn.softmax(x, -1), [_f32(100, 4000)]),

@@ -104,6 +104,28 @@ def test_eigh_batch_swept_as_one_stack():
     check_eigh(sym((4, 5, 6, 6), np.float64))
 
 
+def test_eigh_tests_convergence_only_after_a_quiet_sweep():
+    # The Gram product that tests the vectors' orthogonality runs only after a sweep whose
+    # rotations were all small (eig.QUIET). 2x2 blocks on the first step's pairs (2i, 2i+1) are
+    # diagonalised by large rotations in sweep 1: its test is skipped, and sweep 2, with nothing
+    # to rotate, is quiet and its test ends the loop. A diagonal matrix is quiet at once and ends
+    # after sweep 1. So both run one test (the same matrix tiles), the blocks one sweep more.
+    rt = tt_xla.client().devices()[0].runtime_device
+    blocks = np.zeros((2, 8, 8), np.float32)
+    for i in range(4):
+        blocks[:, 2 * i:2 * i + 2, 2 * i:2 * i + 2] = [[i + 1, 3], [3, -2 * i - 1]]
+    diag = np.stack([np.diag(np.arange(8, dtype=np.float32) - 3.5)] * 2)
+    f = tt_xla.jit(jnp.linalg.eigh)
+    counts = []
+    for a in (diag, blocks):
+        check_eigh(a)
+        rt.reset_counters()
+        f(a)
+        counts.append(rt.counters())
+    assert counts[0]["matrix_tiles"] == counts[1]["matrix_tiles"] > 0
+    assert counts[1]["kernels_launched"] > counts[0]["kernels_launched"]
+
+
 def test_eigh_vectors_as_accurate_as_lapack_for_close_eigenvalues():
     # The sweeps work on A + mu I (mu ~ ||A||_F, here ~5 rho(A)) and leave each vector wrong by
     # about eps mu / gap; the refinement must bring that to eps rho / gap, as LAPACK's (err x gap
@@ -159,6 +181,22 @@ def test_eigh_vectors_orthonormal_and_rebuild_a_as_lapacks_do():
     np.testing.assert_array_less(rebuild_err(v, w), np.maximum(10 * rebuild_err(vj, wj), 2e-5))
     np.testing.assert_allclose(w, wj, atol=1e-5)
     np.testing.assert_array_less(np.abs(a @ v - v * w[..., None, :]).max(axis=(-2, -1)), 2e-6)
+
+
+def test_eigh_graded_spectrum_vectors_orthonormal_as_lapacks():
+    # Eigenvalues 1e-6 .. 1 (random signs): many gaps near the refinement's cluster threshold,
+    # whose corrections left V^T V - I about 0.08 before the Newton-Schulz steps, so two left
+    # 1e-5 .. 8e-5 (CPU JAX 1.3e-6); a third step runs when the second started far off.
+    r = np.random.default_rng(6)
+    n = 64
+    q, _ = np.linalg.qr(r.standard_normal((4, n, n)))
+    lam = np.geomspace(1e-6, 1, n) * r.choice([-1, 1], (4, n))
+    a = ((q * lam[:, None, :]) @ np.swapaxes(q, -1, -2)).astype(np.float32)
+    w, v = (np.asarray(t) for t in tt_xla.jit(jnp.linalg.eigh)(a))
+    wj, vj = (np.asarray(t) for t in jax.jit(jnp.linalg.eigh)(a))
+    np.testing.assert_array_less(orth_err(v), np.maximum(3 * orth_err(vj), 2e-6))
+    np.testing.assert_allclose(w, wj, atol=1e-6)
+    np.testing.assert_array_less(np.abs(a @ v - v * w[..., None, :]).max(axis=(-2, -1)), 5e-6)
 
 
 def herm(shape, dtype=np.complex64):

@@ -6,6 +6,7 @@ import pytest
 
 import tt_xla
 from tt_xla.compiler import compile_text
+import tt_xla.compiler.loopir as L
 from tt_xla.compiler.loopir import (Alu, CbPop, CbPush, CbReserve, CbWait, CircularBuffer, DmaWrite, End, Load,
                                    LoopKernel, Operand, Range, check_cb_protocol, check_dma_only)
 from tt_xla.errors import UnsupportedError
@@ -151,6 +152,16 @@ def test_small_sram_means_smaller_blocks_and_more_dma():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
     assert k_small[0].work_items > k_big[0].work_items and k_small[0].sram_bytes < 256 * 1024 < k_big[0].sram_bytes
     assert dma_small > dma_big
+
+
+def test_small_sram_reads_a_transpose_down_its_columns_without_the_turned_page():
+    """(x + x^T) / 2 in 32x32 tiles: three double-buffered 4 KiB pages fit 24 KiB, the row-major
+    copy of the transposed page beside them does not; the math then reads the column page (the
+    path of 2-byte types, checked against CPU JAX in test_host_dma) instead of refusing."""
+    text = _text(lambda a: (a + jnp.swapaxes(a, -1, -2)) / 2, inputs((3, 70, 70)))
+    for sram, turned in ((24 * 1024, False), (1499136, True)):
+        (k,) = _collect(text, sram)
+        assert any(cb.name.startswith("cbt") for cb in k.cbs) == turned and L.sram_end(k.cbs) <= sram
 
 
 def test_a_program_that_cannot_fit_is_refused_at_compile_time():

@@ -42,6 +42,12 @@ from .linalg import _Fn, _module, _t, expansion
 _TARGET = re.compile(r"lapack_([sdcz])(syevd|heevd|gesdd|gesvd)_ffi$")
 UNROLL = 9  # Jacobi steps a loop iteration (63 = 7 x 9 for n = 64)
 ORTHO_STEPS = 2  # Newton-Schulz steps after eigh's refinement (see _syevd)
+ORTHO_AGAIN = 1e-5  # ... and one more where the last started further than this from orthonormal
+# A sweep in which some pair was rotated by more than about this angle (|w_p^H w_q| above it
+# times |w_p| |w_q| when visited) leaves the vectors far from orthogonal (quadratic convergence:
+# about its square), so the test after it (a Gram product) is skipped; the last one or two
+# sweeps' rotations are far smaller.
+QUIET = 1e-2
 MAX_SWEEPS = 30  # Jacobi converges quadratically: 6-12 sweeps in practice; this bounds a bad case
 # Convergence: every pair's |w_p^H w_q| below this many ulps (times k) of |w_p| |w_q|; the
 # rounding of one sweep leaves about that much behind.
@@ -128,6 +134,11 @@ class _Em(_Fn):
         return self(f"stablehlo.pad {x}, {self.const('0', el)}, low = [{z}], high = [{', '.join(map(str, high))}], "
                     f"interior = [{z}] : ({_t(shape, el)}, {_t((), el)}) -> {_t(out, el)}")
 
+    def stored(self, x: str, shape: tuple[int, ...], el: str) -> str:
+        """`x` computed once into memory of its own (an optimization barrier): what reads it then
+        reads it row-major, not through the view or expression `x` is made of."""
+        return self(f"stablehlo.optimization_barrier {x} : {_t(shape, el)}")
+
     def bc(self, x: str, src: tuple[int, ...], el: str, shape: tuple[int, ...], dims: tuple[int, ...]) -> str:
         return x if src == shape else self.bcast(x, src, el, shape, dims)
 
@@ -190,6 +201,23 @@ def _fori(f: _Em, n: int, carried: list[tuple[str, str]], body) -> list[str]:
         return [g.bin("add", a[0], g.const("1", "i32"), (), "i32")] + body(g, a[0], a[1:])
 
     return _while(f, [(f.const("0", "i32"), "tensor<i32>")] + carried, cond, step)[1:]
+
+
+def _cond(f: _Em, pred: str, types: list[str], then, other) -> list[str]:
+    """`then(g)` if the scalar i1 `pred` holds, else `other(g)` (each a list of values of
+    `types`), as a stablehlo.if: the branch not taken runs no kernels."""
+    f.n += 1
+    tag = f.n
+    regions = []
+    for body in (then, other):
+        g = _Em(f)
+        out = body(g)
+        regions.append("\n    ".join(g.lines + [f'"stablehlo.return"({", ".join(out)}) : ({", ".join(types)}) -> ()']))
+    many = len(types) > 1
+    f.lines.append(f'%c{tag}{f":{len(types)}" if many else ""} = "stablehlo.if"({pred}) ({{\n    ' + regions[0] +
+                   "\n   }, {\n    " + regions[1] + "\n   }) : (tensor<i1>) -> " +
+                   (f"({', '.join(types)})" if many else types[0]))
+    return [f"%c{tag}#{i}" for i in range(len(types))] if many else [f"%c{tag}"]
 
 
 # --------------------------------------------------------------------------- Jacobi pieces
@@ -425,9 +453,12 @@ def _prepare(f: _Em, parts: list[str], shape: tuple[int, ...], el: str) -> tuple
     return out, scale, bad
 
 
-def _sweeps(f: _Em, carried: list[tuple[str, str]], k: int, step, converged) -> list[str]:
+def _sweeps(f: _Em, carried: list[tuple[str, str]], k: int, step, converged,
+            fresh: list[tuple[Callable[[_Em], str], str]] = ()) -> list[str]:
     """Jacobi sweeps of k - 1 steps each (k even) while `converged(g, names)` (an i1 scalar: the
-    whole batch has converged) is false and fewer than MAX_SWEEPS ran."""
+    whole batch has converged) is false and fewer than MAX_SWEEPS ran. `fresh`: (value, type) of
+    further values the steps carry, made anew each sweep (after `carried` in the names `step`
+    and `converged` see)."""
     if k < 2:
         return [v for v, _ in carried]
 
@@ -446,14 +477,15 @@ def _sweeps(f: _Em, carried: list[tuple[str, str]], k: int, step, converged) -> 
     rounds, rest = divmod(k - 1, per)
 
     def body(g: _Em, a: list[str]) -> list[str]:
-        new = [v for v in a[2:]]
+        new = [v for v in a[2:]] + [init(g) for init, _ in fresh]
+        types = [t for _, t in carried] + [t for _, t in fresh]
         if rounds > 1:
-            new = _fori(g, rounds, [(v, t) for v, (_, t) in zip(new, carried)], steps)
+            new = _fori(g, rounds, list(zip(new, types)), steps)
         elif rounds == 1:
             new = steps(g, g.const("0", "i32"), new)
         for _ in range(rest):
             new = step(g, g.const("0", "i32"), new)
-        return [g.bin("add", a[0], g.const("1", "i32"), (), "i32"), converged(g, new)] + new
+        return [g.bin("add", a[0], g.const("1", "i32"), (), "i32"), converged(g, new)] + new[:len(carried)]
 
     init = [(f.const("0", "i32"), "tensor<i32>"), (f.const("false", "i1"), "tensor<i1>")]
     return _while(f, init + carried, cond, body)[2:]
@@ -496,6 +528,8 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
         parts[1] = f.sel(f.cmp("EQ", row, col, shape, "i32"), f.const("0", el, shape), parts[1], shape, el)
     else:
         parts = [f.sel(keep, "%arg0", f.transpose_last("%arg0", shape, el), shape, el)]
+    # stored once: its transposed half is a slow read, and _prepare reads it twice
+    parts = [f.stored(p, shape, el) for p in parts]
     a, scale, bad = _prepare(f, parts, shape, el)
     sq = [f.reduce_all("add", f.bin("multiply", p, p, shape, el), "0", shape, el, (r - 2, r - 1)) for p in a]
     fro = f.un("sqrt", sq[0] if len(a) == 1 else f.bin("add", sq[0], sq[1], bs, el), bs, el)
@@ -528,17 +562,28 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
     norms = sums[0] if nx == 1 else f.bin("add", sums[0], sums[1], (k * nb,), el)
     # the loop keeps them in the shape its ordering's move writes
     order = _ordering(k)
-    held, nheld = order.carry(flat, 0, nb), order.carry((k * nb,), 0, nb)
+    held, nheld = order.carry(flat, 0, nb), order.carry((k * nb, 1), 0, nb)  # (norms: see _hestenes)
+
+    hs = order.half((k * nb,), 0, nb)  # per pair
 
     def step(g: _Em, j: str, cur: list[str]) -> list[str]:
-        return _hestenes(g, cur[:nx], flat, el, 0, [], cur[nx], unit=nb, order=order)
+        return _hestenes(g, cur[:nx], flat, el, 0, [], cur[nx], unit=nb, order=order, hits=cur[nx + 1])
+
+    def gram_test(g: _Em, cur: list[str]) -> str:
+        # |w|^2 from the carried norms (rounding apart, the Gram's diagonal): no pass over it;
+        # stored batch-first, as the test reads them along a matrix's rows
+        norms = g.stored(g.transpose(g.reshape(cur[nx], nheld, (k, nb), el), (k, nb), el, (1, 0)), (nb, k), el)
+        return _orthogonal(g, [batched(g, g.reshape(p, held, flat, el)) for p in cur[:nx]], cube, el, 2, tol2,
+                           norms)
 
     def converged(g: _Em, cur: list[str]) -> str:
-        return _orthogonal(g, [batched(g, g.reshape(p, held, flat, el)) for p in cur[:nx]], cube, el, 2, tol2)
+        loud = g.reduce_all("maximum", cur[nx + 1], "0", hs, el, tuple(range(len(hs))))
+        quiet = g.cmp("EQ", loud, g.const("0", el), (), el)
+        return _cond(g, quiet, ["tensor<i1>"], lambda b: [gram_test(b, cur)], lambda b: [b.const("false", "i1")])[0]
 
     carried = [(f.reshape(p, flat, held, el), _t(held, el)) for p in x] + \
         [(f.reshape(norms, (k * nb,), nheld, el), _t(nheld, el))]
-    x = _sweeps(f, carried, k, step, converged)[:nx]
+    x = _sweeps(f, carried, k, step, converged, [(lambda g: g.const("0", el, hs), _t(hs, el))])[:nx]
     x = [f.reshape(batched(f, f.reshape(p, held, flat, el)), cube, ks, el) for p in x]
     if k != n:
         x = [f.slice(f.slice(p, ks, el, r - 2, 0, n), bs + (n, k), el, r - 1, 0, n) for p in x]
@@ -551,15 +596,32 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
     # The step is quadratic in V's error, not in its orthogonality: V + V E with E's rotation
     # part K (|K_ij| up to eps mu / gap, 1/16 at a gap of delta) has V^H V - I = K^H K, up to
     # 4e-3 at n = 64. Two Newton-Schulz steps square that twice, to rounding (LAPACK's level).
-    for _ in range(ORTHO_STEPS):
+    for _ in range(ORTHO_STEPS - 1):
         v = _orthonormalise(f, v, shape, el)
+    # A third step where the last one started further than ORTHO_AGAIN from orthonormal (about
+    # its square is left): a graded spectrum (eigenvalues 1e-6 .. 1) left 1e-5 .. 8e-5 after
+    # two, LAPACK 1.3e-6; the benchmark's matrices start the second step at 4e-7.
+    v, gram = _orthonormalise(f, v, shape, el, with_gram=True)
+    dev = [f.bin("subtract", gram[0], f.eye(shape, el), shape, el)] + gram[1:]  # V^H V - I, per part
+    far = f.cmp("GT", f.reduce_all("maximum", f.un("abs", dev[0], shape, el) if len(dev) == 1 else
+                                   f.bin("maximum", f.un("abs", dev[0], shape, el), f.un("abs", dev[1], shape, el),
+                                         shape, el), "0", shape, el, tuple(range(r))),
+                f.const(repr(ORTHO_AGAIN), el), (), el)
+    v = _cond(f, far, [_t(shape, el)] * len(v), lambda b: _orthonormalise(b, v, shape, el), lambda b: v)
     w = f.bin("multiply", w, f.bcast(scale, bs, el, bs + (n,), whole), bs + (n,), el)
-    # ascending: the values sorted with their column numbers (a stable sort), then V's columns
-    # moved by one product with the permutation's 0/1 matrix (exact; sorting V's rows by
-    # broadcast keys was two sorts of n^2 B elements, 5-10% of the call)
-    w, perm = f.sort_cols(w, [f.convert(f.iota(bs + (n,), r - 2), bs + (n,), "i32", el)], bs + (n,), el, "LT")
-    onehot = f.cmp("EQ", f.convert(f.iota(shape, r - 2), shape, "i32", el),
-                   f.bcast(perm, bs + (n,), el, shape, whole + (r - 1,)), shape, el)
+    # ascending, as a stable sort: column i goes to its rank, the number of values before it
+    # (smaller, or equal in an earlier column), and V's columns move by one product with the
+    # permutation's 0/1 matrix, the values by a masked maximum (both exact; a sort of the values
+    # with their column numbers was two sort kernels)
+    wi, wj = (f.bcast(w, bs + (n,), el, shape, whole + (d,)) for d in (r - 2, r - 1))
+    row, col = f.iota(shape, r - 2), f.iota(shape, r - 1)
+    before = f.bin("or", f.cmp("LT", wj, wi, shape, el),
+                   f.bin("and", f.cmp("EQ", wj, wi, shape, el), f.cmp("LT", col, row, shape, "i32"), shape, "i1"),
+                   shape, "i1")
+    rank = f.reduce("add", f.convert(before, shape, "i1", "i32"), f.const("0", "i32"), shape, "i32", r - 1)
+    onehot = f.cmp("EQ", f.bcast(rank, bs + (n,), "i32", shape, whole + (r - 2,)), col, shape, "i32")
+    ninf = "0xFF800000" if el == "f32" else "0xFFF0000000000000"
+    w = f.reduce("maximum", f.sel(onehot, wi, f.const(ninf, el, shape), shape, el), f.const(ninf, el), shape, el, r - 2)
     pm = [f.convert(onehot, shape, "i1", el)]
     v = [_matmul(f, [p], pm, shape, el)[0] for p in v]
     vec = f(f"stablehlo.complex {v[0]}, {v[1]} : {_t(shape, io)}") if cplx else v[0]
@@ -600,11 +662,12 @@ def _refine(f: _Em, a: list[str], v: list[str], shape: tuple[int, ...], el: str,
     s = _matmul(f, v, _matmul(f, a, v, shape, el), shape, el, adjoint=True)
     # S is Hermitian in exact arithmetic; its rounding is not, and (s_ij - s_ji) / gap would go
     # into E's symmetric part, V's orthogonality (E + E^H = R needs s_ij = conj(s_ji))
+    sd = _diag(f, s[0], shape, el)  # (S + S^H)/2 has S's real diagonal, exactly: read S without the transpose
     s = [f.bin("multiply", f.bin("add", p, q, shape, el), f.const("0.5", el, shape), shape, el)
-         for p, q in zip(s, _adjoint(f, s, shape, el))]
+         for p, q in zip(s, [f.stored(q, shape, el) for q in _adjoint(f, s, shape, el)])]
     g = _matmul(f, v, v, shape, el, adjoint=True)
     rr = [f.bin("subtract", f.eye(shape, el), g[0], shape, el)] + [f.un("negate", p, shape, el) for p in g[1:]]
-    lam = f.bin("divide", _diag(f, s[0], shape, el),
+    lam = f.bin("divide", sd,
                 f.bin("subtract", f.const("1", el, bs + (n,)), _diag(f, rr[0], shape, el), bs + (n,), el),
                 bs + (n,), el)
     lj = f.bcast(lam, bs + (n,), el, shape, whole + (r - 1,))
@@ -617,29 +680,31 @@ def _refine(f: _Em, a: list[str], v: list[str], shape: tuple[int, ...], el: str,
     return [f.bin("add", p, q, shape, el) for p, q in zip(v, _matmul(f, v, e, shape, el))], lam
 
 
-def _orthonormalise(f: _Em, v: list[str], shape: tuple[int, ...], el: str) -> list[str]:
+def _orthonormalise(f: _Em, v: list[str], shape: tuple[int, ...], el: str, with_gram: bool = False):
     """V (3 I - V^H V) / 2: one Newton-Schulz step towards the nearest orthonormal matrix, which
-    squares V^H V - I (two batched products)."""
+    squares V^H V - I (two batched products). `with_gram`: (that, V^H V by parts)."""
     g = _matmul(f, v, v, shape, el, adjoint=True)
     m = [f.bin("subtract", f.bin("multiply", f.eye(shape, el), f.const("1.5", el, shape), shape, el),
                f.bin("multiply", g[0], f.const("0.5", el, shape), shape, el), shape, el)]
     m += [f.bin("multiply", p, f.const("-0.5", el, shape), shape, el) for p in g[1:]]
-    return _matmul(f, v, m, shape, el)
+    out = _matmul(f, v, m, shape, el)
+    return (out, g) if with_gram else out
 
 
 def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
               extra: list[tuple[list[str], tuple[int, ...]]], norms: str | None = None, unit: int = 1,
-              order: "_RoundRobin | _Singer | None" = None) -> list[str]:
+              order: "_RoundRobin | _Singer | None" = None, hits: str | None = None) -> list[str]:
     """One step of one-sided Jacobi on the vectors laid along `axis` of batch-first `x` ([x] or
     complex [re, im]; the other matrix axis holds their entries): pair (w_p, w_q) is rotated so
     that w_p^H w_q = 0 (the rotation of [[|w_p|^2, g], [conj(g), |w_q|^2]], turning the phase of
     g = |g| e away for complex), then the next pairing of `order` (default the round robin).
     Every `extra` (parts,
-    shape) is rotated the same way along the same axis (svd's V). With `norms` ([batch, 2h], the
+    shape) is rotated the same way along the same axis (svd's V). With `norms` ([batch, 2h, 1], the
     |w|^2 in the vectors' order) they are carried, not summed: the rotation makes them |w_p|^2 -
     t |g| and |w_q|^2 + t |g| (as two-sided Jacobi carries its diagonal), so a step reads the
     vectors once for g and once to rotate them; the new norms come last. `unit`: see
-    _RoundRobin."""
+    _RoundRobin. With `hits` (per pair, in the half's shape), the last result is hits marked
+    where this step's rotation was not QUIET."""
     order = order or _RoundRobin()
     r = len(shape)
     red = 2 * r - 3 - axis  # the other of the last two axes
@@ -670,8 +735,9 @@ def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
         mag = dot(top[0], bot[0])
     if norms is None:
         pp, qq = norm2(top), norm2(bot)
-    else:
-        pp, qq = order.halves(g, norms, ns, el, len(vb), unit)
+    else:  # carried as a column ([.., 2h, 1]): see below
+        nc, hc = ns + (1,), hs + (1,)
+        pp, qq = (g.reshape(v, hc, hs, el) for v in order.halves(g, norms, nc, el, len(vb), unit))
     c, s, t = _rotation(g, pp, qq, mag, hs, el)
     if cplx:  # W J: s conj(e) into the top vector, s e into the bottom one
         se = [g.bin("multiply", s, e[0], hs, el), g.bin("multiply", s, e[1], hs, el)]
@@ -682,18 +748,34 @@ def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
     for parts, eshape in extra:
         out += _rotate(g, order, parts, eshape, el, c, *cols, axis, unit)
     if norms is not None:
-        def side(first: bool, view, part: tuple[int, ...]) -> list[str]:
-            tg = g.bin("multiply", view(t), view(mag), part, el)
-            return [g.bin("subtract" if first else "add", view(pp if first else qq), tg, part, el)]
+        # The norms move as a column, so that the Singer move's reversed dims are outside the
+        # last two: both sides then read the same elements (the second's values reversed, not
+        # its inputs) and are one kernel.
+        tg = g.reshape(g.bin("multiply", t, mag, hs, el), hs, hc, el)
+        pc, qc = (g.reshape(v, hs, hc, el) for v in (pp, qq))
 
-        out += order.follow(g, side, hs, el, len(vb), unit)
+        def side(first: bool, view, part: tuple[int, ...]) -> list[str]:
+            # (pp + qq) - (qq + tg) and (pp + qq) - (pp - tg): each side reads both norms
+            both = g.bin("add", view(pc), view(qc), part, el)
+            own = g.bin("add", view(qc), view(tg), part, el) if first else \
+                g.bin("subtract", view(pc), view(tg), part, el)
+            return [g.bin("subtract", both, own, part, el)]
+
+        out += order.follow(g, side, hc, el, len(vb), unit)
+    if hits is not None:  # 1 where a pair this sweep was rotated by more than QUIET (see QUIET)
+        loud = g.cmp("GT", g.bin("multiply", mag, mag, hs, el),
+                     g.bin("multiply", g.const(repr(QUIET * QUIET), el, hs), g.bin("multiply", pp, qq, hs, el), hs, el),
+                     hs, el)
+        out.append(g.bin("maximum", hits, g.sel(loud, g.const("1", el, hs), g.const("0", el, hs), hs, el), hs, el))
     return out
 
 
-def _orthogonal(g: _Em, x: list[str], shape: tuple[int, ...], el: str, red: int, tol2: float) -> str:
+def _orthogonal(g: _Em, x: list[str], shape: tuple[int, ...], el: str, red: int, tol2: float,
+                norms: str | None = None) -> str:
     """Whether the vectors of batch-first `x` (their entries along axis `red`, one of the last
     two) are orthogonal to `tol2`: |w_p^H w_q|^2 <= tol2 |w_p|^2 |w_q|^2 for every p != q of
-    every matrix (an i1 scalar)."""
+    every matrix (an i1 scalar). `norms` [batch, k]: the |w_p|^2 if known, else the Gram's
+    diagonal."""
     r = len(shape)
     whole = tuple(range(r - 2))
     k = shape[2 * r - 3 - red]
@@ -710,12 +792,14 @@ def _orthogonal(g: _Em, x: list[str], shape: tuple[int, ...], el: str, red: int,
         gr = g.bin("add", gr, gram(x[1], x[1]), vs, el)
         gi = g.bin("subtract", gram(x[0], x[1]), gram(x[1], x[0]), vs, el)
         g2 = g.bin("add", g.bin("multiply", gr, gr, vs, el), g.bin("multiply", gi, gi, vs, el), vs, el)
-    d = _diag(g, gr, vs, el)
+    d = _diag(g, gr, vs, el) if norms is None else norms
     dd = g.bin("multiply", g.bcast(d, bs + (k,), el, vs, whole + (r - 2,)),
                g.bcast(d, bs + (k,), el, vs, whole + (r - 1,)), vs, el)
     off = g.cmp("NE", g.iota(vs, r - 2), g.iota(vs, r - 1), vs, "i32")
-    viol = g.cmp("GT", g2, g.bin("multiply", g.const(repr(tol2), el, vs), dd, vs, el), vs, el)
-    more = g.reduce_all("or", g.bin("and", off, viol, vs, "i1"), "false", vs, "i1", tuple(range(r)))
+    viol = g.bin("and", off, g.cmp("GT", g2, g.bin("multiply", g.const(repr(tol2), el, vs), dd, vs, el), vs, el),
+                 vs, "i1")
+    # per matrix first: a reduction to one scalar runs on one core
+    more = g.reduce_all("or", g.reduce_all("or", viol, "false", vs, "i1", (r - 2, r - 1)), "false", bs, "i1", whole)
     return g.un("not", more, (), "i1")
 
 

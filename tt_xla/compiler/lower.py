@@ -45,6 +45,7 @@ TILE = 32          # the device's tile edge
 # 2048].T (one process, under load; 128 was no better). TILE when there would be fewer blocks
 # than cores, or SRAM is short.
 TILE_BLOCK = 64
+STRIP = 8          # rows of a transposed column page turned at a time (an 8x8 register transpose's)
 # Accumulators per reduction: one 512-bit vector of f32. With 64 (four vectors) the C compiler
 # kept the lanes in memory, a load and a store per vector per step (its unroller leaves a
 # vector loop of 2-4 trips alone), which made a row sum of f32[4096, 1024] take 1.5x as long
@@ -281,6 +282,15 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
 
     heads = {h for h, _ in half.values()}
 
+    def turned(j: int, mode: str) -> bool:
+        """A 4-byte column page that a computed kernel reads: STRIP rows at a time transposed in
+        SRAM by 8x8 register blocks into a small row-major page just before the math reads them
+        as vectors, instead of gathering down the columns (jax's symmetrisation (A + A^T) / 2,
+        f32[1024, 1024], one thread: ~4x a plain pass before; a whole turned page instead of a
+        strip cost L1 room and was slower inside eigh). A movement kernel's one column page is
+        transposed straight into its output page (`single`)."""
+        return layout(j, mode) == "col" and itemsize(leaves[j][0].dtype) == 4 and not single_ok and turning[0]
+
     def sizes(block: int) -> tuple[list[L.CircularBuffer], str, int, int]:
         mode, rb, w, _, _ = plan(block)
         cbs = []
@@ -295,10 +305,15 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         for q, d in enumerate(dests[:1] if paired else dests):  # (a pair: one page holds both, interleaved)
             cbs.append(L.CircularBuffer(f"cbout{q or ''}", CTYPE[d.src.dtype], itemsize(d.src.dtype),
                                         rb * w * (2 if paired else 1)))
+        for n_, j in enumerate(stored):  # a column page's row-major copy (see `turned` below)
+            if turned(j, mode):
+                cbs.append(L.CircularBuffer(f"cbt{n_}", cbs[n_].ctype, cbs[n_].esize, STRIP * w, 1))
         L.place(cbs)
         return cbs, mode, rb, w
 
-    block, te = CHUNK, TILE_BLOCK
+    single_ok = not computed and len(leaves) == 1 and itemsize(k.root.dtype) == 4 and stored == [0] \
+        and transposed and vecs[1][-1] == 1
+    block, te, turning = CHUNK, TILE_BLOCK, [True]
     cbs, mode, rb, w = sizes(block)
     if mode == "tile":
         # big blocks only when there are enough of them for every core (small transposes keep
@@ -307,11 +322,15 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         if nblocks < ncores or L.sram_end(cbs) > sram_budget:
             te = TILE
             cbs, mode, rb, w = sizes(block)
+        if L.sram_end(cbs) > sram_budget:  # a small SRAM: the math gathers down the columns
+            turning[0] = False
+            cbs, mode, rb, w = sizes(block)
     while L.sram_end(cbs) > sram_budget and block > MIN_BLOCK and mode != "tile":
         block //= 2
         cbs, mode, rb, w = sizes(block)
     _check_fits(cbs, sram_budget, name, f"{kind} of {', '.join(fused_ops(k.root, mat)[-4:]) or k.root.op}", k.root)
-    out_cbs = cbs[len(stored):]
+    out_cbs = cbs[len(stored):len(stored) + (1 if paired else len(dests))]
+    turn_cb = {j: next(cb for cb in cbs if cb.name == f"cbt{n_}") for n_, j in enumerate(stored) if turned(j, mode)}
     outs = ["out"] + [f"out{q}" for q in range(1, len(out_cbs))]  # their pages
     in_cb = dict(zip(stored, cbs))
 
@@ -403,24 +422,39 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         body.append(L.CbWait(in_cb[j], f"x{page_in[j]}"))
     for cb, page in zip(out_cbs, outs):
         body.append(L.CbReserve(cb, page))
-    single = not computed and len(leaves) == 1 and itemsize(k.root.dtype) == 4 and stored == [0] \
-        and mode == "tile" and layout(0, mode) == "col" and vecs[1][-1] == 1
+    single = single_ok and mode == "tile" and layout(0, mode) == "col"
     ops_per_elem = 1
-    if single:
-        # a stored transpose: 8x8 register transposes over the tile, scalar edges
-        src = f"x{page_in[0]}"
-        body += [L.Define("nr", "int64_t", "r1 - r0"), L.Define("fr", "int64_t", "nr & ~7"),
-                 L.Define("fc", "int64_t", "nc & ~7"),
-                 L.Range("rr", "0", "fr / 8"), L.Range("cc", "0", "fc / 8"),
-                 L.Call("tt_transpose8x8_b32", (f"{src} + cc * 8 * {te} + rr * 8", str(te),
-                                                f"out + rr * 8 * {te} + cc * 8", str(te))),
-                 L.End(), L.End(),
-                 L.Range("rr", "0", "nr"), L.Range("cc", "(rr < fr ? fc : 0)", "nc"),
-                 L.Store("out", f"rr * {te} + cc", f"{src}[cc * {te} + rr]"),
-                 L.End(), L.End()]
+
+    def turn(src: str, dst: str) -> list:
+        """The tile's column page src as rows in page dst: 8x8 register transposes, scalar edges."""
+        return [L.Range("rr", "0", "fr / 8"), L.Range("cc", "0", "fc / 8"),
+                L.Call("tt_transpose8x8_b32", (f"{src} + cc * 8 * {te} + rr * 8", str(te),
+                                               f"{dst} + rr * 8 * {te} + cc * 8", str(te))),
+                L.End(), L.End(),
+                L.Range("rr", "0", "nr"), L.Range("cc", "(rr < fr ? fc : 0)", "nc"),
+                L.Store(dst, f"rr * {te} + cc", f"{src}[cc * {te} + rr]"),
+                L.End(), L.End()]
+    if single or turn_cb:
+        body += [L.Define("nr", "int64_t", "r1 - r0"), *([L.Define("fr", "int64_t", "nr & ~7")] if single else []),
+                 L.Define("fc", "int64_t", "nc & ~7")]
+    if single:  # a stored transpose
+        body += turn(f"x{page_in[0]}", "out")
     else:
         iota = [j for j, (_, a) in enumerate(leaves) if a.src.op == "iota"]
-        body.append(L.Range("r", "r0", "r1"))
+        if turn_cb:  # by strips of STRIP rows, each first turned from the column pages (stays in L1)
+            body += [L.Range("rs", "0", "nr", step=STRIP), L.Define("re", "int64_t", f"K_MIN(rs + {STRIP}, nr)"),
+                     L.Define("sf", "int64_t", f"re - rs == {STRIP} ? fc : 0")]
+            for j, cb in turn_cb.items():
+                src, dst = f"x{page_in[j]}", f"t{page_in[j]}"
+                body += [L.CbReserve(cb, dst), L.Range("cc", "0", f"sf / {STRIP}"),
+                         L.Call("tt_transpose8x8_b32", (f"{src} + cc * {STRIP} * {te} + rs", str(te),
+                                                        f"{dst} + cc * {STRIP}", str(te))),
+                         L.End(), L.Range("rr", "0", "re - rs"), L.Range("cc", "sf", "nc"),
+                         L.Store(dst, f"rr * {te} + cc", f"{src}[cc * {te} + rs + rr]"), L.End(), L.End(),
+                         L.CbPush(cb), L.CbWait(cb, f"xt{page_in[j]}")]
+            body.append(L.Range("r", "r0 + rs", "r0 + re"))
+        else:
+            body.append(L.Range("r", "r0", "r1"))
         idx = _decode("r", outer_shape, "v", body) if iota else []
         index_of: dict[int, str] = {}
         leaf_of: dict[int, Leaf] = {}
@@ -435,6 +469,9 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             elif h in heads:
                 row = "0" if rowconst[h] else f"(r - r0) * {w}"
                 index_of[n.id] = f"({row} + (j - c0)) * 2 + {q}"
+            elif j in turn_cb:
+                page_of[id(leaf_of[n.id])] = f"xt{page_in[j]}"
+                index_of[n.id] = f"(r - r0 - rs) * {te} + (j - c0)"
             elif j in in_cb:
                 if layout(j, mode) == "col":
                     index_of[n.id] = f"(j - c0) * {te} + (r - r0)"
@@ -489,6 +526,8 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             body[split_at:body.index(loop) + 1] = [L.Range("j", "c0", "c1", "GCC ivdep")]
             lines = []
         body += [L.End(), L.End()] + ([L.End()] if ahead or lines else [])
+        if turn_cb:
+            body += [L.CbPop(cb) for cb in turn_cb.values()] + [L.End()]
     for j in stored:
         body.append(L.CbPop(in_cb[j]))
     for cb in out_cbs:
