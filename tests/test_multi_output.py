@@ -188,3 +188,25 @@ def test_concat_pieces_reading_the_same_elements_are_one_kernel(shape):
     moved, launched, out = _dram(same, args)
     assert launched == 1 and moved == sum(a.nbytes for a in args) + np.asarray(out).nbytes
     assert _dram(other, args)[1] == 2
+
+
+def test_merged_pieces_of_two_concatenates_are_written_before_either_is_read():
+    """Pieces of two concatenates that read the same elements are one kernel, listed under the
+    first concatenate; the second's reader must still wait for it (it summed only the second's
+    other piece when the schedule let it run first). Also inside a loop body."""
+    def two(x, y, z):
+        c1 = jnp.concatenate([jnp.sin(x), y * 2], 0)
+        c2 = jnp.concatenate([jnp.cos(x), z * 3], 0)
+        return c1, jnp.sum(c2, axis=0), jnp.sum(c2)
+
+    def looped(a, b, z):
+        def body(i, c):
+            a, b = c
+            c1 = jnp.concatenate([jnp.sin(a[:32]), b[:32] * .5], 0)
+            c2 = jnp.concatenate([jnp.cos(a[:32]), jnp.tanh(b[32:])], 0)
+            return c1 + z, c2.sum(0, keepdims=True) * c1
+        return jax.lax.fori_loop(0, 3, body, (a, b))
+
+    args = [inputs((64, 64), seed=i, edges=False) for i in range(3)]
+    check(two, *args, transcendental=True)
+    check(looped, *args, transcendental=True)

@@ -9,16 +9,20 @@ from .fuse import Kernel, Plan, is_data
 
 def schedule(p: Plan) -> list[Kernel]:
     by_target: dict[int, list[Kernel]] = {}
-    target: dict[int, int] = {}  # stored node id -> the target its kernel is listed under
+    # stored node id -> every target listing a kernel that writes it: a node is ready when all
+    # have run. A multi-output kernel is listed under its first result's target only, and merged
+    # concat pieces (fuse._merge_pieces) write pieces of several concatenates, whose other pieces
+    # are listed under targets of their own: a reader must wait for both.
+    writers: dict[int, set[int]] = {}
     for k in p.kernels:
         by_target.setdefault(k.writes.id, []).append(k)
-        for o in k.outputs:  # a multi-output kernel: every result is ready when it has run
-            target[o.id] = k.writes.id
+        for o in k.outputs:
+            writers.setdefault(o.id, set()).add(k.writes.id)
     deps: dict[int, set[int]] = {}
     nbytes: dict[int, int] = {}
     for tid, ks in by_target.items():
         nbytes[tid] = sum(o.nbytes for o in ks[0].outputs)
-        deps[tid] = {target.get(r.id, r.id) for k in ks for r in k.reads if not is_data(r)}
+        deps[tid] = {w for k in ks for r in k.reads if not is_data(r) for w in writers.get(r.id, {r.id})} - {tid}
     remaining_uses: dict[int, int] = {}
     for d in deps.values():
         for r in d:
