@@ -10,6 +10,8 @@ read an element some other block of the same launch has already overwritten.
 """
 from __future__ import annotations
 
+import math
+
 from .access import Access, apply_view, row_major
 from .fuse import Kernel, access_of, memoryless
 from .graph import ELEMENTWISE, VIEWS, Node
@@ -52,7 +54,7 @@ def writes_over(k: Kernel, out: Node, src: Node, mat: set[int]) -> bool:
     `out` densely over its iteration space (in src's element size and count), and each read it
     makes of `src` is of the element it writes."""
     if k.kind != "loop" or k.epilogue is not None or out.size != src.size or \
-            out.nbytes != src.nbytes or out.size != _count(k.shape):
+            out.nbytes != src.nbytes or out.size != math.prod(k.shape):
         return False
     dests = [a for a in (k.dest, *k.extra) if a.src is out]
     if len(dests) != 1 or not _is_identity(dests[0], k.shape):
@@ -60,9 +62,3 @@ def writes_over(k: Kernel, out: Node, src: Node, mat: set[int]) -> bool:
     reads = _leaf_accesses(k, mat)
     return reads is not None and all(_is_identity(a, k.shape) for a in reads if a.src is src)
 
-
-def _count(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n

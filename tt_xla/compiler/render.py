@@ -282,6 +282,10 @@ class _Rings:
         return f"{cb.ctype} *{u.page} = ({cb.ctype} *)(sram_ + {cb.offset}u{slot});"
 
 
+# k_dma_desc's flags (prelude.c's K_DMA_ONCE, K_DMA_WRITE, K_DMA_STREAM, K_DMA_COUNT)
+K_DMA_ONCE, K_DMA_WRITE, K_DMA_STREAM, K_DMA_COUNT = 1, 2, 4, 8
+
+
 class _Batch:
     """The DMAs a kernel issues at one point, issued by one call: prelude.c's k_dma_batch walks a
     static table of their descriptors (the fields known for every work item written in it, the
@@ -320,7 +324,7 @@ class _Batch:
         return self.known[text]
 
     def joins(self, u: L._Dma, depth: int) -> bool:
-        if _counted_here(u):  # (a count only, K_DMA_COUNT)
+        if _counted_here(u):  # (a count only: K_DMA_COUNT)
             return self.rings.at.get(u.page) is not None
         if isinstance(u, L.DmaRead):
             copy = not u.host or u.host == L.FIRST_USE and not _linear(u)  # (as _dma_read renders them)
@@ -345,11 +349,11 @@ class _Batch:
         for u in self.pending:
             flags = 0
             if isinstance(u, L.DmaWrite):
-                flags = 2 | (4 if _streams(u) else 0)
+                flags = K_DMA_WRITE | (K_DMA_STREAM if _streams(u) else 0)
             elif _counted_here(u):
-                flags = 8
+                flags = K_DMA_COUNT
             elif u.host == L.ONCE:
-                flags, once = 1, True
+                flags, once = K_DMA_ONCE, True
             fields, live = [], 0
             for j, text in enumerate((u.index, u.sram_pitch, u.dram_pitch, u.rows, u.count)):
                 v = self.known_value(text)
