@@ -90,7 +90,7 @@ def _hot(k: LoopKernel, runs: int = 1) -> bool:
     moves, times its launches per call: `runs`, a loop body's known trip count) that -O2's
     faster loops beat the compile time they cost. The matrix engine's own work is in the
     runtime, already optimized, so matrix tiles do not count."""
-    return runs * (k.vector_ops + sum(o.node.nbytes for o in k.operands) // 4096) >= HOT_TILES
+    return runs * _work(k) >= HOT_TILES
 
 
 COLD_TILES = 1024  # 1M element-ops or 4 MiB moved: about 0.1 ms of host time
@@ -99,7 +99,12 @@ COLD_TILES = 1024  # 1M element-ops or 4 MiB moved: about 0.1 ms of host time
 def _cold(k: LoopKernel) -> bool:
     """Whether a kernel does so little work (as _hot weighs it) that the passes toolchain.LEVELS'
     "cold" drops could not repay their compile time."""
-    return k.vector_ops + sum(o.node.nbytes for o in k.operands) // 4096 < COLD_TILES
+    return _work(k) < COLD_TILES
+
+
+def _work(k: LoopKernel) -> int:
+    """A launch's work in tiles: its tile-wide vector ops plus the tiles of operand bytes it moves."""
+    return k.vector_ops + sum(o.node.nbytes for o in k.operands) // 4096
 
 
 def compile_text(text: str, filename: str = "<module>", sram_per_core: int = DEFAULT_SRAM_PER_CORE,
