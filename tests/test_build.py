@@ -148,3 +148,24 @@ func.func @main(%x: tensor<64x64xf32>) -> tensor<64x64xf32> {
     np.testing.assert_allclose(np.asarray(exe(x)[0]), want, rtol=1e-4, atol=1e-4)
     exe = tt_xla.Client().compile(text)  # warm: the library and every kernel come from the cache
     assert toolchain.last_build.cached and toolchain.last_build.meanwhile is None
+
+
+def test_a_compiler_that_cannot_start_is_the_error_not_the_callers_work(monkeypatch, tmp_path):
+    """The caller's overlapped work is for the library being built: when no compiler process
+    could be started it is not run, so an error of its own cannot hide the toolchain's."""
+    monkeypatch.setenv("TT_XLA_CACHE_DIR", str(tmp_path))
+    toolchain.cache_key("", toolchain._compiler(), list(toolchain.FLAGS))  # `cc --version` runs now
+
+    def no_process(*args, **kwargs):
+        raise OSError("exec format error")
+
+    monkeypatch.setattr(toolchain.subprocess, "Popen", no_process)
+    calls = []
+
+    def fail():
+        calls.append(1)
+        raise RuntimeError("the caller's work")
+
+    with pytest.raises(rt.ToolchainError, match="could not be started"):
+        rt.build_kernel_library(program(7), meanwhile=fail)
+    assert calls == []

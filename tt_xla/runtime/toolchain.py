@@ -384,11 +384,18 @@ def build_kernel_library(source: str, meanwhile: Callable[[], None] | None = Non
     hook = _Once(meanwhile, record)
     lib = cache_dir() / f"{key}.so"
     try:
-        return _cached(key, lib, lambda: _build(source, cc, flags, key, lib, record, hook))
+        path = _cached(key, lib, lambda: _build(source, cc, flags, key, lib, record, hook))
+    except BaseException:
+        # A failed build: the caller's overlapped work is for a library that does not exist, and
+        # an error it raised here would hide the build's own error.
+        hook.fn = None
+        raise
     finally:
-        hook()
         record.end = time.perf_counter()
         last_build = record
+    hook()  # a cache hit started no compiler: the caller's work runs now
+    record.end = time.perf_counter()
+    return path
 
 
 def _build(source: str, cc: list[str], flags: list[str], key: str, lib: Path, record: BuildRecord,
