@@ -663,16 +663,19 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
     # Short runs (rows of 64 f32: eigh's pair products, a sum over a short last dim) come in by one
     # DMA per operand for the item's rows, not one per output: with a DMA per 256-byte run a
     # row sum of f32[4096, 64] took 2x the time of f32[256, 1024].
-    block = not col and per_item > 1 and len(ashape) == 1 and last <= min(SHORT_RUN, piece) and \
-        (len(kshape) < 2 or kshape[-1] % per_item == 0) and \
+    rows_alike = not col and len(ashape) == 1 and last <= SHORT_RUN and \
         all(avecs[j][-1] != 0 and (not kvecs[j] or kvecs[j][-1] == last * avecs[j][-1]) for j in stored
             if j not in per_row)  # (rows packed alike in DRAM and the page: the host's first-use read)
+
+    def blocks() -> bool:  # (an item's outputs differ in the last kept index only)
+        return rows_alike and 1 < per_item and last <= piece and (len(kshape) < 2 or kshape[-1] % per_item == 0)
+    block = blocks()
     cbs = make_cbs(per_item * last if block else piece, per_out)
     while L.sram_end(cbs) > sram_budget and piece > LANES:
         piece = max(LANES, piece // 2)
         per_item = max(1, per_item // 2)
         per_out = piece if col else per_item
-        block = block and per_item > 1 and piece >= last
+        block = blocks()
         cbs = make_cbs(per_item * last if block else piece, per_out)
     _check_fits(cbs, sram_budget, name, "reduce", r)
     cb_of = dict(zip(stored, cbs))
