@@ -714,19 +714,14 @@ def _multi_output(kernels: list[Kernel], mat: set[int], keep: set[int]) -> list[
     return out
 
 
-SIBLING_COMBINERS = ("add", "mul", "max", "min", "and", "or", "xor")  # (codegen._simple_combiner's)
-
-
 def _sibling_key(k: Kernel) -> tuple | None:
     """What reductions may share k's loop must have alike: the reduced operand's shape, the axes,
     the result's shape and the stored nodes read; None when k takes no siblings (a column
     reduction, a variadic one, a combiner of more than one op, an epilogue)."""
+    from .codegen import _simple_combiner  # (codegen reads fuse's accesses: imported here)
     r = k.root
-    if k.kind != "reduce" or k.epilogue is not None or k.extra or r.attrs["n"] != 1 or not k.reads:
-        return None
-    body = r.attrs["body"]
-    o = body.outputs[0] if len(body.outputs) == 1 else None
-    if o is None or o.op not in SIBLING_COMBINERS or {i.id for i in o.inputs} != {p.id for p in body.params}:
+    if k.kind != "reduce" or k.epilogue is not None or k.extra or r.attrs["n"] != 1 or not k.reads or \
+            _simple_combiner(r.attrs["body"]) is None:
         return None
     shape, axes = r.inputs[0].shape, tuple(r.attrs["axes"])
     kept = [d for d in range(len(shape)) if d not in axes]

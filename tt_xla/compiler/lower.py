@@ -781,7 +781,7 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
                 body.append(L.CbReserve(cb_of[j], f"w{j}"))
                 body.append(L.DmaRead(cb_of[j], f"w{j}", "0", op_of[leaves[j][1].src.id],
                                       _base(offs[j], kvecs[j], bidx), str(last), avecs[j][-1], "o1 - o0",
-                                      str(kvecs[j][-1] if kvecs[j] else 0), str(last), L.FIRST_USE))
+                                      str(kvecs[j][-1] if kvecs[j] else last * avecs[j][-1]), str(last), L.FIRST_USE))
                 body.append(L.CbPush(cb_of[j]))
                 body.append(L.CbWait(cb_of[j], f"x{j}"))
         body.append(L.Range("o", "o0", "o1"))
