@@ -287,3 +287,21 @@ def test_a_circular_buffer_misused_fails_the_launch():
     exe = tt_xla.client().compile(_text(lambda x: x + 1, np.ones(4, np.float32)))
     (out,) = exe.execute([tt_xla.client().buffer_from_pyval(np.ones(4, np.float32))])
     assert (out.to_numpy() == 2).all()
+
+
+def test_small_sram_short_row_reduction_falls_back_to_a_dma_a_row():
+    """A reduction of short runs reads an item's rows (17 outputs, of 34 in a kept row) by one
+    block DMA per operand; with 64 KiB its three operands' pages do not fit, the pieces and
+    items shrink and the rows come in by pieces, one DMA each. Results as CPU JAX's either way."""
+    from tt_xla.compiler.program import DEFAULT_SRAM_PER_CORE
+    rng = np.random.default_rng(3)
+    args = [rng.standard_normal((64, 40, 240), np.float32) for _ in range(3)]
+    f = lambda x, y, z: jnp.sum(x[:, :34] * y[:, :34] - z[:, :34], -1)  # noqa: E731
+    text = _text(f, *args)
+    want = np.asarray(jax.jit(f)(*args))
+    for sram, blocked in ((DEFAULT_SRAM_PER_CORE, True), (64 * 1024, False)):
+        outs, dma, kernels = _run_on(sram, text, args)
+        (k,) = [k for k in kernels if k.kind == "reduce"]
+        assert max(k.sram_bytes for k in kernels) <= sram
+        assert any(" rows " in ln and "dma_read" in ln for ln in str(k.ir).splitlines()) == blocked, str(k.ir)
+        np.testing.assert_allclose(outs[0], want, rtol=1e-4, atol=1e-4)

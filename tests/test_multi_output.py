@@ -12,7 +12,7 @@ from tt_xla.compiler import fuse, optimize_function
 from tt_xla.compiler.inline import inline_calls
 from tt_xla.hlo_parser import parse_module
 
-from util import check, inputs
+from util import BF16, check, inputs
 
 GRAPHS = {  # name: (function, input shapes): elementwise only, no broadcast input
     "two": (lambda x, y: (x * y + 1, jnp.exp(x) - y), [(33, 65), (33, 65)]),
@@ -210,3 +210,43 @@ def test_merged_pieces_of_two_concatenates_are_written_before_either_is_read():
     args = [inputs((64, 64), seed=i, edges=False) for i in range(3)]
     check(two, *args, transcendental=True)
     check(looped, *args, transcendental=True)
+
+
+SIBLINGS = {  # name: (function, input shapes, dtype, kernels): row reductions reading the same nodes
+    "pair_products": (lambda x: (jnp.sum(x[0] * x[1], -1), jnp.sum(x[0] * x[0], -1), jnp.sum(x[1] * x[1], -1)),
+                      [(2, 300, 64)], np.float32, 1),
+    "four": (lambda x: (jnp.sum(x, -1), jnp.max(x, -1), jnp.min(x, -1), jnp.prod(x * 0.01 + 1, -1)),
+             [(33, 65)], np.float32, 1),
+    "two_inputs": (lambda x, y: (jnp.sum(x * y, (1, 2)), jnp.max(x - y, (1, 2))), [(3, 40, 70), (3, 40, 70)],
+                   np.float32, 1),
+    "long_rows": (lambda x: (jnp.sum(x, -1), jnp.sum(x * x, -1)), [(5, 9000)], np.float32, 1),
+    "mixed_dtypes": (lambda x: (jnp.sum(x, -1), jnp.max(x, -1), jnp.any(x > 3, -1)),
+                     [(500, 17)], np.int32, 1),
+    "bf16": (lambda x: (jnp.sum(x, -1, dtype=jnp.float32), jnp.max(x, -1)), [(64, 300)], BF16, 1),
+    "capped": (lambda x: tuple(jnp.sum(x * (i + 1), -1) for i in range(fuse.MAX_OUTPUTS + 1)), [(20, 40)],
+               np.float32, 2),
+    # not siblings: column reductions (strips of kept columns), or a reduction reading another's result
+    "columns": (lambda x: (jnp.sum(x, 0), jnp.max(x, 0)), [(70, 50)], np.float32, 2),
+    "mean_var": (lambda x: (jnp.mean(x, -1), jnp.var(x, -1)), [(40, 80)], np.float32, 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SIBLINGS))
+def test_sibling_row_reductions_are_one_kernel(name):
+    """Row reductions over one operand space reading the same stored nodes are one reduce kernel
+    writing each result (fuse._sibling_reductions), so their operands are read once; results as
+    CPU JAX's, edge values included."""
+    f, shapes, dtype, kernels = SIBLINGS[name]
+    # (no huge values: +-1e20 in one row make a sum depend on its order)
+    args = [inputs(s, dtype, seed=i, **({"low": -9, "high": 9} if dtype == np.int32 else {"huge": False}))
+            for i, s in enumerate(shapes)]
+    if name in ("four", "two_inputs", "bf16"):
+        # XLA:CPU's vectorized max may drop a NaN (tests/test_ops_reduce.py): none here
+        args = [np.where(np.isnan(a), 1, a).astype(a.dtype) for a in args]
+    tol = 2e-2 if dtype == BF16 else 1e-4
+    check(f, *args, rtol=tol, atol=tol)
+    ks = tt_xla.jit(f).kernels(*args)
+    assert len([k for k in ks if k.name.endswith("reduce")]) == kernels, [k.name for k in ks]
+    if kernels == 1:
+        moved, launched, out = _dram(f, args)
+        assert moved == sum(a.nbytes for a in args) + sum(np.asarray(o).nbytes for o in out)

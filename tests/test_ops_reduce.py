@@ -9,6 +9,8 @@ import pytest
 
 import jax.numpy as jnp
 
+import tt_xla
+
 from util import BF16, check, inputs
 
 
@@ -111,3 +113,44 @@ def test_large_reduction():
     x = inputs((4096,), edges=False)
     check(lambda x: (jnp.sum(x), jnp.max(x), jnp.mean(x * x)), x, rtol=1e-4, atol=1e-4)
     check(lambda x: jnp.sum(x, axis=1), inputs((3, 100000), edges=False), rtol=1e-4, atol=1e-3)
+
+
+def _reduce_reads(f, *args) -> list[str]:
+    """The DMA reads of f's reduction kernels, as their IR prints them."""
+    ks = tt_xla.jit(f).kernels(*args)
+    return [ln for k in ks if k.name.endswith("reduce") for ln in str(k.ir).splitlines() if "dma_read" in ln]
+
+
+SHORT_ROWS = {  # name: (function, input shapes, dtype, read by blocks): reductions over short last dims
+    "sum_rows": (lambda x: jnp.sum(x, axis=-1), [(4096, 64)], np.float32, True),
+    "max_min_rows": (lambda x: (jnp.max(x, axis=-1), jnp.min(x, axis=-1)), [(2048, 33)], np.float32, True),
+    "products": (lambda x, y: jnp.sum(x * y, axis=-1), [(3, 512, 64), (3, 512, 64)], np.float32, True),
+    "odd_outputs": (lambda x: jnp.sum(x, axis=-1), [(1001, 7)], np.float32, True),
+    "bf16": (lambda x: jnp.max(x, axis=-1), [(777, 100)], BF16, True),
+    "i32": (lambda x: jnp.sum(x, axis=-1), [(3000, 9)], np.int32, True),
+    # rows not packed alike in DRAM and a page: a DMA a row, read by the host where it is used
+    "broadcast_row": (lambda x, y: jnp.sum(x * y, axis=-1), [(1024, 48), (48,)], np.float32, False),
+    "transposed": (lambda x: jnp.sum(x.T, axis=-1), [(40, 1500)], np.float32, False),
+    "strided": (lambda x: jnp.sum(x[:, ::3], axis=-1), [(700, 31)], np.float32, False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHORT_ROWS))
+def test_short_row_reductions_read_an_items_rows_by_one_dma(name):
+    """A reduction over short runs (lower.SHORT_RUN) with several outputs a work item reads the
+    item's rows of each operand by one block DMA, not one DMA a row, where the rows lie in DRAM
+    as in the page; results as CPU JAX's, edge values (NaN, inf, -0, denormals) included."""
+    f, shapes, dtype, blocks = SHORT_ROWS[name]
+    args = [inputs(s, dtype, seed=i, **({"low": -50, "high": 50} if dtype == np.int32 else {}))
+            for i, s in enumerate(shapes)]
+    reads = _reduce_reads(f, *args)
+    assert reads and all((" rows " in r) == blocks for r in reads), reads
+    tol = {np.float32: (1e-5, 1e-4), BF16: (2e-2, 2e-2)}.get(dtype, (None, None))
+    if "max" in name:
+        # XLA:CPU's vectorized max drops some NaNs (a row of f32[2048, 33] with a NaN gave its
+        # largest number); StableHLO's maximum propagates NaN, as numpy's does
+        got = tt_xla.jit(f)(*args)
+        for g, w in zip(got if isinstance(got, tuple) else (got,), (np.max(args[0], -1), np.min(args[0], -1))):
+            np.testing.assert_array_equal(np.isnan(np.asarray(g)), np.isnan(w.astype(np.float32)))
+        args = [np.where(np.isnan(a), 0, a).astype(a.dtype) for a in args]
+    check(f, *args, rtol=tol[0], atol=tol[1])

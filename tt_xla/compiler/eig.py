@@ -298,8 +298,7 @@ class _Singer:
     vectors paired at step t are those whose numbers differ by M^-t (1), a different difference
     each step: over 2^m - 1 steps every pair meets once and the order is back where it started.
 
-    Only eigh's stack uses it: the vectors along axis 0 of a 2-D [2h unit, m] array (or of the
-    norms, [2h unit]). A side of the pairs is kept [h, unit, m]: as a flat [h unit, m] it would
+    Only eigh's stack uses it: the vectors along axis 0 of a 2-D [2h unit, m] array. A side of the pairs is kept [h, unit, m]: as a flat [h unit, m] it would
     be a view with two strides in one dim, which a kernel cannot read in place."""
 
     def __init__(self, k: int) -> None:
@@ -346,8 +345,6 @@ class _Singer:
         # Both sides read their inputs through the same views (the second side's values are
         # reversed, not its inputs), so fusion makes the two pieces one kernel reading each
         # input once (fuse._merge_pieces, _reversed_piece).
-        # (The norms, [h, unit], reverse their rows' own dims: their second side reads its
-        # inputs reversed, a kernel of its own.)
         split = (1,) + tuple(sizes) + half[1:]
         views: dict[str, str] = {}
 
@@ -356,14 +353,9 @@ class _Singer:
                 views[v] = f.reshape(v, half, split, el)
             return views[v]
 
-        def reversed_view(v: str) -> str:
-            return f.reverse(view(v), rev, split, el) if rev else view(v)
-
+        assert all(d < len(split) - 2 for d in rev), "the move reverses whole rows"
         a = side(True, view, split)
-        if all(d < len(split) - 2 for d in rev):
-            b = [f.reverse(q, rev, split, el) if rev else q for q in side(False, view, split)]
-        else:
-            b = side(False, reversed_view, split)
+        b = [f.reverse(q, rev, split, el) if rev else q for q in side(False, view, split)]
         return [f.concat([(p, split), (q, split)], el, 0) for p, q in zip(a, b)]
 
 
@@ -558,31 +550,24 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
         return g.transpose(g.reshape(p, flat, (k, nb, k), el), (k, nb, k), el, (1, 0, 2))
 
     x = [stacked(f, p) for p in x]
-    sums = [f.reduce("add", f.bin("multiply", p, p, flat, el), f.const("0", el), flat, el, 1) for p in x]
-    norms = sums[0] if nx == 1 else f.bin("add", sums[0], sums[1], (k * nb,), el)
     # the loop keeps them in the shape its ordering's move writes
     order = _ordering(k)
-    held, nheld = order.carry(flat, 0, nb), order.carry((k * nb, 1), 0, nb)  # (norms: see _hestenes)
+    held = order.carry(flat, 0, nb)
 
     hs = order.half((k * nb,), 0, nb)  # per pair
 
     def step(g: _Em, j: str, cur: list[str]) -> list[str]:
-        return _hestenes(g, cur[:nx], flat, el, 0, [], cur[nx], unit=nb, order=order, hits=cur[nx + 1])
+        return _hestenes(g, cur[:nx], flat, el, 0, [], unit=nb, order=order, hits=cur[nx])
 
     def gram_test(g: _Em, cur: list[str]) -> str:
-        # |w|^2 from the carried norms (rounding apart, the Gram's diagonal): no pass over it;
-        # stored batch-first, as the test reads them along a matrix's rows
-        norms = g.stored(g.transpose(g.reshape(cur[nx], nheld, (k, nb), el), (k, nb), el, (1, 0)), (nb, k), el)
-        return _orthogonal(g, [batched(g, g.reshape(p, held, flat, el)) for p in cur[:nx]], cube, el, 2, tol2,
-                           norms)
+        return _orthogonal(g, [batched(g, g.reshape(p, held, flat, el)) for p in cur[:nx]], cube, el, 2, tol2)
 
     def converged(g: _Em, cur: list[str]) -> str:
-        loud = g.reduce_all("maximum", cur[nx + 1], "0", hs, el, tuple(range(len(hs))))
+        loud = g.reduce_all("maximum", cur[nx], "0", hs, el, tuple(range(len(hs))))
         quiet = g.cmp("EQ", loud, g.const("0", el), (), el)
         return _cond(g, quiet, ["tensor<i1>"], lambda b: [gram_test(b, cur)], lambda b: [b.const("false", "i1")])[0]
 
-    carried = [(f.reshape(p, flat, held, el), _t(held, el)) for p in x] + \
-        [(f.reshape(norms, (k * nb,), nheld, el), _t(nheld, el))]
+    carried = [(f.reshape(p, flat, held, el), _t(held, el)) for p in x]
     x = _sweeps(f, carried, k, step, converged, [(lambda g: g.const("0", el, hs), _t(hs, el))])[:nx]
     x = [f.reshape(batched(f, f.reshape(p, held, flat, el)), cube, ks, el) for p in x]
     if k != n:
@@ -692,18 +677,16 @@ def _orthonormalise(f: _Em, v: list[str], shape: tuple[int, ...], el: str, with_
 
 
 def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
-              extra: list[tuple[list[str], tuple[int, ...]]], norms: str | None = None, unit: int = 1,
+              extra: list[tuple[list[str], tuple[int, ...]]], unit: int = 1,
               order: "_RoundRobin | _Singer | None" = None, hits: str | None = None) -> list[str]:
     """One step of one-sided Jacobi on the vectors laid along `axis` of batch-first `x` ([x] or
     complex [re, im]; the other matrix axis holds their entries): pair (w_p, w_q) is rotated so
     that w_p^H w_q = 0 (the rotation of [[|w_p|^2, g], [conj(g), |w_q|^2]], turning the phase of
     g = |g| e away for complex), then the next pairing of `order` (default the round robin).
-    Every `extra` (parts,
-    shape) is rotated the same way along the same axis (svd's V). With `norms` ([batch, 2h, 1], the
-    |w|^2 in the vectors' order) they are carried, not summed: the rotation makes them |w_p|^2 -
-    t |g| and |w_q|^2 + t |g| (as two-sided Jacobi carries its diagonal), so a step reads the
-    vectors once for g and once to rotate them; the new norms come last. `unit`: see
-    _RoundRobin. With `hits` (per pair, in the half's shape), the last result is hits marked
+    Every `extra` (parts, shape) is rotated the same way along the same axis (svd's V). |w_p|^2,
+    |w_q|^2 and w_p^H w_q are row reductions of the same vectors: one kernel reading them once
+    (fuse._sibling_reductions; carrying the norms, updated by the rotation, took a kernel more
+    a step and was no faster). `unit`: see _RoundRobin. With `hits` (per pair, in the half's shape), the last result is hits marked
     where this step's rotation was not QUIET."""
     order = order or _RoundRobin()
     r = len(shape)
@@ -733,12 +716,8 @@ def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
              g.sel(live, g.bin("divide", gi, mag, hs, el), g.const("0", el, hs), hs, el)]
     else:
         mag = dot(top[0], bot[0])
-    if norms is None:
-        pp, qq = norm2(top), norm2(bot)
-    else:  # carried as a column ([.., 2h, 1]): see below
-        nc, hc = ns + (1,), hs + (1,)
-        pp, qq = (g.reshape(v, hc, hs, el) for v in order.halves(g, norms, nc, el, len(vb), unit))
-    c, s, t = _rotation(g, pp, qq, mag, hs, el)
+    pp, qq = norm2(top), norm2(bot)
+    c, s, _ = _rotation(g, pp, qq, mag, hs, el)
     if cplx:  # W J: s conj(e) into the top vector, s e into the bottom one
         se = [g.bin("multiply", s, e[0], hs, el), g.bin("multiply", s, e[1], hs, el)]
         cols = ([se[0], g.un("negate", se[1], hs, el)], se)
@@ -747,21 +726,6 @@ def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
     out = _rotate(g, order, x, shape, el, c, *cols, axis, unit)
     for parts, eshape in extra:
         out += _rotate(g, order, parts, eshape, el, c, *cols, axis, unit)
-    if norms is not None:
-        # The norms move as a column, so that the Singer move's reversed dims are outside the
-        # last two: both sides then read the same elements (the second's values reversed, not
-        # its inputs) and are one kernel.
-        tg = g.reshape(g.bin("multiply", t, mag, hs, el), hs, hc, el)
-        pc, qc = (g.reshape(v, hs, hc, el) for v in (pp, qq))
-
-        def side(first: bool, view, part: tuple[int, ...]) -> list[str]:
-            # (pp + qq) - (qq + tg) and (pp + qq) - (pp - tg): each side reads both norms
-            both = g.bin("add", view(pc), view(qc), part, el)
-            own = g.bin("add", view(qc), view(tg), part, el) if first else \
-                g.bin("subtract", view(pc), view(tg), part, el)
-            return [g.bin("subtract", both, own, part, el)]
-
-        out += order.follow(g, side, hc, el, len(vb), unit)
     if hits is not None:  # 1 where a pair this sweep was rotated by more than QUIET (see QUIET)
         loud = g.cmp("GT", g.bin("multiply", mag, mag, hs, el),
                      g.bin("multiply", g.const(repr(QUIET * QUIET), el, hs), g.bin("multiply", pp, qq, hs, el), hs, el),
@@ -770,12 +734,10 @@ def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
     return out
 
 
-def _orthogonal(g: _Em, x: list[str], shape: tuple[int, ...], el: str, red: int, tol2: float,
-                norms: str | None = None) -> str:
+def _orthogonal(g: _Em, x: list[str], shape: tuple[int, ...], el: str, red: int, tol2: float) -> str:
     """Whether the vectors of batch-first `x` (their entries along axis `red`, one of the last
     two) are orthogonal to `tol2`: |w_p^H w_q|^2 <= tol2 |w_p|^2 |w_q|^2 for every p != q of
-    every matrix (an i1 scalar). `norms` [batch, k]: the |w_p|^2 if known, else the Gram's
-    diagonal."""
+    every matrix (an i1 scalar), the |w_p|^2 the Gram's diagonal."""
     r = len(shape)
     whole = tuple(range(r - 2))
     k = shape[2 * r - 3 - red]
@@ -792,7 +754,7 @@ def _orthogonal(g: _Em, x: list[str], shape: tuple[int, ...], el: str, red: int,
         gr = g.bin("add", gr, gram(x[1], x[1]), vs, el)
         gi = g.bin("subtract", gram(x[0], x[1]), gram(x[1], x[0]), vs, el)
         g2 = g.bin("add", g.bin("multiply", gr, gr, vs, el), g.bin("multiply", gi, gi, vs, el), vs, el)
-    d = _diag(g, gr, vs, el) if norms is None else norms
+    d = _diag(g, gr, vs, el)
     dd = g.bin("multiply", g.bcast(d, bs + (k,), el, vs, whole + (r - 2,)),
                g.bcast(d, bs + (k,), el, vs, whole + (r - 1,)), vs, el)
     off = g.cmp("NE", g.iota(vs, r - 2), g.iota(vs, r - 1), vs, "i32")

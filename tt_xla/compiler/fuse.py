@@ -354,7 +354,8 @@ def plan(graph: Graph) -> Plan:
             kernels.append(Kernel("loop", n, n.shape, whole))
     for k in kernels:
         k.reads = tuple(_reads(k, mat))
-    return Plan(graph, mat, _merge_pieces(_multi_output(kernels, mat, {o.id for o in graph.outputs}), mat))
+    kernels = _merge_pieces(_multi_output(kernels, mat, {o.id for o in graph.outputs}), mat)
+    return Plan(graph, mat, _sibling_reductions(kernels, mat))
 
 
 def reads(k: Kernel, mat: set[int]) -> list[Node]:
@@ -710,6 +711,44 @@ def _multi_output(kernels: list[Kernel], mat: set[int], keep: set[int]) -> list[
         pending.remove(g)
         done.add(g)
         out.append(merged[g])
+    return out
+
+
+def _sibling_key(k: Kernel) -> tuple | None:
+    """What reductions may share k's loop must have alike: the reduced operand's shape, the axes,
+    the result's shape and the stored nodes read; None when k takes no siblings (a column
+    reduction, a variadic one, a combiner of more than one op, an epilogue)."""
+    from .codegen import _simple_combiner  # (codegen reads fuse's accesses: imported here)
+    r = k.root
+    if k.kind != "reduce" or k.epilogue is not None or k.extra or r.attrs["n"] != 1 or not k.reads or \
+            _simple_combiner(r.attrs["body"]) is None:
+        return None
+    shape, axes = r.inputs[0].shape, tuple(r.attrs["axes"])
+    kept = [d for d in range(len(shape)) if d not in axes]
+    if not axes or kept and max(kept) > max(axes) or 0 in shape:
+        return None  # a column reduction walks kept strips: one result per strip only
+    return shape, axes, r.shape, frozenset(n.id for n in k.reads)
+
+
+def _sibling_reductions(kernels: list[Kernel], mat: set[int]) -> list[Kernel]:
+    """Row reductions of one operand space reading the same stored nodes (eigh's |w_p|^2,
+    |w_q|^2 and w_p^T w_q of each pair; sum(x) beside max(x)) become one reduce kernel with
+    several results (`extra`, lower.lower_reduce), so the operands are read once, not once a
+    result. The kernel takes the first one's place: the others read nothing written after it."""
+    first: dict[tuple, int] = {}
+    out: list[Kernel] = []
+    for k in kernels:
+        key = _sibling_key(k)
+        j = first.get(key) if key is not None else None
+        if j is not None and len(out[j].extra) + 1 < MAX_OUTPUTS and \
+                len(key[3]) + len(out[j].extra) + 2 <= MAX_OPERANDS:
+            m = replace(out[j], extra=out[j].extra + (k.dest,))
+            m.reads = tuple(_reads(m, mat))
+            out[j] = m
+            continue
+        if key is not None:
+            first[key] = len(out)
+        out.append(k)
     return out
 
 

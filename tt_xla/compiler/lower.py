@@ -568,6 +568,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
 
 # ----------------------------------------------------------------------------- reductions
 PIECE = 4096  # elements of one reduced run DMA'd at a time (a multiple of LANES)
+SHORT_RUN = 256  # runs at most this long are read a work item's rows at a time (see lower_reduce)
 COLS = 256    # kept columns per work item of a column reduction
 PREFETCH_BYTES = 4096  # read ahead of a reduction's piece: a page, well inside the host's L1
 PREFETCH_MIN_BYTES = 1 << 20  # ...of an operand bigger than the host's L2 (1 MiB a core here)
@@ -588,6 +589,10 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
     r = k.root
     n_ops, idx_out, rbody = r.attrs["n"], r.attrs["index"], r.attrs["body"]
     operands, inits = r.inputs[:n_ops], r.inputs[n_ops:]
+    # sibling reductions (fuse._sibling_reductions): one operand and init each, in one loop
+    rs = k.roots()
+    if len(rs) > 1:
+        operands, inits = [x.inputs[0] for x in rs], [x.inputs[1] for x in rs]
     in_shape = operands[0].shape
     axes = r.attrs["axes"]
     kept = [d for d in range(len(in_shape)) if d not in axes]
@@ -603,10 +608,14 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
             if all(lf[0] is not x[0] for x in init_leaves):
                 init_leaves.append(lf)
     dest = k.dest
+    dests = [dest, *k.extra]
     opmap = operands_for(leaves + init_leaves, dest.src)
+    for d in dests[1:]:
+        opmap.setdefault(d.src.id, len(opmap))
     nodes = {a.src.id: a.src for _, a in leaves + init_leaves}
-    nodes[dest.src.id] = dest.src
-    operands_ir = [L.Operand(i, CTYPE[nodes[nid].dtype], nid == dest.src.id, nodes[nid]) for nid, i in opmap.items()]
+    nodes.update((d.src.id, d.src) for d in dests)
+    written = {d.src.id for d in dests}
+    operands_ir = [L.Operand(i, CTYPE[nodes[nid].dtype], nid in written, nodes[nid]) for nid, i in opmap.items()]
     op_of = {nid: operands_ir[i] for nid, i in opmap.items()}
     pshape = tuple(in_shape[d] for d in perm)
     nk = len(kept)
@@ -620,6 +629,7 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
     n_out = int(np.prod(r.shape, dtype=np.int64))
     n_red = int(np.prod(ashape, dtype=np.int64))
     simple = _simple_combiner(rbody) if n_ops == 1 else None
+    combiners = [_simple_combiner(x.attrs["body"]) for x in rs] if len(rs) > 1 else [simple]
     inner_reduced = bool(axes) and (not kept or max(axes) > max(kept))
     col = not inner_reduced and len(kshape) > 0 and simple is not None
     dts = [o.dtype for o in operands]
@@ -634,7 +644,8 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
                for t, j in enumerate(stored)]
         cbs += [L.CircularBuffer(f"cbi{t}", CTYPE[init_leaves[j][0].dtype], itemsize(init_leaves[j][0].dtype), 1, 1)
                 for t, j in enumerate(init_stored)]
-        cbs.append(L.CircularBuffer("cbout", CTYPE[dest.src.dtype], itemsize(dest.src.dtype), per))
+        cbs += [L.CircularBuffer(f"cbout{_sfx(i)}", CTYPE[d.src.dtype], itemsize(d.src.dtype), per)
+                for i, d in enumerate(dests)]
         L.place(cbs)
         return cbs
 
@@ -649,16 +660,29 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
     # for the item's outputs at once by one DMA, not one DMA per output
     per_row = [j for j in stored if per_item > 1 and len(kshape) == 1 and kvecs[j][0] != 0 and not any(avecs[j])]
     per_out = piece if col else per_item
-    cbs = make_cbs(piece, per_out)
+    # Short runs (rows of 64 f32: eigh's pair products, a sum over a short last dim) come in by one
+    # DMA per operand for the item's rows, not one per output: with a DMA per 256-byte run a
+    # row sum of f32[4096, 64] took 2x the time of f32[256, 1024].
+    rows_alike = not col and len(ashape) == 1 and last <= SHORT_RUN and \
+        all(avecs[j][-1] != 0 and (not kvecs[j] or kvecs[j][-1] == last * avecs[j][-1]) for j in stored
+            if j not in per_row)  # (rows packed alike in DRAM and the page: the host's first-use read)
+
+    def blocks() -> bool:  # (an item's outputs differ in the last kept index only)
+        return rows_alike and 1 < per_item and last <= piece and (len(kshape) < 2 or kshape[-1] % per_item == 0)
+    block = blocks()
+    cbs = make_cbs(per_item * last if block else piece, per_out)
     while L.sram_end(cbs) > sram_budget and piece > LANES:
         piece = max(LANES, piece // 2)
         per_item = max(1, per_item // 2)
         per_out = piece if col else per_item
-        cbs = make_cbs(piece, per_out)
+        block = blocks()
+        cbs = make_cbs(per_item * last if block else piece, per_out)
     _check_fits(cbs, sram_budget, name, "reduce", r)
     cb_of = dict(zip(stored, cbs))
     icb_of = dict(zip(init_stored, cbs[len(stored):]))
-    out_cb = cbs[-1]
+    out_cbs = cbs[len(cbs) - len(dests):]
+    out_cb = out_cbs[0]
+    assert len(rs) == 1 or not col and all(combiners), "sibling reductions are row reductions with lanes"
     body: list = []
 
     # init values: scalars (a stored one comes in by a one-element DMA)
@@ -695,7 +719,8 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
     def iota_base(j: int, kidx: list[str], aidx: list[str], kv: list, av: list) -> str:
         return _base(offs[j], tuple(kv) + tuple(av), kidx + aidx)
 
-    body.append(L.CbReserve(out_cb, "out"))
+    for i, cb in enumerate(out_cbs):
+        body.append(L.CbReserve(cb, f"out{_sfx(i)}"))
     if col:
         kin = kshape[-1]
         kouter = list(kshape[:-1])
@@ -749,18 +774,30 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
                  L.Define("o1", "int64_t", f"K_MIN(o0 + {per_item}, (int64_t){n_out})")]
         for j in per_row:
             dma_in(j, f"{offs[j]} + o0 * {kvecs[j][0]}", "o1 - o0", kvecs[j][0])
+        blocked = [j for j in stored if j not in per_row] if block else []
+        if blocked:  # the item's outputs differ in the last kept index only (see `block`)
+            bidx = _decode("o0", list(kshape), "b", body) if kshape else []
+            for j in blocked:
+                body.append(L.CbReserve(cb_of[j], f"w{j}"))
+                body.append(L.DmaRead(cb_of[j], f"w{j}", "0", op_of[leaves[j][1].src.id],
+                                      _base(offs[j], kvecs[j], bidx), str(last), avecs[j][-1], "o1 - o0",
+                                      str(kvecs[j][-1] if kvecs[j] else last * avecs[j][-1]), str(last), L.FIRST_USE))
+                body.append(L.CbPush(cb_of[j]))
+                body.append(L.CbWait(cb_of[j], f"x{j}"))
         body.append(L.Range("o", "o0", "o1"))
         kidx = _decode("o", list(kshape), "k", body) if kshape else []
         aouter = [f"a{d}" for d in range(len(ashape) - 1)]
         lanes = simple is not None
         if lanes:
-            body.append(L.Var("lane", VTYPE[dts[0]], n=LANES))
-            if simple[2] is not None:
-                body.append(L.Var("nanv", "int", n=LANES))
+            for i, sim in enumerate(combiners):
+                body.append(L.Var(f"lane{_sfx(i)}", VTYPE[dts[i]], n=LANES))
+                if sim[2] is not None:
+                    body.append(L.Var(f"nanv{_sfx(i)}", "int", n=LANES))
             body.append(L.Range("l", "0", str(LANES), var_type="int"))
-            body.append(L.Assign("lane[l]", simple[1](dts[0])))
-            if simple[2] is not None:
-                body.append(L.Assign("nanv[l]", "0"))
+            for i, sim in enumerate(combiners):
+                body.append(L.Assign(f"lane{_sfx(i)}[l]", sim[1](dts[i])))
+                if sim[2] is not None:
+                    body.append(L.Assign(f"nanv{_sfx(i)}[l]", "0"))
             body.append(L.End())
         else:
             accs = [f"acc{i}" for i in range(n_ops)]
@@ -774,8 +811,8 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
         else:
             body.append(L.Range("pc", "0", str(last), step=piece))
             body.append(L.Define("np_", "int64_t", f"K_MIN((int64_t){piece}, {last} - pc)"))
-        for j in [j for j in stored if j not in per_row]:  # each element is read once, by the loop over
-            # the run: the host copies it there
+        for j in [j for j in stored if j not in per_row and j not in blocked]:  # each element is read once,
+            # by the loop over the run: the host copies it there
             base = f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc * {avecs[j][-1]}"
             dma_in(j, base, "np_", avecs[j][-1], L.FIRST_USE)
         # ask the host to fetch the DRAM of the next run while this piece is reduced (a host core
@@ -819,6 +856,8 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
                 if leaves[j][1].src.op == "iota":
                     return f"ib{j} + ({var}) * {s}" if s else f"ib{j}"
                 if j in cb_of:
+                    if j in blocked:
+                        return f"(o - o0) * {last} + ({var})"
                     return f"({var})" if s else "(o - o0)" if j in per_row else "0"
                 return "0"
             return f
@@ -832,15 +871,15 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
                 body.append(L.Range("l", "0", str(LANES), "omp simd", var_type="int"))
                 index_of, leaf_of, page_of = leaf_setup(row_index("jj + l"))
                 em = IREmitter(mat, index_of, leaf_of, page_of, body)
-                v = em.value(operands[0])
-                body += _lane_ir(simple, dts[0], "lane[l]", "nanv[l]", v)
+                for i, sim in enumerate(combiners):  # (work the results share is computed once)
+                    body += _lane_ir(sim, dts[i], f"lane{_sfx(i)}[l]", f"nanv{_sfx(i)}[l]", em.value(operands[i]))
                 body += [L.End(), L.End()]
             if last % LANES or piece % LANES:
                 body.append(L.Range("jj", "jm", "np_"))
                 index_of, leaf_of, page_of = leaf_setup(row_index("jj"))
                 em = IREmitter(mat, index_of, leaf_of, page_of, body)
-                v = em.value(operands[0])
-                body += _lane_ir(simple, dts[0], "lane[0]", "nanv[0]", v)
+                for i, sim in enumerate(combiners):
+                    body += _lane_ir(sim, dts[i], f"lane{_sfx(i)}[0]", f"nanv{_sfx(i)}[0]", em.value(operands[i]))
                 body.append(L.End())
         else:
             body.append(L.Range("jj", "0", "np_"))
@@ -854,40 +893,69 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
             body += [L.Assign(a, v) for a, v in zip(accs, res_)]
             body.append(L.End())
         for j in stored:
-            if j not in per_row:
+            if j not in per_row and j not in blocked:
                 body.append(L.CbPop(cb_of[j]))
         if not one_piece:
             body.append(L.End())  # pc
         body += [L.End() for _ in range(len(ashape) - 1)]
         if lanes:
-            body.append(L.Var("acc", VTYPE[dts[0]], init_vals[0]))
-            body += [L.Range("l", "0", str(LANES), var_type="int"), L.Assign("acc", simple[0](dts[0], "acc", "lane[l]")),
-                     L.End()]
-            result = "acc"
-            if simple[2] is not None:
-                body += [L.Var("nan_", "int", "0"), L.Range("l", "0", str(LANES), var_type="int"),
-                         L.Assign("nan_", "nan_ | nanv[l]"), L.End()]
-                result = _with_nan("acc", "nan_", dts[0])
-            vec_ops = em.ops
+            results = []
+            for i, sim in enumerate(combiners):
+                acc, lane, nan = f"acc{_sfx(i)}", f"lane{_sfx(i)}", f"nan{_sfx(i)}_"
+                if block:
+                    # short runs: the lanes folded in halves (4 dependent steps, each a vector op),
+                    # not one by one into acc (16 dependent adds an output: most of a row sum
+                    # of f32[4096, 64]'s time)
+                    w = LANES // 2
+                    while w:
+                        body.append(L.Range("l", "0", str(w), var_type="int"))
+                        body.append(L.Assign(f"{lane}[l]", sim[0](dts[i], f"{lane}[l]", f"{lane}[l + {w}]")))
+                        if sim[2] is not None:
+                            body.append(L.Assign(f"nanv{_sfx(i)}[l]", f"nanv{_sfx(i)}[l] | nanv{_sfx(i)}[l + {w}]"))
+                        body.append(L.End())
+                        w //= 2
+                body.append(L.Var(acc, VTYPE[dts[i]], init_vals[i]))
+                folded = "1" if block else str(LANES)
+                body += [L.Range("l", "0", folded, var_type="int"),
+                         L.Assign(acc, sim[0](dts[i], acc, f"{lane}[l]")), L.End()]
+                results.append(acc)
+                if sim[2] is not None:
+                    body += [L.Var(nan, "int", "0"), L.Range("l", "0", folded, var_type="int"),
+                             L.Assign(nan, f"{nan} | nanv{_sfx(i)}[l]"), L.End()]
+                    results[-1] = _with_nan(acc, nan, dts[i])
+            result = results[0]
+            vec_ops = em.ops + len(rs) - 1
         else:
             result = accs[idx_out]
             vec_ops = em.ops + 1
         val, vdt = _finish_ir(mat, k, result, body)
         body.append(L.Store("out", "o - o0", store_expr(vdt, val)))
+        for i in range(1, len(rs)):
+            body.append(L.Store(f"out{i}", "o - o0", store_expr(rs[i].dtype, results[i])))
         body.append(L.End())  # o
-        for j in per_row:
+        for j in per_row + blocked:
             body.append(L.CbPop(cb_of[j]))
         nvec = f"{vec_ops + 1} * (((o1 - o0) * {n_red} + 1023) / 1024)"
         out_base, out_count, out_stride = f"{dest.offset} + o0", "o1 - o0", 1
-    body.append(L.CbPush(out_cb))
+    for cb in out_cbs:
+        body.append(L.CbPush(cb))
     body.append(L.VectorOps(nvec))
     for t, j in enumerate(init_stored):
         body.append(L.CbPop(icb_of[j]))
-    body.append(L.CbWait(out_cb, "res"))
-    body.append(L.DmaWrite(out_cb, "res", "0", op_of[dest.src.id], out_base, out_count, out_stride))
-    body.append(L.CbPop(out_cb))
+    for i, (cb, d) in enumerate(zip(out_cbs, dests)):
+        base = f"{d.offset} + o0" if i else out_base  # (siblings: row reductions, whole results)
+        body.append(L.CbWait(cb, f"res{_sfx(i)}"))
+        body.append(L.DmaWrite(cb, f"res{_sfx(i)}", "0", op_of[d.src.id], base, out_count, out_stride))
+        body.append(L.CbPop(cb))
     ops = fused_ops(k.epilogue if k.epilogue is not None else r, mat)
+    for x in rs[1:]:
+        ops += [o for o in fused_ops(x, mat) if o not in ops]
     return L.LoopKernel(name, operands_ir, cbs, body, items, ops, "reduce")
+
+
+def _sfx(i: int) -> str:
+    """The name suffix of a reduce kernel's i-th result's variables (none for the first)."""
+    return str(i) if i else ""
 
 
 def _finish_ir(mat: set[int], k: Kernel, result: str, body: list) -> tuple[str, str]:
