@@ -344,6 +344,36 @@ def test_blocked_triangular_solve_nonfinite_rhs_keeps_rows_above(small_blocks, r
     check(lambda a, b: jsl.solve_triangular(a, b, lower=False, trans=1), a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("lower", [True, False])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_blocked_upper_solve_with_few_right_hand_sides(small_blocks, side, lower, transpose):
+    """Two right-hand sides of a 21 x 21 matrix (at most n/8): an upper solve's joins read the
+    matrix's blocks as they are and reverse their small operands (the path solve's U takes);
+    with a NaN in one matrix of the batch that one is solved by substitution instead."""
+    a = spd((2, 21, 21)) / 21 + np.eye(21, dtype=np.float32)
+    b = rng.standard_normal((2, 21, 2) if side == "left" else (2, 2, 21)).astype(np.float32)
+    for unit in (False, True):
+        check(lambda a, b: lax.linalg.triangular_solve(a, b, left_side=side == "left", lower=lower,
+                                                       transpose_a=transpose, unit_diagonal=unit),
+              a, b, rtol=1e-4, atol=1e-4)
+    b[(1, 4, 1) if side == "left" else (1, 1, 4)] = np.nan
+    check(lambda a, b: lax.linalg.triangular_solve(a, b, left_side=side == "left", lower=lower, transpose_a=transpose),
+          a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+def test_blocked_solve_one_right_hand_side(small_blocks, dtype):
+    """jnp.linalg.solve as solve_1024 runs it, on blocks of 8: LU's levels and both
+    triangular solves' joins (U's with reversed operands)."""
+    a = rng.standard_normal((2, 21, 21)).astype(np.float32)
+    b = rng.standard_normal((2, 21, 1)).astype(np.float32)
+    if dtype == np.complex64:
+        a = (a + 1j * rng.standard_normal(a.shape)).astype(dtype)
+        b = (b - 1j * rng.standard_normal(b.shape)).astype(dtype)
+    check(jnp.linalg.solve, a, b, rtol=1e-4, atol=1e-4)
+
+
 def test_blocked_triangular_solve_inverses_padded_and_ill_conditioned(small_blocks):
     # 21 = 2 * 8 + 5: the last diagonal block is padded with an identity before inverting;
     # a unit-diagonal L with entries ~1 has inverse entries growing like 2^n, solved as CPU does
