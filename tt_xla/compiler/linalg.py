@@ -569,7 +569,7 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     # made in each piece that reads them) and masked where it is read (no pass over A to mask
     # it). With few right-hand sides the joins' products read an upper M's blocks as they are
     # and reverse their small operands instead (the engine cannot read a reversed block in
-    # place: a reversed copy of the whole of M was a tenth of a one-column solve_1024)
+    # place: each join's block of M would be copied reversed)
     few = not lower and xshape[-1] * 8 <= ashape[-1]
     x = _tri_solve(f, a_in, ashape, b_in, xshape, el, unit=flags.get("diag", "N") == "U",
                    flipped=(lambda g: a_in(g, False)) if few else None)
