@@ -248,9 +248,12 @@ def test_blocked_cholesky_not_positive_definite_and_info(small_blocks):
 @pytest.mark.parametrize("side", ["left", "right"])
 @pytest.mark.parametrize("lower", [True, False])
 @pytest.mark.parametrize("transpose", [False, True])
-def test_blocked_triangular_solve(small_blocks, side, lower, transpose):
+@pytest.mark.parametrize("nrhs", [5, 2])
+def test_blocked_triangular_solve(small_blocks, side, lower, transpose, nrhs):
+    # 2 right-hand sides of 21 (at most n/8): an upper solve's joins read the matrix's blocks
+    # as they are and reverse their small operands (the path solve's U takes)
     a = spd((2, 21, 21)) / 21 + np.eye(21, dtype=np.float32)
-    b = rng.standard_normal((2, 21, 5) if side == "left" else (2, 5, 21)).astype(np.float32)
+    b = rng.standard_normal((2, 21, nrhs) if side == "left" else (2, nrhs, 21)).astype(np.float32)
     for unit in (False, True):
         check(lambda a, b: lax.linalg.triangular_solve(a, b, left_side=side == "left", lower=lower,
                                                        transpose_a=transpose, unit_diagonal=unit),
@@ -342,6 +345,29 @@ def test_blocked_triangular_solve_nonfinite_rhs_keeps_rows_above(small_blocks, r
     check(lambda a, b: jsl.solve_triangular(a, b, lower=True), a, b, rtol=1e-4, atol=1e-4)
     b[1, row, 1] = np.nan
     check(lambda a, b: jsl.solve_triangular(a, b, lower=False, trans=1), a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_blocked_upper_solve_with_few_right_hand_sides_nonfinite(small_blocks, side):
+    """An upper solve with few right-hand sides (reversed-operand joins) and a NaN in one
+    matrix of the batch: that one is solved by substitution, the other by the joins."""
+    a = spd((2, 21, 21)) / 21 + np.eye(21, dtype=np.float32)
+    b = rng.standard_normal((2, 21, 2) if side == "left" else (2, 2, 21)).astype(np.float32)
+    b[(1, 4, 1) if side == "left" else (1, 1, 4)] = np.nan
+    check(lambda a, b: lax.linalg.triangular_solve(a, b, left_side=side == "left", lower=side == "right"),
+          a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+def test_blocked_solve_one_right_hand_side(small_blocks, dtype):
+    """jnp.linalg.solve as solve_1024 runs it, on blocks of 8: LU's levels and both
+    triangular solves' joins (U's with reversed operands)."""
+    a = rng.standard_normal((2, 21, 21)).astype(np.float32)
+    b = rng.standard_normal((2, 21, 1)).astype(np.float32)
+    if dtype == np.complex64:
+        a = (a + 1j * rng.standard_normal(a.shape)).astype(dtype)
+        b = (b - 1j * rng.standard_normal(b.shape)).astype(dtype)
+    check(jnp.linalg.solve, a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_blocked_triangular_solve_inverses_padded_and_ill_conditioned(small_blocks):

@@ -550,20 +550,29 @@ def _trsm(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     if io != el:
         a = f(f"stablehlo.convert {a} : ({_t(ashape, io)}) -> {_t(ashape, el)}")
         b = f(f"stablehlo.convert {b} : ({_t(bshape, io)}) -> {_t(bshape, el)}")
-    lower = flags.get("uplo", "L") == "L"
-    if flags.get("trans_x", "N") in ("T", "C"):
-        a, lower = (f.adjoint_last if flags["trans_x"] == "C" else f.transpose_last)(a, ashape, el), not lower
-    left = flags.get("side", "L") == "L"
-    if not left:  # X M = B  <=>  M^T X^T = B^T
-        a, lower = f.transpose_last(a, ashape, el), not lower
-        b = f.transpose_last(b, bshape, el)
+    trans, left = flags.get("trans_x", "N") in ("T", "C"), flags.get("side", "L") == "L"
+    # (X M = B  <=>  M^T X^T = B^T; P M P is lower for the reversal P of an upper M: solve
+    # (PMP)(PX) = PB)
+    lower = (flags.get("uplo", "L") == "L") ^ trans ^ (not left)
     xshape = bshape if left else bshape[:-2] + (bshape[-1], bshape[-2])
-    if not lower:  # P M P is lower for the reversal P; solve (PMP)(PX) = PB
-        a = f.reverse(a, [r - 2, r - 1], ashape, el)
-        b = f.reverse(b, [r - 2], xshape, el)
-    # the named triangle is now the lower one, read through the moves (views of the operand)
-    # and masked where it is read (no pass over A to mask it)
-    x = _tri_solve(f, a, ashape, b, xshape, el, unit=flags.get("diag", "N") == "U")
+
+    def a_in(g: _Fn, flip: bool = True) -> str:
+        m = (g.adjoint_last if flags["trans_x"] == "C" else g.transpose_last)(a, ashape, el) if trans else a
+        m = m if left else g.transpose_last(m, ashape, el)
+        return m if lower or not flip else g.reverse(m, [r - 2, r - 1], ashape, el)
+
+    def b_in(g: _Fn) -> str:
+        x = b if left else g.transpose_last(b, bshape, el)
+        return x if lower else g.reverse(x, [r - 2], xshape, el)
+
+    # the named triangle is now the lower one, read through the moves (views of the operand,
+    # made in each piece that reads them) and masked where it is read (no pass over A to mask
+    # it). With few right-hand sides the joins' products read an upper M's blocks as they are
+    # and reverse their small operands instead (the engine cannot read a reversed block in
+    # place: each join's block of M would be copied reversed)
+    few = not lower and xshape[-1] * 8 <= ashape[-1]
+    x = _tri_solve(f, a_in, ashape, b_in, xshape, el, unit=flags.get("diag", "N") == "U",
+                   flipped=(lambda g: a_in(g, False)) if few else None)
     if not lower:
         x = f.reverse(x, [r - 2], xshape, el)
     if not left:
@@ -584,8 +593,8 @@ def _lower(f: _Fn, a: str, shape: tuple[int, ...], el: str, unit: bool | None) -
     return f.sel(f.cmp("EQ", row, col, shape, "i32"), f.const("1", el, shape), a, shape, el) if unit else a
 
 
-def _tri_solve(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str,
-               unit: bool | None = None) -> str:
+def _tri_solve(f: _Fn, a: _Val, ashape: tuple[int, ...], b: _Val, xshape: tuple[int, ...], el: str,
+               unit: bool | None = None, flipped: Callable[[_Fn], str] | None = None) -> str:
     """X with A X = B for the lower-triangular A `a` stands for (see _lower: with `unit` given,
     the rest of `a` may hold anything; the products read only blocks below the diagonal blocks,
     the diagonal blocks are masked once gathered, and the finiteness test masks as it reads, so
@@ -595,15 +604,27 @@ def _tri_solve(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[in
     a non-finite B (or one a join's product made from a non-finite A21) in rows substitution
     never touches, and a non-finite inverse spreads NaN the same way, so when any of A, B and
     the inverses is not finite one substitution loop over the whole matrix solves instead,
-    updating the rows below each one as CPU JAX's trsm does."""
+    updating the rows below each one as CPU JAX's trsm does. `a` and `b` may be views made in
+    the emitter given (_made), so that no view of them is stored to reach the branches;
+    `flipped` makes the matrix `a` is the reversal of (in both dims; see _tri_blocks)."""
     if 0 in ashape + xshape:
-        return _tri_loop(f, _lower(f, a, ashape, el, unit), ashape, b, xshape, el)
-    inv, ishape = _diag_inverses(f, a, ashape, el, unit)
-    ok = _all_finite(f, [(_lower(f, a, ashape, el, unit), ashape), (b, xshape), (inv, ishape)], el)
+        return _tri_loop(f, _lower(f, _made(f, a), ashape, el, unit), ashape, _made(f, b), xshape, el)
+    inv, ishape = _diag_inverses(f, _made(f, a), ashape, el, unit)
+    ok = _all_finite(f, [(_lower(f, _made(f, a), ashape, el, unit), ashape), (_made(f, b), xshape), (inv, ishape)], el)
     (x,) = _if(f, ok, [_t(xshape, el)],
-               lambda g: [_tri_blocks(g, a, ashape, b, xshape, el, inv, ishape, 0)],
-               lambda g: [_tri_loop(g, _lower(g, a, ashape, el, unit), ashape, b, xshape, el)])
+               lambda g: [_tri_blocks(g, _made(g, a), ashape, _made(g, b), xshape, el, inv, ishape, 0,
+                                      flipped and flipped(g))],
+               lambda g: [_tri_loop(g, _lower(g, _made(g, a), ashape, el, unit), ashape, _made(g, b), xshape, el)])
     return x
+
+
+_Val = str | Callable[[_Fn], str]  # a value, or a view of one made in the emitter given
+
+
+def _made(g: _Fn, v: _Val) -> str:
+    """`v` in emitter g: a view made there, so a piece reading it reads what it views (a view
+    read across a cut, into a branch or loop, is stored first: a copy)."""
+    return v(g) if callable(v) else v
 
 
 def _tri_solve_right(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str) -> str:
@@ -650,19 +671,26 @@ def _inv_block(f: _Fn, inv: str, ishape: tuple[int, ...], lo: int, k: int, el: s
 
 
 def _tri_blocks(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str,
-                inv: str, ishape: tuple[int, ...], lo: int) -> str:
+                inv: str, ishape: tuple[int, ...], lo: int, flipped: str | None = None) -> str:
     """_tri_solve's products: X of A[lo:lo+k, lo:lo+k] X = B (B is k rows), with `inv` [.., q,
-    BASE, BASE] the inverses of A's diagonal blocks."""
+    BASE, BASE] the inverses of A's diagonal blocks. With `flipped` (A is that matrix F reversed
+    in both dims, A21 = R F21 R for the row reversals R), a join's A21 X1 is R (F21 (R X1)): F's
+    block is read as it is and only X1 and the product are reversed."""
     bs, k, m = ashape[:-2], xshape[-2], xshape[-1]
     if k <= BASE:
         return f.matmul(_inv_block(f, inv, ishape, lo, k, el), bs + (k, k), b, xshape, el)
     k1 = _split(k)
     k2 = k - k1
-    x1 = _tri_blocks(f, a, ashape, f.block(b, xshape, el, (0, k1), (0, m)), bs + (k1, m), el, inv, ishape, lo)
-    a21 = f.block(a, ashape, el, (lo + k1, lo + k), (lo, lo + k1))
-    b2 = f.bin("subtract", f.block(b, xshape, el, (k1, k), (0, m)), f.matmul(a21, bs + (k2, k1), x1, bs + (k1, m), el),
-               bs + (k2, m), el)
-    x2 = _tri_blocks(f, a, ashape, b2, bs + (k2, m), el, inv, ishape, lo + k1)
+    x1 = _tri_blocks(f, a, ashape, f.block(b, xshape, el, (0, k1), (0, m)), bs + (k1, m), el, inv, ishape, lo, flipped)
+    r, n = len(ashape), ashape[-1]
+    if flipped is None:
+        prod = f.matmul(f.block(a, ashape, el, (lo + k1, lo + k), (lo, lo + k1)), bs + (k2, k1), x1, bs + (k1, m), el)
+    else:
+        f21 = f.block(flipped, ashape, el, (n - lo - k, n - lo - k1), (n - lo - k1, n - lo))
+        prod = f.reverse(f.matmul(f21, bs + (k2, k1), f.reverse(x1, [r - 2], bs + (k1, m), el), bs + (k1, m), el),
+                         [r - 2], bs + (k2, m), el)
+    b2 = f.bin("subtract", f.block(b, xshape, el, (k1, k), (0, m)), prod, bs + (k2, m), el)
+    x2 = _tri_blocks(f, a, ashape, b2, bs + (k2, m), el, inv, ishape, lo + k1, flipped)
     return f.concat([(x1, bs + (k1, m)), (x2, bs + (k2, m))], len(ashape) - 2, el)
 
 
@@ -795,16 +823,20 @@ def _lu(f: _Fn, a: str, shape: tuple[int, ...], el: str, full: tuple[int, ...] |
     n2, m2 = n - n1, m - n1
     left, p1, ipiv1, info1 = _lu(f, a, bs + (m, n1), el, full, c0)
     right = f.rows_of(cols(n1, n), bs + (m, n2), el, p1)
-    l11 = f.block(left, bs + (m, n1), el, (0, n1), (0, n1))
     s11 = bs + (n1, n1)
-    u12 = _tri_solve(f, l11, s11, f.block(right, bs + (m, n2), el, (0, n1), (0, n2)), bs + (n1, n2), el, unit=True)
+    u12 = _tri_solve(f, lambda g: g.block(left, bs + (m, n1), el, (0, n1), (0, n1)), s11,
+                     lambda g: g.block(right, bs + (m, n2), el, (0, n1), (0, n2)), bs + (n1, n2), el, unit=True)
     l21 = f.block(left, bs + (m, n1), el, (n1, m), (0, n1))
     a22 = f.bin("subtract", f.block(right, bs + (m, n2), el, (n1, m), (0, n2)),
                 f.matmul(l21, bs + (m2, n1), u12, bs + (n1, n2), el), bs + (m2, n2), el)
     w22, p2, ipiv2, info2 = _lu(f, a22, bs + (m2, n2), el)
-    l21 = f.rows_of(l21, bs + (m2, n1), el, p2)
-    w = f.grid([[(f.block(left, bs + (m, n1), el, (0, n1), (0, n1)), s11), (u12, bs + (n1, n2))],
-                [(l21, bs + (m2, n1)), (w22, bs + (m2, n2))]], el)
+    # the left columns in the final row order by one gather of all m rows (L11's stay, L21's
+    # follow p2): L21 is then copied twice, not three times (gathered, and copied through the
+    # two levels of a grid's concats)
+    order = f.concat([(f.iota(bs + (n1,), r - 2), bs + (n1,)),
+                      (f.bin("add", p2, f.const(str(n1), "i32", bs + (m2,)), bs + (m2,), "i32"), bs + (m2,))], r - 2, "i32")
+    w = f.concat([(f.rows_of(left, bs + (m, n1), el, order), bs + (m, n1)),
+                  (f.concat([(u12, bs + (n1, n2)), (w22, bs + (m2, n2))], r - 2, el), bs + (m, n2))], r - 1, el)
     # the whole row order: the left part's, its lower rows reordered by the right part's
     lo, hi = f.part(p1, bs + (m,), "i32", 0, n1), f.part(p1, bs + (m,), "i32", n1, m)
     hi = f(f"stablehlo.reshape {hi} : ({_t(bs + (m2,), 'i32')}) -> {_t(bs + (m2, 1), 'i32')}")
