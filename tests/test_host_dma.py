@@ -1,9 +1,8 @@
 """What keeps the DMA dataflow cheap on the host. Outputs bigger than the host's caches leave
 the core by streaming (non-temporal) stores (tt_dma_write_op's `stream`): the results must be exactly
 those of the ordinary write DMA, whatever the alignment of the run in DRAM and in the page, its
-length and the element size. Loop kernels over long rows read ahead (DmaPrefetch) the next
-chunk of their contiguous inputs while they compute: a hint that moves no data and counts
-nothing, stays inside the row, and leaves the results and the device figures alone. Big
+length and the element size. Loop kernels over long rows copy each chunk of their inputs into
+its page in the loop that computes from it (FIRST_USE), with no read-ahead hint. Big
 transposes work in 64x64 blocks; reductions read ahead only to a row that does not follow."""
 import re
 
@@ -12,7 +11,7 @@ import pytest
 
 from tt_xla.compiler import compile_text
 from tt_xla.compiler.render import STREAM_MIN_BYTES
-from tt_xla.compiler.loopir import DmaPrefetch, check_dma_only
+from tt_xla.compiler.loopir import FIRST_USE, DmaPrefetch, DmaRead, check_dma_only
 from util import BF16, check, inputs, jnp, np
 
 CASES = [  # each output is just over the streaming threshold
@@ -73,16 +72,16 @@ def _kernels(f, *args):
 
 
 @pytest.mark.parametrize("shape", [(5000,), (3, 5000), (2, 3, 4099)])
-def test_long_rows_read_ahead_inside_the_row(shape):
+def test_long_rows_are_copied_in_the_loop_that_reads_them(shape):
+    # chunks of a long row: every contiguous input (b, row-invariant, too) is a first-use read,
+    # counted where it stands and copied into its page by the loads; no read-ahead hint
     x = inputs(shape, np.float32)
     b = inputs(shape[-1:], np.float32, seed=1)
-    f = lambda x, b: jax.nn.elu(x) * b  # noqa: E731  (b: a row-invariant input, read ahead too)
+    f = lambda x, b: jax.nn.elu(x) * b  # noqa: E731
     (k,) = _kernels(f, x, b)
-    pf = [u for u in k.body if isinstance(u, DmaPrefetch)]
-    assert len(pf) == 2 and not check_dma_only(k)
-    inner = shape[-1]
-    for u in pf:  # the next chunk of the same row, never past its end
-        assert u.count == f"K_MIN(256, {inner} - (s + 1024))"
+    reads = [u for u in k.body if isinstance(u, DmaRead)]
+    assert len(reads) == 2 and all(u.host == FIRST_USE and u.count == "nc" for u in reads)
+    assert not any(isinstance(u, DmaPrefetch) for u in k.body) and not check_dma_only(k)
     check(f, x, b, transcendental=True)
 
 
@@ -187,6 +186,12 @@ HOST_READS = [
     ("argmax", lambda x: jnp.argmax(x, axis=-1), [((40, 77), np.float32)]),  # a two-operand reduce body
     # (XLA:CPU's row max misses a NaN here, past its vector loop: numpy is the reference)
     ("row_max", lambda x: jnp.max(x, axis=-1), [((64, 1000), np.float32)]),
+    # chunks of long rows (loop kernels): a row-invariant input, a stride-2 read, a ragged last
+    # chunk, a converting load, a movement kernel (each concatenated piece)
+    ("long_rows", lambda x, b: jax.nn.elu(x) * b, [((3, 5000), np.float32), ((5000,), np.float32)]),
+    ("long_strided", lambda x: jnp.exp(x[:, ::2]), [((3, 10001), np.float32)]),
+    ("long_bf16", lambda x: x * 2 + 1, [((2, 4133), BF16)]),
+    ("long_concat", lambda x, y: jnp.concatenate([x, y], 1), [((2, 4100), np.float32), ((2, 2050), np.float32)]),
 ]
 
 
@@ -226,8 +231,8 @@ def test_reads_the_host_does_elsewhere_count_and_compute_as_copies(name, f, spec
     assert counted.search(kernels) and not counted.search(plain_kernels)
     if name == "layernorm":  # scale and bias: read once a core (a batch's row flagged K_DMA_ONCE, or prelude.c's helper)
         assert "k_dma_read_once(core, ops, it == begin, " in kernels or re.search(r"\{\d+, 1, \d+, \d+, \d+, \{", kernels)
-    if name == "bf16_sum":  # a converting first-use load copies, then converts the page's element
-        assert re.search(r"x0\[[^]]*\] = dram_w0\[", kernels)
+    if name in ("bf16_sum", "long_bf16"):  # a converting first-use load copies, then converts the page's element
+        assert re.search(r"x\w+\[[^]]*\] = dram_\w+\[", kernels)
     elif name != "argmax":  # a plain one reads DRAM, then stores the value into the page
         assert re.search(r"const float ld\d+ = dram_\w+\[[^;]*\]; x\w+\[", kernels)
     for a, b in zip(outs, plain_outs):

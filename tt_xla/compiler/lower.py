@@ -37,7 +37,6 @@ CHUNK = 1024       # elements per block of a loop kernel (1 tile): its pages (4 
                    # the host's L1 (one host thread, ELU on 4M f32: about 1.3x faster than 4096)
 LINE_BYTES = 64    # the host's cache line: a rows kernel's first-use reads ask for the next block a line at a time
 LINE_MAX_OPS = 8   # ...when its math is at most this many vector ops an element
-PREFETCH_SUB = 256 # elements: a chunk's compute runs in sub-blocks this long, each reading ahead
 TILE = 32          # the device's tile edge
 # Edge of the blocks a loop kernel with a transposed read (a stored transpose) works in: 2x2
 # device tiles. Its reads are runs of one block edge from as many DRAM rows, so the longer the
@@ -376,17 +375,24 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
                                       str(vecs[j][-1])))
     once = [j for j in row_leaves if rowconst[j]]
     per_row = [j for j in row_leaves if not rowconst[j]]
+    # A chunk of a long row is one run the compute loop reads once, in order: the host copies
+    # each element into the page as it first reads it (FIRST_USE), so the math overlaps the DRAM
+    # reads and the host's own prefetcher streams them. Copied first, the block waited on memory
+    # with nothing to compute, then computed from L1, and ELU on 4M f32 took 1.1-1.2x the time
+    # of the pre-loop-IR tree's loop over DRAM; now ELU, ReLU, GELU and exp take 0.85-0.90x the
+    # time of the copy first (one host thread, interleaved in one process, under load).
+    chunk_first = [j for j in row_leaves if mode == "chunk" and inner_st[j] != 0 and j not in heads]
     for j in once:  # the same block for every item of a rows kernel (c0 = 0): the host copies it once per core
         op = op_of[leaves[j][1].src.id]
         cnt, st = ("2 * nc", 1) if j in heads else ("1" if inner_st[j] == 0 else "nc", inner_st[j])
         body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{offs[j]} + c0 * {inner_st[j]}", cnt, st,
-                              host=L.ONCE if mode == "rows" else ""))
+                              host=L.ONCE if mode == "rows" else L.FIRST_USE if j in chunk_first else ""))
     # the block's rows are one block transfer per input when they are one affine walk: one outer
     # dim, a chunk of one row, a tile (whose rows never cross its outer index) or a block of rows
     # that never crosses the innermost outer dim (eigh's pairs: [pairs, batch, n]), else one
     # transfer per row
     affine = len(outer_shape) <= 1 or mode in ("chunk", "tile") or mode == "rows" and outer_shape[-1] % rb == 0
-    first_use: list[int] = []
+    first_use: list[int] = []  # a rows kernel's
     if per_row and affine:
         idx = _decode("r0", outer_shape, "", body)
         for j in per_row:
@@ -401,7 +407,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             first_use += [j] if first else []
             body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}",
                                   cnt, st, *(("r1 - r0", pitch, str(wj)) if mode != "chunk" else ()),
-                                  host=L.FIRST_USE if first else ""))
+                                  host=L.FIRST_USE if first or j in chunk_first else ""))
     elif per_row:
         body.append(L.Range("r", "r0", "r1"))
         idx = _decode("r", outer_shape, "", body)
@@ -480,21 +486,12 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
                     index_of[n.id] = row if inner_st[j] == 0 else f"{row} + (j - c0)"
             else:
                 index_of[n.id] = "0"  # scalar constant
-        # a chunk of a long row: compute in sub-blocks, each first asking the host to fetch the
-        # matching piece of the next chunk of every contiguous input, so that the reads of the
-        # next work item overlap this one's math (single thread, 4M f32 under load: ELU and
-        # ReLU 0.8-0.9x of their time without)
-        ahead = [j for j in row_leaves if inner_st[j] == 1] if mode == "chunk" else []
+        # (a chunk's first-use inputs need no read-ahead hint: the loop reads them in order, and
+        # the host's prefetcher streams them. Asking for the next chunk in sub-blocks of 256 as
+        # well, as when a chunk was copied first, made ELU, ReLU, GELU and ELU's composite form on
+        # 4M f32 take 1.02-1.45x the time, one host thread, under load)
         lines = [j for j in first_use if outer_shape and leaves[j][0].nbytes > PREFETCH_MIN_BYTES]
-        if ahead:
-            pidx = _decode("r", outer_shape, "pf", body)
-            body.append(L.Range("s", "c0", "c1", step=PREFETCH_SUB))
-            for j in ahead:
-                n, a = leaves[j]
-                body.append(L.DmaPrefetch(op_of[a.src.id], f"{_base(offs[j], vecs[j][:-1], pidx)} + s + {w}",
-                                          f"K_MIN({PREFETCH_SUB}, {inner} - (s + {w}))", itemsize(n.dtype)))
-            body.append(L.Range("j", "s", f"K_MIN(s + {PREFETCH_SUB}, c1)", "GCC ivdep"))
-        elif lines:
+        if lines:
             # as a reduction's runs (lower_reduce): a block's first-use copy leaves its page's
             # stores pending behind its last DRAM loads, so each block would start from an empty
             # memory pipeline; the same line of the next block is asked for with each line of
@@ -525,7 +522,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             loop = next(u for u in body[split_at:] if isinstance(u, L.Range) and u.var == "j")
             body[split_at:body.index(loop) + 1] = [L.Range("j", "c0", "c1", "GCC ivdep")]
             lines = []
-        body += [L.End(), L.End()] + ([L.End()] if ahead or lines else [])
+        body += [L.End(), L.End()] + ([L.End()] if lines else [])
         if turn_cb:
             body += [L.CbPop(cb) for cb in turn_cb.values()] + [L.End()]
     for j in stored:
