@@ -289,6 +289,25 @@ def test_a_circular_buffer_misused_fails_the_launch():
     assert (out.to_numpy() == 2).all()
 
 
+@pytest.mark.parametrize("shape,n", [((4000, 7), 11), ((40000, 16), 11), ((140000, 3), 3)])
+def test_small_sram_rows_no_longer_than_the_lanes_shrink_their_items(shape, n):
+    """Rows of at most 16 elements are a piece that cannot shrink: on 64 KiB the items' rows must
+    (fewer rows a block, then a DMA a row), not the compile be refused. Sibling reductions of
+    such rows, too."""
+    import functools
+    rng = np.random.default_rng(5)
+    args = [rng.standard_normal(shape, np.float32) for _ in range(n)]
+
+    def f(*xs):
+        p = functools.reduce(lambda a, b: a * b, xs)
+        return jnp.sum(p, -1), jnp.max(p, -1), jnp.min(xs[0] - xs[-1], -1)
+    want = [np.asarray(w) for w in jax.jit(f)(*args)]
+    outs, _, kernels = _run_on(64 * 1024, _text(f, *args), args)
+    assert max(k.sram_bytes for k in kernels) <= 64 * 1024
+    for o, w in zip(outs, want):
+        np.testing.assert_allclose(o, w, rtol=1e-4, atol=1e-4)
+
+
 def test_small_sram_short_row_reduction_falls_back_to_a_dma_a_row():
     """A reduction of short runs reads an item's rows (17 outputs, of 34 in a kept row) by one
     block DMA per operand; with 64 KiB its three operands' pages do not fit, the pieces and

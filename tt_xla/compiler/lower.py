@@ -668,8 +668,9 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
         return rows_alike and 1 < per_item and last <= piece and (len(kshape) < 2 or kshape[-1] % per_item == 0)
     block = blocks()
     cbs = make_cbs(per_item * last if block else piece, per_out)
-    while L.sram_end(cbs) > sram_budget and piece > LANES:
-        piece = max(LANES, piece // 2)
+    # (rows of at most LANES: the piece is the row and cannot shrink, the item's rows must)
+    while L.sram_end(cbs) > sram_budget and (piece > LANES or per_item > 1):
+        piece = max(LANES, piece // 2) if piece > LANES else piece
         per_item = max(1, per_item // 2)
         per_out = piece if col else per_item
         block = blocks()
