@@ -298,8 +298,9 @@ class _Singer:
     vectors paired at step t are those whose numbers differ by M^-t (1), a different difference
     each step: over 2^m - 1 steps every pair meets once and the order is back where it started.
 
-    Only eigh's stack uses it: the vectors along axis 0 of a 2-D [2h unit, m] array. A side of the pairs is kept [h, unit, m]: as a flat [h unit, m] it would
-    be a view with two strides in one dim, which a kernel cannot read in place."""
+    Only eigh's stack uses it: the vectors along axis 0 of a 2-D [2h unit, m] array. A side of
+    the pairs is kept [h, unit, m]: as a flat [h unit, m] it would be a view with two strides in
+    one dim, which a kernel cannot read in place."""
 
     def __init__(self, k: int) -> None:
         self.m = k.bit_length() - 1
@@ -686,8 +687,8 @@ def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
     Every `extra` (parts, shape) is rotated the same way along the same axis (svd's V). |w_p|^2,
     |w_q|^2 and w_p^H w_q are row reductions of the same vectors: one kernel reading them once
     (fuse._sibling_reductions; carrying the norms, updated by the rotation, took a kernel more
-    a step and was no faster). `unit`: see _RoundRobin. With `hits` (per pair, in the half's shape), the last result is hits marked
-    where this step's rotation was not QUIET."""
+    a step and was no faster). `unit`: see _RoundRobin. With `hits` (per pair, in the half's
+    shape), the last result is hits marked where this step's rotation was not QUIET."""
     order = order or _RoundRobin()
     r = len(shape)
     red = 2 * r - 3 - axis  # the other of the last two axes
