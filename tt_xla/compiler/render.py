@@ -137,7 +137,7 @@ def _constant_counts(k: L.LoopKernel) -> list:
     """The body with the count of each one-run DMA that is short and one integer for every item
     (the column block's `nc` when one block spans a row) written as that integer, for _short (a
     streamed write gets it too and still goes to the engine; the other DMAs' C is unchanged)."""
-    at = [i for i, u in enumerate(k.body) if isinstance(u, L._Dma) and u.rows == "1" and u.stride == 1
+    at = [i for i, u in enumerate(k.body) if type(u) in _DMAS and u.rows == "1" and u.stride == 1
           and not u.count.isdigit() and not u.host]  # (a read the host does elsewhere is not copied here)
     if not at:
         return k.body
@@ -164,16 +164,19 @@ class _FirstUse:
         self.pages: dict[str, L.DmaRead] = {}   # consumer page -> its read
 
     def step(self, u) -> str:
-        if isinstance(u, L.DmaRead) and u.host == L.FIRST_USE and _linear(u):  # (else an ordinary copy)
+        t = type(u)  # (the IR's op classes have no subclasses: a type test is an isinstance)
+        if t is not L.DmaRead and not self.by_cb and not self.pages:
+            return ""  # (most ops of most kernels: nothing followed)
+        if t is L.DmaRead and u.host == L.FIRST_USE and _linear(u):  # (else an ordinary copy)
             if u.cb.name in self.by_cb:
                 raise AssertionError(f"first-use read {L._fmt(u)}: its page's last read was not waited for")
             self.by_cb[u.cb.name] = u
-        elif isinstance(u, L.CbWait) and u.cb.name in self.by_cb:
+        elif t is L.CbWait and u.cb.name in self.by_cb:
             self.pages[u.page] = self.by_cb.pop(u.cb.name)
-        elif isinstance(u, L.CbPop):
+        elif t is L.CbPop:
             for page in [p for p, r in self.pages.items() if r.cb.name == u.cb.name]:
                 del self.pages[page]
-        elif isinstance(u, L.Load) and u.page in self.pages:
+        elif t is L.Load and u.page in self.pages:
             r = self.pages[u.page]
             at = f"({u.index}) * {r.stride}" if r.stride != 1 else u.index
             if u.expr == "{ref}" and u.ctype == r.cb.ctype:
@@ -182,12 +185,15 @@ class _FirstUse:
                 # its work over a training step's kernels)
                 return f"const {u.ctype} {u.var} = {_src(r.page)}[{at}]; {u.page}[{u.index}] = {u.var};"
             return f"{u.page}[{u.index}] = {_src(r.page)}[{at}]; "
-        elif self.pages and isinstance(u, (L.Store, L.DmaWrite, L.MatMul, L.Call)):
+        elif self.pages and t in _WRITERS:
             text = " ".join(v if isinstance(v, str) else " ".join(map(str, v)) for v in vars(u).values()
                             if isinstance(v, (str, tuple)))
             if any(L._mentions(text, p) for p in self.pages):
                 raise AssertionError(f"first-use page used by {L._fmt(u)}")
         return ""
+
+
+_WRITERS = frozenset((L.Store, L.DmaWrite, L.MatMul, L.Call))  # ops that may touch a page other than by a Load
 
 
 # Outputs at least this big are written by streaming (non-temporal) stores (tt_dma_write_op's `stream`):
@@ -250,27 +256,28 @@ class _Rings:
 
     def step(self, u) -> str:
         """Follow u; the C for a circular-buffer op ("" for others and for static pushes/pops)."""
-        if isinstance(u, L.Range):
+        t = type(u)
+        if t not in _RING_OPS:
+            return ""
+        if t is L.Range:
             empty = {n for n, st in self.state.items() if st == (0, False)}
             self.frames.append((dict(self.count), dict(self.state), empty))
             for n in empty:
                 self.count[n, "t"] = self.count[n, "h"] = 0
             return ""
-        if isinstance(u, L.End):
+        if t is L.End:
             self.count, self.state, _ = self.frames.pop()
-            return ""
-        if not isinstance(u, _CB_OPS):
             return ""
         cb = u.cb
         if self.frames and cb.name not in self.frames[-1][2] and cb.npages > 1:
             self.dynamic.add(cb.name)
-        end = "t" if isinstance(u, (L.CbReserve, L.CbPush)) else "h"
+        end = "t" if t is L.CbReserve or t is L.CbPush else "h"
         filled, reserved = self.state[cb.name]
-        if isinstance(u, (L.CbPush, L.CbPop)):
-            self.state[cb.name] = (filled + 1, False) if isinstance(u, L.CbPush) else (filled - 1, reserved)
+        if t is L.CbPush or t is L.CbPop:
+            self.state[cb.name] = (filled + 1, False) if t is L.CbPush else (filled - 1, reserved)
             self.count[cb.name, end] = self.count.get((cb.name, end), 0) + 1
             return f"++{cb.name}_{end};" if cb.name in self.dynamic else ""
-        if isinstance(u, L.CbReserve):
+        if t is L.CbReserve:
             self.state[cb.name] = (filled, True)
         if cb.name in self.dynamic:
             slot = f" + ({cb.name}_{end} % {cb.npages}u) * {cb.page_bytes}u"
@@ -310,8 +317,14 @@ class _Batch:
         self.pending: list[L._Dma] = []
         depth, self.runs_in_loops = 0, False
         for u in body:
-            depth += 1 if isinstance(u, L.Range) else -1 if isinstance(u, L.End) else 0
-            self.runs_in_loops |= depth > 0 and isinstance(u, L._Dma) and _short(u)
+            t = type(u)
+            if t is L.Range:
+                depth += 1
+            elif t is L.End:
+                depth -= 1
+            elif depth > 0 and t in _DMAS and _short(u):
+                self.runs_in_loops = True
+                break
 
     def known_value(self, text: str) -> int | None:
         """The value of an index expression when it is one integer for every work item."""
@@ -395,6 +408,10 @@ RULES: dict[type, Callable] = {
 _CB_OPS = (L.CbReserve, L.CbPush, L.CbWait, L.CbPop)
 # ops that touch no SRAM or DRAM data: pending DMAs (_Batch) may be issued after them
 _QUIET = (*_CB_OPS, L.Define, L.VectorOps, L.DmaRead, L.DmaWrite)
+# The same sets for type tests (the IR's op classes have no subclasses; a set lookup is much
+# cheaper than isinstance over a tuple, and render meets every op of every kernel)
+_CB_SET, _QUIET_SET, _DMAS = frozenset(_CB_OPS), frozenset(_QUIET), frozenset((L.DmaRead, L.DmaWrite))
+_RING_OPS = frozenset((*_CB_OPS, L.Range, L.End))  # what _Rings follows
 
 
 def render(k: L.LoopKernel) -> str:
@@ -424,15 +441,16 @@ def render(k: L.LoopKernel) -> str:
         if text:
             lines.append("  " * depth + text)
     for u in body:
-        if not isinstance(u, _QUIET):
+        t = type(u)
+        if t not in _QUIET_SET and batch.pending:
             emit(batch.flush(depth))
-        if isinstance(u, L.End):
+        if t is L.End:
             depth -= 1
         text = rings.step(u)  # (it follows the ranges too)
         fill = first.step(u)
-        if isinstance(u, L.Load) and fill.endswith(";"):  # (a first-use Load, rendered whole)
+        if t is L.Load and fill.endswith(";"):  # (a first-use Load, rendered whole)
             text = fill
-        elif isinstance(u, L._Dma):
+        elif t in _DMAS:
             if batch.joins(u, depth):
                 if _counted_here(u):
                     emit(_first_use_pointer(u))  # (the Loads read DRAM through it)
@@ -440,13 +458,13 @@ def render(k: L.LoopKernel) -> str:
                 continue
             if not _counted_here(u):
                 emit(batch.flush(depth))
-            text = RULES[type(u)](u)
-        elif isinstance(u, L.VectorOps) and (n := batch.known_value(u.count)) is not None:
+            text = RULES[t](u)
+        elif t is L.VectorOps and (n := batch.known_value(u.count)) is not None:
             text = f"tt_vector_ops(core, {n}u);"  # (the count the lowering wrote, folded: less for the C compiler)
-        elif not isinstance(u, _CB_OPS):
-            text = fill + RULES[type(u)](u)
+        elif t not in _CB_SET:
+            text = fill + RULES[t](u)
         emit(text)
-        if isinstance(u, L.Range):
+        if t is L.Range:
             depth += 1
     emit(batch.flush(depth))
     text = "\n".join(lines[decl:])
