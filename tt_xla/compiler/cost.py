@@ -217,20 +217,33 @@ class _Node:
     """A range and its body as a tree (the IR is flat)."""
     op: L.Range | None
     body: list  # UOps and _Nodes
+    costs: bool = False  # whether it holds an op with a figure (_COSTS), at any depth
+
+
+# the ops that have a figure (the IR's op classes have no subclasses: a type test is an isinstance)
+_COSTS = frozenset((L.VectorOps, L.DmaRead, L.DmaWrite, L.MatMul, L.Alu))
 
 
 def _tree(body: list) -> _Node:
     root = _Node(None, [])
     stack = [root]
     for u in body:
-        if isinstance(u, L.Range):
+        t = type(u)
+        if t is L.Range:
             n = _Node(u, [])
             stack[-1].body.append(n)
             stack.append(n)
-        elif isinstance(u, L.End):
-            stack.pop()
+        elif t is L.End:
+            done = stack.pop()
+            if done.costs:
+                stack[-1].costs = True
         else:
             stack[-1].body.append(u)
+            if t in _COSTS:
+                stack[-1].costs = True
+    for i in range(len(stack) - 1, 0, -1):  # (ranges left open: as if closed at the end)
+        if stack[i].costs:
+            stack[i - 1].costs = True
     return root
 
 
@@ -259,20 +272,21 @@ class _Walker:
             return out
 
         for u in node.body:
-            if isinstance(u, L.Define):
+            t = type(u)
+            if t is L.Define:
                 local[u.var] = set()
                 continue
-            if isinstance(u, _Node):
+            if t is _Node:
                 inner = set(self.free(u))
-                if inner or _has_cost(u):
+                if inner or u.costs:
                     inner |= uses([u.op.start, u.op.end])
                 inner.discard(u.op.var)
                 need |= inner
-            else:
+            elif t in _COSTS:
                 need |= uses(_cost_texts(u))
         # expand the block's Defines (in reverse: a Define reads only earlier names)
         for u in reversed(node.body):
-            if isinstance(u, L.Define) and u.var in need:
+            if type(u) is L.Define and u.var in need:
                 need.discard(u.var)
                 need |= self.expr(u.expr).names
         self.deps[id(node)] = frozenset(need)
@@ -293,31 +307,50 @@ class _Walker:
                 v = scope[name] = self.expr(v.text)(v.env)
             return v
 
-        def value(text: str) -> np.ndarray:
+        def value(text: str) -> np.ndarray | int:
             v = self.expr(text)(env)
+            if type(v) is int:  # (most counts: one number for every item)
+                return v if v > 0 else 0
             if v is DATA:
                 raise ValueError(f"cost: {self.k.name}: {text!r} is decided by the data, with no bound")
             return np.maximum(np.asarray(v, dtype=np.int64), 0)
 
+        # A count that is one number for every item weighs sum(weight) (summed once); the Alus'
+        # costs add up first, then weigh it once (integers: the same figure as op by op)
+        wsum = None
+        alu = 0
         for u in node.body:
-            if isinstance(u, L.Define):
+            t = type(u)
+            if t is L.Alu:
+                alu += u.cost
+            elif t is L.Define:
                 scope[u.var] = _Lazy(u.expr, env)
-            elif isinstance(u, (L.Var, L.Load)):
+            elif t is L.Var or t is L.Load:
                 scope[u.var] = DATA
-            elif isinstance(u, L.VectorOps):
-                total[0] += np.sum(value(u.count) * weight)
-            elif isinstance(u, (L.DmaRead, L.DmaWrite)):
-                total[1] += np.sum(value(u.count) * value(u.rows) * weight) * u.cb.esize
-            elif isinstance(u, L.MatMul):
+            elif t is L.VectorOps:
+                c = value(u.count)
+                if type(c) is int:
+                    if wsum is None:
+                        wsum = int(np.sum(weight))
+                    total[0] += c * wsum
+                else:
+                    total[0] += np.sum(c * weight)
+            elif t is L.DmaRead or t is L.DmaWrite:
+                c, r = value(u.count), value(u.rows)
+                if type(c) is int and type(r) is int:
+                    if wsum is None:
+                        wsum = int(np.sum(weight))
+                    total[1] += c * r * wsum * u.cb.esize
+                else:
+                    total[1] += np.sum(c * r * weight) * u.cb.esize
+            elif t is L.MatMul:
                 m, n, k = value(u.m), value(u.n), value(str(u.k))
                 live = ((m > 0) & (n > 0)) * weight
                 total[2] += np.sum(live * (-(-m // 32)) * (-(-n // 32)) * -(-k // 32))
                 b_esize = 0 if u.b_page else self.esize[u.b.index]  # a B page already in SRAM: no DMA
                 a_esize = 0 if u.a_page else self.esize[u.a.index]
                 total[1] += np.sum(live * (m * k * a_esize + k * n * b_esize))
-            elif isinstance(u, L.Alu):
-                total[3] += u.cost * np.sum(weight)
-            elif isinstance(u, _Node) and _has_cost(u):
+            elif t is _Node and u.costs:
                 r = u.op
                 start, end = self.expr(r.start)(env), self.expr(r.end)(env)
                 if start is DATA or end is DATA:
@@ -333,9 +366,11 @@ class _Walker:
                     shape = np.broadcast(np.asarray(start), trip, np.asarray(weight)).shape
                     chunk = max(1, CELLS // max(1, int(np.prod(shape))))
                     for t0 in range(0, steps, chunk):
-                        t = np.arange(t0, min(t0 + chunk, steps), dtype=np.int64).reshape((-1,) + (1,) * len(shape))
-                        inner[r.var] = np.asarray(start) + t * r.step
-                        total += self.run(u, inner, (trip > t) * weight)
+                        at = np.arange(t0, min(t0 + chunk, steps), dtype=np.int64).reshape((-1,) + (1,) * len(shape))
+                        inner[r.var] = np.asarray(start) + at * r.step
+                        total += self.run(u, inner, (trip > at) * weight)
+        if alu:
+            total[3] += alu * (int(np.sum(weight)) if wsum is None else wsum)
         return total
 
 
@@ -358,11 +393,6 @@ def _cost_texts(u) -> list[str]:
     if isinstance(u, L.MatMul):
         return [u.m, u.n, str(u.k)]
     return []
-
-
-def _has_cost(node: _Node) -> bool:
-    return any(isinstance(u, (L.VectorOps, L.DmaRead, L.DmaWrite, L.MatMul, L.Alu)) or
-               (isinstance(u, _Node) and _has_cost(u)) for u in node.body)
 
 
 def figures(k: L.LoopKernel) -> Figures:
