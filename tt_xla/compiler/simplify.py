@@ -236,7 +236,13 @@ def transposed_dots(graph: Graph) -> Graph:
     writes the product in the layout its one user wants (XLA's transpose folding), and the copy
     kernel is gone. Operand layouts are legalize's canonical [batch, free, contracting] and
     [batch, contracting, free], so both operands only get (view) transposes."""
-    nodes = graph.nodes()
+    return _transposed_dots(graph, graph.nodes())
+
+
+def _transposed_dots(graph: Graph, nodes: list[Node]) -> Graph:
+    """transposed_dots given the graph's nodes (`Graph.nodes()`)."""
+    if not any(n.op == "transpose" and n.inputs[0].op == "dot" for n in nodes):
+        return graph  # (most rounds: no transposed product, so no readers to count)
     use = users(nodes)
     outs = {o.id for o in graph.outputs}
     single = {n.id for n in nodes if n.op == "dot" and n.id not in outs and len(use[n.id]) == 1}
@@ -296,9 +302,10 @@ def body_key(g: Graph) -> tuple:
                  for n in order) + (tuple(pos[o.id] for o in g.outputs),)
 
 
-def cse(graph: Graph, keys: dict[int, tuple | None] | None = None) -> Graph:
+def cse(graph: Graph, keys: dict[int, tuple | None] | None = None, order: list[Node] | None = None) -> Graph:
     """Equal nodes (op, type, inputs, attributes) merged into the first one met. `keys`: node id ->
-    its key, kept by the caller across rounds (a node not rebuilt keeps its key)."""
+    its key, kept by the caller across rounds (a node not rebuilt keeps its key). `order`: the
+    graph's nodes (`Graph.nodes()`) when the caller has them."""
     seen: dict[tuple, Node] = {}
     keys = {} if keys is None else keys
 
@@ -309,7 +316,7 @@ def cse(graph: Graph, keys: dict[int, tuple | None] | None = None) -> Graph:
         if k is None:
             return n
         return seen.setdefault(k, n)
-    return rewrite(graph, visit)
+    return rewrite(graph, visit, order=order)
 
 
 def simplify(graph: Graph) -> Graph:
@@ -327,8 +334,18 @@ def simplify(graph: Graph) -> Graph:
             settled.add(n.id)
         return r
     for _ in range(3):
-        new = cse(rewrite(transposed_dots(graph), patterns), keys)
-        if all(a is b for a, b in zip(new.outputs, graph.outputs)):
+        # A graph whose outputs are the same nodes is the same graph (nodes are not changed in
+        # place), so its node order is known: each round walks the graph once, not three times.
+        nodes = graph.nodes()
+        folded = _transposed_dots(graph, nodes)
+        rewritten = rewrite(folded, patterns, order=nodes if folded is graph else None)
+        same = folded is graph and _same_outputs(rewritten, graph)
+        new = cse(rewritten, keys, order=nodes if same else None)
+        if _same_outputs(new, graph):
             return new  # a fixed point: nothing was rewritten
         graph = new
     return graph
+
+
+def _same_outputs(a: Graph, b: Graph) -> bool:
+    return all(x is y for x, y in zip(a.outputs, b.outputs))
