@@ -401,5 +401,7 @@ def figures(k: L.LoopKernel) -> Figures:
         return Figures(sram_bytes=L.sram_end(k.cbs))
     w = _Walker(k)
     it = np.arange(k.work_items, dtype=np.int64)
-    v, dma, tiles, alu = (int(x) for x in w.run(_tree(k.body), {"it": it}, np.ones_like(it)))
+    # (one item: its number as a plain integer, so its expressions evaluate without numpy)
+    v, dma, tiles, alu = (int(x) for x in w.run(_tree(k.body), {"it": 0 if k.work_items == 1 else it},
+                                                np.ones_like(it)))
     return Figures(v, dma, tiles, L.sram_end(k.cbs), alu)

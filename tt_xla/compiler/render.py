@@ -88,6 +88,7 @@ def _short(u: L.DmaRead | L.DmaWrite) -> bool:
 
 
 _BINDS = (L.Define, L.Range, L.Var, L.Load, L.Alu)  # the ops that name a value
+_BINDS_SET = frozenset(_BINDS)
 
 
 class _Unknown(Exception):
@@ -101,9 +102,11 @@ def _item_values(k: L.LoopKernel) -> Callable[[str], int | None]:
     variable, a loaded value or a second Define make it unknown)."""
     once: dict[str, str | None] = {}
     for u in k.body:
-        if isinstance(u, _BINDS):
-            once[u.var] = u.expr if isinstance(u, L.Define) and u.var not in once else None
-    items = np.arange(k.work_items, dtype=np.int64) if 0 < k.work_items <= ITEMS_MAX else None
+        if type(u) in _BINDS_SET:
+            once[u.var] = u.expr if type(u) is L.Define and u.var not in once else None
+    # (one item: its number as a plain integer, evaluated without numpy, to the same values)
+    items = 0 if k.work_items == 1 else np.arange(k.work_items, dtype=np.int64) if 0 < k.work_items <= ITEMS_MAX \
+        else None
     memo: dict[str, object] = {}
 
     def env(name: str):
@@ -122,9 +125,12 @@ def _item_values(k: L.LoopKernel) -> Callable[[str], int | None]:
 
     def value(text: str) -> int | None:
         try:
-            v = np.asarray(_parse(text)(env))
+            v = _parse(text)(env)
         except (_Unknown, ValueError):
             return None
+        if type(v) is int:  # (no item in it: a plain integer)
+            return v
+        v = np.asarray(v)
         return int(v.flat[0]) if v.size and (v == v.flat[0]).all() else None
     return value
 
@@ -165,8 +171,6 @@ class _FirstUse:
 
     def step(self, u) -> str:
         t = type(u)  # (the IR's op classes have no subclasses: a type test is an isinstance)
-        if t is not L.DmaRead and not self.by_cb and not self.pages:
-            return ""  # (most ops of most kernels: nothing followed)
         if t is L.DmaRead and u.host == L.FIRST_USE and _linear(u):  # (else an ordinary copy)
             if u.cb.name in self.by_cb:
                 raise AssertionError(f"first-use read {L._fmt(u)}: its page's last read was not waited for")
@@ -241,7 +245,8 @@ class _Rings:
         self.at: dict[str, int | None] = {}  # page -> its byte offset in SRAM when static (else None)
         self._reset()
         for u in k.body:  # a dry run finds the rings that need counters
-            self.step(u)
+            if type(u) in _RING_OPS:
+                self.step(u)
         self._reset()
 
     def _reset(self) -> None:
@@ -428,7 +433,7 @@ def render(k: L.LoopKernel) -> str:
     if k.cbs:
         lines.append("  char *const sram_ = (char *)core->sram;")
     rings = _Rings(k)
-    if any(isinstance(u, L.DmaRead) and u.host == L.ONCE and u.cb.name in rings.dynamic for u in k.body):
+    if any(type(u) is L.DmaRead and u.host == L.ONCE and u.cb.name in rings.dynamic for u in k.body):
         raise AssertionError(f"{k.name}: a read done once per core into a page that moves")
     first = _FirstUse()
     body = _constant_counts(k)
@@ -446,8 +451,8 @@ def render(k: L.LoopKernel) -> str:
             emit(batch.flush(depth))
         if t is L.End:
             depth -= 1
-        text = rings.step(u)  # (it follows the ranges too)
-        fill = first.step(u)
+        text = rings.step(u) if t in _RING_OPS else ""  # (it follows the ranges too)
+        fill = first.step(u) if t is L.DmaRead or first.by_cb or first.pages else ""  # (else nothing to follow)
         if t is L.Load and fill.endswith(";"):  # (a first-use Load, rendered whole)
             text = fill
         elif t in _DMAS:
@@ -475,7 +480,7 @@ def render(k: L.LoopKernel) -> str:
             pointers.append(f"  {const}{o.ctype} *restrict p{o.index} = ({const}{o.ctype} *)ops[{o.index}];")
     lines[decl:decl] = pointers
     lines.append("  }")
-    if any(isinstance(u, L.DmaWrite) and _streams(u) for u in k.body):
+    if any(type(u) is L.DmaWrite and _streams(u) for u in k.body):
         lines.append("  tt_dma_stream_fence();")  # streamed stores are weakly ordered
     lines.append("}")
     return "\n".join(lines)
