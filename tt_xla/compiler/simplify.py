@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from .graph import ELEMENTWISE, FLOATS, Graph, Node, broadcast, const, scalar_const, transpose, users
+from .graph import ELEMENTWISE, FLOATS, Graph, Node, broadcast, const, scalar_const, transpose
 from .ops import OPS, fold
 from .rewrite import rewrite
 
@@ -241,18 +241,24 @@ def transposed_dots(graph: Graph) -> Graph:
 
 def _transposed_dots(graph: Graph, nodes: list[Node]) -> Graph:
     """transposed_dots given the graph's nodes (`Graph.nodes()`)."""
-    if not any(n.op == "transpose" and n.inputs[0].op == "dot" for n in nodes):
+    turned = [n for n in nodes if n.op == "transpose" and n.inputs[0].op == "dot"]
+    if not turned:
         return graph  # (most rounds: no transposed product, so no readers to count)
-    use = users(nodes)
+    # the readers of those products only (a reader reading one twice counts twice)
+    reads = dict.fromkeys((n.inputs[0].id for n in turned), 0)
+    for n in nodes:
+        for i in n.inputs:
+            if i.id in reads:
+                reads[i.id] += 1
     outs = {o.id for o in graph.outputs}
-    single = {n.id for n in nodes if n.op == "dot" and n.id not in outs and len(use[n.id]) == 1}
+    single = {i for i, c in reads.items() if c == 1 and i not in outs}
 
     def swaps(n: Node) -> bool:  # a transpose of a single-use product that swaps its free dims
         if n.op != "transpose" or n.inputs[0].id not in single:
             return False
         nb, nc, nl, nr = _dot_dims(n.inputs[0])
         return list(n.attrs["perm"]) == list(range(nb)) + list(range(nb + nl, nb + nl + nr)) + list(range(nb, nb + nl))
-    if not any(swaps(n) for n in nodes):
+    if not any(swaps(n) for n in turned):
         return graph  # nothing to fold (most rounds): skip the rebuild
 
     def fold(n: Node) -> Node:
@@ -279,6 +285,8 @@ def _widens(narrow: str, wide: str) -> bool:
 def _key(n: Node) -> tuple | None:
     if n.op == "param":
         return None
+    if not n.attrs:  # (most nodes)
+        return (n.op, n.dtype, n.shape, tuple(i.id for i in n.inputs), ())
     attrs = []
     for k, v in sorted(n.attrs.items()):
         if isinstance(v, np.ndarray):
