@@ -61,6 +61,9 @@ def _cdiv(a, b):
     """C's integer division (truncating), 0 where b is 0 (never a count the IR divides by)."""
     if type(a) is int and type(b) is int:
         return 0 if b == 0 else abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)
+    if type(b) is int and b > 0:  # (most: a vector over the items by a constant)
+        q = np.abs(a) // b
+        return np.where(np.less(a, 0), -q, q)
     b_ = np.where(np.equal(b, 0), 1, b)
     q = np.abs(a) // np.abs(b_)
     return np.where(np.equal(b, 0), 0, np.where((np.asarray(a) < 0) != (np.asarray(b_) < 0), -q, q))
@@ -331,18 +334,18 @@ class _Walker:
                 c = value(u.count)
                 if type(c) is int:
                     if wsum is None:
-                        wsum = int(np.sum(weight))
+                        wsum = int(weight.sum())  # (weight: always an int64 array)
                     total[0] += c * wsum
                 else:
-                    total[0] += np.sum(c * weight)
+                    total[0] += (c * weight).sum()
             elif t is L.DmaRead or t is L.DmaWrite:
                 c, r = value(u.count), value(u.rows)
                 if type(c) is int and type(r) is int:
                     if wsum is None:
-                        wsum = int(np.sum(weight))
+                        wsum = int(weight.sum())  # (weight: always an int64 array)
                     total[1] += c * r * wsum * u.cb.esize
                 else:
-                    total[1] += np.sum(c * r * weight) * u.cb.esize
+                    total[1] += (c * r * weight).sum() * u.cb.esize
             elif t is L.MatMul:
                 m, n, k = value(u.m), value(u.n), value(str(u.k))
                 live = ((m > 0) & (n > 0)) * weight
@@ -370,7 +373,7 @@ class _Walker:
                         inner[r.var] = np.asarray(start) + at * r.step
                         total += self.run(u, inner, (trip > at) * weight)
         if alu:
-            total[3] += alu * (int(np.sum(weight)) if wsum is None else wsum)
+            total[3] += alu * (int(weight.sum()) if wsum is None else wsum)
         return total
 
 

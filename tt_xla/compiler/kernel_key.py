@@ -63,6 +63,8 @@ def graph_key(g: Graph) -> tuple:
 
 
 def _attrs(n: Node) -> tuple:
+    if not n.attrs:  # (most nodes)
+        return ()
     return tuple((k, _value(v)) for k, v in sorted(n.attrs.items()))
 
 
@@ -119,7 +121,7 @@ def _walk(top: Node, mat: set[int], open_: set[int], pos: dict[int, int], order:
                 a = attrs_of.get(n.id)
                 if a is None:
                     a = attrs_of[n.id] = _attrs(n)
-                rows.append((n.op, n.shape, n.dtype, n.id in mat, n.id in bfp8, a, tuple(pos[c.id] for c in n.inputs)))
+                rows.append((n.op, n.shape, n.dtype, n.id in mat, n.id in bfp8, a, tuple([pos[c.id] for c in n.inputs])))
             else:
                 rows.append((n.op, n.shape, n.dtype, n.id in bfp8))
 

@@ -243,11 +243,31 @@ class _Rings:
         self.cbs = k.cbs
         self.dynamic: set[str] = set()
         self.at: dict[str, int | None] = {}  # page -> its byte offset in SRAM when static (else None)
+        self._find_dynamic(k.body)
         self._reset()
-        for u in k.body:  # a dry run finds the rings that need counters
-            if type(u) in _RING_OPS:
-                self.step(u)
-        self._reset()
+
+    def _find_dynamic(self, body: list) -> None:
+        """A dry run of `step` over the body that follows only what decides which rings need
+        counters (each ring's state, and which were empty where each range started)."""
+        state = {cb.name: (0, False) for cb in self.cbs}
+        frames: list[tuple[dict, set[str]]] = []
+        for u in body:
+            t = type(u)
+            if t is L.Range:
+                frames.append((dict(state), {n for n, st in state.items() if st == (0, False)}))
+            elif t is L.End:
+                state = frames.pop()[0]
+            elif t in _CB_SET:
+                name = u.cb.name
+                if frames and name not in frames[-1][1] and u.cb.npages > 1:
+                    self.dynamic.add(name)
+                filled, reserved = state[name]
+                if t is L.CbPush:
+                    state[name] = (filled + 1, False)
+                elif t is L.CbPop:
+                    state[name] = (filled - 1, reserved)
+                elif t is L.CbReserve:
+                    state[name] = (filled, True)
 
     def _reset(self) -> None:
         self.count: dict[tuple[str, str], int] = {}
