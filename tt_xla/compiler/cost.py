@@ -307,11 +307,11 @@ class _Walker:
             if v is _UNBOUND:
                 raise ValueError(f"cost: {self.k.name} reads {name!r}, which the IR does not define")
             if isinstance(v, _Lazy):
-                v = scope[name] = self.expr(v.text)(v.env)
+                v = scope[name] = _parse(v.text).fn(v.env)
             return v
 
         def value(text: str) -> np.ndarray | int:
-            v = self.expr(text)(env)
+            v = _parse(text).fn(env)  # (.fn: one call less than the Expr)
             if type(v) is int:  # (most counts: one number for every item)
                 return v if v > 0 else 0
             if v is DATA:
@@ -355,7 +355,7 @@ class _Walker:
                 total[1] += np.sum(live * (m * k * a_esize + k * n * b_esize))
             elif t is _Node and u.costs:
                 r = u.op
-                start, end = self.expr(r.start)(env), self.expr(r.end)(env)
+                start, end = _parse(r.start).fn(env), _parse(r.end).fn(env)
                 if start is DATA or end is DATA:
                     raise ValueError(f"cost: {self.k.name}: range {r.var}'s bounds are decided by the data")
                 trip = np.maximum(-(-(np.asarray(end) - start) // r.step), 0)

@@ -115,7 +115,7 @@ def _item_values(k: L.LoopKernel) -> Callable[[str], int | None]:
         if name not in memo:
             text = once.get(name)
             try:
-                memo[name] = _Unknown() if text is None else _parse(text)(env)
+                memo[name] = _Unknown() if text is None else _parse(text).fn(env)
             except (_Unknown, ValueError):
                 memo[name] = _Unknown()
         v = memo[name]
@@ -125,7 +125,7 @@ def _item_values(k: L.LoopKernel) -> Callable[[str], int | None]:
 
     def value(text: str) -> int | None:
         try:
-            v = _parse(text)(env)
+            v = _parse(text).fn(env)
         except (_Unknown, ValueError):
             return None
         if type(v) is int:  # (no item in it: a plain integer)
@@ -139,7 +139,28 @@ def _item_values(k: L.LoopKernel) -> Callable[[str], int | None]:
 ITEMS_MAX = 1 << 20
 
 
-def _constant_counts(k: L.LoopKernel) -> list:
+class _Known:
+    """known(text): the value of an index expression of `k` when it is one integer for every work
+    item (else None), remembered; the kernel's evaluator (_item_values) is made when first needed.
+    One per rendering: the counts _constant_counts folds and the fields a DMA batch writes are
+    often the same expressions."""
+
+    def __init__(self, k: L.LoopKernel):
+        self.k = k
+        self.value: Callable[[str], int | None] | None = None
+        self.memo: dict[str, int | None] = {}
+
+    def __call__(self, text: str) -> int | None:
+        if text.lstrip("-").isdigit():
+            return int(text)
+        if text not in self.memo:
+            if self.value is None:
+                self.value = _item_values(self.k)
+            self.memo[text] = self.value(text)
+        return self.memo[text]
+
+
+def _constant_counts(k: L.LoopKernel, known: _Known) -> list:
     """The body with the count of each one-run DMA that is short and one integer for every item
     (the column block's `nc` when one block spans a row) written as that integer, for _short (a
     streamed write gets it too and still goes to the engine; the other DMAs' C is unchanged)."""
@@ -147,12 +168,11 @@ def _constant_counts(k: L.LoopKernel) -> list:
           and not u.count.isdigit() and not u.host]  # (a read the host does elsewhere is not copied here)
     if not at:
         return k.body
-    value, body, seen = _item_values(k), list(k.body), {}
+    body = list(k.body)
     for i in at:
         u = body[i]
-        if u.count not in seen:
-            seen[u.count] = value(u.count)
-        if seen[u.count] is not None and _short(w := replace(u, count=str(seen[u.count]))):
+        n = known(u.count)
+        if n is not None and _short(w := replace(u, count=str(n))):
             body[i] = w
     return body
 
@@ -334,11 +354,10 @@ class _Batch:
     anything else issues the pending ones first, in program order (the engine sees the same
     transfers in the same order as from one call each)."""
 
-    def __init__(self, k: L.LoopKernel, body: list, rings: _Rings):
+    def __init__(self, k: L.LoopKernel, body: list, rings: _Rings, known: _Known):
         self.k = k
         self.rings = rings
-        self.value: Callable[[str], int | None] | None = None  # (made when first needed)
-        self.known: dict[str, int | None] = {}
+        self.known_value = known  # (the value of an index expression when one integer for every work item)
         self.pending: list[L._Dma] = []
         depth, self.runs_in_loops = 0, False
         for u in body:
@@ -350,16 +369,6 @@ class _Batch:
             elif depth > 0 and t in _DMAS and _short(u):
                 self.runs_in_loops = True
                 break
-
-    def known_value(self, text: str) -> int | None:
-        """The value of an index expression when it is one integer for every work item."""
-        if text.lstrip("-").isdigit():
-            return int(text)
-        if text not in self.known:
-            if self.value is None:
-                self.value = _item_values(self.k)
-            self.known[text] = self.value(text)
-        return self.known[text]
 
     def joins(self, u: L._Dma, depth: int) -> bool:
         if _counted_here(u):  # (a count only: K_DMA_COUNT)
@@ -456,8 +465,9 @@ def render(k: L.LoopKernel) -> str:
     if any(type(u) is L.DmaRead and u.host == L.ONCE and u.cb.name in rings.dynamic for u in k.body):
         raise AssertionError(f"{k.name}: a read done once per core into a page that moves")
     first = _FirstUse()
-    body = _constant_counts(k)
-    batch = _Batch(k, body, rings)
+    known = _Known(k)
+    body = _constant_counts(k, known)
+    batch = _Batch(k, body, rings, known)
     lines.append("  for (int64_t it = begin; it < end; ++it) {")
     lines += ["    " + d for d in rings.declare()]
     depth = 2

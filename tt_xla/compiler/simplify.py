@@ -341,13 +341,17 @@ def simplify(graph: Graph) -> Graph:
         if r is n:
             settled.add(n.id)
         return r
-    for _ in range(3):
+    for round_ in range(3):
         # A graph whose outputs are the same nodes is the same graph (nodes are not changed in
         # place), so its node order is known: each round walks the graph once, not three times.
         nodes = graph.nodes()
         folded = _transposed_dots(graph, nodes)
         rewritten = rewrite(folded, patterns, order=nodes if folded is graph else None)
         same = folded is graph and _same_outputs(rewritten, graph)
+        if same and round_ > 0:
+            # a fixed point: the graph is the last round's CSE result, in which no two nodes
+            # have one key (CSE merged them as it met them), so CSE would leave it as it is
+            return rewritten
         new = cse(rewritten, keys, order=nodes if same else None)
         if _same_outputs(new, graph):
             return new  # a fixed point: nothing was rewritten
