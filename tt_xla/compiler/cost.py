@@ -253,7 +253,7 @@ def _tree(body: list) -> _Node:
 class _Walker:
     def __init__(self, k: L.LoopKernel):
         self.k = k
-        self.esize = {o.index: np.dtype(_NP.get(o.ctype, "u1")).itemsize for o in k.operands}
+        self.esize = {o.index: _ESIZE.get(o.ctype, 1) for o in k.operands}
         self.deps: dict[int, frozenset[str]] = {}  # id(_Node) -> free names its figures read
 
     @staticmethod
@@ -358,7 +358,10 @@ class _Walker:
                 start, end = _parse(r.start).fn(env), _parse(r.end).fn(env)
                 if start is DATA or end is DATA:
                     raise ValueError(f"cost: {self.k.name}: range {r.var}'s bounds are decided by the data")
-                trip = np.maximum(-(-(np.asarray(end) - start) // r.step), 0)
+                if type(start) is int and type(end) is int:  # (most ranges: plain integers)
+                    trip = max(-(-(end - start) // r.step), 0)
+                else:
+                    trip = np.maximum(-(-(np.asarray(end) - start) // r.step), 0)
                 inner = dict(scope)
                 if r.var not in self.free(u):  # trip count x one pass
                     inner[r.var] = start
@@ -377,15 +380,19 @@ class _Walker:
         return total
 
 
-@dataclass(frozen=True)
 class _Lazy:
-    text: str
-    env: Callable[[str], Value]
+    """A Define not evaluated yet: its text and the lookup of its block. (A plain class: the walk
+    makes one per Define per pass through a block.)"""
+    __slots__ = ("text", "env")
+
+    def __init__(self, text: str, env: Callable[[str], Value]):
+        self.text, self.env = text, env
 
 
 _UNBOUND = object()
 _NP = {"float": "f4", "double": "f8", "uint16_t": "u2", "int16_t": "i2", "uint8_t": "u1", "int8_t": "i1",
        "int32_t": "i4", "uint32_t": "u4", "int64_t": "i8", "uint64_t": "u8", "_Float16": "f2", "bool": "u1"}
+_ESIZE = {c: np.dtype(t).itemsize for c, t in _NP.items()}  # (any other type: 1 byte, as "u1")
 
 
 def _cost_texts(u) -> list[str]:

@@ -498,7 +498,8 @@ def render(k: L.LoopKernel) -> str:
             text = f"tt_vector_ops(core, {n}u);"  # (the count the lowering wrote, folded: less for the C compiler)
         elif t not in _CB_SET:
             text = fill + RULES[t](u)
-        emit(text)
+        if text:  # (emit, inline: once per op)
+            lines.append("  " * depth + text)
         if t is L.Range:
             depth += 1
     emit(batch.flush(depth))

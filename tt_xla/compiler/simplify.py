@@ -286,7 +286,7 @@ def _key(n: Node) -> tuple | None:
     if n.op == "param":
         return None
     if not n.attrs:  # (most nodes)
-        return (n.op, n.dtype, n.shape, tuple(i.id for i in n.inputs), ())
+        return (n.op, n.dtype, n.shape, tuple([i.id for i in n.inputs]), ())
     attrs = []
     for k, v in sorted(n.attrs.items()):
         if isinstance(v, np.ndarray):
@@ -298,7 +298,7 @@ def _key(n: Node) -> tuple | None:
         elif not isinstance(v, (int, float, str, bool, tuple, type(None))):
             v = id(v)
         attrs.append((k, v))
-    return (n.op, n.dtype, n.shape, tuple(i.id for i in n.inputs), tuple(attrs))
+    return (n.op, n.dtype, n.shape, tuple([i.id for i in n.inputs]), tuple(attrs))
 
 
 def body_key(g: Graph) -> tuple:
