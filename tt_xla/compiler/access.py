@@ -4,7 +4,6 @@ Iota is the same kind of thing: its value is an affine function of the index."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 from .graph import Node
 
@@ -17,12 +16,6 @@ class Access:
 
 
 def row_major(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return _row_major(tuple(shape))
-
-
-@lru_cache(maxsize=4096)
-def _row_major(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """(Shapes repeat across the nodes and kernels of a program: each is worked out once.)"""
     strides, acc = [], 1
     for d in reversed(shape):
         strides.append(acc)
