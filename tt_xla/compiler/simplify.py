@@ -282,7 +282,9 @@ def _widens(narrow: str, wide: str) -> bool:
     return wide in order.get(narrow, ())
 
 
-def _key(n: Node) -> tuple | None:
+def _key(n: Node, bodies: dict[int, tuple]) -> tuple | None:
+    """n's CSE key. `bodies`: id of a reduce body Graph -> (the body, its body_key), for one
+    simplify call (a node rebuilt with new inputs keeps its body)."""
     if n.op == "param":
         return None
     if not n.attrs:  # (most nodes)
@@ -294,7 +296,10 @@ def _key(n: Node) -> tuple | None:
                 return ("big-const", n.id)
             v = (v.dtype.str, v.shape, v.tobytes())
         elif isinstance(v, Graph):
-            v = body_key(v)
+            b = bodies.get(id(v))
+            if b is None:  # (the body is kept with its key: its id is not reused meanwhile)
+                b = bodies[id(v)] = (v, body_key(v))
+            v = b[1]
         elif not isinstance(v, (int, float, str, bool, tuple, type(None))):
             v = id(v)
         attrs.append((k, v))
@@ -310,17 +315,20 @@ def body_key(g: Graph) -> tuple:
                  for n in order) + (tuple(pos[o.id] for o in g.outputs),)
 
 
-def cse(graph: Graph, keys: dict[int, tuple | None] | None = None, order: list[Node] | None = None) -> Graph:
+def cse(graph: Graph, keys: dict[int, tuple | None] | None = None, order: list[Node] | None = None,
+        bodies: dict[int, tuple] | None = None) -> Graph:
     """Equal nodes (op, type, inputs, attributes) merged into the first one met. `keys`: node id ->
-    its key, kept by the caller across rounds (a node not rebuilt keeps its key). `order`: the
-    graph's nodes (`Graph.nodes()`) when the caller has them."""
+    its key, kept by the caller across rounds (a node not rebuilt keeps its key), and `bodies`
+    the reduce bodies' keys likewise (see _key). `order`: the graph's nodes (`Graph.nodes()`)
+    when the caller has them."""
     seen: dict[tuple, Node] = {}
     keys = {} if keys is None else keys
+    bodies = {} if bodies is None else bodies
 
     def visit(n: Node) -> Node:
         k = keys.get(n.id, keys)  # (keys itself: not looked at yet)
         if k is keys:
-            k = keys[n.id] = _key(n)
+            k = keys[n.id] = _key(n, bodies)
         if k is None:
             return n
         return seen.setdefault(k, n)
@@ -332,6 +340,7 @@ def simplify(graph: Graph) -> Graph:
     # inputs), so what a round learns about them holds in the next: their CSE key, and that no
     # pattern applies to them (patterns read only the node and what it reads).
     keys: dict[int, tuple | None] = {}
+    bodies: dict[int, tuple] = {}
     settled: set[int] = set()
 
     def patterns(n: Node) -> Node:
@@ -352,7 +361,7 @@ def simplify(graph: Graph) -> Graph:
             # a fixed point: the graph is the last round's CSE result, in which no two nodes
             # have one key (CSE merged them as it met them), so CSE would leave it as it is
             return rewritten
-        new = cse(rewritten, keys, order=nodes if same else None)
+        new = cse(rewritten, keys, order=nodes if same else None, bodies=bodies)
         if _same_outputs(new, graph):
             return new  # a fixed point: nothing was rewritten
         graph = new
