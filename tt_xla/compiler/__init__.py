@@ -236,7 +236,7 @@ def compile_graph(fn: ir.Function, sram_per_core: int, prefix: str = "k", ncores
                 # and op costs equal): then the cost walk runs once for them too
                 same = (anonymous(code, name), lk.work_items,
                         tuple((c.esize, c.page_elems, c.npages, c.offset) for c in lk.cbs),
-                        tuple(u.cost for u in lk.body if isinstance(u, Alu)))
+                        tuple([u.cost for u in lk.body if type(u) is Alu]))  # (Alu has no subclasses)
                 if same in figures:
                     lk.cost = figures[same]  # (LoopKernel.cost is a cached property: this is its value)
                 else:

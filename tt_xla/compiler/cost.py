@@ -18,6 +18,7 @@ x, a comparison on data is 1; a count with no such bound is a compiler bug (Valu
 """
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -61,6 +62,9 @@ def _cdiv(a, b):
     """C's integer division (truncating), 0 where b is 0 (never a count the IR divides by)."""
     if type(a) is int and type(b) is int:
         return 0 if b == 0 else abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)
+    if type(b) is int and b > 0:  # (most: a vector over the items by a constant)
+        q = np.abs(a) // b
+        return np.where(np.less(a, 0), -q, q)
     b_ = np.where(np.equal(b, 0), 1, b)
     q = np.abs(a) // np.abs(b_)
     return np.where(np.equal(b, 0), 0, np.where((np.asarray(a) < 0) != (np.asarray(b_) < 0), -q, q))
@@ -79,8 +83,8 @@ _OPS: dict[str, Callable] = {
     "&&": _ints(lambda a, b: np.logical_and(a, b)), "||": _ints(lambda a, b: np.logical_or(a, b)),
 }
 _BOOL = {"<", "<=", ">", ">=", "==", "!=", "&&", "||"}
-_PY: dict[str, Callable] = {  # the same on Python ints
-    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": _cdiv,
+_PY: dict[str, Callable] = {  # the same on Python ints (operator's: no Python frame per op)
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": _cdiv,
     "%": lambda a, b: a - _cdiv(a, b) * b, "<": lambda a, b: int(a < b), "<=": lambda a, b: int(a <= b),
     ">": lambda a, b: int(a > b), ">=": lambda a, b: int(a >= b), "==": lambda a, b: int(a == b),
     "!=": lambda a, b: int(a != b), "&&": lambda a, b: int(bool(a) and bool(b)),
@@ -217,27 +221,40 @@ class _Node:
     """A range and its body as a tree (the IR is flat)."""
     op: L.Range | None
     body: list  # UOps and _Nodes
+    costs: bool = False  # whether it holds an op with a figure (_COSTS), at any depth
+
+
+# the ops that have a figure (the IR's op classes have no subclasses: a type test is an isinstance)
+_COSTS = frozenset((L.VectorOps, L.DmaRead, L.DmaWrite, L.MatMul, L.Alu))
 
 
 def _tree(body: list) -> _Node:
     root = _Node(None, [])
     stack = [root]
     for u in body:
-        if isinstance(u, L.Range):
+        t = type(u)
+        if t is L.Range:
             n = _Node(u, [])
             stack[-1].body.append(n)
             stack.append(n)
-        elif isinstance(u, L.End):
-            stack.pop()
+        elif t is L.End:
+            done = stack.pop()
+            if done.costs:
+                stack[-1].costs = True
         else:
             stack[-1].body.append(u)
+            if t in _COSTS:
+                stack[-1].costs = True
+    for i in range(len(stack) - 1, 0, -1):  # (ranges left open: as if closed at the end)
+        if stack[i].costs:
+            stack[i - 1].costs = True
     return root
 
 
 class _Walker:
     def __init__(self, k: L.LoopKernel):
         self.k = k
-        self.esize = {o.index: np.dtype(_NP.get(o.ctype, "u1")).itemsize for o in k.operands}
+        self.esize = {o.index: _ESIZE.get(o.ctype, 1) for o in k.operands}
         self.deps: dict[int, frozenset[str]] = {}  # id(_Node) -> free names its figures read
 
     @staticmethod
@@ -259,20 +276,21 @@ class _Walker:
             return out
 
         for u in node.body:
-            if isinstance(u, L.Define):
+            t = type(u)
+            if t is L.Define:
                 local[u.var] = set()
                 continue
-            if isinstance(u, _Node):
+            if t is _Node:
                 inner = set(self.free(u))
-                if inner or _has_cost(u):
+                if inner or u.costs:
                     inner |= uses([u.op.start, u.op.end])
                 inner.discard(u.op.var)
                 need |= inner
-            else:
+            elif t in _COSTS:
                 need |= uses(_cost_texts(u))
         # expand the block's Defines (in reverse: a Define reads only earlier names)
         for u in reversed(node.body):
-            if isinstance(u, L.Define) and u.var in need:
+            if type(u) is L.Define and u.var in need:
                 need.discard(u.var)
                 need |= self.expr(u.expr).names
         self.deps[id(node)] = frozenset(need)
@@ -290,39 +308,61 @@ class _Walker:
             if v is _UNBOUND:
                 raise ValueError(f"cost: {self.k.name} reads {name!r}, which the IR does not define")
             if isinstance(v, _Lazy):
-                v = scope[name] = self.expr(v.text)(v.env)
+                v = scope[name] = _parse(v.text).fn(v.env)
             return v
 
-        def value(text: str) -> np.ndarray:
-            v = self.expr(text)(env)
+        def value(text: str) -> np.ndarray | int:
+            v = _parse(text).fn(env)  # (.fn: one call less than the Expr)
+            if type(v) is int:  # (most counts: one number for every item)
+                return v if v > 0 else 0
             if v is DATA:
                 raise ValueError(f"cost: {self.k.name}: {text!r} is decided by the data, with no bound")
             return np.maximum(np.asarray(v, dtype=np.int64), 0)
 
+        # A count that is one number for every item weighs sum(weight) (summed once); the Alus'
+        # costs add up first, then weigh it once (integers: the same figure as op by op)
+        wsum = None
+        alu = 0
         for u in node.body:
-            if isinstance(u, L.Define):
+            t = type(u)
+            if t is L.Alu:
+                alu += u.cost
+            elif t is L.Define:
                 scope[u.var] = _Lazy(u.expr, env)
-            elif isinstance(u, (L.Var, L.Load)):
+            elif t is L.Var or t is L.Load:
                 scope[u.var] = DATA
-            elif isinstance(u, L.VectorOps):
-                total[0] += np.sum(value(u.count) * weight)
-            elif isinstance(u, (L.DmaRead, L.DmaWrite)):
-                total[1] += np.sum(value(u.count) * value(u.rows) * weight) * u.cb.esize
-            elif isinstance(u, L.MatMul):
+            elif t is L.VectorOps:
+                c = value(u.count)
+                if type(c) is int:
+                    if wsum is None:
+                        wsum = int(weight.sum())  # (weight: always an int64 array)
+                    total[0] += c * wsum
+                else:
+                    total[0] += (c * weight).sum()
+            elif t is L.DmaRead or t is L.DmaWrite:
+                c, r = value(u.count), value(u.rows)
+                if type(c) is int and type(r) is int:
+                    if wsum is None:
+                        wsum = int(weight.sum())  # (weight: always an int64 array)
+                    total[1] += c * r * wsum * u.cb.esize
+                else:
+                    total[1] += (c * r * weight).sum() * u.cb.esize
+            elif t is L.MatMul:
                 m, n, k = value(u.m), value(u.n), value(str(u.k))
                 live = ((m > 0) & (n > 0)) * weight
                 total[2] += np.sum(live * (-(-m // 32)) * (-(-n // 32)) * -(-k // 32))
                 b_esize = 0 if u.b_page else self.esize[u.b.index]  # a B page already in SRAM: no DMA
                 a_esize = 0 if u.a_page else self.esize[u.a.index]
                 total[1] += np.sum(live * (m * k * a_esize + k * n * b_esize))
-            elif isinstance(u, L.Alu):
-                total[3] += u.cost * np.sum(weight)
-            elif isinstance(u, _Node) and _has_cost(u):
+            elif t is _Node and u.costs:
                 r = u.op
-                start, end = self.expr(r.start)(env), self.expr(r.end)(env)
+                start, end = _parse(r.start).fn(env), _parse(r.end).fn(env)
                 if start is DATA or end is DATA:
                     raise ValueError(f"cost: {self.k.name}: range {r.var}'s bounds are decided by the data")
-                trip = np.maximum(-(-(np.asarray(end) - start) // r.step), 0)
+                if type(start) is int and type(end) is int:  # (most ranges: plain integers)
+                    trip = max(-(-(end - start) // r.step), 0)
+                else:
+                    trip = np.maximum(-(-(np.asarray(end) - start) // r.step), 0)
                 inner = dict(scope)
                 if r.var not in self.free(u):  # trip count x one pass
                     inner[r.var] = start
@@ -333,21 +373,27 @@ class _Walker:
                     shape = np.broadcast(np.asarray(start), trip, np.asarray(weight)).shape
                     chunk = max(1, CELLS // max(1, int(np.prod(shape))))
                     for t0 in range(0, steps, chunk):
-                        t = np.arange(t0, min(t0 + chunk, steps), dtype=np.int64).reshape((-1,) + (1,) * len(shape))
-                        inner[r.var] = np.asarray(start) + t * r.step
-                        total += self.run(u, inner, (trip > t) * weight)
+                        at = np.arange(t0, min(t0 + chunk, steps), dtype=np.int64).reshape((-1,) + (1,) * len(shape))
+                        inner[r.var] = np.asarray(start) + at * r.step
+                        total += self.run(u, inner, (trip > at) * weight)
+        if alu:
+            total[3] += alu * (int(weight.sum()) if wsum is None else wsum)
         return total
 
 
-@dataclass(frozen=True)
 class _Lazy:
-    text: str
-    env: Callable[[str], Value]
+    """A Define not evaluated yet: its text and the lookup of its block. (A plain class: the walk
+    makes one per Define per pass through a block.)"""
+    __slots__ = ("text", "env")
+
+    def __init__(self, text: str, env: Callable[[str], Value]):
+        self.text, self.env = text, env
 
 
 _UNBOUND = object()
 _NP = {"float": "f4", "double": "f8", "uint16_t": "u2", "int16_t": "i2", "uint8_t": "u1", "int8_t": "i1",
        "int32_t": "i4", "uint32_t": "u4", "int64_t": "i8", "uint64_t": "u8", "_Float16": "f2", "bool": "u1"}
+_ESIZE = {c: np.dtype(t).itemsize for c, t in _NP.items()}  # (any other type: 1 byte, as "u1")
 
 
 def _cost_texts(u) -> list[str]:
@@ -360,16 +406,13 @@ def _cost_texts(u) -> list[str]:
     return []
 
 
-def _has_cost(node: _Node) -> bool:
-    return any(isinstance(u, (L.VectorOps, L.DmaRead, L.DmaWrite, L.MatMul, L.Alu)) or
-               (isinstance(u, _Node) and _has_cost(u)) for u in node.body)
-
-
 def figures(k: L.LoopKernel) -> Figures:
     """The kernel's figures for one launch (see the module docstring)."""
     if k.work_items <= 0:
         return Figures(sram_bytes=L.sram_end(k.cbs))
     w = _Walker(k)
     it = np.arange(k.work_items, dtype=np.int64)
-    v, dma, tiles, alu = (int(x) for x in w.run(_tree(k.body), {"it": it}, np.ones_like(it)))
+    # (one item: its number as a plain integer, so its expressions evaluate without numpy)
+    v, dma, tiles, alu = (int(x) for x in w.run(_tree(k.body), {"it": 0 if k.work_items == 1 else it},
+                                                np.ones_like(it)))
     return Figures(v, dma, tiles, L.sram_end(k.cbs), alu)

@@ -42,7 +42,7 @@ class Node:
     dtype: str
     attrs: dict[str, Any] = field(default_factory=dict)
     loc: Any = None
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = field(default_factory=_ids.__next__)  # (the counter's own method: no Python frame per node)
 
     @property
     def size(self) -> int:

@@ -63,6 +63,8 @@ def graph_key(g: Graph) -> tuple:
 
 
 def _attrs(n: Node) -> tuple:
+    if not n.attrs:  # (most nodes)
+        return ()
     return tuple((k, _value(v)) for k, v in sorted(n.attrs.items()))
 
 
@@ -99,16 +101,15 @@ def _walk(top: Node, mat: set[int], open_: set[int], pos: dict[int, int], order:
     value is known without memory (an iota, a scalar constant: lowering writes it as code)."""
     if top.id in pos:
         return
-
-    def entry(n: Node) -> tuple:  # (node, whether the kernel looks inside it, its inputs to walk)
-        inside = n.id in open_ or n.id not in mat or n.op in ("reshape", "broadcast") or memoryless(n)
-        return n, inside, iter(n.inputs) if inside else iter(())
-    stack = [entry(top)]
+    # (node, whether the kernel looks inside it, its inputs to walk)
+    inside = top.id in open_ or top.id not in mat or top.op in _SEEN_THROUGH or memoryless(top)
+    stack = [(top, inside, iter(top.inputs) if inside else _NONE)]
     while stack:
         n, inside, rest = stack[-1]
         for c in rest:
             if c.id not in pos:
-                stack.append(entry(c))
+                i = c.id in open_ or c.id not in mat or c.op in _SEEN_THROUGH or memoryless(c)
+                stack.append((c, i, iter(c.inputs) if i else _NONE))
                 break
         else:
             stack.pop()
@@ -120,9 +121,13 @@ def _walk(top: Node, mat: set[int], open_: set[int], pos: dict[int, int], order:
                 a = attrs_of.get(n.id)
                 if a is None:
                     a = attrs_of[n.id] = _attrs(n)
-                rows.append((n.op, n.shape, n.dtype, n.id in mat, n.id in bfp8, a, tuple(pos[c.id] for c in n.inputs)))
+                rows.append((n.op, n.shape, n.dtype, n.id in mat, n.id in bfp8, a, tuple([pos[c.id] for c in n.inputs])))
             else:
                 rows.append((n.op, n.shape, n.dtype, n.id in bfp8))
+
+
+_SEEN_THROUGH = frozenset(("reshape", "broadcast"))  # (fusion's same-order test looks through them)
+_NONE = iter(())  # (an exhausted iterator: shared by every leaf)
 
 
 class ServedKernel(L.LoopKernel):
@@ -154,7 +159,8 @@ def rebind(lk: L.LoopKernel, then: list[Node], now: list[Node], name: str) -> L.
     the same key whose nodes are `now`, named `name`: its operands bind the matching nodes of
     `now`; its buffers, body and cost figures are the same."""
     at = {n.id: i for i, n in enumerate(then)}
-    operands = [replace(o, node=now[at[o.node.id]]) for o in lk.operands]
+    # (built directly: dataclasses.replace costs several times as much, for every served kernel)
+    operands = [L.Operand(o.index, o.ctype, o.writes, now[at[o.node.id]]) for o in lk.operands]
     by_index = {o.index: o for o in operands}
     return ServedKernel(name, operands, lk.cbs, lambda: [_rebound(u, by_index) for u in lk.body],
                         lk.work_items, lk.ops, lk.kind, lk.cost)

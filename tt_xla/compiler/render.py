@@ -88,6 +88,7 @@ def _short(u: L.DmaRead | L.DmaWrite) -> bool:
 
 
 _BINDS = (L.Define, L.Range, L.Var, L.Load, L.Alu)  # the ops that name a value
+_BINDS_SET = frozenset(_BINDS)
 
 
 class _Unknown(Exception):
@@ -101,9 +102,11 @@ def _item_values(k: L.LoopKernel) -> Callable[[str], int | None]:
     variable, a loaded value or a second Define make it unknown)."""
     once: dict[str, str | None] = {}
     for u in k.body:
-        if isinstance(u, _BINDS):
-            once[u.var] = u.expr if isinstance(u, L.Define) and u.var not in once else None
-    items = np.arange(k.work_items, dtype=np.int64) if 0 < k.work_items <= ITEMS_MAX else None
+        if type(u) in _BINDS_SET:
+            once[u.var] = u.expr if type(u) is L.Define and u.var not in once else None
+    # (one item: its number as a plain integer, evaluated without numpy, to the same values)
+    items = 0 if k.work_items == 1 else np.arange(k.work_items, dtype=np.int64) if 0 < k.work_items <= ITEMS_MAX \
+        else None
     memo: dict[str, object] = {}
 
     def env(name: str):
@@ -112,7 +115,7 @@ def _item_values(k: L.LoopKernel) -> Callable[[str], int | None]:
         if name not in memo:
             text = once.get(name)
             try:
-                memo[name] = _Unknown() if text is None else _parse(text)(env)
+                memo[name] = _Unknown() if text is None else _parse(text).fn(env)
             except (_Unknown, ValueError):
                 memo[name] = _Unknown()
         v = memo[name]
@@ -122,9 +125,12 @@ def _item_values(k: L.LoopKernel) -> Callable[[str], int | None]:
 
     def value(text: str) -> int | None:
         try:
-            v = np.asarray(_parse(text)(env))
+            v = _parse(text).fn(env)
         except (_Unknown, ValueError):
             return None
+        if type(v) is int:  # (no item in it: a plain integer)
+            return v
+        v = np.asarray(v)
         return int(v.flat[0]) if v.size and (v == v.flat[0]).all() else None
     return value
 
@@ -133,20 +139,40 @@ def _item_values(k: L.LoopKernel) -> Callable[[str], int | None]:
 ITEMS_MAX = 1 << 20
 
 
-def _constant_counts(k: L.LoopKernel) -> list:
+class _Known:
+    """known(text): the value of an index expression of `k` when it is one integer for every work
+    item (else None), remembered; the kernel's evaluator (_item_values) is made when first needed.
+    One per rendering: the counts _constant_counts folds and the fields a DMA batch writes are
+    often the same expressions."""
+
+    def __init__(self, k: L.LoopKernel):
+        self.k = k
+        self.value: Callable[[str], int | None] | None = None
+        self.memo: dict[str, int | None] = {}
+
+    def __call__(self, text: str) -> int | None:
+        if text.lstrip("-").isdigit():
+            return int(text)
+        if text not in self.memo:
+            if self.value is None:
+                self.value = _item_values(self.k)
+            self.memo[text] = self.value(text)
+        return self.memo[text]
+
+
+def _constant_counts(k: L.LoopKernel, known: _Known) -> list:
     """The body with the count of each one-run DMA that is short and one integer for every item
     (the column block's `nc` when one block spans a row) written as that integer, for _short (a
     streamed write gets it too and still goes to the engine; the other DMAs' C is unchanged)."""
-    at = [i for i, u in enumerate(k.body) if isinstance(u, L._Dma) and u.rows == "1" and u.stride == 1
+    at = [i for i, u in enumerate(k.body) if type(u) in _DMAS and u.rows == "1" and u.stride == 1
           and not u.count.isdigit() and not u.host]  # (a read the host does elsewhere is not copied here)
     if not at:
         return k.body
-    value, body, seen = _item_values(k), list(k.body), {}
+    body = list(k.body)
     for i in at:
         u = body[i]
-        if u.count not in seen:
-            seen[u.count] = value(u.count)
-        if seen[u.count] is not None and _short(w := replace(u, count=str(seen[u.count]))):
+        n = known(u.count)
+        if n is not None and _short(w := replace(u, count=str(n))):
             body[i] = w
     return body
 
@@ -164,16 +190,17 @@ class _FirstUse:
         self.pages: dict[str, L.DmaRead] = {}   # consumer page -> its read
 
     def step(self, u) -> str:
-        if isinstance(u, L.DmaRead) and u.host == L.FIRST_USE and _linear(u):  # (else an ordinary copy)
+        t = type(u)  # (the IR's op classes have no subclasses: a type test is an isinstance)
+        if t is L.DmaRead and u.host == L.FIRST_USE and _linear(u):  # (else an ordinary copy)
             if u.cb.name in self.by_cb:
                 raise AssertionError(f"first-use read {L._fmt(u)}: its page's last read was not waited for")
             self.by_cb[u.cb.name] = u
-        elif isinstance(u, L.CbWait) and u.cb.name in self.by_cb:
+        elif t is L.CbWait and u.cb.name in self.by_cb:
             self.pages[u.page] = self.by_cb.pop(u.cb.name)
-        elif isinstance(u, L.CbPop):
+        elif t is L.CbPop:
             for page in [p for p, r in self.pages.items() if r.cb.name == u.cb.name]:
                 del self.pages[page]
-        elif isinstance(u, L.Load) and u.page in self.pages:
+        elif t is L.Load and u.page in self.pages:
             r = self.pages[u.page]
             at = f"({u.index}) * {r.stride}" if r.stride != 1 else u.index
             if u.expr == "{ref}" and u.ctype == r.cb.ctype:
@@ -182,12 +209,15 @@ class _FirstUse:
                 # its work over a training step's kernels)
                 return f"const {u.ctype} {u.var} = {_src(r.page)}[{at}]; {u.page}[{u.index}] = {u.var};"
             return f"{u.page}[{u.index}] = {_src(r.page)}[{at}]; "
-        elif self.pages and isinstance(u, (L.Store, L.DmaWrite, L.MatMul, L.Call)):
+        elif self.pages and t in _WRITERS:
             text = " ".join(v if isinstance(v, str) else " ".join(map(str, v)) for v in vars(u).values()
                             if isinstance(v, (str, tuple)))
             if any(L._mentions(text, p) for p in self.pages):
                 raise AssertionError(f"first-use page used by {L._fmt(u)}")
         return ""
+
+
+_WRITERS = frozenset((L.Store, L.DmaWrite, L.MatMul, L.Call))  # ops that may touch a page other than by a Load
 
 
 # Outputs at least this big are written by streaming (non-temporal) stores (tt_dma_write_op's `stream`):
@@ -233,10 +263,31 @@ class _Rings:
         self.cbs = k.cbs
         self.dynamic: set[str] = set()
         self.at: dict[str, int | None] = {}  # page -> its byte offset in SRAM when static (else None)
+        self._find_dynamic(k.body)
         self._reset()
-        for u in k.body:  # a dry run finds the rings that need counters
-            self.step(u)
-        self._reset()
+
+    def _find_dynamic(self, body: list) -> None:
+        """A dry run of `step` over the body that follows only what decides which rings need
+        counters (each ring's state, and which were empty where each range started)."""
+        state = {cb.name: (0, False) for cb in self.cbs}
+        frames: list[tuple[dict, set[str]]] = []
+        for u in body:
+            t = type(u)
+            if t is L.Range:
+                frames.append((dict(state), {n for n, st in state.items() if st == (0, False)}))
+            elif t is L.End:
+                state = frames.pop()[0]
+            elif t in _CB_SET:
+                name = u.cb.name
+                if frames and name not in frames[-1][1] and u.cb.npages > 1:
+                    self.dynamic.add(name)
+                filled, reserved = state[name]
+                if t is L.CbPush:
+                    state[name] = (filled + 1, False)
+                elif t is L.CbPop:
+                    state[name] = (filled - 1, reserved)
+                elif t is L.CbReserve:
+                    state[name] = (filled, True)
 
     def _reset(self) -> None:
         self.count: dict[tuple[str, str], int] = {}
@@ -250,27 +301,28 @@ class _Rings:
 
     def step(self, u) -> str:
         """Follow u; the C for a circular-buffer op ("" for others and for static pushes/pops)."""
-        if isinstance(u, L.Range):
+        t = type(u)
+        if t not in _RING_OPS:
+            return ""
+        if t is L.Range:
             empty = {n for n, st in self.state.items() if st == (0, False)}
             self.frames.append((dict(self.count), dict(self.state), empty))
             for n in empty:
                 self.count[n, "t"] = self.count[n, "h"] = 0
             return ""
-        if isinstance(u, L.End):
+        if t is L.End:
             self.count, self.state, _ = self.frames.pop()
-            return ""
-        if not isinstance(u, _CB_OPS):
             return ""
         cb = u.cb
         if self.frames and cb.name not in self.frames[-1][2] and cb.npages > 1:
             self.dynamic.add(cb.name)
-        end = "t" if isinstance(u, (L.CbReserve, L.CbPush)) else "h"
+        end = "t" if t is L.CbReserve or t is L.CbPush else "h"
         filled, reserved = self.state[cb.name]
-        if isinstance(u, (L.CbPush, L.CbPop)):
-            self.state[cb.name] = (filled + 1, False) if isinstance(u, L.CbPush) else (filled - 1, reserved)
+        if t is L.CbPush or t is L.CbPop:
+            self.state[cb.name] = (filled + 1, False) if t is L.CbPush else (filled - 1, reserved)
             self.count[cb.name, end] = self.count.get((cb.name, end), 0) + 1
             return f"++{cb.name}_{end};" if cb.name in self.dynamic else ""
-        if isinstance(u, L.CbReserve):
+        if t is L.CbReserve:
             self.state[cb.name] = (filled, True)
         if cb.name in self.dynamic:
             slot = f" + ({cb.name}_{end} % {cb.npages}u) * {cb.page_bytes}u"
@@ -302,26 +354,21 @@ class _Batch:
     anything else issues the pending ones first, in program order (the engine sees the same
     transfers in the same order as from one call each)."""
 
-    def __init__(self, k: L.LoopKernel, body: list, rings: _Rings):
+    def __init__(self, k: L.LoopKernel, body: list, rings: _Rings, known: _Known):
         self.k = k
         self.rings = rings
-        self.value: Callable[[str], int | None] | None = None  # (made when first needed)
-        self.known: dict[str, int | None] = {}
+        self.known_value = known  # (the value of an index expression when one integer for every work item)
         self.pending: list[L._Dma] = []
         depth, self.runs_in_loops = 0, False
         for u in body:
-            depth += 1 if isinstance(u, L.Range) else -1 if isinstance(u, L.End) else 0
-            self.runs_in_loops |= depth > 0 and isinstance(u, L._Dma) and _short(u)
-
-    def known_value(self, text: str) -> int | None:
-        """The value of an index expression when it is one integer for every work item."""
-        if text.lstrip("-").isdigit():
-            return int(text)
-        if text not in self.known:
-            if self.value is None:
-                self.value = _item_values(self.k)
-            self.known[text] = self.value(text)
-        return self.known[text]
+            t = type(u)
+            if t is L.Range:
+                depth += 1
+            elif t is L.End:
+                depth -= 1
+            elif depth > 0 and t in _DMAS and _short(u):
+                self.runs_in_loops = True
+                break
 
     def joins(self, u: L._Dma, depth: int) -> bool:
         if _counted_here(u):  # (a count only: K_DMA_COUNT)
@@ -395,6 +442,10 @@ RULES: dict[type, Callable] = {
 _CB_OPS = (L.CbReserve, L.CbPush, L.CbWait, L.CbPop)
 # ops that touch no SRAM or DRAM data: pending DMAs (_Batch) may be issued after them
 _QUIET = (*_CB_OPS, L.Define, L.VectorOps, L.DmaRead, L.DmaWrite)
+# The same sets for type tests (the IR's op classes have no subclasses; a set lookup is much
+# cheaper than isinstance over a tuple, and render meets every op of every kernel)
+_CB_SET, _QUIET_SET, _DMAS = frozenset(_CB_OPS), frozenset(_QUIET), frozenset((L.DmaRead, L.DmaWrite))
+_RING_OPS = frozenset((*_CB_OPS, L.Range, L.End))  # what _Rings follows
 
 
 def render(k: L.LoopKernel) -> str:
@@ -411,11 +462,12 @@ def render(k: L.LoopKernel) -> str:
     if k.cbs:
         lines.append("  char *const sram_ = (char *)core->sram;")
     rings = _Rings(k)
-    if any(isinstance(u, L.DmaRead) and u.host == L.ONCE and u.cb.name in rings.dynamic for u in k.body):
+    if any(type(u) is L.DmaRead and u.host == L.ONCE and u.cb.name in rings.dynamic for u in k.body):
         raise AssertionError(f"{k.name}: a read done once per core into a page that moves")
     first = _FirstUse()
-    body = _constant_counts(k)
-    batch = _Batch(k, body, rings)
+    known = _Known(k)
+    body = _constant_counts(k, known)
+    batch = _Batch(k, body, rings, known)
     lines.append("  for (int64_t it = begin; it < end; ++it) {")
     lines += ["    " + d for d in rings.declare()]
     depth = 2
@@ -424,15 +476,16 @@ def render(k: L.LoopKernel) -> str:
         if text:
             lines.append("  " * depth + text)
     for u in body:
-        if not isinstance(u, _QUIET):
+        t = type(u)
+        if t not in _QUIET_SET and batch.pending:
             emit(batch.flush(depth))
-        if isinstance(u, L.End):
+        if t is L.End:
             depth -= 1
-        text = rings.step(u)  # (it follows the ranges too)
-        fill = first.step(u)
-        if isinstance(u, L.Load) and fill.endswith(";"):  # (a first-use Load, rendered whole)
+        text = rings.step(u) if t in _RING_OPS else ""  # (it follows the ranges too)
+        fill = first.step(u) if t is L.DmaRead or first.by_cb or first.pages else ""  # (else nothing to follow)
+        if t is L.Load and fill.endswith(";"):  # (a first-use Load, rendered whole)
             text = fill
-        elif isinstance(u, L._Dma):
+        elif t in _DMAS:
             if batch.joins(u, depth):
                 if _counted_here(u):
                     emit(_first_use_pointer(u))  # (the Loads read DRAM through it)
@@ -440,13 +493,14 @@ def render(k: L.LoopKernel) -> str:
                 continue
             if not _counted_here(u):
                 emit(batch.flush(depth))
-            text = RULES[type(u)](u)
-        elif isinstance(u, L.VectorOps) and (n := batch.known_value(u.count)) is not None:
+            text = RULES[t](u)
+        elif t is L.VectorOps and (n := batch.known_value(u.count)) is not None:
             text = f"tt_vector_ops(core, {n}u);"  # (the count the lowering wrote, folded: less for the C compiler)
-        elif not isinstance(u, _CB_OPS):
-            text = fill + RULES[type(u)](u)
-        emit(text)
-        if isinstance(u, L.Range):
+        elif t not in _CB_SET:
+            text = fill + RULES[t](u)
+        if text:  # (emit, inline: once per op)
+            lines.append("  " * depth + text)
+        if t is L.Range:
             depth += 1
     emit(batch.flush(depth))
     text = "\n".join(lines[decl:])
@@ -457,7 +511,7 @@ def render(k: L.LoopKernel) -> str:
             pointers.append(f"  {const}{o.ctype} *restrict p{o.index} = ({const}{o.ctype} *)ops[{o.index}];")
     lines[decl:decl] = pointers
     lines.append("  }")
-    if any(isinstance(u, L.DmaWrite) and _streams(u) for u in k.body):
+    if any(type(u) is L.DmaWrite and _streams(u) for u in k.body):
         lines.append("  tt_dma_stream_fence();")  # streamed stores are weakly ordered
     lines.append("}")
     return "\n".join(lines)

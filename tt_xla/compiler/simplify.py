@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from .graph import ELEMENTWISE, FLOATS, Graph, Node, broadcast, const, scalar_const, transpose, users
+from .graph import ELEMENTWISE, FLOATS, Graph, Node, broadcast, const, scalar_const, transpose
 from .ops import OPS, fold
 from .rewrite import rewrite
 
@@ -236,17 +236,29 @@ def transposed_dots(graph: Graph) -> Graph:
     writes the product in the layout its one user wants (XLA's transpose folding), and the copy
     kernel is gone. Operand layouts are legalize's canonical [batch, free, contracting] and
     [batch, contracting, free], so both operands only get (view) transposes."""
-    nodes = graph.nodes()
-    use = users(nodes)
+    return _transposed_dots(graph, graph.nodes())
+
+
+def _transposed_dots(graph: Graph, nodes: list[Node]) -> Graph:
+    """transposed_dots given the graph's nodes (`Graph.nodes()`)."""
+    turned = [n for n in nodes if n.op == "transpose" and n.inputs[0].op == "dot"]
+    if not turned:
+        return graph  # (most rounds: no transposed product, so no readers to count)
+    # the readers of those products only (a reader reading one twice counts twice)
+    reads = dict.fromkeys((n.inputs[0].id for n in turned), 0)
+    for n in nodes:
+        for i in n.inputs:
+            if i.id in reads:
+                reads[i.id] += 1
     outs = {o.id for o in graph.outputs}
-    single = {n.id for n in nodes if n.op == "dot" and n.id not in outs and len(use[n.id]) == 1}
+    single = {i for i, c in reads.items() if c == 1 and i not in outs}
 
     def swaps(n: Node) -> bool:  # a transpose of a single-use product that swaps its free dims
         if n.op != "transpose" or n.inputs[0].id not in single:
             return False
         nb, nc, nl, nr = _dot_dims(n.inputs[0])
         return list(n.attrs["perm"]) == list(range(nb)) + list(range(nb + nl, nb + nl + nr)) + list(range(nb, nb + nl))
-    if not any(swaps(n) for n in nodes):
+    if not any(swaps(n) for n in turned):
         return graph  # nothing to fold (most rounds): skip the rebuild
 
     def fold(n: Node) -> Node:
@@ -270,9 +282,13 @@ def _widens(narrow: str, wide: str) -> bool:
     return wide in order.get(narrow, ())
 
 
-def _key(n: Node) -> tuple | None:
+def _key(n: Node, bodies: dict[int, tuple]) -> tuple | None:
+    """n's CSE key. `bodies`: id of a reduce body Graph -> (the body, its body_key), for one
+    simplify call (a node rebuilt with new inputs keeps its body)."""
     if n.op == "param":
         return None
+    if not n.attrs:  # (most nodes)
+        return (n.op, n.dtype, n.shape, tuple([i.id for i in n.inputs]), ())
     attrs = []
     for k, v in sorted(n.attrs.items()):
         if isinstance(v, np.ndarray):
@@ -280,11 +296,14 @@ def _key(n: Node) -> tuple | None:
                 return ("big-const", n.id)
             v = (v.dtype.str, v.shape, v.tobytes())
         elif isinstance(v, Graph):
-            v = body_key(v)
+            b = bodies.get(id(v))
+            if b is None:  # (the body is kept with its key: its id is not reused meanwhile)
+                b = bodies[id(v)] = (v, body_key(v))
+            v = b[1]
         elif not isinstance(v, (int, float, str, bool, tuple, type(None))):
             v = id(v)
         attrs.append((k, v))
-    return (n.op, n.dtype, n.shape, tuple(i.id for i in n.inputs), tuple(attrs))
+    return (n.op, n.dtype, n.shape, tuple([i.id for i in n.inputs]), tuple(attrs))
 
 
 def body_key(g: Graph) -> tuple:
@@ -296,20 +315,24 @@ def body_key(g: Graph) -> tuple:
                  for n in order) + (tuple(pos[o.id] for o in g.outputs),)
 
 
-def cse(graph: Graph, keys: dict[int, tuple | None] | None = None) -> Graph:
+def cse(graph: Graph, keys: dict[int, tuple | None] | None = None, order: list[Node] | None = None,
+        bodies: dict[int, tuple] | None = None) -> Graph:
     """Equal nodes (op, type, inputs, attributes) merged into the first one met. `keys`: node id ->
-    its key, kept by the caller across rounds (a node not rebuilt keeps its key)."""
+    its key, kept by the caller across rounds (a node not rebuilt keeps its key), and `bodies`
+    the reduce bodies' keys likewise (see _key). `order`: the graph's nodes (`Graph.nodes()`)
+    when the caller has them."""
     seen: dict[tuple, Node] = {}
     keys = {} if keys is None else keys
+    bodies = {} if bodies is None else bodies
 
     def visit(n: Node) -> Node:
         k = keys.get(n.id, keys)  # (keys itself: not looked at yet)
         if k is keys:
-            k = keys[n.id] = _key(n)
+            k = keys[n.id] = _key(n, bodies)
         if k is None:
             return n
         return seen.setdefault(k, n)
-    return rewrite(graph, visit)
+    return rewrite(graph, visit, order=order)
 
 
 def simplify(graph: Graph) -> Graph:
@@ -317,6 +340,7 @@ def simplify(graph: Graph) -> Graph:
     # inputs), so what a round learns about them holds in the next: their CSE key, and that no
     # pattern applies to them (patterns read only the node and what it reads).
     keys: dict[int, tuple | None] = {}
+    bodies: dict[int, tuple] = {}
     settled: set[int] = set()
 
     def patterns(n: Node) -> Node:
@@ -326,9 +350,23 @@ def simplify(graph: Graph) -> Graph:
         if r is n:
             settled.add(n.id)
         return r
-    for _ in range(3):
-        new = cse(rewrite(transposed_dots(graph), patterns), keys)
-        if all(a is b for a, b in zip(new.outputs, graph.outputs)):
+    for round_ in range(3):
+        # A graph whose outputs are the same nodes is the same graph (nodes are not changed in
+        # place), so its node order is known: each round walks the graph once, not three times.
+        nodes = graph.nodes()
+        folded = _transposed_dots(graph, nodes)
+        rewritten = rewrite(folded, patterns, order=nodes if folded is graph else None)
+        same = folded is graph and _same_outputs(rewritten, graph)
+        if same and round_ > 0:
+            # a fixed point: the graph is the last round's CSE result, in which no two nodes
+            # have one key (CSE merged them as it met them), so CSE would leave it as it is
+            return rewritten
+        new = cse(rewritten, keys, order=nodes if same else None, bodies=bodies)
+        if _same_outputs(new, graph):
             return new  # a fixed point: nothing was rewritten
         graph = new
     return graph
+
+
+def _same_outputs(a: Graph, b: Graph) -> bool:
+    return all(x is y for x, y in zip(a.outputs, b.outputs))
