@@ -15,6 +15,7 @@ Any other custom_call target is an UnsupportedError naming the target and the us
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import UnsupportedError
@@ -440,25 +441,69 @@ def _potrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     return _module([_t(shape, el)], [_t(shape, el), _t(shape[:-2], "i32")], f.lines, [out, info])
 
 
-def _chol(f: _Fn, s: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
+# Trailing updates of at most this many rows are one full product; a larger one is split where
+# _chol will split it, and only its lower blocks are computed (the block above the diagonal is
+# never read), so the Cholesky's update flops come near n^3 / 3 where full squares took n^3 / 2
+# (cholesky_1024: 7 products in the top update, not 1)
+GRAM_LEAF = 128
+
+
+@dataclass(frozen=True)
+class _Sym:
+    """A Hermitian block of n rows known by its lower part, split where _chol splits it (at
+    _split(n)): s11 and s22 the diagonal blocks (each a value or a _Sym), s21 the value below s11.
+    The block above s21 is never made."""
+    s11: "str | _Sym"
+    s21: str
+    s22: "str | _Sym"
+
+
+def _sym_parts(f: _Fn, s: "str | _Sym", shape: tuple[int, ...], el: str) -> tuple["str | _Sym", str, "str | _Sym"]:
+    """(S11, S21, S22) of s split at _split(n): views of a value, or a _Sym's own blocks."""
+    if isinstance(s, _Sym):
+        return s.s11, s.s21, s.s22
+    n = shape[-1]
+    n1 = _split(n)
+    return (f.block(s, shape, el, (0, n1), (0, n1)), f.block(s, shape, el, (n1, n), (0, n1)),
+            f.block(s, shape, el, (n1, n), (n1, n)))
+
+
+def _minus_gram(f: _Fn, s: "str | _Sym", shape: tuple[int, ...], p: str, pshape: tuple[int, ...],
+                el: str) -> "str | _Sym":
+    """s - P P^H, its lower blocks only (a _Sym) when s has more than GRAM_LEAF rows. P P^H, not
+    Pt^H Pt: the host matrix engine reads a transposed left operand at about half the speed of a
+    transposed right one."""
+    n, bs = shape[-1], shape[:-2]
+    if n <= GRAM_LEAF:
+        assert isinstance(s, str)
+        return f.bin("subtract", s, f.matmul(p, pshape, p, pshape, el, tb=True), shape, el)
+    n1 = _split(n)
+    n2, k = n - n1, pshape[-1]
+    s11, s21, s22 = _sym_parts(f, s, shape, el)
+    p1, p2 = f.block(p, pshape, el, (0, n1), (0, k)), f.block(p, pshape, el, (n1, n), (0, k))
+    return _Sym(_minus_gram(f, s11, bs + (n1, n1), p1, bs + (n1, k), el),
+                f.bin("subtract", s21, f.matmul(p2, bs + (n2, k), p1, bs + (n1, k), el, tb=True), bs + (n2, n1), el),
+                _minus_gram(f, s22, bs + (n2, n2), p2, bs + (n2, k), el))
+
+
+def _chol(f: _Fn, s: "str | _Sym", shape: tuple[int, ...], el: str) -> tuple[str, str]:
     """(L, info) for the symmetric (Hermitian) matrix whose lower triangle is `s`'s (its upper
     one is never read: it may hold anything, NaN included; of a complex diagonal only the real
     part is read), L lower with zeros above. Recursive: L11 of S11, then L21 = S21 L11^-H (a
-    triangular solve), then L22 of S22 - L21 L21^H (the matmul). A failed L11 leaves NaN/garbage
-    below it, which is fine: `info` says so and the caller (jax) masks."""
+    triangular solve), then L22 of S22 - L21 L21^H (the matmul, lower blocks only: _minus_gram).
+    A failed L11 leaves NaN/garbage below it, which is fine: `info` says so and the caller (jax)
+    masks."""
     n, bs = shape[-1], shape[:-2]
     if n <= BASE or 0 in shape:
+        assert isinstance(s, str)
         return _chol_loop(f, s, shape, el)
     n1 = _split(n)
     n2 = n - n1
-    l11, info1 = _chol(f, f.block(s, shape, el, (0, n1), (0, n1)), bs + (n1, n1), el)
+    s11, s21, s22 = _sym_parts(f, s, shape, el)
+    l11, info1 = _chol(f, s11, bs + (n1, n1), el)
     # L21 = S21 L11^-H, solved from the right: no transposes of S21 and L21 to move
-    l21 = _tri_solve_right(f, l11, bs + (n1, n1), f.block(s, shape, el, (n1, n), (0, n1)), bs + (n2, n1), el)
-    # L21 L21^H, not L21t^H L21t: the host matrix engine reads a transposed left operand at
-    # about half the speed of a transposed right one
-    upd = f.matmul(l21, bs + (n2, n1), l21, bs + (n2, n1), el, tb=True)
-    s22 = f.bin("subtract", f.block(s, shape, el, (n1, n), (n1, n)), upd, bs + (n2, n2), el)
-    l22, info2 = _chol(f, s22, bs + (n2, n2), el)
+    l21 = _tri_solve_right(f, l11, bs + (n1, n1), s21, bs + (n2, n1), el)
+    l22, info2 = _chol(f, _minus_gram(f, s22, bs + (n2, n2), l21, bs + (n2, n1), el), bs + (n2, n2), el)
     zero = f.const("0", el, bs + (n1, n2))
     lo = f.grid([[(l11, bs + (n1, n1)), (zero, bs + (n1, n2))], [(l21, bs + (n2, n1)), (l22, bs + (n2, n2))]], el)
     return lo, f.first_error(info1, info2, n1, bs)
