@@ -223,6 +223,15 @@ def test_cholesky_trailing_updates_make_only_their_lower_blocks(monkeypatch):
     np.testing.assert_allclose(np.asarray(exes[0](a)[0]), np.asarray(exes[1](a)[0]), rtol=1e-5, atol=1e-5)
 
 
+def test_blocked_cholesky_non_finite_values_spread_as_in_lapack(small_blocks):
+    # a NaN or inf in the triangle read (in a leaf, below one, on the diagonal): the solves that
+    # meet it substitute, on the factor's blocks assembled, so NaN reaches CPU JAX's elements only
+    a = spd((5, 40, 40))
+    for m, (i, j, v) in enumerate([(30, 5, np.nan), (3, 2, np.inf), (12, 12, np.inf), (25, 17, -np.inf)]):
+        a[m, i, j] = a[m, j, i] = v
+    check(jnp.linalg.cholesky, a, rtol=1e-4)
+
+
 @pytest.mark.parametrize("lower", [True, False])
 def test_blocked_cholesky_reads_only_its_triangle(small_blocks, lower):
     # potrf never reads the other triangle: NaN and inf there must not reach the factor (the
