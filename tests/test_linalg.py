@@ -191,18 +191,45 @@ def small_blocks(monkeypatch):
     cached by their text, which does not show the block size."""
     from tt_xla.compiler import linalg
     monkeypatch.setattr(linalg, "BASE", 8)
+    monkeypatch.setattr(linalg, "GRAM_LEAF", 16)  # Cholesky's trailing updates split into lower blocks too
     tt_xla.client().clear_cache()
     yield
     tt_xla.client().clear_cache()
 
 
 @pytest.mark.parametrize("shape,dtype", [((13, 13), np.float32), ((2, 21, 21), np.float32), ((40, 40), np.float32),
-                                         ((3, 19, 19), np.float64)])
+                                         ((3, 19, 19), np.float64), ((2, 70, 70), np.float32), ((100, 100), np.float64)])
 def test_blocked_cholesky(small_blocks, shape, dtype):
     a = spd(shape, dtype)
     tol = 1e-12 if dtype == np.float64 else 1e-4
     check(jnp.linalg.cholesky, a, rtol=tol, atol=tol)
     check(lambda x: jsl.cholesky(x, lower=False), a, rtol=tol, atol=tol)
+
+
+def test_cholesky_trailing_updates_make_only_their_lower_blocks(monkeypatch):
+    # updates split into lower blocks (GRAM_LEAF 64: the top update of 128 rows is three
+    # products of 64 x 64) make fewer matrix tiles than full squares, with the same factor
+    from tt_xla.compiler import linalg
+    a = spd((256, 256))
+    text = jax.jit(jnp.linalg.cholesky).lower(a).as_text()
+    exes = []
+    for leaf in (64, 10 ** 9):
+        monkeypatch.setattr(linalg, "GRAM_LEAF", leaf)
+        tt_xla.client().clear_cache()
+        exes.append(tt_xla.compile(text))
+    tt_xla.client().clear_cache()
+    split, square = ([sum(k.matrix_tiles for k in e.kernels()) for e in exes])
+    assert square - split == 64 - 48  # (4 x 4 output tiles, 4 deep) -> 3 x (2 x 2, 4 deep)
+    np.testing.assert_allclose(np.asarray(exes[0](a)[0]), np.asarray(exes[1](a)[0]), rtol=1e-5, atol=1e-5)
+
+
+def test_blocked_cholesky_non_finite_values_spread_as_in_lapack(small_blocks):
+    # a NaN or inf in the triangle read (in a leaf, below one, on the diagonal): the solves that
+    # meet it substitute, on the factor's blocks assembled, so NaN reaches CPU JAX's elements only
+    a = spd((5, 40, 40))
+    for m, (i, j, v) in enumerate([(30, 5, np.nan), (3, 2, np.inf), (12, 12, np.inf), (25, 17, -np.inf)]):
+        a[m, i, j] = a[m, j, i] = v
+    check(jnp.linalg.cholesky, a, rtol=1e-4)
 
 
 @pytest.mark.parametrize("lower", [True, False])

@@ -206,6 +206,7 @@ def small_blocks(monkeypatch):
     """Blocks of 8 columns, so small matrices take every recursive path (see test_linalg.py)."""
     from tt_xla.compiler import linalg
     monkeypatch.setattr(linalg, "BASE", 8)
+    monkeypatch.setattr(linalg, "GRAM_LEAF", 16)  # Cholesky's trailing updates split into lower blocks too
     tt_xla.client().clear_cache()
     yield
     tt_xla.client().clear_cache()

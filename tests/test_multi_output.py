@@ -250,3 +250,28 @@ def test_sibling_row_reductions_are_one_kernel(name):
     if kernels == 1:
         moved, launched, out = _dram(f, args)
         assert moved == sum(a.nbytes for a in args) + sum(np.asarray(o).nbytes for o in out)
+
+
+def test_concatenate_of_concatenates_stores_each_piece_once():
+    """A concatenate read only as a piece of another one is not stored itself: its pieces are
+    stored in place in the outer one (fuse._inner_concats), so a matrix assembled from row panels
+    of blocks (Cholesky's factor) copies each block once. Along either dim, nested twice, pieces
+    computed, copied and viewed; one read elsewhere too stays stored (and is copied)."""
+    def nested(a, b, c, d):
+        top = jnp.concatenate([a, jnp.concatenate([b[:, :20] * 2, b[:, 20:]], 1)], 1)  # also read below
+        bottom = jnp.concatenate([c.T, jnp.sin(d)], 1)
+        return jnp.concatenate([top, bottom, jnp.concatenate([top[:5, :40], d[:5] + 1], 1)], 0)
+
+    def shared(a, b, c, d):  # the inner concatenate is an output too: stored once, then copied
+        inner = jnp.concatenate([a, b], 1)
+        return jnp.concatenate([inner, jnp.concatenate([c, d], 1)], 0), inner
+
+    args = [inputs((40, 40), seed=i) for i in range(4)]
+    check(nested, *args, transcendental=True)
+    check(shared, *args)
+    moved, launched, out = _dram(nested, args)
+    # top: 3 pieces; bottom's 2 and the last row block's 2 stored in the result; top copied
+    x, top = args[0].nbytes, 2 * args[0].nbytes
+    assert launched == 8
+    assert moved == 4 * x + x // 8 + top + top // 16 + top + np.asarray(out).nbytes
+    assert _dram(shared, args)[1] == 5  # inner's two pieces, its copy, the other two pieces

@@ -311,6 +311,7 @@ def plan(graph: Graph) -> Plan:
             mat.add(n.id)
             kernels_of[n.id] = {n.id}
 
+    inner = _inner_concats(nodes, use, mat, {o.id for o in graph.outputs})
     _split_products(nodes, use, mat, {o.id for o in graph.outputs})
     epilogue = _epilogues(nodes, use, mat, {o.id for o in graph.outputs})
     through = _stores_through_transpose(nodes, use, mat, {o.id for o in graph.outputs})
@@ -333,17 +334,23 @@ def plan(graph: Graph) -> Plan:
             kernels.append(Kernel("loop", n.inputs[0], n.shape, whole))
             kernels.append(Kernel("scatter", n, n.shape, whole))
         elif n.op == "concat":
-            dim, off = n.attrs["dim"], 0
-            for x in n.inputs:
-                st, rev = _reshaped_piece(n, x, mat), _reversed_piece(n, x, mat)
-                start = off * whole.strides[dim]
-                if rev is not None:
-                    root, st = x.inputs[0], rev[1]
-                    start += rev[0]
-                else:
-                    root, st = (x, whole.strides) if st is None else (x.inputs[0], st)
-                kernels.append(Kernel("loop", root, root.shape, Access(n, start, st)))
-                off += x.shape[dim]
+            todo = [(n, 0)]  # (a concat whose pieces n stores, its first element's offset in n)
+            while todo:
+                c, base = todo.pop()
+                dim, off = c.attrs["dim"], 0
+                for x in c.inputs:
+                    start = base + off * whole.strides[dim]
+                    off += x.shape[dim]
+                    if x.id in inner:
+                        todo.append((x, start))
+                        continue
+                    st, rev = _reshaped_piece(c, x, mat), _reversed_piece(c, x, mat)
+                    if rev is not None:
+                        root, st = x.inputs[0], rev[1]
+                        start += rev[0]
+                    else:
+                        root, st = (x, whole.strides) if st is None else (x.inputs[0], st)
+                    kernels.append(Kernel("loop", root, root.shape, Access(n, start, st)))
         elif n.op == "pad":
             fill = Node("broadcast", [n.inputs[1]], n.shape, n.dtype, {"dims": ()}, n.loc)
             kernels.append(Kernel("loop", fill, n.shape, whole))
@@ -497,6 +504,25 @@ def _split_products(nodes: list[Node], use: dict[int, list[Node]], mat: set[int]
                         all(u.id in inside for u in use.get(t.id, [])) and \
                         any(deps[u.id] != {h} for u in use.get(t.id, [])):
                     mat.add(t.id)
+
+
+def _inner_concats(nodes: list[Node], use: dict[int, list[Node]], mat: set[int], outputs: set[int]) -> set[int]:
+    """Concats read only as a piece of another concat, whose pieces that concat stores in place
+    (so a concatenate of concatenates, as a matrix assembled from row panels of blocks, copies
+    each block once, not once a level); taken out of `mat`. Not a pair's concat (a dim of 2, see
+    _piece_reads) or one with a piece stored through a reshape or a reversal (their strides are
+    their own concat's)."""
+    out: set[int] = set()
+    for n in nodes:
+        us = use.get(n.id, [])
+        if n.op != "concat" or n.id in outputs or n.attrs.get("barrier") or len(us) != 1 or \
+                us[0].op != "concat" or sum(x is n for x in us[0].inputs) != 1 or \
+                2 in (n.shape[n.attrs["dim"]], us[0].shape[us[0].attrs["dim"]]) or \
+                any(_reshaped_piece(n, x, mat) is not None or _reversed_piece(n, x, mat) is not None for x in n.inputs):
+            continue
+        out.add(n.id)
+    mat.difference_update(out)
+    return out
 
 
 def _reshaped_piece(n: Node, x: Node, mat: set[int]) -> tuple[int, ...] | None:

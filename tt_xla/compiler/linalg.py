@@ -15,6 +15,7 @@ Any other custom_call target is an UnsupportedError naming the target and the us
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import UnsupportedError
@@ -429,7 +430,8 @@ def _potrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     # upper one is brought there by an adjoint, a lower one is used as it is (no pass over the
     # matrix to symmetrize it)
     s = f.adjoint_last(a, shape, el) if upper else a
-    lo, info = _chol(f, s, shape, el)
+    t, info = _chol(f, s, shape, el)
+    lo = _tri_value(f, t, shape, el)
     if upper:
         lo = f.adjoint_last(lo, shape, el)
     # the mask is made here, next to its one use, so it fuses into the select (made before the
@@ -440,28 +442,133 @@ def _potrf(types: list[ir.TensorType], flags: dict[str, str]) -> str:
     return _module([_t(shape, el)], [_t(shape, el), _t(shape[:-2], "i32")], f.lines, [out, info])
 
 
-def _chol(f: _Fn, s: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
-    """(L, info) for the symmetric (Hermitian) matrix whose lower triangle is `s`'s (its upper
+# Trailing updates of at most this many rows are one full product; a larger one is split where
+# _chol will split it, and only its lower blocks are computed (the block above the diagonal is
+# never read), so the Cholesky's update flops come near n^3 / 3 where full squares took n^3 / 2
+# (cholesky_1024: 15 products in the top update, not 1; 64 rows measured 0.94x the host time of
+# 128 on one thread, 32 no faster, the modeled time up 1% for the launches)
+GRAM_LEAF = 64
+
+
+@dataclass(frozen=True)
+class _Sym:
+    """A Hermitian block of n rows known by its lower part, split where _chol splits it (at
+    _split(n)): s11 and s22 the diagonal blocks (each a value or a _Sym), s21 the value below s11.
+    The block above s21 is never made."""
+    s11: "str | _Sym"
+    s21: str
+    s22: "str | _Sym"
+
+
+def _sym_parts(f: _Fn, s: "str | _Sym", shape: tuple[int, ...], el: str) -> tuple["str | _Sym", str, "str | _Sym"]:
+    """(S11, S21, S22) of s split at _split(n): views of a value, or a _Sym's own blocks."""
+    if isinstance(s, _Sym):
+        return s.s11, s.s21, s.s22
+    n = shape[-1]
+    n1 = _split(n)
+    return (f.block(s, shape, el, (0, n1), (0, n1)), f.block(s, shape, el, (n1, n), (0, n1)),
+            f.block(s, shape, el, (n1, n), (n1, n)))
+
+
+def _minus_gram(f: _Fn, s: "str | _Sym", shape: tuple[int, ...], p: str, pshape: tuple[int, ...],
+                el: str) -> "str | _Sym":
+    """s - P P^H, its lower blocks only (a _Sym) when s has more than GRAM_LEAF rows. P P^H, not
+    Pt^H Pt: the host matrix engine reads a transposed left operand at about half the speed of a
+    transposed right one."""
+    n, bs = shape[-1], shape[:-2]
+    if n <= GRAM_LEAF:
+        assert isinstance(s, str)
+        return f.bin("subtract", s, f.matmul(p, pshape, p, pshape, el, tb=True), shape, el)
+    n1 = _split(n)
+    n2, k = n - n1, pshape[-1]
+    s11, s21, s22 = _sym_parts(f, s, shape, el)
+    p1, p2 = f.block(p, pshape, el, (0, n1), (0, k)), f.block(p, pshape, el, (n1, n), (0, k))
+    return _Sym(_minus_gram(f, s11, bs + (n1, n1), p1, bs + (n1, k), el),
+                f.bin("subtract", s21, f.matmul(p2, bs + (n2, k), p1, bs + (n1, k), el, tb=True), bs + (n2, n1), el),
+                _minus_gram(f, s22, bs + (n2, n2), p2, bs + (n2, k), el))
+
+
+class _Tri:
+    """A lower-triangular factor as _chol makes it: a leaf's `value` (zeros above its diagonal)
+    or, split where _chol splits (at _split(n)), its diagonal blocks t11 and t22 and the block
+    l21 below t11 (the one above is zero). The blocks stay apart: the triangular solves read the
+    ones they need, and the factor is assembled once (_tri_value), where assembling it at every
+    level (a concatenate of concatenates) copied it once a level. A leaf's inverse and a block's
+    finiteness test are made once, for every solve that needs them (_leaf_inverse, _tri_finite)."""
+
+    def __init__(self, value: str | None = None, t11: "_Tri | None" = None, l21: str | None = None,
+                 t22: "_Tri | None" = None) -> None:
+        self.value, self.t11, self.l21, self.t22 = value, t11, l21, t22
+        self.inv: str | None = None
+        self.finite: str | None = None
+
+
+def _tri_value(f: _Fn, t: _Tri, shape: tuple[int, ...], el: str) -> str:
+    """The factor `t` stands for, as one value: one concatenate of row panels, one a leaf, each a
+    concatenate of the leaf's rows of the l21 blocks to its left, the leaf and zeros."""
+    if t.value is not None:
+        return t.value
+    bs, n = shape[:-2], shape[-1]
+    rows: list[list[tuple[str, tuple[int, ...]]]] = []
+
+    def walk(t: _Tri, lo: int, size: int, left: list[tuple[str, tuple[int, ...], int]]) -> None:
+        if t.value is None:
+            n1 = _split(size)
+            walk(t.t11, lo, n1, left)
+            walk(t.t22, lo + n1, size - n1, left + [(t.l21, bs + (size - n1, n1), lo + n1)])
+            return
+        row = [(f.block(v, vs, el, (lo - r0, lo - r0 + size), (0, vs[-1])), bs + (size, vs[-1])) for v, vs, r0 in left]
+        row.append((t.value, bs + (size, size)))
+        if lo + size < n:
+            row.append((f.const("0", el, bs + (size, n - lo - size)), bs + (size, n - lo - size)))
+        rows.append(row)
+
+    walk(t, 0, n, [])
+    return f.grid(rows, el)
+
+
+def _leaf_inverse(f: _Fn, t: _Tri, shape: tuple[int, ...], el: str) -> str:
+    """The inverse of the leaf t [.., k, k] (made once)."""
+    if t.inv is None:
+        inv, ishape = _diag_inverses(f, t.value, shape, el)
+        t.inv = _inv_block(f, inv, ishape, 0, shape[-1], el)
+    return t.inv
+
+
+def _tri_finite(f: _Fn, t: _Tri, shape: tuple[int, ...], el: str) -> str:
+    """A scalar i1: whether every block of t, and every leaf's inverse, is finite (made once)."""
+    if t.finite is None:
+        bs, n = shape[:-2], shape[-1]
+        if t.value is not None:
+            t.finite = _all_finite(f, [(t.value, shape), (_leaf_inverse(f, t, shape, el), shape)], el)
+        else:
+            n1 = _split(n)
+            ok = f.bin("and", _tri_finite(f, t.t11, bs + (n1, n1), el), _tri_finite(f, t.t22, bs + (n - n1, n - n1), el),
+                       (), "i1")
+            t.finite = f.bin("and", ok, _all_finite(f, [(t.l21, bs + (n - n1, n1))], el), (), "i1")
+    return t.finite
+
+
+def _chol(f: _Fn, s: "str | _Sym", shape: tuple[int, ...], el: str) -> tuple[_Tri, str]:
+    """(L as a _Tri, info) for the symmetric (Hermitian) matrix whose lower triangle is `s`'s (its upper
     one is never read: it may hold anything, NaN included; of a complex diagonal only the real
     part is read), L lower with zeros above. Recursive: L11 of S11, then L21 = S21 L11^-H (a
-    triangular solve), then L22 of S22 - L21 L21^H (the matmul). A failed L11 leaves NaN/garbage
-    below it, which is fine: `info` says so and the caller (jax) masks."""
+    triangular solve), then L22 of S22 - L21 L21^H (the matmul, lower blocks only: _minus_gram).
+    A failed L11 leaves NaN/garbage below it, which is fine: `info` says so and the caller (jax)
+    masks."""
     n, bs = shape[-1], shape[:-2]
     if n <= BASE or 0 in shape:
-        return _chol_loop(f, s, shape, el)
+        assert isinstance(s, str)
+        lo, info = _chol_loop(f, s, shape, el)
+        return _Tri(lo), info
     n1 = _split(n)
     n2 = n - n1
-    l11, info1 = _chol(f, f.block(s, shape, el, (0, n1), (0, n1)), bs + (n1, n1), el)
+    s11, s21, s22 = _sym_parts(f, s, shape, el)
+    l11, info1 = _chol(f, s11, bs + (n1, n1), el)
     # L21 = S21 L11^-H, solved from the right: no transposes of S21 and L21 to move
-    l21 = _tri_solve_right(f, l11, bs + (n1, n1), f.block(s, shape, el, (n1, n), (0, n1)), bs + (n2, n1), el)
-    # L21 L21^H, not L21t^H L21t: the host matrix engine reads a transposed left operand at
-    # about half the speed of a transposed right one
-    upd = f.matmul(l21, bs + (n2, n1), l21, bs + (n2, n1), el, tb=True)
-    s22 = f.bin("subtract", f.block(s, shape, el, (n1, n), (n1, n)), upd, bs + (n2, n2), el)
-    l22, info2 = _chol(f, s22, bs + (n2, n2), el)
-    zero = f.const("0", el, bs + (n1, n2))
-    lo = f.grid([[(l11, bs + (n1, n1)), (zero, bs + (n1, n2))], [(l21, bs + (n2, n1)), (l22, bs + (n2, n2))]], el)
-    return lo, f.first_error(info1, info2, n1, bs)
+    l21 = _tri_solve_right(f, l11, bs + (n1, n1), s21, bs + (n2, n1), el)
+    l22, info2 = _chol(f, _minus_gram(f, s22, bs + (n2, n2), l21, bs + (n2, n1), el), bs + (n2, n2), el)
+    return _Tri(t11=l11, l21=l21, t22=l22), f.first_error(info1, info2, n1, bs)
 
 
 def _chol_loop(f: _Fn, s: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
@@ -627,39 +734,38 @@ def _made(g: _Fn, v: _Val) -> str:
     return v(g) if callable(v) else v
 
 
-def _tri_solve_right(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str) -> str:
-    """X with X A^H = B for a lower-triangular A (zeros above its diagonal): _tri_solve's
-    products on the transposed problem, with every transpose in the products' right operands
-    (which the matrix engine reads as they are), so neither B nor X is moved. The non-finite
-    case solves the transposed problem by substitution (A X^H = B^H)."""
+def _tri_solve_right(f: _Fn, a: _Tri, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str) -> str:
+    """X with X A^H = B for the lower-triangular factor `a` (a _Tri): _tri_solve's products on
+    the transposed problem, with every transpose in the products' right operands (which the
+    matrix engine reads as they are), so neither B nor X is moved. The non-finite case solves the
+    transposed problem by substitution (A X^H = B^H), on A assembled."""
     if 0 in ashape + xshape:
         return b
-    inv, ishape = _diag_inverses(f, a, ashape, el)
-    ok = _all_finite(f, [(a, ashape), (b, xshape), (inv, ishape)], el)
+    ok = f.bin("and", _tri_finite(f, a, ashape, el), _all_finite(f, [(b, xshape)], el), (), "i1")
     tshape = xshape[:-2] + (xshape[-1], xshape[-2])
 
     def loop(g: _Fn) -> list[str]:
-        return [g.adjoint_last(_tri_loop(g, a, ashape, g.adjoint_last(b, xshape, el), tshape, el), tshape, el)]
+        full = _tri_value(g, a, ashape, el)
+        return [g.adjoint_last(_tri_loop(g, full, ashape, g.adjoint_last(b, xshape, el), tshape, el), tshape, el)]
 
-    (x,) = _if(f, ok, [_t(xshape, el)], lambda g: [_tri_blocks_right(g, a, ashape, b, xshape, el, inv, ishape, 0)], loop)
+    (x,) = _if(f, ok, [_t(xshape, el)], lambda g: [_tri_blocks_right(g, a, b, xshape, el)], loop)
     return x
 
 
-def _tri_blocks_right(f: _Fn, a: str, ashape: tuple[int, ...], b: str, xshape: tuple[int, ...], el: str,
-                      inv: str, ishape: tuple[int, ...], lo: int) -> str:
-    """_tri_solve_right's products: X of X A[lo:lo+k, lo:lo+k]^H = B (B is k columns):
-    X1 = B1 A11^-H, X2 = (B2 - X1 A21^H) A22^-H."""
-    bs, m, k = ashape[:-2], xshape[-2], xshape[-1]
-    if k <= BASE:
-        return f.matmul(b, xshape, _inv_block(f, inv, ishape, lo, k, el), bs + (k, k), el, tb=True)
+def _tri_blocks_right(f: _Fn, a: _Tri, b: str, xshape: tuple[int, ...], el: str) -> str:
+    """_tri_solve_right's products: X of X A^H = B (B is k columns, A a _Tri of k, its leaves'
+    inverses made): X1 = B1 A11^-H, X2 = (B2 - X1 A21^H) A22^-H."""
+    bs, m, k = xshape[:-2], xshape[-2], xshape[-1]
+    if a.value is not None:
+        assert a.inv is not None  # (made outside the branch this runs in: _tri_finite)
+        return f.matmul(b, xshape, a.inv, bs + (k, k), el, tb=True)
     k1 = _split(k)
     k2 = k - k1
-    x1 = _tri_blocks_right(f, a, ashape, f.block(b, xshape, el, (0, m), (0, k1)), bs + (m, k1), el, inv, ishape, lo)
-    a21 = f.block(a, ashape, el, (lo + k1, lo + k), (lo, lo + k1))
-    b2 = f.bin("subtract", f.block(b, xshape, el, (0, m), (k1, k)), f.matmul(x1, bs + (m, k1), a21, bs + (k2, k1), el, tb=True),
+    x1 = _tri_blocks_right(f, a.t11, f.block(b, xshape, el, (0, m), (0, k1)), bs + (m, k1), el)
+    b2 = f.bin("subtract", f.block(b, xshape, el, (0, m), (k1, k)), f.matmul(x1, bs + (m, k1), a.l21, bs + (k2, k1), el, tb=True),
                bs + (m, k2), el)
-    x2 = _tri_blocks_right(f, a, ashape, b2, bs + (m, k2), el, inv, ishape, lo + k1)
-    return f.concat([(x1, bs + (m, k1)), (x2, bs + (m, k2))], len(ashape) - 1, el)
+    x2 = _tri_blocks_right(f, a.t22, b2, bs + (m, k2), el)
+    return f.concat([(x1, bs + (m, k1)), (x2, bs + (m, k2))], len(xshape) - 1, el)
 
 
 def _inv_block(f: _Fn, inv: str, ishape: tuple[int, ...], lo: int, k: int, el: str) -> str:
