@@ -11,7 +11,7 @@ import pytest
 
 from tt_xla.compiler import compile_text
 from tt_xla.compiler.render import STREAM_MIN_BYTES
-from tt_xla.compiler.loopir import FIRST_USE, DmaPrefetch, DmaRead, check_dma_only
+from tt_xla.compiler.loopir import FIRST_USE, DmaPrefetch, DmaRead, Range, check_dma_only
 from util import BF16, check, inputs, jnp, np
 
 CASES = [  # each output is just over the streaming threshold
@@ -101,6 +101,11 @@ def test_row_blocks_read_first_use_ask_for_the_next_block_a_line_at_a_time(shape
     (k,) = _kernels(f, x, b)
     pf = [u for u in k.body if isinstance(u, DmaPrefetch)]
     assert len(pf) == 1 and pf[0].line and pf[0].index.endswith(f"+ 1 * {shape[1]} + jb")
+    # rows of whole lines: each line's loop counts from 0 to a constant (`j < jb + 16` may wrap
+    # under -fwrapv, and gcc kept a trip-count test and a scalar loop beside the vector); a ragged
+    # row stops at its end
+    (line,) = [u for u in k.body if isinstance(u, Range) and u.var in ("j", "jl")]
+    assert (line.start, line.end) == (("0", "16") if shape[1] % 16 == 0 else ("jb", "K_MIN(jb + 16, c1)"))
     assert not check_dma_only(k)
     check(f, x, b)
 

@@ -507,8 +507,14 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
                 n, a = leaves[j]
                 body.append(L.DmaPrefetch(op_of[a.src.id], f"{_base(offs[j], vecs[j][:-1], pidx)} + {rb} * {vecs[j][-2]} + jb",
                                           "1", itemsize(n.dtype), line=True))
-            # (a whole number of lines per row: a constant trip count, one vector and no tail)
-            body.append(L.Range("j", "jb", f"jb + {step}" if inner % step == 0 else f"K_MIN(jb + {step}, c1)", "GCC ivdep"))
+            # (a whole number of lines per row: a constant trip count, one vector and no tail. The
+            # count is spelled from 0: under -fwrapv `j < jb + step` may wrap, so gcc kept a trip
+            # count test and a scalar loop beside the vector for every line; layernorm's normalizing
+            # kernel was twice base's instructions)
+            if inner % step == 0:
+                body += [L.Range("jl", "0", str(step), "GCC ivdep", var_type="int"), L.Define("j", "int64_t", "jb + jl")]
+            else:
+                body.append(L.Range("j", "jb", f"K_MIN(jb + {step}, c1)", "GCC ivdep"))
         else:
             body.append(L.Range("j", "c0", "c1", "GCC ivdep"))
         em = IREmitter(mat, index_of, leaf_of, page_of, body)
@@ -519,8 +525,9 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
             em.raw.pop(root.id, None)  # a later result reading it sees the stored (rounded) value
         ops_per_elem = max(em.ops, 1)
         if lines and em.ops > LINE_MAX_OPS:  # the plain loop after all (above)
-            loop = next(u for u in body[split_at:] if isinstance(u, L.Range) and u.var == "j")
-            body[split_at:body.index(loop) + 1] = [L.Range("j", "c0", "c1", "GCC ivdep")]
+            loop = next(u for u in body[split_at:] if isinstance(u, L.Range) and u.var in ("j", "jl"))
+            end = body.index(loop) + (2 if loop.var == "jl" else 1)  # (with its Define of j)
+            body[split_at:end] = [L.Range("j", "c0", "c1", "GCC ivdep")]
             lines = []
         body += [L.End(), L.End()] + ([L.End()] if lines else [])
         if turn_cb:
