@@ -266,3 +266,25 @@ def test_scatter_of_two_operands_repeated_indices(form, vt, ct, vd, cd):
     np.testing.assert_array_equal(np.asarray(gv).astype(np.float32), ev.astype(np.float32))
     np.testing.assert_array_equal(np.asarray(gc), ec)
     assert np.asarray(gv).dtype == np.dtype(vd) and np.asarray(gc).dtype == np.dtype(cd)
+
+
+BROADCAST_READS = {  # indexed kernels reading an operand that is a broadcast along a dim of size > 1
+    "gather_rows_of_a_broadcast_column": (lambda b, i: jnp.broadcast_to(b[:, :1], (37, 65))[i], (37, 65)),
+    "take_of_a_broadcast_sum": (lambda b, i: jnp.take(jnp.broadcast_to(b.sum(1, keepdims=True), b.shape), i, 0),
+                                (37, 65)),
+    "gather_of_a_broadcast_middle_dim": (lambda b, i: jnp.broadcast_to(b[:, None, :5], (37, 3, 5))[i], (37, 65)),
+    "scatter_add_of_broadcast_updates": (
+        lambda b, i: b.at[i].add(jnp.broadcast_to(b[:len(i), :1] * 2, (len(i), b.shape[1]))), (37, 65)),
+    "scatter_into_a_broadcast_operand": (lambda b, i: jnp.broadcast_to(b[:, :1], b.shape).at[i].add(b[:len(i)]),
+                                         (37, 65)),
+    "sort_of_a_broadcast": (lambda b, i: jnp.sort(jnp.broadcast_to(b[:, :1], b.shape) + b[:1], axis=0), (37, 65)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROADCAST_READS))
+def test_indexed_kernels_read_broadcast_operands_whole(name):
+    """A gather, scatter or sort reads its operand's runs as dense rows; a broadcast (stride 0)
+    along a dim of size > 1 is stored first, not read as one element (which left the rest of the
+    row stale: garbage values)."""
+    f, shape = BROADCAST_READS[name]
+    check(f, inputs(shape, np.float32), _ids(6, shape[0], seed=3))

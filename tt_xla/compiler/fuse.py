@@ -289,11 +289,15 @@ def plan(graph: Graph) -> Plan:
             ensure(n.inputs[0])
             mat.add(n.inputs[0].id)
         elif n.op in INDEXED:
-            # read through their accesses (any strides); scatter's operand is only copied into
-            # the result by a loop kernel, so it may be a broadcast constant
+            # read through their accesses (any non-zero strides: a DMA of a stride-0 run moves
+            # one element, as a broadcast reads it, and these kernels read their runs as dense
+            # rows); scatter's operand is only copied into the result by a loop kernel, so it
+            # may be a broadcast
             for j, x in enumerate(n.inputs):
                 ensure(x)
-                if memoryless(access_of(x, mat).src) and not (n.op == "scatter" and j == 0):
+                a = access_of(x, mat)
+                if (memoryless(a.src) or any(s == 0 and d > 1 for s, d in zip(a.strides, x.shape))) and \
+                        not (n.op == "scatter" and j == 0):
                     mat.add(x.id)
 
     # Recompute or store: count the kernels each elementwise node would be inlined into.
