@@ -348,7 +348,8 @@ def plan(graph: Graph) -> Plan:
                     if x.id in inner:
                         todo.append((x, start))
                         continue
-                    st, rev = _reshaped_piece(c, x, mat), _reversed_piece(c, x, mat)
+                    # (strides in n, the concat storing: c's own only when c is n)
+                    st, rev = _reshaped_piece(c, x, mat, whole.strides), _reversed_piece(c, x, mat, whole.strides)
                     if rev is not None:
                         root, st = x.inputs[0], rev[1]
                         start += rev[0]
@@ -529,27 +530,29 @@ def _inner_concats(nodes: list[Node], use: dict[int, list[Node]], mat: set[int],
     return out
 
 
-def _reshaped_piece(n: Node, x: Node, mat: set[int]) -> tuple[int, ...] | None:
+def _reshaped_piece(n: Node, x: Node, mat: set[int], rm: tuple[int, ...] | None = None) -> tuple[int, ...] | None:
     """Piece x of concat n that reshapes a value no strides can view in x's shape (an axis
     whose digits are read through a transpose: fft's complex result) is computed in its input's
-    shape and stored through the reshape: the strides in n of that input's dims, else None."""
+    shape and stored through the reshape: the strides in n (laid out by `rm`, default n's row-major
+    strides) of that input's dims, else None."""
     a = access_of(x.inputs[0], mat) if x.op == "reshape" else None
     if a is None or apply_view(x, a) is not None:
         return None
-    return reshape_strides(x.shape, row_major(n.shape), x.inputs[0].shape)
+    return reshape_strides(x.shape, rm or row_major(n.shape), x.inputs[0].shape)
 
 
-def _reversed_piece(n: Node, x: Node, mat: set[int]) -> tuple[int, tuple[int, ...]] | None:
+def _reversed_piece(n: Node, x: Node, mat: set[int],
+                    rm: tuple[int, ...] | None = None) -> tuple[int, tuple[int, ...]] | None:
     """Piece x of concat n that reverses a value computed in its own kernel (eigh's Singer move)
     is computed unreversed and stored through the reversed strides, so that it reads its inputs
     as a piece beside it may (see _merge_pieces): (the offset of its first element from the
     piece's start, its strides in n), else None. Only outer dims: rows and their runs keep
-    positive strides."""
+    positive strides. `rm`: n's layout, as in _reshaped_piece."""
     y = x.inputs[0] if x.op == "reverse" else None
     dims = x.attrs.get("dims", ()) if y is not None else ()
     if y is None or y.id in mat or y.op not in ELEMENTWISE or any(d >= len(x.shape) - 2 for d in dims):
         return None
-    rm = row_major(n.shape)
+    rm = rm or row_major(n.shape)
     return (sum((x.shape[d] - 1) * rm[d] for d in dims),
             tuple(-st if d in dims else st for d, st in enumerate(rm)))
 
