@@ -48,6 +48,8 @@ def _worker() -> int:
     live: dict[str, tuple] = {}
 
     def setup(name: str) -> dict:
+        # (harness.run's setup, restated: the worker runs in older trees, whose harness has no
+        # setup of its own to import)
         b = rows.get(name)
         if b is None:
             return {"status": "absent"}
