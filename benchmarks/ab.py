@@ -144,7 +144,8 @@ def _ratio_row(name: str, unit: str, per_round: list[tuple[dict, dict]]) -> dict
     return {"row": name, "unit": unit, "a_tt": _med(a_tt) * scale, "b_tt": _med(b_tt) * scale,
             "a_rel": _med(a_rel), "b_rel": _med(b_rel), "tt_ratio": _med(tt_ratio),
             "tt_ratio_span": (min(tt_ratio), max(tt_ratio)), "rel_ratio": _med(rel_ratio),
-            "rel_ratio_span": (min(rel_ratio), max(rel_ratio)), "rounds": len(per_round)}
+            "rel_ratio_span": (min(rel_ratio), max(rel_ratio)), "rounds": len(per_round),
+            "tt_ratios": tt_ratio, "rel_ratios": rel_ratio}  # (per round: to pool several runs)
 
 
 def main(argv: list[str] | None = None) -> int:
