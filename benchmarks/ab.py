@@ -16,11 +16,14 @@ between runs on a busy 2-core VM. So this runs both trees at once, alternated in
 
 `--compile` adds the compile rows (`suite.compile_bench` with one rep, cold cache dir fresh each
 time) to every round. The worker code is this file's, run as a script, so a tree without this
-file (an older checkout) can still be side A. Timings are reported, never asserted.
+file (an older checkout) can still be side A; so is the timing code (`harness.setup`,
+`_time_call`), loaded from beside this file, so both trees are timed alike. Timings are
+reported, never asserted.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -33,53 +36,42 @@ import time
 # ---------------------------------------------------------------------------- worker (runs in a tree)
 def _worker() -> int:
     """Serve JSON commands on stdin, one per line; answer one JSON line each on stdout."""
+    here = os.path.dirname(os.path.abspath(__file__))
     tree = os.getcwd()
-    sys.path = [tree] + [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+    sys.path = [tree] + [p for p in sys.path if os.path.abspath(p or ".") != here]
     out = sys.stdout
     sys.stdout = sys.stderr  # anything the tree prints must not corrupt the protocol
-    import jax
-    import numpy as np
-
-    import tt_xla
+    # The timing code is this file's tree's harness, the same in both workers (an older tree's
+    # may lack what it needs); the rows, tt_xla and everything harness imports are the tree's.
+    spec = importlib.util.spec_from_file_location("_ab_harness", os.path.join(here, "harness.py"))
+    H = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(H)
     from benchmarks import suite
-    from benchmarks.harness import _ready, _time_call, compare
 
     rows = {b.name: b for b in suite.benchmarks()}
-    live: dict[str, tuple] = {}
+    live: dict[str, object] = {}
 
     def setup(name: str) -> dict:
-        # (harness.run's setup, restated: the worker runs in older trees, whose harness has no
-        # setup of its own to import)
         b = rows.get(name)
         if b is None:
             return {"status": "absent"}
-        numpy_io = getattr(b, "io", "device") == "numpy"
-        host = b.make_inputs(np.random.default_rng(0), False)
-        cpu = jax.devices("cpu")[0]
-        xla_args = host if numpy_io else jax.tree_util.tree_map(lambda a: jax.device_put(a, cpu), host)
-        xla_f = jax.jit(b.fn)
-        want = _ready(xla_f(*xla_args))
-        tt_f = tt_xla.jit(b.fn)
-        try:
-            tt_args = host if numpy_io else jax.tree_util.tree_map(tt_xla.device_put, host)
-            got = _ready(tt_f(*tt_args))
-        except Exception as e:  # unsupported on this tree: the row is skipped, not fatal
-            return {"status": "error", "message": f"{type(e).__name__}: {str(e)[:120]}"}
-        ok, err, msg = compare(got, want, b.rtol, b.atol)
-        extra = (numpy_io,) if numpy_io else ()  # older trees' _time_call has no numpy flag
+        s = H.setup(b, False)
+        if s.error is not None:  # unsupported on this tree: the row is skipped, not fatal
+            return {"status": "error", "message": f"{type(s.error).__name__}: {str(s.error)[:120]}"}
+        ok, _, msg = H.compare(s.got, s.want, b.rtol, b.atol)
+        s.got = s.want = None
         for _ in range(b.warmup):
-            _time_call(tt_f, tt_args, *extra)
-            _time_call(xla_f, xla_args, *extra)
-        live[name] = (tt_f, tt_args, xla_f, xla_args, numpy_io)
+            H._time_call(s.tt_f, s.tt_args, s.numpy_io)
+            H._time_call(s.xla_f, s.xla_args, s.numpy_io)
+        live[name] = s
         return {"status": "ok" if ok else "MISMATCH", "message": msg, "unit": b.unit}
 
     def timed(name: str, reps: int) -> dict:
-        tt_f, tt_args, xla_f, xla_args, numpy_io = live[name]
-        extra = (numpy_io,) if numpy_io else ()  # older trees' _time_call has no numpy flag
+        s = live[name]
         tt, xla = [], []
         for _ in range(reps):
-            tt.append(_time_call(tt_f, tt_args, *extra))
-            xla.append(_time_call(xla_f, xla_args, *extra))
+            tt.append(H._time_call(s.tt_f, s.tt_args, s.numpy_io))
+            xla.append(H._time_call(s.xla_f, s.xla_args, s.numpy_io))
         return {"tt": tt, "xla": xla}
 
     def compile_rows() -> dict:

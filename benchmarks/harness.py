@@ -125,32 +125,59 @@ def _time_call(f, args, to_numpy: bool = False) -> float:
     return t
 
 
-def run(b: Bench, *, quick: bool, reps: int | None, target_s: float, max_reps: int = 5000,
-        seed: int = 0) -> Result:
+@dataclasses.dataclass
+class Setup:
+    """A benchmark ready to time: its inputs placed once on each side, both sides compiled by a
+    first call and its outputs kept (`run`, and benchmarks.ab's workers in any tree)."""
+    host: tuple
+    numpy_io: bool
+    xla_f: Callable
+    xla_args: tuple
+    want: object
+    tt_f: Callable | None = None
+    tt_args: tuple | None = None
+    got: object = None
+    error: Exception | None = None  # the tt side's failure (unsupported op, compiler, toolchain)
+    trace: str = ""                 # ...and its traceback
+
+
+def setup(b: Bench, quick: bool, seed: int = 0) -> Setup:
     import jax
     import tt_xla
 
-    res = Result(b.name, b.desc, b.unit)
-    rng = np.random.default_rng(seed)
-    host = b.make_inputs(rng, quick)
-    if not b.desc or "{shapes}" in b.desc:
-        res.desc = (b.desc or "{shapes}").replace("{shapes}", shapes(host))
+    host = b.make_inputs(np.random.default_rng(seed), quick)
     cpu = jax.devices("cpu")[0]
-    numpy_io = b.io == "numpy"
+    numpy_io = getattr(b, "io", "device") == "numpy"  # (an older tree's Bench has no `io`: benchmarks.ab)
     xla_args = host if numpy_io else jax.tree_util.tree_map(lambda a: jax.device_put(a, cpu), host)
     xla_f = jax.jit(b.fn)
-    want = _ready(xla_f(*xla_args))
-
-    tt_f = tt_xla.jit(b.fn)
+    s = Setup(host, numpy_io, xla_f, xla_args, _ready(xla_f(*xla_args)))
+    s.tt_f = tt_xla.jit(b.fn)
     try:
-        tt_args = host if numpy_io else jax.tree_util.tree_map(tt_xla.device_put, host)
-        got = _ready(tt_f(*tt_args))  # compiles
-    except Exception as e:  # unsupported op, compiler or toolchain failure: report, don't die
+        s.tt_args = host if numpy_io else jax.tree_util.tree_map(tt_xla.device_put, host)
+        s.got = _ready(s.tt_f(*s.tt_args))  # compiles
+    except Exception as e:  # report, don't die
+        s.error, s.trace = e, traceback.format_exc(limit=4)
+    return s
+
+
+def run(b: Bench, *, quick: bool, reps: int | None, target_s: float, max_reps: int = 5000,
+        seed: int = 0) -> Result:
+    import tt_xla
+
+    res = Result(b.name, b.desc, b.unit)
+    s = setup(b, quick, seed)
+    if not b.desc or "{shapes}" in b.desc:
+        res.desc = (b.desc or "{shapes}").replace("{shapes}", shapes(s.host))
+    if s.error is not None:
+        e = s.error
         unsupported = isinstance(e, tt_xla.UnsupportedError) or "nsupported" in str(e)
         res.status = "unsupported" if unsupported else "error"
         res.message = _first_line(e)
-        res.extra["traceback"] = traceback.format_exc(limit=4)
+        res.extra["traceback"] = s.trace
         return res
+    tt_f, tt_args, xla_f, xla_args, numpy_io = s.tt_f, s.tt_args, s.xla_f, s.xla_args, s.numpy_io
+    got, want = s.got, s.want
+    del s
 
     res.extra["kernels"] = [f"{k.name}({k.kind})" for k in tt_f.kernels(*tt_args)]
     ok, err, msg = compare(got, want, b.rtol, b.atol)
