@@ -281,6 +281,13 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
 
     heads = {h for h, _ in half.values()}
 
+    def run_read(j: int) -> tuple[str, int, int]:
+        """(count, DRAM stride, page elements a row) of stored leaf j's read of a row's run: one
+        element of a row-invariant leaf, both parts of a pair's head densely."""
+        if j in heads:
+            return "2 * nc", 1, 2 * w
+        return ("1", 0, 1) if inner_st[j] == 0 else ("nc", inner_st[j], w)
+
     def turned(j: int, mode: str) -> bool:
         """A 4-byte column page that a computed kernel reads: STRIP rows at a time transposed in
         SRAM by 8x8 register blocks into a small row-major page just before the math reads them
@@ -384,7 +391,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
     chunk_first = [j for j in row_leaves if mode == "chunk" and inner_st[j] != 0 and j not in heads]
     for j in once:  # the same block for every item of a rows kernel (c0 = 0): the host copies it once per core
         op = op_of[leaves[j][1].src.id]
-        cnt, st = ("2 * nc", 1) if j in heads else ("1" if inner_st[j] == 0 else "nc", inner_st[j])
+        cnt, st, _ = run_read(j)
         body.append(L.DmaRead(in_cb[j], page_in[j], "0", op, f"{offs[j]} + c0 * {inner_st[j]}", cnt, st,
                               host=L.ONCE if mode == "rows" else L.FIRST_USE if j in chunk_first else ""))
     # the block's rows are one block transfer per input when they are one affine walk: one outer
@@ -397,9 +404,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         idx = _decode("r0", outer_shape, "", body)
         for j in per_row:
             op = op_of[leaves[j][1].src.id]
-            wj = 1 if inner_st[j] == 0 else w
-            cnt, st = ("2 * nc", 1, ) if j in heads else ("1" if inner_st[j] == 0 else "nc", inner_st[j])
-            wj *= 2 if j in heads else 1
+            cnt, st, wj = run_read(j)
             pitch = str(vecs[j][-2]) if outer_shape else "0"
             # a block of whole rows, packed in the page as in DRAM, read once by the compute loop
             # below: the host copies each element there
@@ -413,9 +418,7 @@ def lower_loop(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: in
         idx = _decode("r", outer_shape, "", body)
         for j in per_row:
             op = op_of[leaves[j][1].src.id]
-            wj = 1 if inner_st[j] == 0 else w
-            cnt, st = ("2 * nc", 1) if j in heads else ("1" if inner_st[j] == 0 else "nc", inner_st[j])
-            wj *= 2 if j in heads else 1
+            cnt, st, wj = run_read(j)
             body.append(L.DmaRead(in_cb[j], page_in[j], f"(r - r0) * {wj}", op,
                                   f"{_base(offs[j], vecs[j][:-1], idx)} + c0 * {inner_st[j]}", cnt, st))
         body.append(L.End())
