@@ -87,8 +87,9 @@ def _short(u: L.DmaRead | L.DmaWrite) -> bool:
             and 0 < int(u.count) * u.cb.esize <= SHORT_RUN_BYTES)
 
 
-_BINDS = (L.Define, L.Range, L.Var, L.Load, L.Alu)  # the ops that name a value
-_BINDS_SET = frozenset(_BINDS)
+# Op sets are tested by exact type (the IR's op classes have no subclasses; a set lookup is much
+# cheaper than isinstance over a tuple, and render meets every op of every kernel)
+_BINDS = frozenset((L.Define, L.Range, L.Var, L.Load, L.Alu))  # the ops that name a value
 
 
 class _Unknown(Exception):
@@ -102,7 +103,7 @@ def _item_values(k: L.LoopKernel) -> Callable[[str], int | None]:
     variable, a loaded value or a second Define make it unknown)."""
     once: dict[str, str | None] = {}
     for u in k.body:
-        if type(u) in _BINDS_SET:
+        if type(u) in _BINDS:
             once[u.var] = u.expr if type(u) is L.Define and u.var not in once else None
     # (one item: its number as a plain integer, evaluated without numpy, to the same values)
     items = 0 if k.work_items == 1 else np.arange(k.work_items, dtype=np.int64) if 0 < k.work_items <= ITEMS_MAX \
@@ -267,27 +268,22 @@ class _Rings:
         self._reset()
 
     def _find_dynamic(self, body: list) -> None:
-        """A dry run of `step` over the body that follows only what decides which rings need
-        counters (each ring's state, and which were empty where each range started)."""
+        """A dry run over the body that follows only what decides which rings need counters (each
+        ring's state, and which were empty where each range started); `step` then renders with
+        the set complete."""
         state = {cb.name: (0, False) for cb in self.cbs}
         frames: list[tuple[dict, set[str]]] = []
         for u in body:
             t = type(u)
             if t is L.Range:
-                frames.append((dict(state), {n for n, st in state.items() if st == (0, False)}))
+                frames.append((dict(state), _empty_rings(state)))
             elif t is L.End:
                 state = frames.pop()[0]
-            elif t in _CB_SET:
+            elif t in _CB_OPS:
                 name = u.cb.name
                 if frames and name not in frames[-1][1] and u.cb.npages > 1:
                     self.dynamic.add(name)
-                filled, reserved = state[name]
-                if t is L.CbPush:
-                    state[name] = (filled + 1, False)
-                elif t is L.CbPop:
-                    state[name] = (filled - 1, reserved)
-                elif t is L.CbReserve:
-                    state[name] = (filled, True)
+                state[name] = _ring_after(t, state[name])
 
     def _reset(self) -> None:
         self.count: dict[tuple[str, str], int] = {}
@@ -305,7 +301,7 @@ class _Rings:
         if t not in _RING_OPS:
             return ""
         if t is L.Range:
-            empty = {n for n, st in self.state.items() if st == (0, False)}
+            empty = _empty_rings(self.state)
             self.frames.append((dict(self.count), dict(self.state), empty))
             for n in empty:
                 self.count[n, "t"] = self.count[n, "h"] = 0
@@ -314,16 +310,11 @@ class _Rings:
             self.count, self.state, _ = self.frames.pop()
             return ""
         cb = u.cb
-        if self.frames and cb.name not in self.frames[-1][2] and cb.npages > 1:
-            self.dynamic.add(cb.name)
         end = "t" if t is L.CbReserve or t is L.CbPush else "h"
-        filled, reserved = self.state[cb.name]
+        self.state[cb.name] = _ring_after(t, self.state[cb.name])
         if t is L.CbPush or t is L.CbPop:
-            self.state[cb.name] = (filled + 1, False) if t is L.CbPush else (filled - 1, reserved)
             self.count[cb.name, end] = self.count.get((cb.name, end), 0) + 1
             return f"++{cb.name}_{end};" if cb.name in self.dynamic else ""
-        if t is L.CbReserve:
-            self.state[cb.name] = (filled, True)
         if cb.name in self.dynamic:
             slot = f" + ({cb.name}_{end} % {cb.npages}u) * {cb.page_bytes}u"
             self.at[u.page] = None
@@ -332,6 +323,20 @@ class _Rings:
             slot = f" + {at}u" if at else ""
             self.at[u.page] = cb.offset + at
         return f"{cb.ctype} *{u.page} = ({cb.ctype} *)(sram_ + {cb.offset}u{slot});"
+
+
+def _ring_after(t: type, st: tuple[int, bool]) -> tuple[int, bool]:
+    """A ring's (pages filled, a page reserved) after a circular-buffer op of type t."""
+    filled, reserved = st
+    if t is L.CbPush:
+        return filled + 1, False
+    if t is L.CbPop:
+        return filled - 1, reserved
+    return (filled, True) if t is L.CbReserve else st
+
+
+def _empty_rings(state: dict[str, tuple[int, bool]]) -> set[str]:
+    return {n for n, st in state.items() if st == (0, False)}
 
 
 # k_dma_desc's flags (prelude.c's K_DMA_ONCE, K_DMA_WRITE, K_DMA_STREAM, K_DMA_COUNT)
@@ -439,13 +444,11 @@ RULES: dict[type, Callable] = {
 }
 
 
-_CB_OPS = (L.CbReserve, L.CbPush, L.CbWait, L.CbPop)
+_CB_OPS = frozenset((L.CbReserve, L.CbPush, L.CbWait, L.CbPop))
+_DMAS = frozenset((L.DmaRead, L.DmaWrite))
 # ops that touch no SRAM or DRAM data: pending DMAs (_Batch) may be issued after them
-_QUIET = (*_CB_OPS, L.Define, L.VectorOps, L.DmaRead, L.DmaWrite)
-# The same sets for type tests (the IR's op classes have no subclasses; a set lookup is much
-# cheaper than isinstance over a tuple, and render meets every op of every kernel)
-_CB_SET, _QUIET_SET, _DMAS = frozenset(_CB_OPS), frozenset(_QUIET), frozenset((L.DmaRead, L.DmaWrite))
-_RING_OPS = frozenset((*_CB_OPS, L.Range, L.End))  # what _Rings follows
+_QUIET = _CB_OPS | _DMAS | {L.Define, L.VectorOps}
+_RING_OPS = _CB_OPS | {L.Range, L.End}  # what _Rings follows
 
 
 def render(k: L.LoopKernel) -> str:
@@ -477,7 +480,7 @@ def render(k: L.LoopKernel) -> str:
             lines.append("  " * depth + text)
     for u in body:
         t = type(u)
-        if t not in _QUIET_SET and batch.pending:
+        if t not in _QUIET and batch.pending:
             emit(batch.flush(depth))
         if t is L.End:
             depth -= 1
@@ -496,7 +499,7 @@ def render(k: L.LoopKernel) -> str:
             text = RULES[t](u)
         elif t is L.VectorOps and (n := batch.known_value(u.count)) is not None:
             text = f"tt_vector_ops(core, {n}u);"  # (the count the lowering wrote, folded: less for the C compiler)
-        elif t not in _CB_SET:
+        elif t not in _CB_OPS:
             text = fill + RULES[t](u)
         if text:  # (emit, inline: once per op)
             lines.append("  " * depth + text)
