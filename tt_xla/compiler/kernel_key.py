@@ -101,15 +101,12 @@ def _walk(top: Node, mat: set[int], open_: set[int], pos: dict[int, int], order:
     value is known without memory (an iota, a scalar constant: lowering writes it as code)."""
     if top.id in pos:
         return
-    # (node, whether the kernel looks inside it, its inputs to walk)
-    inside = top.id in open_ or top.id not in mat or top.op in _SEEN_THROUGH or memoryless(top)
-    stack = [(top, inside, iter(top.inputs) if inside else _NONE)]
+    stack = [_entry(top, mat, open_)]
     while stack:
         n, inside, rest = stack[-1]
         for c in rest:
             if c.id not in pos:
-                i = c.id in open_ or c.id not in mat or c.op in _SEEN_THROUGH or memoryless(c)
-                stack.append((c, i, iter(c.inputs) if i else _NONE))
+                stack.append(_entry(c, mat, open_))
                 break
         else:
             stack.pop()
@@ -124,6 +121,13 @@ def _walk(top: Node, mat: set[int], open_: set[int], pos: dict[int, int], order:
                 rows.append((n.op, n.shape, n.dtype, n.id in mat, n.id in bfp8, a, tuple([pos[c.id] for c in n.inputs])))
             else:
                 rows.append((n.op, n.shape, n.dtype, n.id in bfp8))
+
+
+def _entry(n: Node, mat: set[int], open_: set[int]) -> tuple:
+    """(n, whether the kernel looks inside it, its inputs to walk) for _walk's stack (a module
+    function: a closure made per _walk call cost more than the call)."""
+    inside = n.id in open_ or n.id not in mat or n.op in _SEEN_THROUGH or memoryless(n)
+    return n, inside, iter(n.inputs) if inside else _NONE
 
 
 _SEEN_THROUGH = frozenset(("reshape", "broadcast"))  # (fusion's same-order test looks through them)
