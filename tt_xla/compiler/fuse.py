@@ -315,10 +315,11 @@ def plan(graph: Graph) -> Plan:
             mat.add(n.id)
             kernels_of[n.id] = {n.id}
 
-    inner = _inner_concats(nodes, use, mat, {o.id for o in graph.outputs})
-    _split_products(nodes, use, mat, {o.id for o in graph.outputs})
-    epilogue = _epilogues(nodes, use, mat, {o.id for o in graph.outputs})
-    through = _stores_through_transpose(nodes, use, mat, {o.id for o in graph.outputs})
+    outputs = {o.id for o in graph.outputs}
+    inner = _inner_concats(nodes, use, mat, outputs)
+    _split_products(nodes, use, mat, outputs)
+    epilogue = _epilogues(nodes, use, mat, outputs)
+    through = _stores_through_transpose(nodes, use, mat, outputs)
     kernels: list[Kernel] = []
     for n in nodes:
         if n.id in epilogue:
@@ -366,7 +367,7 @@ def plan(graph: Graph) -> Plan:
             kernels.append(Kernel("loop", n, n.shape, whole))
     for k in kernels:
         k.reads = tuple(_reads(k, mat))
-    kernels = _merge_pieces(_multi_output(kernels, mat, {o.id for o in graph.outputs}), mat)
+    kernels = _merge_pieces(_multi_output(kernels, mat, outputs), mat)
     return Plan(graph, mat, _sibling_reductions(kernels, mat))
 
 
