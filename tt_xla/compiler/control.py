@@ -102,7 +102,7 @@ class _Builder:
         self.state = 0                         # | ['jump', target] | ['copy', dst Place, src Place]
         # id(value) -> the leaf op defining it (constants, iotas, broadcasts of them: _is_leaf)
         self.consts: dict[int, ir.Operation] = {}
-        self.inplace: dict[int, tuple[ir.Value, Place]] = {}  # loop body result -> (carried arg, slot)
+        self.inplace: dict[int, Place] = {}  # loop body result -> its carried slot
         self.trips = 1  # runs of the code being built per call: the enclosing loops' known trip counts
         self.runs: dict[str, int] = {}  # kernel name -> its launches per call, where more than one
         # The slots the block being built may overwrite once their value is dead: the ones it
@@ -173,7 +173,7 @@ class _Builder:
         from . import compile_graph
         defined = {id(r) for o in ops for r in o.results}
         for j, v in enumerate(exports):  # a loop body result already in its carried slot stays there
-            slot = self.inplace.get(id(v), (None, None))[1] if ret is not None else None
+            slot = self.inplace.get(id(v)) if ret is not None else None
             if slot is not None and env.get(id(v)) == slot and slot not in places:
                 places[j] = slot
 
@@ -236,9 +236,9 @@ class _Builder:
         skip: set[int] = set()
         moved: dict[int, Place] = {}
         for j, (v, _) in enumerate(pairs):
-            if id(v) not in self.inplace:
+            slot = self.inplace.get(id(v))
+            if slot is None:
                 continue
-            slot = self.inplace[id(v)][1]
             out = seg.outputs[j]
             # the carried value under every name the piece reads it by (an inner loop's result
             # it leaves unchanged is the same slot)
@@ -287,12 +287,12 @@ class _Builder:
         rets = ops[-1].operands
         nxt = [s if r is a else self.slot(a.type, op.name, op.loc)
                for r, a, s in zip(rets, body.args, carried)]
-        saved, trips, owned = self.inplace, self.trips, self.owned
-        self.inplace = {id(r): (a, s) for r, a, s in zip(rets, body.args, carried) if r is not a}
+        trips, owned = self.trips, self.owned  # (block() saves and restores `inplace` around this op)
+        self.inplace = {id(r): s for r, a, s in zip(rets, body.args, carried) if r is not a}
         self.trips *= _trip_count(op, same, self.consts) or 1
         self.owned = {s for s, f in zip(carried, same) if not f}
         self.block(ops, inner, nxt)
-        self.inplace, self.trips, self.owned = saved, trips, owned | self.owned
+        self.trips, self.owned = trips, owned | self.owned
         for t, s in zip(nxt, carried):
             self.copy(t, s)
         self.emit(["jump", top])
@@ -449,17 +449,15 @@ def _trip_count(op: ir.Operation, same: list[bool], consts: dict[int, ir.Operati
     if i not in cond.args:
         return None
     k = cond.args.index(i)
-    local = {id(r): o for o in cond.ops for r in o.results if o.name == "stablehlo.constant"}
     end = _int_const(op.operands[cond.args.index(n)], consts) if n in cond.args and same[cond.args.index(n)] \
-        else _int_const(n, local)
+        else _int_const(n, defs)  # (_int_const takes constants only)
     start = _int_const(op.operands[k], consts)
     step = defs.get(id(body.ops[-1].operands[k]))
     if end is None or start is None or step is None or step.name != "stablehlo.add" or \
             body.args[k] not in step.operands:
         return None
     one = [v for v in step.operands if v is not body.args[k]]
-    body_consts = {id(r): o for o in body.ops for r in o.results if o.name == "stablehlo.constant"}
-    if len(one) != 1 or _int_const(one[0], body_consts) != 1:
+    if len(one) != 1 or _int_const(one[0], defs) != 1:
         return None
     return max(0, end - start)
 
