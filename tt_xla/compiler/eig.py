@@ -37,7 +37,7 @@ from typing import Callable
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
-from .linalg import _Fn, _module, _t, expansion
+from .linalg import _Fn, _if, _module, _t, expansion
 
 _TARGET = re.compile(r"lapack_([sdcz])(syevd|heevd|gesdd|gesvd)_ffi$")
 UNROLL = 9  # Jacobi steps a loop iteration (63 = 7 x 9 for n = 64)
@@ -107,6 +107,9 @@ class _Em(_Fn):
     @n.setter
     def n(self, v: int) -> None:
         self._count[0] = v
+
+    def region(self, prefix: str) -> "_Em":  # (linalg._if's branches: the shared counter names them)
+        return _Em(self)
 
     def slice(self, x: str, shape: tuple[int, ...], el: str, axis: int, lo: int, hi: int, stride: int = 1) -> str:
         rng = ", ".join(f"{lo}:{hi}:{stride}" if d == axis else f"0:{s}" for d, s in enumerate(shape))
@@ -201,23 +204,6 @@ def _fori(f: _Em, n: int, carried: list[tuple[str, str]], body) -> list[str]:
         return [g.bin("add", a[0], g.const("1", "i32"), (), "i32")] + body(g, a[0], a[1:])
 
     return _while(f, [(f.const("0", "i32"), "tensor<i32>")] + carried, cond, step)[1:]
-
-
-def _cond(f: _Em, pred: str, types: list[str], then, other) -> list[str]:
-    """`then(g)` if the scalar i1 `pred` holds, else `other(g)` (each a list of values of
-    `types`), as a stablehlo.if: the branch not taken runs no kernels."""
-    f.n += 1
-    tag = f.n
-    regions = []
-    for body in (then, other):
-        g = _Em(f)
-        out = body(g)
-        regions.append("\n    ".join(g.lines + [f'"stablehlo.return"({", ".join(out)}) : ({", ".join(types)}) -> ()']))
-    many = len(types) > 1
-    f.lines.append(f'%c{tag}{f":{len(types)}" if many else ""} = "stablehlo.if"({pred}) ({{\n    ' + regions[0] +
-                   "\n   }, {\n    " + regions[1] + "\n   }) : (tensor<i1>) -> " +
-                   (f"({', '.join(types)})" if many else types[0]))
-    return [f"%c{tag}#{i}" for i in range(len(types))] if many else [f"%c{tag}"]
 
 
 # --------------------------------------------------------------------------- Jacobi pieces
@@ -401,10 +387,10 @@ def _rotate(f: _Em, order: "_RoundRobin | _Singer", x: list[str], shape: tuple[i
     return order.follow(f, side, half, el, axis, unit)
 
 
-def _rotation(f: _Em, pp: str, qq: str, pq: str, shape: tuple[int, ...], el: str) -> tuple[str, str, str]:
-    """(c, s, t) of the Jacobi rotation zeroing pq of [[pp, pq], [pq, qq]] (Golub & Van Loan's
-    sym.schur2): J = [[c, s], [-s, c]], J^T [[pp, pq], [pq, qq]] J diagonal, t = s / c, the
-    smaller of the two angles; no rotation where pq is 0."""
+def _rotation(f: _Em, pp: str, qq: str, pq: str, shape: tuple[int, ...], el: str) -> tuple[str, str]:
+    """(c, s) of the Jacobi rotation zeroing pq of [[pp, pq], [pq, qq]] (Golub & Van Loan's
+    sym.schur2): J = [[c, s], [-s, c]], J^T [[pp, pq], [pq, qq]] J diagonal, s / c the tangent
+    of the smaller of the two angles; no rotation where pq is 0."""
     two = f.const("2", el, shape)
     one = f.const("1", el, shape)
     zero = f.const("0", el, shape)
@@ -416,7 +402,7 @@ def _rotation(f: _Em, pp: str, qq: str, pq: str, shape: tuple[int, ...], el: str
     t = f.bin("divide", sign, f.bin("add", f.un("abs", theta, shape, el), root, shape, el), shape, el)
     t = f.sel(f.cmp("EQ", pq, zero, shape, el), zero, t, shape, el)
     c = f.un("rsqrt", f.bin("add", one, f.bin("multiply", t, t, shape, el), shape, el), shape, el)
-    return c, f.bin("multiply", t, c, shape, el), t
+    return c, f.bin("multiply", t, c, shape, el)
 
 
 def _diag(f: _Em, x: str, shape: tuple[int, ...], el: str) -> str:
@@ -566,7 +552,7 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
     def converged(g: _Em, cur: list[str]) -> str:
         loud = g.reduce_all("maximum", cur[nx], "0", hs, el, tuple(range(len(hs))))
         quiet = g.cmp("EQ", loud, g.const("0", el), (), el)
-        return _cond(g, quiet, ["tensor<i1>"], lambda b: [gram_test(b, cur)], lambda b: [b.const("false", "i1")])[0]
+        return _if(g, quiet, ["tensor<i1>"], lambda b: [gram_test(b, cur)], lambda b: [b.const("false", "i1")])[0]
 
     carried = [(f.reshape(p, flat, held, el), _t(held, el)) for p in x]
     x = _sweeps(f, carried, k, step, converged, [(lambda g: g.const("0", el, hs), _t(hs, el))])[:nx]
@@ -593,7 +579,7 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
                                    f.bin("maximum", f.un("abs", dev[0], shape, el), f.un("abs", dev[1], shape, el),
                                          shape, el), "0", shape, el, tuple(range(r))),
                 f.const(repr(ORTHO_AGAIN), el), (), el)
-    v = _cond(f, far, [_t(shape, el)] * len(v), lambda b: _orthonormalise(b, v, shape, el), lambda b: v)
+    v = _if(f, far, [_t(shape, el)] * len(v), lambda b: _orthonormalise(b, v, shape, el), lambda b: v)
     w = f.bin("multiply", w, f.bcast(scale, bs, el, bs + (n,), whole), bs + (n,), el)
     # ascending, as a stable sort: column i goes to its rank, the number of values before it
     # (smaller, or equal in an earlier column), and V's columns move by one product with the
@@ -718,7 +704,7 @@ def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
     else:
         mag = dot(top[0], bot[0])
     pp, qq = norm2(top), norm2(bot)
-    c, s, _ = _rotation(g, pp, qq, mag, hs, el)
+    c, s = _rotation(g, pp, qq, mag, hs, el)
     if cplx:  # W J: s conj(e) into the top vector, s e into the bottom one
         se = [g.bin("multiply", s, e[0], hs, el), g.bin("multiply", s, e[1], hs, el)]
         cols = ([se[0], g.un("negate", se[1], hs, el)], se)

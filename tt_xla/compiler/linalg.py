@@ -144,6 +144,10 @@ class _Fn:
         self.n = 0
         self.prefix = prefix
 
+    def region(self, prefix: str) -> "_Fn":
+        """An emitter for a region of an op this one emits (its names from `prefix`)."""
+        return _Fn(prefix)
+
     def __call__(self, text: str) -> str:
         self.n += 1
         name = f"%{self.prefix}{self.n}"
@@ -389,7 +393,7 @@ def _if(f: _Fn, pred: str, types: list[str], then, other) -> list[str]:
     tag = f"{f.prefix}{f.n}"
     regions = []
     for i, body in enumerate((then, other)):
-        g = _Fn(f"{tag}{'te'[i]}")
+        g = f.region(f"{tag}{'te'[i]}")
         outs = body(g)
         regions.append("\n    ".join(g.lines + [f'"stablehlo.return"({", ".join(outs)}) : ({", ".join(types)}) -> ()']))
     res = f"%i{tag}"
@@ -716,8 +720,9 @@ def _tri_solve(f: _Fn, a: _Val, ashape: tuple[int, ...], b: _Val, xshape: tuple[
     `flipped` makes the matrix `a` is the reversal of (in both dims; see _tri_blocks)."""
     if 0 in ashape + xshape:
         return _tri_loop(f, _lower(f, _made(f, a), ashape, el, unit), ashape, _made(f, b), xshape, el)
-    inv, ishape = _diag_inverses(f, _made(f, a), ashape, el, unit)
-    ok = _all_finite(f, [(_lower(f, _made(f, a), ashape, el, unit), ashape), (_made(f, b), xshape), (inv, ishape)], el)
+    av = _made(f, a)
+    inv, ishape = _diag_inverses(f, av, ashape, el, unit)
+    ok = _all_finite(f, [(_lower(f, av, ashape, el, unit), ashape), (_made(f, b), xshape), (inv, ishape)], el)
     (x,) = _if(f, ok, [_t(xshape, el)],
                lambda g: [_tri_blocks(g, _made(g, a), ashape, _made(g, b), xshape, el, inv, ishape, 0,
                                       flipped and flipped(g))],
