@@ -1,13 +1,24 @@
 /* pool.c: persistent host thread pool that executes simulated cores. */
 #include "internal.h"
 
+#include <sched.h>
 #include <stdlib.h>
 
 /* Workers spin this many polls before sleeping: launches of one program follow each other
  * within microseconds, and a condvar wake-up would cost more than the kernels themselves. */
 #define TT_SPIN 20000
 
-static inline void tt__relax(void) {
+/* Poll s of a wait. The first TT_SPIN_HOT polls only pause: back-to-back launches are served
+ * within a poll. Later ones give the host core away every 8th poll: when the host has more
+ * runnable threads than cores (another library's pool spinning after its call, as an OpenBLAS
+ * pool does for ~0.1 s after a LAPACK call), a thread that only pauses holds a core another
+ * thread of ours, or theirs, needs, and a 2-core host then runs our launches at half speed. */
+#define TT_SPIN_HOT 1024
+static inline void tt__relax(int s) {
+  if (s >= TT_SPIN_HOT && (s & 7) == 7) {
+    sched_yield();
+    return;
+  }
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #endif
@@ -38,7 +49,7 @@ static void *tt__pool_main(void *arg) {
   for (;;) {
     uint32_t gen = seen;
     for (int s = 0; s < TT_SPIN && gen == seen; s++) {
-      tt__relax();
+      tt__relax(s);
       gen = (uint32_t)(atomic_load_explicit(&p->word, memory_order_acquire) >> 32);
     }
     if (gen == seen) {
@@ -102,7 +113,7 @@ void tt__pool_run(tt_pool *p, uint32_t njobs, void (*run)(void *, uint32_t), voi
   tt__pool_work(p, gen);
   for (int s = 0; s < TT_SPIN; s++) {
     if (atomic_load_explicit(&p->done, memory_order_acquire) == njobs) return;
-    tt__relax();
+    tt__relax(s);
   }
   pthread_mutex_lock(&p->mu);
   while (atomic_load_explicit(&p->done, memory_order_acquire) != njobs) pthread_cond_wait(&p->done_cv, &p->mu);
