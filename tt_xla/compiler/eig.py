@@ -433,13 +433,16 @@ def _prepare(f: _Em, parts: list[str], shape: tuple[int, ...], el: str) -> tuple
 
 
 def _sweeps(f: _Em, carried: list[tuple[str, str]], k: int, step, converged,
-            fresh: list[tuple[Callable[[_Em], str], str]] = ()) -> list[str]:
+            fresh: list[tuple[Callable[[_Em], str], str]] = ()) -> tuple[list[str], str | None]:
     """Jacobi sweeps of k - 1 steps each (k even) while `converged(g, names)` (an i1 scalar: the
     whole batch has converged) is false and fewer than MAX_SWEEPS ran. `fresh`: (value, type) of
     further values the steps carry, made anew each sweep (after `carried` in the names `step`
-    and `converged` see)."""
+    and `converged` see). Returns the carried values and the i1 scalar "converged" (None: no
+    sweep was needed): vectors left far from orthogonal would make the Newton-Schulz steps
+    after the sweeps diverge, so a batch that did not converge gets `info` 1 (NaN results),
+    as LAPACK reports a failure to converge."""
     if k < 2:
-        return [v for v, _ in carried]
+        return [v for v, _ in carried], None
 
     def cond(c: _Em, a: list[str]) -> str:
         more = c.cmp("LT", a[0], c.const(str(MAX_SWEEPS), "i32"), (), "i32")
@@ -467,7 +470,15 @@ def _sweeps(f: _Em, carried: list[tuple[str, str]], k: int, step, converged,
         return [g.bin("add", a[0], g.const("1", "i32"), (), "i32"), converged(g, new)] + new[:len(carried)]
 
     init = [(f.const("0", "i32"), "tensor<i32>"), (f.const("false", "i1"), "tensor<i1>")]
-    return _while(f, init + carried, cond, body)[2:]
+    out = _while(f, init + carried, cond, body)
+    return out[2:], out[1]
+
+
+def _unconverged(f: _Em, bad: str, done: str | None, bs: tuple[int, ...]) -> str:
+    """`bad` [batch] with every matrix marked when the sweeps did not converge (`done` false)."""
+    if done is None:
+        return bad
+    return f.bin("or", bad, f.bcast(f.un("not", done, (), "i1"), (), "i1", bs, ()), bs, "i1")
 
 
 def _info(f: _Em, bad: str, bs: tuple[int, ...]) -> str:
@@ -555,7 +566,8 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
         return _if(g, quiet, ["tensor<i1>"], lambda b: [gram_test(b, cur)], lambda b: [b.const("false", "i1")])[0]
 
     carried = [(f.reshape(p, flat, held, el), _t(held, el)) for p in x]
-    x = _sweeps(f, carried, k, step, converged, [(lambda g: g.const("0", el, hs), _t(hs, el))])[:nx]
+    x, done = _sweeps(f, carried, k, step, converged, [(lambda g: g.const("0", el, hs), _t(hs, el))])
+    x, bad = x[:nx], _unconverged(f, bad, done, bs)
     x = [f.reshape(batched(f, f.reshape(p, held, flat, el)), cube, ks, el) for p in x]
     if k != n:
         x = [f.slice(f.slice(p, ks, el, r - 2, 0, n), bs + (n, k), el, r - 1, 0, n) for p in x]
@@ -795,7 +807,8 @@ def _gesdd(a_t: ir.TensorType, rtypes: list[ir.TensorType], flags: dict[str, str
     def converged(g: _Em, cur: list[str]) -> str:
         return _orthogonal(g, cur[:nx], xs, el, r - 2, tol2)
 
-    out = _sweeps(f, [(p, _t(xs, el)) for p in x] + [(p, _t(vs, el)) for p in v], k, step, converged)
+    out, done = _sweeps(f, [(p, _t(xs, el)) for p in x] + [(p, _t(vs, el)) for p in v], k, step, converged)
+    bad = _unconverged(f, bad, done, bs)
     x, v = out[:nx], out[nx:]
     sq = bs + (kk, kk)
     if k != kk:
