@@ -182,3 +182,56 @@ def test_empty_values_and_edges(dtype):
     for n in (0, 4):
         check(f, a, e, np.int32(n))
     assert "loop" in _kinds(f, a, e, np.int32(1))
+
+
+def test_pivots_to_permutation_loop_is_one_kernel():
+    # jax's LU pivots -> permutation loop (jnp.linalg.solve, lu, det): scalar gathers and
+    # scatters of one element; on the general path it took 11 launches an iteration
+    from jax._src.lax.linalg import lu_pivots_to_permutation
+
+    r = np.random.default_rng(0)
+    for n in (1, 2, 7, 64, 300):
+        piv = np.array([r.integers(i, n) for i in range(n)], np.int32)
+        for p in (piv, np.arange(n, dtype=np.int32), np.full(n, n - 1, np.int32)):
+            check(lambda p: lu_pivots_to_permutation(p, n), p)
+    f = lambda p: lu_pivots_to_permutation(p, 300)  # noqa: E731
+    assert _kinds(f, piv).count("loop") == 1
+    rt = _rt()
+    rt.reset_counters()
+    tt_xla.jit(f)(piv)
+    assert rt.counters()["kernels_launched"] < 300  # far fewer than the iterations
+
+
+def test_dynamic_slices_and_updates_in_one_kernel():
+    # one window read and written at computed starts: clamped (dynamic_slice,
+    # dynamic_update_slice), dropped when out of bounds (mode="drop"), added (.at[].add),
+    # 2-D windows, negative starts, ints and floats with edge values
+    def f(x, m, k):
+        def body(i, c):
+            x, m, k = c
+            j = (i * 5) % 11 - 2                                   # -2 .. 8: some out of range
+            w = lax.dynamic_slice(x, (j,), (3,))                   # clamped window of 3
+            x = lax.dynamic_update_slice(x, w[::-1] * 0.5 + 1.0, (j + 1,))
+            x = x.at[j].add(1.0, mode="drop")
+            blk = lax.dynamic_slice(m, (i % 4, j), (2, 2))         # 2-D window
+            m = lax.dynamic_update_slice(m, blk.T + k[i % 3], (j, i % 3))
+            k = k.at[i % 3].set(k[(i + 1) % 3] * 2 - 1)
+            return x, m, k
+        return lax.fori_loop(0, 37, body, (x, m, k))
+
+    x = inputs((9,), edges=True)
+    m = inputs((5, 6), seed=3, edges=False)
+    k = np.array([3, -1, 7], np.int32)
+    check(f, x, m, k)
+    assert _kinds(f, x, m, k).count("loop") == 1
+
+
+def test_gathers_that_are_not_one_window_keep_the_general_path():
+    # a gather of several rows (an index vector) is not a dynamic slice: the control stream
+    # steps the loop, and the answer is the same
+    def f(x, idx):
+        return lax.fori_loop(0, 5, lambda i, c: c.at[idx].add(c[idx[::-1]] * 0.5), x)
+
+    x, idx = inputs((8,), edges=False), np.array([1, 4, 6], np.int32)
+    check(f, x, idx)
+    assert "loop" not in _kinds(f, x, idx)

@@ -18,12 +18,19 @@ device's: the kernel decides when to stop from the values it computes. A chunk b
 of one launch, so the step budget and cancel still stop a loop that never ends (the launch step
 weighs CHUNK steps, see tt_ctl), and the cores count every iteration's vector instructions.
 
-Anything else (dots, reductions, gathers, nested control flow, big values) keeps the general
-path (control.py); this module returns None for it.
+Indexing by scalars is in too: a gather that is a dynamic slice (one start per operand dim,
+clamped) and a scatter of one window (dynamic_update_slice, or `x.at[i].set/add` with its
+out-of-bounds starts skipped): each gets an SRAM array of its own, as do the operand, start
+vector and update it reads. jax's LU pivots-to-permutation loop (`jnp.linalg.solve`, `lu`,
+`det`) is such a loop: 11 launches an iteration on the general path.
+
+Anything else (dots, reductions, other gathers and scatters, nested control flow, big values)
+keeps the general path (control.py); this module returns None for it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from ..errors import UnsupportedError
 from ..hlo_parser import ir
@@ -60,9 +67,49 @@ class FusedLoopKernel(L.LoopKernel):
         return head + "\n" + self.source
 
 
+INDEXED = ("gather", "scatter")
+
+
+def _one_window(n: Node) -> bool:
+    """Whether gather/scatter n reads or writes one window of its operand at a start vector
+    (a dynamic slice, a dynamic_update_slice, `x.at[i].set`): what _indexed emits."""
+    a, x, idx = n.attrs, n.inputs[0], n.inputs[1]
+    rank = len(x.shape)
+    if a.get("batching") or tuple(a.get("start_map", ())) != tuple(range(rank)) or a.get("ivd") != 0 \
+            or idx.shape != (rank,) or not idx.dtype.startswith(("i", "ui")) or idx.dtype in ("i1", "ui64"):
+        return False
+    sizes, window = tuple(a["sizes"]), tuple(a["window"])
+    if len(sizes) != rank or any(sizes[d] != 1 for d in range(rank) if d not in window) \
+            or any(not 0 <= sz <= dim for sz, dim in zip(sizes, x.shape)):
+        return False
+    wshape = tuple(sizes[d] for d in window)
+    if n.op == "gather":
+        return a.get("mode") == "clamp" and n.shape == wshape
+    return a.get("mode") in ("clamp", "skip") and n.inputs[2].shape == wshape and _combine(n) is not None
+
+
+def _combine(n: Node) -> str | None:
+    """A scatter's region as a C operator: "" overwrites, "+" adds; None for any other region."""
+    body = n.attrs.get("body")
+    if body is None or len(body.params) != 2 or len(body.outputs) != 1:
+        return None
+    out, (cur, new) = body.outputs[0], body.params
+    if out is new:
+        return ""
+    if out.op == "add" and {i.id for i in out.inputs} == {cur.id, new.id} and n.dtype != "i1":
+        return "+"
+    return None
+
+
 def _eligible(g: Graph) -> bool:
     for n in g.nodes():
-        if n.op not in LEAVES and n.op not in ELEMENTWISE and (n.op not in VIEWS or n.op == "windows"):
+        if n.op in INDEXED:
+            if not _one_window(n):
+                return False
+        elif n.op == "concat":  # a start vector of several scalars
+            if len(n.shape) != 1:
+                return False
+        elif n.op not in LEAVES and n.op not in ELEMENTWISE and (n.op not in VIEWS or n.op == "windows"):
             return False
         if n.size > MAX_ELEMS:
             return False
@@ -70,17 +117,62 @@ def _eligible(g: Graph) -> bool:
 
 
 def _stored(g: Graph) -> list[Node]:
-    """Computed nodes a view reads: they get an SRAM array of their own (the rest of the
-    elementwise work is recomputed in the loop nest of each array or result that reads it)."""
+    """Nodes with an SRAM array of their own: computed nodes a view reads, gathers and scatters,
+    and what those read that is not an array already (the rest of the elementwise work is
+    recomputed in the loop nest of each array or result that reads it)."""
     out: dict[int, Node] = {}
     for n in g.nodes():
         if n.op in VIEWS:
             x = n.inputs[0]
             while x.op in VIEWS:
                 x = x.inputs[0]
-            if x.op in ELEMENTWISE:
+            if x.op in ELEMENTWISE or x.op in INDEXED or x.op == "concat":
                 out.setdefault(x.id, x)
+        if n.op in INDEXED or n.op == "concat":
+            out.setdefault(n.id, n)
+            for i in n.inputs:
+                if not (i.op == "param" or (i.op == "const" and i.shape)):
+                    out.setdefault(i.id, i)
     return list(out.values())
+
+
+def _indexed(n: Node, dst: str, arr: Callable[[Node], str], lines: list[str], ind: str) -> None:
+    """dst = gather/scatter n (a _one_window one), its operand, starts and update read from their
+    row-major SRAM arrays (`arr`). Starts are clamped into [0, dim - size], as dynamic_slice's
+    are; a "skip" scatter whose window would leave the operand writes nothing, as XLA's."""
+    x, idx = n.inputs[0], n.inputs[1]
+    a, rank = n.attrs, len(x.shape)
+    sizes, window = tuple(a["sizes"]), tuple(a["window"])
+    xst = _row_major(x.shape)
+    lines.append(f"{ind}{{")
+    s = [f"s{d}_" for d in range(rank)]
+    skip = n.op == "scatter" and a["mode"] == "skip"
+    for d in range(rank):
+        hi = x.shape[d] - sizes[d]
+        lines.append(f"{ind}  int64_t {s[d]} = (int64_t){arr(idx)}[{d}];")
+        if not skip:
+            lines.append(f"{ind}  {s[d]} = {s[d]} < 0 ? 0 : {s[d]} > {hi} ? {hi} : {s[d]};")
+    wshape = tuple(sizes[d] for d in window)
+    it = [f"j{k}_" for k in range(len(window))]
+    at_x = " + ".join([f"({s[d]} + {it[window.index(d)]}) * {xst[d]}" if d in window else f"{s[d]} * {xst[d]}"
+                       for d in range(rank)]) or "0"
+    wst = _row_major(wshape)
+    at_w = " + ".join(f"{j} * {st}" for j, st in zip(it, wst)) or "0"
+    if n.op == "scatter":
+        if x.size:
+            lines.append(f"{ind}  memcpy({dst}, {arr(x)}, {x.nbytes}ull);")
+        if skip:
+            ok = " && ".join(f"{s[d]} >= 0 && {s[d]} <= {x.shape[d] - sizes[d]}" for d in range(rank)) or "1"
+            lines.append(f"{ind}  if ({ok})")
+    body = ind + "  " + "  " * len(window)
+    for k, w in enumerate(wshape):
+        lines.append(f"{ind}  {'  ' * k}for (int64_t {it[k]} = 0; {it[k]} < {w}; ++{it[k]})")
+    if n.op == "gather":
+        lines.append(f"{body}  {dst}[{at_w}] = {arr(x)}[{at_x}];")
+    else:
+        op, u = _combine(n), f"{arr(n.inputs[2])}[{at_w}]"
+        lines.append(f"{body}  {dst}[{at_x}] = {f'({dst}[{at_x}] + {u})' if op == '+' else u};")
+    lines.append(f"{ind}}}")
 
 
 class _Gen:
@@ -162,6 +254,8 @@ def fuse_while(cond_fn: ir.Function, body_fn: ir.Function, ncarried: int, sram_b
         for n in g.nodes():
             if n.op in VIEWS and access_of(n, stored) is None:
                 return None  # a reshape no index map expresses
+            if n.op in INDEXED and n.dtype in ("i1",) and _combine(n) == "+":
+                return None
     changed = [i for i, o in enumerate(gb.outputs[:ncarried]) if o is not gb.params[i]]
 
     gen = _Gen()
@@ -189,10 +283,30 @@ def fuse_while(cond_fn: ir.Function, body_fn: ir.Function, ncarried: int, sram_b
             if m.id not in gen.name_of:
                 gen.array(m.dtype, m.size, m)
         stored |= {m.id for m in mids}
-        for n, dst in [(m, f"p{gen.name_of[m.id]}") for m in toposort(mids) if m.id in {x.id for x in mids}] + roots:
-            ops = gen.nest(n, dst, stored, lines, ind)
+        mid_ids = {x.id for x in mids}
+        for n, dst in [(m, f"p{gen.name_of[m.id]}") for m in toposort(mids) if m.id in mid_ids] + roots:
+            own = n.id in gen.name_of and dst == f"p{gen.name_of[n.id]}"  # (a root is also an array: copied)
+            if n.op in INDEXED and (own or n.id not in mid_ids):
+                _indexed(n, dst, lambda v: f"p{gen.name_of[v.id]}", lines, ind)
+                ops = 1  # a copy of the operand (scatter) and the window's moves, an instruction a tile
+                work += 2 * max(n.size, 1) if n.op == "scatter" else max(n.size, 1)
+            elif n.op == "concat" and own:  # its pieces, arrays of their own, one after another
+                at = 0
+                for q in n.inputs:
+                    if q.size:
+                        lines.append(f"{ind}memcpy({dst} + {at}, p{gen.name_of[q.id]}, {q.nbytes}ull);")
+                    at += q.size
+                ops = 1
+                work += max(n.size, 1)
+            elif n.id in mid_ids and not own:
+                lines.append(f"{ind}memcpy({dst}, p{gen.name_of[n.id]}, {n.nbytes}ull);")
+                ops = 1
+                work += max(n.size, 1)
+            else:
+                # (a view with an array of its own is read through to its input here)
+                ops = gen.nest(n, dst, stored - {n.id} if own else stored, lines, ind)
+                work += max(ops, 1) * max(n.size, 1)
             vops += ops * _tiles(n)
-            work += max(ops, 1) * max(n.size, 1)
         return lines, vops, work
 
     cond_lines, cond_vops, cond_work = block(gc, [(gc.outputs[0], flag)], "    ")
