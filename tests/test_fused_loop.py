@@ -235,3 +235,15 @@ def test_gathers_that_are_not_one_window_keep_the_general_path():
     x, idx = inputs((8,), edges=False), np.array([1, 4, 6], np.int32)
     check(f, x, idx)
     assert "loop" not in _kinds(f, x, idx)
+
+
+@pytest.mark.parametrize("dtype", [BF16, np.float16, np.float32, np.int8])
+def test_scatter_add_in_a_fused_loop_adds_values_not_bits(dtype):
+    # bf16 (and float8) are stored as their bits: .at[i].add added the bit patterns
+    # ([1, 2, 3] + 1 gave [1.7e38, inf, nan] in bf16)
+    def f(x):
+        return lax.fori_loop(0, 3, lambda i, c: c.at[i].add(jnp.asarray(1, c.dtype)), x)
+
+    x = np.array([1, 2, 3, -4], dtype)
+    check(f, x)
+    assert "loop" in _kinds(f, x)

@@ -37,7 +37,7 @@ from ..hlo_parser import ir
 from . import loopir as L
 from .access import Access
 from .cost import Figures
-from .codegen import Emitter, Leaf, collect_leaves, store_expr
+from .codegen import Emitter, Leaf, collect_leaves, load_expr, store_expr
 from .dtypes import CTYPE
 from .fuse import access_of, memoryless
 from .lower import CHUNK
@@ -171,7 +171,11 @@ def _indexed(n: Node, dst: str, arr: Callable[[Node], str], lines: list[str], in
         lines.append(f"{body}  {dst}[{at_w}] = {arr(x)}[{at_x}];")
     else:
         op, u = _combine(n), f"{arr(n.inputs[2])}[{at_w}]"
-        lines.append(f"{body}  {dst}[{at_x}] = {f'({dst}[{at_x}] + {u})' if op == '+' else u};")
+        if op == "+":  # in the value type: bf16 and float8 are stored as their bits
+            add = f"({load_expr(n.dtype, f'{dst}[{at_x}]')} + {load_expr(n.dtype, u)})"
+            lines.append(f"{body}  {dst}[{at_x}] = {store_expr(n.dtype, add)};")
+        else:
+            lines.append(f"{body}  {dst}[{at_x}] = {u};")
     lines.append(f"{ind}}}")
 
 
