@@ -40,7 +40,7 @@ from ..hlo_parser import ir
 from .linalg import _Fn, _if, _module, _t, expansion
 
 _TARGET = re.compile(r"lapack_([sdcz])(syevd|heevd|gesdd|gesvd)_ffi$")
-UNROLL = 21  # Jacobi steps a loop iteration (63 = 3 x 21 for n = 64)
+UNROLL = 9  # Jacobi steps a loop iteration (63 = 7 x 9 for n = 64)
 ORTHO_STEPS = 2  # Newton-Schulz steps after eigh's refinement (see _syevd)
 ORTHO_AGAIN = 1e-5  # ... and one more where the last started further than this from orthonormal
 # A sweep in which some pair was rotated by more than about this angle (|w_p^H w_q| above it
