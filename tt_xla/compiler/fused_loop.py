@@ -258,8 +258,6 @@ def fuse_while(cond_fn: ir.Function, body_fn: ir.Function, ncarried: int, sram_b
         for n in g.nodes():
             if n.op in VIEWS and access_of(n, stored) is None:
                 return None  # a reshape no index map expresses
-            if n.op in INDEXED and n.dtype in ("i1",) and _combine(n) == "+":
-                return None
     changed = [i for i, o in enumerate(gb.outputs[:ncarried]) if o is not gb.params[i]]
 
     gen = _Gen()
@@ -289,8 +287,9 @@ def fuse_while(cond_fn: ir.Function, body_fn: ir.Function, ncarried: int, sram_b
         stored |= {m.id for m in mids}
         mid_ids = {x.id for x in mids}
         for n, dst in [(m, f"p{gen.name_of[m.id]}") for m in toposort(mids) if m.id in mid_ids] + roots:
-            own = n.id in gen.name_of and dst == f"p{gen.name_of[n.id]}"  # (a root is also an array: copied)
-            if n.op in INDEXED and (own or n.id not in mid_ids):
+            # a gather, scatter or concat is always an array of its own: as a root, it is copied
+            own = n.id in gen.name_of and dst == f"p{gen.name_of[n.id]}"
+            if n.op in INDEXED and own:
                 _indexed(n, dst, lambda v: f"p{gen.name_of[v.id]}", lines, ind)
                 ops = 1  # a copy of the operand (scatter) and the window's moves, an instruction a tile
                 work += 2 * max(n.size, 1) if n.op == "scatter" else max(n.size, 1)
