@@ -118,7 +118,7 @@ tt_status tt_device_open(const tt_device_config *cfg, tt_device **out) {
     k->x = i % c.grid_x;
     k->y = i / c.grid_x;
     k->ncores = d->ncores;
-    k->sram = NULL; /* allocated on first launch that uses the core */
+    k->sram = NULL; /* its host thread's, set when the core runs (tt_device.sram) */
     k->sram_bytes = c.sram_per_core;
     k->counters = d->core_counters[i];
     tt__engine_bind(k, engine);
@@ -149,13 +149,16 @@ tt_status tt_device_close(tt_device *dev) {
    * close are the caller's bug: the device is gone. */
   tt__lock(dev);
   tt__unlock(dev);
+  const uint32_t nthreads = dev->pool.nthreads + 1; /* (the pool forgets it) */
   tt__pool_destroy(&dev->pool);
   pthread_mutex_destroy(&dev->mu);
   tt__error_forget(dev);
   tt__tag_release(dev->tag);
   tt__programs_release_all(dev);
   tt__buffers_release_all(dev);
-  for (uint32_t i = 0; i < dev->ncores; i++) free(dev->cores[i].sram);
+  if (dev->sram)
+    for (uint32_t i = 0; i < nthreads; i++) free(dev->sram[i]);
+  free(dev->sram);
   free(dev->cores);
   free(dev->core_counters);
   free(dev->active);

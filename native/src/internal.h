@@ -47,7 +47,8 @@ typedef struct tt_table {
   uint32_t retired;           /* slots whose generations are used up */
 } tt_table;
 
-/* Thread pool: `run(ctx, i)` for i in [0, njobs), the calling thread participates.
+/* Thread pool: `run(ctx, i, t)` for i in [0, njobs), on host thread t (0: the calling thread,
+ * which participates; 1..nthreads: the workers), so a job can use per-thread scratch.
  * `word` packs (generation:32 | njobs:16 | next index:16) so a worker can only claim an item of
  * the job it saw published; reading run/ctx after a successful claim is then race-free because
  * the job cannot complete (and be replaced) before the claimed item is done. */
@@ -55,11 +56,12 @@ typedef struct tt_pool {
   pthread_mutex_t mu;
   pthread_cond_t wake, done_cv;
   pthread_t *threads;
+  struct tt_pool_worker *workers; /* (pool, thread number) each worker is started with */
   uint32_t nthreads;
   int stop;
   _Atomic uint64_t word;
   _Atomic uint32_t done;
-  void (*run)(void *ctx, uint32_t i);
+  void (*run)(void *ctx, uint32_t i, uint32_t thread);
   void *ctx;
 } tt_pool;
 
@@ -96,6 +98,12 @@ struct tt_device {
   void **free_lists;
   uint64_t cached_bytes, cache_limit;
   tt_pool pool;
+  /* The SRAM of the cores a host thread runs, one per host thread (pool.nthreads + 1, made on
+   * the first launch): a core's SRAM holds only what its run of one launch puts there (tensors
+   * placed in SRAM live in the arena), and a thread runs one core at a time, so the cores it
+   * runs in turn can share one. With one per core (64 x 1.5 MB on n150) every core's pages
+   * were cold in the host's caches at every launch: a loop of 1 MB launches took 1.35x as long. */
+  void **sram;
   uint32_t *active;          /* launch scratch: cores with a non-empty range */
   uint64_t step_budget;      /* control steps one launch may take (0: TT_DEFAULT_STEP_BUDGET) */
   _Atomic int running;       /* a tt_program_launch is stepping: tt_device_cancel applies */
@@ -192,7 +200,7 @@ void tt__engine_launch_begins(void);
 /* pool */
 int tt__pool_init(tt_pool *p, uint32_t nthreads);
 void tt__pool_destroy(tt_pool *p);
-void tt__pool_run(tt_pool *p, uint32_t njobs, void (*run)(void *, uint32_t), void *ctx);
+void tt__pool_run(tt_pool *p, uint32_t njobs, void (*run)(void *, uint32_t, uint32_t), void *ctx);
 
 /* Like Tenstorrent's FPUs (and XLA:CPU), the device flushes denormals: inputs are read as zero
  * and results flushed to zero (x86 MXCSR DAZ|FTZ, AArch64 FPCR.FZ) on every thread that runs

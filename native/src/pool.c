@@ -25,14 +25,19 @@ static inline void tt__relax(int s) {
 }
 
 /* Claims and runs items of the job whose generation is `gen` until none is left. */
-static void tt__pool_work(tt_pool *p, uint32_t gen) {
+struct tt_pool_worker {
+  tt_pool *pool;
+  uint32_t thread;
+};
+
+static void tt__pool_work(tt_pool *p, uint32_t gen, uint32_t thread) {
   uint64_t w = atomic_load_explicit(&p->word, memory_order_acquire);
   for (;;) {
     uint32_t n = (uint32_t)(w >> 16) & 0xffffu, i = (uint32_t)w & 0xffffu;
     if ((uint32_t)(w >> 32) != gen || i >= n) return;
     if (!atomic_compare_exchange_weak_explicit(&p->word, &w, w + 1, memory_order_acq_rel, memory_order_acquire))
       continue;
-    p->run(p->ctx, i);
+    p->run(p->ctx, i, thread);
     if (atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel) + 1 == n) {
       pthread_mutex_lock(&p->mu);
       pthread_cond_broadcast(&p->done_cv);
@@ -43,7 +48,8 @@ static void tt__pool_work(tt_pool *p, uint32_t gen) {
 }
 
 static void *tt__pool_main(void *arg) {
-  tt_pool *p = arg;
+  tt_pool *p = ((struct tt_pool_worker *)arg)->pool;
+  const uint32_t thread = ((struct tt_pool_worker *)arg)->thread;
   (void)tt__fp_enter(); /* this thread only ever runs kernels */
   uint32_t seen = (uint32_t)(atomic_load(&p->word) >> 32);
   for (;;) {
@@ -60,12 +66,13 @@ static void *tt__pool_main(void *arg) {
       if (stop) return NULL;
     }
     seen = gen;
-    tt__pool_work(p, gen);
+    tt__pool_work(p, gen, thread);
   }
 }
 
 int tt__pool_init(tt_pool *p, uint32_t nthreads) {
   p->threads = NULL;
+  p->workers = NULL;
   p->nthreads = 0;
   p->stop = 0;
   atomic_init(&p->word, 0);
@@ -75,9 +82,12 @@ int tt__pool_init(tt_pool *p, uint32_t nthreads) {
   pthread_cond_init(&p->done_cv, NULL);
   if (nthreads == 0) return 0;
   p->threads = calloc(nthreads, sizeof *p->threads);
-  if (!p->threads) return -1;
-  for (; p->nthreads < nthreads; p->nthreads++)
-    if (pthread_create(&p->threads[p->nthreads], NULL, tt__pool_main, p) != 0) return -1;
+  p->workers = calloc(nthreads, sizeof *p->workers);
+  if (!p->threads || !p->workers) return -1;
+  for (; p->nthreads < nthreads; p->nthreads++) {
+    p->workers[p->nthreads] = (struct tt_pool_worker){p, p->nthreads + 1};
+    if (pthread_create(&p->threads[p->nthreads], NULL, tt__pool_main, &p->workers[p->nthreads]) != 0) return -1;
+  }
   return 0;
 }
 
@@ -88,17 +98,19 @@ void tt__pool_destroy(tt_pool *p) {
   pthread_mutex_unlock(&p->mu);
   for (uint32_t i = 0; i < p->nthreads; i++) pthread_join(p->threads[i], NULL);
   free(p->threads);
+  free(p->workers);
   p->threads = NULL;
+  p->workers = NULL;
   p->nthreads = 0;
   pthread_cond_destroy(&p->wake);
   pthread_cond_destroy(&p->done_cv);
   pthread_mutex_destroy(&p->mu);
 }
 
-void tt__pool_run(tt_pool *p, uint32_t njobs, void (*run)(void *, uint32_t), void *ctx) {
+void tt__pool_run(tt_pool *p, uint32_t njobs, void (*run)(void *, uint32_t, uint32_t), void *ctx) {
   if (njobs == 0) return;
   if (njobs == 1 || p->nthreads == 0) { /* nothing to share: skip the hand-off entirely */
-    for (uint32_t i = 0; i < njobs; i++) run(ctx, i);
+    for (uint32_t i = 0; i < njobs; i++) run(ctx, i, 0);
     return;
   }
   p->run = run;
@@ -110,7 +122,7 @@ void tt__pool_run(tt_pool *p, uint32_t njobs, void (*run)(void *, uint32_t), voi
   pthread_mutex_lock(&p->mu);
   pthread_cond_broadcast(&p->wake);
   pthread_mutex_unlock(&p->mu);
-  tt__pool_work(p, gen);
+  tt__pool_work(p, gen, 0);
   for (int s = 0; s < TT_SPIN; s++) {
     if (atomic_load_explicit(&p->done, memory_order_acquire) == njobs) return;
     tt__relax(s);

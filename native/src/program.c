@@ -258,11 +258,12 @@ static inline int64_t tt__split(int64_t w, uint32_t core, uint32_t n) {
   return (int64_t)((tt_u128)w * core / n);
 }
 
-static void tt__run_core(void *arg, uint32_t i) {
+static void tt__run_core(void *arg, uint32_t i, uint32_t thread) {
   tt_launch_ctx *ctx = arg;
   tt_device *dev = ctx->dev;
   uint32_t c = dev->active[i];
   int64_t w = ctx->launch->work_items;
+  dev->cores[c].sram = dev->sram[thread]; /* (this job alone touches core c) */
   ctx->launch->fn(&dev->cores[c], ctx->operands, tt__split(w, c, dev->ncores), tt__split(w, c + 1, dev->ncores));
 }
 
@@ -297,8 +298,15 @@ static tt_status tt__run_launch(tt_device *dev, tt_program_obj *p, uint32_t l, c
       if (!l1_hi || at + op->bytes > l1_hi) l1_hi = at + op->bytes;
     }
   }
-  /* Cores whose range is non-empty; their SRAM is allocated lazily here, on this thread, so a
-   * failure is reported instead of surfacing inside a worker. */
+  /* The host threads' SRAM, made on the first launch, here on the calling thread, so a failure
+   * is reported instead of surfacing inside a worker. */
+  const uint32_t nthreads = dev->pool.nthreads + 1;
+  if (!dev->sram && !(dev->sram = calloc(nthreads, sizeof *dev->sram)))
+    return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory for the cores' SRAM");
+  for (uint32_t t = 0; t < nthreads; t++)
+    if (!dev->sram[t] && !(dev->sram[t] = aligned_alloc(64, (size_t)((cfg->sram_per_core + 63) & ~63ull))))
+      return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory for the cores' SRAM");
+  /* Cores whose range is non-empty. */
   uint32_t nactive = 0;
   /* With at least one item per core every core works; with fewer, item j goes to the one core c
    * whose range [split(c), split(c + 1)) holds it, c = ceil((j + 1) n / w) - 1: w divisions
@@ -308,9 +316,6 @@ static tt_status tt__run_launch(tt_device *dev, tt_program_obj *p, uint32_t l, c
   for (uint32_t j = 0; j < nwork; j++) {
     const uint32_t c = nwork == n ? j : (uint32_t)((((uint64_t)j + 1) * n + (uint64_t)w - 1) / (uint64_t)w - 1);
     tt_core *core = &dev->cores[c];
-    if (!core->sram && !(core->sram = aligned_alloc(64, (size_t)((cfg->sram_per_core + 63) & ~63ull)))) {
-      return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory for core %u SRAM", c);
-    }
     memset(core->counters, 0, sizeof(uint64_t) * TT_CORE_NCOUNTERS);
     core->l1_lo = l1_lo;
     core->l1_hi = l1_hi;
