@@ -24,12 +24,12 @@ static inline void tt__relax(int s) {
 #endif
 }
 
-/* Claims and runs items of the job whose generation is `gen` until none is left. */
 struct tt_pool_worker {
   tt_pool *pool;
   uint32_t thread;
 };
 
+/* Claims and runs items of the job whose generation is `gen` until none is left. */
 static void tt__pool_work(tt_pool *p, uint32_t gen, uint32_t thread) {
   uint64_t w = atomic_load_explicit(&p->word, memory_order_acquire);
   for (;;) {
