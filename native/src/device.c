@@ -70,6 +70,13 @@ const char *tt_device_error(const tt_device *dev) {
   return tt__last_error.dev == dev ? tt__last_error.msg : "";
 }
 
+/* The host threads' SRAM buffers (tt_device.sram), any that were made. */
+static void tt__sram_free(tt_device *d) {
+  if (d->sram)
+    for (uint32_t t = 0; t < d->cfg.host_threads; t++) free(d->sram[t]);
+  free(d->sram);
+}
+
 tt_status tt_device_open(const tt_device_config *cfg, tt_device **out) {
   if (!out) return TT_ERR_INVALID_ARGUMENT;
   *out = NULL;
@@ -109,7 +116,10 @@ tt_status tt_device_open(const tt_device_config *cfg, tt_device **out) {
   if (d->core_counters) memset(d->core_counters, 0, d->ncores * sizeof *d->core_counters);
   d->active = calloc(d->ncores, sizeof *d->active);
   d->free_lists = calloc(256, sizeof *d->free_lists);
-  if (!d->cores || !d->core_counters || !d->active || !d->free_lists) goto oom;
+  d->sram = calloc(c.host_threads, sizeof *d->sram);
+  if (!d->cores || !d->core_counters || !d->active || !d->free_lists || !d->sram) goto oom;
+  for (uint32_t t = 0; t < c.host_threads; t++)
+    if (!(d->sram[t] = aligned_alloc(64, (size_t)((c.sram_per_core + 63) & ~63ull)))) goto oom;
   const tt__engine *engine = NULL;
   tt__engines(&engine, 1); /* the host's best matrix-engine build */
   for (uint32_t i = 0; i < d->ncores; i++) {
@@ -134,6 +144,7 @@ tt_status tt_device_open(const tt_device_config *cfg, tt_device **out) {
 oom:
   st = TT_ERR_OUT_OF_MEMORY;
 fail:
+  tt__sram_free(d);
   free(d->cores);
   free(d->core_counters);
   free(d->active);
@@ -149,16 +160,13 @@ tt_status tt_device_close(tt_device *dev) {
    * close are the caller's bug: the device is gone. */
   tt__lock(dev);
   tt__unlock(dev);
-  const uint32_t nthreads = dev->pool.nthreads + 1; /* (the pool forgets it) */
   tt__pool_destroy(&dev->pool);
   pthread_mutex_destroy(&dev->mu);
   tt__error_forget(dev);
   tt__tag_release(dev->tag);
   tt__programs_release_all(dev);
   tt__buffers_release_all(dev);
-  if (dev->sram)
-    for (uint32_t i = 0; i < nthreads; i++) free(dev->sram[i]);
-  free(dev->sram);
+  tt__sram_free(dev);
   free(dev->cores);
   free(dev->core_counters);
   free(dev->active);

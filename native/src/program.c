@@ -298,14 +298,6 @@ static tt_status tt__run_launch(tt_device *dev, tt_program_obj *p, uint32_t l, c
       if (!l1_hi || at + op->bytes > l1_hi) l1_hi = at + op->bytes;
     }
   }
-  /* The host threads' SRAM, made on the first launch, here on the calling thread, so a failure
-   * is reported instead of surfacing inside a worker. */
-  const uint32_t nthreads = dev->pool.nthreads + 1;
-  if (!dev->sram && !(dev->sram = calloc(nthreads, sizeof *dev->sram)))
-    return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory for the cores' SRAM");
-  for (uint32_t t = 0; t < nthreads; t++)
-    if (!dev->sram[t] && !(dev->sram[t] = aligned_alloc(64, (size_t)((cfg->sram_per_core + 63) & ~63ull))))
-      return tt__fail(dev, TT_ERR_OUT_OF_MEMORY, "out of host memory for the cores' SRAM");
   /* Cores whose range is non-empty. */
   uint32_t nactive = 0;
   /* With at least one item per core every core works; with fewer, item j goes to the one core c
