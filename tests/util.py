@@ -99,6 +99,12 @@ def check(f, *args, rtol=None, atol=None, static_argnums=(), transcendental=Fals
     must match NaNs). Returns the tt_xla outputs."""
     want = jax.jit(f, static_argnums=static_argnums)(*args, **kwargs)
     got = tt_xla.jit(f, static_argnums=static_argnums)(*args, **kwargs)
+    compare(got, want, rtol=rtol, atol=atol, transcendental=transcendental)
+    return got
+
+
+def compare(got, want, rtol=None, atol=None, transcendental=False) -> None:
+    """check's comparison of tt_xla outputs `got` with reference outputs `want`."""
     want_leaves, want_tree = _leaves(want)
     got_leaves, got_tree = _leaves(got)
     assert got_tree == want_tree, f"output tree {got_tree} != {want_tree}"
@@ -120,7 +126,6 @@ def check(f, *args, rtol=None, atol=None, static_argnums=(), transcendental=Fals
                                        atol=a, equal_nan=True, err_msg=f"output {i}")
             # signs of infinities / NaN placement are covered by assert_allclose; -0.0 vs 0.0 is
             # not compared (XLA itself does not promise it for most ops)
-    return got
 
 
 __all__ = ["BF16", "F16", "F32", "is_float", "SHAPES", "SMALL_SHAPES", "check", "inputs", "jnp", "np"]
