@@ -195,7 +195,9 @@ def test_eigh_graded_spectrum_vectors_orthonormal_as_lapacks():
     w, v = (np.asarray(t) for t in tt_xla.jit(jnp.linalg.eigh)(a))
     wj, vj = (np.asarray(t) for t in jax.jit(jnp.linalg.eigh)(a))
     np.testing.assert_array_less(orth_err(v), np.maximum(3 * orth_err(vj), 2e-6))
-    np.testing.assert_allclose(w, wj, atol=1e-6)
+    # (eigenvalues off by 0.5e-6 .. 1.3e-6 over seeds 0-5, by where the sweeps' rounding falls;
+    # n eps ||A|| is 3.8e-6, CPU JAX 0.3e-6)
+    np.testing.assert_allclose(w, wj, atol=2e-6)
     np.testing.assert_array_less(np.abs(a @ v - v * w[..., None, :]).max(axis=(-2, -1)), 5e-6)
 
 
@@ -343,25 +345,26 @@ def test_equivalence_check_rejects_a_wrong_decomposition():
     assert not same_decomposition([s, u, -vt], [s, u, vt], "svd")
 
 
-@pytest.mark.parametrize("k, unit", [(2, 1), (4, 3), (8, 2), (32, 2), (64, 1), (256, 1)])
+@pytest.mark.parametrize("k, unit", [(4, 3), (8, 2), (16, 1), (32, 2), (64, 1), (256, 1)])
 def test_singer_ordering_pairs_everyone_once_a_sweep(k, unit):
     # eigh's stack (k vectors of `unit` rows each) with k a power of two moves by the Singer
-    # ordering: the move as emitted (a step whose rotation is the identity, run on the device)
-    # must be the ordering's, and over k - 1 moves every pair must meet once, then the order is
-    # back where it started
+    # ordering: a step whose rotations are the identity (sums |w_p|^2 = |w_q|^2 = 1, w_p^T w_q =
+    # 0), run on the device, must move the vectors as the ordering does, and the sums it returns
+    # must be those of the moved pairs (its second half's reversed); over k - 1 moves every pair
+    # must meet once, then the order is back where it started
     from tt_xla.compiler import eig
     from tt_xla.compiler.linalg import _module, _t
     order = eig._ordering(k)
     assert isinstance(order, eig._Singer)
-    flat, held = (k * unit, 3), order.carry((k * unit, 3), 0, unit)
+    n, flat, ss = 5, (k * unit, 5), order.sums_shape(unit)
     f = eig._Em()
-    a, b = order.halves(f, "%arg0", flat, "f32", 0, unit)
-    moved = order.follow(f, lambda first, view, shape: [view(a if first else b)], order.half(flat, 0, unit), "f32",
-                         0, unit)
-    x = (np.arange(k)[:, None, None] * 1000 + np.arange(unit)[None, :, None] * 10 +
-         np.arange(3)[None, None, :]).astype(np.float32)
-    text = _module([_t(held, "f32")], [_t(held, "f32")], f.lines, moved)
-    got = np.asarray(tt_xla.compile(text)(x.reshape(held))[0]).reshape(k, unit, 3)
+    x = order.to_carry(f, "%arg0", unit, n, "f32")
+    ident = [f.const(v, "f32", ss) for v in ("1", "1", "0")]
+    out = order.step(f, [x], ident, f.const("0", "f32", ss), unit, n, "f32")
+    results = [order.from_carry(f, out[0], unit, n, "f32")] + out[1:4] + order.sums(f, [out[0]], unit, n, "f32")
+    text = _module([_t(flat, "f32")], [_t(flat, "f32")] + [_t(ss, "f32")] * 6, f.lines, results)
+    xv = rng.standard_normal((k, unit, n)).astype(np.float32)
+    got = [np.asarray(v) for v in tt_xla.compile(text)(xv.reshape(flat))]
     h = k // 2
 
     def move(places: list[int]) -> list[int]:
@@ -370,7 +373,11 @@ def test_singer_ordering_pairs_everyone_once_a_sweep(k, unit):
             new[i], new[h + (i ^ order.flip)] = places[2 * i], places[2 * i + 1]
         return new
 
-    np.testing.assert_array_equal(got, x[move(list(range(k)))])
+    np.testing.assert_array_equal(got[0].reshape(k, unit, n), xv[move(list(range(k)))])
+    for g, w in zip(got[1:4], got[4:]):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+    p, q = xv[move(list(range(k)))][0::2], xv[move(list(range(k)))][1::2]  # the moved pairs, in pair order
+    np.testing.assert_allclose(got[3].reshape(h, unit), (p * q).sum(-1), rtol=1e-5, atol=1e-5)
     places, met = list(range(k)), set()
     for _ in range(k - 1):
         met |= {frozenset(places[2 * i: 2 * i + 2]) for i in range(h)}

@@ -226,10 +226,20 @@ def test_cholesky_trailing_updates_make_only_their_lower_blocks(monkeypatch):
 def test_blocked_cholesky_non_finite_values_spread_as_in_lapack(small_blocks):
     # a NaN or inf in the triangle read (in a leaf, below one, on the diagonal): the solves that
     # meet it substitute, on the factor's blocks assembled, so NaN reaches CPU JAX's elements only
+    # only: OpenBLAS's potrf, which CPU JAX calls, blocks by the CPU it runs on, and where its
+    # trailing products meet inf times 0 it spreads NaN further (on an AMD EPYC, two elements of
+    # the fourth matrix that do not depend on the inf), so its extra NaNs are not compared
     a = spd((5, 40, 40))
     for m, (i, j, v) in enumerate([(30, 5, np.nan), (3, 2, np.inf), (12, 12, np.inf), (25, 17, -np.inf)]):
         a[m, i, j] = a[m, j, i] = v
-    check(jnp.linalg.cholesky, a, rtol=1e-4)
+    got = np.asarray(tt_xla.jit(jnp.linalg.cholesky)(a))
+    want = np.asarray(jax.jit(jnp.linalg.cholesky)(a))
+    for m in range(5):
+        g, w = ~np.isfinite(got[m]), ~np.isfinite(want[m])
+        assert not (g & ~w).any() and (g.any() or m == 4), m  # NaN only where CPU JAX has it, but somewhere
+        both = ~g & ~w
+        np.testing.assert_allclose(got[m][both], want[m][both], rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(got[m][g], want[m][g])  # (the same inf, -inf or NaN)
 
 
 @pytest.mark.parametrize("lower", [True, False])

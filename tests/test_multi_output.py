@@ -223,7 +223,7 @@ SIBLINGS = {  # name: (function, input shapes, dtype, kernels): row reductions r
     "mixed_dtypes": (lambda x: (jnp.sum(x, -1), jnp.max(x, -1), jnp.any(x > 3, -1)),
                      [(500, 17)], np.int32, 1),
     "bf16": (lambda x: (jnp.sum(x, -1, dtype=jnp.float32), jnp.max(x, -1)), [(64, 300)], BF16, 1),
-    "capped": (lambda x: tuple(jnp.sum(x * (i + 1), -1) for i in range(fuse.MAX_OUTPUTS + 1)), [(20, 40)],
+    "capped": (lambda x: tuple(jnp.sum(x * (i + 1), -1) for i in range(fuse.MAX_SIBLINGS + 1)), [(20, 40)],
                np.float32, 2),
     # not siblings: column reductions (strips of kept columns), or a reduction reading another's result
     "columns": (lambda x: (jnp.sum(x, 0), jnp.max(x, 0)), [(70, 50)], np.float32, 2),
@@ -250,6 +250,49 @@ def test_sibling_row_reductions_are_one_kernel(name):
     if kernels == 1:
         moved, launched, out = _dram(f, args)
         assert moved == sum(a.nbytes for a in args) + sum(np.asarray(o).nbytes for o in out)
+
+
+ALONGSIDE = {  # name: (function, input shapes, kernels launched)
+    # reductions stored straight into a concat (fuse._reductions_into_concats), one reversed
+    "into_concat": (lambda x: jnp.concatenate([jnp.sum(x, -1), jnp.flip(jnp.max(x, -1), 0)]), [(33, 65)], 1),
+    "into_concat_2d": (lambda x: jnp.concatenate([jnp.sum(x * x, -1), jnp.flip(jnp.sum(x, -1), (0, 1))], 1),
+                       [(3, 7, 40)], 1),
+    # ...and a row reduction and the concat pieces over its operand's space it shares reads with
+    # (fuse._reductions_with_stores): eigh's move and its next sums, in small
+    "stores": (lambda x, y: (jnp.concatenate([x * 2 - y, jnp.flip(x * 3 + y, 0)], 0),
+                             jnp.sum((x * 2 - y) * (x * 3 + y), -1)), [(3, 37, 45), (3, 37, 45)], 1),
+    "stores_long_rows": (lambda x, y: (jnp.concatenate([x - y, x + y], 0), jnp.sum((x - y) * (x + y), -1),
+                                       jnp.max(x - y, -1)), [(3, 5000), (3, 5000)], 1),
+    "one_row": (lambda x, y: (jnp.concatenate([x - y, jnp.minimum(x, y)]), jnp.sum((x - y) * 2)), [(7,), (7,)], 1),
+    # not for a large loop over a few rows (fuse.STORES_MIN_ROWS): its work items would be the rows
+    "few_rows": (lambda x, y: (jnp.concatenate([x - y, x + y], 0), jnp.sum((x - y) * (x + y), -1)),
+                 [(4, 30000), (4, 30000)], 2),
+    "stores_and_into": (lambda x, y: (jnp.concatenate([x * y, jnp.flip(x - y, (0, 1))], 1),
+                                      jnp.concatenate([jnp.sum(x * y, -1), jnp.flip(jnp.sum(x - y, -1), 1)], 1)),
+                        [(4, 6, 3, 70), (4, 6, 3, 70)], 1),
+    # x - y reversed along its rows' dim is stored first (a reversed piece keeps its runs' order):
+    # the reduction's kernel computes and stores it, and the sums of x * y
+    "stored_root": (lambda x, y: (jnp.concatenate([x * y, jnp.flip(x - y, (0, 1))], 1),
+                                  jnp.concatenate([jnp.sum(x * y, -1), jnp.flip(jnp.sum(x - y, -1), 1)], 1)),
+                    [(4, 6, 70), (4, 6, 70)], 3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALONGSIDE))
+def test_reductions_store_into_concats_and_beside_loops(name):
+    """A reduction read only as a piece of a concat (or reversed) is written there by its own
+    kernel, not stored and copied; and a row reduction shares its loop with the concat pieces
+    over its operand's space that read what it reads, so one kernel reads the inputs once and
+    writes the pieces and the sums. Results as CPU JAX's, edge values included; DRAM bytes the
+    inputs and outputs only."""
+    f, shapes, kernels = ALONGSIDE[name]
+    args = [inputs(s, seed=i, huge=False) for i, s in enumerate(shapes)]
+    args = [np.where(np.isnan(a), 1, a).astype(a.dtype) for a in args]  # (XLA:CPU's max may drop a NaN)
+    check(f, *args, rtol=1e-4, atol=1e-4)
+    moved, launched, out = _dram(f, args)
+    assert launched == kernels, [k.name for k in tt_xla.jit(f).kernels(*args)]
+    if kernels == 1:
+        assert moved == sum(a.nbytes for a in args) + sum(np.asarray(o).nbytes for o in jax.tree_util.tree_leaves(out))
 
 
 def test_concatenate_of_concatenates_stores_each_piece_once():

@@ -10,8 +10,8 @@ straight into the next pairing's order by a fixed permutation (a concat of rotat
 n - 1 steps are a sweep (every pair once, and the permutation back to the identity); sweeps
 repeat (a while loop on the control stream) until every matrix of the batch has its vectors
 orthogonal. The ordering is the round robin (_RoundRobin: pair i is (top i, bottom i), a move
-of five pieces) or, for eigh's stack of a power-of-two count, the Singer ordering (_Singer:
-pair i is (2i, 2i + 1), a move of two pieces).
+of five pieces) or, for eigh's stack of a power-of-two count (at least 4), the Singer ordering
+(_Singer: pair i is (2i, 2i + 1); one kernel moves the vectors and sums the next step's pairs).
 
 - eigh: the vectors are the columns of W = (A + mu I) V, mu above A's spectral radius, so
   they end as sigma_j v_j and V needs no carrying (see _syevd); one step of Ogita-Aishima
@@ -245,11 +245,6 @@ class _RoundRobin:
         """The dims of `half(shape)` a per-pair value ([batch, h] or, stacked, [h unit]) spans."""
         return tuple(range(len(shape) - 2)) + (axis,) if unit == 1 else (axis,)
 
-    def carry(self, shape: tuple[int, ...], axis: int, unit: int) -> tuple[int, ...]:
-        """The shape vectors of (logical) `shape` are kept in between steps: what `follow`
-        returns and `halves` reads."""
-        return shape
-
     def halves(self, f: _Em, p: str, shape: tuple[int, ...], el: str, axis: int, unit: int) -> tuple[str, str]:
         """(the pairs' first vectors, their second ones): views of `p`, each of shape `half`."""
         n = shape[axis]
@@ -275,75 +270,163 @@ def _next_pairing(h: int) -> list[tuple[int, int, bool]]:
 
 
 class _Singer:
-    """An ordering for 2^m vectors whose move is two pieces, not five: pair i is (2i, 2i + 1),
-    and after a step the pairs' first vectors take places 0 .. h-1 in order, their second ones
-    places h .. 2h-1 with the place's bits in `flip` toggled (a reverse of a reshape: a view).
-    As a map of places that is p -> (p >> 1) ^ (p odd ? h | flip : 0), a linear map over GF(2)^m
-    chosen (`singer_flip`) to cycle every nonzero place through all 2^m - 1 of them (a Singer
-    cycle: multiplication by a primitive element of GF(2^m), in a bit-reversed basis). So the
-    vectors paired at step t are those whose numbers differ by M^-t (1), a different difference
-    each step: over 2^m - 1 steps every pair meets once and the order is back where it started.
+    """An ordering for k = 2^m vectors (m >= 2) whose move is one kernel that also computes the
+    next step's dot products. Pair j is places (2j, 2j + 1) (P_j, Q_j); after a step the pairs'
+    first vectors take places 0 .. h-1 in order (h = k/2), their second ones places h .. 2h-1
+    with the place's bits in `flip` toggled. As a map of places that is
+    p -> (p >> 1) ^ (p odd ? h | flip : 0), a linear map over GF(2)^m chosen (`singer_flip`) to
+    cycle every nonzero place through all 2^m - 1 of them (a Singer cycle: multiplication by a
+    primitive element of GF(2^m), in a bit-reversed basis). So the vectors paired at step t are
+    those whose numbers differ by M^-t (1), a different difference each step: over 2^m - 1 steps
+    every pair meets once and the order is back where it started.
 
-    Only eigh's stack uses it: the vectors along axis 0 of a 2-D [2h unit, m] array. A side of
-    the pairs is kept [h, unit, m]: as a flat [h unit, m] it would be a view with two strides in
-    one dim, which a kernel cannot read in place."""
+    The next step's pairs are made of this step's pairs two by two: new pair J (< h/2) is the
+    first vectors of pairs 2J and 2J + 1, new pair h/2 + (J ^ flip >> 1) their second ones. So
+    one loop over J computes the four rotated vectors of pairs 2J, 2J + 1, stores them, and sums
+    the products of the two new pairs they make (|w_p|^2, |w_q|^2, w_p^H w_q): the move and the
+    next step's sums are one kernel reading the vectors once (fuse._reductions_with_stores), and
+    a step is two launches (that one and the rotations' c, s).
+
+    Only eigh's stack uses it: the vectors along axis 0 of [k U, M], U rows each (the batch).
+    Rows are kept as [4, 2, .., 2, U, M]: place bits (m-1, 0, m-2, .., 1) outermost first, so
+    the four kinds of place (top or bottom half, even or odd) are the four pieces of the move's
+    concat, each ordered by its place's bits m-2..1; a bit the move toggles is a dim of 2 the
+    piece is stored reversed along. Per-pair values (the sums, c, s) are [2, .., 2, U]: pair j's
+    bits m-2..0, then the batch."""
 
     def __init__(self, k: int) -> None:
         self.m = k.bit_length() - 1
         self.flip = singer_flip(self.m)
 
-    def half(self, shape: tuple[int, ...], axis: int, unit: int) -> tuple[int, ...]:
-        assert axis == 0 and len(shape) <= 2, "the Singer ordering is for eigh's stack"
-        return (shape[0] // (2 * unit), unit) + shape[1:]
+    def carry(self, unit: int, n: int) -> tuple[int, ...]:
+        return (4,) + (2,) * (self.m - 2) + (unit, n)
 
-    def pair_dims(self, shape: tuple[int, ...], axis: int, unit: int) -> tuple[int, ...]:
-        return (0, 1)
+    def sums_shape(self, unit: int) -> tuple[int, ...]:
+        return (2,) * (self.m - 1) + (unit,)
 
-    def _split(self) -> tuple[list[int], list[int]]:
-        """A place in the second half, as dims: its bits, most significant first, a toggled bit
-        a dim of its own (to be reversed), the bits between them merged; (sizes, reversed dims)."""
-        sizes: list[int] = []
-        rev: list[int] = []
-        for bit in range(self.m - 2, -1, -1):
-            if self.flip >> bit & 1:
-                rev.append(len(sizes))
-                sizes.append(2)
-            elif sizes and len(sizes) - 1 not in rev:
-                sizes[-1] *= 2
-            else:
-                sizes.append(2)
-        return sizes, rev
+    def _dim(self, bit: int) -> int:
+        """The dim of place bit `bit` in the carry split into one dim per bit."""
+        return 0 if bit == self.m - 1 else 1 if bit == 0 else self.m - bit
 
-    def carry(self, shape: tuple[int, ...], axis: int, unit: int) -> tuple[int, ...]:
-        # the shape the move's concat writes: a reshape to any other would be a copy a step
-        return (2,) + tuple(self._split()[0]) + (unit,) + shape[1:]
+    def to_carry(self, f: _Em, x: str, unit: int, n: int, el: str) -> str:
+        """[k U, n] in place order -> the carry."""
+        m = self.m
+        bits = (2,) * m + (unit, n)
+        perm = (0, m - 1) + tuple(range(1, m - 1)) + (m, m + 1)  # place bits m-1, 0, m-2 .. 1
+        return f.reshape(f.transpose(f.reshape(x, (2 ** m * unit, n), bits, el), bits, el, perm), bits,
+                         self.carry(unit, n), el)
 
-    def halves(self, f: _Em, p: str, shape: tuple[int, ...], el: str, axis: int, unit: int) -> tuple[str, str]:
-        half = self.half(shape, axis, unit)
-        split = half[:1] + (2,) + half[1:]
-        v = f.reshape(p, self.carry(shape, axis, unit), split, el)
-        return tuple(f.reshape(f.slice(v, split, el, 1, i, i + 1), half[:1] + (1,) + half[1:], half, el)
-                     for i in (0, 1))
+    def from_carry(self, f: _Em, x: str, unit: int, n: int, el: str) -> str:
+        m = self.m
+        bits = (2,) * m + (unit, n)
+        perm = (0,) + tuple(range(2, m)) + (1, m, m + 1)
+        return f.reshape(f.transpose(f.reshape(x, self.carry(unit, n), bits, el), bits, el, perm), bits,
+                         (2 ** m * unit, n), el)
 
-    def follow(self, f: _Em, side: Side, half: tuple[int, ...], el: str, axis: int, unit: int) -> list[str]:
-        sizes, rev = self._split()
-        rev = [1 + d for d in rev]
-        # The pieces are computed split: merging a reversed dim back is no view a kernel reads.
-        # Both sides read their inputs through the same views (the second side's values are
-        # reversed, not its inputs), so fusion makes the two pieces one kernel reading each
-        # input once (fuse._merge_pieces, _reversed_piece).
-        split = (1,) + tuple(sizes) + half[1:]
-        views: dict[str, str] = {}
+    def pick(self, f: _Em, x: str, fixed: dict[int, int], unit: int, n: int, el: str,
+             shape: tuple[int, ...]) -> str:
+        """The vectors of carry `x` whose place bits in `fixed` have those values, a view of
+        `shape` (the other bits, most significant first: bit 0 fixed, their dims keep their
+        order)."""
+        bits = (2,) * self.m + (unit, n)
+        v = f.reshape(x, self.carry(unit, n), bits, el)
+        cur = bits
+        for bit, val in fixed.items():
+            d = self._dim(bit)
+            v = f.slice(v, cur, el, d, val, val + 1)
+            cur = cur[:d] + (1,) + cur[d + 1:]
+        return f.reshape(v, cur, shape, el)
 
-        def view(v: str) -> str:
-            if v not in views:
-                views[v] = f.reshape(v, half, split, el)
-            return views[v]
+    def sums(self, f: _Em, x: list[str], unit: int, n: int, el: str) -> list[str]:
+        """(|P_j|^2, |Q_j|^2, P_j^H Q_j as [re] or [re, im]) of every pair of carry `x`."""
+        shape = (2,) * (self.m - 1) + (unit, n)
+        p, q = ([self.pick(f, v, {0: e}, unit, n, el, shape) for v in x] for e in (0, 1))
+        return [_norm2(f, p, shape, el), _norm2(f, q, shape, el)] + _dots(f, p, q, shape, el)
 
-        assert all(d < len(split) - 2 for d in rev), "the move reverses whole rows"
-        a = side(True, view, split)
-        b = [f.reverse(q, rev, split, el) if rev else q for q in side(False, view, split)]
-        return [f.concat([(p, split), (q, split)], el, 0) for p, q in zip(a, b)]
+    def step(self, f: _Em, x: list[str], sums: list[str], hits: str, unit: int, n: int,
+             el: str) -> list[str]:
+        """One step: every pair rotated by the rotation its `sums` give, the rotated vectors
+        moved to the next pairing, and their sums; returns (x per part, sums, hits with the
+        pairs whose rotation was not QUIET marked)."""
+        m, ss = self.m, self.sums_shape(unit)
+        c, cols, loud = _pair_rotation(f, sums, ss, el)
+        it = (1,) + (2,) * (m - 2) + (unit, n)  # pairs of pairs J, then the batch and the entries
+        pc = it[:-1]
+
+        def at(v: str, e: int) -> str:  # a per-pair value at pair 2J + e, over `it`
+            j0 = m - 2  # the dim of pair bit 0 (j's lowest bit) in `ss`
+            r = f.reshape(f.slice(v, ss, el, j0, e, e + 1), ss[:j0] + (1, unit), pc, el)
+            return f.bcast(r, pc, el, it, tuple(range(len(pc))))
+
+        a, b = {}, {}
+        for e in (0, 1):  # pair 2J + e: its place bit 1 is e
+            p = [self.pick(f, v, {0: 0, 1: e}, unit, n, el, it) for v in x]
+            q = [self.pick(f, v, {0: 1, 1: e}, unit, n, el, it) for v in x]
+            cb = at(c, e)
+            a[e] = _rotated(f, p, q, cb, [at(v, e) for v in cols[0]], True, it, el)
+            b[e] = _rotated(f, q, p, cb, [at(v, e) for v in cols[1]], False, it, el)
+        # b[e] goes to place h + ((2J + e) ^ flip): even or odd by e ^ (flip & 1), at J ^ (flip >> 1)
+        f0, rest = self.flip & 1, self.flip >> 1
+        rev = [1 + (m - 3 - t) for t in range(m - 2) if rest >> t & 1]
+
+        def bottom(v: str, shape: tuple[int, ...]) -> str:
+            return f.reverse(v, rev, shape, el) if rev else v
+
+        new = [f.concat([(a[0][i], it), (a[1][i], it), (bottom(b[f0][i], it), it), (bottom(b[1 - f0][i], it), it)],
+                        el, 0) for i in range(len(x))]
+        top = [_norm2(f, a[0], it, el), _norm2(f, a[1], it, el)] + _dots(f, a[0], a[1], it, el)
+        bot = [_norm2(f, b[f0], it, el), _norm2(f, b[1 - f0], it, el)] + _dots(f, b[f0], b[1 - f0], it, el)
+        nxt = [f.concat([(t, pc), (bottom(u, pc), pc)], el, 0) for t, u in zip(top, bot)]
+        hits = f.bin("maximum", hits, f.sel(loud, f.const("1", el, ss), f.const("0", el, ss), ss, el), ss, el)
+        return new + nxt + [hits]  # (nxt: [2] + pc[1:], which is ss)
+
+
+def _norm2(f: _Em, w: list[str], shape: tuple[int, ...], el: str, axis: int = -1) -> str:
+    """|w|^2 of the vectors along `axis` of `w` ([x] or [re, im])."""
+    sq = f.bin("multiply", w[0], w[0], shape, el)
+    if len(w) == 2:
+        sq = f.bin("add", sq, f.bin("multiply", w[1], w[1], shape, el), shape, el)
+    return f.reduce("add", sq, f.const("0", el), shape, el, axis % len(shape))
+
+
+def _dots(f: _Em, u: list[str], w: list[str], shape: tuple[int, ...], el: str, axis: int = -1) -> list[str]:
+    """u^H w along `axis`: [re] or, complex, [re, im]."""
+    def red(x: str) -> str:
+        return f.reduce("add", x, f.const("0", el), shape, el, axis % len(shape))
+
+    def mul(p: str, q: str) -> str:
+        return f.bin("multiply", p, q, shape, el)
+
+    if len(u) == 1:
+        return [red(mul(u[0], w[0]))]
+    return [red(f.bin("add", mul(u[0], w[0]), mul(u[1], w[1]), shape, el)),
+            red(f.bin("subtract", mul(u[0], w[1]), mul(u[1], w[0]), shape, el))]
+
+
+def _pair_rotation(f: _Em, sums: list[str], shape: tuple[int, ...], el: str):
+    """(c, (s' of the first vectors, s' of the second ones) per part, loud) of the rotations the
+    pairs' sums (|w_p|^2, |w_q|^2, w_p^H w_q as [re] or [re, im]) give, per pair of `shape`;
+    loud: the rotation is by more than QUIET (see QUIET)."""
+    pp, qq, *g = sums
+    if len(g) == 2:  # w_p^H w_q = |gamma| e: the phase turned away
+        gr, gi = g
+        mag = f.un("sqrt", f.bin("add", f.bin("multiply", gr, gr, shape, el), f.bin("multiply", gi, gi, shape, el),
+                                 shape, el), shape, el)
+        live = f.cmp("GT", mag, f.const("0", el, shape), shape, el)
+        e = [f.sel(live, f.bin("divide", gr, mag, shape, el), f.const("1", el, shape), shape, el),
+             f.sel(live, f.bin("divide", gi, mag, shape, el), f.const("0", el, shape), shape, el)]
+    else:
+        mag = g[0]
+    c, s = _rotation(f, pp, qq, mag, shape, el)
+    if len(g) == 2:  # W J: s conj(e) into the first vector, s e into the second one
+        se = [f.bin("multiply", s, e[0], shape, el), f.bin("multiply", s, e[1], shape, el)]
+        cols = ([se[0], f.un("negate", se[1], shape, el)], se)
+    else:
+        cols = ([s], [s])
+    loud = f.cmp("GT", f.bin("multiply", mag, mag, shape, el),
+                 f.bin("multiply", f.const(repr(QUIET * QUIET), el, shape), f.bin("multiply", pp, qq, shape, el),
+                       shape, el), shape, el)
+    return c, cols, loud
 
 
 def singer_flip(m: int) -> int:
@@ -364,11 +447,11 @@ def singer_flip(m: int) -> int:
 
 
 def _ordering(k: int) -> "_RoundRobin | _Singer":
-    """The Singer ordering where k is a power of two (two pieces a move), else the round robin."""
-    return _Singer(k) if k >= 2 and k & (k - 1) == 0 else _RoundRobin()
+    """The Singer ordering where k is a power of two, at least 4, else the round robin."""
+    return _Singer(k) if k >= 4 and k & (k - 1) == 0 else _RoundRobin()
 
 
-def _rotate(f: _Em, order: "_RoundRobin | _Singer", x: list[str], shape: tuple[int, ...], el: str, c: str,
+def _rotate(f: _Em, order: _RoundRobin, x: list[str], shape: tuple[int, ...], el: str, c: str,
             top_s: list[str], bot_s: list[str], axis: int, unit: int) -> list[str]:
     """The pairs of `x` ([x] or [re, im]) rotated (c, s, s' as in _rotated, per pair) and written
     straight into `order`'s next pairing."""
@@ -548,27 +631,41 @@ def _syevd(a_t: ir.TensorType, flags: dict[str, str]) -> str:
         return g.transpose(g.reshape(p, flat, (k, nb, k), el), (k, nb, k), el, (1, 0, 2))
 
     x = [stacked(f, p) for p in x]
-    # the loop keeps them in the shape its ordering's move writes
     order = _ordering(k)
-    held = order.carry(flat, 0, nb)
+    if isinstance(order, _Singer):  # the loop keeps the vectors as the move writes them, and each pair's sums
+        hs = order.sums_shape(nb)
+        x = [order.to_carry(f, p, nb, k, el) for p in x]
+        sums = order.sums(f, x, nb, k, el)
 
-    hs = order.half((k * nb,), 0, nb)  # per pair
+        def step(g: _Em, j: str, cur: list[str]) -> list[str]:
+            return order.step(g, cur[:nx], cur[nx:nx + len(sums)], cur[-1], nb, k, el)
 
-    def step(g: _Em, j: str, cur: list[str]) -> list[str]:
-        return _hestenes(g, cur[:nx], flat, el, 0, [], unit=nb, order=order, hits=cur[nx])
+        def unstack(g: _Em, p: str) -> str:
+            return batched(g, order.from_carry(g, p, nb, k, el))
+
+        carried = [(p, _t(order.carry(nb, k), el)) for p in x] + [(v, _t(hs, el)) for v in sums]
+    else:
+        hs = order.half((k * nb,), 0, nb)  # per pair
+
+        def step(g: _Em, j: str, cur: list[str]) -> list[str]:
+            return _hestenes(g, cur[:nx], flat, el, 0, [], unit=nb, order=order, hits=cur[-1])
+
+        def unstack(g: _Em, p: str) -> str:
+            return batched(g, p)
+
+        carried = [(p, _t(flat, el)) for p in x]
 
     def gram_test(g: _Em, cur: list[str]) -> str:
-        return _orthogonal(g, [batched(g, g.reshape(p, held, flat, el)) for p in cur[:nx]], cube, el, 2, tol2)
+        return _orthogonal(g, [unstack(g, p) for p in cur[:nx]], cube, el, 2, tol2)
 
-    def converged(g: _Em, cur: list[str]) -> str:
-        loud = g.reduce_all("maximum", cur[nx], "0", hs, el, tuple(range(len(hs))))
+    def converged(g: _Em, cur: list[str]) -> str:  # (cur[-1]: the sweep's hits)
+        loud = g.reduce_all("maximum", cur[-1], "0", hs, el, tuple(range(len(hs))))
         quiet = g.cmp("EQ", loud, g.const("0", el), (), el)
         return _if(g, quiet, ["tensor<i1>"], lambda b: [gram_test(b, cur)], lambda b: [b.const("false", "i1")])[0]
 
-    carried = [(f.reshape(p, flat, held, el), _t(held, el)) for p in x]
     x, done = _sweeps(f, carried, k, step, converged, [(lambda g: g.const("0", el, hs), _t(hs, el))])
     x, bad = x[:nx], _unconverged(f, bad, done, bs)
-    x = [f.reshape(batched(f, f.reshape(p, held, flat, el)), cube, ks, el) for p in x]
+    x = [f.reshape(unstack(f, p), cube, ks, el) for p in x]
     if k != n:
         x = [f.slice(f.slice(p, ks, el, r - 2, 0, n), bs + (n, k), el, r - 1, 0, n) for p in x]
     sums = [f.reduce("add", f.bin("multiply", p, p, shape, el), f.const("0", el), shape, el, r - 1) for p in x]
@@ -677,7 +774,7 @@ def _orthonormalise(f: _Em, v: list[str], shape: tuple[int, ...], el: str, with_
 
 def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
               extra: list[tuple[list[str], tuple[int, ...]]], unit: int = 1,
-              order: "_RoundRobin | _Singer | None" = None, hits: str | None = None) -> list[str]:
+              order: _RoundRobin | None = None, hits: str | None = None) -> list[str]:
     """One step of one-sided Jacobi on the vectors laid along `axis` of batch-first `x` ([x] or
     complex [re, im]; the other matrix axis holds their entries): pair (w_p, w_q) is rotated so
     that w_p^H w_q = 0 (the rotation of [[|w_p|^2, g], [conj(g), |w_q|^2]], turning the phase of
@@ -696,39 +793,13 @@ def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
     vb = shape[:-2] if unit == 1 else ()  # the per-pair vectors' batch dims
     ns = vb + (2 * h * unit,)
     hs = order.half(ns, len(vb), unit)
-    cplx = len(x) == 2
     top, bot = (list(v) for v in zip(*(order.halves(g, p, shape, el, axis, unit) for p in x)))
-
-    def dot(p: str, q: str) -> str:
-        return g.reduce("add", g.bin("multiply", p, q, half, el), g.const("0", el), half, el, red)
-
-    def norm2(w: list[str]) -> str:
-        return dot(w[0], w[0]) if not cplx else g.bin("add", dot(w[0], w[0]), dot(w[1], w[1]), hs, el)
-
-    if cplx:  # w_p^H w_q = |gamma| e
-        gr = g.bin("add", dot(top[0], bot[0]), dot(top[1], bot[1]), hs, el)
-        gi = g.bin("subtract", dot(top[0], bot[1]), dot(top[1], bot[0]), hs, el)
-        mag = g.un("sqrt", g.bin("add", g.bin("multiply", gr, gr, hs, el), g.bin("multiply", gi, gi, hs, el),
-                                 hs, el), hs, el)
-        live = g.cmp("GT", mag, g.const("0", el, hs), hs, el)
-        e = [g.sel(live, g.bin("divide", gr, mag, hs, el), g.const("1", el, hs), hs, el),
-             g.sel(live, g.bin("divide", gi, mag, hs, el), g.const("0", el, hs), hs, el)]
-    else:
-        mag = dot(top[0], bot[0])
-    pp, qq = norm2(top), norm2(bot)
-    c, s = _rotation(g, pp, qq, mag, hs, el)
-    if cplx:  # W J: s conj(e) into the top vector, s e into the bottom one
-        se = [g.bin("multiply", s, e[0], hs, el), g.bin("multiply", s, e[1], hs, el)]
-        cols = ([se[0], g.un("negate", se[1], hs, el)], se)
-    else:
-        cols = ([s], [s])
+    sums = [_norm2(g, top, half, el, red), _norm2(g, bot, half, el, red)] + _dots(g, top, bot, half, el, red)
+    c, cols, loud = _pair_rotation(g, sums, hs, el)
     out = _rotate(g, order, x, shape, el, c, *cols, axis, unit)
     for parts, eshape in extra:
         out += _rotate(g, order, parts, eshape, el, c, *cols, axis, unit)
     if hits is not None:  # 1 where a pair this sweep was rotated by more than QUIET (see QUIET)
-        loud = g.cmp("GT", g.bin("multiply", mag, mag, hs, el),
-                     g.bin("multiply", g.const(repr(QUIET * QUIET), el, hs), g.bin("multiply", pp, qq, hs, el), hs, el),
-                     hs, el)
         out.append(g.bin("maximum", hits, g.sel(loud, g.const("1", el, hs), g.const("0", el, hs), hs, el), hs, el))
     return out
 

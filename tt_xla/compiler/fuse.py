@@ -12,6 +12,7 @@ exp, exp / sum): the exp is recomputed rather than stored.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from .access import Access, apply_view, base_access, reshape_strides, row_major
@@ -320,8 +321,12 @@ def plan(graph: Graph) -> Plan:
     _split_products(nodes, use, mat, outputs)
     epilogue = _epilogues(nodes, use, mat, outputs)
     through = _stores_through_transpose(nodes, use, mat, outputs)
+    into = _reductions_into_concats(nodes, use, mat, outputs, {r.id for r in epilogue.values()})
     kernels: list[Kernel] = []
     for n in nodes:
+        if n.id in into:
+            kernels.append(Kernel("reduce", n, n.shape, into[n.id]))
+            continue
         if n.id in epilogue:
             r = epilogue[n.id]
             kernels.append(Kernel(r.op, r, n.shape, base_access(n), n))
@@ -349,6 +354,8 @@ def plan(graph: Graph) -> Plan:
                     if x.id in inner:
                         todo.append((x, start))
                         continue
+                    if _stored_reduction(x).id in into:
+                        continue  # (its reduction's kernel stores it here)
                     # (strides in n, the concat storing: c's own only when c is n)
                     st, rev = _reshaped_piece(c, x, mat, whole.strides), _reversed_piece(c, x, mat, whole.strides)
                     if rev is not None:
@@ -368,7 +375,7 @@ def plan(graph: Graph) -> Plan:
     for k in kernels:
         k.reads = tuple(_reads(k, mat))
     kernels = _merge_pieces(_multi_output(kernels, mat, outputs), mat)
-    return Plan(graph, mat, _sibling_reductions(kernels, mat))
+    return Plan(graph, mat, _reductions_with_stores(_sibling_reductions(kernels, mat), mat))
 
 
 def reads(k: Kernel, mat: set[int]) -> list[Node]:
@@ -558,6 +565,41 @@ def _reversed_piece(n: Node, x: Node, mat: set[int],
             tuple(-st if d in dims else st for d, st in enumerate(rm)))
 
 
+def _stored_reduction(x: Node) -> Node:
+    """The reduction a concat piece is, directly or reversed; else x."""
+    y = x.inputs[0] if x.op == "reverse" else x
+    return y if y.op == "reduce" else x
+
+
+def _reductions_into_concats(nodes: list[Node], use: dict[int, list[Node]], mat: set[int], outputs: set[int],
+                             epilogued: set[int]) -> dict[int, Access]:
+    """A reduction read only as a piece of a stored concat, directly or through a reverse read by
+    nothing else, is stored by its own kernel straight into the concat (eigh's next pairs' sums:
+    the second half's reversed), not stored and then copied by a piece kernel. Returns {its id:
+    its access in the concat} and takes those reductions out of `mat`."""
+    out: dict[int, Access] = {}
+    for n in nodes:
+        if n.op != "concat" or n.id not in mat:
+            continue
+        rm, dim, off = row_major(n.shape), n.attrs["dim"], 0
+        for x in n.inputs:
+            start = off * rm[dim]
+            off += x.shape[dim]
+            y = _stored_reduction(x)
+            if y is x and x.op != "reduce" or y.id not in mat or y.id in outputs or y.id in epilogued or \
+                    y.attrs["n"] != 1 or x.size == 0 or len(use.get(y.id, [])) != 1 or \
+                    len(use.get(x.id, [])) != 1 or x.id in outputs or sum(i is x for i in n.inputs) != 1:
+                continue
+            strides = rm
+            if x is not y:  # reversed: stored through negative strides
+                dims = x.attrs["dims"]
+                start += sum((x.shape[d] - 1) * rm[d] for d in dims)
+                strides = tuple(-st if d in dims else st for d, st in enumerate(rm))
+            out[y.id] = Access(n, start, strides)
+    mat.difference_update(out)
+    return out
+
+
 def _piece_reads(k: Kernel, mat: set[int]) -> frozenset | None:
     """The elements a concat piece's kernel reads (its leaves' accesses) when it may share its
     loop with another piece reading the same ones, else None (so for a piece reading an iota or
@@ -631,7 +673,10 @@ def _stores_through_transpose(nodes: list[Node], use: dict[int, list[Node]], mat
 
 
 MAX_OUTPUTS = 4    # results of one multi-output loop kernel
+MAX_SIBLINGS = 8   # results of one reduce kernel (each a value per row, kept in registers: eigh's two new pairs' sums)
 MAX_OPERANDS = 12  # its stored inputs and outputs: each a stream of pages the host keeps in cache
+STORES_MIN_ROWS = 64   # rows a reduction needs to take in loop kernels' stores (a work item a core of the n150)...
+STORES_SMALL = 1 << 16  # ...unless the loop is this many elements at most
 
 
 def _merges(k: Kernel) -> bool:
@@ -774,9 +819,9 @@ def _sibling_reductions(kernels: list[Kernel], mat: set[int]) -> list[Kernel]:
     for k in kernels:
         key = _sibling_key(k)
         j = first.get(key) if key is not None else None
-        if j is not None and len(out[j].extra) + 1 < MAX_OUTPUTS and \
-                len(key[3]) + len(out[j].extra) + 2 <= MAX_OPERANDS:
-            m = replace(out[j], extra=out[j].extra + (k.dest,))
+        if j is not None and len(out[j].extra) + 1 < MAX_SIBLINGS and \
+                len(key[3] | {o.id for o in (*out[j].outputs, k.writes)}) <= MAX_OPERANDS:
+            m = replace(out[j], extra=out[j].extra + (k.dest,), extra_roots=out[j].roots()[1:] + (k.root,))
             m.reads = tuple(_reads(m, mat))
             out[j] = m
             continue
@@ -784,6 +829,53 @@ def _sibling_reductions(kernels: list[Kernel], mat: set[int]) -> list[Kernel]:
             first[key] = len(out)
         out.append(k)
     return out
+
+
+def _stores_alongside(k: Kernel) -> bool:
+    """Whether loop kernel k's results may be stored by a row reduction over its iteration space
+    (lower.lower_reduce): elementwise values, each stored in runs along the last dim."""
+    return k.kind == "loop" and k.epilogue is None and len(k.shape) > 0 and k.shape[-1] > 0 and \
+        all(r.op in ELEMENTWISE and not r.attrs.get("barrier") for r in k.roots()) and \
+        all(a.strides[-1] == 1 for a in (k.dest, *k.extra))
+
+
+def _reductions_with_stores(kernels: list[Kernel], mat: set[int]) -> list[Kernel]:
+    """A row reduction over the last dim and loop kernels over the reduced operand's shape that
+    read the same stored nodes become one reduce kernel that also stores the loops' values
+    (after its reductions in `extra`): eigh's move, storing the rotated vectors, and the next
+    step's sums of products of those vectors are one kernel reading the vectors once. Reading
+    the same nodes, written before either, neither reads what the other writes, so the kernel
+    takes the place of the first of them."""
+    loops: dict[tuple, list[int]] = {}
+    for i, k in enumerate(kernels):
+        if _stores_alongside(k):
+            loops.setdefault((k.shape, frozenset(n.id for n in k.reads)), []).append(i)
+    out: list[Kernel | None] = list(kernels)
+    taken: set[int] = set()
+    for i, k in enumerate(kernels):
+        r = k.root
+        if k.kind != "reduce" or k.epilogue is not None or not k.reads or \
+                any(x.op != "reduce" or x.attrs["n"] != 1 for x in k.roots()):
+            continue
+        shape = r.inputs[0].shape
+        rows = math.prod(shape[:-1])
+        if tuple(r.attrs["axes"]) != (len(shape) - 1,) or rows < STORES_MIN_ROWS and rows * shape[-1] > STORES_SMALL:
+            continue  # (a large loop split among a few rows' work items would leave cores idle)
+        take = [j for j in loops.get((shape, frozenset(n.id for n in k.reads)), ()) if j not in taken]
+        if not take:
+            continue
+        dests = [a for j in take for a in (kernels[j].dest, *kernels[j].extra)]
+        roots = [x for j in take for x in kernels[j].roots()]
+        if len({n.id for n in k.reads} | {o.id for o in k.outputs} | {a.src.id for a in dests}) > MAX_OPERANDS:
+            continue
+        m = replace(k, extra=k.extra + tuple(dests), extra_roots=k.roots()[1:] + tuple(roots))
+        m.reads = k.reads
+        at = min([i] + take)
+        taken.update(take)
+        for j in [i] + take:
+            out[j] = None
+        out[at] = m
+    return [k for k in out if k is not None]
 
 
 def dot_out_groups(d: Node) -> list[list[int]]:

@@ -18,6 +18,7 @@ kernel and the sizes.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -596,8 +597,10 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
     r = k.root
     n_ops, idx_out, rbody = r.attrs["n"], r.attrs["index"], r.attrs["body"]
     operands, inits = r.inputs[:n_ops], r.inputs[n_ops:]
-    # sibling reductions (fuse._sibling_reductions): one operand and init each, in one loop
-    rs = k.roots()
+    # sibling reductions (fuse._sibling_reductions): one operand and init each, in one loop; then
+    # elementwise values over the operand's space the loop stores too (fuse._reductions_with_stores)
+    rs = [x for x in k.roots() if x.op == "reduce"]
+    stores = list(zip(k.roots()[len(rs):], (k.dest, *k.extra)[len(rs):]))
     if len(rs) > 1:
         operands, inits = [x.inputs[0] for x in rs], [x.inputs[1] for x in rs]
     in_shape = operands[0].shape
@@ -605,8 +608,9 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
     kept = [d for d in range(len(in_shape)) if d not in axes]
     perm = kept + list(axes)
     leaves: list[tuple[Node, Access]] = []
-    for o in operands:
-        for lf in collect_leaves(o, False, mat):
+    # (a stored value's root is computed here, stored node or not)
+    for o, top in [(o, False) for o in operands] + [(x, True) for x, _ in stores]:
+        for lf in collect_leaves(o, top, mat):
             if all(lf[0] is not x[0] for x in leaves):
                 leaves.append(lf)
     init_leaves: list[tuple[Node, Access]] = []
@@ -615,24 +619,30 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
             if all(lf[0] is not x[0] for x in init_leaves):
                 init_leaves.append(lf)
     dest = k.dest
-    dests = [dest, *k.extra]
+    dests = [dest, *k.extra][:len(rs)]
     opmap = operands_for(leaves + init_leaves, dest.src)
-    for d in dests[1:]:
+    for d in dests[1:] + [a for _, a in stores]:
         opmap.setdefault(d.src.id, len(opmap))
     nodes = {a.src.id: a.src for _, a in leaves + init_leaves}
-    nodes.update((d.src.id, d.src) for d in dests)
-    written = {d.src.id for d in dests}
+    nodes.update((d.src.id, d.src) for d in dests + [a for _, a in stores])
+    written = set(nodes) - {a.src.id for _, a in leaves + init_leaves}
     operands_ir = [L.Operand(i, CTYPE[nodes[nid].dtype], nid in written, nodes[nid]) for nid, i in opmap.items()]
     op_of = {nid: operands_ir[i] for nid, i in opmap.items()}
     pshape = tuple(in_shape[d] for d in perm)
     nk = len(kept)
-    out_rm = row_major(r.shape)
-    vecs = [tuple(a.strides[d] for d in perm) for _, a in leaves] + [tuple(out_rm) + (0,) * len(axes)]
+    # the results' strides (a result stored into a concat, fuse._reductions_into_concats, has its
+    # own), then the stored values', then the operands': `di` and `si` index them in `vecs`
+    # (an epilogue's result may drop the reduction's size-1 dims: stored whole, row-major)
+    out_st = [tuple(d.strides) if len(d.strides) == len(r.shape) else tuple(row_major(r.shape)) for d in dests]
+    whole = all(st == tuple(row_major(r.shape)) for st in out_st)
+    vecs = [tuple(a.strides[d] for d in perm) for _, a in leaves] + \
+        [tuple(a.strides[d] for d in perm) for _, a in stores] + [st + (0,) * len(axes) for st in out_st]
+    si, di = len(leaves), len(leaves) + len(stores)
     kshape, kvecs = collapse(pshape[:nk], [v[:nk] for v in vecs])
     ashape, avecs = collapse(pshape[nk:], [v[nk:] for v in vecs])
     if not ashape:  # nothing (or only size-1 dims) reduced: one step per output
         ashape, avecs = (1,), [(0,) for _ in avecs]
-    offs = [a.offset for _, a in leaves] + [dest.offset]
+    offs = [a.offset for _, a in leaves] + [a.offset for _, a in stores] + [d.offset for d in dests]
     n_out = int(np.prod(r.shape, dtype=np.int64))
     n_red = int(np.prod(ashape, dtype=np.int64))
     simple = _simple_combiner(rbody) if n_ops == 1 else None
@@ -651,6 +661,7 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
                for t, j in enumerate(stored)]
         cbs += [L.CircularBuffer(f"cbi{t}", CTYPE[init_leaves[j][0].dtype], itemsize(init_leaves[j][0].dtype), 1, 1)
                 for t, j in enumerate(init_stored)]
+        cbs += [L.CircularBuffer(f"cbst{q}", CTYPE[x.dtype], itemsize(x.dtype), piece) for q, (x, _) in enumerate(stores)]
         cbs += [L.CircularBuffer(f"cbout{_sfx(i)}", CTYPE[d.src.dtype], itemsize(d.src.dtype), per)
                 for i, d in enumerate(dests)]
         L.place(cbs)
@@ -663,9 +674,14 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
         # costs (its result DMA and event count, the loop setup) then weigh on 4096 elements
         # rather than 1024 (row reductions of f32[4096, 1024]: 0.8-0.95x their time, one thread)
         per_item = max(1, PIECE // max(n_red, 1))
-    # a value per output, the same along the reduced run (layernorm's mean in its variance): read
-    # for the item's outputs at once by one DMA, not one DMA per output
-    per_row = [j for j in stored if per_item > 1 and len(kshape) == 1 and kvecs[j][0] != 0 and not any(avecs[j])]
+    # a value per output, the same along the reduced run (layernorm's mean in its variance, eigh's
+    # c and s per pair): read for the item's outputs at once by one DMA, not one DMA per output
+    # (the item's outputs in one run of the last kept dim: see below)
+    if (stores or not whole) and not col and len(kshape) > 1:
+        # results and stored rows go out an item's at a time, so its rows keep to one run of the
+        # last kept dim (eigh's batch of 4 matrices: 4 rows an item, not 16 over two runs)
+        per_item = math.gcd(per_item, kshape[-1])
+    per_row = [j for j in stored if per_item > 1 and kshape and kvecs[j][-1] != 0 and not any(avecs[j])]
     per_out = piece if col else per_item
     # Short runs (rows of 64 f32: eigh's pair products, a sum over a short last dim) come in by one
     # DMA per operand for the item's rows, not one per output: with a DMA per 256-byte run a
@@ -685,9 +701,20 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
         per_out = piece if col else per_item
         block = blocks()
         cbs = make_cbs(per_item * last if block else piece, per_out)
+    if (stores or not whole) and not col and not block and per_item > 1:
+        # an item's results (and stored rows) are written by one DMA each: it must keep to one
+        # run of the last kept dim, as a block does, or else be one row
+        per_item = per_out = 1
+        cbs = make_cbs(piece, per_out)
+    if per_row and len(kshape) > 1 and not block and per_item > 1:  # (outputs in more than one run)
+        per_row = []
+        cbs = make_cbs(piece, per_out)
+    assert not stores or not col and len(ashape) == 1 and all(avecs[si + q] == (1,) for q in range(len(stores))), \
+        "stored values are rows of the reduced run"
     _check_fits(cbs, sram_budget, name, "reduce", r)
     cb_of = dict(zip(stored, cbs))
     icb_of = dict(zip(init_stored, cbs[len(stored):]))
+    st_cbs = cbs[len(stored) + len(init_stored):len(cbs) - len(dests)]
     out_cbs = cbs[len(cbs) - len(dests):]
     out_cb = out_cbs[0]
     assert len(rs) == 1 or not col and all(combiners), "sibling reductions are row reductions with lanes"
@@ -723,6 +750,12 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
                               "1" if stride == 0 else count, stride, host=host if stride else ""))
         body.append(L.CbPush(cb_of[j]))
         body.append(L.CbWait(cb_of[j], f"x{j}"))
+
+    def write(cb: L.CircularBuffer, page: str, node: Node, base: str, count: str, rows: str = "1",
+              dram_pitch: str = "0", sram_pitch: str = "0") -> None:  # a page of stored values out
+        body.extend([L.CbPush(cb), L.CbWait(cb, f"{page}r"),
+                      L.DmaWrite(cb, f"{page}r", "0", op_of[node.id], base, count, 1, rows, dram_pitch, sram_pitch),
+                     L.CbPop(cb)])
 
     def iota_base(j: int, kidx: list[str], aidx: list[str], kv: list, av: list) -> str:
         return _base(offs[j], tuple(kv) + tuple(av), kidx + aidx)
@@ -774,14 +807,15 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
         vec_ops = em.ops
         nvec = f"{vec_ops + 1} * ((nc * {n_red} + 1023) / 1024)"
         oidx = _decode("ro", kouter, "o", body)
-        out_base = f"{_base(dest.offset, kvecs[-1][:-1], oidx)} + c0 * {kvecs[-1][-1]}"
-        out_count, out_stride = "nc", kvecs[-1][-1]
+        out_base = f"{_base(dest.offset, kvecs[di][:-1], oidx)} + c0 * {kvecs[di][-1]}"
+        out_count, out_stride = "nc", kvecs[di][-1]
     else:
         items = -(-n_out // per_item) if n_out else 0
         body += [L.Define("o0", "int64_t", f"it * {per_item}"),
                  L.Define("o1", "int64_t", f"K_MIN(o0 + {per_item}, (int64_t){n_out})")]
+        pidx = _decode("o0", list(kshape), "p", body) if per_row else []
         for j in per_row:
-            dma_in(j, f"{offs[j]} + o0 * {kvecs[j][0]}", "o1 - o0", kvecs[j][0])
+            dma_in(j, _base(offs[j], kvecs[j], pidx), "o1 - o0", kvecs[j][-1])
         blocked = [j for j in stored if j not in per_row] if block else []
         if blocked:  # the item's outputs differ in the last kept index only (see `block`)
             bidx = _decode("o0", list(kshape), "b", body) if kshape else []
@@ -792,10 +826,16 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
                                       str(kvecs[j][-1] if kvecs[j] else last * avecs[j][-1]), str(last), L.FIRST_USE))
                 body.append(L.CbPush(cb_of[j]))
                 body.append(L.CbWait(cb_of[j], f"x{j}"))
+        if block:  # an item's stored rows: one page, written by one block DMA after its rows
+            body += [L.CbReserve(cb, f"st{q}") for q, cb in enumerate(st_cbs)]
         body.append(L.Range("o", "o0", "o1"))
         kidx = _decode("o", list(kshape), "k", body) if kshape else []
         aouter = [f"a{d}" for d in range(len(ashape) - 1)]
         lanes = simple is not None
+
+        def store_ir(em: IREmitter, var: str) -> list:  # the stored values at element `var` of the piece
+            at = f"(o - o0) * {last} + {var}" if block else var
+            return [L.Store(f"st{q}", at, store_expr(x.dtype, em.value(x))) for q, (x, _) in enumerate(stores)]
         if lanes:
             for i, sim in enumerate(combiners):
                 body.append(L.Var(f"lane{_sfx(i)}", VTYPE[dts[i]], n=LANES))
@@ -819,6 +859,8 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
         else:
             body.append(L.Range("pc", "0", str(last), step=piece))
             body.append(L.Define("np_", "int64_t", f"K_MIN((int64_t){piece}, {last} - pc)"))
+        if not block:  # a row's piece of stored values, written after it
+            body += [L.CbReserve(cb, f"st{q}") for q, cb in enumerate(st_cbs)]
         for j in [j for j in stored if j not in per_row and j not in blocked]:  # each element is read once,
             # by the loop over the run: the host copies it there
             base = f"{_base(offs[j], kvecs[j] + avecs[j][:-1], kidx + aouter)} + pc * {avecs[j][-1]}"
@@ -881,6 +923,7 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
                 em = IREmitter(mat, index_of, leaf_of, page_of, body)
                 for i, sim in enumerate(combiners):  # (work the results share is computed once)
                     body += _lane_ir(sim, dts[i], f"lane{_sfx(i)}[l]", f"nanv{_sfx(i)}[l]", em.value(operands[i]))
+                body += store_ir(em, "jj + l")
                 body += [L.End(), L.End()]
             if last % LANES or piece % LANES:
                 body.append(L.Range("jj", "jm", "np_"))
@@ -888,6 +931,7 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
                 em = IREmitter(mat, index_of, leaf_of, page_of, body)
                 for i, sim in enumerate(combiners):
                     body += _lane_ir(sim, dts[i], f"lane{_sfx(i)}[0]", f"nanv{_sfx(i)}[0]", em.value(operands[i]))
+                body += store_ir(em, "jj")
                 body.append(L.End())
         else:
             body.append(L.Range("jj", "0", "np_"))
@@ -899,10 +943,14 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
             be.names.update(region_names(rbody, accs + xs))
             res_ = [be.value(o) for o in rbody.outputs]
             body += [L.Assign(a, v) for a, v in zip(accs, res_)]
+            body += store_ir(em, "jj")
             body.append(L.End())
         for j in stored:
             if j not in per_row and j not in blocked:
                 body.append(L.CbPop(cb_of[j]))
+        if not block:
+            for q, (cb, (_, a)) in enumerate(zip(st_cbs, stores)):
+                write(cb, f"st{q}", a.src, f"{_base(offs[si + q], kvecs[si + q], kidx)} + pc", "np_")
         if not one_piece:
             body.append(L.End())  # pc
         body += [L.End() for _ in range(len(ashape) - 1)]
@@ -943,20 +991,33 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
         body.append(L.End())  # o
         for j in per_row + blocked:
             body.append(L.CbPop(cb_of[j]))
+        # the item's results, and its stored rows, from where its first row goes: they keep to one
+        # run of the last kept dim (see `whole`)
+        widx = _decode("o0", list(kshape), "w", body) if kshape and (block or not whole) else []
+        if block:
+            for q, (cb, (_, a)) in enumerate(zip(st_cbs, stores)):
+                write(cb, f"st{q}", a.src, _base(offs[si + q], kvecs[si + q], widx), str(last), "o1 - o0",
+                      str(kvecs[si + q][-1] if kvecs[si + q] else 0), str(last))
         nvec = f"{vec_ops + 1} * (((o1 - o0) * {n_red} + 1023) / 1024)"
         out_base, out_count, out_stride = f"{dest.offset} + o0", "o1 - o0", 1
+        if not whole:
+            out_base = _base(dest.offset, kvecs[di], widx)
+            out_stride = kvecs[di][-1] if kvecs[di] else 1
     for cb in out_cbs:
         body.append(L.CbPush(cb))
     body.append(L.VectorOps(nvec))
     for t, j in enumerate(init_stored):
         body.append(L.CbPop(icb_of[j]))
     for i, (cb, d) in enumerate(zip(out_cbs, dests)):
-        base = f"{d.offset} + o0" if i else out_base  # (siblings: row reductions, whole results)
+        base, stride = out_base, out_stride
+        if i:  # (siblings: row reductions)
+            base, stride = (f"{d.offset} + o0", 1) if whole else \
+                (_base(d.offset, kvecs[di + i], widx), kvecs[di + i][-1] if kvecs[di + i] else 1)
         body.append(L.CbWait(cb, f"res{_sfx(i)}"))
-        body.append(L.DmaWrite(cb, f"res{_sfx(i)}", "0", op_of[d.src.id], base, out_count, out_stride))
+        body.append(L.DmaWrite(cb, f"res{_sfx(i)}", "0", op_of[d.src.id], base, out_count, stride))
         body.append(L.CbPop(cb))
     ops = fused_ops(k.epilogue if k.epilogue is not None else r, mat)
-    for x in rs[1:]:
+    for x in rs[1:] + [x for x, _ in stores]:
         ops += [o for o in fused_ops(x, mat) if o not in ops]
     return L.LoopKernel(name, operands_ir, cbs, body, items, ops, "reduce")
 
