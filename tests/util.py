@@ -103,8 +103,9 @@ def check(f, *args, rtol=None, atol=None, static_argnums=(), transcendental=Fals
     return got
 
 
-def compare(got, want, rtol=None, atol=None, transcendental=False) -> None:
-    """check's comparison of tt_xla outputs `got` with reference outputs `want`."""
+def compare(got, want, rtol=None, atol=None, transcendental=False, int_atol=0) -> None:
+    """check's comparison of tt_xla outputs `got` with reference outputs `want` (integers
+    exactly, or within `int_atol`)."""
     want_leaves, want_tree = _leaves(want)
     got_leaves, got_tree = _leaves(got)
     assert got_tree == want_tree, f"output tree {got_tree} != {want_tree}"
@@ -119,7 +120,10 @@ def compare(got, want, rtol=None, atol=None, transcendental=False) -> None:
         r, a = _tol(w.dtype, transcendental)
         r = r if rtol is None else rtol
         a = a if atol is None else atol
-        if w.dtype.kind in "biu" or w.dtype == np.bool_:
+        if (w.dtype.kind in "biu" or w.dtype == np.bool_) and int_atol:
+            np.testing.assert_array_less(np.abs(gn.astype(np.int64) - w.astype(np.int64)), int_atol + 1,
+                                         err_msg=f"output {i}")
+        elif w.dtype.kind in "biu" or w.dtype == np.bool_:
             np.testing.assert_array_equal(gn, w, err_msg=f"output {i}")
         else:
             np.testing.assert_allclose(gn.astype(np.float64), w.astype(np.float64), rtol=r,
