@@ -297,6 +297,7 @@ class _Singer:
     def __init__(self, k: int) -> None:
         self.m = k.bit_length() - 1
         self.flip = singer_flip(self.m)
+        self.bits = (self.m - 1, 0) + tuple(range(self.m - 2, 0, -1))  # the carry's place bits, outermost first
 
     def carry(self, unit: int, n: int) -> tuple[int, ...]:
         return (4,) + (2,) * (self.m - 2) + (unit, n)
@@ -304,24 +305,22 @@ class _Singer:
     def sums_shape(self, unit: int) -> tuple[int, ...]:
         return (2,) * (self.m - 1) + (unit,)
 
-    def _dim(self, bit: int) -> int:
-        """The dim of place bit `bit` in the carry split into one dim per bit."""
-        return 0 if bit == self.m - 1 else 1 if bit == 0 else self.m - bit
+    def _turn(self, f: _Em, x: str, unit: int, n: int, el: str, to_carry: bool) -> str:
+        """[k U, n] in place order (bits m-1 .. 0) -> the carry (`bits` order), or back."""
+        m = self.m
+        split = (2,) * m + (unit, n)
+        perm = [m - 1 - b for b in self.bits]  # the place-order dim of each carry dim
+        src, dst = (2 ** m * unit, n), self.carry(unit, n)
+        if not to_carry:
+            perm, src, dst = [perm.index(d) for d in range(m)], dst, src
+        return f.reshape(f.transpose(f.reshape(x, src, split, el), split, el, tuple(perm) + (m, m + 1)), split,
+                         dst, el)
 
     def to_carry(self, f: _Em, x: str, unit: int, n: int, el: str) -> str:
-        """[k U, n] in place order -> the carry."""
-        m = self.m
-        bits = (2,) * m + (unit, n)
-        perm = (0, m - 1) + tuple(range(1, m - 1)) + (m, m + 1)  # place bits m-1, 0, m-2 .. 1
-        return f.reshape(f.transpose(f.reshape(x, (2 ** m * unit, n), bits, el), bits, el, perm), bits,
-                         self.carry(unit, n), el)
+        return self._turn(f, x, unit, n, el, True)
 
     def from_carry(self, f: _Em, x: str, unit: int, n: int, el: str) -> str:
-        m = self.m
-        bits = (2,) * m + (unit, n)
-        perm = (0,) + tuple(range(2, m)) + (1, m, m + 1)
-        return f.reshape(f.transpose(f.reshape(x, self.carry(unit, n), bits, el), bits, el, perm), bits,
-                         (2 ** m * unit, n), el)
+        return self._turn(f, x, unit, n, el, False)
 
     def pick(self, f: _Em, x: str, fixed: dict[int, int], unit: int, n: int, el: str,
              shape: tuple[int, ...]) -> str:
@@ -332,7 +331,7 @@ class _Singer:
         v = f.reshape(x, self.carry(unit, n), bits, el)
         cur = bits
         for bit, val in fixed.items():
-            d = self._dim(bit)
+            d = self.bits.index(bit)
             v = f.slice(v, cur, el, d, val, val + 1)
             cur = cur[:d] + (1,) + cur[d + 1:]
         return f.reshape(v, cur, shape, el)
@@ -349,7 +348,7 @@ class _Singer:
         moved to the next pairing, and their sums; returns (x per part, sums, hits with the
         pairs whose rotation was not QUIET marked)."""
         m, ss = self.m, self.sums_shape(unit)
-        c, cols, loud = _pair_rotation(f, sums, ss, el)
+        c, cols, hits = _pair_rotation(f, sums, ss, el, hits)
         it = (1,) + (2,) * (m - 2) + (unit, n)  # pairs of pairs J, then the batch and the entries
         pc = it[:-1]
 
@@ -377,7 +376,6 @@ class _Singer:
         top = [_norm2(f, a[0], it, el), _norm2(f, a[1], it, el)] + _dots(f, a[0], a[1], it, el)
         bot = [_norm2(f, b[f0], it, el), _norm2(f, b[1 - f0], it, el)] + _dots(f, b[f0], b[1 - f0], it, el)
         nxt = [f.concat([(t, pc), (bottom(u, pc), pc)], el, 0) for t, u in zip(top, bot)]
-        hits = f.bin("maximum", hits, f.sel(loud, f.const("1", el, ss), f.const("0", el, ss), ss, el), ss, el)
         return new + nxt + [hits]  # (nxt: [2] + pc[1:], which is ss)
 
 
@@ -403,10 +401,10 @@ def _dots(f: _Em, u: list[str], w: list[str], shape: tuple[int, ...], el: str, a
             red(f.bin("subtract", mul(u[0], w[1]), mul(u[1], w[0]), shape, el))]
 
 
-def _pair_rotation(f: _Em, sums: list[str], shape: tuple[int, ...], el: str):
-    """(c, (s' of the first vectors, s' of the second ones) per part, loud) of the rotations the
+def _pair_rotation(f: _Em, sums: list[str], shape: tuple[int, ...], el: str, hits: str | None = None):
+    """(c, (s' of the first vectors, s' of the second ones) per part, hits) of the rotations the
     pairs' sums (|w_p|^2, |w_q|^2, w_p^H w_q as [re] or [re, im]) give, per pair of `shape`;
-    loud: the rotation is by more than QUIET (see QUIET)."""
+    hits (given the sweep's so far): also 1 where the rotation is by more than QUIET (see QUIET)."""
     pp, qq, *g = sums
     if len(g) == 2:  # w_p^H w_q = |gamma| e: the phase turned away
         gr, gi = g
@@ -423,10 +421,13 @@ def _pair_rotation(f: _Em, sums: list[str], shape: tuple[int, ...], el: str):
         cols = ([se[0], f.un("negate", se[1], shape, el)], se)
     else:
         cols = ([s], [s])
-    loud = f.cmp("GT", f.bin("multiply", mag, mag, shape, el),
-                 f.bin("multiply", f.const(repr(QUIET * QUIET), el, shape), f.bin("multiply", pp, qq, shape, el),
-                       shape, el), shape, el)
-    return c, cols, loud
+    if hits is not None:
+        loud = f.cmp("GT", f.bin("multiply", mag, mag, shape, el),
+                     f.bin("multiply", f.const(repr(QUIET * QUIET), el, shape), f.bin("multiply", pp, qq, shape, el),
+                           shape, el), shape, el)
+        hits = f.bin("maximum", hits, f.sel(loud, f.const("1", el, shape), f.const("0", el, shape), shape, el),
+                     shape, el)
+    return c, cols, hits
 
 
 def singer_flip(m: int) -> int:
@@ -795,13 +796,11 @@ def _hestenes(g: _Em, x: list[str], shape: tuple[int, ...], el: str, axis: int,
     hs = order.half(ns, len(vb), unit)
     top, bot = (list(v) for v in zip(*(order.halves(g, p, shape, el, axis, unit) for p in x)))
     sums = [_norm2(g, top, half, el, red), _norm2(g, bot, half, el, red)] + _dots(g, top, bot, half, el, red)
-    c, cols, loud = _pair_rotation(g, sums, hs, el)
+    c, cols, hits = _pair_rotation(g, sums, hs, el, hits)
     out = _rotate(g, order, x, shape, el, c, *cols, axis, unit)
     for parts, eshape in extra:
         out += _rotate(g, order, parts, eshape, el, c, *cols, axis, unit)
-    if hits is not None:  # 1 where a pair this sweep was rotated by more than QUIET (see QUIET)
-        out.append(g.bin("maximum", hits, g.sel(loud, g.const("1", el, hs), g.const("0", el, hs), hs, el), hs, el))
-    return out
+    return out + ([hits] if hits is not None else [])
 
 
 def _orthogonal(g: _Em, x: list[str], shape: tuple[int, ...], el: str, red: int, tol2: float) -> str:
