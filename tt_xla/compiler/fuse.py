@@ -560,9 +560,13 @@ def _reversed_piece(n: Node, x: Node, mat: set[int],
     dims = x.attrs.get("dims", ()) if y is not None else ()
     if y is None or y.id in mat or y.op not in ELEMENTWISE or any(d >= len(x.shape) - 2 for d in dims):
         return None
-    rm = rm or row_major(n.shape)
-    return (sum((x.shape[d] - 1) * rm[d] for d in dims),
-            tuple(-st if d in dims else st for d, st in enumerate(rm)))
+    return _reversed_strides(x.shape, dims, rm or row_major(n.shape))
+
+
+def _reversed_strides(shape: tuple[int, ...], dims, strides: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+    """(the offset of element 0, the strides) of a walk over `strides` reversed along `dims`."""
+    return (sum((shape[d] - 1) * strides[d] for d in dims),
+            tuple(-st if d in dims else st for d, st in enumerate(strides)))
 
 
 def _stored_reduction(x: Node) -> Node:
@@ -586,16 +590,12 @@ def _reductions_into_concats(nodes: list[Node], use: dict[int, list[Node]], mat:
             start = off * rm[dim]
             off += x.shape[dim]
             y = _stored_reduction(x)
-            if y is x and x.op != "reduce" or y.id not in mat or y.id in outputs or y.id in epilogued or \
+            if y.op != "reduce" or y.id not in mat or y.id in outputs or y.id in epilogued or \
                     y.attrs["n"] != 1 or x.size == 0 or len(use.get(y.id, [])) != 1 or \
                     len(use.get(x.id, [])) != 1 or x.id in outputs or sum(i is x for i in n.inputs) != 1:
                 continue
-            strides = rm
-            if x is not y:  # reversed: stored through negative strides
-                dims = x.attrs["dims"]
-                start += sum((x.shape[d] - 1) * rm[d] for d in dims)
-                strides = tuple(-st if d in dims else st for d, st in enumerate(rm))
-            out[y.id] = Access(n, start, strides)
+            first, strides = _reversed_strides(x.shape, x.attrs["dims"], rm) if x is not y else (0, rm)
+            out[y.id] = Access(n, start + first, strides)  # (reversed: through negative strides)
     mat.difference_update(out)
     return out
 
