@@ -807,22 +807,24 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
         vec_ops = em.ops
         nvec = f"{vec_ops + 1} * ((nc * {n_red} + 1023) / 1024)"
         oidx = _decode("ro", kouter, "o", body)
-        out_base = f"{_base(dest.offset, kvecs[di][:-1], oidx)} + c0 * {kvecs[di][-1]}"
-        out_count, out_stride = "nc", kvecs[di][-1]
+        out_count = "nc"
+        out_at = [(f"{_base(dest.offset, kvecs[di][:-1], oidx)} + c0 * {kvecs[di][-1]}", kvecs[di][-1])]
     else:
         items = -(-n_out // per_item) if n_out else 0
         body += [L.Define("o0", "int64_t", f"it * {per_item}"),
                  L.Define("o1", "int64_t", f"K_MIN(o0 + {per_item}, (int64_t){n_out})")]
-        pidx = _decode("o0", list(kshape), "p", body) if per_row else []
-        for j in per_row:
-            dma_in(j, _base(offs[j], kvecs[j], pidx), "o1 - o0", kvecs[j][-1])
         blocked = [j for j in stored if j not in per_row] if block else []
+        # the kept indices of the item's first output: where its per-row reads, its blocks, its
+        # stored rows and its results (not whole) start, each in one run of the last kept dim
+        first = _decode("o0", list(kshape), "b", body) \
+            if kshape and (per_row or blocked or block and stores or not whole) else []
+        for j in per_row:
+            dma_in(j, _base(offs[j], kvecs[j], first), "o1 - o0", kvecs[j][-1])
         if blocked:  # the item's outputs differ in the last kept index only (see `block`)
-            bidx = _decode("o0", list(kshape), "b", body) if kshape else []
             for j in blocked:
                 body.append(L.CbReserve(cb_of[j], f"w{j}"))
                 body.append(L.DmaRead(cb_of[j], f"w{j}", "0", op_of[leaves[j][1].src.id],
-                                      _base(offs[j], kvecs[j], bidx), str(last), avecs[j][-1], "o1 - o0",
+                                      _base(offs[j], kvecs[j], first), str(last), avecs[j][-1], "o1 - o0",
                                       str(kvecs[j][-1] if kvecs[j] else last * avecs[j][-1]), str(last), L.FIRST_USE))
                 body.append(L.CbPush(cb_of[j]))
                 body.append(L.CbWait(cb_of[j], f"x{j}"))
@@ -991,28 +993,21 @@ def lower_reduce(mat: set[int], k: Kernel, name: str, sram_budget: int, ncores: 
         body.append(L.End())  # o
         for j in per_row + blocked:
             body.append(L.CbPop(cb_of[j]))
-        # the item's results, and its stored rows, from where its first row goes: they keep to one
-        # run of the last kept dim (see `whole`)
-        widx = _decode("o0", list(kshape), "w", body) if kshape and (block or not whole) else []
         if block:
             for q, (cb, (_, a)) in enumerate(zip(st_cbs, stores)):
-                write(cb, f"st{q}", a.src, _base(offs[si + q], kvecs[si + q], widx), str(last), "o1 - o0",
+                write(cb, f"st{q}", a.src, _base(offs[si + q], kvecs[si + q], first), str(last), "o1 - o0",
                       str(kvecs[si + q][-1] if kvecs[si + q] else 0), str(last))
         nvec = f"{vec_ops + 1} * (((o1 - o0) * {n_red} + 1023) / 1024)"
-        out_base, out_count, out_stride = f"{dest.offset} + o0", "o1 - o0", 1
-        if not whole:
-            out_base = _base(dest.offset, kvecs[di], widx)
-            out_stride = kvecs[di][-1] if kvecs[di] else 1
+        out_count = "o1 - o0"
+        out_at = [(f"{d.offset} + o0", 1) if whole else
+                  (_base(d.offset, kvecs[di + i], first), kvecs[di + i][-1] if kvecs[di + i] else 1)
+                  for i, d in enumerate(dests)]
     for cb in out_cbs:
         body.append(L.CbPush(cb))
     body.append(L.VectorOps(nvec))
     for t, j in enumerate(init_stored):
         body.append(L.CbPop(icb_of[j]))
-    for i, (cb, d) in enumerate(zip(out_cbs, dests)):
-        base, stride = out_base, out_stride
-        if i:  # (siblings: row reductions)
-            base, stride = (f"{d.offset} + o0", 1) if whole else \
-                (_base(d.offset, kvecs[di + i], widx), kvecs[di + i][-1] if kvecs[di + i] else 1)
+    for i, (cb, d, (base, stride)) in enumerate(zip(out_cbs, dests, out_at)):
         body.append(L.CbWait(cb, f"res{_sfx(i)}"))
         body.append(L.DmaWrite(cb, f"res{_sfx(i)}", "0", op_of[d.src.id], base, out_count, stride))
         body.append(L.CbPop(cb))
