@@ -99,9 +99,9 @@ struct tt_device {
   uint64_t cached_bytes, cache_limit;
   tt_pool pool;
   /* The SRAM of the cores a host thread runs, one per host thread (cfg.host_threads, made when
-   * the device opens; pool thread t uses sram[t]): a core's SRAM holds only what its run of one launch puts there (tensors
-   * placed in SRAM live in the arena), and a thread runs one core at a time, so the cores it
-   * runs in turn can share one. With one per core (64 x 1.5 MB on n150) every core's pages
+   * the device opens; pool thread t uses sram[t]): a core's SRAM holds only what its run of one
+   * launch puts there (tensors placed in SRAM live in the arena), and a thread runs one core at a
+   * time, so the cores it runs in turn can share one. With one per core (64 x 1.5 MB on n150) every core's pages
    * were cold in the host's caches at every launch: a loop of 1 MB launches took 1.35x as long. */
   void **sram;
   uint32_t *active;          /* launch scratch: cores with a non-empty range */
